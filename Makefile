@@ -1,0 +1,33 @@
+# cache_ext/Makefile
+
+MODULE_big = cache_ext
+OBJS = \
+	src/cache_ext.o \
+	src/deps.o \
+	src/entry.o \
+	src/entry_format.o \
+	src/keys.o \
+	src/query.o \
+	src/stats.o \
+	src/redis/client.o \
+	src/redis/transport.o \
+	src/redis/url.o
+
+EXTENSION = cache_ext
+DATA = $(wildcard sql/cache_ext--*--*.sql)
+DATA_built = sql/cache_ext--0.1.sql
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(filter-out sql/cache_ext%,$(wildcard sql/*.sql))))
+REGRESS_OPTS = --load-extension=cache_ext --inputdir=.
+
+PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK += $(shell pkg-config --libs hiredis openssl)
+
+EXTRA_CLEAN = test/fuzz/fuzz_entry test/fuzz/crash-* test/fuzz/leak-*
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+sql/cache_ext--0.1.sql: sql/cache_ext.sql
+	cp $< $@

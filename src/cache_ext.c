@@ -1,0 +1,178 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache_ext.c
+ *	  Module initialisation: GUCs, shared memory hooks.
+ *
+ * GUCs are defined whether or not the library is preloaded; shared memory
+ * (the statistics) is requested only when it is.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+
+#include "cache_ext.h"
+#include "redis/redis.h"
+
+PG_MODULE_MAGIC;
+
+bool		cache_ext_enabled = true;
+char	   *cache_ext_redis_url = NULL;
+int			cache_ext_default_ttl = 300;
+int			cache_ext_connect_timeout = 1000;
+int			cache_ext_command_timeout = 500;
+int			cache_ext_retry_interval = 5000;
+int			cache_ext_max_entry_size = 1024 * 1024;
+char	   *cache_ext_key_prefix = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+static bool
+check_redis_url(char **newval, void **extra, GucSource source)
+{
+	RedisEndpoint ep;
+	char	   *err;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;			/* not configured: every call bypasses */
+	err = RedisParseUrl(*newval, &ep);
+	if (err)
+	{
+		GUC_check_errdetail("%s", err);
+		GUC_check_errhint("Use redis://[[user]:password@]host[:port][/db] or unix:///path/to/redis.sock[?db=N].");
+		return false;
+	}
+	if (ep.kind == REDIS_EP_TLS)
+	{
+		GUC_check_errdetail("rediss:// (TLS) is not supported by this version of cache_ext.");
+		GUC_check_errhint("Use redis:// over a trusted network or unix:// for a local server.");
+		return false;
+	}
+	return true;
+}
+
+static bool
+check_key_prefix(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval;
+
+	if (p == NULL || p[0] == '\0' || strlen(p) > 64)
+	{
+		GUC_check_errdetail("The key prefix must have 1 to 64 characters.");
+		return false;
+	}
+	for (; *p; p++)
+	{
+		if (*p <= ' ' || *p > '~' || strchr("*?[]\\", *p))
+		{
+			GUC_check_errdetail("The key prefix may contain only printable ASCII characters other than space, *, ?, [, ] and \\.");
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+cache_ext_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	CacheStatsShmemRequest();
+}
+
+static void
+cache_ext_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	CacheStatsShmemInit();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomBoolVariable("cache_ext.enabled",
+							 "Use the cache in cached_query(); when off, queries run directly.",
+							 NULL,
+							 &cache_ext_enabled,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("cache_ext.redis_url",
+							   "Where the Redis server is: redis://[[user]:password@]host[:port][/db] or unix:///path?db=N.",
+							   "Only superusers can see or change it, since it may hold a password.",
+							   &cache_ext_redis_url,
+							   "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY,
+							   check_redis_url, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.default_ttl",
+							"Time to live of stored results.",
+							NULL,
+							&cache_ext_default_ttl,
+							300, 1, 365 * 24 * 3600,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.connect_timeout",
+							"Longest wait to connect to Redis.",
+							NULL,
+							&cache_ext_connect_timeout,
+							1000, 1, 3600 * 1000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.command_timeout",
+							"Longest wait for the replies to one pipeline of Redis commands.",
+							NULL,
+							&cache_ext_command_timeout,
+							500, 1, 3600 * 1000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.retry_interval",
+							"After a Redis failure, how long this session runs queries uncached before trying Redis again.",
+							NULL,
+							&cache_ext_retry_interval,
+							5000, 0, 3600 * 1000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.max_entry_size",
+							"Largest result, in its stored form, that is stored in Redis.",
+							"Larger results are returned uncached; larger replies from Redis are refused unread.",
+							&cache_ext_max_entry_size,
+							1024 * 1024, 1024, 512 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("cache_ext.key_prefix",
+							   "Prefix of every Redis key cache_ext writes.",
+							   NULL,
+							   &cache_ext_key_prefix,
+							   "cache_ext:",
+							   PGC_SUSET, 0,
+							   check_key_prefix, NULL, NULL);
+
+	MarkGUCPrefixReserved("cache_ext");
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = cache_ext_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = cache_ext_shmem_startup;
+}

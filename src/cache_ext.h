@@ -1,0 +1,64 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache_ext.h
+ *	  Declarations shared by the files of the cache_ext extension.
+ *
+ * Layering (DESIGN.md §4): SQL functions (query.c) call deps.c, keys.c and
+ * entry.c, which call the Redis client (redis/redis.h), which alone touches
+ * sockets.  Nothing below query.c knows about SQL-callable functions.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHE_EXT_H
+#define CACHE_EXT_H
+
+#include "postgres.h"
+
+#include "nodes/plannodes.h"
+#include "utils/timestamp.h"
+
+/* GUC variables (cache_ext.c) */
+extern bool cache_ext_enabled;
+extern char *cache_ext_redis_url;
+extern int	cache_ext_default_ttl;	/* seconds */
+extern int	cache_ext_connect_timeout;	/* ms */
+extern int	cache_ext_command_timeout;	/* ms */
+extern int	cache_ext_retry_interval;	/* ms */
+extern int	cache_ext_max_entry_size;	/* bytes */
+extern char *cache_ext_key_prefix;
+
+/* stats.c: counters kept in shared memory when preloaded */
+typedef enum CacheStatCounter
+{
+	CS_HITS,
+	CS_MISSES,
+	CS_BYPASSES,
+	CS_ERRORS,					/* Redis failures: connect, I/O, timeout, protocol */
+	CS_STORES,
+	CS_STORE_SKIPPED,			/* results not stored (too large, Redis down) */
+	CS_CORRUPT,					/* entries that failed validation */
+	CS_BYTES_STORED,
+	CS_BYTES_READ,
+	CS_HIT_TIME_US,
+	CS_MISS_TIME_US,
+	CS_BYPASS_TIME_US,
+	CS_NUM_COUNTERS
+} CacheStatCounter;
+
+extern void CacheStatsShmemRequest(void);
+extern void CacheStatsShmemInit(void);
+extern void CacheStatsAdd(CacheStatCounter counter, uint64 amount);
+
+/* deps.c: what a plan depends on and whether its result may be stored */
+typedef struct QueryDeps
+{
+	bool		cacheable;
+	char	   *reason;			/* why not cacheable, for cache_status() */
+	bool		role_dependent; /* key must include the current role */
+	bool		session_user_dependent; /* ... and the session user */
+	List	   *relids;			/* sorted OIDs of every relation read */
+} QueryDeps;
+
+extern void AnalyzePlannedStmt(PlannedStmt *stmt, QueryDeps *deps);
+
+#endif							/* CACHE_EXT_H */

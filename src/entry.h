@@ -1,0 +1,65 @@
+/*-------------------------------------------------------------------------
+ *
+ * entry.h
+ *	  Encoding query results into stored entries and decoding them back.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHE_EXT_ENTRY_H
+#define CACHE_EXT_ENTRY_H
+
+#include "postgres.h"
+
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/tuplestore.h"
+
+#include "entry_format.h"
+
+/* How one result column is encoded; chosen from its type. */
+typedef struct EntryColumnCodec
+{
+	Oid			typid;
+	int32		typmod;
+	uint8		codec;			/* CeCodec */
+	Oid			ioparam;
+	FmgrInfo	out;			/* send or output function */
+	FmgrInfo	in;				/* receive or input function */
+} EntryColumnCodec;
+
+/*
+ * Fill codecs[] for desc; fn_mcxt is where the FmgrInfos live.  Returns
+ * NULL, or a reason why results of this row type cannot be stored (for
+ * example an anonymous record column).
+ */
+extern char *EntryCodecsInit(TupleDesc desc, EntryColumnCodec *codecs,
+							 MemoryContext fn_mcxt);
+
+typedef struct EntryWriter
+{
+	StringInfoData buf;
+	int			natts;
+	const EntryColumnCodec *codecs;
+	uint32		nrows;
+	size_t		limit;
+	bool		overflow;		/* the entry would exceed limit: abandoned */
+} EntryWriter;
+
+extern void EntryWriterInit(EntryWriter *w, int natts,
+							const EntryColumnCodec *codecs, size_t limit);
+extern void EntryWriterAddRow(EntryWriter *w, TupleTableSlot *slot);
+extern void EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint);
+
+/*
+ * Decode buf (untrusted) into ts, whose rows have the types of codecs.
+ * buf must be writable and have one byte after len that may be modified
+ * temporarily (hiredis replies end in a NUL).  Returns true on success;
+ * on failure returns false with *why set, ts may hold some rows.
+ */
+extern bool EntryDecode(char *buf, size_t len, const uint8 *fingerprint,
+						int natts, const EntryColumnCodec *codecs,
+						TupleDesc desc, Tuplestorestate *ts,
+						const char **why);
+
+#endif							/* CACHE_EXT_ENTRY_H */

@@ -1,0 +1,148 @@
+/*-------------------------------------------------------------------------
+ *
+ * entry_format.c
+ *	  Structural validation of stored entries (see entry_format.h).
+ *
+ * Every read is bounds-checked against the end of the buffer before it is
+ * made; arithmetic is done in size_t/uint64 so that no length can wrap.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "c.h"
+
+#include "port/pg_crc32c.h"
+
+#include "entry_format.h"
+
+static inline uint32
+get_u32(const uint8 *p)
+{
+	uint32		v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+uint32
+CeEntryChecksum(const uint8 *buf, size_t len)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, buf, 12);
+	COMP_CRC32C(crc, buf + 16, len - 16);
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+void
+CeEntryColumn(const CeEntryView *view, int i, uint32 *typid, int32 *typmod,
+			  uint8 *codec)
+{
+	const uint8 *c = view->columns + (size_t) i * CE_COLUMN_SIZE;
+
+	memcpy(typid, c, 4);
+	memcpy(typmod, c + 4, 4);
+	*codec = c[8];
+}
+
+const char *
+CeEntryParse(const uint8 *buf, size_t len, CeEntryView *view)
+{
+	uint16		natts;
+	uint32		nrows;
+	uint8		codecs[CE_MAX_ATTS];
+	const uint8 *p;
+	const uint8 *end = buf + len;
+	size_t		bitmap_len;
+
+	if (len < CE_HEADER_SIZE)
+		return "entry shorter than its header";
+	if (get_u32(buf) != CE_ENTRY_MAGIC)
+		return "bad magic number";
+	if (buf[4] != CE_ENTRY_VERSION)
+		return "unsupported entry version";
+	if (buf[5] != 0)
+		return "unsupported entry flags";
+	memcpy(&natts, buf + 6, 2);
+	if (natts > CE_MAX_ATTS)
+		return "too many columns";
+	if (get_u32(buf + 8) != len)
+		return "entry length does not match its header";
+	if (get_u32(buf + 12) != CeEntryChecksum(buf, len))
+		return "checksum mismatch";
+	if (get_u32(buf + 44) != 0)
+		return "nonzero reserved field";
+	nrows = get_u32(buf + 40);
+
+	p = buf + CE_HEADER_SIZE;
+	if ((size_t) (end - p) < (size_t) natts * CE_COLUMN_SIZE)
+		return "column descriptors truncated";
+	for (int i = 0; i < natts; i++)
+	{
+		const uint8 *c = p + (size_t) i * CE_COLUMN_SIZE;
+
+		if (c[8] < CE_CODEC_FIXED1 || c[8] > CE_CODEC_LAST)
+			return "unknown column codec";
+		if (c[9] != 0 || c[10] != 0 || c[11] != 0)
+			return "nonzero padding in a column descriptor";
+		codecs[i] = c[8];
+	}
+	view->columns = p;
+	p += (size_t) natts * CE_COLUMN_SIZE;
+	view->rows = p;
+
+	/* every row has at least its bitmap, so nrows is bounded by the size */
+	bitmap_len = natts / 8 + 1;
+	if ((uint64) nrows * bitmap_len > (uint64) (end - p))
+		return "row count exceeds the entry size";
+
+	for (uint32 r = 0; r < nrows; r++)
+	{
+		const uint8 *bitmap = p;
+
+		if ((size_t) (end - p) < bitmap_len)
+			return "row truncated";
+		p += bitmap_len;
+		/* bits past the last column must be zero */
+		if (natts % 8 != 0 && (bitmap[natts / 8] >> (natts % 8)) != 0)
+			return "garbage in a null bitmap";
+		if (natts % 8 == 0 && bitmap[natts / 8] != 0)
+			return "garbage in a null bitmap";
+		for (int i = 0; i < natts; i++)
+		{
+			int			width;
+			uint32		vlen;
+
+			if (bitmap[i / 8] & (1 << (i % 8)))
+				continue;
+			width = CeCodecWidth(codecs[i]);
+			if (width > 0)
+			{
+				if ((size_t) (end - p) < (size_t) width)
+					return "value truncated";
+				p += width;
+				continue;
+			}
+			if ((size_t) (end - p) < 4)
+				return "value length truncated";
+			vlen = get_u32(p);
+			p += 4;
+			if (vlen > CE_MAX_VALUE_LEN)
+				return "value length out of range";
+			if ((size_t) (end - p) < vlen)
+				return "value truncated";
+			p += vlen;
+		}
+	}
+	if (p != end)
+		return "trailing bytes after the last row";
+
+	view->buf = buf;
+	view->len = len;
+	view->natts = natts;
+	view->nrows = nrows;
+	memcpy(&view->created_at, buf + 32, 8);
+	view->fingerprint = buf + 16;
+	return NULL;
+}

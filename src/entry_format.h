@@ -1,0 +1,100 @@
+/*-------------------------------------------------------------------------
+ *
+ * entry_format.h
+ *	  The stored format of a cache entry, and its structural validator.
+ *
+ * An entry is untrusted input when read back from Redis.  CeEntryParse()
+ * checks everything that can be checked without knowing the types: magic,
+ * version, lengths, checksum, column descriptors and the framing of every
+ * row and value.  It allocates nothing and needs nothing from a backend
+ * (only pg_crc32c), so the fuzz target (test/fuzz) links it directly.
+ *
+ * Layout (native byte order; the magic tells a foreign byte order apart):
+ *
+ *	 0 uint32 magic			 "CXE1"
+ *	 4 uint8  version
+ *	 5 uint8  flags			 must be 0 (compression/encryption come later)
+ *	 6 uint16 natts			 <= CE_MAX_ATTS
+ *	 8 uint32 total_len		 the length of the whole entry
+ *	12 uint32 crc			 CRC-32C of bytes [0,12) and [16,total_len)
+ *	16 uint8  fingerprint[16] first bytes of the key's hash: binds the entry
+ *							 to its Redis key, so a copied entry is foreign
+ *	32 int64  created_at	 TimestampTz
+ *	40 uint32 nrows
+ *	44 uint32 reserved		 must be 0
+ *	48 natts column descriptors of 12 bytes: uint32 typid, int32 typmod,
+ *	   uint8 codec, 3 bytes of zero
+ *	   then nrows rows: a null bitmap of natts/8 + 1 bytes (bit set = NULL,
+ *	   bits past natts zero), then each non-null value: for the FIXEDn
+ *	   codecs n raw bytes, for the others a uint32 length and the bytes.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHE_EXT_ENTRY_FORMAT_H
+#define CACHE_EXT_ENTRY_FORMAT_H
+
+#include "c.h"
+
+#define CE_ENTRY_MAGIC		0x31455843	/* "CXE1" read as little-endian */
+#define CE_ENTRY_VERSION	1
+#define CE_HEADER_SIZE		48
+#define CE_COLUMN_SIZE		12
+#define CE_FINGERPRINT_LEN	16
+#define CE_MAX_ATTS			1664	/* MaxTupleAttributeNumber */
+#define CE_MAX_VALUE_LEN	0x3FFFFFFF	/* 1 GB - 1, as a varlena */
+
+typedef enum CeCodec
+{
+	CE_CODEC_FIXED1 = 1,		/* bool */
+	CE_CODEC_FIXED2,			/* int2 */
+	CE_CODEC_FIXED4,			/* int4, float4, oid, date */
+	CE_CODEC_FIXED8,			/* int8, float8, time, timestamp(tz) */
+	CE_CODEC_TEXT,				/* text, varchar, bpchar: bytes, encoding checked */
+	CE_CODEC_BYTES,				/* bytea: bytes */
+	CE_CODEC_BINARY,			/* the type's send/receive functions */
+	CE_CODEC_TEXTIO,			/* the type's output/input functions */
+	CE_CODEC_LAST = CE_CODEC_TEXTIO
+} CeCodec;
+
+typedef struct CeEntryView
+{
+	const uint8 *buf;
+	size_t		len;
+	uint16		natts;
+	uint32		nrows;
+	int64		created_at;
+	const uint8 *fingerprint;	/* CE_FINGERPRINT_LEN bytes */
+	const uint8 *columns;		/* natts descriptors */
+	const uint8 *rows;			/* the first row */
+} CeEntryView;
+
+/* Column descriptor i of a parsed entry. */
+extern void CeEntryColumn(const CeEntryView *view, int i, uint32 *typid,
+						  int32 *typmod, uint8 *codec);
+
+/* Returns NULL when buf holds a well-formed entry, else a static reason. */
+extern const char *CeEntryParse(const uint8 *buf, size_t len, CeEntryView *view);
+
+/* Computes the checksum of a complete entry (the crc field is skipped). */
+extern uint32 CeEntryChecksum(const uint8 *buf, size_t len);
+
+/* Fixed width of a codec's values, or 0 for length-prefixed codecs. */
+static inline int
+CeCodecWidth(uint8 codec)
+{
+	switch (codec)
+	{
+		case CE_CODEC_FIXED1:
+			return 1;
+		case CE_CODEC_FIXED2:
+			return 2;
+		case CE_CODEC_FIXED4:
+			return 4;
+		case CE_CODEC_FIXED8:
+			return 8;
+		default:
+			return 0;
+	}
+}
+
+#endif							/* CACHE_EXT_ENTRY_FORMAT_H */

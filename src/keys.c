@@ -1,0 +1,91 @@
+/*-------------------------------------------------------------------------
+ *
+ * keys.c
+ *	  Canonical key material, SHA-256, and Redis key names.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <openssl/evp.h>
+
+#include "access/xlog.h"
+#include "miscadmin.h"
+
+#include "cache_ext.h"
+#include "keys.h"
+
+static char db_scope[17] = "";
+
+void
+KeyAddField(StringInfo material, const void *data, uint32 len)
+{
+	appendBinaryStringInfo(material, (const char *) &len, sizeof(len));
+	appendBinaryStringInfo(material, (const char *) data, len);
+}
+
+void
+KeyAddString(StringInfo material, const char *s)
+{
+	KeyAddField(material, s ? s : "", s ? strlen(s) : 0);
+}
+
+void
+KeyAddU32(StringInfo material, uint32 v)
+{
+	KeyAddField(material, &v, sizeof(v));
+}
+
+void
+KeyHash(const StringInfo material, uint8 *hash)
+{
+	unsigned int len = CE_HASH_LEN;
+
+	if (EVP_Digest(material->data, material->len, hash, &len,
+				   EVP_sha256(), NULL) != 1 || len != CE_HASH_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute SHA-256")));
+}
+
+static void
+hex_encode_to(const uint8 *src, int n, char *dst)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = 0; i < n; i++)
+	{
+		dst[2 * i] = hex[src[i] >> 4];
+		dst[2 * i + 1] = hex[src[i] & 15];
+	}
+	dst[2 * n] = '\0';
+}
+
+static const char *
+database_scope(void)
+{
+	if (db_scope[0] == '\0')
+	{
+		StringInfoData m;
+		uint8		hash[CE_HASH_LEN];
+		uint64		sysid = GetSystemIdentifier();
+
+		initStringInfo(&m);
+		KeyAddString(&m, "cache_ext database");
+		KeyAddField(&m, &sysid, sizeof(sysid));
+		KeyAddU32(&m, MyDatabaseId);
+		KeyHash(&m, hash);
+		hex_encode_to(hash, 8, db_scope);
+		pfree(m.data);
+	}
+	return db_scope;
+}
+
+char *
+KeyEntryName(const uint8 *hash)
+{
+	char		hex[2 * CE_HASH_LEN + 1];
+
+	hex_encode_to(hash, CE_HASH_LEN, hex);
+	return psprintf("%s%s:e:%s", cache_ext_key_prefix, database_scope(), hex);
+}

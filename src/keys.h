@@ -1,0 +1,33 @@
+/*-------------------------------------------------------------------------
+ *
+ * keys.h
+ *	  Canonical key material and the Redis key names derived from it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHE_EXT_KEYS_H
+#define CACHE_EXT_KEYS_H
+
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+
+#define CE_HASH_LEN 32			/* SHA-256 */
+
+/* Append one length-prefixed field, so that fields cannot run together. */
+extern void KeyAddField(StringInfo material, const void *data, uint32 len);
+extern void KeyAddString(StringInfo material, const char *s);
+extern void KeyAddU32(StringInfo material, uint32 v);
+
+/* SHA-256 of the material; never throws except out of memory. */
+extern void KeyHash(const StringInfo material, uint8 *hash);
+
+/*
+ * The Redis key of an entry: "<prefix><database scope>:e:<hex hash>",
+ * palloc'd.  The database scope is a hash of the system identifier and the
+ * database OID, so keys hold no plaintext and each database's keys can be
+ * found by pattern.
+ */
+extern char *KeyEntryName(const uint8 *hash);
+
+#endif							/* CACHE_EXT_KEYS_H */

@@ -1,0 +1,961 @@
+/*-------------------------------------------------------------------------
+ *
+ * query.c
+ *	  cached_query() and friends: prepare (a plan cache per backend), look
+ *	  up, run, store; cache_status().
+ *
+ * A call goes:
+ *	1. Find or create the prepared statement for (query text, parameter
+ *	   types, result-changing settings).  Parsing, analysis and planning
+ *	   happen once per backend; PostgreSQL's plan cache revalidates it
+ *	   when the relations, functions or search_path it used change.
+ *	2. Get its generic plan, which is cheap once built, and the analysis
+ *	   made from it (cacheability, relations, row type codecs), redone only
+ *	   when the plan is rebuilt.
+ *	3. Check the caller's privileges on every relation of the plan, as the
+ *	   executor would, so a hit never shows a role what it could not read.
+ *	4. Build the key and fetch the entry in one round trip.  A valid entry
+ *	   is decoded and returned (HIT).
+ *	5. Otherwise run the query with a fresh snapshot, returning its rows
+ *	   and encoding them at the same time, and store the entry (MISS).
+ * Anything that cannot be cached runs directly (BYPASS, with the reason).
+ * Redis trouble never raises an ERROR here: the client reports failure and
+ * the call runs uncached.
+ *
+ * State: the plan cache (a dynahash in its own context under
+ * CacheMemoryContext) and the last status are backend-local.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/tstoreReceiver.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parse_coerce.h"
+#include "portability/instr_time.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/snapmgr.h"
+#include "utils/typcache.h"
+
+#include "cache_ext.h"
+#include "entry.h"
+#include "keys.h"
+#include "redis/redis.h"
+
+/* most prepared statements kept per backend; past that, all are dropped */
+#define MAX_PREPARED 1000
+
+/*
+ * Settings that can change a query's result or how its text is parsed.
+ * They are part of both the prepared statement's key and the entry key.
+ */
+static const char *const result_settings[] = {
+	"TimeZone", "DateStyle", "IntervalStyle", "extra_float_digits",
+	"bytea_output", "lc_monetary", "lc_numeric", "lc_time",
+	"standard_conforming_strings", "default_text_search_config",
+	"search_path", "row_security", "transform_null_equals", "xmloption",
+	"xmlbinary", "array_nulls", "timezone_abbreviations", "backslash_quote",
+};
+
+typedef struct PreparedQuery
+{
+	uint8		key[CE_HASH_LEN];	/* hash of text, param types, settings */
+	CachedPlanSource *plansource;
+	/* the analysis of generation 'generation' of the generic plan */
+	int			generation;
+	MemoryContext analysis_cxt;
+	QueryDeps	deps;
+	TupleDesc	resultdesc;
+	EntryColumnCodec *codecs;
+	char	   *codec_problem;	/* why results of this row type can't be stored */
+} PreparedQuery;
+
+static HTAB *prepared_queries = NULL;
+static MemoryContext prepared_cxt = NULL;
+
+static char last_status[256] = "";
+
+/* Per-call options from cache_opts(). */
+typedef struct CallOptions
+{
+	int64		ttl_ms;
+	const char *namespace;
+} CallOptions;
+
+/* The query's parameters as given by the caller. */
+typedef struct CallParams
+{
+	int			n;
+	Oid		   *types;
+	Datum	   *values;
+	bool	   *nulls;
+} CallParams;
+
+static void
+set_status(const char *fmt,...) pg_attribute_printf(1, 2);
+
+static void
+set_status(const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_status, sizeof(last_status), fmt, ap);
+	va_end(ap);
+}
+
+/* ---- parameters and options ---- */
+
+/*
+ * Collect the parameters from arguments first..nargs-1, or from the array
+ * of an explicit VARIADIC call.  Unknown literals become text.
+ */
+static void
+collect_params(FunctionCallInfo fcinfo, int first, CallParams *p)
+{
+	int			nargs = PG_NARGS();
+
+	if (nargs > first && get_fn_expr_variadic(fcinfo->flinfo))
+	{
+		ArrayType  *arr;
+		Oid			elemtype;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		if (PG_ARGISNULL(first))
+		{
+			p->n = 0;
+			return;
+		}
+		arr = PG_GETARG_ARRAYTYPE_P(first);
+		elemtype = ARR_ELEMTYPE(arr);
+		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+		deconstruct_array(arr, elemtype, typlen, typbyval, typalign,
+						  &p->values, &p->nulls, &p->n);
+		p->types = palloc(sizeof(Oid) * Max(p->n, 1));
+		for (int i = 0; i < p->n; i++)
+			p->types[i] = elemtype;
+	}
+	else
+	{
+		p->n = Max(nargs - first, 0);
+		p->types = palloc(sizeof(Oid) * Max(p->n, 1));
+		p->values = palloc(sizeof(Datum) * Max(p->n, 1));
+		p->nulls = palloc(sizeof(bool) * Max(p->n, 1));
+		for (int i = 0; i < p->n; i++)
+		{
+			Oid			t = get_fn_expr_argtype(fcinfo->flinfo, first + i);
+
+			p->nulls[i] = PG_ARGISNULL(first + i);
+			p->values[i] = p->nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(first + i);
+			if (t == UNKNOWNOID)
+			{
+				t = TEXTOID;
+				if (!p->nulls[i])
+					p->values[i] = CStringGetTextDatum(DatumGetCString(p->values[i]));
+			}
+			p->types[i] = t;
+		}
+	}
+
+	for (int i = 0; i < p->n; i++)
+	{
+		if (!OidIsValid(p->types[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INDETERMINATE_DATATYPE),
+					 errmsg("could not determine the type of parameter $%d", i + 1)));
+		if (p->types[i] == RECORDOID || get_typtype(p->types[i]) == TYPTYPE_PSEUDO)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("parameter $%d has type %s, which cached_query cannot use",
+							i + 1, format_type_be(p->types[i])),
+					 errhint("Cast the parameter to a named type.")));
+	}
+}
+
+/* Read a cache_options value (NULL fields mean the defaults). */
+static void
+parse_options(HeapTupleHeader opts, CallOptions *o)
+{
+	bool		isnull;
+	Datum		d;
+
+	o->ttl_ms = (int64) cache_ext_default_ttl * 1000;
+	o->namespace = "";
+	if (opts == NULL)
+		return;
+
+	d = GetAttributeByNum(opts, 1, &isnull);
+	if (!isnull)
+	{
+		Interval   *iv = DatumGetIntervalP(d);
+		int64		us;
+
+		us = iv->time + (int64) iv->day * USECS_PER_DAY +
+			(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+		if (us < 1000 || us > (int64) 365 * USECS_PER_DAY)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ttl must be between 1 millisecond and 365 days")));
+		o->ttl_ms = us / 1000;
+	}
+
+	d = GetAttributeByNum(opts, 2, &isnull);
+	if (!isnull)
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(d);
+		Datum	   *tags;
+		bool	   *tagnulls;
+		int			ntags;
+
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+						  &tags, &tagnulls, &ntags);
+		if (ntags > 64)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("at most 64 tags may be given, not %d", ntags)));
+		for (int i = 0; i < ntags; i++)
+			if (tagnulls[i] || VARSIZE_ANY_EXHDR(DatumGetPointer(tags[i])) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("tags must be non-empty and not null")));
+	}
+
+	d = GetAttributeByNum(opts, 3, &isnull);
+	if (!isnull)
+		o->namespace = TextDatumGetCString(d);
+}
+
+/* ---- the prepared statement cache ---- */
+
+/* The settings that change results, as one string. */
+static char *
+settings_string(void)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	for (int i = 0; i < lengthof(result_settings); i++)
+		KeyAddString(&s, GetConfigOption(result_settings[i], true, false));
+	return s.data;
+}
+
+/* Raise an error unless query is exactly one read-only SELECT. */
+static RawStmt *
+parse_single_select(const char *query)
+{
+	List	   *raw = pg_parse_query(query);
+	RawStmt    *rs;
+	SelectStmt *sel;
+
+	if (list_length(raw) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("cached_query needs exactly one statement, got %d",
+						list_length(raw)),
+				 errhint("Pass a single SELECT, VALUES, TABLE or WITH query.")));
+	rs = linitial_node(RawStmt, raw);
+	if (!IsA(rs->stmt, SelectStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cached_query cannot run %s statements",
+						GetCommandTagName(CreateCommandTag(rs->stmt))),
+				 errdetail("Only read-only queries (SELECT, VALUES, TABLE, WITH) can be cached.")));
+	sel = (SelectStmt *) rs->stmt;
+	if (sel->intoClause)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cached_query cannot run SELECT INTO"),
+				 errdetail("Only read-only queries can be cached.")));
+	return rs;
+}
+
+static bool
+find_row_marks(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *q = (Query *) node;
+
+		if (q->rowMarks != NIL)
+			return true;
+		return query_tree_walker(q, find_row_marks, context, 0);
+	}
+	return expression_tree_walker(node, find_row_marks, context);
+}
+
+/* Raise an error if the analysed query could lock or modify anything. */
+static void
+check_read_only(List *querytrees)
+{
+	Query	   *q;
+
+	if (list_length(querytrees) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cached_query cannot run a query that rules rewrite into several statements")));
+	q = linitial_node(Query, querytrees);
+	if (q->commandType != CMD_SELECT || q->utilityStmt != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cached_query can only run read-only queries")));
+	if (q->hasModifyingCTE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cached_query cannot run a WITH query that modifies data"),
+				 errdetail("Only read-only queries can be cached.")));
+	if (find_row_marks((Node *) q, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cached_query cannot run SELECT FOR UPDATE/SHARE"),
+				 errdetail("Locking rows is not read-only.")));
+}
+
+static void
+drop_all_prepared(void)
+{
+	HASH_SEQ_STATUS seq;
+	PreparedQuery *pq;
+
+	hash_seq_init(&seq, prepared_queries);
+	while ((pq = hash_seq_search(&seq)) != NULL)
+	{
+		DropCachedPlan(pq->plansource);
+		if (pq->analysis_cxt)
+			MemoryContextDelete(pq->analysis_cxt);
+	}
+	hash_destroy(prepared_queries);
+	prepared_queries = NULL;
+}
+
+/*
+ * Find or create the prepared statement.  Parse errors and rejected
+ * statements raise ERROR before anything runs.
+ */
+static PreparedQuery *
+get_prepared(const char *query, const CallParams *params, const char *settings)
+{
+	StringInfoData m;
+	uint8		key[CE_HASH_LEN];
+	PreparedQuery *pq;
+	bool		found;
+	RawStmt    *raw;
+	CachedPlanSource *plansource;
+	List	   *querytrees;
+
+	if (prepared_queries == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (prepared_cxt == NULL)
+			prepared_cxt = AllocSetContextCreate(CacheMemoryContext,
+												 "cache_ext prepared queries",
+												 ALLOCSET_DEFAULT_SIZES);
+		ctl.keysize = CE_HASH_LEN;
+		ctl.entrysize = sizeof(PreparedQuery);
+		ctl.hcxt = prepared_cxt;
+		prepared_queries = hash_create("cache_ext prepared queries", 64, &ctl,
+									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	initStringInfo(&m);
+	KeyAddString(&m, query);
+	KeyAddField(&m, params->types, sizeof(Oid) * params->n);
+	KeyAddString(&m, settings);
+	KeyHash(&m, key);
+	pfree(m.data);
+
+	pq = hash_search(prepared_queries, key, HASH_FIND, NULL);
+	if (pq)
+		return pq;
+
+	raw = parse_single_select(query);
+	plansource = CreateCachedPlan(raw, query, CreateCommandTag(raw->stmt));
+	querytrees = pg_analyze_and_rewrite_fixedparams(raw, query, params->types,
+													params->n, NULL);
+	check_read_only(querytrees);
+	CompleteCachedPlan(plansource, querytrees, NULL, params->types, params->n,
+					   NULL, NULL, CURSOR_OPT_PARALLEL_OK, false);
+
+	if (hash_get_num_entries(prepared_queries) >= MAX_PREPARED)
+		drop_all_prepared();
+	if (prepared_queries == NULL)
+		return get_prepared(query, params, settings);
+
+	SaveCachedPlan(plansource);
+	pq = hash_search(prepared_queries, key, HASH_ENTER, &found);
+	Assert(!found);
+	pq->plansource = plansource;
+	pq->generation = -1;
+	pq->analysis_cxt = NULL;
+	return pq;
+}
+
+/* Bring pq's analysis up to date with the generic plan cplan. */
+static void
+analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
+{
+	MemoryContext old;
+
+	if (pq->generation == cplan->generation && pq->analysis_cxt != NULL)
+		return;
+
+	if (pq->analysis_cxt)
+		MemoryContextReset(pq->analysis_cxt);
+	else
+		pq->analysis_cxt = AllocSetContextCreate(prepared_cxt,
+												 "cache_ext query analysis",
+												 ALLOCSET_SMALL_SIZES);
+	pq->generation = -1;
+	old = MemoryContextSwitchTo(pq->analysis_cxt);
+	AnalyzePlannedStmt(linitial_node(PlannedStmt, cplan->stmt_list), &pq->deps);
+	pq->resultdesc = CreateTupleDescCopy(pq->plansource->resultDesc);
+	pq->codecs = palloc0(sizeof(EntryColumnCodec) * Max(pq->resultdesc->natts, 1));
+	pq->codec_problem = EntryCodecsInit(pq->resultdesc, pq->codecs,
+										pq->analysis_cxt);
+	MemoryContextSwitchTo(old);
+	pq->generation = cplan->generation;
+}
+
+/* The caller's column definition list must match the query's result. */
+static void
+check_result_type(TupleDesc expected, TupleDesc actual)
+{
+	if (expected->natts != actual->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the column definition list has %d columns, but the query returns %d",
+						expected->natts, actual->natts)));
+	for (int i = 0; i < expected->natts; i++)
+	{
+		Form_pg_attribute e = TupleDescAttr(expected, i);
+		Form_pg_attribute a = TupleDescAttr(actual, i);
+
+		if (e->atttypid != a->atttypid ||
+			(e->atttypmod >= 0 && e->atttypmod != a->atttypmod))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" (number %d) of the column definition list has type %s, but the query returns %s",
+							NameStr(e->attname), i + 1,
+							format_type_with_typemod(e->atttypid, e->atttypmod),
+							format_type_with_typemod(a->atttypid, a->atttypmod)),
+					 errhint("Declare column %d as %s in the column definition list.",
+							 i + 1, format_type_with_typemod(a->atttypid, a->atttypmod))));
+	}
+}
+
+/* ---- keys ---- */
+
+static void
+add_param_values(StringInfo m, const CallParams *params)
+{
+	for (int i = 0; i < params->n; i++)
+	{
+		Oid			func;
+		bool		isvarlena;
+
+		if (params->nulls[i])
+		{
+			KeyAddString(m, "NULL");
+			continue;
+		}
+		getTypeBinaryOutputInfo(params->types[i], &func, &isvarlena);
+		if (OidIsValid(func))
+		{
+			bytea	   *b = OidSendFunctionCall(func, params->values[i]);
+
+			KeyAddString(m, "bin");
+			KeyAddField(m, VARDATA(b), VARSIZE(b) - VARHDRSZ);
+		}
+		else
+		{
+			getTypeOutputInfo(params->types[i], &func, &isvarlena);
+			KeyAddString(m, "text");
+			KeyAddString(m, OidOutputFunctionCall(func, params->values[i]));
+		}
+	}
+}
+
+/*
+ * The entry key: everything that can change the answer.  The database
+ * identity is in the key's name (keys.c); the rest is hashed here.
+ */
+static void
+entry_key(const char *query, const CallParams *params, const char *settings,
+		  const CallOptions *opts, const PreparedQuery *pq, uint8 *hash)
+{
+	StringInfoData m;
+	List	   *path;
+	ListCell   *lc;
+
+	initStringInfo(&m);
+	KeyAddString(&m, "cache_ext entry v1");
+	KeyAddString(&m, opts->namespace);
+	KeyAddString(&m, query);
+	KeyAddField(&m, params->types, sizeof(Oid) * params->n);
+	add_param_values(&m, params);
+	KeyAddString(&m, settings);
+
+	/* the schemas names resolve in, and the relations they resolved to */
+	path = fetch_search_path(false);
+	foreach(lc, path)
+		KeyAddU32(&m, lfirst_oid(lc));
+	list_free(path);
+	KeyAddString(&m, "relations");
+	foreach(lc, pq->deps.relids)
+		KeyAddU32(&m, lfirst_oid(lc));
+
+	KeyAddString(&m, "row type");
+	for (int i = 0; i < pq->resultdesc->natts; i++)
+	{
+		KeyAddU32(&m, pq->codecs[i].typid);
+		KeyAddU32(&m, (uint32) pq->codecs[i].typmod);
+	}
+	if (pq->deps.role_dependent)
+		KeyAddU32(&m, GetUserId());
+	if (pq->deps.session_user_dependent)
+		KeyAddU32(&m, GetSessionUserId());
+
+	KeyHash(&m, hash);
+	pfree(m.data);
+}
+
+/* ---- running the query ---- */
+
+/* Receives the executor's rows: into the tuplestore, and into the entry. */
+typedef struct CacheDest
+{
+	DestReceiver pub;
+	Tuplestorestate *ts;
+	EntryWriter *writer;		/* NULL when the result is not stored */
+} CacheDest;
+
+static bool
+cachedest_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	CacheDest  *d = (CacheDest *) self;
+
+	tuplestore_puttupleslot(d->ts, slot);
+	if (d->writer)
+		EntryWriterAddRow(d->writer, slot);
+	return true;
+}
+
+static void
+cachedest_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+cachedest_noop(DestReceiver *self)
+{
+}
+
+/*
+ * Run the prepared query with its parameters, sending every row to ts and,
+ * when writer is not NULL, to writer.  The query sees a fresh snapshot and
+ * the transaction's earlier commands, as a statement of a volatile function
+ * does.
+ */
+static void
+run_query(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
+		  EntryWriter *writer)
+{
+	ParamListInfo pli = NULL;
+	CachedPlan *cplan;
+	PlannedStmt *stmt;
+	QueryDesc  *qd;
+	CacheDest	dest;
+
+	if (params->n > 0)
+	{
+		pli = makeParamList(params->n);
+		for (int i = 0; i < params->n; i++)
+		{
+			pli->params[i].value = params->values[i];
+			pli->params[i].isnull = params->nulls[i];
+			pli->params[i].pflags = PARAM_FLAG_CONST;
+			pli->params[i].ptype = params->types[i];
+		}
+	}
+
+	memset(&dest, 0, sizeof(dest));
+	dest.pub.receiveSlot = cachedest_receive;
+	dest.pub.rStartup = cachedest_startup;
+	dest.pub.rShutdown = cachedest_noop;
+	dest.pub.rDestroy = cachedest_noop;
+	dest.pub.mydest = DestNone;
+	dest.ts = ts;
+	dest.writer = writer;
+
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	cplan = GetCachedPlan(pq->plansource, pli, CurrentResourceOwner, NULL);
+	stmt = linitial_node(PlannedStmt, cplan->stmt_list);
+	qd = CreateQueryDesc(stmt, pq->plansource->query_string,
+						 GetActiveSnapshot(), InvalidSnapshot,
+						 &dest.pub, pli, NULL, 0);
+	ExecutorStart(qd, 0);
+	ExecutorRun(qd, ForwardScanDirection, 0, true);
+	ExecutorFinish(qd);
+	ExecutorEnd(qd);
+	FreeQueryDesc(qd);
+	ReleaseCachedPlan(cplan, CurrentResourceOwner);
+
+	PopActiveSnapshot();
+}
+
+/* ---- the cache ---- */
+
+/*
+ * Look the entry up.  Returns true on a hit, with the rows in ts.  A
+ * corrupt entry is counted and deleted, and reported in *corrupt.
+ */
+static bool
+lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq,
+	   Tuplestorestate *ts, bool *redis_ok, const char **corrupt)
+{
+	RedisCommand cmd;
+	redisReply *reply = NULL;
+	char		endbuf[16];
+	volatile bool hit = false;
+
+	*corrupt = NULL;
+	snprintf(endbuf, sizeof(endbuf), "%d", cache_ext_max_entry_size);
+	RedisCommandInit(&cmd, "GETRANGE");
+	RedisCommandArgStr(&cmd, rkey);
+	RedisCommandArgStr(&cmd, "0");
+	RedisCommandArgStr(&cmd, endbuf);
+
+	*redis_ok = RedisExec(1, &cmd, &reply, (size_t) cache_ext_max_entry_size + 1024);
+	if (!*redis_ok)
+		return false;
+
+	PG_TRY();
+	{
+		if (reply->type == REDIS_REPLY_STRING && reply->len == 0)
+			hit = false;		/* no such key */
+		else if (reply->type != REDIS_REPLY_STRING)
+			*corrupt = "unexpected reply type";
+		else if (reply->len > (size_t) cache_ext_max_entry_size)
+			*corrupt = "entry larger than cache_ext.max_entry_size";
+		else
+		{
+			hit = EntryDecode(reply->str, reply->len, hash,
+							  pq->resultdesc->natts, pq->codecs,
+							  pq->resultdesc, ts, corrupt);
+			if (hit)
+				CacheStatsAdd(CS_BYTES_READ, reply->len);
+		}
+	}
+	PG_FINALLY();
+	{
+		RedisFreeReplies(1, &reply);
+	}
+	PG_END_TRY();
+
+	if (*corrupt)
+	{
+		RedisCommand del;
+		redisReply *r = NULL;
+
+		CacheStatsAdd(CS_CORRUPT, 1);
+		tuplestore_clear(ts);
+		RedisCommandInit(&del, "UNLINK");
+		RedisCommandArgStr(&del, rkey);
+		if (RedisExec(1, &del, &r, 1024))
+			RedisFreeReplies(1, &r);
+	}
+	return hit;
+}
+
+/* Store the entry; returns whether Redis accepted it. */
+static bool
+store(const char *rkey, EntryWriter *w, const CallOptions *opts)
+{
+	RedisCommand cmd;
+	redisReply *reply = NULL;
+	char		ttlbuf[32];
+	bool		ok;
+
+	snprintf(ttlbuf, sizeof(ttlbuf), INT64_FORMAT, opts->ttl_ms);
+	RedisCommandInit(&cmd, "SET");
+	RedisCommandArgStr(&cmd, rkey);
+	RedisCommandArg(&cmd, w->buf.data, w->buf.len);
+	RedisCommandArgStr(&cmd, "PX");
+	RedisCommandArgStr(&cmd, ttlbuf);
+	if (!RedisExec(1, &cmd, &reply, 4096))
+		return false;
+	ok = (reply->type == REDIS_REPLY_STATUS);
+	if (!ok)
+		CacheStatsAdd(CS_ERRORS, 1);
+	RedisFreeReplies(1, &reply);
+	return ok;
+}
+
+static void
+add_elapsed(CacheStatCounter counter, instr_time start)
+{
+	instr_time	t;
+
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, start);
+	CacheStatsAdd(counter, INSTR_TIME_GET_MICROSEC(t));
+}
+
+/*
+ * The common body of every cached_query form: fill ts (whose rows have
+ * outdesc, or the query's own row type when outdesc is NULL) and return
+ * the query's row type.
+ */
+static TupleDesc
+cached_query_common(text *query_text, const CallParams *params,
+					const CallOptions *opts, TupleDesc outdesc,
+					Tuplestorestate *ts)
+{
+	char	   *query = text_to_cstring(query_text);
+	char	   *settings = settings_string();
+	PreparedQuery *pq;
+	CachedPlan *cplan;
+	const char *why = NULL;
+	instr_time	start;
+	TupleDesc	resultdesc;
+
+	INSTR_TIME_SET_CURRENT(start);
+	last_status[0] = '\0';	/* an erroring call leaves no status */
+
+	pq = get_prepared(query, params, settings);
+
+	/* the generic plan: cheap once built, gives the analysis */
+	cplan = GetCachedPlan(pq->plansource, NULL, CurrentResourceOwner, NULL);
+	analyze_plan(pq, cplan);
+	resultdesc = pq->resultdesc;
+	if (outdesc)
+		check_result_type(outdesc, resultdesc);
+
+	if (!cache_ext_enabled)
+		why = "disabled (cache_ext.enabled is off)";
+	else if (!pq->deps.cacheable)
+		why = pq->deps.reason;
+	else if (pq->codec_problem)
+		why = pq->codec_problem;
+	else if (IsolationUsesXactSnapshot())
+		why = IsolationIsSerializable() ? "serializable transaction" :
+			"repeatable read transaction";
+	else
+		(void) RedisUsable(&why);	/* sets why when Redis can't be used */
+
+	if (why == NULL)
+	{
+		uint8		hash[CE_HASH_LEN];
+		char	   *rkey;
+		bool		redis_ok;
+		const char *corrupt;
+
+		/* a hit must be refused to anyone who could not run the query */
+		ExecCheckRTPerms(linitial_node(PlannedStmt, cplan->stmt_list)->rtable,
+						 true);
+		entry_key(query, params, settings, opts, pq, hash);
+		rkey = KeyEntryName(hash);
+
+		if (lookup(rkey, hash, pq, ts, &redis_ok, &corrupt))
+		{
+			ReleaseCachedPlan(cplan, CurrentResourceOwner);
+			CacheStatsAdd(CS_HITS, 1);
+			add_elapsed(CS_HIT_TIME_US, start);
+			set_status("HIT");
+			return resultdesc;
+		}
+		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+
+		if (redis_ok)
+		{
+			EntryWriter w;
+
+			EntryWriterInit(&w, resultdesc->natts, pq->codecs,
+							cache_ext_max_entry_size);
+			run_query(pq, params, ts, &w);
+			CacheStatsAdd(CS_MISSES, 1);
+			if (w.overflow)
+			{
+				CacheStatsAdd(CS_STORE_SKIPPED, 1);
+				set_status("MISS (not stored: result larger than cache_ext.max_entry_size)");
+			}
+			else
+			{
+				EntryWriterFinish(&w, hash);
+				if (store(rkey, &w, opts))
+				{
+					CacheStatsAdd(CS_STORES, 1);
+					CacheStatsAdd(CS_BYTES_STORED, w.buf.len);
+					if (corrupt)
+						set_status("MISS (corrupt entry replaced: %s)", corrupt);
+					else
+						set_status("MISS");
+				}
+				else
+				{
+					CacheStatsAdd(CS_STORE_SKIPPED, 1);
+					set_status("MISS (not stored: redis unavailable)");
+				}
+				pfree(w.buf.data);
+			}
+			add_elapsed(CS_MISS_TIME_US, start);
+			return resultdesc;
+		}
+		why = "redis unavailable";
+	}
+	else
+		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+
+	set_status("BYPASS: %s", why);
+	run_query(pq, params, ts, NULL);
+	CacheStatsAdd(CS_BYPASSES, 1);
+	add_elapsed(CS_BYPASS_TIME_US, start);
+	return resultdesc;
+}
+
+static text *
+query_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the query must not be null")));
+	return PG_GETARG_TEXT_PP(argno);
+}
+
+static HeapTupleHeader
+options_arg(FunctionCallInfo fcinfo, int argno)
+{
+	return PG_ARGISNULL(argno) ? NULL : PG_GETARG_HEAPTUPLEHEADER(argno);
+}
+
+/* cached_query[_with] as a set-returning function with a column list. */
+static Datum
+cached_query_srf(FunctionCallInfo fcinfo, bool with_options)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			qarg = with_options ? 1 : 0;
+	CallParams	params;
+	CallOptions opts;
+	text	   *query = query_arg(fcinfo, qarg);
+
+	parse_options(with_options ? options_arg(fcinfo, 0) : NULL, &opts);
+	collect_params(fcinfo, qarg + 1, &params);
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize) ||
+		rsinfo->expectedDesc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cached_query must be called in FROM with a column definition list"),
+				 errhint("Write SELECT * FROM cached_query('...') AS t(col type, ...).")));
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	(void) cached_query_common(query, &params, &opts, rsinfo->setDesc,
+							   rsinfo->setResult);
+	return (Datum) 0;
+}
+
+/* cached_query_json[_with]: the result as a jsonb array of objects. */
+static Datum
+cached_query_json_common(FunctionCallInfo fcinfo, bool with_options)
+{
+	int			qarg = with_options ? 1 : 0;
+	CallParams	params;
+	CallOptions opts;
+	text	   *query = query_arg(fcinfo, qarg);
+	Tuplestorestate *ts;
+	TupleDesc	desc;
+	TupleTableSlot *slot;
+	StringInfoData json;
+	bool		first = true;
+
+	parse_options(with_options ? options_arg(fcinfo, 0) : NULL, &opts);
+	collect_params(fcinfo, qarg + 1, &params);
+
+	ts = tuplestore_begin_heap(false, false, work_mem);
+	desc = CreateTupleDescCopy(cached_query_common(query, &params, &opts,
+												   NULL, ts));
+	BlessTupleDesc(desc);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+
+	initStringInfo(&json);
+	appendStringInfoChar(&json, '[');
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		HeapTuple	tup = ExecCopySlotHeapTuple(slot);
+		Datum		row = heap_copy_tuple_as_datum(tup, desc);
+
+		if (!first)
+			appendStringInfoChar(&json, ',');
+		first = false;
+		appendStringInfoString(&json,
+							   TextDatumGetCString(DirectFunctionCall1(row_to_json, row)));
+		heap_freetuple(tup);
+	}
+	appendStringInfoChar(&json, ']');
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_end(ts);
+
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
+}
+
+PG_FUNCTION_INFO_V1(cached_query);
+PG_FUNCTION_INFO_V1(cached_query_with);
+PG_FUNCTION_INFO_V1(cached_query_json);
+PG_FUNCTION_INFO_V1(cached_query_json_with);
+PG_FUNCTION_INFO_V1(cache_status);
+
+Datum
+cached_query(PG_FUNCTION_ARGS)
+{
+	return cached_query_srf(fcinfo, false);
+}
+
+Datum
+cached_query_with(PG_FUNCTION_ARGS)
+{
+	return cached_query_srf(fcinfo, true);
+}
+
+Datum
+cached_query_json(PG_FUNCTION_ARGS)
+{
+	return cached_query_json_common(fcinfo, false);
+}
+
+Datum
+cached_query_json_with(PG_FUNCTION_ARGS)
+{
+	return cached_query_json_common(fcinfo, true);
+}
+
+Datum
+cache_status(PG_FUNCTION_ARGS)
+{
+	if (last_status[0] == '\0')
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(last_status));
+}

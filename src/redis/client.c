@@ -1,0 +1,407 @@
+/*-------------------------------------------------------------------------
+ *
+ * client.c
+ *	  One Redis connection per backend: connect (with AUTH and SELECT),
+ *	  pipelined command execution through hiredis's formatter and reader,
+ *	  reply size limits, and the circuit breaker.
+ *
+ * State: everything here is backend-local and static.  The connection is
+ * usable only when 'conn.connected' is set, which happens after every
+ * allocation and the handshake succeeded.  Any failure, and any error
+ * thrown while a command is in flight (cancel, statement_timeout), drops
+ * the connection entirely (socket, descriptor reservation, hiredis reader)
+ * so that the next use starts clean; a failure also opens the breaker for
+ * cache_ext.retry_interval, during which RedisUsable() says no without
+ * touching the network.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "cache_ext.h"
+#include "redis/redis.h"
+
+typedef struct RedisConn
+{
+	bool		connected;
+	char	   *url;			/* malloc'd copy of the URL we connected to */
+	RedisTransport transport;
+	redisReader *reader;
+} RedisConn;
+
+static RedisConn conn = {.transport = {.sock = PGINVALID_SOCKET}};
+
+static TimestampTz breaker_until = 0;
+static bool warned_this_outage = false;
+static char last_error[256] = "";
+
+/* replies of the exchange in flight, freed if an interrupt throws */
+static redisReply **inflight = NULL;
+static int	inflight_n = 0;
+
+#define RECV_CHUNK 65536
+
+void
+RedisCommandInit(RedisCommand *cmd, const char *name)
+{
+	cmd->argc = 0;
+	RedisCommandArgStr(cmd, name);
+}
+
+void
+RedisCommandArg(RedisCommand *cmd, const char *arg, size_t len)
+{
+	Assert(cmd->argc < lengthof(cmd->argv));
+	cmd->argv[cmd->argc] = arg;
+	cmd->argvlen[cmd->argc] = len;
+	cmd->argc++;
+}
+
+void
+RedisCommandArgStr(RedisCommand *cmd, const char *arg)
+{
+	RedisCommandArg(cmd, arg, strlen(arg));
+}
+
+const char *
+RedisLastError(void)
+{
+	return last_error;
+}
+
+/* Drop the connection and everything it owns; safe to call at any time. */
+void
+RedisDisconnect(void)
+{
+	conn.connected = false;
+	TransportClose(&conn.transport);
+	if (conn.reader)
+	{
+		redisReaderFree(conn.reader);
+		conn.reader = NULL;
+	}
+	if (conn.url)
+	{
+		free(conn.url);
+		conn.url = NULL;
+	}
+}
+
+/*
+ * Record a failure: drop the connection, open the breaker, count it and
+ * warn once per outage.
+ */
+static void
+fail(const char *what)
+{
+	strlcpy(last_error, what, sizeof(last_error));
+	RedisDisconnect();
+	breaker_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												cache_ext_retry_interval);
+	CacheStatsAdd(CS_ERRORS, 1);
+	if (!warned_this_outage)
+	{
+		warned_this_outage = true;
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("cache_ext: Redis is unavailable, queries run uncached"),
+				 errdetail_internal("%s", last_error),
+				 errhint("Check cache_ext.redis_url and the Redis server; cache_ext retries after cache_ext.retry_interval.")));
+	}
+}
+
+/*
+ * Whether a Redis call may be attempted now.  When it may not, *why says
+ * so in a few words for cache_status().
+ */
+bool
+RedisUsable(const char **why)
+{
+	if (cache_ext_redis_url == NULL || cache_ext_redis_url[0] == '\0')
+	{
+		*why = "redis unavailable (cache_ext.redis_url is not set)";
+		return false;
+	}
+	if (breaker_until != 0 && GetCurrentTimestamp() < breaker_until)
+	{
+		*why = "redis unavailable (circuit open after a failure)";
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Send the formatted commands in buf and read n replies.  Returns false
+ * with last_error set on failure; replies[] then holds nothing.  Throws only
+ * through CHECK_FOR_INTERRUPTS(), in which case the caller cleans up.
+ */
+static bool
+exchange(const char *buf, size_t len, int n, redisReply **replies,
+		 size_t max_reply_bytes, TimestampTz deadline)
+{
+	char		err[200];
+	size_t		received = 0;
+	char	   *chunk;
+	int			got = 0;
+
+	if (!TransportSend(&conn.transport, buf, len, deadline, err, sizeof(err)))
+	{
+		strlcpy(last_error, err, sizeof(last_error));
+		return false;
+	}
+
+	memset(replies, 0, n * sizeof(redisReply *));
+	inflight = replies;
+	inflight_n = n;
+	chunk = palloc(RECV_CHUNK);
+	while (got < n)
+	{
+		void	   *reply = NULL;
+		ssize_t		r;
+
+		if (redisReaderGetReply(conn.reader, &reply) != REDIS_OK)
+		{
+			snprintf(last_error, sizeof(last_error),
+					 "invalid reply from Redis: %s", conn.reader->errstr);
+			break;
+		}
+		if (reply != NULL)
+		{
+			replies[got++] = (redisReply *) reply;
+			continue;
+		}
+		r = TransportRecv(&conn.transport, chunk, RECV_CHUNK, deadline,
+						  err, sizeof(err));
+		if (r < 0)
+		{
+			strlcpy(last_error, err, sizeof(last_error));
+			break;
+		}
+		received += r;
+		if (received > max_reply_bytes)
+		{
+			snprintf(last_error, sizeof(last_error),
+					 "Redis reply exceeds %zu bytes", max_reply_bytes);
+			break;
+		}
+		if (redisReaderFeed(conn.reader, chunk, r) != REDIS_OK)
+		{
+			snprintf(last_error, sizeof(last_error),
+					 "invalid reply from Redis: %s", conn.reader->errstr);
+			break;
+		}
+	}
+	pfree(chunk);
+	inflight = NULL;
+
+	if (got < n)
+	{
+		RedisFreeReplies(got, replies);
+		return false;
+	}
+	return true;
+}
+
+/* Append one command in RESP form to buf. */
+static bool
+format_command(StringInfo buf, const RedisCommand *cmd)
+{
+	char	   *formatted = NULL;
+	int			len;
+
+	len = redisFormatCommandArgv(&formatted, cmd->argc, (const char **) cmd->argv,
+								 cmd->argvlen);
+	if (len < 0 || formatted == NULL)
+		return false;
+	PG_TRY();
+	{
+		appendBinaryStringInfo(buf, formatted, len);
+	}
+	PG_FINALLY();
+	{
+		redisFreeCommand(formatted);
+	}
+	PG_END_TRY();
+	return true;
+}
+
+/* Open the connection and run AUTH / SELECT as the URL asks. */
+static bool
+connect_redis(void)
+{
+	RedisEndpoint ep;
+	char	   *perr;
+	char		err[200];
+	TimestampTz deadline;
+	StringInfoData buf;
+	RedisCommand cmds[2];
+	redisReply *replies[2];
+	int			n = 0;
+
+	perr = RedisParseUrl(cache_ext_redis_url, &ep);
+	if (perr)
+	{
+		snprintf(last_error, sizeof(last_error),
+				 "invalid cache_ext.redis_url: %s", perr);
+		return false;
+	}
+	if (ep.kind == REDIS_EP_TLS)
+	{
+		snprintf(last_error, sizeof(last_error),
+				 "rediss:// (TLS) is not supported by this version of cache_ext");
+		return false;
+	}
+
+	conn.url = strdup(cache_ext_redis_url);
+	conn.reader = redisReaderCreate();
+	if (conn.url == NULL || conn.reader == NULL)
+	{
+		snprintf(last_error, sizeof(last_error), "out of memory");
+		return false;
+	}
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   cache_ext_connect_timeout);
+	if (!TransportConnect(&conn.transport, &ep, deadline, err, sizeof(err)))
+	{
+		if (ep.kind == REDIS_EP_UNIX)
+			snprintf(last_error, sizeof(last_error), "%s (socket \"%s\")",
+					 err, ep.path);
+		else
+			snprintf(last_error, sizeof(last_error), "%s (%s:%d)",
+					 err, ep.host, ep.port);
+		return false;
+	}
+
+	if (ep.password)
+	{
+		RedisCommandInit(&cmds[n], "AUTH");
+		if (ep.user)
+			RedisCommandArgStr(&cmds[n], ep.user);
+		RedisCommandArgStr(&cmds[n], ep.password);
+		n++;
+	}
+	if (ep.db != 0)
+	{
+		char		dbstr[16];
+
+		snprintf(dbstr, sizeof(dbstr), "%d", ep.db);
+		RedisCommandInit(&cmds[n], "SELECT");
+		RedisCommandArg(&cmds[n], pstrdup(dbstr), strlen(dbstr));
+		n++;
+	}
+	if (n == 0)
+		return true;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < n; i++)
+		if (!format_command(&buf, &cmds[i]))
+		{
+			snprintf(last_error, sizeof(last_error), "could not format a command");
+			return false;
+		}
+	if (ep.password)
+		memset(ep.password, 0, strlen(ep.password));
+
+	if (!exchange(buf.data, buf.len, n, replies, 65536, deadline))
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		if (replies[i]->type == REDIS_REPLY_ERROR)
+		{
+			/* the error text of AUTH never contains the password */
+			snprintf(last_error, sizeof(last_error), "%s failed: %.*s",
+					 cmds[i].argv[0], (int) Min(replies[i]->len, 150),
+					 replies[i]->str);
+			RedisFreeReplies(n, replies);
+			return false;
+		}
+	}
+	RedisFreeReplies(n, replies);
+	return true;
+}
+
+/*
+ * Run ncmds commands as one pipeline (one round trip) and return their
+ * replies in replies[], which the caller frees with RedisFreeReplies.
+ *
+ * Returns false when Redis could not be used: the connection is dropped,
+ * the breaker opened, replies[] holds nothing, RedisLastError() says why.
+ * Error replies (REDIS_REPLY_ERROR) are returned as replies: the command
+ * failed, not the connection.  The total reply size is limited to
+ * max_reply_bytes: a larger reply is not read (the connection is dropped).
+ * Throws only on interrupts (cancel, statement_timeout), after dropping the
+ * connection.
+ */
+bool
+RedisExec(int ncmds, RedisCommand *cmds, redisReply **replies,
+		  size_t max_reply_bytes)
+{
+	StringInfoData buf;
+	bool		ok = false;
+
+	if (conn.connected && strcmp(conn.url, cache_ext_redis_url) != 0)
+		RedisDisconnect();
+
+	initStringInfo(&buf);
+	PG_TRY();
+	{
+		if (!conn.connected)
+		{
+			ok = connect_redis();
+			conn.connected = ok;
+		}
+		else
+			ok = true;
+
+		if (ok)
+		{
+			TimestampTz deadline;
+
+			for (int i = 0; i < ncmds && ok; i++)
+				ok = format_command(&buf, &cmds[i]);
+			if (!ok)
+				snprintf(last_error, sizeof(last_error), "could not format a command");
+			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   cache_ext_command_timeout);
+			if (ok)
+				ok = exchange(buf.data, buf.len, ncmds, replies,
+							  max_reply_bytes, deadline);
+		}
+	}
+	PG_CATCH();
+	{
+		if (inflight)
+			RedisFreeReplies(inflight_n, inflight);
+		inflight = NULL;
+		RedisDisconnect();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pfree(buf.data);
+
+	if (!ok)
+	{
+		fail(last_error);
+		return false;
+	}
+	warned_this_outage = false;
+	breaker_until = 0;
+	return true;
+}
+
+void
+RedisFreeReplies(int n, redisReply **replies)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (replies[i])
+			freeReplyObject(replies[i]);
+		replies[i] = NULL;
+	}
+}

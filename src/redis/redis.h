@@ -1,0 +1,83 @@
+/*-------------------------------------------------------------------------
+ *
+ * redis.h
+ *	  The Redis client of cache_ext: URL parsing, transport (our own socket
+ *	  I/O, every wait through the latch), RESP through hiredis's reader and
+ *	  formatter, pipelining and the circuit breaker.
+ *
+ * Only files under src/redis/ touch a socket.  Replies are hiredis objects
+ * (malloc'd): whoever receives them frees them with RedisFreeReplies, also
+ * on error paths.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHE_EXT_REDIS_H
+#define CACHE_EXT_REDIS_H
+
+#include "postgres.h"
+
+#include <hiredis/hiredis.h>
+
+#include "datatype/timestamp.h"
+
+/* url.c */
+typedef enum RedisEndpointKind
+{
+	REDIS_EP_TCP,
+	REDIS_EP_UNIX,
+	REDIS_EP_TLS				/* rediss://: parsed, not yet supported */
+} RedisEndpointKind;
+
+typedef struct RedisEndpoint
+{
+	RedisEndpointKind kind;
+	char	   *host;			/* TCP: host name or address */
+	int			port;			/* TCP */
+	char	   *path;			/* UNIX: socket path */
+	char	   *user;			/* ACL user, or NULL */
+	char	   *password;		/* or NULL */
+	int			db;				/* SELECT index */
+} RedisEndpoint;
+
+/*
+ * Parses url into *ep (palloc'd in the current context).  Returns NULL on
+ * success, or a palloc'd message describing the problem; the message never
+ * contains the password.
+ */
+extern char *RedisParseUrl(const char *url, RedisEndpoint *ep);
+
+/* transport.c */
+typedef struct RedisTransport
+{
+	pgsocket	sock;
+	bool		fd_reserved;	/* AcquireExternalFD() succeeded */
+} RedisTransport;
+
+extern bool TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
+							 TimestampTz deadline, char *err, size_t errlen);
+extern bool TransportSend(RedisTransport *t, const char *buf, size_t len,
+						  TimestampTz deadline, char *err, size_t errlen);
+extern ssize_t TransportRecv(RedisTransport *t, char *buf, size_t len,
+							 TimestampTz deadline, char *err, size_t errlen);
+extern void TransportClose(RedisTransport *t);
+
+/* client.c */
+typedef struct RedisCommand
+{
+	int			argc;
+	const char *argv[8];
+	size_t		argvlen[8];
+} RedisCommand;
+
+extern void RedisCommandInit(RedisCommand *cmd, const char *name);
+extern void RedisCommandArg(RedisCommand *cmd, const char *arg, size_t len);
+extern void RedisCommandArgStr(RedisCommand *cmd, const char *arg);
+
+extern bool RedisUsable(const char **why);
+extern bool RedisExec(int ncmds, RedisCommand *cmds, redisReply **replies,
+					  size_t max_reply_bytes);
+extern void RedisFreeReplies(int n, redisReply **replies);
+extern void RedisDisconnect(void);
+extern const char *RedisLastError(void);
+
+#endif							/* CACHE_EXT_REDIS_H */
