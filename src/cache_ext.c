@@ -45,6 +45,9 @@ check_redis_url(char **newval, void **extra, GucSource source)
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;			/* not configured: every call bypasses */
 	err = RedisParseUrl(*newval, &ep);
+	/* the value may hold a password: never repeat it in the message */
+	if (err || ep.kind == REDIS_EP_TLS)
+		GUC_check_errmsg("invalid value for parameter \"cache_ext.redis_url\"");
 	if (err)
 	{
 		GUC_check_errdetail("%s", err);

@@ -227,8 +227,15 @@ walk_plan(Plan *plan, DepsWalk *w)
 			walk_plans(((BitmapOr *) plan)->bitmapplans, w);
 			break;
 		case T_SampleScan:
-			walk_exprs(((SampleScan *) plan)->tablesample, w);
-			break;
+			{
+				TableSampleClause *tsc = ((SampleScan *) plan)->tablesample;
+				TsmRoutine *tsm = GetTsmRoutine(tsc->tsmhandler);
+
+				if (tsc->repeatable == NULL || !tsm->repeatable_across_queries)
+					not_cacheable(w, "TABLESAMPLE without a repeatable seed");
+				walk_exprs(tsc, w);
+				break;
+			}
 		case T_IndexScan:
 			walk_exprs(((IndexScan *) plan)->indexqual, w);
 			walk_exprs(((IndexScan *) plan)->indexqualorig, w);
@@ -350,14 +357,6 @@ AnalyzePlannedStmt(PlannedStmt *stmt, QueryDeps *deps)
 		else if (IsCatalogRelationOid(rte->relid))
 			not_cacheable(&w, psprintf("system catalog %s",
 									   get_rel_name(rte->relid)));
-		if (rte->tablesample)
-		{
-			TsmRoutine *tsm = GetTsmRoutine(rte->tablesample->tsmhandler);
-
-			if (rte->tablesample->repeatable == NULL ||
-				!tsm->repeatable_across_queries)
-				not_cacheable(&w, "TABLESAMPLE without a repeatable seed");
-		}
 	}
 
 	walk_plan(stmt->planTree, &w);

@@ -823,7 +823,7 @@ cached_query_common(text *query_text, const CallParams *params,
 			add_elapsed(CS_MISS_TIME_US, start);
 			return resultdesc;
 		}
-		why = "redis unavailable";
+		why = psprintf("redis unavailable (%s)", RedisLastError());
 	}
 	else
 		ReleaseCachedPlan(cplan, CurrentResourceOwner);

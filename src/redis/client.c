@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
@@ -37,6 +38,7 @@ typedef struct RedisConn
 static RedisConn conn = {.transport = {.sock = PGINVALID_SOCKET}};
 
 static TimestampTz breaker_until = 0;
+static uint32 breaker_url_hash = 0;	/* the URL the breaker opened for */
 static bool warned_this_outage = false;
 static char last_error[256] = "";
 
@@ -92,6 +94,13 @@ RedisDisconnect(void)
 	}
 }
 
+static uint32
+url_hash(void)
+{
+	return hash_bytes((const unsigned char *) cache_ext_redis_url,
+					  strlen(cache_ext_redis_url));
+}
+
 /*
  * Record a failure: drop the connection, open the breaker, count it and
  * warn once per outage.
@@ -103,6 +112,7 @@ fail(const char *what)
 	RedisDisconnect();
 	breaker_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												cache_ext_retry_interval);
+	breaker_url_hash = url_hash();
 	CacheStatsAdd(CS_ERRORS, 1);
 	if (!warned_this_outage)
 	{
@@ -127,7 +137,9 @@ RedisUsable(const char **why)
 		*why = "redis unavailable (cache_ext.redis_url is not set)";
 		return false;
 	}
-	if (breaker_until != 0 && GetCurrentTimestamp() < breaker_until)
+	/* the breaker is for the server that failed: a new URL is tried at once */
+	if (breaker_until != 0 && breaker_url_hash == url_hash() &&
+		GetCurrentTimestamp() < breaker_until)
 	{
 		*why = "redis unavailable (circuit open after a failure)";
 		return false;

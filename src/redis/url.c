@@ -100,16 +100,16 @@ parse_userinfo(const char **rest, RedisEndpoint *ep)
 
 	colon = memchr(s, ':', at - s);
 	if (colon == NULL)
-		return psprintf("a user name without a password is not supported");
+		return psprintf("A user name without a password is not supported.");
 	if (colon > s)
 	{
 		ep->user = pct_decode(s, colon - s);
 		if (ep->user == NULL)
-			return psprintf("malformed percent-encoding in the user name");
+			return psprintf("Malformed percent-encoding in the user name.");
 	}
 	ep->password = pct_decode(colon + 1, at - colon - 1);
 	if (ep->password == NULL)
-		return psprintf("malformed percent-encoding in the password");
+		return psprintf("Malformed percent-encoding in the password.");
 	if (ep->password[0] == '\0')
 		ep->password = NULL;
 	*rest = at + 1;
@@ -141,7 +141,7 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 		rest = url + 7;
 	}
 	else
-		return psprintf("the URL must start with redis://, rediss:// or unix://");
+		return psprintf("The URL must start with redis://, rediss:// or unix://.");
 
 	if (ep->kind == REDIS_EP_UNIX)
 	{
@@ -154,19 +154,19 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 			const char *colon;
 
 			if (at == NULL)
-				return psprintf("a unix:// URL needs an absolute socket path");
+				return psprintf("A unix:// URL needs an absolute socket path.");
 			colon = memchr(rest, ':', at - rest);
 			if (colon == NULL)
-				return psprintf("a user name without a password is not supported");
+				return psprintf("A user name without a password is not supported.");
 			if (colon > rest)
 			{
 				ep->user = pct_decode(rest, colon - rest);
 				if (ep->user == NULL)
-					return psprintf("malformed percent-encoding in the user name");
+					return psprintf("Malformed percent-encoding in the user name.");
 			}
 			ep->password = pct_decode(colon + 1, at - colon - 1);
 			if (ep->password == NULL)
-				return psprintf("malformed percent-encoding in the password");
+				return psprintf("Malformed percent-encoding in the password.");
 			if (ep->password[0] == '\0')
 				ep->password = NULL;
 			rest = at + 1;
@@ -174,14 +174,14 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 		q = strchr(rest, '?');
 		ep->path = q ? pnstrdup(rest, q - rest) : pstrdup(rest);
 		if (strlen(ep->path) < 2)
-			return psprintf("a unix:// URL needs an absolute socket path");
+			return psprintf("A unix:// URL needs an absolute socket path.");
 		if (strlen(ep->path) >= 108)
-			return psprintf("the socket path is too long");
+			return psprintf("The socket path is too long.");
 		if (q)
 		{
 			if (strncmp(q, "?db=", 4) != 0 ||
 				!parse_uint(q + 4, strlen(q + 4), INT_MAX, &ep->db))
-				return psprintf("the only query parameter accepted is db=N with a non-negative integer N");
+				return psprintf("The only query parameter accepted is db=N with a non-negative integer N.");
 		}
 		return NULL;
 	}
@@ -196,7 +196,7 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 		const char *close = strchr(rest, ']');
 
 		if (close == NULL || close == rest + 1)
-			return psprintf("malformed IPv6 address in brackets");
+			return psprintf("Malformed IPv6 address in brackets.");
 		ep->host = pnstrdup(rest + 1, close - rest - 1);
 		rest = close + 1;
 	}
@@ -205,7 +205,7 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 		size_t		n = strcspn(rest, ":/?");
 
 		if (n == 0)
-			return psprintf("the URL has no host");
+			return psprintf("The URL has no host.");
 		ep->host = pnstrdup(rest, n);
 		rest += n;
 	}
@@ -215,7 +215,7 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 		size_t		n = strcspn(rest + 1, "/?");
 
 		if (!parse_uint(rest + 1, n, 65535, &ep->port) || ep->port == 0)
-			return psprintf("the port must be an integer between 1 and 65535");
+			return psprintf("The port must be an integer between 1 and 65535.");
 		rest += 1 + n;
 	}
 
@@ -224,12 +224,12 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 		size_t		n = strcspn(rest + 1, "?");
 
 		if (n > 0 && !parse_uint(rest + 1, n, INT_MAX, &ep->db))
-			return psprintf("the database number must be a non-negative integer");
+			return psprintf("The database number must be a non-negative integer.");
 		rest += 1 + n;
 	}
 
 	if (rest[0] != '\0')
-		return psprintf("unexpected characters after the host, port and database number");
+		return psprintf("Unexpected characters after the host, port and database number.");
 
 	return NULL;
 }
