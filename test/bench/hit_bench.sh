@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# test/bench/hit_bench.sh - what a cache hit costs, side by side in one run.
+#
+# Starts its own throwaway Redis and PostgreSQL (test/lib/common.sh), loads a
+# sales table, and runs pgbench -M prepared with 1 and 8 clients over:
+#   direct  the expensive aggregate itself
+#   hit     the same query through cached_query() (always a HIT after warm-up)
+#   matview SELECT * FROM a materialized view holding the same result
+#   select1 SELECT 1 (the floor: a round trip to PostgreSQL)
+# and prints TPS, average latency, and the ratios the Foundation issue
+# targets: hit TPS >= 0.5 x matview TPS at 8 clients, hit latency <= 2.5 x
+# matview latency at 1 client.  Nothing here asserts a timing.
+#
+#   BENCH_SECONDS  seconds per pgbench run (default 10)
+#   BENCH_ROWS     rows in sales (default 1000000)
+#   BENCH_SKIP_BUILD=1  use the installed extension as it is
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+BENCH_ROWS=${BENCH_ROWS:-1000000}
+
+ce_require_root
+ce_install_traps
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+	ce_install_deps
+	ce_build_install
+fi
+ce_start_redis
+ce_start_pg
+
+QUERY="SELECT region, count(*) AS n, sum(amount) AS total, avg(amount) AS mean FROM sales GROUP BY region ORDER BY region"
+COLS="region int, n bigint, total numeric, mean numeric"
+
+ce_log "loading $BENCH_ROWS rows"
+psql -X -q -v ON_ERROR_STOP=1 <<SQL
+CREATE EXTENSION cache_ext;
+CREATE TABLE sales (id bigint PRIMARY KEY, region int NOT NULL, amount numeric(12,2) NOT NULL);
+INSERT INTO sales SELECT g, g % 50, (g::bigint * 7919 % 100000) / 100.0 FROM generate_series(1, $BENCH_ROWS) g;
+ANALYZE sales;
+CREATE MATERIALIZED VIEW sales_mv AS $QUERY;
+ANALYZE sales_mv;
+-- warm the cache and check it hits
+SELECT count(*) FROM cached_query('$QUERY') AS t($COLS);
+SELECT count(*) FROM cached_query('$QUERY') AS t($COLS);
+SELECT cache_status() = 'HIT' AS warm \gset
+\if :warm
+\else
+  \echo 'the cache does not hit: is Redis reachable?'
+  \quit 3
+\endif
+SQL
+
+bench_dir=$(mktemp -d)
+CE_CLEANUP_HOOKS+=("rm -rf '$bench_dir'")
+echo "$QUERY;" > "$bench_dir/direct.sql"
+echo "SELECT * FROM cached_query('$QUERY') AS t($COLS);" > "$bench_dir/hit.sql"
+echo "SELECT * FROM sales_mv;" > "$bench_dir/matview.sql"
+echo "SELECT 1;" > "$bench_dir/select1.sql"
+
+declare -A TPS LAT
+
+run() {
+	local name=$1 clients=$2 out
+	out=$(pgbench -n -M prepared -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" \
+		-T "$BENCH_SECONDS" -f "$bench_dir/$name.sql" 2>&1) || { echo "$out"; ce_die "pgbench $name failed"; }
+	TPS[$name,$clients]=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | tail -1)
+	LAT[$name,$clients]=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
+	printf '  %-8s %d client(s): %12.1f TPS  %10.3f ms\n' "$name" "$clients" \
+		"${TPS[$name,$clients]}" "${LAT[$name,$clients]}"
+}
+
+ce_log "pgbench -M prepared, $BENCH_SECONDS s per run"
+for clients in 1 8; do
+	for name in direct hit matview select1; do
+		run "$name" "$clients"
+	done
+done
+
+psql -X -q -c "SELECT hits, misses, bypasses, errors FROM cache_stats"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ce_log "ratios (same run)"
+echo "  hit TPS / matview TPS, 8 clients:       $(ratio "${TPS[hit,8]}" "${TPS[matview,8]}")   (target >= 0.5)"
+echo "  hit latency / matview latency, 1 client: $(ratio "${LAT[hit,1]}" "${LAT[matview,1]}")   (target <= 2.5)"
+echo "  hit TPS / direct TPS, 1 client:          $(ratio "${TPS[hit,1]}" "${TPS[direct,1]}")"
+echo "  hit TPS / direct TPS, 8 clients:         $(ratio "${TPS[hit,8]}" "${TPS[direct,8]}")"
+echo "  hit latency / SELECT 1 latency, 1 client: $(ratio "${LAT[hit,1]}" "${LAT[select1,1]}")"
