@@ -100,3 +100,18 @@ RESET cache_ext.redis_url;
 SELECT * FROM cached_query('SELECT count(*) FROM by_t WHERE id < $1', 50) AS t(n bigint);
 SELECT cache_status();
 RESET cache_ext.retry_interval;
+
+-- relative date/time literals are converted when a statement is prepared:
+-- such statements are prepared again for every call and never stored
+SELECT count(*) FROM cached_query('SELECT ''now''::timestamptz') AS t(x timestamptz);
+SELECT cache_status();
+SELECT count(*) FROM cached_query('SELECT id FROM by_t WHERE at > timestamptz ''Today''') AS t(id int);
+SELECT cache_status();
+SELECT count(*) FROM cached_query('SELECT id FROM by_t WHERE at::date > ''yesterday''') AS t(id int);
+SELECT cache_status();
+SELECT x AS first_now FROM cached_query('SELECT ''now''::timestamptz') AS t(x timestamptz) \gset
+SELECT pg_sleep(0.01);
+SELECT x > :'first_now' AS not_frozen FROM cached_query('SELECT ''now''::timestamptz') AS t(x timestamptz);
+-- ordinary literals of those types are fine
+SELECT count(*) FROM cached_query('SELECT id FROM by_t WHERE at > ''2024-02-01''') AS t(id int);
+SELECT cache_status();

@@ -84,6 +84,7 @@ typedef struct PreparedQuery
 	TupleDesc	resultdesc;
 	EntryColumnCodec *codecs;
 	char	   *codec_problem;	/* why results of this row type can't be stored */
+	char		literal_problem[48];	/* a 'now'-like literal frozen at prepare */
 } PreparedQuery;
 
 static HTAB *prepared_queries = NULL;
@@ -330,6 +331,66 @@ check_read_only(List *querytrees)
 				 errdetail("Locking rows is not read-only.")));
 }
 
+static bool
+is_datetime_type(Oid typid)
+{
+	Oid			elem = get_element_type(typid);
+
+	if (OidIsValid(elem))
+		typid = elem;
+	if (type_is_range(typid))
+		typid = get_range_subtype(typid);
+	return typid == DATEOID || typid == TIMEOID || typid == TIMETZOID ||
+		typid == TIMESTAMPOID || typid == TIMESTAMPTZOID;
+}
+
+typedef struct LiteralWalk
+{
+	const char *query;
+	char	   *problem;
+} LiteralWalk;
+
+/*
+ * Date/time literals in the query text are converted once, when the
+ * statement is prepared; 'now', 'today', 'tomorrow' and 'yesterday' would
+ * then be frozen.  Find them through the constants' locations in the text.
+ */
+static bool
+find_relative_time_literal(Node *node, LiteralWalk *w)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, find_relative_time_literal,
+								 (void *) w, 0);
+	if (IsA(node, Const))
+	{
+		Const	   *c = (Const *) node;
+		static const char *const words[] = {"now", "today", "tomorrow", "yesterday"};
+
+		if (c->location >= 0 && c->location < (int) strlen(w->query) &&
+			is_datetime_type(c->consttype))
+		{
+			/* the literal's text: up to its closing quote, at most 64 bytes */
+			char	   *lit = pnstrdup(w->query + c->location, 64);
+			char	   *close = strchr(lit[0] == '\'' ? lit + 1 : lit, '\'');
+
+			if (close)
+				*close = '\0';
+			for (char *p = lit; *p; p++)
+				*p = pg_ascii_tolower((unsigned char) *p);
+			for (int i = 0; i < lengthof(words); i++)
+				if (strstr(lit, words[i]))
+				{
+					w->problem = psprintf("time-dependent literal '%s'", words[i]);
+					return true;
+				}
+		}
+		return false;
+	}
+	return expression_tree_walker(node, find_relative_time_literal, (void *) w);
+}
+
 static void
 drop_all_prepared(void)
 {
@@ -361,6 +422,7 @@ get_prepared(const char *query, const CallParams *params, const char *settings)
 	RawStmt    *raw;
 	CachedPlanSource *plansource;
 	List	   *querytrees;
+	LiteralWalk lw;
 
 	if (prepared_queries == NULL)
 	{
@@ -385,14 +447,25 @@ get_prepared(const char *query, const CallParams *params, const char *settings)
 	pfree(m.data);
 
 	pq = hash_search(prepared_queries, key, HASH_FIND, NULL);
-	if (pq)
+	if (pq && pq->literal_problem[0] == '\0')
 		return pq;
+	if (pq)
+	{
+		/* its constants froze the time it was prepared: prepare it again */
+		DropCachedPlan(pq->plansource);
+		if (pq->analysis_cxt)
+			MemoryContextDelete(pq->analysis_cxt);
+		hash_search(prepared_queries, key, HASH_REMOVE, NULL);
+	}
 
 	raw = parse_single_select(query);
 	plansource = CreateCachedPlan(raw, query, CreateCommandTag(raw->stmt));
 	querytrees = pg_analyze_and_rewrite_fixedparams(raw, query, params->types,
 													params->n, NULL);
 	check_read_only(querytrees);
+	lw.query = query;
+	lw.problem = NULL;
+	(void) find_relative_time_literal((Node *) querytrees, &lw);
 	CompleteCachedPlan(plansource, querytrees, NULL, params->types, params->n,
 					   NULL, NULL, CURSOR_OPT_PARALLEL_OK, false);
 
@@ -407,6 +480,7 @@ get_prepared(const char *query, const CallParams *params, const char *settings)
 	pq->plansource = plansource;
 	pq->generation = -1;
 	pq->analysis_cxt = NULL;
+	strlcpy(pq->literal_problem, lw.problem ? lw.problem : "", sizeof(pq->literal_problem));
 	return pq;
 }
 
@@ -755,6 +829,8 @@ cached_query_common(text *query_text, const CallParams *params,
 
 	if (!cache_ext_enabled)
 		why = "disabled (cache_ext.enabled is off)";
+	else if (pq->literal_problem[0] != '\0')
+		why = pq->literal_problem;
 	else if (!pq->deps.cacheable)
 		why = pq->deps.reason;
 	else if (pq->codec_problem)
