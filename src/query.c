@@ -763,14 +763,17 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq,
 	return hit;
 }
 
-/* Store the entry; returns whether Redis accepted it. */
-static bool
+/*
+ * Store the entry.  Returns NULL when Redis accepted it, else why not (for
+ * cache_status).
+ */
+static char *
 store(const char *rkey, EntryWriter *w, const CallOptions *opts)
 {
 	RedisCommand cmd;
 	redisReply *reply = NULL;
 	char		ttlbuf[32];
-	bool		ok;
+	char	   *problem = NULL;
 
 	snprintf(ttlbuf, sizeof(ttlbuf), INT64_FORMAT, opts->ttl_ms);
 	RedisCommandInit(&cmd, "SET");
@@ -779,12 +782,18 @@ store(const char *rkey, EntryWriter *w, const CallOptions *opts)
 	RedisCommandArgStr(&cmd, "PX");
 	RedisCommandArgStr(&cmd, ttlbuf);
 	if (!RedisExec(1, &cmd, &reply, 4096))
-		return false;
-	ok = (reply->type == REDIS_REPLY_STATUS);
-	if (!ok)
+		return psprintf("redis unavailable (%s)", RedisLastError());
+	if (reply->type != REDIS_REPLY_STATUS)
+	{
 		CacheStatsAdd(CS_ERRORS, 1);
+		if (reply->type == REDIS_REPLY_ERROR)
+			problem = psprintf("redis refused it: %.*s",
+							   (int) Min(reply->len, 120), reply->str);
+		else
+			problem = pstrdup("unexpected reply from redis");
+	}
 	RedisFreeReplies(1, &reply);
-	return ok;
+	return problem;
 }
 
 static void
@@ -879,8 +888,11 @@ cached_query_common(text *query_text, const CallParams *params,
 			}
 			else
 			{
+				char	   *problem;
+
 				EntryWriterFinish(&w, hash);
-				if (store(rkey, &w, opts))
+				problem = store(rkey, &w, opts);
+				if (problem == NULL)
 				{
 					CacheStatsAdd(CS_STORES, 1);
 					CacheStatsAdd(CS_BYTES_STORED, w.buf.len);
@@ -892,7 +904,7 @@ cached_query_common(text *query_text, const CallParams *params,
 				else
 				{
 					CacheStatsAdd(CS_STORE_SKIPPED, 1);
-					set_status("MISS (not stored: redis unavailable)");
+					set_status("MISS (not stored: %s)", problem);
 				}
 				pfree(w.buf.data);
 			}
