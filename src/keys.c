@@ -17,6 +17,9 @@
 
 static char db_scope[17] = "";
 
+/* fetched once: an implicit fetch per digest takes OpenSSL's locks */
+static EVP_MD *sha256 = NULL;
+
 void
 KeyAddField(StringInfo material, const void *data, uint32 len)
 {
@@ -41,8 +44,11 @@ KeyHash(const StringInfo material, uint8 *hash)
 {
 	unsigned int len = CE_HASH_LEN;
 
-	if (EVP_Digest(material->data, material->len, hash, &len,
-				   EVP_sha256(), NULL) != 1 || len != CE_HASH_LEN)
+	if (sha256 == NULL)
+		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (sha256 == NULL ||
+		EVP_Digest(material->data, material->len, hash, &len,
+				   sha256, NULL) != 1 || len != CE_HASH_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute SHA-256")));
