@@ -1,0 +1,424 @@
+/*-------------------------------------------------------------------------
+ *
+ * fuzz_entry.c
+ *	  libFuzzer target for the stored-entry decoder (src/entry_format.c).
+ *
+ * Every input is tried three ways:
+ *
+ *	raw		the input as it came from Redis: CeEntryParse(input).
+ *	fixup	if the input has at least 16 bytes, a copy with total_len and the
+ *			checksum rewritten to be right, so that mutated seeds get past the
+ *			checksum and reach the descriptor and row checks.
+ *	synth	the input read as a compact description (fuzz_common.h: natts, an
+ *			nrows delta, codec bytes, then raw row bytes) from which a correct
+ *			header and descriptors are built; nrows is set from the number of
+ *			complete rows the row bytes hold, give or take the delta, so most
+ *			inputs are accepted or fail deep inside the row walk.
+ *
+ * Two oracles:
+ *
+ *	- When the parser accepts, consume() walks the entry the way a consumer
+ *	  (EntryDecode in src/entry.c) does, using only the view: every column
+ *	  descriptor through CeEntryColumn, every row bitmap and every value,
+ *	  re-deriving the positions.  Each step is bounds-checked against
+ *	  view->buf + view->len and aborts if the parser let something through
+ *	  that would take a consumer out of bounds (or leave bytes unread).
+ *	  Every buffer is allocated at its exact size, so ASan also catches any
+ *	  out-of-bounds read inside the parser itself.
+ *
+ *	- ref_validate() is an independent reading of the layout documented in
+ *	  entry_format.h (with its own software CRC-32C).  The parser's verdict
+ *	  must equal it: accepting something the spec rejects, or rejecting a
+ *	  well-formed entry, aborts.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "c.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "entry_format.h"
+#include "fuzz_common.h"
+
+#define FAIL(...) \
+	do { \
+		fprintf(stderr, "fuzz_entry: %s:%d: ", __FILE__, __LINE__); \
+		fprintf(stderr, __VA_ARGS__); \
+		fputc('\n', stderr); \
+		abort(); \
+	} while (0)
+#define CHECK(cond) \
+	do { \
+		if (!(cond)) \
+			FAIL("check failed: %s", #cond); \
+	} while (0)
+
+/* keeps the consumer's reads from being optimised away */
+static volatile uint32 sink;
+
+/* ---- independent reference validator ------------------------------------ */
+
+static int
+ref_width(uint8 codec)
+{
+	switch (codec)
+	{
+		case CE_CODEC_FIXED1:
+			return 1;
+		case CE_CODEC_FIXED2:
+			return 2;
+		case CE_CODEC_FIXED4:
+			return 4;
+		case CE_CODEC_FIXED8:
+			return 8;
+		case CE_CODEC_TEXT:
+		case CE_CODEC_BYTES:
+		case CE_CODEC_BINARY:
+		case CE_CODEC_TEXTIO:
+			return 0;
+		default:
+			return -1;
+	}
+}
+
+/*
+ * Walk at most maxrows well-formed rows from rows[0..n).  Returns how many
+ * complete, well-formed rows were found; *consumed is where the last of them
+ * ends.
+ */
+static uint64
+ref_rows(const uint8 *codecs, int natts, const uint8 *rows, uint64 n,
+		 uint64 maxrows, uint64 *consumed)
+{
+	uint64		bml = ((uint64) natts + 8) / 8;
+	uint64		off = 0;
+	uint64		r;
+
+	for (r = 0; r < maxrows; r++)
+	{
+		uint64		o = off;
+		const uint8 *bm;
+		bool		ok = true;
+
+		if (n - o < bml)
+			break;
+		bm = rows + o;
+		o += bml;
+		for (uint64 bit = natts; bit < bml * 8; bit++)
+		{
+			if ((bm[bit >> 3] >> (bit & 7)) & 1)
+			{
+				ok = false;
+				break;
+			}
+		}
+		for (int i = 0; ok && i < natts; i++)
+		{
+			int			w;
+			uint32		vl;
+
+			if ((bm[i >> 3] >> (i & 7)) & 1)
+				continue;
+			w = ref_width(codecs[i]);
+			if (w < 0)
+				ok = false;
+			else if (w > 0)
+			{
+				if (n - o < (uint64) w)
+					ok = false;
+				else
+					o += w;
+			}
+			else if (n - o < 4)
+				ok = false;
+			else
+			{
+				vl = rd_u32(rows + o);
+				o += 4;
+				if (vl > CE_MAX_VALUE_LEN || n - o < vl)
+					ok = false;
+				else
+					o += vl;
+			}
+		}
+		if (!ok)
+			break;
+		off = o;
+	}
+	*consumed = off;
+	return r;
+}
+
+static bool
+ref_validate(const uint8 *buf, size_t len)
+{
+	uint16		natts;
+	uint32		nrows;
+	uint8		codecs[CE_MAX_ATTS];
+	uint64		off;
+	uint64		consumed;
+
+	if (len < 48)
+		return false;
+	if (rd_u32(buf) != 0x31455843u)	/* "CXE1" */
+		return false;
+	if (buf[4] != 1 || buf[5] != 0)
+		return false;
+	memcpy(&natts, buf + 6, 2);
+	if (natts > 1664)
+		return false;
+	if ((uint64) rd_u32(buf + 8) != (uint64) len)
+		return false;
+	if (rd_u32(buf + 12) != fz_entry_crc(buf, len))
+		return false;
+	if (rd_u32(buf + 44) != 0)
+		return false;
+	nrows = rd_u32(buf + 40);
+
+	off = 48;
+	if (off + (uint64) natts * 12 > len)
+		return false;
+	for (int i = 0; i < natts; i++)
+	{
+		const uint8 *c = buf + off + (uint64) i * 12;
+
+		if (ref_width(c[8]) < 0 || c[9] || c[10] || c[11])
+			return false;
+		codecs[i] = c[8];
+	}
+	off += (uint64) natts * 12;
+
+	if (ref_rows(codecs, natts, buf + off, len - off, nrows, &consumed) != nrows)
+		return false;
+	return consumed == len - off;
+}
+
+/* ---- consumer-side walk of an accepted entry ------------------------------ */
+
+static void
+consume(const uint8 *buf, size_t len, const CeEntryView *v)
+{
+	const uint8 *end;
+	const uint8 *p;
+	uint8		codecs[CE_MAX_ATTS];
+	size_t		bml;
+	uint32		acc = 0;
+	int64		created_at;
+	uint16		hdr_natts;
+
+	/* the view describes this buffer and stays inside it */
+	CHECK(v->buf == buf);
+	CHECK(v->len == len);
+	end = v->buf + v->len;
+	CHECK(v->natts <= CE_MAX_ATTS);
+	memcpy(&hdr_natts, buf + 6, 2);
+	CHECK(v->natts == hdr_natts);
+	CHECK(v->nrows == rd_u32(buf + 40));
+	memcpy(&created_at, buf + 32, 8);
+	CHECK(v->created_at == created_at);
+	CHECK(v->fingerprint >= v->buf &&
+		  (size_t) (end - v->fingerprint) >= CE_FINGERPRINT_LEN);
+	CHECK(v->columns >= v->buf && v->columns <= end);
+	CHECK((size_t) (end - v->columns) >= (size_t) v->natts * CE_COLUMN_SIZE);
+	CHECK(v->rows >= v->columns + (size_t) v->natts * CE_COLUMN_SIZE);
+	CHECK(v->rows <= end);
+	for (int i = 0; i < CE_FINGERPRINT_LEN; i++)
+		acc += v->fingerprint[i];
+
+	for (int i = 0; i < v->natts; i++)
+	{
+		uint32		typid;
+		int32		typmod;
+		uint8		codec;
+
+		CeEntryColumn(v, i, &typid, &typmod, &codec);
+		if (codec < CE_CODEC_FIXED1 || codec > CE_CODEC_LAST)
+			FAIL("column %d: accepted codec %u", i, codec);
+		codecs[i] = codec;
+		acc += typid + (uint32) typmod;
+	}
+
+	p = v->rows;
+	bml = v->natts / 8 + 1;
+	for (uint32 r = 0; r < v->nrows; r++)
+	{
+		const uint8 *bitmap;
+
+		if ((size_t) (end - p) < bml)
+			FAIL("row %u: null bitmap at offset %zu runs past the end (%zu)",
+				 r, (size_t) (p - v->buf), v->len);
+		bitmap = p;
+		p += bml;
+		if (v->natts % 8 != 0)
+			CHECK((bitmap[v->natts / 8] >> (v->natts % 8)) == 0);
+		else
+			CHECK(bitmap[v->natts / 8] == 0);
+
+		for (int i = 0; i < v->natts; i++)
+		{
+			int			width;
+			uint32		vlen;
+
+			if (bitmap[i / 8] & (1 << (i % 8)))
+				continue;
+			width = CeCodecWidth(codecs[i]);
+			if (width > 0)
+				vlen = width;
+			else
+			{
+				if ((size_t) (end - p) < 4)
+					FAIL("row %u col %d: length word at offset %zu runs past the end (%zu)",
+						 r, i, (size_t) (p - v->buf), v->len);
+				memcpy(&vlen, p, 4);
+				p += 4;
+				if (vlen > CE_MAX_VALUE_LEN)
+					FAIL("row %u col %d: accepted value length %u", r, i, vlen);
+			}
+			if ((size_t) (end - p) < vlen)
+				FAIL("row %u col %d: %u-byte value at offset %zu runs past the end (%zu)",
+					 r, i, vlen, (size_t) (p - v->buf), v->len);
+			/* read the value like a decoder would (ASan sees every byte) */
+			for (uint32 k = 0; k < vlen; k++)
+				acc = acc * 31 + p[k];
+			p += vlen;
+		}
+	}
+	if (p != end)
+		FAIL("%zu bytes left after the last of %u rows", (size_t) (end - p),
+			 v->nrows);
+	sink += acc;
+}
+
+/* ---- one candidate entry -------------------------------------------------- */
+
+static void
+check_one(const uint8 *buf, size_t len)
+{
+	CeEntryView view;
+	const char *why;
+	bool		ref;
+
+	memset(&view, 0x5a, sizeof(view));
+	why = CeEntryParse(buf, len, &view);
+	ref = ref_validate(buf, len);
+	if (why == NULL)
+	{
+		consume(buf, len, &view);
+		if (!ref)
+			FAIL("parser accepted a %zu-byte entry that the documented layout rejects",
+				 len);
+	}
+	else
+	{
+		CHECK(why[0] != '\0');
+		if (ref)
+			FAIL("parser rejected a well-formed %zu-byte entry: %s", len, why);
+	}
+}
+
+/* ---- modes ----------------------------------------------------------------- */
+
+static void
+mode_fixup(const uint8 *data, size_t size)
+{
+	uint8	   *buf;
+
+	if (size < 16 || size > PG_UINT32_MAX)
+		return;
+	buf = malloc(size);
+	CHECK(buf != NULL);
+	memcpy(buf, data, size);
+	put_u32(buf + 8, (uint32) size);
+	put_u32(buf + 12, CeEntryChecksum(buf, size));
+	if (rd_u32(buf + 12) != fz_entry_crc(buf, size))
+		FAIL("CeEntryChecksum %08x differs from CRC-32C %08x over %zu bytes",
+			 rd_u32(buf + 12), fz_entry_crc(buf, size), size);
+	check_one(buf, size);
+	free(buf);
+}
+
+static void
+mode_synth(const uint8 *data, size_t size)
+{
+	uint16		raw_natts;
+	int			natts;
+	int8		delta;
+	uint8		codecs[CE_MAX_ATTS + 2];
+	size_t		ncb;
+	const uint8 *rows;
+	size_t		nrow_bytes;
+	size_t		total;
+	size_t		desc_off;
+	uint8	   *buf;
+	uint64		fit;
+	uint64		consumed;
+	int64		nrows;
+	int64		created_at;
+
+	if (size < SYNTH_PREFIX)
+		return;
+	memcpy(&raw_natts, data, 2);
+	natts = raw_natts % (CE_MAX_ATTS + 2);
+	delta = (int8) data[2];
+	ncb = Min((size_t) natts, size - SYNTH_PREFIX);
+	for (int i = 0; i < natts; i++)
+		codecs[i] = (size_t) i < ncb ? data[SYNTH_PREFIX + i] % 10 : (i % 8) + 1;
+	rows = data + SYNTH_PREFIX + ncb;
+	nrow_bytes = size - SYNTH_PREFIX - ncb;
+
+	desc_off = CE_HEADER_SIZE;
+	total = desc_off + (size_t) natts * CE_COLUMN_SIZE + nrow_bytes;
+	buf = malloc(total);
+	CHECK(buf != NULL);
+	for (int i = 0; i < natts; i++)
+	{
+		uint8	   *c = buf + desc_off + (size_t) i * CE_COLUMN_SIZE;
+
+		put_u32(c, 16 + codecs[i]);
+		put_u32(c + 4, (uint32) (i % 3) - 1);
+		c[8] = codecs[i];
+		c[9] = c[10] = c[11] = 0;
+	}
+	if (nrow_bytes > 0)
+		memcpy(buf + desc_off + (size_t) natts * CE_COLUMN_SIZE, rows, nrow_bytes);
+
+	fit = ref_rows(codecs, natts, rows, nrow_bytes, PG_UINT64_MAX, &consumed);
+	if (delta == SYNTH_NROWS_MAX)
+		nrows = PG_UINT32_MAX;
+	else
+	{
+		nrows = (int64) fit + delta;
+		if (nrows < 0)
+			nrows = 0;
+		if (nrows > PG_UINT32_MAX)
+			nrows = PG_UINT32_MAX;
+	}
+	created_at = (int64) size * 1000003;
+	fz_finish_header(buf, total, (uint16) natts, (uint32) nrows, created_at,
+					 (uint8) size);
+	check_one(buf, total);
+	free(buf);
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	static const uint8 check[] = "123456789";
+	uint32		crc;
+
+	fz_crc_init();
+	crc = fz_crc_update(0xFFFFFFFFu, check, 9) ^ 0xFFFFFFFFu;
+	if (crc != 0xE3069283u)
+		FAIL("reference CRC-32C self-test: %08x", crc);
+	return 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	check_one(data, size);
+	mode_fixup(data, size);
+	mode_synth(data, size);
+	return 0;
+}

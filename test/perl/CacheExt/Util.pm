@@ -1,0 +1,217 @@
+# test/perl/CacheExt/Util.pm - SQL-side helpers for cache_ext TAP tests
+#
+#   my $sql = cq('SELECT region, sum(amount) FROM sales WHERE region = $1 GROUP BY 1',
+#                'region int, total numeric', 7);
+#   my $r = cache_call($node, $sql);            # new session: {rows, status, err, ...}
+#   my $r = cache_call($session, $sql);         # in a CacheExt::Session
+#   my $s = cache_stats($node);                 # {hits => .., misses => .., ...}
+#   my $n = fd_count($pid);                     # open fds of a backend
+
+package CacheExt::Util;
+
+use strict;
+use warnings FATAL => 'all';
+
+use Carp;
+use Exporter 'import';
+use JSON::PP;
+use Time::HiRes qw(time);
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT =
+  qw(sql_literal cq direct_rows cache_call call_is cache_stats stats_delta fd_count);
+
+=pod
+
+=head1 FUNCTIONS
+
+=over
+
+=item sql_literal($string)
+
+$string as an SQL string literal.
+
+=cut
+
+sub sql_literal
+{
+	my $s = shift;
+	$s =~ s/'/''/g;
+	return "'$s'";
+}
+
+=pod
+
+=item cq($query, $coldefs, @params)
+
+The SQL text of C<SELECT * FROM cached_query('$query', @params) AS t($coldefs)>.
+@params are SQL expressions, inserted as given (quote strings yourself).
+
+=cut
+
+sub cq
+{
+	my ($query, $coldefs, @params) = @_;
+	return 'SELECT * FROM cached_query('
+	  . join(', ', sql_literal($query), @params)
+	  . ") AS t($coldefs)";
+}
+
+=pod
+
+=item direct_rows($node, $query, \@params, dbname => 'postgres', setup => 'SET ...;')
+
+The output (psql -At) of running $query directly, with @params bound to
+$1..$n by PREPARE/EXECUTE, after the optional setup statements: what a
+correct cached_query() of the same query must return.
+
+=cut
+
+sub direct_rows
+{
+	my ($node, $query, $params, %opts) = @_;
+	my $exec = @$params ? 'EXECUTE ce_direct(' . join(', ', @$params) . ')' : 'EXECUTE ce_direct';
+	return $node->safe_psql($opts{dbname} // 'postgres',
+		($opts{setup} // '') . "\nPREPARE ce_direct AS $query;\n$exec;");
+}
+
+=pod
+
+=item cache_call($target, $sql, dbname => 'postgres', timeout => SECS)
+
+Run $sql (settings, then one cached_query or cached_query_json call) followed
+by C<SELECT cache_status()> in one session, and return a hash:
+rows (output of $sql, psql -At format), status (cache_status(), or undef if
+it did not run), err (psql stderr), elapsed (seconds), timed_out (1 if no
+answer came within the timeout).  $target is a
+PostgreSQL::Test::Cluster (a new connection each time) or a
+CacheExt::Session (its backend).  Never dies on an SQL error: callers test err.
+
+=cut
+
+sub cache_call
+{
+	my ($target, $sql, %params) = @_;
+	my $timeout = $params{timeout} // $PostgreSQL::Test::Utils::timeout_default;
+	my $marker = 'ce_status_follows';
+	my $script = "$sql;\n\\echo $marker\nSELECT cache_status();";
+	my ($out, $err, $timed_out) = ('', '', 0);
+	my $start = time();
+
+	if ($target->isa('CacheExt::Session'))
+	{
+		my $tag = $target->send($script);
+		my @r = $target->wait($tag, $timeout);
+		if (@r) { ($out, $err) = @r; }
+		else { $timed_out = 1; }
+	}
+	else
+	{
+		$target->psql(
+			$params{dbname} // 'postgres', $script,
+			stdout => \$out,
+			stderr => \$err,
+			on_error_stop => 0,
+			timeout => $timeout,
+			timed_out => \$timed_out);
+	}
+
+	my ($rows, $status) = split /^\Q$marker\E\n?/m, $out, 2;
+	$rows //= '';
+	$rows =~ s/\n\z//;
+	$status =~ s/\n\z// if defined $status;
+	$status = undef if defined $status && $status eq '';
+	return {
+		rows    => $rows,
+		status  => $status,
+		err     => $err,
+		elapsed => time() - $start,
+		timed_out => $timed_out ? 1 : 0,
+	};
+}
+
+=pod
+
+=item call_is($target, $sql, $status_re, $rows, $name, %cache_call_params)
+
+cache_call() plus three tests: it returned in time without ERROR, its
+cache_status() matches $status_re, and its rows are $rows.  Returns the
+cache_call() result.
+
+=cut
+
+sub call_is
+{
+	my ($target, $sql, $status_re, $rows, $name, %params) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	my $r = cache_call($target, $sql, %params);
+	ok(!$r->{timed_out} && $r->{err} !~ /\b(ERROR|FATAL|PANIC)\b/,
+		"$name: no error")
+	  or diag($r->{timed_out} ? "timed out after $r->{elapsed}s" : "stderr: $r->{err}");
+	like($r->{status} // '(cache_status() did not run)', $status_re, "$name: status");
+	is($r->{rows}, $rows, "$name: rows");
+	return $r;
+}
+
+=pod
+
+=item cache_stats($node_or_session)
+
+The one row of the cache_stats view as a hash reference.
+
+=item stats_delta($before, $after)
+
+Per-counter difference of two cache_stats() results (numeric columns only).
+
+=cut
+
+sub cache_stats
+{
+	my $target = shift;
+	my $sql = 'SELECT row_to_json(s) FROM cache_stats s';
+	my $json =
+	  $target->isa('CacheExt::Session')
+	  ? $target->query_ok($sql)
+	  : $target->safe_psql('postgres', $sql);
+	return decode_json($json);
+}
+
+sub stats_delta
+{
+	my ($before, $after) = @_;
+	my %d;
+	foreach my $k (keys %$after)
+	{
+		next unless defined $after->{$k} && $after->{$k} =~ /^-?[\d.]+$/;
+		$d{$k} = $after->{$k} - ($before->{$k} // 0);
+	}
+	return \%d;
+}
+
+=pod
+
+=item fd_count($pid)
+
+Number of open file descriptors of process $pid (the test runs as the same
+OS user as the server, so /proc/$pid/fd is readable).
+
+=cut
+
+sub fd_count
+{
+	my $pid = shift;
+	opendir(my $dh, "/proc/$pid/fd") or croak "cannot read /proc/$pid/fd: $!";
+	my $n = grep { !/^\.\.?$/ } readdir($dh);
+	closedir($dh);
+	return $n;
+}
+
+=pod
+
+=back
+
+=cut
+
+1;

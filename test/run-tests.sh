@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# test/run-tests.sh - build cache_ext and run every test suite
+#
+# Suites: pg_regress (make installcheck against a throwaway server), each TAP
+# file under test/t/ (run as the postgres user from a private copy of the
+# tree), and test/fuzz/run.sh when it exists.  Prints one line per suite and,
+# last, exactly "N passed, N failed".  Exits non-zero if anything failed.
+#
+# Usage (as root):
+#   bash test/run-tests.sh                       # everything
+#   bash test/run-tests.sh --only regress        # or tap, fuzz; repeatable or comma-separated
+#   TAP_TESTS='t/010_hit_miss.pl' bash test/run-tests.sh --only tap
+#
+# Environment:
+#   TAP_TESTS        space-separated TAP files (t/NNN_x.pl or test/t/NNN_x.pl)
+#   CE_COPT          compiler flags for the build (default: warnings as errors)
+#   CE_SKIP_DEPS=1   do not check/install packages
+#   CE_SKIP_BUILD=1  use the extension already installed
+#   CE_LOG_DIR       copy the TAP logs (tmp_check/log) there, e.g. for CI artifacts
+#   CE_TAP_TIMEOUT   seconds per TAP file before it is killed (default 600)
+#   CE_FUZZ_TIMEOUT  seconds for test/fuzz/run.sh before it is killed (default 900)
+#   CE_FUZZ_SECONDS  passed to test/fuzz/run.sh as its time budget (default 60)
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+usage()
+{
+	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+# ---- arguments ---------------------------------------------------------------
+ONLY=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+		--only)
+			[ $# -ge 2 ] || ce_die "--only needs an argument: tap, regress or fuzz"
+			IFS=',' read -r -a parts <<<"$2"
+			ONLY+=("${parts[@]}")
+			shift 2 ;;
+		--only=*)
+			IFS=',' read -r -a parts <<<"${1#--only=}"
+			ONLY+=("${parts[@]}")
+			shift ;;
+		--valgrind)
+			ce_die "--valgrind is not implemented yet" ;;
+		-h|--help)
+			usage; exit 0 ;;
+		*)
+			usage >&2; ce_die "unknown argument: $1" ;;
+	esac
+done
+for s in "${ONLY[@]}"; do
+	case "$s" in
+		tap|regress|fuzz) ;;
+		*) ce_die "--only takes tap, regress or fuzz, not '$s'" ;;
+	esac
+done
+
+wanted()
+{
+	[ ${#ONLY[@]} -eq 0 ] && return 0
+	local s
+	for s in "${ONLY[@]}"; do [ "$s" = "$1" ] && return 0; done
+	return 1
+}
+
+# ---- results -----------------------------------------------------------------
+RESULTS=()
+NPASS=0
+NFAIL=0
+
+record()
+{
+	local name=$1 ok=$2 secs=$3
+	if [ "$ok" = pass ]; then
+		NPASS=$((NPASS + 1))
+		RESULTS+=("$(printf 'ok      %-32s %4ss' "$name" "$secs")")
+	else
+		NFAIL=$((NFAIL + 1))
+		RESULTS+=("$(printf 'FAILED  %-32s %4ss' "$name" "$secs")")
+	fi
+}
+
+summary()
+{
+	local line
+	ce_log "Summary"
+	for line in "${RESULTS[@]}"; do echo "    $line"; done
+	echo "$NPASS passed, $NFAIL failed"
+}
+
+ce_require_root
+ce_install_traps
+
+# run_bounded SECS CMD...: run CMD under timeout(1), in the background so that
+# ^C or SIGTERM reaches our trap at once; timeout(1) puts CMD in its own
+# process group, which stop_bounded kills.  Returns CMD's status (124: killed).
+BOUNDED_JOB=
+run_bounded()
+{
+	local secs=$1 rc=0
+	shift
+	timeout --kill-after=30 "$secs" "$@" &
+	BOUNDED_JOB=$!
+	wait "$BOUNDED_JOB" || rc=$?
+	BOUNDED_JOB=
+	[ "$rc" -ne 124 ] || ce_warn "killed after ${secs}s: $*"
+	return "$rc"
+}
+stop_bounded()
+{
+	if [ -n "$BOUNDED_JOB" ]; then
+		kill -TERM -- "-$BOUNDED_JOB" 2>/dev/null || kill -TERM "$BOUNDED_JOB" 2>/dev/null || true
+		sleep 2
+		kill -KILL -- "-$BOUNDED_JOB" 2>/dev/null || true
+		BOUNDED_JOB=
+	fi
+}
+CE_CLEANUP_HOOKS+=(stop_bounded)
+
+TAP_TMP=
+cleanup_tap_tmp()
+{
+	if [ -n "$TAP_TMP" ]; then
+		ce_kill_strays "$TAP_TMP"
+		rm -rf "$TAP_TMP"
+		TAP_TMP=
+	fi
+}
+CE_CLEANUP_HOOKS+=(cleanup_tap_tmp)
+
+# ---- dependencies and build --------------------------------------------------
+if [ "${CE_SKIP_DEPS:-0}" != 1 ]; then
+	ce_log "Checking packages"
+	ce_install_deps
+fi
+
+if [ "${CE_SKIP_BUILD:-0}" != 1 ]; then
+	ce_log "Building and installing cache_ext"
+	start=$SECONDS
+	if ce_build_install; then
+		ce_note "built and installed"
+	else
+		record build fail $((SECONDS - start))
+		summary
+		exit 1
+	fi
+fi
+
+# ---- pg_regress --------------------------------------------------------------
+run_regress()
+{
+	local rc=0
+	ce_start_redis
+	ce_start_pg
+	make -C "$CE_ROOT" PG_CONFIG="$PG_CONFIG" installcheck || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		if [ -f "$CE_ROOT/regression.diffs" ]; then
+			echo "---- regression.diffs (first 400 lines) ----"
+			head -n 400 "$CE_ROOT/regression.diffs"
+		fi
+		ce_dump_logs
+	fi
+	ce_stop_all
+	return "$rc"
+}
+
+if wanted regress; then
+	ce_log "pg_regress (make installcheck)"
+	start=$SECONDS
+	if run_regress; then
+		record pg_regress pass $((SECONDS - start))
+	else
+		record pg_regress fail $((SECONDS - start))
+	fi
+fi
+
+# ---- TAP ---------------------------------------------------------------------
+# The TAP framework's servers run as the postgres OS user, who must be able to
+# write tmp_check/ next to the tests: so run from a private copy of the tree.
+run_tap()
+{
+	local files=() f tree rel name start rc log
+	local perl_lib=$CE_PGXS_TEST_DIR/perl
+
+	if [ -n "${TAP_TESTS:-}" ]; then
+		for f in $TAP_TESTS; do
+			if [ -f "$CE_ROOT/test/$f" ]; then files+=("test/$f")
+			elif [ -f "$CE_ROOT/$f" ]; then files+=("$f")
+			else ce_warn "TAP test $f not found"; record "tap:$f" fail 0
+			fi
+		done
+	else
+		for f in "$CE_ROOT"/test/t/*.pl; do
+			[ -e "$f" ] && files+=("test/t/${f##*/}")
+		done
+	fi
+	if [ ${#files[@]} -eq 0 ]; then
+		ce_note "no TAP tests to run"
+		return 0
+	fi
+
+	TAP_TMP=$(mktemp -d /tmp/cache_ext-tap.XXXXXX)
+	chmod 755 "$TAP_TMP"
+	tree=$TAP_TMP/tree
+	mkdir "$tree"
+	tar -C "$CE_ROOT" --exclude=./.git --exclude=./tmp_check -cf - . | tar -C "$tree" -xf -
+	chown -R postgres: "$TAP_TMP"
+
+	for rel in "${files[@]}"; do
+		name=${rel##*/}
+		ce_log "TAP $name"
+		start=$SECONDS
+		rc=0
+		run_bounded "${CE_TAP_TIMEOUT:-600}" runuser -u postgres -- env -C "$tree" \
+			PATH="$CE_PG_BINDIR:/usr/local/bin:/usr/bin:/bin" \
+			HOME="$TAP_TMP" \
+			TMPDIR="$TAP_TMP" \
+			PG_REGRESS="$CE_PGXS_TEST_DIR/regress/pg_regress" \
+			TESTDIR="$tree" \
+			PG_TEST_TIMEOUT_DEFAULT="${PG_TEST_TIMEOUT_DEFAULT:-60}" \
+			prove -v -I "$perl_lib" -I test/perl "$rel" || rc=$?
+		# A test that was killed leaves its servers behind.
+		ce_kill_strays "$TAP_TMP"
+		if [ "$rc" -eq 0 ]; then
+			record "tap:$name" pass $((SECONDS - start))
+		else
+			log=$tree/tmp_check/log/regress_log_${name%.pl}
+			if [ -f "$log" ]; then
+				echo "---- last 150 lines of $log ----"
+				tail -n 150 "$log"
+			fi
+			for log in "$tree"/tmp_check/log/"${name%.pl}"_*.log; do
+				[ -f "$log" ] || continue
+				echo "---- last 60 lines of server log ${log##*/} ----"
+				tail -n 60 "$log"
+			done
+			record "tap:$name" fail $((SECONDS - start))
+		fi
+	done
+
+	if [ -n "${CE_LOG_DIR:-}" ] && [ -d "$tree/tmp_check/log" ]; then
+		mkdir -p "$CE_LOG_DIR"
+		cp -a "$tree/tmp_check/log/." "$CE_LOG_DIR/"
+		ce_note "TAP logs copied to $CE_LOG_DIR"
+	fi
+	cleanup_tap_tmp
+}
+
+if wanted tap; then
+	run_tap
+fi
+
+# ---- fuzz --------------------------------------------------------------------
+if wanted fuzz; then
+	if [ -f "$CE_ROOT/test/fuzz/run.sh" ]; then
+		ce_log "fuzz (test/fuzz/run.sh, budget ${CE_FUZZ_SECONDS:-60}s)"
+		start=$SECONDS
+		if run_bounded "${CE_FUZZ_TIMEOUT:-900}" env -C "$CE_ROOT" \
+			CE_FUZZ_SECONDS="${CE_FUZZ_SECONDS:-60}" bash test/fuzz/run.sh; then
+			record fuzz pass $((SECONDS - start))
+		else
+			record fuzz fail $((SECONDS - start))
+		fi
+	else
+		ce_note "fuzz: skipped (test/fuzz/run.sh does not exist yet)"
+	fi
+fi
+
+summary
+[ "$NFAIL" -eq 0 ]

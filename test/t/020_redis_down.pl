@@ -1,0 +1,129 @@
+# test/t/020_redis_down.pl - Redis down: correct rows, BYPASS, circuit breaker, reconnection
+#
+# The circuit breaker is per backend, so its checks run in one long-lived
+# session.  Whether a backend "tried" Redis is observed on the Redis side
+# (total_connections_received) rather than by timing.
+
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+use CacheExt::Redis qw(cache_ext_node);
+use CacheExt::Session;
+use CacheExt::Util;
+
+my $RETRY = 2;    # seconds: cache_ext.retry_interval in this test
+
+my $redis = CacheExt::Redis->new;
+my $node = cache_ext_node('main', $redis, extra_conf => join("\n",
+	"cache_ext.connect_timeout = '1s'",
+	"cache_ext.command_timeout = '1s'"));
+
+$node->safe_psql('postgres', q{
+CREATE TABLE sales (id int PRIMARY KEY, region int NOT NULL, amount numeric(12,2) NOT NULL);
+INSERT INTO sales SELECT i, 1 + i % 10, (i * 37 % 1000) / 10.0 FROM generate_series(1, 2000) AS i;
+});
+
+my $Q = 'SELECT region, count(*), sum(amount) FROM sales WHERE region = $1 GROUP BY region';
+my $COLS = 'region int, n bigint, total numeric';
+my $expected = direct_rows($node, $Q, [3]);
+my $call = cq($Q, $COLS, 3);
+
+# Connections Redis has accepted so far (this redis-cli's own included).
+sub redis_connections
+{
+	my $info = $redis->cli('INFO', 'stats');
+	return $info =~ /^total_connections_received:(\d+)/m ? $1 : die "no stats in: $info";
+}
+
+my $s = CacheExt::Session->new($node, timeout => 60);
+$s->query_ok("SET cache_ext.retry_interval = '${RETRY}s'");
+
+call_is($s, $call, qr/^MISS/, $expected, 'Redis up: first call');
+call_is($s, $call, qr/^HIT/, $expected, 'Redis up: second call');
+
+# ---- Redis killed -----------------------------------------------------------
+
+$redis->kill9;
+my $st0 = cache_stats($s);
+my $t_fail = time();
+call_is($s, $call, qr/^BYPASS: redis unavailable/, $expected,
+	'Redis killed: the query still runs');
+my $st1 = cache_stats($s);
+is(stats_delta($st0, $st1)->{bypasses}, 1, 'the bypass is counted');
+cmp_ok(stats_delta($st0, $st1)->{errors}, '>=', 1, 'the Redis failure is counted in errors');
+
+# Within retry_interval the backend does not try Redis at all.
+my $N = 20;
+my ($bad, $t0) = (0, time());
+for my $i (1 .. $N)
+{
+	my $r = cache_call($s, $call);
+	if ($r->{timed_out} || $r->{err} =~ /ERROR/
+		|| ($r->{status} // '') !~ /^BYPASS/ || $r->{rows} ne $expected)
+	{
+		$bad++;
+		diag "call $i: status " . ($r->{status} // 'none') . " stderr $r->{err}";
+	}
+}
+my $loop_secs = time() - $t0;
+is($bad, 0, "$N more calls with Redis down: all BYPASS with the right rows");
+note sprintf('%d calls with Redis down took %.3f s', $N, $loop_secs);
+my $st2 = cache_stats($s);
+my $in_window = time() - $t_fail < $RETRY * 0.8;
+is(stats_delta($st1, $st2)->{bypasses}, $N, "the $N bypasses are counted");
+SKIP:
+{
+	skip 'this machine is too slow to stay within retry_interval', 1 unless $in_window;
+	is(stats_delta($st1, $st2)->{errors}, 0,
+		'within retry_interval no new Redis error: the backend did not try');
+}
+
+# Redis back (empty) while the breaker is still open: still no attempt.
+$redis->restart;
+my $c0 = redis_connections();
+my $r = cache_call($s, $call);
+my $c1 = redis_connections();
+SKIP:
+{
+	skip 'this machine is too slow to stay within retry_interval', 2
+	  unless time() - $t_fail < $RETRY * 0.8;
+	like($r->{status} // '', qr/^BYPASS/,
+		'Redis back within retry_interval: still BYPASS (breaker open)');
+	is($c1 - $c0, 1, 'and the backend did not even connect to Redis');
+}
+is($r->{rows}, $expected, 'rows are right while the breaker is open');
+
+# Past retry_interval the backend reconnects.
+my $wait = $t_fail + $RETRY + 0.5 - time();
+sleep($wait) if $wait > 0;
+call_is($s, $call, qr/^MISS/, $expected, 'past retry_interval: reconnected, MISS');
+call_is($s, $call, qr/^HIT/, $expected, 'then HIT');
+
+# ---- A new session while Redis is down --------------------------------------
+
+$redis->kill9;
+call_is($node, $call, qr/^BYPASS: redis unavailable/, $expected,
+	'new session, Redis down from the start');
+$redis->restart;
+call_is($node, $call, qr/^MISS/, $expected, 'new session, Redis back');
+call_is($node, $call, qr/^HIT/, $expected, 'new session, HIT again');
+
+# ---- Redis stopped cleanly (SIGTERM) under an open connection ---------------
+
+$redis->stop;
+call_is($s, "SET cache_ext.retry_interval = 0;\n$call", qr/^BYPASS: redis unavailable/,
+	$expected, 'Redis shut down: BYPASS');
+$redis->start;
+call_is($s, $call, qr/^MISS/, $expected, 'retry_interval = 0: reconnects at once');
+
+$s->quit;
+ok(!$node->log_contains('terminated by signal'), 'no backend crashed');
+
+$node->stop;
+$redis->stop;
+done_testing();

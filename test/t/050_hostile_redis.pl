@@ -1,0 +1,69 @@
+# test/t/050_hostile_redis.pl - a "Redis" that answers garbage never breaks a query
+#
+# Replies are untrusted input (DESIGN.md C2): whatever the server sends
+# (wrong reply types, protocol errors, absurd lengths, deep nesting, a
+# connection closed mid-reply, silence), cached_query() returns the right
+# rows without an ERROR, within a bounded time, and no backend crashes.
+
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use CacheExt::FakeRedis;
+use CacheExt::Redis qw(cache_ext_node);
+use CacheExt::Util;
+
+my $BOUND = 10;    # seconds: "it did not hang"
+
+my $fake = CacheExt::FakeRedis->new;
+$fake->start(reply => "+OK\r\n");
+my $node = cache_ext_node('main', $fake, extra_conf => join("\n",
+	"cache_ext.connect_timeout = '500ms'",
+	"cache_ext.command_timeout = '500ms'",
+	"cache_ext.retry_interval = 0"));
+
+$node->safe_psql('postgres', q{
+CREATE TABLE sales (id int PRIMARY KEY, region int NOT NULL, amount numeric(12,2) NOT NULL);
+INSERT INTO sales SELECT i, 1 + i % 10, (i * 37 % 1000) / 10.0 FROM generate_series(1, 2000) AS i;
+});
+my $Q = 'SELECT region, count(*), sum(amount) FROM sales WHERE region = $1 GROUP BY region';
+my $COLS = 'region int, n bigint, total numeric';
+my $expected = direct_rows($node, $Q, [3]);
+my $call = cq($Q, $COLS, 3);
+
+my @cases = (
+	[ 'closes every connection at once' => reply => '', close => 1 ],
+	[ 'answers +OK to everything' => reply => "+OK\r\n" ],
+	[ 'answers an error to everything' => reply => "-ERR hostile\r\n" ],
+	[ 'answers an integer to everything' => reply => ":42\r\n" ],
+	[ 'answers nil to everything' => reply => "\$-1\r\n" ],
+	[ 'answers a bulk string of garbage' => reply => "\$30\r\n" . ('x' x 30) . "\r\n" ],
+	[ 'is not a Redis server' => reply => "HTTP/1.1 400 Bad Request\r\n\r\n" ],
+	[ 'answers binary noise' => reply => join('', map { chr } 0 .. 255) x 4 ],
+	[ 'announces a huge bulk string' => reply => "\$9223372036854775807\r\n" ],
+	[ 'announces a negative bulk length' => reply => "\$-7\r\n" ],
+	[ 'announces a huge array' => reply => "*2147483647\r\n" ],
+	[ 'sends deeply nested arrays' => reply => "*1\r\n" x 20000 ],
+	[ 'closes in the middle of a reply' => reply => "\$100\r\nabc", close => 1 ],
+	[ 'answers after 5 s' => reply => "+OK\r\n", delay => 5 ],
+);
+
+foreach my $case (@cases)
+{
+	my ($name, %params) = @$case;
+	$fake->start(%params);
+	my $r = call_is($node, $call, qr/^(MISS|BYPASS)/, $expected, "server $name",
+		timeout => 60);
+	cmp_ok($r->{elapsed}, '<', $BOUND, "server $name: returned within ${BOUND}s");
+	note "server $name: status " . ($r->{status} // 'none');
+}
+$fake->stop;
+
+is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server is up');
+ok(!$node->log_contains('terminated by signal'), 'no backend crashed');
+
+$node->stop;
+done_testing();
