@@ -74,24 +74,31 @@ SELECT cache_track('sales');
 \echo
 \echo '--- 1. The expensive query, run directly (twice, so both runs are warm):'
 \echo :q
+\echo '(all 50 rows are computed and fetched in every timed run; only the first 5 are shown)'
+\o /dev/null
 \timing on
-SELECT * FROM (:q) AS q LIMIT 5;
-SELECT * FROM (:q) AS q LIMIT 5;
+:q;
+:q;
 \timing off
-\echo '(first 5 of 50 rows shown here and below)'
+\o
+SELECT * FROM (:q) AS q LIMIT 5;
 
 \echo
 \echo '--- 2. The same query through cached_query(): the first call computes and stores it (MISS)'
+\o /dev/null
 \timing on
-SELECT * FROM cached_query(:'q') AS :cols LIMIT 5;
+SELECT * FROM cached_query(:'q') AS :cols;
 \timing off
+\o
 SELECT cache_status();
 
 \echo
 \echo '--- 3. Again: served from Redis (HIT)'
+\o /dev/null
 \timing on
-SELECT * FROM cached_query(:'q') AS :cols LIMIT 5;
+SELECT * FROM cached_query(:'q') AS :cols;
 \timing off
+\o
 SELECT cache_status();
 
 \echo
