@@ -3,12 +3,13 @@
 #
 # Suites: pg_regress (make installcheck against a throwaway server), each TAP
 # file under test/t/ (run as the postgres user from a private copy of the
-# tree), and test/fuzz/run.sh when it exists.  Prints one line per suite and,
+# tree), test/fuzz/run.sh, and test/valgrind.sh (pg_regress again with the
+# server under valgrind memcheck; an error in cache_ext's code fails it).  Prints one line per suite and,
 # last, exactly "N passed, N failed".  Exits non-zero if anything failed.
 #
 # Usage (as root):
 #   bash test/run-tests.sh                       # everything
-#   bash test/run-tests.sh --only regress        # or tap, fuzz; repeatable or comma-separated
+#   bash test/run-tests.sh --only regress        # or tap, fuzz, valgrind; repeatable or comma-separated
 #   TAP_TESTS='t/010_hit_miss.pl' bash test/run-tests.sh --only tap
 #
 # Environment:
@@ -34,7 +35,7 @@ ONLY=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--only)
-			[ $# -ge 2 ] || ce_die "--only needs an argument: tap, regress or fuzz"
+			[ $# -ge 2 ] || ce_die "--only needs an argument: tap, regress, fuzz or valgrind"
 			IFS=',' read -r -a parts <<<"$2"
 			ONLY+=("${parts[@]}")
 			shift 2 ;;
@@ -42,8 +43,6 @@ while [ $# -gt 0 ]; do
 			IFS=',' read -r -a parts <<<"${1#--only=}"
 			ONLY+=("${parts[@]}")
 			shift ;;
-		--valgrind)
-			ce_die "--valgrind is not implemented yet" ;;
 		-h|--help)
 			usage; exit 0 ;;
 		*)
@@ -52,8 +51,8 @@ while [ $# -gt 0 ]; do
 done
 for s in "${ONLY[@]}"; do
 	case "$s" in
-		tap|regress|fuzz) ;;
-		*) ce_die "--only takes tap, regress or fuzz, not '$s'" ;;
+		tap|regress|fuzz|valgrind) ;;
+		*) ce_die "--only takes tap, regress, fuzz or valgrind, not '$s'" ;;
 	esac
 done
 
@@ -265,6 +264,18 @@ if wanted fuzz; then
 		fi
 	else
 		ce_note "fuzz: skipped (test/fuzz/run.sh does not exist yet)"
+	fi
+fi
+
+# ---- valgrind ----------------------------------------------------------------
+# Last: it installs its own -O0 build of the extension.
+if wanted valgrind; then
+	ce_log "valgrind (test/valgrind.sh: pg_regress with the server under memcheck)"
+	start=$SECONDS
+	if run_bounded 1800 env -C "$CE_ROOT" CE_SKIP_DEPS=1 bash test/valgrind.sh; then
+		record valgrind pass $((SECONDS - start))
+	else
+		record valgrind fail $((SECONDS - start))
 	fi
 fi
 
