@@ -164,22 +164,16 @@ vg_cleanup()
 
 # ---- starting ----------------------------------------------------------------
 
-# vg_start_pg: like ce_start_pg, but the postmaster runs under valgrind
-# (pg_ctl -p names a wrapper that execs valgrind, so the PID pg_ctl waits for
-# is the postmaster's).  Exports PGHOST PGPORT PGUSER PGDATABASE.
-vg_start_pg()
+# vg_setup_dir DIR: ce_start_pg's setup hook.  Puts the valgrind logs, the
+# suppression files (where the postgres user can read them) and a postgres
+# wrapper that execs valgrind in the server's directory; pg_ctl -p names the
+# wrapper, so the PID pg_ctl waits for is the postmaster's.
+vg_setup_dir()
 {
-	local dir port attempt supp vgopts=() f
+	local dir=$1 supp vgopts=() f
 
-	dir=$(mktemp -d /tmp/cache_ext-pg.XXXXXX)
-	chown postgres: "$dir"
-	chmod 700 "$dir"
-	CE_PG_DIR=$dir
-	CE_PG_DATA=$dir/data
 	VG_LOGDIR=$dir/vg
-	mkdir "$VG_LOGDIR" "$dir/supp"
-
-	# Suppression files are copied where the postgres user can read them.
+	mkdir -p "$VG_LOGDIR" "$dir/supp"
 	for f in "$VG_SUPP_OURS" ${CE_VG_PG_SUPP:+"$CE_VG_PG_SUPP"}; do
 		[ -f "$f" ] || ce_die "suppression file $f not found"
 		supp=$dir/supp/$(printf '%02d' "${#vgopts[@]}")-${f##*/}
@@ -214,44 +208,18 @@ vg_start_pg()
 	} >"$dir/postgres-valgrind"
 	chmod 755 "$dir/postgres-valgrind"
 	chown postgres: "$dir/postgres-valgrind"
+	CE_PG_CTL_START_OPTS="-p $dir/postgres-valgrind -t $CE_VG_PG_TIMEOUT"
+}
 
-	ce_as_postgres "$CE_PG_BINDIR/initdb" -D "$CE_PG_DATA" -A trust -U postgres \
-		--no-sync --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
-		{ cat "$dir/initdb.log" >&2; ce_die "initdb failed"; }
-
-	for attempt in 1 2 3; do
-		port=$(ce_free_port)
-		{
-			echo
-			echo "# added by test/valgrind.sh (as test/lib/common.sh does, plus jit = off)"
-			echo "listen_addresses = ''"
-			echo "unix_socket_directories = '$dir'"
-			echo "port = $port"
-			echo "fsync = off"
-			echo "max_connections = 40"
-			echo "log_line_prefix = '%m [%p] %q%a '"
-			echo "jit = off"
-			echo "shared_preload_libraries = 'cache_ext'"
-			echo "cache_ext.redis_url = 'redis://127.0.0.1:${CE_REDIS_PORT:?ce_start_redis first}/0'"
-		} >"$dir/test.conf"
-		chown postgres: "$dir/test.conf"
-		grep -q "include_if_exists = '$dir/test.conf'" "$CE_PG_DATA/postgresql.conf" ||
-			echo "include_if_exists = '$dir/test.conf'" >>"$CE_PG_DATA/postgresql.conf"
-
-		if ce_as_postgres "$CE_PG_BINDIR/pg_ctl" -D "$CE_PG_DATA" -l "$dir/postgresql.log" \
-			-p "$dir/postgres-valgrind" -w -t "$CE_VG_PG_TIMEOUT" start >/dev/null; then
-			export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres
-			VG_PM_PID=$(head -n 1 "$CE_PG_DATA/postmaster.pid" | tr -dc '0-9')
-			ce_note "postgres (under valgrind) pid $VG_PM_PID on socket $dir port $port"
-			return 0
-		fi
-		ce_warn "PostgreSQL did not start on port $port (attempt $attempt); log tail:"
-		tail -n 20 "$dir/postgresql.log" >&2 || true
-		vg_stop_pg
-		CE_PG_DATA=$dir/data
-		rm -f "$VG_LOGDIR"/vg.*.log
-	done
-	ce_die "could not start PostgreSQL under valgrind"
+# vg_start_pg: ce_start_pg with the postmaster under valgrind and JIT off.
+vg_start_pg()
+{
+	CE_PG_PRELOAD=cache_ext
+	CE_PG_EXTRA_CONF="jit = off"
+	CE_PG_SETUP_HOOK=vg_setup_dir
+	ce_start_pg
+	VG_PM_PID=$(head -n 1 "$CE_PG_DATA/postmaster.pid" | tr -dc '0-9')
+	ce_note "the postmaster runs under valgrind (logs in $VG_LOGDIR)"
 }
 
 # ---- reading the logs --------------------------------------------------------

@@ -28,6 +28,15 @@ CE_PGXS_TEST_DIR=/usr/lib/postgresql/15/lib/pgxs/src/test
 # test the harness itself before the extension builds).
 : "${CE_PG_PRELOAD=cache_ext}"
 
+# Hooks for callers that start the server differently (test/valgrind.sh):
+#   CE_PG_EXTRA_CONF       more postgresql.conf lines
+#   CE_PG_SETUP_HOOK       a function called with the server's directory once
+#                          it exists, before initdb; it may set
+#   CE_PG_CTL_START_OPTS   extra pg_ctl start options (e.g. -p wrapper -t 600)
+CE_PG_EXTRA_CONF=${CE_PG_EXTRA_CONF:-}
+CE_PG_SETUP_HOOK=${CE_PG_SETUP_HOOK:-}
+CE_PG_CTL_START_OPTS=${CE_PG_CTL_START_OPTS:-}
+
 CE_PACKAGES=(
 	build-essential gcc make pkg-config
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib
@@ -236,6 +245,7 @@ ce_start_pg()
 	chmod 700 "$dir"
 	CE_PG_DIR=$dir
 	CE_PG_DATA=$dir/data
+	[ -z "$CE_PG_SETUP_HOOK" ] || "$CE_PG_SETUP_HOOK" "$dir"
 
 	ce_as_postgres "$CE_PG_BINDIR/initdb" -D "$CE_PG_DATA" -A trust -U postgres \
 		--no-sync --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
@@ -256,14 +266,16 @@ ce_start_pg()
 				echo "shared_preload_libraries = '$CE_PG_PRELOAD'"
 				echo "cache_ext.redis_url = 'redis://127.0.0.1:${CE_REDIS_PORT:?ce_start_redis first}/0'"
 			fi
+			[ -z "$CE_PG_EXTRA_CONF" ] || printf '%s\n' "$CE_PG_EXTRA_CONF"
 		} >"$dir/test.conf"
 		chown postgres: "$dir/test.conf"
 		# include_if_exists keeps a retry from appending twice.
 		grep -q "include_if_exists = '$dir/test.conf'" "$CE_PG_DATA/postgresql.conf" ||
 			echo "include_if_exists = '$dir/test.conf'" >>"$CE_PG_DATA/postgresql.conf"
 
+		# shellcheck disable=SC2086
 		if ce_as_postgres "$CE_PG_BINDIR/pg_ctl" -D "$CE_PG_DATA" -l "$dir/postgresql.log" \
-			-w -t 60 start >/dev/null; then
+			-w -t 60 $CE_PG_CTL_START_OPTS start >/dev/null; then
 			export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 			ce_note "postgres pid $(head -n 1 "$CE_PG_DATA/postmaster.pid") on socket $dir port $port"
 			return 0
