@@ -86,6 +86,16 @@ SET TimeZone = 'UTC';
 SELECT * FROM cached_query('SELECT ts::text FROM stamps') AS t(s text);
 SELECT cache_status();
 RESET TimeZone;
+-- every setting of the list counts, not only the first
+SELECT * FROM cached_query('SELECT (1/3.0::float8)::text') AS t(s text);
+SET extra_float_digits = -3;
+SELECT * FROM cached_query('SELECT (1/3.0::float8)::text') AS t(s text);
+SELECT cache_status();
+RESET extra_float_digits;
+SET DateStyle = 'German';
+SELECT * FROM cached_query('SELECT ts::text FROM stamps') AS t(s text);
+SELECT cache_status();
+RESET DateStyle;
 
 -- search_path decides which table a name means: entries are not shared
 CREATE SCHEMA a;

@@ -115,3 +115,11 @@ SELECT x > :'first_now' AS not_frozen FROM cached_query('SELECT ''now''::timesta
 -- ordinary literals of those types are fine
 SELECT count(*) FROM cached_query('SELECT id FROM by_t WHERE at > ''2024-02-01''') AS t(id int);
 SELECT cache_status();
+SELECT count(*) FROM cached_query('SELECT id FROM by_t WHERE at::date > E''today''') AS t(id int);
+SELECT cache_status();
+
+-- transaction state is not in the key
+SELECT count(*) FROM cached_query('SELECT txid_current()') AS t(x bigint);
+SELECT cache_status();
+SELECT count(*) FROM cached_query('SELECT pg_current_snapshot()::text') AS t(x text);
+SELECT cache_status();

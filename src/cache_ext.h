@@ -57,6 +57,7 @@ typedef struct QueryDeps
 	bool		role_dependent; /* key must include the current role */
 	bool		session_user_dependent; /* ... and the session user */
 	List	   *relids;			/* sorted OIDs of every relation read */
+	List	   *funcids;		/* every function the plan calls, once each */
 } QueryDeps;
 
 extern void AnalyzePlannedStmt(PlannedStmt *stmt, QueryDeps *deps);

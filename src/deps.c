@@ -78,6 +78,14 @@ is_time_or_session_function(Oid funcid, const char **kind)
 		case F_INET_SERVER_PORT:
 		case F_PG_MY_TEMP_SCHEMA:
 		case F_PG_TRIGGER_DEPTH:
+		case F_TXID_CURRENT:
+		case F_TXID_CURRENT_IF_ASSIGNED:
+		case F_TXID_CURRENT_SNAPSHOT:
+		case F_TXID_STATUS:
+		case F_PG_CURRENT_XACT_ID:
+		case F_PG_CURRENT_XACT_ID_IF_ASSIGNED:
+		case F_PG_CURRENT_SNAPSHOT:
+		case F_PG_XACT_STATUS:
 			*kind = "session-dependent function";
 			return true;
 		default:
@@ -109,6 +117,9 @@ check_function(Oid funcid, void *context)
 {
 	DepsWalk   *w = (DepsWalk *) context;
 	const char *kind;
+
+	/* a hit must check EXECUTE on it, as the executor would */
+	w->deps->funcids = list_append_unique_oid(w->deps->funcids, funcid);
 
 	if (func_volatile(funcid) == PROVOLATILE_VOLATILE)
 		not_cacheable(w, psprintf("volatile function %s()", get_func_name(funcid)));

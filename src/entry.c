@@ -9,16 +9,21 @@
  * values of a few built-in types whose every bit pattern is a valid value
  * are copied raw; text is checked for valid encoding; every other type goes
  * through its own receive (or input) function, which validates its input as
- * it does for bytes from a client.  An ERROR raised by one of those is
- * caught here and turned into "corrupt entry".
+ * it does for bytes from a client.  A bad-input ERROR raised by one of
+ * those is caught here and turned into "corrupt entry"; types defined by
+ * users are decoded in a subtransaction, since their functions may run
+ * arbitrary code.  Raw date/time values are range-checked.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/resowner.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -131,11 +136,22 @@ EntryWriterInit(EntryWriter *w, int natts, const EntryColumnCodec *codecs,
 	}
 }
 
+/*
+ * Append a length-prefixed value, unless it would take the entry past the
+ * limit (checked first, so that one huge value is never copied).
+ */
 static inline void
-append_len_bytes(StringInfo buf, const char *data, uint32 len)
+append_len_bytes(EntryWriter *w, const char *data, size_t len)
 {
-	appendBinaryStringInfo(buf, (char *) &len, 4);
-	appendBinaryStringInfo(buf, data, len);
+	uint32		len32 = (uint32) len;
+
+	if ((size_t) w->buf.len + 4 + len > w->limit)
+	{
+		w->overflow = true;
+		return;
+	}
+	appendBinaryStringInfo(&w->buf, (const char *) &len32, 4);
+	appendBinaryStringInfo(&w->buf, data, len);
 }
 
 /*
@@ -201,7 +217,7 @@ EntryWriterAddRow(EntryWriter *w, TupleTableSlot *slot)
 				{
 					struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
 
-					append_len_bytes(buf, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+					append_len_bytes(w, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
 					if ((Pointer) v != DatumGetPointer(d))
 						pfree(v);
 					break;
@@ -210,7 +226,7 @@ EntryWriterAddRow(EntryWriter *w, TupleTableSlot *slot)
 				{
 					bytea	   *v = SendFunctionCall((FmgrInfo *) &c->out, d);
 
-					append_len_bytes(buf, VARDATA(v), VARSIZE(v) - VARHDRSZ);
+					append_len_bytes(w, VARDATA(v), VARSIZE(v) - VARHDRSZ);
 					pfree(v);
 					break;
 				}
@@ -218,17 +234,17 @@ EntryWriterAddRow(EntryWriter *w, TupleTableSlot *slot)
 				{
 					char	   *v = OutputFunctionCall((FmgrInfo *) &c->out, d);
 
-					append_len_bytes(buf, v, strlen(v));
+					append_len_bytes(w, v, strlen(v));
 					pfree(v);
 					break;
 				}
 		}
-		if ((size_t) buf->len > w->limit)
+		if (w->overflow || (size_t) buf->len > w->limit)
 			break;
 	}
 
 	w->nrows++;
-	if ((size_t) buf->len > w->limit || w->nrows == PG_UINT32_MAX)
+	if (w->overflow || (size_t) buf->len > w->limit || w->nrows == PG_UINT32_MAX)
 	{
 		w->overflow = true;
 		pfree(buf->data);
@@ -263,13 +279,45 @@ EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint)
 	memcpy(h + 12, &crc, 4);
 }
 
+/* Errors a built-in receive or input function raises on bad input. */
+static bool
+is_bad_input_error(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category == ERRCODE_DATA_EXCEPTION ||
+		category == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION ||
+		category == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
+		category == ERRCODE_INTERNAL_ERROR;
+}
+
+/* Raw values of the date/time types must be in their types' ranges. */
+static bool
+fixed_value_valid(Oid typid, int64 v)
+{
+	switch (typid)
+	{
+		case DATEOID:
+			return DATE_NOT_FINITE((DateADT) v) || IS_VALID_DATE((DateADT) v);
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			return TIMESTAMP_NOT_FINITE(v) || IS_VALID_TIMESTAMP(v);
+		case TIMEOID:
+			return v >= 0 && v <= USECS_PER_DAY;
+		default:
+			return true;
+	}
+}
+
 /*
  * Turn one value at p (len bytes, already bounds-checked) into a Datum.
- * May ereport on invalid input (caught by EntryDecode).  Returns false for
- * invalid values detected here.
+ * Returns false for an invalid value.  With catch_errors, bad-input errors
+ * of the type's functions are caught and reported as false; other errors
+ * (cancel, out of memory) propagate.
  */
 static bool
-decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out)
+decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
+			 bool catch_errors)
 {
 	switch (c->codec)
 	{
@@ -292,15 +340,15 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out)
 
 				memcpy(&v, p, 4);
 				*out = Int32GetDatum(v);
-				return true;
+				return fixed_value_valid(c->typid, v);
 			}
 		case CE_CODEC_FIXED8:
 			{
-				uint64		v;
+				int64		v;
 
 				memcpy(&v, p, 8);
-				*out = (Datum) v;
-				return true;
+				*out = Int64GetDatum(v);
+				return fixed_value_valid(c->typid, v);
 			}
 		case CE_CODEC_TEXT:
 		case CE_CODEC_BYTES:
@@ -345,14 +393,21 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out)
 				}
 				PG_CATCH();
 				{
-					/*
-					 * Only the type's receive or input function can throw
-					 * here.  Those validate client input and hold no locks or
-					 * buffers, so dropping their error without a
-					 * subtransaction is safe.
-					 */
+					ErrorData  *edata;
+
+					p[len] = saved;
 					MemoryContextSwitchTo(cxt);
+					edata = CopyErrorData();
+
+					/*
+					 * Built-in receive and input functions hold no locks or
+					 * buffers when they reject their input, so dropping such
+					 * an error without a subtransaction is safe.
+					 */
+					if (!catch_errors || !is_bad_input_error(edata->sqlerrcode))
+						PG_RE_THROW();
 					FlushErrorState();
+					FreeErrorData(edata);
 					valid = false;
 				}
 				PG_END_TRY();
@@ -363,17 +418,70 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out)
 	return false;
 }
 
+/* Decode every row of a parsed entry into ts; false at the first bad value. */
+static bool
+decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
+			TupleDesc desc, bool catch_errors, Tuplestorestate *ts)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	MemoryContext rowcxt;
+	Datum	   *values = palloc(sizeof(Datum) * (natts + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (natts + 1));
+	char	   *p = (char *) view->rows;
+	bool		ok = true;
+
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cache_ext decode",
+								   ALLOCSET_DEFAULT_SIZES);
+	for (uint32 r = 0; r < view->nrows && ok; r++)
+	{
+		const uint8 *bitmap = (const uint8 *) p;
+
+		p += natts / 8 + 1;
+		MemoryContextSwitchTo(rowcxt);
+		for (int i = 0; i < natts; i++)
+		{
+			int			width;
+			uint32		vlen;
+
+			nulls[i] = (bitmap[i / 8] & (1 << (i % 8))) != 0;
+			values[i] = (Datum) 0;
+			if (nulls[i])
+				continue;
+			width = CeCodecWidth(codecs[i].codec);
+			if (width > 0)
+				vlen = width;
+			else
+			{
+				memcpy(&vlen, p, 4);
+				p += 4;
+			}
+			if (!decode_value(&codecs[i], p, vlen, &values[i], catch_errors))
+			{
+				ok = false;
+				break;
+			}
+			p += vlen;
+		}
+		MemoryContextSwitchTo(oldcxt);
+		if (ok)
+			tuplestore_putvalues(ts, desc, values, nulls);
+		MemoryContextReset(rowcxt);
+	}
+	MemoryContextDelete(rowcxt);
+	pfree(values);
+	pfree(nulls);
+	return ok;
+}
+
 bool
 EntryDecode(char *buf, size_t len, const uint8 *fingerprint, int natts,
-			const EntryColumnCodec *codecs, TupleDesc desc,
+			const EntryColumnCodec *codecs, TupleDesc desc, bool in_subxact,
 			Tuplestorestate *ts, const char **why)
 {
 	CeEntryView view;
-	MemoryContext rowcxt;
 	MemoryContext oldcxt = CurrentMemoryContext;
-	Datum	   *values;
-	bool	   *nulls;
-	bool		ok = true;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
 
 	*why = CeEntryParse((const uint8 *) buf, len, &view);
 	if (*why)
@@ -403,55 +511,39 @@ EntryDecode(char *buf, size_t len, const uint8 *fingerprint, int natts,
 		}
 	}
 
-	values = palloc(sizeof(Datum) * (natts + 1));
-	nulls = palloc(sizeof(bool) * (natts + 1));
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cache_ext decode",
-								   ALLOCSET_DEFAULT_SIZES);
-
+	if (!in_subxact)
+		ok = decode_rows(&view, natts, codecs, desc, true, ts);
+	else
 	{
-		char	   *p = (char *) view.rows;
-
-		for (uint32 r = 0; r < view.nrows && ok; r++)
+		/* as PL/pgSQL does for an exception block */
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+		PG_TRY();
 		{
-			const uint8 *bitmap = (const uint8 *) p;
-
-			p += natts / 8 + 1;
-			MemoryContextSwitchTo(rowcxt);
-			for (int i = 0; i < natts; i++)
-			{
-				int			width;
-				uint32		vlen;
-
-				nulls[i] = (bitmap[i / 8] & (1 << (i % 8))) != 0;
-				values[i] = (Datum) 0;
-				if (nulls[i])
-					continue;
-				width = CeCodecWidth(codecs[i].codec);
-				if (width > 0)
-					vlen = width;
-				else
-				{
-					memcpy(&vlen, p, 4);
-					p += 4;
-				}
-				if (!decode_value(&codecs[i], p, vlen, &values[i]))
-				{
-					ok = false;
-					break;
-				}
-				p += vlen;
-			}
+			ok = decode_rows(&view, natts, codecs, desc, false, ts);
+			ReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(oldcxt);
-			if (ok)
-				tuplestore_putvalues(ts, desc, values, nulls);
-			MemoryContextReset(rowcxt);
+			CurrentResourceOwner = oldowner;
 		}
-		if (!ok)
-			*why = "invalid value";
-	}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
 
-	MemoryContextDelete(rowcxt);
-	pfree(values);
-	pfree(nulls);
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			/* a cancel or shutdown is not a property of the entry */
+			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION)
+				ReThrowError(edata);
+			FreeErrorData(edata);
+			ok = false;
+		}
+		PG_END_TRY();
+	}
+	if (!ok)
+		*why = "invalid value";
 	return ok;
 }

@@ -56,10 +56,16 @@ extern void EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint);
  * buf must be writable and have one byte after len that may be modified
  * temporarily (hiredis replies end in a NUL).  Returns true on success;
  * on failure returns false with *why set, ts may hold some rows.
+ *
+ * With in_subxact, decoding runs in a subtransaction, so that receive and
+ * input functions of user-defined types (which may run user code, such as
+ * a domain's CHECK) can fail safely.  Without it, only the data errors that
+ * built-in receive functions raise on bad input are caught.  Cancels and
+ * other errors are re-thrown either way.
  */
 extern bool EntryDecode(char *buf, size_t len, const uint8 *fingerprint,
 						int natts, const EntryColumnCodec *codecs,
-						TupleDesc desc, Tuplestorestate *ts,
-						const char **why);
+						TupleDesc desc, bool in_subxact,
+						Tuplestorestate *ts, const char **why);
 
 #endif							/* CACHE_EXT_ENTRY_H */

@@ -30,6 +30,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -42,6 +43,7 @@
 #include "portability/instr_time.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -51,6 +53,7 @@
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 #include "cache_ext.h"
@@ -71,6 +74,9 @@ static const char *const result_settings[] = {
 	"standard_conforming_strings", "default_text_search_config",
 	"search_path", "row_security", "transform_null_equals", "xmloption",
 	"xmlbinary", "array_nulls", "timezone_abbreviations", "backslash_quote",
+	"quote_all_identifiers",
+	/* send/receive functions of text-like types convert to this encoding */
+	"client_encoding",
 };
 
 typedef struct PreparedQuery
@@ -85,12 +91,22 @@ typedef struct PreparedQuery
 	EntryColumnCodec *codecs;
 	char	   *codec_problem;	/* why results of this row type can't be stored */
 	char		literal_problem[48];	/* a 'now'-like literal frozen at prepare */
+	/* hash of the rewritten query and of the user functions' definitions */
+	uint8		definition[CE_HASH_LEN];
+	bool		decode_in_subxact;	/* user-defined types: see EntryDecode */
 } PreparedQuery;
 
 static HTAB *prepared_queries = NULL;
 static MemoryContext prepared_cxt = NULL;
 
 static char last_status[256] = "";
+
+/*
+ * cached_query calls in progress in this backend (a wrapped query can call
+ * cached_query again).  Prepared statements are dropped only by the
+ * outermost call, before it holds one.
+ */
+static int	calls_in_progress = 0;
 
 /* Per-call options from cache_opts(). */
 typedef struct CallOptions
@@ -207,9 +223,12 @@ parse_options(HeapTupleHeader opts, CallOptions *o)
 	if (!isnull)
 	{
 		Interval   *iv = DatumGetIntervalP(d);
-		int64		us;
+		int64		us = -1;
 
-		us = iv->time + (int64) iv->day * USECS_PER_DAY +
+		/* bounds first, so the arithmetic below cannot overflow */
+		if (iv->month >= 0 && iv->month <= 12 && iv->day >= 0 && iv->day <= 366 &&
+			iv->time >= 0 && iv->time <= (int64) 366 * USECS_PER_DAY)
+			us = iv->time + (int64) iv->day * USECS_PER_DAY +
 			(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
 		if (us < 1000 || us > (int64) 365 * USECS_PER_DAY)
 			ereport(ERROR,
@@ -246,7 +265,10 @@ parse_options(HeapTupleHeader opts, CallOptions *o)
 
 /* ---- the prepared statement cache ---- */
 
-/* The settings that change results, as one string. */
+/*
+ * The settings that change results, as one NUL-free string: each value is
+ * written as <length>:<value>, so that values cannot run together.
+ */
 static char *
 settings_string(void)
 {
@@ -254,7 +276,13 @@ settings_string(void)
 
 	initStringInfo(&s);
 	for (int i = 0; i < lengthof(result_settings); i++)
-		KeyAddString(&s, GetConfigOption(result_settings[i], true, false));
+	{
+		const char *v = GetConfigOption(result_settings[i], true, false);
+
+		if (v == NULL)
+			v = "";
+		appendStringInfo(&s, "%zu:%s", strlen(v), v);
+	}
 	return s.data;
 }
 
@@ -338,8 +366,12 @@ is_datetime_type(Oid typid)
 
 	if (OidIsValid(elem))
 		typid = elem;
-	if (type_is_range(typid))
+	if (type_is_multirange(typid))
+		typid = get_range_subtype(get_multirange_range(typid));
+	else if (type_is_range(typid))
 		typid = get_range_subtype(typid);
+	if (get_typtype(typid) == TYPTYPE_COMPOSITE)
+		return true;			/* a row literal may hold a date */
 	return typid == DATEOID || typid == TIMEOID || typid == TIMETZOID ||
 		typid == TIMESTAMPOID || typid == TIMESTAMPTZOID;
 }
@@ -373,7 +405,8 @@ find_relative_time_literal(Node *node, LiteralWalk *w)
 		{
 			/* the literal's text: up to its closing quote, at most 64 bytes */
 			char	   *lit = pnstrdup(w->query + c->location, 64);
-			char	   *close = strchr(lit[0] == '\'' ? lit + 1 : lit, '\'');
+			char	   *open = strchr(lit, '\'');	/* skips E or U& */
+			char	   *close = open ? strchr(open + 1, '\'') : NULL;
 
 			if (close)
 				*close = '\0';
@@ -447,7 +480,7 @@ get_prepared(const char *query, const CallParams *params, const char *settings)
 	pfree(m.data);
 
 	pq = hash_search(prepared_queries, key, HASH_FIND, NULL);
-	if (pq && pq->literal_problem[0] == '\0')
+	if (pq && (pq->literal_problem[0] == '\0' || calls_in_progress > 1))
 		return pq;
 	if (pq)
 	{
@@ -469,7 +502,8 @@ get_prepared(const char *query, const CallParams *params, const char *settings)
 	CompleteCachedPlan(plansource, querytrees, NULL, params->types, params->n,
 					   NULL, NULL, CURSOR_OPT_PARALLEL_OK, false);
 
-	if (hash_get_num_entries(prepared_queries) >= MAX_PREPARED)
+	if (hash_get_num_entries(prepared_queries) >= MAX_PREPARED &&
+		calls_in_progress <= 1)
 		drop_all_prepared();
 	if (prepared_queries == NULL)
 		return get_prepared(query, params, settings);
@@ -482,6 +516,41 @@ get_prepared(const char *query, const CallParams *params, const char *settings)
 	pq->analysis_cxt = NULL;
 	strlcpy(pq->literal_problem, lw.problem ? lw.problem : "", sizeof(pq->literal_problem));
 	return pq;
+}
+
+/*
+ * What the query means beyond its text: the rewritten query tree (views
+ * expanded, so CREATE OR REPLACE VIEW changes it) and the version of every
+ * user-defined function the plan calls (CREATE OR REPLACE FUNCTION keeps the
+ * OID but writes a new pg_proc row).  Entries made under an old definition
+ * then never match.  Computed once per plan generation.
+ */
+static void
+definition_hash(PreparedQuery *pq)
+{
+	StringInfoData m;
+	ListCell   *lc;
+	char	   *tree = nodeToString(pq->plansource->query_list);
+
+	initStringInfo(&m);
+	KeyAddString(&m, tree);
+	pfree(tree);
+	foreach(lc, pq->deps.funcids)
+	{
+		Oid			funcid = lfirst_oid(lc);
+		HeapTuple	tup;
+
+		if (funcid < FirstNormalObjectId)
+			continue;
+		tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		KeyAddU32(&m, funcid);
+		KeyAddU32(&m, HeapTupleHeaderGetRawXmin(tup->t_data));
+		ReleaseSysCache(tup);
+	}
+	KeyHash(&m, pq->definition);
+	pfree(m.data);
 }
 
 /* Bring pq's analysis up to date with the generic plan cplan. */
@@ -506,7 +575,14 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 	pq->codecs = palloc0(sizeof(EntryColumnCodec) * Max(pq->resultdesc->natts, 1));
 	pq->codec_problem = EntryCodecsInit(pq->resultdesc, pq->codecs,
 										pq->analysis_cxt);
+	pq->decode_in_subxact = false;
+	for (int i = 0; i < pq->resultdesc->natts; i++)
+		if ((pq->codecs[i].codec == CE_CODEC_BINARY ||
+			 pq->codecs[i].codec == CE_CODEC_TEXTIO) &&
+			pq->codecs[i].typid >= FirstNormalObjectId)
+			pq->decode_in_subxact = true;
 	MemoryContextSwitchTo(old);
+	definition_hash(pq);
 	pq->generation = cplan->generation;
 }
 
@@ -534,6 +610,25 @@ check_result_type(TupleDesc expected, TupleDesc actual)
 							format_type_with_typemod(a->atttypid, a->atttypmod)),
 					 errhint("Declare column %d as %s in the column definition list.",
 							 i + 1, format_type_with_typemod(a->atttypid, a->atttypmod))));
+	}
+}
+
+/*
+ * Raise the executor's own errors if the current role could not run the
+ * plan: SELECT on its relations (and columns), EXECUTE on its functions.
+ */
+static void
+check_privileges(PreparedQuery *pq, CachedPlan *cplan)
+{
+	ListCell   *lc;
+
+	ExecCheckRTPerms(linitial_node(PlannedStmt, cplan->stmt_list)->rtable, true);
+	foreach(lc, pq->deps.funcids)
+	{
+		Oid			funcid = lfirst_oid(lc);
+
+		if (pg_proc_aclcheck(funcid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(funcid));
 	}
 }
 
@@ -598,6 +693,8 @@ entry_key(const char *query, const CallParams *params, const char *settings,
 	foreach(lc, pq->deps.relids)
 		KeyAddU32(&m, lfirst_oid(lc));
 
+	KeyAddString(&m, "definition");
+	KeyAddField(&m, pq->definition, CE_HASH_LEN);
 	KeyAddString(&m, "row type");
 	for (int i = 0; i < pq->resultdesc->natts; i++)
 	{
@@ -729,6 +826,13 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq,
 	{
 		if (reply->type == REDIS_REPLY_STRING && reply->len == 0)
 			hit = false;		/* no such key */
+		else if (reply->type == REDIS_REPLY_ERROR &&
+				 strncmp(reply->str, "WRONGTYPE", 9) != 0)
+		{
+			/* the server is not serving (LOADING, NOAUTH, MISCONF, ...) */
+			RedisReportError(reply->str, reply->len);
+			*redis_ok = false;
+		}
 		else if (reply->type != REDIS_REPLY_STRING)
 			*corrupt = "unexpected reply type";
 		else if (reply->len > (size_t) cache_ext_max_entry_size)
@@ -737,7 +841,8 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq,
 		{
 			hit = EntryDecode(reply->str, reply->len, hash,
 							  pq->resultdesc->natts, pq->codecs,
-							  pq->resultdesc, ts, corrupt);
+							  pq->resultdesc, pq->decode_in_subxact,
+							  ts, corrupt);
 			if (hit)
 				CacheStatsAdd(CS_BYTES_READ, reply->len);
 		}
@@ -812,9 +917,9 @@ add_elapsed(CacheStatCounter counter, instr_time start)
  * the query's row type.
  */
 static TupleDesc
-cached_query_common(text *query_text, const CallParams *params,
-					const CallOptions *opts, TupleDesc outdesc,
-					Tuplestorestate *ts)
+cached_query_call(text *query_text, const CallParams *params,
+				  const CallOptions *opts, TupleDesc outdesc,
+				  Tuplestorestate *ts)
 {
 	char	   *query = text_to_cstring(query_text);
 	char	   *settings = settings_string();
@@ -844,6 +949,8 @@ cached_query_common(text *query_text, const CallParams *params,
 		why = pq->deps.reason;
 	else if (pq->codec_problem)
 		why = pq->codec_problem;
+	else if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		why = "this transaction has written data";
 	else if (IsolationUsesXactSnapshot())
 		why = IsolationIsSerializable() ? "serializable transaction" :
 			"repeatable read transaction";
@@ -858,8 +965,7 @@ cached_query_common(text *query_text, const CallParams *params,
 		const char *corrupt;
 
 		/* a hit must be refused to anyone who could not run the query */
-		ExecCheckRTPerms(linitial_node(PlannedStmt, cplan->stmt_list)->rtable,
-						 true);
+		check_privileges(pq, cplan);
 		entry_key(query, params, settings, opts, pq, hash);
 		rkey = KeyEntryName(hash);
 
@@ -921,6 +1027,26 @@ cached_query_common(text *query_text, const CallParams *params,
 	CacheStatsAdd(CS_BYPASSES, 1);
 	add_elapsed(CS_BYPASS_TIME_US, start);
 	return resultdesc;
+}
+
+static TupleDesc
+cached_query_common(text *query_text, const CallParams *params,
+					const CallOptions *opts, TupleDesc outdesc,
+					Tuplestorestate *ts)
+{
+	TupleDesc	result;
+
+	calls_in_progress++;
+	PG_TRY();
+	{
+		result = cached_query_call(query_text, params, opts, outdesc, ts);
+	}
+	PG_FINALLY();
+	{
+		calls_in_progress--;
+	}
+	PG_END_TRY();
+	return result;
 }
 
 static text *

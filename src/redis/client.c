@@ -126,6 +126,18 @@ fail(const char *what)
 }
 
 /*
+ * The server answered, but is not serving (-LOADING, -NOAUTH, -MISCONF,
+ * ...): treat it as a failure, so the breaker spares the next calls.
+ */
+void
+RedisReportError(const char *msg, size_t len)
+{
+	snprintf(last_error, sizeof(last_error), "Redis answered: %.*s",
+			 (int) Min(len, 150), msg);
+	fail(last_error);
+}
+
+/*
  * Whether a Redis call may be attempted now.  When it may not, *why says
  * so in a few words for cache_status().
  */

@@ -78,6 +78,7 @@ extern bool RedisExec(int ncmds, RedisCommand *cmds, redisReply **replies,
 					  size_t max_reply_bytes);
 extern void RedisFreeReplies(int n, redisReply **replies);
 extern void RedisDisconnect(void);
+extern void RedisReportError(const char *msg, size_t len);
 extern const char *RedisLastError(void);
 
 #endif							/* CACHE_EXT_REDIS_H */
