@@ -29,5 +29,8 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# no automatic dependency tracking in PGXS: rebuild everything when a header changes
+$(OBJS): $(wildcard src/*.h src/redis/*.h)
+
 sql/cache_ext--0.1.sql: sql/cache_ext.sql
 	cp $< $@

@@ -95,3 +95,13 @@ RESET cache_ext.max_entry_size;
 SELECT dom FROM cached_query('SELECT dom FROM rt WHERE dom IS NOT NULL ORDER BY id') AS t(dom rt_posint);
 SELECT dom FROM cached_query('SELECT dom FROM rt WHERE dom IS NOT NULL ORDER BY id') AS t(dom rt_posint);
 SELECT cache_status();
+
+-- numeric is stored in its own form and validated when read back
+CREATE TABLE nums (n numeric);
+INSERT INTO nums VALUES ('Infinity'), ('-Infinity'), ('NaN'), (0), (-0.0), (1e-300), (-123456789012345678901234567890.123456789),
+  (power(10::numeric, 300)), (0.1), (99999999), (1.000000000000000000000000000000000001), (-1);
+SELECT (SELECT array_agg(n::text) FROM cached_query('SELECT n FROM nums') AS t(n numeric))
+     = (SELECT array_agg(n::text) FROM nums) AS miss_equal, cache_status();
+SELECT (SELECT array_agg(n::text) FROM cached_query('SELECT n FROM nums') AS t(n numeric))
+     = (SELECT array_agg(n::text) FROM nums) AS hit_equal, cache_status();
+SELECT sum(n) FILTER (WHERE n > -1e40 AND n < 1e40) FROM cached_query('SELECT n FROM nums') AS t(n numeric);

@@ -94,6 +94,11 @@ EntryCodecsInit(TupleDesc desc, EntryColumnCodec *codecs, MemoryContext fn_mcxt)
 			c->codec = CE_CODEC_BYTES;
 			continue;
 		}
+		if (c->typid == NUMERICOID)
+		{
+			c->codec = CE_CODEC_NUMERIC;
+			continue;
+		}
 
 		getTypeBinaryOutputInfo(c->typid, &sendfn, &isvarlena);
 		getTypeBinaryInputInfo(c->typid, &recvfn, &c->ioparam);
@@ -214,6 +219,7 @@ EntryWriterAddRow(EntryWriter *w, TupleTableSlot *slot)
 				}
 			case CE_CODEC_TEXT:
 			case CE_CODEC_BYTES:
+			case CE_CODEC_NUMERIC:
 				{
 					struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
 
@@ -352,11 +358,13 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 			}
 		case CE_CODEC_TEXT:
 		case CE_CODEC_BYTES:
+		case CE_CODEC_NUMERIC:
 			{
 				text	   *v;
 
 				if (c->codec == CE_CODEC_TEXT && !pg_verifymbstr(p, len, true))
 					return false;
+				/* numeric values were validated by CeEntryParse */
 				v = (text *) palloc(len + VARHDRSZ);
 				SET_VARSIZE(v, len + VARHDRSZ);
 				memcpy(VARDATA(v), p, len);

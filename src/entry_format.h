@@ -6,7 +6,7 @@
  * An entry is untrusted input when read back from Redis.  CeEntryParse()
  * checks everything that can be checked without knowing the types: magic,
  * version, lengths, checksum, column descriptors and the framing of every
- * row and value.  It allocates nothing and needs nothing from a backend
+ * row and value, and the structure of numeric values.  It allocates nothing and needs nothing from a backend
  * (only pg_crc32c), so the fuzz target (test/fuzz) links it directly.
  *
  * Layout (native byte order; the magic tells a foreign byte order apart):
@@ -53,7 +53,8 @@ typedef enum CeCodec
 	CE_CODEC_BYTES,				/* bytea: bytes */
 	CE_CODEC_BINARY,			/* the type's send/receive functions */
 	CE_CODEC_TEXTIO,			/* the type's output/input functions */
-	CE_CODEC_LAST = CE_CODEC_TEXTIO
+	CE_CODEC_NUMERIC,			/* numeric: its stored bytes, validated */
+	CE_CODEC_LAST = CE_CODEC_NUMERIC
 } CeCodec;
 
 typedef struct CeEntryView
@@ -74,6 +75,9 @@ extern void CeEntryColumn(const CeEntryView *view, int i, uint32 *typid,
 
 /* Returns NULL when buf holds a well-formed entry, else a static reason. */
 extern const char *CeEntryParse(const uint8 *buf, size_t len, CeEntryView *view);
+
+/* Whether len bytes at p are a well-formed stored numeric. */
+extern bool CeNumericValid(const uint8 *p, uint32 len);
 
 /* Computes the checksum of a complete entry (the crc field is skipped). */
 extern uint32 CeEntryChecksum(const uint8 *buf, size_t len);

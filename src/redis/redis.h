@@ -47,10 +47,16 @@ typedef struct RedisEndpoint
 extern char *RedisParseUrl(const char *url, RedisEndpoint *ep);
 
 /* transport.c */
+typedef struct WaitEventSet WaitEventSet;
+
 typedef struct RedisTransport
 {
 	pgsocket	sock;
 	bool		fd_reserved;	/* AcquireExternalFD() succeeded */
+	WaitEventSet *wes;			/* latch, postmaster death and the socket,
+								 * kept for the connection's life */
+	int			sock_pos;		/* the socket's event in wes */
+	uint32		sock_events;	/* what it waits for now */
 } RedisTransport;
 
 extern bool TransportConnect(RedisTransport *t, const RedisEndpoint *ep,

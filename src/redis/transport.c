@@ -26,23 +26,43 @@
 #include "pgstat.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "redis/redis.h"
 
 /*
- * Wait until the socket is ready for the events in 'want', or the deadline
- * passes.  Returns false with a message on timeout.  May throw through
- * CHECK_FOR_INTERRUPTS().
+ * Wait until the socket is ready for 'want' (WL_SOCKET_READABLE or
+ * WL_SOCKET_WRITEABLE), or the deadline passes.  Returns false with a
+ * message on timeout.  May throw through CHECK_FOR_INTERRUPTS().
+ *
+ * The wait event set is made once per connection: building one per wait
+ * (as WaitLatchOrSocket does) costs an epoll instance and three system
+ * calls on every round trip.
  */
 static bool
-wait_socket(pgsocket sock, int want, TimestampTz deadline,
+wait_socket(RedisTransport *t, uint32 want, TimestampTz deadline,
 			char *err, size_t errlen)
 {
+	if (t->wes == NULL)
+	{
+		t->wes = CreateWaitEventSet(TopMemoryContext, 3);
+		AddWaitEventToSet(t->wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(t->wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		t->sock_pos = AddWaitEventToSet(t->wes, want, t->sock, NULL, NULL);
+		t->sock_events = want;
+	}
+	else if (t->sock_events != want)
+	{
+		ModifyWaitEvent(t->wes, t->sock_pos, want, NULL);
+		t->sock_events = want;
+	}
+
 	for (;;)
 	{
 		long		remaining;
-		int			rc;
+		WaitEvent	event;
+		int			n;
 
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 													deadline);
@@ -51,15 +71,15 @@ wait_socket(pgsocket sock, int want, TimestampTz deadline,
 			snprintf(err, errlen, "timed out");
 			return false;
 		}
-		rc = WaitLatchOrSocket(MyLatch,
-							   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | want,
-							   sock, remaining, PG_WAIT_EXTENSION);
-		if (rc & WL_LATCH_SET)
+		n = WaitEventSetWait(t->wes, remaining, &event, 1, PG_WAIT_EXTENSION);
+		if (n == 0)
+			continue;			/* timeout: the loop checks the deadline */
+		if (event.events & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
 		}
-		if (rc & want)
+		if (event.events & want)
 			return true;
 	}
 }
@@ -97,7 +117,7 @@ connect_fd(RedisTransport *t, int family, const struct sockaddr *addr,
 			snprintf(err, errlen, "could not connect: %m");
 			return false;
 		}
-		if (!wait_socket(t->sock, WL_SOCKET_WRITEABLE, deadline, err, errlen))
+		if (!wait_socket(t, WL_SOCKET_WRITEABLE, deadline, err, errlen))
 		{
 			snprintf(err, errlen, "connection timed out");
 			return false;
@@ -128,6 +148,7 @@ TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
 
 	t->sock = PGINVALID_SOCKET;
 	t->fd_reserved = false;
+	t->wes = NULL;
 
 	if (!AcquireExternalFD())
 	{
@@ -185,6 +206,11 @@ TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
 		{
 			if (t->sock != PGINVALID_SOCKET)
 			{
+				if (t->wes)
+				{
+					FreeWaitEventSet(t->wes);
+					t->wes = NULL;
+				}
 				close(t->sock);
 				t->sock = PGINVALID_SOCKET;
 			}
@@ -215,7 +241,7 @@ TransportSend(RedisTransport *t, const char *buf, size_t len,
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		{
-			if (!wait_socket(t->sock, WL_SOCKET_WRITEABLE, deadline, err, errlen))
+			if (!wait_socket(t, WL_SOCKET_WRITEABLE, deadline, err, errlen))
 				return false;
 			continue;
 		}
@@ -246,7 +272,7 @@ TransportRecv(RedisTransport *t, char *buf, size_t len,
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 		{
-			if (!wait_socket(t->sock, WL_SOCKET_READABLE, deadline, err, errlen))
+			if (!wait_socket(t, WL_SOCKET_READABLE, deadline, err, errlen))
 				return -1;
 			continue;
 		}
@@ -259,6 +285,11 @@ TransportRecv(RedisTransport *t, char *buf, size_t len,
 void
 TransportClose(RedisTransport *t)
 {
+	if (t->wes)
+	{
+		FreeWaitEventSet(t->wes);
+		t->wes = NULL;
+	}
 	if (t->sock != PGINVALID_SOCKET)
 	{
 		close(t->sock);

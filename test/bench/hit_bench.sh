@@ -4,7 +4,9 @@
 # Starts its own throwaway Redis and PostgreSQL (test/lib/common.sh), loads a
 # sales table, and runs pgbench -M prepared with 1 and 8 clients over:
 #   direct  the expensive aggregate itself
-#   hit     the same query through cached_query() (always a HIT after warm-up)
+#   hit     the same query through cached_query() (always a HIT after warm-up),
+#           Redis over TCP on 127.0.0.1
+#   hit_unix the same, Redis over its unix socket
 #   matview SELECT * FROM a materialized view holding the same result
 #   select1 SELECT 1 (the floor: a round trip to PostgreSQL)
 # and prints TPS, average latency, and the ratios the Foundation issue
@@ -56,24 +58,32 @@ bench_dir=$(mktemp -d)
 CE_CLEANUP_HOOKS+=("rm -rf '$bench_dir'")
 echo "$QUERY;" > "$bench_dir/direct.sql"
 echo "SELECT * FROM cached_query('$QUERY') AS t($COLS);" > "$bench_dir/hit.sql"
+cp "$bench_dir/hit.sql" "$bench_dir/hit_unix.sql"
 echo "SELECT * FROM sales_mv;" > "$bench_dir/matview.sql"
 echo "SELECT 1;" > "$bench_dir/select1.sql"
 
 declare -A TPS LAT
 
+redis_url() {
+	psql -X -q -c "ALTER SYSTEM SET cache_ext.redis_url = '$1'" -c "SELECT pg_reload_conf()" >/dev/null
+	sleep 0.5
+}
+
 run() {
 	local name=$1 clients=$2 out
+	if [ "$name" = hit_unix ]; then redis_url "unix://$CE_REDIS_SOCKET"; fi
 	out=$(pgbench -n -M prepared -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" \
 		-T "$BENCH_SECONDS" -f "$bench_dir/$name.sql" 2>&1) || { echo "$out"; ce_die "pgbench $name failed"; }
 	TPS[$name,$clients]=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | tail -1)
 	LAT[$name,$clients]=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
-	printf '  %-8s %d client(s): %12.1f TPS  %10.3f ms\n' "$name" "$clients" \
+	if [ "$name" = hit_unix ]; then redis_url "redis://127.0.0.1:$CE_REDIS_PORT/0"; fi
+	printf '  %-9s %d client(s): %12.1f TPS  %10.3f ms\n' "$name" "$clients" \
 		"${TPS[$name,$clients]}" "${LAT[$name,$clients]}"
 }
 
 ce_log "pgbench -M prepared, $BENCH_SECONDS s per run"
 for clients in 1 8; do
-	for name in direct hit matview select1; do
+	for name in direct hit hit_unix matview select1; do
 		run "$name" "$clients"
 	done
 done
@@ -84,6 +94,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 ce_log "ratios (same run)"
 echo "  hit TPS / matview TPS, 8 clients:       $(ratio "${TPS[hit,8]}" "${TPS[matview,8]}")   (target >= 0.5)"
 echo "  hit latency / matview latency, 1 client: $(ratio "${LAT[hit,1]}" "${LAT[matview,1]}")   (target <= 2.5)"
+echo "  unix socket: hit TPS / matview TPS, 8 clients:       $(ratio "${TPS[hit_unix,8]}" "${TPS[matview,8]}")"
+echo "  unix socket: hit latency / matview latency, 1 client: $(ratio "${LAT[hit_unix,1]}" "${LAT[matview,1]}")"
 echo "  hit TPS / direct TPS, 1 client:          $(ratio "${TPS[hit,1]}" "${TPS[direct,1]}")"
 echo "  hit TPS / direct TPS, 8 clients:         $(ratio "${TPS[hit,8]}" "${TPS[direct,8]}")"
 echo "  hit latency / SELECT 1 latency, 1 client: $(ratio "${LAT[hit,1]}" "${LAT[select1,1]}")"

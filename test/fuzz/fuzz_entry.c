@@ -76,10 +76,40 @@ ref_width(uint8 codec)
 		case CE_CODEC_BYTES:
 		case CE_CODEC_BINARY:
 		case CE_CODEC_TEXTIO:
+		case CE_CODEC_NUMERIC:
 			return 0;
 		default:
 			return -1;
 	}
+}
+
+/*
+ * An independent reading of numeric's stored form: specials are exactly
+ * 0xC000, 0xD000 or 0xF000 alone; otherwise a 2-byte (short, 0x8000 set) or
+ * 4-byte header followed by whole int16 digits in 0..9999.
+ */
+static int
+ref_numeric_ok(const uint8 *p, uint64 len)
+{
+	uint16		h;
+	uint64		hdr;
+
+	if (len < 2)
+		return 0;
+	h = (uint16) (p[0] | (p[1] << 8));	/* little-endian, as on x86-64 */
+	if (h >= 0xC000)
+		return len == 2 && (h == 0xC000 || h == 0xD000 || h == 0xF000);
+	hdr = (h & 0x8000) ? 2 : 4;
+	if (len < hdr || ((len - hdr) & 1))
+		return 0;
+	for (uint64 o = hdr; o < len; o += 2)
+	{
+		int			d = (int16) (p[o] | (p[o + 1] << 8));
+
+		if (d < 0 || d > 9999)
+			return 0;
+	}
+	return 1;
 }
 
 /*
@@ -137,6 +167,8 @@ ref_rows(const uint8 *codecs, int natts, const uint8 *rows, uint64 n,
 				vl = rd_u32(rows + o);
 				o += 4;
 				if (vl > CE_MAX_VALUE_LEN || n - o < vl)
+					ok = false;
+				else if (codecs[i] == CE_CODEC_NUMERIC && !ref_numeric_ok(rows + o, vl))
 					ok = false;
 				else
 					o += vl;

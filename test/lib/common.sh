@@ -181,11 +181,13 @@ ce_start_redis()
 	local attempt port dir deadline pid
 
 	dir=$(mktemp -d /tmp/cache_ext-redis.XXXXXX)
+	chmod 755 "$dir"	# the server (user postgres) may use the unix socket
 	CE_REDIS_DIR=$dir
 	for attempt in 1 2 3 4 5; do
 		port=$(ce_free_port)
 		rm -f "$dir/redis.pid"
 		redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+			--unixsocket "$dir/redis.sock" --unixsocketperm 777 \
 			--daemonize yes --pidfile "$dir/redis.pid" --dir "$dir" \
 			--logfile "$dir/redis.log" >/dev/null
 		deadline=$((SECONDS + 15))
@@ -194,7 +196,8 @@ ce_start_redis()
 			if [ -n "$pid" ] && ce_pid_alive "$pid"; then
 				CE_REDIS_PID=$pid
 				if [ "$(redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null)" = PONG ]; then
-					export CE_REDIS_PORT=$port CE_REDIS_PID
+					CE_REDIS_SOCKET=$dir/redis.sock
+					export CE_REDIS_PORT=$port CE_REDIS_PID CE_REDIS_SOCKET
 					ce_note "redis-server pid $CE_REDIS_PID on 127.0.0.1:$CE_REDIS_PORT ($dir)"
 					return 0
 				fi
