@@ -48,6 +48,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -265,25 +266,59 @@ parse_options(HeapTupleHeader opts, CallOptions *o)
 
 /* ---- the prepared statement cache ---- */
 
-/*
- * The settings that change results, as one NUL-free string: each value is
- * written as <length>:<value>, so that values cannot run together.
- */
-static char *
-settings_string(void)
-{
-	StringInfoData s;
+/* The settings' GUC records, found once (built-in GUCs never move). */
+static struct config_generic *setting_conf[lengthof(result_settings)];
+static bool settings_resolved = false;
 
-	initStringInfo(&s);
+/*
+ * The settings that change results, as key material (length-prefixed
+ * binary): read straight from the GUC variables, since looking each one up
+ * by name on every call costs more than the rest of a hit's bookkeeping.
+ */
+static void
+settings_material(StringInfo s)
+{
+	if (!settings_resolved)
+	{
+		struct config_generic **vars = get_guc_variables();
+		int			nvars = GetNumConfigOptions();
+
+		for (int i = 0; i < lengthof(result_settings); i++)
+			for (int j = 0; j < nvars; j++)
+				if (pg_strcasecmp(vars[j]->name, result_settings[i]) == 0)
+					setting_conf[i] = vars[j];
+		settings_resolved = true;
+	}
+
+	initStringInfo(s);
 	for (int i = 0; i < lengthof(result_settings); i++)
 	{
-		const char *v = GetConfigOption(result_settings[i], true, false);
+		struct config_generic *conf = setting_conf[i];
 
-		if (v == NULL)
-			v = "";
-		appendStringInfo(&s, "%zu:%s", strlen(v), v);
+		if (conf == NULL)
+		{
+			KeyAddString(s, "");
+			continue;
+		}
+		switch (conf->vartype)
+		{
+			case PGC_BOOL:
+				KeyAddField(s, ((struct config_bool *) conf)->variable, sizeof(bool));
+				break;
+			case PGC_INT:
+				KeyAddField(s, ((struct config_int *) conf)->variable, sizeof(int));
+				break;
+			case PGC_REAL:
+				KeyAddField(s, ((struct config_real *) conf)->variable, sizeof(double));
+				break;
+			case PGC_ENUM:
+				KeyAddField(s, ((struct config_enum *) conf)->variable, sizeof(int));
+				break;
+			case PGC_STRING:
+				KeyAddString(s, *((struct config_string *) conf)->variable);
+				break;
+		}
 	}
-	return s.data;
 }
 
 /* Raise an error unless query is exactly one read-only SELECT. */
@@ -446,7 +481,7 @@ drop_all_prepared(void)
  * statements raise ERROR before anything runs.
  */
 static PreparedQuery *
-get_prepared(const char *query, const CallParams *params, const char *settings)
+get_prepared(const char *query, const CallParams *params, StringInfo settings)
 {
 	StringInfoData m;
 	uint8		key[CE_HASH_LEN];
@@ -475,7 +510,7 @@ get_prepared(const char *query, const CallParams *params, const char *settings)
 	initStringInfo(&m);
 	KeyAddString(&m, query);
 	KeyAddField(&m, params->types, sizeof(Oid) * params->n);
-	KeyAddString(&m, settings);
+	KeyAddField(&m, settings->data, settings->len);
 	KeyHash(&m, key);
 	pfree(m.data);
 
@@ -669,7 +704,7 @@ add_param_values(StringInfo m, const CallParams *params)
  * identity is in the key's name (keys.c); the rest is hashed here.
  */
 static void
-entry_key(const char *query, const CallParams *params, const char *settings,
+entry_key(const char *query, const CallParams *params, StringInfo settings,
 		  const CallOptions *opts, const PreparedQuery *pq, uint8 *hash)
 {
 	StringInfoData m;
@@ -682,7 +717,7 @@ entry_key(const char *query, const CallParams *params, const char *settings,
 	KeyAddString(&m, query);
 	KeyAddField(&m, params->types, sizeof(Oid) * params->n);
 	add_param_values(&m, params);
-	KeyAddString(&m, settings);
+	KeyAddField(&m, settings->data, settings->len);
 
 	/* the schemas names resolve in, and the relations they resolved to */
 	path = fetch_search_path(false);
@@ -922,7 +957,7 @@ cached_query_call(text *query_text, const CallParams *params,
 				  Tuplestorestate *ts)
 {
 	char	   *query = text_to_cstring(query_text);
-	char	   *settings = settings_string();
+	StringInfoData settings;
 	PreparedQuery *pq;
 	CachedPlan *cplan;
 	const char *why = NULL;
@@ -932,7 +967,8 @@ cached_query_call(text *query_text, const CallParams *params,
 	INSTR_TIME_SET_CURRENT(start);
 	last_status[0] = '\0';	/* an erroring call leaves no status */
 
-	pq = get_prepared(query, params, settings);
+	settings_material(&settings);
+	pq = get_prepared(query, params, &settings);
 
 	/* the generic plan: cheap once built, gives the analysis */
 	cplan = GetCachedPlan(pq->plansource, NULL, CurrentResourceOwner, NULL);
@@ -966,7 +1002,7 @@ cached_query_call(text *query_text, const CallParams *params,
 
 		/* a hit must be refused to anyone who could not run the query */
 		check_privileges(pq, cplan);
-		entry_key(query, params, settings, opts, pq, hash);
+		entry_key(query, params, &settings, opts, pq, hash);
 		rkey = KeyEntryName(hash);
 
 		if (lookup(rkey, hash, pq, ts, &redis_ok, &corrupt))
