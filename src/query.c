@@ -332,7 +332,7 @@ parse_single_select(const char *query)
 	if (list_length(raw) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
-				 errmsg("cached_query needs exactly one statement, got %d",
+				 errmsg("cached_query requires exactly one statement, not %d",
 						list_length(raw)),
 				 errhint("Pass a single SELECT, VALUES, TABLE or WITH query.")));
 	rs = linitial_node(RawStmt, raw);

@@ -47,6 +47,7 @@ static redisReply **inflight = NULL;
 static int	inflight_n = 0;
 
 #define RECV_CHUNK 65536
+static char *recv_chunk = NULL;	/* in TopMemoryContext, reused */
 
 void
 RedisCommandInit(RedisCommand *cmd, const char *name)
@@ -119,8 +120,8 @@ fail(const char *what)
 		warned_this_outage = true;
 		ereport(WARNING,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("cache_ext: Redis is unavailable, queries run uncached"),
-				 errdetail_internal("%s", last_error),
+				 errmsg("cache_ext could not use Redis, so queries run uncached"),
+				 errdetail_internal("The error was: %s.", last_error),
 				 errhint("Check cache_ext.redis_url and the Redis server; cache_ext retries after cache_ext.retry_interval.")));
 	}
 }
@@ -182,7 +183,9 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 	memset(replies, 0, n * sizeof(redisReply *));
 	inflight = replies;
 	inflight_n = n;
-	chunk = palloc(RECV_CHUNK);
+	if (recv_chunk == NULL)
+		recv_chunk = MemoryContextAlloc(TopMemoryContext, RECV_CHUNK);
+	chunk = recv_chunk;
 	while (got < n)
 	{
 		void	   *reply = NULL;
@@ -199,8 +202,8 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 			replies[got++] = (redisReply *) reply;
 			continue;
 		}
-		r = TransportRecv(&conn.transport, chunk, RECV_CHUNK, deadline,
-						  err, sizeof(err));
+		r = TransportRecv(&conn.transport, chunk, RECV_CHUNK, received == 0,
+						  deadline, err, sizeof(err));
 		if (r < 0)
 		{
 			strlcpy(last_error, err, sizeof(last_error));
@@ -220,7 +223,6 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 			break;
 		}
 	}
-	pfree(chunk);
 	inflight = NULL;
 
 	if (got < n)

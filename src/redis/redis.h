@@ -64,7 +64,8 @@ extern bool TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
 extern bool TransportSend(RedisTransport *t, const char *buf, size_t len,
 						  TimestampTz deadline, char *err, size_t errlen);
 extern ssize_t TransportRecv(RedisTransport *t, char *buf, size_t len,
-							 TimestampTz deadline, char *err, size_t errlen);
+							 bool wait_first, TimestampTz deadline,
+							 char *err, size_t errlen);
 extern void TransportClose(RedisTransport *t);
 
 /* client.c */

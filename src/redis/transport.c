@@ -253,12 +253,18 @@ TransportSend(RedisTransport *t, const char *buf, size_t len,
 
 /*
  * Read at least one byte into buf.  Returns the count, or -1 with a message
- * (timeout, error, or the server closed the connection).
+ * (timeout, error, or the server closed the connection).  With wait_first,
+ * waits for the socket before the first read: right after sending a
+ * request the reply cannot be there yet, and a read would only fail with
+ * EAGAIN.
  */
 ssize_t
-TransportRecv(RedisTransport *t, char *buf, size_t len,
+TransportRecv(RedisTransport *t, char *buf, size_t len, bool wait_first,
 			  TimestampTz deadline, char *err, size_t errlen)
 {
+	if (wait_first &&
+		!wait_socket(t, WL_SOCKET_READABLE, deadline, err, errlen))
+		return -1;
 	for (;;)
 	{
 		ssize_t		n = recv(t->sock, buf, len, 0);
