@@ -14,6 +14,9 @@
 # matview latency at 1 client.  Nothing here asserts a timing.
 #
 #   BENCH_SECONDS  seconds per pgbench run (default 10)
+#   BENCH_REPEAT   rounds (default 3); the variants are interleaved within a
+#                  round so that drift on a shared machine hits them alike,
+#                  and each figure is the median over the rounds
 #   BENCH_ROWS     rows in sales (default 1000000)
 #   BENCH_SKIP_BUILD=1  use the installed extension as it is
 set -euo pipefail
@@ -22,6 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 BENCH_ROWS=${BENCH_ROWS:-1000000}
+BENCH_REPEAT=${BENCH_REPEAT:-3}
 
 ce_require_root
 ce_install_traps
@@ -74,17 +78,29 @@ run() {
 	if [ "$name" = hit_unix ]; then redis_url "unix://$CE_REDIS_SOCKET"; fi
 	out=$(pgbench -n -M prepared -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" \
 		-T "$BENCH_SECONDS" -f "$bench_dir/$name.sql" 2>&1) || { echo "$out"; ce_die "pgbench $name failed"; }
-	TPS[$name,$clients]=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | tail -1)
-	LAT[$name,$clients]=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
 	if [ "$name" = hit_unix ]; then redis_url "redis://127.0.0.1:$CE_REDIS_PORT/0"; fi
-	printf '  %-9s %d client(s): %12.1f TPS  %10.3f ms\n' "$name" "$clients" \
-		"${TPS[$name,$clients]}" "${LAT[$name,$clients]}"
+	TPS[$name,$clients]+=" $(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | tail -1)"
+	LAT[$name,$clients]+=" $(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")"
 }
 
-ce_log "pgbench -M prepared, $BENCH_SECONDS s per run"
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+NAMES="direct hit hit_unix matview select1"
+ce_log "pgbench -M prepared, $BENCH_SECONDS s per run, $BENCH_REPEAT rounds (median)"
+for round in $(seq "$BENCH_REPEAT"); do
+	for clients in 1 8; do
+		for name in $NAMES; do
+			run "$name" "$clients"
+		done
+	done
+	ce_note "round $round done"
+done
 for clients in 1 8; do
-	for name in direct hit hit_unix matview select1; do
-		run "$name" "$clients"
+	for name in $NAMES; do
+		TPS[$name,$clients]=$(median "${TPS[$name,$clients]}")
+		LAT[$name,$clients]=$(median "${LAT[$name,$clients]}")
+		printf '  %-9s %d client(s): %12.1f TPS  %10.3f ms\n' "$name" "$clients" \
+			"${TPS[$name,$clients]}" "${LAT[$name,$clients]}"
 	done
 done
 
