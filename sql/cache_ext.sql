@@ -102,3 +102,16 @@ LANGUAGE C VOLATILE PARALLEL SAFE;
 
 -- resetting is for administrators; reading counters reveals no data
 REVOKE ALL ON FUNCTION cache_stats_reset() FROM PUBLIC;
+
+CREATE FUNCTION cache_explain(query text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'cache_explain'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION cache_explain(query text, VARIADIC params "any")
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'cache_explain'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION cache_explain(text) IS
+'what cached_query would do with this query, without running it: key, dependencies, verdict and reasons, entry state';

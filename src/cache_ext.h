@@ -54,6 +54,7 @@ typedef struct QueryDeps
 {
 	bool		cacheable;
 	char	   *reason;			/* why not cacheable, for cache_status() */
+	List	   *reasons;		/* every reason, first one first */
 	bool		role_dependent; /* key must include the current role */
 	bool		session_user_dependent; /* ... and the session user */
 	List	   *relids;			/* sorted OIDs of every relation read */

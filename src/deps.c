@@ -37,11 +37,17 @@ typedef struct DepsWalk
 static void
 not_cacheable(DepsWalk *w, char *reason)
 {
+	ListCell   *lc;
+
 	if (w->deps->cacheable)
 	{
 		w->deps->cacheable = false;
 		w->deps->reason = reason;
 	}
+	foreach(lc, w->deps->reasons)
+		if (strcmp((char *) lfirst(lc), reason) == 0)
+			return;
+	w->deps->reasons = lappend(w->deps->reasons, reason);
 }
 
 /*

@@ -33,6 +33,7 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/tstoreReceiver.h"
@@ -50,6 +51,7 @@
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/hsearch.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
@@ -947,6 +949,43 @@ add_elapsed(CacheStatCounter counter, instr_time start)
 }
 
 /*
+ * Why this call may not use the cache, Redis aside: the first reason, or
+ * NULL when it may.  When all is not NULL, every reason is appended to *all
+ * (for cache_explain); otherwise this stops at the first (the hit path).
+ */
+static const char *
+bypass_reasons(PreparedQuery *pq, List **all)
+{
+	const char *first = NULL;
+	ListCell   *lc;
+
+#define REASON(cond, text) \
+	do { \
+		if (cond) \
+		{ \
+			if (first == NULL) \
+				first = (text); \
+			if (all == NULL) \
+				return first; \
+			*all = lappend(*all, (char *) (text)); \
+		} \
+	} while (0)
+
+	REASON(!cache_ext_enabled, "disabled (cache_ext.enabled is off)");
+	REASON(pq->literal_problem[0] != '\0', pq->literal_problem);
+	foreach(lc, pq->deps.reasons)
+		REASON(true, (char *) lfirst(lc));
+	REASON(pq->codec_problem != NULL, pq->codec_problem);
+	REASON(TransactionIdIsValid(GetTopTransactionIdIfAny()),
+		   "this transaction has written data");
+	REASON(IsolationUsesXactSnapshot(),
+		   IsolationIsSerializable() ? "serializable transaction" :
+		   "repeatable read transaction");
+#undef REASON
+	return first;
+}
+
+/*
  * The common body of every cached_query form: fill ts (whose rows have
  * outdesc, or the query's own row type when outdesc is NULL) and return
  * the query's row type.
@@ -977,20 +1016,8 @@ cached_query_call(text *query_text, const CallParams *params,
 	if (outdesc)
 		check_result_type(outdesc, resultdesc);
 
-	if (!cache_ext_enabled)
-		why = "disabled (cache_ext.enabled is off)";
-	else if (pq->literal_problem[0] != '\0')
-		why = pq->literal_problem;
-	else if (!pq->deps.cacheable)
-		why = pq->deps.reason;
-	else if (pq->codec_problem)
-		why = pq->codec_problem;
-	else if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
-		why = "this transaction has written data";
-	else if (IsolationUsesXactSnapshot())
-		why = IsolationIsSerializable() ? "serializable transaction" :
-			"repeatable read transaction";
-	else
+	why = bypass_reasons(pq, NULL);
+	if (why == NULL)
 		(void) RedisUsable(&why);	/* sets why when Redis can't be used */
 
 	if (why == NULL)
@@ -1208,4 +1235,197 @@ cache_status(PG_FUNCTION_ARGS)
 	if (last_status[0] == '\0')
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(last_status));
+}
+
+/* ---- cache_explain ---- */
+
+static void
+json_key(StringInfo buf, const char *key)
+{
+	escape_json(buf, key);
+	appendStringInfoChar(buf, ':');
+}
+
+static const char *
+relkind_name(char relkind)
+{
+	switch (relkind)
+	{
+		case RELKIND_RELATION:
+			return "table";
+		case RELKIND_PARTITIONED_TABLE:
+			return "partitioned table";
+		case RELKIND_VIEW:
+			return "view";
+		case RELKIND_MATVIEW:
+			return "materialized view";
+		case RELKIND_FOREIGN_TABLE:
+			return "foreign table";
+		default:
+			return "other";
+	}
+}
+
+/*
+ * What the stored entry of rkey looks like now, as a JSON object: whether
+ * it exists, whether it decodes for this query, its size and remaining TTL.
+ * Nothing is deleted or stored.
+ */
+static void
+explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
+			  PreparedQuery *pq)
+{
+	RedisCommand cmds[2];
+	redisReply *replies[2] = {NULL, NULL};
+	char		endbuf[16];
+	const char *why = NULL;
+
+	if (!RedisUsable(&why))
+	{
+		json_key(buf, "redis");
+		escape_json(buf, why);
+		return;
+	}
+	snprintf(endbuf, sizeof(endbuf), "%d", cache_ext_max_entry_size);
+	RedisCommandInit(&cmds[0], "GETRANGE");
+	RedisCommandArgStr(&cmds[0], rkey);
+	RedisCommandArgStr(&cmds[0], "0");
+	RedisCommandArgStr(&cmds[0], endbuf);
+	RedisCommandInit(&cmds[1], "PTTL");
+	RedisCommandArgStr(&cmds[1], rkey);
+	if (!RedisExec(2, cmds, replies, (size_t) cache_ext_max_entry_size + 1024))
+	{
+		json_key(buf, "redis");
+		escape_json(buf, psprintf("unavailable (%s)", RedisLastError()));
+		return;
+	}
+
+	PG_TRY();
+	{
+		redisReply *r = replies[0];
+		bool		exists = (r->type == REDIS_REPLY_STRING && r->len > 0) ||
+			(r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0);
+		const char *problem = NULL;
+
+		json_key(buf, "entry");
+		appendStringInfo(buf, "{\"exists\":%s", exists ? "true" : "false");
+		if (exists)
+		{
+			if (r->type != REDIS_REPLY_STRING)
+				problem = "unexpected reply type";
+			else if (r->len > (size_t) cache_ext_max_entry_size)
+				problem = "entry larger than cache_ext.max_entry_size";
+			else
+			{
+				Tuplestorestate *ts = tuplestore_begin_heap(false, false, work_mem);
+
+				if (EntryDecode(r->str, r->len, hash, pq->resultdesc->natts,
+								pq->codecs, pq->resultdesc,
+								pq->decode_in_subxact, ts, &problem))
+					appendStringInfo(buf, ",\"rows\":" INT64_FORMAT,
+									 tuplestore_tuple_count(ts));
+				tuplestore_end(ts);
+			}
+			appendStringInfo(buf, ",\"valid\":%s", problem ? "false" : "true");
+			if (problem)
+			{
+				appendStringInfoString(buf, ",\"problem\":");
+				escape_json(buf, problem);
+			}
+			if (r->type == REDIS_REPLY_STRING)
+				appendStringInfo(buf, ",\"bytes\":%zu", r->len);
+			if (replies[1]->type == REDIS_REPLY_INTEGER)
+				appendStringInfo(buf, ",\"ttl_ms\":%lld", replies[1]->integer);
+		}
+		appendStringInfoChar(buf, '}');
+	}
+	PG_FINALLY();
+	{
+		RedisFreeReplies(2, replies);
+	}
+	PG_END_TRY();
+}
+
+PG_FUNCTION_INFO_V1(cache_explain);
+
+/*
+ * cache_explain(query [, params...]) RETURNS jsonb: what cached_query would
+ * do with this call, without running the query: its key, dependencies,
+ * TTL, verdict with every reason, and the state of its entry in Redis.
+ * The caller must be allowed to run the query (same errors as running it).
+ */
+Datum
+cache_explain(PG_FUNCTION_ARGS)
+{
+	text	   *query_text = query_arg(fcinfo, 0);
+	char	   *query = text_to_cstring(query_text);
+	CallParams	params;
+	CallOptions opts;
+	StringInfoData settings;
+	StringInfoData buf;
+	PreparedQuery *pq;
+	CachedPlan *cplan;
+	List	   *reasons = NIL;
+	ListCell   *lc;
+	uint8		hash[CE_HASH_LEN];
+	char	   *rkey;
+	bool		first;
+
+	parse_options(NULL, &opts);
+	collect_params(fcinfo, 1, &params);
+	settings_material(&settings);
+	pq = get_prepared(query, &params, &settings);
+	cplan = GetCachedPlan(pq->plansource, NULL, CurrentResourceOwner, NULL);
+	analyze_plan(pq, cplan);
+	check_privileges(pq, cplan);
+	(void) bypass_reasons(pq, &reasons);
+	entry_key(query, &params, &settings, &opts, pq, hash);
+	rkey = KeyEntryName(hash);
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	json_key(&buf, "verdict");
+	escape_json(&buf, reasons ? "bypass" : "cache");
+	appendStringInfoChar(&buf, ',');
+	json_key(&buf, "reasons");
+	appendStringInfoChar(&buf, '[');
+	first = true;
+	foreach(lc, reasons)
+	{
+		if (!first)
+			appendStringInfoChar(&buf, ',');
+		first = false;
+		escape_json(&buf, (char *) lfirst(lc));
+	}
+	appendStringInfoString(&buf, "],");
+	json_key(&buf, "key");
+	escape_json(&buf, rkey);
+	appendStringInfo(&buf, ",\"ttl_seconds\":%d", cache_ext_default_ttl);
+	appendStringInfo(&buf, ",\"role_in_key\":%s,\"session_user_in_key\":%s",
+					 pq->deps.role_dependent ? "true" : "false",
+					 pq->deps.session_user_dependent ? "true" : "false");
+	/* 0.1 has no invalidation: every dependency is TTL-only */
+	appendStringInfoString(&buf, ",\"freshness\":\"ttl-only\",\"dependencies\":[");
+	first = true;
+	foreach(lc, pq->deps.relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+		char	   *rel = get_rel_name(relid);
+
+		if (!first)
+			appendStringInfoChar(&buf, ',');
+		first = false;
+		appendStringInfoString(&buf, "{\"relation\":");
+		escape_json(&buf, quote_qualified_identifier(nsp, rel));
+		appendStringInfoString(&buf, ",\"kind\":");
+		escape_json(&buf, relkind_name(get_rel_relkind(relid)));
+		appendStringInfoString(&buf, ",\"scope\":\"table\",\"tracked\":false}");
+	}
+	appendStringInfoString(&buf, "],");
+	explain_entry(&buf, rkey, hash, pq);
+	appendStringInfoChar(&buf, '}');
+	ReleaseCachedPlan(cplan, CurrentResourceOwner);
+
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }
