@@ -23,13 +23,7 @@ my $node = cache_ext_node('main', $redis, extra_conf => join("\n",
 	"cache_ext.connect_timeout = '1s'",
 	"cache_ext.command_timeout = '1s'"));
 
-$node->safe_psql('postgres', q{
-CREATE TABLE sales (id int PRIMARY KEY, region int NOT NULL, amount numeric(12,2) NOT NULL);
-INSERT INTO sales SELECT i, 1 + i % 10, (i * 37 % 1000) / 10.0 FROM generate_series(1, 2000) AS i;
-});
-
-my $Q = 'SELECT region, count(*), sum(amount) FROM sales WHERE region = $1 GROUP BY region';
-my $COLS = 'region int, n bigint, total numeric';
+my ($Q, $COLS) = sales_fixture($node);
 my $expected = direct_rows($node, $Q, [3]);
 my $call = cq($Q, $COLS, 3);
 

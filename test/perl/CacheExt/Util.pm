@@ -20,7 +20,23 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT =
-  qw(sql_literal cq direct_rows cache_call call_is cache_stats stats_delta fd_count);
+  qw(sql_literal cq direct_rows cache_call call_is cache_stats stats_delta fd_count
+  sales_fixture);
+
+# The sales table the failure tests share, and their per-region query.
+our $SALES_Q = 'SELECT region, count(*), sum(amount) FROM sales WHERE region = $1 GROUP BY region';
+our $SALES_COLS = 'region int, n bigint, total numeric';
+
+# sales_fixture($node): create and fill sales; returns ($query, $cols).
+sub sales_fixture
+{
+	my ($node) = @_;
+	$node->safe_psql('postgres', q{
+CREATE TABLE sales (id int PRIMARY KEY, region int NOT NULL, amount numeric(12,2) NOT NULL);
+INSERT INTO sales SELECT i, 1 + i % 10, (i * 37 % 1000) / 10.0 FROM generate_series(1, 2000) AS i;
+});
+	return ($SALES_Q, $SALES_COLS);
+}
 
 =pod
 
