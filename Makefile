@@ -6,6 +6,7 @@ OBJS = \
 	src/deps.o \
 	src/entry.o \
 	src/entry_format.o \
+	src/invalidate.o \
 	src/keys.o \
 	src/query.o \
 	src/stats.o \
@@ -14,8 +15,7 @@ OBJS = \
 	src/redis/url.o
 
 EXTENSION = cache_ext
-DATA = $(wildcard sql/cache_ext--*--*.sql)
-DATA_built = sql/cache_ext--0.1.sql
+DATA = $(wildcard sql/cache_ext--*.sql)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(filter-out sql/cache_ext%,$(wildcard sql/*.sql))))
 REGRESS_OPTS = --load-extension=cache_ext --inputdir=.
@@ -31,6 +31,3 @@ include $(PGXS)
 
 # no automatic dependency tracking in PGXS: rebuild everything when a header changes
 $(OBJS): $(wildcard src/*.h src/redis/*.h)
-
-sql/cache_ext--0.1.sql: sql/cache_ext.sql
-	cp $< $@

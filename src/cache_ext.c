@@ -18,6 +18,7 @@
 #include "utils/guc.h"
 
 #include "cache_ext.h"
+#include "invalidate.h"
 #include "redis/redis.h"
 
 PG_MODULE_MAGIC;
@@ -35,6 +36,13 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
+
+static const struct config_enum_entry untracked_options[] = {
+	{"allow", UNTRACKED_ALLOW, false},
+	{"bypass", UNTRACKED_BYPASS, false},
+	{"error", UNTRACKED_ERROR, false},
+	{NULL, 0, false}
+};
 
 static bool
 check_redis_url(char **newval, void **extra, GucSource source)
@@ -90,6 +98,7 @@ cache_ext_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	CacheStatsShmemRequest();
+	InvalShmemRequest();
 }
 
 static void
@@ -99,6 +108,7 @@ cache_ext_shmem_startup(void)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	CacheStatsShmemInit();
+	InvalShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -169,7 +179,24 @@ _PG_init(void)
 							   PGC_SUSET, 0,
 							   check_key_prefix, NULL, NULL);
 
+	DefineCustomEnumVariable("cache_ext.untracked",
+							 "What cached_query does with a query that reads a table whose writes are not tracked.",
+							 "allow caches it under its TTL only (and says so), bypass runs it uncached, error refuses it.",
+							 &cache_ext_untracked,
+							 UNTRACKED_ALLOW, untracked_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.invalidation_timeout",
+							"Longest wait at commit for Redis to take the transaction's invalidations.",
+							"Past it they are kept in shared memory and this server serves no hits until they are delivered.",
+							&cache_ext_invalidation_timeout,
+							250, 1, 60 * 1000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("cache_ext");
+	InvalInit();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -42,6 +42,11 @@ typedef enum CacheStatCounter
 	CS_HIT_TIME_US,
 	CS_MISS_TIME_US,
 	CS_BYPASS_TIME_US,
+	CS_INVALIDATED,				/* entries found with a changed generation */
+	CS_TTL_ONLY,				/* results served or stored under TTL only */
+	CS_BUMPS_SENT,				/* generation keys bumped */
+	CS_BUMPS_DEFERRED,			/* ... put in the outbox instead */
+	CS_OUTBOX_OVERFLOWS,
 	CS_NUM_COUNTERS
 } CacheStatCounter;
 
@@ -59,6 +64,7 @@ typedef struct QueryDeps
 	bool		session_user_dependent; /* ... and the session user */
 	List	   *relids;			/* sorted OIDs of every relation read */
 	List	   *funcids;		/* every function the plan calls, once each */
+	List	   *opaque_funcids; /* user functions whose table reads are unseen */
 } QueryDeps;
 
 extern void AnalyzePlannedStmt(PlannedStmt *stmt, QueryDeps *deps);

@@ -129,6 +129,13 @@ check_function(Oid funcid, void *context)
 
 	if (func_volatile(funcid) == PROVOLATILE_VOLATILE)
 		not_cacheable(w, psprintf("volatile function %s()", get_func_name(funcid)));
+	else if (funcid >= FirstNormalObjectId &&
+			 func_volatile(funcid) == PROVOLATILE_STABLE)
+	{
+		/* it may read tables the plan does not show */
+		w->deps->opaque_funcids = list_append_unique_oid(w->deps->opaque_funcids,
+														 funcid);
+	}
 	else if (is_time_or_session_function(funcid, &kind))
 		not_cacheable(w, psprintf("%s %s()", kind, get_func_name(funcid)));
 	else if (is_role_function(funcid))

@@ -120,7 +120,7 @@ EntryCodecsInit(TupleDesc desc, EntryColumnCodec *codecs, MemoryContext fn_mcxt)
 
 void
 EntryWriterInit(EntryWriter *w, int natts, const EntryColumnCodec *codecs,
-				size_t limit)
+				const EntryGens *gens, size_t limit)
 {
 	initStringInfo(&w->buf);
 	w->natts = natts;
@@ -131,6 +131,17 @@ EntryWriterInit(EntryWriter *w, int natts, const EntryColumnCodec *codecs,
 
 	/* header, filled in by EntryWriterFinish */
 	appendStringInfoSpaces(&w->buf, CE_HEADER_SIZE);
+	for (int i = 0; i < gens->n; i++)
+	{
+		uint8		len = (uint8) gens->lens[i];
+
+		Assert(gens->lens[i] >= 1 && gens->lens[i] <= 255);
+		appendBinaryStringInfo(&w->buf, (char *) &len, 1);
+		appendBinaryStringInfo(&w->buf, gens->vals[i], len);
+	}
+	w->gens_len = w->buf.len - CE_HEADER_SIZE;
+	if (w->gens_len > CE_MAX_GENS_LEN)
+		w->overflow = true;
 	for (int i = 0; i < natts; i++)
 	{
 		uint8		pad[4] = {codecs[i].codec, 0, 0, 0};
@@ -268,7 +279,7 @@ EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint)
 	uint16		natts = w->natts;
 	uint32		total = w->buf.len;
 	int64		now = GetCurrentTimestamp();
-	uint32		zero = 0;
+	uint32		gens_len = w->gens_len;
 	uint32		crc;
 
 	Assert(!w->overflow);
@@ -280,7 +291,7 @@ EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint)
 	memcpy(h + 16, fingerprint, CE_FINGERPRINT_LEN);
 	memcpy(h + 32, &now, 8);
 	memcpy(h + 40, &w->nrows, 4);
-	memcpy(h + 44, &zero, 4);
+	memcpy(h + 44, &gens_len, 4);
 	crc = CeEntryChecksum(h, total);
 	memcpy(h + 12, &crc, 4);
 }
@@ -481,8 +492,9 @@ decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
 	return ok;
 }
 
-bool
-EntryDecode(char *buf, size_t len, const uint8 *fingerprint, int natts,
+EntryDecodeResult
+EntryDecode(char *buf, size_t len, const uint8 *fingerprint,
+			const EntryGens *gens, int natts,
 			const EntryColumnCodec *codecs, TupleDesc desc, bool in_subxact,
 			Tuplestorestate *ts, const char **why)
 {
@@ -493,16 +505,29 @@ EntryDecode(char *buf, size_t len, const uint8 *fingerprint, int natts,
 
 	*why = CeEntryParse((const uint8 *) buf, len, &view);
 	if (*why)
-		return false;
+		return ENTRY_CORRUPT;
 	if (memcmp(view.fingerprint, fingerprint, CE_FINGERPRINT_LEN) != 0)
 	{
 		*why = "entry belongs to another key";
-		return false;
+		return ENTRY_CORRUPT;
+	}
+	/* stale unless every generation is the one it was computed under */
+	if (view.ngens != (uint32) gens->n)
+		return ENTRY_STALE;
+	{
+		const uint8 *g = view.gens;
+
+		for (int i = 0; i < gens->n; i++)
+		{
+			if (g[0] != gens->lens[i] || memcmp(g + 1, gens->vals[i], g[0]) != 0)
+				return ENTRY_STALE;
+			g += 1 + g[0];
+		}
 	}
 	if (view.natts != natts)
 	{
 		*why = "column count differs from the query's";
-		return false;
+		return ENTRY_CORRUPT;
 	}
 	for (int i = 0; i < natts; i++)
 	{
@@ -515,7 +540,7 @@ EntryDecode(char *buf, size_t len, const uint8 *fingerprint, int natts,
 			codec != codecs[i].codec)
 		{
 			*why = "row type differs from the query's";
-			return false;
+			return ENTRY_CORRUPT;
 		}
 	}
 
@@ -552,6 +577,9 @@ EntryDecode(char *buf, size_t len, const uint8 *fingerprint, int natts,
 		PG_END_TRY();
 	}
 	if (!ok)
+	{
 		*why = "invalid value";
-	return ok;
+		return ENTRY_CORRUPT;
+	}
+	return ENTRY_VALID;
 }

@@ -36,6 +36,17 @@ typedef struct EntryColumnCodec
 extern char *EntryCodecsInit(TupleDesc desc, EntryColumnCodec *codecs,
 							 MemoryContext fn_mcxt);
 
+/*
+ * The values of the generations an entry depends on, in the order of its
+ * scopes (see invalidate.h).  Each value is 1..255 bytes.
+ */
+typedef struct EntryGens
+{
+	int			n;
+	char	  **vals;
+	size_t	   *lens;
+} EntryGens;
+
 typedef struct EntryWriter
 {
 	StringInfoData buf;
@@ -44,18 +55,27 @@ typedef struct EntryWriter
 	uint32		nrows;
 	size_t		limit;
 	bool		overflow;		/* the entry would exceed limit: abandoned */
+	uint32		gens_len;		/* bytes of the generations section */
 } EntryWriter;
 
 extern void EntryWriterInit(EntryWriter *w, int natts,
-							const EntryColumnCodec *codecs, size_t limit);
+							const EntryColumnCodec *codecs,
+							const EntryGens *gens, size_t limit);
 extern void EntryWriterAddRow(EntryWriter *w, TupleTableSlot *slot);
 extern void EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint);
 
+typedef enum EntryDecodeResult
+{
+	ENTRY_VALID,				/* rows are in ts */
+	ENTRY_STALE,				/* well-formed, but a generation has changed */
+	ENTRY_CORRUPT				/* *why says what is wrong; ts may hold rows */
+} EntryDecodeResult;
+
 /*
- * Decode buf (untrusted) into ts, whose rows have the types of codecs.
+ * Decode buf (untrusted) into ts, whose rows have the types of codecs,
+ * provided the generations stored in it equal gens (the current ones).
  * buf must be writable and have one byte after len that may be modified
- * temporarily (hiredis replies end in a NUL).  Returns true on success;
- * on failure returns false with *why set, ts may hold some rows.
+ * temporarily (hiredis replies end in a NUL).
  *
  * With in_subxact, decoding runs in a subtransaction, so that receive and
  * input functions of user-defined types (which may run user code, such as
@@ -63,8 +83,10 @@ extern void EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint);
  * built-in receive functions raise on bad input are caught.  Cancels and
  * other errors are re-thrown either way.
  */
-extern bool EntryDecode(char *buf, size_t len, const uint8 *fingerprint,
-						int natts, const EntryColumnCodec *codecs,
+extern EntryDecodeResult EntryDecode(char *buf, size_t len,
+									 const uint8 *fingerprint,
+									 const EntryGens *gens,
+									 int natts, const EntryColumnCodec *codecs,
 						TupleDesc desc, bool in_subxact,
 						Tuplestorestate *ts, const char **why);
 

@@ -92,6 +92,7 @@ CeEntryParse(const uint8 *buf, size_t len, CeEntryView *view)
 	const uint8 *p;
 	const uint8 *end = buf + len;
 	size_t		bitmap_len;
+	uint32		gens_len;
 
 	if (len < CE_HEADER_SIZE)
 		return "entry shorter than its header";
@@ -108,11 +109,22 @@ CeEntryParse(const uint8 *buf, size_t len, CeEntryView *view)
 		return "entry length does not match its header";
 	if (get_u32(buf + 12) != CeEntryChecksum(buf, len))
 		return "checksum mismatch";
-	if (get_u32(buf + 44) != 0)
-		return "nonzero reserved field";
 	nrows = get_u32(buf + 40);
 
 	p = buf + CE_HEADER_SIZE;
+	gens_len = get_u32(buf + 44);
+	if (gens_len > CE_MAX_GENS_LEN || (size_t) (end - p) < gens_len)
+		return "generations section truncated";
+	view->gens = p;
+	view->gens_len = gens_len;
+	view->ngens = 0;
+	for (const uint8 *g = p, *gend = p + gens_len; g < gend; g += 1 + g[0])
+	{
+		if (g[0] == 0 || (size_t) (gend - g) < (size_t) 1 + g[0])
+			return "malformed generations section";
+		view->ngens++;
+	}
+	p += gens_len;
 	if ((size_t) (end - p) < (size_t) natts * CE_COLUMN_SIZE)
 		return "column descriptors truncated";
 	for (int i = 0; i < natts; i++)

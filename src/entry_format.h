@@ -21,8 +21,11 @@
  *							 to its Redis key, so a copied entry is foreign
  *	32 int64  created_at	 TimestampTz
  *	40 uint32 nrows
- *	44 uint32 reserved		 must be 0
- *	48 natts column descriptors of 12 bytes: uint32 typid, int32 typmod,
+ *	44 uint32 gens_len		 length of the generations section, <= 65535
+ *	48 the generations section: the values of the generations the entry
+ *	   depends on, read before its query ran, each a uint8 length (1..255)
+ *	   and the bytes; exactly gens_len bytes in all
+ *	   then natts column descriptors of 12 bytes: uint32 typid, int32 typmod,
  *	   uint8 codec, 3 bytes of zero
  *	   then nrows rows: a null bitmap of natts/8 + 1 bytes (bit set = NULL,
  *	   bits past natts zero), then each non-null value: for the FIXEDn
@@ -36,7 +39,8 @@
 #include "c.h"
 
 #define CE_ENTRY_MAGIC		0x31455843	/* "CXE1" read as little-endian */
-#define CE_ENTRY_VERSION	1
+#define CE_ENTRY_VERSION	2
+#define CE_MAX_GENS_LEN		65535
 #define CE_HEADER_SIZE		48
 #define CE_COLUMN_SIZE		12
 #define CE_FINGERPRINT_LEN	16
@@ -65,6 +69,9 @@ typedef struct CeEntryView
 	uint32		nrows;
 	int64		created_at;
 	const uint8 *fingerprint;	/* CE_FINGERPRINT_LEN bytes */
+	const uint8 *gens;			/* the generations section */
+	uint32		gens_len;
+	uint32		ngens;
 	const uint8 *columns;		/* natts descriptors */
 	const uint8 *rows;			/* the first row */
 } CeEntryView;

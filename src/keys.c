@@ -95,3 +95,83 @@ KeyEntryName(const uint8 *hash)
 	hex_encode_to(hash, CE_HASH_LEN, hex);
 	return psprintf("%s%s:e:%s", cache_ext_key_prefix, database_scope(), hex);
 }
+
+/*
+ * Generation keys (DESIGN.md §3).  They carry no TTL.  The server's
+ * generation is shared by every database of this PostgreSQL server (it is
+ * bumped after a crash or a lost invalidation); the others belong to one
+ * database.
+ */
+char *
+KeyServerGenName(void)
+{
+	static char server_scope[17] = "";
+
+	if (server_scope[0] == '\0')
+	{
+		StringInfoData m;
+		uint8		hash[CE_HASH_LEN];
+		uint64		sysid = GetSystemIdentifier();
+
+		initStringInfo(&m);
+		KeyAddString(&m, "cache_ext server");
+		KeyAddField(&m, &sysid, sizeof(sysid));
+		KeyHash(&m, hash);
+		hex_encode_to(hash, 8, server_scope);
+		pfree(m.data);
+	}
+	return psprintf("%ss%s:g", cache_ext_key_prefix, server_scope);
+}
+
+char *
+KeyDatabaseGenName(void)
+{
+	return psprintf("%s%s:g", cache_ext_key_prefix, database_scope());
+}
+
+char *
+KeyTableGenName(Oid relid)
+{
+	return psprintf("%s%s:g:t:%u", cache_ext_key_prefix, database_scope(), relid);
+}
+
+/* Tags are hashed: keys hold no plaintext. */
+char *
+KeyTagGenName(const char *tag)
+{
+	StringInfoData m;
+	uint8		hash[CE_HASH_LEN];
+	char		hex[33];
+
+	initStringInfo(&m);
+	KeyAddString(&m, "cache_ext tag");
+	KeyAddString(&m, tag);
+	KeyHash(&m, hash);
+	hex_encode_to(hash, 16, hex);
+	pfree(m.data);
+	return psprintf("%s%s:g:tag:%s", cache_ext_key_prefix, database_scope(), hex);
+}
+
+/* Where a prepared transaction's scopes wait for COMMIT PREPARED. */
+char *
+KeyPreparedName(const char *gid)
+{
+	StringInfoData m;
+	uint8		hash[CE_HASH_LEN];
+	char		hex[33];
+
+	initStringInfo(&m);
+	KeyAddString(&m, "cache_ext 2pc");
+	KeyAddString(&m, gid);
+	KeyHash(&m, hash);
+	hex_encode_to(hash, 16, hex);
+	pfree(m.data);
+	return psprintf("%s%s:2pc:%s", cache_ext_key_prefix, database_scope(), hex);
+}
+
+/* The SCAN pattern matching every entry of this database. */
+char *
+KeyEntryPattern(void)
+{
+	return psprintf("%s%s:e:*", cache_ext_key_prefix, database_scope());
+}

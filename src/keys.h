@@ -29,5 +29,13 @@ extern void KeyHash(const StringInfo material, uint8 *hash);
  * found by pattern.
  */
 extern char *KeyEntryName(const uint8 *hash);
+extern char *KeyEntryPattern(void);
+
+/* Generation keys and the other keys of invalidation (all palloc'd). */
+extern char *KeyServerGenName(void);
+extern char *KeyDatabaseGenName(void);
+extern char *KeyTableGenName(Oid relid);
+extern char *KeyTagGenName(const char *tag);
+extern char *KeyPreparedName(const char *gid);
 
 #endif							/* CACHE_EXT_KEYS_H */

@@ -61,6 +61,7 @@
 
 #include "cache_ext.h"
 #include "entry.h"
+#include "invalidate.h"
 #include "keys.h"
 #include "redis/redis.h"
 
@@ -97,6 +98,11 @@ typedef struct PreparedQuery
 	/* hash of the rewritten query and of the user functions' definitions */
 	uint8		definition[CE_HASH_LEN];
 	bool		decode_in_subxact;	/* user-defined types: see EntryDecode */
+	/* invalidation: whose generations stand for the relations it reads */
+	List	   *scope_relids;	/* sorted, unique */
+	bool		has_tracked;	/* some relation is tracked */
+	List	   *untracked;		/* "public.x untracked", ... */
+	List	   *opaque;			/* "function f() may read tables", ... */
 } PreparedQuery;
 
 static HTAB *prepared_queries = NULL;
@@ -116,7 +122,23 @@ typedef struct CallOptions
 {
 	int64		ttl_ms;
 	const char *namespace;
+	int			ntags;
+	char	  **tags;
+	bool		has_depends_on; /* the call names what its functions read */
+	List	   *depends_on;		/* relation OIDs */
 } CallOptions;
+
+/*
+ * The generations one call depends on: the server's and the database's,
+ * then one per scope relation, per depends_on relation and per tag.
+ */
+typedef struct CallScopes
+{
+	int			n;
+	char	  **keys;
+	char	  **labels;			/* for messages; NULL for server, database */
+	List	   *untracked;		/* descriptions of what is not tracked */
+} CallScopes;
 
 /* The query's parameters as given by the caller. */
 typedef struct CallParams
@@ -219,6 +241,10 @@ parse_options(HeapTupleHeader opts, CallOptions *o)
 
 	o->ttl_ms = (int64) cache_ext_default_ttl * 1000;
 	o->namespace = "";
+	o->ntags = 0;
+	o->tags = NULL;
+	o->has_depends_on = false;
+	o->depends_on = NIL;
 	if (opts == NULL)
 		return;
 
@@ -259,6 +285,35 @@ parse_options(HeapTupleHeader opts, CallOptions *o)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("tags must be non-empty and not null")));
+		o->ntags = ntags;
+		o->tags = palloc(sizeof(char *) * Max(ntags, 1));
+		for (int i = 0; i < ntags; i++)
+			o->tags[i] = TextDatumGetCString(tags[i]);
+	}
+
+	if (HeapTupleHeaderGetNatts(opts) >= 4)
+	{
+		d = GetAttributeByNum(opts, 4, &isnull);
+		if (!isnull)
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(d);
+			Datum	   *rels;
+			bool	   *relnulls;
+			int			nrels;
+
+			deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
+							  &rels, &relnulls, &nrels);
+			o->has_depends_on = true;
+			for (int i = 0; i < nrels; i++)
+			{
+				if (relnulls[i])
+					ereport(ERROR,
+							(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+							 errmsg("depends_on must not contain NULL")));
+				o->depends_on = list_append_unique_oid(o->depends_on,
+													   DatumGetObjectId(rels[i]));
+			}
+		}
 	}
 
 	d = GetAttributeByNum(opts, 3, &isnull);
@@ -590,6 +645,61 @@ definition_hash(PreparedQuery *pq)
 	pfree(m.data);
 }
 
+static char *
+relation_label(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+static char *
+untracked_label(Oid relid, const char *why)
+{
+	if (strcmp(why, "untracked") == 0)
+		return psprintf("%s untracked", relation_label(relid));
+	return psprintf("%s untracked (%s)", relation_label(relid), why);
+}
+
+/*
+ * Which generations stand for the relations the plan reads, and what is
+ * not tracked.  Tracking a table creates triggers, which invalidates the
+ * plans reading it, so this is redone when it changes.
+ */
+static void
+analyze_scopes(PreparedQuery *pq)
+{
+	ListCell   *lc;
+
+	pq->scope_relids = NIL;
+	pq->has_tracked = false;
+	pq->untracked = NIL;
+	pq->opaque = NIL;
+	foreach(lc, pq->deps.relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		Oid			scope;
+		const char *why;
+
+		switch (InvalRelationCoverage(relid, &scope, &why))
+		{
+			case REL_IGNORED:
+				continue;
+			case REL_TRACKED:
+				pq->has_tracked = true;
+				break;
+			case REL_UNTRACKED:
+				pq->untracked = lappend(pq->untracked, untracked_label(relid, why));
+				break;
+		}
+		pq->scope_relids = list_append_unique_oid(pq->scope_relids, scope);
+	}
+	list_sort(pq->scope_relids, list_oid_cmp);
+	foreach(lc, pq->deps.opaque_funcids)
+		pq->opaque = lappend(pq->opaque,
+							 psprintf("function %s() may read tables",
+									  get_func_name(lfirst_oid(lc))));
+}
+
 /* Bring pq's analysis up to date with the generic plan cplan. */
 static void
 analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
@@ -618,6 +728,7 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 			 pq->codecs[i].codec == CE_CODEC_TEXTIO) &&
 			pq->codecs[i].typid >= FirstNormalObjectId)
 			pq->decode_in_subxact = true;
+	analyze_scopes(pq);
 	MemoryContextSwitchTo(old);
 	definition_hash(pq);
 	pq->generation = cplan->generation;
@@ -701,20 +812,118 @@ add_param_values(StringInfo m, const CallParams *params)
 	}
 }
 
+static void
+add_scope(CallScopes *cs, char *key, char *label)
+{
+	cs->keys[cs->n] = key;
+	cs->labels[cs->n] = label;
+	cs->n++;
+}
+
+/* The generations this call depends on, and what it reads untracked. */
+static void
+call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs)
+{
+	int			max = 2 + list_length(pq->scope_relids) +
+		list_length(opts->depends_on) + opts->ntags;
+	ListCell   *lc;
+
+	cs->n = 0;
+	cs->keys = palloc(sizeof(char *) * max);
+	cs->labels = palloc(sizeof(char *) * max);
+	add_scope(cs, KeyServerGenName(), NULL);
+	add_scope(cs, KeyDatabaseGenName(), NULL);
+	foreach(lc, pq->scope_relids)
+		add_scope(cs, KeyTableGenName(lfirst_oid(lc)), NULL);
+	cs->untracked = list_copy(pq->untracked);
+
+	/* functions whose reads are unseen count as untracked, unless named */
+	if (!opts->has_depends_on)
+		cs->untracked = list_concat(cs->untracked, pq->opaque);
+	foreach(lc, opts->depends_on)
+	{
+		Oid			relid = lfirst_oid(lc);
+		Oid			scope;
+		const char *why;
+		RelCoverage cov;
+
+		if (get_rel_relkind(relid) == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation with OID %u named in depends_on does not exist", relid)));
+		cov = InvalRelationCoverage(relid, &scope, &why);
+		if (cov == REL_UNTRACKED)
+			cs->untracked = lappend(cs->untracked, untracked_label(relid, why));
+		if (cov != REL_IGNORED)
+			add_scope(cs, KeyTableGenName(scope), NULL);
+	}
+	for (int i = 0; i < opts->ntags; i++)
+		add_scope(cs, KeyTagGenName(opts->tags[i]), psprintf("tag %s", opts->tags[i]));
+}
+
+/* Whether this transaction touched a generation of the call: why, or NULL. */
+static const char *
+touched_scope(PreparedQuery *pq, CallScopes *cs)
+{
+	ListCell   *lc;
+
+	if (!InvalTouchedAny())
+		return NULL;
+	for (int i = 0; i < cs->n; i++)
+	{
+		if (!InvalScopeTouched(cs->keys[i]))
+			continue;
+		if (i == 1)
+			return "this transaction called cache_flush()";
+		if (cs->labels[i])
+			return psprintf("this transaction invalidated %s", cs->labels[i]);
+		/* a relation: name the one the query reads */
+		foreach(lc, pq->deps.relids)
+		{
+			Oid			scope;
+			const char *why;
+
+			if (InvalRelationCoverage(lfirst_oid(lc), &scope, &why) != REL_IGNORED &&
+				strcmp(KeyTableGenName(scope), cs->keys[i]) == 0)
+				return psprintf("this transaction changed %s",
+								relation_label(lfirst_oid(lc)));
+		}
+		return "this transaction changed a relation the query reads";
+	}
+	return NULL;
+}
+
+static char *
+untracked_summary(List *untracked)
+{
+	StringInfoData b;
+	ListCell   *lc;
+
+	initStringInfo(&b);
+	foreach(lc, untracked)
+	{
+		if (b.len > 0)
+			appendStringInfoString(&b, ", ");
+		appendStringInfoString(&b, (char *) lfirst(lc));
+	}
+	return b.data;
+}
+
 /*
  * The entry key: everything that can change the answer.  The database
  * identity is in the key's name (keys.c); the rest is hashed here.
  */
 static void
 entry_key(const char *query, const CallParams *params, StringInfo settings,
-		  const CallOptions *opts, const PreparedQuery *pq, uint8 *hash)
+		  const CallOptions *opts, const PreparedQuery *pq,
+		  const CallScopes *cs, uint8 *hash)
 {
 	StringInfoData m;
 	List	   *path;
 	ListCell   *lc;
 
 	initStringInfo(&m);
-	KeyAddString(&m, "cache_ext entry v1");
+	KeyAddString(&m, "cache_ext entry v2");
 	KeyAddString(&m, opts->namespace);
 	KeyAddString(&m, query);
 	KeyAddField(&m, params->types, sizeof(Oid) * params->n);
@@ -742,6 +951,10 @@ entry_key(const char *query, const CallParams *params, StringInfo settings,
 		KeyAddU32(&m, GetUserId());
 	if (pq->deps.session_user_dependent)
 		KeyAddU32(&m, GetSessionUserId());
+	/* the generations it depends on (tags and tracking change them) */
+	KeyAddString(&m, "generations");
+	for (int i = 0; i < cs->n; i++)
+		KeyAddString(&m, cs->keys[i]);
 
 	KeyHash(&m, hash);
 	pfree(m.data);
@@ -835,62 +1048,189 @@ run_query(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 
 /* ---- the cache ---- */
 
+typedef enum LookupOutcome
+{
+	LOOKUP_HIT,					/* the rows are in ts */
+	LOOKUP_MISS,				/* no entry */
+	LOOKUP_STALE,				/* an entry computed under older generations */
+	LOOKUP_CORRUPT,				/* an entry that failed validation (deleted) */
+	LOOKUP_REDIS_DOWN,
+	LOOKUP_BLOCKED				/* this server holds undelivered invalidations */
+} LookupOutcome;
+
 /*
- * Look the entry up.  Returns true on a hit, with the rows in ts.  A
- * corrupt entry is counted and deleted, and reported in *corrupt.
+ * Initialise the generations that do not exist yet with fresh values (a
+ * missing generation means unknown, never fresh), then read them back:
+ * another session may have set one first.  Returns false if Redis failed.
  */
 static bool
-lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq,
-	   Tuplestorestate *ts, bool *redis_ok, const char **corrupt)
+init_generations(CallScopes *cs, EntryGens *gens)
 {
-	RedisCommand cmd;
-	redisReply *reply = NULL;
+	RedisCommand *cmds;
+	redisReply **replies;
+	int			nmissing = 0;
+	int			ncmds;
+	int		   *which;
+	char		value[33];
+	uint8		rnd[16];
+	bool		ok = true;
+
+	which = palloc(sizeof(int) * cs->n);
+	for (int i = 0; i < cs->n; i++)
+		if (gens->vals[i] == NULL)
+			which[nmissing++] = i;
+	if (!pg_strong_random(rnd, sizeof(rnd)))
+		return false;
+	for (int i = 0; i < 16; i++)
+		snprintf(value + 2 * i, 3, "%02x", rnd[i]);
+
+	ncmds = nmissing + 1;
+	cmds = palloc(sizeof(RedisCommand) * ncmds);
+	replies = palloc0(sizeof(redisReply *) * ncmds);
+	for (int j = 0; j < nmissing; j++)
+	{
+		RedisCommandInit(&cmds[j], "SET");
+		RedisCommandArgStr(&cmds[j], cs->keys[which[j]]);
+		RedisCommandArg(&cmds[j], value, 32);
+		RedisCommandArgStr(&cmds[j], "NX");
+	}
+	RedisCommandInit(&cmds[nmissing], "MGET");
+	for (int j = 0; j < nmissing; j++)
+		RedisCommandArgStr(&cmds[nmissing], cs->keys[which[j]]);
+	if (!RedisExec(ncmds, cmds, replies, 64 * 1024))
+		return false;
+	{
+		redisReply *r = replies[nmissing];
+
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t) nmissing)
+			ok = false;
+		for (int j = 0; ok && j < nmissing; j++)
+		{
+			redisReply *e = r->element[j];
+
+			if (e->type != REDIS_REPLY_STRING || e->len < 1 || e->len > 255)
+				ok = false;
+			else
+			{
+				gens->vals[which[j]] = pnstrdup(e->str, e->len);
+				gens->lens[which[j]] = e->len;
+			}
+		}
+	}
+	RedisFreeReplies(ncmds, replies);
+	return ok;
+}
+
+/*
+ * Fetch the entry and the current values of its generations in one round
+ * trip.  On a hit the rows are in ts.  gens receives the current values
+ * (for storing a new entry: they were read before its query runs); *gens_ok
+ * is false when they are not usable.  A corrupt entry is counted and
+ * deleted, and described in *corrupt.
+ */
+static LookupOutcome
+lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
+	   Tuplestorestate *ts, EntryGens *gens, bool *gens_ok,
+	   const char **corrupt)
+{
+	RedisCommand cmds[2];
+	redisReply *replies[2] = {NULL, NULL};
 	char		endbuf[16];
-	volatile bool hit = false;
+	volatile LookupOutcome outcome = LOOKUP_MISS;
+	volatile bool missing = false;
 
 	*corrupt = NULL;
-	snprintf(endbuf, sizeof(endbuf), "%d", cache_ext_max_entry_size);
-	RedisCommandInit(&cmd, "GETRANGE");
-	RedisCommandArgStr(&cmd, rkey);
-	RedisCommandArgStr(&cmd, "0");
-	RedisCommandArgStr(&cmd, endbuf);
+	*gens_ok = true;
+	gens->n = cs->n;
+	gens->vals = palloc0(sizeof(char *) * cs->n);
+	gens->lens = palloc0(sizeof(size_t) * cs->n);
 
-	*redis_ok = RedisExec(1, &cmd, &reply, (size_t) cache_ext_max_entry_size + 1024);
-	if (!*redis_ok)
-		return false;
+	snprintf(endbuf, sizeof(endbuf), "%d", cache_ext_max_entry_size);
+	RedisCommandInit(&cmds[0], "GETRANGE");
+	RedisCommandArgStr(&cmds[0], rkey);
+	RedisCommandArgStr(&cmds[0], "0");
+	RedisCommandArgStr(&cmds[0], endbuf);
+	RedisCommandInit(&cmds[1], "MGET");
+	for (int i = 0; i < cs->n; i++)
+		RedisCommandArgStr(&cmds[1], cs->keys[i]);
+
+	if (!RedisExec(2, cmds, replies,
+				   (size_t) cache_ext_max_entry_size + 1024 + 300 * (size_t) cs->n))
+		return LOOKUP_REDIS_DOWN;
 
 	PG_TRY();
 	{
-		if (reply->type == REDIS_REPLY_STRING && reply->len == 0)
-			hit = false;		/* no such key */
-		else if (reply->type == REDIS_REPLY_ERROR &&
-				 strncmp(reply->str, "WRONGTYPE", 9) != 0)
+		redisReply *r = replies[0];
+		redisReply *g = replies[1];
+
+		if ((r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0) ||
+			g->type == REDIS_REPLY_ERROR)
 		{
 			/* the server is not serving (LOADING, NOAUTH, MISCONF, ...) */
-			RedisReportError(reply->str, reply->len);
-			*redis_ok = false;
+			if (g->type == REDIS_REPLY_ERROR)
+				RedisReportError(g->str, g->len);
+			else
+				RedisReportError(r->str, r->len);
+			outcome = LOOKUP_REDIS_DOWN;
 		}
-		else if (reply->type != REDIS_REPLY_STRING)
-			*corrupt = "unexpected reply type";
-		else if (reply->len > (size_t) cache_ext_max_entry_size)
-			*corrupt = "entry larger than cache_ext.max_entry_size";
 		else
 		{
-			hit = EntryDecode(reply->str, reply->len, hash,
-							  pq->resultdesc->natts, pq->codecs,
-							  pq->resultdesc, pq->decode_in_subxact,
-							  ts, corrupt);
-			if (hit)
-				CacheStatsAdd(CS_BYTES_READ, reply->len);
+			if (g->type != REDIS_REPLY_ARRAY || g->elements != (size_t) cs->n)
+				*gens_ok = false;
+			for (int i = 0; *gens_ok && i < cs->n; i++)
+			{
+				redisReply *e = g->element[i];
+
+				if (e->type == REDIS_REPLY_NIL)
+					missing = true;
+				else if (e->type == REDIS_REPLY_STRING && e->len >= 1 && e->len <= 255)
+				{
+					gens->vals[i] = pnstrdup(e->str, e->len);
+					gens->lens[i] = e->len;
+				}
+				else
+					*gens_ok = false;	/* not a value cache_ext writes */
+			}
+
+			if (r->type == REDIS_REPLY_STRING && r->len == 0)
+				outcome = LOOKUP_MISS;	/* no such key */
+			else if (r->type != REDIS_REPLY_STRING)
+				*corrupt = "unexpected reply type";
+			else if (r->len > (size_t) cache_ext_max_entry_size)
+				*corrupt = "entry larger than cache_ext.max_entry_size";
+			else if (!*gens_ok || missing)
+				outcome = LOOKUP_STALE; /* unknown generations: not valid */
+			else
+			{
+				switch (EntryDecode(r->str, r->len, hash, gens,
+									pq->resultdesc->natts, pq->codecs,
+									pq->resultdesc, pq->decode_in_subxact,
+									ts, corrupt))
+				{
+					case ENTRY_VALID:
+						outcome = LOOKUP_HIT;
+						CacheStatsAdd(CS_BYTES_READ, r->len);
+						break;
+					case ENTRY_STALE:
+						outcome = LOOKUP_STALE;
+						break;
+					case ENTRY_CORRUPT:
+						break;
+				}
+			}
+			if (*corrupt)
+				outcome = LOOKUP_CORRUPT;
 		}
 	}
 	PG_FINALLY();
 	{
-		RedisFreeReplies(1, &reply);
+		RedisFreeReplies(2, replies);
 	}
 	PG_END_TRY();
 
-	if (*corrupt)
+	if (outcome == LOOKUP_REDIS_DOWN)
+		return outcome;
+	if (outcome == LOOKUP_CORRUPT)
 	{
 		RedisCommand del;
 		redisReply *r = NULL;
@@ -902,7 +1242,19 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq,
 		if (RedisExec(1, &del, &r, 1024))
 			RedisFreeReplies(1, &r);
 	}
-	return hit;
+	if (*gens_ok && missing && !init_generations(cs, gens))
+		*gens_ok = false;
+
+	/*
+	 * Checked after the round trip: a Redis restart noticed while connecting
+	 * for it, or a commit whose bumps failed, blocks this hit.
+	 */
+	if (InvalHitsBlocked(false))
+	{
+		tuplestore_clear(ts);
+		return LOOKUP_BLOCKED;
+	}
+	return outcome;
 }
 
 /*
@@ -954,7 +1306,7 @@ add_elapsed(CacheStatCounter counter, instr_time start)
  * (for cache_explain); otherwise this stops at the first (the hit path).
  */
 static const char *
-bypass_reasons(PreparedQuery *pq, List **all)
+bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all)
 {
 	const char *first = NULL;
 	ListCell   *lc;
@@ -976,11 +1328,23 @@ bypass_reasons(PreparedQuery *pq, List **all)
 	foreach(lc, pq->deps.reasons)
 		REASON(true, (char *) lfirst(lc));
 	REASON(pq->codec_problem != NULL, pq->codec_problem);
-	REASON(TransactionIdIsValid(GetTopTransactionIdIfAny()),
-		   "this transaction has written data");
 	REASON(IsolationUsesXactSnapshot(),
 		   IsolationIsSerializable() ? "serializable transaction" :
 		   "repeatable read transaction");
+	{
+		const char *t = touched_scope(pq, cs);
+
+		REASON(t != NULL, t);
+	}
+	/* writes to untracked tables are invisible: this one may have made some */
+	REASON(cs->untracked != NIL && TransactionIdIsValid(GetTopTransactionIdIfAny()),
+		   psprintf("this transaction has written data and %s",
+					(char *) linitial(cs->untracked)));
+	REASON(cs->untracked != NIL && cache_ext_untracked == UNTRACKED_BYPASS,
+		   psprintf("%s (cache_ext.untracked = bypass)",
+					(char *) linitial(cs->untracked)));
+	REASON(pq->has_tracked && !InvalShmemReady(),
+		   "tracked tables are served from the cache only when cache_ext is in shared_preload_libraries");
 #undef REASON
 	return first;
 }
@@ -1002,6 +1366,7 @@ cached_query_call(text *query_text, const CallParams *params,
 	const char *why = NULL;
 	instr_time	start;
 	TupleDesc	resultdesc;
+	CallScopes	cs;
 
 	INSTR_TIME_SET_CURRENT(start);
 	last_status[0] = '\0';	/* an erroring call leaves no status */
@@ -1016,44 +1381,83 @@ cached_query_call(text *query_text, const CallParams *params,
 	if (outdesc)
 		check_result_type(outdesc, resultdesc);
 
-	why = bypass_reasons(pq, NULL);
+	call_scopes(pq, opts, &cs);
+	why = bypass_reasons(pq, &cs, NULL);
+	if (why == NULL && cs.untracked != NIL && cache_ext_untracked == UNTRACKED_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cached_query result would depend on data whose changes cache_ext does not track: %s",
+						untracked_summary(cs.untracked)),
+				 errhint("Track the tables with cache_track(), name the tables a function reads with cache_opts(depends_on => ...), or set cache_ext.untracked to 'allow' or 'bypass'.")));
 	if (why == NULL)
 		(void) RedisUsable(&why);	/* sets why when Redis can't be used */
+	if (why == NULL && InvalHitsBlocked(true))
+		why = "pending invalidations (this server holds invalidations Redis has not taken yet)";
 
 	if (why == NULL)
 	{
 		uint8		hash[CE_HASH_LEN];
 		char	   *rkey;
-		bool		redis_ok;
 		const char *corrupt;
+		EntryGens	gens;
+		bool		gens_ok;
+		LookupOutcome outcome;
+		char	   *ttl_note = "";
+
+		if (cs.untracked != NIL)
+			ttl_note = psprintf("ttl-only: %s", untracked_summary(cs.untracked));
 
 		/* a hit must be refused to anyone who could not run the query */
 		check_privileges(pq, cplan);
-		entry_key(query, params, &settings, opts, pq, hash);
+		entry_key(query, params, &settings, opts, pq, &cs, hash);
 		rkey = KeyEntryName(hash);
 
-		if (lookup(rkey, hash, pq, ts, &redis_ok, &corrupt))
+		outcome = lookup(rkey, hash, pq, &cs, ts, &gens, &gens_ok, &corrupt);
+		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+		if (outcome == LOOKUP_HIT)
 		{
-			ReleaseCachedPlan(cplan, CurrentResourceOwner);
 			CacheStatsAdd(CS_HITS, 1);
+			if (cs.untracked != NIL)
+				CacheStatsAdd(CS_TTL_ONLY, 1);
 			add_elapsed(CS_HIT_TIME_US, start);
-			set_status("HIT");
+			if (cs.untracked != NIL)
+				set_status("HIT (%s)", ttl_note);
+			else
+				set_status("HIT");
 			return resultdesc;
 		}
-		ReleaseCachedPlan(cplan, CurrentResourceOwner);
 
-		if (redis_ok)
+		if (outcome != LOOKUP_REDIS_DOWN && outcome != LOOKUP_BLOCKED)
 		{
 			EntryWriter w;
+			StringInfoData note;
 
-			EntryWriterInit(&w, resultdesc->natts, pq->codecs,
-							cache_ext_max_entry_size);
-			run_query(pq, params, ts, &w);
+			if (outcome == LOOKUP_STALE)
+				CacheStatsAdd(CS_INVALIDATED, 1);
+			if (cs.untracked != NIL)
+				CacheStatsAdd(CS_TTL_ONLY, 1);
+			if (gens_ok)
+				EntryWriterInit(&w, resultdesc->natts, pq->codecs, &gens,
+								cache_ext_max_entry_size);
+			run_query(pq, params, ts, gens_ok ? &w : NULL);
 			CacheStatsAdd(CS_MISSES, 1);
-			if (w.overflow)
+
+			initStringInfo(&note);
+			if (outcome == LOOKUP_STALE)
+				appendStringInfoString(&note, "invalidated");
+			else if (outcome == LOOKUP_CORRUPT)
+				appendStringInfo(&note, "corrupt entry replaced: %s", corrupt);
+			if (!gens_ok)
 			{
 				CacheStatsAdd(CS_STORE_SKIPPED, 1);
-				set_status("MISS (not stored: result larger than cache_ext.max_entry_size)");
+				appendStringInfo(&note, "%snot stored: generations unreadable (%s)",
+								 note.len ? "; " : "", RedisLastError());
+			}
+			else if (w.overflow)
+			{
+				CacheStatsAdd(CS_STORE_SKIPPED, 1);
+				appendStringInfo(&note, "%snot stored: result larger than cache_ext.max_entry_size",
+								 note.len ? "; " : "");
 			}
 			else
 			{
@@ -1065,22 +1469,27 @@ cached_query_call(text *query_text, const CallParams *params,
 				{
 					CacheStatsAdd(CS_STORES, 1);
 					CacheStatsAdd(CS_BYTES_STORED, w.buf.len);
-					if (corrupt)
-						set_status("MISS (corrupt entry replaced: %s)", corrupt);
-					else
-						set_status("MISS");
 				}
 				else
 				{
 					CacheStatsAdd(CS_STORE_SKIPPED, 1);
-					set_status("MISS (not stored: %s)", problem);
+					appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "", problem);
 				}
 				pfree(w.buf.data);
 			}
+			if (cs.untracked != NIL)
+				appendStringInfo(&note, "%s%s", note.len ? "; " : "", ttl_note);
+			if (note.len)
+				set_status("MISS (%s)", note.data);
+			else
+				set_status("MISS");
 			add_elapsed(CS_MISS_TIME_US, start);
 			return resultdesc;
 		}
-		why = psprintf("redis unavailable (%s)", RedisLastError());
+		if (outcome == LOOKUP_BLOCKED)
+			why = "pending invalidations (this server holds invalidations Redis has not taken yet)";
+		else
+			why = psprintf("redis unavailable (%s)", RedisLastError());
 	}
 	else
 		ReleaseCachedPlan(cplan, CurrentResourceOwner);
@@ -1273,10 +1682,10 @@ relkind_name(char relkind)
  */
 static void
 explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
-			  PreparedQuery *pq)
+			  PreparedQuery *pq, CallScopes *cs)
 {
-	RedisCommand cmds[2];
-	redisReply *replies[2] = {NULL, NULL};
+	RedisCommand cmds[3];
+	redisReply *replies[3] = {NULL, NULL, NULL};
 	char		endbuf[16];
 	const char *why = NULL;
 
@@ -1293,7 +1702,11 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	RedisCommandArgStr(&cmds[0], endbuf);
 	RedisCommandInit(&cmds[1], "PTTL");
 	RedisCommandArgStr(&cmds[1], rkey);
-	if (!RedisExec(2, cmds, replies, (size_t) cache_ext_max_entry_size + 1024))
+	RedisCommandInit(&cmds[2], "MGET");
+	for (int i = 0; i < cs->n; i++)
+		RedisCommandArgStr(&cmds[2], cs->keys[i]);
+	if (!RedisExec(3, cmds, replies,
+				   (size_t) cache_ext_max_entry_size + 1024 + 300 * (size_t) cs->n))
 	{
 		json_key(buf, "redis");
 		escape_json(buf, psprintf("unavailable (%s)", RedisLastError()));
@@ -1303,9 +1716,28 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	PG_TRY();
 	{
 		redisReply *r = replies[0];
+		redisReply *g = replies[2];
 		bool		exists = (r->type == REDIS_REPLY_STRING && r->len > 0) ||
 			(r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0);
 		const char *problem = NULL;
+		EntryGens	gens;
+		bool		unknown = false;
+
+		gens.n = cs->n;
+		gens.vals = palloc0(sizeof(char *) * cs->n);
+		gens.lens = palloc0(sizeof(size_t) * cs->n);
+		if (g->type != REDIS_REPLY_ARRAY || g->elements != (size_t) cs->n)
+			unknown = true;
+		for (int i = 0; !unknown && i < cs->n; i++)
+		{
+			if (g->element[i]->type != REDIS_REPLY_STRING)
+				unknown = true;
+			else
+			{
+				gens.vals[i] = g->element[i]->str;
+				gens.lens[i] = g->element[i]->len;
+			}
+		}
 
 		json_key(buf, "entry");
 		appendStringInfo(buf, "{\"exists\":%s", exists ? "true" : "false");
@@ -1315,15 +1747,27 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 				problem = "unexpected reply type";
 			else if (r->len > (size_t) cache_ext_max_entry_size)
 				problem = "entry larger than cache_ext.max_entry_size";
+			else if (unknown)
+				problem = "stale: a generation it depends on is unknown";
 			else
 			{
 				Tuplestorestate *ts = tuplestore_begin_heap(false, false, work_mem);
 
-				if (EntryDecode(r->str, r->len, hash, pq->resultdesc->natts,
-								pq->codecs, pq->resultdesc,
-								pq->decode_in_subxact, ts, &problem))
-					appendStringInfo(buf, ",\"rows\":" INT64_FORMAT,
-									 tuplestore_tuple_count(ts));
+				switch (EntryDecode(r->str, r->len, hash, &gens,
+									pq->resultdesc->natts, pq->codecs,
+									pq->resultdesc, pq->decode_in_subxact,
+									ts, &problem))
+				{
+					case ENTRY_VALID:
+						appendStringInfo(buf, ",\"rows\":" INT64_FORMAT,
+										 tuplestore_tuple_count(ts));
+						break;
+					case ENTRY_STALE:
+						problem = "stale: invalidated since it was stored";
+						break;
+					case ENTRY_CORRUPT:
+						break;
+				}
 				tuplestore_end(ts);
 			}
 			appendStringInfo(buf, ",\"valid\":%s", problem ? "false" : "true");
@@ -1341,7 +1785,7 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	}
 	PG_FINALLY();
 	{
-		RedisFreeReplies(2, replies);
+		RedisFreeReplies(3, replies);
 	}
 	PG_END_TRY();
 }
@@ -1370,6 +1814,7 @@ cache_explain(PG_FUNCTION_ARGS)
 	uint8		hash[CE_HASH_LEN];
 	char	   *rkey;
 	bool		first;
+	CallScopes	cs;
 
 	parse_options(NULL, &opts);
 	collect_params(fcinfo, 1, &params);
@@ -1378,8 +1823,11 @@ cache_explain(PG_FUNCTION_ARGS)
 	cplan = GetCachedPlan(pq->plansource, NULL, CurrentResourceOwner, NULL);
 	analyze_plan(pq, cplan);
 	check_privileges(pq, cplan);
-	(void) bypass_reasons(pq, &reasons);
-	entry_key(query, &params, &settings, &opts, pq, hash);
+	call_scopes(pq, &opts, &cs);
+	(void) bypass_reasons(pq, &cs, &reasons);
+	if (InvalHitsBlocked(false))
+		reasons = lappend(reasons, "pending invalidations (this server holds invalidations Redis has not taken yet)");
+	entry_key(query, &params, &settings, &opts, pq, &cs, hash);
 	rkey = KeyEntryName(hash);
 
 	initStringInfo(&buf);
@@ -1404,26 +1852,50 @@ cache_explain(PG_FUNCTION_ARGS)
 	appendStringInfo(&buf, ",\"role_in_key\":%s,\"session_user_in_key\":%s",
 					 pq->deps.role_dependent ? "true" : "false",
 					 pq->deps.session_user_dependent ? "true" : "false");
-	/* 0.1 has no invalidation: every dependency is TTL-only */
-	appendStringInfoString(&buf, ",\"freshness\":\"ttl-only\",\"dependencies\":[");
+	appendStringInfo(&buf, ",\"freshness\":\"%s\",\"untracked\":[",
+					 cs.untracked ? "ttl-only" : "invalidated on commit");
+	first = true;
+	foreach(lc, cs.untracked)
+	{
+		if (!first)
+			appendStringInfoChar(&buf, ',');
+		first = false;
+		escape_json(&buf, (char *) lfirst(lc));
+	}
+	appendStringInfoString(&buf, "],\"dependencies\":[");
 	first = true;
 	foreach(lc, pq->deps.relids)
 	{
 		Oid			relid = lfirst_oid(lc);
-		char	   *nsp = get_namespace_name(get_rel_namespace(relid));
-		char	   *rel = get_rel_name(relid);
+		Oid			scope;
+		const char *why;
+		RelCoverage cov = InvalRelationCoverage(relid, &scope, &why);
 
 		if (!first)
 			appendStringInfoChar(&buf, ',');
 		first = false;
 		appendStringInfoString(&buf, "{\"relation\":");
-		escape_json(&buf, quote_qualified_identifier(nsp, rel));
+		escape_json(&buf, relation_label(relid));
 		appendStringInfoString(&buf, ",\"kind\":");
 		escape_json(&buf, relkind_name(get_rel_relkind(relid)));
-		appendStringInfoString(&buf, ",\"scope\":\"table\",\"tracked\":false}");
+		if (cov == REL_IGNORED)
+			appendStringInfoString(&buf, ",\"tracked\":null,\"note\":\"its tables are dependencies\"}");
+		else
+		{
+			appendStringInfo(&buf, ",\"scope\":\"table\",\"tracked\":%s,\"generation_of\":",
+							 cov == REL_TRACKED ? "true" : "false");
+			escape_json(&buf, relation_label(scope));
+			if (why)
+			{
+				appendStringInfoString(&buf, ",\"why\":");
+				escape_json(&buf, why);
+			}
+			appendStringInfoChar(&buf, '}');
+		}
 	}
 	appendStringInfoString(&buf, "],");
-	explain_entry(&buf, rkey, hash, pq);
+	appendStringInfo(&buf, "\"generations\":%d,", cs.n);
+	explain_entry(&buf, rkey, hash, pq, &cs);
 	appendStringInfoChar(&buf, '}');
 	ReleaseCachedPlan(cplan, CurrentResourceOwner);
 

@@ -26,6 +26,7 @@
 #include "utils/timestamp.h"
 
 #include "cache_ext.h"
+#include "invalidate.h"
 
 typedef struct CacheStatsShared
 {
@@ -88,8 +89,8 @@ cache_stats(PG_FUNCTION_ARGS)
 {
 	CacheStatsShared *s = stats();
 	TupleDesc	tupdesc;
-	Datum		values[CS_NUM_COUNTERS + 2];
-	bool		nulls[CS_NUM_COUNTERS + 2] = {0};
+	Datum		values[CS_NUM_COUNTERS + 3];
+	bool		nulls[CS_NUM_COUNTERS + 3] = {0};
 	int			n = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -104,6 +105,7 @@ cache_stats(PG_FUNCTION_ARGS)
 		else
 			values[n++] = Int64GetDatum((int64) v);
 	}
+	values[n++] = Int64GetDatum(InvalPendingCount());
 	values[n++] = TimestampTzGetDatum((TimestampTz) pg_atomic_read_u64(&s->reset_time));
 	values[n++] = BoolGetDatum(shared_stats != NULL);
 	Assert(n == tupdesc->natts);

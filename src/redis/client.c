@@ -18,6 +18,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -49,17 +51,33 @@ static int	inflight_n = 0;
 #define RECV_CHUNK 65536
 static char *recv_chunk = NULL;	/* in TopMemoryContext, reused */
 
+RedisConnectHook redis_connect_hook = NULL;
+
 void
 RedisCommandInit(RedisCommand *cmd, const char *name)
 {
 	cmd->argc = 0;
+	cmd->cap = lengthof(cmd->argv_inline);
+	cmd->argv = cmd->argv_inline;
+	cmd->argvlen = cmd->argvlen_inline;
 	RedisCommandArgStr(cmd, name);
 }
 
 void
 RedisCommandArg(RedisCommand *cmd, const char *arg, size_t len)
 {
-	Assert(cmd->argc < lengthof(cmd->argv));
+	if (cmd->argc == cmd->cap)
+	{
+		int			cap = cmd->cap * 2;
+		const char **argv = palloc(sizeof(char *) * cap);
+		size_t	   *argvlen = palloc(sizeof(size_t) * cap);
+
+		memcpy(argv, cmd->argv, sizeof(char *) * cmd->argc);
+		memcpy(argvlen, cmd->argvlen, sizeof(size_t) * cmd->argc);
+		cmd->argv = argv;
+		cmd->argvlen = argvlen;
+		cmd->cap = cap;
+	}
 	cmd->argv[cmd->argc] = arg;
 	cmd->argvlen[cmd->argc] = len;
 	cmd->argc++;
@@ -265,8 +283,9 @@ connect_redis(void)
 	char		err[200];
 	TimestampTz deadline;
 	StringInfoData buf;
-	RedisCommand cmds[2];
-	redisReply *replies[2];
+	RedisCommand cmds[3];
+	redisReply *replies[3];
+	char		run_id[64];
 	int			n = 0;
 
 	perr = RedisParseUrl(cache_ext_redis_url, &ep);
@@ -321,8 +340,10 @@ connect_redis(void)
 		RedisCommandArg(&cmds[n], pstrdup(dbstr), strlen(dbstr));
 		n++;
 	}
-	if (n == 0)
-		return true;
+	/* who the server is: a new run_id means it restarted */
+	RedisCommandInit(&cmds[n], "INFO");
+	RedisCommandArgStr(&cmds[n], "server");
+	n++;
 
 	initStringInfo(&buf);
 	for (int i = 0; i < n; i++)
@@ -336,7 +357,7 @@ connect_redis(void)
 
 	if (!exchange(buf.data, buf.len, n, replies, 65536, deadline))
 		return false;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n - 1; i++)
 	{
 		if (replies[i]->type == REDIS_REPLY_ERROR)
 		{
@@ -348,7 +369,28 @@ connect_redis(void)
 			return false;
 		}
 	}
+	/* INFO may be refused to an ACL user: then restarts go unnoticed */
+	run_id[0] = '\0';
+	if (replies[n - 1]->type == REDIS_REPLY_STRING)
+	{
+		const char *p = strstr(replies[n - 1]->str, "run_id:");
+
+		if (p)
+		{
+			int			len = 0;
+
+			p += strlen("run_id:");
+			while (len < (int) sizeof(run_id) - 1 && isalnum((unsigned char) p[len]))
+			{
+				run_id[len] = p[len];
+				len++;
+			}
+			run_id[len] = '\0';
+		}
+	}
 	RedisFreeReplies(n, replies);
+	if (redis_connect_hook)
+		redis_connect_hook(run_id[0] ? run_id : NULL);
 	return true;
 }
 
@@ -367,6 +409,15 @@ connect_redis(void)
 bool
 RedisExec(int ncmds, RedisCommand *cmds, redisReply **replies,
 		  size_t max_reply_bytes)
+{
+	return RedisExecTimeout(ncmds, cmds, replies, max_reply_bytes,
+							cache_ext_command_timeout);
+}
+
+/* RedisExec with its own timeout for the exchange (not for connecting). */
+bool
+RedisExecTimeout(int ncmds, RedisCommand *cmds, redisReply **replies,
+				 size_t max_reply_bytes, int timeout_ms)
 {
 	StringInfoData buf;
 	bool		ok = false;
@@ -394,7 +445,7 @@ RedisExec(int ncmds, RedisCommand *cmds, redisReply **replies,
 			if (!ok)
 				snprintf(last_error, sizeof(last_error), "could not format a command");
 			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												   cache_ext_command_timeout);
+												   timeout_ms);
 			if (ok)
 				ok = exchange(buf.data, buf.len, ncmds, replies,
 							  max_reply_bytes, deadline);

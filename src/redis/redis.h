@@ -69,11 +69,19 @@ extern ssize_t TransportRecv(RedisTransport *t, char *buf, size_t len,
 extern void TransportClose(RedisTransport *t);
 
 /* client.c */
+/*
+ * A command's arguments point to memory the caller keeps alive until the
+ * command is sent.  Up to 8 arguments live in the struct; more are
+ * palloc'd in the current memory context.
+ */
 typedef struct RedisCommand
 {
 	int			argc;
-	const char *argv[8];
-	size_t		argvlen[8];
+	int			cap;
+	const char **argv;
+	size_t	   *argvlen;
+	const char *argv_inline[8];
+	size_t		argvlen_inline[8];
 } RedisCommand;
 
 extern void RedisCommandInit(RedisCommand *cmd, const char *name);
@@ -83,6 +91,16 @@ extern void RedisCommandArgStr(RedisCommand *cmd, const char *arg);
 extern bool RedisUsable(const char **why);
 extern bool RedisExec(int ncmds, RedisCommand *cmds, redisReply **replies,
 					  size_t max_reply_bytes);
+extern bool RedisExecTimeout(int ncmds, RedisCommand *cmds, redisReply **replies,
+							 size_t max_reply_bytes, int timeout_ms);
+
+/*
+ * Called after every new connection with the server's run_id (from INFO
+ * server), or NULL when the server did not say.  A new run_id means the
+ * server restarted and may have lost writes or loaded an old snapshot.
+ */
+typedef void (*RedisConnectHook) (const char *run_id);
+extern RedisConnectHook redis_connect_hook;
 extern void RedisFreeReplies(int n, redisReply **replies);
 extern void RedisDisconnect(void);
 extern void RedisReportError(const char *msg, size_t len);

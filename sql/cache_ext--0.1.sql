@@ -1,4 +1,4 @@
-/* cache_ext: install script (sql/cache_ext--0.1.sql is built from this file) */
+/* cache_ext 0.1: install script (0.2 is this plus cache_ext--0.1--0.2.sql) */
 
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION cache_ext" to load this file. \quit

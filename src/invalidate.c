@@ -1,0 +1,1656 @@
+/*-------------------------------------------------------------------------
+ *
+ * invalidate.c
+ *	  Commit-ordered invalidation with generations (DESIGN.md §3).
+ *
+ * Writers: the extension's trigger function (statement-level AFTER
+ * INSERT/UPDATE/DELETE and TRUNCATE triggers created ENABLE ALWAYS, and a
+ * row-level one for logical-replication apply, which fires row triggers
+ * only), a ProcessUtility hook for DDL (ALTER TABLE, REFRESH MATERIALIZED
+ * VIEW, policies, rules, partitions attached or detached) and the SQL
+ * functions cache_invalidate*, cache_flush add the generation keys they
+ * touch to a per-transaction set.  Each key remembers the subtransaction
+ * level that added it, so a rolled-back subtransaction bumps nothing.
+ *
+ * At XACT_EVENT_COMMIT, which runs after the commit became visible to
+ * other sessions and before COMMIT returns, the set is sent as one MSET of
+ * a fresh random value, with cache_ext.invalidation_timeout.  If that fails
+ * the keys go to a shared-memory outbox; while the outbox is not empty this
+ * server serves no hits, and cached_query() retries delivering it.  When
+ * the outbox overflows, after a crash or an unclean shutdown, and when the
+ * Redis server's run_id changes (it restarted, perhaps from an old
+ * snapshot), the server generation, which every entry depends on, must be
+ * bumped before hits are served again.
+ *
+ * Prepared transactions: at PREPARE the set is written to Redis under the
+ * transaction's GID (PREPARE fails if it cannot be); COMMIT PREPARED, in
+ * whichever session runs it, bumps those keys after the commit is visible.
+ *
+ * Which relation's generation stands for a relation read by a query: the
+ * topmost tracked ancestor (a partition or inheritance child maps to its
+ * tracked parent), else the relation itself.  A write bumps the relation's
+ * own generation and those of all its tracked ancestors.
+ *
+ * State: the per-transaction set and a cache of relations' tracking are
+ * backend-local (the cache is dropped on any relcache invalidation); the
+ * outbox is in shared memory under one LWLock.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_control.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_trigger.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "common/controldata_utils.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parse_func.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "cache_ext.h"
+#include "invalidate.h"
+#include "keys.h"
+#include "redis/redis.h"
+
+int			cache_ext_untracked = UNTRACKED_ALLOW;
+int			cache_ext_invalidation_timeout = 250;
+
+/* written at a clean shutdown; its absence at startup means bumps may be lost */
+#define STATE_FILE "cache_ext.state"
+
+#define OUTBOX_SIZE 512
+
+/* ---- shared memory ---- */
+
+typedef struct InvalShared
+{
+	LWLock	   *lock;
+	/* outbox items + (requested > delivered): hits are served only at 0 */
+	pg_atomic_uint32 blocked;
+	uint64		requested;		/* server-generation bumps asked for */
+	uint64		delivered;		/* ... and the last one delivered */
+	uint64		version;		/* incremented when the outbox is emptied */
+	bool		delivering;		/* a backend is sending the outbox */
+	int			nitems;
+	char		run_id[64];		/* of the Redis server, "" until known */
+	char		items[OUTBOX_SIZE][INVAL_KEY_LEN];
+} InvalShared;
+
+static InvalShared *shared = NULL;
+
+/* ---- per-transaction set of touched generation keys ---- */
+
+typedef struct TouchedKey
+{
+	char		key[INVAL_KEY_LEN];
+	int			level;			/* subtransaction nesting level that added it */
+} TouchedKey;
+
+static HTAB *touched = NULL;
+static MemoryContext touched_cxt = NULL;
+
+/* the trigger's shortcut: this relation was noted at this level already */
+static Oid	last_relid = InvalidOid;
+static int	last_level = 0;
+
+/* the GID of the PREPARE TRANSACTION being run */
+static char *prepare_gid = NULL;
+
+/* ---- relations' tracking, cached per backend ---- */
+
+#define MAX_ROOTS 8
+
+typedef struct RelInfo
+{
+	Oid			relid;
+	RelCoverage coverage;
+	Oid			scope;			/* whose generation stands for it in entries */
+	const char *why;			/* when untracked */
+	int			nbump;
+	Oid			bump[MAX_ROOTS + 1];	/* itself and its tracked ancestors */
+} RelInfo;
+
+static HTAB *rel_infos = NULL;
+static bool rel_infos_stale = false;
+static Oid	trigger_func = InvalidOid;
+
+static ProcessUtility_hook_type prev_utility_hook = NULL;
+
+static void touch_key(const char *key);
+
+/* ================================================================
+ * Shared memory, startup and shutdown
+ * ================================================================
+ */
+
+void
+InvalShmemRequest(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(InvalShared)));
+	RequestNamedLWLockTranche("cache_ext", 1);
+}
+
+static void
+update_blocked(void)
+{
+	pg_atomic_write_u32(&shared->blocked,
+						shared->nitems + (shared->requested > shared->delivered ? 1 : 0));
+}
+
+/*
+ * Postmaster exit: leave a note that nothing was lost, so the next start
+ * need not bump the server generation.  Not on a crash (code != 0), nor
+ * with invalidations undelivered.
+ */
+static void
+write_state_file(int code, Datum arg)
+{
+	FILE	   *f;
+
+	if (code != 0 || shared == NULL || shared->nitems != 0 ||
+		shared->requested != shared->delivered)
+		return;
+	f = fopen(STATE_FILE, "w");
+	if (f == NULL)
+		return;
+	fprintf(f, "%s\n", shared->run_id);
+	fclose(f);
+}
+
+/*
+ * Whether the last shutdown was clean: the control file says so and the
+ * state file exists (it is removed here, and by any backend that runs
+ * cache_ext without shared memory).  Fills run_id from the state file.
+ */
+static bool
+last_shutdown_clean(char *run_id, size_t len)
+{
+	bool		crc_ok;
+	ControlFileData *cf;
+	FILE	   *f;
+	bool		clean;
+
+	run_id[0] = '\0';
+	cf = get_controlfile(DataDir, &crc_ok);
+	clean = crc_ok && (cf->state == DB_SHUTDOWNED ||
+					   cf->state == DB_SHUTDOWNED_IN_RECOVERY);
+	pfree(cf);
+	f = fopen(STATE_FILE, "r");
+	if (f == NULL)
+		return false;
+	if (fgets(run_id, len, f) == NULL)
+		run_id[0] = '\0';
+	run_id[strcspn(run_id, "\r\n")] = '\0';
+	fclose(f);
+	unlink(STATE_FILE);
+	return clean;
+}
+
+void
+InvalShmemInit(void)
+{
+	bool		found;
+
+	shared = ShmemInitStruct("cache_ext invalidation", sizeof(InvalShared),
+							 &found);
+	if (!found)
+	{
+		char		run_id[64];
+
+		memset(shared, 0, sizeof(InvalShared));
+		shared->lock = &(GetNamedLWLockTranche("cache_ext"))->lock;
+		pg_atomic_init_u32(&shared->blocked, 0);
+		if (last_shutdown_clean(run_id, sizeof(run_id)))
+			strlcpy(shared->run_id, run_id, sizeof(shared->run_id));
+		else
+		{
+			/* bumps may have been lost: invalidate everything first */
+			shared->requested = 1;
+			ereport(LOG,
+					(errmsg("cache_ext will invalidate every cached result before serving hits"),
+					 errdetail("The server did not shut down cleanly, so invalidations may have been lost.")));
+		}
+		update_blocked();
+		if (!IsUnderPostmaster)
+			on_shmem_exit(write_state_file, (Datum) 0);
+	}
+}
+
+bool
+InvalShmemReady(void)
+{
+	return shared != NULL;
+}
+
+int64
+InvalPendingCount(void)
+{
+	return shared ? (int64) pg_atomic_read_u32(&shared->blocked) : 0;
+}
+
+/* A new Redis connection: has the server restarted since we last saw it? */
+static void
+on_redis_connect(const char *run_id)
+{
+	if (shared == NULL || run_id == NULL)
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	if (shared->run_id[0] != '\0' && strcmp(shared->run_id, run_id) != 0)
+	{
+		shared->requested++;
+		update_blocked();
+		ereport(LOG,
+				(errmsg("cache_ext will invalidate every cached result before serving hits"),
+				 errdetail("The Redis server restarted (its run_id changed), so it may have lost invalidations.")));
+	}
+	strlcpy(shared->run_id, run_id, sizeof(shared->run_id));
+	LWLockRelease(shared->lock);
+}
+
+/* Keys whose bump could not be delivered: keep them until they are. */
+static void
+outbox_add(char **keys, int n)
+{
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	if (shared->nitems + n > OUTBOX_SIZE)
+	{
+		/* too many to keep: bump the server generation instead */
+		shared->nitems = 0;
+		shared->version++;
+		shared->requested++;
+		CacheStatsAdd(CS_OUTBOX_OVERFLOWS, 1);
+	}
+	else
+	{
+		for (int i = 0; i < n; i++)
+			strlcpy(shared->items[shared->nitems++], keys[i], INVAL_KEY_LEN);
+	}
+	update_blocked();
+	LWLockRelease(shared->lock);
+	CacheStatsAdd(CS_BUMPS_DEFERRED, n);
+}
+
+/* A value never used before for a generation: 128 random bits, in hex. */
+static void
+fresh_value(char *buf)
+{
+	uint8		rnd[16];
+
+	if (!pg_strong_random(rnd, sizeof(rnd)))
+	{
+		/* not expected; time and PID still make a value never used before */
+		uint64		t = (uint64) GetCurrentTimestamp();
+		uint64		p = (uint64) MyProcPid;
+
+		memcpy(rnd, &t, 8);
+		memcpy(rnd + 8, &p, 8);
+	}
+	for (int i = 0; i < 16; i++)
+		snprintf(buf + 2 * i, 3, "%02x", rnd[i]);
+}
+
+/* MSET every key to one fresh value; true when Redis took it. */
+static bool
+send_bumps(char **keys, int n, int timeout_ms)
+{
+	RedisCommand cmd;
+	redisReply *reply = NULL;
+	char		value[33];
+	bool		ok;
+	const char *why;
+
+	if (n == 0)
+		return true;
+	if (!RedisUsable(&why))
+		return false;
+	fresh_value(value);
+	RedisCommandInit(&cmd, "MSET");
+	for (int i = 0; i < n; i++)
+	{
+		RedisCommandArgStr(&cmd, keys[i]);
+		RedisCommandArg(&cmd, value, 32);
+	}
+	if (!RedisExecTimeout(1, &cmd, &reply, 4096, timeout_ms))
+		return false;
+	ok = reply->type == REDIS_REPLY_STATUS;
+	if (!ok && reply->type == REDIS_REPLY_ERROR)
+		RedisReportError(reply->str, reply->len);
+	RedisFreeReplies(1, &reply);
+	if (ok)
+		CacheStatsAdd(CS_BUMPS_SENT, n);
+	return ok;
+}
+
+/*
+ * Try to deliver the outbox (or the server bump).  Only one backend at a
+ * time sends; the others return at once.
+ */
+static void
+deliver_outbox(void)
+{
+	uint64		requested;
+	uint64		version;
+	int			n;
+	char	  **volatile keys = NULL;
+	volatile bool ok = false;
+	int			nsend;
+
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	if (shared->delivering || pg_atomic_read_u32(&shared->blocked) == 0)
+	{
+		LWLockRelease(shared->lock);
+		return;
+	}
+	shared->delivering = true;
+	requested = shared->requested;
+	version = shared->version;
+	n = shared->nitems;
+	if (requested > shared->delivered)
+	{
+		/* the server generation covers every item */
+		keys = palloc(sizeof(char *));
+		keys[0] = NULL;
+		nsend = 1;
+	}
+	else
+	{
+		keys = palloc(sizeof(char *) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			keys[i] = pstrdup(shared->items[i]);
+		nsend = n;
+	}
+	LWLockRelease(shared->lock);
+
+	PG_TRY();
+	{
+		if (requested > 0 && keys[0] == NULL)
+			keys[0] = KeyServerGenName();
+		ok = send_bumps(keys, nsend, cache_ext_command_timeout);
+	}
+	PG_FINALLY();
+	{
+		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+		shared->delivering = false;
+		if (ok)
+		{
+			if (requested > shared->delivered)
+				shared->delivered = requested;
+			if (version == shared->version)
+			{
+				/* items added meanwhile stay */
+				memmove(shared->items[0], shared->items[n],
+						(size_t) (shared->nitems - n) * INVAL_KEY_LEN);
+				shared->nitems -= n;
+			}
+			update_blocked();
+		}
+		LWLockRelease(shared->lock);
+	}
+	PG_END_TRY();
+	if (ok)
+		ereport(LOG,
+				(errmsg("cache_ext delivered the invalidations it was holding; hits are served again")));
+}
+
+bool
+InvalHitsBlocked(bool try_deliver)
+{
+	if (shared == NULL || pg_atomic_read_u32(&shared->blocked) == 0)
+		return false;
+	if (try_deliver)
+		deliver_outbox();
+	return pg_atomic_read_u32(&shared->blocked) != 0;
+}
+
+/* ================================================================
+ * Which relations are tracked
+ * ================================================================
+ */
+
+static void
+rel_infos_invalidate(Datum arg, Oid relid)
+{
+	rel_infos_stale = true;
+}
+
+/* The OID of this extension's trigger function, or InvalidOid. */
+static Oid
+get_trigger_func(void)
+{
+	if (!OidIsValid(trigger_func))
+	{
+		Oid			ext = get_extension_oid("cache_ext", true);
+		Oid			nsp;
+		char	   *nspname;
+
+		Relation	extrel;
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		if (!OidIsValid(ext))
+			return InvalidOid;
+		extrel = table_open(ExtensionRelationId, AccessShareLock);
+		ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(ext));
+		scan = systable_beginscan(extrel, ExtensionOidIndexId, true, NULL, 1, &key);
+		tup = systable_getnext(scan);
+		nsp = HeapTupleIsValid(tup) ? ((Form_pg_extension) GETSTRUCT(tup))->extnamespace : InvalidOid;
+		systable_endscan(scan);
+		table_close(extrel, AccessShareLock);
+		nspname = get_namespace_name(nsp);
+		if (nspname == NULL)
+			return InvalidOid;
+		trigger_func = LookupFuncName(list_make2(makeString(nspname),
+												 makeString("cache_ext_trigger")),
+									  0, NULL, true);
+	}
+	return trigger_func;
+}
+
+#define DML_EVENTS (TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE)
+
+typedef struct Tracking
+{
+	bool		any;			/* has a trigger of ours */
+	bool		root;			/* ... created on it, not cloned from a parent */
+	bool		covered;		/* every write path fires one */
+	const char *why;			/* when not covered */
+} Tracking;
+
+/*
+ * Read rel's triggers.  A relation is covered when, of this extension's
+ * triggers, an ENABLE ALWAYS one fires for every INSERT/UPDATE/DELETE
+ * statement, an ENABLE ALWAYS one for TRUNCATE, and (tables only) a
+ * row-level ENABLE ALWAYS or REPLICA one for logical-replication apply.
+ */
+static void
+read_tracking(Relation rel, Tracking *t)
+{
+	TriggerDesc *td = rel->trigdesc;
+	Oid			func = get_trigger_func();
+	bool		dml = false,
+				truncate = false,
+				apply = false,
+				disabled = false;
+
+	memset(t, 0, sizeof(*t));
+	if (td != NULL && OidIsValid(func))
+	{
+		for (int i = 0; i < td->numtriggers; i++)
+		{
+			Trigger    *tg = &td->triggers[i];
+			bool		always = tg->tgenabled == TRIGGER_FIRES_ALWAYS;
+
+			if (tg->tgfoid != func)
+				continue;
+			t->any = true;
+			if ((tg->tgtype & DML_EVENTS) == DML_EVENTS)
+			{
+				if (!tg->tgisclone)
+					t->root = true;
+				if (always)
+					dml = true;
+				if (TRIGGER_FOR_ROW(tg->tgtype) &&
+					(always || tg->tgenabled == TRIGGER_FIRES_ON_REPLICA))
+					apply = true;
+			}
+			if (TRIGGER_FOR_TRUNCATE(tg->tgtype) && always)
+				truncate = true;
+			if (tg->tgenabled != TRIGGER_FIRES_ALWAYS &&
+				!(TRIGGER_FOR_ROW(tg->tgtype) && tg->tgenabled == TRIGGER_FIRES_ON_REPLICA))
+				disabled = true;
+		}
+	}
+	t->covered = dml && truncate && apply;
+	if (t->covered)
+		return;
+	if (!t->any)
+		t->why = "untracked";
+	else if (disabled)
+		t->why = "tracking trigger disabled";
+	else
+		t->why = "tracking trigger missing";
+}
+
+static List *
+direct_parents(Oid relid)
+{
+	Relation	inh;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *parents = NIL;
+
+	inh = table_open(InheritsRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(inh, InheritsRelidSeqnoIndexId, true, NULL, 1, &key);
+	while ((tup = systable_getnext(scan)) != NULL)
+		parents = lappend_oid(parents, ((Form_pg_inherits) GETSTRUCT(tup))->inhparent);
+	systable_endscan(scan);
+	table_close(inh, AccessShareLock);
+	return parents;
+}
+
+static void
+compute_rel_info(RelInfo *ri)
+{
+	Oid			relid = ri->relid;
+	char		relkind = get_rel_relkind(relid);
+	Relation	rel;
+	Tracking	t;
+	List	   *level;
+	int			depth = 0;
+	int			scope_depth = -1;
+
+	ri->coverage = REL_UNTRACKED;
+	ri->scope = relid;
+	ri->why = "untracked";
+	ri->nbump = 0;
+	ri->bump[ri->nbump++] = relid;
+
+	switch (relkind)
+	{
+		case '\0':
+			ri->why = "dropped";
+			return;
+		case RELKIND_VIEW:
+			ri->coverage = REL_IGNORED;
+			return;
+		case RELKIND_MATVIEW:
+			/* changed only by REFRESH and DDL, which the utility hook sees */
+			if (shared != NULL)
+				ri->coverage = REL_TRACKED;
+			else
+				ri->why = "materialized view, cache_ext not preloaded";
+			return;
+		case RELKIND_FOREIGN_TABLE:
+			ri->why = "foreign table";
+			return;
+		case RELKIND_RELATION:
+		case RELKIND_PARTITIONED_TABLE:
+			break;
+		default:
+			ri->why = "not a table";
+			return;
+	}
+
+	rel = RelationIdGetRelation(relid);
+	if (rel == NULL)
+	{
+		ri->why = "dropped";
+		return;
+	}
+	read_tracking(rel, &t);
+	RelationClose(rel);
+	if (t.covered)
+	{
+		ri->coverage = REL_TRACKED;
+		ri->why = NULL;
+		if (t.root)
+			scope_depth = 0;
+	}
+	else
+		ri->why = t.why;
+
+	/* tracked ancestors, nearest first; the topmost stands for the rest */
+	level = direct_parents(relid);
+	while (level != NIL && depth < 32)
+	{
+		List	   *next = NIL;
+		ListCell   *lc;
+
+		depth++;
+		foreach(lc, level)
+		{
+			Oid			anc = lfirst_oid(lc);
+			Relation	arel = RelationIdGetRelation(anc);
+
+			if (arel == NULL)
+				continue;
+			read_tracking(arel, &t);
+			RelationClose(arel);
+			if (t.root && ri->nbump < lengthof(ri->bump))
+			{
+				ri->bump[ri->nbump++] = anc;
+				if (ri->coverage == REL_TRACKED && depth > scope_depth)
+				{
+					ri->scope = anc;
+					scope_depth = depth;
+				}
+			}
+			next = list_concat(next, direct_parents(anc));
+		}
+		list_free(level);
+		level = next;
+	}
+	list_free(level);
+}
+
+static RelInfo *
+get_rel_info(Oid relid)
+{
+	RelInfo    *ri;
+	bool		found;
+
+	if (rel_infos_stale && rel_infos != NULL)
+	{
+		hash_destroy(rel_infos);
+		rel_infos = NULL;
+		trigger_func = InvalidOid;
+	}
+	rel_infos_stale = false;
+	if (rel_infos == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(RelInfo);
+		ctl.hcxt = CacheMemoryContext;
+		rel_infos = hash_create("cache_ext relations", 64, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	ri = hash_search(rel_infos, &relid, HASH_ENTER, &found);
+	if (!found)
+	{
+		PG_TRY();
+		{
+			compute_rel_info(ri);
+		}
+		PG_CATCH();
+		{
+			hash_search(rel_infos, &relid, HASH_REMOVE, NULL);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	return ri;
+}
+
+RelCoverage
+InvalRelationCoverage(Oid relid, Oid *scope, const char **why)
+{
+	RelInfo    *ri = get_rel_info(relid);
+
+	*scope = ri->scope;
+	*why = ri->why;
+	return ri->coverage;
+}
+
+/* ================================================================
+ * The per-transaction set
+ * ================================================================
+ */
+
+static void
+touch_key(const char *key)
+{
+	TouchedKey *tk;
+	bool		found;
+	char		k[INVAL_KEY_LEN];
+
+	if (strlen(key) >= INVAL_KEY_LEN)
+		elog(ERROR, "cache_ext generation key too long: \"%s\"", key);
+	if (touched == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (touched_cxt == NULL)
+			touched_cxt = AllocSetContextCreate(TopMemoryContext,
+												"cache_ext touched scopes",
+												ALLOCSET_SMALL_SIZES);
+		ctl.keysize = INVAL_KEY_LEN;
+		ctl.entrysize = sizeof(TouchedKey);
+		ctl.hcxt = touched_cxt;
+		touched = hash_create("cache_ext touched scopes", 16, &ctl,
+							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	memset(k, 0, sizeof(k));
+	strlcpy(k, key, sizeof(k));
+	tk = hash_search(touched, k, HASH_ENTER, &found);
+	if (!found)
+		tk->level = GetCurrentTransactionNestLevel();
+}
+
+/* A write to relid: its own generation and its tracked ancestors'. */
+static void
+touch_relation(Oid relid)
+{
+	RelInfo    *ri = get_rel_info(relid);
+
+	for (int i = 0; i < ri->nbump; i++)
+		touch_key(KeyTableGenName(ri->bump[i]));
+}
+
+/* DDL on relid changes it and every partition or child under it. */
+static void
+touch_relation_tree(Oid relid)
+{
+	List	   *all;
+	ListCell   *lc;
+
+	if (get_rel_relkind(relid) == '\0')
+		return;
+	all = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, all)
+		touch_relation(lfirst_oid(lc));
+	list_free(all);
+}
+
+bool
+InvalTouchedAny(void)
+{
+	return touched != NULL && hash_get_num_entries(touched) > 0;
+}
+
+bool
+InvalScopeTouched(const char *key)
+{
+	char		k[INVAL_KEY_LEN];
+
+	if (!InvalTouchedAny())
+		return false;
+	memset(k, 0, sizeof(k));
+	strlcpy(k, key, sizeof(k));
+	return hash_search(touched, k, HASH_FIND, NULL) != NULL;
+}
+
+static char **
+touched_keys(int *n)
+{
+	HASH_SEQ_STATUS seq;
+	TouchedKey *tk;
+	char	  **keys;
+	int			i = 0;
+
+	*n = touched ? hash_get_num_entries(touched) : 0;
+	keys = MemoryContextAlloc(touched_cxt ? touched_cxt : TopMemoryContext,
+							  sizeof(char *) * Max(*n, 1));
+	if (*n == 0)
+		return keys;
+	hash_seq_init(&seq, touched);
+	while ((tk = hash_seq_search(&seq)) != NULL)
+		keys[i++] = tk->key;
+	return keys;
+}
+
+static void
+forget_touched(void)
+{
+	if (touched != NULL)
+	{
+		hash_destroy(touched);
+		touched = NULL;
+	}
+	if (touched_cxt != NULL)
+		MemoryContextReset(touched_cxt);
+	last_relid = InvalidOid;
+	last_level = 0;
+}
+
+/*
+ * After the commit is visible: one MSET, or the outbox.  Never throws: an
+ * error here could not abort the transaction anymore.
+ */
+static void
+bump_at_commit(void)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	char	  **keys = NULL;
+	int			n = 0;
+	volatile bool ok = false;
+
+	PG_TRY();
+	{
+		keys = touched_keys(&n);
+		ok = send_bumps(keys, n, cache_ext_invalidation_timeout);
+		if (!ok && shared != NULL)
+			outbox_add(keys, n);
+		else if (!ok)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("cache_ext could not deliver the invalidations of this transaction"),
+					 errdetail("cache_ext is not in shared_preload_libraries, so it cannot keep them for later; it serves no hits for tracked tables in this configuration."),
+					 errhint("Add cache_ext to shared_preload_libraries.")));
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+
+	if (!ok && shared != NULL)
+	{
+		/* could not even record them: bump everything */
+		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+		shared->requested++;
+		update_blocked();
+		LWLockRelease(shared->lock);
+	}
+}
+
+/*
+ * PREPARE TRANSACTION: the keys wait in Redis under the GID for COMMIT
+ * PREPARED, which may run in another session or after a restart.  If they
+ * cannot be written, PREPARE fails (this is still before the prepare).
+ */
+static void
+save_prepared(void)
+{
+	char	  **keys;
+	int			n;
+	StringInfoData list;
+	RedisCommand cmd;
+	redisReply *reply = NULL;
+	const char *why = NULL;
+	bool		ok = false;
+
+	keys = touched_keys(&n);
+	if (n == 0)
+		return;
+	if (prepare_gid == NULL || shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot prepare a transaction that changed tables tracked by cache_ext"),
+				 errdetail("cache_ext must be in shared_preload_libraries to carry invalidations across PREPARE TRANSACTION."),
+				 errhint("Add cache_ext to shared_preload_libraries, or commit without two-phase commit.")));
+	initStringInfo(&list);
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&list, "%s\n", keys[i]);
+	if (RedisUsable(&why))
+	{
+		RedisCommandInit(&cmd, "SET");
+		RedisCommandArgStr(&cmd, KeyPreparedName(prepare_gid));
+		RedisCommandArg(&cmd, list.data, list.len);
+		if (RedisExec(1, &cmd, &reply, 4096))
+		{
+			ok = reply->type == REDIS_REPLY_STATUS;
+			RedisFreeReplies(1, &reply);
+		}
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("cannot prepare a transaction that changed tables tracked by cache_ext while Redis is unavailable"),
+				 errdetail("The invalidations must be recorded in Redis until COMMIT PREPARED: %s.",
+						   why ? why : RedisLastError()),
+				 errhint("Retry when Redis is reachable, or commit without two-phase commit.")));
+}
+
+/* COMMIT PREPARED / ROLLBACK PREPARED, after it took effect. */
+static void
+finish_prepared(const char *gid, bool commit)
+{
+	RedisCommand cmd;
+	redisReply *reply = NULL;
+	char	   *rkey;
+	const char *why;
+	bool		ok = false;
+	List	   *keys = NIL;
+
+	if (shared == NULL)
+		return;
+	rkey = KeyPreparedName(gid);
+	if (RedisUsable(&why))
+	{
+		RedisCommandInit(&cmd, "GET");
+		RedisCommandArgStr(&cmd, rkey);
+		if (RedisExec(1, &cmd, &reply, 1024 * 1024))
+		{
+			if (reply->type == REDIS_REPLY_STRING)
+			{
+				char	   *s = pnstrdup(reply->str, reply->len);
+				char	   *save;
+
+				for (char *k = strtok_r(s, "\n", &save); k; k = strtok_r(NULL, "\n", &save))
+					if (strlen(k) < INVAL_KEY_LEN)
+						keys = lappend(keys, k);
+				ok = true;
+			}
+			else if (reply->type == REDIS_REPLY_NIL)
+				ok = true;		/* it changed nothing tracked */
+			RedisFreeReplies(1, &reply);
+		}
+	}
+	if (!ok)
+	{
+		/* which keys it touched is unknown: bump everything, if it committed */
+		if (commit)
+		{
+			LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+			shared->requested++;
+			update_blocked();
+			LWLockRelease(shared->lock);
+		}
+		return;
+	}
+	if (commit && keys != NIL)
+	{
+		int			n = list_length(keys);
+		char	  **arr = palloc(sizeof(char *) * n);
+		int			i = 0;
+		ListCell   *lc;
+
+		foreach(lc, keys)
+			arr[i++] = lfirst(lc);
+		if (!send_bumps(arr, n, cache_ext_invalidation_timeout))
+			outbox_add(arr, n);
+	}
+	if (RedisUsable(&why))
+	{
+		RedisCommandInit(&cmd, "UNLINK");
+		RedisCommandArgStr(&cmd, rkey);
+		if (RedisExec(1, &cmd, &reply, 4096))
+			RedisFreeReplies(1, &reply);
+	}
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			save_prepared();
+			break;
+		case XACT_EVENT_COMMIT:
+			if (InvalTouchedAny())
+				bump_at_commit();
+			forget_touched();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			forget_touched();
+			break;
+		default:
+			break;
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		if (prepare_gid)
+			pfree(prepare_gid);
+		prepare_gid = NULL;
+	}
+}
+
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	HASH_SEQ_STATUS seq;
+	TouchedKey *tk;
+	int			level;
+
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	last_relid = InvalidOid;
+	if (touched == NULL)
+		return;
+	level = GetCurrentTransactionNestLevel();
+	hash_seq_init(&seq, touched);
+	while ((tk = hash_seq_search(&seq)) != NULL)
+	{
+		if (tk->level < level)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			tk->level = level - 1;	/* now the parent's */
+		else
+			hash_search(touched, tk->key, HASH_REMOVE, NULL);	/* rolled back */
+	}
+}
+
+/* ================================================================
+ * DDL
+ * ================================================================
+ */
+
+static Oid
+rv_relid(RangeVar *rv)
+{
+	if (rv == NULL)
+		return InvalidOid;
+	return RangeVarGetRelid(rv, NoLock, true);
+}
+
+static void install_triggers(Oid relid, bool partition_of_tracked);
+
+/* Whether some ancestor of relid is tracked in its own right. */
+static bool
+has_tracked_ancestor(Oid relid)
+{
+	RelInfo    *ri = get_rel_info(relid);
+
+	return ri->nbump > 1;
+}
+
+static void
+cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
+				  bool readOnlyTree, ProcessUtilityContext context,
+				  ParamListInfo params, QueryEnvironment *queryEnv,
+				  DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	List	   *rels = NIL;		/* relations whose contents may change */
+	List	   *new_children = NIL; /* attached partitions, new children */
+	char	   *finish_gid = NULL;
+	bool		finish_commit = false;
+	ListCell   *lc;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *s = (AlterTableStmt *) parsetree;
+				Oid			relid = rv_relid(s->relation);
+
+				rels = lappend_oid(rels, relid);
+				foreach(lc, s->cmds)
+				{
+					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+					if (cmd->subtype == AT_AttachPartition ||
+						cmd->subtype == AT_DetachPartition ||
+						cmd->subtype == AT_DetachPartitionFinalize)
+					{
+						Oid			part = rv_relid(((PartitionCmd *) cmd->def)->name);
+
+						rels = lappend_oid(rels, part);
+						if (cmd->subtype == AT_AttachPartition)
+							new_children = lappend(new_children,
+												   ((PartitionCmd *) cmd->def)->name);
+					}
+					else if (cmd->subtype == AT_AddInherit)
+						new_children = lappend(new_children, s->relation);
+				}
+				break;
+			}
+		case T_RenameStmt:
+			rels = lappend_oid(rels, rv_relid(((RenameStmt *) parsetree)->relation));
+			break;
+		case T_RefreshMatViewStmt:
+			rels = lappend_oid(rels, rv_relid(((RefreshMatViewStmt *) parsetree)->relation));
+			break;
+		case T_CreatePolicyStmt:
+			rels = lappend_oid(rels, rv_relid(((CreatePolicyStmt *) parsetree)->table));
+			break;
+		case T_AlterPolicyStmt:
+			rels = lappend_oid(rels, rv_relid(((AlterPolicyStmt *) parsetree)->table));
+			break;
+		case T_RuleStmt:
+			rels = lappend_oid(rels, rv_relid(((RuleStmt *) parsetree)->relation));
+			break;
+		case T_DropStmt:
+			{
+				DropStmt   *s = (DropStmt *) parsetree;
+
+				if (s->removeType == OBJECT_POLICY || s->removeType == OBJECT_RULE)
+				{
+					foreach(lc, s->objects)
+					{
+						List	   *names = list_copy(lfirst(lc));
+
+						/* the last name is the policy's or rule's */
+						names = list_truncate(names, list_length(names) - 1);
+						if (names != NIL)
+							rels = lappend_oid(rels, rv_relid(makeRangeVarFromNameList(names)));
+					}
+				}
+				break;
+			}
+		case T_CreateStmt:
+			{
+				CreateStmt *s = (CreateStmt *) parsetree;
+
+				if (s->partbound != NULL || s->inhRelations != NIL)
+					new_children = lappend(new_children, s->relation);
+				foreach(lc, s->inhRelations)
+					rels = lappend_oid(rels, rv_relid(lfirst_node(RangeVar, lc)));
+				break;
+			}
+		case T_TransactionStmt:
+			{
+				TransactionStmt *s = (TransactionStmt *) parsetree;
+
+				if (s->kind == TRANS_STMT_PREPARE)
+				{
+					if (prepare_gid)
+						pfree(prepare_gid);
+					prepare_gid = MemoryContextStrdup(TopMemoryContext, s->gid);
+				}
+				else if (s->kind == TRANS_STMT_COMMIT_PREPARED ||
+						 s->kind == TRANS_STMT_ROLLBACK_PREPARED)
+				{
+					finish_gid = pstrdup(s->gid);
+					finish_commit = s->kind == TRANS_STMT_COMMIT_PREPARED;
+				}
+				break;
+			}
+		default:
+			break;
+	}
+
+	/* the relations before the command runs (it may rename or move them) */
+	{
+		List	   *keys_rels = NIL;
+
+		foreach(lc, rels)
+			if (OidIsValid(lfirst_oid(lc)))
+				keys_rels = list_append_unique_oid(keys_rels, lfirst_oid(lc));
+		rels = keys_rels;
+	}
+
+	if (prev_utility_hook)
+		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+						  queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+
+	foreach(lc, rels)
+		touch_relation_tree(lfirst_oid(lc));
+	foreach(lc, new_children)
+	{
+		Oid			child = rv_relid(lfirst_node(RangeVar, lc));
+
+		if (OidIsValid(child) && has_tracked_ancestor(child))
+		{
+			install_triggers(child, get_rel_relispartition(child));
+			touch_relation_tree(child);
+		}
+	}
+	if (finish_gid)
+		finish_prepared(finish_gid, finish_commit);
+}
+
+void
+InvalInit(void)
+{
+	RegisterXactCallback(xact_callback, NULL);
+	RegisterSubXactCallback(subxact_callback, NULL);
+	CacheRegisterRelcacheCallback(rel_infos_invalidate, (Datum) 0);
+	redis_connect_hook = on_redis_connect;
+	if (process_shared_preload_libraries_in_progress)
+	{
+		prev_utility_hook = ProcessUtility_hook;
+		ProcessUtility_hook = cache_ext_utility;
+	}
+	else
+	{
+		/*
+		 * Without the hook this backend does not see DDL: the next preloaded
+		 * start must not trust that nothing was missed.
+		 */
+		(void) unlink(STATE_FILE);
+	}
+}
+
+/* ================================================================
+ * Installing the triggers
+ * ================================================================
+ */
+
+static char *
+qualified_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/* tgenabled of relid's trigger named name, or '\0' when there is none */
+static char
+trigger_state(Oid relid, const char *name, bool *ours)
+{
+	Relation	rel = RelationIdGetRelation(relid);
+	char		state = '\0';
+
+	*ours = false;
+	if (rel == NULL)
+		return '\0';
+	if (rel->trigdesc)
+		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
+		{
+			Trigger    *tg = &rel->trigdesc->triggers[i];
+
+			if (strcmp(tg->tgname, name) == 0)
+			{
+				state = tg->tgenabled;
+				*ours = tg->tgfoid == get_trigger_func();
+			}
+		}
+	RelationClose(rel);
+	return state;
+}
+
+static void
+spi_exec(const char *sql)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * Create trigger name (events, level) on relid unless it exists, and make
+ * it fire as enabled says ('A' always, 'R' replica only).
+ */
+static void
+ensure_trigger(Oid relid, const char *name, const char *events,
+			   const char *level, char enabled)
+{
+	bool		ours;
+	char		state = trigger_state(relid, name, &ours);
+	char	   *rel = qualified_name(relid);
+
+	if (state != '\0' && !ours)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("table \"%s\" already has a trigger named \"%s\" that cache_ext did not create",
+						get_rel_name(relid), name),
+				 errhint("Rename or drop that trigger, then track the table again.")));
+	if (state == '\0')
+	{
+		Oid			func = get_trigger_func();
+
+		spi_exec(psprintf("CREATE TRIGGER %s AFTER %s ON %s FOR EACH %s EXECUTE FUNCTION %s()",
+						  quote_identifier(name), events, rel, level,
+						  quote_qualified_identifier(get_namespace_name(get_func_namespace(func)),
+													 "cache_ext_trigger")));
+		CommandCounterIncrement();
+		state = trigger_state(relid, name, &ours);
+	}
+	if (state != enabled)
+	{
+		spi_exec(psprintf("ALTER TABLE %s ENABLE %s TRIGGER %s", rel,
+						  enabled == TRIGGER_FIRES_ALWAYS ? "ALWAYS" : "REPLICA",
+						  quote_identifier(name)));
+		CommandCounterIncrement();
+	}
+}
+
+/*
+ * The triggers of one relation.  A partitioned table gets a row-level
+ * trigger, which PostgreSQL clones onto every partition, present and
+ * future; TRUNCATE triggers are not cloned, so every partition gets its
+ * own.  A table gets statement-level triggers, plus a row-level one that
+ * fires only during logical-replication apply (which fires no statement
+ * triggers).
+ */
+static void
+install_triggers(Oid relid, bool partition_of_tracked)
+{
+	char		relkind = get_rel_relkind(relid);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		List	   *all = find_all_inheritors(relid, NoLock, NULL);
+		ListCell   *lc;
+
+		if (!partition_of_tracked)
+			ensure_trigger(relid, "cache_ext_row",
+						   "INSERT OR UPDATE OR DELETE", "ROW", 'A');
+		foreach(lc, all)
+			ensure_trigger(lfirst_oid(lc), "cache_ext_truncate",
+						   "TRUNCATE", "STATEMENT", 'A');
+	}
+	else if (relkind == RELKIND_RELATION)
+	{
+		if (!partition_of_tracked)
+		{
+			ensure_trigger(relid, "cache_ext_stmt",
+						   "INSERT OR UPDATE OR DELETE", "STATEMENT", 'A');
+			ensure_trigger(relid, "cache_ext_apply",
+						   "INSERT OR UPDATE OR DELETE", "ROW", 'R');
+		}
+		ensure_trigger(relid, "cache_ext_truncate", "TRUNCATE", "STATEMENT", 'A');
+	}
+	SPI_finish();
+}
+
+/* ================================================================
+ * SQL functions
+ * ================================================================
+ */
+
+static void
+check_trackable(Oid relid, bool for_untrack)
+{
+	char		relkind = get_rel_relkind(relid);
+	const char *name = get_rel_name(relid);
+
+	if (relkind == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (relkind == RELKIND_VIEW)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot track view \"%s\"", name),
+				 errhint("Track the tables the view reads: queries through the view depend on them.")));
+	if (relkind == RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot track foreign table \"%s\"", name),
+				 errdetail("Its rows change on another server, where cache_ext cannot see the writes."),
+				 errhint("Results that read it are cached under their TTL only; call cache_invalidate() after changing it.")));
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE &&
+		relkind != RELKIND_MATVIEW)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", name)));
+	if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP && !for_untrack)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot track temporary table \"%s\"", name),
+				 errdetail("Queries that read temporary tables are never cached.")));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind), name);
+}
+
+PG_FUNCTION_INFO_V1(cache_track);
+PG_FUNCTION_INFO_V1(cache_untrack);
+PG_FUNCTION_INFO_V1(cache_relation_tracking);
+PG_FUNCTION_INFO_V1(cache_invalidate);
+PG_FUNCTION_INFO_V1(cache_invalidate_tag);
+PG_FUNCTION_INFO_V1(cache_flush);
+PG_FUNCTION_INFO_V1(cache_purge);
+PG_FUNCTION_INFO_V1(cache_ext_trigger);
+
+Datum
+cache_track(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	List	   *all;
+	ListCell   *lc;
+
+	check_trackable(relid, false);
+	if (get_rel_relkind(relid) == RELKIND_MATVIEW)
+	{
+		ereport(NOTICE,
+				(errmsg("materialized view \"%s\" needs no tracking", get_rel_name(relid)),
+				 errdetail("REFRESH MATERIALIZED VIEW and DDL invalidate the results that read it.")));
+		PG_RETURN_VOID();
+	}
+	if (!OidIsValid(get_trigger_func()))
+		elog(ERROR, "cache_ext_trigger() not found");
+
+	/* a table and every partition or inheritance child under it */
+	LockRelationOid(relid, ShareRowExclusiveLock);
+	all = find_all_inheritors(relid, ShareRowExclusiveLock, NULL);
+	foreach(lc, all)
+	{
+		Oid			child = lfirst_oid(lc);
+
+		if (child != relid)
+		{
+			char		kind = get_rel_relkind(child);
+
+			if (kind == RELKIND_FOREIGN_TABLE)
+			{
+				ereport(NOTICE,
+						(errmsg("foreign table \"%s\" under \"%s\" cannot be tracked; results reading it are cached under their TTL only",
+								get_rel_name(child), get_rel_name(relid))));
+				continue;
+			}
+			if (!pg_class_ownercheck(child, GetUserId()))
+				aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(kind),
+							   get_rel_name(child));
+		}
+		install_triggers(child, child != relid && get_rel_relispartition(child));
+	}
+	/* results stored before are under other keys; start clean anyway */
+	touch_relation_tree(relid);
+	PG_RETURN_VOID();
+}
+
+Datum
+cache_untrack(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	List	   *all;
+	ListCell   *lc;
+	static const char *const names[] = {"cache_ext_stmt", "cache_ext_apply",
+	"cache_ext_row", "cache_ext_truncate"};
+
+	check_trackable(relid, true);
+	if (get_rel_relkind(relid) == RELKIND_MATVIEW)
+		PG_RETURN_VOID();
+	touch_relation_tree(relid);
+	LockRelationOid(relid, ShareRowExclusiveLock);
+	all = find_all_inheritors(relid, ShareRowExclusiveLock, NULL);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	foreach(lc, all)
+	{
+		Oid			child = lfirst_oid(lc);
+
+		for (int i = 0; i < lengthof(names); i++)
+		{
+			bool		ours;
+			Relation	rel;
+			bool		clone = false;
+
+			if (trigger_state(child, names[i], &ours) == '\0' || !ours)
+				continue;
+			/* clones go with the parent's trigger */
+			rel = RelationIdGetRelation(child);
+			for (int j = 0; rel->trigdesc && j < rel->trigdesc->numtriggers; j++)
+				if (strcmp(rel->trigdesc->triggers[j].tgname, names[i]) == 0)
+					clone = rel->trigdesc->triggers[j].tgisclone;
+			RelationClose(rel);
+			if (clone)
+				continue;
+			spi_exec(psprintf("DROP TRIGGER %s ON %s", quote_identifier(names[i]),
+							  qualified_name(child)));
+			CommandCounterIncrement();
+		}
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* For the cache_tracked view: how relid is covered. */
+Datum
+cache_relation_tracking(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {0};
+	RelInfo    *ri;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (get_rel_relkind(relid) == '\0')
+		PG_RETURN_NULL();
+	ri = get_rel_info(relid);
+	values[0] = ObjectIdGetDatum(ri->scope);
+	values[1] = BoolGetDatum(ri->coverage == REL_TRACKED);
+	if (ri->why)
+		values[2] = CStringGetTextDatum(ri->why);
+	else
+		nulls[2] = true;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum
+cache_invalidate(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char		relkind = get_rel_relkind(relid);
+
+	if (relkind == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (!pg_class_ownercheck(relid, GetUserId()) &&
+		pg_class_aclcheck(relid, GetUserId(),
+						  ACL_INSERT | ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to invalidate cached results of \"%s\"",
+						get_rel_name(relid)),
+				 errhint("Invalidating needs ownership of the relation or INSERT, UPDATE, DELETE or TRUNCATE privilege on it.")));
+	if (relkind == RELKIND_VIEW)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot invalidate view \"%s\"", get_rel_name(relid)),
+				 errhint("Invalidate the tables the view reads.")));
+	touch_relation_tree(relid);
+	PG_RETURN_VOID();
+}
+
+Datum
+cache_invalidate_tag(PG_FUNCTION_ARGS)
+{
+	char	   *tag = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (tag[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tags must be non-empty")));
+	touch_key(KeyTagGenName(tag));
+	PG_RETURN_VOID();
+}
+
+Datum
+cache_flush(PG_FUNCTION_ARGS)
+{
+	touch_key(KeyDatabaseGenName());
+	PG_RETURN_VOID();
+}
+
+/* Delete this database's entries: SCAN + UNLINK in batches, never KEYS. */
+Datum
+cache_purge(PG_FUNCTION_ARGS)
+{
+	char	   *pattern = KeyEntryPattern();
+	char		cursor[32] = "0";
+	int64		deleted = 0;
+	const char *why;
+
+	do
+	{
+		RedisCommand cmd;
+		redisReply *reply = NULL;
+		redisReply *keys;
+		bool		ok;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!RedisUsable(&why))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not purge the cache: %s", why),
+					 errdetail("%lld entries were deleted before.", (long long) deleted)));
+		RedisCommandInit(&cmd, "SCAN");
+		RedisCommandArgStr(&cmd, cursor);
+		RedisCommandArgStr(&cmd, "MATCH");
+		RedisCommandArgStr(&cmd, pattern);
+		RedisCommandArgStr(&cmd, "COUNT");
+		RedisCommandArgStr(&cmd, "1000");
+		ok = RedisExec(1, &cmd, &reply, 16 * 1024 * 1024);
+		if (!ok || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+			reply->element[0]->type != REDIS_REPLY_STRING ||
+			reply->element[0]->len >= sizeof(cursor) ||
+			reply->element[1]->type != REDIS_REPLY_ARRAY)
+		{
+			if (ok)
+				RedisFreeReplies(1, &reply);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not purge the cache: %s",
+							ok ? "unexpected reply to SCAN" : RedisLastError()),
+					 errdetail("%lld entries were deleted before.", (long long) deleted)));
+		}
+		memcpy(cursor, reply->element[0]->str, reply->element[0]->len);
+		cursor[reply->element[0]->len] = '\0';
+		keys = reply->element[1];
+		if (keys->elements > 0)
+		{
+			RedisCommand del;
+			redisReply *dreply = NULL;
+
+			RedisCommandInit(&del, "UNLINK");
+			for (size_t i = 0; i < keys->elements; i++)
+				if (keys->element[i]->type == REDIS_REPLY_STRING)
+					RedisCommandArg(&del, keys->element[i]->str, keys->element[i]->len);
+			ok = RedisExec(1, &del, &dreply, 4096);
+			RedisFreeReplies(1, &reply);
+			if (!ok)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not purge the cache: %s", RedisLastError()),
+						 errdetail("%lld entries were deleted before.", (long long) deleted)));
+			if (dreply->type == REDIS_REPLY_INTEGER)
+				deleted += dreply->integer;
+			RedisFreeReplies(1, &dreply);
+		}
+		else
+			RedisFreeReplies(1, &reply);
+	} while (strcmp(cursor, "0") != 0);
+
+	PG_RETURN_INT64(deleted);
+}
+
+/*
+ * The trigger: note the write.  Statement-level for tables; row-level on
+ * partitions (cloned) and during logical-replication apply, where the
+ * shortcut below makes every row after the first cost a comparison.
+ */
+Datum
+cache_ext_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Oid			relid;
+	int			level;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("cache_ext_trigger() must be called as a trigger")));
+	relid = RelationGetRelid(td->tg_relation);
+	level = GetCurrentTransactionNestLevel();
+	if (relid != last_relid || level != last_level)
+	{
+		touch_relation(relid);
+		last_relid = relid;
+		last_level = level;
+	}
+	return PointerGetDatum(NULL);
+}

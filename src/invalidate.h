@@ -1,0 +1,65 @@
+/*-------------------------------------------------------------------------
+ *
+ * invalidate.h
+ *	  Commit-ordered invalidation with generations (DESIGN.md §3): which
+ *	  relations are tracked, the per-transaction set of touched scopes,
+ *	  the bumps sent at commit, and the shared-memory outbox.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHE_EXT_INVALIDATE_H
+#define CACHE_EXT_INVALIDATE_H
+
+#include "postgres.h"
+
+/* cache_ext.untracked */
+typedef enum UntrackedPolicy
+{
+	UNTRACKED_ALLOW,			/* cache under the TTL only, and say so */
+	UNTRACKED_BYPASS,			/* run such queries uncached */
+	UNTRACKED_ERROR				/* refuse them */
+} UntrackedPolicy;
+
+extern int	cache_ext_untracked;
+extern int	cache_ext_invalidation_timeout; /* ms */
+
+/* longest generation key name, with its NUL */
+#define INVAL_KEY_LEN 128
+
+extern void InvalShmemRequest(void);
+extern void InvalShmemInit(void);	/* with AddinShmemInitLock held */
+extern void InvalInit(void);	/* from _PG_init: callbacks and hooks */
+
+/* Whether the shared outbox exists (cache_ext is preloaded). */
+extern bool InvalShmemReady(void);
+
+/*
+ * How a relation read by a query is covered.  For a tracked relation,
+ * *scope is the relation whose generation stands for it (the topmost
+ * tracked ancestor: a partition maps to its tracked partitioned table).
+ * For an untracked one, *why says why in a few words.
+ */
+typedef enum RelCoverage
+{
+	REL_IGNORED,				/* a view: its tables are dependencies */
+	REL_TRACKED,
+	REL_UNTRACKED
+} RelCoverage;
+
+extern RelCoverage InvalRelationCoverage(Oid relid, Oid *scope, const char **why);
+
+/* Whether this transaction has touched the scope named key. */
+extern bool InvalScopeTouched(const char *key);
+extern bool InvalTouchedAny(void);
+
+/*
+ * Whether hits must be refused because this server holds invalidations
+ * Redis has not taken yet (or must bump the server generation first).
+ * Tries to deliver them first when try_deliver.
+ */
+extern bool InvalHitsBlocked(bool try_deliver);
+
+/* For cache_stats: scopes waiting in the outbox (+1 for a server bump). */
+extern int64 InvalPendingCount(void);
+
+#endif							/* CACHE_EXT_INVALIDATE_H */
