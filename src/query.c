@@ -32,6 +32,7 @@
 #include "access/htup_details.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -1414,6 +1415,13 @@ cached_query_call(text *query_text, const CallParams *params,
 
 		outcome = lookup(rkey, hash, pq, &cs, ts, &gens, &gens_ok, &corrupt);
 		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+
+		/*
+		 * A standby may not have replayed the commits whose bumps it just
+		 * read: what it computes may be older than the generations say.
+		 */
+		if (RecoveryInProgress())
+			gens_ok = false;
 		if (outcome == LOOKUP_HIT)
 		{
 			CacheStatsAdd(CS_HITS, 1);
@@ -1450,8 +1458,9 @@ cached_query_call(text *query_text, const CallParams *params,
 			if (!gens_ok)
 			{
 				CacheStatsAdd(CS_STORE_SKIPPED, 1);
-				appendStringInfo(&note, "%snot stored: generations unreadable (%s)",
-								 note.len ? "; " : "", RedisLastError());
+				appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "",
+								 RecoveryInProgress() ? "hot standby" :
+								 "generations unreadable");
 			}
 			else if (w.overflow)
 			{

@@ -64,12 +64,9 @@ psql_demo <<'SQL'
 \set qp 'SELECT region, count(*) AS n, sum(amount) AS total, avg(amount) AS avg, count(DISTINCT product) AS products, percentile_cont(0.5) WITHIN GROUP (ORDER BY amount) AS median FROM sales WHERE region = $1 GROUP BY region'
 \set cols 't(region int, n bigint, total numeric, avg numeric, products bigint, median float8)'
 
--- This version may or may not have cache_track(); use it only when present.
--- (to_regproc() is NULL for a missing *or* overloaded name, so look in pg_proc.)
-SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'cache_track') AS has_track \gset
-\if :has_track
+\echo '--- 0. Track sales: its writes now invalidate, at commit, what read it'
 SELECT cache_track('sales');
-\endif
+SELECT relation, kind, covered FROM cache_tracked;
 
 \echo
 \echo '--- 1. The expensive query, run directly (twice, so both runs are warm):'
@@ -116,13 +113,10 @@ SELECT cache_status();
 \echo
 \echo '--- 5. A write: UPDATE sales SET amount = amount + 1 WHERE region = 7'
 UPDATE sales SET amount = amount + 1 WHERE region = 7;
-\if :has_track
-\echo 'sales is tracked (cache_track), so the UPDATE invalidated what read it: expect MISS and the new totals.'
-\else
-\echo 'NOTE: invalidation on UPDATE (cache_track) arrives with the next milestone.'
-\echo 'In this version sales is not tracked, so the entry stays valid until its TTL'
-\echo '(cache_ext.default_ttl) expires: expect a HIT with the totals from before the UPDATE.'
-\endif
+\echo 'sales is tracked, so the commit bumped its generation: expect MISS (invalidated) and the new totals.'
+SELECT * FROM cached_query(:'qp', 7) AS :cols;
+SELECT cache_status();
+\echo 'And again: stored under the new generation (HIT).'
 SELECT * FROM cached_query(:'qp', 7) AS :cols;
 SELECT cache_status();
 \echo 'Direct, for comparison:'
