@@ -53,6 +53,9 @@ static char *recv_chunk = NULL;	/* in TopMemoryContext, reused */
 
 RedisConnectHook redis_connect_hook = NULL;
 
+static bool exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
+						  size_t max_reply_bytes, int timeout_ms, int connect_ms);
+
 void
 RedisCommandInit(RedisCommand *cmd, const char *name)
 {
@@ -276,7 +279,7 @@ format_command(StringInfo buf, const RedisCommand *cmd)
 
 /* Open the connection and run AUTH / SELECT as the URL asks. */
 static bool
-connect_redis(void)
+connect_redis(int timeout_ms)
 {
 	RedisEndpoint ep;
 	char	   *perr;
@@ -311,7 +314,7 @@ connect_redis(void)
 	}
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   cache_ext_connect_timeout);
+										   timeout_ms);
 	if (!TransportConnect(&conn.transport, &ep, deadline, err, sizeof(err)))
 	{
 		if (ep.kind == REDIS_EP_UNIX)
@@ -410,14 +413,25 @@ bool
 RedisExec(int ncmds, RedisCommand *cmds, redisReply **replies,
 		  size_t max_reply_bytes)
 {
-	return RedisExecTimeout(ncmds, cmds, replies, max_reply_bytes,
-							cache_ext_command_timeout);
+	return exec_pipeline(ncmds, cmds, replies, max_reply_bytes,
+						 cache_ext_command_timeout, cache_ext_connect_timeout);
 }
 
-/* RedisExec with its own timeout for the exchange (not for connecting). */
+/*
+ * RedisExec where timeout_ms bounds connecting too (each step): for
+ * the commit-time bumps, which hold the transaction's locks.
+ */
 bool
 RedisExecTimeout(int ncmds, RedisCommand *cmds, redisReply **replies,
 				 size_t max_reply_bytes, int timeout_ms)
+{
+	return exec_pipeline(ncmds, cmds, replies, max_reply_bytes, timeout_ms,
+						 Min(timeout_ms, cache_ext_connect_timeout));
+}
+
+static bool
+exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
+			  size_t max_reply_bytes, int timeout_ms, int connect_ms)
 {
 	StringInfoData buf;
 	bool		ok = false;
@@ -430,7 +444,7 @@ RedisExecTimeout(int ncmds, RedisCommand *cmds, redisReply **replies,
 	{
 		if (!conn.connected)
 		{
-			ok = connect_redis();
+			ok = connect_redis(connect_ms);
 			conn.connected = ok;
 		}
 		else
