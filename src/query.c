@@ -1414,6 +1414,14 @@ cached_query_call(text *query_text, const CallParams *params,
 		rkey = KeyEntryName(hash);
 
 		outcome = lookup(rkey, hash, pq, &cs, ts, &gens, &gens_ok, &corrupt);
+
+		/*
+		 * Connecting for this lookup may have found that Redis restarted:
+		 * the server generation must be bumped first.  Deliver that now and
+		 * look up once more, rather than bypass.
+		 */
+		if (outcome == LOOKUP_BLOCKED && !InvalHitsBlocked(true))
+			outcome = lookup(rkey, hash, pq, &cs, ts, &gens, &gens_ok, &corrupt);
 		ReleaseCachedPlan(cplan, CurrentResourceOwner);
 
 		/*

@@ -1,0 +1,104 @@
+# test/t/080_recovery.pl - no stale hit after PostgreSQL or Redis loses invalidations
+#
+# C3: when bumps may have been lost, the server generation is bumped before
+# hits are served again.  The cases:
+#   - clean restart of PostgreSQL: nothing lost, the cache survives (HIT);
+#   - immediate shutdown (as a crash): server generation bumped (MISS);
+#   - Redis restarted from an RDB snapshot taken before a bump: the old
+#     generation and the old entry come back together; the new run_id makes
+#     cache_ext bump the server generation, so the old entry is not served;
+#   - Redis unreachable at commit: the bump waits in the outbox, hits stop
+#     (BYPASS: pending invalidations), then it is delivered and the next read
+#     is a MISS with the new data.
+
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use CacheExt::Redis qw(cache_ext_node);
+use CacheExt::Util;
+
+my $redis = CacheExt::Redis->new;
+my $node = cache_ext_node('main', $redis, extra_conf => join("\n",
+	"cache_ext.retry_interval = 0",
+	"cache_ext.invalidation_timeout = '300ms'"));
+
+my ($Q, $COLS) = sales_fixture($node);
+$node->safe_psql('postgres', "SELECT cache_track('sales')");
+my $call = cq($Q, $COLS, 3);
+my $total = sub { direct_rows($node, $Q, [3]) };
+
+my $before = $total->();
+call_is($node, $call, qr/^MISS/, $before, 'tracked: first call');
+call_is($node, $call, qr/^HIT$/, $before, 'tracked: second call');
+
+# ---- clean restart: nothing lost, nothing flushed
+my $log_offset = -s $node->logfile;
+$node->restart;
+call_is($node, $call, qr/^HIT$/, $before, 'after a clean restart the entry is still served');
+unlike(slurp_file($node->logfile, $log_offset),
+	qr/will invalidate every cached result/, 'a clean restart does not flush');
+
+# ---- immediate shutdown: bumps may have been lost
+$log_offset = -s $node->logfile;
+$node->stop('immediate');
+$node->start;
+like(slurp_file($node->logfile, $log_offset),
+	qr/will invalidate every cached result.*\n.*did not shut down cleanly/,
+	'an unclean shutdown is noticed');
+call_is($node, $call, qr/^MISS \(invalidated\)$/, $before,
+	'after an unclean shutdown the old entry is not served');
+call_is($node, $call, qr/^HIT$/, $before, 'and the cache works again');
+
+# ---- Redis restarted from an older snapshot
+is($redis->cli('SAVE'), 'OK', 'snapshot taken (entry and generations)');
+$node->safe_psql('postgres', 'UPDATE sales SET amount = amount + 1 WHERE region = 3');
+my $after = $total->();
+isnt($after, $before, 'the update changed the result');
+call_is($node, $call, qr/^MISS \(invalidated\)$/, $after, 'the update invalidated the entry');
+call_is($node, $call, qr/^HIT$/, $after, 'new entry served');
+
+$redis->kill9;
+$redis->start;    # loads the snapshot: the old generation and the old entry
+$log_offset = -s $node->logfile;
+call_is($node, $call, qr/^MISS \(invalidated\)$/, $after,
+	'after Redis restarted from an old snapshot, the old entry is not served');
+like(slurp_file($node->logfile, $log_offset), qr/The Redis server restarted/,
+	'the restart is logged');
+call_is($node, $call, qr/^HIT$/, $after, 'and the cache works again');
+
+# ---- Redis unreachable at commit: the outbox
+my $stats0 = cache_stats($node);
+$redis->pause;
+$node->safe_psql('postgres', 'UPDATE sales SET amount = amount + 1 WHERE region = 3');
+my $after2 = $total->();
+my $stats1 = cache_stats($node);
+is($stats1->{pending_invalidations}, 1, 'the bump waits in the outbox');
+cmp_ok($stats1->{invalidations_deferred} - $stats0->{invalidations_deferred}, '>=', 1,
+	'counted as deferred');
+# Redis is still hung: the call must not wait longer than its timeouts, and must
+# return the new rows uncached
+call_is($node, $call, qr/^BYPASS: /, $after2, 'while Redis is hung: correct rows, bypass');
+$redis->resume;
+call_is($node, $call, qr/^MISS \(invalidated\)$/, $after2,
+	'once Redis is back the bump is delivered first, and the old entry is not served');
+is(cache_stats($node)->{pending_invalidations}, 0, 'outbox empty');
+call_is($node, $call, qr/^HIT$/, $after2, 'hits resume');
+
+# ---- a bump pending in the outbox at shutdown is not forgotten
+$redis->pause;
+$node->safe_psql('postgres', 'UPDATE sales SET amount = amount + 1 WHERE region = 3');
+my $after3 = $total->();
+is(cache_stats($node)->{pending_invalidations}, 1, 'pending at shutdown');
+$redis->resume;
+$log_offset = -s $node->logfile;
+$node->restart;
+like(slurp_file($node->logfile, $log_offset), qr/will invalidate every cached result/,
+	'a shutdown with invalidations pending counts as unclean');
+call_is($node, $call, qr/^MISS \(invalidated\)$/, $after3, 'no stale hit after that restart');
+
+$node->stop;
+done_testing();
