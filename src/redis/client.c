@@ -277,6 +277,69 @@ format_command(StringInfo buf, const RedisCommand *cmd)
 	return true;
 }
 
+/*
+ * No reply of ours has more than a few thousand elements.  A hostile server
+ * announcing billions would make hiredis allocate, and later walk, an
+ * array of that many pointers: refuse such arrays (the reader then fails
+ * with an out-of-memory error, and the connection is dropped).
+ */
+#define MAX_REPLY_ELEMENTS (1024 * 1024)
+
+static redisReplyObjectFunctions limited_functions;
+static void *(*default_create_array) (const redisReadTask *, int);
+
+static void *
+create_array_limited(const redisReadTask *task, int elements)
+{
+	if (elements < 0 || elements > MAX_REPLY_ELEMENTS)
+		return NULL;
+	return default_create_array(task, elements);
+}
+
+static void
+limit_arrays(redisReader *reader)
+{
+	if (default_create_array == NULL)
+	{
+		limited_functions = *reader->fn;
+		default_create_array = limited_functions.createArray;
+		limited_functions.createArray = create_array_limited;
+	}
+	reader->fn = &limited_functions;
+}
+
+/*
+ * The reply to INFO server, sent with the first pipeline of a connection:
+ * tell the hook the server's run_id.  INFO may be refused to an ACL user;
+ * then restarts go unnoticed.
+ */
+static void
+report_run_id(redisReply *info)
+{
+	char		run_id[64];
+
+	run_id[0] = '\0';
+	if (info->type == REDIS_REPLY_STRING)
+	{
+		const char *p = strstr(info->str, "run_id:");
+
+		if (p)
+		{
+			int			len = 0;
+
+			p += strlen("run_id:");
+			while (len < (int) sizeof(run_id) - 1 && isalnum((unsigned char) p[len]))
+			{
+				run_id[len] = p[len];
+				len++;
+			}
+			run_id[len] = '\0';
+		}
+	}
+	if (redis_connect_hook)
+		redis_connect_hook(run_id[0] ? run_id : NULL);
+}
+
 /* Open the connection and run AUTH / SELECT as the URL asks. */
 static bool
 connect_redis(int timeout_ms)
@@ -286,9 +349,8 @@ connect_redis(int timeout_ms)
 	char		err[200];
 	TimestampTz deadline;
 	StringInfoData buf;
-	RedisCommand cmds[3];
-	redisReply *replies[3];
-	char		run_id[64];
+	RedisCommand cmds[2];
+	redisReply *replies[2];
 	int			n = 0;
 
 	perr = RedisParseUrl(cache_ext_redis_url, &ep);
@@ -307,6 +369,8 @@ connect_redis(int timeout_ms)
 
 	conn.url = strdup(cache_ext_redis_url);
 	conn.reader = redisReaderCreate();
+	if (conn.reader)
+		limit_arrays(conn.reader);
 	if (conn.url == NULL || conn.reader == NULL)
 	{
 		snprintf(last_error, sizeof(last_error), "out of memory");
@@ -343,10 +407,8 @@ connect_redis(int timeout_ms)
 		RedisCommandArg(&cmds[n], pstrdup(dbstr), strlen(dbstr));
 		n++;
 	}
-	/* who the server is: a new run_id means it restarted */
-	RedisCommandInit(&cmds[n], "INFO");
-	RedisCommandArgStr(&cmds[n], "server");
-	n++;
+	if (n == 0)
+		return true;
 
 	initStringInfo(&buf);
 	for (int i = 0; i < n; i++)
@@ -360,7 +422,7 @@ connect_redis(int timeout_ms)
 
 	if (!exchange(buf.data, buf.len, n, replies, 65536, deadline))
 		return false;
-	for (int i = 0; i < n - 1; i++)
+	for (int i = 0; i < n; i++)
 	{
 		if (replies[i]->type == REDIS_REPLY_ERROR)
 		{
@@ -372,28 +434,7 @@ connect_redis(int timeout_ms)
 			return false;
 		}
 	}
-	/* INFO may be refused to an ACL user: then restarts go unnoticed */
-	run_id[0] = '\0';
-	if (replies[n - 1]->type == REDIS_REPLY_STRING)
-	{
-		const char *p = strstr(replies[n - 1]->str, "run_id:");
-
-		if (p)
-		{
-			int			len = 0;
-
-			p += strlen("run_id:");
-			while (len < (int) sizeof(run_id) - 1 && isalnum((unsigned char) p[len]))
-			{
-				run_id[len] = p[len];
-				len++;
-			}
-			run_id[len] = '\0';
-		}
-	}
 	RedisFreeReplies(n, replies);
-	if (redis_connect_hook)
-		redis_connect_hook(run_id[0] ? run_id : NULL);
 	return true;
 }
 
@@ -435,6 +476,8 @@ exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 {
 	StringInfoData buf;
 	bool		ok = false;
+	volatile bool fresh = false;
+	redisReply **volatile all = replies;
 
 	if (conn.connected && strcmp(conn.url, cache_ext_redis_url) != 0)
 		RedisDisconnect();
@@ -446,6 +489,7 @@ exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 		{
 			ok = connect_redis(connect_ms);
 			conn.connected = ok;
+			fresh = ok;
 		}
 		else
 			ok = true;
@@ -453,7 +497,16 @@ exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 		if (ok)
 		{
 			TimestampTz deadline;
+			RedisCommand info;
 
+			/* who the server is, in the same round trip: has it restarted? */
+			if (fresh)
+			{
+				RedisCommandInit(&info, "INFO");
+				RedisCommandArgStr(&info, "server");
+				ok = format_command(&buf, &info);
+				all = palloc(sizeof(redisReply *) * (ncmds + 1));
+			}
 			for (int i = 0; i < ncmds && ok; i++)
 				ok = format_command(&buf, &cmds[i]);
 			if (!ok)
@@ -461,8 +514,14 @@ exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												   timeout_ms);
 			if (ok)
-				ok = exchange(buf.data, buf.len, ncmds, replies,
-							  max_reply_bytes, deadline);
+				ok = exchange(buf.data, buf.len, ncmds + (fresh ? 1 : 0), all,
+							  max_reply_bytes + (fresh ? 65536 : 0), deadline);
+			if (ok && fresh)
+			{
+				memcpy(replies, all + 1, sizeof(redisReply *) * ncmds);
+				report_run_id(all[0]);
+				RedisFreeReplies(1, all);
+			}
 		}
 	}
 	PG_CATCH();
