@@ -165,6 +165,27 @@ SET ROLE inv_nobody;
 SELECT cache_invalidate('inv_t');	-- a writer may invalidate
 RESET ROLE;
 
+-- a cached_query inside the very statement that writes bypasses
+BEGIN;
+WITH ins AS (INSERT INTO inv_t VALUES (100, 1) RETURNING id)
+SELECT r.n FROM (SELECT count(*) AS c FROM ins) x,
+     LATERAL cached_query('SELECT count(*) FROM inv_t' || repeat(' ', 0 * x.c::int)) AS r(n bigint);
+SELECT cache_status();
+ROLLBACK;
+SELECT * FROM cached_query('SELECT count(*) FROM inv_t') AS t(n bigint);
+
+-- renaming an enum label changes what rows show: everything is invalidated
+CREATE TYPE inv_mood AS ENUM ('sad', 'ok');
+CREATE TABLE inv_ty (id int, m inv_mood);
+INSERT INTO inv_ty VALUES (1, 'sad');
+SELECT cache_track('inv_ty');
+SELECT * FROM cached_query('SELECT m::text FROM inv_ty') AS t(m text);
+SELECT * FROM cached_query('SELECT m::text FROM inv_ty') AS t(m text);
+SELECT cache_status();
+ALTER TYPE inv_mood RENAME VALUE 'sad' TO 'glum';
+SELECT * FROM cached_query('SELECT m::text FROM inv_ty') AS t(m text);
+SELECT cache_status();
+
 -- untracking: results become TTL-only again
 SELECT cache_untrack('inv_t');
 SELECT count(*) FROM cache_tracked WHERE relation = 'inv_t'::regclass;

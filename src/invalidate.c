@@ -489,9 +489,12 @@ typedef struct Tracking
 
 /*
  * Read rel's triggers.  A relation is covered when, of this extension's
- * triggers, an ENABLE ALWAYS one fires for every INSERT/UPDATE/DELETE
- * statement, an ENABLE ALWAYS one for TRUNCATE, and (tables only) a
- * row-level ENABLE ALWAYS or REPLICA one for logical-replication apply.
+ * triggers, an ENABLE ALWAYS one fires after every INSERT/UPDATE/DELETE
+ * statement, an ENABLE ALWAYS one for TRUNCATE, a row-level ENABLE ALWAYS
+ * or REPLICA one for logical-replication apply, and the write is known
+ * while the writing statement still runs (a cached_query inside it must
+ * bypass): a BEFORE statement trigger, or row-level AFTER events, which
+ * are queued as rows change (AfterTriggerPendingOnRel).
  */
 static void
 read_tracking(Relation rel, Tracking *t)
@@ -499,6 +502,7 @@ read_tracking(Relation rel, Tracking *t)
 	TriggerDesc *td = rel->trigdesc;
 	Oid			func = get_trigger_func();
 	bool		dml = false,
+				early = false,
 				truncate = false,
 				apply = false,
 				disabled = false;
@@ -514,12 +518,20 @@ read_tracking(Relation rel, Tracking *t)
 			if (tg->tgfoid != func)
 				continue;
 			t->any = true;
-			if ((tg->tgtype & DML_EVENTS) == DML_EVENTS)
+			if ((tg->tgtype & DML_EVENTS) == DML_EVENTS &&
+				TRIGGER_FOR_BEFORE(tg->tgtype))
+			{
+				if (always && !TRIGGER_FOR_ROW(tg->tgtype))
+					early = true;
+			}
+			else if ((tg->tgtype & DML_EVENTS) == DML_EVENTS)
 			{
 				if (!tg->tgisclone)
 					t->root = true;
 				if (always)
 					dml = true;
+				if (always && TRIGGER_FOR_ROW(tg->tgtype))
+					early = true;
 				if (TRIGGER_FOR_ROW(tg->tgtype) &&
 					(always || tg->tgenabled == TRIGGER_FIRES_ON_REPLICA))
 					apply = true;
@@ -531,7 +543,7 @@ read_tracking(Relation rel, Tracking *t)
 				disabled = true;
 		}
 	}
-	t->covered = dml && truncate && apply;
+	t->covered = dml && early && truncate && apply;
 	if (t->covered)
 		return;
 	if (!t->any)
@@ -752,19 +764,43 @@ touch_relation(Oid relid)
 		touch_key(KeyTableGenName(ri->bump[i]));
 }
 
+static List *relation_tree_keys(Oid relid, List *keys);
+
+/* The generation keys a write to relid bumps: its own, its tracked ancestors'. */
+static List *
+relation_keys(Oid relid, List *keys)
+{
+	RelInfo    *ri = get_rel_info(relid);
+
+	for (int i = 0; i < ri->nbump; i++)
+		keys = lappend(keys, KeyTableGenName(ri->bump[i]));
+	return keys;
+}
+
 /* DDL on relid changes it and every partition or child under it. */
-static void
-touch_relation_tree(Oid relid)
+static List *
+relation_tree_keys(Oid relid, List *keys)
 {
 	List	   *all;
 	ListCell   *lc;
 
 	if (get_rel_relkind(relid) == '\0')
-		return;
+		return keys;
 	all = find_all_inheritors(relid, NoLock, NULL);
 	foreach(lc, all)
-		touch_relation(lfirst_oid(lc));
+		keys = relation_keys(lfirst_oid(lc), keys);
 	list_free(all);
+	return keys;
+}
+
+static void
+touch_relation_tree(Oid relid)
+{
+	ListCell   *lc;
+	List	   *keys = relation_tree_keys(relid, NIL);
+
+	foreach(lc, keys)
+		touch_key((char *) lfirst(lc));
 }
 
 bool
@@ -1068,6 +1104,8 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 	List	   *new_children = NIL; /* attached partitions, new children */
 	char	   *finish_gid = NULL;
 	bool		finish_commit = false;
+	bool		whole_database = false; /* a type's change reaches any table */
+	List	   *keys = NIL;
 	ListCell   *lc;
 
 	switch (nodeTag(parsetree))
@@ -1093,14 +1131,34 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 							new_children = lappend(new_children,
 												   ((PartitionCmd *) cmd->def)->name);
 					}
-					else if (cmd->subtype == AT_AddInherit)
-						new_children = lappend(new_children, s->relation);
+					else if (cmd->subtype == AT_AddInherit ||
+							 cmd->subtype == AT_DropInherit)
+					{
+						rels = lappend_oid(rels, rv_relid((RangeVar *) cmd->def));
+						if (cmd->subtype == AT_AddInherit)
+							new_children = lappend(new_children, s->relation);
+					}
 				}
+				/* ALTER TYPE ... ATTRIBUTE changes the rows of every table using it */
+				if (s->objtype == OBJECT_TYPE)
+					whole_database = true;
 				break;
 			}
-		case T_RenameStmt:
-			rels = lappend_oid(rels, rv_relid(((RenameStmt *) parsetree)->relation));
+		case T_AlterEnumStmt:	/* RENAME VALUE changes what rows show */
+		case T_AlterTypeStmt:
+			whole_database = true;
 			break;
+		case T_RenameStmt:
+			{
+				RenameStmt *r = (RenameStmt *) parsetree;
+
+				/* a composite type's attribute appears in results (row_to_json) */
+				if (r->renameType == OBJECT_ATTRIBUTE)
+					whole_database = true;
+				else
+					rels = lappend_oid(rels, rv_relid(r->relation));
+				break;
+			}
 		case T_RefreshMatViewStmt:
 			rels = lappend_oid(rels, rv_relid(((RefreshMatViewStmt *) parsetree)->relation));
 			break;
@@ -1163,15 +1221,20 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 			break;
 	}
 
-	/* the relations before the command runs (it may rename or move them) */
+	/*
+	 * The keys as the relations stand before the command (DETACH and NO
+	 * INHERIT take ancestors away), and again after it (ATTACH adds them).
+	 */
 	{
-		List	   *keys_rels = NIL;
+		List	   *valid = NIL;
 
 		foreach(lc, rels)
 			if (OidIsValid(lfirst_oid(lc)))
-				keys_rels = list_append_unique_oid(keys_rels, lfirst_oid(lc));
-		rels = keys_rels;
+				valid = list_append_unique_oid(valid, lfirst_oid(lc));
+		rels = valid;
 	}
+	foreach(lc, rels)
+		keys = relation_tree_keys(lfirst_oid(lc), keys);
 
 	if (prev_utility_hook)
 		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
@@ -1180,8 +1243,12 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
 
+	foreach(lc, keys)
+		touch_key((char *) lfirst(lc));
 	foreach(lc, rels)
 		touch_relation_tree(lfirst_oid(lc));
+	if (whole_database)
+		touch_key(KeyDatabaseGenName());
 	foreach(lc, new_children)
 	{
 		Oid			child = rv_relid(lfirst_node(RangeVar, lc));
@@ -1265,12 +1332,12 @@ spi_exec(const char *sql)
 }
 
 /*
- * Create trigger name (events, level) on relid unless it exists, and make
+ * Create trigger name (timing, events, level) on relid unless it exists, and make
  * it fire as enabled says ('A' always, 'R' replica only).
  */
 static void
-ensure_trigger(Oid relid, const char *name, const char *events,
-			   const char *level, char enabled)
+ensure_trigger(Oid relid, const char *name, const char *timing,
+			   const char *events, const char *level, char enabled)
 {
 	bool		ours;
 	char		state = trigger_state(relid, name, &ours);
@@ -1286,8 +1353,9 @@ ensure_trigger(Oid relid, const char *name, const char *events,
 	{
 		Oid			func = get_trigger_func();
 
-		spi_exec(psprintf("CREATE TRIGGER %s AFTER %s ON %s FOR EACH %s EXECUTE FUNCTION %s()",
-						  quote_identifier(name), events, rel, level,
+		spi_exec(psprintf("CREATE TRIGGER %s %s %s ON %s FOR EACH %s EXECUTE FUNCTION %s()",
+						  quote_identifier(name), timing,
+						  events, rel, level,
 						  quote_qualified_identifier(get_namespace_name(get_func_namespace(func)),
 													 "cache_ext_trigger")));
 		CommandCounterIncrement();
@@ -1323,22 +1391,25 @@ install_triggers(Oid relid, bool partition_of_tracked)
 		ListCell   *lc;
 
 		if (!partition_of_tracked)
-			ensure_trigger(relid, "cache_ext_row",
+			ensure_trigger(relid, "cache_ext_row", "AFTER",
 						   "INSERT OR UPDATE OR DELETE", "ROW", 'A');
 		foreach(lc, all)
-			ensure_trigger(lfirst_oid(lc), "cache_ext_truncate",
+			ensure_trigger(lfirst_oid(lc), "cache_ext_truncate", "AFTER",
 						   "TRUNCATE", "STATEMENT", 'A');
 	}
 	else if (relkind == RELKIND_RELATION)
 	{
 		if (!partition_of_tracked)
 		{
-			ensure_trigger(relid, "cache_ext_stmt",
+			/* notes the write before the statement's first row */
+			ensure_trigger(relid, "cache_ext_before", "BEFORE",
 						   "INSERT OR UPDATE OR DELETE", "STATEMENT", 'A');
-			ensure_trigger(relid, "cache_ext_apply",
+			ensure_trigger(relid, "cache_ext_stmt", "AFTER",
+						   "INSERT OR UPDATE OR DELETE", "STATEMENT", 'A');
+			ensure_trigger(relid, "cache_ext_apply", "AFTER",
 						   "INSERT OR UPDATE OR DELETE", "ROW", 'R');
 		}
-		ensure_trigger(relid, "cache_ext_truncate", "TRUNCATE", "STATEMENT", 'A');
+		ensure_trigger(relid, "cache_ext_truncate", "AFTER", "TRUNCATE", "STATEMENT", 'A');
 	}
 	SPI_finish();
 }
@@ -1445,8 +1516,8 @@ cache_untrack(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	List	   *all;
 	ListCell   *lc;
-	static const char *const names[] = {"cache_ext_stmt", "cache_ext_apply",
-	"cache_ext_row", "cache_ext_truncate"};
+	static const char *const names[] = {"cache_ext_before", "cache_ext_stmt",
+	"cache_ext_apply", "cache_ext_row", "cache_ext_truncate"};
 
 	check_trackable(relid, true);
 	if (get_rel_relkind(relid) == RELKIND_MATVIEW)

@@ -36,6 +36,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/tstoreReceiver.h"
 #include "funcapi.h"
@@ -1336,6 +1337,16 @@ bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all)
 		const char *t = touched_scope(pq, cs);
 
 		REASON(t != NULL, t);
+	}
+	/*
+	 * Rows the running statement has changed but whose AFTER triggers have
+	 * not fired yet (a cached_query inside the writing statement itself).
+	 */
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+	{
+		foreach(lc, pq->deps.relids)
+			REASON(AfterTriggerPendingOnRel(lfirst_oid(lc)),
+				   psprintf("this transaction changed %s", relation_label(lfirst_oid(lc))));
 	}
 	/* writes to untracked tables are invisible: this one may have made some */
 	REASON(cs->untracked != NIL && TransactionIdIsValid(GetTopTransactionIdIfAny()),

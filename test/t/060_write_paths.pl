@@ -489,6 +489,8 @@ my $TYC = qdef('ty composite column',
 prime($_, 'setup') foreach ($TYE, $TYC);
 write_path('ALTER TYPE ... RENAME VALUE of an enum a tracked table uses',
 	q{ALTER TYPE mood RENAME VALUE 'sad' TO 'glum'}, queries => [$TYE]);
+# type DDL invalidates the whole database (any table may use the type)
+prime($TYC, 'again, after the enum rename invalidated everything');
 write_path('ALTER TYPE ... RENAME ATTRIBUTE of a composite type a tracked table uses',
 	q{ALTER TYPE pair RENAME ATTRIBUTE a TO x}, queries => [$TYC]);
 
