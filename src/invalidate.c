@@ -96,6 +96,8 @@ typedef struct InvalShared
 	LWLock	   *lock;
 	/* outbox items + (requested > delivered): hits are served only at 0 */
 	pg_atomic_uint32 blocked;
+	/* incremented at every change of the above: see InvalEpoch() */
+	pg_atomic_uint64 epoch;
 	uint64		requested;		/* server-generation bumps asked for */
 	uint64		delivered;		/* ... and the last one delivered */
 	uint64		version;		/* incremented when the outbox is emptied */
@@ -164,6 +166,7 @@ update_blocked(void)
 {
 	pg_atomic_write_u32(&shared->blocked,
 						shared->nitems + (shared->requested > shared->delivered ? 1 : 0));
+	pg_atomic_fetch_add_u64(&shared->epoch, 1);
 }
 
 /*
@@ -229,6 +232,7 @@ InvalShmemInit(void)
 		memset(shared, 0, sizeof(InvalShared));
 		shared->lock = &(GetNamedLWLockTranche("cache_ext"))->lock;
 		pg_atomic_init_u32(&shared->blocked, 0);
+		pg_atomic_init_u64(&shared->epoch, 0);
 		if (last_shutdown_clean(run_id, sizeof(run_id)))
 			strlcpy(shared->run_id, run_id, sizeof(shared->run_id));
 		else
@@ -419,6 +423,21 @@ deliver_outbox(void)
 	if (ok)
 		ereport(LOG,
 				(errmsg("cache_ext delivered the invalidations it was holding; hits are served again")));
+}
+
+uint64
+InvalEpoch(void)
+{
+	return shared ? pg_atomic_read_u64(&shared->epoch) : 0;
+}
+
+bool
+InvalHitsBlockedSince(uint64 epoch)
+{
+	if (shared == NULL)
+		return false;
+	return pg_atomic_read_u32(&shared->blocked) != 0 ||
+		pg_atomic_read_u64(&shared->epoch) != epoch;
 }
 
 bool

@@ -59,6 +59,15 @@ extern bool InvalTouchedAny(void);
  */
 extern bool InvalHitsBlocked(bool try_deliver);
 
+/*
+ * A lookup reads InvalEpoch() before its round trip and, after it, must
+ * treat its result as blocked if InvalHitsBlockedSince(that epoch): another
+ * backend may have noticed a Redis restart (and even delivered the server
+ * bump) while the lookup's replies, from before the bump, were in flight.
+ */
+extern uint64 InvalEpoch(void);
+extern bool InvalHitsBlockedSince(uint64 epoch);
+
 /* For cache_stats: scopes waiting in the outbox (+1 for a server bump). */
 extern int64 InvalPendingCount(void);
 

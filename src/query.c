@@ -1140,6 +1140,7 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	char		endbuf[16];
 	volatile LookupOutcome outcome = LOOKUP_MISS;
 	volatile bool missing = false;
+	uint64		epoch = InvalEpoch();
 
 	*corrupt = NULL;
 	*gens_ok = true;
@@ -1249,9 +1250,10 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 
 	/*
 	 * Checked after the round trip: a Redis restart noticed while connecting
-	 * for it, or a commit whose bumps failed, blocks this hit.
+	 * for it (by this backend or another), or a commit whose bumps failed,
+	 * blocks this hit, even if the bump was delivered since.
 	 */
-	if (InvalHitsBlocked(false))
+	if (InvalHitsBlockedSince(epoch))
 	{
 		tuplestore_clear(ts);
 		return LOOKUP_BLOCKED;
