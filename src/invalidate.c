@@ -12,9 +12,10 @@
  * touch to a per-transaction set.  Each key remembers the subtransaction
  * level that added it, so a rolled-back subtransaction bumps nothing.
  *
- * At XACT_EVENT_COMMIT, which runs after the commit became visible to
- * other sessions and before COMMIT returns, the set is sent as one MSET of
- * a fresh random value, with cache_ext.invalidation_timeout.  If that fails
+ * After XACT_EVENT_COMMIT (the commit is visible to other sessions), once
+ * the transaction's locks are released and before COMMIT returns, the set
+ * is sent as one MSET of a fresh random value, with
+ * cache_ext.invalidation_timeout.  If that fails
  * the keys go to a shared-memory outbox; while the outbox is not empty this
  * server serves no hits, and cached_query() retries delivering it.  When
  * the outbox overflows, after a crash or an unclean shutdown, and when the
@@ -75,6 +76,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 
 #include "cache_ext.h"
 #include "invalidate.h"
@@ -1033,6 +1035,15 @@ finish_prepared(const char *gid, bool commit)
 	}
 }
 
+/*
+ * The commit is visible once XACT_EVENT_COMMIT is called; the bumps are
+ * sent a little later, when the transaction's resource owner has released
+ * its locks (RESOURCE_RELEASE_AFTER_LOCKS), so that the round trip does not
+ * lengthen the time other writers wait for this one's row locks.  Both
+ * happen before COMMIT returns to the client.
+ */
+static bool bump_pending = false;
+
 static void
 xact_callback(XactEvent event, void *arg)
 {
@@ -1043,10 +1054,17 @@ xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_COMMIT:
 			if (InvalTouchedAny())
-				bump_at_commit();
-			forget_touched();
+				bump_pending = true;
+			else
+				forget_touched();
 			break;
 		case XACT_EVENT_ABORT:
+			/* committed, but failed before the bumps went out: send them */
+			if (bump_pending)
+				bump_at_commit();
+			bump_pending = false;
+			forget_touched();
+			break;
 		case XACT_EVENT_PREPARE:
 			forget_touched();
 			break;
@@ -1060,6 +1078,18 @@ xact_callback(XactEvent event, void *arg)
 			pfree(prepare_gid);
 		prepare_gid = NULL;
 	}
+}
+
+static void
+release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
+				 void *arg)
+{
+	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isCommit || !isTopLevel ||
+		!bump_pending)
+		return;
+	bump_pending = false;
+	bump_at_commit();
+	forget_touched();
 }
 
 static void
@@ -1287,6 +1317,7 @@ InvalInit(void)
 {
 	RegisterXactCallback(xact_callback, NULL);
 	RegisterSubXactCallback(subxact_callback, NULL);
+	RegisterResourceReleaseCallback(release_callback, NULL);
 	CacheRegisterRelcacheCallback(rel_infos_invalidate, (Datum) 0);
 	redis_connect_hook = on_redis_connect;
 	if (process_shared_preload_libraries_in_progress)

@@ -28,6 +28,7 @@
 #
 #   BENCH_SECONDS  seconds per pgbench run (default 10)
 #   BENCH_REPEAT   rounds (default 3); each round runs untracked then tracked
+#   BENCH_REDIS    tcp (default) or unix: how the tracked runs reach Redis
 #                  at 1 and at 8 clients, and each figure is the median over
 #                  the rounds.  Defaults: 3 x 4 x 10 s, about 2.5 minutes in all
 #   BENCH_SCALE    pgbench -i scale (default 10: 1,000,000 accounts)
@@ -63,6 +64,12 @@ ce_start_redis
 ce_start_pg
 
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+if [ "${BENCH_REDIS:-tcp}" = unix ]; then
+	q -c "ALTER SYSTEM SET cache_ext.redis_url = 'unix://$CE_REDIS_SOCKET'" -c "SELECT pg_reload_conf()" >/dev/null
+	sleep 0.5
+	ce_log "Redis over its unix socket ($CE_REDIS_SOCKET)"
+fi
 
 # Redis-side count of MSET calls since the server started (0 before the first).
 redis_mset_calls() {
