@@ -1157,6 +1157,18 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 	List	   *keys = NIL;
 	ListCell   *lc;
 
+	/* a database without the extension has nothing cached to invalidate */
+	if (!IsTransactionState() || !OidIsValid(get_trigger_func()))
+	{
+		if (prev_utility_hook)
+			prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+							  queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+		return;
+	}
+
 	switch (nodeTag(parsetree))
 	{
 		case T_AlterTableStmt:
