@@ -150,3 +150,71 @@ COMMENT ON FUNCTION cache_purge() IS
 -- flushing and purging are for administrators
 REVOKE ALL ON FUNCTION cache_flush() FROM PUBLIC;
 REVOKE ALL ON FUNCTION cache_purge() FROM PUBLIC;
+
+-- Per-query statistics, like pg_stat_statements.  They show query text:
+-- readable by pg_read_all_stats, not by PUBLIC.
+CREATE FUNCTION cache_query_stats(
+    OUT dbid oid,
+    OUT queryid bigint,
+    OUT query text,
+    OUT calls bigint,
+    OUT hits bigint,
+    OUT misses bigint,
+    OUT bypasses bigint,
+    OUT bypass_reasons jsonb,
+    OUT stores bigint,
+    OUT store_skipped bigint,
+    OUT invalidated bigint,
+    OUT bytes_stored bigint,
+    OUT bytes_read bigint,
+    OUT mean_hit_ms double precision,
+    OUT max_hit_ms double precision,
+    OUT mean_miss_ms double precision,
+    OUT time_saved_ms double precision,
+    OUT last_invalidation timestamptz
+)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'cache_query_stats'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE VIEW cache_query_stats AS SELECT * FROM cache_query_stats();
+
+COMMENT ON VIEW cache_query_stats IS
+'per query text: calls, hits, misses, bypasses by reason, stores, bytes, hit and miss times, time saved';
+
+REVOKE ALL ON FUNCTION cache_query_stats() FROM PUBLIC;
+REVOKE ALL ON cache_query_stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION cache_query_stats() TO pg_read_all_stats;
+GRANT SELECT ON cache_query_stats TO pg_read_all_stats;
+
+CREATE FUNCTION cache_query_stats_reset()
+RETURNS void
+AS 'MODULE_PATHNAME', 'cache_query_stats_reset'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+REVOKE ALL ON FUNCTION cache_query_stats_reset() FROM PUBLIC;
+
+-- Is Redis healthy, and set up so that cached results stay correct?
+CREATE FUNCTION cache_health(
+    OUT connected boolean,
+    OUT circuit text,
+    OUT circuit_retry_ms integer,
+    OUT last_error text,
+    OUT rtt_ms double precision,
+    OUT redis_version text,
+    OUT redis_role text,
+    OUT used_memory bigint,
+    OUT maxmemory bigint,
+    OUT maxmemory_policy text,
+    OUT evicted_keys bigint,
+    OUT expired_keys bigint,
+    OUT outbox_depth integer,
+    OUT pending_invalidations bigint,
+    OUT warnings text[]
+)
+RETURNS record
+AS 'MODULE_PATHNAME', 'cache_health'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION cache_health() IS
+'this session''s Redis connection and circuit breaker, PING round trip, Redis memory and eviction settings, pending invalidations, warnings';

@@ -31,11 +31,37 @@ int			cache_ext_command_timeout = 500;
 int			cache_ext_retry_interval = 5000;
 int			cache_ext_max_entry_size = 1024 * 1024;
 char	   *cache_ext_key_prefix = NULL;
+bool		cache_ext_query_stats = true;
+int			cache_ext_query_stats_max = 1000;
+int			cache_ext_log_calls = LOG_CALLS_NONE;
+int			cache_ext_log_calls_level = LOG;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
+
+static const struct config_enum_entry log_calls_options[] = {
+	{"none", LOG_CALLS_NONE, false},
+	{"bypass", LOG_CALLS_BYPASS, false},
+	{"miss", LOG_CALLS_MISS, false},
+	{"all", LOG_CALLS_ALL, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry log_level_options[] = {
+	{"debug5", DEBUG5, false},
+	{"debug4", DEBUG4, false},
+	{"debug3", DEBUG3, false},
+	{"debug2", DEBUG2, false},
+	{"debug1", DEBUG1, false},
+	{"debug", DEBUG2, true},
+	{"info", INFO, false},
+	{"notice", NOTICE, false},
+	{"warning", WARNING, false},
+	{"log", LOG, false},
+	{NULL, 0, false}
+};
 
 static const struct config_enum_entry untracked_options[] = {
 	{"allow", UNTRACKED_ALLOW, false},
@@ -99,6 +125,7 @@ cache_ext_shmem_request(void)
 		prev_shmem_request_hook();
 	CacheStatsShmemRequest();
 	InvalShmemRequest();
+	QueryStatsShmemRequest();
 }
 
 static void
@@ -109,6 +136,7 @@ cache_ext_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	CacheStatsShmemInit();
 	InvalShmemInit();
+	QueryStatsShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -194,6 +222,38 @@ _PG_init(void)
 							250, 1, 60 * 1000,
 							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("cache_ext.query_stats",
+							 "Collect per-query statistics (the cache_query_stats view).",
+							 NULL,
+							 &cache_ext_query_stats,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.query_stats_max",
+							"Most queries cache_query_stats keeps; the least called are evicted.",
+							NULL,
+							&cache_ext_query_stats_max,
+							1000, 100, 100000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("cache_ext.log_calls",
+							 "Which cached_query calls are logged, with their key, outcome and time.",
+							 "none, bypass, miss (misses and bypasses) or all.",
+							 &cache_ext_log_calls,
+							 LOG_CALLS_NONE, log_calls_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("cache_ext.log_calls_level",
+							 "Message level of the calls cache_ext.log_calls logs.",
+							 NULL,
+							 &cache_ext_log_calls_level,
+							 LOG, log_level_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("cache_ext");
 	InvalInit();

@@ -26,6 +26,17 @@ extern int	cache_ext_command_timeout;	/* ms */
 extern int	cache_ext_retry_interval;	/* ms */
 extern int	cache_ext_max_entry_size;	/* bytes */
 extern char *cache_ext_key_prefix;
+extern int	cache_ext_log_calls;
+extern int	cache_ext_log_calls_level;
+
+/* cache_ext.log_calls: each level logs its kind and those below it */
+typedef enum LogCalls
+{
+	LOG_CALLS_NONE,
+	LOG_CALLS_BYPASS,
+	LOG_CALLS_MISS,
+	LOG_CALLS_ALL
+} LogCalls;
 
 /* stats.c: counters kept in shared memory when preloaded */
 typedef enum CacheStatCounter
@@ -49,6 +60,49 @@ typedef enum CacheStatCounter
 	CS_OUTBOX_OVERFLOWS,
 	CS_NUM_COUNTERS
 } CacheStatCounter;
+
+/* stats.c: cache_query_stats */
+typedef enum QueryStatsReason
+{
+	QS_DISABLED,
+	QS_NOT_CACHEABLE,
+	QS_OWN_WRITES,
+	QS_ISOLATION,
+	QS_UNTRACKED,
+	QS_REDIS,
+	QS_PENDING,
+	QS_NOT_PRELOADED,
+	QS_NUM_REASONS
+} QueryStatsReason;
+
+typedef enum QueryStatsOutcome
+{
+	QS_HIT,
+	QS_MISS,
+	QS_BYPASS
+} QueryStatsOutcome;
+
+/* What one call did, for cache_query_stats. */
+typedef struct QueryStatsCall
+{
+	QueryStatsOutcome outcome;
+	QueryStatsReason reason;	/* of a bypass */
+	double		ms;
+	bool		stored;
+	bool		store_skipped;
+	bool		invalidated;	/* it found its entry stale */
+	int64		bytes_stored;
+	int64		bytes_read;
+} QueryStatsCall;
+
+extern bool cache_ext_query_stats;
+extern int	cache_ext_query_stats_max;
+
+extern void QueryStatsShmemRequest(void);
+extern void QueryStatsShmemInit(void);
+extern QueryStatsReason QueryStatsReasonOf(const char *why);
+extern void QueryStatsRecord(uint64 queryid, const char *query,
+							 const QueryStatsCall *call);
 
 extern void CacheStatsShmemRequest(void);
 extern void CacheStatsShmemInit(void);

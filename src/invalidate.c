@@ -427,6 +427,12 @@ deliver_outbox(void)
 				(errmsg("cache_ext delivered the invalidations it was holding; hits are served again")));
 }
 
+int
+InvalOutboxDepth(void)
+{
+	return shared ? shared->nitems : 0;
+}
+
 uint64
 InvalEpoch(void)
 {

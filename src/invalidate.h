@@ -70,5 +70,6 @@ extern bool InvalHitsBlockedSince(uint64 epoch);
 
 /* For cache_stats: scopes waiting in the outbox (+1 for a server bump). */
 extern int64 InvalPendingCount(void);
+extern int	InvalOutboxDepth(void);	/* keys waiting, for cache_health */
 
 #endif							/* CACHE_EXT_INVALIDATE_H */

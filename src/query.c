@@ -39,6 +39,7 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/tstoreReceiver.h"
+#include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -100,6 +101,7 @@ typedef struct PreparedQuery
 	/* hash of the rewritten query and of the user functions' definitions */
 	uint8		definition[CE_HASH_LEN];
 	bool		decode_in_subxact;	/* user-defined types: see EntryDecode */
+	uint64		queryid;		/* hash of the text, for cache_query_stats */
 	/* invalidation: whose generations stand for the relations it reads */
 	List	   *scope_relids;	/* sorted, unique */
 	bool		has_tracked;	/* some relation is tracked */
@@ -111,6 +113,9 @@ static HTAB *prepared_queries = NULL;
 static MemoryContext prepared_cxt = NULL;
 
 static char last_status[256] = "";
+
+/* the size of the entry the last hit decoded, for cache_query_stats */
+static int64 last_entry_bytes = 0;
 
 /*
  * cached_query calls in progress in this backend (a wrapped query can call
@@ -606,6 +611,8 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings)
 	pq = hash_search(prepared_queries, key, HASH_ENTER, &found);
 	Assert(!found);
 	pq->plansource = plansource;
+	pq->queryid = hash_bytes_extended((const unsigned char *) query,
+									  strlen(query), 0);
 	pq->generation = -1;
 	pq->analysis_cxt = NULL;
 	strlcpy(pq->literal_problem, lw.problem ? lw.problem : "", sizeof(pq->literal_problem));
@@ -1213,6 +1220,7 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 					case ENTRY_VALID:
 						outcome = LOOKUP_HIT;
 						CacheStatsAdd(CS_BYTES_READ, r->len);
+						last_entry_bytes = r->len;
 						break;
 					case ENTRY_STALE:
 						outcome = LOOKUP_STALE;
@@ -1364,6 +1372,33 @@ bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all)
 }
 
 /*
+ * The end of a call: its time, cache_query_stats, and the log line that
+ * cache_ext.log_calls asks for.
+ */
+static void
+finish_call(PreparedQuery *pq, const char *query, QueryStatsCall *rec,
+			instr_time start, const char *rkey)
+{
+	instr_time	t;
+	int			needed;
+
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, start);
+	rec->ms = INSTR_TIME_GET_MILLISEC(t);
+	QueryStatsRecord(pq->queryid, query, rec);
+
+	needed = rec->outcome == QS_HIT ? LOG_CALLS_ALL :
+		rec->outcome == QS_MISS ? LOG_CALLS_MISS : LOG_CALLS_BYPASS;
+	if (cache_ext_log_calls >= needed)
+		ereport(cache_ext_log_calls_level,
+				(errmsg("cache_ext: %s in %.3f ms", last_status, rec->ms),
+				 rkey ? errdetail_internal("Key %s, query id " INT64_FORMAT ".",
+										   rkey, (int64) pq->queryid) :
+				 errdetail_internal("Query id " INT64_FORMAT ".", (int64) pq->queryid),
+				 errhidestmt(false)));
+}
+
+/*
  * The common body of every cached_query form: fill ts (whose rows have
  * outdesc, or the query's own row type when outdesc is NULL) and return
  * the query's row type.
@@ -1381,7 +1416,9 @@ cached_query_call(text *query_text, const CallParams *params,
 	instr_time	start;
 	TupleDesc	resultdesc;
 	CallScopes	cs;
+	QueryStatsCall rec;
 
+	memset(&rec, 0, sizeof(rec));
 	INSTR_TIME_SET_CURRENT(start);
 	last_status[0] = '\0';	/* an erroring call leaves no status */
 
@@ -1453,6 +1490,9 @@ cached_query_call(text *query_text, const CallParams *params,
 				set_status("HIT (%s)", ttl_note);
 			else
 				set_status("HIT");
+			rec.outcome = QS_HIT;
+			rec.bytes_read = last_entry_bytes;
+			finish_call(pq, query, &rec, start, rkey);
 			return resultdesc;
 		}
 
@@ -1461,6 +1501,8 @@ cached_query_call(text *query_text, const CallParams *params,
 			EntryWriter w;
 			StringInfoData note;
 
+			rec.outcome = QS_MISS;
+			rec.invalidated = outcome == LOOKUP_STALE;
 			if (outcome == LOOKUP_STALE)
 				CacheStatsAdd(CS_INVALIDATED, 1);
 			if (cs.untracked != NIL)
@@ -1478,6 +1520,7 @@ cached_query_call(text *query_text, const CallParams *params,
 				appendStringInfo(&note, "corrupt entry replaced: %s", corrupt);
 			if (!gens_ok)
 			{
+				rec.store_skipped = true;
 				CacheStatsAdd(CS_STORE_SKIPPED, 1);
 				appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "",
 								 RecoveryInProgress() ? "hot standby" :
@@ -1485,6 +1528,7 @@ cached_query_call(text *query_text, const CallParams *params,
 			}
 			else if (w.overflow)
 			{
+				rec.store_skipped = true;
 				CacheStatsAdd(CS_STORE_SKIPPED, 1);
 				appendStringInfo(&note, "%snot stored: result larger than cache_ext.max_entry_size",
 								 note.len ? "; " : "");
@@ -1497,11 +1541,14 @@ cached_query_call(text *query_text, const CallParams *params,
 				problem = store(rkey, &w, opts);
 				if (problem == NULL)
 				{
+					rec.stored = true;
+					rec.bytes_stored = w.buf.len;
 					CacheStatsAdd(CS_STORES, 1);
 					CacheStatsAdd(CS_BYTES_STORED, w.buf.len);
 				}
 				else
 				{
+					rec.store_skipped = true;
 					CacheStatsAdd(CS_STORE_SKIPPED, 1);
 					appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "", problem);
 				}
@@ -1514,6 +1561,7 @@ cached_query_call(text *query_text, const CallParams *params,
 			else
 				set_status("MISS");
 			add_elapsed(CS_MISS_TIME_US, start);
+			finish_call(pq, query, &rec, start, rkey);
 			return resultdesc;
 		}
 		if (outcome == LOOKUP_BLOCKED)
@@ -1528,6 +1576,9 @@ cached_query_call(text *query_text, const CallParams *params,
 	run_query(pq, params, ts, NULL);
 	CacheStatsAdd(CS_BYPASSES, 1);
 	add_elapsed(CS_BYPASS_TIME_US, start);
+	rec.outcome = QS_BYPASS;
+	rec.reason = QueryStatsReasonOf(why);
+	finish_call(pq, query, &rec, start, NULL);
 	return resultdesc;
 }
 

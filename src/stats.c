@@ -21,11 +21,21 @@
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
+#include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
+#include "mb/pg_wchar.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/fmgrprotos.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "catalog/pg_type.h"
+#include "portability/instr_time.h"
 #include "utils/timestamp.h"
 
 #include "cache_ext.h"
+#include "redis/redis.h"
 #include "invalidate.h"
 
 typedef struct CacheStatsShared
@@ -124,4 +134,494 @@ cache_stats_reset(PG_FUNCTION_ARGS)
 		pg_atomic_write_u64(&s->counters[i], 0);
 	pg_atomic_write_u64(&s->reset_time, GetCurrentTimestamp());
 	PG_RETURN_VOID();
+}
+
+/* ================================================================
+ * cache_query_stats: per query text, in a bounded shared hash table
+ * ================================================================
+ *
+ * Like pg_stat_statements: one entry per (database, query id), the query
+ * id being a hash of the text.  The table holds cache_ext.query_stats_max
+ * entries; when it is full, the least-called 5% are evicted.  Counters are
+ * updated under the entry's spinlock, the table under a shared LWLock
+ * (exclusive only to add or evict entries).  Nothing is kept when cache_ext
+ * is not preloaded.
+ */
+
+#define QS_QUERY_LEN 1024		/* longest query text kept, in bytes */
+
+typedef struct QueryStatsKey
+{
+	Oid			dbid;
+	uint64		queryid;
+} QueryStatsKey;
+
+typedef struct QueryStatsEntry
+{
+	QueryStatsKey key;
+	slock_t		mutex;
+	int64		calls;
+	int64		hits;
+	int64		misses;
+	int64		bypasses;
+	int64		bypass_by[QS_NUM_REASONS];
+	int64		stores;
+	int64		store_skipped;
+	int64		invalidated;
+	int64		bytes_stored;
+	int64		bytes_read;
+	double		hit_ms;			/* total */
+	double		max_hit_ms;
+	double		miss_ms;		/* total */
+	TimestampTz last_invalidation;
+	int			query_len;
+	char		query[QS_QUERY_LEN];
+} QueryStatsEntry;
+
+typedef struct QueryStatsShared
+{
+	LWLock	   *lock;
+	TimestampTz reset_time;
+} QueryStatsShared;
+
+static QueryStatsShared *qs_shared = NULL;
+static HTAB *qs_hash = NULL;
+
+static const char *const qs_reason_names[QS_NUM_REASONS] = {
+	"disabled", "not cacheable", "own writes", "isolation level",
+	"untracked", "redis unavailable", "pending invalidations", "not preloaded"
+};
+
+void
+QueryStatsShmemRequest(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(QueryStatsShared)) +
+						   hash_estimate_size(cache_ext_query_stats_max,
+											  sizeof(QueryStatsEntry)));
+	RequestNamedLWLockTranche("cache_ext query stats", 1);
+}
+
+void
+QueryStatsShmemInit(void)
+{
+	bool		found;
+	HASHCTL		info;
+
+	qs_shared = ShmemInitStruct("cache_ext query stats", sizeof(QueryStatsShared),
+								&found);
+	if (!found)
+	{
+		qs_shared->lock = &(GetNamedLWLockTranche("cache_ext query stats"))->lock;
+		qs_shared->reset_time = GetCurrentTimestamp();
+	}
+	info.keysize = sizeof(QueryStatsKey);
+	info.entrysize = sizeof(QueryStatsEntry);
+	qs_hash = ShmemInitHash("cache_ext query stats hash",
+							cache_ext_query_stats_max, cache_ext_query_stats_max,
+							&info, HASH_ELEM | HASH_BLOBS);
+}
+
+/* Which category a bypass reason (cache_status's words) falls in. */
+QueryStatsReason
+QueryStatsReasonOf(const char *why)
+{
+	if (strncmp(why, "disabled", 8) == 0)
+		return QS_DISABLED;
+	if (strncmp(why, "redis unavailable", 17) == 0)
+		return QS_REDIS;
+	if (strncmp(why, "pending invalidations", 21) == 0)
+		return QS_PENDING;
+	if (strncmp(why, "repeatable read", 15) == 0 || strncmp(why, "serializable", 12) == 0)
+		return QS_ISOLATION;
+	if (strncmp(why, "this transaction", 16) == 0)
+		return QS_OWN_WRITES;
+	if (strstr(why, "(cache_ext.untracked = bypass)") != NULL)
+		return QS_UNTRACKED;
+	if (strncmp(why, "tracked tables are served", 25) == 0)
+		return QS_NOT_PRELOADED;
+	return QS_NOT_CACHEABLE;
+}
+
+/* Evict the least-called 5% of the entries; exclusive lock held. */
+static void
+qs_evict(void)
+{
+	HASH_SEQ_STATUS seq;
+	QueryStatsEntry *e;
+	int64	   *calls;
+	int			n = 0;
+	int			nvictims;
+	int64		threshold;
+
+	calls = palloc(sizeof(int64) * hash_get_num_entries(qs_hash));
+	hash_seq_init(&seq, qs_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		calls[n++] = e->calls;
+	if (n == 0)
+		return;
+	/* the calls count below which about 5% of the entries lie */
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && calls[j - 1] > calls[j]; j--)
+		{
+			int64		t = calls[j];
+
+			calls[j] = calls[j - 1];
+			calls[j - 1] = t;
+		}
+	nvictims = Max(1, n / 20);
+	threshold = calls[nvictims - 1];
+	hash_seq_init(&seq, qs_hash);
+	while ((e = hash_seq_search(&seq)) != NULL && nvictims > 0)
+	{
+		if (e->calls <= threshold)
+		{
+			hash_search(qs_hash, &e->key, HASH_REMOVE, NULL);
+			nvictims--;
+		}
+	}
+	if (e != NULL)
+		hash_seq_term(&seq);
+	pfree(calls);
+}
+
+void
+QueryStatsRecord(uint64 queryid, const char *query, const QueryStatsCall *c)
+{
+	QueryStatsKey key;
+	QueryStatsEntry *e;
+
+	if (qs_hash == NULL || !cache_ext_query_stats)
+		return;
+	memset(&key, 0, sizeof(key));
+	key.dbid = MyDatabaseId;
+	key.queryid = queryid;
+
+	LWLockAcquire(qs_shared->lock, LW_SHARED);
+	e = hash_search(qs_hash, &key, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		bool		found;
+
+		LWLockRelease(qs_shared->lock);
+		LWLockAcquire(qs_shared->lock, LW_EXCLUSIVE);
+		if (hash_get_num_entries(qs_hash) >= cache_ext_query_stats_max)
+			qs_evict();
+		e = hash_search(qs_hash, &key, HASH_ENTER_NULL, &found);
+		if (e == NULL)
+		{
+			LWLockRelease(qs_shared->lock);
+			return;
+		}
+		if (!found)
+		{
+			size_t		len = strlen(query);
+
+			memset((char *) e + sizeof(QueryStatsKey), 0,
+				   sizeof(QueryStatsEntry) - sizeof(QueryStatsKey));
+			SpinLockInit(&e->mutex);
+			if (len >= QS_QUERY_LEN)
+				len = pg_mbcliplen(query, len, QS_QUERY_LEN - 1);
+			memcpy(e->query, query, len);
+			e->query[len] = '\0';
+			e->query_len = len;
+		}
+	}
+
+	SpinLockAcquire(&e->mutex);
+	e->calls++;
+	switch (c->outcome)
+	{
+		case QS_HIT:
+			e->hits++;
+			e->hit_ms += c->ms;
+			if (c->ms > e->max_hit_ms)
+				e->max_hit_ms = c->ms;
+			break;
+		case QS_MISS:
+			e->misses++;
+			e->miss_ms += c->ms;
+			break;
+		case QS_BYPASS:
+			e->bypasses++;
+			e->bypass_by[c->reason]++;
+			break;
+	}
+	if (c->stored)
+		e->stores++;
+	if (c->store_skipped)
+		e->store_skipped++;
+	if (c->invalidated)
+	{
+		e->invalidated++;
+		e->last_invalidation = GetCurrentTimestamp();
+	}
+	e->bytes_stored += c->bytes_stored;
+	e->bytes_read += c->bytes_read;
+	SpinLockRelease(&e->mutex);
+	LWLockRelease(qs_shared->lock);
+}
+
+PG_FUNCTION_INFO_V1(cache_query_stats);
+PG_FUNCTION_INFO_V1(cache_query_stats_reset);
+
+Datum
+cache_query_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HASH_SEQ_STATUS seq;
+	QueryStatsEntry *e;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (qs_hash == NULL)
+		return (Datum) 0;
+
+	LWLockAcquire(qs_shared->lock, LW_SHARED);
+	hash_seq_init(&seq, qs_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		Datum		values[18];
+		bool		nulls[18] = {0};
+		QueryStatsEntry c;
+		StringInfoData reasons;
+		int			n = 0;
+
+		SpinLockAcquire(&e->mutex);
+		memcpy(&c, e, sizeof(c));
+		SpinLockRelease(&e->mutex);
+
+		initStringInfo(&reasons);
+		appendStringInfoChar(&reasons, '{');
+		for (int i = 0; i < QS_NUM_REASONS; i++)
+			if (c.bypass_by[i] > 0)
+				appendStringInfo(&reasons, "%s\"%s\": " INT64_FORMAT,
+								 reasons.len > 1 ? ", " : "",
+								 qs_reason_names[i], c.bypass_by[i]);
+		appendStringInfoChar(&reasons, '}');
+
+		values[n++] = ObjectIdGetDatum(c.key.dbid);
+		values[n++] = Int64GetDatum((int64) c.key.queryid);
+		values[n++] = CStringGetTextDatum(c.query);
+		values[n++] = Int64GetDatum(c.calls);
+		values[n++] = Int64GetDatum(c.hits);
+		values[n++] = Int64GetDatum(c.misses);
+		values[n++] = Int64GetDatum(c.bypasses);
+		values[n++] = DirectFunctionCall1(jsonb_in, CStringGetDatum(reasons.data));
+		values[n++] = Int64GetDatum(c.stores);
+		values[n++] = Int64GetDatum(c.store_skipped);
+		values[n++] = Int64GetDatum(c.invalidated);
+		values[n++] = Int64GetDatum(c.bytes_stored);
+		values[n++] = Int64GetDatum(c.bytes_read);
+		values[n] = Float8GetDatum(c.hits ? c.hit_ms / c.hits : 0);
+		nulls[n++] = c.hits == 0;
+		values[n++] = Float8GetDatum(c.max_hit_ms);
+		values[n] = Float8GetDatum(c.misses ? c.miss_ms / c.misses : 0);
+		nulls[n++] = c.misses == 0;
+		/* what the hits would have cost as misses, less what they cost */
+		values[n++] = Float8GetDatum(c.misses ? c.hits * (c.miss_ms / c.misses) - c.hit_ms : 0);
+		values[n] = TimestampTzGetDatum(c.last_invalidation);
+		nulls[n++] = c.last_invalidation == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(qs_shared->lock);
+	return (Datum) 0;
+}
+
+Datum
+cache_query_stats_reset(PG_FUNCTION_ARGS)
+{
+	HASH_SEQ_STATUS seq;
+	QueryStatsEntry *e;
+
+	if (qs_hash == NULL)
+		PG_RETURN_VOID();
+	LWLockAcquire(qs_shared->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, qs_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		hash_search(qs_hash, &e->key, HASH_REMOVE, NULL);
+	qs_shared->reset_time = GetCurrentTimestamp();
+	LWLockRelease(qs_shared->lock);
+	PG_RETURN_VOID();
+}
+
+/* ================================================================
+ * cache_health()
+ * ================================================================
+ */
+
+/* The value of field in an INFO reply, palloc'd, or NULL. */
+static char *
+info_field(const char *info, const char *field)
+{
+	size_t		flen = strlen(field);
+	const char *p = info;
+
+	while ((p = strstr(p, field)) != NULL)
+	{
+		if ((p == info || p[-1] == '\n') && p[flen] == ':')
+		{
+			const char *v = p + flen + 1;
+			size_t		vlen = strcspn(v, "\r\n");
+
+			return pnstrdup(v, vlen);
+		}
+		p += flen;
+	}
+	return NULL;
+}
+
+static Datum
+int8_or_null(const char *s, bool *isnull)
+{
+	char	   *end;
+	long long	v;
+
+	*isnull = true;
+	if (s == NULL)
+		return (Datum) 0;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s)
+		return (Datum) 0;
+	*isnull = false;
+	return Int64GetDatum((int64) v);
+}
+
+PG_FUNCTION_INFO_V1(cache_health);
+
+/*
+ * One row: this backend's connection and breaker, a PING's round trip,
+ * what Redis says of itself (INFO), the outbox, and warnings about
+ * settings that endanger correctness or the cache.
+ */
+Datum
+cache_health(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[15];
+	bool		nulls[15];
+	int			remaining;
+	bool		open;
+	const char *why;
+	List	   *warnings = NIL;
+	char	   *info = NULL;
+	double		rtt = -1;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	memset(nulls, true, sizeof(nulls));
+
+	open = RedisBreakerOpen(&remaining);
+	if (RedisUsable(&why))
+	{
+		RedisCommand ping;
+		RedisCommand cmd;
+		redisReply *reply = NULL;
+		instr_time	t0,
+					t1;
+
+		RedisCommandInit(&ping, "PING");
+		INSTR_TIME_SET_CURRENT(t0);
+		if (RedisExec(1, &ping, &reply, 1024))
+		{
+			INSTR_TIME_SET_CURRENT(t1);
+			INSTR_TIME_SUBTRACT(t1, t0);
+			if (reply->type == REDIS_REPLY_STATUS)
+				rtt = INSTR_TIME_GET_MILLISEC(t1);
+			RedisFreeReplies(1, &reply);
+
+			RedisCommandInit(&cmd, "INFO");
+			RedisCommandArgStr(&cmd, "everything");
+			if (RedisExec(1, &cmd, &reply, 1024 * 1024))
+			{
+				if (reply->type == REDIS_REPLY_STRING)
+					info = pnstrdup(reply->str, reply->len);
+				else if (reply->type == REDIS_REPLY_ERROR)
+					warnings = lappend(warnings,
+									   psprintf("INFO refused (%.*s): grant the cache_ext ACL user +info",
+												(int) Min(reply->len, 80), reply->str));
+				RedisFreeReplies(1, &reply);
+			}
+		}
+		open = RedisBreakerOpen(&remaining);
+	}
+
+	values[0] = BoolGetDatum(RedisConnected());
+	nulls[0] = false;
+	values[1] = CStringGetTextDatum(open ? "open" : "closed");
+	nulls[1] = false;
+	values[2] = Int32GetDatum(remaining);
+	nulls[2] = false;
+	if (RedisLastError()[0] != '\0')
+	{
+		values[3] = CStringGetTextDatum(RedisLastError());
+		nulls[3] = false;
+	}
+	if (rtt >= 0)
+	{
+		values[4] = Float8GetDatum(rtt);
+		nulls[4] = false;
+	}
+	if (info)
+	{
+		char	   *version = info_field(info, "redis_version");
+		char	   *role = info_field(info, "role");
+		char	   *policy = info_field(info, "maxmemory_policy");
+		char	   *maxmem = info_field(info, "maxmemory");
+		char	   *aof = info_field(info, "aof_enabled");
+
+		if (version)
+		{
+			values[5] = CStringGetTextDatum(version);
+			nulls[5] = false;
+		}
+		if (role)
+		{
+			values[6] = CStringGetTextDatum(role);
+			nulls[6] = false;
+		}
+		values[7] = int8_or_null(info_field(info, "used_memory"), &nulls[7]);
+		values[8] = int8_or_null(maxmem, &nulls[8]);
+		if (policy)
+		{
+			values[9] = CStringGetTextDatum(policy);
+			nulls[9] = false;
+			if (strncmp(policy, "allkeys-", 8) == 0)
+				warnings = lappend(warnings,
+								   psprintf("maxmemory-policy %s can evict generation keys, which empties the cache of their scope; use volatile-lru", policy));
+			else if (strcmp(policy, "noeviction") == 0)
+				warnings = lappend(warnings,
+								   pstrdup("maxmemory-policy noeviction: a full Redis refuses invalidations and hits stop; use volatile-lru"));
+		}
+		if (maxmem && strcmp(maxmem, "0") == 0)
+			warnings = lappend(warnings,
+							   pstrdup("maxmemory is 0 (unlimited): entries are only removed when their TTL expires"));
+		if (aof && strcmp(aof, "1") == 0)
+			warnings = lappend(warnings,
+							   pstrdup("Redis persistence (AOF) is on: not needed for a cache; a restart from old data makes cache_ext invalidate everything"));
+		values[10] = int8_or_null(info_field(info, "evicted_keys"), &nulls[10]);
+		values[11] = int8_or_null(info_field(info, "expired_keys"), &nulls[11]);
+		if (role && strcmp(role, "master") != 0)
+			warnings = lappend(warnings,
+							   psprintf("Redis role is %s: a replica refuses writes, so invalidations cannot be delivered", role));
+	}
+	else if (why != NULL)
+	{
+		values[3] = CStringGetTextDatum(why);
+		nulls[3] = false;
+	}
+	values[12] = Int32GetDatum(InvalOutboxDepth());
+	nulls[12] = false;
+	values[13] = Int64GetDatum(InvalPendingCount());
+	nulls[13] = false;
+	{
+		Datum	   *w = palloc(sizeof(Datum) * Max(list_length(warnings), 1));
+		int			i = 0;
+		ListCell   *lc;
+
+		foreach(lc, warnings)
+			w[i++] = CStringGetTextDatum((char *) lfirst(lc));
+		values[14] = PointerGetDatum(construct_array(w, i, TEXTOID, -1, false, TYPALIGN_INT));
+		nulls[14] = false;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -159,6 +159,26 @@ RedisReportError(const char *msg, size_t len)
 	fail(last_error);
 }
 
+/* For cache_health(): the connection and breaker state of this backend. */
+bool
+RedisConnected(void)
+{
+	return conn.connected;
+}
+
+bool
+RedisBreakerOpen(int *remaining_ms)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	*remaining_ms = 0;
+	if (breaker_until == 0 || cache_ext_redis_url == NULL ||
+		breaker_url_hash != url_hash() || now >= breaker_until)
+		return false;
+	*remaining_ms = (int) TimestampDifferenceMilliseconds(now, breaker_until);
+	return true;
+}
+
 /*
  * Whether a Redis call may be attempted now.  When it may not, *why says
  * so in a few words for cache_status().

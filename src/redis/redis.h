@@ -105,5 +105,7 @@ extern void RedisFreeReplies(int n, redisReply **replies);
 extern void RedisDisconnect(void);
 extern void RedisReportError(const char *msg, size_t len);
 extern const char *RedisLastError(void);
+extern bool RedisConnected(void);
+extern bool RedisBreakerOpen(int *remaining_ms);
 
 #endif							/* CACHE_EXT_REDIS_H */
