@@ -218,3 +218,18 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION cache_health() IS
 'this session''s Redis connection and circuit breaker, PING round trip, Redis memory and eviction settings, pending invalidations, warnings';
+
+-- cache_explain with per-call options (ttl, tags, namespace, depends_on)
+CREATE FUNCTION cache_explain_with(options cache_options, query text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'cache_explain_with'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION cache_explain_with(options cache_options, query text,
+                                   VARIADIC params "any")
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'cache_explain_with'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION cache_explain_with(cache_options, text) IS
+'cache_explain for a cached_query_with call: the options'' TTL, tags and depends_on are taken into account';

@@ -51,3 +51,10 @@ RESET ROLE;
 DROP ROLE ex_nobody;
 -- statements cached_query refuses are refused here too
 SELECT cache_explain('DELETE FROM ex_sales');
+
+-- with per-call options: their TTL, tags and depends_on
+SELECT cache_track('ex_sales');
+SELECT e->'ttl_seconds' AS ttl, e->'scopes' AS scopes, e->'freshness' AS freshness, e->'verdict' AS verdict
+  FROM cache_explain_with(cache_opts(ttl => '90 s', tags => ARRAY['daily']),
+                          'SELECT count(*) FROM ex_sales WHERE region = $1', 3) AS e;
+SELECT cache_untrack('ex_sales');

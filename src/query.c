@@ -144,6 +144,8 @@ typedef struct CallScopes
 	int			n;
 	char	  **keys;
 	char	  **labels;			/* for messages; NULL for server, database */
+	char	  **desc;			/* for cache_explain: "table public.x", ... */
+	bool		describe;		/* fill desc with names (cache_explain only) */
 	List	   *untracked;		/* descriptions of what is not tracked */
 } CallScopes;
 
@@ -822,10 +824,11 @@ add_param_values(StringInfo m, const CallParams *params)
 }
 
 static void
-add_scope(CallScopes *cs, char *key, char *label)
+add_scope(CallScopes *cs, char *key, char *label, char *desc)
 {
 	cs->keys[cs->n] = key;
 	cs->labels[cs->n] = label;
+	cs->desc[cs->n] = desc;
 	cs->n++;
 }
 
@@ -840,10 +843,12 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs)
 	cs->n = 0;
 	cs->keys = palloc(sizeof(char *) * max);
 	cs->labels = palloc(sizeof(char *) * max);
-	add_scope(cs, KeyServerGenName(), NULL);
-	add_scope(cs, KeyDatabaseGenName(), NULL);
+	cs->desc = palloc(sizeof(char *) * max);
+	add_scope(cs, KeyServerGenName(), NULL, "server");
+	add_scope(cs, KeyDatabaseGenName(), NULL, "database");
 	foreach(lc, pq->scope_relids)
-		add_scope(cs, KeyTableGenName(lfirst_oid(lc)), NULL);
+		add_scope(cs, KeyTableGenName(lfirst_oid(lc)), NULL,
+				  cs->describe ? psprintf("table %s", relation_label(lfirst_oid(lc))) : "table");
 	cs->untracked = list_copy(pq->untracked);
 
 	/* functions whose reads are unseen count as untracked, unless named */
@@ -864,10 +869,12 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs)
 		if (cov == REL_UNTRACKED)
 			cs->untracked = lappend(cs->untracked, untracked_label(relid, why));
 		if (cov != REL_IGNORED)
-			add_scope(cs, KeyTableGenName(scope), NULL);
+			add_scope(cs, KeyTableGenName(scope), NULL,
+					  cs->describe ? psprintf("table %s (depends_on)", relation_label(scope)) : "table");
 	}
 	for (int i = 0; i < opts->ntags; i++)
-		add_scope(cs, KeyTagGenName(opts->tags[i]), psprintf("tag %s", opts->tags[i]));
+		add_scope(cs, KeyTagGenName(opts->tags[i]), psprintf("tag %s", opts->tags[i]),
+				  psprintf("tag %s", opts->tags[i]));
 }
 
 /* Whether this transaction touched a generation of the call: why, or NULL. */
@@ -1432,6 +1439,7 @@ cached_query_call(text *query_text, const CallParams *params,
 	if (outdesc)
 		check_result_type(outdesc, resultdesc);
 
+	cs.describe = false;
 	call_scopes(pq, opts, &cs);
 	why = bypass_reasons(pq, &cs, NULL);
 	if (why == NULL && cs.untracked != NIL && cache_ext_untracked == UNTRACKED_ERROR)
@@ -1873,6 +1881,8 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 
 PG_FUNCTION_INFO_V1(cache_explain);
 
+static Datum explain_common(FunctionCallInfo fcinfo, bool with_options);
+
 /*
  * cache_explain(query [, params...]) RETURNS jsonb: what cached_query would
  * do with this call, without running the query: its key, dependencies,
@@ -1882,7 +1892,22 @@ PG_FUNCTION_INFO_V1(cache_explain);
 Datum
 cache_explain(PG_FUNCTION_ARGS)
 {
-	text	   *query_text = query_arg(fcinfo, 0);
+	return explain_common(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(cache_explain_with);
+
+Datum
+cache_explain_with(PG_FUNCTION_ARGS)
+{
+	return explain_common(fcinfo, true);
+}
+
+static Datum
+explain_common(FunctionCallInfo fcinfo, bool with_options)
+{
+	int			qarg = with_options ? 1 : 0;
+	text	   *query_text = query_arg(fcinfo, qarg);
 	char	   *query = text_to_cstring(query_text);
 	CallParams	params;
 	CallOptions opts;
@@ -1897,13 +1922,14 @@ cache_explain(PG_FUNCTION_ARGS)
 	bool		first;
 	CallScopes	cs;
 
-	parse_options(NULL, &opts);
-	collect_params(fcinfo, 1, &params);
+	parse_options(with_options ? options_arg(fcinfo, 0) : NULL, &opts);
+	collect_params(fcinfo, qarg + 1, &params);
 	settings_material(&settings);
 	pq = get_prepared(query, &params, &settings);
 	cplan = GetCachedPlan(pq->plansource, NULL, CurrentResourceOwner, NULL);
 	analyze_plan(pq, cplan);
 	check_privileges(pq, cplan);
+	cs.describe = true;
 	call_scopes(pq, &opts, &cs);
 	(void) bypass_reasons(pq, &cs, &reasons);
 	if (InvalHitsBlocked(false))
@@ -1929,7 +1955,7 @@ cache_explain(PG_FUNCTION_ARGS)
 	appendStringInfoString(&buf, "],");
 	json_key(&buf, "key");
 	escape_json(&buf, rkey);
-	appendStringInfo(&buf, ",\"ttl_seconds\":%d", cache_ext_default_ttl);
+	appendStringInfo(&buf, ",\"ttl_seconds\":%.3f", opts.ttl_ms / 1000.0);
 	appendStringInfo(&buf, ",\"role_in_key\":%s,\"session_user_in_key\":%s",
 					 pq->deps.role_dependent ? "true" : "false",
 					 pq->deps.session_user_dependent ? "true" : "false");
@@ -1975,7 +2001,14 @@ cache_explain(PG_FUNCTION_ARGS)
 		}
 	}
 	appendStringInfoString(&buf, "],");
-	appendStringInfo(&buf, "\"generations\":%d,", cs.n);
+	appendStringInfo(&buf, "\"generations\":%d,\"scopes\":[", cs.n);
+	for (int i = 0; i < cs.n; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		escape_json(&buf, cs.desc[i]);
+	}
+	appendStringInfoString(&buf, "],");
 	explain_entry(&buf, rkey, hash, pq, &cs);
 	appendStringInfoChar(&buf, '}');
 	ReleaseCachedPlan(cplan, CurrentResourceOwner);
