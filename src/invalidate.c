@@ -422,7 +422,7 @@ deliver_outbox(void)
 		LWLockRelease(shared->lock);
 	}
 	PG_END_TRY();
-	if (ok)
+	if (ok && pg_atomic_read_u32(&shared->blocked) == 0)
 		ereport(LOG,
 				(errmsg("cache_ext delivered the invalidations it was holding; hits are served again")));
 }
@@ -454,7 +454,12 @@ InvalHitsBlocked(bool try_deliver)
 	if (shared == NULL || pg_atomic_read_u32(&shared->blocked) == 0)
 		return false;
 	if (try_deliver)
+	{
 		deliver_outbox();
+		/* connecting to send them may have found that Redis restarted */
+		if (pg_atomic_read_u32(&shared->blocked) != 0)
+			deliver_outbox();
+	}
 	return pg_atomic_read_u32(&shared->blocked) != 0;
 }
 

@@ -501,7 +501,7 @@ cache_health(PG_FUNCTION_ARGS)
 	bool		nulls[15];
 	int			remaining;
 	bool		open;
-	const char *why;
+	const char *why = NULL;
 	List	   *warnings = NIL;
 	char	   *info = NULL;
 	double		rtt = -1;
@@ -551,9 +551,15 @@ cache_health(PG_FUNCTION_ARGS)
 	nulls[1] = false;
 	values[2] = Int32GetDatum(remaining);
 	nulls[2] = false;
+	/* the last failure; else why Redis cannot be used */
 	if (RedisLastError()[0] != '\0')
 	{
 		values[3] = CStringGetTextDatum(RedisLastError());
+		nulls[3] = false;
+	}
+	else if (why != NULL)
+	{
+		values[3] = CStringGetTextDatum(why);
 		nulls[3] = false;
 	}
 	if (rtt >= 0)
@@ -603,11 +609,6 @@ cache_health(PG_FUNCTION_ARGS)
 		if (role && strcmp(role, "master") != 0)
 			warnings = lappend(warnings,
 							   psprintf("Redis role is %s: a replica refuses writes, so invalidations cannot be delivered", role));
-	}
-	else if (why != NULL)
-	{
-		values[3] = CStringGetTextDatum(why);
-		nulls[3] = false;
 	}
 	values[12] = Int32GetDatum(InvalOutboxDepth());
 	nulls[12] = false;
