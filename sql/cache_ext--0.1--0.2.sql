@@ -233,3 +233,12 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION cache_explain_with(cache_options, text) IS
 'cache_explain for a cached_query_with call: the options'' TTL, tags and depends_on are taken into account';
+
+-- The invalidations of prepared transactions: written by the transaction
+-- itself at PREPARE TRANSACTION (so they commit, survive restarts and roll
+-- back with it), read and deleted by COMMIT PREPARED.
+CREATE TABLE cache_ext_prepared (
+    gid text PRIMARY KEY,
+    keys text[] NOT NULL
+);
+REVOKE ALL ON cache_ext_prepared FROM PUBLIC;

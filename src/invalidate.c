@@ -68,6 +68,10 @@
 #include "storage/shmem.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/snapmgr.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -931,119 +935,125 @@ bump_at_commit(void)
 }
 
 /*
- * PREPARE TRANSACTION: the keys wait in Redis under the GID for COMMIT
- * PREPARED, which may run in another session or after a restart.  If they
- * cannot be written, PREPARE fails (this is still before the prepare).
+ * Run sql with args as the extension's owner (the table it touches is not
+ * accessible to the roles that write tracked tables).
+ */
+static void
+spi_as_owner(const char *sql, int nargs, Oid *argtypes, Datum *args, int expect)
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			rc;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		rc = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0);
+		if (rc != expect)
+			elog(ERROR, "cache_ext: SPI_execute_with_args returned %d", rc);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+}
+
+static char *
+prepared_table(void)
+{
+	return quote_qualified_identifier(get_namespace_name(get_func_namespace(get_trigger_func())),
+									  "cache_ext_prepared");
+}
+
+/*
+ * PREPARE TRANSACTION: the keys are written to the table cache_ext_prepared
+ * by the transaction being prepared, so they become visible exactly when
+ * it commits, survive restarts with it, and vanish if it is rolled back.
+ * COMMIT PREPARED, in whichever session runs it, reads and deletes them
+ * and bumps them.  Nothing depends on Redis at PREPARE.
  */
 static void
 save_prepared(void)
 {
 	char	  **keys;
 	int			n;
-	StringInfoData list;
-	RedisCommand cmd;
-	redisReply *reply = NULL;
-	const char *why = NULL;
-	bool		ok = false;
+	Datum	   *elems;
+	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
+	Datum		args[2];
 
 	keys = touched_keys(&n);
 	if (n == 0)
 		return;
-	if (prepare_gid == NULL || shared == NULL)
+	if (prepare_gid == NULL || shared == NULL || !OidIsValid(get_trigger_func()))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot prepare a transaction that changed tables tracked by cache_ext"),
 				 errdetail("cache_ext must be in shared_preload_libraries to carry invalidations across PREPARE TRANSACTION."),
 				 errhint("Add cache_ext to shared_preload_libraries, or commit without two-phase commit.")));
-	initStringInfo(&list);
+	elems = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
-		appendStringInfo(&list, "%s\n", keys[i]);
-	if (RedisUsable(&why))
-	{
-		RedisCommandInit(&cmd, "SET");
-		RedisCommandArgStr(&cmd, KeyPreparedName(prepare_gid));
-		RedisCommandArg(&cmd, list.data, list.len);
-		if (RedisExec(1, &cmd, &reply, 4096))
-		{
-			ok = reply->type == REDIS_REPLY_STATUS;
-			RedisFreeReplies(1, &reply);
-		}
-	}
-	if (!ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("cannot prepare a transaction that changed tables tracked by cache_ext while Redis is unavailable"),
-				 errdetail("The invalidations must be recorded in Redis until COMMIT PREPARED: %s.",
-						   why ? why : RedisLastError()),
-				 errhint("Retry when Redis is reachable, or commit without two-phase commit.")));
+		elems[i] = CStringGetTextDatum(keys[i]);
+	args[0] = CStringGetTextDatum(prepare_gid);
+	args[1] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* PREPARE runs outside any portal: give the INSERT a snapshot */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	spi_as_owner(psprintf("INSERT INTO %s (gid, keys) VALUES ($1, $2) "
+						  "ON CONFLICT (gid) DO UPDATE SET keys = EXCLUDED.keys",
+						  prepared_table()),
+				 2, argtypes, args, SPI_OK_INSERT);
+	PopActiveSnapshot();
+	SPI_finish();
 }
 
-/* COMMIT PREPARED / ROLLBACK PREPARED, after it took effect. */
+/* COMMIT PREPARED, after it took effect: bump what it recorded. */
 static void
-finish_prepared(const char *gid, bool commit)
+finish_prepared(const char *gid)
 {
-	RedisCommand cmd;
-	redisReply *reply = NULL;
-	char	   *rkey;
-	const char *why;
-	bool		ok = false;
-	List	   *keys = NIL;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	char	  **keys = NULL;
+	int			n = 0;
 
 	if (shared == NULL)
 		return;
-	rkey = KeyPreparedName(gid);
-	if (RedisUsable(&why))
+	args[0] = CStringGetTextDatum(gid);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* the committed transaction's row is visible to this new snapshot */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	spi_as_owner(psprintf("DELETE FROM %s WHERE gid = $1 RETURNING keys",
+						  prepared_table()),
+				 1, argtypes, args, SPI_OK_DELETE_RETURNING);
+	PopActiveSnapshot();
+	if (SPI_processed == 1)
 	{
-		RedisCommandInit(&cmd, "GET");
-		RedisCommandArgStr(&cmd, rkey);
-		if (RedisExec(1, &cmd, &reply, 1024 * 1024))
-		{
-			if (reply->type == REDIS_REPLY_STRING)
-			{
-				char	   *s = pnstrdup(reply->str, reply->len);
-				char	   *save;
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Datum	   *elems;
+		bool	   *enulls;
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 
-				for (char *k = strtok_r(s, "\n", &save); k; k = strtok_r(NULL, "\n", &save))
-					if (strlen(k) < INVAL_KEY_LEN)
-						keys = lappend(keys, k);
-				ok = true;
-			}
-			else if (reply->type == REDIS_REPLY_NIL)
-				ok = true;		/* it changed nothing tracked */
-			RedisFreeReplies(1, &reply);
-		}
-	}
-	if (!ok)
-	{
-		/* which keys it touched is unknown: bump everything, if it committed */
-		if (commit)
+		if (!isnull)
 		{
-			LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-			shared->requested++;
-			update_blocked();
-			LWLockRelease(shared->lock);
+			deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &enulls, &n);
+			keys = palloc(sizeof(char *) * Max(n, 1));
+			for (int i = 0; i < n; i++)
+				keys[i] = TextDatumGetCString(elems[i]);
 		}
-		return;
+		MemoryContextSwitchTo(old);
 	}
-	if (commit && keys != NIL)
-	{
-		int			n = list_length(keys);
-		char	  **arr = palloc(sizeof(char *) * n);
-		int			i = 0;
-		ListCell   *lc;
+	SPI_finish();
 
-		foreach(lc, keys)
-			arr[i++] = lfirst(lc);
-		if (!send_bumps(arr, n, cache_ext_invalidation_timeout))
-			outbox_add(arr, n);
-	}
-	if (RedisUsable(&why))
-	{
-		RedisCommandInit(&cmd, "UNLINK");
-		RedisCommandArgStr(&cmd, rkey);
-		if (RedisExec(1, &cmd, &reply, 4096))
-			RedisFreeReplies(1, &reply);
-	}
+	/* the prepared transaction is committed and visible: bump now */
+	if (n > 0 && !send_bumps(keys, n, cache_ext_invalidation_timeout))
+		outbox_add(keys, n);
 }
 
 /*
@@ -1331,8 +1341,23 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 			touch_relation_tree(child);
 		}
 	}
-	if (finish_gid)
-		finish_prepared(finish_gid, finish_commit);
+	if (finish_gid && finish_commit)
+	{
+		PG_TRY();
+		{
+			finish_prepared(finish_gid);
+		}
+		PG_CATCH();
+		{
+			/* it committed, and what it touched is unknown: bump everything */
+			LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+			shared->requested++;
+			update_blocked();
+			LWLockRelease(shared->lock);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
 }
 
 void

@@ -152,23 +152,6 @@ KeyTagGenName(const char *tag)
 	return psprintf("%s%s:g:tag:%s", cache_ext_key_prefix, database_scope(), hex);
 }
 
-/* Where a prepared transaction's scopes wait for COMMIT PREPARED. */
-char *
-KeyPreparedName(const char *gid)
-{
-	StringInfoData m;
-	uint8		hash[CE_HASH_LEN];
-	char		hex[33];
-
-	initStringInfo(&m);
-	KeyAddString(&m, "cache_ext 2pc");
-	KeyAddString(&m, gid);
-	KeyHash(&m, hash);
-	hex_encode_to(hash, 16, hex);
-	pfree(m.data);
-	return psprintf("%s%s:2pc:%s", cache_ext_key_prefix, database_scope(), hex);
-}
-
 /* The SCAN pattern matching every entry of this database. */
 char *
 KeyEntryPattern(void)

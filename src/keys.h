@@ -36,6 +36,5 @@ extern char *KeyServerGenName(void);
 extern char *KeyDatabaseGenName(void);
 extern char *KeyTableGenName(Oid relid);
 extern char *KeyTagGenName(const char *tag);
-extern char *KeyPreparedName(const char *gid);
 
 #endif							/* CACHE_EXT_KEYS_H */

@@ -360,14 +360,25 @@ prime($QG, 'after the isolation-level checks');
 
 # ---- two-phase commit -------------------------------------------------------
 
-sub prepared_keys { return scalar($redis->scan_keys('cache_ext:*:2pc:*')); }
+# PREPARE records its invalidations in cache_ext_prepared, inside the
+# prepared transaction: invisible until COMMIT PREPARED, which deletes them.
+sub prepared_rows
+{
+	return $node->safe_psql('postgres', 'SELECT count(*) FROM cache_ext_prepared');
+}
+
+sub prepared_xacts
+{
+	return $node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts');
+}
 
 {
 	my $p = CacheExt::Session->new($node, timeout => 60);
 	my $before = direct($Q);
 	read_is($node, $Q, qr/^HIT$/, $before, 'before PREPARE TRANSACTION: HIT');
 	$p->query_ok("BEGIN;\nUPDATE wp SET qty = qty + 5 WHERE grp = 1;\nPREPARE TRANSACTION 'wp_2pc';");
-	is(prepared_keys(), 1, 'PREPARE TRANSACTION: its invalidations wait in Redis under the GID');
+	is(prepared_xacts(), 1, 'PREPARE TRANSACTION: prepared');
+	is(prepared_rows(), 0, 'its invalidations are recorded inside it, invisible until it commits');
 	read_is($node, $Q, qr/^(HIT|MISS)/, $before,
 		'read between PREPARE and COMMIT PREPARED: the committed (old) rows');
 	read_is($node, $Q, qr/^HIT$/, $before,
@@ -379,7 +390,7 @@ sub prepared_keys { return scalar($redis->scan_keys('cache_ext:*:2pc:*')); }
 	isnt($after, $before, 'COMMIT PREPARED changed the rows (test setup)');
 	read_is($node, $Q, qr/^MISS/, $after,
 		'first read after COMMIT PREPARED in another session: MISS with the new rows');
-	is(prepared_keys(), 0, 'COMMIT PREPARED removed the GID key from Redis');
+	is(prepared_rows(), 0, 'COMMIT PREPARED deleted its record of invalidations');
 	prime($QG, 'after COMMIT PREPARED');
 
 	$p = CacheExt::Session->new($node, timeout => 60);
@@ -387,7 +398,7 @@ sub prepared_keys { return scalar($redis->scan_keys('cache_ext:*:2pc:*')); }
 		$p->query_ok("BEGIN;\nDELETE FROM wp WHERE grp = 1;\nPREPARE TRANSACTION 'wp_2pc_rb';");
 		$node->safe_psql('postgres', "ROLLBACK PREPARED 'wp_2pc_rb'");
 	}, queries => [ [ $Q, 'hit' ], [ $QG, 'hit' ] ]);
-	is(prepared_keys(), 0, 'ROLLBACK PREPARED removed the GID key from Redis');
+	is(prepared_rows(), 0, 'ROLLBACK PREPARED left no record of invalidations');
 
 	# COMMIT PREPARED after a restart of the server
 	$before = direct($Q);
@@ -404,7 +415,7 @@ sub prepared_keys { return scalar($redis->scan_keys('cache_ext:*:2pc:*')); }
 	isnt($after, $before, 'COMMIT PREPARED after the restart changed the rows (test setup)');
 	read_is($node, $Q, qr/^MISS/, $after,
 		'first read after COMMIT PREPARED run after a restart: MISS with the new rows');
-	is(prepared_keys(), 0, 'COMMIT PREPARED after the restart removed the GID key from Redis');
+	is(prepared_rows(), 0, 'COMMIT PREPARED after the restart deleted its record of invalidations');
 	prime($QG, 'after COMMIT PREPARED after a restart');
 }
 

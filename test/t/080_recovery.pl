@@ -24,6 +24,7 @@ use CacheExt::Util;
 my $redis = CacheExt::Redis->new;
 my $node = cache_ext_node('main', $redis, extra_conf => join("\n",
 	"cache_ext.retry_interval = 0",
+	"max_prepared_transactions = 5",
 	"cache_ext.invalidation_timeout = '300ms'"));
 
 my ($Q, $COLS) = sales_fixture($node);
@@ -99,6 +100,25 @@ $node->restart;
 like(slurp_file($node->logfile, $log_offset), qr/will invalidate every cached result/,
 	'a shutdown with invalidations pending counts as unclean');
 call_is($node, $call, qr/^MISS \(invalidated\)$/, $after3, 'no stale hit after that restart');
+
+# ---- 2PC: what PREPARE recorded survives Redis losing everything
+$node->safe_psql('postgres', q{
+BEGIN;
+UPDATE sales SET amount = amount + 1 WHERE region = 3;
+PREPARE TRANSACTION 'ce_2pc';
+});
+is($redis->cli('FLUSHALL'), 'OK', 'Redis flushed between PREPARE and COMMIT PREPARED');
+my $before_commit = $total->();
+is($before_commit, $after3, 'the prepared update is not visible yet');
+call_is($node, $call, qr/^MISS/, $before_commit, 'filled again while prepared');
+call_is($node, $call, qr/^HIT$/, $before_commit, 'and served');
+$node->safe_psql('postgres', "COMMIT PREPARED 'ce_2pc'");
+my $after_commit = $total->();
+isnt($after_commit, $before_commit, 'COMMIT PREPARED changed the result');
+call_is($node, $call, qr/^MISS \(invalidated\)$/, $after_commit,
+	'COMMIT PREPARED invalidated the entry filled after Redis lost the PREPARE-time state');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM cache_ext_prepared'), '0',
+	'its record is gone');
 
 $node->stop;
 done_testing();
