@@ -46,6 +46,8 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
@@ -108,6 +110,7 @@ typedef struct InvalShared
 	uint64		delivered;		/* ... and the last one delivered */
 	uint64		version;		/* incremented when the outbox is emptied */
 	bool		delivering;		/* a backend is sending the outbox */
+	bool		in_recovery;	/* started as a standby or in recovery, not yet seen promoted */
 	int			nitems;
 	char		run_id[64];		/* of the Redis server, "" until known */
 	char		items[OUTBOX_SIZE][INVAL_KEY_LEN];
@@ -234,14 +237,16 @@ InvalShmemInit(void)
 	if (!found)
 	{
 		char		run_id[64];
+		bool		standby = access(STANDBY_SIGNAL_FILE, F_OK) == 0;
 
 		memset(shared, 0, sizeof(InvalShared));
 		shared->lock = &(GetNamedLWLockTranche("cache_ext"))->lock;
 		pg_atomic_init_u32(&shared->blocked, 0);
 		pg_atomic_init_u64(&shared->epoch, 0);
+
 		if (last_shutdown_clean(run_id, sizeof(run_id)))
 			strlcpy(shared->run_id, run_id, sizeof(shared->run_id));
-		else
+		else if (!standby)
 		{
 			/* bumps may have been lost: invalidate everything first */
 			shared->requested = 1;
@@ -249,6 +254,14 @@ InvalShmemInit(void)
 					(errmsg("cache_ext will invalidate every cached result before serving hits"),
 					 errdetail("The server did not shut down cleanly, so invalidations may have been lost.")));
 		}
+
+		/*
+		 * A standby writes nothing, so it has no invalidations to lose; but
+		 * once promoted (as after targeted recovery) it takes over from a
+		 * primary whose undelivered invalidations died with it, or goes
+		 * back in time: bump the server generation then.
+		 */
+		shared->in_recovery = standby || access(RECOVERY_SIGNAL_FILE, F_OK) == 0;
 		update_blocked();
 		if (!IsUnderPostmaster)
 			on_shmem_exit(write_state_file, (Datum) 0);
@@ -452,9 +465,30 @@ InvalHitsBlockedSince(uint64 epoch)
 		pg_atomic_read_u64(&shared->epoch) != epoch;
 }
 
+/* The first call after a promotion asks for the server bump. */
+static void
+check_promotion(void)
+{
+	if (RecoveryInProgress())
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	if (shared->in_recovery)
+	{
+		shared->in_recovery = false;
+		shared->requested++;
+		update_blocked();
+		ereport(LOG,
+				(errmsg("cache_ext will invalidate every cached result before serving hits"),
+				 errdetail("This server was promoted: the former primary may not have delivered all its invalidations.")));
+	}
+	LWLockRelease(shared->lock);
+}
+
 bool
 InvalHitsBlocked(bool try_deliver)
 {
+	if (shared != NULL && shared->in_recovery)
+		check_promotion();
 	if (shared == NULL || pg_atomic_read_u32(&shared->blocked) == 0)
 		return false;
 	if (try_deliver)

@@ -490,9 +490,13 @@ RedisExecTimeout(int ncmds, RedisCommand *cmds, redisReply **replies,
 						 Min(timeout_ms, cache_ext_connect_timeout));
 }
 
+/*
+ * One attempt at a pipeline: connect if needed (then *fresh), send, read.
+ * Returns false with last_error set; throws only on interrupts.
+ */
 static bool
-exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
-			  size_t max_reply_bytes, int timeout_ms, int connect_ms)
+exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
+		  size_t max_reply_bytes, int timeout_ms, int connect_ms, bool *fresh_out)
 {
 	StringInfoData buf;
 	bool		ok = false;
@@ -554,7 +558,43 @@ exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 	}
 	PG_END_TRY();
 	pfree(buf.data);
+	*fresh_out = fresh;
+	return ok;
+}
 
+/*
+ * Whether last_error says the server had closed the connection: Redis's
+ * "timeout" setting or a firewall drops idle connections, and the next
+ * command finds out.
+ */
+static bool
+connection_was_closed(void)
+{
+	return strstr(last_error, "closed the connection") != NULL ||
+		strstr(last_error, "Connection reset") != NULL ||
+		strstr(last_error, "Broken pipe") != NULL;
+}
+
+static bool
+exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
+			  size_t max_reply_bytes, int timeout_ms, int connect_ms)
+{
+	bool		fresh;
+	bool		ok;
+
+	ok = exec_once(ncmds, cmds, replies, max_reply_bytes, timeout_ms,
+				   connect_ms, &fresh);
+
+	/*
+	 * A connection that had been idle may have been closed by the server:
+	 * try once more on a new one (every command we send is idempotent).
+	 */
+	if (!ok && !fresh && connection_was_closed())
+	{
+		RedisDisconnect();
+		ok = exec_once(ncmds, cmds, replies, max_reply_bytes, timeout_ms,
+					   connect_ms, &fresh);
+	}
 	if (!ok)
 	{
 		fail(last_error);

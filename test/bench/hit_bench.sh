@@ -47,16 +47,17 @@ INSERT INTO sales SELECT g, g % 50, (g::bigint * 7919 % 100000) / 100.0 FROM gen
 ANALYZE sales;
 CREATE MATERIALIZED VIEW sales_mv AS $QUERY;
 ANALYZE sales_mv;
--- warm the cache and check it hits
-SELECT count(*) FROM cached_query('$QUERY') AS t($COLS);
-SELECT count(*) FROM cached_query('$QUERY') AS t($COLS);
-SELECT cache_status() = 'HIT' AS warm \gset
-\if :warm
-\else
-  \echo 'the cache does not hit: is Redis reachable?'
-  \quit 3
-\endif
+SELECT cache_track('sales');
 SQL
+
+# warm the cache and check that it hits (a tracked table: a plain HIT)
+warm=$(psql -X -q -At -v ON_ERROR_STOP=1 <<SQL
+SELECT count(*) FROM cached_query('$QUERY') AS t($COLS) \g /dev/null
+SELECT count(*) FROM cached_query('$QUERY') AS t($COLS) \g /dev/null
+SELECT cache_status();
+SQL
+)
+[ "$warm" = HIT ] || ce_die "the cache does not hit (cache_status: '$warm'): is Redis reachable?"
 
 bench_dir=$(mktemp -d)
 CE_CLEANUP_HOOKS+=("rm -rf '$bench_dir'")

@@ -19,6 +19,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 use CacheExt::Redis qw(cache_ext_node);
+use CacheExt::Session;
 use CacheExt::Util;
 
 my $redis = CacheExt::Redis->new;
@@ -100,6 +101,18 @@ $node->restart;
 like(slurp_file($node->logfile, $log_offset), qr/will invalidate every cached result/,
 	'a shutdown with invalidations pending counts as unclean');
 call_is($node, $call, qr/^MISS \(invalidated\)$/, $after3, 'no stale hit after that restart');
+
+# ---- Redis closes an idle connection: the next call reconnects, no bypass
+is($redis->cli('CONFIG', 'SET', 'timeout', '1'), 'OK', 'Redis closes connections idle for 1 s');
+my $idle = CacheExt::Session->new($node, timeout => 30);
+call_is($idle, $call, qr/^(HIT|MISS)/, $after3, 'a session uses Redis');
+my $clients_before = () = $redis->cli('CLIENT', 'LIST') =~ /^id=/mg;
+sleep(3);    # setup: let Redis's idle timeout pass (not an assertion on time)
+my $clients_after = () = $redis->cli('CLIENT', 'LIST') =~ /^id=/mg;
+cmp_ok($clients_after, '<', $clients_before, 'Redis closed the idle connection');
+call_is($idle, $call, qr/^HIT$/, $after3, 'the next call reconnected at once: HIT');
+is($redis->cli('CONFIG', 'SET', 'timeout', '0'), 'OK', 'idle timeout off again');
+$idle->quit;
 
 # ---- 2PC: what PREPARE recorded survives Redis losing everything
 $node->safe_psql('postgres', q{
