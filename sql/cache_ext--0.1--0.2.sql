@@ -60,13 +60,13 @@ LANGUAGE C;
 COMMENT ON FUNCTION cache_ext_trigger() IS
 'notes writes to a tracked table; installed by cache_track()';
 
-CREATE FUNCTION cache_track(rel regclass)
+CREATE FUNCTION cache_track(rel regclass, key_columns text[] DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'cache_track'
-LANGUAGE C STRICT VOLATILE;
+LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION cache_track(regclass) IS
-'invalidate cached results that read this table (and its partitions or children) when it changes';
+COMMENT ON FUNCTION cache_track(regclass, text[]) IS
+'invalidate cached results that read this table (and its partitions or children) when it changes; with key_columns, only those about the changed key values';
 
 CREATE FUNCTION cache_untrack(rel regclass)
 RETURNS void
@@ -79,7 +79,8 @@ COMMENT ON FUNCTION cache_untrack(regclass) IS
 CREATE FUNCTION cache_relation_tracking(rel regclass,
     OUT tracked_as regclass,
     OUT covered boolean,
-    OUT problem text)
+    OUT problem text,
+    OUT key_columns text[])
 RETURNS record
 AS 'MODULE_PATHNAME', 'cache_relation_tracking'
 LANGUAGE C STRICT STABLE;
@@ -95,6 +96,7 @@ SELECT c.oid::regclass AS relation,
            ELSE c.relkind::text
        END AS kind,
        t.tracked_as,
+       t.key_columns,
        (SELECT string_agg(format('%s (%s, %s)', tg.tgname,
                                  CASE WHEN tg.tgtype & 1 = 1 THEN 'row' ELSE 'statement' END,
                                  CASE tg.tgenabled WHEN 'A' THEN 'always'

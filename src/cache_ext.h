@@ -123,4 +123,20 @@ typedef struct QueryDeps
 
 extern void AnalyzePlannedStmt(PlannedStmt *stmt, QueryDeps *deps);
 
+/* deps.c: top-level equalities that can narrow a dependency to key values */
+typedef struct KeyEquality
+{
+	Index		rtindex;		/* in the top-level range table */
+	Oid			relid;
+	char	   *colname;
+	Oid			coltype;
+	Oid			valtype;		/* of the constants, or the parameter's (element) */
+	int			nconsts;		/* constants (column = c, column IN (...)) */
+	Datum	   *consts;
+	int			paramid;		/* or a parameter (column = $n, = ANY($n)) */
+	bool		param_is_array;
+} KeyEquality;
+
+extern List *FindKeyEqualities(Query *q, List **inner_relids);
+
 #endif							/* CACHE_EXT_H */

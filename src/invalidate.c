@@ -75,6 +75,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/formatting.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -82,6 +83,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/datum.h"
+#include "utils/uuid.h"
 #include "utils/resowner.h"
 
 #include "cache_ext.h"
@@ -91,6 +94,7 @@
 
 int			cache_ext_untracked = UNTRACKED_ALLOW;
 int			cache_ext_invalidation_timeout = 250;
+int			cache_ext_max_keys_per_xact = 100;
 
 /* written at a clean shutdown; its absence at startup means bumps may be lost */
 #define STATE_FILE "cache_ext.state"
@@ -129,6 +133,16 @@ typedef struct TouchedKey
 static HTAB *touched = NULL;
 static MemoryContext touched_cxt = NULL;
 
+/* key scopes added per scope relation in this transaction (escalation) */
+typedef struct KeyCount
+{
+	Oid			scope;
+	int			count;
+	bool		escalated;
+} KeyCount;
+
+static HTAB *key_counts = NULL;
+
 /* the trigger's shortcut: this relation was noted at this level already */
 static Oid	last_relid = InvalidOid;
 static int	last_level = 0;
@@ -148,6 +162,8 @@ typedef struct RelInfo
 	const char *why;			/* when untracked */
 	int			nbump;
 	Oid			bump[MAX_ROOTS + 1];	/* itself and its tracked ancestors */
+	int			nkeys;			/* key columns of the scope relation */
+	NameData	keys[INVAL_MAX_KEY_COLUMNS];
 } RelInfo;
 
 static HTAB *rel_infos = NULL;
@@ -555,6 +571,8 @@ typedef struct Tracking
 	bool		root;			/* ... created on it, not cloned from a parent */
 	bool		covered;		/* every write path fires one */
 	const char *why;			/* when not covered */
+	int			nkeys;			/* key columns: the arguments of its row trigger */
+	NameData	keys[INVAL_MAX_KEY_COLUMNS];
 } Tracking;
 
 /*
@@ -601,7 +619,16 @@ read_tracking(Relation rel, Tracking *t)
 				if (always)
 					dml = true;
 				if (always && TRIGGER_FOR_ROW(tg->tgtype))
+				{
 					early = true;
+					/* key-level tracking: the key columns are its arguments */
+					if (tg->tgnargs > 0 && tg->tgnargs <= INVAL_MAX_KEY_COLUMNS)
+					{
+						t->nkeys = tg->tgnargs;
+						for (int k = 0; k < tg->tgnargs; k++)
+							namestrcpy(&t->keys[k], tg->tgargs[k]);
+					}
+				}
 				if (TRIGGER_FOR_ROW(tg->tgtype) &&
 					(always || tg->tgenabled == TRIGGER_FIRES_ON_REPLICA))
 					apply = true;
@@ -658,6 +685,7 @@ compute_rel_info(RelInfo *ri)
 	ri->coverage = REL_UNTRACKED;
 	ri->scope = relid;
 	ri->why = "untracked";
+	ri->nkeys = 0;
 	ri->nbump = 0;
 	ri->bump[ri->nbump++] = relid;
 
@@ -695,12 +723,15 @@ compute_rel_info(RelInfo *ri)
 	}
 	read_tracking(rel, &t);
 	RelationClose(rel);
+	ri->nkeys = 0;
 	if (t.covered)
 	{
 		ri->coverage = REL_TRACKED;
 		ri->why = NULL;
 		if (t.root)
 			scope_depth = 0;
+		ri->nkeys = t.nkeys;
+		memcpy(ri->keys, t.keys, sizeof(t.keys));
 	}
 	else
 		ri->why = t.why;
@@ -729,6 +760,8 @@ compute_rel_info(RelInfo *ri)
 				{
 					ri->scope = anc;
 					scope_depth = depth;
+					ri->nkeys = t.nkeys;
+					memcpy(ri->keys, t.keys, sizeof(t.keys));
 				}
 			}
 			next = list_concat(next, direct_parents(anc));
@@ -789,6 +822,97 @@ InvalRelationCoverage(Oid relid, Oid *scope, const char **why)
 	return ri->coverage;
 }
 
+bool
+InvalKeyColumn(Oid relid, const char *colname, Oid *scope)
+{
+	RelInfo    *ri = get_rel_info(relid);
+
+	*scope = ri->scope;
+	if (ri->coverage != REL_TRACKED)
+		return false;
+	for (int i = 0; i < ri->nkeys; i++)
+		if (strcmp(NameStr(ri->keys[i]), colname) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Key values are compared by the equality of their type's default btree
+ * operator family: integers (int2, int4 and int8 compare across types, so
+ * all become int64), text and varchar (byte equality under a deterministic
+ * collation), uuid.
+ */
+bool
+InvalKeyTypeSupported(Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case TEXTOID:
+		case VARCHAROID:
+		case UUIDOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+static bool
+key_material(Oid typid, Datum value, StringInfo m)
+{
+	int64		i;
+
+	switch (getBaseType(typid))
+	{
+		case INT2OID:
+			i = DatumGetInt16(value);
+			break;
+		case INT4OID:
+			i = DatumGetInt32(value);
+			break;
+		case INT8OID:
+			i = DatumGetInt64(value);
+			break;
+		case TEXTOID:
+		case VARCHAROID:
+			{
+				text	   *t = DatumGetTextPP(value);
+
+				KeyAddString(m, "text");
+				KeyAddField(m, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				return true;
+			}
+		case UUIDOID:
+			KeyAddString(m, "uuid");
+			KeyAddField(m, DatumGetUUIDP(value)->data, UUID_LEN);
+			return true;
+		default:
+			return false;
+	}
+	KeyAddString(m, "integer");
+	KeyAddField(m, &i, sizeof(i));
+	return true;
+}
+
+char *
+InvalKeyValueName(Oid scope, const char *colname, Oid typid, Datum value)
+{
+	StringInfoData m;
+	char	   *name;
+
+	initStringInfo(&m);
+	if (!key_material(typid, value, &m))
+	{
+		pfree(m.data);
+		return NULL;
+	}
+	name = KeyKeyGenName(scope, colname, &m);
+	pfree(m.data);
+	return name;
+}
+
 /* ================================================================
  * The per-transaction set
  * ================================================================
@@ -824,14 +948,22 @@ touch_key(const char *key)
 		tk->level = GetCurrentTransactionNestLevel();
 }
 
-/* A write to relid: its own generation and its tracked ancestors'. */
+/*
+ * A write to relid: its own generation and its tracked ancestors'.  A
+ * structural change (TRUNCATE, DDL, too many keys) also bumps the
+ * generations that key-level entries depend on.
+ */
 static void
-touch_relation(Oid relid)
+touch_relation(Oid relid, bool structural)
 {
 	RelInfo    *ri = get_rel_info(relid);
 
 	for (int i = 0; i < ri->nbump; i++)
+	{
 		touch_key(KeyTableGenName(ri->bump[i]));
+		if (structural)
+			touch_key(KeyTableDdlGenName(ri->bump[i]));
+	}
 }
 
 static List *relation_tree_keys(Oid relid, List *keys);
@@ -843,7 +975,10 @@ relation_keys(Oid relid, List *keys)
 	RelInfo    *ri = get_rel_info(relid);
 
 	for (int i = 0; i < ri->nbump; i++)
+	{
 		keys = lappend(keys, KeyTableGenName(ri->bump[i]));
+		keys = lappend(keys, KeyTableDdlGenName(ri->bump[i]));
+	}
 	return keys;
 }
 
@@ -918,6 +1053,7 @@ forget_touched(void)
 		hash_destroy(touched);
 		touched = NULL;
 	}
+	key_counts = NULL;			/* it lives in touched_cxt */
 	if (touched_cxt != NULL)
 		MemoryContextReset(touched_cxt);
 	last_relid = InvalidOid;
@@ -1158,6 +1294,12 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
 		return;
 	last_relid = InvalidOid;
+	/* an escalation may have been rolled back: count keys afresh */
+	if (event == SUBXACT_EVENT_ABORT_SUB && key_counts != NULL)
+	{
+		hash_destroy(key_counts);
+		key_counts = NULL;
+	}
 	if (touched == NULL)
 		return;
 	level = GetCurrentTransactionNestLevel();
@@ -1186,7 +1328,8 @@ rv_relid(RangeVar *rv)
 	return RangeVarGetRelid(rv, NoLock, true);
 }
 
-static void install_triggers(Oid relid, bool partition_of_tracked);
+static void install_triggers(Oid relid, bool partition_of_tracked, List *keys);
+static List *inherited_keys(Oid relid);
 
 /* Whether some ancestor of relid is tracked in its own right. */
 static bool
@@ -1371,7 +1514,12 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 
 		if (OidIsValid(child) && has_tracked_ancestor(child))
 		{
-			install_triggers(child, get_rel_relispartition(child));
+			List	   *keys = NIL;
+			List	   *parents = direct_parents(child);
+
+			if (parents != NIL)
+				keys = inherited_keys(linitial_oid(parents));
+			install_triggers(child, get_rel_relispartition(child), keys);
 			touch_relation_tree(child);
 		}
 	}
@@ -1463,13 +1611,37 @@ spi_exec(const char *sql)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 }
 
+/* relid's trigger name has exactly the arguments args (a List of char *). */
+static bool
+trigger_args_are(Oid relid, const char *name, List *args)
+{
+	Relation	rel = RelationIdGetRelation(relid);
+	bool		same = false;
+
+	if (rel == NULL)
+		return false;
+	for (int i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *tg = &rel->trigdesc->triggers[i];
+
+		if (strcmp(tg->tgname, name) != 0)
+			continue;
+		same = tg->tgnargs == list_length(args);
+		for (int k = 0; same && k < tg->tgnargs; k++)
+			same = strcmp(tg->tgargs[k], (char *) list_nth(args, k)) == 0;
+	}
+	RelationClose(rel);
+	return same;
+}
+
 /*
- * Create trigger name (timing, events, level) on relid unless it exists, and make
- * it fire as enabled says ('A' always, 'R' replica only).
+ * Create trigger name (timing, events, level, args) on relid unless it
+ * exists with those arguments, and make it fire as enabled says ('A'
+ * always, 'R' replica only).
  */
 static void
 ensure_trigger(Oid relid, const char *name, const char *timing,
-			   const char *events, const char *level, char enabled)
+			   const char *events, const char *level, char enabled, List *args)
 {
 	bool		ours;
 	char		state = trigger_state(relid, name, &ours);
@@ -1481,15 +1653,22 @@ ensure_trigger(Oid relid, const char *name, const char *timing,
 				 errmsg("table \"%s\" already has a trigger named \"%s\" that cache_ext did not create",
 						get_rel_name(relid), name),
 				 errhint("Rename or drop that trigger, then track the table again.")));
-	if (state == '\0')
+	if (state == '\0' || !trigger_args_are(relid, name, args))
 	{
 		Oid			func = get_trigger_func();
+		StringInfoData a;
+		ListCell   *lc;
 
-		spi_exec(psprintf("CREATE TRIGGER %s %s %s ON %s FOR EACH %s EXECUTE FUNCTION %s()",
+		initStringInfo(&a);
+		foreach(lc, args)
+			appendStringInfo(&a, "%s%s", a.len ? ", " : "",
+							 quote_literal_cstr((char *) lfirst(lc)));
+		spi_exec(psprintf("CREATE OR REPLACE TRIGGER %s %s %s ON %s FOR EACH %s EXECUTE FUNCTION %s(%s)",
 						  quote_identifier(name), timing,
 						  events, rel, level,
 						  quote_qualified_identifier(get_namespace_name(get_func_namespace(func)),
-													 "cache_ext_trigger")));
+													 "cache_ext_trigger"),
+						  a.data));
 		CommandCounterIncrement();
 		state = trigger_state(relid, name, &ours);
 	}
@@ -1498,6 +1677,20 @@ ensure_trigger(Oid relid, const char *name, const char *timing,
 		spi_exec(psprintf("ALTER TABLE %s ENABLE %s TRIGGER %s", rel,
 						  enabled == TRIGGER_FIRES_ALWAYS ? "ALWAYS" : "REPLICA",
 						  quote_identifier(name)));
+		CommandCounterIncrement();
+	}
+}
+
+/* Drop relid's trigger name if cache_ext made it. */
+static void
+drop_trigger(Oid relid, const char *name)
+{
+	bool		ours;
+
+	if (trigger_state(relid, name, &ours) != '\0' && ours)
+	{
+		spi_exec(psprintf("DROP TRIGGER %s ON %s", quote_identifier(name),
+						  qualified_name(relid)));
 		CommandCounterIncrement();
 	}
 }
@@ -1511,7 +1704,7 @@ ensure_trigger(Oid relid, const char *name, const char *timing,
  * triggers).
  */
 static void
-install_triggers(Oid relid, bool partition_of_tracked)
+install_triggers(Oid relid, bool partition_of_tracked, List *keys)
 {
 	char		relkind = get_rel_relkind(relid);
 
@@ -1522,12 +1715,13 @@ install_triggers(Oid relid, bool partition_of_tracked)
 		List	   *all = find_all_inheritors(relid, NoLock, NULL);
 		ListCell   *lc;
 
+		/* its arguments, the key columns, are cloned with it */
 		if (!partition_of_tracked)
 			ensure_trigger(relid, "cache_ext_row", "AFTER",
-						   "INSERT OR UPDATE OR DELETE", "ROW", 'A');
+						   "INSERT OR UPDATE OR DELETE", "ROW", 'A', keys);
 		foreach(lc, all)
 			ensure_trigger(lfirst_oid(lc), "cache_ext_truncate", "AFTER",
-						   "TRUNCATE", "STATEMENT", 'A');
+						   "TRUNCATE", "STATEMENT", 'A', NIL);
 	}
 	else if (relkind == RELKIND_RELATION)
 	{
@@ -1535,15 +1729,33 @@ install_triggers(Oid relid, bool partition_of_tracked)
 		{
 			/* notes the write before the statement's first row */
 			ensure_trigger(relid, "cache_ext_before", "BEFORE",
-						   "INSERT OR UPDATE OR DELETE", "STATEMENT", 'A');
+						   "INSERT OR UPDATE OR DELETE", "STATEMENT", 'A', NIL);
 			ensure_trigger(relid, "cache_ext_stmt", "AFTER",
-						   "INSERT OR UPDATE OR DELETE", "STATEMENT", 'A');
+						   "INSERT OR UPDATE OR DELETE", "STATEMENT", 'A', NIL);
 			ensure_trigger(relid, "cache_ext_apply", "AFTER",
-						   "INSERT OR UPDATE OR DELETE", "ROW", 'R');
+						   "INSERT OR UPDATE OR DELETE", "ROW", 'R', NIL);
+			/* key-level tracking: the values of the key columns of each row */
+			if (keys != NIL)
+				ensure_trigger(relid, "cache_ext_keys", "AFTER",
+							   "INSERT OR UPDATE OR DELETE", "ROW", 'A', keys);
+			else
+				drop_trigger(relid, "cache_ext_keys");
 		}
-		ensure_trigger(relid, "cache_ext_truncate", "AFTER", "TRUNCATE", "STATEMENT", 'A');
+		ensure_trigger(relid, "cache_ext_truncate", "AFTER", "TRUNCATE", "STATEMENT", 'A', NIL);
 	}
 	SPI_finish();
+}
+
+/* The key columns relid's tracked ancestor is tracked by (for new children). */
+static List *
+inherited_keys(Oid relid)
+{
+	RelInfo    *ri = get_rel_info(relid);
+	List	   *keys = NIL;
+
+	for (int i = 0; i < ri->nkeys; i++)
+		keys = lappend(keys, pstrdup(NameStr(ri->keys[i])));
+	return keys;
 }
 
 /* ================================================================
@@ -1586,6 +1798,72 @@ check_trackable(Oid relid, bool for_untrack)
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind), name);
 }
 
+/*
+ * Validate key_columns for relid: existing user columns of a type whose
+ * equality cache_ext can key (see InvalKeyTypeSupported), no duplicates.
+ */
+static List *
+check_key_columns(Oid relid, ArrayType *arr)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *keys = NIL;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		return NIL;
+	if (n > INVAL_MAX_KEY_COLUMNS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("at most %d key columns may be tracked, not %d",
+						INVAL_MAX_KEY_COLUMNS, n)));
+	for (int i = 0; i < n; i++)
+	{
+		char	   *col;
+		AttrNumber	attno;
+		Oid			typid;
+		Oid			collid;
+		int32		typmod;
+		ListCell   *lc;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("key_columns must not contain NULL")));
+		col = TextDatumGetCString(elems[i]);
+		attno = get_attnum(relid, col);
+		if (attno == InvalidAttrNumber || attno < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"%s\" does not exist",
+							col, get_rel_name(relid))));
+		foreach(lc, keys)
+			if (strcmp((char *) lfirst(lc), col) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("key column \"%s\" is given twice", col)));
+		get_atttypetypmodcoll(relid, attno, &typid, &typmod, &collid);
+		if (!InvalKeyTypeSupported(typid))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("key column \"%s\" has type %s, which cache_ext cannot track by value",
+							col, format_type_be(typid)),
+					 errhint("Key columns must be of type smallint, integer, bigint, text, varchar or uuid. Track the table without key_columns instead.")));
+		if (OidIsValid(collid) && !get_collation_isdeterministic(collid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("key column \"%s\" has a nondeterministic collation", col),
+					 errdetail("Values that are equal under it may differ byte for byte.")));
+		if (strlen(col) >= NAMEDATALEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_NAME_TOO_LONG),
+					 errmsg("key column name \"%s\" is too long", col)));
+		keys = lappend(keys, col);
+	}
+	return keys;
+}
+
 PG_FUNCTION_INFO_V1(cache_track);
 PG_FUNCTION_INFO_V1(cache_untrack);
 PG_FUNCTION_INFO_V1(cache_relation_tracking);
@@ -1598,11 +1876,19 @@ PG_FUNCTION_INFO_V1(cache_ext_trigger);
 Datum
 cache_track(PG_FUNCTION_ARGS)
 {
-	Oid			relid = PG_GETARG_OID(0);
+	Oid			relid;
 	List	   *all;
 	ListCell   *lc;
+	List	   *keys = NIL;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the relation to track must not be NULL")));
+	relid = PG_GETARG_OID(0);
 	check_trackable(relid, false);
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+		keys = check_key_columns(relid, PG_GETARG_ARRAYTYPE_P(1));
 	if (get_rel_relkind(relid) == RELKIND_MATVIEW)
 	{
 		ereport(NOTICE,
@@ -1635,7 +1921,7 @@ cache_track(PG_FUNCTION_ARGS)
 				aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(kind),
 							   get_rel_name(child));
 		}
-		install_triggers(child, child != relid && get_rel_relispartition(child));
+		install_triggers(child, child != relid && get_rel_relispartition(child), keys);
 	}
 	/* results stored before are under other keys; start clean anyway */
 	touch_relation_tree(relid);
@@ -1649,7 +1935,7 @@ cache_untrack(PG_FUNCTION_ARGS)
 	List	   *all;
 	ListCell   *lc;
 	static const char *const names[] = {"cache_ext_before", "cache_ext_stmt",
-	"cache_ext_apply", "cache_ext_row", "cache_ext_truncate"};
+	"cache_ext_apply", "cache_ext_keys", "cache_ext_row", "cache_ext_truncate"};
 
 	check_trackable(relid, true);
 	if (get_rel_relkind(relid) == RELKIND_MATVIEW)
@@ -1694,8 +1980,8 @@ cache_relation_tracking(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
 	TupleDesc	tupdesc;
-	Datum		values[3];
-	bool		nulls[3] = {0};
+	Datum		values[4];
+	bool		nulls[4] = {0};
 	RelInfo    *ri;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -1709,6 +1995,16 @@ cache_relation_tracking(PG_FUNCTION_ARGS)
 		values[2] = CStringGetTextDatum(ri->why);
 	else
 		nulls[2] = true;
+	if (ri->nkeys > 0)
+	{
+		Datum		k[INVAL_MAX_KEY_COLUMNS];
+
+		for (int i = 0; i < ri->nkeys; i++)
+			k[i] = CStringGetTextDatum(NameStr(ri->keys[i]));
+		values[3] = PointerGetDatum(construct_array(k, ri->nkeys, TEXTOID, -1, false, TYPALIGN_INT));
+	}
+	else
+		nulls[3] = true;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -1836,6 +2132,106 @@ cache_purge(PG_FUNCTION_ARGS)
  * partitions (cloned) and during logical-replication apply, where the
  * shortcut below makes every row after the first cost a comparison.
  */
+/*
+ * Key-level tracking, for one row: the generations of its key values (OLD
+ * and NEW; the same value once).  Past cache_ext.max_keys_per_xact
+ * distinct keys of one table in a transaction, the table's key-level
+ * entries are invalidated as a whole instead.
+ */
+static void
+touch_row_keys(TriggerData *td, Oid relid)
+{
+	RelInfo    *ri = get_rel_info(relid);
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	HeapTuple	tuples[2];
+	int			ntuples = 0;
+	KeyCount   *kc;
+	bool		found;
+
+	if (ri->coverage != REL_TRACKED || ri->nkeys == 0)
+		return;
+	if (key_counts == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (touched == NULL)
+			touch_key(KeyTableGenName(relid));	/* creates touched_cxt */
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(KeyCount);
+		ctl.hcxt = touched_cxt;
+		key_counts = hash_create("cache_ext key counts", 8, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	kc = hash_search(key_counts, &ri->scope, HASH_ENTER, &found);
+	if (!found)
+	{
+		kc->count = 0;
+		kc->escalated = false;
+	}
+	if (kc->escalated)
+		return;
+
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		tuples[ntuples++] = td->tg_trigtuple;
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		tuples[ntuples++] = td->tg_trigtuple;
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		tuples[ntuples++] = td->tg_trigtuple;
+		tuples[ntuples++] = td->tg_newtuple;
+	}
+
+	for (int k = 0; k < ri->nkeys; k++)
+	{
+		const char *col = NameStr(ri->keys[k]);
+		AttrNumber	attno = InvalidAttrNumber;
+		Datum		prev = (Datum) 0;
+		bool		prev_set = false;
+
+		for (int a = 0; a < desc->natts; a++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, a);
+
+			if (!att->attisdropped && strcmp(NameStr(att->attname), col) == 0)
+			{
+				attno = att->attnum;
+				break;
+			}
+		}
+		if (attno == InvalidAttrNumber)
+		{
+			/* the column is gone: be safe */
+			kc->escalated = true;
+			touch_relation(relid, true);
+			return;
+		}
+		for (int i = 0; i < ntuples; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, attno - 1);
+			bool		isnull;
+			Datum		v = heap_getattr(tuples[i], attno, desc, &isnull);
+			char	   *name;
+
+			/* a NULL key matches no equality: nothing to invalidate */
+			if (isnull)
+				continue;
+			/* UPDATE that kept the key: once */
+			if (prev_set && datumIsEqual(prev, v, att->attbyval, att->attlen))
+				continue;
+			prev = v;
+			prev_set = true;
+			name = InvalKeyValueName(ri->scope, col, att->atttypid, v);
+			if (name == NULL || ++kc->count > cache_ext_max_keys_per_xact)
+			{
+				kc->escalated = true;
+				touch_relation(relid, true);
+				return;
+			}
+			touch_key(name);
+		}
+	}
+}
+
 Datum
 cache_ext_trigger(PG_FUNCTION_ARGS)
 {
@@ -1848,10 +2244,17 @@ cache_ext_trigger(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("cache_ext_trigger() must be called as a trigger")));
 	relid = RelationGetRelid(td->tg_relation);
+	if (TRIGGER_FIRED_FOR_ROW(td->tg_event) && td->tg_trigger->tgnargs > 0)
+		touch_row_keys(td, relid);
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+	{
+		touch_relation(relid, true);
+		return PointerGetDatum(NULL);
+	}
 	level = GetCurrentTransactionNestLevel();
 	if (relid != last_relid || level != last_level)
 	{
-		touch_relation(relid);
+		touch_relation(relid, false);
 		last_relid = relid;
 		last_level = level;
 	}

@@ -48,6 +48,20 @@ typedef enum RelCoverage
 
 extern RelCoverage InvalRelationCoverage(Oid relid, Oid *scope, const char **why);
 
+/* most key columns a table can be tracked by */
+#define INVAL_MAX_KEY_COLUMNS 4
+
+/*
+ * Key-level tracking.  InvalKeyColumn: whether relid is tracked and its
+ * generation's relation (*scope) is tracked by the key column colname.
+ * InvalKeyValueName: the generation key of one value of that column, or
+ * NULL when values of typid cannot be keys (see InvalKeyTypeSupported).
+ */
+extern bool InvalKeyColumn(Oid relid, const char *colname, Oid *scope);
+extern bool InvalKeyTypeSupported(Oid typid);
+extern char *InvalKeyValueName(Oid scope, const char *colname, Oid typid, Datum value);
+extern int	cache_ext_max_keys_per_xact;
+
 /* Whether this transaction has touched the scope named key. */
 extern bool InvalScopeTouched(const char *key);
 extern bool InvalTouchedAny(void);

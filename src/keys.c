@@ -135,6 +135,31 @@ KeyTableGenName(Oid relid)
 	return psprintf("%s%s:g:t:%u", cache_ext_key_prefix, database_scope(), relid);
 }
 
+/* Table changes that key-level entries depend on too: TRUNCATE, DDL. */
+char *
+KeyTableDdlGenName(Oid relid)
+{
+	return psprintf("%s%s:g:td:%u", cache_ext_key_prefix, database_scope(), relid);
+}
+
+/* One key value of a key-tracked table: hashed, keys hold no plaintext. */
+char *
+KeyKeyGenName(Oid relid, const char *column, const StringInfo value)
+{
+	StringInfoData m;
+	uint8		hash[CE_HASH_LEN];
+	char		hex[33];
+
+	initStringInfo(&m);
+	KeyAddString(&m, "cache_ext key");
+	KeyAddString(&m, column);
+	KeyAddField(&m, value->data, value->len);
+	KeyHash(&m, hash);
+	hex_encode_to(hash, 16, hex);
+	pfree(m.data);
+	return psprintf("%s%s:g:k:%u:%s", cache_ext_key_prefix, database_scope(), relid, hex);
+}
+
 /* Tags are hashed: keys hold no plaintext. */
 char *
 KeyTagGenName(const char *tag)

@@ -36,5 +36,7 @@ extern char *KeyServerGenName(void);
 extern char *KeyDatabaseGenName(void);
 extern char *KeyTableGenName(Oid relid);
 extern char *KeyTagGenName(const char *tag);
+extern char *KeyTableDdlGenName(Oid relid);
+extern char *KeyKeyGenName(Oid relid, const char *column, const StringInfo value);
 
 #endif							/* CACHE_EXT_KEYS_H */

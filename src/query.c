@@ -49,6 +49,7 @@
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
+#include "catalog/pg_inherits.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
@@ -107,7 +108,19 @@ typedef struct PreparedQuery
 	bool		has_tracked;	/* some relation is tracked */
 	List	   *untracked;		/* "public.x untracked", ... */
 	List	   *opaque;			/* "function f() may read tables", ... */
+	List	   *narrowed;		/* NarrowedScope: depends on key values only */
 } PreparedQuery;
+
+/*
+ * A scope relation whose dependency is narrowed to key values: the entry
+ * depends on its structural generation (TRUNCATE, DDL) and on the
+ * generation of each key value the equalities name.
+ */
+typedef struct NarrowedScope
+{
+	Oid			scope;
+	List	   *eqs;			/* KeyEquality, one per top-level occurrence */
+} NarrowedScope;
 
 static HTAB *prepared_queries = NULL;
 static MemoryContext prepared_cxt = NULL;
@@ -671,11 +684,135 @@ untracked_label(Oid relid, const char *why)
 	return psprintf("%s untracked (%s)", relation_label(relid), why);
 }
 
+static NarrowedScope *
+find_narrowed(List *narrowed, Oid scope)
+{
+	ListCell   *lc;
+
+	foreach(lc, narrowed)
+		if (((NarrowedScope *) lfirst(lc))->scope == scope)
+			return (NarrowedScope *) lfirst(lc);
+	return NULL;
+}
+
+/*
+ * Key-level tracking: which scope relations the query depends on only
+ * through key values.  A scope qualifies when every relation of the plan
+ * that maps to it is a top-level relation of the query with an equality
+ * on one of the scope's key columns (or a partition or child of one), and
+ * it occurs nowhere else (subqueries, sublinks, views, inlined functions).
+ * Anything not proven stays table-level.
+ */
+static void
+analyze_narrowing(PreparedQuery *pq)
+{
+	Query	   *q = linitial_node(Query, pq->plansource->query_list);
+	List	   *inner = NIL;
+	List	   *eqs = FindKeyEqualities(q, &inner);
+	List	   *candidates = NIL;
+	ListCell   *lc;
+
+	pq->narrowed = NIL;
+	if (eqs == NIL)
+		return;
+
+	/* the top-level relations with a key equality: one per range table entry */
+	foreach(lc, eqs)
+	{
+		KeyEquality *ke = (KeyEquality *) lfirst(lc);
+		Oid			scope;
+		NarrowedScope *ns;
+		bool		dup = false;
+		ListCell   *lc2;
+
+		if (!InvalKeyColumn(ke->relid, ke->colname, &scope))
+			continue;
+		ns = find_narrowed(candidates, scope);
+		if (ns == NULL)
+		{
+			ns = palloc0(sizeof(NarrowedScope));
+			ns->scope = scope;
+			candidates = lappend(candidates, ns);
+		}
+		foreach(lc2, ns->eqs)
+			if (((KeyEquality *) lfirst(lc2))->rtindex == ke->rtindex)
+				dup = true;
+		if (!dup)
+			ns->eqs = lappend(ns->eqs, ke);
+	}
+
+	foreach(lc, candidates)
+	{
+		NarrowedScope *ns = (NarrowedScope *) lfirst(lc);
+		bool		ok = true;
+		ListCell   *lc2;
+		int			rtindex = 0;
+
+		/* every top-level occurrence of the scope has its equality */
+		foreach(lc2, q->rtable)
+		{
+			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc2);
+			Oid			scope;
+			const char *why;
+			bool		has = false;
+			ListCell   *lc3;
+
+			rtindex++;
+			if (rte->rtekind != RTE_RELATION ||
+				InvalRelationCoverage(rte->relid, &scope, &why) == REL_IGNORED ||
+				scope != ns->scope)
+				continue;
+			foreach(lc3, ns->eqs)
+				if (((KeyEquality *) lfirst(lc3))->rtindex == rtindex)
+					has = true;
+			if (!has)
+				ok = false;
+		}
+		/* no occurrence below the top level */
+		foreach(lc2, inner)
+		{
+			Oid			scope;
+			const char *why;
+
+			if (InvalRelationCoverage(lfirst_oid(lc2), &scope, &why) != REL_IGNORED &&
+				scope == ns->scope)
+				ok = false;
+		}
+		/* every relation of the plan mapping to it comes from those entries */
+		foreach(lc2, pq->deps.relids)
+		{
+			Oid			relid = lfirst_oid(lc2);
+			Oid			scope;
+			const char *why;
+			bool		covered = false;
+			ListCell   *lc3;
+
+			if (InvalRelationCoverage(relid, &scope, &why) == REL_IGNORED ||
+				scope != ns->scope)
+				continue;
+			foreach(lc3, ns->eqs)
+			{
+				KeyEquality *ke = (KeyEquality *) lfirst(lc3);
+
+				if (ke->relid == relid ||
+					list_member_oid(find_all_inheritors(ke->relid, NoLock, NULL), relid))
+					covered = true;
+			}
+			if (!covered)
+				ok = false;
+		}
+		if (ok)
+			pq->narrowed = lappend(pq->narrowed, ns);
+	}
+}
+
 /*
  * Which generations stand for the relations the plan reads, and what is
  * not tracked.  Tracking a table creates triggers, which invalidates the
  * plans reading it, so this is redone when it changes.
  */
+static void analyze_narrowing(PreparedQuery *pq);
+
 static void
 analyze_scopes(PreparedQuery *pq)
 {
@@ -705,6 +842,7 @@ analyze_scopes(PreparedQuery *pq)
 		pq->scope_relids = list_append_unique_oid(pq->scope_relids, scope);
 	}
 	list_sort(pq->scope_relids, list_oid_cmp);
+	analyze_narrowing(pq);
 	foreach(lc, pq->deps.opaque_funcids)
 		pq->opaque = lappend(pq->opaque,
 							 psprintf("function %s() may read tables",
@@ -832,14 +970,98 @@ add_scope(CallScopes *cs, char *key, char *label, char *desc)
 	cs->n++;
 }
 
+#define MAX_CALL_KEYS 100
+
+/*
+ * The key-level generations of a narrowed scope for this call's values:
+ * the structural generation and one per key value.  Returns false (the
+ * caller then uses the table's generation) when there are too many values.
+ */
+static bool
+add_key_scopes(CallScopes *cs, NarrowedScope *ns, const CallParams *params)
+{
+	int			start = cs->n;
+	int			nvalues = 0;
+	ListCell   *lc;
+
+	add_scope(cs, KeyTableDdlGenName(ns->scope), NULL,
+			  cs->describe ? psprintf("table structure %s", relation_label(ns->scope)) : "table");
+	foreach(lc, ns->eqs)
+	{
+		KeyEquality *ke = (KeyEquality *) lfirst(lc);
+		Datum	   *values = ke->consts;
+		Oid			valtype = ke->valtype;
+		int			n = ke->nconsts;
+
+		if (ke->paramid > 0)
+		{
+			int			i = ke->paramid - 1;
+
+			n = 0;
+			if (i >= params->n || params->nulls[i])
+				continue;		/* = NULL matches nothing */
+			if (ke->param_is_array)
+			{
+				ArrayType  *arr = DatumGetArrayTypeP(params->values[i]);
+				int16		typlen;
+				bool		typbyval;
+				char		typalign;
+				bool	   *nulls;
+				Datum	   *elems;
+
+				valtype = ARR_ELEMTYPE(arr);
+				get_typlenbyvalalign(valtype, &typlen, &typbyval, &typalign);
+				deconstruct_array(arr, valtype, typlen, typbyval, typalign,
+								  &elems, &nulls, &n);
+				values = palloc(sizeof(Datum) * Max(n, 1));
+				for (int j = 0, k = 0; j < n; j++)
+					if (!nulls[j])
+						values[k++] = elems[j];
+				for (int j = 0; j < n; j++)
+					if (nulls[j])
+						n--;
+			}
+			else
+			{
+				valtype = params->types[i];
+				values = &params->values[i];
+				n = 1;
+			}
+		}
+		for (int j = 0; j < n; j++)
+		{
+			char	   *name;
+
+			if (++nvalues > MAX_CALL_KEYS)
+			{
+				cs->n = start;
+				return false;
+			}
+			name = InvalKeyValueName(ns->scope, ke->colname, valtype, values[j]);
+			if (name == NULL)
+			{
+				cs->n = start;
+				return false;
+			}
+			add_scope(cs, name, NULL,
+					  cs->describe ? psprintf("key %s.%s", relation_label(ns->scope),
+											  quote_identifier(ke->colname)) : "key");
+		}
+	}
+	return true;
+}
+
 /* The generations this call depends on, and what it reads untracked. */
 static void
-call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs)
+call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
+			const CallParams *params)
 {
 	int			max = 2 + list_length(pq->scope_relids) +
 		list_length(opts->depends_on) + opts->ntags;
 	ListCell   *lc;
 
+	foreach(lc, pq->narrowed)
+		max += 1 + MAX_CALL_KEYS;
 	cs->n = 0;
 	cs->keys = palloc(sizeof(char *) * max);
 	cs->labels = palloc(sizeof(char *) * max);
@@ -847,8 +1069,14 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs)
 	add_scope(cs, KeyServerGenName(), NULL, "server");
 	add_scope(cs, KeyDatabaseGenName(), NULL, "database");
 	foreach(lc, pq->scope_relids)
-		add_scope(cs, KeyTableGenName(lfirst_oid(lc)), NULL,
-				  cs->describe ? psprintf("table %s", relation_label(lfirst_oid(lc))) : "table");
+	{
+		Oid			scope = lfirst_oid(lc);
+		NarrowedScope *ns = find_narrowed(pq->narrowed, scope);
+
+		if (ns == NULL || !add_key_scopes(cs, ns, params))
+			add_scope(cs, KeyTableGenName(scope), NULL,
+					  cs->describe ? psprintf("table %s", relation_label(scope)) : "table");
+	}
 	cs->untracked = list_copy(pq->untracked);
 
 	/* functions whose reads are unseen count as untracked, unless named */
@@ -1440,7 +1668,7 @@ cached_query_call(text *query_text, const CallParams *params,
 		check_result_type(outdesc, resultdesc);
 
 	cs.describe = false;
-	call_scopes(pq, opts, &cs);
+	call_scopes(pq, opts, &cs, params);
 	why = bypass_reasons(pq, &cs, NULL);
 	if (why == NULL && cs.untracked != NIL && cache_ext_untracked == UNTRACKED_ERROR)
 		ereport(ERROR,
@@ -1930,7 +2158,7 @@ explain_common(FunctionCallInfo fcinfo, bool with_options)
 	analyze_plan(pq, cplan);
 	check_privileges(pq, cplan);
 	cs.describe = true;
-	call_scopes(pq, &opts, &cs);
+	call_scopes(pq, &opts, &cs, &params);
 	(void) bypass_reasons(pq, &cs, &reasons);
 	if (InvalHitsBlocked(false))
 		reasons = lappend(reasons, "pending invalidations (this server holds invalidations Redis has not taken yet)");
