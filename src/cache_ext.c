@@ -223,6 +223,14 @@ _PG_init(void)
 							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("cache_ext.max_keys_per_xact",
+							"Most key values of one key-tracked table a transaction invalidates one by one.",
+							"Past it, every key-level result of that table is invalidated at once.",
+							&cache_ext_max_keys_per_xact,
+							100, 1, 100000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("cache_ext.query_stats",
 							 "Collect per-query statistics (the cache_query_stats view).",
 							 NULL,
