@@ -172,7 +172,7 @@ static Oid	trigger_func = InvalidOid;
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
 
-static void touch_key(const char *key);
+static bool touch_key(const char *key);
 
 /* ================================================================
  * Shared memory, startup and shutdown
@@ -918,7 +918,8 @@ InvalKeyValueName(Oid scope, const char *colname, Oid typid, Datum value)
  * ================================================================
  */
 
-static void
+/* Add key to this transaction's set; true when it was not there yet. */
+static bool
 touch_key(const char *key)
 {
 	TouchedKey *tk;
@@ -946,6 +947,7 @@ touch_key(const char *key)
 	tk = hash_search(touched, k, HASH_ENTER, &found);
 	if (!found)
 		tk->level = GetCurrentTransactionNestLevel();
+	return !found;
 }
 
 /*
@@ -2221,13 +2223,22 @@ touch_row_keys(TriggerData *td, Oid relid)
 			prev = v;
 			prev_set = true;
 			name = InvalKeyValueName(ri->scope, col, att->atttypid, v);
-			if (name == NULL || ++kc->count > cache_ext_max_keys_per_xact)
+			if (name == NULL)
 			{
 				kc->escalated = true;
 				touch_relation(relid, true);
 				return;
 			}
-			touch_key(name);
+			/* distinct keys count, not rows */
+			if (!InvalScopeTouched(name) && kc->count + 1 > cache_ext_max_keys_per_xact)
+			{
+				kc->escalated = true;
+				touch_relation(relid, true);
+				return;
+			}
+			if (touch_key(name))
+				kc->count++;
+			pfree(name);
 		}
 	}
 }

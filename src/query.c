@@ -158,6 +158,7 @@ typedef struct CallScopes
 	char	  **keys;
 	char	  **labels;			/* for messages; NULL for server, database */
 	char	  **desc;			/* for cache_explain: "table public.x", ... */
+	Oid		   *rel;			/* the relation of a table or key scope */
 	bool		describe;		/* fill desc with names (cache_explain only) */
 	List	   *untracked;		/* descriptions of what is not tracked */
 } CallScopes;
@@ -704,7 +705,7 @@ find_narrowed(List *narrowed, Oid scope)
  * Anything not proven stays table-level.
  */
 static void
-analyze_narrowing(PreparedQuery *pq)
+analyze_narrowing(PreparedQuery *pq, PlannedStmt *stmt)
 {
 	Query	   *q = linitial_node(Query, pq->plansource->query_list);
 	List	   *inner = NIL;
@@ -801,6 +802,45 @@ analyze_narrowing(PreparedQuery *pq)
 			if (!covered)
 				ok = false;
 		}
+
+		/*
+		 * The plan reads each such relation exactly as often as those
+		 * entries do: an inlined SQL function that reads it again adds an
+		 * entry to the plan's range table, which the query tree did not show.
+		 */
+		foreach(lc2, stmt->rtable)
+		{
+			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc2);
+			Oid			scope;
+			const char *why;
+			int			count = 0;
+			int			expected = 0;
+			ListCell   *lc3;
+
+			if (!ok)
+				break;
+			if (rte->rtekind != RTE_RELATION ||
+				InvalRelationCoverage(rte->relid, &scope, &why) == REL_IGNORED ||
+				scope != ns->scope)
+				continue;
+			foreach(lc3, stmt->rtable)
+			{
+				RangeTblEntry *other = (RangeTblEntry *) lfirst(lc3);
+
+				if (other->rtekind == RTE_RELATION && other->relid == rte->relid)
+					count++;
+			}
+			foreach(lc3, ns->eqs)
+			{
+				KeyEquality *ke = (KeyEquality *) lfirst(lc3);
+
+				if (ke->relid == rte->relid ||
+					list_member_oid(find_all_inheritors(ke->relid, NoLock, NULL), rte->relid))
+					expected++;
+			}
+			if (count != expected)
+				ok = false;
+		}
 		if (ok)
 			pq->narrowed = lappend(pq->narrowed, ns);
 	}
@@ -811,10 +851,10 @@ analyze_narrowing(PreparedQuery *pq)
  * not tracked.  Tracking a table creates triggers, which invalidates the
  * plans reading it, so this is redone when it changes.
  */
-static void analyze_narrowing(PreparedQuery *pq);
+static void analyze_narrowing(PreparedQuery *pq, PlannedStmt *stmt);
 
 static void
-analyze_scopes(PreparedQuery *pq)
+analyze_scopes(PreparedQuery *pq, PlannedStmt *stmt)
 {
 	ListCell   *lc;
 
@@ -842,7 +882,7 @@ analyze_scopes(PreparedQuery *pq)
 		pq->scope_relids = list_append_unique_oid(pq->scope_relids, scope);
 	}
 	list_sort(pq->scope_relids, list_oid_cmp);
-	analyze_narrowing(pq);
+	analyze_narrowing(pq, stmt);
 	foreach(lc, pq->deps.opaque_funcids)
 		pq->opaque = lappend(pq->opaque,
 							 psprintf("function %s() may read tables",
@@ -877,7 +917,7 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 			 pq->codecs[i].codec == CE_CODEC_TEXTIO) &&
 			pq->codecs[i].typid >= FirstNormalObjectId)
 			pq->decode_in_subxact = true;
-	analyze_scopes(pq);
+	analyze_scopes(pq, linitial_node(PlannedStmt, cplan->stmt_list));
 	MemoryContextSwitchTo(old);
 	definition_hash(pq);
 	pq->generation = cplan->generation;
@@ -967,6 +1007,7 @@ add_scope(CallScopes *cs, char *key, char *label, char *desc)
 	cs->keys[cs->n] = key;
 	cs->labels[cs->n] = label;
 	cs->desc[cs->n] = desc;
+	cs->rel[cs->n] = InvalidOid;
 	cs->n++;
 }
 
@@ -1013,13 +1054,15 @@ add_key_scopes(CallScopes *cs, NarrowedScope *ns, const CallParams *params)
 				get_typlenbyvalalign(valtype, &typlen, &typbyval, &typalign);
 				deconstruct_array(arr, valtype, typlen, typbyval, typalign,
 								  &elems, &nulls, &n);
-				values = palloc(sizeof(Datum) * Max(n, 1));
-				for (int j = 0, k = 0; j < n; j++)
-					if (!nulls[j])
-						values[k++] = elems[j];
-				for (int j = 0; j < n; j++)
-					if (nulls[j])
-						n--;
+				{
+					int			k = 0;
+
+					values = palloc(sizeof(Datum) * Max(n, 1));
+					for (int j = 0; j < n; j++)
+						if (!nulls[j])
+							values[k++] = elems[j];
+					n = k;		/* = NULL matches nothing */
+				}
 			}
 			else
 			{
@@ -1066,6 +1109,7 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 	cs->keys = palloc(sizeof(char *) * max);
 	cs->labels = palloc(sizeof(char *) * max);
 	cs->desc = palloc(sizeof(char *) * max);
+	cs->rel = palloc(sizeof(Oid) * max);
 	add_scope(cs, KeyServerGenName(), NULL, "server");
 	add_scope(cs, KeyDatabaseGenName(), NULL, "database");
 	foreach(lc, pq->scope_relids)
@@ -1073,9 +1117,13 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 		Oid			scope = lfirst_oid(lc);
 		NarrowedScope *ns = find_narrowed(pq->narrowed, scope);
 
+		int			first = cs->n;
+
 		if (ns == NULL || !add_key_scopes(cs, ns, params))
 			add_scope(cs, KeyTableGenName(scope), NULL,
 					  cs->describe ? psprintf("table %s", relation_label(scope)) : "table");
+		for (int i = first; i < cs->n; i++)
+			cs->rel[i] = scope;
 	}
 	cs->untracked = list_copy(pq->untracked);
 
@@ -1097,8 +1145,11 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 		if (cov == REL_UNTRACKED)
 			cs->untracked = lappend(cs->untracked, untracked_label(relid, why));
 		if (cov != REL_IGNORED)
+		{
 			add_scope(cs, KeyTableGenName(scope), NULL,
 					  cs->describe ? psprintf("table %s (depends_on)", relation_label(scope)) : "table");
+			cs->rel[cs->n - 1] = scope;
+		}
 	}
 	for (int i = 0; i < opts->ntags; i++)
 		add_scope(cs, KeyTagGenName(opts->tags[i]), psprintf("tag %s", opts->tags[i]),
@@ -1109,8 +1160,6 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 static const char *
 touched_scope(PreparedQuery *pq, CallScopes *cs)
 {
-	ListCell   *lc;
-
 	if (!InvalTouchedAny())
 		return NULL;
 	for (int i = 0; i < cs->n; i++)
@@ -1121,17 +1170,8 @@ touched_scope(PreparedQuery *pq, CallScopes *cs)
 			return "this transaction called cache_flush()";
 		if (cs->labels[i])
 			return psprintf("this transaction invalidated %s", cs->labels[i]);
-		/* a relation: name the one the query reads */
-		foreach(lc, pq->deps.relids)
-		{
-			Oid			scope;
-			const char *why;
-
-			if (InvalRelationCoverage(lfirst_oid(lc), &scope, &why) != REL_IGNORED &&
-				strcmp(KeyTableGenName(scope), cs->keys[i]) == 0)
-				return psprintf("this transaction changed %s",
-								relation_label(lfirst_oid(lc)));
-		}
+		if (OidIsValid(cs->rel[i]))
+			return psprintf("this transaction changed %s", relation_label(cs->rel[i]));
 		return "this transaction changed a relation the query reads";
 	}
 	return NULL;
