@@ -26,11 +26,23 @@
 #   redis_snapshots  (a second table and checker, large entries, 8 readers
 #                    with retry_interval 0) SAVE, commits, Redis restarted
 #                    from that snapshot, 2 x CE_CHECKER_SECONDS times
+#   keys             (a third table and checker) key-level tracking: 500
+#                    customers, 4 rows each, tracked by customer_id; readers
+#                    read customers' sums through queries narrowed to key
+#                    values (customer_id = $1, IN (...), = ANY($1)) and must
+#                    mostly hit while writers change other customers
+#   keys_escalation  probes: a transaction over 150 customers (past
+#                    cache_ext.max_keys_per_xact = 100) invalidates a
+#                    customer it did not touch, one over 60 (one or two rows
+#                    each) does not; then bulk transactions over every row of
+#                    150 customers among the writers
+#   keys_self_test   the self-test below, for the key-level check
 #   self_test        Redis rolled back to a copy of its keys taken a second
 #                    earlier: the checker must report the stale hits
 #
 # CE_CHECKER_SECONDS: seconds of load per phase (default 6; the outage and
-# crash phases take at least 8).
+# crash phases take at least 8; the keys phases 8/6 of it in all, plus their
+# self-test).
 
 use strict;
 use warnings FATAL => 'all';
@@ -241,7 +253,155 @@ $redis->verbose(1);
 unlink $dump;
 my $r2 = $c2->check;
 
-# ---- 7. self-test: Redis rolled back behind cache_ext's back ------------------
+# ---- 7. key-level tracking ----------------------------------------------------
+#
+# A third table, tracked by key: customer_counters(id, customer_id, value),
+# 500 customers with 4 rows each, cache_track(t, ARRAY['customer_id']).
+# Writers increment a random row of one customer, or of two customers in one
+# transaction; readers read customers' sums through queries narrowed to key
+# values, so that a write invalidates only the entries of the customers it
+# changed.  A quarter of the writes and of the reads go to 8 hot customers,
+# so that reads of a key race with its writes.  Every entry is filled before
+# the load (warm), so that the hit rate measures invalidations, not cold
+# misses.
+
+my $SK = max(4, 8 * $S / 6);
+my $ck = CacheExt::Checker->new(node => $node, writers => 3, readers => 4,
+	customers => 500, per_customer => 4, group_size => 4, writer_pause => [ 0.01, 0.05 ],
+	hot_customers => 8, hot_share => 0.25, seed => $c->seed + 1);
+$ck->setup;
+my $kt = $ck->table;
+my $kq = $ck->queries;
+
+# the three reader queries are narrowed: key scopes, no table scope
+my %explained;
+for my $e ([ csum => $kq->{csum}, '7' ], [ cin => $ck->in_query(3), undef ],
+	[ cany => $kq->{cany}, 'ARRAY[13, 14, 15, 16]' ], [ probe => $kq->{probe}, '7' ])
+{
+	my ($kind, $q, $arg) = @$e;
+	$explained{$kind} = $node->safe_psql('postgres',
+		'SELECT jsonb_agg(s) FROM jsonb_array_elements_text(cache_explain('
+		  . join(', ', sql_literal($q), defined $arg ? $arg : ()) . q{)->'scopes') AS s});
+}
+my $key_scope = qr/"key public\.\Q$kt\E\.customer_id"/;
+my %nkeys = (csum => 1, cin => 4, cany => 4, probe => 1);
+for my $kind (sort keys %explained)
+{
+	my $n = () = $explained{$kind} =~ /$key_scope/g;
+	is($n, $nkeys{$kind}, "keys: the $kind query depends on $nkeys{$kind} key value(s)")
+	  or diag "scopes: $explained{$kind}";
+	like($explained{$kind}, qr/"table structure public\.\Q$kt\E"/,
+		"keys: the $kind query depends on the table's structural generation");
+	unlike($explained{$kind}, qr/"table public\.\Q$kt\E"/,
+		"keys: the $kind query does not depend on the whole table");
+}
+
+my $warm = $ck->warm;
+note 'keys: warm-up statuses: ' . join(', ', map { "$_ $warm->{$_}" } sort keys %$warm);
+
+$ck->run_phase('keys', 0.55 * $SK);
+$stats{keys} = stats_now();
+
+# The probes: with the writers paused, a query of their own (its own entry,
+# which no reader refills) on a customer no bulk transaction touches.  No
+# write to that customer can be in flight, so what a probe returns must also
+# equal a direct read.
+my $probe_c = 1 + int(rand($ck->customers));
+my %probe;
+my @probe_log;
+my @probe_wrong;
+sub key_probe
+{
+	my ($what) = @_;
+	my $out = $node->safe_psql('postgres',
+		"SELECT * FROM cached_query('$kq->{probe}', $probe_c) AS t(total bigint);\n"
+		  . "SELECT cache_status();\n"
+		  . "SELECT sum(value)::bigint FROM $kt WHERE customer_id = $probe_c;");
+	my ($got, $status, $direct) = split /\n/, $out;
+	push @probe_log, "$what: $status";
+	push @probe_wrong, "$what: $got ($status), directly $direct" unless $got eq $direct;
+	return $probe{$what} = $status;
+}
+sub other_customers
+{
+	my ($n) = @_;
+	my @all = grep { $_ != $probe_c } 1 .. $ck->customers;
+	for my $i (0 .. $n - 1)
+	{
+		my $j = $i + int(rand(@all - $i));
+		@all[ $i, $j ] = @all[ $j, $i ];
+	}
+	return [ @all[ 0 .. $n - 1 ] ];
+}
+
+my $nbulk = max(4, int($SK / 2));    # 4 by default, 0.4 s apart
+$ck->run_phase('keys_escalation', 0.45 * $SK, tail => 0.5, steps => [
+	{ at => 0, name => 'pause writers', do => sub { $ck->pause_writers; } },
+	{ after => 0, name => 'probe; a transaction over 150 customers',
+	  until => sub { $ck->writers_quiet }, timeout => 10,
+	  do => sub {
+		key_probe('fill');
+		key_probe('warm');
+		$ck->request_bulk(name => 'escalate', customers => other_customers(150), rows => 1);
+	} },
+	{ after => 0, name => 'probe; a transaction over 60 customers',
+	  until => sub { $ck->bulk_done('escalate') }, timeout => 10,
+	  do => sub {
+		key_probe('escalated');
+		key_probe('refill');
+		$ck->request_bulk(name => 'wide', customers => other_customers(60), rows => 1);
+	} },
+	{ after => 0, name => 'probe; 60 customers, 2 rows each',
+	  until => sub { $ck->bulk_done('wide') }, timeout => 10,
+	  do => sub {
+		key_probe('wide');
+		$ck->request_bulk(name => 'wide_rows', customers => other_customers(60), rows => 2);
+	} },
+	{ after => 0, name => 'probe; resume writers',
+	  until => sub { $ck->bulk_done('wide_rows') }, timeout => 10,
+	  do => sub {
+		key_probe('wide_rows');
+		$ck->mark('probes_done');
+		$ck->resume_writers;
+	} },
+	(map {
+		my $i = $_;
+		{ after => 0.4, name => "bulk$i: every row of 150 customers",
+		  do => sub { $ck->request_bulk(name => "bulk$i", customers => other_customers(150)); } }
+	} 1 .. $nbulk),
+	{ after => 0, name => 'the bulk transactions committed', timeout => 10,
+	  until => sub { $ck->bulk_done("bulk$nbulk") },
+	  do => sub { $ck->mark('bulks_done'); } },
+]);
+$stats{keys_escalation} = stats_now();
+
+# the self-test of section 8, for the key-level check
+my $kcopied;
+$ck->run_phase('keys_self_test', 1, tail => 0.8, steps => [
+	{ at => 0, name => 'pause writers', do => sub { $ck->pause_writers; } },
+	{ after => 0.3, name => 'copy the keys aside', until => sub { $ck->writers_quiet }, do => sub {
+		$kcopied = $redis->lua(q{
+local ks = redis.call('KEYS', 'cache_ext:*')
+for _, k in ipairs(ks) do redis.call('COPY', k, 'ce_chk_backup:' .. k, 'REPLACE') end
+return #ks}, []);
+		$ck->resume_writers;
+	} },
+	{ after => 1, name => 'roll Redis back', do => sub {
+		$ck->pause_writers;
+		$redis->lua(q{
+local ks = redis.call('KEYS', 'ce_chk_backup:*')
+for _, k in ipairs(ks) do
+  redis.call('COPY', k, string.sub(k, 15), 'REPLACE')
+  redis.call('DEL', k)
+end
+return #ks}, []);
+		$ck->mark('rolled_back');
+	} },
+]);
+$ck->stop;
+my $rk = $ck->check;
+
+# ---- 8. self-test: Redis rolled back behind cache_ext's back ------------------
 #
 # Every cache_ext key is copied aside while no writer runs, writers commit
 # for a second, then the copies are put back: the old entries match the old
@@ -376,6 +536,97 @@ cmp_ok($P->{normal}{commits}, '>', 0, 'normal: writers committed');
 		'redis_snapshots: no statement failed');
 	is($snap{lost_reader} + $snap{lost_writer} + $snap{lost_monitor}, 0,
 		'redis_snapshots: no connection lost');
+}
+
+# keys, keys_escalation, keys_self_test (the third checker)
+{
+	my $KP = $rk->{phases};
+	diag sprintf('%-16s %5s %6s %6s %6s %7s %6s %6s %6s %5s %5s %6s',
+		'key phase', 'secs', 'reads', 'hits', 'misses', 'bypass', 'inval', 'xacts', 'bulk', 'viol',
+		'errs', 'hit%');
+	for my $ph (qw(keys keys_escalation keys_self_test))
+	{
+		my $h = $KP->{$ph};
+		diag sprintf('%-16s %5s %6d %6d %6d %7d %6d %6d %6d %5d %5d %5.1f%%',
+			$ph, $h->{seconds}, $h->{reads}, $h->{hits}, $h->{misses}, $h->{bypasses},
+			$h->{invalidated}, $h->{xacts_normal}, $h->{xacts_bulk}, $h->{violations},
+			$h->{sql_errors_reader} + $h->{sql_errors_writer} + $h->{sql_errors_monitor},
+			$h->{reads} ? 100 * $h->{hits} / $h->{reads} : 0);
+		note "$ph: " . join(', ', map { "$_=$h->{$_}" } sort keys %$h);
+	}
+	diag 'keys: reads (hits) by query: ' . join(', ',
+		map { sprintf '%s %d (%d)', $_, $KP->{keys}{"reads_$_"} // 0, $KP->{keys}{"hits_$_"} // 0 }
+		  qw(csum cin cany));
+	diag "keys: probes on customer $probe_c: " . join('; ', @probe_log);
+	my @v = map { @{ $rk->{violations}{$_} // [] } } qw(keys keys_escalation);
+	diag "violation: $_" for @v[ 0 .. ($#v < 19 ? $#v : 19) ];
+	diag "keys self-test violation (expected): $_"
+	  for grep { defined } @{ $rk->{violations}{keys_self_test} // [] }[ 0 .. 2 ];
+	for my $e (($ck->errors)[ 0 .. 9 ])
+	{
+		last unless $e;
+		diag "SQL error ($e->{phase}, $e->{role}): $e->{sql}\n$e->{out}";
+	}
+	note 'key events:';
+	note $_ for $ck->events;
+
+	is(scalar($ck->failures), 0, 'keys: every scripted step ran in time')
+	  or diag join("\n", $ck->failures);
+	is(scalar @v, 0, 'keys: no read of a customer returned a sum older than a COMMIT that '
+		  . 'returned before it started');
+	for my $ph (qw(keys keys_escalation))
+	{
+		my $h = $KP->{$ph};
+		cmp_ok($h->{reads}, '>', 0, "$ph: reads were checked");
+		cmp_ok($h->{xacts_normal}, '>', 0, "$ph: writers committed");
+		is($h->{others}, 0, "$ph: every cache_status() is HIT, MISS or BYPASS");
+		is($h->{sql_errors_reader} + $h->{sql_errors_writer} + $h->{sql_errors_monitor}, 0,
+			"$ph: no statement failed");
+		is($h->{lost_reader} + $h->{lost_writer} + $h->{lost_monitor}, 0, "$ph: no connection lost");
+	}
+	my $h = $KP->{keys};
+	my $rate = $h->{reads} ? $h->{hits} / $h->{reads} : 0;
+	cmp_ok($rate, '>', 0.5, sprintf('keys: most reads hit while writers commit (%d of %d, %.1f%%, '
+		  . '%d transactions)', $h->{hits}, $h->{reads}, 100 * $rate, $h->{xacts_normal}));
+	for my $kind (qw(csum cin cany))
+	{
+		cmp_ok($h->{"hits_$kind"} // 0, '>', 0, "keys: $kind reads hit");
+	}
+
+	# escalation
+	is(scalar @probe_wrong, 0, 'keys_escalation: every probe returned what a direct read did')
+	  or diag join("\n", @probe_wrong);
+	is($probe{warm}, 'HIT', 'keys_escalation: the probe hits before the bulk transactions');
+	like($probe{escalated} // '', qr/^MISS \(invalidated/,
+		'keys_escalation: a transaction over 150 customers (past max_keys_per_xact) '
+		  . 'invalidates a customer it did not change');
+	is($probe{refill}, 'HIT', 'keys_escalation: the probe hits again once refilled');
+	is($probe{wide}, 'HIT', 'keys_escalation: a transaction over 60 customers (60 keys) '
+		  . 'leaves another customer alone');
+	is($probe{wide_rows}, 'HIT', 'keys_escalation: 60 customers, 2 rows each (120 rows, '
+		  . '60 distinct keys) leave another customer alone: distinct keys count, not rows');
+	my @bulks = map { $ck->bulk($_) } 'escalate', 'wide', 'wide_rows', map { "bulk$_" } 1 .. $nbulk;
+	is(scalar(grep { $_ && $_->{ok} } @bulks), scalar @bulks,
+		'keys_escalation: every bulk transaction committed');
+	my $m = $ck->marks('keys_escalation');
+	my @during = $ck->reads(phase => 'keys_escalation', after => $m->{probes_done},
+		before => $m->{bulks_done} // 0);
+	my @cw = $ck->commits(phase => 'keys_escalation', after => $m->{probes_done});
+	my %bulk_ids = map { $_ => 1 } map { @{ $ck->bulk("bulk$_")->{ids} // [] } } 1 .. $nbulk;
+	my $normal = grep { !$bulk_ids{ $_->{id} } } @cw;
+	diag sprintf('keys_escalation: %d reads while %d bulk transactions over 150 customers ran '
+		  . 'among %d other row commits', scalar @during, $nbulk, $normal);
+	cmp_ok(scalar @during, '>', 0, 'keys_escalation: reads ran among the bulk transactions');
+	cmp_ok($normal, '>', 0, 'keys_escalation: writers committed among the bulk transactions');
+
+	# self-test
+	my $ms = $ck->marks('keys_self_test');
+	cmp_ok($kcopied, '>', 0, "keys_self_test: $kcopied keys copied aside");
+	my $stale = grep { $_->{violation} } $ck->reads(phase => 'keys_self_test', after => $ms->{rolled_back});
+	cmp_ok($stale, '>', 0, 'keys_self_test: the key-level check reports the stale hits forced by '
+		  . "rolling Redis back ($stale)");
+	is(scalar(grep { $_->{violation} } $ck->reads(phase => 'keys_self_test', before => $ms->{rolled_back})), 0,
+		'keys_self_test: and none before');
 }
 
 # redis_restart

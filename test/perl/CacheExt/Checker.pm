@@ -34,6 +34,16 @@
 # has finished (or died with the server), so it is a lower bound as good as
 # a returned COMMIT for reads that start after it.  Used after a crash,
 # where commits in flight were durable but their COMMIT never returned.
+#
+# Key mode (customers => N): the table has a customer_id column, per_customer
+# rows per customer (ids (c-1)*per+1 .. c*per), and is tracked by key
+# (cache_track(t, ARRAY['customer_id'])).  Writers increment a random row of
+# a random customer, sometimes of two customers in one transaction; readers
+# read per-customer sums through queries narrowed to key values:
+# customer_id = $1, customer_id IN (constants) and customer_id = ANY($1).
+# The bound of a customer's sum is the sum of the bounds of its rows.  Bulk
+# transactions (request_bulk) increment the rows of many customers at once,
+# past cache_ext.max_keys_per_xact (escalation to the table).
 
 package CacheExt::Checker;
 
@@ -64,19 +74,39 @@ with a text column of pad bytes per row (large entries, slow to decode).
 session_setup => { reader => 'SET ...;', writer => ..., monitor => ... }: SQL
 each session of that role runs right after connecting.
 
+Key mode: customers => N, per_customer => 4 (rows = N * per_customer),
+group_size => 4 (customers per IN / ANY list: groups of consecutive
+customers), two_customers => 0.3 (how often a writer's transaction changes
+rows of two customers), hot_customers => 8 and hot_share => 0.25 (that
+share of the writers' and of the readers' customers are drawn from
+customers 1 .. hot_customers, so that reads race with writes of the same
+key), mix => { csum => 0.8, cin => 0.1, cany => 0.1 } by
+default: csum is customer_id = $1, cin customer_id IN (a, b, ...), cany
+customer_id = ANY($1) (an int[] parameter).
+
 =cut
 
 sub new
 {
 	my ($class, %p) = @_;
+	my $customers = $p{customers} // 0;
+	my $per = $p{per_customer} // 4;
 	my $self = bless {
 		node     => $p{node} // croak('node needed'),
-		table    => $p{table} // 'counters',
-		rows     => $p{rows} // 8,
+		table    => $p{table} // ($customers ? 'customer_counters' : 'counters'),
+		customers => $customers,
+		per_customer => $per,
+		group_size => $p{group_size} // 4,
+		two_customers => $p{two_customers} // 0.3,
+		hot_customers => $p{hot_customers} // 8,
+		hot_share => $p{hot_share} // 0.25,
+		rows     => $customers ? $customers * $per : ($p{rows} // 8),
 		nwriters => $p{writers} // 3,
 		nreaders => $p{readers} // 3,
 		writer_pause => $p{writer_pause} // [ 0.02, 0.12 ],
-		mix      => $p{mix} // { row => 0.6, sum => 0.2, all => 0.2 },
+		mix      => $p{mix} // ($customers
+			? { csum => 0.8, cin => 0.1, cany => 0.1 }
+			: { row => 0.6, sum => 0.2, all => 0.2 }),
 		pad      => $p{pad} // 0,
 		session_setup => $p{session_setup} // {},
 		seed     => $p{seed} // (time() ^ $$),
@@ -95,19 +125,51 @@ sub new
 		failures => [],           # steps that timed out, ...
 		marks    => {},
 		next_seq => 0,
+		bulk_queue => [],
+		bulks    => {},           # name => {customers, ids, phase, sent, end, done, ok}
 	}, $class;
+	croak 'customers must be a multiple of group_size'
+	  if $customers && $customers % $self->{group_size};
 	srand($self->{seed});
 	return $self;
 }
 
 sub seed { return $_[0]->{seed}; }
 sub table { return $_[0]->{table}; }
+sub customers { return $_[0]->{customers}; }
+
+# Key mode: the rows of a customer, the customers of an IN / ANY group
+# (0-based), how many groups.
+sub ids_of
+{
+	my ($self, $c) = @_;
+	my $per = $self->{per_customer};
+	return (($c - 1) * $per + 1 .. $c * $per);
+}
+
+sub group_customers
+{
+	my ($self, $g) = @_;
+	my $n = $self->{group_size};
+	return ($g * $n + 1 .. $g * $n + $n);
+}
+
+sub ngroups { return $_[0]->{customers} / $_[0]->{group_size}; }
+
+# A random customer: a hot one (hot_share of the time) or any.
+sub _random_customer
+{
+	my $self = shift;
+	return 1 + int(rand($self->{hot_customers})) if rand() < $self->{hot_share};
+	return 1 + int(rand($self->{customers}));
+}
 
 =pod
 
 =item $c->setup()
 
-Create the table with rows 1..N at value 0 and track it.
+Create the table with rows 1..N at value 0 and track it (key mode: by
+customer_id).
 
 =cut
 
@@ -115,6 +177,18 @@ sub setup
 {
 	my $self = shift;
 	my $t = $self->{table};
+	if ($self->{customers})
+	{
+		$self->{node}->safe_psql('postgres', qq{
+CREATE TABLE $t (id int PRIMARY KEY, customer_id int NOT NULL, value bigint NOT NULL);
+INSERT INTO $t SELECT i, 1 + (i - 1) / $self->{per_customer}, 0
+  FROM generate_series(1, $self->{rows}) AS i;
+CREATE INDEX ON $t (customer_id);
+ANALYZE $t;
+SELECT cache_track('$t', ARRAY['customer_id']);
+});
+		return;
+	}
 	$self->{node}->safe_psql('postgres', qq{
 CREATE TABLE $t (id int PRIMARY KEY, value bigint NOT NULL);
 INSERT INTO $t SELECT i, 0 FROM generate_series(1, $self->{rows}) AS i;
@@ -349,23 +423,65 @@ sub sessions
 sub _writer_next
 {
 	my ($self, $s) = @_;
-	return if $self->{writers_paused};
 	my $t = $self->{table};
-	# one row, sometimes two (in id order: no deadlocks)
-	my @ids = (1 + int(rand($self->{rows})));
-	if (rand() < 0.25)
+	# a requested bulk transaction goes first, even while writers are paused
+	my $bulk = shift @{ $self->{bulk_queue} };
+	return if !$bulk && $self->{writers_paused};
+	my @ids;
+	my $sql;
+	if ($bulk)
 	{
-		my $other = 1 + int(rand($self->{rows}));
-		push @ids, $other if $other != $ids[0];
+		# lock the rows in id order first (like every writer): no deadlocks
+		@ids = @{ $bulk->{ids} };
+		my $list = "'{" . join(',', @ids) . "}'::int[]";
+		$sql = "BEGIN;\n"
+		  . "SELECT count(*) FROM (SELECT id FROM $t WHERE id = ANY($list) ORDER BY id FOR UPDATE) AS l;\n"
+		  . "UPDATE $t SET value = value + 1 WHERE id = ANY($list) RETURNING id, value;\n";
+		$bulk->{sent} = now();
+		$bulk->{phase} = $self->{phase};
+		$self->_event(sprintf('%s: bulk %s starts (%d customers, %d rows)',
+			$s->{name}, $bulk->{name}, scalar @{ $bulk->{customers} }, scalar @ids));
 	}
-	@ids = sort { $a <=> $b } @ids;
-	my $sql = "BEGIN;\n"
-	  . join('', map { "UPDATE $t SET value = value + 1 WHERE id = $_ RETURNING id, value;\n" } @ids);
+	else
+	{
+		if ($self->{customers})
+		{
+			# a random row of a random customer, sometimes of two customers
+			my $per = $self->{per_customer};
+			my @cs = ($self->_random_customer);
+			if (rand() < $self->{two_customers})
+			{
+				my $other = $self->_random_customer;
+				push @cs, $other if $other != $cs[0];
+			}
+			@ids = map { ($_ - 1) * $per + 1 + int(rand($per)) } @cs;
+		}
+		else
+		{
+			# one row, sometimes two
+			@ids = (1 + int(rand($self->{rows})));
+			if (rand() < 0.25)
+			{
+				my $other = 1 + int(rand($self->{rows}));
+				push @ids, $other if $other != $ids[0];
+			}
+		}
+		# in id order: no deadlocks
+		@ids = sort { $a <=> $b } @ids;
+		$sql = "BEGIN;\n"
+		  . join('', map { "UPDATE $t SET value = value + 1 WHERE id = $_ RETURNING id, value;\n" } @ids);
+	}
 	my $phase = $self->{phase};
 	my $sent = now();
+	my $failed = sub {
+		return unless $bulk;
+		$bulk->{done} = 1;
+		$bulk->{ok} = 0;
+		$self->_event("bulk $bulk->{name} failed");
+	};
 	$s->{state} = 'busy';
 	$s->{in_txn} = 1;
-	$self->_send($s, 'update', $sql, sub {
+	$self->_send($s, $bulk ? 'bulk update' : 'update', $sql, sub {
 		my ($out, $recv) = @_;
 		my ($data, $msgs, $err) = _messages($out);
 		$self->_warnings($s, $msgs);
@@ -378,6 +494,7 @@ sub _writer_next
 		if ($err || @got != @ids)
 		{
 			$self->_sql_error($s, $sql, $out);
+			$failed->();
 			$s->{state} = 'busy';
 			$self->_send($s, 'rollback', 'ROLLBACK;', sub {
 				$s->{in_txn} = 0;
@@ -398,17 +515,65 @@ sub _writer_next
 				push @{ $self->{commits} }, { id => $_->[0], value => $_->[1],
 					sent => $csent, end => $crecv, phase => $phase, kind => 'commit' }
 				  for @got;
+				$self->{xacts}{$phase}{ $bulk ? 'bulk' : 'normal' }++;
+				if ($bulk)
+				{
+					@{$bulk}{qw(csent end done ok)} = ($csent, $crecv, 1, 1);
+					$self->_event("bulk $bulk->{name} committed");
+				}
 			}
 			else
 			{
 				$self->_sql_error($s, 'COMMIT', $cout);
+				$failed->();
 			}
 			my ($lo, $hi) = @{ $self->{writer_pause} };
 			$s->{next_at} = now() + $lo + rand($hi - $lo);
-		});
-	});
+		}, $failed);
+	}, $failed);
 	return;
 }
+
+=pod
+
+=item $c->request_bulk(name => 'x', customers => [ ... ], rows => 'all' | N)
+
+Key mode: the next writer to be idle (even while writers are paused) runs
+one transaction that increments every row (rows => 'all', the default) or N
+random rows of each of those customers, committed and checked like any
+other.  $c->bulk('x') is then {customers, ids, sent, end, done, ok};
+$c->bulk_done('x') is true once it committed or failed.
+
+=cut
+
+sub request_bulk
+{
+	my ($self, %p) = @_;
+	croak 'request_bulk needs key mode (customers => N)' unless $self->{customers};
+	my $name = $p{name} // croak('name needed');
+	my $rows = $p{rows} // 'all';
+	my @ids;
+	for my $c (@{ $p{customers} })
+	{
+		my @all = $self->ids_of($c);
+		if ($rows eq 'all') { push @ids, @all; next; }
+		# N distinct rows of this customer
+		for my $i (0 .. $rows - 1)
+		{
+			my $j = $i + int(rand(@all - $i));
+			@all[ $i, $j ] = @all[ $j, $i ];
+		}
+		push @ids, @all[ 0 .. $rows - 1 ];
+	}
+	my $b = { name => $name, customers => [ @{ $p{customers} } ],
+		ids => [ sort { $a <=> $b } @ids ], done => 0 };
+	$self->{bulks}{$name} = $b;
+	push @{ $self->{bulk_queue} }, $b;
+	return $b;
+}
+
+sub bulk { return $_[0]->{bulks}{ $_[1] }; }
+sub bulk_done { my $b = $_[0]->{bulks}{ $_[1] }; return $b && $b->{done}; }
 
 # The three queries readers run through cached_query().
 sub queries
@@ -421,7 +586,63 @@ sub queries
 		all => "SELECT id, value FROM $t ORDER BY id",
 		big => "SELECT id, value, repeat(md5(id::text), "
 		  . int(($self->{pad} + 31) / 32) . ") AS pad FROM $t ORDER BY id",
+		csum => "SELECT sum(value)::bigint FROM $t WHERE customer_id = \$1",
+		cany => "SELECT customer_id, sum(value)::bigint FROM $t WHERE customer_id = ANY(\$1) "
+		  . 'GROUP BY customer_id ORDER BY customer_id',
+		# the same as csum under another text (another entry), for probes
+		probe => "SELECT sum(value)::bigint AS probe FROM $t WHERE customer_id = \$1",
 	};
+}
+
+=pod
+
+=item $c->in_query($group)
+
+Key mode: the query of an IN list (group $group, 0-based: its customers are
+constants in the text).
+
+=cut
+
+sub in_query
+{
+	my ($self, $g) = @_;
+	return "SELECT customer_id, sum(value)::bigint FROM $self->{table} WHERE customer_id IN ("
+	  . join(', ', $self->group_customers($g)) . ') GROUP BY customer_id ORDER BY customer_id';
+}
+
+=pod
+
+=item $c->warm()
+
+Key mode: fill the cache with every customer's csum entry and every group's
+cin and cany entries (one statement each, from one psql).  Returns the
+statuses seen as { HIT => n, MISS => n, ... }.
+
+=cut
+
+sub warm
+{
+	my $self = shift;
+	my $q = $self->queries;
+	my $n = $self->{group_size};
+	my $sql = "SELECT cache_status() FROM generate_series(1, $self->{customers}) AS c,\n"
+	  . "  LATERAL (SELECT * FROM cached_query('$q->{csum}', c) AS t(total bigint)) AS r;\n"
+	  . "SELECT cache_status() FROM generate_series(0, " . ($self->ngroups - 1) . ") AS g,\n"
+	  . "  LATERAL (SELECT count(*) FROM cached_query('$q->{cany}', "
+	  . "ARRAY(SELECT generate_series(g * $n + 1, g * $n + $n))) AS t(c int, total bigint)) AS r;\n";
+	for my $g (0 .. $self->ngroups - 1)
+	{
+		$sql .= "SELECT count(*) FROM cached_query('" . $self->in_query($g)
+		  . "') AS t(c int, total bigint);\nSELECT cache_status();\n";
+	}
+	my $out = $self->{node}->safe_psql('postgres', $sql);
+	my %st;
+	for my $line (split /\n/, $out)
+	{
+		next if $line =~ /^\d+$/;
+		$st{ $line =~ /^(HIT|MISS|BYPASS)/ ? $1 : $line }++;
+	}
+	return \%st;
 }
 
 sub _reader_next
@@ -429,7 +650,7 @@ sub _reader_next
 	my ($self, $s) = @_;
 	my $q = $self->queries;
 	my $mix = $self->{mix};
-	my @kinds = grep { ($mix->{$_} // 0) > 0 } qw(row sum all big);
+	my @kinds = grep { ($mix->{$_} // 0) > 0 } qw(row sum all big csum cin cany);
 	my $r = rand(sum0(map { $mix->{$_} } @kinds));
 	my $kind = $kinds[-1];
 	for my $k (@kinds)
@@ -437,8 +658,22 @@ sub _reader_next
 		if ($r < $mix->{$k}) { $kind = $k; last; }
 		$r -= $mix->{$k};
 	}
-	my ($id, $sql);
-	if ($kind eq 'row')
+	my ($id, $sql, @want);
+	if ($kind eq 'csum')
+	{
+		@want = ($self->_random_customer);
+		$sql = "SELECT * FROM cached_query('$q->{csum}', $want[0]) AS t(total bigint);";
+	}
+	elsif ($kind eq 'cin' || $kind eq 'cany')
+	{
+		my $g = int(($self->_random_customer - 1) / $self->{group_size});
+		@want = $self->group_customers($g);
+		$sql = $kind eq 'cin'
+		  ? "SELECT * FROM cached_query('" . $self->in_query($g) . "') AS t(customer_id int, total bigint);"
+		  : "SELECT * FROM cached_query('$q->{cany}', ARRAY[" . join(',', @want)
+		  . "]) AS t(customer_id int, total bigint);";
+	}
+	elsif ($kind eq 'row')
 	{
 		$id = 1 + int(rand($self->{rows}));
 		$sql = "SELECT * FROM cached_query('$q->{row}', $id) AS t(id int, value bigint);";
@@ -470,7 +705,20 @@ sub _reader_next
 		my %read = (phase => $phase, kind => $kind, start => $start, end => $end,
 			status => $status, session => $s->{name});
 		my $ok = !$err && defined $rows && $status ne '';
-		if ($ok && $kind eq 'row')
+		if ($ok && $kind eq 'csum')
+		{
+			$ok = $rows =~ /\A(\d+)\n?\z/;
+			$read{groups} = { $want[0] => $1 } if $ok;
+		}
+		elsif ($ok && ($kind eq 'cin' || $kind eq 'cany'))
+		{
+			my %v;
+			$v{$1} = $2 while $rows =~ /^(\d+)\|(\d+)$/mg;
+			$ok = join(',', sort { $a <=> $b } keys %v) eq join(',', @want)
+			  && $rows =~ tr/\n// <= @want;
+			$read{groups} = \%v if $ok;
+		}
+		elsif ($ok && $kind eq 'row')
 		{
 			$ok = $rows =~ /\A(\d+)\|(\d+)\n?\z/ && $1 == $id;
 			$read{values} = { $id => $2 } if $ok;
@@ -799,7 +1047,8 @@ sub DESTROY
 Check every read against the commits (lower bounds) and the UPDATE results
 (upper bounds).  Reads that lie entirely within one of the windows
 (start >= from, end <= to) must also report BYPASS.  Returns a hash:
-phases => { name => {reads, hits, misses, bypasses, invalidated, commits,
+phases => { name => {reads, hits, misses, bypasses, invalidated, commits (rows),
+xacts_normal, xacts_bulk (transactions), reads_<kind>, hits_<kind>,
 violations, status_violations, sql_errors_*, lost_*, ...} }, violations =>
 { phase => [ text ... ] }, status_violations => [ text ... ] (the first 20).
 
@@ -849,6 +1098,19 @@ sub check
 				  if $r->{values}{$id} < $lo{$id};
 			}
 		}
+		elsif ($r->{groups})
+		{
+			# a customer's sum: the sum of its rows' bounds
+			for my $cu (sort { $a <=> $b } keys %{ $r->{groups} })
+			{
+				my @ids = $self->ids_of($cu);
+				my $bound = sum0(@lo{@ids});
+				next if $r->{groups}{$cu} >= $bound;
+				my ($src) = sort { $b->{end} <=> $a->{end} } grep { defined } @lo_src{@ids};
+				push @bad, "customer $cu sum = $r->{groups}{$cu} < $bound"
+				  . ($src ? " (last $src->{kind} at " . $fmt->($src->{end}) . ')' : '');
+			}
+		}
 		else
 		{
 			my $bound = sum0(values %lo);
@@ -880,6 +1142,15 @@ sub check
 			{
 				push @bad, "id $id = $r->{values}{$id} > $hi{$id} (no UPDATE had produced it yet)"
 				  if $r->{values}{$id} > $hi{$id};
+			}
+		}
+		elsif ($r->{groups})
+		{
+			for my $cu (sort { $a <=> $b } keys %{ $r->{groups} })
+			{
+				my $bound = sum0(@hi{ $self->ids_of($cu) });
+				push @bad, "customer $cu sum = $r->{groups}{$cu} > $bound (no UPDATE had produced it yet)"
+				  if $r->{groups}{$cu} > $bound;
 			}
 		}
 		else
@@ -923,11 +1194,16 @@ sub check
 		$h->{pending_bypasses}++ if $r->{status} =~ /^BYPASS: pending invalidations/;
 		$h->{redis_bypasses}++ if $r->{status} =~ /^BYPASS: redis/;
 		$h->{"reads_$r->{kind}"}++;
+		$h->{"hits_$r->{kind}"}++ if $r->{status} =~ /^HIT/;
 		$h->{violations}++ if $r->{violation};
 	}
 	for my $c (@{ $self->{commits} })
 	{
 		$ph{ $c->{phase} }{ $c->{kind} eq 'commit' ? 'commits' : 'baseline_rows' }++;
+	}
+	for my $phase (keys %{ $self->{xacts} // {} })
+	{
+		$ph{$phase}{"xacts_$_"} = $self->{xacts}{$phase}{$_} for keys %{ $self->{xacts}{$phase} };
 	}
 	for my $e (@{ $self->{errors} })
 	{
@@ -944,7 +1220,7 @@ sub check
 		$h->{$_} //= 0
 		  for qw(reads hits misses bypasses others commits violations status_violations
 		  invalidated pending_bypasses redis_bypasses sql_errors_reader sql_errors_writer
-		  sql_errors_monitor lost_reader lost_writer lost_monitor);
+		  sql_errors_monitor lost_reader lost_writer lost_monitor xacts_normal xacts_bulk);
 		$h->{"warnings_$_"} = $self->{warnings}{$phase}{$_} // 0 for qw(reader writer);
 		my $m = $self->{marks}{$phase};
 		$h->{seconds} = sprintf '%.1f', ($m->{end} // $m->{start}) - $m->{start};
@@ -966,8 +1242,9 @@ sub check
 
 =item $c->reads(phase => ..., after => $t, before => $t)
 
-The reads (hashes: kind, start, end, status, values or total) of a phase,
-optionally only those that started after / ended before the given times.
+The reads (hashes: kind, start, end, status, and values (id => value),
+groups (customer => sum) or total) of a phase, optionally only those that
+started after / ended before the given times.
 
 =item $c->errors() / $c->events() / $c->failures()
 
