@@ -1901,9 +1901,24 @@ cache_track(PG_FUNCTION_ARGS)
 	if (!OidIsValid(get_trigger_func()))
 		elog(ERROR, "cache_ext_trigger() not found");
 
-	/* a table and every partition or inheritance child under it */
-	LockRelationOid(relid, ShareRowExclusiveLock);
-	all = find_all_inheritors(relid, ShareRowExclusiveLock, NULL);
+	/*
+	 * A table and every partition or inheritance child under it.  Changing
+	 * the key columns of a key-tracked table needs what DROP TRIGGER takes:
+	 * a session in a transaction that still narrows by the old columns
+	 * holds its lock and would not see the change, while writers bump only
+	 * the new columns' keys.
+	 */
+	{
+		RelInfo    *ri = get_rel_info(relid);
+		bool		same = ri->nkeys == list_length(keys);
+		LOCKMODE	mode;
+
+		for (int i = 0; same && i < ri->nkeys; i++)
+			same = strcmp(NameStr(ri->keys[i]), (char *) list_nth(keys, i)) == 0;
+		mode = (ri->nkeys > 0 && !same) ? AccessExclusiveLock : ShareRowExclusiveLock;
+		LockRelationOid(relid, mode);
+		all = find_all_inheritors(relid, mode, NULL);
+	}
 	foreach(lc, all)
 	{
 		Oid			child = lfirst_oid(lc);

@@ -738,6 +738,25 @@ after_write('INSERT of key 42 into the emptied table', 'INSERT INTO orders (id, 
 after_write('UPDATE of key 7 rows (none) after TRUNCATE', 'UPDATE orders SET amount = 2 WHERE customer_id = 7',
 	hit => [ $K{7}, $K{42} ]);
 
+# ---- changing the key columns waits for sessions that narrow by the old ones
+
+{
+	my $r = CacheExt::Session->new($node, timeout => 60);
+	$r->query_ok('BEGIN');
+	$r->query_ok(q{SELECT * FROM cached_query('SELECT count(*) FROM orders WHERE customer_id = $1', 7) AS t(n bigint)});
+	my ($out, $err) = ('', '');
+	$node->psql('postgres',
+		"SET lock_timeout = '300ms'; SELECT cache_track('orders', ARRAY['id'])",
+		stdout => \$out, stderr => \$err);
+	like($err, qr/lock timeout/,
+		'changing the key columns waits for a transaction that read the table');
+	$r->query_ok('COMMIT');
+	$r->quit;
+	is($node->safe_psql('postgres',
+		q{SELECT key_columns::text FROM cache_tracked WHERE relation = 'orders'::regclass}),
+		'{customer_id}', 'the key columns did not change');
+}
+
 # ---- counters ---------------------------------------------------------------
 
 my $stats = cache_stats($node);
