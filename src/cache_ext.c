@@ -19,6 +19,7 @@
 
 #include "cache_ext.h"
 #include "invalidate.h"
+#include "keys.h"
 #include "redis/redis.h"
 
 PG_MODULE_MAGIC;
@@ -262,6 +263,9 @@ _PG_init(void)
 							 LOG, log_level_options,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+
+	TransportDefineGucs();
+	SecretsDefineGucs();
 
 	MarkGUCPrefixReserved("cache_ext");
 	InvalInit();

@@ -183,3 +183,8 @@ KeyEntryPattern(void)
 {
 	return psprintf("%s%s:e:*", cache_ext_key_prefix, database_scope());
 }
+
+void
+SecretsDefineGucs(void)
+{
+}

@@ -39,4 +39,7 @@ extern char *KeyTagGenName(const char *tag);
 extern char *KeyTableDdlGenName(Oid relid);
 extern char *KeyKeyGenName(Oid relid, const char *column, const StringInfo value);
 
+/* The secrets' settings (keys.c), defined from _PG_init. */
+extern void SecretsDefineGucs(void);
+
 #endif							/* CACHE_EXT_KEYS_H */

@@ -68,6 +68,9 @@ extern ssize_t TransportRecv(RedisTransport *t, char *buf, size_t len,
 							 char *err, size_t errlen);
 extern void TransportClose(RedisTransport *t);
 
+/* The transport's settings (TLS), defined from _PG_init. */
+extern void TransportDefineGucs(void);
+
 /* client.c */
 /*
  * A command's arguments point to memory the caller keeps alive until the

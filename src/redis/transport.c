@@ -307,3 +307,8 @@ TransportClose(RedisTransport *t)
 		t->fd_reserved = false;
 	}
 }
+
+void
+TransportDefineGucs(void)
+{
+}
