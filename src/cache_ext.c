@@ -266,6 +266,7 @@ _PG_init(void)
 
 	TransportDefineGucs();
 	SecretsDefineGucs();
+	SecretsLoad();
 
 	MarkGUCPrefixReserved("cache_ext");
 	InvalInit();

@@ -90,4 +90,17 @@ extern EntryDecodeResult EntryDecode(char *buf, size_t len,
 						TupleDesc desc, bool in_subxact,
 						Tuplestorestate *ts, const char **why);
 
+/*
+ * AES-256-GCM (cache_ext.encryption_key_file).  EntrySeal encrypts an
+ * entry for the Redis key rkey into out (palloc'd); EntryOpen checks and
+ * decrypts one (untrusted), returning the entry (palloc'd, NUL after it)
+ * or NULL with *why.
+ */
+#define CE_SEALED_OVERHEAD 40
+extern bool EntryIsSealed(const char *buf, size_t len);
+extern void EntrySeal(const char *plain, size_t len, const char *rkey,
+					  StringInfo out);
+extern char *EntryOpen(const char *buf, size_t len, const char *rkey,
+					   size_t *plen, const char **why);
+
 #endif							/* CACHE_EXT_ENTRY_H */

@@ -1,16 +1,29 @@
 /*-------------------------------------------------------------------------
  *
  * keys.c
- *	  Canonical key material, SHA-256, and Redis key names.
+ *	  Canonical key material, SHA-256 or HMAC-SHA256, Redis key names, and
+ *	  the secrets: the HMAC secret and the encryption keys.
+ *
+ * Secrets are read from files named by cache_ext.secret_file and
+ * cache_ext.encryption_key_file, once, when the library is loaded (in the
+ * postmaster when preloaded): they cannot change while the server runs, so
+ * key names never switch between namespaces under running sessions, and
+ * their values never reach a GUC, a log line or an error message.  A file
+ * that cannot be used stops the server from starting, as PostgreSQL does
+ * with ssl_key_file.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
+
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "access/xlog.h"
 #include "miscadmin.h"
+#include "utils/guc.h"
 
 #include "cache_ext.h"
 #include "keys.h"
@@ -39,11 +52,238 @@ KeyAddU32(StringInfo material, uint32 v)
 	KeyAddField(material, &v, sizeof(v));
 }
 
+/* ---- secrets ---- */
+
+static char *secret_file = NULL;
+static char *encryption_key_file = NULL;
+
+static uint8 hmac_key[CE_HASH_LEN];
+static bool hmac_on = false;
+
+static int	nenc_keys = 0;
+static uint8 enc_keys[CE_MAX_ENC_KEYS][CE_ENC_KEY_LEN];
+static uint32 enc_key_ids[CE_MAX_ENC_KEYS];
+
+void
+SecretsDefineGucs(void)
+{
+	DefineCustomStringVariable("cache_ext.secret_file",
+							   "File holding the secret keys are HMAC'd with (at least 16 bytes).",
+							   "Read when the server starts. Without it (and without an encryption key), keys are plain SHA-256.",
+							   &secret_file,
+							   "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("cache_ext.encryption_key_file",
+							   "File holding AES-256 keys, 64 hex digits a line: the first encrypts, all decrypt.",
+							   "Read when the server starts. With it, every stored value is encrypted and authenticated (AES-256-GCM).",
+							   &encryption_key_file,
+							   "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+}
+
+/* The contents of a secret file; refuses files others may read. */
+static char *
+read_secret_file(const char *path, const char *what, size_t *len)
+{
+	struct stat st;
+	FILE	   *f;
+	char	   *buf;
+	size_t		n;
+
+	if (stat(path, &st) != 0)
+		ereport(FATAL,
+				(errcode_for_file_access(),
+				 errmsg("could not access %s \"%s\": %m", what, path)));
+	if (!S_ISREG(st.st_mode))
+		ereport(FATAL,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" is not a regular file", what, path)));
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+		ereport(FATAL,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" has group or world access", what, path),
+				 errdetail("It must be readable by the server's user only."),
+				 errhint("chmod 0600 \"%s\"", path)));
+	if (st.st_size > 64 * 1024)
+		ereport(FATAL,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" is larger than 64 kB", what, path)));
+	f = fopen(path, "r");
+	if (f == NULL)
+		ereport(FATAL,
+				(errcode_for_file_access(),
+				 errmsg("could not open %s \"%s\": %m", what, path)));
+	buf = palloc(st.st_size + 1);
+	n = fread(buf, 1, st.st_size, f);
+	fclose(f);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Read the secret and the encryption keys.  Called from _PG_init after the
+ * GUCs are defined; a bad file is FATAL (the server does not start).
+ */
+void
+SecretsLoad(void)
+{
+	size_t		len;
+	uint8		digest[CE_HASH_LEN];
+	unsigned int dlen;
+
+	if (encryption_key_file && encryption_key_file[0])
+	{
+		char	   *buf = read_secret_file(encryption_key_file, "cache_ext encryption key file", &len);
+		char	   *line = buf;
+		int			lineno = 0;
+
+		while (line && *line)
+		{
+			char	   *next = strchr(line, '\n');
+			size_t		l;
+
+			if (next)
+				*next++ = '\0';
+			lineno++;
+			l = strlen(line);
+			while (l > 0 && (line[l - 1] == '\r' || line[l - 1] == ' '))
+				line[--l] = '\0';
+			if (l == 0 || line[0] == '#')
+			{
+				line = next;
+				continue;
+			}
+			if (l != 2 * CE_ENC_KEY_LEN || nenc_keys == CE_MAX_ENC_KEYS)
+				ereport(FATAL,
+						(errcode(ERRCODE_CONFIG_FILE_ERROR),
+						 errmsg("line %d of cache_ext encryption key file \"%s\" is not a key",
+								lineno, encryption_key_file),
+						 errdetail("Each line must hold 64 hexadecimal digits (256 bits), at most %d keys.",
+								   CE_MAX_ENC_KEYS)));
+			for (int i = 0; i < CE_ENC_KEY_LEN; i++)
+			{
+				int			hi = hexval(line[2 * i]);
+				int			lo = hexval(line[2 * i + 1]);
+
+				if (hi < 0 || lo < 0)
+					ereport(FATAL,
+							(errcode(ERRCODE_CONFIG_FILE_ERROR),
+							 errmsg("line %d of cache_ext encryption key file \"%s\" is not hexadecimal",
+									lineno, encryption_key_file)));
+				enc_keys[nenc_keys][i] = (uint8) (hi * 16 + lo);
+			}
+			/* the key's id: the first bytes of a digest, never the key */
+			dlen = CE_HASH_LEN;
+			if (EVP_Digest(enc_keys[nenc_keys], CE_ENC_KEY_LEN, digest, &dlen,
+						   EVP_sha256(), NULL) != 1)
+				ereport(FATAL, (errmsg("could not compute SHA-256")));
+			memcpy(&enc_key_ids[nenc_keys], digest, sizeof(uint32));
+			nenc_keys++;
+			line = next;
+		}
+		explicit_bzero(buf, len);
+		pfree(buf);
+		if (nenc_keys == 0)
+			ereport(FATAL,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("cache_ext encryption key file \"%s\" holds no key", encryption_key_file)));
+	}
+
+	if (secret_file && secret_file[0])
+	{
+		char	   *buf = read_secret_file(secret_file, "cache_ext secret file", &len);
+
+		while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+			len--;
+		if (len < 16)
+			ereport(FATAL,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("cache_ext secret file \"%s\" holds fewer than 16 bytes", secret_file)));
+		/* the HMAC key: a digest of the secret, so any length works */
+		dlen = CE_HASH_LEN;
+		if (EVP_Digest(buf, len, hmac_key, &dlen, EVP_sha256(), NULL) != 1)
+			ereport(FATAL, (errmsg("could not compute SHA-256")));
+		explicit_bzero(buf, len);
+		pfree(buf);
+		hmac_on = true;
+	}
+	else if (nenc_keys > 0)
+	{
+		/* keys are HMAC'd with a key derived from the encryption key */
+		dlen = CE_HASH_LEN;
+		if (HMAC(EVP_sha256(), enc_keys[0], CE_ENC_KEY_LEN,
+				 (const unsigned char *) "cache_ext key names", 19,
+				 hmac_key, &dlen) == NULL)
+			ereport(FATAL, (errmsg("could not compute HMAC-SHA256")));
+		hmac_on = true;
+	}
+}
+
+bool
+KeyEncryptionOn(void)
+{
+	return nenc_keys > 0;
+}
+
+/* The key that encrypts new entries. */
+const uint8 *
+KeyCurrentEncryptionKey(uint32 *id)
+{
+	*id = enc_key_ids[0];
+	return enc_keys[0];
+}
+
+/* The key with this id, or NULL. */
+const uint8 *
+KeyFindEncryptionKey(uint32 id)
+{
+	for (int i = 0; i < nenc_keys; i++)
+		if (enc_key_ids[i] == id)
+			return enc_keys[i];
+	return NULL;
+}
+
+bool
+KeyHmacOn(void)
+{
+	return hmac_on;
+}
+
+/*
+ * SHA-256 of the material, or HMAC-SHA256 with the secret when one is set,
+ * so that nobody reading Redis can confirm a guessed query or parameter.
+ * Never throws except out of memory.
+ */
 void
 KeyHash(const StringInfo material, uint8 *hash)
 {
 	unsigned int len = CE_HASH_LEN;
 
+	if (hmac_on)
+	{
+		if (HMAC(EVP_sha256(), hmac_key, CE_HASH_LEN,
+				 (const unsigned char *) material->data, material->len,
+				 hash, &len) == NULL || len != CE_HASH_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not compute HMAC-SHA256")));
+		return;
+	}
 	if (sha256 == NULL)
 		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	if (sha256 == NULL ||
@@ -182,9 +422,4 @@ char *
 KeyEntryPattern(void)
 {
 	return psprintf("%s%s:e:*", cache_ext_key_prefix, database_scope());
-}
-
-void
-SecretsDefineGucs(void)
-{
 }

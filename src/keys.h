@@ -39,7 +39,15 @@ extern char *KeyTagGenName(const char *tag);
 extern char *KeyTableDdlGenName(Oid relid);
 extern char *KeyKeyGenName(Oid relid, const char *column, const StringInfo value);
 
-/* The secrets' settings (keys.c), defined from _PG_init. */
+/* The secrets' settings (keys.c), defined and read from _PG_init. */
+#define CE_ENC_KEY_LEN 32		/* AES-256 */
+#define CE_MAX_ENC_KEYS 8
+
 extern void SecretsDefineGucs(void);
+extern void SecretsLoad(void);
+extern bool KeyHmacOn(void);
+extern bool KeyEncryptionOn(void);
+extern const uint8 *KeyCurrentEncryptionKey(uint32 *id);
+extern const uint8 *KeyFindEncryptionKey(uint32 id);
 
 #endif							/* CACHE_EXT_KEYS_H */

@@ -1487,7 +1487,14 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 				outcome = LOOKUP_STALE; /* unknown generations: not valid */
 			else
 			{
-				switch (EntryDecode(r->str, r->len, hash, gens,
+				char	   *data = r->str;
+				size_t		dlen = r->len;
+
+				/* encrypted entries are opened (authenticated) first */
+				if (KeyEncryptionOn() || EntryIsSealed(r->str, r->len))
+					data = EntryOpen(r->str, r->len, rkey, &dlen, corrupt);
+				if (data != NULL)
+				switch (EntryDecode(data, dlen, hash, gens,
 									pq->resultdesc->natts, pq->codecs,
 									pq->resultdesc, pq->decode_in_subxact,
 									ts, corrupt))
@@ -1559,7 +1566,15 @@ store(const char *rkey, EntryWriter *w, const CallOptions *opts)
 	snprintf(ttlbuf, sizeof(ttlbuf), INT64_FORMAT, opts->ttl_ms);
 	RedisCommandInit(&cmd, "SET");
 	RedisCommandArgStr(&cmd, rkey);
-	RedisCommandArg(&cmd, w->buf.data, w->buf.len);
+	if (KeyEncryptionOn())
+	{
+		StringInfoData sealed;
+
+		EntrySeal(w->buf.data, w->buf.len, rkey, &sealed);
+		RedisCommandArg(&cmd, sealed.data, sealed.len);
+	}
+	else
+		RedisCommandArg(&cmd, w->buf.data, w->buf.len);
 	RedisCommandArgStr(&cmd, "PX");
 	RedisCommandArgStr(&cmd, ttlbuf);
 	if (!RedisExec(1, &cmd, &reply, 4096))
@@ -1785,7 +1800,8 @@ cached_query_call(text *query_text, const CallParams *params,
 				CacheStatsAdd(CS_TTL_ONLY, 1);
 			if (gens_ok)
 				EntryWriterInit(&w, resultdesc->natts, pq->codecs, &gens,
-								cache_ext_max_entry_size);
+								cache_ext_max_entry_size -
+								(KeyEncryptionOn() ? CE_SEALED_OVERHEAD : 0));
 			run_query(pq, params, ts, gens_ok ? &w : NULL);
 			CacheStatsAdd(CS_MISSES, 1);
 
@@ -2109,8 +2125,13 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 			else
 			{
 				Tuplestorestate *ts = tuplestore_begin_heap(false, false, work_mem);
+				char	   *data = r->str;
+				size_t		dlen = r->len;
 
-				switch (EntryDecode(r->str, r->len, hash, &gens,
+				if (KeyEncryptionOn() || EntryIsSealed(r->str, r->len))
+					data = EntryOpen(r->str, r->len, rkey, &dlen, &problem);
+				if (data != NULL)
+				switch (EntryDecode(data, dlen, hash, &gens,
 									pq->resultdesc->natts, pq->codecs,
 									pq->resultdesc, pq->decode_in_subxact,
 									ts, &problem))
