@@ -18,8 +18,6 @@
  */
 #include "postgres.h"
 
-#include <openssl/evp.h>
-
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
@@ -587,148 +585,55 @@ EntryDecode(char *buf, size_t len, const uint8 *fingerprint,
 	return ENTRY_VALID;
 }
 
-/* ================================================================
- * Sealed entries: AES-256-GCM (cache_ext.encryption_key_file)
- * ================================================================
- *
- *	 0 uint32 magic		"CXS1"
- *	 4 uint8  version	1
- *	 5 uint8[3] zero
- *	 8 uint32 key id	which key sealed it (a digest prefix of the key)
- *	12 uint8[12] nonce	random, fresh for every entry
- *	24 ciphertext		the entry (entry_format.h), encrypted
- *	   uint8[16] tag	GCM tag over the ciphertext and the associated data:
- *						the 24 header bytes and the Redis key, so that an
- *						entry copied to another key does not open
- */
-#define SEALED_MAGIC	0x31535843	/* "CXS1" read as little-endian */
-#define SEALED_HEADER	24
-#define SEALED_TAG		16
+/* ---- sealed entries (entry_format.h), with the server's keys ---- */
 
 bool
 EntryIsSealed(const char *buf, size_t len)
 {
-	uint32		magic;
-
-	if (len < 4)
-		return false;
-	memcpy(&magic, buf, 4);
-	return magic == SEALED_MAGIC;
+	return CeIsSealed((const uint8 *) buf, len);
 }
 
 void
 EntrySeal(const char *plain, size_t len, const char *rkey, StringInfo out)
 {
-	EVP_CIPHER_CTX *ctx;
-	uint8		header[SEALED_HEADER];
-	uint32		magic = SEALED_MAGIC;
 	uint32		id;
 	const uint8 *key = KeyCurrentEncryptionKey(&id);
-	int			outl = 0;
-	int			finl = 0;
-	bool		ok;
+	uint8		nonce[12];
 
-	memset(header, 0, sizeof(header));
-	memcpy(header, &magic, 4);
-	header[4] = 1;
-	memcpy(header + 8, &id, 4);
-	if (!pg_strong_random(header + 12, 12))
+	if (!pg_strong_random(nonce, sizeof(nonce)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not generate a random nonce")));
-
 	initStringInfo(out);
-	enlargeStringInfo(out, SEALED_HEADER + len + SEALED_TAG + 1);
-	appendBinaryStringInfo(out, (char *) header, SEALED_HEADER);
-
-	ctx = EVP_CIPHER_CTX_new();
-	if (ctx == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
-		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1 &&
-		EVP_EncryptInit_ex(ctx, NULL, NULL, key, header + 12) == 1 &&
-		EVP_EncryptUpdate(ctx, NULL, &outl, header, SEALED_HEADER) == 1 &&
-		EVP_EncryptUpdate(ctx, NULL, &outl, (const uint8 *) rkey, strlen(rkey)) == 1 &&
-		EVP_EncryptUpdate(ctx, (uint8 *) out->data + out->len, &outl,
-						  (const uint8 *) plain, len) == 1 &&
-		EVP_EncryptFinal_ex(ctx, (uint8 *) out->data + out->len + outl, &finl) == 1;
-	if (ok)
-	{
-		out->len += outl + finl;
-		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEALED_TAG,
-								 out->data + out->len) == 1;
-		out->len += SEALED_TAG;
-		out->data[out->len] = '\0';
-	}
-	EVP_CIPHER_CTX_free(ctx);
-	if (!ok)
+	enlargeStringInfo(out, len + CE_SEALED_OVERHEAD + 1);
+	if (!CeSealedSeal((const uint8 *) plain, len, (const uint8 *) rkey,
+					  strlen(rkey), key, id, nonce, (uint8 *) out->data))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not encrypt a cache entry")));
+	out->len = len + CE_SEALED_OVERHEAD;
+	out->data[out->len] = '\0';
+}
+
+static const uint8 *
+lookup_key(uint32 id, void *arg)
+{
+	return KeyEncryptionOn() ? KeyFindEncryptionKey(id) : NULL;
 }
 
 char *
 EntryOpen(const char *buf, size_t len, const char *rkey, size_t *plen,
 		  const char **why)
 {
-	EVP_CIPHER_CTX *ctx;
-	uint32		id;
-	const uint8 *key;
-	const uint8 *header = (const uint8 *) buf;
-	size_t		clen;
-	char	   *plain;
-	int			outl = 0;
-	int			finl = 0;
-	bool		ok;
+	char	   *plain = palloc(len + 1);
 
-	*why = NULL;
-	if (!EntryIsSealed(buf, len))
-	{
-		*why = "entry not encrypted, but cache_ext.encryption_key_file is set";
-		return NULL;
-	}
-	if (len < SEALED_HEADER + SEALED_TAG || header[4] != 1 ||
-		header[5] != 0 || header[6] != 0 || header[7] != 0)
-	{
-		*why = "malformed encrypted entry";
-		return NULL;
-	}
-	memcpy(&id, header + 8, 4);
-	key = KeyEncryptionOn() ? KeyFindEncryptionKey(id) : NULL;
-	if (key == NULL)
-	{
-		*why = "entry encrypted with a key this server does not have";
-		return NULL;
-	}
-	clen = len - SEALED_HEADER - SEALED_TAG;
-	if (clen > INT_MAX)
-	{
-		*why = "malformed encrypted entry";
-		return NULL;
-	}
-	plain = palloc(clen + 1);
-
-	ctx = EVP_CIPHER_CTX_new();
-	if (ctx == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
-		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1 &&
-		EVP_DecryptInit_ex(ctx, NULL, NULL, key, header + 12) == 1 &&
-		EVP_DecryptUpdate(ctx, NULL, &outl, header, SEALED_HEADER) == 1 &&
-		EVP_DecryptUpdate(ctx, NULL, &outl, (const uint8 *) rkey, strlen(rkey)) == 1 &&
-		EVP_DecryptUpdate(ctx, (uint8 *) plain, &outl,
-						  header + SEALED_HEADER, (int) clen) == 1 &&
-		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEALED_TAG,
-							(void *) (header + SEALED_HEADER + clen)) == 1 &&
-		EVP_DecryptFinal_ex(ctx, (uint8 *) plain + outl, &finl) == 1;
-	EVP_CIPHER_CTX_free(ctx);
-	if (!ok)
+	*why = CeSealedOpen((const uint8 *) buf, len, (const uint8 *) rkey,
+						strlen(rkey), lookup_key, NULL, (uint8 *) plain, plen);
+	if (*why)
 	{
 		pfree(plain);
-		*why = "encrypted entry failed authentication";
 		return NULL;
 	}
-	*plen = (size_t) outl + finl;
 	plain[*plen] = '\0';
 	return plain;
 }

@@ -96,7 +96,6 @@ extern EntryDecodeResult EntryDecode(char *buf, size_t len,
  * decrypts one (untrusted), returning the entry (palloc'd, NUL after it)
  * or NULL with *why.
  */
-#define CE_SEALED_OVERHEAD 40
 extern bool EntryIsSealed(const char *buf, size_t len);
 extern void EntrySeal(const char *plain, size_t len, const char *rkey,
 					  StringInfo out);

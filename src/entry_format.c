@@ -10,6 +10,8 @@
  */
 #include "c.h"
 
+#include <openssl/evp.h>
+
 #include "port/pg_crc32c.h"
 
 #include "entry_format.h"
@@ -196,4 +198,87 @@ CeEntryParse(const uint8 *buf, size_t len, CeEntryView *view)
 	memcpy(&view->created_at, buf + 32, 8);
 	view->fingerprint = buf + 16;
 	return NULL;
+}
+
+bool
+CeIsSealed(const uint8 *buf, size_t len)
+{
+	return len >= 4 && get_u32(buf) == CE_SEALED_MAGIC;
+}
+
+const char *
+CeSealedOpen(const uint8 *buf, size_t len, const uint8 *aad, size_t aadlen,
+			 CeKeyLookup lookup, void *arg, uint8 *out, size_t *outlen)
+{
+	EVP_CIPHER_CTX *ctx;
+	const uint8 *key;
+	size_t		clen;
+	int			outl = 0;
+	int			finl = 0;
+	bool		ok;
+
+	if (!CeIsSealed(buf, len))
+		return "entry not encrypted, but cache_ext.encryption_key_file is set";
+	if (len < CE_SEALED_OVERHEAD || buf[4] != 1 ||
+		buf[5] != 0 || buf[6] != 0 || buf[7] != 0)
+		return "malformed encrypted entry";
+	clen = len - CE_SEALED_OVERHEAD;
+	if (clen > INT_MAX || aadlen > INT_MAX)
+		return "malformed encrypted entry";
+	key = lookup(get_u32(buf + 8), arg);
+	if (key == NULL)
+		return "entry encrypted with a key this server does not have";
+
+	ctx = EVP_CIPHER_CTX_new();
+	if (ctx == NULL)
+		return "out of memory";
+	ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1 &&
+		EVP_DecryptInit_ex(ctx, NULL, NULL, key, buf + 12) == 1 &&
+		EVP_DecryptUpdate(ctx, NULL, &outl, buf, CE_SEALED_HEADER) == 1 &&
+		EVP_DecryptUpdate(ctx, NULL, &outl, aad, (int) aadlen) == 1 &&
+		EVP_DecryptUpdate(ctx, out, &outl, buf + CE_SEALED_HEADER, (int) clen) == 1 &&
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, CE_SEALED_TAG,
+							(void *) (buf + CE_SEALED_HEADER + clen)) == 1 &&
+		EVP_DecryptFinal_ex(ctx, out + outl, &finl) == 1;
+	EVP_CIPHER_CTX_free(ctx);
+	if (!ok)
+		return "encrypted entry failed authentication";
+	*outlen = (size_t) outl + finl;
+	return NULL;
+}
+
+bool
+CeSealedSeal(const uint8 *plain, size_t len, const uint8 *aad, size_t aadlen,
+			 const uint8 *key, uint32 keyid, const uint8 *nonce, uint8 *out)
+{
+	EVP_CIPHER_CTX *ctx;
+	uint32		magic = CE_SEALED_MAGIC;
+	int			outl = 0;
+	int			finl = 0;
+	bool		ok;
+
+	if (len > INT_MAX || aadlen > INT_MAX)
+		return false;
+	memset(out, 0, CE_SEALED_HEADER);
+	memcpy(out, &magic, 4);
+	out[4] = 1;
+	memcpy(out + 8, &keyid, 4);
+	memcpy(out + 12, nonce, 12);
+
+	ctx = EVP_CIPHER_CTX_new();
+	if (ctx == NULL)
+		return false;
+	ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1 &&
+		EVP_EncryptInit_ex(ctx, NULL, NULL, key, out + 12) == 1 &&
+		EVP_EncryptUpdate(ctx, NULL, &outl, out, CE_SEALED_HEADER) == 1 &&
+		EVP_EncryptUpdate(ctx, NULL, &outl, aad, (int) aadlen) == 1 &&
+		EVP_EncryptUpdate(ctx, out + CE_SEALED_HEADER, &outl, plain, (int) len) == 1 &&
+		EVP_EncryptFinal_ex(ctx, out + CE_SEALED_HEADER + outl, &finl) == 1 &&
+		(size_t) outl + finl == len &&
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, CE_SEALED_TAG,
+							out + CE_SEALED_HEADER + len) == 1;
+	EVP_CIPHER_CTX_free(ctx);
+	return ok;
 }

@@ -108,4 +108,47 @@ CeCodecWidth(uint8 codec)
 	}
 }
 
+/*
+ * Sealed entries (AES-256-GCM, cache_ext.encryption_key_file):
+ *
+ *	 0 uint32 magic		"CXS1"
+ *	 4 uint8  version	1
+ *	 5 uint8[3] zero
+ *	 8 uint32 key id	which key sealed it (a digest prefix of the key)
+ *	12 uint8[12] nonce	random, fresh for every entry
+ *	24 ciphertext		an entry as above, encrypted
+ *	   uint8[16] tag	GCM tag over the ciphertext and the associated data:
+ *						the 24 header bytes and the caller's aad (the Redis
+ *						key), so that an entry copied to another key does
+ *						not open
+ *
+ * Like CeEntryParse these allocate nothing and need only OpenSSL's
+ * libcrypto, so the fuzz target links them directly.
+ */
+#define CE_SEALED_MAGIC		0x31535843	/* "CXS1" read as little-endian */
+#define CE_SEALED_HEADER	24
+#define CE_SEALED_TAG		16
+#define CE_SEALED_OVERHEAD	(CE_SEALED_HEADER + CE_SEALED_TAG)
+#define CE_SEALED_KEY_LEN	32
+
+/* The key with this id, or NULL. */
+typedef const uint8 *(*CeKeyLookup) (uint32 id, void *arg);
+
+extern bool CeIsSealed(const uint8 *buf, size_t len);
+
+/*
+ * Open (authenticate and decrypt) a sealed entry into out, which has room
+ * for len bytes.  Returns NULL with *outlen set, or a static reason.
+ */
+extern const char *CeSealedOpen(const uint8 *buf, size_t len,
+								const uint8 *aad, size_t aadlen,
+								CeKeyLookup lookup, void *arg,
+								uint8 *out, size_t *outlen);
+
+/* Seal plain into out (room for len + CE_SEALED_OVERHEAD); false on failure. */
+extern bool CeSealedSeal(const uint8 *plain, size_t len,
+						 const uint8 *aad, size_t aadlen,
+						 const uint8 *key, uint32 keyid, const uint8 *nonce,
+						 uint8 *out);
+
 #endif							/* CACHE_EXT_ENTRY_FORMAT_H */

@@ -103,10 +103,10 @@ log "building (clang $(clang -dumpversion), $(basename "$PGPORT"), work dir $W)"
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	"${WARN[@]}" "${INC[@]}" \
 	"$HERE/fuzz_entry.c" "$ROOT/src/entry_format.c" "$PGPORT" \
-	-o "$W/fuzz_entry"
+	-lcrypto -o "$W/fuzz_entry"
 clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${INC[@]}" \
 	"$HERE/make_seeds.c" "$ROOT/src/entry_format.c" "$PGPORT" \
-	-o "$W/make_seeds"
+	-lcrypto -o "$W/make_seeds"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
