@@ -889,6 +889,31 @@ analyze_scopes(PreparedQuery *pq, PlannedStmt *stmt)
 									  get_func_name(lfirst_oid(lc))));
 }
 
+static bool
+note_func(Oid funcid, void *context)
+{
+	List	  **funcs = (List **) context;
+
+	*funcs = list_append_unique_oid(*funcs, funcid);
+	return false;
+}
+
+/*
+ * Every function the rewritten query calls, before planning inlines SQL
+ * functions away: PostgreSQL checks EXECUTE on an inlined function when it
+ * plans, and a plan built for one role must not let another call it.
+ */
+static bool
+collect_query_funcs(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, collect_query_funcs, context, 0);
+	(void) check_functions_in_node(node, note_func, context);
+	return expression_tree_walker(node, collect_query_funcs, context);
+}
+
 /* Bring pq's analysis up to date with the generic plan cplan. */
 static void
 analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
@@ -907,6 +932,7 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 	pq->generation = -1;
 	old = MemoryContextSwitchTo(pq->analysis_cxt);
 	AnalyzePlannedStmt(linitial_node(PlannedStmt, cplan->stmt_list), &pq->deps);
+	(void) collect_query_funcs((Node *) pq->plansource->query_list, &pq->deps.funcids);
 	pq->resultdesc = CreateTupleDescCopy(pq->plansource->resultDesc);
 	pq->codecs = palloc0(sizeof(EntryColumnCodec) * Max(pq->resultdesc->natts, 1));
 	pq->codec_problem = EntryCodecsInit(pq->resultdesc, pq->codecs,
@@ -1722,6 +1748,14 @@ cached_query_call(text *query_text, const CallParams *params,
 	if (outdesc)
 		check_result_type(outdesc, resultdesc);
 
+	/*
+	 * Refuse anyone who could not run the query, on every path: a hit, and
+	 * also a miss or bypass, which run a plan that may have been built for
+	 * another role (with a SQL function inlined, whose EXECUTE PostgreSQL
+	 * checks only when planning).
+	 */
+	check_privileges(pq, cplan);
+
 	cs.describe = false;
 	call_scopes(pq, opts, &cs, params);
 	why = bypass_reasons(pq, &cs, NULL);
@@ -1749,8 +1783,6 @@ cached_query_call(text *query_text, const CallParams *params,
 		if (cs.untracked != NIL)
 			ttl_note = psprintf("ttl-only: %s", untracked_summary(cs.untracked));
 
-		/* a hit must be refused to anyone who could not run the query */
-		check_privileges(pq, cplan);
 		entry_key(query, params, &settings, opts, pq, &cs, hash);
 		rkey = KeyEntryName(hash);
 
