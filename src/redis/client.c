@@ -1,18 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * client.c
- *	  One Redis connection per backend: connect (with AUTH and SELECT),
- *	  pipelined command execution through hiredis's formatter and reader,
- *	  reply size limits, and the circuit breaker.
+ *	  One Redis connection per backend: connect (TCP, unix socket or TLS,
+ *	  then AUTH and SELECT), pipelined command execution through hiredis's
+ *	  formatter and reader, reply size limits, and the circuit breaker.
  *
  * State: everything here is backend-local and static.  The connection is
  * usable only when 'conn.connected' is set, which happens after every
  * allocation and the handshake succeeded.  Any failure, and any error
  * thrown while a command is in flight (cancel, statement_timeout), drops
- * the connection entirely (socket, descriptor reservation, hiredis reader)
- * so that the next use starts clean; a failure also opens the breaker for
- * cache_ext.retry_interval, during which RedisUsable() says no without
- * touching the network.
+ * the connection entirely (socket, TLS state, descriptor reservation,
+ * hiredis reader) so that the next use starts clean; a failure also opens
+ * the breaker for cache_ext.retry_interval, during which RedisUsable() says
+ * no without touching the network.  A TLS failure (certificate, name,
+ * handshake) is a failure like any other: never a retry in plain text.
  *
  *-------------------------------------------------------------------------
  */
@@ -143,6 +144,8 @@ fail(const char *what)
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("cache_ext could not use Redis, so queries run uncached"),
 				 errdetail_internal("The error was: %s.", last_error),
+				 cache_ext_redis_url && strncmp(cache_ext_redis_url, "rediss://", 9) == 0 ?
+				 errhint("Check cache_ext.redis_url, the cache_ext.tls_* settings and the Redis server; cache_ext retries after cache_ext.retry_interval.") :
 				 errhint("Check cache_ext.redis_url and the Redis server; cache_ext retries after cache_ext.retry_interval.")));
 	}
 }
@@ -380,13 +383,6 @@ connect_redis(int timeout_ms)
 				 "invalid cache_ext.redis_url: %s", perr);
 		return false;
 	}
-	if (ep.kind == REDIS_EP_TLS)
-	{
-		snprintf(last_error, sizeof(last_error),
-				 "rediss:// (TLS) is not supported by this version of cache_ext");
-		return false;
-	}
-
 	conn.url = strdup(cache_ext_redis_url);
 	conn.reader = redisReaderCreate();
 	if (conn.reader)
@@ -503,7 +499,9 @@ exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
 	volatile bool fresh = false;
 	redisReply **volatile all = replies;
 
-	if (conn.connected && strcmp(conn.url, cache_ext_redis_url) != 0)
+	/* a new URL, or new TLS settings, apply from the next call */
+	if (conn.connected && (strcmp(conn.url, cache_ext_redis_url) != 0 ||
+						   TransportStale(&conn.transport)))
 		RedisDisconnect();
 
 	initStringInfo(&buf);

@@ -25,7 +25,7 @@ typedef enum RedisEndpointKind
 {
 	REDIS_EP_TCP,
 	REDIS_EP_UNIX,
-	REDIS_EP_TLS				/* rediss://: parsed, not yet supported */
+	REDIS_EP_TLS				/* rediss://: TCP with TLS */
 } RedisEndpointKind;
 
 typedef struct RedisEndpoint
@@ -57,6 +57,9 @@ typedef struct RedisTransport
 								 * kept for the connection's life */
 	int			sock_pos;		/* the socket's event in wes */
 	uint32		sock_events;	/* what it waits for now */
+	struct ssl_st *ssl;			/* rediss://: OpenSSL's connection (malloc'd,
+								 * freed by TransportClose), else NULL */
+	uint64		tls_generation; /* the TLS settings it was made under */
 } RedisTransport;
 
 extern bool TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
@@ -67,8 +70,13 @@ extern ssize_t TransportRecv(RedisTransport *t, char *buf, size_t len,
 							 bool wait_first, TimestampTz deadline,
 							 char *err, size_t errlen);
 extern void TransportClose(RedisTransport *t);
+extern bool TransportStale(const RedisTransport *t);
 
 /* The transport's settings (TLS), defined from _PG_init. */
+extern char *cache_ext_tls_ca_file;
+extern char *cache_ext_tls_cert_file;
+extern char *cache_ext_tls_key_file;
+extern bool cache_ext_tls_verify;
 extern void TransportDefineGucs(void);
 
 /* client.c */
