@@ -389,6 +389,14 @@ tls_failure(RedisTransport *t, int sslerr, int saved_errno, bool handshake,
 		ERR_clear_error();
 		return;
 	}
+	/* other alerts from the server after the handshake: it refused us */
+	if (!handshake && sslerr == SSL_ERROR_SSL && code != 0 &&
+		!ERR_SYSTEM_ERROR(code) && ERR_GET_LIB(code) == ERR_LIB_SSL &&
+		ERR_GET_REASON(code) >= SSL_AD_REASON_OFFSET)
+	{
+		tls_error(err, errlen, "Redis refused the TLS connection");
+		return;
+	}
 	if (sslerr == SSL_ERROR_SYSCALL && code == 0)
 	{
 		errno = saved_errno;
@@ -689,6 +697,26 @@ tls_send(RedisTransport *t, const char *buf, size_t len,
 							 deadline, err, errlen))
 				return false;
 			continue;
+		}
+		/*
+		 * With TLS 1.3 the server judges our certificate after our side of
+		 * the handshake has ended: when it refused it, the reason is an
+		 * alert waiting to be read, more telling than the reset that the
+		 * write ran into.
+		 */
+		if (sslerr == SSL_ERROR_SYSCALL &&
+			(saved_errno == ECONNRESET || saved_errno == EPIPE))
+		{
+			char		byte;
+
+			ERR_clear_error();
+			n = SSL_read(t->ssl, &byte, 1);
+			if (n <= 0 && SSL_get_error(t->ssl, n) == SSL_ERROR_SSL)
+			{
+				tls_failure(t, SSL_ERROR_SSL, 0, false,
+							"could not send to Redis", err, errlen);
+				return false;
+			}
 		}
 		tls_failure(t, sslerr, saved_errno, false, "could not send to Redis", err, errlen);
 		return false;
