@@ -1,25 +1,38 @@
 #!/usr/bin/env bash
-# test/fuzz/run.sh - build and run the libFuzzer target for the stored-entry
-# decoder (src/entry_format.c) with ASan and UBSan.
+# test/fuzz/run.sh - build and run the libFuzzer targets with ASan and UBSan:
 #
-# Builds test/fuzz/fuzz_entry.c and test/fuzz/make_seeds.c into a temporary
-# work directory (nothing is written into the repository), generates a seed
-# corpus there, fuzzes for FUZZ_SECONDS, and prints the libFuzzer numbers.
-# Exits non-zero on any crash, leak, timeout or out-of-memory, after printing
-# the offending inputs in hex and the command that reproduces them.
+#   entry  fuzz_entry.c: the stored-entry decoder (src/entry_format.c)
+#   resp   fuzz_resp.c: Redis replies, as the system libhiredis's reader
+#          (configured and fed as src/redis/client.c does) turns them into
+#          reply trees, and as the extension's callers interpret them
+#
+# Builds the targets and their seed generators (make_seeds.c,
+# make_resp_seeds.c) into a temporary work directory (nothing is written into
+# the repository), generates seed corpora there, fuzzes each target in turn
+# for its share of FUZZ_SECONDS, and prints the libFuzzer numbers of each.
+# Exits non-zero on any crash, leak, timeout or out-of-memory in either, after
+# printing the offending inputs in hex and the command that reproduces them.
 #
 # Usage (as root on a fresh Debian 12 machine: installs clang if missing):
-#   bash test/fuzz/run.sh                  # fuzz for FUZZ_SECONDS
+#   bash test/fuzz/run.sh                  # fuzz for FUZZ_SECONDS in all
 #   FUZZ_SECONDS=600 bash test/fuzz/run.sh
+#   FUZZ_TARGETS=resp bash test/fuzz/run.sh
 #   bash test/fuzz/run.sh FILE...          # build, then run just these inputs
+#                                          # (through each of FUZZ_TARGETS)
 #
 # Environment:
-#   FUZZ_SECONDS    time budget in seconds (default: CE_FUZZ_SECONDS, else 60);
-#                   0 runs the seed corpus once and stops
+#   FUZZ_SECONDS    time budget in seconds for all targets together (default:
+#                   CE_FUZZ_SECONDS, else 60), split evenly between them (at
+#                   least 1 s each); 0 runs the seed corpora once and stops
+#   FUZZ_SECONDS_ENTRY, FUZZ_SECONDS_RESP
+#                   the budget of one target, instead of its share
+#   FUZZ_TARGETS    the targets to build and run, of "entry resp" (default both)
 #   FUZZ_TIMEOUT    seconds one input may take before it counts as a hang (default 10)
 #   FUZZ_MAX_LEN    largest input libFuzzer generates (default 65536)
-#   FUZZ_CORPUS     a directory to keep the grown corpus in across runs
-#                   (default: a directory inside the work directory)
+#   FUZZ_CORPUS     a directory to keep the entry target's grown corpus in
+#                   across runs (default: a directory inside the work directory)
+#   FUZZ_RESP_CORPUS  the same for the resp target (default: FUZZ_CORPUS-resp
+#                   when FUZZ_CORPUS is set, else inside the work directory)
 #   FUZZ_WORKDIR    work directory (default: a new mktemp -d under $TMPDIR or /tmp)
 #   FUZZ_KEEP=1     keep the work directory even when everything passed
 #   FUZZ_VERBOSE=1  show libFuzzer's whole output, not just its summary
@@ -32,21 +45,36 @@ ROOT=$(cd "$HERE/../.." && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-${CE_FUZZ_SECONDS:-60}}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-65536}
+FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp}
 : "${PG_CONFIG:=/usr/lib/postgresql/15/bin/pg_config}"
 
 log()  { printf '==> %s\n' "$*"; }
 note() { printf '    %s\n' "$*"; }
 die()  { printf 'fuzz: ERROR: %s\n' "$*" >&2; exit 1; }
 
-for v in FUZZ_SECONDS FUZZ_TIMEOUT FUZZ_MAX_LEN; do
+for v in FUZZ_SECONDS FUZZ_TIMEOUT FUZZ_MAX_LEN FUZZ_SECONDS_ENTRY FUZZ_SECONDS_RESP; do
+	[ -n "${!v:-}" ] || continue
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, not '${!v}'"
 done
+targets=()
+for t in ${FUZZ_TARGETS//,/ }; do
+	case $t in
+		entry|resp) targets+=("$t") ;;
+		*) die "FUZZ_TARGETS takes entry and resp, not '$t'" ;;
+	esac
+done
+[ ${#targets[@]} -gt 0 ] || die "FUZZ_TARGETS names no target"
+wants() { [[ " ${targets[*]} " == *" $1 "* ]]; }
 
 # ---- packages ------------------------------------------------------------------
 missing=()
 dpkg -s clang >/dev/null 2>&1 || missing+=(clang)
 dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || missing+=(libclang-rt-14-dev)
 [ -x "$PG_CONFIG" ] || missing+=(postgresql-server-dev-15)
+if wants resp; then
+	dpkg -s libhiredis-dev >/dev/null 2>&1 || missing+=(libhiredis-dev)
+	command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
 	[ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}); run as root to install them"
 	log "installing ${missing[*]}"
@@ -79,8 +107,19 @@ fi
 ARTIFACTS=$W/artifacts
 CORPUS=${FUZZ_CORPUS:-$W/corpus}
 SEEDS=$W/seeds
-mkdir -p "$ARTIFACTS" "$CORPUS"
-rm -rf "$SEEDS"
+if [ -n "${FUZZ_RESP_CORPUS:-}" ]; then
+	RESP_CORPUS=$FUZZ_RESP_CORPUS
+elif [ -n "${FUZZ_CORPUS:-}" ]; then
+	RESP_CORPUS=${FUZZ_CORPUS%/}-resp
+else
+	RESP_CORPUS=$W/corpus-resp
+fi
+RESP_SEEDS=$W/seeds-resp
+RESP_ARTIFACTS=$W/artifacts-resp
+mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS"
+if wants entry; then mkdir -p "$CORPUS"; fi
+if wants resp; then mkdir -p "$RESP_CORPUS"; fi
+rm -rf "$SEEDS" "$RESP_SEEDS"
 
 failed=1
 cleanup()
@@ -99,94 +138,161 @@ SAN=(-fsanitize=address,undefined -fno-sanitize-recover=all)
 INC=(-I"$SERVER_INC" -I"$ROOT/src" -I"$HERE")
 WARN=(-Wall -Wno-unused-function -Wno-ignored-attributes)
 
-log "building (clang $(clang -dumpversion), $(basename "$PGPORT"), work dir $W)"
-clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	"${WARN[@]}" "${INC[@]}" \
-	"$HERE/fuzz_entry.c" "$ROOT/src/entry_format.c" "$PGPORT" \
-	-lcrypto -o "$W/fuzz_entry"
-clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${INC[@]}" \
-	"$HERE/make_seeds.c" "$ROOT/src/entry_format.c" "$PGPORT" \
-	-lcrypto -o "$W/make_seeds"
+log "building ${targets[*]} (clang $(clang -dumpversion), $(basename "$PGPORT"), work dir $W)"
+if wants entry; then
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		"${WARN[@]}" "${INC[@]}" \
+		"$HERE/fuzz_entry.c" "$ROOT/src/entry_format.c" "$PGPORT" \
+		-lcrypto -o "$W/fuzz_entry"
+	clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${INC[@]}" \
+		"$HERE/make_seeds.c" "$ROOT/src/entry_format.c" "$PGPORT" \
+		-lcrypto -o "$W/make_seeds"
+fi
+if wants resp; then
+	# the system libhiredis, as the extension links it: its reader is the
+	# code under test (not instrumented; fuzz_resp.c's reference reader
+	# gives the fuzzer its coverage of the grammar)
+	read -r -a HIREDIS_CFLAGS <<<"$(pkg-config --cflags hiredis)"
+	read -r -a HIREDIS_LIBS <<<"$(pkg-config --libs hiredis)"
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		"${WARN[@]}" "${HIREDIS_CFLAGS[@]}" \
+		"$HERE/fuzz_resp.c" "${HIREDIS_LIBS[@]}" \
+		-o "$W/fuzz_resp"
+	clang -g -O1 "${SAN[@]}" "${WARN[@]}" \
+		"$HERE/make_resp_seeds.c" \
+		-o "$W/make_resp_seeds"
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 # ---- reproduce mode --------------------------------------------------------------
 if [ $# -gt 0 ]; then
-	log "running $# given input(s)"
-	"$W/fuzz_entry" -timeout="$FUZZ_TIMEOUT" "$@"
+	for t in "${targets[@]}"; do
+		log "running $# given input(s) through fuzz_$t"
+		rc=0
+		"$W/fuzz_$t" -timeout="$FUZZ_TIMEOUT" "$@" || rc=$?
+		[ "$rc" -eq 0 ] || die "fuzz_$t failed on the given input(s) (exit status $rc)"
+	done
 	failed=0
 	exit 0
 fi
 
 # ---- seeds -----------------------------------------------------------------------
-"$W/make_seeds" "$SEEDS" | sed 's/^/    /'
+if wants entry; then
+	"$W/make_seeds" "$SEEDS" | sed 's/^/    /'
+fi
+if wants resp; then
+	"$W/make_resp_seeds" "$RESP_SEEDS" "$W/resp.dict" | sed 's/^/    /'
+fi
+
+# ---- time budget -------------------------------------------------------------------
+# FUZZ_SECONDS is for all targets together: each gets an even share (the
+# first one the remainder), at least 1 s, unless FUZZ_SECONDS_<TARGET> says.
+declare -A budget
+share=$((FUZZ_SECONDS / ${#targets[@]}))
+rest=$((FUZZ_SECONDS - share * ${#targets[@]}))
+for t in "${targets[@]}"; do
+	b=$((share + rest))
+	rest=0
+	if [ "$FUZZ_SECONDS" -gt 0 ] && [ "$b" -lt 1 ]; then
+		b=1
+	fi
+	var=FUZZ_SECONDS_${t^^}
+	budget[$t]=${!var:-$b}
+done
 
 # ---- fuzz ------------------------------------------------------------------------
-args=(
-	-max_len="$FUZZ_MAX_LEN"
-	-timeout="$FUZZ_TIMEOUT"
-	-rss_limit_mb=2048
-	-artifact_prefix="$ARTIFACTS/"
-	-print_final_stats=1
-)
-if [ "$FUZZ_SECONDS" -eq 0 ]; then
-	args+=(-runs=0)
-	log "running the seed corpus once"
-else
-	args+=(-max_total_time="$FUZZ_SECONDS")
-	log "fuzzing for ${FUZZ_SECONDS}s (per-input timeout ${FUZZ_TIMEOUT}s, max_len $FUZZ_MAX_LEN)"
-fi
+# run_target NAME CORPUS SEEDS ARTIFACTS LOG [LIBFUZZER_ARG...]: fuzz one
+# target for its budget and print its summary; returns 1 if it failed.
+run_target()
+{
+	local name=$1 corpus=$2 seeds=$3 artifacts=$4 flog=$5
+	shift 5
+	local secs=${budget[$name]}
+	local bin=$W/fuzz_$name
+	local args=(
+		-max_len="$FUZZ_MAX_LEN"
+		-timeout="$FUZZ_TIMEOUT"
+		-rss_limit_mb=2048
+		-artifact_prefix="$artifacts/"
+		-print_final_stats=1
+		"$@"
+	)
+	local rc=0
 
-FLOG=$W/fuzz.log
-rc=0
-if [ -n "${FUZZ_VERBOSE:-}" ]; then
-	"$W/fuzz_entry" "${args[@]}" "$CORPUS" "$SEEDS" 2>&1 | tee "$FLOG" || rc=${PIPESTATUS[0]}
-else
-	"$W/fuzz_entry" "${args[@]}" "$CORPUS" "$SEEDS" >"$FLOG" 2>&1 || rc=$?
-fi
-
-# ---- summary ---------------------------------------------------------------------
-fstat() { sed -n "s/^stat::$1: *//p" "$FLOG" | tail -n 1; }
-execs=$(fstat number_of_executed_units)
-eps=$(fstat average_exec_per_sec)
-rss=$(fstat peak_rss_mb)
-units=$(fstat new_units_added)
-covline=$(grep -E '^#[0-9]+.*cov: [0-9]+' "$FLOG" | tail -n 1 || true)
-cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$covline")
-ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$covline")
-corp=$(sed -n 's/.*corp: \([^ ]*\).*/\1/p' <<<"$covline")
-
-shopt -s nullglob
-bad=("$ARTIFACTS"/crash-* "$ARTIFACTS"/leak-* "$ARTIFACTS"/timeout-* "$ARTIFACTS"/oom-*)
-shopt -u nullglob
-
-log "libFuzzer summary"
-note "total execs:   ${execs:-?}"
-note "execs/sec:     ${eps:-?}"
-note "coverage:      cov ${cov:-?} (edges), ft ${ft:-?} (features), corpus ${corp:-?}"
-note "new units:     ${units:-?}, peak RSS ${rss:-?} MB"
-note "exit status:   $rc, failing inputs: ${#bad[@]}"
-
-if [ "$rc" -ne 0 ] || [ ${#bad[@]} -gt 0 ] || [ -z "$execs" ]; then
-	log "FAILED; end of the libFuzzer output ($FLOG):"
-	# the report starts at the sanitizer's or our own first line
-	start=$(grep -n -m1 -E '^(==[0-9]+==|fuzz_entry: |.*runtime error:|INFO: a leak)' "$FLOG" | cut -d: -f1 || true)
-	if [ -n "$start" ]; then
-		sed -n "${start},\$p" "$FLOG" | head -n 120
+	if [ "$secs" -eq 0 ]; then
+		args+=(-runs=0)
+		log "fuzz_$name: running the seed corpus once"
 	else
-		tail -n 60 "$FLOG"
+		args+=(-max_total_time="$secs")
+		log "fuzz_$name: fuzzing for ${secs}s (per-input timeout ${FUZZ_TIMEOUT}s, max_len $FUZZ_MAX_LEN)"
 	fi
-	for f in "${bad[@]}"; do
-		size=$(wc -c <"$f")
-		log "$(basename "$f") ($size bytes), hex:"
-		od -An -tx1 -v "$f" | head -n 256
-		[ "$size" -le 4096 ] || note "(first 4096 bytes shown)"
-		note "reproduce: $W/fuzz_entry $f"
-		note "       or: bash test/fuzz/run.sh $f"
-	done
+
+	if [ -n "${FUZZ_VERBOSE:-}" ]; then
+		"$bin" "${args[@]}" "$corpus" "$seeds" 2>&1 | tee "$flog" || rc=${PIPESTATUS[0]}
+	else
+		"$bin" "${args[@]}" "$corpus" "$seeds" >"$flog" 2>&1 || rc=$?
+	fi
+
+	# ---- summary ----
+	local execs eps rss units covline cov ft corp
+	fstat() { sed -n "s/^stat::$1: *//p" "$flog" | tail -n 1; }
+	execs=$(fstat number_of_executed_units)
+	eps=$(fstat average_exec_per_sec)
+	rss=$(fstat peak_rss_mb)
+	units=$(fstat new_units_added)
+	covline=$(grep -E '^#[0-9]+.*cov: [0-9]+' "$flog" | tail -n 1 || true)
+	cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$covline")
+	ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$covline")
+	corp=$(sed -n 's/.*corp: \([^ ]*\).*/\1/p' <<<"$covline")
+
+	local bad
+	shopt -s nullglob
+	bad=("$artifacts"/crash-* "$artifacts"/leak-* "$artifacts"/timeout-* "$artifacts"/oom-*)
+	shopt -u nullglob
+
+	log "fuzz_$name: libFuzzer summary"
+	note "total execs:   ${execs:-?}"
+	note "execs/sec:     ${eps:-?}"
+	note "coverage:      cov ${cov:-?} (edges), ft ${ft:-?} (features), corpus ${corp:-?}"
+	note "new units:     ${units:-?}, peak RSS ${rss:-?} MB"
+	note "exit status:   $rc, failing inputs: ${#bad[@]}"
+
+	if [ "$rc" -ne 0 ] || [ ${#bad[@]} -gt 0 ] || [ -z "$execs" ]; then
+		local start f size
+		log "fuzz_$name: FAILED; end of the libFuzzer output ($flog):"
+		# the report starts at the sanitizer's or our own first line
+		start=$(grep -n -m1 -E "^(==[0-9]+==|fuzz_$name: |.*runtime error:|INFO: a leak)" "$flog" | cut -d: -f1 || true)
+		if [ -n "$start" ]; then
+			sed -n "${start},\$p" "$flog" | head -n 120
+		else
+			tail -n 60 "$flog"
+		fi
+		for f in "${bad[@]}"; do
+			size=$(wc -c <"$f")
+			log "$(basename "$f") ($size bytes), hex:"
+			od -An -tx1 -v "$f" | head -n 256
+			[ "$size" -le 4096 ] || note "(first 4096 bytes shown)"
+			note "reproduce: $bin $f"
+			note "       or: FUZZ_TARGETS=$name bash test/fuzz/run.sh $f"
+		done
+		return 1
+	fi
+	return 0
+}
+
+status=0
+if wants entry; then
+	run_target entry "$CORPUS" "$SEEDS" "$ARTIFACTS" "$W/fuzz.log" || status=1
+fi
+if wants resp; then
+	run_target resp "$RESP_CORPUS" "$RESP_SEEDS" "$RESP_ARTIFACTS" "$W/fuzz-resp.log" \
+		-dict="$W/resp.dict" || status=1
+fi
+if [ "$status" -ne 0 ]; then
 	exit 1
 fi
 
-log "fuzz: OK, no crashes, leaks or timeouts"
+log "fuzz: OK, no crashes, leaks or timeouts (${targets[*]})"
 failed=0

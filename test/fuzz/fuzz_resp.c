@@ -1,0 +1,1452 @@
+/*-------------------------------------------------------------------------
+ *
+ * fuzz_resp.c
+ *	  libFuzzer target for the handling of Redis replies: hiredis's reader
+ *	  (the system libhiredis, as the extension links it) configured the way
+ *	  src/redis/client.c configures it, driven the way exchange() drives it,
+ *	  and the interpretation of the replies by the extension's callers.
+ *
+ * The input is one backend's session with a hostile or broken server:
+ *
+ *	 byte 0	  flags: bits 0-1 the number of commands (AUTH, SELECT) sent when
+ *			  connecting, 0..2 (3 means 2); bits 2-4 the number of
+ *			  operations minus one (1..8)
+ *	 byte 1	  k = byte % 8, then k chunk-size bytes: successive recv()s return
+ *			  at most these sizes in turn (0: RECV_CHUNK; 1..191: that many
+ *			  bytes; 192..255: (v - 191) kB); none: RECV_CHUNK each
+ *	 then	  two bytes per operation: kind, parameter (see run_op())
+ *	 then	  the bytes the server sends, in order, over every connection of
+ *			  the session (a connection dropped after a failure is followed
+ *			  by a new one that reads on from where the last recv() stopped)
+ *
+ * A missing header byte counts as 0.  The operations are the extension's
+ * round trips: cached_query's lookup (GETRANGE + MGET, then UNLINK of a
+ * corrupt entry and the generation initialisation, SET NX... + MGET, as
+ * lookup() does them), init_generations alone, cache_explain's GETRANGE +
+ * PTTL + MGET, cache_purge's SCAN / UNLINK loop, cache_health's PING and
+ * INFO, store's SET, the bumps' MSET, and a pipeline of n replies read
+ * without interpretation.  The first pipeline of every connection gets
+ * INFO server in front of it, whose reply goes through report_run_id(),
+ * with the byte cap raised by 64 kB, as exec_once() does; a connection is
+ * made by the AUTH / SELECT exchange of connect_redis() when the flags ask
+ * for it.  A failed exchange, an error reply that RedisReportError() is
+ * given, or a refused AUTH drops the connection (the reader is freed), as
+ * in the extension.
+ *
+ * Oracles:
+ *
+ *	- ASan / UBSan / LSan on everything, including hiredis's allocations
+ *	  (its malloc is ASan's, and memcpy & co. are intercepted): every reply,
+ *	  every reader, every formatted command is freed on every path.
+ *
+ *	- walk_reply(): every reply tree is walked as a consumer would: types
+ *	  are known ones, strings are NUL-terminated at len (strstr, strncmp
+ *	  and %s in the extension rely on it) and every byte is read, arrays
+ *	  have no more than MAX_REPLY_ELEMENTS non-NULL elements, the depth is
+ *	  hiredis's, and a tree holds no more than its bytes could describe.
+ *
+ *	- ref_item(): an independent reader of RESP2 as hiredis 0.14.1 accepts
+ *	  it (strict string2ll lengths, -1 for nil, the two bytes after a bulk
+ *	  payload skipped unchecked, arrays at most 8 deep, the array limit),
+ *	  run over the same bytes.  Whenever hiredis hands out a reply, the
+ *	  reference must read an identical one from the same position; when
+ *	  hiredis fails, the reference must fail at the same place for the same
+ *	  reason; when hiredis waits for more bytes, so must the reference.  It
+ *	  also gives the fuzzer coverage of the grammar: libhiredis is not
+ *	  instrumented.
+ *
+ *	- The interpretation code of the callers (lookup, init_generations,
+ *	  explain_entry, cache_purge, cache_health's info_field, report_run_id,
+ *	  store, the bumps, connect_redis) is replicated and its verdict
+ *	  compared with an independent reading of what it must accept: e.g.
+ *	  lookup's generations are usable exactly when the MGET reply is an
+ *	  array of n elements, each a string of 1..255 bytes or nil; SCAN's
+ *	  reply must be an array of two, a string cursor of at most 31 bytes
+ *	  and an array; report_run_id's bounded copy must give the alphanumeric
+ *	  run after the first "run_id:", at most 63 characters.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis.h>
+
+#define FAIL(...) \
+	do { \
+		fprintf(stderr, "fuzz_resp: %s:%d: ", __FILE__, __LINE__); \
+		fprintf(stderr, __VA_ARGS__); \
+		fputc('\n', stderr); \
+		abort(); \
+	} while (0)
+#define CHECK(cond) \
+	do { \
+		if (!(cond)) \
+			FAIL("check failed: %s", #cond); \
+	} while (0)
+
+#define Min(a, b) ((a) < (b) ? (a) : (b))
+
+/* as in src/redis/client.c */
+#define RECV_CHUNK 65536
+#define MAX_REPLY_ELEMENTS (1024 * 1024)
+
+/* hiredis 0.14: rstack[9], a multi-bulk at index 8 is refused */
+#define HIREDIS_MAX_RIDX 8
+
+/* keeps the reads of the walks from being optimised away */
+static volatile uint64_t sink;
+
+/* ---- the reader, configured as client.c does --------------------------- */
+
+/*
+ * A copy of client.c's create_array_limited() / limit_arrays() (static
+ * there): the same limit, the same check, the same lazily built table.
+ */
+static redisReplyObjectFunctions limited_functions;
+static void *(*default_create_array) (const redisReadTask *, int);
+
+static void *
+create_array_limited(const redisReadTask *task, int elements)
+{
+	if (elements < 0 || elements > MAX_REPLY_ELEMENTS)
+		return NULL;
+	return default_create_array(task, elements);
+}
+
+static void
+limit_arrays(redisReader *reader)
+{
+	if (default_create_array == NULL)
+	{
+		limited_functions = *reader->fn;
+		default_create_array = limited_functions.createArray;
+		limited_functions.createArray = create_array_limited;
+	}
+	reader->fn = &limited_functions;
+}
+
+/* ---- the session --------------------------------------------------------- */
+
+typedef struct Session
+{
+	const uint8_t *s;			/* the server's bytes */
+	size_t		slen;
+	size_t		spos;			/* next byte a recv() returns */
+
+	uint32_t	chunks[8];		/* recv() sizes, in turn */
+	int			nchunks;
+	int			chunk_i;
+
+	int			connect_cmds;	/* AUTH / SELECT at connect, 0..2 */
+
+	/* the connection */
+	bool		connected;
+	redisReader *reader;
+	size_t		conn_start;		/* stream offset of its first byte */
+	size_t		fed_end;		/* stream offset past the last byte fed */
+	size_t		ref_pos;		/* stream offset the reference reads on from */
+
+	char		last_error[256];
+} Session;
+
+static void
+disconnect(Session *S)
+{
+	S->connected = false;
+	if (S->reader)
+	{
+		redisReaderFree(S->reader);
+		S->reader = NULL;
+	}
+}
+
+static void
+free_replies(int n, redisReply **replies)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (replies[i])
+			freeReplyObject(replies[i]);
+		replies[i] = NULL;
+	}
+}
+
+/* RedisReportError(): the server answered but is not serving. */
+static void
+report_error(Session *S, const char *msg, size_t len)
+{
+	snprintf(S->last_error, sizeof(S->last_error), "Redis answered: %.*s",
+			 (int) Min(len, 150), msg);
+	disconnect(S);
+}
+
+/* ---- independent reference reader ------------------------------------------ */
+
+typedef enum RefResult
+{
+	REF_DONE,
+	REF_MORE,
+	REF_ERR
+} RefResult;
+
+typedef enum ErrKind
+{
+	EK_NONE,
+	EK_TYPE_BYTE,
+	EK_INTEGER,
+	EK_BULK_LEN,
+	EK_BULK_RANGE,
+	EK_MB_LEN,
+	EK_MB_RANGE,
+	EK_DEPTH,
+	EK_OOM,
+	EK_UNKNOWN
+} ErrKind;
+
+static const char *const ek_names[] = {
+	"none", "type byte", "integer", "bulk length", "bulk range",
+	"multi-bulk length", "multi-bulk range", "depth", "out of memory", "unknown"
+};
+
+/*
+ * A decimal as hiredis's string2ll() takes it, written from its contract:
+ * an optional '-', then "0" alone or a digit 1-9 followed by digits, and
+ * nothing else; the value must fit a long long.
+ */
+static bool
+ref_decimal(const uint8_t *p, size_t n, long long *out)
+{
+	size_t		i = 0;
+	bool		neg = false;
+	unsigned long long v = 0;
+	unsigned long long lim;
+
+	if (n == 1 && p[0] == '0')
+	{
+		*out = 0;
+		return true;
+	}
+	if (n > 0 && p[0] == '-')
+	{
+		neg = true;
+		i = 1;
+	}
+	if (i >= n || p[i] < '1' || p[i] > '9')
+		return false;
+	lim = neg ? (unsigned long long) LLONG_MAX + 1 : (unsigned long long) LLONG_MAX;
+	for (; i < n; i++)
+	{
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		if (v > (lim - (unsigned long long) (p[i] - '0')) / 10)
+			return false;
+		v = v * 10 + (unsigned long long) (p[i] - '0');
+	}
+	if (neg)
+		*out = v == (unsigned long long) LLONG_MAX + 1 ? LLONG_MIN : -(long long) v;
+	else
+		*out = (long long) v;
+	return true;
+}
+
+/* The first CR LF at or after pos, or -1. */
+static long
+ref_line_end(const uint8_t *b, size_t n, size_t pos)
+{
+	for (size_t i = pos; i + 1 < n; i++)
+		if (b[i] == '\r' && b[i + 1] == '\n')
+			return (long) i;
+	return -1;
+}
+
+static void
+ref_mismatch(const char *what, const redisReply *h, size_t pos)
+{
+	FAIL("hiredis and the reference reader disagree at stream offset %zu: %s "
+		 "(hiredis: type %d, len %zu, elements %zu)",
+		 pos, what, h ? h->type : -1, h ? h->len : 0, h ? h->elements : 0);
+}
+
+/*
+ * Read one item of b[0..n) at *pos, nested ridx deep (0: a whole reply), and
+ * when h is not NULL check that it is the item hiredis built.  On REF_ERR
+ * *ek says why.
+ */
+static RefResult
+ref_item(const uint8_t *b, size_t n, size_t *pos, int ridx, const redisReply *h,
+		 ErrKind *ek)
+{
+	size_t		start = *pos;
+	uint8_t		t;
+	long		e;
+	long long	v;
+
+	if (*pos >= n)
+		return REF_MORE;
+	t = b[*pos];
+	switch (t)
+	{
+		case '+':
+		case '-':
+		case ':':
+			if ((e = ref_line_end(b, n, *pos + 1)) < 0)
+				return REF_MORE;
+			{
+				const uint8_t *line = b + *pos + 1;
+				size_t		len = (size_t) e - (*pos + 1);
+
+				*pos = (size_t) e + 2;
+				if (t == ':')
+				{
+					if (!ref_decimal(line, len, &v))
+					{
+						*ek = EK_INTEGER;
+						return REF_ERR;
+					}
+					if (h && (h->type != REDIS_REPLY_INTEGER || h->integer != v))
+						ref_mismatch("integer", h, start);
+				}
+				else if (h)
+				{
+					int			want = t == '+' ? REDIS_REPLY_STATUS : REDIS_REPLY_ERROR;
+
+					if (h->type != want || h->len != len ||
+						(len > 0 && memcmp(h->str, line, len) != 0))
+						ref_mismatch(t == '+' ? "status" : "error", h, start);
+				}
+			}
+			return REF_DONE;
+
+		case '$':
+			if ((e = ref_line_end(b, n, *pos + 1)) < 0)
+				return REF_MORE;
+			if (!ref_decimal(b + *pos + 1, (size_t) e - (*pos + 1), &v))
+			{
+				*pos = (size_t) e + 2;
+				*ek = EK_BULK_LEN;
+				return REF_ERR;
+			}
+			if (v < -1)
+			{
+				*pos = (size_t) e + 2;
+				*ek = EK_BULK_RANGE;
+				return REF_ERR;
+			}
+			if (v == -1)
+			{
+				*pos = (size_t) e + 2;
+				if (h && h->type != REDIS_REPLY_NIL)
+					ref_mismatch("nil bulk", h, start);
+				return REF_DONE;
+			}
+			/* the payload, then two bytes hiredis skips without looking */
+			if ((unsigned long long) v > n - ((size_t) e + 2) ||
+				n - ((size_t) e + 2) - (size_t) v < 2)
+				return REF_MORE;
+			*pos = (size_t) e + 2 + (size_t) v + 2;
+			if (h && (h->type != REDIS_REPLY_STRING || h->len != (size_t) v ||
+					  (v > 0 && memcmp(h->str, b + e + 2, (size_t) v) != 0)))
+				ref_mismatch("bulk string", h, start);
+			return REF_DONE;
+
+		case '*':
+			/* hiredis refuses a multi-bulk this deep before reading its line */
+			if (ridx >= HIREDIS_MAX_RIDX)
+			{
+				*pos += 1;
+				*ek = EK_DEPTH;
+				return REF_ERR;
+			}
+			if ((e = ref_line_end(b, n, *pos + 1)) < 0)
+				return REF_MORE;
+			if (!ref_decimal(b + *pos + 1, (size_t) e - (*pos + 1), &v))
+			{
+				*ek = EK_MB_LEN;
+				return REF_ERR;
+			}
+			*pos = (size_t) e + 2;
+			if (v < -1 || v > INT_MAX)
+			{
+				*ek = EK_MB_RANGE;
+				return REF_ERR;
+			}
+			if (v == -1)
+			{
+				if (h && h->type != REDIS_REPLY_NIL)
+					ref_mismatch("nil multi-bulk", h, start);
+				return REF_DONE;
+			}
+			if (v > MAX_REPLY_ELEMENTS)
+			{
+				/* create_array_limited() refuses it: "Out of memory" */
+				*ek = EK_OOM;
+				return REF_ERR;
+			}
+			if (h && (h->type != REDIS_REPLY_ARRAY || h->elements != (size_t) v))
+				ref_mismatch("array", h, start);
+			for (long long i = 0; i < v; i++)
+			{
+				RefResult	rr = ref_item(b, n, pos, ridx + 1,
+										  h ? h->element[i] : NULL, ek);
+
+				if (rr != REF_DONE)
+					return rr;
+			}
+			return REF_DONE;
+
+		default:
+			*pos += 1;
+			*ek = EK_TYPE_BYTE;
+			return REF_ERR;
+	}
+}
+
+/* Reads one reply from the session's bytes at ref_pos, moving it on. */
+static RefResult
+ref_next(Session *S, const redisReply *h, ErrKind *ek)
+{
+	size_t		pos = S->ref_pos;
+	RefResult	rr;
+
+	*ek = EK_NONE;
+	rr = ref_item(S->s, S->fed_end, &pos, 0, h, ek);
+	if (rr == REF_DONE)
+		S->ref_pos = pos;
+	return rr;
+}
+
+static ErrKind
+hiredis_err_kind(const redisReader *r)
+{
+	const char *e = r->errstr;
+
+	if (r->err == REDIS_ERR_OOM)
+		return strcmp(e, "Out of memory") == 0 ? EK_OOM : EK_UNKNOWN;
+	if (r->err != REDIS_ERR_PROTOCOL)
+		return EK_UNKNOWN;
+	if (strncmp(e, "Protocol error, got ", 20) == 0 &&
+		strstr(e, " as reply type byte") != NULL)
+		return EK_TYPE_BYTE;
+	if (strcmp(e, "Bad integer value") == 0)
+		return EK_INTEGER;
+	if (strcmp(e, "Bad bulk string length") == 0)
+		return EK_BULK_LEN;
+	if (strcmp(e, "Bulk string length out of range") == 0)
+		return EK_BULK_RANGE;
+	if (strcmp(e, "Bad multi-bulk length") == 0)
+		return EK_MB_LEN;
+	if (strcmp(e, "Multi-bulk length out of range") == 0)
+		return EK_MB_RANGE;
+	if (strcmp(e, "No support for nested multi bulk replies with depth > 7") == 0)
+		return EK_DEPTH;
+	return EK_UNKNOWN;
+}
+
+/* ---- the walk -------------------------------------------------------------- */
+
+/*
+ * Walk a reply as a consumer would and check what the extension assumes of
+ * it.  Returns the number of nodes.
+ */
+static size_t
+walk_reply(const redisReply *r, int depth)
+{
+	size_t		nodes = 1;
+	uint64_t	h = 0;
+
+	CHECK(r != NULL);
+	CHECK(depth <= HIREDIS_MAX_RIDX);
+	switch (r->type)
+	{
+		case REDIS_REPLY_STRING:
+		case REDIS_REPLY_STATUS:
+		case REDIS_REPLY_ERROR:
+			CHECK(r->str != NULL);
+			CHECK(r->elements == 0);
+			for (size_t i = 0; i < r->len; i++)
+				h = h * 31 + (unsigned char) r->str[i];
+			CHECK(r->str[r->len] == '\0');
+			/* what strstr / strncmp / %s see: the bytes up to the first NUL */
+			CHECK(strlen(r->str) <= r->len);
+			if (r->type != REDIS_REPLY_STRING)
+			{
+				/* a line never holds CR LF */
+				for (size_t i = 0; i + 1 < r->len; i++)
+					CHECK(!(r->str[i] == '\r' && r->str[i + 1] == '\n'));
+			}
+			break;
+		case REDIS_REPLY_INTEGER:
+			CHECK(r->str == NULL && r->elements == 0);
+			h = (uint64_t) r->integer;
+			break;
+		case REDIS_REPLY_NIL:
+			CHECK(r->str == NULL && r->elements == 0 && r->len == 0);
+			break;
+		case REDIS_REPLY_ARRAY:
+			CHECK(r->str == NULL);
+			CHECK(r->elements <= MAX_REPLY_ELEMENTS);
+			CHECK(r->elements == 0 || r->element != NULL);
+			for (size_t i = 0; i < r->elements; i++)
+			{
+				CHECK(r->element[i] != NULL);
+				nodes += walk_reply(r->element[i], depth + 1);
+			}
+			break;
+		default:
+			FAIL("reply of unknown type %d", r->type);
+	}
+	sink += h;
+	return nodes;
+}
+
+/* ---- exchange() -------------------------------------------------------------- */
+
+/* TransportRecv(): the next chunk of the stream; -1 at its end (EOF). */
+static long
+recv_chunk(Session *S, const uint8_t **chunk)
+{
+	size_t		want;
+	size_t		r;
+
+	if (S->spos >= S->slen)
+		return -1;
+	want = S->nchunks > 0 ? S->chunks[S->chunk_i++ % S->nchunks] : RECV_CHUNK;
+	r = Min(want, S->slen - S->spos);
+	*chunk = S->s + S->spos;
+	S->spos += r;
+	return (long) r;
+}
+
+/*
+ * As exchange() in client.c: read n replies, feeding the reader what recv()
+ * returns, refusing to receive more than max_reply_bytes.  On failure
+ * nothing is left in replies[] (the caller drops the connection).
+ */
+static bool
+exchange(Session *S, int n, redisReply **replies, size_t max_reply_bytes)
+{
+	size_t		received = 0;
+	int			got = 0;
+	ErrKind		ek;
+	RefResult	rr;
+
+	CHECK(S->connected && S->reader != NULL);
+	memset(replies, 0, n * sizeof(redisReply *));
+	while (got < n)
+	{
+		void	   *reply = NULL;
+		const uint8_t *chunk = NULL;
+		long		r;
+
+		if (redisReaderGetReply(S->reader, &reply) != REDIS_OK)
+		{
+			ErrKind		hk = hiredis_err_kind(S->reader);
+
+			CHECK(reply == NULL);
+			if (hk == EK_UNKNOWN)
+				FAIL("unexpected reader error %d: %s", S->reader->err, S->reader->errstr);
+			rr = ref_next(S, NULL, &ek);
+			if (rr != REF_ERR || ek != hk)
+				FAIL("hiredis failed (%s: %s) where the reference reader %s%s at stream offset %zu",
+					 ek_names[hk], S->reader->errstr,
+					 rr == REF_DONE ? "read a reply" : rr == REF_MORE ? "waits for more" : "failed with ",
+					 rr == REF_ERR ? ek_names[ek] : "", S->ref_pos);
+			snprintf(S->last_error, sizeof(S->last_error),
+					 "invalid reply from Redis: %s", S->reader->errstr);
+			break;
+		}
+		if (reply != NULL)
+		{
+			size_t		nodes = walk_reply(reply, 0);
+
+			rr = ref_next(S, reply, &ek);
+			if (rr != REF_DONE)
+				ref_mismatch(rr == REF_MORE ? "the reference needs more bytes" :
+							 "the reference fails", reply, S->ref_pos);
+			/* every node takes at least 3 bytes ("+\r\n") */
+			CHECK(nodes <= (S->fed_end - S->conn_start) / 3);
+			replies[got++] = reply;
+			continue;
+		}
+		r = recv_chunk(S, &chunk);
+		if (r < 0)
+		{
+			/* TransportRecv()'s words for an end of stream */
+			snprintf(S->last_error, sizeof(S->last_error),
+					 "Redis closed the connection");
+			break;
+		}
+		received += (size_t) r;
+		if (received > max_reply_bytes)
+		{
+			snprintf(S->last_error, sizeof(S->last_error),
+					 "Redis reply exceeds %zu bytes", max_reply_bytes);
+			break;
+		}
+		if (redisReaderFeed(S->reader, (const char *) chunk, (size_t) r) != REDIS_OK)
+		{
+			snprintf(S->last_error, sizeof(S->last_error),
+					 "invalid reply from Redis: %s", S->reader->errstr);
+			break;
+		}
+		CHECK(chunk == S->s + S->fed_end);
+		S->fed_end += (size_t) r;
+	}
+
+	if (got < n)
+	{
+		/* hiredis waits for more: then so does the reference */
+		if (S->reader->err == 0)
+		{
+			rr = ref_next(S, NULL, &ek);
+			if (rr != REF_MORE)
+				FAIL("hiredis waits for more bytes where the reference reader %s at stream offset %zu",
+					 rr == REF_DONE ? "read a reply" : "failed", S->ref_pos);
+		}
+		free_replies(got, replies);
+		return false;
+	}
+	return true;
+}
+
+/* format_command(): hiredis's formatter on the arguments, freed at once. */
+static bool
+format_command(int argc, const char **argv, const size_t *argvlen)
+{
+	char	   *formatted = NULL;
+	int			len;
+
+	len = redisFormatCommandArgv(&formatted, argc, argv, argvlen);
+	if (len < 0 || formatted == NULL)
+		return false;
+	sink += (unsigned char) formatted[len - 1];
+	redisFreeCommand(formatted);
+	return true;
+}
+
+/* ---- report_run_id ----------------------------------------------------------- */
+
+/* report_run_id()'s extraction, as in client.c. */
+static void
+run_id_of(const redisReply *info, char *run_id)
+{
+	run_id[0] = '\0';
+	if (info->type == REDIS_REPLY_STRING)
+	{
+		const char *p = strstr(info->str, "run_id:");
+
+		if (p)
+		{
+			int			len = 0;
+
+			p += strlen("run_id:");
+			while (len < 64 - 1 && isalnum((unsigned char) p[len]))
+			{
+				run_id[len] = p[len];
+				len++;
+			}
+			run_id[len] = '\0';
+		}
+	}
+}
+
+/*
+ * What report_run_id() must find, read independently: in the text before
+ * the first NUL, the first "run_id:", and the alphanumerics after it, at
+ * most 63.
+ */
+static void
+check_run_id(const redisReply *info)
+{
+	char		run_id[64];
+	char		want[64] = "";
+	size_t		wlen = 0;
+
+	memset(run_id, 0x7f, sizeof(run_id));
+	run_id_of(info, run_id);
+	if (info->type == REDIS_REPLY_STRING)
+	{
+		size_t		n = strnlen(info->str, info->len);
+
+		for (size_t i = 0; i + 7 <= n; i++)
+		{
+			if (memcmp(info->str + i, "run_id:", 7) != 0)
+				continue;
+			for (size_t j = i + 7; j < n && wlen < 63; j++)
+			{
+				char		c = info->str[j];
+
+				if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+					  (c >= 'A' && c <= 'Z')))
+					break;
+				want[wlen++] = c;
+			}
+			break;
+		}
+	}
+	want[wlen] = '\0';
+	if (memchr(run_id, '\0', sizeof(run_id)) == NULL || strcmp(run_id, want) != 0)
+		FAIL("report_run_id found \"%.64s\" where the INFO text has run_id \"%s\"",
+			 run_id, want);
+	sink += strlen(run_id);
+}
+
+/* ---- exec_once / exec_pipeline ----------------------------------------------- */
+
+/* connect_redis(): a new reader, then the AUTH / SELECT exchange. */
+static bool
+connect_redis(Session *S)
+{
+	redisReply *replies[2];
+	int			n = S->connect_cmds;
+
+	CHECK(!S->connected && S->reader == NULL);
+	S->reader = redisReaderCreate();
+	CHECK(S->reader != NULL);
+	limit_arrays(S->reader);
+	CHECK(S->reader->fn == &limited_functions &&
+		  S->reader->fn->createArray == create_array_limited);
+	S->connected = true;
+	S->conn_start = S->fed_end = S->ref_pos = S->spos;
+	if (n == 0)
+		return true;
+	{
+		const char *argv[3] = {"AUTH", "cache_ext", "secret"};
+		size_t		argvlen[3] = {4, 9, 6};
+		const char *sargv[2] = {"SELECT", "3"};
+		size_t		sargvlen[2] = {6, 1};
+
+		CHECK(format_command(3, argv, argvlen));
+		if (n > 1)
+			CHECK(format_command(2, sargv, sargvlen));
+	}
+	if (!exchange(S, n, replies, 65536))
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		walk_reply(replies[i], 0);
+		if (replies[i]->type == REDIS_REPLY_ERROR)
+		{
+			snprintf(S->last_error, sizeof(S->last_error), "%s failed: %.*s",
+					 i == 0 ? "AUTH" : "SELECT", (int) Min(replies[i]->len, 150),
+					 replies[i]->str);
+			free_replies(n, replies);
+			return false;
+		}
+	}
+	free_replies(n, replies);
+	return true;
+}
+
+/* exec_once(): connect if needed, INFO server in front on a new connection. */
+static bool
+exec_once(Session *S, int ncmds, redisReply **replies, size_t max_reply_bytes,
+		  bool *fresh_out)
+{
+	bool		fresh = false;
+	bool		ok = true;
+
+	if (!S->connected)
+	{
+		ok = connect_redis(S);
+		fresh = ok;
+	}
+	if (ok)
+	{
+		if (fresh)
+		{
+			redisReply **all = malloc(sizeof(redisReply *) * (ncmds + 1));
+
+			CHECK(all != NULL);
+			ok = exchange(S, ncmds + 1, all, max_reply_bytes + 65536);
+			if (ok)
+			{
+				memcpy(replies, all + 1, sizeof(redisReply *) * ncmds);
+				check_run_id(all[0]);
+				free_replies(1, all);
+			}
+			free(all);
+		}
+		else
+			ok = exchange(S, ncmds, replies, max_reply_bytes);
+	}
+	*fresh_out = fresh;
+	return ok;
+}
+
+/* client.c's connection_was_closed(): on last_error, whatever set it. */
+static bool
+connection_was_closed(const Session *S)
+{
+	return strstr(S->last_error, "closed the connection") != NULL ||
+		strstr(S->last_error, "Connection reset") != NULL ||
+		strstr(S->last_error, "Broken pipe") != NULL;
+}
+
+/* RedisExec(): one retry on a new connection when the old one was closed. */
+static bool
+redis_exec(Session *S, int ncmds, const char *const *names, redisReply **replies,
+		   size_t max_reply_bytes)
+{
+	bool		fresh;
+	bool		ok;
+
+	for (int i = 0; i < ncmds; i++)
+	{
+		const char *argv[2] = {names[i], "cache_ext:k"};
+		size_t		argvlen[2] = {strlen(names[i]), 11};
+
+		CHECK(format_command(2, argv, argvlen));
+	}
+	ok = exec_once(S, ncmds, replies, max_reply_bytes, &fresh);
+	if (!ok && !fresh && connection_was_closed(S))
+	{
+		disconnect(S);
+		ok = exec_once(S, ncmds, replies, max_reply_bytes, &fresh);
+	}
+	if (!ok)
+	{
+		disconnect(S);
+		return false;
+	}
+	for (int i = 0; i < ncmds; i++)
+		CHECK(replies[i] != NULL);
+	return true;
+}
+
+/* ---- the callers' interpretation ---------------------------------------------- */
+
+static char *
+xstrndup(const char *s, size_t n)
+{
+	char	   *d = malloc(n + 1);
+
+	CHECK(d != NULL);
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
+static bool
+is_gen_value(const redisReply *e)
+{
+	return e->type == REDIS_REPLY_STRING && e->len >= 1 && e->len <= 255;
+}
+
+typedef enum Outcome
+{
+	O_HIT,						/* would be decoded */
+	O_MISS,
+	O_STALE,
+	O_CORRUPT,
+	O_DOWN
+} Outcome;
+
+static const int64_t max_entry_sizes[4] = {1024, 4096, 65536, 1024 * 1024};
+
+/*
+ * init_generations(): SET NX for each missing generation, then MGET them.
+ * Returns false when Redis failed or the values are not usable.
+ */
+static bool
+init_generations(Session *S, int nmissing)
+{
+	const char **names = malloc(sizeof(char *) * (nmissing + 1));
+	redisReply **replies = calloc(nmissing + 1, sizeof(redisReply *));
+	bool		ok = true;
+	bool		spec;
+	redisReply *r;
+
+	CHECK(names != NULL && replies != NULL);
+	for (int j = 0; j < nmissing; j++)
+		names[j] = "SET";
+	names[nmissing] = "MGET";
+	if (!redis_exec(S, nmissing + 1, names, replies, 64 * 1024))
+	{
+		free(names);
+		free(replies);
+		return false;
+	}
+	r = replies[nmissing];
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t) nmissing)
+		ok = false;
+	for (int j = 0; ok && j < nmissing; j++)
+	{
+		redisReply *e = r->element[j];
+
+		if (e->type != REDIS_REPLY_STRING || e->len < 1 || e->len > 255)
+			ok = false;
+		else
+			free(xstrndup(e->str, e->len));
+	}
+	/* the spec: an array of nmissing strings of 1..255 bytes */
+	spec = r->type == REDIS_REPLY_ARRAY && r->elements == (size_t) nmissing;
+	for (size_t j = 0; spec && j < r->elements; j++)
+		spec = is_gen_value(r->element[j]);
+	if (ok != spec)
+		FAIL("init_generations: accepted %d, the spec says %d", ok, spec);
+	free_replies(nmissing + 1, replies);
+	free(names);
+	free(replies);
+	return ok;
+}
+
+/* lookup(): GETRANGE + MGET, then UNLINK a corrupt entry, init missing gens. */
+static void
+op_lookup(Session *S, uint8_t param)
+{
+	int			n = 2 + (param & 15);
+	int64_t		mes = max_entry_sizes[(param >> 4) & 3];
+	const char *names[2] = {"GETRANGE", "MGET"};
+	redisReply *replies[2] = {NULL, NULL};
+	Outcome		outcome = O_MISS;
+	bool		gens_ok = true;
+	bool		missing = false;
+	int			nmissing = 0;
+	const char *corrupt = NULL;
+	char	  **vals = calloc(n, sizeof(char *));
+
+	CHECK(vals != NULL);
+	if (!redis_exec(S, 2, names, replies, (size_t) mes + 1024 + 300 * (size_t) n))
+	{
+		free(vals);
+		return;
+	}
+	{
+		redisReply *r = replies[0];
+		redisReply *g = replies[1];
+
+		if ((r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0) ||
+			g->type == REDIS_REPLY_ERROR)
+		{
+			if (g->type == REDIS_REPLY_ERROR)
+				report_error(S, g->str, g->len);
+			else
+				report_error(S, r->str, r->len);
+			outcome = O_DOWN;
+		}
+		else
+		{
+			if (g->type != REDIS_REPLY_ARRAY || g->elements != (size_t) n)
+				gens_ok = false;
+			for (int i = 0; gens_ok && i < n; i++)
+			{
+				redisReply *e = g->element[i];
+
+				if (e->type == REDIS_REPLY_NIL)
+					missing = true;
+				else if (e->type == REDIS_REPLY_STRING && e->len >= 1 && e->len <= 255)
+					vals[i] = xstrndup(e->str, e->len);
+				else
+					gens_ok = false;
+			}
+
+			if (r->type == REDIS_REPLY_STRING && r->len == 0)
+				outcome = O_MISS;
+			else if (r->type != REDIS_REPLY_STRING)
+				corrupt = "unexpected reply type";
+			else if (r->len > (size_t) mes)
+				corrupt = "entry larger than cache_ext.max_entry_size";
+			else if (!gens_ok || missing)
+				outcome = O_STALE;
+			else
+			{
+				/* EntryDecode(r->str, r->len, ...): fuzz_entry's business */
+				uint64_t	h = 0;
+
+				for (size_t i = 0; i < r->len; i++)
+					h += (unsigned char) r->str[i];
+				sink += h;
+				outcome = O_HIT;
+			}
+			if (corrupt)
+				outcome = O_CORRUPT;
+		}
+
+		/* the spec, read independently */
+		{
+			bool		r_ok = r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_ERROR;
+			bool		wrongtype = r->type == REDIS_REPLY_ERROR && r->len >= 9 &&
+				memcmp(r->str, "WRONGTYPE", 9) == 0;
+			bool		g_shape = g->type == REDIS_REPLY_ARRAY && g->elements == (size_t) n;
+			int			nils = 0;
+			bool		g_vals = g_shape;
+
+			for (size_t i = 0; g_shape && i < g->elements; i++)
+			{
+				if (g->element[i]->type == REDIS_REPLY_NIL)
+					nils++;
+				else if (!is_gen_value(g->element[i]))
+					g_vals = false;
+			}
+			if (g->type == REDIS_REPLY_ERROR ||
+				(r->type == REDIS_REPLY_ERROR && !wrongtype))
+				CHECK(outcome == O_DOWN);
+			else
+			{
+				CHECK(outcome != O_DOWN);
+				/* generations usable: n strings of 1..255 bytes or nil */
+				CHECK(gens_ok == g_vals);
+				if (gens_ok)
+					CHECK(missing == (nils > 0));
+				if (!r_ok || wrongtype)
+					CHECK(outcome == O_CORRUPT);
+				else if (r->len == 0)
+					CHECK(outcome == O_MISS);
+				else if (r->len > (size_t) mes)
+					CHECK(outcome == O_CORRUPT);
+				else
+					CHECK(outcome == ((g_vals && nils == 0) ? O_HIT : O_STALE));
+				for (int i = 0; gens_ok && i < n; i++)
+					CHECK((vals[i] != NULL) ==
+						  (g->element[i]->type == REDIS_REPLY_STRING));
+			}
+			if (g_vals)
+				nmissing = nils;
+		}
+	}
+	free_replies(2, replies);
+
+	if (outcome == O_DOWN)
+		CHECK(!S->connected);
+	if (outcome == O_CORRUPT)
+	{
+		const char *del[1] = {"UNLINK"};
+		redisReply *r = NULL;
+
+		if (redis_exec(S, 1, del, &r, 1024))
+		{
+			walk_reply(r, 0);
+			free_replies(1, &r);
+		}
+	}
+	if (gens_ok && missing && outcome != O_DOWN)
+	{
+		CHECK(nmissing > 0);
+		if (!init_generations(S, nmissing))
+			gens_ok = false;
+	}
+	for (int i = 0; i < n; i++)
+		free(vals[i]);
+	free(vals);
+}
+
+/* explain_entry(): GETRANGE + PTTL + MGET. */
+static void
+op_explain(Session *S, uint8_t param)
+{
+	int			n = 2 + (param & 15);
+	int64_t		mes = max_entry_sizes[(param >> 4) & 3];
+	const char *names[3] = {"GETRANGE", "PTTL", "MGET"};
+	redisReply *replies[3] = {NULL, NULL, NULL};
+	char		buf[512];
+	int			off = 0;
+
+	if (!redis_exec(S, 3, names, replies, (size_t) mes + 1024 + 300 * (size_t) n))
+		return;
+	{
+		redisReply *r = replies[0];
+		redisReply *g = replies[2];
+		bool		exists = (r->type == REDIS_REPLY_STRING && r->len > 0) ||
+			(r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0);
+		const char *problem = NULL;
+		bool		unknown = false;
+		const char **gvals = calloc(n, sizeof(char *));
+		size_t	   *glens = calloc(n, sizeof(size_t));
+
+		CHECK(gvals != NULL && glens != NULL);
+		if (g->type != REDIS_REPLY_ARRAY || g->elements != (size_t) n)
+			unknown = true;
+		for (int i = 0; !unknown && i < n; i++)
+		{
+			if (g->element[i]->type != REDIS_REPLY_STRING)
+				unknown = true;
+			else
+			{
+				gvals[i] = g->element[i]->str;
+				glens[i] = g->element[i]->len;
+			}
+		}
+		/* the spec: usable when an array of n strings (of any length) */
+		{
+			bool		spec = g->type == REDIS_REPLY_ARRAY && g->elements == (size_t) n;
+
+			for (size_t i = 0; spec && i < g->elements; i++)
+				spec = g->element[i]->type == REDIS_REPLY_STRING;
+			CHECK(unknown == !spec);
+		}
+		off += snprintf(buf + off, sizeof(buf) - off, "{\"exists\":%s", exists ? "true" : "false");
+		if (exists)
+		{
+			if (r->type != REDIS_REPLY_STRING)
+				problem = "unexpected reply type";
+			else if (r->len > (size_t) mes)
+				problem = "entry larger than cache_ext.max_entry_size";
+			else if (unknown)
+				problem = "stale: a generation it depends on is unknown";
+			else
+			{
+				uint64_t	h = 0;
+
+				for (size_t i = 0; i < r->len; i++)
+					h += (unsigned char) r->str[i];
+				for (int i = 0; i < n; i++)
+					for (size_t j = 0; j < glens[i]; j++)
+						h += (unsigned char) gvals[i][j];
+				sink += h;
+			}
+			off += snprintf(buf + off, sizeof(buf) - off, ",\"valid\":%s",
+							problem ? "false" : "true");
+			if (r->type == REDIS_REPLY_STRING)
+				off += snprintf(buf + off, sizeof(buf) - off, ",\"bytes\":%zu", r->len);
+			if (replies[1]->type == REDIS_REPLY_INTEGER)
+				off += snprintf(buf + off, sizeof(buf) - off, ",\"ttl_ms\":%lld",
+								replies[1]->integer);
+		}
+		CHECK(off > 0 && (size_t) off < sizeof(buf));
+		free(gvals);
+		free(glens);
+	}
+	free_replies(3, replies);
+}
+
+/* cache_purge(): SCAN, UNLINK the keys found, until the cursor is "0". */
+static void
+op_purge(Session *S, uint8_t param)
+{
+	char		cursor[32] = "0";
+	long long	deleted = 0;
+	int			rounds = 1 + (param & 15);
+
+	do
+	{
+		const char *scan[1] = {"SCAN"};
+		redisReply *reply = NULL;
+		redisReply *keys;
+		bool		ok;
+		bool		spec;
+
+		{
+			const char *argv[6] = {"SCAN", cursor, "MATCH", "cache_ext:e:1:*", "COUNT", "1000"};
+			size_t		argvlen[6] = {4, strlen(cursor), 5, 15, 5, 4};
+
+			CHECK(format_command(6, argv, argvlen));
+		}
+		ok = redis_exec(S, 1, scan, &reply, 16 * 1024 * 1024);
+		if (ok)
+		{
+			/* the spec: [cursor string of at most 31 bytes, array] */
+			spec = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+				reply->element[0]->type == REDIS_REPLY_STRING &&
+				reply->element[0]->len <= 31 &&
+				reply->element[1]->type == REDIS_REPLY_ARRAY;
+		}
+		if (!ok || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+			reply->element[0]->type != REDIS_REPLY_STRING ||
+			reply->element[0]->len >= sizeof(cursor) ||
+			reply->element[1]->type != REDIS_REPLY_ARRAY)
+		{
+			if (ok)
+			{
+				CHECK(!spec);
+				free_replies(1, &reply);
+			}
+			return;				/* ereport(ERROR) */
+		}
+		CHECK(spec);
+		memcpy(cursor, reply->element[0]->str, reply->element[0]->len);
+		cursor[reply->element[0]->len] = '\0';
+		keys = reply->element[1];
+		if (keys->elements > 0)
+		{
+			const char *del[1] = {"UNLINK"};
+			redisReply *dreply = NULL;
+			const char **argv = malloc(sizeof(char *) * (keys->elements + 1));
+			size_t	   *argvlen = malloc(sizeof(size_t) * (keys->elements + 1));
+			int			argc = 1;
+
+			CHECK(argv != NULL && argvlen != NULL);
+			argv[0] = "UNLINK";
+			argvlen[0] = 6;
+			for (size_t i = 0; i < keys->elements; i++)
+				if (keys->element[i]->type == REDIS_REPLY_STRING)
+				{
+					argv[argc] = keys->element[i]->str;
+					argvlen[argc] = keys->element[i]->len;
+					argc++;
+				}
+			CHECK(format_command(argc, argv, argvlen));
+			free(argv);
+			free(argvlen);
+			ok = redis_exec(S, 1, del, &dreply, 4096);
+			free_replies(1, &reply);
+			if (!ok)
+				return;			/* ereport(ERROR) */
+			/*
+			 * cache_purge adds the integer as it comes: a server answering
+			 * 2^63 - 1 twice overflows the sum (signed overflow).  Counted
+			 * here without the overflow, and reported separately.
+			 */
+			if (dreply->type == REDIS_REPLY_INTEGER &&
+				__builtin_add_overflow(deleted, dreply->integer, &deleted))
+				deleted = LLONG_MAX;
+			free_replies(1, &dreply);
+		}
+		else
+			free_replies(1, &reply);
+	} while (strcmp(cursor, "0") != 0 && --rounds > 0);
+	sink += (uint64_t) deleted;
+}
+
+/* stats.c's info_field(), as there (on a NUL-terminated copy). */
+static char *
+info_field(const char *info, const char *field)
+{
+	size_t		flen = strlen(field);
+	const char *p = info;
+
+	while ((p = strstr(p, field)) != NULL)
+	{
+		if ((p == info || p[-1] == '\n') && p[flen] == ':')
+		{
+			const char *v = p + flen + 1;
+			size_t		vlen = strcspn(v, "\r\n");
+
+			return xstrndup(v, vlen);
+		}
+		p += flen;
+	}
+	return NULL;
+}
+
+/* The same, read independently: the first line "field:value". */
+static void
+check_info_field(const char *info, const char *field)
+{
+	char	   *got = info_field(info, field);
+	size_t		flen = strlen(field);
+	size_t		n = strlen(info);
+	const char *want = NULL;
+	size_t		wlen = 0;
+
+	for (size_t ls = 0; ls < n;)
+	{
+		const char *nl = memchr(info + ls, '\n', n - ls);
+		size_t		le = nl ? (size_t) (nl - info) : n;
+
+		if (le - ls > flen && memcmp(info + ls, field, flen) == 0 &&
+			info[ls + flen] == ':')
+		{
+			want = info + ls + flen + 1;
+			while (want + wlen < info + le && want[wlen] != '\r')
+				wlen++;
+			break;
+		}
+		ls = le + 1;
+	}
+	if ((got == NULL) != (want == NULL) ||
+		(got && (strlen(got) != wlen || memcmp(got, want, wlen) != 0)))
+		FAIL("info_field(\"%s\") gave %s%s%s", field, got ? "\"" : "",
+			 got ? got : "NULL", got ? "\"" : "");
+	if (got)
+	{
+		char	   *end;
+		long long	v;
+
+		errno = 0;
+		v = strtoll(got, &end, 10);
+		sink += (uint64_t) v + (end != got);
+	}
+	free(got);
+}
+
+/* cache_health(): PING, then INFO everything. */
+static void
+op_health(Session *S, uint8_t param)
+{
+	const char *ping[1] = {"PING"};
+	const char *infocmd[1] = {"INFO"};
+	redisReply *reply = NULL;
+
+	(void) param;
+	if (!redis_exec(S, 1, ping, &reply, 1024))
+		return;
+	sink += reply->type == REDIS_REPLY_STATUS;
+	free_replies(1, &reply);
+	if (!redis_exec(S, 1, infocmd, &reply, 1024 * 1024))
+		return;
+	if (reply->type == REDIS_REPLY_STRING)
+	{
+		char	   *info = xstrndup(reply->str, reply->len);
+		static const char *const fields[] = {
+			"redis_version", "role", "maxmemory_policy", "maxmemory",
+			"aof_enabled", "used_memory"
+		};
+
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+			check_info_field(info, fields[i]);
+		free(info);
+	}
+	else if (reply->type == REDIS_REPLY_ERROR)
+	{
+		char		msg[200];
+
+		snprintf(msg, sizeof(msg), "INFO refused (%.*s): grant the cache_ext ACL user +info",
+				 (int) Min(reply->len, 80), reply->str);
+		sink += strlen(msg);
+	}
+	free_replies(1, &reply);
+}
+
+/* store()'s SET, or the bumps' MSET. */
+static void
+op_write(Session *S, uint8_t param)
+{
+	redisReply *reply = NULL;
+
+	if (param & 1)
+	{
+		const char *set[1] = {"SET"};
+		char		problem[200] = "";
+
+		if (!redis_exec(S, 1, set, &reply, 4096))
+			return;
+		if (reply->type != REDIS_REPLY_STATUS)
+		{
+			if (reply->type == REDIS_REPLY_ERROR)
+				snprintf(problem, sizeof(problem), "redis refused it: %.*s",
+						 (int) Min(reply->len, 120), reply->str);
+			else
+				snprintf(problem, sizeof(problem), "unexpected reply from redis");
+		}
+		sink += strlen(problem);
+		free_replies(1, &reply);
+	}
+	else
+	{
+		const char *mset[1] = {"MSET"};
+		bool		ok;
+
+		if (!redis_exec(S, 1, mset, &reply, 4096))
+			return;
+		ok = reply->type == REDIS_REPLY_STATUS;
+		if (!ok && reply->type == REDIS_REPLY_ERROR)
+		{
+			report_error(S, reply->str, reply->len);
+			CHECK(!S->connected);
+		}
+		free_replies(1, &reply);
+	}
+}
+
+/* A pipeline of n replies nobody looks into (beyond the walk). */
+static void
+op_generic(Session *S, uint8_t param)
+{
+	int			n = 1 + (param & 7);
+	size_t		cap = (size_t) 64 << ((param >> 3) & 15);
+	const char *names[8] = {"GET", "GET", "GET", "GET", "GET", "GET", "GET", "GET"};
+	redisReply *replies[8];
+
+	if (!redis_exec(S, n, names, replies, cap))
+		return;
+	for (int i = 0; i < n; i++)
+		walk_reply(replies[i], 0);
+	free_replies(n, replies);
+}
+
+/*
+ * One operation, kind % 8:
+ *	 0, 1  lookup: n = 2 + (param & 15) generations, max_entry_size
+ *		   max_entry_sizes[(param >> 4) & 3] (the byte cap follows from both)
+ *	 2	   init_generations of 1 + (param & 7) generations
+ *	 3	   explain, parameter as for lookup
+ *	 4	   purge: at most 1 + (param & 15) SCAN rounds
+ *	 5	   health
+ *	 6	   param & 1: store's SET, else the bumps' MSET
+ *	 7	   1 + (param & 7) replies, byte cap 64 << ((param >> 3) & 15)
+ */
+static void
+run_op(Session *S, uint8_t kind, uint8_t param)
+{
+	switch (kind % 8)
+	{
+		case 0:
+		case 1:
+			op_lookup(S, param);
+			break;
+		case 2:
+			(void) init_generations(S, 1 + (param & 7));
+			break;
+		case 3:
+			op_explain(S, param);
+			break;
+		case 4:
+			op_purge(S, param);
+			break;
+		case 5:
+			op_health(S, param);
+			break;
+		case 6:
+			op_write(S, param);
+			break;
+		case 7:
+			op_generic(S, param);
+			break;
+	}
+}
+
+static uint32_t
+chunk_size(uint8_t v)
+{
+	if (v == 0)
+		return RECV_CHUNK;
+	if (v < 192)
+		return v;
+	return (uint32_t) (v - 191) * 1024;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	Session		S;
+	size_t		p = 0;
+	uint8_t		flags;
+	int			nops;
+	uint8_t		ops[8][2];
+
+#define NEXT() (p < size ? data[p++] : 0)
+
+	memset(&S, 0, sizeof(S));
+	flags = NEXT();
+	S.connect_cmds = Min(flags & 3, 2);
+	nops = 1 + ((flags >> 2) & 7);
+	S.nchunks = NEXT() % 8;
+	for (int i = 0; i < S.nchunks; i++)
+		S.chunks[i] = chunk_size(NEXT());
+	for (int i = 0; i < nops; i++)
+	{
+		ops[i][0] = NEXT();
+		ops[i][1] = NEXT();
+	}
+#undef NEXT
+	S.s = data + p;
+	S.slen = size - p;
+
+	for (int i = 0; i < nops; i++)
+	{
+		run_op(&S, ops[i][0], ops[i][1]);
+		/* the stream is over: every further call would fail the same way */
+		if (S.spos >= S.slen && !S.connected)
+			break;
+	}
+	disconnect(&S);
+	return 0;
+}
