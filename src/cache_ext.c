@@ -81,18 +81,11 @@ check_redis_url(char **newval, void **extra, GucSource source)
 		return true;			/* not configured: every call bypasses */
 	err = RedisParseUrl(*newval, &ep);
 	/* the value may hold a password: never repeat it in the message */
-	if (err || ep.kind == REDIS_EP_TLS)
-		GUC_check_errmsg("invalid value for parameter \"cache_ext.redis_url\"");
 	if (err)
 	{
+		GUC_check_errmsg("invalid value for parameter \"cache_ext.redis_url\"");
 		GUC_check_errdetail("%s", err);
 		GUC_check_errhint("Use redis://[[user]:password@]host[:port][/db] or unix:///path/to/redis.sock[?db=N].");
-		return false;
-	}
-	if (ep.kind == REDIS_EP_TLS)
-	{
-		GUC_check_errdetail("rediss:// (TLS) is not supported by this version of cache_ext.");
-		GUC_check_errhint("Use redis:// over a trusted network or unix:// for a local server.");
 		return false;
 	}
 	return true;
