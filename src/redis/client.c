@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include <ctype.h>
+#include <sys/stat.h>
 
 #include "common/hashfn.h"
 #include "lib/stringinfo.h"
@@ -363,6 +364,60 @@ report_run_id(redisReply *info)
 		redis_connect_hook(run_id[0] ? run_id : NULL);
 }
 
+char	   *cache_ext_redis_password_file = NULL;
+
+/*
+ * The first line of the password file (palloc'd), or NULL with last_error
+ * set.  The file must be readable by the server's user only.
+ */
+static char *
+read_password_file(const char *path)
+{
+	struct stat st;
+	FILE	   *f;
+	char		line[1024];
+	size_t		len;
+
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+	{
+		snprintf(last_error, sizeof(last_error),
+				 "could not read cache_ext.redis_password_file: %s",
+				 errno ? strerror(errno) : "not a regular file");
+		return NULL;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+	{
+		snprintf(last_error, sizeof(last_error),
+				 "cache_ext.redis_password_file has group or world access; it must be readable by the server's user only");
+		return NULL;
+	}
+	f = fopen(path, "r");
+	if (f == NULL || fgets(line, sizeof(line), f) == NULL)
+	{
+		snprintf(last_error, sizeof(last_error),
+				 "could not read cache_ext.redis_password_file: %s",
+				 f ? "it is empty" : strerror(errno));
+		if (f)
+			fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	len = strcspn(line, "\r\n");
+	line[len] = '\0';
+	if (len == 0)
+	{
+		snprintf(last_error, sizeof(last_error),
+				 "could not read cache_ext.redis_password_file: its first line is empty");
+		return NULL;
+	}
+	{
+		char	   *pw = pstrdup(line);
+
+		explicit_bzero(line, sizeof(line));
+		return pw;
+	}
+}
+
 /* Open the connection and run AUTH / SELECT as the URL asks. */
 static bool
 connect_redis(int timeout_ms)
@@ -406,6 +461,13 @@ connect_redis(int timeout_ms)
 		return false;
 	}
 
+	/* a password in a file is never in a setting, so never in the log */
+	if (cache_ext_redis_password_file && cache_ext_redis_password_file[0])
+	{
+		ep.password = read_password_file(cache_ext_redis_password_file);
+		if (ep.password == NULL)
+			return false;
+	}
 	if (ep.password)
 	{
 		RedisCommandInit(&cmds[n], "AUTH");

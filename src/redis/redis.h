@@ -72,6 +72,9 @@ extern ssize_t TransportRecv(RedisTransport *t, char *buf, size_t len,
 extern void TransportClose(RedisTransport *t);
 extern bool TransportStale(const RedisTransport *t);
 
+/* cache_ext.redis_password_file (client.c), defined with the TLS settings */
+extern char *cache_ext_redis_password_file;
+
 /* The transport's settings (TLS), defined from _PG_init. */
 extern char *cache_ext_tls_ca_file;
 extern char *cache_ext_tls_cert_file;

@@ -905,6 +905,14 @@ assign_tls_verify(bool newval, void *extra)
 void
 TransportDefineGucs(void)
 {
+	DefineCustomStringVariable("cache_ext.redis_password_file",
+							   "File whose first line is the password for Redis's AUTH (with the URL's user, if any).",
+							   "Preferred to a password in cache_ext.redis_url: a reload logs the new value of a setting, never a file's contents.",
+							   &cache_ext_redis_password_file,
+							   "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
 	DefineCustomStringVariable("cache_ext.tls_ca_file",
 							   "PEM file of the certificate authorities trusted to sign the Redis server's certificate (rediss://).",
 							   "Empty: the system's default certificate authorities.",
