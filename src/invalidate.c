@@ -2121,6 +2121,7 @@ cache_purge(PG_FUNCTION_ARGS)
 		{
 			RedisCommand del;
 			redisReply *dreply = NULL;
+			size_t		nsent = keys->elements;
 
 			RedisCommandInit(&del, "UNLINK");
 			for (size_t i = 0; i < keys->elements; i++)
@@ -2133,8 +2134,9 @@ cache_purge(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_CONNECTION_FAILURE),
 						 errmsg("could not purge the cache: %s", RedisLastError()),
 						 errdetail("%lld entries were deleted before.", (long long) deleted)));
-			if (dreply->type == REDIS_REPLY_INTEGER)
-				deleted += dreply->integer;
+			/* an untrusted count: at most the keys asked for */
+			if (dreply->type == REDIS_REPLY_INTEGER && dreply->integer > 0)
+				deleted += Min(dreply->integer, (long long) nsent);
 			RedisFreeReplies(1, &dreply);
 		}
 		else

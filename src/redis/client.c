@@ -132,7 +132,8 @@ url_hash(void)
 static void
 fail(const char *what)
 {
-	strlcpy(last_error, what, sizeof(last_error));
+	if (what != last_error)
+		strlcpy(last_error, what, sizeof(last_error));
 	RedisDisconnect();
 	breaker_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												cache_ext_retry_interval);
