@@ -5,13 +5,19 @@
 #   resp   fuzz_resp.c: Redis replies, as the system libhiredis's reader
 #          (configured and fed as src/redis/client.c does) turns them into
 #          reply trees, and as the extension's callers interpret them
+#   sealed fuzz_sealed.c: sealed (AES-256-GCM) entries, CeSealedOpen and
+#          CeSealedSeal (src/entry_format.c) against an independent reading
+#          of the layout, round trips and tampering, and the opened plaintext
+#          on to CeEntryParse
 #
 # Builds the targets and their seed generators (make_seeds.c,
-# make_resp_seeds.c) into a temporary work directory (nothing is written into
-# the repository), generates seed corpora there, fuzzes each target in turn
-# for its share of FUZZ_SECONDS, and prints the libFuzzer numbers of each.
-# Exits non-zero on any crash, leak, timeout or out-of-memory in either, after
-# printing the offending inputs in hex and the command that reproduces them.
+# make_resp_seeds.c, and fuzz_sealed.c built with -DFZ_SEALED_MAKE_SEEDS,
+# which seals make_seeds.c's entries) into a temporary work directory
+# (nothing is written into the repository), generates seed corpora there,
+# fuzzes each target in turn for its share of FUZZ_SECONDS, and prints the
+# libFuzzer numbers of each.  Exits non-zero on any crash, leak, timeout or
+# out-of-memory in any of them, after printing the offending inputs in hex
+# and the command that reproduces them.
 #
 # Usage (as root on a fresh Debian 12 machine: installs clang if missing):
 #   bash test/fuzz/run.sh                  # fuzz for FUZZ_SECONDS in all
@@ -24,15 +30,19 @@
 #   FUZZ_SECONDS    time budget in seconds for all targets together (default:
 #                   CE_FUZZ_SECONDS, else 60), split evenly between them (at
 #                   least 1 s each); 0 runs the seed corpora once and stops
-#   FUZZ_SECONDS_ENTRY, FUZZ_SECONDS_RESP
+#   FUZZ_SECONDS_ENTRY, FUZZ_SECONDS_RESP, FUZZ_SECONDS_SEALED
 #                   the budget of one target, instead of its share
-#   FUZZ_TARGETS    the targets to build and run, of "entry resp" (default both)
+#   FUZZ_TARGETS    the targets to build and run, of "entry resp sealed"
+#                   (default all three)
 #   FUZZ_TIMEOUT    seconds one input may take before it counts as a hang (default 10)
 #   FUZZ_MAX_LEN    largest input libFuzzer generates (default 65536)
 #   FUZZ_CORPUS     a directory to keep the entry target's grown corpus in
 #                   across runs (default: a directory inside the work directory)
 #   FUZZ_RESP_CORPUS  the same for the resp target (default: FUZZ_CORPUS-resp
 #                   when FUZZ_CORPUS is set, else inside the work directory)
+#   FUZZ_SEALED_CORPUS  the same for the sealed target (default:
+#                   FUZZ_CORPUS-sealed when FUZZ_CORPUS is set, else inside
+#                   the work directory)
 #   FUZZ_WORKDIR    work directory (default: a new mktemp -d under $TMPDIR or /tmp)
 #   FUZZ_KEEP=1     keep the work directory even when everything passed
 #   FUZZ_VERBOSE=1  show libFuzzer's whole output, not just its summary
@@ -45,22 +55,23 @@ ROOT=$(cd "$HERE/../.." && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-${CE_FUZZ_SECONDS:-60}}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-65536}
-FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp}
+FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp sealed}
 : "${PG_CONFIG:=/usr/lib/postgresql/15/bin/pg_config}"
 
 log()  { printf '==> %s\n' "$*"; }
 note() { printf '    %s\n' "$*"; }
 die()  { printf 'fuzz: ERROR: %s\n' "$*" >&2; exit 1; }
 
-for v in FUZZ_SECONDS FUZZ_TIMEOUT FUZZ_MAX_LEN FUZZ_SECONDS_ENTRY FUZZ_SECONDS_RESP; do
+for v in FUZZ_SECONDS FUZZ_TIMEOUT FUZZ_MAX_LEN FUZZ_SECONDS_ENTRY FUZZ_SECONDS_RESP \
+		FUZZ_SECONDS_SEALED; do
 	[ -n "${!v:-}" ] || continue
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, not '${!v}'"
 done
 targets=()
 for t in ${FUZZ_TARGETS//,/ }; do
 	case $t in
-		entry|resp) targets+=("$t") ;;
-		*) die "FUZZ_TARGETS takes entry and resp, not '$t'" ;;
+		entry|resp|sealed) targets+=("$t") ;;
+		*) die "FUZZ_TARGETS takes entry, resp and sealed, not '$t'" ;;
 	esac
 done
 [ ${#targets[@]} -gt 0 ] || die "FUZZ_TARGETS names no target"
@@ -70,6 +81,7 @@ wants() { [[ " ${targets[*]} " == *" $1 "* ]]; }
 missing=()
 dpkg -s clang >/dev/null 2>&1 || missing+=(clang)
 dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || missing+=(libclang-rt-14-dev)
+dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 [ -x "$PG_CONFIG" ] || missing+=(postgresql-server-dev-15)
 if wants resp; then
 	dpkg -s libhiredis-dev >/dev/null 2>&1 || missing+=(libhiredis-dev)
@@ -116,10 +128,20 @@ else
 fi
 RESP_SEEDS=$W/seeds-resp
 RESP_ARTIFACTS=$W/artifacts-resp
-mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS"
+if [ -n "${FUZZ_SEALED_CORPUS:-}" ]; then
+	SEALED_CORPUS=$FUZZ_SEALED_CORPUS
+elif [ -n "${FUZZ_CORPUS:-}" ]; then
+	SEALED_CORPUS=${FUZZ_CORPUS%/}-sealed
+else
+	SEALED_CORPUS=$W/corpus-sealed
+fi
+SEALED_SEEDS=$W/seeds-sealed
+SEALED_ARTIFACTS=$W/artifacts-sealed
+mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS" "$SEALED_ARTIFACTS"
 if wants entry; then mkdir -p "$CORPUS"; fi
 if wants resp; then mkdir -p "$RESP_CORPUS"; fi
-rm -rf "$SEEDS" "$RESP_SEEDS"
+if wants sealed; then mkdir -p "$SEALED_CORPUS"; fi
+rm -rf "$SEEDS" "$RESP_SEEDS" "$SEALED_SEEDS"
 
 failed=1
 cleanup()
@@ -144,9 +166,21 @@ if wants entry; then
 		"${WARN[@]}" "${INC[@]}" \
 		"$HERE/fuzz_entry.c" "$ROOT/src/entry_format.c" "$PGPORT" \
 		-lcrypto -o "$W/fuzz_entry"
+fi
+if wants entry || wants sealed; then
+	# the sealed target's seeds are make_seeds.c's entries, sealed
 	clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${INC[@]}" \
 		"$HERE/make_seeds.c" "$ROOT/src/entry_format.c" "$PGPORT" \
 		-lcrypto -o "$W/make_seeds"
+fi
+if wants sealed; then
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		"${WARN[@]}" "${INC[@]}" \
+		"$HERE/fuzz_sealed.c" "$ROOT/src/entry_format.c" "$PGPORT" \
+		-lcrypto -o "$W/fuzz_sealed"
+	clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${INC[@]}" -DFZ_SEALED_MAKE_SEEDS \
+		"$HERE/fuzz_sealed.c" "$ROOT/src/entry_format.c" "$PGPORT" \
+		-lcrypto -o "$W/make_sealed_seeds"
 fi
 if wants resp; then
 	# the system libhiredis, as the extension links it: its reader is the
@@ -179,8 +213,11 @@ if [ $# -gt 0 ]; then
 fi
 
 # ---- seeds -----------------------------------------------------------------------
-if wants entry; then
+if wants entry || wants sealed; then
 	"$W/make_seeds" "$SEEDS" | sed 's/^/    /'
+fi
+if wants sealed; then
+	"$W/make_sealed_seeds" "$SEEDS" "$SEALED_SEEDS" "$W/sealed.dict" | sed 's/^/    /'
 fi
 if wants resp; then
 	"$W/make_resp_seeds" "$RESP_SEEDS" "$W/resp.dict" | sed 's/^/    /'
@@ -289,6 +326,10 @@ fi
 if wants resp; then
 	run_target resp "$RESP_CORPUS" "$RESP_SEEDS" "$RESP_ARTIFACTS" "$W/fuzz-resp.log" \
 		-dict="$W/resp.dict" || status=1
+fi
+if wants sealed; then
+	run_target sealed "$SEALED_CORPUS" "$SEALED_SEEDS" "$SEALED_ARTIFACTS" \
+		"$W/fuzz-sealed.log" -dict="$W/sealed.dict" || status=1
 fi
 if [ "$status" -ne 0 ]; then
 	exit 1
