@@ -2106,12 +2106,20 @@ cache_purge(PG_FUNCTION_ARGS)
 			reply->element[0]->len >= sizeof(cursor) ||
 			reply->element[1]->type != REDIS_REPLY_ARRAY)
 		{
+			char	   *problem;
+
+			if (!ok)
+				problem = pstrdup(RedisLastError());
+			else if (reply->type == REDIS_REPLY_ERROR)
+				problem = psprintf("Redis refused SCAN: %.*s",
+								   (int) Min(reply->len, 150), reply->str);
+			else
+				problem = pstrdup("unexpected reply to SCAN");
 			if (ok)
 				RedisFreeReplies(1, &reply);
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not purge the cache: %s",
-							ok ? "unexpected reply to SCAN" : RedisLastError()),
+					 errmsg("could not purge the cache: %s", problem),
 					 errdetail("%lld entries were deleted before.", (long long) deleted)));
 		}
 		memcpy(cursor, reply->element[0]->str, reply->element[0]->len);
@@ -2134,8 +2142,21 @@ cache_purge(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_CONNECTION_FAILURE),
 						 errmsg("could not purge the cache: %s", RedisLastError()),
 						 errdetail("%lld entries were deleted before.", (long long) deleted)));
+			if (dreply->type != REDIS_REPLY_INTEGER)
+			{
+				char	   *problem = dreply->type == REDIS_REPLY_ERROR ?
+				psprintf("Redis refused UNLINK: %.*s", (int) Min(dreply->len, 150), dreply->str) :
+				pstrdup("unexpected reply to UNLINK");
+
+				RedisFreeReplies(1, &dreply);
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not purge the cache: %s", problem),
+						 errdetail("%lld entries were deleted before.", (long long) deleted),
+						 errhint("The Redis user of cache_ext.redis_url needs +scan and +unlink on the key prefix.")));
+			}
 			/* an untrusted count: at most the keys asked for */
-			if (dreply->type == REDIS_REPLY_INTEGER && dreply->integer > 0)
+			if (dreply->integer > 0)
 				deleted += Min(dreply->integer, (long long) nsent);
 			RedisFreeReplies(1, &dreply);
 		}

@@ -304,12 +304,8 @@ ok((grep { $_->{reason} eq 'key' && $_->{username} eq $NOKEYS } @log),
 	unlike($err, qr/\Q$NOKEYS_PW\E/, 'keys outside the pattern: cache_purge() does not show the password');
 	is(scalar($redis->scan_keys('cache_ext:*:e:*')), $n_before,
 		'keys outside the pattern: cache_purge() deleted nothing');
-  TODO:
-	{
-		local $TODO = 'cache_purge() ignores an error reply to UNLINK: it returns 0 with the entries still there';
-		like($err, qr/could not purge the cache: .*NOPERM/,
-			'keys outside the pattern: cache_purge() fails with NOPERM');
-	}
+	like($err, qr/could not purge the cache: .*NOPERM/,
+		'keys outside the pattern: cache_purge() fails with NOPERM');
 }
 
 # the documented user still works after all this
