@@ -13,7 +13,8 @@
  *
  *	 0 uint32 magic			 "CXE1"
  *	 4 uint8  version
- *	 5 uint8  flags			 must be 0 (compression/encryption come later)
+ *	 5 uint8  flags			 must be 0 (encryption wraps the whole entry: see
+ *							 sealed entries below)
  *	 6 uint16 natts			 <= CE_MAX_ATTS
  *	 8 uint32 total_len		 the length of the whole entry
  *	12 uint32 crc			 CRC-32C of bytes [0,12) and [16,total_len)
