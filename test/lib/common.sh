@@ -40,7 +40,7 @@ CE_PG_CTL_START_OPTS=${CE_PG_CTL_START_OPTS:-}
 CE_PACKAGES=(
 	build-essential gcc make pkg-config
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib
-	libhiredis-dev libssl-dev
+	libhiredis-dev libssl-dev openssl
 	redis-server redis-tools
 	libipc-run-perl perl
 	clang valgrind
