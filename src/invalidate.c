@@ -194,6 +194,16 @@ update_blocked(void)
 	pg_atomic_fetch_add_u64(&shared->epoch, 1);
 }
 
+/* Invalidate everything this server stored, before hits are served again. */
+static void
+request_server_bump(void)
+{
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	shared->requested++;
+	update_blocked();
+	LWLockRelease(shared->lock);
+}
+
 /*
  * Postmaster exit: leave a note that nothing was lost, so the next start
  * need not bump the server generation.  Not on a crash (code != 0), nor
@@ -339,8 +349,8 @@ outbox_add(char **keys, int n)
 }
 
 /* A value never used before for a generation: 128 random bits, in hex. */
-static void
-fresh_value(char *buf)
+void
+InvalFreshValue(char *buf)
 {
 	uint8		rnd[16];
 
@@ -371,7 +381,7 @@ send_bumps(char **keys, int n, int timeout_ms)
 		return true;
 	if (!RedisUsable(&why))
 		return false;
-	fresh_value(value);
+	InvalFreshValue(value);
 	RedisCommandInit(&cmd, "MSET");
 	for (int i = 0; i < n; i++)
 	{
@@ -1097,13 +1107,7 @@ bump_at_commit(void)
 	PG_END_TRY();
 
 	if (!ok && shared != NULL)
-	{
-		/* could not even record them: bump everything */
-		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-		shared->requested++;
-		update_blocked();
-		LWLockRelease(shared->lock);
-	}
+		request_server_bump();	/* could not even record them */
 }
 
 /*
@@ -1533,11 +1537,8 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 		}
 		PG_CATCH();
 		{
-			/* it committed, and what it touched is unknown: bump everything */
-			LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-			shared->requested++;
-			update_blocked();
-			LWLockRelease(shared->lock);
+			/* it committed, and what it touched is unknown */
+			request_server_bump();
 			PG_RE_THROW();
 		}
 		PG_END_TRY();

@@ -23,6 +23,9 @@ typedef enum UntrackedPolicy
 extern int	cache_ext_untracked;
 extern int	cache_ext_invalidation_timeout; /* ms */
 
+/* A generation value never used before: 32 hex digits and a NUL in buf. */
+extern void InvalFreshValue(char *buf);
+
 /* longest generation key name, with its NUL */
 #define INVAL_KEY_LEN 128
 

@@ -1382,17 +1382,13 @@ init_generations(CallScopes *cs, EntryGens *gens)
 	int			ncmds;
 	int		   *which;
 	char		value[33];
-	uint8		rnd[16];
 	bool		ok = true;
 
 	which = palloc(sizeof(int) * cs->n);
 	for (int i = 0; i < cs->n; i++)
 		if (gens->vals[i] == NULL)
 			which[nmissing++] = i;
-	if (!pg_strong_random(rnd, sizeof(rnd)))
-		return false;
-	for (int i = 0; i < 16; i++)
-		snprintf(value + 2 * i, 3, "%02x", rnd[i]);
+	InvalFreshValue(value);
 
 	ncmds = nmissing + 1;
 	cmds = palloc(sizeof(RedisCommand) * ncmds);

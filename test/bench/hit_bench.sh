@@ -27,14 +27,7 @@ BENCH_SECONDS=${BENCH_SECONDS:-10}
 BENCH_ROWS=${BENCH_ROWS:-1000000}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
 
-ce_require_root
-ce_install_traps
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-	ce_install_deps
-	ce_build_install
-fi
-ce_start_redis
-ce_start_pg
+ce_bench_servers
 
 QUERY="SELECT region, count(*) AS n, sum(amount) AS total, avg(amount) AS mean FROM sales GROUP BY region ORDER BY region"
 COLS="region int, n bigint, total numeric, mean numeric"

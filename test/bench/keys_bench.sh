@@ -89,14 +89,7 @@ ROWS=$((BENCH_CUSTOMERS * BENCH_ROWS_PER_CUSTOMER))
 	ce_die "BENCH_BULK_ROWS must leave the last customer alone and touch at most 100000 customers"
 CLIENTS="1 8"
 
-ce_require_root
-ce_install_traps
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-	ce_install_deps
-	ce_build_install
-fi
-ce_start_redis
-ce_start_pg
+ce_bench_servers
 
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 

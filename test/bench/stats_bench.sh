@@ -59,14 +59,7 @@ RUS=
 
 CLIENTS="1 8"
 
-ce_require_root
-ce_install_traps
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-	ce_install_deps
-	ce_build_install
-fi
-ce_start_redis
-ce_start_pg
+ce_bench_servers
 
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 

@@ -54,14 +54,7 @@ TABLES="pgbench_accounts pgbench_branches pgbench_tellers pgbench_history"
 CLIENTS="1 8"
 MODES="untracked tracked"
 
-ce_require_root
-ce_install_traps
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-	ce_install_deps
-	ce_build_install
-fi
-ce_start_redis
-ce_start_pg
+ce_bench_servers
 
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 

@@ -239,6 +239,21 @@ ce_as_postgres()
 # ce_start_pg: initdb and start a throwaway cluster as the postgres user.
 # Exports PGHOST PGPORT PGUSER PGDATABASE.  Needs ce_start_redis first
 # unless CE_PG_PRELOAD is empty.
+# ce_bench_servers: what every benchmark starts with: as root, traps set,
+# the extension built and installed (unless BENCH_SKIP_BUILD=1), a Redis
+# and a PostgreSQL server started.
+ce_bench_servers()
+{
+	ce_require_root
+	ce_install_traps
+	if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+		ce_install_deps
+		ce_build_install
+	fi
+	ce_start_redis
+	ce_start_pg
+}
+
 ce_start_pg()
 {
 	local dir port attempt

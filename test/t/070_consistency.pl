@@ -375,26 +375,39 @@ $ck->run_phase('keys_escalation', 0.45 * $SK, tail => 0.5, steps => [
 ]);
 $stats{keys_escalation} = stats_now();
 
-# the self-test of section 8, for the key-level check
-my $kcopied;
-$ck->run_phase('keys_self_test', 1, tail => 0.8, steps => [
-	{ at => 0, name => 'pause writers', do => sub { $ck->pause_writers; } },
-	{ after => 0.3, name => 'copy the keys aside', until => sub { $ck->writers_quiet }, do => sub {
-		$kcopied = $redis->lua(q{
+# For the self-tests: copy every cache_ext key aside (a test-only use of
+# KEYS on a small throwaway Redis), and later put the copies back, rolling
+# Redis back behind cache_ext's back.
+sub copy_keys_aside
+{
+	return $redis->lua(q{
 local ks = redis.call('KEYS', 'cache_ext:*')
 for _, k in ipairs(ks) do redis.call('COPY', k, 'ce_chk_backup:' .. k, 'REPLACE') end
 return #ks}, []);
-		$ck->resume_writers;
-	} },
-	{ after => 1, name => 'roll Redis back', do => sub {
-		$ck->pause_writers;
-		$redis->lua(q{
+}
+
+sub put_copies_back
+{
+	return $redis->lua(q{
 local ks = redis.call('KEYS', 'ce_chk_backup:*')
 for _, k in ipairs(ks) do
   redis.call('COPY', k, string.sub(k, 15), 'REPLACE')
   redis.call('DEL', k)
 end
 return #ks}, []);
+}
+
+# the self-test of section 8, for the key-level check
+my $kcopied;
+$ck->run_phase('keys_self_test', 1, tail => 0.8, steps => [
+	{ at => 0, name => 'pause writers', do => sub { $ck->pause_writers; } },
+	{ after => 0.3, name => 'copy the keys aside', until => sub { $ck->writers_quiet }, do => sub {
+		$kcopied = copy_keys_aside();
+		$ck->resume_writers;
+	} },
+	{ after => 1, name => 'roll Redis back', do => sub {
+		$ck->pause_writers;
+		put_copies_back();
 		$ck->mark('rolled_back');
 	} },
 ]);
@@ -412,21 +425,12 @@ my $copied;
 $c->run_phase('self_test', 1, tail => 1.5, steps => [
 	{ at => 0, name => 'pause writers', do => sub { $c->pause_writers; } },
 	{ after => 0.7, name => 'copy the keys aside', do => sub {
-		$copied = $redis->lua(q{
-local ks = redis.call('KEYS', 'cache_ext:*')
-for _, k in ipairs(ks) do redis.call('COPY', k, 'ce_chk_backup:' .. k, 'REPLACE') end
-return #ks}, []);
+		$copied = copy_keys_aside();
 		$c->resume_writers;
 	} },
 	{ after => 1, name => 'roll Redis back', do => sub {
 		$c->pause_writers;
-		$redis->lua(q{
-local ks = redis.call('KEYS', 'ce_chk_backup:*')
-for _, k in ipairs(ks) do
-  redis.call('COPY', k, string.sub(k, 15), 'REPLACE')
-  redis.call('DEL', k)
-end
-return #ks}, []);
+		put_copies_back();
 		$c->mark('rolled_back');
 	} },
 ]);

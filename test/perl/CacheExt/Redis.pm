@@ -102,6 +102,20 @@ until it answers PING.  Dies if it cannot.
 
 =cut
 
+# How the server listens (subclasses listen otherwise, e.g. with TLS), and
+# how that is described in notes and errors.
+sub _listen_args
+{
+	my $self = shift;
+	return ('--port' => $self->{port});
+}
+
+sub _listen_description
+{
+	my $self = shift;
+	return "on 127.0.0.1:$self->{port}";
+}
+
 sub start
 {
 	my $self = shift;
@@ -111,7 +125,7 @@ sub start
 	my @cmd = (
 		'redis-server',
 		'--bind' => '127.0.0.1',
-		'--port' => $self->{port},
+		$self->_listen_args,
 		'--save' => '',
 		'--appendonly' => 'no',
 		'--daemonize' => 'no',
@@ -145,11 +159,11 @@ sub start
 		}
 		my ($out) = $self->_run_cli(5, 'PING');
 		last if defined $out && $out eq "PONG\n";
-		croak "redis-server $self->{name} did not answer PING on port $self->{port}"
+		croak "redis-server $self->{name} did not answer PING " . $self->_listen_description
 		  if time() > $deadline;
 		usleep(50_000);
 	}
-	note "redis-server $self->{name} (pid $pid) listening on 127.0.0.1:$self->{port}"
+	note "redis-server $self->{name} (pid $pid) listening " . $self->_listen_description
 	  if $self->{verbose};
 	return;
 }

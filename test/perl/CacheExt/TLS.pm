@@ -32,8 +32,6 @@ use warnings FATAL => 'all';
 use Carp;
 use File::Spec;
 use IPC::Run;
-use POSIX qw(WNOHANG);
-use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -166,62 +164,31 @@ sub start
 {
 	my $self = shift;
 	$self->{tls} //= $starting;
-	croak "redis-server $self->{name} is already running" if $self->{pid};
+	return $self->SUPER::start();
+}
 
+# TLS only: the plain port is closed.
+sub _listen_args
+{
+	my $self = shift;
 	my $tls = $self->{tls};
 	my $pki = $tls->{pki};
-	my $log = $self->logfile;
-	my @cmd = (
-		'redis-server',
-		'--bind' => '127.0.0.1',
+	return (
 		'--port' => '0',
 		'--tls-port' => $self->{port},
 		'--tls-cert-file' => $pki->{"$tls->{server}_crt"},
 		'--tls-key-file' => $pki->{"$tls->{server}_key"},
 		'--tls-ca-cert-file' => $pki->{ca_crt},
 		'--tls-auth-clients' => $tls->{auth_clients},
-		'--loglevel' => 'verbose',
-		'--save' => '',
-		'--appendonly' => 'no',
-		'--daemonize' => 'no',
-		'--dir' => $self->{dir},
-		'--pidfile' => "$self->{dir}/redis.pid",
-		'--logfile' => $log);
+		'--loglevel' => 'verbose');
+}
 
-	my $pid = fork();
-	croak "fork failed: $!" unless defined $pid;
-	if ($pid == 0)
-	{
-		# Child: no Perl cleanup code may run here, whatever happens.
-		open(STDIN, '<', '/dev/null');
-		open(STDOUT, '>>', $log);
-		open(STDERR, '>&', \*STDOUT);
-		exec(@cmd) or POSIX::_exit(127);
-	}
-	$self->{pid} = $pid;
-	$self->{paused} = 0;
-
-	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
-	while (1)
-	{
-		if (waitpid($pid, WNOHANG) == $pid)
-		{
-			my $status = $?;
-			$self->{pid} = undef;
-			my $tail = -f $log ? slurp_file($log) : '';
-			croak "redis-server $self->{name} exited with status $status "
-			  . "on port $self->{port}:\n$tail";
-		}
-		my ($out) = $self->_run_cli(5, 'PING');
-		last if defined $out && $out eq "PONG\n";
-		croak "redis-server $self->{name} did not answer PING over TLS on port $self->{port}"
-		  if time() > $deadline;
-		usleep(50_000);
-	}
-	note "redis-server $self->{name} (pid $pid) listening with TLS ($tls->{server} "
-	  . "certificate, auth-clients $tls->{auth_clients}) on 127.0.0.1:$self->{port}"
-	  if $self->{verbose};
-	return;
+sub _listen_description
+{
+	my $self = shift;
+	my $tls = $self->{tls};
+	return "with TLS ($tls->{server} certificate, auth-clients $tls->{auth_clients}) "
+	  . "on 127.0.0.1:$self->{port}";
 }
 
 # redis-cli over TLS, verifying the server against the test CA by its
