@@ -424,7 +424,7 @@ my $rk = $ck->check;
 my $copied;
 $c->run_phase('self_test', 1, tail => 1.5, steps => [
 	{ at => 0, name => 'pause writers', do => sub { $c->pause_writers; } },
-	{ after => 0.7, name => 'copy the keys aside', do => sub {
+	{ after => 0.7, name => 'copy the keys aside', until => sub { $c->writers_quiet }, do => sub {
 		$copied = copy_keys_aside();
 		$c->resume_writers;
 	} },
