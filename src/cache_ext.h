@@ -117,8 +117,15 @@ typedef struct QueryDeps
 	bool		role_dependent; /* key must include the current role */
 	bool		session_user_dependent; /* ... and the session user */
 	List	   *relids;			/* sorted OIDs of every relation read */
-	List	   *funcids;		/* every function the plan calls, once each */
-	List	   *opaque_funcids; /* user functions whose table reads are unseen */
+	List	   *funcids;		/* every function the plan calls, once each
+								 * (EXECUTE is checked on these on a hit) */
+	List	   *opaque_funcids; /* user functions whose reads are unseen: the
+								 * call bypasses unless it names what they
+								 * read (cache_opts(depends_on => ...)), and
+								 * then role and settings go into the key */
+	bool		settings_dependent; /* the result may depend on settings that
+									 * are not in the fixed keyed list: every
+									 * setting goes into the key */
 } QueryDeps;
 
 extern void AnalyzePlannedStmt(PlannedStmt *stmt, QueryDeps *deps);

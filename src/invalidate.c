@@ -532,10 +532,27 @@ InvalHitsBlocked(bool try_deliver)
  * ================================================================
  */
 
+/* incremented whenever what is known of relations' tracking may change */
+static uint64 tracking_epoch = 1;
+
 static void
 rel_infos_invalidate(Datum arg, Oid relid)
 {
 	rel_infos_stale = true;
+	tracking_epoch++;
+}
+
+/*
+ * A number that changes whenever any relation's tracking may have changed
+ * (any relcache invalidation): analyses that used InvalRelationCoverage or
+ * InvalKeyColumn are redone when it differs from the one they were made
+ * under.  Tracking an ancestor changes a child's scope without touching
+ * the child's relcache entry, so a plan over the child is not rebuilt.
+ */
+uint64
+InvalTrackingEpoch(void)
+{
+	return tracking_epoch;
 }
 
 /* The OID of this extension's trigger function, or InvalidOid. */

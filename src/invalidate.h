@@ -50,6 +50,7 @@ typedef enum RelCoverage
 } RelCoverage;
 
 extern RelCoverage InvalRelationCoverage(Oid relid, Oid *scope, const char **why);
+extern uint64 InvalTrackingEpoch(void);
 
 /* most key columns a table can be tracked by */
 #define INVAL_MAX_KEY_COLUMNS 4

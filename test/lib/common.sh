@@ -18,8 +18,16 @@
 CE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 : "${PG_CONFIG:=/usr/lib/postgresql/15/bin/pg_config}"
+# Everything else follows PG_CONFIG, so that a private copy of the server made
+# by test/lib/private-pg.sh (one per developer working in parallel) is used
+# whole: binaries, PGXS, and where `make install` puts the extension.
 CE_PG_BINDIR=/usr/lib/postgresql/15/bin
 CE_PGXS_TEST_DIR=/usr/lib/postgresql/15/lib/pgxs/src/test
+if [ -x "$PG_CONFIG" ]; then
+	CE_PG_BINDIR=$("$PG_CONFIG" --bindir)
+	CE_PGXS_TEST_DIR=$(dirname "$("$PG_CONFIG" --pgxs)")/../test
+	CE_PGXS_TEST_DIR=$(cd "$CE_PGXS_TEST_DIR" 2>/dev/null && pwd || echo "$CE_PGXS_TEST_DIR")
+fi
 
 # Warnings are errors by default; set CE_COPT (even to '') to override.
 : "${CE_COPT=-Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Werror}"

@@ -1,0 +1,30 @@
+/* cache_ext 0.2 -> 0.3: fail closed (issue 10) */
+
+\echo Use "ALTER EXTENSION cache_ext UPDATE TO '0.3'" to load this file. \quit
+
+-- ===========================================================================
+-- Section: catalog-free prepared transactions, grants (invalidation side)
+-- ===========================================================================
+
+-- cache_tracked is documented as readable by anyone.
+GRANT SELECT ON cache_tracked TO PUBLIC;
+
+
+-- ===========================================================================
+-- Section: cacheability allow-list (analysis side)
+-- ===========================================================================
+
+
+-- ===========================================================================
+-- Section: outbox, standby fence, restore detection (recovery side)
+-- ===========================================================================
+
+
+-- ===========================================================================
+-- Section: codecs, stats (entry and stats side)
+-- ===========================================================================
+
+
+-- ===========================================================================
+-- Section: call pipeline (verification sampler, settings)
+-- ===========================================================================
