@@ -40,6 +40,7 @@
 #include "executor/executor.h"
 #include "executor/tstoreReceiver.h"
 #include "common/hashfn.h"
+#include "common/pg_prng.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -1638,6 +1639,117 @@ init_generations(CallScopes *cs, EntryGens *gens)
 	return ok;
 }
 
+/* Delete an entry, best effort (a failure is the client's to report). */
+static void
+delete_entry(const char *rkey)
+{
+	RedisCommand del;
+	redisReply *r = NULL;
+
+	RedisCommandInit(&del, "UNLINK");
+	RedisCommandArgStr(&del, rkey);
+	if (RedisExec(1, &del, &r, 1024))
+		RedisFreeReplies(1, &r);
+}
+
+/*
+ * The rows of ts as a sorted array of their text forms (each column's
+ * output function, length-prefixed, NULL marked), for comparing two results
+ * as multisets.  ts is rewound afterwards.
+ */
+static char **
+rows_as_sorted_text(Tuplestorestate *ts, TupleDesc desc, int64 *nrows)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	FmgrInfo   *out = palloc(sizeof(FmgrInfo) * Max(desc->natts, 1));
+	int64		n = tuplestore_tuple_count(ts);
+	char	  **rows = palloc(sizeof(char *) * Max(n, 1));
+	int64		i = 0;
+
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Oid			fn;
+		bool		isvarlena;
+
+		getTypeOutputInfo(TupleDescAttr(desc, a)->atttypid, &fn, &isvarlena);
+		fmgr_info(fn, &out[a]);
+	}
+	tuplestore_rescan(ts);
+	while (i < n && tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		StringInfoData b;
+
+		initStringInfo(&b);
+		slot_getallattrs(slot);
+		for (int a = 0; a < desc->natts; a++)
+		{
+			if (slot->tts_isnull[a])
+				appendStringInfoString(&b, "N;");
+			else
+			{
+				char	   *v = OutputFunctionCall(&out[a], slot->tts_values[a]);
+
+				appendStringInfo(&b, "%zu:%s;", strlen(v), v);
+			}
+		}
+		rows[i++] = b.data;
+	}
+	tuplestore_rescan(ts);
+	ExecDropSingleTupleTableSlot(slot);
+	qsort(rows, i, sizeof(char *), pg_qsort_strcmp);
+	*nrows = i;
+	return rows;
+}
+
+/*
+ * cache_ext.verify_rate: run the query of a hit directly and compare (as
+ * multisets: a query without ORDER BY may return its rows in another
+ * order).  On a difference, count and log it, delete the entry and put the
+ * direct rows in ts.  Returns true when they matched.
+ */
+static bool
+verify_hit(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
+		   TupleDesc desc, const char *rkey, const CallScopes *cs)
+{
+	Tuplestorestate *direct = tuplestore_begin_heap(false, false, work_mem);
+	char	  **a;
+	char	  **b;
+	int64		na;
+	int64		nb;
+	bool		same;
+
+	run_query(pq, params, direct, NULL);
+	a = rows_as_sorted_text(ts, desc, &na);
+	b = rows_as_sorted_text(direct, desc, &nb);
+	same = na == nb;
+	for (int64 i = 0; same && i < na; i++)
+		same = strcmp(a[i], b[i]) == 0;
+	CacheStatsAdd(CS_VERIFIED, 1);
+	if (!same)
+	{
+		StringInfoData scopes;
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+
+		initStringInfo(&scopes);
+		for (int i = 0; i < cs->n; i++)
+			appendStringInfo(&scopes, "%s%s", i ? ", " : "", cs->keys[i]);
+		CacheStatsAdd(CS_VERIFY_MISMATCHES, 1);
+		ereport(LOG,
+				(errmsg("cache_ext: a stored result differed from the direct result of its query"),
+				 errdetail_internal("Query id " INT64_FORMAT ", key %s, " INT64_FORMAT " stored rows, " INT64_FORMAT " direct rows, scopes: %s.",
+									(int64) pq->queryid, rkey, na, nb, scopes.data),
+				 errhint("The entry was deleted and the direct result returned. Please report this as a bug of cache_ext.")));
+		delete_entry(rkey);
+		tuplestore_clear(ts);
+		tuplestore_rescan(direct);
+		while (tuplestore_gettupleslot(direct, true, false, slot))
+			tuplestore_puttupleslot(ts, slot);
+		ExecDropSingleTupleTableSlot(slot);
+	}
+	tuplestore_end(direct);
+	return same;
+}
+
 /*
  * Fetch the entry and the current values of its generations in one round
  * trip.  On a hit the rows are in ts.  gens receives the current values
@@ -1758,15 +1870,9 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 		return outcome;
 	if (outcome == LOOKUP_CORRUPT)
 	{
-		RedisCommand del;
-		redisReply *r = NULL;
-
 		CacheStatsAdd(CS_CORRUPT, 1);
 		tuplestore_clear(ts);
-		RedisCommandInit(&del, "UNLINK");
-		RedisCommandArgStr(&del, rkey);
-		if (RedisExec(1, &del, &r, 1024))
-			RedisFreeReplies(1, &r);
+		delete_entry(rkey);
 	}
 	if (*gens_ok && missing && !init_generations(cs, gens))
 		*gens_ok = false;
@@ -2038,6 +2144,20 @@ cached_query_call(text *query_text, const CallParams *params,
 		 */
 		if (RecoveryInProgress())
 			gens_ok = false;
+		/* TTL-only results may be stale by contract: not verified */
+		if (outcome == LOOKUP_HIT && cache_ext_verify_rate > 0 &&
+			cs.untracked == NIL &&
+			(cache_ext_verify_rate >= 1.0 ||
+			 pg_prng_double(&pg_global_prng_state) < cache_ext_verify_rate) &&
+			!verify_hit(pq, params, ts, resultdesc, rkey, &cs))
+		{
+			rec.outcome = QS_MISS;
+			CacheStatsAdd(CS_MISSES, 1);
+			set_status("MISS (cache_ext.verify_rate: the stored result differed from the direct one and was deleted)");
+			add_elapsed(CS_MISS_TIME_US, start);
+			finish_call(pq, query, &rec, start, rkey);
+			return resultdesc;
+		}
 		if (outcome == LOOKUP_HIT)
 		{
 			CacheStatsAdd(CS_HITS, 1);
