@@ -93,6 +93,13 @@ static const char *const result_settings[] = {
 	"session_replication_role",
 	/* results of built-in functions may change between minor releases */
 	"server_version_num",
+	/* whether a view or foreign table may be read at all */
+	"restrict_nonsystem_relation_kind",
+	/* how composite values of another version are handled (15.x) */
+	"composite_type_mismatch",
+	/* whether large object functions check privileges */
+	"lo_compat_privileges",
+	/* docs/settings.md has the verdict for every setting */
 };
 
 typedef struct PreparedQuery
