@@ -274,6 +274,9 @@ check_function(DepsWalk *w, Oid funcid, List *args, Oid resulttype, bool acl)
 	proc = (Form_pg_proc) GETSTRUCT(tup);
 	if (acl)
 		w->deps->funcids = list_append_unique_oid(w->deps->funcids, funcid);
+	else if (funcid >= FirstNormalObjectId)
+		w->deps->implicit_funcids = list_append_unique_oid(w->deps->implicit_funcids,
+														   funcid);
 
 	if (proc->provolatile == PROVOLATILE_VOLATILE)
 		not_cacheable(w, psprintf("volatile function %s()", NameStr(proc->proname)));
