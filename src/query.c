@@ -859,11 +859,19 @@ definition_hash(PreparedQuery *pq)
 	list_free(funcs);
 }
 
+/* "schema.name", or "relation with OID n" when there is no such relation */
 static char *
 relation_label(Oid relid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
+	char	   *name = get_rel_name(relid);
+	char	   *nspname;
+
+	if (name == NULL)
+		return psprintf("relation with OID %u", relid);
+	nspname = get_namespace_name(get_rel_namespace(relid));
+	if (nspname == NULL)
+		return psprintf("relation with OID %u", relid);
+	return quote_qualified_identifier(nspname, name);
 }
 
 static char *
