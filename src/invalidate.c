@@ -1556,7 +1556,7 @@ run_guarded(GuardedFn fn, void *arg, const char *what)
 	ereport(WARNING,
 			(errcode(edata->sqlerrcode),
 			 errmsg("cache_ext could not %s: %s", what, edata->message),
-			 errdetail("The statement went ahead; cache_ext invalidates more than it would have instead.")));
+			 errdetail("The statement went ahead; cache_ext invalidated a wider scope instead.")));
 	FreeErrorData(edata);
 	return false;
 }
@@ -1822,12 +1822,7 @@ prepare_attach(void *arg)
 	SPI_finish();
 }
 
-/*
- * After the statement: bump what it changed, and give new partitions and
- * children of tracked relations their triggers.  A partition under a
- * tracked parent is covered by the parent's cloned row trigger, so the
- * statement-level triggers it had as a tracked table of its own go.
- */
+/* After the statement: bump what it changed. */
 static void
 apply_effects(void *arg)
 {
@@ -1842,36 +1837,44 @@ apply_effects(void *arg)
 		touch_key(KeyDatabaseGenName());
 	if (e->server)
 		touch_key(KeyServerGenName());
-	foreach(lc, e->new_children)
+}
+
+/*
+ * A new partition or inheritance child (a RangeVar) of a tracked relation
+ * gets its triggers, and its tree is bumped.  A partition under a tracked
+ * parent is covered by the parent's cloned row trigger, so the
+ * statement-level triggers it had as a tracked table of its own go.
+ */
+static void
+track_new_child(void *arg)
+{
+	Oid			child = rv_relid((RangeVar *) arg);
+	List	   *keys = NIL;
+	List	   *parents;
+	bool		partition;
+
+	if (!OidIsValid(child) || !has_tracked_ancestor(child))
+		return;
+	parents = direct_parents(child);
+	if (parents != NIL)
+		keys = inherited_keys(linitial_oid(parents));
+	partition = get_rel_relispartition(child);
+	if (partition)
 	{
-		Oid			child = rv_relid(lfirst_node(RangeVar, lc));
-		List	   *keys = NIL;
-		List	   *parents;
-		bool		partition;
+		List	   *all = find_all_inheritors(child, NoLock, NULL);
+		ListCell   *lc;
+		static const char *const own[] = {"cache_ext_before", "cache_ext_stmt",
+		"cache_ext_apply", "cache_ext_keys"};
 
-		if (!OidIsValid(child) || !has_tracked_ancestor(child))
-			continue;
-		parents = direct_parents(child);
-		if (parents != NIL)
-			keys = inherited_keys(linitial_oid(parents));
-		partition = get_rel_relispartition(child);
-		if (partition)
-		{
-			List	   *all = find_all_inheritors(child, NoLock, NULL);
-			ListCell   *lc2;
-			static const char *const own[] = {"cache_ext_before", "cache_ext_stmt",
-			"cache_ext_apply", "cache_ext_keys"};
-
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			foreach(lc2, all)
-				for (int i = 0; i < lengthof(own); i++)
-					drop_trigger(lfirst_oid(lc2), own[i]);
-			SPI_finish();
-		}
-		install_triggers(child, partition, keys);
-		touch_relation_tree(child);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		foreach(lc, all)
+			for (int i = 0; i < lengthof(own); i++)
+				drop_trigger(lfirst_oid(lc), own[i]);
+		SPI_finish();
 	}
+	install_triggers(child, partition, keys);
+	touch_relation_tree(child);
 }
 
 /*
@@ -1929,10 +1932,13 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 	if (installed)
 	{
 		rewrite_effects(&e);
-		if ((e.keys != NIL || e.rels != NIL || e.new_children != NIL ||
-			 e.database || e.server) &&
+		if ((e.keys != NIL || e.rels != NIL || e.database || e.server) &&
 			!run_guarded(apply_effects, &e, "record what the statement changed"))
 			touch_key(KeyDatabaseGenName());
+		foreach(lc, e.new_children)
+			if (!run_guarded(track_new_child, lfirst(lc),
+							 "install its triggers on the new partition or child"))
+				touch_key(KeyDatabaseGenName());
 		if (e.finish_gid != NULL)
 			finish_prepared(e.finish_gid);
 	}
