@@ -1250,13 +1250,31 @@ save_prepared(void)
 	keys = touched_keys(&n);
 	if (n == 0)
 		return;
-	if (prepare_gid == NULL || shared == NULL ||
-		(rel = open_prepared_table()) == NULL)
+	/*
+	 * Not preloaded: no outbox, and the keys may include tags and
+	 * untracked tables whose results this server does serve.  Refuse, as
+	 * 0.2 did (documented: two-phase commit needs the preloaded library).
+	 */
+	if (shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot prepare a transaction that changed tables tracked by cache_ext"),
 				 errdetail("cache_ext must be in shared_preload_libraries to carry invalidations across PREPARE TRANSACTION."),
 				 errhint("Add cache_ext to shared_preload_libraries, or commit without two-phase commit.")));
+	if (prepare_gid == NULL || (rel = open_prepared_table()) == NULL)
+	{
+		/*
+		 * Nowhere to carry them (a role change in a database without the
+		 * extension): never fail the PREPARE; invalidate everything now.
+		 */
+		request_server_bump();
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cache_ext cannot carry the invalidations of this transaction across PREPARE TRANSACTION"),
+				 errdetail("The extension is not installed in this database. Every cached result of this server is invalidated now, but results computed before COMMIT PREPARED may be stored again."),
+				 errhint("Commit changes of roles without two-phase commit, or run cache_flush() after COMMIT PREPARED.")));
+		return;
+	}
 	elems = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 		elems[i] = CStringGetTextDatum(keys[i]);

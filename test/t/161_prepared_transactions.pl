@@ -179,4 +179,30 @@ $node->safe_psql('postgres', "COMMIT PREPARED 'dup_gid'");
 $after = direct();
 call_is($node, $CALL, qr/^MISS/, $after, 'a reused GID: the read after COMMIT PREPARED is a MISS');
 
+# ============================================================================
+# Role changes in a database without the extension: the server generation
+# ============================================================================
+
+$node->safe_psql('postgres', 'CREATE DATABASE other');    # no cache_ext in it
+$node->safe_psql('postgres', 'CREATE ROLE ce_other');
+
+prime('before a role change in another database');
+$node->safe_psql('other', 'GRANT mallory TO ce_other');
+call_is($node, $CALL, qr/^MISS/, direct(),
+	'GRANT of a role membership run in a database without the extension: the next read is a MISS');
+
+prime('before a prepared role change in another database');
+my ($rc, $o, $e) = (0, '', '');
+$rc = $node->psql('other',
+	"BEGIN; REVOKE mallory FROM ce_other; PREPARE TRANSACTION 'other_2pc';",
+	stdout => \$o, stderr => \$e);
+is($rc, 0, 'PREPARE TRANSACTION of a role change in a database without the extension succeeds');
+like($e, qr/WARNING:.*cannot carry the invalidations/, 'with a warning that it invalidated everything now');
+$node->safe_psql('other', "COMMIT PREPARED 'other_2pc'");
+call_is($node, $CALL, qr/^MISS/, direct(),
+	'after that prepared role change: the next read is a MISS');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_auth_members WHERE member = 'ce_other'::regrole"),
+	'0', 'the prepared REVOKE committed (test setup)');
+
 done_testing();
