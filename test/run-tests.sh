@@ -236,6 +236,11 @@ run_tap()
 
 	for rel in "${files[@]}"; do
 		name=${rel##*/}
+		# these roll Redis back behind cache_ext's back on purpose, to prove
+		# that their checkers see the stale hits: verification would hide them
+		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl} " in
+			*" $name "*) [ "$verify" != verify ] || { ce_note "verify: $name skipped (it forces stale hits on purpose)"; continue; } ;;
+		esac
 		ce_log "TAP $name${verify:+ (cache_ext.verify_rate = 1)}"
 		start=$SECONDS
 		rc=0
