@@ -236,6 +236,16 @@ RESET enable_seqscan;
 RESET enable_bitmapscan;
 DROP TABLE st_pt;
 
+-- Review F12: ALTER TEXT SEARCH CONFIGURATION: to_tsvector(regconfig, text)
+-- with constant arguments is folded into the plan, which must go too
+CREATE TEXT SEARCH CONFIGURATION st_conf3 (COPY = english);
+SELECT * FROM cached_query('SELECT to_tsvector(''st_conf3'', ''The fat cats'')::text') AS t(v text);
+ALTER TEXT SEARCH CONFIGURATION st_conf3 ALTER MAPPING FOR asciiword WITH simple;
+SELECT to_tsvector('st_conf3', 'The fat cats')::text AS direct;
+SELECT * FROM cached_query('SELECT to_tsvector(''st_conf3'', ''The fat cats'')::text') AS t(v text);
+SELECT * FROM cached_query('SELECT to_tsvector(''st_conf3'', ''The fat cats'')::text') AS t(v text);
+DROP TEXT SEARCH CONFIGURATION st_conf3;
+
 DROP FUNCTION st_ov(numeric), st_ov(int), st_rows(), st_now();
 DROP TABLE st_v, st_rt, st_private.t;
 DROP SCHEMA st_private;

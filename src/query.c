@@ -200,9 +200,10 @@ register_callbacks(void)
 	static const int caches[] = {
 		PROCOID, PROCNAMEARGSNSP, TYPEOID, TYPENAMENSP, OPEROID, OPERNAMENSP,
 		CASTSOURCETARGET, CONSTROID, NAMESPACEOID, NAMESPACENAME, COLLOID,
-		TSCONFIGOID, TSDICTOID, TSPARSEROID, TSTEMPLATEOID, ENUMOID,
-		AGGFNOID, AUTHOID, AUTHMEMMEMROLE, LANGOID, RANGETYPE,
-		FOREIGNSERVEROID, USERMAPPINGOID, TRFTYPELANG,
+		TSCONFIGOID, TSCONFIGMAP, TSDICTOID, TSPARSEROID, TSTEMPLATEOID,
+		ENUMOID, AGGFNOID, AUTHOID, AUTHMEMMEMROLE, AUTHMEMROLEMEM, LANGOID,
+		RANGETYPE, FOREIGNSERVEROID, FOREIGNDATAWRAPPEROID, USERMAPPINGOID,
+		TRFTYPELANG, DATABASEOID, CONVOID,
 	};
 
 	if (callbacks_registered)
@@ -1815,8 +1816,24 @@ entry_key(const char *query, const CallParams *params, StringInfo settings,
 	}
 	if (pq->deps.settings_dependent || cs->opted_in)
 	{
+		Oid			temp_nsp;
+		Oid			temp_toast_nsp;
+
 		KeyAddString(&m, "every setting");
 		all_settings_material(&m);
+
+		/*
+		 * An opaque function may read this session's temporary tables,
+		 * which no other session can: with a temporary schema, the
+		 * session itself is in the key.
+		 */
+		GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
+		if (OidIsValid(temp_nsp))
+		{
+			KeyAddString(&m, "session");
+			KeyAddU32(&m, (uint32) MyProcPid);
+			KeyAddField(&m, &MyStartTime, sizeof(MyStartTime));
+		}
 	}
 	/* the generations it depends on (tags and tracking change them) */
 	KeyAddString(&m, "generations");
