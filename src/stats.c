@@ -507,7 +507,8 @@ info_field(const char *info, const char *field)
 			const char *v = p + flen + 1;
 			size_t		vlen = strcspn(v, "\r\n");
 
-			return pnstrdup(v, vlen);
+			/* INFO is untrusted text: shown escaped */
+			return RedisReplyText(v, vlen, 200);
 		}
 		p += flen;
 	}
@@ -582,8 +583,8 @@ cache_health(PG_FUNCTION_ARGS)
 					info = pnstrdup(reply->str, reply->len);
 				else if (reply->type == REDIS_REPLY_ERROR)
 					warnings = lappend(warnings,
-									   psprintf("INFO refused (%.*s): grant the cache_ext ACL user +info",
-												(int) Min(reply->len, 80), reply->str));
+									   psprintf("INFO refused (%s): grant the cache_ext ACL user +info",
+												RedisReplyText(reply->str, reply->len, 80)));
 				RedisFreeReplies(1, &reply);
 			}
 		}
