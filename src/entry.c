@@ -519,13 +519,18 @@ EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint)
 	memcpy(h + 12, &crc, 4);
 }
 
-/* Errors a built-in receive or input function raises on bad input. */
+/*
+ * Errors a built-in receive or input function raises on bad input.  Class
+ * 08 is pq_getmsg*()'s "insufficient data left in message" (08P01): receive
+ * functions read from a StringInfo and do no real I/O.
+ */
 static bool
 is_bad_input_error(int sqlerrcode)
 {
 	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
 
 	return category == ERRCODE_DATA_EXCEPTION ||
+		category == ERRCODE_CONNECTION_EXCEPTION ||
 		category == ERRCODE_FEATURE_NOT_SUPPORTED ||
 		category == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION ||
 		category == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
