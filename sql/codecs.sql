@@ -174,6 +174,31 @@ SELECT count(*) FROM cached_query('SELECT ta, j, x, r, t FROM rt_enc')
 SELECT cache_status();
 RESET client_encoding;
 
+-- 5. An authentic entry a type cannot read back (its receive function does
+-- not read what its send function wrote) is told apart from a corrupt one,
+-- and names the type (EntryLoad's ENTRY_UNDECODABLE).  Until query.c stops
+-- storing such a query, it is replaced on every call.
+CREATE FUNCTION rt_broken_in(cstring) RETURNS rt_broken
+  LANGUAGE internal STRICT IMMUTABLE AS 'int4in';
+CREATE FUNCTION rt_broken_out(rt_broken) RETURNS cstring
+  LANGUAGE internal STRICT IMMUTABLE AS 'int4out';
+CREATE FUNCTION rt_broken_recv(internal) RETURNS rt_broken
+  LANGUAGE internal STRICT IMMUTABLE AS 'int4recv';
+CREATE FUNCTION rt_broken_send(rt_broken) RETURNS bytea
+  LANGUAGE internal STRICT IMMUTABLE AS 'int2send';
+CREATE TYPE rt_broken (input = rt_broken_in, output = rt_broken_out,
+                       receive = rt_broken_recv, send = rt_broken_send,
+                       internallength = 4, passedbyvalue, alignment = int4);
+CREATE TABLE rt_broken_t (v rt_broken);
+INSERT INTO rt_broken_t VALUES ('7');
+SELECT cache_track('rt_broken_t');
+SELECT v FROM cached_query('SELECT v FROM rt_broken_t') AS t(v rt_broken);
+SELECT cache_status();
+SELECT v FROM cached_query('SELECT v FROM rt_broken_t') AS t(v rt_broken);
+SELECT cache_status();
+DROP TABLE rt_broken_t;
+DROP TYPE rt_broken CASCADE;
+
 DROP TABLE rt_all, rt_nosample, rt_samples, rt_nodes, rt_textio, rt_enc;
 DROP FUNCTION rt_roundtrip(regclass), rt_bypass_reason(regtype, bool);
 DROP TYPE rt_with_node, rt_acl_pair, rt_pair_enc;
