@@ -476,7 +476,7 @@ EntryWriterAddRow(EntryWriter *w, TupleTableSlot *slot)
 
 	if (w->overflow)
 		return;
-	if (!w->has_binary)
+	if (!w->has_binary || pg_get_client_encoding() == GetDatabaseEncoding())
 	{
 		add_row(w, slot);
 		return;
