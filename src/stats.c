@@ -333,7 +333,6 @@ QueryStatsRecord(uint64 queryid, const char *query, const QueryStatsCall *c)
 	if (e == NULL)
 	{
 		bool		found;
-
 		int64		threshold = 0;
 		int			nvictims = 0;
 		bool		evict;
