@@ -213,7 +213,8 @@ column_codec(Form_pg_attribute att, EntryColumnCodec *c, MemoryContext fn_mcxt)
 	bits = walk_type(c->typid, 0, &unreadable);
 	if (bits & TW_UNREADABLE)
 		return psprintf("values of type %s cannot be read back",
-						format_type_be(OidIsValid(unreadable) ? unreadable : c->typid));
+						format_type_extended(OidIsValid(unreadable) ? unreadable : c->typid,
+											 -1, FORMAT_TYPE_ALLOW_INVALID));
 	c->user_code = (bits & TW_USER_CODE) != 0;
 
 	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(c->typid));
@@ -858,7 +859,8 @@ EntryLoad(char *buf, size_t len, const uint8 *fingerprint,
 	if (outcome == DV_UNDECODABLE)
 	{
 		*why = psprintf("values of type %s cannot be read back",
-						format_type_be(codecs[col].typid));
+						format_type_extended(codecs[col].typid, -1,
+											 FORMAT_TYPE_ALLOW_INVALID));
 		return ENTRY_UNDECODABLE;
 	}
 	return ENTRY_VALID;
