@@ -114,23 +114,6 @@ extern EntryDecodeResult EntryLoad(char *buf, size_t len,
 								   Tuplestorestate *ts, const char **why);
 
 /*
- * EntryLoad as 0.2 called it, for callers that do not yet handle
- * ENTRY_UNDECODABLE (reported as ENTRY_CORRUPT).  Returns an int so that a
- * switch over it needs no case for the new result.  To be removed.
- */
-static inline int
-EntryDecode(char *buf, size_t len, const uint8 *fingerprint,
-			const EntryGens *gens, int natts, const EntryColumnCodec *codecs,
-			TupleDesc desc, bool in_subxact, Tuplestorestate *ts,
-			const char **why)
-{
-	EntryDecodeResult r = EntryLoad(buf, len, fingerprint, gens, natts, codecs,
-									desc, in_subxact, ts, why);
-
-	return r == ENTRY_UNDECODABLE ? ENTRY_CORRUPT : r;
-}
-
-/*
  * AES-256-GCM (cache_ext.encryption_key_file).  EntrySeal encrypts an
  * entry for the Redis key rkey into out (palloc'd); EntryOpen checks and
  * decrypts one (untrusted), returning the entry (palloc'd, NUL after it)

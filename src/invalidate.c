@@ -2559,8 +2559,8 @@ cache_purge(PG_FUNCTION_ARGS)
 			if (!ok)
 				problem = pstrdup(RedisLastError());
 			else if (reply->type == REDIS_REPLY_ERROR)
-				problem = psprintf("Redis refused SCAN: %.*s",
-								   (int) Min(reply->len, 150), reply->str);
+				problem = psprintf("Redis refused SCAN: %s",
+								   RedisReplyText(reply->str, reply->len, 150));
 			else
 				problem = pstrdup("unexpected reply to SCAN");
 			if (ok)
@@ -2593,7 +2593,7 @@ cache_purge(PG_FUNCTION_ARGS)
 			if (dreply->type != REDIS_REPLY_INTEGER)
 			{
 				char	   *problem = dreply->type == REDIS_REPLY_ERROR ?
-				psprintf("Redis refused UNLINK: %.*s", (int) Min(dreply->len, 150), dreply->str) :
+				psprintf("Redis refused UNLINK: %s", RedisReplyText(dreply->str, dreply->len, 150)) :
 				pstrdup("unexpected reply to UNLINK");
 
 				RedisFreeReplies(1, &dreply);

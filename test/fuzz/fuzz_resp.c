@@ -1413,8 +1413,14 @@ op_write(Session *S, uint8_t param)
 		if (reply->type != REDIS_REPLY_STATUS)
 		{
 			if (reply->type == REDIS_REPLY_ERROR)
-				snprintf(problem, sizeof(problem), "redis refused it: %.*s",
-						 (int) Min(reply->len, 120), reply->str);
+			{
+				/* store(): RedisReplyText(str, len, 120), RedisSafeText into 121 */
+				char		shown[121];
+
+				RedisSafeText(shown, sizeof(shown), reply->str, reply->len);
+				check_safe_text((const uint8_t *) reply->str, reply->len, sizeof(shown));
+				snprintf(problem, sizeof(problem), "redis refused it: %s", shown);
+			}
 			else
 				snprintf(problem, sizeof(problem), "unexpected reply from redis");
 		}

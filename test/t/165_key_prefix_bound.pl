@@ -1,6 +1,6 @@
 # test/t/165_key_prefix_bound.pl - the longest cache_ext.key_prefix still fits every key name
 #
-# Generation key names are kept in fixed slots (INVAL_KEY_LEN, 128 bytes).
+# Generation key names are kept in fixed slots (INVAL_KEY_LEN).
 # The longest is a key-level generation of a table whose OID has 10 digits:
 # the cluster's next OID is set past 4 000 000 000 with pg_resetwal so that
 # the test table gets one.  A 63-character prefix (the bound) works for
@@ -45,7 +45,7 @@ my ($rc, $out, $err) = $node->psql('postgres',
 	"SET cache_ext.key_prefix = '$p64'", on_error_stop => 1);
 isnt($rc, 0, 'a 64-character prefix is refused');
 like($err, qr/invalid value for parameter "cache_ext.key_prefix"/, 'by the check hook');
-like($err, qr/1 to 63 characters, so that every key name fits in 128 bytes/,
+like($err, qr/1 to 63 characters, so that every key name fits in \d+ bytes/,
 	'with the reason');
 $out = $node->safe_psql('postgres', qq{
 	\\set VERBOSITY verbose
