@@ -1871,8 +1871,19 @@ track_new_child(void *arg)
 	List	   *parents;
 	bool		partition;
 
-	if (!OidIsValid(child) || !has_tracked_ancestor(child))
+	if (!OidIsValid(child))
 		return;
+	if (!has_tracked_ancestor(child))
+	{
+		/*
+		 * A tracked table that became a child of an untracked parent:
+		 * writes through the parent must reach its row trigger.
+		 */
+		if (get_rel_relkind(child) == RELKIND_RELATION &&
+			get_rel_info(child)->coverage == REL_TRACKED)
+			install_triggers(child, false, inherited_keys(child));
+		return;
+	}
 	parents = direct_parents(child);
 	if (parents != NIL)
 		keys = inherited_keys(linitial_oid(parents));
@@ -2182,8 +2193,16 @@ install_triggers(Oid relid, bool partition_of_tracked, List *keys)
 						   "INSERT OR UPDATE OR DELETE", "STATEMENT", 'A', NIL);
 			ensure_trigger(relid, "cache_ext_stmt", "AFTER",
 						   "INSERT OR UPDATE OR DELETE", "STATEMENT", 'A', NIL);
+			/*
+			 * A row-level one for logical-replication apply; on a partition
+			 * or inheritance child it always fires: a statement on its
+			 * parent (untracked, or tracked later) fires no statement
+			 * trigger of the child, only its row triggers.
+			 */
 			ensure_trigger(relid, "cache_ext_apply", "AFTER",
-						   "INSERT OR UPDATE OR DELETE", "ROW", 'R', NIL);
+						   "INSERT OR UPDATE OR DELETE", "ROW",
+						   (get_rel_relispartition(relid) || direct_parents(relid) != NIL) ?
+						   'A' : 'R', NIL);
 			/* key-level tracking: the values of the key columns of each row */
 			if (keys != NIL)
 				ensure_trigger(relid, "cache_ext_keys", "AFTER",
