@@ -26,7 +26,7 @@
 #     functions, RLS, row_security);
 #   - views: SELECT on the view only (allowed, entry shared with the owner),
 #     no SELECT on the view, the view owner's rights revoked after the store
-#     (and the entry kept), a security_invoker view;
+#     (GRANT and REVOKE bump the database generation), a security_invoker view;
 #   - SECURITY DEFINER / INVOKER SQL functions wrapping cached_query(),
 #     compared with the same functions running the query directly; then the
 #     same query text at top level in the same backend, by the caller;
@@ -377,18 +377,20 @@ cell('before REVOKE', 'ce_reader', $Q_ACC, $C_ACC, [3], expect => 'rows',
 $node->safe_psql('postgres', 'REVOKE SELECT ON accounts FROM ce_reader');
 cell('after REVOKE SELECT ON accounts', 'ce_reader', $Q_ACC, $C_ACC, [3],
 	expect => qr/^42501: permission denied for table accounts$/);
-cell('after REVOKE SELECT ON accounts, entry still there', 'ce_owner', $Q_ACC, $C_ACC,
-	[3], expect => 'rows', status => qr/^HIT$/);
+# GRANT and REVOKE bump the database generation (issue 10): the entry is
+# recomputed, and hits are still checked for privileges.
+cell('after REVOKE SELECT ON accounts, entry invalidated', 'ce_owner', $Q_ACC, $C_ACC,
+	[3], expect => 'rows', status => qr/^MISS \(invalidated\)$/);
 $node->safe_psql('postgres', 'GRANT SELECT ON accounts TO ce_reader');
 cell('after GRANT again', 'ce_reader', $Q_ACC, $C_ACC, [3], expect => 'rows',
-	status => qr/^HIT$/);
+	status => qr/^MISS \(invalidated\)$/);
 
 $node->safe_psql('postgres', 'REVOKE SELECT (region) ON accounts FROM ce_colreader');
 cell('after REVOKE SELECT (region)', 'ce_colreader', $Q_REG, $C_REG, [],
 	expect => qr/^42501: permission denied for table accounts$/);
 $node->safe_psql('postgres', 'GRANT SELECT (region) ON accounts TO ce_colreader');
 cell('after GRANT SELECT (region) again', 'ce_colreader', $Q_REG, $C_REG, [],
-	expect => 'rows', status => qr/^HIT$/);
+	expect => 'rows', status => qr/^MISS \(invalidated\)$/);
 
 # ---- views ------------------------------------------------------------------
 
@@ -418,8 +420,8 @@ cell('view, its owner lost SELECT on the base table', 'ce_viewer', $Q_LENT, $C_L
 cell('view, its owner lost SELECT on the base table', 'ce_owner', $Q_LENT, $C_LENT, [],
 	expect => qr/^42501: permission denied for table accounts$/);
 $node->safe_psql('postgres', 'GRANT SELECT ON accounts TO ce_lender');
-cell('view, its owner has SELECT again (entry was kept)', 'ce_viewer', $Q_LENT, $C_LENT,
-	[], expect => 'rows', status => qr/^HIT$/);
+cell('view, its owner has SELECT again (entry invalidated by the GRANT)', 'ce_viewer',
+	$Q_LENT, $C_LENT, [], expect => 'rows', status => qr/^MISS \(invalidated\)$/);
 
 # ---- SECURITY DEFINER / INVOKER wrappers ------------------------------------
 
@@ -464,6 +466,7 @@ sub function_cell
 	return;
 }
 
+store_as('accounts by region, after the GRANTs', 'ce_owner', $Q_ACC, $C_ACC, [3]);
 function_cell('SECURITY DEFINER wrapper (owner rights)', 'ce_nobody', 'acc_def',
 	'acc_def_direct', 3, expect => 'rows', status => qr/^HIT$/);
 function_cell('SECURITY DEFINER wrapper, another parameter', 'ce_nobody', 'acc_def',
@@ -555,6 +558,10 @@ sub session_cell
 	return $c;
 }
 
+# the REVOKE EXECUTE above bumped the database generation: store again
+store_as('table, before SET ROLE', 'ce_owner', $Q_ACC, $C_ACC, [3]);
+store_as('column, before SET ROLE', 'ce_owner', $Q_SECRET, $C_SECRET, [2]);
+store_as('view, before SET ROLE', 'ce_owner', $Q_VIEW, $C_VIEW, []);
 session_cell('table', 'ce_owner', $Q_ACC, $C_ACC, [3], expect => 'rows', status => qr/^HIT$/);
 session_cell('table', 'ce_nobody', $Q_ACC, $C_ACC, [3],
 	expect => qr/^42501: permission denied for table accounts$/);
