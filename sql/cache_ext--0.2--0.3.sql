@@ -23,6 +23,13 @@ REVOKE ALL ON cache_ext_prepared FROM PUBLIC;
 -- Section: cacheability allow-list (analysis side)
 -- ===========================================================================
 
+-- The reviewed built-in functions the analysis trusts (verdict 'allow...')
+-- or refuses although IMMUTABLE ('deny'); see src/allowlist.c.
+CREATE FUNCTION cache_ext_allowlist(OUT func regprocedure, OUT verdict text, OUT note text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'cache_ext_allowlist'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+
 
 -- ===========================================================================
 -- Section: outbox, standby fence, restore detection (recovery side)

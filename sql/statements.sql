@@ -96,6 +96,55 @@ SELECT cache_status();
 SELECT verified - :verified_before AS verified, verify_mismatches - :mismatches_before AS mismatches FROM cache_stats;
 RESET cache_ext.verify_rate;
 
+-- Review F3: the support function of a user aggregate replaced: a new key
+CREATE TABLE st_ag (a int);
+INSERT INTO st_ag VALUES (1), (2), (3);
+SELECT cache_track('st_ag');
+CREATE FUNCTION st_sfunc(int, int) RETURNS int LANGUAGE sql IMMUTABLE STRICT AS 'SELECT $1 + $2';
+CREATE AGGREGATE st_sum(int) (sfunc = st_sfunc, stype = int, initcond = '0');
+SELECT * FROM cached_query('SELECT st_sum(a) FROM st_ag') AS t(s int);
+SELECT * FROM cached_query('SELECT st_sum(a) FROM st_ag') AS t(s int);
+CREATE OR REPLACE FUNCTION st_sfunc(int, int) RETURNS int LANGUAGE sql IMMUTABLE STRICT AS 'SELECT $1 + $2 * 10';
+SELECT st_sum(a) AS direct FROM st_ag;
+SELECT * FROM cached_query('SELECT st_sum(a) FROM st_ag') AS t(s int);
+
+-- Review F1: xmin/xmax change with row locks, which no trigger sees
+SELECT * FROM cached_query('SELECT a, xmax::text <> '''' AS x FROM st_ag ORDER BY a LIMIT 1') AS t(a int, x bool);
+SELECT cache_status();
+SELECT * FROM cached_query('SELECT a, ctid IS NOT NULL AS c, tableoid = ''st_ag''::regclass AS o FROM st_ag ORDER BY a LIMIT 1') AS t(a int, c bool, o bool);
+SELECT * FROM cached_query('SELECT a, ctid IS NOT NULL AS c, tableoid = ''st_ag''::regclass AS o FROM st_ag ORDER BY a LIMIT 1') AS t(a int, c bool, o bool);
+SELECT cache_status();
+
+-- Review F2: an IMMUTABLE-declared SQL function reading a setting is not
+-- inlined but run while planning (folded): one pooled role, two tenants
+CREATE TABLE st_tenant (tenant int, secret text);
+INSERT INTO st_tenant VALUES (1, 't1-secret'), (2, 't2-secret');
+SELECT cache_track('st_tenant');
+CREATE FUNCTION st_app_tenant() RETURNS int LANGUAGE sql IMMUTABLE
+    AS $$ SELECT current_setting('app.tenant')::int $$;
+ALTER TABLE st_tenant ENABLE ROW LEVEL SECURITY;
+CREATE POLICY st_p ON st_tenant USING (tenant = st_app_tenant());
+CREATE ROLE regress_st_app;
+GRANT SELECT ON st_tenant TO regress_st_app;
+SET ROLE regress_st_app;
+SET app.tenant = '1';
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+SELECT cache_status();
+SET app.tenant = '2';
+SELECT secret AS direct FROM st_tenant;
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+SELECT cache_status();
+SET app.tenant = '1';
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+RESET ROLE;
+RESET app.tenant;
+DROP TABLE st_tenant, st_ag;
+DROP AGGREGATE st_sum(int);
+DROP FUNCTION st_sfunc(int, int), st_app_tenant();
+DROP ROLE regress_st_app;
+
 DROP FUNCTION st_ov(numeric), st_ov(int), st_rows(), st_now();
 DROP TABLE st_v, st_rt, st_private.t;
 DROP SCHEMA st_private;

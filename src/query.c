@@ -35,6 +35,8 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -93,6 +95,13 @@ static const char *const result_settings[] = {
 	"session_replication_role",
 	/* results of built-in functions may change between minor releases */
 	"server_version_num",
+	/* whether a view or foreign table may be read at all */
+	"restrict_nonsystem_relation_kind",
+	/* how composite values of another version are handled (15.x) */
+	"composite_type_mismatch",
+	/* whether large object functions check privileges */
+	"lo_compat_privileges",
+	/* docs/settings.md has the verdict for every setting */
 };
 
 typedef struct PreparedQuery
@@ -115,6 +124,10 @@ typedef struct PreparedQuery
 	List	   *defn_funcids;	/* functions of the rewritten query (incl.
 								 * inlined ones), for the definition hash */
 	bool		transient;		/* not in the hash: dropped after the call */
+	bool		settings_pinned;	/* the plan may hold the value of a user
+									 * IMMUTABLE function PostgreSQL ran when
+									 * planning: valid for these settings only */
+	uint8		settings_hash[CE_HASH_LEN];
 	/* invalidation: whose generations stand for the relations it reads */
 	List	   *scope_relids;	/* sorted, unique */
 	bool		has_tracked;	/* some relation is tracked */
@@ -513,6 +526,18 @@ all_settings_material(StringInfo m)
 	}
 }
 
+/* A hash of every setting (all_settings_material). */
+static void
+all_settings_hash(uint8 *hash)
+{
+	StringInfoData m;
+
+	initStringInfo(&m);
+	all_settings_material(&m);
+	KeyHash(&m, hash);
+	pfree(m.data);
+}
+
 /* Raise an error unless query is exactly one read-only SELECT. */
 static RawStmt *
 parse_single_select(const char *query)
@@ -764,6 +789,24 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 	if (!prepared_stale)
 	{
 		pq = hash_search(prepared_queries, key, HASH_FIND, NULL);
+		if (pq && pq->settings_pinned && pq->analysis_cxt != NULL)
+		{
+			uint8		now[CE_HASH_LEN];
+
+			all_settings_hash(now);
+			if (memcmp(now, pq->settings_hash, CE_HASH_LEN) != 0)
+			{
+				/* planned under other settings: plan again */
+				if (calls_in_progress <= 1)
+				{
+					drop_prepared(pq);
+					hash_search(prepared_queries, key, HASH_REMOVE, NULL);
+				}
+				else
+					prepared_stale = true;	/* this call: a transient one */
+				pq = NULL;
+			}
+		}
 		if (pq)
 			return pq;
 	}
@@ -830,6 +873,8 @@ definition_hash(PreparedQuery *pq)
 											   pq->deps.funcids);
 
 	funcs = list_concat_unique_oid(funcs, pq->deps.opaque_funcids);
+	/* aggregate support functions, operators of sorts, I/O functions ... */
+	funcs = list_concat_unique_oid(funcs, pq->deps.implicit_funcids);
 	initStringInfo(&m);
 	KeyAddString(&m, tree);
 	pfree(tree);
@@ -852,11 +897,19 @@ definition_hash(PreparedQuery *pq)
 	list_free(funcs);
 }
 
+/* "schema.name", or "relation with OID n" when there is no such relation */
 static char *
 relation_label(Oid relid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
+	char	   *name = get_rel_name(relid);
+	char	   *nspname;
+
+	if (name == NULL)
+		return psprintf("relation with OID %u", relid);
+	nspname = get_namespace_name(get_rel_namespace(relid));
+	if (nspname == NULL)
+		return psprintf("relation with OID %u", relid);
+	return quote_qualified_identifier(nspname, name);
 }
 
 static char *
@@ -1098,6 +1151,58 @@ collect_query_funcs(Node *node, void *context)
 	return expression_tree_walker(node, collect_query_funcs, context);
 }
 
+/*
+ * User functions declared IMMUTABLE in a language other than C: PostgreSQL
+ * runs one with constant arguments while planning and puts its value in
+ * the plan, and nothing proves that it really depends on its arguments only
+ * (a SQL function reading current_setting('app.tenant') is not inlined,
+ * but folded).  One the plan still calls is opaque, like a STABLE one (the
+ * call bypasses unless it names what it reads).  One the plan does not call
+ * was folded or inlined: the prepared statement is valid only under the
+ * settings it was planned with, and the entry key holds the role and every
+ * setting; a PL/pgSQL one (never inlined) is opaque as well.
+ */
+static void
+pin_folded_functions(PreparedQuery *pq)
+{
+	ListCell   *lc;
+
+	pq->settings_pinned = false;
+	foreach(lc, pq->defn_funcids)
+	{
+		Oid			funcid = lfirst_oid(lc);
+		HeapTuple	tup;
+		char		volatility;
+		Oid			lang;
+		bool		in_plan;
+
+		if (funcid < FirstNormalObjectId)
+			continue;
+		tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		volatility = ((Form_pg_proc) GETSTRUCT(tup))->provolatile;
+		lang = ((Form_pg_proc) GETSTRUCT(tup))->prolang;
+		ReleaseSysCache(tup);
+		if (volatility != PROVOLATILE_IMMUTABLE ||
+			lang == ClanguageId || lang == INTERNALlanguageId)
+			continue;
+		in_plan = list_member_oid(pq->deps.funcids, funcid) ||
+			list_member_oid(pq->deps.implicit_funcids, funcid);
+		if (!in_plan)
+		{
+			pq->settings_pinned = true;
+			pq->deps.role_dependent = true;
+			pq->deps.settings_dependent = true;
+		}
+		if (in_plan || lang != SQLlanguageId)
+			pq->deps.opaque_funcids = list_append_unique_oid(pq->deps.opaque_funcids,
+															 funcid);
+	}
+	if (pq->settings_pinned)
+		all_settings_hash(pq->settings_hash);
+}
+
 /* Bring pq's analysis up to date with the generic plan cplan. */
 static void
 analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
@@ -1122,6 +1227,7 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 	pq->defn_funcids = NIL;
 	(void) collect_query_funcs((Node *) pq->plansource->query_list, &pq->defn_funcids);
 	pq->tracking_epoch = InvalTrackingEpoch();
+	pin_folded_functions(pq);
 	pq->resultdesc = CreateTupleDescCopy(pq->plansource->resultDesc);
 	pq->codecs = palloc0(sizeof(EntryColumnCodec) * Max(pq->resultdesc->natts, 1));
 	pq->codec_problem = EntryCodecsInit(pq->resultdesc, pq->codecs,
