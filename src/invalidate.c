@@ -1674,10 +1674,30 @@ classify_utility(Node *parsetree, UtilityEffects *e)
 				e->database = true;
 			break;
 		case T_GrantRoleStmt:	/* memberships: pg_has_role, policies, SET ROLE */
-		case T_CreateRoleStmt:	/* IN ROLE, ROLE, ADMIN grant memberships */
-		case T_AlterRoleStmt:	/* BYPASSRLS, SUPERUSER, INHERIT, ... */
 		case T_DropRoleStmt:
 			e->server = true;
+			break;
+		case T_CreateRoleStmt:
+			/* a new role matters only through the memberships it gets */
+			foreach(lc, ((CreateRoleStmt *) parsetree)->options)
+			{
+				const char *opt = lfirst_node(DefElem, lc)->defname;
+
+				if (strcmp(opt, "addroleto") == 0 || strcmp(opt, "rolemembers") == 0 ||
+					strcmp(opt, "adminmembers") == 0)
+					e->server = true;
+			}
+			break;
+		case T_AlterRoleStmt:
+			/* BYPASSRLS, SUPERUSER, INHERIT, members...; not the password */
+			foreach(lc, ((AlterRoleStmt *) parsetree)->options)
+			{
+				const char *opt = lfirst_node(DefElem, lc)->defname;
+
+				if (strcmp(opt, "password") != 0 && strcmp(opt, "validUntil") != 0 &&
+					strcmp(opt, "connectionlimit") != 0)
+					e->server = true;
+			}
 			break;
 		case T_RenameStmt:
 			{
