@@ -283,6 +283,13 @@ SELECT * FROM cached_query('SELECT v FROM st_late') AS t(v int);
 SELECT relation, covered FROM cache_tracked WHERE relation::text LIKE 'st_%' ORDER BY 1;
 DROP TABLE st_rp, st_ihp CASCADE;
 
+-- A value its own type cannot encode (a relabelled empty array is not a
+-- valid oidvector: its output function refuses it): a statement that works
+-- directly works through the cache, and nothing is stored
+SELECT count(*) AS direct FROM (SELECT array[]::oidvector) s;
+SELECT count(*) FROM cached_query('SELECT array[]::oidvector') AS t(v oidvector);
+SELECT cache_status() LIKE 'MISS (not stored: a value could not be encoded (array is not a valid oidvector)%' AS not_stored;
+
 DROP FUNCTION st_ov(numeric), st_ov(int), st_rows(), st_now();
 DROP TABLE st_v, st_rt, st_private.t;
 DROP SCHEMA st_private;

@@ -1852,6 +1852,9 @@ typedef struct CacheDest
 	EntryWriter *writer;		/* NULL when the result is not stored */
 } CacheDest;
 
+/* set while a row is being encoded: an error then is the encoder's */
+static bool encoding_row = false;
+
 static bool
 cachedest_receive(TupleTableSlot *slot, DestReceiver *self)
 {
@@ -1859,7 +1862,11 @@ cachedest_receive(TupleTableSlot *slot, DestReceiver *self)
 
 	tuplestore_puttupleslot(d->ts, slot);
 	if (d->writer)
+	{
+		encoding_row = true;
 		EntryWriterAddRow(d->writer, slot);
+		encoding_row = false;
+	}
 	return true;
 }
 
@@ -1880,8 +1887,8 @@ cachedest_noop(DestReceiver *self)
  * does.
  */
 static void
-run_query(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
-		  EntryWriter *writer)
+run_plan(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
+		 EntryWriter *writer)
 {
 	ParamListInfo pli = NULL;
 	CachedPlan *cplan;
@@ -1926,6 +1933,76 @@ run_query(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 	ReleaseCachedPlan(cplan, CurrentResourceOwner);
 
 	PopActiveSnapshot();
+}
+
+/*
+ * Run the query (run_plan).  With a writer, in a subtransaction and into a
+ * tuplestore of its own: a value its type cannot encode (an output or send
+ * function that raises, as for a malformed oidvector a relabelling cast
+ * made) must not fail a statement that works without the cache.  Then the
+ * query runs again without the writer, and the reason it is not stored is
+ * returned; an error of the query itself is raised as it was.  Returns
+ * NULL when nothing went wrong.
+ */
+static char *
+run_query(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
+		  EntryWriter *writer)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	Tuplestorestate *mine;
+	char	   *volatile problem = NULL;
+
+	if (writer == NULL)
+	{
+		run_plan(pq, params, ts, NULL);
+		return NULL;
+	}
+	mine = tuplestore_begin_heap(false, false, work_mem);
+	encoding_row = false;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		run_plan(pq, params, mine, writer);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		bool		in_encoder = encoding_row;
+		ErrorData  *edata;
+
+		encoding_row = false;
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (!in_encoder)
+			ReThrowError(edata);
+		problem = psprintf("a value could not be encoded (%s)", edata->message);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+
+	if (problem != NULL)
+	{
+		/* its spill files, if any, went with the subtransaction */
+		run_plan(pq, params, ts, NULL);
+		return problem;
+	}
+	{
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(pq->resultdesc, &TTSOpsMinimalTuple);
+
+		while (tuplestore_gettupleslot(mine, true, false, slot))
+			tuplestore_puttupleslot(ts, slot);
+		ExecDropSingleTupleTableSlot(slot);
+		tuplestore_end(mine);
+	}
+	return NULL;
 }
 
 /* ---- the cache ---- */
@@ -2550,6 +2627,7 @@ cached_query_call(text *query_text, const CallParams *params,
 		{
 			EntryWriter w;
 			StringInfoData note;
+			char	   *encode_problem;
 
 			rec.outcome = QS_MISS;
 			rec.invalidated = outcome == LOOKUP_STALE;
@@ -2567,7 +2645,7 @@ cached_query_call(text *query_text, const CallParams *params,
 				EntryWriterInit(&w, resultdesc->natts, pq->codecs, &gens,
 								cache_ext_max_entry_size -
 								(KeyEncryptionOn() ? CE_SEALED_OVERHEAD : 0));
-			run_query(pq, params, ts, gens_ok ? &w : NULL);
+			encode_problem = run_query(pq, params, ts, gens_ok ? &w : NULL);
 			CacheStatsAdd(CS_MISSES, 1);
 
 			initStringInfo(&note);
@@ -2583,6 +2661,12 @@ cached_query_call(text *query_text, const CallParams *params,
 								 pq->codec_problem ? pq->codec_problem :
 								 RecoveryInProgress() ? "hot standby" :
 								 "generations unreadable");
+			}
+			else if (encode_problem != NULL)
+			{
+				rec.store_skipped = true;
+				CacheStatsAdd(CS_STORE_SKIPPED, 1);
+				appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "", encode_problem);
 			}
 			else if (w.overflow)
 			{
@@ -2724,6 +2808,7 @@ cached_query_json_common(FunctionCallInfo fcinfo, bool with_options)
 	TupleTableSlot *slot;
 	StringInfoData json;
 	bool		first = true;
+	MemoryContext rowcxt;
 
 	parse_options(with_options ? options_arg(fcinfo, 0) : NULL, &opts);
 	collect_params(fcinfo, qarg + 1, &params);
@@ -2736,18 +2821,29 @@ cached_query_json_common(FunctionCallInfo fcinfo, bool with_options)
 
 	initStringInfo(&json);
 	appendStringInfoChar(&json, '[');
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cache_ext json row",
+								   ALLOCSET_DEFAULT_SIZES);
 	while (tuplestore_gettupleslot(ts, true, false, slot))
 	{
-		HeapTuple	tup = ExecCopySlotHeapTuple(slot);
-		Datum		row = heap_copy_tuple_as_datum(tup, desc);
+		MemoryContext old;
+		HeapTuple	tup;
+		Datum		row;
+		text	   *js;
 
+		/* a large result: cancellable, and only the text is kept per row */
+		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(rowcxt);
+		tup = ExecCopySlotHeapTuple(slot);
+		row = heap_copy_tuple_as_datum(tup, desc);
+		js = DatumGetTextPP(DirectFunctionCall1(row_to_json, row));
+		MemoryContextSwitchTo(old);
 		if (!first)
 			appendStringInfoChar(&json, ',');
 		first = false;
-		appendStringInfoString(&json,
-							   TextDatumGetCString(DirectFunctionCall1(row_to_json, row)));
-		heap_freetuple(tup);
+		appendBinaryStringInfo(&json, VARDATA_ANY(js), VARSIZE_ANY_EXHDR(js));
+		MemoryContextReset(rowcxt);
 	}
+	MemoryContextDelete(rowcxt);
 	appendStringInfoChar(&json, ']');
 	ExecDropSingleTupleTableSlot(slot);
 	tuplestore_end(ts);
