@@ -75,6 +75,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -227,14 +228,6 @@ builtin_reason(const char *name)
 	return "is not on the allow list of built-in functions (it may read the system catalogs or session state)";
 }
 
-static char *
-func_label(Oid funcid)
-{
-	char	   *name = get_func_name(funcid);
-
-	return name ? psprintf("%s()", name) : psprintf("function with OID %u", funcid);
-}
-
 /* the output functions of an argument's type (a ROW(...) by its fields) */
 static void
 check_arg_output(DepsWalk *w, Node *arg)
@@ -335,6 +328,20 @@ check_function(DepsWalk *w, Oid funcid, List *args, Oid resulttype, bool acl)
 	ReleaseSysCache(tup);
 }
 
+/* op_input_types() without raising: false if there is no such operator */
+static bool
+operator_types(Oid opno, Oid *lefttype, Oid *righttype)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	*lefttype = ((Form_pg_operator) GETSTRUCT(tup))->oprleft;
+	*righttype = ((Form_pg_operator) GETSTRUCT(tup))->oprright;
+	ReleaseSysCache(tup);
+	return true;
+}
+
 /* The function of an operator, called implicitly (no EXECUTE check). */
 static void
 check_operator(DepsWalk *w, Oid opno)
@@ -427,8 +434,16 @@ check_aggregate(DepsWalk *w, Oid aggfnoid, List *args, bool acl)
 	Form_pg_aggregate agg;
 	Oid			support[8];
 
-	if (func_volatile(aggfnoid) == PROVOLATILE_VOLATILE)
-		not_cacheable(w, psprintf("volatile aggregate %s", func_label(aggfnoid)));
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(aggfnoid));
+	if (!HeapTupleIsValid(tup))
+	{
+		not_cacheable(w, psprintf("aggregate with OID %u does not exist", aggfnoid));
+		return;
+	}
+	if (((Form_pg_proc) GETSTRUCT(tup))->provolatile == PROVOLATILE_VOLATILE)
+		not_cacheable(w, psprintf("volatile aggregate %s()",
+								  NameStr(((Form_pg_proc) GETSTRUCT(tup))->proname)));
+	ReleaseSysCache(tup);
 	if (acl)
 		w->deps->funcids = list_append_unique_oid(w->deps->funcids, aggfnoid);
 
@@ -688,7 +703,7 @@ expr_walker(Node *node, DepsWalk *w)
 			{
 				WindowFunc *wf = (WindowFunc *) node;
 
-				if (get_func_prokind(wf->winfnoid) == PROKIND_AGGREGATE)
+				if (SearchSysCacheExists1(AGGFNOID, ObjectIdGetDatum(wf->winfnoid)))
 					check_aggregate(w, wf->winfnoid, wf->args, w->acl);
 				else
 					check_function(w, wf->winfnoid, wf->args, wf->wintype, w->acl);
@@ -707,9 +722,15 @@ expr_walker(Node *node, DepsWalk *w)
 			break;
 		case T_MinMaxExpr:
 			{
+				Oid			typid = ((MinMaxExpr *) node)->minmaxtype;
 				TypeCacheEntry *tc;
 
-				tc = lookup_type_cache(((MinMaxExpr *) node)->minmaxtype, TYPECACHE_CMP_PROC);
+				if (!SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(typid)))
+				{
+					not_cacheable(w, psprintf("type with OID %u does not exist", typid));
+					break;
+				}
+				tc = lookup_type_cache(typid, TYPECACHE_CMP_PROC);
 				if (OidIsValid(tc->cmp_proc))
 					check_function(w, tc->cmp_proc, NIL, InvalidOid, false);
 				break;
@@ -727,7 +748,8 @@ expr_walker(Node *node, DepsWalk *w)
 					Oid			cmp;
 
 					check_operator(w, lfirst_oid(lo));
-					op_input_types(lfirst_oid(lo), &lefttype, &righttype);
+					if (!operator_types(lfirst_oid(lo), &lefttype, &righttype))
+						continue;
 					cmp = get_opfamily_proc(lfirst_oid(lf), lefttype, righttype, BTORDER_PROC);
 					if (OidIsValid(cmp))
 						check_function(w, cmp, NIL, InvalidOid, false);
@@ -983,11 +1005,13 @@ walk_plan(Plan *plan, DepsWalk *w)
 						Oid			righttype;
 						Oid			cmp;
 
-						op_input_types(((OpExpr *) clause)->opno, &lefttype, &righttype);
-						cmp = get_opfamily_proc(mj->mergeFamilies[i], lefttype, righttype,
-												BTORDER_PROC);
-						if (OidIsValid(cmp))
-							check_function(w, cmp, NIL, InvalidOid, false);
+						if (operator_types(((OpExpr *) clause)->opno, &lefttype, &righttype))
+						{
+							cmp = get_opfamily_proc(mj->mergeFamilies[i], lefttype,
+													righttype, BTORDER_PROC);
+							if (OidIsValid(cmp))
+								check_function(w, cmp, NIL, InvalidOid, false);
+						}
 					}
 					i++;
 				}

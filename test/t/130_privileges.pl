@@ -480,7 +480,11 @@ function_cell('SECURITY INVOKER wrapper', 'ce_reader', 'acc_inv', 'acc_inv_direc
 # ---- EXECUTE on functions ---------------------------------------------------
 
 store_as('PL/pgSQL function', 'ce_owner', $Q_MASK, $C_MASK, [1]);
+# an IMMUTABLE PL/pgSQL function puts the role into the key (a mis-declared
+# one cannot leak across roles): the reader stores its own entry
 cell('PL/pgSQL function, EXECUTE granted', 'ce_reader', $Q_MASK, $C_MASK, [1],
+	expect => 'rows', status => qr/^MISS$/);
+cell('PL/pgSQL function, EXECUTE granted, again', 'ce_reader', $Q_MASK, $C_MASK, [1],
 	expect => 'rows', status => qr/^HIT$/);
 $node->safe_psql('postgres', 'REVOKE EXECUTE ON FUNCTION mask(text) FROM ce_reader');
 cell('PL/pgSQL function, EXECUTE revoked after the store', 'ce_reader', $Q_MASK, $C_MASK,
