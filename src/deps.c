@@ -46,7 +46,10 @@
  *	- the operators of Sort, IncrementalSort, MergeAppend, GatherMerge, Agg
  *	  (and its grouping-set chain), Group, Unique, SetOp, WindowAgg (and its
  *	  RANGE in_range functions), Memoize, RecursiveUnion, MergeJoin (btree
- *	  comparison) and HashJoin, hashed SubPlans (their hash functions).
+ *	  comparison) and HashJoin, hashed SubPlans (their hash functions),
+ *	  Limit WITH TIES;
+ *	- run-time partition pruning: its expressions and the partition key's
+ *	  comparison functions.
  * Not covered (documented limits): index AM support functions of user
  * operator classes, subscripting handlers (both are C), and the type
  * support functions built-in polymorphic functions such as array_eq call
@@ -713,7 +716,7 @@ expr_walker(Node *node, DepsWalk *w)
 			{
 				CoerceViaIO *io = (CoerceViaIO *) node;
 
-				check_type_io(w, exprType((Node *) io->arg), false);
+				check_arg_output(w, (Node *) io->arg);
 				check_type_io(w, io->resulttype, true);
 				break;
 			}
@@ -851,6 +854,44 @@ walk_quals_noacl(List *quals, DepsWalk *w)
 
 static void walk_plan(Plan *plan, DepsWalk *w);
 
+/*
+ * Run-time partition pruning: the executor evaluates the steps'
+ * expressions and calls the partition key's comparison functions.
+ */
+static void
+walk_prune_info(PartitionPruneInfo *ppi, DepsWalk *w)
+{
+	ListCell   *l1;
+
+	if (ppi == NULL)
+		return;
+	foreach(l1, ppi->prune_infos)
+	{
+		ListCell   *l2;
+
+		foreach(l2, (List *) lfirst(l1))
+		{
+			PartitionedRelPruneInfo *pri = lfirst_node(PartitionedRelPruneInfo, l2);
+			List	   *steps = list_concat_copy(pri->initial_pruning_steps,
+												 pri->exec_pruning_steps);
+			ListCell   *l3;
+
+			foreach(l3, steps)
+			{
+				PartitionPruneStepOp *op;
+				ListCell   *l4;
+
+				if (!IsA(lfirst(l3), PartitionPruneStepOp))
+					continue;
+				op = (PartitionPruneStepOp *) lfirst(l3);
+				walk_exprs(op->exprs, w);
+				foreach(l4, op->cmpfns)
+					check_function(w, lfirst_oid(l4), NIL, InvalidOid, false);
+			}
+		}
+	}
+}
+
 static void
 walk_plans(List *plans, DepsWalk *w)
 {
@@ -885,6 +926,7 @@ walk_plan(Plan *plan, DepsWalk *w)
 			break;
 		case T_Append:
 			walk_plans(((Append *) plan)->appendplans, w);
+			walk_prune_info(((Append *) plan)->part_prune_info, w);
 			break;
 		case T_MergeAppend:
 			{
@@ -892,6 +934,7 @@ walk_plan(Plan *plan, DepsWalk *w)
 
 				check_operators(w, ma->numCols, ma->sortOperators, OPS_SORT);
 				walk_plans(ma->mergeplans, w);
+				walk_prune_info(ma->part_prune_info, w);
 				break;
 			}
 		case T_RecursiveUnion:
@@ -1109,9 +1152,15 @@ walk_plan(Plan *plan, DepsWalk *w)
 				break;
 			}
 		case T_Limit:
-			walk_exprs(((Limit *) plan)->limitOffset, w);
-			walk_exprs(((Limit *) plan)->limitCount, w);
-			break;
+			{
+				Limit	   *l = (Limit *) plan;
+
+				walk_exprs(l->limitOffset, w);
+				walk_exprs(l->limitCount, w);
+				/* WITH TIES compares rows */
+				check_operators(w, l->uniqNumCols, l->uniqOperators, OPS_EQUAL);
+				break;
+			}
 		case T_LockRows:
 		case T_ModifyTable:
 			not_cacheable(w, "the query locks or modifies rows");
