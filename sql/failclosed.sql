@@ -65,6 +65,8 @@ SELECT fc_check('SELECT json_agg(v ORDER BY id) AS j, string_agg(v, '','' ORDER 
 SELECT fc_check('SELECT ROW(id, v)::text AS r FROM fc_t ORDER BY id');
 SELECT fc_check('SELECT ROW(id, ''fc_t''::regclass)::text AS r FROM fc_t ORDER BY id');
 SELECT fc_check('SELECT id FROM fc_t ORDER BY tenant FETCH FIRST 1 ROWS WITH TIES');
+SELECT fc_check('SELECT * FROM jsonb_to_recordset(''[{"a": 1, "b": "x"}]'') AS t(a int, b text)');
+SELECT fc_check('SELECT b::oid FROM jsonb_to_recordset(''[{"a": 1, "b": "fc_t"}]'') AS t(a int, b regclass)');
 
 -- break 2: table_to_xml reads a table named by a regclass constant
 SELECT fc_check('SELECT table_to_xml(''fc_t''::regclass, true, false, '''') IS NOT NULL AS x');

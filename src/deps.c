@@ -109,6 +109,9 @@ typedef struct DepsWalk
 	bool		acl;			/* the executor checks EXECUTE on the functions
 								 * of the expression being walked */
 	int			depth;			/* of type and domain recursion */
+	Node	   *coldef_call;	/* a FROM-clause call with a column definition
+								 * list ... */
+	List	   *coldef_types;	/* ... and the types of that list */
 } DepsWalk;
 
 static bool expr_walker(Node *node, DepsWalk *w);
@@ -308,7 +311,15 @@ check_function(DepsWalk *w, Oid funcid, List *args, Oid resulttype, bool acl)
 		}
 		else if (allow->kind == ALLOW_RESULT_INPUT)
 		{
-			if (!OidIsValid(resulttype))
+			if (resulttype == RECORDOID && w->coldef_types != NIL)
+			{
+				ListCell   *lc;
+
+				/* json_to_record(...) AS t(a int, ...): the list's types */
+				foreach(lc, w->coldef_types)
+					check_type_io(w, lfirst_oid(lc), true);
+			}
+			else if (!OidIsValid(resulttype) || resulttype == RECORDOID)
 				not_cacheable(w, psprintf("function %s() called with a result of unknown type",
 										  NameStr(proc->proname)));
 			else
@@ -664,8 +675,12 @@ expr_walker(Node *node, DepsWalk *w)
 		case T_FuncExpr:
 			{
 				FuncExpr   *f = (FuncExpr *) node;
+				List	   *save_types = w->coldef_types;
 
+				if (node != w->coldef_call)
+					w->coldef_types = NIL;
 				check_function(w, f->funcid, f->args, f->funcresulttype, w->acl);
+				w->coldef_types = save_types;
 				break;
 			}
 		case T_OpExpr:
@@ -992,7 +1007,16 @@ walk_plan(Plan *plan, DepsWalk *w)
 			walk_plan(((SubqueryScan *) plan)->subplan, w);
 			break;
 		case T_FunctionScan:
-			walk_exprs(((FunctionScan *) plan)->functions, w);
+			foreach(lc, ((FunctionScan *) plan)->functions)
+			{
+				RangeTblFunction *rtf = lfirst_node(RangeTblFunction, lc);
+
+				w->coldef_call = rtf->funcexpr;
+				w->coldef_types = rtf->funccoltypes;
+				walk_exprs(rtf->funcexpr, w);
+				w->coldef_call = NULL;
+				w->coldef_types = NIL;
+			}
 			break;
 		case T_ValuesScan:
 			walk_exprs(((ValuesScan *) plan)->values_lists, w);
@@ -1234,6 +1258,8 @@ AnalyzePlannedStmt(PlannedStmt *stmt, QueryDeps *deps)
 	w.deps = deps;
 	w.acl = true;
 	w.depth = 0;
+	w.coldef_call = NULL;
+	w.coldef_types = NIL;
 
 	if (stmt->commandType != CMD_SELECT || stmt->hasModifyingCTE ||
 		stmt->rowMarks != NIL || stmt->utilityStmt != NULL)
