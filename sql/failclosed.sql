@@ -108,7 +108,8 @@ SELECT fc_check('SELECT id FROM fc_rls ORDER BY id');
 RESET app.tenant;
 RESET ROLE;
 
--- IMMUTABLE user functions in a procedural language: the role is in the key
+-- IMMUTABLE user functions in a procedural language: the role is in the
+-- key, and the call is opaque (a mis-declared one may read tables)
 CREATE FUNCTION fc_imm(int) RETURNS int LANGUAGE plpgsql IMMUTABLE
 	AS $$ BEGIN RETURN $1 * 2; END $$;
 SELECT fc_check('SELECT fc_imm(id) AS d FROM fc_t ORDER BY id');

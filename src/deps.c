@@ -29,7 +29,8 @@
  *	  (query.c bypasses unless cache_opts(depends_on => ...) names what they
  *	  read); IMMUTABLE in C or internal (created by a superuser): trusted;
  *	  IMMUTABLE in any other language: the role goes into the key, so that
- *	  a mis-declared function cannot leak across roles.
+ *	  a mis-declared function cannot leak across roles (query.c also treats
+ *	  such a call as opaque).
  *
  * Where the executor calls functions (covered here):
  *	- FuncExpr, OpExpr, DistinctExpr, NullIfExpr, ScalarArrayOpExpr (its
