@@ -62,6 +62,11 @@ SELECT fc_check('SELECT to_json(ARRAY[''fc_t''::regclass]) AS j');
 SELECT fc_check('SELECT to_char(''2024-05-06 07:08:09+00''::timestamptz, ''YYYY-MM-DD HH24'') AS c');
 SELECT fc_check('SELECT concat(id, ''-'', v) AS c, ARRAY[id, tenant]::text AS a, to_json(t) AS j FROM fc_t t ORDER BY id');
 SELECT fc_check('SELECT json_agg(v ORDER BY id) AS j, string_agg(v, '','' ORDER BY v) AS s FROM fc_t');
+SELECT fc_check('SELECT ROW(id, v)::text AS r FROM fc_t ORDER BY id');
+SELECT fc_check('SELECT ROW(id, ''fc_t''::regclass)::text AS r FROM fc_t ORDER BY id');
+SELECT fc_check('SELECT id FROM fc_t ORDER BY tenant FETCH FIRST 1 ROWS WITH TIES');
+SELECT fc_check('SELECT * FROM jsonb_to_recordset(''[{"a": 1, "b": "x"}]'') AS t(a int, b text)');
+SELECT fc_check('SELECT b::oid FROM jsonb_to_recordset(''[{"a": 1, "b": "fc_t"}]'') AS t(a int, b regclass)');
 
 -- break 2: table_to_xml reads a table named by a regclass constant
 SELECT fc_check('SELECT table_to_xml(''fc_t''::regclass, true, false, '''') IS NOT NULL AS x');
@@ -103,7 +108,8 @@ SELECT fc_check('SELECT id FROM fc_rls ORDER BY id');
 RESET app.tenant;
 RESET ROLE;
 
--- IMMUTABLE user functions in a procedural language: the role is in the key
+-- IMMUTABLE user functions in a procedural language: the role is in the
+-- key, and the call is opaque (a mis-declared one may read tables)
 CREATE FUNCTION fc_imm(int) RETURNS int LANGUAGE plpgsql IMMUTABLE
 	AS $$ BEGIN RETURN $1 * 2; END $$;
 SELECT fc_check('SELECT fc_imm(id) AS d FROM fc_t ORDER BY id');

@@ -197,6 +197,10 @@ static const AllowEntry allow_list[] = {
 	{F_JSON_POPULATE_RECORDSET, ALLOW_RESULT_INPUT, "the input functions of the result's column types"},
 	{F_JSONB_POPULATE_RECORD, ALLOW_RESULT_INPUT, "the input functions of the result's column types"},
 	{F_JSONB_POPULATE_RECORDSET, ALLOW_RESULT_INPUT, "the input functions of the result's column types"},
+	{F_JSON_TO_RECORD, ALLOW_RESULT_INPUT, "the input functions of the column definition list's types"},
+	{F_JSON_TO_RECORDSET, ALLOW_RESULT_INPUT, "the input functions of the column definition list's types"},
+	{F_JSONB_TO_RECORD, ALLOW_RESULT_INPUT, "the input functions of the column definition list's types"},
+	{F_JSONB_TO_RECORDSET, ALLOW_RESULT_INPUT, "the input functions of the column definition list's types"},
 };
 
 static const DenyEntry deny_list[] = {

@@ -29,7 +29,8 @@
  *	  (query.c bypasses unless cache_opts(depends_on => ...) names what they
  *	  read); IMMUTABLE in C or internal (created by a superuser): trusted;
  *	  IMMUTABLE in any other language: the role goes into the key, so that
- *	  a mis-declared function cannot leak across roles.
+ *	  a mis-declared function cannot leak across roles (query.c also treats
+ *	  such a call as opaque).
  *
  * Where the executor calls functions (covered here):
  *	- FuncExpr, OpExpr, DistinctExpr, NullIfExpr, ScalarArrayOpExpr (its
@@ -46,7 +47,10 @@
  *	- the operators of Sort, IncrementalSort, MergeAppend, GatherMerge, Agg
  *	  (and its grouping-set chain), Group, Unique, SetOp, WindowAgg (and its
  *	  RANGE in_range functions), Memoize, RecursiveUnion, MergeJoin (btree
- *	  comparison) and HashJoin, hashed SubPlans (their hash functions).
+ *	  comparison) and HashJoin, hashed SubPlans (their hash functions),
+ *	  Limit WITH TIES;
+ *	- run-time partition pruning: its expressions and the partition key's
+ *	  comparison functions.
  * Not covered (documented limits): index AM support functions of user
  * operator classes, subscripting handlers (both are C), and the type
  * support functions built-in polymorphic functions such as array_eq call
@@ -76,6 +80,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -106,6 +111,9 @@ typedef struct DepsWalk
 	bool		acl;			/* the executor checks EXECUTE on the functions
 								 * of the expression being walked */
 	int			depth;			/* of type and domain recursion */
+	Node	   *coldef_call;	/* a FROM-clause call with a column definition
+								 * list ... */
+	List	   *coldef_types;	/* ... and the types of that list */
 } DepsWalk;
 
 static bool expr_walker(Node *node, DepsWalk *w);
@@ -228,14 +236,6 @@ builtin_reason(const char *name)
 	return "is not on the allow list of built-in functions (it may read the system catalogs or session state)";
 }
 
-static char *
-func_label(Oid funcid)
-{
-	char	   *name = get_func_name(funcid);
-
-	return name ? psprintf("%s()", name) : psprintf("function with OID %u", funcid);
-}
-
 /* the output functions of an argument's type (a ROW(...) by its fields) */
 static void
 check_arg_output(DepsWalk *w, Node *arg)
@@ -313,7 +313,15 @@ check_function(DepsWalk *w, Oid funcid, List *args, Oid resulttype, bool acl)
 		}
 		else if (allow->kind == ALLOW_RESULT_INPUT)
 		{
-			if (!OidIsValid(resulttype))
+			if (resulttype == RECORDOID && w->coldef_types != NIL)
+			{
+				ListCell   *lc;
+
+				/* json_to_record(...) AS t(a int, ...): the list's types */
+				foreach(lc, w->coldef_types)
+					check_type_io(w, lfirst_oid(lc), true);
+			}
+			else if (!OidIsValid(resulttype) || resulttype == RECORDOID)
 				not_cacheable(w, psprintf("function %s() called with a result of unknown type",
 										  NameStr(proc->proname)));
 			else
@@ -334,6 +342,20 @@ check_function(DepsWalk *w, Oid funcid, List *args, Oid resulttype, bool acl)
 		w->deps->role_dependent = true;
 	}
 	ReleaseSysCache(tup);
+}
+
+/* op_input_types() without raising: false if there is no such operator */
+static bool
+operator_types(Oid opno, Oid *lefttype, Oid *righttype)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	*lefttype = ((Form_pg_operator) GETSTRUCT(tup))->oprleft;
+	*righttype = ((Form_pg_operator) GETSTRUCT(tup))->oprright;
+	ReleaseSysCache(tup);
+	return true;
 }
 
 /* The function of an operator, called implicitly (no EXECUTE check). */
@@ -428,8 +450,16 @@ check_aggregate(DepsWalk *w, Oid aggfnoid, List *args, bool acl)
 	Form_pg_aggregate agg;
 	Oid			support[8];
 
-	if (func_volatile(aggfnoid) == PROVOLATILE_VOLATILE)
-		not_cacheable(w, psprintf("volatile aggregate %s", func_label(aggfnoid)));
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(aggfnoid));
+	if (!HeapTupleIsValid(tup))
+	{
+		not_cacheable(w, psprintf("aggregate with OID %u does not exist", aggfnoid));
+		return;
+	}
+	if (((Form_pg_proc) GETSTRUCT(tup))->provolatile == PROVOLATILE_VOLATILE)
+		not_cacheable(w, psprintf("volatile aggregate %s()",
+								  NameStr(((Form_pg_proc) GETSTRUCT(tup))->proname)));
+	ReleaseSysCache(tup);
 	if (acl)
 		w->deps->funcids = list_append_unique_oid(w->deps->funcids, aggfnoid);
 
@@ -666,8 +696,12 @@ expr_walker(Node *node, DepsWalk *w)
 		case T_FuncExpr:
 			{
 				FuncExpr   *f = (FuncExpr *) node;
+				List	   *save_types = w->coldef_types;
 
+				if (node != w->coldef_call)
+					w->coldef_types = NIL;
 				check_function(w, f->funcid, f->args, f->funcresulttype, w->acl);
+				w->coldef_types = save_types;
 				break;
 			}
 		case T_OpExpr:
@@ -708,7 +742,7 @@ expr_walker(Node *node, DepsWalk *w)
 			{
 				WindowFunc *wf = (WindowFunc *) node;
 
-				if (get_func_prokind(wf->winfnoid) == PROKIND_AGGREGATE)
+				if (SearchSysCacheExists1(AGGFNOID, ObjectIdGetDatum(wf->winfnoid)))
 					check_aggregate(w, wf->winfnoid, wf->args, w->acl);
 				else
 					check_function(w, wf->winfnoid, wf->args, wf->wintype, w->acl);
@@ -718,7 +752,7 @@ expr_walker(Node *node, DepsWalk *w)
 			{
 				CoerceViaIO *io = (CoerceViaIO *) node;
 
-				check_type_io(w, exprType((Node *) io->arg), false);
+				check_arg_output(w, (Node *) io->arg);
 				check_type_io(w, io->resulttype, true);
 				break;
 			}
@@ -727,9 +761,15 @@ expr_walker(Node *node, DepsWalk *w)
 			break;
 		case T_MinMaxExpr:
 			{
+				Oid			typid = ((MinMaxExpr *) node)->minmaxtype;
 				TypeCacheEntry *tc;
 
-				tc = lookup_type_cache(((MinMaxExpr *) node)->minmaxtype, TYPECACHE_CMP_PROC);
+				if (!SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(typid)))
+				{
+					not_cacheable(w, psprintf("type with OID %u does not exist", typid));
+					break;
+				}
+				tc = lookup_type_cache(typid, TYPECACHE_CMP_PROC);
 				if (OidIsValid(tc->cmp_proc))
 					check_function(w, tc->cmp_proc, NIL, InvalidOid, false);
 				break;
@@ -747,7 +787,8 @@ expr_walker(Node *node, DepsWalk *w)
 					Oid			cmp;
 
 					check_operator(w, lfirst_oid(lo));
-					op_input_types(lfirst_oid(lo), &lefttype, &righttype);
+					if (!operator_types(lfirst_oid(lo), &lefttype, &righttype))
+						continue;
 					cmp = get_opfamily_proc(lfirst_oid(lf), lefttype, righttype, BTORDER_PROC);
 					if (OidIsValid(cmp))
 						check_function(w, cmp, NIL, InvalidOid, false);
@@ -849,6 +890,44 @@ walk_quals_noacl(List *quals, DepsWalk *w)
 
 static void walk_plan(Plan *plan, DepsWalk *w);
 
+/*
+ * Run-time partition pruning: the executor evaluates the steps'
+ * expressions and calls the partition key's comparison functions.
+ */
+static void
+walk_prune_info(PartitionPruneInfo *ppi, DepsWalk *w)
+{
+	ListCell   *l1;
+
+	if (ppi == NULL)
+		return;
+	foreach(l1, ppi->prune_infos)
+	{
+		ListCell   *l2;
+
+		foreach(l2, (List *) lfirst(l1))
+		{
+			PartitionedRelPruneInfo *pri = lfirst_node(PartitionedRelPruneInfo, l2);
+			List	   *steps = list_concat_copy(pri->initial_pruning_steps,
+												 pri->exec_pruning_steps);
+			ListCell   *l3;
+
+			foreach(l3, steps)
+			{
+				PartitionPruneStepOp *op;
+				ListCell   *l4;
+
+				if (!IsA(lfirst(l3), PartitionPruneStepOp))
+					continue;
+				op = (PartitionPruneStepOp *) lfirst(l3);
+				walk_exprs(op->exprs, w);
+				foreach(l4, op->cmpfns)
+					check_function(w, lfirst_oid(l4), NIL, InvalidOid, false);
+			}
+		}
+	}
+}
+
 static void
 walk_plans(List *plans, DepsWalk *w)
 {
@@ -883,6 +962,7 @@ walk_plan(Plan *plan, DepsWalk *w)
 			break;
 		case T_Append:
 			walk_plans(((Append *) plan)->appendplans, w);
+			walk_prune_info(((Append *) plan)->part_prune_info, w);
 			break;
 		case T_MergeAppend:
 			{
@@ -890,6 +970,7 @@ walk_plan(Plan *plan, DepsWalk *w)
 
 				check_operators(w, ma->numCols, ma->sortOperators, OPS_SORT);
 				walk_plans(ma->mergeplans, w);
+				walk_prune_info(ma->part_prune_info, w);
 				break;
 			}
 		case T_RecursiveUnion:
@@ -947,7 +1028,16 @@ walk_plan(Plan *plan, DepsWalk *w)
 			walk_plan(((SubqueryScan *) plan)->subplan, w);
 			break;
 		case T_FunctionScan:
-			walk_exprs(((FunctionScan *) plan)->functions, w);
+			foreach(lc, ((FunctionScan *) plan)->functions)
+			{
+				RangeTblFunction *rtf = lfirst_node(RangeTblFunction, lc);
+
+				w->coldef_call = rtf->funcexpr;
+				w->coldef_types = rtf->funccoltypes;
+				walk_exprs(rtf->funcexpr, w);
+				w->coldef_call = NULL;
+				w->coldef_types = NIL;
+			}
 			break;
 		case T_ValuesScan:
 			walk_exprs(((ValuesScan *) plan)->values_lists, w);
@@ -1003,11 +1093,13 @@ walk_plan(Plan *plan, DepsWalk *w)
 						Oid			righttype;
 						Oid			cmp;
 
-						op_input_types(((OpExpr *) clause)->opno, &lefttype, &righttype);
-						cmp = get_opfamily_proc(mj->mergeFamilies[i], lefttype, righttype,
-												BTORDER_PROC);
-						if (OidIsValid(cmp))
-							check_function(w, cmp, NIL, InvalidOid, false);
+						if (operator_types(((OpExpr *) clause)->opno, &lefttype, &righttype))
+						{
+							cmp = get_opfamily_proc(mj->mergeFamilies[i], lefttype,
+													righttype, BTORDER_PROC);
+							if (OidIsValid(cmp))
+								check_function(w, cmp, NIL, InvalidOid, false);
+						}
 					}
 					i++;
 				}
@@ -1105,9 +1197,15 @@ walk_plan(Plan *plan, DepsWalk *w)
 				break;
 			}
 		case T_Limit:
-			walk_exprs(((Limit *) plan)->limitOffset, w);
-			walk_exprs(((Limit *) plan)->limitCount, w);
-			break;
+			{
+				Limit	   *l = (Limit *) plan;
+
+				walk_exprs(l->limitOffset, w);
+				walk_exprs(l->limitCount, w);
+				/* WITH TIES compares rows */
+				check_operators(w, l->uniqNumCols, l->uniqOperators, OPS_EQUAL);
+				break;
+			}
 		case T_LockRows:
 		case T_ModifyTable:
 			not_cacheable(w, "the query locks or modifies rows");
@@ -1181,6 +1279,8 @@ AnalyzePlannedStmt(PlannedStmt *stmt, QueryDeps *deps)
 	w.deps = deps;
 	w.acl = true;
 	w.depth = 0;
+	w.coldef_call = NULL;
+	w.coldef_types = NIL;
 
 	if (stmt->commandType != CMD_SELECT || stmt->hasModifyingCTE ||
 		stmt->rowMarks != NIL || stmt->utilityStmt != NULL)
