@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""test/diff/difftest.py - differential test of cached_query_json against the direct statement.
+
+Replays corpus files (see corpus.py) in order against a fresh database
+"regression" of a running server with cache_ext preloaded: setup statements
+run once; at every read statement Q it runs
+
+  direct:   SELECT row_to_json(t)::jsonb::text FROM (Q) t
+  cached:   SELECT cached_query_json(Q)::text, cache_status()     (twice)
+
+and compares the rows (as a sequence when Q has a top-level ORDER BY, as a
+multiset otherwise).  cached_query_json builds its array with row_to_json of
+each row and jsonb_in, so both sides agree on duplicate and ?column? names.
+
+Every statement is classified:
+  match              same rows (any cache status)
+  MISMATCH           different rows                              (fails)
+  CRASH              the server died during the call              (fails)
+  ERROR-ONLY-CACHED  the cached call errors, the direct one not   (fails)
+  TIMEOUT            a cached call hit statement_timeout, the direct one not
+  error-only-direct  the direct statement errors, the cached one not
+  both-error         both error (fine)
+  nondeterministic   rows differ but the direct statement differs from itself
+                     too and nothing was served from the cache (fine)
+  skipped            not checked (reason counted)
+
+Connection: libpq environment (PGHOST, PGPORT, PGUSER).  Prints a summary with
+the counts per class and per cache status / bypass reason, writes the failures
+to --failures, exits 1 on any MISMATCH, CRASH or ERROR-ONLY-CACHED.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import re
+import sys
+import time
+
+import psycopg2
+import psycopg2.extensions as ext
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import corpus  # noqa: E402
+
+FAILING = ("MISMATCH", "CRASH", "ERROR-ONLY-CACHED")
+DB = "regression"
+
+
+def top_level_order_by(q):
+    toks = list(corpus.tokens(q))
+    for k in range(len(toks) - 1):
+        if toks[k] == ("ORDER", 0) and toks[k + 1][0] == "BY":
+            return True
+    return False
+
+
+def short(s, n=400):
+    s = str(s)
+    return s if len(s) <= n else s[:n] + "...(%d chars)" % len(s)
+
+
+class ServerGone(Exception):
+    pass
+
+
+class Runner:
+    def __init__(self, args):
+        self.args = args
+        self.counts = {}
+        self.status_counts = {}
+        self.skips = {}
+        self.failures = []
+        self.conns = {}
+        self.crashes = 0
+        self.options = "-c statement_timeout=%d" % args.timeout
+        for s in args.set or []:
+            self.options += " -c " + s.replace(" ", "\\ ")
+
+    # ---- connections ------------------------------------------------------
+    def connect(self, user, dbname=DB):
+        c = psycopg2.connect(dbname=dbname, user=user, options=self.options,
+                             application_name="difftest")
+        c.autocommit = True
+        return c
+
+    def session(self, key, user):
+        c = self.conns.get(key)
+        if c is not None and c.closed == 0:
+            return c
+        c = self.connect(user)
+        self.conns[key] = c
+        return c
+
+    def drop_sessions(self):
+        for c in self.conns.values():
+            try:
+                c.close()
+            except Exception:
+                pass
+        self.conns = {}
+
+    def wait_for_server(self):
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                c = self.connect(self.args.superuser)
+                c.close()
+                return
+            except psycopg2.OperationalError:
+                time.sleep(0.5)
+        sys.exit("difftest: the server did not come back after a crash")
+
+    # ---- setup ------------------------------------------------------------
+    def create_database(self):
+        c = self.connect(self.args.superuser, "postgres")
+        cur = c.cursor()
+        cur.execute('DROP DATABASE IF EXISTS "%s"' % DB)
+        cur.execute('CREATE DATABASE "%s" TEMPLATE=template0' % DB)
+        for s in ("lc_messages TO 'C'", "lc_monetary TO 'C'", "lc_numeric TO 'C'",
+                  "lc_time TO 'C'", "bytea_output TO 'hex'",
+                  "timezone_abbreviations TO 'Default'"):
+            cur.execute('ALTER DATABASE "%s" SET %s' % (DB, s))
+        c.close()
+        c = self.connect(self.args.superuser)
+        c.cursor().execute("CREATE EXTENSION cache_ext")
+        c.close()
+
+    # ---- one statement ----------------------------------------------------
+    def run(self, cur, sql, params=None, fetch=True):
+        """(rows, None) or (None, (sqlstate, message)); raises ServerGone."""
+        conn = cur.connection
+        sp = conn.info.transaction_status == ext.TRANSACTION_STATUS_INTRANS
+        try:
+            if sp:
+                cur.execute("SAVEPOINT difftest_sp")
+            cur.execute(sql, params)
+            rows = cur.fetchall() if fetch and cur.description is not None else None
+            if sp:
+                cur.execute("RELEASE SAVEPOINT difftest_sp")
+            return rows, None
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+            if conn.closed:
+                raise ServerGone(str(e))
+            err = (getattr(e, "pgcode", None), str(e).strip())
+        except psycopg2.Error as e:
+            err = (e.pgcode, str(e).strip())
+        if conn.closed:
+            raise ServerGone(err[1])
+        if sp:
+            try:
+                cur.execute("ROLLBACK TO SAVEPOINT difftest_sp")
+                cur.execute("RELEASE SAVEPOINT difftest_sp")
+            except psycopg2.Error:
+                if conn.closed:
+                    raise ServerGone(err[1])
+        return None, err
+
+    def count(self, cls):
+        self.counts[cls] = self.counts.get(cls, 0) + 1
+
+    def skip(self, why):
+        self.count("skipped")
+        self.skips[why] = self.skips.get(why, 0) + 1
+
+    def fail(self, cls, st, **detail):
+        self.count(cls)
+        rec = {"class": cls, "test": st.get("t"), "query": st["q"]}
+        rec.update(detail)
+        self.failures.append(rec)
+        if self.args.verbose:
+            print("%s [%s] %s" % (cls, st.get("t"), short(st["q"], 200)), flush=True)
+
+    def other(self, cur, st):
+        if "copy" in st:
+            path = os.path.join(self.args.datadir, st["copy"] + ".gz")
+            conn = cur.connection
+            try:
+                with gzip.open(path, "rb") as f:
+                    cur.copy_expert(st["q"], f)
+            except psycopg2.Error:
+                if conn.closed:
+                    raise ServerGone("copy")
+            return
+        self.run(cur, st["q"], fetch=False)
+
+    def check(self, cur, st, order_key):
+        q = st["q"].rstrip().rstrip(";")
+        conn = cur.connection
+        if conn.info.transaction_status == ext.TRANSACTION_STATUS_INERROR:
+            self.run(cur, q, fetch=False)
+            self.skip("inside an aborted transaction")
+            return
+        if self.args.max_ms and st.get("ms", 0) > self.args.max_ms:
+            self.run(cur, q, fetch=False)
+            self.skip("slower than --max-ms when generated")
+            return
+        wrapped = "SELECT row_to_json(t)::jsonb::text FROM (\n%s\n) t" % q
+        step = "direct"
+        try:
+            d_rows, d_err = self.run(cur, wrapped)
+            res = []
+            for step in ("cached-1", "cached-2"):
+                rows, err = self.run(cur, "SELECT public.cached_query_json(%s)::text, public.cache_status()", (q,))
+                if err:
+                    res.append((None, None, err))
+                else:
+                    res.append((rows[0][0], rows[0][1], None))
+        except ServerGone as e:
+            self.crashes += 1
+            self.fail("CRASH", st, step=step, error=short(e))
+            self.drop_sessions()
+            self.wait_for_server()
+            return
+        for _, status, _ in res:
+            if status:
+                key = status.split(":")[0].split("(")[0].strip()
+                if key.startswith("BYPASS"):
+                    key = status
+                key = re.sub(r"\d+", "N", key)[:120]
+                self.status_counts[key] = self.status_counts.get(key, 0) + 1
+        c_errs = [r[2] for r in res if r[2]]
+        if d_err:
+            if d_err[0] == "57014":
+                self.skip("direct statement timed out")
+            elif c_errs:
+                self.count("both-error")
+            else:
+                self.count("error-only-direct")
+                if self.args.verbose > 1:
+                    print("error-only-direct:", short(q, 200), d_err, flush=True)
+            return
+        if c_errs:
+            e = c_errs[0]
+            if e[0] == "57014":
+                self.fail("TIMEOUT", st, error=short(e[1]))
+            else:
+                self.fail("ERROR-ONLY-CACHED", st, sqlstate=e[0], error=short(e[1], 600),
+                          statuses=[r[1] for r in res])
+            return
+        direct = [r[0] for r in d_rows]
+        ordered = top_level_order_by(q)
+        bad = []
+        for i, (text, status, _) in enumerate(res):
+            if text == "[" + ", ".join(direct) + "]":
+                continue
+            rows, err = self.run(cur, "SELECT e::text FROM jsonb_array_elements(%s::jsonb) e", (text,))
+            elems = [r[0] for r in rows] if rows is not None else None
+            if elems is not None and (elems == direct or (not ordered and sorted(elems) == sorted(direct))):
+                continue
+            bad.append((i, status, elems if elems is not None else text))
+        if not bad:
+            self.count("match")
+            return
+        # Is the statement itself nondeterministic?  Then a difference is fine
+        # as long as nothing came from the cache.
+        d2, err2 = self.run(cur, wrapped)
+        d2 = [r[0] for r in d2] if d2 is not None else None
+        same = d2 is not None and (d2 == direct or (not ordered and sorted(d2) == sorted(direct)))
+        if not same and not any(s and s.startswith("HIT") for _, s, _ in bad):
+            self.count("nondeterministic")
+            return
+        self.fail("MISMATCH", st, ordered=ordered, statuses=[r[1] for r in res],
+                  direct=short(direct, 1500),
+                  cached=[{"call": i + 1, "status": s, "rows": short(r, 1500)} for i, s, r in bad],
+                  direct_is_deterministic=same)
+
+    # ---- corpus -----------------------------------------------------------
+    def replay(self, path):
+        last_test = None
+        n = 0
+        for st in corpus.load(path):
+            if self.args.only_test and st.get("t") not in self.args.only_test:
+                continue
+            if st.get("t") != last_test:
+                self.drop_sessions()
+                last_test = st.get("t")
+                if self.args.verbose:
+                    print("-- %s" % last_test, flush=True)
+            k = st["k"]
+            if k.startswith("skip:"):
+                self.skip(k[5:])
+                continue
+            user = st.get("u") or self.args.superuser
+            if self.args.as_role and user == self.args.superuser and k in ("read", "lock"):
+                user = self.args.as_role
+            try:
+                cur = self.session((st.get("t"), st.get("s", 0), user), user).cursor()
+            except psycopg2.OperationalError as e:
+                self.skip("cannot connect as the statement's role")
+                continue
+            try:
+                if k in ("read", "lock"):
+                    n += 1
+                    if self.args.limit and n > self.args.limit:
+                        return
+                    self.check(cur, st, None)
+                else:
+                    self.other(cur, st)
+            except ServerGone as e:
+                self.crashes += 1
+                self.fail("CRASH", st, step="setup statement", error=short(e))
+                self.drop_sessions()
+                self.wait_for_server()
+
+    def summary(self, secs):
+        total = sum(v for k, v in self.counts.items() if k != "skipped")
+        print("\ndifftest: %d statements checked in %.0fs" % (total, secs))
+        for cls in ("match", "MISMATCH", "CRASH", "ERROR-ONLY-CACHED", "TIMEOUT",
+                    "error-only-direct", "both-error", "nondeterministic", "skipped"):
+            print("  %-20s %7d" % (cls, self.counts.get(cls, 0)))
+        print("skipped, by reason:")
+        for k, v in sorted(self.skips.items(), key=lambda x: -x[1]):
+            print("  %7d  %s" % (v, k))
+        print("cache status of the cached calls:")
+        for k, v in sorted(self.status_counts.items(), key=lambda x: -x[1]):
+            print("  %7d  %s" % (v, k))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("corpus", nargs="+", help="corpus files, replayed in order")
+    ap.add_argument("--datadir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "data"))
+    ap.add_argument("--timeout", type=int, default=10000, help="statement_timeout in ms")
+    ap.add_argument("--max-ms", type=float, default=0,
+                    help="do not check reads that took longer than this when generated")
+    ap.add_argument("--set", action="append", metavar="GUC=VALUE",
+                    help="a setting for every session, e.g. cache_ext.verify_rate=1")
+    ap.add_argument("--as-role", help="run the read statements the superuser ran as this role")
+    ap.add_argument("--superuser", default=os.environ.get("PGUSER", "postgres"))
+    ap.add_argument("--failures", default="difftest-failures.jsonl")
+    ap.add_argument("--only-test", action="append", help="replay only this test (repeatable)")
+    ap.add_argument("--limit", type=int, default=0, help="stop after this many reads per corpus")
+    ap.add_argument("--no-create", action="store_true", help="use the existing database")
+    ap.add_argument("-v", "--verbose", action="count", default=0)
+    args = ap.parse_args()
+
+    # What pg_regress gives its sessions.
+    os.environ["PGTZ"] = "America/Los_Angeles"
+    os.environ["PGDATESTYLE"] = "Postgres, MDY"
+    r = Runner(args)
+    start = time.time()
+    if not args.no_create:
+        r.create_database()
+    for path in args.corpus:
+        r.replay(path)
+    r.drop_sessions()
+    r.summary(time.time() - start)
+    with open(args.failures, "w") as f:
+        for rec in r.failures:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    nfail = sum(r.counts.get(c, 0) for c in FAILING)
+    print("difftest: %d failing (%s); details in %s" % (nfail, ", ".join(
+        "%s %d" % (c, r.counts.get(c, 0)) for c in FAILING), args.failures))
+    sys.exit(1 if nfail else 0)
+
+
+if __name__ == "__main__":
+    main()

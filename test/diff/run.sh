@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# test/diff/run.sh - the differential test suite: a throwaway Redis and
+# PostgreSQL (cache_ext preloaded), then test/diff/difftest.py over the
+# committed corpora (PostgreSQL's regression statements, then the sqlsmith
+# queries).  Exit status is difftest.py's (non-zero on any MISMATCH, CRASH or
+# ERROR-ONLY-CACHED).  Called by test/run-tests.sh (--only diff); runs alone
+# as root with the extension already installed for PG_CONFIG.
+#
+# Environment:
+#   CE_DIFF_ARGS      more difftest.py arguments (e.g. '--set cache_ext.verify_rate=1')
+#   CE_DIFF_FAILURES  where the failures go (default /tmp/cache_ext-diff-failures.jsonl)
+#   CE_DIFF_CORPORA   corpus files (default: every test/diff/corpus/*.jsonl.gz, regress first)
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+ce_require_root
+ce_install_traps
+
+DIR=$CE_ROOT/test/diff
+corpora=${CE_DIFF_CORPORA:-}
+if [ -z "$corpora" ]; then
+	corpora="$DIR/corpus/regress.jsonl.gz"
+	for f in "$DIR"/corpus/*.jsonl.gz; do
+		[ "$f" = "$DIR/corpus/regress.jsonl.gz" ] || corpora="$corpora $f"
+	done
+fi
+
+ce_start_redis
+CE_PG_EXTRA_CONF="max_connections = 60
+lc_messages = 'C'
+restart_after_crash = on
+${CE_DIFF_PG_CONF:-}" ce_start_pg
+
+rc=0
+# shellcheck disable=SC2086
+/usr/bin/python3 "$DIR/difftest.py" --failures "${CE_DIFF_FAILURES:-/tmp/cache_ext-diff-failures.jsonl}" \
+	${CE_DIFF_ARGS:-} $corpora || rc=$?
+if [ "$rc" -ne 0 ]; then
+	echo "---- first failures ----"
+	head -c 20000 "${CE_DIFF_FAILURES:-/tmp/cache_ext-diff-failures.jsonl}" || true
+	echo
+fi
+exit "$rc"
