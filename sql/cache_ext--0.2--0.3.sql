@@ -28,3 +28,37 @@ GRANT SELECT ON cache_tracked TO PUBLIC;
 -- ===========================================================================
 -- Section: call pipeline (verification sampler, settings)
 -- ===========================================================================
+
+-- Statistics gain the online verification counters (cache_ext.verify_rate).
+DROP VIEW cache_stats;
+DROP FUNCTION cache_stats();
+
+CREATE FUNCTION cache_stats(
+    OUT hits bigint,
+    OUT misses bigint,
+    OUT bypasses bigint,
+    OUT errors bigint,
+    OUT stores bigint,
+    OUT store_skipped bigint,
+    OUT corrupt bigint,
+    OUT bytes_stored bigint,
+    OUT bytes_read bigint,
+    OUT hit_time_ms double precision,
+    OUT miss_time_ms double precision,
+    OUT bypass_time_ms double precision,
+    OUT invalidated bigint,
+    OUT ttl_only bigint,
+    OUT invalidations_sent bigint,
+    OUT invalidations_deferred bigint,
+    OUT outbox_overflows bigint,
+    OUT verified bigint,
+    OUT verify_mismatches bigint,
+    OUT pending_invalidations bigint,
+    OUT stats_reset timestamptz,
+    OUT server_wide boolean
+)
+RETURNS record
+AS 'MODULE_PATHNAME', 'cache_stats'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+CREATE VIEW cache_stats AS SELECT * FROM cache_stats();
