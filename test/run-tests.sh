@@ -3,13 +3,14 @@
 #
 # Suites: pg_regress (make installcheck against a throwaway server), each TAP
 # file under test/t/ (run as the postgres user from a private copy of the
-# tree), test/fuzz/run.sh, and test/valgrind.sh (pg_regress again with the
+# tree), test/diff/run.sh (the differential test: thousands of read statements
+# run directly and twice through cached_query_json), test/fuzz/run.sh, and test/valgrind.sh (pg_regress again with the
 # server under valgrind memcheck; an error in cache_ext's code fails it).  Prints one line per suite and,
 # last, exactly "N passed, N failed".  Exits non-zero if anything failed.
 #
 # Usage (as root):
 #   bash test/run-tests.sh                       # everything
-#   bash test/run-tests.sh --only regress        # or tap, fuzz, valgrind; repeatable or comma-separated
+#   bash test/run-tests.sh --only regress        # or tap, diff, fuzz, valgrind; repeatable or comma-separated
 #   TAP_TESTS='t/010_hit_miss.pl' bash test/run-tests.sh --only tap
 #
 # Environment:
@@ -21,6 +22,9 @@
 #   CE_TAP_TIMEOUT   seconds per TAP file before it is killed (default 600)
 #   CE_FUZZ_TIMEOUT  seconds for test/fuzz/run.sh before it is killed (default 900)
 #   CE_FUZZ_SECONDS  passed to test/fuzz/run.sh as its time budget (default 60)
+#   CE_DIFF_TIMEOUT  seconds for test/diff/run.sh before it is killed (default 900)
+#   CE_DIFF_ARGS     more test/diff/difftest.py arguments, e.g. '--set cache_ext.verify_rate=1'
+#   CE_DIFF_FAILURES where the differential test writes its failures (JSON lines)
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -35,7 +39,7 @@ ONLY=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--only)
-			[ $# -ge 2 ] || ce_die "--only needs an argument: tap, regress, fuzz or valgrind"
+			[ $# -ge 2 ] || ce_die "--only needs an argument: tap, regress, diff, fuzz or valgrind"
 			IFS=',' read -r -a parts <<<"$2"
 			ONLY+=("${parts[@]}")
 			shift 2 ;;
@@ -51,8 +55,8 @@ while [ $# -gt 0 ]; do
 done
 for s in "${ONLY[@]}"; do
 	case "$s" in
-		tap|regress|fuzz|valgrind) ;;
-		*) ce_die "--only takes tap, regress, fuzz or valgrind, not '$s'" ;;
+		tap|regress|diff|fuzz|valgrind) ;;
+		*) ce_die "--only takes tap, regress, diff, fuzz or valgrind, not '$s'" ;;
 	esac
 done
 
@@ -249,6 +253,19 @@ run_tap()
 
 if wanted tap; then
 	run_tap
+fi
+
+# ---- differential test -------------------------------------------------------
+# Starts and stops its own Redis and PostgreSQL.
+if wanted diff; then
+	ce_log "differential test (test/diff/run.sh)"
+	start=$SECONDS
+	if run_bounded "${CE_DIFF_TIMEOUT:-900}" env -C "$CE_ROOT" PG_CONFIG="$PG_CONFIG" \
+		bash test/diff/run.sh; then
+		record diff pass $((SECONDS - start))
+	else
+		record diff fail $((SECONDS - start))
+	fi
 fi
 
 # ---- fuzz --------------------------------------------------------------------

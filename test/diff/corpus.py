@@ -10,6 +10,7 @@ also checked), "other" (run once, as setup) or "skip:<reason>" (not run).
 
 Subcommands:
   from-log    turn the statement log of a pg_regress run into a corpus
+  filter-sqlsmith  keep the sqlsmith queries that run directly, fast, without error
   stats       print the counts per test / kind of a corpus file
 """
 
@@ -20,6 +21,7 @@ import os
 import re
 import shutil
 import sys
+import time
 
 READ_START = {"SELECT", "VALUES", "TABLE", "WITH"}
 
@@ -223,6 +225,66 @@ def kind_of(st, db, srcdir, datadirs, used_data):
     return classify(q)
 
 
+# Functions whose side effects reach outside the statement (other sessions,
+# the server, files, locks held past it) or that only waste time: a random
+# query calling one is not kept.
+UNSAFE = re.compile(r"\b(pg_terminate_backend|pg_cancel_backend|pg_sleep\w*|pg_\w*advisory\w*|"
+                    r"set_config|pg_reload_conf|pg_rotate_logfile\w*|pg_switch_wal|pg_create_restore_point|"
+                    r"pg_stat_reset\w*|pg_stat_clear_snapshot|lo_\w+|pg_notify|pg_promote|"
+                    r"pg_log_backend_memory_contexts|pg_\w*replication_slot\w*|pg_replication_origin\w*|"
+                    r"pg_import_system_collations|pg_read_\w*file|pg_ls_\w+|pg_stat_file|pg_file\w*|"
+                    r"pg_\w*backup\w*|pg_wal_replay_\w+|pg_logical_emit_message|pg_logical_slot_\w+|"
+                    r"pg_drop\w*|pg_copy_\w*slot|setseed|setval|pg_try_\w*|"
+                    r"cached_query\w*|cache_\w+|dblink\w*)\b", re.I)
+
+
+def filter_sqlsmith(args):
+    """Keep the generated queries that run directly, without error, within
+    --max-ms, each in a transaction that is rolled back; write a corpus."""
+    import psycopg2
+    text = open(args.queries, encoding="utf-8", errors="surrogateescape").read()
+    queries = [q.strip() for q in text.split(";\n") if q.strip()]
+    conn = psycopg2.connect(dbname=args.dbname, options="-c statement_timeout=%d" % int(args.max_ms * 5))
+    cur = conn.cursor()
+    out, why = [], {}
+    for q in queries:
+        if UNSAFE.search(q):
+            why["unsafe function"] = why.get("unsafe function", 0) + 1
+            continue
+        if classify(q) != "read":
+            why["not a read"] = why.get("not a read", 0) + 1
+            continue
+        t = time.time()
+        try:
+            cur.execute("SELECT count(*) FROM (SELECT row_to_json(t)::jsonb::text FROM (\n%s\n) t) x" % q)
+            n = cur.fetchone()[0]
+            ms = (time.time() - t) * 1000
+        except psycopg2.Error as e:
+            conn.rollback()
+            k = "error " + (e.pgcode or "?")
+            why[k] = why.get(k, 0) + 1
+            if conn.closed:
+                sys.exit("the server died on: " + q)
+            continue
+        conn.rollback()
+        if ms > args.max_ms:
+            why["slower than --max-ms"] = why.get("slower than --max-ms", 0) + 1
+            continue
+        if n > args.max_rows:
+            why["more than --max-rows rows"] = why.get("more than --max-rows rows", 0) + 1
+            continue
+        out.append({"t": "sqlsmith", "g": 0, "s": 0, "u": "postgres", "q": q, "k": "read",
+                    "ms": round(ms, 3)})
+        if len(out) >= args.keep:
+            break
+    with gzip.open(args.out, "wt", 9, encoding="utf-8", errors="surrogateescape") as f:
+        for st in out:
+            f.write(json.dumps(st, ensure_ascii=False) + "\n")
+    print("%d generated, %d kept" % (len(queries), len(out)))
+    for k, v in sorted(why.items(), key=lambda x: -x[1]):
+        print("%8d  dropped: %s" % (v, k))
+
+
 def load(path):
     with gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
@@ -248,12 +310,21 @@ def main():
     p.add_argument("--srcdir", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--data-out", required=True)
+    p = sub.add_parser("filter-sqlsmith")
+    p.add_argument("queries")
+    p.add_argument("--dbname", default="regression")
+    p.add_argument("--max-ms", type=float, default=200)
+    p.add_argument("--max-rows", type=int, default=2000)
+    p.add_argument("--keep", type=int, default=3000)
+    p.add_argument("--out", required=True)
     p = sub.add_parser("stats")
     p.add_argument("corpus")
     p.add_argument("--by-test", action="store_true")
     args = ap.parse_args()
     if args.cmd == "from-log":
         from_log(args)
+    elif args.cmd == "filter-sqlsmith":
+        filter_sqlsmith(args)
     else:
         print_stats(list(load(args.corpus)))
 

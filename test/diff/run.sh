@@ -35,9 +35,4 @@ rc=0
 # shellcheck disable=SC2086
 /usr/bin/python3 "$DIR/difftest.py" --failures "${CE_DIFF_FAILURES:-/tmp/cache_ext-diff-failures.jsonl}" \
 	${CE_DIFF_ARGS:-} $corpora || rc=$?
-if [ "$rc" -ne 0 ]; then
-	echo "---- first failures ----"
-	head -c 20000 "${CE_DIFF_FAILURES:-/tmp/cache_ext-diff-failures.jsonl}" || true
-	echo
-fi
 exit "$rc"
