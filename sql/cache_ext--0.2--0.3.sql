@@ -9,10 +9,26 @@
 -- cache_tracked is documented as readable by anyone.
 GRANT SELECT ON cache_tracked TO PUBLIC;
 
+-- cache_ext_prepared is written and read by C code with direct heap access
+-- (no SQL, no operator, nothing resolved through search_path).  It has no
+-- index: a unique index made PREPARE TRANSACTION with a GID already in use
+-- wait forever on the other prepared transaction's entry, where PostgreSQL
+-- itself raises 42710 once the row is inserted.  Only the extension's code
+-- touches it: no role has any privilege on it.
+ALTER TABLE cache_ext_prepared DROP CONSTRAINT cache_ext_prepared_pkey;
+REVOKE ALL ON cache_ext_prepared FROM PUBLIC;
+
 
 -- ===========================================================================
 -- Section: cacheability allow-list (analysis side)
 -- ===========================================================================
+
+-- The reviewed built-in functions the analysis trusts (verdict 'allow...')
+-- or refuses although IMMUTABLE ('deny'); see src/allowlist.c.
+CREATE FUNCTION cache_ext_allowlist(OUT func regprocedure, OUT verdict text, OUT note text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'cache_ext_allowlist'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
 
 -- ===========================================================================

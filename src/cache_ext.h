@@ -130,6 +130,11 @@ typedef struct QueryDeps
 	bool		settings_dependent; /* the result may depend on settings that
 									 * are not in the fixed keyed list: every
 									 * setting goes into the key */
+	List	   *implicit_funcids;	/* user functions the plan calls without
+									 * an EXECUTE check (aggregate support,
+									 * sort/hash operators, I/O, ...): their
+									 * definitions belong in the definition
+									 * hash too */
 } QueryDeps;
 
 extern void AnalyzePlannedStmt(PlannedStmt *stmt, QueryDeps *deps);

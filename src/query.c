@@ -93,6 +93,13 @@ static const char *const result_settings[] = {
 	"session_replication_role",
 	/* results of built-in functions may change between minor releases */
 	"server_version_num",
+	/* whether a view or foreign table may be read at all */
+	"restrict_nonsystem_relation_kind",
+	/* how composite values of another version are handled (15.x) */
+	"composite_type_mismatch",
+	/* whether large object functions check privileges */
+	"lo_compat_privileges",
+	/* docs/settings.md has the verdict for every setting */
 };
 
 typedef struct PreparedQuery
@@ -852,11 +859,19 @@ definition_hash(PreparedQuery *pq)
 	list_free(funcs);
 }
 
+/* "schema.name", or "relation with OID n" when there is no such relation */
 static char *
 relation_label(Oid relid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
+	char	   *name = get_rel_name(relid);
+	char	   *nspname;
+
+	if (name == NULL)
+		return psprintf("relation with OID %u", relid);
+	nspname = get_namespace_name(get_rel_namespace(relid));
+	if (nspname == NULL)
+		return psprintf("relation with OID %u", relid);
+	return quote_qualified_identifier(nspname, name);
 }
 
 static char *
