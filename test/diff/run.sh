@@ -7,7 +7,9 @@
 # as root with the extension already installed for PG_CONFIG.
 #
 # Environment:
-#   CE_DIFF_ARGS      more difftest.py arguments (e.g. '--set cache_ext.verify_rate=1')
+#   CE_DIFF_DEFAULT_ARGS  difftest.py arguments for CI (default: --jobs 2 --track-all --max-ms 500)
+#   CE_DIFF_ARGS      more difftest.py arguments (e.g. '--set cache_ext.verify_rate=1',
+#                     '--as-role regress_diff_reader', '--sample 0.5')
 #   CE_DIFF_FAILURES  where the failures go (default /tmp/cache_ext-diff-failures.jsonl)
 #   CE_DIFF_CORPORA   corpus files (default: every test/diff/corpus/*.jsonl.gz, regress first)
 set -euo pipefail
@@ -34,5 +36,5 @@ ${CE_DIFF_PG_CONF:-}" ce_start_pg
 rc=0
 # shellcheck disable=SC2086
 /usr/bin/python3 "$DIR/difftest.py" --failures "${CE_DIFF_FAILURES:-/tmp/cache_ext-diff-failures.jsonl}" \
-	${CE_DIFF_ARGS:-} $corpora || rc=$?
+	${CE_DIFF_DEFAULT_ARGS:---jobs 2 --track-all --max-ms 500} ${CE_DIFF_ARGS:-} $corpora || rc=$?
 exit "$rc"
