@@ -173,7 +173,7 @@ class Runner:
         if self.args.as_role:
             cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.args.as_role,))
             if not cur.fetchall():
-                cur.execute('CREATE ROLE "%s" LOGIN' % self.args.as_role)
+                cur.execute('CREATE ROLE "%s" LOGIN IN ROLE pg_read_all_data' % self.args.as_role)
         c.close()
         if not self.args.direct_only:
             c = self.connect(self.args.superuser)
