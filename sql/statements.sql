@@ -96,6 +96,146 @@ SELECT cache_status();
 SELECT verified - :verified_before AS verified, verify_mismatches - :mismatches_before AS mismatches FROM cache_stats;
 RESET cache_ext.verify_rate;
 
+-- Review F3: the support function of a user aggregate replaced: a new key
+CREATE TABLE st_ag (a int);
+INSERT INTO st_ag VALUES (1), (2), (3);
+SELECT cache_track('st_ag');
+CREATE FUNCTION st_sfunc(int, int) RETURNS int LANGUAGE sql IMMUTABLE STRICT AS 'SELECT $1 + $2';
+CREATE AGGREGATE st_sum(int) (sfunc = st_sfunc, stype = int, initcond = '0');
+SELECT * FROM cached_query('SELECT st_sum(a) FROM st_ag') AS t(s int);
+SELECT * FROM cached_query('SELECT st_sum(a) FROM st_ag') AS t(s int);
+CREATE OR REPLACE FUNCTION st_sfunc(int, int) RETURNS int LANGUAGE sql IMMUTABLE STRICT AS 'SELECT $1 + $2 * 10';
+SELECT st_sum(a) AS direct FROM st_ag;
+SELECT * FROM cached_query('SELECT st_sum(a) FROM st_ag') AS t(s int);
+
+-- Review F1: xmin/xmax change with row locks, which no trigger sees
+SELECT * FROM cached_query('SELECT a, xmax::text <> '''' AS x FROM st_ag ORDER BY a LIMIT 1') AS t(a int, x bool);
+SELECT cache_status();
+SELECT * FROM cached_query('SELECT a, ctid IS NOT NULL AS c, tableoid = ''st_ag''::regclass AS o FROM st_ag ORDER BY a LIMIT 1') AS t(a int, c bool, o bool);
+SELECT * FROM cached_query('SELECT a, ctid IS NOT NULL AS c, tableoid = ''st_ag''::regclass AS o FROM st_ag ORDER BY a LIMIT 1') AS t(a int, c bool, o bool);
+SELECT cache_status();
+
+-- Review F2: an IMMUTABLE-declared SQL function reading a setting is not
+-- inlined but run while planning (folded): one pooled role, two tenants
+CREATE TABLE st_tenant (tenant int, secret text);
+INSERT INTO st_tenant VALUES (1, 't1-secret'), (2, 't2-secret');
+SELECT cache_track('st_tenant');
+CREATE FUNCTION st_app_tenant() RETURNS int LANGUAGE sql IMMUTABLE
+    AS $$ SELECT current_setting('app.tenant')::int $$;
+ALTER TABLE st_tenant ENABLE ROW LEVEL SECURITY;
+CREATE POLICY st_p ON st_tenant USING (tenant = st_app_tenant());
+CREATE ROLE regress_st_app;
+GRANT SELECT ON st_tenant TO regress_st_app;
+SET ROLE regress_st_app;
+SET app.tenant = '1';
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+SELECT cache_status();
+SET app.tenant = '2';
+SELECT secret AS direct FROM st_tenant;
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+SELECT cache_status();
+SET app.tenant = '1';
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+RESET ROLE;
+RESET app.tenant;
+DROP TABLE st_tenant, st_ag;
+DROP AGGREGATE st_sum(int);
+DROP FUNCTION st_sfunc(int, int), st_app_tenant();
+DROP ROLE regress_st_app;
+
+-- Review F5: the configuration default_text_search_config names, dropped
+-- and created again under that name
+CREATE TEXT SEARCH CONFIGURATION st_conf (COPY = english);
+SET default_text_search_config = 'public.st_conf';
+SELECT * FROM cached_query('SELECT to_tsvector(''The fat cats'')::text') AS t(v text);
+DROP TEXT SEARCH CONFIGURATION st_conf;
+CREATE TEXT SEARCH CONFIGURATION st_conf (COPY = simple);
+SELECT to_tsvector('The fat cats')::text AS direct;
+SELECT * FROM cached_query('SELECT to_tsvector(''The fat cats'')::text') AS t(v text);
+RESET default_text_search_config;
+DROP TEXT SEARCH CONFIGURATION st_conf;
+
+-- Review F7: 'now' in the body of an inlined SQL function
+CREATE FUNCTION st_cur() RETURNS timestamptz LANGUAGE sql STABLE AS $$ SELECT 'now'::timestamptz $$;
+SELECT v = now() AS fresh FROM cached_query('SELECT st_cur()') AS t(v timestamptz);
+SELECT pg_sleep(0.02);
+SELECT v = now() AS fresh FROM cached_query('SELECT st_cur()') AS t(v timestamptz);
+SELECT cache_status();
+DROP FUNCTION st_cur();
+
+-- Review F8: a reg* constant in the body of an inlined SQL function
+CREATE TABLE st_x3 (a int);
+CREATE FUNCTION st_reg_of() RETURNS oid LANGUAGE sql STABLE AS $$ SELECT 'st_x3'::regclass::oid $$;
+SELECT (SELECT v FROM cached_query('SELECT st_reg_of()') AS t(v oid)) = 'st_x3'::regclass AS same;
+DROP TABLE st_x3;
+CREATE TABLE st_x3 (a int);
+SELECT (SELECT v FROM cached_query('SELECT st_reg_of()') AS t(v oid)) = 'st_x3'::regclass AS same;
+DROP FUNCTION st_reg_of();
+DROP TABLE st_x3;
+
+-- Review F9: a column of a row type dropped and added again
+CREATE TABLE st_rt2 (a int, b text);
+CREATE TABLE st_ot2 (id int, c st_rt2);
+INSERT INTO st_ot2 VALUES (1, ROW(1, 'secret-x'));
+SELECT cache_track('st_ot2');
+SELECT * FROM cached_query('SELECT c FROM st_ot2') AS t(c st_rt2);
+SELECT * FROM cached_query('SELECT c FROM st_ot2') AS t(c st_rt2);
+ALTER TABLE st_rt2 DROP COLUMN b;
+ALTER TABLE st_rt2 ADD COLUMN b text;
+SELECT c AS direct FROM st_ot2;
+SELECT * FROM cached_query('SELECT c FROM st_ot2') AS t(c st_rt2);
+DROP TABLE st_ot2, st_rt2;
+
+-- Review F10: an IMMUTABLE function reading a table, run while planning
+-- (constant arguments), in a policy per role
+CREATE TABLE st_rl (id int, owner text);
+INSERT INTO st_rl VALUES (1, 'regress_st_alice'), (2, 'regress_st_bob');
+CREATE FUNCTION st_my_rows() RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT string_agg(id::text || ':' || owner, ',') FROM st_rl $$;
+CREATE ROLE regress_st_alice;
+CREATE ROLE regress_st_bob;
+ALTER TABLE st_rl ENABLE ROW LEVEL SECURITY;
+CREATE POLICY st_own ON st_rl USING (owner = current_user);
+GRANT SELECT ON st_rl TO regress_st_alice, regress_st_bob;
+SET ROLE regress_st_alice;
+SELECT * FROM cached_query('SELECT st_my_rows()') AS t(r text);
+SELECT cache_status();
+SET ROLE regress_st_bob;
+SELECT st_my_rows() AS direct;
+SELECT * FROM cached_query('SELECT st_my_rows()') AS t(r text);
+RESET ROLE;
+-- a clean IMMUTABLE SQL function (inlined) stays cacheable
+CREATE FUNCTION st_twice(int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT $1 * 2 $$;
+SELECT * FROM cached_query('SELECT st_twice(id) FROM st_rl ORDER BY id') AS t(v int);
+SELECT * FROM cached_query('SELECT st_twice(id) FROM st_rl ORDER BY id') AS t(v int);
+SELECT cache_status();
+DROP TABLE st_rl;
+DROP FUNCTION st_my_rows(), st_twice(int);
+DROP ROLE regress_st_alice, regress_st_bob;
+
+-- SELECT ... FOR UPDATE runs as the direct statement does (bypass, rows locked)
+CREATE TABLE st_lock (id int);
+INSERT INTO st_lock VALUES (1);
+SELECT * FROM cached_query('SELECT id FROM st_lock FOR UPDATE') AS t(id int);
+SELECT cache_status();
+DROP TABLE st_lock;
+
+-- planner settings: a statement planned under other ones is planned again
+CREATE TABLE st_pt (f1 point);
+INSERT INTO st_pt VALUES ('(0,0)'), ('(-10,0)'), ('(-3,4)'), ('(5.1,34.5)'), ('(-5,-12)'),
+  ('(1e-300,-1e-300)'), ('(1e+300,Inf)'), ('(Inf,1e+300)'), ('(NaN,NaN)'), ('(10,10)'), (NULL);
+CREATE INDEX ON st_pt USING gist (f1);
+SELECT * FROM cached_query('SELECT count(*) FROM st_pt WHERE f1 <@ polygon ''(0,0),(0,100),(100,100),(50,50),(100,0),(0,0)''') AS t(n bigint);
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) AS direct FROM st_pt WHERE f1 <@ polygon '(0,0),(0,100),(100,100),(50,50),(100,0),(0,0)';
+SELECT * FROM cached_query('SELECT count(*) FROM st_pt WHERE f1 <@ polygon ''(0,0),(0,100),(100,100),(50,50),(100,0),(0,0)''') AS t(n bigint);
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+DROP TABLE st_pt;
+
 DROP FUNCTION st_ov(numeric), st_ov(int), st_rows(), st_now();
 DROP TABLE st_v, st_rt, st_private.t;
 DROP SCHEMA st_private;

@@ -67,6 +67,7 @@
 #include "access/htup_details.h"
 #include "access/nbtree.h"
 #include "access/stratnum.h"
+#include "access/sysattr.h"
 #include "access/transam.h"
 #include "access/tsmapi.h"
 #include "catalog/pg_aggregate.h"
@@ -643,6 +644,25 @@ expr_walker(Node *node, DepsWalk *w)
 
 	switch (nodeTag(node))
 	{
+		case T_Var:
+			{
+				Var		   *v = (Var *) node;
+
+				/*
+				 * xmin, xmax, cmin, cmax change without any write a trigger
+				 * sees (row locks, FK checks, another session's lock); ctid
+				 * changes only by writes and by the rewrites that bump, and
+				 * tableoid never.
+				 */
+				if (v->varattno < 0 &&
+					v->varattno != SelfItemPointerAttributeNumber &&
+					v->varattno != TableOidAttributeNumber)
+					not_cacheable(w, psprintf("system column %s (row locks change it without a write)",
+											  v->varattno == MinTransactionIdAttributeNumber ? "xmin" :
+											  v->varattno == MaxTransactionIdAttributeNumber ? "xmax" :
+											  v->varattno == MinCommandIdAttributeNumber ? "cmin" : "cmax"));
+				break;
+			}
 		case T_FuncExpr:
 			{
 				FuncExpr   *f = (FuncExpr *) node;

@@ -35,6 +35,8 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -64,6 +66,10 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
+#include "tsearch/ts_cache.h"
+#include "executor/functions.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
 
 #include "cache_ext.h"
 #include "entry.h"
@@ -122,6 +128,10 @@ typedef struct PreparedQuery
 	List	   *defn_funcids;	/* functions of the rewritten query (incl.
 								 * inlined ones), for the definition hash */
 	bool		transient;		/* not in the hash: dropped after the call */
+	bool		settings_pinned;	/* the plan may hold the value of a user
+									 * IMMUTABLE function PostgreSQL ran when
+									 * planning: valid for these settings only */
+	uint8		settings_hash[CE_HASH_LEN];
 	/* invalidation: whose generations stand for the relations it reads */
 	List	   *scope_relids;	/* sorted, unique */
 	bool		has_tracked;	/* some relation is tracked */
@@ -420,6 +430,16 @@ static struct config_generic *setting_conf[lengthof(result_settings)];
 static bool settings_resolved = false;
 
 /*
+ * The planner's settings (enable_*, costs, GEQO, collapse limits, work_mem
+ * ...): a prepared statement's plan was chosen under them, and a few
+ * operators answer differently by plan (GiST point containment by index is
+ * fuzzier than by a scan).  Keyed too, so that a statement, even a bypass,
+ * runs the plan the direct statement would.
+ */
+static struct config_generic **planner_conf = NULL;
+static int	nplanner_conf = 0;
+
+/*
  * The settings that change results, as key material (length-prefixed
  * binary): read straight from the GUC variables, since looking each one up
  * by name on every call costs more than the rest of a hit's bookkeeping.
@@ -436,13 +456,27 @@ settings_material(StringInfo s)
 			for (int j = 0; j < nvars; j++)
 				if (pg_strcasecmp(vars[j]->name, result_settings[i]) == 0)
 					setting_conf[i] = vars[j];
+		planner_conf = MemoryContextAlloc(TopMemoryContext,
+										  sizeof(struct config_generic *) * nvars);
+		for (int j = 0; j < nvars; j++)
+			if ((vars[j]->group == QUERY_TUNING_METHOD ||
+				 vars[j]->group == QUERY_TUNING_COST ||
+				 vars[j]->group == QUERY_TUNING_GEQO ||
+				 vars[j]->group == QUERY_TUNING_OTHER ||
+				 vars[j]->group == RESOURCES_MEM) &&
+				!(vars[j]->flags & GUC_CUSTOM_PLACEHOLDER) &&
+				(vars[j]->context == PGC_USERSET || vars[j]->context == PGC_SUSET))
+				planner_conf[nplanner_conf++] = vars[j];
 		settings_resolved = true;
 	}
 
 	initStringInfo(s);
-	for (int i = 0; i < lengthof(result_settings); i++)
+	/* the configuration default_text_search_config names now, by OID */
+	KeyAddU32(s, getTSCurrentConfig(false));
+	for (int i = 0; i < lengthof(result_settings) + nplanner_conf; i++)
 	{
-		struct config_generic *conf = setting_conf[i];
+		struct config_generic *conf = i < lengthof(result_settings) ?
+		setting_conf[i] : planner_conf[i - lengthof(result_settings)];
 
 		if (conf == NULL)
 		{
@@ -520,6 +554,18 @@ all_settings_material(StringInfo m)
 	}
 }
 
+/* A hash of every setting (all_settings_material). */
+static void
+all_settings_hash(uint8 *hash)
+{
+	StringInfoData m;
+
+	initStringInfo(&m);
+	all_settings_material(&m);
+	KeyHash(&m, hash);
+	pfree(m.data);
+}
+
 /* Raise an error unless query is exactly one read-only SELECT. */
 static RawStmt *
 parse_single_select(const char *query)
@@ -550,23 +596,7 @@ parse_single_select(const char *query)
 	return rs;
 }
 
-static bool
-find_row_marks(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, Query))
-	{
-		Query	   *q = (Query *) node;
-
-		if (q->rowMarks != NIL)
-			return true;
-		return query_tree_walker(q, find_row_marks, context, 0);
-	}
-	return expression_tree_walker(node, find_row_marks, context);
-}
-
-/* Raise an error if the analysed query could lock or modify anything. */
+/* Raise an error if the analysed query could modify anything. */
 static void
 check_read_only(List *querytrees)
 {
@@ -586,11 +616,7 @@ check_read_only(List *querytrees)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cached_query cannot run a WITH query that modifies data"),
 				 errdetail("Only read-only queries can be cached.")));
-	if (find_row_marks((Node *) q, NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cached_query cannot run SELECT FOR UPDATE/SHARE"),
-				 errdetail("Locking rows is not read-only.")));
+	/* FOR UPDATE/SHARE runs, as the direct statement would: it bypasses */
 }
 
 static bool
@@ -733,6 +759,7 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 	List	   *querytrees;
 	LiteralWalk lw;
 	Oid			userid = GetUserId();
+	bool		make_transient = false;
 
 	*transient = false;
 	register_callbacks();
@@ -768,12 +795,39 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 	KeyHash(&m, key);
 	pfree(m.data);
 
-	if (!prepared_stale)
+	pq = prepared_stale ? NULL : hash_search(prepared_queries, key, HASH_FIND, NULL);
+
+	/*
+	 * A date/time literal froze in the body of an inlined function, or the
+	 * plan holds the value of a function run under other settings: plan it
+	 * again (in the hash when no outer call may be using it, else for this
+	 * call only).
+	 */
+	if (pq != NULL && pq->analysis_cxt != NULL)
 	{
-		pq = hash_search(prepared_queries, key, HASH_FIND, NULL);
-		if (pq)
-			return pq;
+		bool		again = pq->literal_problem[0] != '\0';
+
+		if (!again && pq->settings_pinned)
+		{
+			uint8		now[CE_HASH_LEN];
+
+			all_settings_hash(now);
+			again = memcmp(now, pq->settings_hash, CE_HASH_LEN) != 0;
+		}
+		if (again)
+		{
+			if (calls_in_progress <= 1)
+			{
+				drop_prepared(pq);
+				hash_search(prepared_queries, key, HASH_REMOVE, NULL);
+			}
+			else
+				make_transient = true;
+			pq = NULL;
+		}
 	}
+	if (pq != NULL)
+		return pq;
 
 	raw = parse_single_select(query);
 	plansource = CreateCachedPlan(raw, query, CreateCommandTag(raw->stmt));
@@ -788,7 +842,7 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 	(void) watch_function_rowtypes((Node *) querytrees, NULL);
 	SaveCachedPlan(plansource);
 
-	if (lw.problem != NULL || prepared_stale)
+	if (lw.problem != NULL || prepared_stale || make_transient)
 	{
 		pq = MemoryContextAllocZero(prepared_cxt, sizeof(PreparedQuery));
 		memcpy(pq->key, key, CE_HASH_LEN);
@@ -827,8 +881,134 @@ release_transient(PreparedQuery *pq)
  * OID but writes a new pg_proc row).  Entries made under an old definition
  * then never match.  Computed once per plan generation.
  */
+static int
+const_text_cmp(const ListCell *a, const ListCell *b)
+{
+	return strcmp((char *) lfirst(a), (char *) lfirst(b));
+}
+
+/*
+ * The constants of the finished plan, as text: what planning resolved by
+ * name or computed (a reg* literal or 'now' in the body of an inlined SQL
+ * function, a folded IMMUTABLE function's value) is not in the query tree.
+ * Their locations are left out: they say nothing about the value.
+ */
 static void
-definition_hash(PreparedQuery *pq)
+add_plan_constants(StringInfo m, PlannedStmt *stmt)
+{
+	char	   *all[2];
+	ListCell   *lc;
+	List	   *consts = NIL;
+	char	   *prev = NULL;
+
+	all[0] = nodeToString(stmt->planTree);
+	all[1] = nodeToString(stmt->subplans);
+	for (int i = 0; i < 2; i++)
+	{
+		char	   *p = all[i];
+
+		while ((p = strstr(p, "{CONST ")) != NULL)
+		{
+			char	   *end = strchr(p, '}');
+			char	   *loc;
+
+			if (end == NULL)
+				break;
+			loc = strstr(p, " :location ");
+			if (loc != NULL && loc < end)
+			{
+				char	   *after = strstr(loc + 11, " :");
+
+				consts = lappend(consts,
+								 psprintf("%.*s%.*s", (int) (loc - p), p,
+										  (after != NULL && after < end) ? (int) (end - after) : 0,
+										  after ? after : ""));
+			}
+			else
+				consts = lappend(consts, pnstrdup(p, end - p));
+			p = end + 1;
+		}
+	}
+
+	/*
+	 * As a set: the plan's shape (a Gather, an index qual repeated as its
+	 * recheck) may repeat a constant without changing what it means.
+	 */
+	list_sort(consts, const_text_cmp);
+	foreach(lc, consts)
+	{
+		char	   *c = (char *) lfirst(lc);
+
+		if (prev == NULL || strcmp(prev, c) != 0)
+			KeyAddString(m, c);
+		prev = c;
+	}
+	pfree(all[0]);
+	pfree(all[1]);
+	/* relations, and regclass constants, the plan depends on */
+	KeyAddString(m, "plan relations");
+	foreach(lc, stmt->relationOids)
+		KeyAddU32(m, lfirst_oid(lc));
+}
+
+/*
+ * The shape of every composite type a result column can hold (through
+ * arrays, domains and ranges, recursively): a column dropped and added
+ * again keeps the type's OID but not its values.  Their relations are
+ * watched, so that such DDL also drops the prepared statement.
+ */
+static void
+add_composite_shapes(StringInfo m, Oid typid, int depth)
+{
+	Oid			elem;
+
+	if (depth > 8 || !OidIsValid(typid))
+		return;
+	typid = getBaseType(typid);
+	elem = get_element_type(typid);
+	if (OidIsValid(elem))
+	{
+		add_composite_shapes(m, elem, depth + 1);
+		return;
+	}
+	if (type_is_range(typid))
+	{
+		add_composite_shapes(m, get_range_subtype(typid), depth + 1);
+		return;
+	}
+	if (type_is_multirange(typid))
+	{
+		add_composite_shapes(m, get_range_subtype(get_multirange_range(typid)), depth + 1);
+		return;
+	}
+	if (get_typtype(typid) == TYPTYPE_COMPOSITE && typid != RECORDOID)
+	{
+		TupleDesc	td = lookup_rowtype_tupdesc(typid, -1);
+		Oid			relid = get_typ_typrelid(typid);
+		MemoryContext old;
+
+		KeyAddU32(m, typid);
+		KeyAddU32(m, td->natts);
+		for (int i = 0; i < td->natts; i++)
+		{
+			Form_pg_attribute a = TupleDescAttr(td, i);
+
+			KeyAddU32(m, a->attisdropped ? 0 : a->atttypid);
+			KeyAddU32(m, (uint32) a->atttypmod);
+			KeyAddString(m, NameStr(a->attname));
+		}
+		for (int i = 0; i < td->natts; i++)
+			if (!TupleDescAttr(td, i)->attisdropped)
+				add_composite_shapes(m, TupleDescAttr(td, i)->atttypid, depth + 1);
+		ReleaseTupleDesc(td);
+		old = MemoryContextSwitchTo(prepared_cxt);
+		watched_relids = list_append_unique_oid(watched_relids, relid);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+static void
+definition_hash(PreparedQuery *pq, PlannedStmt *stmt)
 {
 	StringInfoData m;
 	ListCell   *lc;
@@ -837,6 +1017,8 @@ definition_hash(PreparedQuery *pq)
 											   pq->deps.funcids);
 
 	funcs = list_concat_unique_oid(funcs, pq->deps.opaque_funcids);
+	/* aggregate support functions, operators of sorts, I/O functions ... */
+	funcs = list_concat_unique_oid(funcs, pq->deps.implicit_funcids);
 	initStringInfo(&m);
 	KeyAddString(&m, tree);
 	pfree(tree);
@@ -854,6 +1036,10 @@ definition_hash(PreparedQuery *pq)
 		KeyAddU32(&m, HeapTupleHeaderGetRawXmin(tup->t_data));
 		ReleaseSysCache(tup);
 	}
+	add_plan_constants(&m, stmt);
+	KeyAddString(&m, "composite shapes");
+	for (int i = 0; i < pq->resultdesc->natts; i++)
+		add_composite_shapes(&m, TupleDescAttr(pq->resultdesc, i)->atttypid, 0);
 	KeyHash(&m, pq->definition);
 	pfree(m.data);
 	list_free(funcs);
@@ -1113,6 +1299,149 @@ collect_query_funcs(Node *node, void *context)
 	return expression_tree_walker(node, collect_query_funcs, context);
 }
 
+/*
+ * The body of a SQL function the plan no longer calls (the planner inlined
+ * it, or ran it: an IMMUTABLE function with constant arguments is run while
+ * planning).  Sets *clean when it is what PostgreSQL would inline: one
+ * SELECT of one expression, no FROM, no sublink, no mutable function (then
+ * running it and inlining it give the same value, which depends on its
+ * arguments only).  Returns a relative date/time literal it holds ('now',
+ * 'today', ...: converted when the body is parsed, at planning), or NULL.
+ */
+static const char *
+sql_body_check(Oid funcid, bool *clean)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Form_pg_proc proc;
+	bool		isnull;
+	Datum		d;
+	char	   *src;
+	List	   *raw;
+	List	   *trees;
+	Query	   *q;
+	LiteralWalk lw;
+
+	*clean = false;
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	if (proc->prolang != SQLlanguageId || proc->prosecdef ||
+		!heap_attisnull(tup, Anum_pg_proc_proconfig, NULL) ||
+		!heap_attisnull(tup, Anum_pg_proc_prosqlbody, NULL))
+	{
+		ReleaseSysCache(tup);
+		return NULL;
+	}
+	for (int i = 0; i < proc->pronargs; i++)
+		if (IsPolymorphicType(proc->proargtypes.values[i]))
+		{
+			ReleaseSysCache(tup);
+			return NULL;
+		}
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
+	if (isnull)
+	{
+		ReleaseSysCache(tup);
+		return NULL;
+	}
+	src = TextDatumGetCString(d);
+	raw = pg_parse_query(src);
+	if (list_length(raw) != 1)
+	{
+		ReleaseSysCache(tup);
+		return NULL;
+	}
+	trees = pg_analyze_and_rewrite_withcb(linitial_node(RawStmt, raw), src,
+										  (ParserSetupHook) sql_fn_parser_setup,
+										  prepare_sql_fn_parse_info(tup, NULL, InvalidOid),
+										  NULL);
+	ReleaseSysCache(tup);
+	lw.query = src;
+	lw.problem = NULL;
+	(void) find_relative_time_literal((Node *) trees, &lw);
+	if (list_length(trees) != 1)
+		return lw.problem;
+	q = linitial_node(Query, trees);
+	*clean = q->commandType == CMD_SELECT && q->rtable == NIL &&
+		(q->jointree == NULL || (q->jointree->fromlist == NIL && q->jointree->quals == NULL)) &&
+		!q->hasAggs && !q->hasWindowFuncs && !q->hasTargetSRFs && !q->hasSubLinks &&
+		q->cteList == NIL && q->groupClause == NIL && q->havingQual == NULL &&
+		q->sortClause == NIL && q->limitCount == NULL && q->limitOffset == NULL &&
+		q->setOperations == NULL && list_length(q->targetList) == 1 &&
+		!contain_mutable_functions((Node *) q->targetList);
+	return lw.problem;
+}
+
+/*
+ * User functions the rewritten query calls, judged by what planning did
+ * with them.
+ * - One the plan still calls, declared IMMUTABLE in a language other than C
+ *   or internal: nothing proves it reads no setting or table, so it is
+ *   opaque like a STABLE one (the call bypasses unless it names what it
+ *   reads).
+ * - One the plan no longer calls was inlined, or run while planning (an
+ *   IMMUTABLE function with constant arguments): a SQL function with a
+ *   clean body (sql_body_check) gives the same value either way; any other
+ *   was run as the planning role under the planning settings and its value
+ *   is in the plan: opaque, and the prepared statement is valid only under
+ *   those settings (and keyed by role already), the entry key holds the
+ *   role and every setting.
+ * - A SQL function inlined with a relative date/time literal in its body
+ *   froze that moment into the plan: the statement is prepared again on
+ *   every call and never stored.
+ */
+static void
+pin_folded_functions(PreparedQuery *pq)
+{
+	ListCell   *lc;
+
+	pq->settings_pinned = false;
+	foreach(lc, pq->defn_funcids)
+	{
+		Oid			funcid = lfirst_oid(lc);
+		HeapTuple	tup;
+		char		volatility;
+		Oid			lang;
+		bool		in_plan;
+		bool		clean = false;
+
+		if (funcid < FirstNormalObjectId)
+			continue;
+		tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		volatility = ((Form_pg_proc) GETSTRUCT(tup))->provolatile;
+		lang = ((Form_pg_proc) GETSTRUCT(tup))->prolang;
+		ReleaseSysCache(tup);
+		if (lang == ClanguageId || lang == INTERNALlanguageId)
+			continue;
+		in_plan = list_member_oid(pq->deps.funcids, funcid) ||
+			list_member_oid(pq->deps.implicit_funcids, funcid) ||
+			list_member_oid(pq->deps.opaque_funcids, funcid);
+		if (!in_plan && lang == SQLlanguageId)
+		{
+			const char *problem = sql_body_check(funcid, &clean);
+
+			if (problem != NULL && pq->literal_problem[0] == '\0')
+				snprintf(pq->literal_problem, sizeof(pq->literal_problem),
+						 "%s in function %s()", problem, get_func_name(funcid));
+		}
+		if (volatility != PROVOLATILE_IMMUTABLE)
+			continue;
+		if (in_plan || !clean)
+			pq->deps.opaque_funcids = list_append_unique_oid(pq->deps.opaque_funcids,
+															 funcid);
+		if (!in_plan && !clean)
+		{
+			pq->settings_pinned = true;
+			pq->deps.role_dependent = true;
+			pq->deps.settings_dependent = true;
+		}
+	}
+	if (pq->settings_pinned)
+		all_settings_hash(pq->settings_hash);
+}
+
 /* Bring pq's analysis up to date with the generic plan cplan. */
 static void
 analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
@@ -1137,6 +1466,7 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 	pq->defn_funcids = NIL;
 	(void) collect_query_funcs((Node *) pq->plansource->query_list, &pq->defn_funcids);
 	pq->tracking_epoch = InvalTrackingEpoch();
+	pin_folded_functions(pq);
 	pq->resultdesc = CreateTupleDescCopy(pq->plansource->resultDesc);
 	pq->codecs = palloc0(sizeof(EntryColumnCodec) * Max(pq->resultdesc->natts, 1));
 	pq->codec_problem = EntryCodecsInit(pq->resultdesc, pq->codecs,
@@ -1150,7 +1480,7 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 			pq->decode_in_subxact = true;	/* its checks may raise */
 	analyze_scopes(pq, linitial_node(PlannedStmt, cplan->stmt_list));
 	MemoryContextSwitchTo(old);
-	definition_hash(pq);
+	definition_hash(pq, linitial_node(PlannedStmt, cplan->stmt_list));
 	pq->generation = cplan->generation;
 }
 
