@@ -27,7 +27,8 @@
 #   CE_FUZZ_TIMEOUT  seconds for test/fuzz/run.sh before it is killed (default 900)
 #   CE_FUZZ_SECONDS  passed to test/fuzz/run.sh as its time budget (default 60)
 #   CE_DIFF_TIMEOUT  seconds for test/diff/run.sh before it is killed (default 900)
-#   CE_DIFF_ARGS     more test/diff/difftest.py arguments, e.g. '--set cache_ext.verify_rate=1'
+#   CE_DIFF_ARGS     more test/diff/difftest.py arguments, e.g. '--as-role regress_diff_reader'
+#   CE_DIFF_PG_CONF  more postgresql.conf lines for the diff suite, e.g. 'cache_ext.verify_rate = 1'
 #   CE_DIFF_FAILURES where the differential test writes its failures (JSON lines)
 set -euo pipefail
 

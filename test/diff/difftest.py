@@ -33,7 +33,7 @@ Every statement is classified:
 
 Connection: libpq environment (PGHOST, PGPORT, PGUSER).  Prints a summary with
 the counts per class and per cache status / bypass reason, writes the failures
-(and the error-only-direct statements, for review) to --failures as JSON lines,
+(and, for review, the error-only-direct and nondeterministic statements) to --failures as JSON lines,
 exits 1 on any MISMATCH, CRASH or ERROR-ONLY-CACHED.
 """
 
@@ -350,7 +350,8 @@ class Runner:
         same = d2 is not None and (d2 == direct or (not ordered and sorted(d2) == sorted(direct)))
         fresh = not any(s and s.startswith("HIT") for _, s, _ in bad)
         if fresh and (not same or any(NONDET.search(s or "") for _, s, _ in bad)):
-            self.count("nondeterministic")
+            self.fail("nondeterministic", st, statuses=[r[1] for r in res],
+                      direct_is_deterministic=same)
             return
         if all(s and s.startswith("HIT") and "ttl-only" in s for _, s, _ in bad):
             # Stale within the TTL on an untracked table: what the contract

@@ -8,8 +8,9 @@
 #
 # Environment:
 #   CE_DIFF_DEFAULT_ARGS  difftest.py arguments for CI (default: --jobs 2 --track-all --max-ms 500)
-#   CE_DIFF_ARGS      more difftest.py arguments (e.g. '--set cache_ext.verify_rate=1',
-#                     '--as-role regress_diff_reader', '--sample 0.5')
+#   CE_DIFF_ARGS      more difftest.py arguments (e.g. '--as-role regress_diff_reader',
+#                     '--sample 0.5', '--set work_mem=64kB')
+#   CE_DIFF_PG_CONF   more postgresql.conf lines (e.g. 'cache_ext.verify_rate = 1')
 #   CE_DIFF_FAILURES  where the failures go (default /tmp/cache_ext-diff-failures.jsonl)
 #   CE_DIFF_CORPORA   corpus files (default: every test/diff/corpus/*.jsonl.gz, regress first)
 set -euo pipefail
