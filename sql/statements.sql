@@ -236,6 +236,53 @@ RESET enable_seqscan;
 RESET enable_bitmapscan;
 DROP TABLE st_pt;
 
+-- Review F12: ALTER TEXT SEARCH CONFIGURATION: to_tsvector(regconfig, text)
+-- with constant arguments is folded into the plan, which must go too
+CREATE TEXT SEARCH CONFIGURATION st_conf3 (COPY = english);
+SELECT * FROM cached_query('SELECT to_tsvector(''st_conf3'', ''The fat cats'')::text') AS t(v text);
+ALTER TEXT SEARCH CONFIGURATION st_conf3 ALTER MAPPING FOR asciiword WITH simple;
+SELECT to_tsvector('st_conf3', 'The fat cats')::text AS direct;
+SELECT * FROM cached_query('SELECT to_tsvector(''st_conf3'', ''The fat cats'')::text') AS t(v text);
+SELECT * FROM cached_query('SELECT to_tsvector(''st_conf3'', ''The fat cats'')::text') AS t(v text);
+DROP TEXT SEARCH CONFIGURATION st_conf3;
+
+-- Review F6: a tracked partition or inheritance child written through its
+-- untracked parent
+CREATE TABLE st_rp (k int, v int) PARTITION BY LIST (k);
+CREATE TABLE st_rp1 PARTITION OF st_rp FOR VALUES IN (1);
+INSERT INTO st_rp VALUES (1, 1);
+SELECT cache_track('st_rp1');
+SELECT * FROM cached_query('SELECT v FROM st_rp1') AS t(v int);
+SELECT * FROM cached_query('SELECT v FROM st_rp1') AS t(v int);
+UPDATE st_rp SET v = 2;
+SELECT * FROM cached_query('SELECT v FROM st_rp1') AS t(v int);
+SELECT cache_status();
+-- ... and inside the writing transaction: read-your-own-writes
+BEGIN;
+UPDATE st_rp SET v = 42;
+SELECT * FROM cached_query('SELECT v FROM st_rp1') AS t(v int);
+SELECT cache_status();
+ROLLBACK;
+SELECT * FROM cached_query('SELECT v FROM st_rp1') AS t(v int);
+CREATE TABLE st_ihp (v int);
+CREATE TABLE st_ihc () INHERITS (st_ihp);
+INSERT INTO st_ihc VALUES (1);
+SELECT cache_track('st_ihc');
+SELECT * FROM cached_query('SELECT v FROM st_ihc') AS t(v int);
+DELETE FROM st_ihp;
+SELECT * FROM cached_query('SELECT count(*) FROM st_ihc') AS t(n bigint);
+SELECT * FROM cached_query('SELECT v FROM st_ihc') AS t(v int);
+-- a tracked table that becomes a child later
+CREATE TABLE st_late (v int);
+SELECT cache_track('st_late');
+INSERT INTO st_late VALUES (5);
+SELECT * FROM cached_query('SELECT v FROM st_late') AS t(v int);
+ALTER TABLE st_late INHERIT st_ihp;
+UPDATE st_ihp SET v = 6;
+SELECT * FROM cached_query('SELECT v FROM st_late') AS t(v int);
+SELECT relation, covered FROM cache_tracked WHERE relation::text LIKE 'st_%' ORDER BY 1;
+DROP TABLE st_rp, st_ihp CASCADE;
+
 DROP FUNCTION st_ov(numeric), st_ov(int), st_rows(), st_now();
 DROP TABLE st_v, st_rt, st_private.t;
 DROP SCHEMA st_private;

@@ -128,6 +128,8 @@ typedef struct PreparedQuery
 	List	   *defn_funcids;	/* functions of the rewritten query (incl.
 								 * inlined ones), for the definition hash */
 	bool		transient;		/* not in the hash: dropped after the call */
+	int			undecodable;	/* authentic entries its row type could not
+								 * read back, in a row; at 2 it is not stored */
 	bool		settings_pinned;	/* the plan may hold the value of a user
 									 * IMMUTABLE function PostgreSQL ran when
 									 * planning: valid for these settings only */
@@ -200,9 +202,10 @@ register_callbacks(void)
 	static const int caches[] = {
 		PROCOID, PROCNAMEARGSNSP, TYPEOID, TYPENAMENSP, OPEROID, OPERNAMENSP,
 		CASTSOURCETARGET, CONSTROID, NAMESPACEOID, NAMESPACENAME, COLLOID,
-		TSCONFIGOID, TSDICTOID, TSPARSEROID, TSTEMPLATEOID, ENUMOID,
-		AGGFNOID, AUTHOID, AUTHMEMMEMROLE, LANGOID, RANGETYPE,
-		FOREIGNSERVEROID, USERMAPPINGOID, TRFTYPELANG,
+		TSCONFIGOID, TSCONFIGMAP, TSDICTOID, TSPARSEROID, TSTEMPLATEOID,
+		ENUMOID, AGGFNOID, AUTHOID, AUTHMEMMEMROLE, AUTHMEMROLEMEM, LANGOID,
+		RANGETYPE, FOREIGNSERVEROID, FOREIGNDATAWRAPPEROID, USERMAPPINGOID,
+		TRFTYPELANG, DATABASEOID, CONVOID,
 	};
 
 	if (callbacks_registered)
@@ -1471,13 +1474,9 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 	pq->codecs = palloc0(sizeof(EntryColumnCodec) * Max(pq->resultdesc->natts, 1));
 	pq->codec_problem = EntryCodecsInit(pq->resultdesc, pq->codecs,
 										pq->analysis_cxt);
-	pq->decode_in_subxact = false;
-	for (int i = 0; i < pq->resultdesc->natts; i++)
-		if ((pq->codecs[i].codec == CE_CODEC_BINARY ||
-			 pq->codecs[i].codec == CE_CODEC_TEXTIO) &&
-			(pq->codecs[i].typid >= FirstGenbkiObjectId ||
-			 get_typtype(pq->codecs[i].typid) == TYPTYPE_DOMAIN))
-			pq->decode_in_subxact = true;	/* its checks may raise */
+	/* domains' checks, user types' receive functions may raise */
+	pq->decode_in_subxact = EntryCodecsRunUserCode(pq->resultdesc->natts, pq->codecs);
+	pq->undecodable = 0;
 	analyze_scopes(pq, linitial_node(PlannedStmt, cplan->stmt_list));
 	MemoryContextSwitchTo(old);
 	definition_hash(pq, linitial_node(PlannedStmt, cplan->stmt_list));
@@ -1815,8 +1814,24 @@ entry_key(const char *query, const CallParams *params, StringInfo settings,
 	}
 	if (pq->deps.settings_dependent || cs->opted_in)
 	{
+		Oid			temp_nsp;
+		Oid			temp_toast_nsp;
+
 		KeyAddString(&m, "every setting");
 		all_settings_material(&m);
+
+		/*
+		 * An opaque function may read this session's temporary tables,
+		 * which no other session can: with a temporary schema, the
+		 * session itself is in the key.
+		 */
+		GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
+		if (OidIsValid(temp_nsp))
+		{
+			KeyAddString(&m, "session");
+			KeyAddU32(&m, (uint32) MyProcPid);
+			KeyAddField(&m, &MyStartTime, sizeof(MyStartTime));
+		}
 	}
 	/* the generations it depends on (tags and tracking change them) */
 	KeyAddString(&m, "generations");
@@ -2184,18 +2199,30 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 				if (KeyEncryptionOn() || EntryIsSealed(r->str, r->len))
 					data = EntryOpen(r->str, r->len, rkey, &dlen, corrupt);
 				if (data != NULL)
-				switch (EntryDecode(data, dlen, hash, gens,
-									pq->resultdesc->natts, pq->codecs,
-									pq->resultdesc, pq->decode_in_subxact,
-									ts, corrupt))
+				switch (EntryLoad(data, dlen, hash, gens,
+								  pq->resultdesc->natts, pq->codecs,
+								  pq->resultdesc, pq->decode_in_subxact,
+								  ts, corrupt))
 				{
 					case ENTRY_VALID:
 						outcome = LOOKUP_HIT;
+						pq->undecodable = 0;
 						CacheStatsAdd(CS_BYTES_READ, r->len);
 						last_entry_bytes = r->len;
 						break;
 					case ENTRY_STALE:
 						outcome = LOOKUP_STALE;
+						break;
+					case ENTRY_UNDECODABLE:
+
+						/*
+						 * An authentic entry this row type cannot read back
+						 * (*corrupt names the type): twice in a row, and the
+						 * query is not stored by this backend any more (once
+						 * could be an entry forged by Redis).
+						 */
+						if (++pq->undecodable >= 2 && pq->codec_problem == NULL)
+							pq->codec_problem = MemoryContextStrdup(pq->analysis_cxt, *corrupt);
 						break;
 					case ENTRY_CORRUPT:
 						break;
@@ -2267,8 +2294,8 @@ store(const char *rkey, EntryWriter *w, const CallOptions *opts)
 	{
 		CacheStatsAdd(CS_ERRORS, 1);
 		if (reply->type == REDIS_REPLY_ERROR)
-			problem = psprintf("redis refused it: %.*s",
-							   (int) Min(reply->len, 120), reply->str);
+			problem = psprintf("redis refused it: %s",
+							   RedisReplyText(reply->str, reply->len, 120));
 		else
 			problem = pstrdup("unexpected reply from redis");
 	}
@@ -2530,6 +2557,12 @@ cached_query_call(text *query_text, const CallParams *params,
 				CacheStatsAdd(CS_INVALIDATED, 1);
 			if (cs.untracked != NIL)
 				CacheStatsAdd(CS_TTL_ONLY, 1);
+			/* a row type found undecodable during this very lookup */
+			if (pq->codec_problem != NULL && gens_ok)
+			{
+				gens_ok = false;
+				rec.store_skipped = true;
+			}
 			if (gens_ok)
 				EntryWriterInit(&w, resultdesc->natts, pq->codecs, &gens,
 								cache_ext_max_entry_size -
@@ -2547,6 +2580,7 @@ cached_query_call(text *query_text, const CallParams *params,
 				rec.store_skipped = true;
 				CacheStatsAdd(CS_STORE_SKIPPED, 1);
 				appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "",
+								 pq->codec_problem ? pq->codec_problem :
 								 RecoveryInProgress() ? "hot standby" :
 								 "generations unreadable");
 			}
@@ -2554,8 +2588,8 @@ cached_query_call(text *query_text, const CallParams *params,
 			{
 				rec.store_skipped = true;
 				CacheStatsAdd(CS_STORE_SKIPPED, 1);
-				appendStringInfo(&note, "%snot stored: result larger than cache_ext.max_entry_size",
-								 note.len ? "; " : "");
+				appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "",
+								 w.problem ? w.problem : "result larger than cache_ext.max_entry_size");
 			}
 			else
 			{
@@ -2871,11 +2905,13 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 				if (KeyEncryptionOn() || EntryIsSealed(r->str, r->len))
 					data = EntryOpen(r->str, r->len, rkey, &dlen, &problem);
 				if (data != NULL)
-				switch (EntryDecode(data, dlen, hash, &gens,
-									pq->resultdesc->natts, pq->codecs,
-									pq->resultdesc, pq->decode_in_subxact,
-									ts, &problem))
+				switch (EntryLoad(data, dlen, hash, &gens,
+								  pq->resultdesc->natts, pq->codecs,
+								  pq->resultdesc, pq->decode_in_subxact,
+								  ts, &problem))
 				{
+					case ENTRY_UNDECODABLE:
+						break;
 					case ENTRY_VALID:
 						appendStringInfo(buf, ",\"rows\":" INT64_FORMAT,
 										 tuplestore_tuple_count(ts));
