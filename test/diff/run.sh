@@ -11,7 +11,8 @@
 #   CE_DIFF_ARGS      more difftest.py arguments (e.g. '--as-role regress_diff_reader',
 #                     '--sample 0.5', '--set work_mem=64kB')
 #   CE_DIFF_PG_CONF   more postgresql.conf lines (e.g. 'cache_ext.verify_rate = 1')
-#   CE_DIFF_FAILURES  where the failures go (default /tmp/cache_ext-diff-failures.jsonl)
+#   CE_DIFF_FAILURES  where the failures go (default /tmp/cache_ext-diff-failures.jsonl;
+#                     also copied to CE_LOG_DIR/diff-failures.jsonl when CE_LOG_DIR is set)
 #   CE_DIFF_CORPORA   corpus files (default: every test/diff/corpus/*.jsonl.gz, regress first)
 set -euo pipefail
 
@@ -38,4 +39,8 @@ rc=0
 # shellcheck disable=SC2086
 /usr/bin/python3 "$DIR/difftest.py" --failures "${CE_DIFF_FAILURES:-/tmp/cache_ext-diff-failures.jsonl}" \
 	${CE_DIFF_DEFAULT_ARGS:---jobs 2 --track-all --max-ms 500} ${CE_DIFF_ARGS:-} $corpora || rc=$?
+if [ -n "${CE_LOG_DIR:-}" ]; then
+	mkdir -p "$CE_LOG_DIR"
+	cp "${CE_DIFF_FAILURES:-/tmp/cache_ext-diff-failures.jsonl}" "$CE_LOG_DIR/diff-failures.jsonl" 2>/dev/null || true
+fi
 exit "$rc"
