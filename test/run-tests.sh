@@ -5,14 +5,16 @@
 # file under test/t/ (run as the postgres user from a private copy of the
 # tree), verify (pg_regress and every TAP file again with
 # cache_ext.verify_rate = 1: every hit is also run directly and compared; any
-# mismatch fails it), test/fuzz/run.sh, and test/valgrind.sh (pg_regress
+# mismatch fails it), diff (test/diff/run.sh, the differential test: thousands
+# of read statements run directly and twice through cached_query_json),
+# test/fuzz/run.sh, and test/valgrind.sh (pg_regress
 # again with the server under valgrind memcheck; an error in cache_ext's code
 # fails it).  Prints one line per suite and,
 # last, exactly "N passed, N failed".  Exits non-zero if anything failed.
 #
 # Usage (as root):
 #   bash test/run-tests.sh                       # everything
-#   bash test/run-tests.sh --only regress        # or tap, verify, fuzz, valgrind; repeatable or comma-separated
+#   bash test/run-tests.sh --only regress        # or tap, verify, diff, fuzz, valgrind; repeatable or comma-separated
 #   TAP_TESTS='t/010_hit_miss.pl' bash test/run-tests.sh --only tap
 #
 # Environment:
@@ -24,6 +26,10 @@
 #   CE_TAP_TIMEOUT   seconds per TAP file before it is killed (default 600)
 #   CE_FUZZ_TIMEOUT  seconds for test/fuzz/run.sh before it is killed (default 900)
 #   CE_FUZZ_SECONDS  passed to test/fuzz/run.sh as its time budget (default 60)
+#   CE_DIFF_TIMEOUT  seconds for test/diff/run.sh before it is killed (default 900)
+#   CE_DIFF_ARGS     more test/diff/difftest.py arguments, e.g. '--as-role regress_diff_reader'
+#   CE_DIFF_PG_CONF  more postgresql.conf lines for the diff suite, e.g. 'cache_ext.verify_rate = 1'
+#   CE_DIFF_FAILURES where the differential test writes its failures (JSON lines)
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -38,7 +44,7 @@ ONLY=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--only)
-			[ $# -ge 2 ] || ce_die "--only needs an argument: tap, regress, fuzz or valgrind"
+			[ $# -ge 2 ] || ce_die "--only needs an argument: tap, regress, verify, diff, fuzz or valgrind"
 			IFS=',' read -r -a parts <<<"$2"
 			ONLY+=("${parts[@]}")
 			shift 2 ;;
@@ -54,8 +60,8 @@ while [ $# -gt 0 ]; do
 done
 for s in "${ONLY[@]}"; do
 	case "$s" in
-		tap|regress|verify|fuzz|valgrind) ;;
-		*) ce_die "--only takes tap, regress, verify, fuzz or valgrind, not '$s'" ;;
+		tap|regress|verify|diff|fuzz|valgrind) ;;
+		*) ce_die "--only takes tap, regress, verify, diff, fuzz or valgrind, not '$s'" ;;
 	esac
 done
 
@@ -295,6 +301,19 @@ if wanted tap; then
 fi
 if wanted verify; then
 	run_tap verify
+fi
+
+# ---- differential test -------------------------------------------------------
+# Starts and stops its own Redis and PostgreSQL.
+if wanted diff; then
+	ce_log "differential test (test/diff/run.sh)"
+	start=$SECONDS
+	if run_bounded "${CE_DIFF_TIMEOUT:-900}" env -C "$CE_ROOT" PG_CONFIG="$PG_CONFIG" \
+		bash test/diff/run.sh; then
+		record diff pass $((SECONDS - start))
+	else
+		record diff fail $((SECONDS - start))
+	fi
 fi
 
 # ---- fuzz --------------------------------------------------------------------

@@ -53,6 +53,7 @@ CE_PACKAGES=(
 	libipc-run-perl perl
 	clang valgrind
 	iproute2 procps
+	python3 python3-psycopg2
 )
 
 # State for ce_stop_all; empty means "nothing to stop".
