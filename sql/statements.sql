@@ -290,6 +290,25 @@ SELECT count(*) AS direct FROM (SELECT array[]::oidvector) s;
 SELECT count(*) FROM cached_query('SELECT array[]::oidvector') AS t(v oidvector);
 SELECT cache_status() LIKE 'MISS (not stored: a value could not be encoded (array is not a valid oidvector)%' AS not_stored;
 
+-- Break 15: key-level tracking of an inheritance child, its parent tracked
+-- later: this session's analysis of the child's query follows (the child's
+-- relcache entry did not change, so its plan was not rebuilt)
+CREATE TABLE st_kp (id int, v int);
+CREATE TABLE st_kc () INHERITS (st_kp);
+SELECT cache_track('st_kc', key_columns => ARRAY['id']);
+INSERT INTO st_kc VALUES (1, 1), (2, 2);
+SELECT * FROM cached_query('SELECT v FROM st_kc WHERE id = 1') AS t(v int);
+SELECT * FROM cached_query('SELECT v FROM st_kc WHERE id = 1') AS t(v int);
+SELECT cache_status();
+SELECT cache_track('st_kp', key_columns => ARRAY['id']);
+SELECT * FROM cached_query('SELECT v FROM st_kc WHERE id = 1') AS t(v int);
+SELECT * FROM cached_query('SELECT v FROM st_kc WHERE id = 1') AS t(v int);
+UPDATE st_kc SET v = 10 WHERE id = 1;
+SELECT v AS direct FROM st_kc WHERE id = 1;
+SELECT * FROM cached_query('SELECT v FROM st_kc WHERE id = 1') AS t(v int);
+SELECT cache_status();
+DROP TABLE st_kp CASCADE;
+
 DROP FUNCTION st_ov(numeric), st_ov(int), st_rows(), st_now();
 DROP TABLE st_v, st_rt, st_private.t;
 DROP SCHEMA st_private;
