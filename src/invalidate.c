@@ -704,6 +704,7 @@ forget_touched(void)
 		hash_destroy(touched);
 		touched = NULL;
 	}
+	OutboxCommitEnd();
 	key_counts = NULL;			/* it lives in touched_cxt */
 	if (touched_cxt != NULL)
 		MemoryContextReset(touched_cxt);
@@ -887,6 +888,10 @@ xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_PREPARE:
 			save_prepared();
+			break;
+		case XACT_EVENT_PRE_COMMIT:
+			if (InvalTouchedAny())
+				OutboxCommitBegin();
 			break;
 		case XACT_EVENT_COMMIT:
 			if (InvalTouchedAny())
