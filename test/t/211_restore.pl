@@ -1,4 +1,4 @@
-# test/t/170_restore.pl - a restored cold backup is detected
+# test/t/211_restore.pl - a restored cold backup is detected
 #
 # Break 18 of issue 10: a cold backup of the data directory holds a state
 # file that says "clean shutdown", and the control file agrees; after it is

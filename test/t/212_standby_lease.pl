@@ -1,4 +1,4 @@
-# test/t/180_standby_lease.pl - a hot standby serves no hit the primary could not
+# test/t/212_standby_lease.pl - a hot standby serves no hit the primary could not
 #
 # Break 16 of issue 10: standbys cannot see the primary's outbox, so a
 # standby served stale hits while the primary held undelivered

@@ -1,4 +1,4 @@
-# test/t/190_commit_interrupt.pl - interrupts during the commit-time bump and
+# test/t/213_commit_interrupt.pl - interrupts during the commit-time bump and
 # during outbox delivery
 #
 # The bumps of a commit are sent after the commit is visible, with

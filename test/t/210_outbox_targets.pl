@@ -1,4 +1,4 @@
-# test/t/160_outbox_targets.pl - the outbox belongs to the Redis it was meant for
+# test/t/210_outbox_targets.pl - the outbox belongs to the Redis it was meant for
 #
 # Break 17 of issue 10: with ALTER DATABASE ... SET cache_ext.redis_url, one
 # database's undelivered invalidations were delivered to another database's
