@@ -3,6 +3,7 @@
 MODULE_big = cache_ext
 OBJS = \
 	src/cache_ext.o \
+	src/allowlist.o \
 	src/deps.o \
 	src/entry.o \
 	src/entry_format.o \

@@ -58,7 +58,8 @@ SELECT cache_status();
 SELECT count(*) >= 0 AS ok FROM cached_query('SELECT id FROM by_t TABLESAMPLE BERNOULLI (50) REPEATABLE (7)') AS t(id int);
 SELECT cache_status();
 
--- the role appears in the key for role-dependent functions, not a bypass
+-- the role appears in the key for current_user, not a bypass; privilege
+-- functions bypass (a GRANT or REVOKE would not invalidate them)
 SELECT * FROM cached_query('SELECT current_user::text') AS t(u text);
 SELECT cache_status();
 SELECT * FROM cached_query('SELECT has_table_privilege(''by_t'', ''SELECT'')') AS t(b bool);

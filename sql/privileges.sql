@@ -9,15 +9,15 @@ REVOKE EXECUTE ON FUNCTION priv_fn() FROM PUBLIC;
 -- the owner caches all three
 SELECT * FROM cached_query('SELECT id, secret FROM priv_t') AS t(id int, secret text);
 SELECT * FROM cached_query('SELECT id FROM priv_t') AS t(id int);
-SELECT * FROM cached_query('SELECT priv_fn()') AS t(s text);
-SELECT * FROM cached_query('SELECT priv_fn()') AS t(s text);
+SELECT * FROM cached_query_with(cache_opts(depends_on => '{}'), 'SELECT priv_fn()') AS t(s text);
+SELECT * FROM cached_query_with(cache_opts(depends_on => '{}'), 'SELECT priv_fn()') AS t(s text);
 SELECT cache_status();
 
 SET ROLE priv_reader;
 \set VERBOSITY terse
 -- a column it may not read, a function it may not execute: the executor's errors
 SELECT * FROM cached_query('SELECT id, secret FROM priv_t') AS t(id int, secret text);
-SELECT * FROM cached_query('SELECT priv_fn()') AS t(s text);
+SELECT * FROM cached_query_with(cache_opts(depends_on => '{}'), 'SELECT priv_fn()') AS t(s text);
 -- what it may read is served
 SELECT * FROM cached_query('SELECT id FROM priv_t') AS t(id int);
 SELECT cache_status();
@@ -39,9 +39,9 @@ ROLLBACK;
 
 -- a new definition of a function or view is a new key
 CREATE FUNCTION def_fn() RETURNS int LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN 1; END $$;
-SELECT * FROM cached_query('SELECT def_fn()') AS t(v int);
+SELECT * FROM cached_query_with(cache_opts(depends_on => '{}'), 'SELECT def_fn()') AS t(v int);
 CREATE OR REPLACE FUNCTION def_fn() RETURNS int LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN 2; END $$;
-SELECT * FROM cached_query('SELECT def_fn()') AS t(v int);
+SELECT * FROM cached_query_with(cache_opts(depends_on => '{}'), 'SELECT def_fn()') AS t(v int);
 SELECT cache_status();
 CREATE VIEW def_v AS SELECT 1 AS v;
 SELECT * FROM cached_query('SELECT v FROM def_v') AS t(v int);

@@ -36,6 +36,8 @@ bool		cache_ext_query_stats = true;
 int			cache_ext_query_stats_max = 1000;
 int			cache_ext_log_calls = LOG_CALLS_NONE;
 int			cache_ext_log_calls_level = LOG;
+double		cache_ext_verify_rate = 0.0;
+int			cache_ext_max_ttl = 7 * 24 * 3600;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -160,6 +162,22 @@ _PG_init(void)
 							300, 1, 365 * 24 * 3600,
 							PGC_USERSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.max_ttl",
+							"Longest time to live any entry is stored with.",
+							"A per-call ttl or cache_ext.default_ttl above it is lowered to it.",
+							&cache_ext_max_ttl,
+							7 * 24 * 3600, 1, 365 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomRealVariable("cache_ext.verify_rate",
+							 "Fraction of hits that are also run directly and compared with the stored result.",
+							 "A mismatch is counted in cache_stats.verify_mismatches, logged, the entry is deleted and the direct result is returned.",
+							 &cache_ext_verify_rate,
+							 0.0, 0.0, 1.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("cache_ext.connect_timeout",
 							"Longest wait to connect to Redis.",

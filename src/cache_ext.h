@@ -28,6 +28,8 @@ extern int	cache_ext_max_entry_size;	/* bytes */
 extern char *cache_ext_key_prefix;
 extern int	cache_ext_log_calls;
 extern int	cache_ext_log_calls_level;
+extern double cache_ext_verify_rate;	/* fraction of hits re-run and compared */
+extern int	cache_ext_max_ttl;	/* seconds: ceiling of every entry's TTL */
 
 /* cache_ext.log_calls: each level logs its kind and those below it */
 typedef enum LogCalls
@@ -58,6 +60,8 @@ typedef enum CacheStatCounter
 	CS_BUMPS_SENT,				/* generation keys bumped */
 	CS_BUMPS_DEFERRED,			/* ... put in the outbox instead */
 	CS_OUTBOX_OVERFLOWS,
+	CS_VERIFIED,				/* hits re-run directly by cache_ext.verify_rate */
+	CS_VERIFY_MISMATCHES,		/* ... whose stored result differed */
 	CS_NUM_COUNTERS
 } CacheStatCounter;
 
@@ -126,6 +130,11 @@ typedef struct QueryDeps
 	bool		settings_dependent; /* the result may depend on settings that
 									 * are not in the fixed keyed list: every
 									 * setting goes into the key */
+	List	   *implicit_funcids;	/* user functions the plan calls without
+									 * an EXECUTE check (aggregate support,
+									 * sort/hash operators, I/O, ...): their
+									 * definitions belong in the definition
+									 * hash too */
 } QueryDeps;
 
 extern void AnalyzePlannedStmt(PlannedStmt *stmt, QueryDeps *deps);

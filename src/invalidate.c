@@ -34,7 +34,7 @@
  *
  * State: the per-transaction set and a cache of relations' tracking are
  * backend-local (the cache is dropped on any relcache invalidation); the
- * outbox is in shared memory under one LWLock.
+ * outbox and the server-wide state are in shared memory (outbox.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -43,11 +43,13 @@
 #include <unistd.h>
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
+#include "catalog/dependency.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
@@ -55,6 +57,8 @@
 #include "catalog/pg_extension.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "common/controldata_utils.h"
@@ -177,34 +181,52 @@ InvalTrackingEpoch(void)
 	return tracking_epoch;
 }
 
+/*
+ * The schema this extension is installed in, or InvalidOid when it is not
+ * installed in this database.  Read from pg_extension by the extension's
+ * OID: no name is resolved through the caller's search_path.
+ */
+static Oid
+extension_namespace(Oid *extoid)
+{
+	Oid			ext = get_extension_oid("cache_ext", true);
+	Oid			nsp = InvalidOid;
+	Relation	extrel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	if (extoid)
+		*extoid = ext;
+	if (!OidIsValid(ext))
+		return InvalidOid;
+	extrel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(ext));
+	scan = systable_beginscan(extrel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(extrel, AccessShareLock);
+	return nsp;
+}
+
 /* The OID of this extension's trigger function, or InvalidOid. */
 static Oid
 get_trigger_func(void)
 {
 	if (!OidIsValid(trigger_func))
 	{
-		Oid			ext = get_extension_oid("cache_ext", true);
-		Oid			nsp;
+		Oid			nsp = extension_namespace(NULL);
 		char	   *nspname;
 
-		Relation	extrel;
-		ScanKeyData key;
-		SysScanDesc scan;
-		HeapTuple	tup;
-
-		if (!OidIsValid(ext))
+		if (!OidIsValid(nsp))
 			return InvalidOid;
-		extrel = table_open(ExtensionRelationId, AccessShareLock);
-		ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber,
-					F_OIDEQ, ObjectIdGetDatum(ext));
-		scan = systable_beginscan(extrel, ExtensionOidIndexId, true, NULL, 1, &key);
-		tup = systable_getnext(scan);
-		nsp = HeapTupleIsValid(tup) ? ((Form_pg_extension) GETSTRUCT(tup))->extnamespace : InvalidOid;
-		systable_endscan(scan);
-		table_close(extrel, AccessShareLock);
 		nspname = get_namespace_name(nsp);
 		if (nspname == NULL)
 			return InvalidOid;
+		/* qualified: resolved in the extension's schema only */
 		trigger_func = LookupFuncName(list_make2(makeString(nspname),
 												 makeString("cache_ext_trigger")),
 									  0, NULL, true);
@@ -225,13 +247,30 @@ typedef struct Tracking
 } Tracking;
 
 /*
+ * Whether tg, a trigger on our function, fires on every event it is
+ * declared for: no WHEN condition, no UPDATE OF column list, not a
+ * constraint trigger (deferrable, fired at commit or SET CONSTRAINTS), no
+ * transition tables (the trigger needs none; a hand-made one is suspect).
+ * Anything else does not count as coverage, whoever created it.
+ */
+static bool
+fires_unconditionally(const Trigger *tg)
+{
+	return tg->tgqual == NULL && tg->tgnattr == 0 &&
+		!OidIsValid(tg->tgconstraint) && !tg->tgdeferrable &&
+		!tg->tginitdeferred && tg->tgoldtable == NULL &&
+		tg->tgnewtable == NULL;
+}
+
+/*
  * Read rel's triggers.  A relation is covered when, of this extension's
  * triggers, an ENABLE ALWAYS one fires after every INSERT/UPDATE/DELETE
  * statement, an ENABLE ALWAYS one for TRUNCATE, a row-level ENABLE ALWAYS
  * or REPLICA one for logical-replication apply, and the write is known
  * while the writing statement still runs (a cached_query inside it must
  * bypass): a BEFORE statement trigger, or row-level AFTER events, which
- * are queued as rows change (AfterTriggerPendingOnRel).
+ * are queued as rows change (AfterTriggerPendingOnRel).  Only triggers
+ * that fire unconditionally count (fires_unconditionally).
  */
 static void
 read_tracking(Relation rel, Tracking *t)
@@ -242,7 +281,8 @@ read_tracking(Relation rel, Tracking *t)
 				early = false,
 				truncate = false,
 				apply = false,
-				disabled = false;
+				disabled = false,
+				conditional = false;
 
 	memset(t, 0, sizeof(*t));
 	if (td != NULL && OidIsValid(func))
@@ -255,6 +295,11 @@ read_tracking(Relation rel, Tracking *t)
 			if (tg->tgfoid != func)
 				continue;
 			t->any = true;
+			if (!fires_unconditionally(tg))
+			{
+				conditional = true;
+				continue;
+			}
 			if ((tg->tgtype & DML_EVENTS) == DML_EVENTS &&
 				TRIGGER_FOR_BEFORE(tg->tgtype))
 			{
@@ -296,6 +341,8 @@ read_tracking(Relation rel, Tracking *t)
 		t->why = "untracked";
 	else if (disabled)
 		t->why = "tracking trigger disabled";
+	else if (conditional)
+		t->why = "tracking trigger conditional";
 	else
 		t->why = "tracking trigger missing";
 }
@@ -751,45 +798,60 @@ bump_at_commit(void)
 }
 
 /*
- * Run sql with args as the extension's owner (the table it touches is not
- * accessible to the roles that write tracked tables).
+ * The table cache_ext_prepared, opened with RowExclusiveLock (kept until
+ * the end of the transaction), or NULL when the extension is not installed
+ * in this database.  Found by OID (the extension's schema, then the table
+ * in it) and checked to be the extension's own (gid text, keys text[])
+ * heap without indexes, so that the rows can be written and read with
+ * direct heap access: nothing here runs SQL, parses, resolves a name
+ * through search_path or calls an operator or a function a role could
+ * have defined.  Raises when the table is not as 0.3 made it.
  */
-static void
-spi_as_owner(const char *sql, int nargs, Oid *argtypes, Datum *args, int expect)
+static Relation
+open_prepared_table(void)
 {
-	Oid			save_userid;
-	int			save_sec;
-	int			rc;
+	Oid			ext;
+	Oid			nsp = extension_namespace(&ext);
+	Oid			relid;
+	Relation	rel;
+	TupleDesc	desc;
+	List	   *indexes;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	PG_TRY();
-	{
-		rc = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0);
-		if (rc != expect)
-			elog(ERROR, "cache_ext: SPI_execute_with_args returned %d", rc);
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_userid, save_sec);
-	}
-	PG_END_TRY();
-}
-
-static char *
-prepared_table(void)
-{
-	return quote_qualified_identifier(get_namespace_name(get_func_namespace(get_trigger_func())),
-									  "cache_ext_prepared");
+	if (!OidIsValid(nsp))
+		return NULL;
+	relid = get_relname_relid("cache_ext_prepared", nsp);
+	if (!OidIsValid(relid) || getExtensionOfObject(RelationRelationId, relid) != ext)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table cache_ext_prepared of extension cache_ext is missing"),
+				 errhint("Reinstall the extension.")));
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	indexes = RelationGetIndexList(rel);
+	if (rel->rd_rel->relkind != RELKIND_RELATION || desc->natts != 2 ||
+		TupleDescAttr(desc, 0)->atttypid != TEXTOID ||
+		TupleDescAttr(desc, 0)->attisdropped ||
+		TupleDescAttr(desc, 1)->atttypid != TEXTARRAYOID ||
+		TupleDescAttr(desc, 1)->attisdropped ||
+		indexes != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table cache_ext_prepared is not as cache_ext 0.3 expects"),
+				 errdetail("It must be a table (gid text, keys text[]) without indexes."),
+				 errhint("Run ALTER EXTENSION cache_ext UPDATE.")));
+	list_free(indexes);
+	return rel;
 }
 
 /*
  * PREPARE TRANSACTION: the keys are written to the table cache_ext_prepared
  * by the transaction being prepared, so they become visible exactly when
- * it commits, survive restarts with it, and vanish if it is rolled back.
+ * it commits, survive restarts with it, and vanish if it is rolled back
+ * (also when PostgreSQL refuses the GID as in use, after this ran).
  * COMMIT PREPARED, in whichever session runs it, reads and deletes them
- * and bumps them.  Nothing depends on Redis at PREPARE.
+ * and bumps them.  Nothing depends on Redis at PREPARE.  The row is
+ * inserted with simple_heap_insert (the table has no index, so none can
+ * make the insert wait on another prepared transaction).
  */
 static void
 save_prepared(void)
@@ -797,79 +859,163 @@ save_prepared(void)
 	char	  **keys;
 	int			n;
 	Datum	   *elems;
-	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
-	Datum		args[2];
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	Relation	rel;
+	HeapTuple	tup;
 
 	keys = touched_keys(&n);
 	if (n == 0)
 		return;
-	if (prepare_gid == NULL || !InvalShmemReady() || !OidIsValid(get_trigger_func()))
+	/*
+	 * Not preloaded: no outbox, and the keys may include tags and
+	 * untracked tables whose results this server does serve.  Refuse, as
+	 * 0.2 did (documented: two-phase commit needs the preloaded library).
+	 */
+	if (!InvalShmemReady())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot prepare a transaction that changed tables tracked by cache_ext"),
 				 errdetail("cache_ext must be in shared_preload_libraries to carry invalidations across PREPARE TRANSACTION."),
 				 errhint("Add cache_ext to shared_preload_libraries, or commit without two-phase commit.")));
+	if (prepare_gid == NULL || (rel = open_prepared_table()) == NULL)
+	{
+		/*
+		 * Nowhere to carry them (a role change in a database without the
+		 * extension): never fail the PREPARE; invalidate everything now.
+		 */
+		OutboxRequestServerBump();
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cache_ext cannot carry the invalidations of this transaction across PREPARE TRANSACTION"),
+				 errdetail("The extension is not installed in this database. Every cached result of this server is invalidated now, but results computed before COMMIT PREPARED may be stored again."),
+				 errhint("Commit changes of roles without two-phase commit, or run cache_flush() after COMMIT PREPARED.")));
+		return;
+	}
 	elems = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 		elems[i] = CStringGetTextDatum(keys[i]);
-	args[0] = CStringGetTextDatum(prepare_gid);
-	args[1] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	/* PREPARE runs outside any portal: give the INSERT a snapshot */
-	PushActiveSnapshot(GetTransactionSnapshot());
-	spi_as_owner(psprintf("INSERT INTO %s (gid, keys) VALUES ($1, $2) "
-						  "ON CONFLICT (gid) DO UPDATE SET keys = EXCLUDED.keys",
-						  prepared_table()),
-				 2, argtypes, args, SPI_OK_INSERT);
-	PopActiveSnapshot();
-	SPI_finish();
+	values[0] = CStringGetTextDatum(prepare_gid);
+	values[1] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	simple_heap_insert(rel, tup);
+	heap_freetuple(tup);
+	table_close(rel, NoLock);
 }
 
-/* COMMIT PREPARED, after it took effect: bump what it recorded. */
-static void
-finish_prepared(const char *gid)
+/*
+ * The keys recorded for gid, from every row with that GID (a row left
+ * behind by an earlier transaction of the same GID, whose COMMIT PREPARED
+ * could not delete it, is bumped again: harmless), and delete those rows.
+ * The scan uses a snapshot taken now, so that the prepared transaction,
+ * committed just before, is visible; GIDs are compared byte for byte.
+ * Returns the keys (palloc'd in cxt) and their number in *n.
+ */
+static char **
+take_prepared(const char *gid, MemoryContext cxt, int *n)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	char	  **keys = NULL;
-	int			n = 0;
+	Relation	rel = open_prepared_table();
+	TupleDesc	desc;
+	Snapshot	snap;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	size_t		gidlen = strlen(gid);
+	List	   *found = NIL;
+	char	  **keys;
+	ListCell   *lc;
+	int			i = 0;
 
-	if (!InvalShmemReady())
-		return;
-	args[0] = CStringGetTextDatum(gid);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	/* the committed transaction's row is visible to this new snapshot */
-	CommandCounterIncrement();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	spi_as_owner(psprintf("DELETE FROM %s WHERE gid = $1 RETURNING keys",
-						  prepared_table()),
-				 1, argtypes, args, SPI_OK_DELETE_RETURNING);
-	PopActiveSnapshot();
-	if (SPI_processed == 1)
+	*n = 0;
+	if (rel == NULL)
+		return NULL;
+	desc = RelationGetDescr(rel);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Datum		d = heap_getattr(tup, 1, desc, &isnull);
+		text	   *g;
 		Datum	   *elems;
 		bool	   *enulls;
-		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+		int			nelems;
 
+		if (isnull)
+			continue;
+		g = DatumGetTextPP(d);
+		if (VARSIZE_ANY_EXHDR(g) != gidlen || memcmp(VARDATA_ANY(g), gid, gidlen) != 0)
+			continue;
+		d = heap_getattr(tup, 2, desc, &isnull);
 		if (!isnull)
 		{
 			deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
-							  &elems, &enulls, &n);
-			keys = palloc(sizeof(char *) * Max(n, 1));
-			for (int i = 0; i < n; i++)
-				keys[i] = TextDatumGetCString(elems[i]);
+							  &elems, &enulls, &nelems);
+			for (int k = 0; k < nelems; k++)
+				if (!enulls[k])
+					found = lappend(found, MemoryContextStrdup(cxt, TextDatumGetCString(elems[k])));
 		}
-		MemoryContextSwitchTo(old);
+		simple_heap_delete(rel, &tup->t_self);
 	}
-	SPI_finish();
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, NoLock);
 
+	keys = MemoryContextAlloc(cxt, sizeof(char *) * Max(list_length(found), 1));
+	foreach(lc, found)
+	{
+		char	   *k = lfirst(lc);
+		bool		dup = false;
+
+		for (int j = 0; j < i && !dup; j++)
+			dup = strcmp(keys[j], k) == 0;
+		if (!dup)
+			keys[i++] = k;
+	}
+	*n = i;
+	return keys;
+}
+
+typedef void (*GuardedFn) (void *arg);
+static bool run_guarded(GuardedFn fn, void *arg, const char *what);
+
+typedef struct TakePrepared
+{
+	const char *gid;
+	MemoryContext cxt;
+	char	  **keys;
+	int			n;
+} TakePrepared;
+
+static void
+take_prepared_guarded(void *arg)
+{
+	TakePrepared *tp = arg;
+
+	tp->keys = take_prepared(tp->gid, tp->cxt, &tp->n);
+}
+
+/*
+ * COMMIT PREPARED, after it took effect: bump what it recorded.  Never
+ * raises: the transaction is committed, so a failure to read what it
+ * touched (in a subtransaction, rolled back) bumps the server generation
+ * instead.
+ */
+static void
+finish_prepared(const char *gid)
+{
+	TakePrepared tp = {gid, CurrentMemoryContext, NULL, 0};
+
+	if (!InvalShmemReady())
+		return;
+	if (!run_guarded(take_prepared_guarded, &tp,
+					 "read the invalidations of the prepared transaction"))
+	{
+		OutboxRequestServerBump();
+		return;
+	}
 	/* the prepared transaction is committed and visible: bump now */
-	if (n > 0 && !OutboxSendBumps(keys, n, cache_ext_invalidation_timeout))
-		OutboxAdd(keys, n);
+	if (tp.n > 0 && !OutboxSendBumps(tp.keys, tp.n, cache_ext_invalidation_timeout))
+		OutboxAdd(tp.keys, tp.n);
 }
 
 /*
@@ -970,16 +1116,36 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * ================================================================
  */
 
+/*
+ * The relation rv names, or InvalidOid.  Never raises (the statement
+ * reports its own errors, in its own order): no lock, no permission check
+ * on the schema; an unqualified name is looked up as the statement will
+ * look it up, in the caller's search_path.
+ */
 static Oid
 rv_relid(RangeVar *rv)
 {
-	if (rv == NULL)
+	Oid			nsp;
+
+	if (rv == NULL || rv->relname == NULL)
 		return InvalidOid;
-	return RangeVarGetRelid(rv, NoLock, true);
+	if (rv->catalogname != NULL)
+	{
+		char	   *db = get_database_name(MyDatabaseId);
+
+		if (db == NULL || strcmp(rv->catalogname, db) != 0)
+			return InvalidOid;
+	}
+	if (rv->schemaname == NULL)
+		return RelnameGetRelid(rv->relname);
+	nsp = get_namespace_oid(rv->schemaname, true);
+	return OidIsValid(nsp) ? get_relname_relid(rv->relname, nsp) : InvalidOid;
 }
 
 static void install_triggers(Oid relid, bool partition_of_tracked, List *keys);
 static List *inherited_keys(Oid relid);
+static bool our_trigger(Oid relid, const char *name, bool *clone);
+static void drop_trigger(Oid relid, const char *name);
 
 /* Whether some ancestor of relid is tracked in its own right. */
 static bool
@@ -990,32 +1156,86 @@ has_tracked_ancestor(Oid relid)
 	return ri->nbump > 1;
 }
 
-static void
-cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
-				  bool readOnlyTree, ProcessUtilityContext context,
-				  ParamListInfo params, QueryEnvironment *queryEnv,
-				  DestReceiver *dest, QueryCompletion *qc)
+/*
+ * Run fn(arg) in a subtransaction.  An error in it rolls the subtransaction
+ * back and becomes a WARNING naming what (a phrase after "could not"):
+ * work cache_ext adds to a user's statement must never make it fail.
+ * Query cancel and the like are re-raised.  Returns whether fn completed.
+ */
+static bool
+run_guarded(GuardedFn fn, void *arg, const char *what)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
-	List	   *rels = NIL;		/* relations whose contents may change */
-	List	   *new_children = NIL; /* attached partitions, new children */
-	char	   *finish_gid = NULL;
-	bool		finish_commit = false;
-	bool		whole_database = false; /* a type's change reaches any table */
-	List	   *keys = NIL;
-	ListCell   *lc;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
 
-	/* a database without the extension has nothing cached to invalidate */
-	if (!IsTransactionState() || !OidIsValid(get_trigger_func()))
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
 	{
-		if (prev_utility_hook)
-			prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
-							  queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
-		return;
+		fn(arg);
+		ReleaseCurrentSubTransaction();
 	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (edata == NULL)
+		return true;
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
+		edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
+		ReThrowError(edata);
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("cache_ext could not %s: %s", what, edata->message),
+			 errdetail("The statement went ahead; cache_ext invalidated a wider scope instead.")));
+	FreeErrorData(edata);
+	return false;
+}
+
+/*
+ * What a utility statement changes, as far as cached results go (see
+ * docs/invalidation.md for the table).  Filled by classify_utility before
+ * the statement runs; rewrite statements (VACUUM FULL, CLUSTER) are looked
+ * at again after it, since they commit on their own.
+ */
+typedef struct UtilityEffects
+{
+	List	   *rels;			/* relations whose rows or meaning change */
+	List	   *keys;			/* their generation keys as they stood before */
+	List	   *new_children;	/* RangeVars: attached partitions, new children */
+	Oid			attach_parent;	/* ATTACH PARTITION: the parent ... */
+	Oid			attach_part;	/* ... and the partition */
+	bool		database;		/* every result of this database */
+	bool		server;			/* every result of this server (shared catalogs) */
+	VacuumStmt *vacuum;			/* VACUUM: rows move if FULL */
+	ClusterStmt *cluster;		/* CLUSTER: rows move */
+	char	   *finish_gid;		/* COMMIT PREPARED */
+} UtilityEffects;
+
+/* GRANT/REVOKE on these changes what roles may do in every database. */
+static bool
+objtype_is_shared(ObjectType t)
+{
+	return t == OBJECT_DATABASE || t == OBJECT_TABLESPACE ||
+		t == OBJECT_PARAMETER_ACL;
+}
+
+/*
+ * Classify parsetree into e.  Looks names up only with rv_relid, so it
+ * never raises.  PREPARE TRANSACTION's GID is remembered here.
+ */
+static void
+classify_utility(Node *parsetree, UtilityEffects *e)
+{
+	ListCell   *lc;
 
 	switch (nodeTag(parsetree))
 	{
@@ -1024,7 +1244,7 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 				AlterTableStmt *s = (AlterTableStmt *) parsetree;
 				Oid			relid = rv_relid(s->relation);
 
-				rels = lappend_oid(rels, relid);
+				e->rels = lappend_oid(e->rels, relid);
 				foreach(lc, s->cmds)
 				{
 					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
@@ -1033,29 +1253,52 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 						cmd->subtype == AT_DetachPartition ||
 						cmd->subtype == AT_DetachPartitionFinalize)
 					{
-						Oid			part = rv_relid(((PartitionCmd *) cmd->def)->name);
+						PartitionCmd *pc = (PartitionCmd *) cmd->def;
+						Oid			part = rv_relid(pc->name);
 
-						rels = lappend_oid(rels, part);
+						e->rels = lappend_oid(e->rels, part);
 						if (cmd->subtype == AT_AttachPartition)
-							new_children = lappend(new_children,
-												   ((PartitionCmd *) cmd->def)->name);
+						{
+							e->new_children = lappend(e->new_children, pc->name);
+							e->attach_parent = relid;
+							e->attach_part = part;
+						}
 					}
 					else if (cmd->subtype == AT_AddInherit ||
 							 cmd->subtype == AT_DropInherit)
 					{
-						rels = lappend_oid(rels, rv_relid((RangeVar *) cmd->def));
+						e->rels = lappend_oid(e->rels, rv_relid((RangeVar *) cmd->def));
 						if (cmd->subtype == AT_AddInherit)
-							new_children = lappend(new_children, s->relation);
+							e->new_children = lappend(e->new_children, s->relation);
 					}
 				}
 				/* ALTER TYPE ... ATTRIBUTE changes the rows of every table using it */
 				if (s->objtype == OBJECT_TYPE)
-					whole_database = true;
+					e->database = true;
 				break;
 			}
 		case T_AlterEnumStmt:	/* RENAME VALUE changes what rows show */
 		case T_AlterTypeStmt:
-			whole_database = true;
+		case T_AlterDomainStmt: /* constraints, NOT NULL, defaults */
+		case T_AlterTSConfigurationStmt:	/* what to_tsvector and @@ return */
+		case T_AlterTSDictionaryStmt:
+		case T_AlterCollationStmt:	/* REFRESH VERSION: the collation changed */
+		case T_AlterOwnerStmt:	/* owners hold privileges, RLS exempts them */
+		case T_ReassignOwnedStmt:
+		case T_DropOwnedStmt:	/* revokes the role's privileges */
+			e->database = true;
+			break;
+		case T_GrantStmt:
+			if (objtype_is_shared(((GrantStmt *) parsetree)->objtype))
+				e->server = true;
+			else
+				e->database = true;
+			break;
+		case T_GrantRoleStmt:	/* memberships: pg_has_role, policies, SET ROLE */
+		case T_CreateRoleStmt:	/* IN ROLE, ROLE, ADMIN grant memberships */
+		case T_AlterRoleStmt:	/* BYPASSRLS, SUPERUSER, INHERIT, ... */
+		case T_DropRoleStmt:
+			e->server = true;
 			break;
 		case T_RenameStmt:
 			{
@@ -1063,22 +1306,24 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 
 				/* a composite type's attribute appears in results (row_to_json) */
 				if (r->renameType == OBJECT_ATTRIBUTE)
-					whole_database = true;
+					e->database = true;
+				else if (r->renameType == OBJECT_ROLE)
+					e->server = true;
 				else
-					rels = lappend_oid(rels, rv_relid(r->relation));
+					e->rels = lappend_oid(e->rels, rv_relid(r->relation));
 				break;
 			}
 		case T_RefreshMatViewStmt:
-			rels = lappend_oid(rels, rv_relid(((RefreshMatViewStmt *) parsetree)->relation));
+			e->rels = lappend_oid(e->rels, rv_relid(((RefreshMatViewStmt *) parsetree)->relation));
 			break;
 		case T_CreatePolicyStmt:
-			rels = lappend_oid(rels, rv_relid(((CreatePolicyStmt *) parsetree)->table));
+			e->rels = lappend_oid(e->rels, rv_relid(((CreatePolicyStmt *) parsetree)->table));
 			break;
 		case T_AlterPolicyStmt:
-			rels = lappend_oid(rels, rv_relid(((AlterPolicyStmt *) parsetree)->table));
+			e->rels = lappend_oid(e->rels, rv_relid(((AlterPolicyStmt *) parsetree)->table));
 			break;
 		case T_RuleStmt:
-			rels = lappend_oid(rels, rv_relid(((RuleStmt *) parsetree)->relation));
+			e->rels = lappend_oid(e->rels, rv_relid(((RuleStmt *) parsetree)->relation));
 			break;
 		case T_DropStmt:
 			{
@@ -1093,7 +1338,7 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 						/* the last name is the policy's or rule's */
 						names = list_truncate(names, list_length(names) - 1);
 						if (names != NIL)
-							rels = lappend_oid(rels, rv_relid(makeRangeVarFromNameList(names)));
+							e->rels = lappend_oid(e->rels, rv_relid(makeRangeVarFromNameList(names)));
 					}
 				}
 				break;
@@ -1103,11 +1348,18 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 				CreateStmt *s = (CreateStmt *) parsetree;
 
 				if (s->partbound != NULL || s->inhRelations != NIL)
-					new_children = lappend(new_children, s->relation);
+					e->new_children = lappend(e->new_children, s->relation);
 				foreach(lc, s->inhRelations)
-					rels = lappend_oid(rels, rv_relid(lfirst_node(RangeVar, lc)));
+					e->rels = lappend_oid(e->rels, rv_relid(lfirst_node(RangeVar, lc)));
 				break;
 			}
+		case T_VacuumStmt:
+			if (((VacuumStmt *) parsetree)->is_vacuumcmd)
+				e->vacuum = (VacuumStmt *) parsetree;
+			break;
+		case T_ClusterStmt:
+			e->cluster = (ClusterStmt *) parsetree;
+			break;
 		case T_TransactionStmt:
 			{
 				TransactionStmt *s = (TransactionStmt *) parsetree;
@@ -1118,32 +1370,193 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 						pfree(prepare_gid);
 					prepare_gid = MemoryContextStrdup(TopMemoryContext, s->gid);
 				}
-				else if (s->kind == TRANS_STMT_COMMIT_PREPARED ||
-						 s->kind == TRANS_STMT_ROLLBACK_PREPARED)
-				{
-					finish_gid = pstrdup(s->gid);
-					finish_commit = s->kind == TRANS_STMT_COMMIT_PREPARED;
-				}
+				else if (s->kind == TRANS_STMT_COMMIT_PREPARED)
+					e->finish_gid = pstrdup(s->gid);
 				break;
 			}
 		default:
 			break;
 	}
+}
 
-	/*
-	 * The keys as the relations stand before the command (DETACH and NO
-	 * INHERIT take ancestors away), and again after it (ATTACH adds them).
-	 */
+/*
+ * VACUUM FULL and CLUSTER rewrite tables: rows move (ctid, physical order
+ * of an unordered scan).  The relations named, or every table of the
+ * database when none is.  Looked at after the statement ran (its options
+ * were valid then); nothing for plain VACUUM, which moves no live row.
+ */
+static void
+rewrite_effects(UtilityEffects *e)
+{
+	ListCell   *lc;
+
+	if (e->vacuum != NULL)
+	{
+		bool		full = false;
+
+		foreach(lc, e->vacuum->options)
+		{
+			DefElem    *opt = lfirst_node(DefElem, lc);
+
+			if (strcmp(opt->defname, "full") == 0)
+				full = opt->arg == NULL || defGetBoolean(opt);
+		}
+		if (!full)
+			return;
+		if (e->vacuum->rels == NIL)
+			e->database = true;
+		foreach(lc, e->vacuum->rels)
+		{
+			VacuumRelation *vr = lfirst_node(VacuumRelation, lc);
+			Oid			relid = OidIsValid(vr->oid) ? vr->oid : rv_relid(vr->relation);
+
+			if (OidIsValid(relid))
+				e->rels = lappend_oid(e->rels, relid);
+			else
+				e->database = true;
+		}
+	}
+	if (e->cluster != NULL)
+	{
+		Oid			relid = rv_relid(e->cluster->relation);
+
+		if (OidIsValid(relid))
+			e->rels = lappend_oid(e->rels, relid);
+		else
+			e->database = true;
+	}
+}
+
+/*
+ * ATTACH PARTITION onto a parent whose cache_ext_row trigger PostgreSQL
+ * will clone onto the new partition and everything under it: a tracked
+ * partitioned table in that tree has a cache_ext_row of its own, which
+ * would make the clone fail with "already exists".  The clone replaces
+ * it (the parent's generation and key columns stand for the tree from
+ * now on), so drop ours first; rolled back with the statement if it
+ * fails.  Only where the caller owns the partition, as ATTACH requires.
+ */
+static void
+prepare_attach(void *arg)
+{
+	UtilityEffects *e = arg;
+	List	   *all;
+	ListCell   *lc;
+	bool		clone;
+
+	if (get_rel_relkind(e->attach_parent) != RELKIND_PARTITIONED_TABLE ||
+		!our_trigger(e->attach_parent, "cache_ext_row", &clone) ||
+		!pg_class_ownercheck(e->attach_part, GetUserId()))
+		return;
+	all = find_all_inheritors(e->attach_part, NoLock, NULL);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	foreach(lc, all)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		if (our_trigger(relid, "cache_ext_row", &clone) && !clone)
+			drop_trigger(relid, "cache_ext_row");
+	}
+	SPI_finish();
+}
+
+/* After the statement: bump what it changed. */
+static void
+apply_effects(void *arg)
+{
+	UtilityEffects *e = arg;
+	ListCell   *lc;
+
+	foreach(lc, e->keys)
+		touch_key((char *) lfirst(lc));
+	foreach(lc, e->rels)
+		touch_relation_tree(lfirst_oid(lc));
+	if (e->database)
+		touch_key(KeyDatabaseGenName());
+	if (e->server)
+		touch_key(KeyServerGenName());
+}
+
+/*
+ * A new partition or inheritance child (a RangeVar) of a tracked relation
+ * gets its triggers, and its tree is bumped.  A partition under a tracked
+ * parent is covered by the parent's cloned row trigger, so the
+ * statement-level triggers it had as a tracked table of its own go.
+ */
+static void
+track_new_child(void *arg)
+{
+	Oid			child = rv_relid((RangeVar *) arg);
+	List	   *keys = NIL;
+	List	   *parents;
+	bool		partition;
+
+	if (!OidIsValid(child) || !has_tracked_ancestor(child))
+		return;
+	parents = direct_parents(child);
+	if (parents != NIL)
+		keys = inherited_keys(linitial_oid(parents));
+	partition = get_rel_relispartition(child);
+	if (partition)
+	{
+		List	   *all = find_all_inheritors(child, NoLock, NULL);
+		ListCell   *lc;
+		static const char *const own[] = {"cache_ext_before", "cache_ext_stmt",
+		"cache_ext_apply", "cache_ext_keys"};
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		foreach(lc, all)
+			for (int i = 0; i < lengthof(own); i++)
+				drop_trigger(lfirst_oid(lc), own[i]);
+		SPI_finish();
+	}
+	install_triggers(child, partition, keys);
+	touch_relation_tree(child);
+}
+
+/*
+ * The utility hook.  Classify the statement (never raising), note the
+ * generation keys of the relations it changes as they stand before it
+ * (DETACH and NO INHERIT take ancestors away), run it, then bump them and
+ * the keys as they stand after it (ATTACH adds ancestors).  The work
+ * cache_ext adds runs in subtransactions: if it fails, the statement still
+ * succeeds and the database generation is bumped instead.  Changes of
+ * roles and of shared objects bump the server generation even in a
+ * database without the extension (the role may read cached results in
+ * another database of this server).
+ */
+static void
+cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
+				  bool readOnlyTree, ProcessUtilityContext context,
+				  ParamListInfo params, QueryEnvironment *queryEnv,
+				  DestReceiver *dest, QueryCompletion *qc)
+{
+	UtilityEffects e;
+	bool		installed = false;
+	ListCell   *lc;
+
+	memset(&e, 0, sizeof(e));
+	if (IsTransactionState())
+	{
+		installed = OidIsValid(get_trigger_func());
+		classify_utility(pstmt->utilityStmt, &e);
+	}
+
+	if (installed)
 	{
 		List	   *valid = NIL;
 
-		foreach(lc, rels)
+		foreach(lc, e.rels)
 			if (OidIsValid(lfirst_oid(lc)))
 				valid = list_append_unique_oid(valid, lfirst_oid(lc));
-		rels = valid;
+		e.rels = valid;
+		foreach(lc, e.rels)
+			e.keys = relation_tree_keys(lfirst_oid(lc), e.keys);
+		if (OidIsValid(e.attach_parent) && OidIsValid(e.attach_part))
+			run_guarded(prepare_attach, &e, "prepare the partition for ATTACH");
 	}
-	foreach(lc, rels)
-		keys = relation_tree_keys(lfirst_oid(lc), keys);
 
 	if (prev_utility_hook)
 		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
@@ -1152,41 +1565,24 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
 
-	foreach(lc, keys)
-		touch_key((char *) lfirst(lc));
-	foreach(lc, rels)
-		touch_relation_tree(lfirst_oid(lc));
-	if (whole_database)
-		touch_key(KeyDatabaseGenName());
-	foreach(lc, new_children)
+	/* VACUUM and CLUSTER may have committed and started transactions */
+	if (!IsTransactionState())
+		return;
+	if (installed)
 	{
-		Oid			child = rv_relid(lfirst_node(RangeVar, lc));
-
-		if (OidIsValid(child) && has_tracked_ancestor(child))
-		{
-			List	   *keys = NIL;
-			List	   *parents = direct_parents(child);
-
-			if (parents != NIL)
-				keys = inherited_keys(linitial_oid(parents));
-			install_triggers(child, get_rel_relispartition(child), keys);
-			touch_relation_tree(child);
-		}
+		rewrite_effects(&e);
+		if ((e.keys != NIL || e.rels != NIL || e.database || e.server) &&
+			!run_guarded(apply_effects, &e, "record what the statement changed"))
+			touch_key(KeyDatabaseGenName());
+		foreach(lc, e.new_children)
+			if (!run_guarded(track_new_child, lfirst(lc),
+							 "install its triggers on the new partition or child"))
+				touch_key(KeyDatabaseGenName());
+		if (e.finish_gid != NULL)
+			finish_prepared(e.finish_gid);
 	}
-	if (finish_gid && finish_commit)
-	{
-		PG_TRY();
-		{
-			finish_prepared(finish_gid);
-		}
-		PG_CATCH();
-		{
-			/* it committed, and what it touched is unknown */
-			OutboxRequestServerBump();
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-	}
+	else if (e.server && InvalShmemReady())
+		touch_key(KeyServerGenName());
 }
 
 void
@@ -1214,6 +1610,31 @@ qualified_name(Oid relid)
 {
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  get_rel_name(relid));
+}
+
+/* Whether relid has a trigger named name on our function; *clone: cloned from a parent. */
+static bool
+our_trigger(Oid relid, const char *name, bool *clone)
+{
+	Relation	rel = RelationIdGetRelation(relid);
+	Oid			func = get_trigger_func();
+	bool		found = false;
+
+	*clone = false;
+	if (rel == NULL)
+		return false;
+	for (int i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *tg = &rel->trigdesc->triggers[i];
+
+		if (strcmp(tg->tgname, name) == 0 && tg->tgfoid == func)
+		{
+			found = true;
+			*clone = tg->tgisclone;
+		}
+	}
+	RelationClose(rel);
+	return found;
 }
 
 /* tgenabled of relid's trigger named name, or '\0' when there is none */
@@ -1250,7 +1671,10 @@ spi_exec(const char *sql)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 }
 
-/* relid's trigger name has exactly the arguments args (a List of char *). */
+/*
+ * relid's trigger name has exactly the arguments args (a List of char *)
+ * and fires unconditionally, as ensure_trigger makes it.
+ */
 static bool
 trigger_args_are(Oid relid, const char *name, List *args)
 {
@@ -1265,7 +1689,7 @@ trigger_args_are(Oid relid, const char *name, List *args)
 
 		if (strcmp(tg->tgname, name) != 0)
 			continue;
-		same = tg->tgnargs == list_length(args);
+		same = tg->tgnargs == list_length(args) && fires_unconditionally(tg);
 		for (int k = 0; same && k < tg->tgnargs; k++)
 			same = strcmp(tg->tgargs[k], (char *) list_nth(args, k)) == 0;
 	}

@@ -23,8 +23,13 @@ typedef enum UntrackedPolicy
 extern int	cache_ext_untracked;
 extern int	cache_ext_invalidation_timeout; /* ms */
 
-/* longest generation key name, with its NUL */
-#define INVAL_KEY_LEN 128
+/*
+ * Longest generation key name, with its NUL.  The longest is a key value's:
+ * prefix (at most 64) + database scope (16) + ":g:k:" + OID (at most 10)
+ * + ":" + 32 hex digits = 128 characters, so no valid setting reaches it
+ * (a write must never fail on a key name).
+ */
+#define INVAL_KEY_LEN 160
 
 extern void InvalInit(void);	/* from _PG_init: callbacks and hooks */
 

@@ -909,7 +909,7 @@ InvalHitsBlocked(bool try_deliver)
 	}
 	if (RecoveryInProgress() && !standby_lease_alive(ti, try_deliver))
 	{
-		blocked_reason = "hot standby: the primary's lease in Redis has expired (it may hold invalidations it has not delivered, or it does not run cache_ext's background worker)";
+		blocked_reason = "pending invalidations (hot standby: the primary's lease in Redis has run out: the primary may hold invalidations it has not delivered, or does not run cache_ext's background worker)";
 		return true;
 	}
 	return false;

@@ -35,11 +35,14 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/tstoreReceiver.h"
 #include "common/hashfn.h"
+#include "common/pg_prng.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -55,6 +58,7 @@
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -85,6 +89,19 @@ static const char *const result_settings[] = {
 	"quote_all_identifiers",
 	/* send/receive functions of text-like types convert to this encoding */
 	"client_encoding",
+	/* GIN scans return at most about this many rows when it is set */
+	"gin_fuzzy_search_limit",
+	/* which rules and triggers fire (ENABLE REPLICA / ALWAYS RULE) */
+	"session_replication_role",
+	/* results of built-in functions may change between minor releases */
+	"server_version_num",
+	/* whether a view or foreign table may be read at all */
+	"restrict_nonsystem_relation_kind",
+	/* how composite values of another version are handled (15.x) */
+	"composite_type_mismatch",
+	/* whether large object functions check privileges */
+	"lo_compat_privileges",
+	/* docs/settings.md has the verdict for every setting */
 };
 
 typedef struct PreparedQuery
@@ -103,6 +120,14 @@ typedef struct PreparedQuery
 	uint8		definition[CE_HASH_LEN];
 	bool		decode_in_subxact;	/* user-defined types: see EntryDecode */
 	uint64		queryid;		/* hash of the text, for cache_query_stats */
+	uint64		tracking_epoch; /* InvalTrackingEpoch() the analysis saw */
+	List	   *defn_funcids;	/* functions of the rewritten query (incl.
+								 * inlined ones), for the definition hash */
+	bool		transient;		/* not in the hash: dropped after the call */
+	bool		settings_pinned;	/* the plan may hold the value of a user
+									 * IMMUTABLE function PostgreSQL ran when
+									 * planning: valid for these settings only */
+	uint8		settings_hash[CE_HASH_LEN];
 	/* invalidation: whose generations stand for the relations it reads */
 	List	   *scope_relids;	/* sorted, unique */
 	bool		has_tracked;	/* some relation is tracked */
@@ -125,6 +150,20 @@ typedef struct NarrowedScope
 static HTAB *prepared_queries = NULL;
 static MemoryContext prepared_cxt = NULL;
 
+/*
+ * Set by catalog invalidations that PostgreSQL's plan cache does not act
+ * on but that can change what a statement means: a new function overload,
+ * a changed type, domain, operator, cast, collation, text search object,
+ * role, or a changed row type used by a function's result.  The outermost
+ * call then drops every prepared statement; a nested call prepares its own
+ * transient statement instead (an outer call may be using the old ones).
+ */
+static bool prepared_stale = false;
+static bool callbacks_registered = false;
+
+/* relations whose row types prepared statements use as function results */
+static List *watched_relids = NIL;
+
 static char last_status[256] = "";
 
 /* the size of the entry the last hit decoded, for cache_query_stats */
@@ -136,6 +175,39 @@ static int64 last_entry_bytes = 0;
  * outermost call, before it holds one.
  */
 static int	calls_in_progress = 0;
+
+static void
+prepared_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	prepared_stale = true;
+}
+
+static void
+prepared_relcache_callback(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || list_member_oid(watched_relids, relid))
+		prepared_stale = true;
+}
+
+/* Once per backend: the invalidations that make prepared statements stale. */
+static void
+register_callbacks(void)
+{
+	static const int caches[] = {
+		PROCOID, PROCNAMEARGSNSP, TYPEOID, TYPENAMENSP, OPEROID, OPERNAMENSP,
+		CASTSOURCETARGET, CONSTROID, NAMESPACEOID, NAMESPACENAME, COLLOID,
+		TSCONFIGOID, TSDICTOID, TSPARSEROID, TSTEMPLATEOID, ENUMOID,
+		AGGFNOID, AUTHOID, AUTHMEMMEMROLE, LANGOID, RANGETYPE,
+		FOREIGNSERVEROID, USERMAPPINGOID, TRFTYPELANG,
+	};
+
+	if (callbacks_registered)
+		return;
+	for (int i = 0; i < lengthof(caches); i++)
+		CacheRegisterSyscacheCallback(caches[i], prepared_syscache_callback, (Datum) 0);
+	CacheRegisterRelcacheCallback(prepared_relcache_callback, (Datum) 0);
+	callbacks_registered = true;
+}
 
 /* Per-call options from cache_opts(). */
 typedef struct CallOptions
@@ -161,6 +233,8 @@ typedef struct CallScopes
 	Oid		   *rel;			/* the relation of a table or key scope */
 	bool		describe;		/* fill desc with names (cache_explain only) */
 	List	   *untracked;		/* descriptions of what is not tracked */
+	const char *opaque_reason;	/* functions with unseen reads, not opted in */
+	bool		opted_in;		/* ... opted in: role and settings are keyed */
 } CallScopes;
 
 /* The query's parameters as given by the caller. */
@@ -262,7 +336,7 @@ parse_options(HeapTupleHeader opts, CallOptions *o)
 	bool		isnull;
 	Datum		d;
 
-	o->ttl_ms = (int64) cache_ext_default_ttl * 1000;
+	o->ttl_ms = (int64) Min(cache_ext_default_ttl, cache_ext_max_ttl) * 1000;
 	o->namespace = "";
 	o->ntags = 0;
 	o->tags = NULL;
@@ -286,7 +360,8 @@ parse_options(HeapTupleHeader opts, CallOptions *o)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("ttl must be between 1 millisecond and 365 days")));
-		o->ttl_ms = us / 1000;
+		/* a superuser's ceiling: no role stores an entry for longer */
+		o->ttl_ms = Min(us / 1000, (int64) cache_ext_max_ttl * 1000);
 	}
 
 	d = GetAttributeByNum(opts, 2, &isnull);
@@ -399,6 +474,68 @@ settings_material(StringInfo s)
 				break;
 		}
 	}
+}
+
+/*
+ * Every setting a session can see and change, as key material: for results
+ * of functions that may read any of them (current_setting() in a PL/pgSQL
+ * function, custom settings such as app.tenant).  Names are included, so a
+ * placeholder that appears or goes away changes the key too.
+ */
+static void
+all_settings_material(StringInfo m)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			nvars = GetNumConfigOptions();
+
+	for (int j = 0; j < nvars; j++)
+	{
+		struct config_generic *conf = vars[j];
+		char		buf[64];
+
+		/* secrets (cache_ext.redis_url may hold a password) stay out */
+		if (conf->flags & GUC_SUPERUSER_ONLY)
+			continue;
+		if (conf->context != PGC_USERSET && conf->context != PGC_SUSET)
+			continue;
+		KeyAddString(m, conf->name);
+		switch (conf->vartype)
+		{
+			case PGC_BOOL:
+				KeyAddString(m, *((struct config_bool *) conf)->variable ? "on" : "off");
+				break;
+			case PGC_INT:
+				snprintf(buf, sizeof(buf), "%d", *((struct config_int *) conf)->variable);
+				KeyAddString(m, buf);
+				break;
+			case PGC_REAL:
+				KeyAddField(m, ((struct config_real *) conf)->variable, sizeof(double));
+				break;
+			case PGC_ENUM:
+				snprintf(buf, sizeof(buf), "%d", *((struct config_enum *) conf)->variable);
+				KeyAddString(m, buf);
+				break;
+			case PGC_STRING:
+				{
+					char	   *v = *((struct config_string *) conf)->variable;
+
+					KeyAddString(m, v ? v : "");
+					break;
+				}
+		}
+	}
+}
+
+/* A hash of every setting (all_settings_material). */
+static void
+all_settings_hash(uint8 *hash)
+{
+	StringInfoData m;
+
+	initStringInfo(&m);
+	all_settings_material(&m);
+	KeyHash(&m, hash);
+	pfree(m.data);
 }
 
 /* Raise an error unless query is exactly one read-only SELECT. */
@@ -540,28 +677,70 @@ find_relative_time_literal(Node *node, LiteralWalk *w)
 }
 
 static void
+drop_prepared(PreparedQuery *pq)
+{
+	DropCachedPlan(pq->plansource);
+	if (pq->analysis_cxt)
+		MemoryContextDelete(pq->analysis_cxt);
+	pq->analysis_cxt = NULL;
+}
+
+static void
 drop_all_prepared(void)
 {
 	HASH_SEQ_STATUS seq;
 	PreparedQuery *pq;
 
-	hash_seq_init(&seq, prepared_queries);
-	while ((pq = hash_seq_search(&seq)) != NULL)
+	if (prepared_queries != NULL)
 	{
-		DropCachedPlan(pq->plansource);
-		if (pq->analysis_cxt)
-			MemoryContextDelete(pq->analysis_cxt);
+		hash_seq_init(&seq, prepared_queries);
+		while ((pq = hash_seq_search(&seq)) != NULL)
+			drop_prepared(pq);
+		hash_destroy(prepared_queries);
+		prepared_queries = NULL;
 	}
-	hash_destroy(prepared_queries);
-	prepared_queries = NULL;
+	list_free(watched_relids);
+	watched_relids = NIL;
+}
+
+/* Note the row types of relations that function results in q use. */
+static bool
+watch_function_rowtypes(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, watch_function_rowtypes, context, 0);
+	if (IsA(node, RangeTblFunction))
+	{
+		Node	   *fexpr = ((RangeTblFunction *) node)->funcexpr;
+		Oid			relid = fexpr ? get_typ_typrelid(exprType(fexpr)) : InvalidOid;
+
+		if (OidIsValid(relid))
+		{
+			MemoryContext old = MemoryContextSwitchTo(prepared_cxt);
+
+			watched_relids = list_append_unique_oid(watched_relids, relid);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	return expression_tree_walker(node, watch_function_rowtypes, context);
 }
 
 /*
- * Find or create the prepared statement.  Parse errors and rejected
- * statements raise ERROR before anything runs.
+ * Find or create the prepared statement for this text, parameter types,
+ * settings and role (name resolution and SQL-function inlining depend on
+ * the role's privileges).  Parse errors and rejected statements raise
+ * ERROR before anything runs.
+ *
+ * A statement whose date/time literals froze the moment it was prepared
+ * ('now', 'today'), and one prepared by a nested call while prepared
+ * statements are stale, is transient: not kept in the hash, *transient is
+ * set and the caller must drop_prepared() it when the call ends.
  */
 static PreparedQuery *
-get_prepared(const char *query, const CallParams *params, StringInfo settings)
+get_prepared(const char *query, const CallParams *params, StringInfo settings,
+			 bool *transient)
 {
 	StringInfoData m;
 	uint8		key[CE_HASH_LEN];
@@ -571,15 +750,27 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings)
 	CachedPlanSource *plansource;
 	List	   *querytrees;
 	LiteralWalk lw;
+	Oid			userid = GetUserId();
 
+	*transient = false;
+	register_callbacks();
+	if (prepared_cxt == NULL)
+		prepared_cxt = AllocSetContextCreate(CacheMemoryContext,
+											 "cache_ext prepared queries",
+											 ALLOCSET_DEFAULT_SIZES);
+	/* only the outermost call may drop statements: an outer one uses one */
+	if (calls_in_progress <= 1 &&
+		(prepared_stale ||
+		 (prepared_queries != NULL &&
+		  hash_get_num_entries(prepared_queries) >= MAX_PREPARED)))
+	{
+		drop_all_prepared();
+		prepared_stale = false;
+	}
 	if (prepared_queries == NULL)
 	{
 		HASHCTL		ctl;
 
-		if (prepared_cxt == NULL)
-			prepared_cxt = AllocSetContextCreate(CacheMemoryContext,
-												 "cache_ext prepared queries",
-												 ALLOCSET_DEFAULT_SIZES);
 		ctl.keysize = CE_HASH_LEN;
 		ctl.entrysize = sizeof(PreparedQuery);
 		ctl.hcxt = prepared_cxt;
@@ -591,19 +782,33 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings)
 	KeyAddString(&m, query);
 	KeyAddField(&m, params->types, sizeof(Oid) * params->n);
 	KeyAddField(&m, settings->data, settings->len);
+	KeyAddU32(&m, userid);
 	KeyHash(&m, key);
 	pfree(m.data);
 
-	pq = hash_search(prepared_queries, key, HASH_FIND, NULL);
-	if (pq && (pq->literal_problem[0] == '\0' || calls_in_progress > 1))
-		return pq;
-	if (pq)
+	if (!prepared_stale)
 	{
-		/* its constants froze the time it was prepared: prepare it again */
-		DropCachedPlan(pq->plansource);
-		if (pq->analysis_cxt)
-			MemoryContextDelete(pq->analysis_cxt);
-		hash_search(prepared_queries, key, HASH_REMOVE, NULL);
+		pq = hash_search(prepared_queries, key, HASH_FIND, NULL);
+		if (pq && pq->settings_pinned && pq->analysis_cxt != NULL)
+		{
+			uint8		now[CE_HASH_LEN];
+
+			all_settings_hash(now);
+			if (memcmp(now, pq->settings_hash, CE_HASH_LEN) != 0)
+			{
+				/* planned under other settings: plan again */
+				if (calls_in_progress <= 1)
+				{
+					drop_prepared(pq);
+					hash_search(prepared_queries, key, HASH_REMOVE, NULL);
+				}
+				else
+					prepared_stale = true;	/* this call: a transient one */
+				pq = NULL;
+			}
+		}
+		if (pq)
+			return pq;
 	}
 
 	raw = parse_single_select(query);
@@ -616,16 +821,22 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings)
 	(void) find_relative_time_literal((Node *) querytrees, &lw);
 	CompleteCachedPlan(plansource, querytrees, NULL, params->types, params->n,
 					   NULL, NULL, CURSOR_OPT_PARALLEL_OK, false);
-
-	if (hash_get_num_entries(prepared_queries) >= MAX_PREPARED &&
-		calls_in_progress <= 1)
-		drop_all_prepared();
-	if (prepared_queries == NULL)
-		return get_prepared(query, params, settings);
-
+	(void) watch_function_rowtypes((Node *) querytrees, NULL);
 	SaveCachedPlan(plansource);
-	pq = hash_search(prepared_queries, key, HASH_ENTER, &found);
-	Assert(!found);
+
+	if (lw.problem != NULL || prepared_stale)
+	{
+		pq = MemoryContextAllocZero(prepared_cxt, sizeof(PreparedQuery));
+		memcpy(pq->key, key, CE_HASH_LEN);
+		*transient = true;
+		pq->transient = true;
+	}
+	else
+	{
+		pq = hash_search(prepared_queries, key, HASH_ENTER, &found);
+		Assert(!found);
+		pq->transient = false;
+	}
 	pq->plansource = plansource;
 	pq->queryid = hash_bytes_extended((const unsigned char *) query,
 									  strlen(query), 0);
@@ -633,6 +844,16 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings)
 	pq->analysis_cxt = NULL;
 	strlcpy(pq->literal_problem, lw.problem ? lw.problem : "", sizeof(pq->literal_problem));
 	return pq;
+}
+
+/* The end of a call that used a transient statement. */
+static void
+release_transient(PreparedQuery *pq)
+{
+	if (pq == NULL || !pq->transient)
+		return;
+	drop_prepared(pq);
+	pfree(pq);
 }
 
 /*
@@ -648,11 +869,16 @@ definition_hash(PreparedQuery *pq)
 	StringInfoData m;
 	ListCell   *lc;
 	char	   *tree = nodeToString(pq->plansource->query_list);
+	List	   *funcs = list_concat_unique_oid(list_copy(pq->defn_funcids),
+											   pq->deps.funcids);
 
+	funcs = list_concat_unique_oid(funcs, pq->deps.opaque_funcids);
+	/* aggregate support functions, operators of sorts, I/O functions ... */
+	funcs = list_concat_unique_oid(funcs, pq->deps.implicit_funcids);
 	initStringInfo(&m);
 	KeyAddString(&m, tree);
 	pfree(tree);
-	foreach(lc, pq->deps.funcids)
+	foreach(lc, funcs)
 	{
 		Oid			funcid = lfirst_oid(lc);
 		HeapTuple	tup;
@@ -668,13 +894,22 @@ definition_hash(PreparedQuery *pq)
 	}
 	KeyHash(&m, pq->definition);
 	pfree(m.data);
+	list_free(funcs);
 }
 
+/* "schema.name", or "relation with OID n" when there is no such relation */
 static char *
 relation_label(Oid relid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
+	char	   *name = get_rel_name(relid);
+	char	   *nspname;
+
+	if (name == NULL)
+		return psprintf("relation with OID %u", relid);
+	nspname = get_namespace_name(get_rel_namespace(relid));
+	if (nspname == NULL)
+		return psprintf("relation with OID %u", relid);
+	return quote_qualified_identifier(nspname, name);
 }
 
 static char *
@@ -885,7 +1120,7 @@ analyze_scopes(PreparedQuery *pq, PlannedStmt *stmt)
 	analyze_narrowing(pq, stmt);
 	foreach(lc, pq->deps.opaque_funcids)
 		pq->opaque = lappend(pq->opaque,
-							 psprintf("function %s() may read tables",
+							 psprintf("function %s() may read tables or settings the plan does not show",
 									  get_func_name(lfirst_oid(lc))));
 }
 
@@ -900,8 +1135,10 @@ note_func(Oid funcid, void *context)
 
 /*
  * Every function the rewritten query calls, before planning inlines SQL
- * functions away: PostgreSQL checks EXECUTE on an inlined function when it
- * plans, and a plan built for one role must not let another call it.
+ * functions away: their definitions go into the definition hash.  (EXECUTE
+ * is checked on the plan's functions only, as the executor does; inlining
+ * depends on the planning role's privileges, and statements are prepared
+ * per role.)
  */
 static bool
 collect_query_funcs(Node *node, void *context)
@@ -914,13 +1151,67 @@ collect_query_funcs(Node *node, void *context)
 	return expression_tree_walker(node, collect_query_funcs, context);
 }
 
+/*
+ * User functions declared IMMUTABLE in a language other than C: PostgreSQL
+ * runs one with constant arguments while planning and puts its value in
+ * the plan, and nothing proves that it really depends on its arguments only
+ * (a SQL function reading current_setting('app.tenant') is not inlined,
+ * but folded).  One the plan still calls is opaque, like a STABLE one (the
+ * call bypasses unless it names what it reads).  One the plan does not call
+ * was folded or inlined: the prepared statement is valid only under the
+ * settings it was planned with, and the entry key holds the role and every
+ * setting; a PL/pgSQL one (never inlined) is opaque as well.
+ */
+static void
+pin_folded_functions(PreparedQuery *pq)
+{
+	ListCell   *lc;
+
+	pq->settings_pinned = false;
+	foreach(lc, pq->defn_funcids)
+	{
+		Oid			funcid = lfirst_oid(lc);
+		HeapTuple	tup;
+		char		volatility;
+		Oid			lang;
+		bool		in_plan;
+
+		if (funcid < FirstNormalObjectId)
+			continue;
+		tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		volatility = ((Form_pg_proc) GETSTRUCT(tup))->provolatile;
+		lang = ((Form_pg_proc) GETSTRUCT(tup))->prolang;
+		ReleaseSysCache(tup);
+		if (volatility != PROVOLATILE_IMMUTABLE ||
+			lang == ClanguageId || lang == INTERNALlanguageId)
+			continue;
+		in_plan = list_member_oid(pq->deps.funcids, funcid) ||
+			list_member_oid(pq->deps.implicit_funcids, funcid);
+		if (!in_plan)
+		{
+			pq->settings_pinned = true;
+			pq->deps.role_dependent = true;
+			pq->deps.settings_dependent = true;
+		}
+		if (in_plan || lang != SQLlanguageId)
+			pq->deps.opaque_funcids = list_append_unique_oid(pq->deps.opaque_funcids,
+															 funcid);
+	}
+	if (pq->settings_pinned)
+		all_settings_hash(pq->settings_hash);
+}
+
 /* Bring pq's analysis up to date with the generic plan cplan. */
 static void
 analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 {
 	MemoryContext old;
 
-	if (pq->generation == cplan->generation && pq->analysis_cxt != NULL)
+	/* tracking an ancestor changes a scope without rebuilding the plan */
+	if (pq->generation == cplan->generation && pq->analysis_cxt != NULL &&
+		pq->tracking_epoch == InvalTrackingEpoch())
 		return;
 
 	if (pq->analysis_cxt)
@@ -932,7 +1223,11 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 	pq->generation = -1;
 	old = MemoryContextSwitchTo(pq->analysis_cxt);
 	AnalyzePlannedStmt(linitial_node(PlannedStmt, cplan->stmt_list), &pq->deps);
-	(void) collect_query_funcs((Node *) pq->plansource->query_list, &pq->deps.funcids);
+	/* inlined SQL functions too: their definitions are part of the meaning */
+	pq->defn_funcids = NIL;
+	(void) collect_query_funcs((Node *) pq->plansource->query_list, &pq->defn_funcids);
+	pq->tracking_epoch = InvalTrackingEpoch();
+	pin_folded_functions(pq);
 	pq->resultdesc = CreateTupleDescCopy(pq->plansource->resultDesc);
 	pq->codecs = palloc0(sizeof(EntryColumnCodec) * Max(pq->resultdesc->natts, 1));
 	pq->codec_problem = EntryCodecsInit(pq->resultdesc, pq->codecs,
@@ -941,8 +1236,9 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 	for (int i = 0; i < pq->resultdesc->natts; i++)
 		if ((pq->codecs[i].codec == CE_CODEC_BINARY ||
 			 pq->codecs[i].codec == CE_CODEC_TEXTIO) &&
-			pq->codecs[i].typid >= FirstNormalObjectId)
-			pq->decode_in_subxact = true;
+			(pq->codecs[i].typid >= FirstGenbkiObjectId ||
+			 get_typtype(pq->codecs[i].typid) == TYPTYPE_DOMAIN))
+			pq->decode_in_subxact = true;	/* its checks may raise */
 	analyze_scopes(pq, linitial_node(PlannedStmt, cplan->stmt_list));
 	MemoryContextSwitchTo(old);
 	definition_hash(pq);
@@ -1153,9 +1449,18 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 	}
 	cs->untracked = list_copy(pq->untracked);
 
-	/* functions whose reads are unseen count as untracked, unless named */
-	if (!opts->has_depends_on)
-		cs->untracked = list_concat(cs->untracked, pq->opaque);
+	/*
+	 * Functions whose reads are unseen: the call names what they read, or
+	 * it bypasses.  Named, the result is still scoped to the role and to
+	 * every setting, which such a function may read.
+	 */
+	cs->opaque_reason = NULL;
+	cs->opted_in = false;
+	if (pq->opaque != NIL && !opts->has_depends_on)
+		cs->opaque_reason = psprintf("opaque function %s(): name what it reads with cache_opts(depends_on => ...)",
+									 get_func_name(linitial_oid(pq->deps.opaque_funcids)));
+	else if (pq->opaque != NIL)
+		cs->opted_in = true;
 	foreach(lc, opts->depends_on)
 	{
 		Oid			relid = lfirst_oid(lc);
@@ -1192,8 +1497,10 @@ touched_scope(PreparedQuery *pq, CallScopes *cs)
 	{
 		if (!InvalScopeTouched(cs->keys[i]))
 			continue;
+		if (i == 0)
+			return "this transaction invalidated every cached result of this server (a role or role membership changed)";
 		if (i == 1)
-			return "this transaction called cache_flush()";
+			return "this transaction invalidated every cached result of this database (cache_flush(), or DDL such as ALTER TYPE, ALTER DOMAIN or GRANT)";
 		if (cs->labels[i])
 			return psprintf("this transaction invalidated %s", cs->labels[i]);
 		if (OidIsValid(cs->rel[i]))
@@ -1257,10 +1564,21 @@ entry_key(const char *query, const CallParams *params, StringInfo settings,
 		KeyAddU32(&m, pq->codecs[i].typid);
 		KeyAddU32(&m, (uint32) pq->codecs[i].typmod);
 	}
-	if (pq->deps.role_dependent)
+	if (pq->deps.role_dependent || cs->opted_in)
+	{
+		KeyAddString(&m, "role");
 		KeyAddU32(&m, GetUserId());
-	if (pq->deps.session_user_dependent)
+	}
+	if (pq->deps.session_user_dependent || cs->opted_in)
+	{
+		KeyAddString(&m, "session user");
 		KeyAddU32(&m, GetSessionUserId());
+	}
+	if (pq->deps.settings_dependent || cs->opted_in)
+	{
+		KeyAddString(&m, "every setting");
+		all_settings_material(&m);
+	}
 	/* the generations it depends on (tags and tracking change them) */
 	KeyAddString(&m, "generations");
 	for (int i = 0; i < cs->n; i++)
@@ -1427,6 +1745,117 @@ init_generations(CallScopes *cs, EntryGens *gens)
 	return ok;
 }
 
+/* Delete an entry, best effort (a failure is the client's to report). */
+static void
+delete_entry(const char *rkey)
+{
+	RedisCommand del;
+	redisReply *r = NULL;
+
+	RedisCommandInit(&del, "UNLINK");
+	RedisCommandArgStr(&del, rkey);
+	if (RedisExec(1, &del, &r, 1024))
+		RedisFreeReplies(1, &r);
+}
+
+/*
+ * The rows of ts as a sorted array of their text forms (each column's
+ * output function, length-prefixed, NULL marked), for comparing two results
+ * as multisets.  ts is rewound afterwards.
+ */
+static char **
+rows_as_sorted_text(Tuplestorestate *ts, TupleDesc desc, int64 *nrows)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	FmgrInfo   *out = palloc(sizeof(FmgrInfo) * Max(desc->natts, 1));
+	int64		n = tuplestore_tuple_count(ts);
+	char	  **rows = palloc(sizeof(char *) * Max(n, 1));
+	int64		i = 0;
+
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Oid			fn;
+		bool		isvarlena;
+
+		getTypeOutputInfo(TupleDescAttr(desc, a)->atttypid, &fn, &isvarlena);
+		fmgr_info(fn, &out[a]);
+	}
+	tuplestore_rescan(ts);
+	while (i < n && tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		StringInfoData b;
+
+		initStringInfo(&b);
+		slot_getallattrs(slot);
+		for (int a = 0; a < desc->natts; a++)
+		{
+			if (slot->tts_isnull[a])
+				appendStringInfoString(&b, "N;");
+			else
+			{
+				char	   *v = OutputFunctionCall(&out[a], slot->tts_values[a]);
+
+				appendStringInfo(&b, "%zu:%s;", strlen(v), v);
+			}
+		}
+		rows[i++] = b.data;
+	}
+	tuplestore_rescan(ts);
+	ExecDropSingleTupleTableSlot(slot);
+	qsort(rows, i, sizeof(char *), pg_qsort_strcmp);
+	*nrows = i;
+	return rows;
+}
+
+/*
+ * cache_ext.verify_rate: run the query of a hit directly and compare (as
+ * multisets: a query without ORDER BY may return its rows in another
+ * order).  On a difference, count and log it, delete the entry and put the
+ * direct rows in ts.  Returns true when they matched.
+ */
+static bool
+verify_hit(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
+		   TupleDesc desc, const char *rkey, const CallScopes *cs)
+{
+	Tuplestorestate *direct = tuplestore_begin_heap(false, false, work_mem);
+	char	  **a;
+	char	  **b;
+	int64		na;
+	int64		nb;
+	bool		same;
+
+	run_query(pq, params, direct, NULL);
+	a = rows_as_sorted_text(ts, desc, &na);
+	b = rows_as_sorted_text(direct, desc, &nb);
+	same = na == nb;
+	for (int64 i = 0; same && i < na; i++)
+		same = strcmp(a[i], b[i]) == 0;
+	CacheStatsAdd(CS_VERIFIED, 1);
+	if (!same)
+	{
+		StringInfoData scopes;
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+
+		initStringInfo(&scopes);
+		for (int i = 0; i < cs->n; i++)
+			appendStringInfo(&scopes, "%s%s", i ? ", " : "", cs->keys[i]);
+		CacheStatsAdd(CS_VERIFY_MISMATCHES, 1);
+		ereport(LOG,
+				(errmsg("cache_ext: a stored result differed from the direct result of its query"),
+				 errdetail_internal("Query id " INT64_FORMAT ", key %s, " INT64_FORMAT " stored rows, " INT64_FORMAT " direct rows, scopes: %s.",
+									(int64) pq->queryid, rkey, na, nb, scopes.data),
+				 errhint("The entry was deleted and the direct result returned. Please report this as a bug of cache_ext.")));
+		delete_entry(rkey);
+		tuplestore_clear(ts);
+		tuplestore_rescan(direct);
+		while (tuplestore_gettupleslot(direct, true, false, slot))
+			tuplestore_puttupleslot(ts, slot);
+		ExecDropSingleTupleTableSlot(slot);
+	}
+	tuplestore_end(direct);
+	return same;
+}
+
 /*
  * Fetch the entry and the current values of its generations in one round
  * trip.  On a hit the rows are in ts.  gens receives the current values
@@ -1547,15 +1976,9 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 		return outcome;
 	if (outcome == LOOKUP_CORRUPT)
 	{
-		RedisCommand del;
-		redisReply *r = NULL;
-
 		CacheStatsAdd(CS_CORRUPT, 1);
 		tuplestore_clear(ts);
-		RedisCommandInit(&del, "UNLINK");
-		RedisCommandArgStr(&del, rkey);
-		if (RedisExec(1, &del, &r, 1024))
-			RedisFreeReplies(1, &r);
+		delete_entry(rkey);
 	}
 	if (*gens_ok && missing && !init_generations(cs, gens))
 		*gens_ok = false;
@@ -1652,6 +2075,7 @@ bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all)
 	foreach(lc, pq->deps.reasons)
 		REASON(true, (char *) lfirst(lc));
 	REASON(pq->codec_problem != NULL, pq->codec_problem);
+	REASON(cs->opaque_reason != NULL, cs->opaque_reason);
 	REASON(IsolationUsesXactSnapshot(),
 		   IsolationIsSerializable() ? "serializable transaction" :
 		   "repeatable read transaction");
@@ -1718,7 +2142,7 @@ finish_call(PreparedQuery *pq, const char *query, QueryStatsCall *rec,
 static TupleDesc
 cached_query_call(text *query_text, const CallParams *params,
 				  const CallOptions *opts, TupleDesc outdesc,
-				  Tuplestorestate *ts)
+				  Tuplestorestate *ts, PreparedQuery **transient)
 {
 	char	   *query = text_to_cstring(query_text);
 	StringInfoData settings;
@@ -1735,10 +2159,37 @@ cached_query_call(text *query_text, const CallParams *params,
 	last_status[0] = '\0';	/* an erroring call leaves no status */
 
 	settings_material(&settings);
-	pq = get_prepared(query, params, &settings);
+	{
+		bool		is_transient;
+
+		pq = get_prepared(query, params, &settings, &is_transient);
+		if (is_transient)
+			*transient = pq;
+	}
 
 	/* the generic plan: cheap once built, gives the analysis */
 	cplan = GetCachedPlan(pq->plansource, NULL, CurrentResourceOwner, NULL);
+
+	/*
+	 * Disabled means exactly the direct statement: no analysis, no key, no
+	 * checks of ours (the executor makes its own).
+	 */
+	if (!cache_ext_enabled)
+	{
+		resultdesc = CreateTupleDescCopy(pq->plansource->resultDesc);
+		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+		if (outdesc)
+			check_result_type(outdesc, resultdesc);
+		run_query(pq, params, ts, NULL);
+		set_status("BYPASS: disabled (cache_ext.enabled is off)");
+		CacheStatsAdd(CS_BYPASSES, 1);
+		add_elapsed(CS_BYPASS_TIME_US, start);
+		rec.outcome = QS_BYPASS;
+		rec.reason = QueryStatsReasonOf("disabled (cache_ext.enabled is off)");
+		finish_call(pq, query, &rec, start, NULL);
+		return resultdesc;
+	}
+
 	analyze_plan(pq, cplan);
 	resultdesc = pq->resultdesc;
 	if (outdesc)
@@ -1799,6 +2250,20 @@ cached_query_call(text *query_text, const CallParams *params,
 		 */
 		if (RecoveryInProgress())
 			gens_ok = false;
+		/* TTL-only results may be stale by contract: not verified */
+		if (outcome == LOOKUP_HIT && cache_ext_verify_rate > 0 &&
+			cs.untracked == NIL &&
+			(cache_ext_verify_rate >= 1.0 ||
+			 pg_prng_double(&pg_global_prng_state) < cache_ext_verify_rate) &&
+			!verify_hit(pq, params, ts, resultdesc, rkey, &cs))
+		{
+			rec.outcome = QS_MISS;
+			CacheStatsAdd(CS_MISSES, 1);
+			set_status("MISS (cache_ext.verify_rate: the stored result differed from the direct one and was deleted)");
+			add_elapsed(CS_MISS_TIME_US, start);
+			finish_call(pq, query, &rec, start, rkey);
+			return resultdesc;
+		}
 		if (outcome == LOOKUP_HIT)
 		{
 			CacheStatsAdd(CS_HITS, 1);
@@ -1892,8 +2357,8 @@ cached_query_call(text *query_text, const CallParams *params,
 	else
 		ReleaseCachedPlan(cplan, CurrentResourceOwner);
 
-	set_status("BYPASS: %s", why);
 	run_query(pq, params, ts, NULL);
+	set_status("BYPASS: %s", why);	/* after: the query may call cached_query */
 	CacheStatsAdd(CS_BYPASSES, 1);
 	add_elapsed(CS_BYPASS_TIME_US, start);
 	rec.outcome = QS_BYPASS;
@@ -1907,18 +2372,26 @@ cached_query_common(text *query_text, const CallParams *params,
 					const CallOptions *opts, TupleDesc outdesc,
 					Tuplestorestate *ts)
 {
-	TupleDesc	result;
+	volatile TupleDesc result = NULL;
+	PreparedQuery *volatile transient = NULL;
 
 	calls_in_progress++;
 	PG_TRY();
 	{
-		result = cached_query_call(query_text, params, opts, outdesc, ts);
+		result = cached_query_call(query_text, params, opts, outdesc, ts,
+								   (PreparedQuery **) &transient);
+		if (transient)
+			result = CreateTupleDescCopy(result);	/* outlives the statement */
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		calls_in_progress--;
+		release_transient(transient);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	calls_in_progress--;
+	release_transient(transient);
 	return result;
 }
 
@@ -2199,6 +2672,8 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 PG_FUNCTION_INFO_V1(cache_explain);
 
 static Datum explain_common(FunctionCallInfo fcinfo, bool with_options);
+static Datum explain_body(FunctionCallInfo fcinfo, bool with_options,
+						  PreparedQuery **transient);
 
 /*
  * cache_explain(query [, params...]) RETURNS jsonb: what cached_query would
@@ -2220,8 +2695,32 @@ cache_explain_with(PG_FUNCTION_ARGS)
 	return explain_common(fcinfo, true);
 }
 
+/* cache_explain counts as a call: it may not drop a statement in use */
 static Datum
 explain_common(FunctionCallInfo fcinfo, bool with_options)
+{
+	volatile Datum result = (Datum) 0;
+	PreparedQuery *volatile transient = NULL;
+
+	calls_in_progress++;
+	PG_TRY();
+	{
+		result = explain_body(fcinfo, with_options, (PreparedQuery **) &transient);
+	}
+	PG_CATCH();
+	{
+		calls_in_progress--;
+		release_transient(transient);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	calls_in_progress--;
+	release_transient(transient);
+	return result;
+}
+
+static Datum
+explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transient)
 {
 	int			qarg = with_options ? 1 : 0;
 	text	   *query_text = query_arg(fcinfo, qarg);
@@ -2242,7 +2741,13 @@ explain_common(FunctionCallInfo fcinfo, bool with_options)
 	parse_options(with_options ? options_arg(fcinfo, 0) : NULL, &opts);
 	collect_params(fcinfo, qarg + 1, &params);
 	settings_material(&settings);
-	pq = get_prepared(query, &params, &settings);
+	{
+		bool		is_transient;
+
+		pq = get_prepared(query, &params, &settings, &is_transient);
+		if (is_transient)
+			*transient = pq;
+	}
 	cplan = GetCachedPlan(pq->plansource, NULL, CurrentResourceOwner, NULL);
 	analyze_plan(pq, cplan);
 	check_privileges(pq, cplan);
@@ -2273,9 +2778,10 @@ explain_common(FunctionCallInfo fcinfo, bool with_options)
 	json_key(&buf, "key");
 	escape_json(&buf, rkey);
 	appendStringInfo(&buf, ",\"ttl_seconds\":%.3f", opts.ttl_ms / 1000.0);
-	appendStringInfo(&buf, ",\"role_in_key\":%s,\"session_user_in_key\":%s",
-					 pq->deps.role_dependent ? "true" : "false",
-					 pq->deps.session_user_dependent ? "true" : "false");
+	appendStringInfo(&buf, ",\"role_in_key\":%s,\"session_user_in_key\":%s,\"settings_in_key\":\"%s\"",
+					 pq->deps.role_dependent || cs.opted_in ? "true" : "false",
+					 pq->deps.session_user_dependent || cs.opted_in ? "true" : "false",
+					 pq->deps.settings_dependent || cs.opted_in ? "all" : "result-changing");
 	appendStringInfo(&buf, ",\"freshness\":\"%s\",\"untracked\":[",
 					 cs.untracked ? "ttl-only" : "invalidated on commit");
 	first = true;

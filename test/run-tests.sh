@@ -3,13 +3,16 @@
 #
 # Suites: pg_regress (make installcheck against a throwaway server), each TAP
 # file under test/t/ (run as the postgres user from a private copy of the
-# tree), test/fuzz/run.sh, and test/valgrind.sh (pg_regress again with the
-# server under valgrind memcheck; an error in cache_ext's code fails it).  Prints one line per suite and,
+# tree), verify (pg_regress and every TAP file again with
+# cache_ext.verify_rate = 1: every hit is also run directly and compared; any
+# mismatch fails it), test/fuzz/run.sh, and test/valgrind.sh (pg_regress
+# again with the server under valgrind memcheck; an error in cache_ext's code
+# fails it).  Prints one line per suite and,
 # last, exactly "N passed, N failed".  Exits non-zero if anything failed.
 #
 # Usage (as root):
 #   bash test/run-tests.sh                       # everything
-#   bash test/run-tests.sh --only regress        # or tap, fuzz, valgrind; repeatable or comma-separated
+#   bash test/run-tests.sh --only regress        # or tap, verify, fuzz, valgrind; repeatable or comma-separated
 #   TAP_TESTS='t/010_hit_miss.pl' bash test/run-tests.sh --only tap
 #
 # Environment:
@@ -51,8 +54,8 @@ while [ $# -gt 0 ]; do
 done
 for s in "${ONLY[@]}"; do
 	case "$s" in
-		tap|regress|fuzz|valgrind) ;;
-		*) ce_die "--only takes tap, regress, fuzz or valgrind, not '$s'" ;;
+		tap|regress|verify|fuzz|valgrind) ;;
+		*) ce_die "--only takes tap, regress, verify, fuzz or valgrind, not '$s'" ;;
 	esac
 done
 
@@ -148,12 +151,26 @@ if [ "${CE_SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 # ---- pg_regress --------------------------------------------------------------
+# With "verify" as the argument, every hit is also run directly and compared
+# (cache_ext.verify_rate = 1): a single mismatch fails the suite.
 run_regress()
 {
-	local rc=0
+	local rc=0 verify=${1:-} counts
+	local saved_conf=$CE_PG_EXTRA_CONF
+	[ "$verify" != verify ] || CE_PG_EXTRA_CONF="$CE_PG_EXTRA_CONF
+cache_ext.verify_rate = 1"
 	ce_start_redis
 	ce_start_pg
+	CE_PG_EXTRA_CONF=$saved_conf
 	make -C "$CE_ROOT" PG_CONFIG="$PG_CONFIG" installcheck || rc=$?
+	if [ "$verify" = verify ]; then
+		counts=$("$CE_PG_BINDIR/psql" -X -Atc "SELECT verified || ' ' || verify_mismatches FROM cache_stats" 2>&1) || rc=1
+		ce_note "cache_ext.verify_rate = 1: verified and mismatches: $counts"
+		case "$counts" in
+			*' 0') [ "${counts%% *}" -gt 0 ] || { ce_warn "no hit was verified"; rc=1; } ;;
+			*) ce_warn "verification found mismatches (see the server log)"; rc=1 ;;
+		esac
+	fi
 	if [ "$rc" -ne 0 ]; then
 		if [ -f "$CE_ROOT/regression.diffs" ]; then
 			echo "---- regression.diffs (first 400 lines) ----"
@@ -174,20 +191,30 @@ if wanted regress; then
 		record pg_regress fail $((SECONDS - start))
 	fi
 fi
+if wanted verify; then
+	ce_log "pg_regress with cache_ext.verify_rate = 1"
+	start=$SECONDS
+	if run_regress verify; then
+		record verify:pg_regress pass $((SECONDS - start))
+	else
+		record verify:pg_regress fail $((SECONDS - start))
+	fi
+fi
 
 # ---- TAP ---------------------------------------------------------------------
 # The TAP framework's servers run as the postgres OS user, who must be able to
 # write tmp_check/ next to the tests: so run from a private copy of the tree.
 run_tap()
 {
-	local files=() f tree rel name start rc log
+	local files=() f tree rel name start rc log verify=${1:-} label=tap
+	[ "$verify" != verify ] || label=verify:tap
 	local perl_lib=$CE_PGXS_TEST_DIR/perl
 
 	if [ -n "${TAP_TESTS:-}" ]; then
 		for f in $TAP_TESTS; do
 			if [ -f "$CE_ROOT/test/$f" ]; then files+=("test/$f")
 			elif [ -f "$CE_ROOT/$f" ]; then files+=("$f")
-			else ce_warn "TAP test $f not found"; record "tap:$f" fail 0
+			else ce_warn "TAP test $f not found"; record "$label:$f" fail 0
 			fi
 		done
 	else
@@ -209,10 +236,17 @@ run_tap()
 
 	for rel in "${files[@]}"; do
 		name=${rel##*/}
-		ce_log "TAP $name"
+		# these roll Redis back behind cache_ext's back on purpose, to prove
+		# that their checkers see the stale hits: verification would hide them
+		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl} " in
+			*" $name "*) [ "$verify" != verify ] || { ce_note "verify: $name skipped (it forces stale hits on purpose)"; continue; } ;;
+		esac
+		ce_log "TAP $name${verify:+ (cache_ext.verify_rate = 1)}"
 		start=$SECONDS
 		rc=0
+		rm -rf "$tree/tmp_check/log"
 		run_bounded "${CE_TAP_TIMEOUT:-600}" runuser -u postgres -- env -C "$tree" \
+			CE_VERIFY_RATE="${verify:+1}" \
 			PATH="$CE_PG_BINDIR:/usr/local/bin:/usr/bin:/bin" \
 			HOME="$TAP_TMP" \
 			TMPDIR="$TAP_TMP" \
@@ -222,8 +256,14 @@ run_tap()
 			prove -v -I "$perl_lib" -I test/perl "$rel" || rc=$?
 		# A test that was killed leaves its servers behind.
 		ce_kill_strays "$TAP_TMP"
+		if [ "$verify" = verify ] && [ -d "$tree/tmp_check/log" ] &&
+			grep -l 'a stored result differed from the direct result' "$tree"/tmp_check/log/*.log 2>/dev/null; then
+			ce_warn "$name: cache_ext.verify_rate found a hit that differed from the direct result"
+			grep -h -A2 'a stored result differed' "$tree"/tmp_check/log/*.log | head -n 40
+			rc=1
+		fi
 		if [ "$rc" -eq 0 ]; then
-			record "tap:$name" pass $((SECONDS - start))
+			record "$label:$name" pass $((SECONDS - start))
 		else
 			log=$tree/tmp_check/log/regress_log_${name%.pl}
 			if [ -f "$log" ]; then
@@ -235,7 +275,7 @@ run_tap()
 				echo "---- last 60 lines of server log ${log##*/} ----"
 				tail -n 60 "$log"
 			done
-			record "tap:$name" fail $((SECONDS - start))
+			record "$label:$name" fail $((SECONDS - start))
 		fi
 	done
 
@@ -249,6 +289,9 @@ run_tap()
 
 if wanted tap; then
 	run_tap
+fi
+if wanted verify; then
+	run_tap verify
 fi
 
 # ---- fuzz --------------------------------------------------------------------

@@ -70,9 +70,9 @@ is(direct_rows($standby, $Q, [6]), $after, 'the standby has replayed the update'
 
 # setup: let the lease (1 s) run out; the window is documented in docs/invalidation.md
 sleep(1.5);
-call_is($standby, $call, qr/^BYPASS: hot standby: the primary's lease/, $after,
+call_is($standby, $call, qr/^BYPASS: pending invalidations \(hot standby: the primary's lease/, $after,
 	'standby: after the lease ran out, no stale hit (BYPASS with the reason)');
-call_is($standby, $call, qr/^BYPASS: hot standby: the primary's lease/, $after,
+call_is($standby, $call, qr/^BYPASS: pending invalidations \(hot standby: the primary's lease/, $after,
 	'standby: still bypassing while the primary holds the bump');
 
 # ---- the primary may write again: its worker delivers and renews the lease

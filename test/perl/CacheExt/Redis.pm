@@ -397,6 +397,8 @@ sub cache_ext_node
 		'postgresql.conf', join("\n",
 			"shared_preload_libraries = 'cache_ext'",
 			"cache_ext.redis_url = '" . $redis->url . "'",
+			# test/run-tests.sh --only verify: every hit also runs directly
+			($ENV{CE_VERIFY_RATE} ? "cache_ext.verify_rate = $ENV{CE_VERIFY_RATE}" : ''),
 			$params{extra_conf} // ''));
 	$node->start;
 	$node->safe_psql($params{dbname} // 'postgres', 'CREATE EXTENSION cache_ext');

@@ -1,0 +1,152 @@
+-- The backend's statement cache never outlives a definition, and never
+-- lets one role use what another's privileges resolved (issue 10, breaks 8,
+-- 12, 13, 25, 26).  Every check compares cached_query with the direct
+-- statement at that moment.
+SET cache_ext.untracked = allow;
+
+-- Break 12: a new, better-matching overload changes what the text means.
+CREATE FUNCTION st_ov(numeric) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'numeric' $$;
+SELECT * FROM cached_query('SELECT st_ov(1)') AS t(v text);
+CREATE FUNCTION st_ov(int) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'integer' $$;
+SELECT st_ov(1) AS direct;
+SELECT * FROM cached_query('SELECT st_ov(1)') AS t(v text);
+
+-- Break 12: a column dropped from the row type a function returns.
+CREATE TABLE st_rt (a int, b int, c int);
+INSERT INTO st_rt VALUES (1, 2, 3);
+CREATE FUNCTION st_rows() RETURNS SETOF st_rt LANGUAGE plpgsql STABLE AS $$
+BEGIN RETURN QUERY SELECT * FROM st_rt; END $$;
+SELECT * FROM cached_query('SELECT * FROM st_rows()') AS t(a int, b int, c int);
+ALTER TABLE st_rt DROP COLUMN b;
+SELECT * FROM st_rows() AS direct;
+SELECT * FROM cached_query('SELECT * FROM st_rows()') AS t(a int, c int);
+
+-- Break 12: a type dropped and created again under the same name.
+CREATE TYPE st_mood AS ENUM ('happy', 'sad');
+SELECT * FROM cached_query('SELECT ''sad''::st_mood::text, ''sad''::st_mood > ''happy''') AS t(v text, later bool);
+DROP TYPE st_mood;
+CREATE TYPE st_mood AS ENUM ('sad', 'happy');
+SELECT 'sad'::st_mood::text AS direct, 'sad'::st_mood > 'happy' AS later;
+SELECT * FROM cached_query('SELECT ''sad''::st_mood::text, ''sad''::st_mood > ''happy''') AS t(v text, later bool);
+
+-- Break 8: after SET ROLE, the schema USAGE check of the direct statement.
+CREATE ROLE regress_st_reader;
+CREATE SCHEMA st_private;
+CREATE TABLE st_private.t (x int);
+INSERT INTO st_private.t VALUES (7);
+GRANT SELECT ON st_private.t TO regress_st_reader;
+SELECT * FROM cached_query('SELECT x FROM st_private.t') AS t(x int);
+SELECT * FROM cached_query('SELECT x FROM st_private.t') AS t(x int);
+SET ROLE regress_st_reader;
+\set VERBOSITY terse
+SELECT x FROM st_private.t;
+SELECT * FROM cached_query('SELECT x FROM st_private.t') AS t(x int);
+\set VERBOSITY default
+
+-- Break 25: EXECUTE is checked on what the plan runs, as the executor does:
+-- an unreferenced CTE and a branch the planner folds away run nothing.
+WITH u AS (SELECT pg_reload_conf()) SELECT 1 AS direct;
+SELECT * FROM cached_query('WITH u AS (SELECT pg_reload_conf()) SELECT 1') AS t(v int);
+SELECT * FROM cached_query('SELECT 1 WHERE true OR pg_reload_conf()') AS t(v int);
+-- ... and still on what it does run
+\set VERBOSITY terse
+SELECT * FROM cached_query('SELECT pg_reload_conf()') AS t(v bool);
+\set VERBOSITY default
+RESET ROLE;
+
+-- Break 13: a nested call with a 'now' literal sees its own transaction's
+-- time, not the time it was first prepared.
+CREATE FUNCTION st_now() RETURNS timestamptz LANGUAGE plpgsql STABLE AS $$
+DECLARE r timestamptz;
+BEGIN
+    SELECT v INTO r FROM cached_query('SELECT ''now''::timestamptz') AS t(v timestamptz);
+    RETURN r;
+END $$;
+SELECT v = now() AS fresh FROM cached_query('SELECT st_now()') AS t(v timestamptz);
+SELECT pg_sleep(0.02);
+SELECT v = now() AS fresh FROM cached_query('SELECT st_now()') AS t(v timestamptz);
+SELECT cache_status() LIKE 'BYPASS: opaque function st_now()%' AS outer_bypassed;
+
+-- Break 26: disabled means exactly the direct statement (no analysis of
+-- ours can fail it).
+SET cache_ext.enabled = off;
+SELECT * FROM cached_query('SELECT makeaclitem(10, 10, ''SELECT'', false)::text') AS t(v text);
+SELECT * FROM cached_query('SELECT 42') AS t(v int);
+SELECT cache_status();
+RESET cache_ext.enabled;
+
+-- cache_ext.max_ttl: a superuser's ceiling on every entry's TTL
+SET cache_ext.max_ttl = '10s';
+SELECT cache_explain_with(cache_opts(ttl => '1 day'), 'SELECT 1')->'ttl_seconds' AS ttl_seconds;
+SELECT cache_explain('SELECT 1')->'ttl_seconds' AS default_ttl_seconds;
+RESET cache_ext.max_ttl;
+SET ROLE regress_st_reader;
+SET cache_ext.max_ttl = '1h';
+RESET ROLE;
+
+-- cache_ext.verify_rate: hits re-run and compared
+SET cache_ext.verify_rate = 1;
+CREATE TABLE st_v (x int);
+SELECT cache_track('st_v');
+INSERT INTO st_v VALUES (1), (2);
+SELECT verified AS verified_before, verify_mismatches AS mismatches_before FROM cache_stats \gset
+SELECT * FROM cached_query('SELECT sum(x) FROM st_v') AS t(s bigint);
+SELECT * FROM cached_query('SELECT sum(x) FROM st_v') AS t(s bigint);
+SELECT cache_status();
+SELECT verified - :verified_before AS verified, verify_mismatches - :mismatches_before AS mismatches FROM cache_stats;
+RESET cache_ext.verify_rate;
+
+-- Review F3: the support function of a user aggregate replaced: a new key
+CREATE TABLE st_ag (a int);
+INSERT INTO st_ag VALUES (1), (2), (3);
+SELECT cache_track('st_ag');
+CREATE FUNCTION st_sfunc(int, int) RETURNS int LANGUAGE sql IMMUTABLE STRICT AS 'SELECT $1 + $2';
+CREATE AGGREGATE st_sum(int) (sfunc = st_sfunc, stype = int, initcond = '0');
+SELECT * FROM cached_query('SELECT st_sum(a) FROM st_ag') AS t(s int);
+SELECT * FROM cached_query('SELECT st_sum(a) FROM st_ag') AS t(s int);
+CREATE OR REPLACE FUNCTION st_sfunc(int, int) RETURNS int LANGUAGE sql IMMUTABLE STRICT AS 'SELECT $1 + $2 * 10';
+SELECT st_sum(a) AS direct FROM st_ag;
+SELECT * FROM cached_query('SELECT st_sum(a) FROM st_ag') AS t(s int);
+
+-- Review F1: xmin/xmax change with row locks, which no trigger sees
+SELECT * FROM cached_query('SELECT a, xmax::text <> '''' AS x FROM st_ag ORDER BY a LIMIT 1') AS t(a int, x bool);
+SELECT cache_status();
+SELECT * FROM cached_query('SELECT a, ctid IS NOT NULL AS c, tableoid = ''st_ag''::regclass AS o FROM st_ag ORDER BY a LIMIT 1') AS t(a int, c bool, o bool);
+SELECT * FROM cached_query('SELECT a, ctid IS NOT NULL AS c, tableoid = ''st_ag''::regclass AS o FROM st_ag ORDER BY a LIMIT 1') AS t(a int, c bool, o bool);
+SELECT cache_status();
+
+-- Review F2: an IMMUTABLE-declared SQL function reading a setting is not
+-- inlined but run while planning (folded): one pooled role, two tenants
+CREATE TABLE st_tenant (tenant int, secret text);
+INSERT INTO st_tenant VALUES (1, 't1-secret'), (2, 't2-secret');
+SELECT cache_track('st_tenant');
+CREATE FUNCTION st_app_tenant() RETURNS int LANGUAGE sql IMMUTABLE
+    AS $$ SELECT current_setting('app.tenant')::int $$;
+ALTER TABLE st_tenant ENABLE ROW LEVEL SECURITY;
+CREATE POLICY st_p ON st_tenant USING (tenant = st_app_tenant());
+CREATE ROLE regress_st_app;
+GRANT SELECT ON st_tenant TO regress_st_app;
+SET ROLE regress_st_app;
+SET app.tenant = '1';
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+SELECT cache_status();
+SET app.tenant = '2';
+SELECT secret AS direct FROM st_tenant;
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+SELECT cache_status();
+SET app.tenant = '1';
+SELECT * FROM cached_query('SELECT secret FROM st_tenant') AS t(s text);
+RESET ROLE;
+RESET app.tenant;
+DROP TABLE st_tenant, st_ag;
+DROP AGGREGATE st_sum(int);
+DROP FUNCTION st_sfunc(int, int), st_app_tenant();
+DROP ROLE regress_st_app;
+
+DROP FUNCTION st_ov(numeric), st_ov(int), st_rows(), st_now();
+DROP TABLE st_v, st_rt, st_private.t;
+DROP SCHEMA st_private;
+DROP TYPE st_mood;
+DROP ROLE regress_st_reader;
