@@ -78,6 +78,18 @@ $redis_b->resume;
 call_is($node, $call, qr/^MISS \(invalidated\)$/, $after_b,
 	'B back: its own invalidation was kept for B', dbname => 'other');
 
+# ---- the table of targets is bounded: past 8, calls bypass (fail closed)
+my ($full, $wrong) = (0, 0);
+for my $i (1 .. 9)
+{
+	my $r = cache_call($node, "SET cache_ext.key_prefix = 'p$i:';\n" . $call);
+	$full++ if ($r->{status} // '') =~ /^BYPASS: pending invalidations \(too many Redis servers or key prefixes/;
+	$wrong++ if $r->{rows} ne $after_a;
+}
+cmp_ok($full, '>=', 1, 'with more targets than shared memory holds, the extra ones bypass');
+is($wrong, 0, 'and every call returned the right rows');
+call_is($node, $call, qr/^(HIT|MISS)/, $after_a, 'a known target is still served');
+
 # ---- a server-wide request (unclean shutdown) reaches every target
 $node->stop('immediate');
 $node->start;
