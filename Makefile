@@ -13,6 +13,7 @@ OBJS = \
 	src/query.o \
 	src/stats.o \
 	src/redis/client.o \
+	src/redis/text.o \
 	src/redis/transport.o \
 	src/redis/url.o
 

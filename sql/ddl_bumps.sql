@@ -25,10 +25,15 @@ REVOKE EXECUTE ON FUNCTION ddl_f() FROM PUBLIC;
 :probe;
 
 -- roles: the server's generation (shared catalogs, every database)
-CREATE ROLE ce_ddl_grp;
+CREATE ROLE ce_ddl_grp;	-- no membership: nothing to invalidate
+:probe;
+CREATE ROLE ce_ddl_user IN ROLE ce_ddl_grp;
 :probe;
 :probe;
-CREATE ROLE ce_ddl_user;
+ALTER ROLE ce_ddl_user PASSWORD 'secret' CONNECTION LIMIT 5;	-- changes no result
+:probe;
+ALTER GROUP ce_ddl_grp DROP USER ce_ddl_user;
+:probe;
 :probe;
 GRANT ce_ddl_grp TO ce_ddl_user;
 :probe;

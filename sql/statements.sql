@@ -145,6 +145,144 @@ DROP AGGREGATE st_sum(int);
 DROP FUNCTION st_sfunc(int, int), st_app_tenant();
 DROP ROLE regress_st_app;
 
+-- Review F5: the configuration default_text_search_config names, dropped
+-- and created again under that name
+CREATE TEXT SEARCH CONFIGURATION st_conf (COPY = english);
+SET default_text_search_config = 'public.st_conf';
+SELECT * FROM cached_query('SELECT to_tsvector(''The fat cats'')::text') AS t(v text);
+DROP TEXT SEARCH CONFIGURATION st_conf;
+CREATE TEXT SEARCH CONFIGURATION st_conf (COPY = simple);
+SELECT to_tsvector('The fat cats')::text AS direct;
+SELECT * FROM cached_query('SELECT to_tsvector(''The fat cats'')::text') AS t(v text);
+RESET default_text_search_config;
+DROP TEXT SEARCH CONFIGURATION st_conf;
+
+-- Review F7: 'now' in the body of an inlined SQL function
+CREATE FUNCTION st_cur() RETURNS timestamptz LANGUAGE sql STABLE AS $$ SELECT 'now'::timestamptz $$;
+SELECT v = now() AS fresh FROM cached_query('SELECT st_cur()') AS t(v timestamptz);
+SELECT pg_sleep(0.02);
+SELECT v = now() AS fresh FROM cached_query('SELECT st_cur()') AS t(v timestamptz);
+SELECT cache_status();
+DROP FUNCTION st_cur();
+
+-- Review F8: a reg* constant in the body of an inlined SQL function
+CREATE TABLE st_x3 (a int);
+CREATE FUNCTION st_reg_of() RETURNS oid LANGUAGE sql STABLE AS $$ SELECT 'st_x3'::regclass::oid $$;
+SELECT (SELECT v FROM cached_query('SELECT st_reg_of()') AS t(v oid)) = 'st_x3'::regclass AS same;
+DROP TABLE st_x3;
+CREATE TABLE st_x3 (a int);
+SELECT (SELECT v FROM cached_query('SELECT st_reg_of()') AS t(v oid)) = 'st_x3'::regclass AS same;
+DROP FUNCTION st_reg_of();
+DROP TABLE st_x3;
+
+-- Review F9: a column of a row type dropped and added again
+CREATE TABLE st_rt2 (a int, b text);
+CREATE TABLE st_ot2 (id int, c st_rt2);
+INSERT INTO st_ot2 VALUES (1, ROW(1, 'secret-x'));
+SELECT cache_track('st_ot2');
+SELECT * FROM cached_query('SELECT c FROM st_ot2') AS t(c st_rt2);
+SELECT * FROM cached_query('SELECT c FROM st_ot2') AS t(c st_rt2);
+ALTER TABLE st_rt2 DROP COLUMN b;
+ALTER TABLE st_rt2 ADD COLUMN b text;
+SELECT c AS direct FROM st_ot2;
+SELECT * FROM cached_query('SELECT c FROM st_ot2') AS t(c st_rt2);
+DROP TABLE st_ot2, st_rt2;
+
+-- Review F10: an IMMUTABLE function reading a table, run while planning
+-- (constant arguments), in a policy per role
+CREATE TABLE st_rl (id int, owner text);
+INSERT INTO st_rl VALUES (1, 'regress_st_alice'), (2, 'regress_st_bob');
+CREATE FUNCTION st_my_rows() RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT string_agg(id::text || ':' || owner, ',') FROM st_rl $$;
+CREATE ROLE regress_st_alice;
+CREATE ROLE regress_st_bob;
+ALTER TABLE st_rl ENABLE ROW LEVEL SECURITY;
+CREATE POLICY st_own ON st_rl USING (owner = current_user);
+GRANT SELECT ON st_rl TO regress_st_alice, regress_st_bob;
+SET ROLE regress_st_alice;
+SELECT * FROM cached_query('SELECT st_my_rows()') AS t(r text);
+SELECT cache_status();
+SET ROLE regress_st_bob;
+SELECT st_my_rows() AS direct;
+SELECT * FROM cached_query('SELECT st_my_rows()') AS t(r text);
+RESET ROLE;
+-- a clean IMMUTABLE SQL function (inlined) stays cacheable
+CREATE FUNCTION st_twice(int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT $1 * 2 $$;
+SELECT * FROM cached_query('SELECT st_twice(id) FROM st_rl ORDER BY id') AS t(v int);
+SELECT * FROM cached_query('SELECT st_twice(id) FROM st_rl ORDER BY id') AS t(v int);
+SELECT cache_status();
+DROP TABLE st_rl;
+DROP FUNCTION st_my_rows(), st_twice(int);
+DROP ROLE regress_st_alice, regress_st_bob;
+
+-- SELECT ... FOR UPDATE runs as the direct statement does (bypass, rows locked)
+CREATE TABLE st_lock (id int);
+INSERT INTO st_lock VALUES (1);
+SELECT * FROM cached_query('SELECT id FROM st_lock FOR UPDATE') AS t(id int);
+SELECT cache_status();
+DROP TABLE st_lock;
+
+-- planner settings: a statement planned under other ones is planned again
+CREATE TABLE st_pt (f1 point);
+INSERT INTO st_pt VALUES ('(0,0)'), ('(-10,0)'), ('(-3,4)'), ('(5.1,34.5)'), ('(-5,-12)'),
+  ('(1e-300,-1e-300)'), ('(1e+300,Inf)'), ('(Inf,1e+300)'), ('(NaN,NaN)'), ('(10,10)'), (NULL);
+CREATE INDEX ON st_pt USING gist (f1);
+SELECT * FROM cached_query('SELECT count(*) FROM st_pt WHERE f1 <@ polygon ''(0,0),(0,100),(100,100),(50,50),(100,0),(0,0)''') AS t(n bigint);
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) AS direct FROM st_pt WHERE f1 <@ polygon '(0,0),(0,100),(100,100),(50,50),(100,0),(0,0)';
+SELECT * FROM cached_query('SELECT count(*) FROM st_pt WHERE f1 <@ polygon ''(0,0),(0,100),(100,100),(50,50),(100,0),(0,0)''') AS t(n bigint);
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+DROP TABLE st_pt;
+
+-- Review F12: ALTER TEXT SEARCH CONFIGURATION: to_tsvector(regconfig, text)
+-- with constant arguments is folded into the plan, which must go too
+CREATE TEXT SEARCH CONFIGURATION st_conf3 (COPY = english);
+SELECT * FROM cached_query('SELECT to_tsvector(''st_conf3'', ''The fat cats'')::text') AS t(v text);
+ALTER TEXT SEARCH CONFIGURATION st_conf3 ALTER MAPPING FOR asciiword WITH simple;
+SELECT to_tsvector('st_conf3', 'The fat cats')::text AS direct;
+SELECT * FROM cached_query('SELECT to_tsvector(''st_conf3'', ''The fat cats'')::text') AS t(v text);
+SELECT * FROM cached_query('SELECT to_tsvector(''st_conf3'', ''The fat cats'')::text') AS t(v text);
+DROP TEXT SEARCH CONFIGURATION st_conf3;
+
+-- Review F6: a tracked partition or inheritance child written through its
+-- untracked parent
+CREATE TABLE st_rp (k int, v int) PARTITION BY LIST (k);
+CREATE TABLE st_rp1 PARTITION OF st_rp FOR VALUES IN (1);
+INSERT INTO st_rp VALUES (1, 1);
+SELECT cache_track('st_rp1');
+SELECT * FROM cached_query('SELECT v FROM st_rp1') AS t(v int);
+SELECT * FROM cached_query('SELECT v FROM st_rp1') AS t(v int);
+UPDATE st_rp SET v = 2;
+SELECT * FROM cached_query('SELECT v FROM st_rp1') AS t(v int);
+SELECT cache_status();
+-- ... and inside the writing transaction: read-your-own-writes
+BEGIN;
+UPDATE st_rp SET v = 42;
+SELECT * FROM cached_query('SELECT v FROM st_rp1') AS t(v int);
+SELECT cache_status();
+ROLLBACK;
+SELECT * FROM cached_query('SELECT v FROM st_rp1') AS t(v int);
+CREATE TABLE st_ihp (v int);
+CREATE TABLE st_ihc () INHERITS (st_ihp);
+INSERT INTO st_ihc VALUES (1);
+SELECT cache_track('st_ihc');
+SELECT * FROM cached_query('SELECT v FROM st_ihc') AS t(v int);
+DELETE FROM st_ihp;
+SELECT * FROM cached_query('SELECT count(*) FROM st_ihc') AS t(n bigint);
+SELECT * FROM cached_query('SELECT v FROM st_ihc') AS t(v int);
+-- a tracked table that becomes a child later
+CREATE TABLE st_late (v int);
+SELECT cache_track('st_late');
+INSERT INTO st_late VALUES (5);
+SELECT * FROM cached_query('SELECT v FROM st_late') AS t(v int);
+ALTER TABLE st_late INHERIT st_ihp;
+UPDATE st_ihp SET v = 6;
+SELECT * FROM cached_query('SELECT v FROM st_late') AS t(v int);
+SELECT relation, covered FROM cache_tracked WHERE relation::text LIKE 'st_%' ORDER BY 1;
+DROP TABLE st_rp, st_ihp CASCADE;
+
 DROP FUNCTION st_ov(numeric), st_ov(int), st_rows(), st_now();
 DROP TABLE st_v, st_rt, st_private.t;
 DROP SCHEMA st_private;

@@ -98,9 +98,11 @@ check_key_prefix(char **newval, void **extra, GucSource source)
 {
 	const char *p = *newval;
 
-	if (p == NULL || p[0] == '\0' || strlen(p) > 64)
+	if (p == NULL || p[0] == '\0' || strlen(p) > KEY_PREFIX_MAX_LEN)
 	{
-		GUC_check_errdetail("The key prefix must have 1 to 64 characters.");
+		GUC_check_errdetail("The key prefix must have 1 to %d characters, so that every key name fits in %d bytes.",
+							KEY_PREFIX_MAX_LEN, INVAL_KEY_LEN);
+		GUC_check_errhint("Use a shorter prefix, such as \"app1:\".");
 		return false;
 	}
 	for (; *p; p++)

@@ -9,24 +9,38 @@
  * values of a few built-in types whose every bit pattern is a valid value
  * are copied raw; text is checked for valid encoding; every other type goes
  * through its own receive (or input) function, which validates its input as
- * it does for bytes from a client.  A bad-input ERROR raised by one of
- * those is caught here and turned into "corrupt entry"; types defined by
- * users are decoded in a subtransaction, since their functions may run
+ * it does for bytes from a client.  Which of those a column uses is decided
+ * from pg_type when the query is prepared: send/receive when the type and
+ * everything nested in it round-trips through them, else output/input; a
+ * type whose input always raises (pg_node_tree, ...) cannot be stored.
+ *
+ * A value outside what the writer produces is "corrupt"; a bad-input ERROR
+ * raised by a type's own function on a well-formed, current entry is
+ * "undecodable" (ENTRY_UNDECODABLE): the type does not read back what it
+ * wrote, and storing the query again would only repeat that.  Types defined
+ * by users are decoded in a subtransaction, since their functions may run
  * arbitrary code.  Raw date/time values are range-checked.
+ *
+ * Encoding and decoding never depend on client_encoding (encoding_off).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/fmgroids.h"
 #include "utils/resowner.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 #include "entry.h"
 #include "keys.h"
@@ -61,62 +75,229 @@ fixed_codec(Oid typid)
 	}
 }
 
+/*
+ * What walk_type found in a type and every type nested in it (array
+ * elements, domain base types, composite attributes, range subtypes).
+ */
+#define TW_NO_BINARY	0x01	/* some part cannot round-trip through send/receive */
+#define TW_UNREADABLE	0x02	/* some part can never be read back at all */
+#define TW_USER_CODE	0x04	/* decoding may run code not built in (or a domain's CHECK) */
+
+/*
+ * Built-in types whose input and receive functions always raise: values of
+ * them can be produced by queries but never read back (PostgreSQL 15).
+ */
+static bool
+input_always_raises(Oid typinput)
+{
+	switch (typinput)
+	{
+		case F_PG_NODE_TREE_IN:
+		case F_PG_NDISTINCT_IN:
+		case F_PG_DEPENDENCIES_IN:
+		case F_PG_MCV_LIST_IN:
+		case F_PG_DDL_COMMAND_IN:
+		case F_BRIN_BLOOM_SUMMARY_IN:
+		case F_BRIN_MINMAX_MULTI_SUMMARY_IN:
+		case F_GTSVECTORIN:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Walk typid and the types nested in it, straight from pg_type (no
+ * lsyscache helper that raises on a missing function).  *unreadable gets
+ * the first type that can never be read back.  Returns TW_* bits.
+ */
+static int
+walk_type(Oid typid, int depth, Oid *unreadable)
+{
+	HeapTuple	tup;
+	Form_pg_type t;
+	int			bits = 0;
+
+	check_stack_depth();
+	if (depth > 32)
+		return TW_NO_BINARY | TW_USER_CODE;
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+	{
+		*unreadable = typid;
+		return TW_UNREADABLE;
+	}
+	t = (Form_pg_type) GETSTRUCT(tup);
+
+	if (!OidIsValid(t->typinput) || !OidIsValid(t->typoutput) ||
+		input_always_raises(t->typinput) || t->typtype == TYPTYPE_PSEUDO)
+	{
+		if (!OidIsValid(*unreadable))
+			*unreadable = typid;
+		bits |= TW_UNREADABLE;
+	}
+	if (!OidIsValid(t->typsend) || !OidIsValid(t->typreceive))
+		bits |= TW_NO_BINARY;
+
+	/*
+	 * int2vector and oidvector send an empty value as a zero-dimension
+	 * array, which their receive functions reject; their text forms
+	 * round-trip.
+	 */
+	if (typid == INT2VECTOROID || typid == OIDVECTOROID)
+		bits |= TW_NO_BINARY;
+	if (typid >= FirstGenbkiObjectId || t->typtype == TYPTYPE_DOMAIN)
+		bits |= TW_USER_CODE;
+
+	if (t->typtype == TYPTYPE_DOMAIN)
+		bits |= walk_type(t->typbasetype, depth + 1, unreadable);
+	else if (OidIsValid(t->typelem) && IsTrueArrayType(t))
+		bits |= walk_type(t->typelem, depth + 1, unreadable);
+	else if (t->typtype == TYPTYPE_RANGE)
+		bits |= walk_type(get_range_subtype(typid), depth + 1, unreadable);
+	else if (t->typtype == TYPTYPE_MULTIRANGE)
+		bits |= walk_type(get_multirange_range(typid), depth + 1, unreadable);
+	else if (t->typtype == TYPTYPE_COMPOSITE)
+	{
+		TupleDesc	desc = lookup_rowtype_tupdesc_noerror(typid, -1, true);
+
+		if (desc == NULL)
+			bits |= TW_NO_BINARY | TW_USER_CODE;
+		else
+		{
+			for (int i = 0; i < desc->natts; i++)
+				if (!TupleDescAttr(desc, i)->attisdropped)
+					bits |= walk_type(TupleDescAttr(desc, i)->atttypid,
+									  depth + 1, unreadable);
+			ReleaseTupleDesc(desc);
+		}
+	}
+	ReleaseSysCache(tup);
+	return bits;
+}
+
+/*
+ * The codec of one column, decided from pg_type: a few built-in types have
+ * their own; then send/receive when the type and everything nested in it
+ * has them and round-trips through them; then output/input.  Returns NULL,
+ * or why values of the type cannot be stored.
+ */
+static char *
+column_codec(Form_pg_attribute att, EntryColumnCodec *c, MemoryContext fn_mcxt)
+{
+	HeapTuple	tup;
+	Form_pg_type t;
+	Oid			unreadable = InvalidOid;
+	int			bits;
+
+	c->typid = att->atttypid;
+	c->typmod = att->atttypmod;
+	c->user_code = false;
+	if (att->attisdropped)
+		return psprintf("the result has a dropped column");
+	if (c->typid == RECORDOID || get_typtype(c->typid) == TYPTYPE_PSEUDO)
+		return psprintf("column \"%s\" has the anonymous type %s",
+						NameStr(att->attname), format_type_be(c->typid));
+
+	c->codec = fixed_codec(c->typid);
+	if (c->codec == 0 && (c->typid == TEXTOID || c->typid == VARCHAROID ||
+						  c->typid == BPCHAROID))
+		c->codec = CE_CODEC_TEXT;
+	else if (c->codec == 0 && c->typid == BYTEAOID)
+		c->codec = CE_CODEC_BYTES;
+	else if (c->codec == 0 && c->typid == NUMERICOID)
+		c->codec = CE_CODEC_NUMERIC;
+	if (c->codec != 0)
+		return NULL;
+
+	bits = walk_type(c->typid, 0, &unreadable);
+	if (bits & TW_UNREADABLE)
+		return psprintf("values of type %s cannot be read back",
+						format_type_extended(OidIsValid(unreadable) ? unreadable : c->typid,
+											 -1, FORMAT_TYPE_ALLOW_INVALID));
+	c->user_code = (bits & TW_USER_CODE) != 0;
+
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(c->typid));
+	if (!HeapTupleIsValid(tup))
+		return psprintf("type %u does not exist", c->typid);
+	t = (Form_pg_type) GETSTRUCT(tup);
+	c->ioparam = getTypeIOParam(tup);
+	if (!(bits & TW_NO_BINARY))
+	{
+		c->codec = CE_CODEC_BINARY;
+		fmgr_info_cxt(t->typsend, &c->out, fn_mcxt);
+		fmgr_info_cxt(t->typreceive, &c->in, fn_mcxt);
+	}
+	else
+	{
+		c->codec = CE_CODEC_TEXTIO;
+		fmgr_info_cxt(t->typoutput, &c->out, fn_mcxt);
+		fmgr_info_cxt(t->typinput, &c->in, fn_mcxt);
+	}
+	ReleaseSysCache(tup);
+	return NULL;
+}
+
 char *
 EntryCodecsInit(TupleDesc desc, EntryColumnCodec *codecs, MemoryContext fn_mcxt)
 {
 	for (int i = 0; i < desc->natts; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		EntryColumnCodec *c = &codecs[i];
-		Oid			sendfn,
-					recvfn,
-					outfn,
-					infn;
-		bool		isvarlena;
+		char	   *problem = column_codec(TupleDescAttr(desc, i), &codecs[i],
+										   fn_mcxt);
 
-		c->typid = att->atttypid;
-		c->typmod = att->atttypmod;
-		if (att->attisdropped)
-			return psprintf("the result has a dropped column");
-		if (c->typid == RECORDOID || get_typtype(c->typid) == TYPTYPE_PSEUDO)
-			return psprintf("column \"%s\" has the anonymous type %s",
-							NameStr(att->attname), format_type_be(c->typid));
-
-		c->codec = fixed_codec(c->typid);
-		if (c->codec != 0)
-			continue;
-		if (c->typid == TEXTOID || c->typid == VARCHAROID || c->typid == BPCHAROID)
-		{
-			c->codec = CE_CODEC_TEXT;
-			continue;
-		}
-		if (c->typid == BYTEAOID)
-		{
-			c->codec = CE_CODEC_BYTES;
-			continue;
-		}
-		if (c->typid == NUMERICOID)
-		{
-			c->codec = CE_CODEC_NUMERIC;
-			continue;
-		}
-
-		getTypeBinaryOutputInfo(c->typid, &sendfn, &isvarlena);
-		getTypeBinaryInputInfo(c->typid, &recvfn, &c->ioparam);
-		if (OidIsValid(sendfn) && OidIsValid(recvfn))
-		{
-			c->codec = CE_CODEC_BINARY;
-			fmgr_info_cxt(sendfn, &c->out, fn_mcxt);
-			fmgr_info_cxt(recvfn, &c->in, fn_mcxt);
-			continue;
-		}
-		getTypeOutputInfo(c->typid, &outfn, &isvarlena);
-		getTypeInputInfo(c->typid, &infn, &c->ioparam);
-		c->codec = CE_CODEC_TEXTIO;
-		fmgr_info_cxt(outfn, &c->out, fn_mcxt);
-		fmgr_info_cxt(infn, &c->in, fn_mcxt);
+		if (problem)
+			return problem;
 	}
 	return NULL;
+}
+
+bool
+EntryCodecsRunUserCode(int natts, const EntryColumnCodec *codecs)
+{
+	for (int i = 0; i < natts; i++)
+		if (codecs[i].user_code)
+			return true;
+	return false;
+}
+
+/*
+ * Send and receive functions of text-like types (text inside arrays and
+ * records, json, xml, ...) convert between the database and the client
+ * encoding, as they do for the wire protocol.  An entry is not on the wire:
+ * it must hold the database encoding whatever client_encoding is, or a
+ * value the client encoding lacks would fail a MISS (and an entry stored by
+ * a LATIN1 session would decode differently in a UTF8 one).  So conversion
+ * is switched off around those calls: SetClientEncoding() to the database
+ * encoding needs no conversion function and cannot fail, and switching
+ * back finds the conversion the session set up (PrepareClientEncoding
+ * cached it when client_encoding was set), so both cost a few assignments.
+ * Nothing is sent to the client while the switch is on, except a NOTICE a
+ * user type's function might raise (it would arrive unconverted).
+ */
+typedef struct EncodingSwitch
+{
+	int			saved;			/* -1: nothing to restore */
+} EncodingSwitch;
+
+static inline void
+encoding_off(EncodingSwitch *sw)
+{
+	sw->saved = -1;
+	if (pg_get_client_encoding() != GetDatabaseEncoding())
+	{
+		sw->saved = pg_get_client_encoding();
+		(void) SetClientEncoding(GetDatabaseEncoding());
+	}
+}
+
+static inline void
+encoding_restore(EncodingSwitch *sw)
+{
+	if (sw->saved >= 0 && SetClientEncoding(sw->saved) < 0)
+		elog(WARNING, "cache_ext could not restore client_encoding %s",
+			 pg_encoding_to_char(sw->saved));
+	sw->saved = -1;
 }
 
 void
@@ -129,6 +310,11 @@ EntryWriterInit(EntryWriter *w, int natts, const EntryColumnCodec *codecs,
 	w->nrows = 0;
 	w->limit = limit;
 	w->overflow = false;
+	w->problem = NULL;
+	w->has_binary = false;
+	for (int i = 0; i < natts; i++)
+		if (codecs[i].codec == CE_CODEC_BINARY)
+			w->has_binary = true;
 
 	/* header, filled in by EntryWriterFinish */
 	appendStringInfoSpaces(&w->buf, CE_HEADER_SIZE);
@@ -171,18 +357,12 @@ append_len_bytes(EntryWriter *w, const char *data, size_t len)
 	appendBinaryStringInfo(&w->buf, data, len);
 }
 
-/*
- * Append the row in slot.  Once the entry would exceed the limit, the
- * writer stops encoding (overflow) and frees what it had.
- */
-void
-EntryWriterAddRow(EntryWriter *w, TupleTableSlot *slot)
+/* EntryWriterAddRow without the encoding switch. */
+static void
+add_row(EntryWriter *w, TupleTableSlot *slot)
 {
 	StringInfo	buf = &w->buf;
 	int			bitmap_at;
-
-	if (w->overflow)
-		return;
 
 	slot_getallattrs(slot);
 	bitmap_at = buf->len;
@@ -235,7 +415,20 @@ EntryWriterAddRow(EntryWriter *w, TupleTableSlot *slot)
 				{
 					struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
 
-					append_len_bytes(w, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+					/*
+					 * Text that is not valid in the database encoding (it
+					 * can be made, if rarely) would be rejected as corrupt
+					 * by every decode: do not store it.
+					 */
+					if (c->codec == CE_CODEC_TEXT &&
+						!pg_verifymbstr(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v), true))
+					{
+						w->overflow = true;
+						w->problem = psprintf("a value of type %s is not valid in the database encoding",
+											  format_type_be(c->typid));
+					}
+					else
+						append_len_bytes(w, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
 					if ((Pointer) v != DatumGetPointer(d))
 						pfree(v);
 					break;
@@ -271,6 +464,36 @@ EntryWriterAddRow(EntryWriter *w, TupleTableSlot *slot)
 	}
 }
 
+/*
+ * Append the row in slot.  Once the entry would exceed the limit, or a
+ * value cannot be stored (w->problem says why), the writer stops encoding
+ * (overflow) and frees what it had.  Values are encoded independently of
+ * client_encoding (see encoding_off).
+ */
+void
+EntryWriterAddRow(EntryWriter *w, TupleTableSlot *slot)
+{
+	EncodingSwitch sw;
+
+	if (w->overflow)
+		return;
+	if (!w->has_binary || pg_get_client_encoding() == GetDatabaseEncoding())
+	{
+		add_row(w, slot);
+		return;
+	}
+	encoding_off(&sw);
+	PG_TRY();
+	{
+		add_row(w, slot);
+	}
+	PG_FINALLY();
+	{
+		encoding_restore(&sw);
+	}
+	PG_END_TRY();
+}
+
 /* Fill in the header; the entry is then w->buf.data, w->buf.len bytes. */
 void
 EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint)
@@ -297,13 +520,19 @@ EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint)
 	memcpy(h + 12, &crc, 4);
 }
 
-/* Errors a built-in receive or input function raises on bad input. */
+/*
+ * Errors a built-in receive or input function raises on bad input.  Class
+ * 08 is pq_getmsg*()'s "insufficient data left in message" (08P01): receive
+ * functions read from a StringInfo and do no real I/O.
+ */
 static bool
 is_bad_input_error(int sqlerrcode)
 {
 	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
 
 	return category == ERRCODE_DATA_EXCEPTION ||
+		category == ERRCODE_CONNECTION_EXCEPTION ||
+		category == ERRCODE_FEATURE_NOT_SUPPORTED ||
 		category == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION ||
 		category == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
 		category == ERRCODE_INTERNAL_ERROR;
@@ -327,13 +556,22 @@ fixed_value_valid(Oid typid, int64 v)
 	}
 }
 
+/* What became of a value or an entry's rows */
+typedef enum DecodeOutcome
+{
+	DV_OK,
+	DV_CORRUPT,					/* bytes cache_ext's writer never produces */
+	DV_UNDECODABLE				/* the type's receive or input function refused
+								 * them */
+} DecodeOutcome;
+
 /*
  * Turn one value at p (len bytes, already bounds-checked) into a Datum.
- * Returns false for an invalid value.  With catch_errors, bad-input errors
- * of the type's functions are caught and reported as false; other errors
- * (cancel, out of memory) propagate.
+ * With catch_errors, bad-input errors of the type's functions are caught
+ * and reported as DV_UNDECODABLE; other errors (cancel, out of memory)
+ * propagate.
  */
-static bool
+static DecodeOutcome
 decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 			 bool catch_errors)
 {
@@ -341,16 +579,16 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 	{
 		case CE_CODEC_FIXED1:
 			if ((uint8) p[0] > 1)
-				return false;
+				return DV_CORRUPT;
 			*out = BoolGetDatum(p[0] != 0);
-			return true;
+			return DV_OK;
 		case CE_CODEC_FIXED2:
 			{
 				int16		v;
 
 				memcpy(&v, p, 2);
 				*out = Int16GetDatum(v);
-				return true;
+				return DV_OK;
 			}
 		case CE_CODEC_FIXED4:
 			{
@@ -358,7 +596,7 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 
 				memcpy(&v, p, 4);
 				*out = Int32GetDatum(v);
-				return fixed_value_valid(c->typid, v);
+				return fixed_value_valid(c->typid, v) ? DV_OK : DV_CORRUPT;
 			}
 		case CE_CODEC_FIXED8:
 			{
@@ -366,7 +604,7 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 
 				memcpy(&v, p, 8);
 				*out = Int64GetDatum(v);
-				return fixed_value_valid(c->typid, v);
+				return fixed_value_valid(c->typid, v) ? DV_OK : DV_CORRUPT;
 			}
 		case CE_CODEC_TEXT:
 		case CE_CODEC_BYTES:
@@ -375,13 +613,13 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 				text	   *v;
 
 				if (c->codec == CE_CODEC_TEXT && !pg_verifymbstr(p, len, true))
-					return false;
+					return DV_CORRUPT;
 				/* numeric values were validated by CeEntryParse */
 				v = (text *) palloc(len + VARHDRSZ);
 				SET_VARSIZE(v, len + VARHDRSZ);
 				memcpy(VARDATA(v), p, len);
 				*out = PointerGetDatum(v);
-				return true;
+				return DV_OK;
 			}
 		case CE_CODEC_BINARY:
 		case CE_CODEC_TEXTIO:
@@ -390,7 +628,7 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 				char		saved = p[len];
 				MemoryContext cxt = CurrentMemoryContext;
 				StringInfoData si;
-				volatile bool valid = true;
+				volatile DecodeOutcome result = DV_OK;
 
 				p[len] = '\0';
 				si.data = p;
@@ -403,10 +641,11 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 					{
 						*out = ReceiveFunctionCall((FmgrInfo *) &c->in, &si,
 												   c->ioparam, c->typmod);
-						valid = (si.cursor == si.len);
+						if (si.cursor != si.len)
+							result = DV_UNDECODABLE;
 					}
 					else if (strlen(p) != len)
-						valid = false;
+						result = DV_CORRUPT;	/* output functions write no NUL */
 					else
 						*out = InputFunctionCall((FmgrInfo *) &c->in, p,
 												 c->ioparam, c->typmod);
@@ -428,31 +667,36 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 						PG_RE_THROW();
 					FlushErrorState();
 					FreeErrorData(edata);
-					valid = false;
+					result = DV_UNDECODABLE;
 				}
 				PG_END_TRY();
 				p[len] = saved;
-				return valid;
+				return result;
 			}
 	}
-	return false;
+	return DV_CORRUPT;
 }
 
-/* Decode every row of a parsed entry into ts; false at the first bad value. */
-static bool
+/*
+ * Decode every row of a parsed entry into ts; stops at the first bad value.
+ * *col is kept at the column being decoded, so that after an error the
+ * caller knows which type raised it.
+ */
+static DecodeOutcome
 decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
-			TupleDesc desc, bool catch_errors, Tuplestorestate *ts)
+			TupleDesc desc, bool catch_errors, Tuplestorestate *ts,
+			volatile int *col)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	MemoryContext rowcxt;
 	Datum	   *values = palloc(sizeof(Datum) * (natts + 1));
 	bool	   *nulls = palloc(sizeof(bool) * (natts + 1));
 	char	   *p = (char *) view->rows;
-	bool		ok = true;
+	DecodeOutcome result = DV_OK;
 
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cache_ext decode",
 								   ALLOCSET_DEFAULT_SIZES);
-	for (uint32 r = 0; r < view->nrows && ok; r++)
+	for (uint32 r = 0; r < view->nrows && result == DV_OK; r++)
 	{
 		const uint8 *bitmap = (const uint8 *) p;
 
@@ -475,34 +719,82 @@ decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
 				memcpy(&vlen, p, 4);
 				p += 4;
 			}
-			if (!decode_value(&codecs[i], p, vlen, &values[i], catch_errors))
-			{
-				ok = false;
+			*col = i;
+			result = decode_value(&codecs[i], p, vlen, &values[i], catch_errors);
+			if (result != DV_OK)
 				break;
-			}
 			p += vlen;
 		}
 		MemoryContextSwitchTo(oldcxt);
-		if (ok)
+		if (result == DV_OK)
 			tuplestore_putvalues(ts, desc, values, nulls);
 		MemoryContextReset(rowcxt);
 	}
 	MemoryContextDelete(rowcxt);
 	pfree(values);
 	pfree(nulls);
-	return ok;
+	return result;
+}
+
+/*
+ * decode_rows in a subtransaction (as PL/pgSQL does for an exception
+ * block), for types whose functions may run code that is not built in.
+ * An error of the kind bad input raises (or a domain's CHECK) is the type
+ * refusing the bytes; a cancel or shutdown is re-thrown; anything else
+ * makes the entry corrupt.
+ */
+static DecodeOutcome
+decode_in_subxact(const CeEntryView *view, int natts,
+				  const EntryColumnCodec *codecs, TupleDesc desc,
+				  Tuplestorestate *ts, volatile int *col)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile DecodeOutcome outcome = DV_OK;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		outcome = decode_rows(view, natts, codecs, desc, false, ts, col);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		int			category;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+		/* a cancel or shutdown is not a property of the entry */
+		if (category == ERRCODE_OPERATOR_INTERVENTION)
+			ReThrowError(edata);
+		outcome = (is_bad_input_error(edata->sqlerrcode) ||
+				   category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION) ?
+			DV_UNDECODABLE : DV_CORRUPT;
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return outcome;
 }
 
 EntryDecodeResult
-EntryDecode(char *buf, size_t len, const uint8 *fingerprint,
+EntryLoad(char *buf, size_t len, const uint8 *fingerprint,
 			const EntryGens *gens, int natts,
 			const EntryColumnCodec *codecs, TupleDesc desc, bool in_subxact,
 			Tuplestorestate *ts, const char **why)
 {
 	CeEntryView view;
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool ok = true;
+	EncodingSwitch sw;
+	volatile DecodeOutcome outcome = DV_OK;
+	volatile int col = 0;
 
 	*why = CeEntryParse((const uint8 *) buf, len, &view);
 	if (*why)
@@ -545,42 +837,31 @@ EntryDecode(char *buf, size_t len, const uint8 *fingerprint,
 		}
 	}
 
-	if (!in_subxact)
-		ok = decode_rows(&view, natts, codecs, desc, true, ts);
-	else
+	encoding_off(&sw);
+	PG_TRY();
 	{
-		/* as PL/pgSQL does for an exception block */
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcxt);
-		PG_TRY();
-		{
-			ok = decode_rows(&view, natts, codecs, desc, false, ts);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(oldcxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-			/* a cancel or shutdown is not a property of the entry */
-			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION)
-				ReThrowError(edata);
-			FreeErrorData(edata);
-			ok = false;
-		}
-		PG_END_TRY();
+		if (!in_subxact)
+			outcome = decode_rows(&view, natts, codecs, desc, true, ts, &col);
+		else
+			outcome = decode_in_subxact(&view, natts, codecs, desc, ts, &col);
 	}
-	if (!ok)
+	PG_FINALLY();
+	{
+		encoding_restore(&sw);
+	}
+	PG_END_TRY();
+
+	if (outcome == DV_CORRUPT)
 	{
 		*why = "invalid value";
 		return ENTRY_CORRUPT;
+	}
+	if (outcome == DV_UNDECODABLE)
+	{
+		*why = psprintf("values of type %s cannot be read back",
+						format_type_extended(codecs[col].typid, -1,
+											 FORMAT_TYPE_ALLOW_INVALID));
+		return ENTRY_UNDECODABLE;
 	}
 	return ENTRY_VALID;
 }

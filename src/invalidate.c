@@ -1295,10 +1295,30 @@ classify_utility(Node *parsetree, UtilityEffects *e)
 				e->database = true;
 			break;
 		case T_GrantRoleStmt:	/* memberships: pg_has_role, policies, SET ROLE */
-		case T_CreateRoleStmt:	/* IN ROLE, ROLE, ADMIN grant memberships */
-		case T_AlterRoleStmt:	/* BYPASSRLS, SUPERUSER, INHERIT, ... */
 		case T_DropRoleStmt:
 			e->server = true;
+			break;
+		case T_CreateRoleStmt:
+			/* a new role matters only through the memberships it gets */
+			foreach(lc, ((CreateRoleStmt *) parsetree)->options)
+			{
+				const char *opt = lfirst_node(DefElem, lc)->defname;
+
+				if (strcmp(opt, "addroleto") == 0 || strcmp(opt, "rolemembers") == 0 ||
+					strcmp(opt, "adminmembers") == 0)
+					e->server = true;
+			}
+			break;
+		case T_AlterRoleStmt:
+			/* BYPASSRLS, SUPERUSER, INHERIT, members...; not the password */
+			foreach(lc, ((AlterRoleStmt *) parsetree)->options)
+			{
+				const char *opt = lfirst_node(DefElem, lc)->defname;
+
+				if (strcmp(opt, "password") != 0 && strcmp(opt, "validUntil") != 0 &&
+					strcmp(opt, "connectionlimit") != 0)
+					e->server = true;
+			}
 			break;
 		case T_RenameStmt:
 			{
@@ -1492,8 +1512,19 @@ track_new_child(void *arg)
 	List	   *parents;
 	bool		partition;
 
-	if (!OidIsValid(child) || !has_tracked_ancestor(child))
+	if (!OidIsValid(child))
 		return;
+	if (!has_tracked_ancestor(child))
+	{
+		/*
+		 * A tracked table that became a child of an untracked parent:
+		 * writes through the parent must reach its row trigger.
+		 */
+		if (get_rel_relkind(child) == RELKIND_RELATION &&
+			get_rel_info(child)->coverage == REL_TRACKED)
+			install_triggers(child, false, inherited_keys(child));
+		return;
+	}
 	parents = direct_parents(child);
 	if (parents != NIL)
 		keys = inherited_keys(linitial_oid(parents));
@@ -1795,8 +1826,16 @@ install_triggers(Oid relid, bool partition_of_tracked, List *keys)
 						   "INSERT OR UPDATE OR DELETE", "STATEMENT", 'A', NIL);
 			ensure_trigger(relid, "cache_ext_stmt", "AFTER",
 						   "INSERT OR UPDATE OR DELETE", "STATEMENT", 'A', NIL);
+			/*
+			 * A row-level one for logical-replication apply; on a partition
+			 * or inheritance child it always fires: a statement on its
+			 * parent (untracked, or tracked later) fires no statement
+			 * trigger of the child, only its row triggers.
+			 */
 			ensure_trigger(relid, "cache_ext_apply", "AFTER",
-						   "INSERT OR UPDATE OR DELETE", "ROW", 'R', NIL);
+						   "INSERT OR UPDATE OR DELETE", "ROW",
+						   (get_rel_relispartition(relid) || direct_parents(relid) != NIL) ?
+						   'A' : 'R', NIL);
 			/* key-level tracking: the values of the key columns of each row */
 			if (keys != NIL)
 				ensure_trigger(relid, "cache_ext_keys", "AFTER",
@@ -2172,8 +2211,8 @@ cache_purge(PG_FUNCTION_ARGS)
 			if (!ok)
 				problem = pstrdup(RedisLastError());
 			else if (reply->type == REDIS_REPLY_ERROR)
-				problem = psprintf("Redis refused SCAN: %.*s",
-								   (int) Min(reply->len, 150), reply->str);
+				problem = psprintf("Redis refused SCAN: %s",
+								   RedisReplyText(reply->str, reply->len, 150));
 			else
 				problem = pstrdup("unexpected reply to SCAN");
 			if (ok)
@@ -2206,7 +2245,7 @@ cache_purge(PG_FUNCTION_ARGS)
 			if (dreply->type != REDIS_REPLY_INTEGER)
 			{
 				char	   *problem = dreply->type == REDIS_REPLY_ERROR ?
-				psprintf("Redis refused UNLINK: %.*s", (int) Min(dreply->len, 150), dreply->str) :
+				psprintf("Redis refused UNLINK: %s", RedisReplyText(dreply->str, dreply->len, 150)) :
 				pstrdup("unexpected reply to UNLINK");
 
 				RedisFreeReplies(1, &dreply);

@@ -26,6 +26,7 @@
 #include "utils/guc.h"
 
 #include "cache_ext.h"
+#include "invalidate.h"
 #include "keys.h"
 
 static char db_scope[17] = "";
@@ -335,6 +336,15 @@ KeyEntryName(const uint8 *hash)
 	hex_encode_to(hash, CE_HASH_LEN, hex);
 	return psprintf("%s%s:e:%s", cache_ext_key_prefix, database_scope(), hex);
 }
+
+/* the bound on the prefix keeps every generation key name in its slot */
+StaticAssertDecl(KEY_PREFIX_MAX_LEN + KEY_GEN_SUFFIX_MAX + 1 <= INVAL_KEY_LEN,
+				 "cache_ext.key_prefix bound too large for INVAL_KEY_LEN");
+StaticAssertDecl(sizeof("0123456789abcdef:g:tag:") - 1 + 32 <= KEY_GEN_SUFFIX_MAX &&
+				 sizeof("0123456789abcdef:g:td:4294967295") - 1 <= KEY_GEN_SUFFIX_MAX &&
+				 sizeof("s0123456789abcdef:g") - 1 <= KEY_GEN_SUFFIX_MAX &&
+				 sizeof("0123456789abcdef:g:k:4294967295:") - 1 + 32 == KEY_GEN_SUFFIX_MAX,
+				 "KEY_GEN_SUFFIX_MAX does not match the generation key names");
 
 /*
  * Generation keys (DESIGN.md §3).  They carry no TTL.  The server's

@@ -31,6 +31,19 @@ extern void KeyHash(const StringInfo material, uint8 *hash);
 extern char *KeyEntryName(const uint8 *hash);
 extern char *KeyEntryPattern(void);
 
+/*
+ * The longest part of a generation key name after the prefix: a key-level
+ * generation, "<16 hex>:g:k:<relid, at most 10 digits>:<32 hex>".  The
+ * other names are shorter (keys.c checks this at compile time).
+ */
+#define KEY_GEN_SUFFIX_MAX	(16 + 5 + 10 + 1 + 32)
+
+/*
+ * Longest cache_ext.key_prefix: every generation key name, with its NUL,
+ * must fit in INVAL_KEY_LEN (128) bytes, the size of the outbox's slots.
+ */
+#define KEY_PREFIX_MAX_LEN	(128 - 1 - KEY_GEN_SUFFIX_MAX)
+
 /* Generation keys and the other keys of invalidation (all palloc'd). */
 extern char *KeyServerGenName(void);
 extern char *KeyDatabaseGenName(void);

@@ -66,6 +66,10 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
+#include "tsearch/ts_cache.h"
+#include "executor/functions.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
 
 #include "cache_ext.h"
 #include "entry.h"
@@ -124,6 +128,8 @@ typedef struct PreparedQuery
 	List	   *defn_funcids;	/* functions of the rewritten query (incl.
 								 * inlined ones), for the definition hash */
 	bool		transient;		/* not in the hash: dropped after the call */
+	int			undecodable;	/* authentic entries its row type could not
+								 * read back, in a row; at 2 it is not stored */
 	bool		settings_pinned;	/* the plan may hold the value of a user
 									 * IMMUTABLE function PostgreSQL ran when
 									 * planning: valid for these settings only */
@@ -196,9 +202,10 @@ register_callbacks(void)
 	static const int caches[] = {
 		PROCOID, PROCNAMEARGSNSP, TYPEOID, TYPENAMENSP, OPEROID, OPERNAMENSP,
 		CASTSOURCETARGET, CONSTROID, NAMESPACEOID, NAMESPACENAME, COLLOID,
-		TSCONFIGOID, TSDICTOID, TSPARSEROID, TSTEMPLATEOID, ENUMOID,
-		AGGFNOID, AUTHOID, AUTHMEMMEMROLE, LANGOID, RANGETYPE,
-		FOREIGNSERVEROID, USERMAPPINGOID, TRFTYPELANG,
+		TSCONFIGOID, TSCONFIGMAP, TSDICTOID, TSPARSEROID, TSTEMPLATEOID,
+		ENUMOID, AGGFNOID, AUTHOID, AUTHMEMMEMROLE, AUTHMEMROLEMEM, LANGOID,
+		RANGETYPE, FOREIGNSERVEROID, FOREIGNDATAWRAPPEROID, USERMAPPINGOID,
+		TRFTYPELANG, DATABASEOID, CONVOID,
 	};
 
 	if (callbacks_registered)
@@ -426,6 +433,16 @@ static struct config_generic *setting_conf[lengthof(result_settings)];
 static bool settings_resolved = false;
 
 /*
+ * The planner's settings (enable_*, costs, GEQO, collapse limits, work_mem
+ * ...): a prepared statement's plan was chosen under them, and a few
+ * operators answer differently by plan (GiST point containment by index is
+ * fuzzier than by a scan).  Keyed too, so that a statement, even a bypass,
+ * runs the plan the direct statement would.
+ */
+static struct config_generic **planner_conf = NULL;
+static int	nplanner_conf = 0;
+
+/*
  * The settings that change results, as key material (length-prefixed
  * binary): read straight from the GUC variables, since looking each one up
  * by name on every call costs more than the rest of a hit's bookkeeping.
@@ -442,13 +459,27 @@ settings_material(StringInfo s)
 			for (int j = 0; j < nvars; j++)
 				if (pg_strcasecmp(vars[j]->name, result_settings[i]) == 0)
 					setting_conf[i] = vars[j];
+		planner_conf = MemoryContextAlloc(TopMemoryContext,
+										  sizeof(struct config_generic *) * nvars);
+		for (int j = 0; j < nvars; j++)
+			if ((vars[j]->group == QUERY_TUNING_METHOD ||
+				 vars[j]->group == QUERY_TUNING_COST ||
+				 vars[j]->group == QUERY_TUNING_GEQO ||
+				 vars[j]->group == QUERY_TUNING_OTHER ||
+				 vars[j]->group == RESOURCES_MEM) &&
+				!(vars[j]->flags & GUC_CUSTOM_PLACEHOLDER) &&
+				(vars[j]->context == PGC_USERSET || vars[j]->context == PGC_SUSET))
+				planner_conf[nplanner_conf++] = vars[j];
 		settings_resolved = true;
 	}
 
 	initStringInfo(s);
-	for (int i = 0; i < lengthof(result_settings); i++)
+	/* the configuration default_text_search_config names now, by OID */
+	KeyAddU32(s, getTSCurrentConfig(false));
+	for (int i = 0; i < lengthof(result_settings) + nplanner_conf; i++)
 	{
-		struct config_generic *conf = setting_conf[i];
+		struct config_generic *conf = i < lengthof(result_settings) ?
+		setting_conf[i] : planner_conf[i - lengthof(result_settings)];
 
 		if (conf == NULL)
 		{
@@ -568,23 +599,7 @@ parse_single_select(const char *query)
 	return rs;
 }
 
-static bool
-find_row_marks(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, Query))
-	{
-		Query	   *q = (Query *) node;
-
-		if (q->rowMarks != NIL)
-			return true;
-		return query_tree_walker(q, find_row_marks, context, 0);
-	}
-	return expression_tree_walker(node, find_row_marks, context);
-}
-
-/* Raise an error if the analysed query could lock or modify anything. */
+/* Raise an error if the analysed query could modify anything. */
 static void
 check_read_only(List *querytrees)
 {
@@ -604,11 +619,7 @@ check_read_only(List *querytrees)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cached_query cannot run a WITH query that modifies data"),
 				 errdetail("Only read-only queries can be cached.")));
-	if (find_row_marks((Node *) q, NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cached_query cannot run SELECT FOR UPDATE/SHARE"),
-				 errdetail("Locking rows is not read-only.")));
+	/* FOR UPDATE/SHARE runs, as the direct statement would: it bypasses */
 }
 
 static bool
@@ -751,6 +762,7 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 	List	   *querytrees;
 	LiteralWalk lw;
 	Oid			userid = GetUserId();
+	bool		make_transient = false;
 
 	*transient = false;
 	register_callbacks();
@@ -786,30 +798,39 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 	KeyHash(&m, key);
 	pfree(m.data);
 
-	if (!prepared_stale)
+	pq = prepared_stale ? NULL : hash_search(prepared_queries, key, HASH_FIND, NULL);
+
+	/*
+	 * A date/time literal froze in the body of an inlined function, or the
+	 * plan holds the value of a function run under other settings: plan it
+	 * again (in the hash when no outer call may be using it, else for this
+	 * call only).
+	 */
+	if (pq != NULL && pq->analysis_cxt != NULL)
 	{
-		pq = hash_search(prepared_queries, key, HASH_FIND, NULL);
-		if (pq && pq->settings_pinned && pq->analysis_cxt != NULL)
+		bool		again = pq->literal_problem[0] != '\0';
+
+		if (!again && pq->settings_pinned)
 		{
 			uint8		now[CE_HASH_LEN];
 
 			all_settings_hash(now);
-			if (memcmp(now, pq->settings_hash, CE_HASH_LEN) != 0)
-			{
-				/* planned under other settings: plan again */
-				if (calls_in_progress <= 1)
-				{
-					drop_prepared(pq);
-					hash_search(prepared_queries, key, HASH_REMOVE, NULL);
-				}
-				else
-					prepared_stale = true;	/* this call: a transient one */
-				pq = NULL;
-			}
+			again = memcmp(now, pq->settings_hash, CE_HASH_LEN) != 0;
 		}
-		if (pq)
-			return pq;
+		if (again)
+		{
+			if (calls_in_progress <= 1)
+			{
+				drop_prepared(pq);
+				hash_search(prepared_queries, key, HASH_REMOVE, NULL);
+			}
+			else
+				make_transient = true;
+			pq = NULL;
+		}
 	}
+	if (pq != NULL)
+		return pq;
 
 	raw = parse_single_select(query);
 	plansource = CreateCachedPlan(raw, query, CreateCommandTag(raw->stmt));
@@ -824,7 +845,7 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 	(void) watch_function_rowtypes((Node *) querytrees, NULL);
 	SaveCachedPlan(plansource);
 
-	if (lw.problem != NULL || prepared_stale)
+	if (lw.problem != NULL || prepared_stale || make_transient)
 	{
 		pq = MemoryContextAllocZero(prepared_cxt, sizeof(PreparedQuery));
 		memcpy(pq->key, key, CE_HASH_LEN);
@@ -863,8 +884,134 @@ release_transient(PreparedQuery *pq)
  * OID but writes a new pg_proc row).  Entries made under an old definition
  * then never match.  Computed once per plan generation.
  */
+static int
+const_text_cmp(const ListCell *a, const ListCell *b)
+{
+	return strcmp((char *) lfirst(a), (char *) lfirst(b));
+}
+
+/*
+ * The constants of the finished plan, as text: what planning resolved by
+ * name or computed (a reg* literal or 'now' in the body of an inlined SQL
+ * function, a folded IMMUTABLE function's value) is not in the query tree.
+ * Their locations are left out: they say nothing about the value.
+ */
 static void
-definition_hash(PreparedQuery *pq)
+add_plan_constants(StringInfo m, PlannedStmt *stmt)
+{
+	char	   *all[2];
+	ListCell   *lc;
+	List	   *consts = NIL;
+	char	   *prev = NULL;
+
+	all[0] = nodeToString(stmt->planTree);
+	all[1] = nodeToString(stmt->subplans);
+	for (int i = 0; i < 2; i++)
+	{
+		char	   *p = all[i];
+
+		while ((p = strstr(p, "{CONST ")) != NULL)
+		{
+			char	   *end = strchr(p, '}');
+			char	   *loc;
+
+			if (end == NULL)
+				break;
+			loc = strstr(p, " :location ");
+			if (loc != NULL && loc < end)
+			{
+				char	   *after = strstr(loc + 11, " :");
+
+				consts = lappend(consts,
+								 psprintf("%.*s%.*s", (int) (loc - p), p,
+										  (after != NULL && after < end) ? (int) (end - after) : 0,
+										  after ? after : ""));
+			}
+			else
+				consts = lappend(consts, pnstrdup(p, end - p));
+			p = end + 1;
+		}
+	}
+
+	/*
+	 * As a set: the plan's shape (a Gather, an index qual repeated as its
+	 * recheck) may repeat a constant without changing what it means.
+	 */
+	list_sort(consts, const_text_cmp);
+	foreach(lc, consts)
+	{
+		char	   *c = (char *) lfirst(lc);
+
+		if (prev == NULL || strcmp(prev, c) != 0)
+			KeyAddString(m, c);
+		prev = c;
+	}
+	pfree(all[0]);
+	pfree(all[1]);
+	/* relations, and regclass constants, the plan depends on */
+	KeyAddString(m, "plan relations");
+	foreach(lc, stmt->relationOids)
+		KeyAddU32(m, lfirst_oid(lc));
+}
+
+/*
+ * The shape of every composite type a result column can hold (through
+ * arrays, domains and ranges, recursively): a column dropped and added
+ * again keeps the type's OID but not its values.  Their relations are
+ * watched, so that such DDL also drops the prepared statement.
+ */
+static void
+add_composite_shapes(StringInfo m, Oid typid, int depth)
+{
+	Oid			elem;
+
+	if (depth > 8 || !OidIsValid(typid))
+		return;
+	typid = getBaseType(typid);
+	elem = get_element_type(typid);
+	if (OidIsValid(elem))
+	{
+		add_composite_shapes(m, elem, depth + 1);
+		return;
+	}
+	if (type_is_range(typid))
+	{
+		add_composite_shapes(m, get_range_subtype(typid), depth + 1);
+		return;
+	}
+	if (type_is_multirange(typid))
+	{
+		add_composite_shapes(m, get_range_subtype(get_multirange_range(typid)), depth + 1);
+		return;
+	}
+	if (get_typtype(typid) == TYPTYPE_COMPOSITE && typid != RECORDOID)
+	{
+		TupleDesc	td = lookup_rowtype_tupdesc(typid, -1);
+		Oid			relid = get_typ_typrelid(typid);
+		MemoryContext old;
+
+		KeyAddU32(m, typid);
+		KeyAddU32(m, td->natts);
+		for (int i = 0; i < td->natts; i++)
+		{
+			Form_pg_attribute a = TupleDescAttr(td, i);
+
+			KeyAddU32(m, a->attisdropped ? 0 : a->atttypid);
+			KeyAddU32(m, (uint32) a->atttypmod);
+			KeyAddString(m, NameStr(a->attname));
+		}
+		for (int i = 0; i < td->natts; i++)
+			if (!TupleDescAttr(td, i)->attisdropped)
+				add_composite_shapes(m, TupleDescAttr(td, i)->atttypid, depth + 1);
+		ReleaseTupleDesc(td);
+		old = MemoryContextSwitchTo(prepared_cxt);
+		watched_relids = list_append_unique_oid(watched_relids, relid);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+static void
+definition_hash(PreparedQuery *pq, PlannedStmt *stmt)
 {
 	StringInfoData m;
 	ListCell   *lc;
@@ -892,6 +1039,10 @@ definition_hash(PreparedQuery *pq)
 		KeyAddU32(&m, HeapTupleHeaderGetRawXmin(tup->t_data));
 		ReleaseSysCache(tup);
 	}
+	add_plan_constants(&m, stmt);
+	KeyAddString(&m, "composite shapes");
+	for (int i = 0; i < pq->resultdesc->natts; i++)
+		add_composite_shapes(&m, TupleDescAttr(pq->resultdesc, i)->atttypid, 0);
 	KeyHash(&m, pq->definition);
 	pfree(m.data);
 	list_free(funcs);
@@ -1152,15 +1303,95 @@ collect_query_funcs(Node *node, void *context)
 }
 
 /*
- * User functions declared IMMUTABLE in a language other than C: PostgreSQL
- * runs one with constant arguments while planning and puts its value in
- * the plan, and nothing proves that it really depends on its arguments only
- * (a SQL function reading current_setting('app.tenant') is not inlined,
- * but folded).  One the plan still calls is opaque, like a STABLE one (the
- * call bypasses unless it names what it reads).  One the plan does not call
- * was folded or inlined: the prepared statement is valid only under the
- * settings it was planned with, and the entry key holds the role and every
- * setting; a PL/pgSQL one (never inlined) is opaque as well.
+ * The body of a SQL function the plan no longer calls (the planner inlined
+ * it, or ran it: an IMMUTABLE function with constant arguments is run while
+ * planning).  Sets *clean when it is what PostgreSQL would inline: one
+ * SELECT of one expression, no FROM, no sublink, no mutable function (then
+ * running it and inlining it give the same value, which depends on its
+ * arguments only).  Returns a relative date/time literal it holds ('now',
+ * 'today', ...: converted when the body is parsed, at planning), or NULL.
+ */
+static const char *
+sql_body_check(Oid funcid, bool *clean)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Form_pg_proc proc;
+	bool		isnull;
+	Datum		d;
+	char	   *src;
+	List	   *raw;
+	List	   *trees;
+	Query	   *q;
+	LiteralWalk lw;
+
+	*clean = false;
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	if (proc->prolang != SQLlanguageId || proc->prosecdef ||
+		!heap_attisnull(tup, Anum_pg_proc_proconfig, NULL) ||
+		!heap_attisnull(tup, Anum_pg_proc_prosqlbody, NULL))
+	{
+		ReleaseSysCache(tup);
+		return NULL;
+	}
+	for (int i = 0; i < proc->pronargs; i++)
+		if (IsPolymorphicType(proc->proargtypes.values[i]))
+		{
+			ReleaseSysCache(tup);
+			return NULL;
+		}
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
+	if (isnull)
+	{
+		ReleaseSysCache(tup);
+		return NULL;
+	}
+	src = TextDatumGetCString(d);
+	raw = pg_parse_query(src);
+	if (list_length(raw) != 1)
+	{
+		ReleaseSysCache(tup);
+		return NULL;
+	}
+	trees = pg_analyze_and_rewrite_withcb(linitial_node(RawStmt, raw), src,
+										  (ParserSetupHook) sql_fn_parser_setup,
+										  prepare_sql_fn_parse_info(tup, NULL, InvalidOid),
+										  NULL);
+	ReleaseSysCache(tup);
+	lw.query = src;
+	lw.problem = NULL;
+	(void) find_relative_time_literal((Node *) trees, &lw);
+	if (list_length(trees) != 1)
+		return lw.problem;
+	q = linitial_node(Query, trees);
+	*clean = q->commandType == CMD_SELECT && q->rtable == NIL &&
+		(q->jointree == NULL || (q->jointree->fromlist == NIL && q->jointree->quals == NULL)) &&
+		!q->hasAggs && !q->hasWindowFuncs && !q->hasTargetSRFs && !q->hasSubLinks &&
+		q->cteList == NIL && q->groupClause == NIL && q->havingQual == NULL &&
+		q->sortClause == NIL && q->limitCount == NULL && q->limitOffset == NULL &&
+		q->setOperations == NULL && list_length(q->targetList) == 1 &&
+		!contain_mutable_functions((Node *) q->targetList);
+	return lw.problem;
+}
+
+/*
+ * User functions the rewritten query calls, judged by what planning did
+ * with them.
+ * - One the plan still calls, declared IMMUTABLE in a language other than C
+ *   or internal: nothing proves it reads no setting or table, so it is
+ *   opaque like a STABLE one (the call bypasses unless it names what it
+ *   reads).
+ * - One the plan no longer calls was inlined, or run while planning (an
+ *   IMMUTABLE function with constant arguments): a SQL function with a
+ *   clean body (sql_body_check) gives the same value either way; any other
+ *   was run as the planning role under the planning settings and its value
+ *   is in the plan: opaque, and the prepared statement is valid only under
+ *   those settings (and keyed by role already), the entry key holds the
+ *   role and every setting.
+ * - A SQL function inlined with a relative date/time literal in its body
+ *   froze that moment into the plan: the statement is prepared again on
+ *   every call and never stored.
  */
 static void
 pin_folded_functions(PreparedQuery *pq)
@@ -1175,6 +1406,7 @@ pin_folded_functions(PreparedQuery *pq)
 		char		volatility;
 		Oid			lang;
 		bool		in_plan;
+		bool		clean = false;
 
 		if (funcid < FirstNormalObjectId)
 			continue;
@@ -1184,20 +1416,30 @@ pin_folded_functions(PreparedQuery *pq)
 		volatility = ((Form_pg_proc) GETSTRUCT(tup))->provolatile;
 		lang = ((Form_pg_proc) GETSTRUCT(tup))->prolang;
 		ReleaseSysCache(tup);
-		if (volatility != PROVOLATILE_IMMUTABLE ||
-			lang == ClanguageId || lang == INTERNALlanguageId)
+		if (lang == ClanguageId || lang == INTERNALlanguageId)
 			continue;
 		in_plan = list_member_oid(pq->deps.funcids, funcid) ||
-			list_member_oid(pq->deps.implicit_funcids, funcid);
-		if (!in_plan)
+			list_member_oid(pq->deps.implicit_funcids, funcid) ||
+			list_member_oid(pq->deps.opaque_funcids, funcid);
+		if (!in_plan && lang == SQLlanguageId)
+		{
+			const char *problem = sql_body_check(funcid, &clean);
+
+			if (problem != NULL && pq->literal_problem[0] == '\0')
+				snprintf(pq->literal_problem, sizeof(pq->literal_problem),
+						 "%s in function %s()", problem, get_func_name(funcid));
+		}
+		if (volatility != PROVOLATILE_IMMUTABLE)
+			continue;
+		if (in_plan || !clean)
+			pq->deps.opaque_funcids = list_append_unique_oid(pq->deps.opaque_funcids,
+															 funcid);
+		if (!in_plan && !clean)
 		{
 			pq->settings_pinned = true;
 			pq->deps.role_dependent = true;
 			pq->deps.settings_dependent = true;
 		}
-		if (in_plan || lang != SQLlanguageId)
-			pq->deps.opaque_funcids = list_append_unique_oid(pq->deps.opaque_funcids,
-															 funcid);
 	}
 	if (pq->settings_pinned)
 		all_settings_hash(pq->settings_hash);
@@ -1232,16 +1474,12 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 	pq->codecs = palloc0(sizeof(EntryColumnCodec) * Max(pq->resultdesc->natts, 1));
 	pq->codec_problem = EntryCodecsInit(pq->resultdesc, pq->codecs,
 										pq->analysis_cxt);
-	pq->decode_in_subxact = false;
-	for (int i = 0; i < pq->resultdesc->natts; i++)
-		if ((pq->codecs[i].codec == CE_CODEC_BINARY ||
-			 pq->codecs[i].codec == CE_CODEC_TEXTIO) &&
-			(pq->codecs[i].typid >= FirstGenbkiObjectId ||
-			 get_typtype(pq->codecs[i].typid) == TYPTYPE_DOMAIN))
-			pq->decode_in_subxact = true;	/* its checks may raise */
+	/* domains' checks, user types' receive functions may raise */
+	pq->decode_in_subxact = EntryCodecsRunUserCode(pq->resultdesc->natts, pq->codecs);
+	pq->undecodable = 0;
 	analyze_scopes(pq, linitial_node(PlannedStmt, cplan->stmt_list));
 	MemoryContextSwitchTo(old);
-	definition_hash(pq);
+	definition_hash(pq, linitial_node(PlannedStmt, cplan->stmt_list));
 	pq->generation = cplan->generation;
 }
 
@@ -1576,8 +1814,24 @@ entry_key(const char *query, const CallParams *params, StringInfo settings,
 	}
 	if (pq->deps.settings_dependent || cs->opted_in)
 	{
+		Oid			temp_nsp;
+		Oid			temp_toast_nsp;
+
 		KeyAddString(&m, "every setting");
 		all_settings_material(&m);
+
+		/*
+		 * An opaque function may read this session's temporary tables,
+		 * which no other session can: with a temporary schema, the
+		 * session itself is in the key.
+		 */
+		GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
+		if (OidIsValid(temp_nsp))
+		{
+			KeyAddString(&m, "session");
+			KeyAddU32(&m, (uint32) MyProcPid);
+			KeyAddField(&m, &MyStartTime, sizeof(MyStartTime));
+		}
 	}
 	/* the generations it depends on (tags and tracking change them) */
 	KeyAddString(&m, "generations");
@@ -1945,18 +2199,30 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 				if (KeyEncryptionOn() || EntryIsSealed(r->str, r->len))
 					data = EntryOpen(r->str, r->len, rkey, &dlen, corrupt);
 				if (data != NULL)
-				switch (EntryDecode(data, dlen, hash, gens,
-									pq->resultdesc->natts, pq->codecs,
-									pq->resultdesc, pq->decode_in_subxact,
-									ts, corrupt))
+				switch (EntryLoad(data, dlen, hash, gens,
+								  pq->resultdesc->natts, pq->codecs,
+								  pq->resultdesc, pq->decode_in_subxact,
+								  ts, corrupt))
 				{
 					case ENTRY_VALID:
 						outcome = LOOKUP_HIT;
+						pq->undecodable = 0;
 						CacheStatsAdd(CS_BYTES_READ, r->len);
 						last_entry_bytes = r->len;
 						break;
 					case ENTRY_STALE:
 						outcome = LOOKUP_STALE;
+						break;
+					case ENTRY_UNDECODABLE:
+
+						/*
+						 * An authentic entry this row type cannot read back
+						 * (*corrupt names the type): twice in a row, and the
+						 * query is not stored by this backend any more (once
+						 * could be an entry forged by Redis).
+						 */
+						if (++pq->undecodable >= 2 && pq->codec_problem == NULL)
+							pq->codec_problem = MemoryContextStrdup(pq->analysis_cxt, *corrupt);
 						break;
 					case ENTRY_CORRUPT:
 						break;
@@ -2028,8 +2294,8 @@ store(const char *rkey, EntryWriter *w, const CallOptions *opts)
 	{
 		CacheStatsAdd(CS_ERRORS, 1);
 		if (reply->type == REDIS_REPLY_ERROR)
-			problem = psprintf("redis refused it: %.*s",
-							   (int) Min(reply->len, 120), reply->str);
+			problem = psprintf("redis refused it: %s",
+							   RedisReplyText(reply->str, reply->len, 120));
 		else
 			problem = pstrdup("unexpected reply from redis");
 	}
@@ -2291,6 +2557,12 @@ cached_query_call(text *query_text, const CallParams *params,
 				CacheStatsAdd(CS_INVALIDATED, 1);
 			if (cs.untracked != NIL)
 				CacheStatsAdd(CS_TTL_ONLY, 1);
+			/* a row type found undecodable during this very lookup */
+			if (pq->codec_problem != NULL && gens_ok)
+			{
+				gens_ok = false;
+				rec.store_skipped = true;
+			}
 			if (gens_ok)
 				EntryWriterInit(&w, resultdesc->natts, pq->codecs, &gens,
 								cache_ext_max_entry_size -
@@ -2308,6 +2580,7 @@ cached_query_call(text *query_text, const CallParams *params,
 				rec.store_skipped = true;
 				CacheStatsAdd(CS_STORE_SKIPPED, 1);
 				appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "",
+								 pq->codec_problem ? pq->codec_problem :
 								 RecoveryInProgress() ? "hot standby" :
 								 "generations unreadable");
 			}
@@ -2315,8 +2588,8 @@ cached_query_call(text *query_text, const CallParams *params,
 			{
 				rec.store_skipped = true;
 				CacheStatsAdd(CS_STORE_SKIPPED, 1);
-				appendStringInfo(&note, "%snot stored: result larger than cache_ext.max_entry_size",
-								 note.len ? "; " : "");
+				appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "",
+								 w.problem ? w.problem : "result larger than cache_ext.max_entry_size");
 			}
 			else
 			{
@@ -2632,11 +2905,13 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 				if (KeyEncryptionOn() || EntryIsSealed(r->str, r->len))
 					data = EntryOpen(r->str, r->len, rkey, &dlen, &problem);
 				if (data != NULL)
-				switch (EntryDecode(data, dlen, hash, &gens,
-									pq->resultdesc->natts, pq->codecs,
-									pq->resultdesc, pq->decode_in_subxact,
-									ts, &problem))
+				switch (EntryLoad(data, dlen, hash, &gens,
+								  pq->resultdesc->natts, pq->codecs,
+								  pq->resultdesc, pq->decode_in_subxact,
+								  ts, &problem))
 				{
+					case ENTRY_UNDECODABLE:
+						break;
 					case ENTRY_VALID:
 						appendStringInfo(buf, ",\"rows\":" INT64_FORMAT,
 										 tuplestore_tuple_count(ts));

@@ -242,36 +242,69 @@ QueryStatsReasonOf(const char *why)
 	return QS_NOT_CACHEABLE;
 }
 
-/* Evict the least-called 5% of the entries; exclusive lock held. */
-static void
-qs_evict(void)
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The calls count at or below which the least-called 5% of the entries lie,
+ * and how many entries that is (*nvictims).  Takes the lock in shared mode
+ * only to copy the counts; the sort (O(n log n)) runs with no lock held.
+ * Returns false when the table is empty.
+ */
+static bool
+qs_eviction_threshold(int64 *threshold, int *nvictims)
 {
 	HASH_SEQ_STATUS seq;
 	QueryStatsEntry *e;
 	int64	   *calls;
+	long		size;
 	int			n = 0;
-	int			nvictims;
-	int64		threshold;
 
-	calls = palloc(sizeof(int64) * hash_get_num_entries(qs_hash));
+	/* room for a few entries added between the count and the copy */
+	size = (long) cache_ext_query_stats_max + 64;
+	calls = palloc(sizeof(int64) * size);
+	LWLockAcquire(qs_shared->lock, LW_SHARED);
 	hash_seq_init(&seq, qs_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
-		calls[n++] = e->calls;
-	if (n == 0)
-		return;
-	/* the calls count below which about 5% of the entries lie */
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && calls[j - 1] > calls[j]; j--)
+	{
+		if (n == size)
 		{
-			int64		t = calls[j];
-
-			calls[j] = calls[j - 1];
-			calls[j - 1] = t;
+			hash_seq_term(&seq);
+			break;
 		}
-	nvictims = Max(1, n / 20);
-	threshold = calls[nvictims - 1];
+		calls[n++] = e->calls;
+	}
+	LWLockRelease(qs_shared->lock);
+	if (n == 0)
+	{
+		pfree(calls);
+		return false;
+	}
+	qsort(calls, n, sizeof(int64), cmp_int64);
+	*nvictims = Max(1, n / 20);
+	*threshold = calls[*nvictims - 1];
+	pfree(calls);
+	return true;
+}
+
+/*
+ * Remove up to nvictims entries called at most threshold times; exclusive
+ * lock held.  One pass over the table, O(n).
+ */
+static void
+qs_evict(int64 threshold, int nvictims)
+{
+	HASH_SEQ_STATUS seq;
+	QueryStatsEntry *e;
+
 	hash_seq_init(&seq, qs_hash);
-	while ((e = hash_seq_search(&seq)) != NULL && nvictims > 0)
+	while (nvictims > 0 && (e = hash_seq_search(&seq)) != NULL)
 	{
 		if (e->calls <= threshold)
 		{
@@ -279,9 +312,8 @@ qs_evict(void)
 			nvictims--;
 		}
 	}
-	if (e != NULL)
+	if (nvictims == 0)
 		hash_seq_term(&seq);
-	pfree(calls);
 }
 
 void
@@ -301,11 +333,23 @@ QueryStatsRecord(uint64 queryid, const char *query, const QueryStatsCall *c)
 	if (e == NULL)
 	{
 		bool		found;
+		int64		threshold = 0;
+		int			nvictims = 0;
+		bool		evict;
 
 		LWLockRelease(qs_shared->lock);
+
+		/*
+		 * A full table: find what to evict before taking the lock in
+		 * exclusive mode, so that every other call waits only for the one
+		 * pass that removes the victims.
+		 */
+		evict = hash_get_num_entries(qs_hash) >= cache_ext_query_stats_max &&
+			qs_eviction_threshold(&threshold, &nvictims);
 		LWLockAcquire(qs_shared->lock, LW_EXCLUSIVE);
-		if (hash_get_num_entries(qs_hash) >= cache_ext_query_stats_max)
-			qs_evict();
+		/* another backend may have evicted meanwhile */
+		if (evict && hash_get_num_entries(qs_hash) >= cache_ext_query_stats_max)
+			qs_evict(threshold, nvictims);
 		e = hash_search(qs_hash, &key, HASH_ENTER_NULL, &found);
 		if (e == NULL)
 		{
@@ -462,7 +506,8 @@ info_field(const char *info, const char *field)
 			const char *v = p + flen + 1;
 			size_t		vlen = strcspn(v, "\r\n");
 
-			return pnstrdup(v, vlen);
+			/* INFO is untrusted text: shown escaped */
+			return RedisReplyText(v, vlen, 200);
 		}
 		p += flen;
 	}
@@ -537,8 +582,8 @@ cache_health(PG_FUNCTION_ARGS)
 					info = pnstrdup(reply->str, reply->len);
 				else if (reply->type == REDIS_REPLY_ERROR)
 					warnings = lappend(warnings,
-									   psprintf("INFO refused (%.*s): grant the cache_ext ACL user +info",
-												(int) Min(reply->len, 80), reply->str));
+									   psprintf("INFO refused (%s): grant the cache_ext ACL user +info",
+												RedisReplyText(reply->str, reply->len, 80)));
 				RedisFreeReplies(1, &reply);
 			}
 		}

@@ -30,6 +30,7 @@
 
 #include "cache_ext.h"
 #include "redis/redis.h"
+#include "redis/redis_text.h"
 
 typedef struct RedisConn
 {
@@ -159,9 +160,20 @@ fail(const char *what)
 void
 RedisReportError(const char *msg, size_t len)
 {
-	snprintf(last_error, sizeof(last_error), "Redis answered: %.*s",
-			 (int) Min(len, 150), msg);
+	char		safe[160];
+
+	RedisSafeText(safe, sizeof(safe), msg, len);
+	snprintf(last_error, sizeof(last_error), "Redis answered: %s", safe);
 	fail(last_error);
+}
+
+char *
+RedisReplyText(const char *s, size_t len, size_t max)
+{
+	char	   *out = palloc(max + 1);
+
+	RedisSafeText(out, max + 1, s, len);
+	return out;
 }
 
 /* For cache_health(): the connection and breaker state of this backend. */
@@ -206,6 +218,17 @@ RedisUsable(const char **why)
 	return true;
 }
 
+/* last_error for a protocol error; hiredis quotes bytes of the reply in it */
+static void
+reader_error(void)
+{
+	char		safe[200];
+
+	RedisSafeText(safe, sizeof(safe), conn.reader->errstr,
+				  strnlen(conn.reader->errstr, sizeof(conn.reader->errstr)));
+	snprintf(last_error, sizeof(last_error), "invalid reply from Redis: %s", safe);
+}
+
 /*
  * Send the formatted commands in buf and read n replies.  Returns false
  * with last_error set on failure; replies[] then holds nothing.  Throws only
@@ -239,8 +262,7 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 
 		if (redisReaderGetReply(conn.reader, &reply) != REDIS_OK)
 		{
-			snprintf(last_error, sizeof(last_error),
-					 "invalid reply from Redis: %s", conn.reader->errstr);
+			reader_error();
 			break;
 		}
 		if (reply != NULL)
@@ -264,8 +286,7 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 		}
 		if (redisReaderFeed(conn.reader, chunk, r) != REDIS_OK)
 		{
-			snprintf(last_error, sizeof(last_error),
-					 "invalid reply from Redis: %s", conn.reader->errstr);
+			reader_error();
 			break;
 		}
 	}
@@ -505,10 +526,12 @@ connect_redis(int timeout_ms)
 	{
 		if (replies[i]->type == REDIS_REPLY_ERROR)
 		{
+			char		safe[160];
+
 			/* the error text of AUTH never contains the password */
-			snprintf(last_error, sizeof(last_error), "%s failed: %.*s",
-					 cmds[i].argv[0], (int) Min(replies[i]->len, 150),
-					 replies[i]->str);
+			RedisSafeText(safe, sizeof(safe), replies[i]->str, replies[i]->len);
+			snprintf(last_error, sizeof(last_error), "%s failed: %s",
+					 cmds[i].argv[0], safe);
 			RedisFreeReplies(n, replies);
 			return false;
 		}

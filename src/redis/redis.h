@@ -118,6 +118,14 @@ extern RedisConnectHook redis_connect_hook;
 extern void RedisFreeReplies(int n, redisReply **replies);
 extern void RedisDisconnect(void);
 extern void RedisReportError(const char *msg, size_t len);
+
+/*
+ * Text from Redis (len bytes at s, an error reply, an INFO field, ...) made
+ * safe to show: at most max bytes of printable ASCII, other bytes as \xNN
+ * (see text.c), palloc'd.  Everything Redis says goes through this (or
+ * RedisSafeText) before it reaches a message, a log line or a SQL result.
+ */
+extern char *RedisReplyText(const char *s, size_t len, size_t max);
 extern const char *RedisLastError(void);
 extern bool RedisConnected(void);
 extern bool RedisBreakerOpen(int *remaining_ms);

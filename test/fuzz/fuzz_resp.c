@@ -78,6 +78,10 @@
 
 #include <hiredis.h>
 
+/* src/redis/text.c, linked as it is (its header needs c.h) */
+extern size_t RedisSafeText(char *dst, size_t dstlen, const char *src,
+							size_t srclen);
+
 #define FAIL(...) \
 	do { \
 		fprintf(stderr, "fuzz_resp: %s:%d: ", __FILE__, __LINE__); \
@@ -90,6 +94,63 @@
 		if (!(cond)) \
 			FAIL("check failed: %s", #cond); \
 	} while (0)
+
+/* Text that came from Redis reaches users only as printable ASCII. */
+static void
+check_printable(const char *t)
+{
+	if (t == NULL)
+		return;
+	for (const char *c = t; *c; c++)
+		if ((unsigned char) *c < 0x20 || (unsigned char) *c > 0x7e)
+			FAIL("byte 0x%02x in text shown to users: \"%s\"", (unsigned char) *c, t);
+}
+
+/*
+ * RedisSafeText (src/redis/text.c) on raw bytes: NUL-terminated within
+ * dstlen, printable ASCII only, and its escapes read back as a prefix of
+ * the input, cut only between whole characters.
+ */
+static void
+check_safe_text(const uint8_t *src, size_t len, size_t dstlen)
+{
+	char		dst[300];
+	size_t		n;
+	size_t		in = 0;
+
+	CHECK(dstlen <= sizeof(dst));
+	memset(dst, 0x7f, sizeof(dst));
+	n = RedisSafeText(dst, dstlen, (const char *) src, len);
+	if (dstlen == 0)
+	{
+		CHECK(n == 0 && (unsigned char) dst[0] == 0x7f);
+		return;
+	}
+	CHECK(n < dstlen && dst[n] == '\0' && strlen(dst) == n);
+	check_printable(dst);
+	for (size_t o = 0; o < n;)
+	{
+		unsigned int b;
+
+		CHECK(in < len);
+		if (dst[o] == '\\')
+		{
+			CHECK(o + 4 <= n && dst[o + 1] == 'x');
+			CHECK(sscanf(dst + o + 2, "%2x", &b) == 1);
+			CHECK(b == src[in] && (b < 0x20 || b > 0x7e || b == '\\'));
+			o += 4;
+		}
+		else
+		{
+			CHECK((unsigned char) dst[o] == src[in]);
+			o++;
+		}
+		in++;
+	}
+	/* cut only when the next character did not fit */
+	if (in < len)
+		CHECK(n + ((src[in] >= 0x20 && src[in] <= 0x7e && src[in] != '\\') ? 1 : 4) >= dstlen);
+}
 
 #define Min(a, b) ((a) < (b) ? (a) : (b))
 
@@ -182,9 +243,22 @@ free_replies(int n, redisReply **replies)
 static void
 report_error(Session *S, const char *msg, size_t len)
 {
-	snprintf(S->last_error, sizeof(S->last_error), "Redis answered: %.*s",
-			 (int) Min(len, 150), msg);
+	char		safe[160];
+
+	RedisSafeText(safe, sizeof(safe), msg, len);
+	snprintf(S->last_error, sizeof(S->last_error), "Redis answered: %s", safe);
 	disconnect(S);
+}
+
+/* client.c's reader_error() */
+static void
+reader_error(Session *S)
+{
+	char		safe[200];
+
+	RedisSafeText(safe, sizeof(safe), S->reader->errstr,
+				  strnlen(S->reader->errstr, sizeof(S->reader->errstr)));
+	snprintf(S->last_error, sizeof(S->last_error), "invalid reply from Redis: %s", safe);
 }
 
 /* ---- independent reference reader ------------------------------------------ */
@@ -558,8 +632,7 @@ exchange(Session *S, int n, redisReply **replies, size_t max_reply_bytes)
 					 ek_names[hk], S->reader->errstr,
 					 rr == REF_DONE ? "read a reply" : rr == REF_MORE ? "waits for more" : "failed with ",
 					 rr == REF_ERR ? ek_names[ek] : "", S->ref_pos);
-			snprintf(S->last_error, sizeof(S->last_error),
-					 "invalid reply from Redis: %s", S->reader->errstr);
+			reader_error(S);
 			break;
 		}
 		if (reply != NULL)
@@ -592,8 +665,7 @@ exchange(Session *S, int n, redisReply **replies, size_t max_reply_bytes)
 		}
 		if (redisReaderFeed(S->reader, (const char *) chunk, (size_t) r) != REDIS_OK)
 		{
-			snprintf(S->last_error, sizeof(S->last_error),
-					 "invalid reply from Redis: %s", S->reader->errstr);
+			reader_error(S);
 			break;
 		}
 		CHECK(chunk == S->s + S->fed_end);
@@ -734,9 +806,11 @@ connect_redis(Session *S)
 		walk_reply(replies[i], 0);
 		if (replies[i]->type == REDIS_REPLY_ERROR)
 		{
-			snprintf(S->last_error, sizeof(S->last_error), "%s failed: %.*s",
-					 i == 0 ? "AUTH" : "SELECT", (int) Min(replies[i]->len, 150),
-					 replies[i]->str);
+			char		safe[160];
+
+			RedisSafeText(safe, sizeof(safe), replies[i]->str, replies[i]->len);
+			snprintf(S->last_error, sizeof(S->last_error), "%s failed: %s",
+					 i == 0 ? "AUTH" : "SELECT", safe);
 			free_replies(n, replies);
 			return false;
 		}
@@ -1218,8 +1292,11 @@ info_field(const char *info, const char *field)
 		{
 			const char *v = p + flen + 1;
 			size_t		vlen = strcspn(v, "\r\n");
+			char	   *out = malloc(201);
 
-			return xstrndup(v, vlen);
+			CHECK(out != NULL);
+			RedisSafeText(out, 201, v, vlen);
+			return out;
 		}
 		p += flen;
 	}
@@ -1251,6 +1328,17 @@ check_info_field(const char *info, const char *field)
 		}
 		ls = le + 1;
 	}
+	char	   *esc = NULL;
+
+	if (want)
+	{
+		/* shown escaped: as RedisSafeText makes it */
+		esc = malloc(201);
+		CHECK(esc != NULL);
+		wlen = RedisSafeText(esc, 201, want, wlen);
+		want = esc;
+	}
+	check_printable(got);
 	if ((got == NULL) != (want == NULL) ||
 		(got && (strlen(got) != wlen || memcmp(got, want, wlen) != 0)))
 		FAIL("info_field(\"%s\") gave %s%s%s", field, got ? "\"" : "",
@@ -1265,6 +1353,7 @@ check_info_field(const char *info, const char *field)
 		sink += (uint64_t) v + (end != got);
 	}
 	free(got);
+	free(esc);
 }
 
 /* cache_health(): PING, then INFO everything. */
@@ -1297,9 +1386,12 @@ op_health(Session *S, uint8_t param)
 	else if (reply->type == REDIS_REPLY_ERROR)
 	{
 		char		msg[200];
+		char		safe[81];
 
-		snprintf(msg, sizeof(msg), "INFO refused (%.*s): grant the cache_ext ACL user +info",
-				 (int) Min(reply->len, 80), reply->str);
+		RedisSafeText(safe, sizeof(safe), reply->str, reply->len);
+		snprintf(msg, sizeof(msg), "INFO refused (%s): grant the cache_ext ACL user +info",
+				 safe);
+		check_printable(msg);
 		sink += strlen(msg);
 	}
 	free_replies(1, &reply);
@@ -1321,8 +1413,14 @@ op_write(Session *S, uint8_t param)
 		if (reply->type != REDIS_REPLY_STATUS)
 		{
 			if (reply->type == REDIS_REPLY_ERROR)
-				snprintf(problem, sizeof(problem), "redis refused it: %.*s",
-						 (int) Min(reply->len, 120), reply->str);
+			{
+				/* store(): RedisReplyText(str, len, 120), RedisSafeText into 121 */
+				char		shown[121];
+
+				RedisSafeText(shown, sizeof(shown), reply->str, reply->len);
+				check_safe_text((const uint8_t *) reply->str, reply->len, sizeof(shown));
+				snprintf(problem, sizeof(problem), "redis refused it: %s", shown);
+			}
 			else
 				snprintf(problem, sizeof(problem), "unexpected reply from redis");
 		}
@@ -1440,9 +1538,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	S.s = data + p;
 	S.slen = size - p;
 
+	check_safe_text(S.s, S.slen, 0);
+	check_safe_text(S.s, S.slen, 1);
+	check_safe_text(S.s, S.slen, 5);
+	check_safe_text(S.s, S.slen, 160);
+	check_safe_text(S.s, S.slen, 300);
+
 	for (int i = 0; i < nops; i++)
 	{
 		run_op(&S, ops[i][0], ops[i][1]);
+		check_printable(S.last_error);
 		/* the stream is over: every further call would fail the same way */
 		if (S.spos >= S.slen && !S.connected)
 			break;

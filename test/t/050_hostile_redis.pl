@@ -55,6 +55,32 @@ foreach my $case (@cases)
 	cmp_ok($r->{elapsed}, '<', $BOUND, "server $name: returned within ${BOUND}s");
 	note "server $name: status " . ($r->{status} // 'none');
 }
+
+# Error replies in no encoding at all: under client_encoding = LATIN1 the
+# raw bytes in the WARNING, cache_status() and cache_health() made 0.2's call
+# fail with an encoding error.  Every text from Redis is shown as printable
+# ASCII, other bytes as \xNN.
+{
+	my $hostile = "-ERR h\xffst\xfeile \x80\xc3 \\ \x1b[31m\r\n";
+	$fake->start(reply => $hostile x 4);
+	my $r = call_is($node, "SET client_encoding = LATIN1;\n$call", qr/^BYPASS/,
+		$expected, 'non-UTF-8 error replies under client_encoding LATIN1', timeout => 60);
+	unlike($r->{status} . $r->{err}, qr/[^\x20-\x7e\n\t]/,
+		'cache_status() and the messages are printable ASCII');
+
+	my ($out, $err) = ('', '');
+	$node->psql('postgres', join("\n",
+			'SET client_encoding = LATIN1;',
+			'SET cache_ext.retry_interval = 0;',
+			"$call;",
+			'SELECT last_error, array_to_string(warnings, \'; \') FROM cache_health();'),
+		stdout => \$out, stderr => \$err, on_error_stop => 0);
+	unlike($err, qr/\bERROR\b/, 'cache_health() under LATIN1: no error')
+	  or diag($err);
+	like($out, qr/h\\xffst\\xfeile \\x80\\xc3 \\x5c \\x1b\[31m/,
+		'cache_health() shows the reply escaped');
+	unlike($out . $err, qr/[^\x20-\x7e\n\t]/, 'cache_health() output is printable ASCII');
+}
 $fake->stop;
 
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server is up');

@@ -60,7 +60,7 @@ my %string_value = (
 # set inside a transaction
 my %unchangeable = map { $_ => 1 } qw(transaction_isolation transaction_read_only
   transaction_deferrable default_transaction_read_only exit_on_error
-  max_stack_depth debug_discard_caches zero_damaged_pages);
+  debug_discard_caches zero_damaged_pages);
 
 sub other_value
 {
@@ -73,8 +73,10 @@ sub other_value
 	}
 	if ($type eq 'integer' || $type eq 'real')
 	{
-		my $v = ($cur == 0 || $cur == -1) ? 1000 : $cur * 2;
+		# (max_stack_depth only down: the OS stack limit bounds it)
+		my $v = ($cur == 0 || $cur == -1) ? 1000 : $name eq 'max_stack_depth' ? $cur / 2 : $cur * 2;
 		$v = $cur / 2 if $max ne '' && $v > $max;
+		$v = $max / 2 if $max ne '' && $cur == 0 && $v == 0;
 		$v = int($v) if $type eq 'integer';
 		$v = $min if $min ne '' && $v < $min;
 		return $v == $cur ? undef : $v;

@@ -120,8 +120,8 @@ is($node->safe_psql('postgres',
 	'0', "mallory's operator never ran as another role or with superuser rights");
 my $after = direct();
 isnt($after, $before, 'COMMIT PREPARED changed the rows (test setup)');
-call_is($node, $CALL, qr/^MISS/, $after,
-	'first read after her COMMIT PREPARED: MISS with the new rows (the invalidation happened)');
+call_is($node, $CALL, qr/^MISS \(invalidated\)$/, $after,
+	'first read after her COMMIT PREPARED: MISS (invalidated) with the new rows');
 is(prepared_rows(), '0', 'COMMIT PREPARED deleted the record of its invalidations');
 
 ($out, $err) = as_mallory('SELECT count(*) FROM public.cache_ext_prepared');
