@@ -436,7 +436,6 @@ current_target(void)
 		}
 	}
 	LWLockRelease(shared->lock);
-	wake_worker();
 	pfree(gen);
 	if (found < 0)
 		return -1;
@@ -962,7 +961,14 @@ commit_in_flight_since(TimestampTz since)
 
 /* ---- the background worker ---- */
 
-/* One pass over the targets: deliver, then renew or drop each lease. */
+/* the worker: whether it has dropped target i's lease since it last renewed it */
+static bool lease_dropped[OUTBOX_TARGETS];
+
+/*
+ * One pass over the targets: deliver, then renew or drop each lease (drop
+ * it once per blocked spell: a Redis that takes the UNLINK but refuses the
+ * bumps would otherwise log a warning at every pass).
+ */
 static void
 worker_pass(TimestampTz prev_pass)
 {
@@ -996,6 +1002,11 @@ worker_pass(TimestampTz prev_pass)
 		forced_target = ti;
 		renew = pg_atomic_read_u32(&t->blocked) == 0 &&
 			!commit_in_flight_since(prev_pass);
+		if (!renew && lease_dropped[ti])
+		{
+			forced_target = -1;
+			continue;
+		}
 		if (renew)
 		{
 			snprintf(pxbuf, sizeof(pxbuf), "%d", cache_ext_standby_lease);
@@ -1012,7 +1023,13 @@ worker_pass(TimestampTz prev_pass)
 		}
 		if (RedisUsable(&why) &&
 			RedisExecTimeout(1, &cmd, &r, 4096, cache_ext_command_timeout))
+		{
+			if (!renew && r->type == REDIS_REPLY_INTEGER)
+				lease_dropped[ti] = true;
 			RedisFreeReplies(1, &r);
+		}
+		if (renew)
+			lease_dropped[ti] = false;
 		forced_target = -1;
 	}
 }

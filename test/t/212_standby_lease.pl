@@ -70,6 +70,8 @@ is(direct_rows($standby, $Q, [6]), $after, 'the standby has replayed the update'
 
 # setup: let the lease (1 s) run out; the window is documented in docs/invalidation.md
 sleep(1.5);
+note 'lease keys and PTTL: '
+  . join(', ', map { "$_ " . $redis->cli('PTTL', $_) } $redis->scan_keys('*:lease'));
 call_is($standby, $call, qr/^BYPASS: pending invalidations \(hot standby: the primary's lease/, $after,
 	'standby: after the lease ran out, no stale hit (BYPASS with the reason)');
 call_is($standby, $call, qr/^BYPASS: pending invalidations \(hot standby: the primary's lease/, $after,
