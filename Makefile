@@ -9,6 +9,7 @@ OBJS = \
 	src/entry_format.o \
 	src/invalidate.o \
 	src/keys.o \
+	src/outbox.o \
 	src/query.o \
 	src/stats.o \
 	src/redis/client.o \

@@ -281,8 +281,8 @@ _PG_init(void)
 	SecretsDefineGucs();
 	SecretsLoad();
 
+	InvalInit();				/* defines the outbox's settings too */
 	MarkGUCPrefixReserved("cache_ext");
-	InvalInit();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

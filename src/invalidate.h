@@ -3,7 +3,7 @@
  * invalidate.h
  *	  Commit-ordered invalidation with generations (DESIGN.md §3): which
  *	  relations are tracked, the per-transaction set of touched scopes,
- *	  the bumps sent at commit, and the shared-memory outbox.
+ *	  the bumps sent at commit (the outbox is outbox.h's).
  *
  *-------------------------------------------------------------------------
  */
@@ -23,9 +23,6 @@ typedef enum UntrackedPolicy
 extern int	cache_ext_untracked;
 extern int	cache_ext_invalidation_timeout; /* ms */
 
-/* A generation value never used before: 32 hex digits and a NUL in buf. */
-extern void InvalFreshValue(char *buf);
-
 /*
  * Longest generation key name, with its NUL.  The longest is a key value's:
  * prefix (at most 64) + database scope (16) + ":g:k:" + OID (at most 10)
@@ -34,12 +31,7 @@ extern void InvalFreshValue(char *buf);
  */
 #define INVAL_KEY_LEN 160
 
-extern void InvalShmemRequest(void);
-extern void InvalShmemInit(void);	/* with AddinShmemInitLock held */
 extern void InvalInit(void);	/* from _PG_init: callbacks and hooks */
-
-/* Whether the shared outbox exists (cache_ext is preloaded). */
-extern bool InvalShmemReady(void);
 
 /*
  * How a relation read by a query is covered.  For a tracked relation,
@@ -75,24 +67,7 @@ extern int	cache_ext_max_keys_per_xact;
 extern bool InvalScopeTouched(const char *key);
 extern bool InvalTouchedAny(void);
 
-/*
- * Whether hits must be refused because this server holds invalidations
- * Redis has not taken yet (or must bump the server generation first).
- * Tries to deliver them first when try_deliver.
- */
-extern bool InvalHitsBlocked(bool try_deliver);
-
-/*
- * A lookup reads InvalEpoch() before its round trip and, after it, must
- * treat its result as blocked if InvalHitsBlockedSince(that epoch): another
- * backend may have noticed a Redis restart (and even delivered the server
- * bump) while the lookup's replies, from before the bump, were in flight.
- */
-extern uint64 InvalEpoch(void);
-extern bool InvalHitsBlockedSince(uint64 epoch);
-
-/* For cache_stats: scopes waiting in the outbox (+1 for a server bump). */
-extern int64 InvalPendingCount(void);
-extern int	InvalOutboxDepth(void);	/* keys waiting, for cache_health */
+/* the outbox, the server-wide state and the standby lease */
+#include "outbox.h"
 
 #endif							/* CACHE_EXT_INVALIDATE_H */

@@ -2558,7 +2558,7 @@ cached_query_call(text *query_text, const CallParams *params,
 	if (why == NULL)
 		(void) RedisUsable(&why);	/* sets why when Redis can't be used */
 	if (why == NULL && InvalHitsBlocked(true))
-		why = "pending invalidations (this server holds invalidations Redis has not taken yet)";
+		why = InvalHitsBlockedReason();	/* outbox.c: pending, or standby lease */
 
 	if (why == NULL)
 	{

@@ -123,6 +123,18 @@ wait_socket(RedisTransport *t, uint32 want, TimestampTz deadline,
 		{
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
+
+			/*
+			 * With interrupts held (the bumps sent while COMMIT finishes),
+			 * a cancel or terminate cannot throw: give up the wait instead,
+			 * and let the interrupt be served once they are resumed.
+			 */
+			if (InterruptHoldoffCount > 0 &&
+				(QueryCancelPending || ProcDiePending))
+			{
+				snprintf(err, errlen, "interrupted");
+				return false;
+			}
 		}
 		if (event.events & want)
 			return true;

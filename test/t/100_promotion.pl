@@ -28,10 +28,23 @@ $primary->wait_for_catchup($standby);
 
 call_is($primary, $call, qr/^MISS/, $rows, 'primary: first call');
 call_is($primary, $call, qr/^HIT$/, $rows, 'primary: stored');
+# the primary's background worker renews its lease every quarter of
+# cache_ext.standby_lease; standbys serve hits only while it is alive
+sub wait_for_lease
+{
+	for (1 .. 100)
+	{
+		return 1 if scalar $redis->scan_keys('*:lease');
+		select(undef, undef, undef, 0.1);
+	}
+	return 0;
+}
+ok(wait_for_lease(), "the primary's lease is in Redis");
 call_is($standby, $call, qr/^HIT$/, $rows, 'standby: served the entry the primary stored');
 
 # what the standby computes is never stored
 $redis->cli('FLUSHALL');
+ok(wait_for_lease(), "the primary's lease is back after the flush");
 call_is($standby, $call, qr/^MISS \(.*not stored: hot standby/, $rows, 'standby: a miss is not stored');
 call_is($standby, $call, qr/^MISS/, $rows, 'standby: still nothing stored');
 call_is($primary, $call, qr/^MISS/, $rows, 'primary: stores it');

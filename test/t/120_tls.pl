@@ -38,7 +38,10 @@ my $node = cache_ext_node('main', $redis_a, extra_conf => join("\n",
 	"cache_ext.tls_ca_file = '$pki->{ca_crt}'",
 	"cache_ext.connect_timeout = '5s'",
 	"cache_ext.command_timeout = '5s'",
-	"cache_ext.retry_interval = 0"));
+	"cache_ext.retry_interval = 0",
+	# the background worker passes every standby_lease / 4: made rare, so
+	# that its connections do not count as the backends' attempts
+	"cache_ext.standby_lease = '10min'"));
 
 my ($Q, $COLS) = sales_fixture($node);
 my $expected = direct_rows($node, $Q, [3]);
@@ -171,7 +174,9 @@ tls_bypass($redis_a, with(tls_ca_file => ''),
 		'tls_verify = off: WARNING that the connection is not authenticated');
 	# a new connection in the same session: no second warning
 	$s->query_ok("SET cache_ext.redis_url = " . sql_literal($redis_a->url('localhost')));
-	my $r2 = call_is($s, $call4, qr/^HIT/, $expected4,
+	# (another URL is another target, src/outbox.c: its first contact may
+	# deliver the server-generation bump this fresh server owes)
+	my $r2 = call_is($s, $call4, qr/^(HIT|MISS \(invalidated\))/, $expected4,
 		'tls_verify = off, name mismatch as well: works');
 	unlike($r2->{err}, qr/WARNING/, 'the warning comes once per session');
 	# verification back on: the open connection is dropped and checked again

@@ -63,12 +63,22 @@ sub start
 	my $close = $params{close} // 0;
 	my $delay = $params{delay} // 0;
 
-	my $listen = IO::Socket::INET->new(
-		LocalAddr => '127.0.0.1',
-		LocalPort => $self->{port},
-		Proto     => 'tcp',
-		Listen    => 64,
-		ReuseAddr => 1) or croak "fake redis: cannot listen on $self->{port}: $!";
+	# A connection process forked just before stop() killed the group may
+	# hold the listening socket for a moment (cache_ext's background worker
+	# connects often): retry for a while.
+	my $listen;
+	for (1 .. 200)
+	{
+		$listen = IO::Socket::INET->new(
+			LocalAddr => '127.0.0.1',
+			LocalPort => $self->{port},
+			Proto     => 'tcp',
+			Listen    => 64,
+			ReuseAddr => 1);
+		last if $listen;
+		usleep(25_000);
+	}
+	croak "fake redis: cannot listen on $self->{port}: $!" unless $listen;
 
 	my $pid = fork();
 	croak "fork failed: $!" unless defined $pid;

@@ -1,0 +1,1121 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.c
+ *	  The shared-memory outbox of undelivered invalidations, the
+ *	  server-wide invalidation state, and the standby lease (DESIGN.md §2
+ *	  C3, §3).
+ *
+ * Targets.  A target is one Redis URL with one server-generation key (key
+ * prefix and server scope): with ALTER DATABASE/ROLE ... SET
+ * cache_ext.redis_url one server writes to several.  A small fixed table of
+ * targets lives in shared memory; each has its own outbox (bumps that
+ * could not be delivered at commit), the Redis run_id last seen there,
+ * whether this server incarnation has checked its token there, and which
+ * server-generation bump it last received.  A backend's target is the one
+ * its current settings name; it delivers only its own target's items, and
+ * its hits are blocked only by its own target's state:
+ *
+ *	 blocked = items waiting
+ *			 + (a server bump requested and not yet delivered here)
+ *			 + (this incarnation has not compared its token here yet)
+ *
+ * Server-wide requests (crash, promotion, lost bumps that belong to no
+ * target) increment one counter, "requested"; each target remembers the
+ * value it last delivered, so that every target, including one first seen
+ * later, bumps its server generation before it serves hits again.  When
+ * the table is full a new target gets no slot: its hits stay blocked and
+ * bumps meant for it count as lost (fail closed).
+ *
+ * Incarnations.  Each start of the server draws a random token.  A clean
+ * shutdown writes, per target, the Redis run_id and the token that Redis
+ * should hold (this incarnation's where it was checked, else the one it had)
+ * to the state file; the next start reads and deletes it.  Before a target
+ * serves its first hit, its token in Redis is swapped for the new
+ * incarnation's (SET ... GET) and the old one compared with the file's: a
+ * difference means that Redis saw another incarnation after the one that
+ * shut down cleanly (the data directory was restored from an older copy,
+ * whose writes since are unknown), or lost the token: bump that target's
+ * server generation.
+ *
+ * The standby lease.  Standbys cannot see this memory.  A background
+ * worker on the primary renews a key (<base>:lease, PX
+ * cache_ext.standby_lease) on each target while its outbox is empty, no
+ * server bump is due and no commit whose bumps are in flight began before
+ * its previous renewal; it deletes the key when the target becomes
+ * blocked.  A hot standby serves a hit only while it has seen the lease
+ * alive (OutboxStandbyMayServe).  The worker also delivers the outboxes.
+ *
+ * Locking.  One LWLock (tranche "cache_ext") guards everything in
+ * OutboxShared but the atomics: the per-target "blocked" counts and the
+ * epoch are written under the lock and read without it; the per-process
+ * commit start times are written only by their own process.  A target's
+ * outbox is sent by one process at a time (delivering_pid); the lock is
+ * never held across a Redis round trip, and nothing that can raise an
+ * error runs between setting delivering_pid and the PG_TRY that clears it
+ * (a process that exits while delivering clears it in a before_shmem_exit
+ * callback).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "access/twophase.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "cache_ext.h"
+#include "invalidate.h"
+#include "keys.h"
+#include "outbox.h"
+#include "redis/redis.h"
+
+/* written at a clean shutdown; its absence at startup means bumps may be lost */
+#define STATE_FILE "cache_ext.state"
+#define STATE_MAGIC "cache_ext state 3"
+
+#define OUTBOX_TARGETS 8
+#define OUTBOX_SIZE 512			/* keys kept per target */
+#define TARGET_URL_LEN 1024
+#define TARGET_BASE_LEN 128
+#define TOKEN_LEN 33			/* 32 hex digits and a NUL */
+#define RUN_ID_LEN 64
+
+int			cache_ext_standby_lease = 2000; /* ms */
+
+typedef struct OutboxTarget
+{
+	bool		used;
+	uint64		url_hash;		/* identifies the URL (the state file holds
+								 * no URL: it may contain a password) */
+	char		url[TARGET_URL_LEN];	/* "" while known only from the file */
+	char		base[TARGET_BASE_LEN];	/* "<prefix>s<server scope>" */
+	pg_atomic_uint32 blocked;	/* hits are served only at 0 */
+	uint64		delivered;		/* "requested" when last delivered here */
+	uint64		want_bump;		/* server bumps for this target alone ... */
+	uint64		done_bump;		/* ... and the last one delivered */
+	bool		checked;		/* the incarnation token was compared */
+	int			delivering_pid; /* the process sending, or 0 */
+	uint64		version;		/* incremented when the items are dropped */
+	char		run_id[RUN_ID_LEN]; /* of the Redis server, "" until known */
+	char		file_token[TOKEN_LEN];	/* the token this target should hold,
+										 * from the state file, or "" */
+	TimestampTz fence_until;	/* standby: lease seen alive until then */
+	int			nitems;
+	char		items[OUTBOX_SIZE][INVAL_KEY_LEN];
+} OutboxTarget;
+
+typedef struct OutboxShared
+{
+	LWLock	   *lock;
+	pg_atomic_uint64 epoch;		/* incremented at every change of a target's
+								 * state: see InvalEpoch() */
+	uint64		requested;		/* server-generation bumps asked for */
+	bool		lost;			/* bumps were lost with no target to hold
+								 * them: the next start is not clean */
+	bool		in_recovery;	/* started as a standby or in recovery, not
+								 * yet seen promoted */
+	char		token[TOKEN_LEN];	/* this incarnation's */
+	Latch	   *worker_latch;	/* the background worker's, or NULL */
+	OutboxTarget targets[OUTBOX_TARGETS];
+	int			nslots;
+	/* per PGPROC: when its commit's bumps began to be in flight, or 0 */
+	pg_atomic_uint64 commit_began[FLEXIBLE_ARRAY_MEMBER];
+} OutboxShared;
+
+static OutboxShared *shared = NULL;
+
+/* the target a worker or a delivery works on; -1: the backend's own */
+static int	forced_target = -1;
+
+/* this backend's target, for the settings it was found for */
+static int	my_target = -1;
+static char *my_url = NULL;
+static char *my_prefix = NULL;
+
+static bool exit_callback_set = false;
+
+static Size
+outbox_shmem_size(void)
+{
+	return add_size(offsetof(OutboxShared, commit_began),
+					mul_size(sizeof(pg_atomic_uint64),
+							 MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts));
+}
+
+void
+InvalShmemRequest(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(outbox_shmem_size()));
+	RequestNamedLWLockTranche("cache_ext", 1);
+}
+
+/* With the lock held: recompute t's blocked count after a change. */
+static void
+update_blocked(OutboxTarget *t)
+{
+	uint32		b = t->nitems;
+
+	if (shared->requested > t->delivered || t->want_bump > t->done_bump)
+		b++;
+	if (!t->checked)
+		b++;
+	pg_atomic_write_u32(&t->blocked, b);
+	pg_atomic_fetch_add_u64(&shared->epoch, 1);
+}
+
+static void
+update_all_blocked(void)
+{
+	for (int i = 0; i < OUTBOX_TARGETS; i++)
+		if (shared->targets[i].used)
+			update_blocked(&shared->targets[i]);
+}
+
+/* Invalidate everything this server stored, on every target, before hits. */
+void
+OutboxRequestServerBump(void)
+{
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	shared->requested++;
+	update_all_blocked();
+	LWLockRelease(shared->lock);
+}
+
+/* ---- the state file ---- */
+
+/*
+ * Postmaster exit: leave a note that nothing was lost, so the next start
+ * need not bump the server generation: this incarnation's token and each
+ * target's Redis run_id.  Not on a crash (code != 0), nor with
+ * invalidations undelivered on any target.
+ */
+static void
+write_state_file(int code, Datum arg)
+{
+	FILE	   *f;
+
+	if (code != 0 || shared == NULL || shared->lost)
+		return;
+	for (int i = 0; i < OUTBOX_TARGETS; i++)
+	{
+		OutboxTarget *t = &shared->targets[i];
+
+		if (t->used && (t->nitems != 0 || t->want_bump > t->done_bump ||
+						shared->requested > t->delivered))
+			return;
+	}
+	f = fopen(STATE_FILE, "w");
+	if (f == NULL)
+		return;
+	fprintf(f, "%s\n", STATE_MAGIC);
+	for (int i = 0; i < OUTBOX_TARGETS; i++)
+	{
+		OutboxTarget *t = &shared->targets[i];
+
+		/* a target not checked this time still holds the token it had */
+		if (t->used)
+			fprintf(f, "%016llx %s %s %s\n", (unsigned long long) t->url_hash,
+					t->base, t->run_id[0] ? t->run_id : "-",
+					t->checked ? shared->token :
+					t->file_token[0] ? t->file_token : "-");
+	}
+	fclose(f);
+}
+
+/*
+ * Whether the last shutdown was clean: the control file says so and the
+ * state file exists (it is removed here, and by any backend that runs
+ * cache_ext without shared memory).  Fills the file's token and known
+ * targets into shared memory.
+ */
+static bool
+last_shutdown_clean(void)
+{
+	bool		crc_ok;
+	ControlFileData *cf;
+	FILE	   *f;
+	bool		clean;
+	char		line[TARGET_BASE_LEN + RUN_ID_LEN + 64];
+	int			n = 0;
+
+	cf = get_controlfile(DataDir, &crc_ok);
+	clean = crc_ok && (cf->state == DB_SHUTDOWNED ||
+					   cf->state == DB_SHUTDOWNED_IN_RECOVERY);
+	pfree(cf);
+	f = fopen(STATE_FILE, "r");
+	if (f == NULL)
+		return false;
+	if (fgets(line, sizeof(line), f) == NULL ||
+		strncmp(line, STATE_MAGIC, strlen(STATE_MAGIC)) != 0)
+	{
+		/* a 0.2 file (one run_id, no token): clean, nothing known */
+		fclose(f);
+		unlink(STATE_FILE);
+		return clean;
+	}
+	while (n < OUTBOX_TARGETS && fgets(line, sizeof(line), f) != NULL)
+	{
+		OutboxTarget *t = &shared->targets[n];
+		char		base[TARGET_BASE_LEN];
+		char		run_id[RUN_ID_LEN];
+		char		token[TOKEN_LEN];
+		unsigned long long h;
+
+		if (sscanf(line, "%llx %127s %63s %32s", &h, base, run_id, token) != 4)
+			continue;
+		if (strcmp(token, "-") != 0)
+			strlcpy(t->file_token, token, sizeof(t->file_token));
+		t->used = true;
+		t->url_hash = (uint64) h;
+		strlcpy(t->base, base, sizeof(t->base));
+		if (strcmp(run_id, "-") != 0)
+			strlcpy(t->run_id, run_id, sizeof(t->run_id));
+		n++;
+	}
+	fclose(f);
+	unlink(STATE_FILE);
+	return clean;
+}
+
+void
+InvalShmemInit(void)
+{
+	bool		found;
+
+	shared = ShmemInitStruct("cache_ext invalidation", outbox_shmem_size(),
+							 &found);
+	if (!found)
+	{
+		bool		standby = access(STANDBY_SIGNAL_FILE, F_OK) == 0;
+
+		memset(shared, 0, outbox_shmem_size());
+		shared->lock = &(GetNamedLWLockTranche("cache_ext"))->lock;
+		pg_atomic_init_u64(&shared->epoch, 0);
+		shared->nslots = MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+		for (int i = 0; i < shared->nslots; i++)
+			pg_atomic_init_u64(&shared->commit_began[i], 0);
+		for (int i = 0; i < OUTBOX_TARGETS; i++)
+			pg_atomic_init_u32(&shared->targets[i].blocked, 0);
+		InvalFreshValue(shared->token);
+
+		if (!last_shutdown_clean() && !standby)
+		{
+			/* bumps may have been lost: invalidate everything first */
+			shared->requested = 1;
+			ereport(LOG,
+					(errmsg("cache_ext will invalidate every cached result before serving hits"),
+					 errdetail("The server did not shut down cleanly, so invalidations may have been lost.")));
+		}
+
+		/*
+		 * A standby writes nothing, so it has no invalidations to lose and
+		 * no token to check; but once promoted (as after targeted recovery)
+		 * it takes over from a primary whose undelivered invalidations died
+		 * with it, or goes back in time: bump the server generation then.
+		 */
+		shared->in_recovery = standby || access(RECOVERY_SIGNAL_FILE, F_OK) == 0;
+		for (int i = 0; i < OUTBOX_TARGETS; i++)
+			shared->targets[i].checked = standby;
+		update_all_blocked();
+		if (!IsUnderPostmaster)
+			on_shmem_exit(write_state_file, (Datum) 0);
+	}
+}
+
+bool
+InvalShmemReady(void)
+{
+	return shared != NULL;
+}
+
+/* ---- targets ---- */
+
+/* Let the background worker deliver or renew now rather than later. */
+static void
+wake_worker(void)
+{
+	Latch	   *l = shared->worker_latch;
+
+	if (l != NULL)
+		SetLatch(l);
+}
+
+/* A process that exits while delivering lets the others deliver. */
+static void
+release_delivering(int code, Datum arg)
+{
+	if (shared == NULL)
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OUTBOX_TARGETS; i++)
+		if (shared->targets[i].delivering_pid == MyProcPid)
+			shared->targets[i].delivering_pid = 0;
+	if (shared->worker_latch == MyLatch)
+		shared->worker_latch = NULL;
+	LWLockRelease(shared->lock);
+	OutboxCommitEnd();
+}
+
+/*
+ * The slot of the target the current settings name (or the forced one),
+ * created if need be; -1 when Redis is not configured, the URL is too long
+ * or the table is full (the caller fails closed).
+ */
+static int
+current_target(void)
+{
+	const char *url = cache_ext_redis_url ? cache_ext_redis_url : "";
+	const char *prefix = cache_ext_key_prefix ? cache_ext_key_prefix : "";
+	char	   *gen;
+	size_t		blen;
+	uint64		h;
+	int			found = -1;
+
+	if (forced_target >= 0)
+		return forced_target;
+	if (shared == NULL || url[0] == '\0' || strlen(url) >= TARGET_URL_LEN)
+		return -1;
+	if (my_target >= 0 && strcmp(my_url, url) == 0 &&
+		strcmp(my_prefix, prefix) == 0)
+		return my_target;
+
+	/* "<prefix>s<scope>:g" names the server generation; base drops ":g" */
+	gen = KeyServerGenName();
+	blen = strlen(gen) - 2;
+	if (blen >= TARGET_BASE_LEN)
+		return -1;
+	gen[blen] = '\0';
+	h = hash_bytes_extended((const unsigned char *) url, strlen(url), 0);
+
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OUTBOX_TARGETS && found < 0; i++)
+	{
+		OutboxTarget *t = &shared->targets[i];
+
+		if (t->used && t->url_hash == h && strcmp(t->base, gen) == 0)
+		{
+			if (t->url[0] == '\0')
+				strlcpy(t->url, url, sizeof(t->url));
+			found = i;
+		}
+	}
+	for (int i = 0; i < OUTBOX_TARGETS && found < 0; i++)
+	{
+		OutboxTarget *t = &shared->targets[i];
+
+		if (!t->used)
+		{
+			/* a new target owes every server bump requested so far */
+			t->used = true;
+			t->url_hash = h;
+			strlcpy(t->url, url, sizeof(t->url));
+			strlcpy(t->base, gen, sizeof(t->base));
+			t->delivered = 0;
+			t->checked = shared->in_recovery;
+			update_blocked(t);
+			found = i;
+		}
+	}
+	LWLockRelease(shared->lock);
+	pfree(gen);
+	if (found < 0)
+		return -1;
+
+	if (my_url)
+		pfree(my_url);
+	if (my_prefix)
+		pfree(my_prefix);
+	my_url = MemoryContextStrdup(TopMemoryContext, url);
+	my_prefix = MemoryContextStrdup(TopMemoryContext, prefix);
+	my_target = found;
+	if (!exit_callback_set)
+	{
+		before_shmem_exit(release_delivering, (Datum) 0);
+		exit_callback_set = true;
+	}
+	return found;
+}
+
+/* A key of target t: its base and a suffix such as ":g". */
+static char *
+target_key(int t, const char *suffix)
+{
+	return psprintf("%s%s", shared->targets[t].base, suffix);
+}
+
+/* Keys waiting for this backend's target, +1 when it owes a server bump. */
+int64
+InvalPendingCount(void)
+{
+	int64		n;
+	int			ti = shared ? current_target() : -1;
+	OutboxTarget *t;
+
+	if (ti < 0)
+		return 0;
+	t = &shared->targets[ti];
+	LWLockAcquire(shared->lock, LW_SHARED);
+	n = t->nitems + ((shared->requested > t->delivered ||
+					  t->want_bump > t->done_bump) ? 1 : 0);
+	LWLockRelease(shared->lock);
+	return n;
+}
+
+/* A new Redis connection: has the server restarted since we last saw it? */
+static void
+on_redis_connect(const char *run_id)
+{
+	int			ti;
+	OutboxTarget *t;
+
+	if (shared == NULL || run_id == NULL)
+		return;
+	ti = current_target();
+	if (ti < 0)
+		return;
+	t = &shared->targets[ti];
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	if (t->run_id[0] != '\0' && strcmp(t->run_id, run_id) != 0)
+	{
+		t->want_bump++;
+		update_blocked(t);
+		ereport(LOG,
+				(errmsg("cache_ext will invalidate every cached result before serving hits"),
+				 errdetail("The Redis server restarted (its run_id changed), so it may have lost invalidations.")));
+	}
+	strlcpy(t->run_id, run_id, sizeof(t->run_id));
+	LWLockRelease(shared->lock);
+}
+
+/*
+ * Keys whose bump could not be delivered: keep them in the outbox of the
+ * target they were meant for, until they are.  Without a target (Redis not
+ * configured here, or no free slot) nobody can tell where they belong:
+ * every target bumps its server generation.
+ */
+void
+OutboxAdd(char **keys, int n)
+{
+	int			ti = current_target();
+
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	if (ti < 0)
+	{
+		shared->requested++;
+		shared->lost = true;
+		update_all_blocked();
+	}
+	else
+	{
+		OutboxTarget *t = &shared->targets[ti];
+
+		if (t->nitems + n > OUTBOX_SIZE)
+		{
+			/* too many to keep: bump the server generation instead */
+			t->nitems = 0;
+			t->version++;
+			t->want_bump++;
+			CacheStatsAdd(CS_OUTBOX_OVERFLOWS, 1);
+		}
+		else
+		{
+			for (int i = 0; i < n; i++)
+				strlcpy(t->items[t->nitems++], keys[i], INVAL_KEY_LEN);
+		}
+		update_blocked(t);
+	}
+	LWLockRelease(shared->lock);
+	wake_worker();
+	CacheStatsAdd(CS_BUMPS_DEFERRED, n);
+}
+
+/* A value never used before for a generation: 128 random bits, in hex. */
+void
+InvalFreshValue(char *buf)
+{
+	uint8		rnd[16];
+
+	if (!pg_strong_random(rnd, sizeof(rnd)))
+	{
+		/* not expected; time and PID still make a value never used before */
+		uint64		t = (uint64) GetCurrentTimestamp();
+		uint64		p = (uint64) MyProcPid;
+
+		memcpy(rnd, &t, 8);
+		memcpy(rnd + 8, &p, 8);
+	}
+	for (int i = 0; i < 16; i++)
+		snprintf(buf + 2 * i, 3, "%02x", rnd[i]);
+}
+
+/* MSET every key to one fresh value; true when Redis took it. */
+bool
+OutboxSendBumps(char **keys, int n, int timeout_ms)
+{
+	RedisCommand cmd;
+	redisReply *reply = NULL;
+	char		value[33];
+	bool		ok;
+	const char *why;
+
+	if (n == 0)
+		return true;
+	if (!RedisUsable(&why))
+		return false;
+	InvalFreshValue(value);
+	RedisCommandInit(&cmd, "MSET");
+	for (int i = 0; i < n; i++)
+	{
+		RedisCommandArgStr(&cmd, keys[i]);
+		RedisCommandArg(&cmd, value, 32);
+	}
+	if (!RedisExecTimeout(1, &cmd, &reply, 4096, timeout_ms))
+		return false;
+	ok = reply->type == REDIS_REPLY_STATUS;
+	if (!ok && reply->type == REDIS_REPLY_ERROR)
+		RedisReportError(reply->str, reply->len);
+	RedisFreeReplies(1, &reply);
+	if (ok)
+		CacheStatsAdd(CS_BUMPS_SENT, n);
+	return ok;
+}
+
+/*
+ * The incarnation check at target ti: replace Redis's token with this
+ * incarnation's and say whether the old one proves that nothing was missed
+ * (*mismatch false).  False when Redis could not be asked.
+ */
+static bool
+swap_token(int ti, bool *mismatch)
+{
+	RedisCommand cmd;
+	redisReply *r = NULL;
+	bool		ok = true;
+	const char *why;
+	const char *ft = shared->targets[ti].file_token;
+
+	*mismatch = false;
+	if (!RedisUsable(&why))
+		return false;
+	/* SET ... GET (Redis 6.2): the documented ACL rules already allow SET */
+	RedisCommandInit(&cmd, "SET");
+	RedisCommandArgStr(&cmd, target_key(ti, ":incarnation"));
+	RedisCommandArgStr(&cmd, shared->token);
+	RedisCommandArgStr(&cmd, "GET");
+	if (!RedisExec(1, &cmd, &r, 4096))
+		return false;
+	if (r->type == REDIS_REPLY_NIL)
+		*mismatch = ft[0] != '\0';	/* Redis lost it */
+	else if (r->type == REDIS_REPLY_STRING)
+	{
+		bool		same_file = r->len == strlen(ft) &&
+			memcmp(r->str, ft, r->len) == 0;
+		bool		mine = r->len == strlen(shared->token) &&
+			memcmp(r->str, shared->token, r->len) == 0;
+
+		*mismatch = !same_file && !mine;
+	}
+	else
+	{
+		if (r->type == REDIS_REPLY_ERROR)
+			RedisReportError(r->str, r->len);
+		ok = false;
+	}
+	RedisFreeReplies(1, &r);
+	return ok;
+}
+
+/*
+ * Try to deliver what target ti owes: the incarnation check, the server
+ * bump, the items.  One process at a time per target; the others return
+ * at once.  Returns false only when it tried and Redis failed.  Throws
+ * only on interrupts, with delivering_pid cleared.
+ */
+static bool
+deliver_target(int ti, int timeout_ms)
+{
+	OutboxTarget *t = &shared->targets[ti];
+	uint64		requested;
+	uint64		want;
+	uint64		version;
+	int			n;
+	bool		check;
+	bool		bump;
+	char	   *buf;
+	volatile bool checked = false;
+	volatile bool mismatch = false;
+	volatile bool ok = false;
+	volatile bool bumped = false;
+	int			save_forced = forced_target;
+
+	if (pg_atomic_read_u32(&t->blocked) == 0)
+		return true;
+	/* everything that can fail to allocate comes before delivering_pid */
+	buf = palloc(sizeof(char *) * OUTBOX_SIZE + (Size) OUTBOX_SIZE * INVAL_KEY_LEN);
+	if (!exit_callback_set)
+	{
+		before_shmem_exit(release_delivering, (Datum) 0);
+		exit_callback_set = true;
+	}
+
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	if (t->delivering_pid != 0 || pg_atomic_read_u32(&t->blocked) == 0)
+	{
+		bool		other = t->delivering_pid != 0;
+		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   timeout_ms);
+
+		LWLockRelease(shared->lock);
+		pfree(buf);
+
+		/*
+		 * Another process is sending (the worker, often): wait for it, as
+		 * long as this call would wait for Redis itself, rather than bypass.
+		 */
+		while (other && GetCurrentTimestamp() < deadline)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 2, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			LWLockAcquire(shared->lock, LW_SHARED);
+			other = t->delivering_pid != 0;
+			LWLockRelease(shared->lock);
+		}
+		return true;
+	}
+	t->delivering_pid = MyProcPid;
+	requested = shared->requested;
+	version = t->version;
+	check = !t->checked;
+	want = t->want_bump;
+	bump = requested > t->delivered || want > t->done_bump;
+	n = t->nitems;
+	memcpy(buf + sizeof(char *) * OUTBOX_SIZE, t->items, (Size) n * INVAL_KEY_LEN);
+	LWLockRelease(shared->lock);
+
+	PG_TRY();
+	{
+		char	  **keys = (char **) buf;
+		char	   *server_gen;
+
+		forced_target = ti;
+		for (int i = 0; i < n; i++)
+			keys[i] = buf + sizeof(char *) * OUTBOX_SIZE + (Size) i * INVAL_KEY_LEN;
+		ok = true;
+		if (check)
+		{
+			bool		mm;
+
+			ok = swap_token(ti, &mm);
+			checked = ok;
+			mismatch = ok && mm;
+		}
+		if (ok && (bump || mismatch))
+		{
+			/* the server generation covers every item */
+			server_gen = target_key(ti, ":g");
+			ok = OutboxSendBumps(&server_gen, 1, timeout_ms);
+			bumped = ok;
+		}
+		else if (ok)
+			ok = OutboxSendBumps(keys, n, timeout_ms);
+	}
+	PG_FINALLY();
+	{
+		forced_target = save_forced;
+		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+		t->delivering_pid = 0;
+		if (checked)
+			t->checked = true;
+		if (mismatch && !bumped)
+			t->want_bump++;
+		if (bumped)
+		{
+			if (requested > t->delivered)
+				t->delivered = requested;
+			if (want > t->done_bump)
+				t->done_bump = want;
+		}
+		if (ok && version == t->version)
+		{
+			/* items added meanwhile stay */
+			memmove(t->items[0], t->items[n],
+					(size_t) (t->nitems - n) * INVAL_KEY_LEN);
+			t->nitems -= n;
+		}
+		update_blocked(t);
+		LWLockRelease(shared->lock);
+	}
+	PG_END_TRY();
+	pfree(buf);
+	if (mismatch)
+		ereport(LOG,
+				(errmsg("cache_ext will invalidate every cached result before serving hits"),
+				 errdetail("The incarnation token in Redis is not the one this data directory shut down with: it was restored from an older copy, or Redis lost the token.")));
+	if (ok && pg_atomic_read_u32(&t->blocked) == 0 && (n > 0 || bump || mismatch))
+		ereport(LOG,
+				(errmsg("cache_ext delivered the invalidations it was holding; hits are served again")));
+	return ok;
+}
+
+/* Keys waiting for this backend's target. */
+int
+InvalOutboxDepth(void)
+{
+	int			ti = shared ? current_target() : -1;
+
+	return ti < 0 ? 0 : shared->targets[ti].nitems;
+}
+
+uint64
+InvalEpoch(void)
+{
+	return shared ? pg_atomic_read_u64(&shared->epoch) : 0;
+}
+
+bool
+InvalHitsBlockedSince(uint64 epoch)
+{
+	int			ti;
+
+	if (shared == NULL)
+		return false;
+	ti = current_target();
+	if (ti < 0)
+		return true;
+	return pg_atomic_read_u32(&shared->targets[ti].blocked) != 0 ||
+		pg_atomic_read_u64(&shared->epoch) != epoch;
+}
+
+/* The first call after a promotion asks for the server bump. */
+static void
+check_promotion(void)
+{
+	if (RecoveryInProgress())
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	if (shared->in_recovery)
+	{
+		shared->in_recovery = false;
+		shared->requested++;
+		/* the new primary's token replaces the old primary's */
+		for (int i = 0; i < OUTBOX_TARGETS; i++)
+			shared->targets[i].checked = false;
+		update_all_blocked();
+		ereport(LOG,
+				(errmsg("cache_ext will invalidate every cached result before serving hits"),
+				 errdetail("This server was promoted: the former primary may not have delivered all its invalidations.")));
+	}
+	LWLockRelease(shared->lock);
+}
+
+/* why the last InvalHitsBlocked() returned true */
+static const char *blocked_reason = NULL;
+
+#define REASON_PENDING "pending invalidations (this server holds invalidations Redis has not taken yet)"
+
+/*
+ * Hot standby: whether the primary's lease at target ti is alive, reading
+ * it (one round trip) only when the lease last seen has run out and
+ * may_ask.  The lease is taken to end its PTTL after the request was sent:
+ * never later than Redis will expire it.
+ */
+static bool
+standby_lease_alive(int ti, bool may_ask)
+{
+	OutboxTarget *t = &shared->targets[ti];
+	TimestampTz now = GetCurrentTimestamp();
+	RedisCommand cmd;
+	redisReply *r = NULL;
+	long long	ms = -1;
+
+	if (now < t->fence_until)
+		return true;
+	if (!may_ask)
+		return false;
+	RedisCommandInit(&cmd, "PTTL");
+	RedisCommandArgStr(&cmd, target_key(ti, ":lease"));
+	if (!RedisExec(1, &cmd, &r, 4096))
+		return false;
+	if (r->type == REDIS_REPLY_INTEGER)
+		ms = r->integer;
+	RedisFreeReplies(1, &r);
+	if (ms <= 0)
+		return false;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	t->fence_until = TimestampTzPlusMilliseconds(now, (int) Min(ms, 3600000));
+	LWLockRelease(shared->lock);
+	return true;
+}
+
+bool
+InvalHitsBlocked(bool try_deliver)
+{
+	int			ti;
+	bool		failed = false;
+
+	blocked_reason = NULL;
+	if (shared == NULL)
+		return false;
+	if (shared->in_recovery)
+		check_promotion();
+	ti = current_target();
+	if (ti < 0)
+	{
+		blocked_reason = cache_ext_redis_url && cache_ext_redis_url[0] &&
+			strlen(cache_ext_redis_url) < TARGET_URL_LEN ?
+			"pending invalidations (too many Redis servers or key prefixes in use: this server keeps invalidation state for 8)" :
+			REASON_PENDING;
+		return true;
+	}
+	if (pg_atomic_read_u32(&shared->targets[ti].blocked) != 0 && try_deliver)
+	{
+		failed = !deliver_target(ti, cache_ext_command_timeout);
+		/* connecting to send them may have found that Redis restarted */
+		if (!failed && pg_atomic_read_u32(&shared->targets[ti].blocked) != 0)
+			failed = !deliver_target(ti, cache_ext_command_timeout);
+	}
+	if (pg_atomic_read_u32(&shared->targets[ti].blocked) != 0)
+	{
+		OutboxTarget *t = &shared->targets[ti];
+
+		/* none of this target's own writes wait: Redis is the problem */
+		if (failed && t->nitems == 0)
+			blocked_reason = psprintf("redis unavailable (%s)", RedisLastError());
+		else
+			blocked_reason = REASON_PENDING;
+		return true;
+	}
+	if (RecoveryInProgress() && !standby_lease_alive(ti, try_deliver))
+	{
+		blocked_reason = "pending invalidations (hot standby: the primary's lease in Redis has run out: the primary may hold invalidations it has not delivered, or does not run cache_ext's background worker)";
+		return true;
+	}
+	return false;
+}
+
+const char *
+InvalHitsBlockedReason(void)
+{
+	return blocked_reason ? blocked_reason : REASON_PENDING;
+}
+
+/* ---- commits in flight ---- */
+
+/*
+ * From XACT_EVENT_PRE_COMMIT of a transaction that will bump generations:
+ * until OutboxCommitEnd, its bumps are in flight and the lease is not
+ * renewed past them.
+ */
+void
+OutboxCommitBegin(void)
+{
+	if (shared == NULL || MyProc == NULL || MyProc->pgprocno >= shared->nslots)
+		return;
+	pg_atomic_write_u64(&shared->commit_began[MyProc->pgprocno],
+						(uint64) GetCurrentTimestamp());
+}
+
+void
+OutboxCommitEnd(void)
+{
+	if (shared == NULL || MyProc == NULL || MyProc->pgprocno >= shared->nslots)
+		return;
+	if (pg_atomic_read_u64(&shared->commit_began[MyProc->pgprocno]) != 0)
+		pg_atomic_write_u64(&shared->commit_began[MyProc->pgprocno], 0);
+}
+
+/* Whether a commit that began before "since" still has bumps in flight. */
+static bool
+commit_in_flight_since(TimestampTz since)
+{
+	for (int i = 0; i < shared->nslots; i++)
+	{
+		uint64		b = pg_atomic_read_u64(&shared->commit_began[i]);
+
+		if (b != 0 && (TimestampTz) b < since)
+			return true;
+	}
+	return false;
+}
+
+/* ---- the background worker ---- */
+
+/* the worker: whether it has dropped target i's lease since it last renewed it */
+static bool lease_dropped[OUTBOX_TARGETS];
+
+/*
+ * One pass over the targets: deliver, then renew or drop each lease (drop
+ * it once per blocked spell: a Redis that takes the UNLINK but refuses the
+ * bumps would otherwise log a warning at every pass).
+ */
+static void
+worker_pass(TimestampTz prev_pass)
+{
+	for (int ti = 0; ti < OUTBOX_TARGETS; ti++)
+	{
+		OutboxTarget *t = &shared->targets[ti];
+		char		url[TARGET_URL_LEN];
+		bool		used;
+		RedisCommand cmd;
+		redisReply *r = NULL;
+		char		pxbuf[16];
+		bool		renew;
+		const char *why;
+
+		LWLockAcquire(shared->lock, LW_SHARED);
+		used = t->used && t->url[0] != '\0';
+		strlcpy(url, t->url, sizeof(url));
+		LWLockRelease(shared->lock);
+		if (!used)
+			continue;
+
+		/*
+		 * The client speaks to whatever cache_ext.redis_url says: point it
+		 * at the target for this pass (the GUC's own value is put back
+		 * before anything else can look at it).
+		 */
+		cache_ext_redis_url = url;
+		forced_target = ti;
+		if (pg_atomic_read_u32(&t->blocked) != 0)
+			deliver_target(ti, cache_ext_command_timeout);
+		forced_target = ti;
+		renew = pg_atomic_read_u32(&t->blocked) == 0 &&
+			!commit_in_flight_since(prev_pass);
+		if (!renew && lease_dropped[ti])
+		{
+			forced_target = -1;
+			continue;
+		}
+		if (renew)
+		{
+			snprintf(pxbuf, sizeof(pxbuf), "%d", cache_ext_standby_lease);
+			RedisCommandInit(&cmd, "SET");
+			RedisCommandArgStr(&cmd, target_key(ti, ":lease"));
+			RedisCommandArgStr(&cmd, shared->token);
+			RedisCommandArgStr(&cmd, "PX");
+			RedisCommandArgStr(&cmd, pxbuf);
+		}
+		else
+		{
+			RedisCommandInit(&cmd, "UNLINK");
+			RedisCommandArgStr(&cmd, target_key(ti, ":lease"));
+		}
+		if (RedisUsable(&why) &&
+			RedisExecTimeout(1, &cmd, &r, 4096, cache_ext_command_timeout))
+		{
+			if (!renew && r->type == REDIS_REPLY_INTEGER)
+				lease_dropped[ti] = true;
+			RedisFreeReplies(1, &r);
+		}
+		if (renew)
+			lease_dropped[ti] = false;
+		forced_target = -1;
+	}
+}
+
+PGDLLEXPORT void OutboxWorkerMain(Datum arg);
+
+/*
+ * The background worker (primary only: it starts when recovery is
+ * finished): delivers every target's outbox and keeps the standby leases,
+ * every quarter of cache_ext.standby_lease.
+ */
+void
+OutboxWorkerMain(Datum arg)
+{
+	MemoryContext pass_cxt;
+	TimestampTz prev_pass = GetCurrentTimestamp();
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	pass_cxt = AllocSetContextCreate(TopMemoryContext, "cache_ext outbox worker",
+									 ALLOCSET_DEFAULT_SIZES);
+	before_shmem_exit(release_delivering, (Datum) 0);
+	exit_callback_set = true;
+	shared->worker_latch = MyLatch;
+
+	for (;;)
+	{
+		TimestampTz start = GetCurrentTimestamp();
+		MemoryContext old;
+		char	   *save_url;
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (shared->in_recovery)
+			check_promotion();
+		old = MemoryContextSwitchTo(pass_cxt);
+		save_url = cache_ext_redis_url;
+		worker_pass(prev_pass);
+		cache_ext_redis_url = save_url;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(pass_cxt);
+		prev_pass = start;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(cache_ext_standby_lease / 4, 50), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * From InvalInit (_PG_init): the lease setting; learn of Redis restarts;
+ * when preloaded, the background worker; and, in a backend where cache_ext
+ * is not preloaded (no ProcessUtility hook, so DDL goes unseen), remove the
+ * state file so that the next preloaded start does not trust that nothing
+ * was missed.
+ */
+void
+OutboxInit(void)
+{
+	DefineCustomIntVariable("cache_ext.standby_lease",
+							"How long a hot standby may serve hits after the primary last confirmed that it holds no undelivered invalidations.",
+							"The primary's background worker renews the lease every quarter of this time.",
+							&cache_ext_standby_lease,
+							2000, 200, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	redis_connect_hook = on_redis_connect;
+	if (process_shared_preload_libraries_in_progress)
+	{
+		BackgroundWorker w;
+
+		memset(&w, 0, sizeof(w));
+		w.bgw_flags = BGWORKER_SHMEM_ACCESS;
+		w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		w.bgw_restart_time = 1;
+		strlcpy(w.bgw_library_name, "cache_ext", BGW_MAXLEN);
+		strlcpy(w.bgw_function_name, "OutboxWorkerMain", BGW_MAXLEN);
+		strlcpy(w.bgw_name, "cache_ext outbox", BGW_MAXLEN);
+		strlcpy(w.bgw_type, "cache_ext outbox", BGW_MAXLEN);
+		RegisterBackgroundWorker(&w);
+	}
+	else
+		(void) unlink(STATE_FILE);
+}
