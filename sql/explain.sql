@@ -39,7 +39,7 @@ SELECT cache_explain('SELECT current_user::text')->'role_in_key';
 -- Redis unreachable: said so, no error
 \set VERBOSITY terse
 SET cache_ext.redis_url = 'redis://127.0.0.1:1/0';
-SELECT cache_explain('SELECT 1')->>'redis' LIKE 'unavailable%' AS redis_unavailable;
+SELECT cache_explain('SELECT 1')->>'redis' LIKE '%unavailable%' AS redis_unavailable;
 RESET cache_ext.redis_url;
 \set VERBOSITY default
 

@@ -795,6 +795,15 @@ bump_at_commit(void)
 
 	if (!ok && InvalShmemReady())
 		OutboxRequestServerBump();	/* could not even record them */
+
+	/*
+	 * A change to shared catalogs (roles, memberships, database or
+	 * tablespace privileges) reaches every database, and so every Redis
+	 * target, not only this backend's: ask for the server generation of all
+	 * of them, now that the commit is visible.
+	 */
+	else if (InvalShmemReady() && InvalScopeTouched(KeyServerGenName()))
+		OutboxRequestServerBump();
 }
 
 /*

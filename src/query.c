@@ -3125,7 +3125,7 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 	cs.describe = true;
 	call_scopes(pq, &opts, &cs, &params);
 	(void) bypass_reasons(pq, &cs, &reasons);
-	if (InvalHitsBlocked(false))
+	if (InvalHitsBlocked(true))
 		reasons = lappend(reasons, "pending invalidations (this server holds invalidations Redis has not taken yet)");
 	entry_key(query, &params, &settings, &opts, pq, &cs, hash);
 	rkey = KeyEntryName(hash);
