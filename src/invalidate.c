@@ -5,27 +5,34 @@
  *
  * Writers: the extension's trigger function (statement-level AFTER
  * INSERT/UPDATE/DELETE and TRUNCATE triggers created ENABLE ALWAYS, and a
- * row-level one for logical-replication apply, which fires row triggers
- * only), a ProcessUtility hook for DDL (ALTER TABLE, REFRESH MATERIALIZED
- * VIEW, policies, rules, partitions attached or detached) and the SQL
+ * row-level one, which fires during logical-replication apply and, on a
+ * partition or inheritance child, always: a statement on the parent fires
+ * only the child's row triggers), a ProcessUtility hook for DDL and the SQL
  * functions cache_invalidate*, cache_flush add the generation keys they
  * touch to a per-transaction set.  Each key remembers the subtransaction
  * level that added it, so a rolled-back subtransaction bumps nothing.
  *
+ * The DDL hook classifies each utility statement without raising (names
+ * are looked up with missing_ok): ALTER TABLE and friends bump the
+ * relations, VACUUM FULL and CLUSTER what they rewrite, GRANT/REVOKE,
+ * ALTER DOMAIN / TEXT SEARCH / COLLATION, ownership changes the database,
+ * role and membership changes the server generation of every Redis target.
+ * Its own catalog work (installing triggers on a new partition, ...) runs
+ * in a subtransaction: a failure there warns and bumps more, and never
+ * fails the user's statement.
+ *
  * After XACT_EVENT_COMMIT (the commit is visible to other sessions), once
  * the transaction's locks are released and before COMMIT returns, the set
  * is sent as one MSET of a fresh random value, with
- * cache_ext.invalidation_timeout.  If that fails
- * the keys go to a shared-memory outbox; while the outbox is not empty this
- * server serves no hits, and cached_query() retries delivering it.  When
- * the outbox overflows, after a crash or an unclean shutdown, and when the
- * Redis server's run_id changes (it restarted, perhaps from an old
- * snapshot), the server generation, which every entry depends on, must be
- * bumped before hits are served again.
+ * cache_ext.invalidation_timeout; if that fails the keys go to the outbox
+ * of this backend's Redis target (outbox.c), and hits wait for it.
  *
- * Prepared transactions: at PREPARE the set is written to Redis under the
- * transaction's GID (PREPARE fails if it cannot be); COMMIT PREPARED, in
- * whichever session runs it, bumps those keys after the commit is visible.
+ * Prepared transactions: at PREPARE the set is written, by direct heap
+ * access (no SQL, no name resolved through the caller's search_path), to
+ * the extension's table cache_ext_prepared under the transaction's GID, so
+ * it commits, survives restarts and rolls back with it; COMMIT PREPARED, in
+ * whichever session runs it, reads and deletes the rows of that GID and
+ * bumps their keys after the commit is visible.
  *
  * Which relation's generation stands for a relation read by a query: the
  * topmost tracked ancestor (a partition or inheritance child maps to its
