@@ -877,6 +877,14 @@ release_transient(PreparedQuery *pq)
 	pfree(pq);
 }
 
+/* The end of a call (cached_query or cache_explain), however it ends. */
+static void
+end_call(PreparedQuery *transient)
+{
+	calls_in_progress--;
+	release_transient(transient);
+}
+
 /*
  * What the query means beyond its text: the rewritten query tree (views
  * expanded, so CREATE OR REPLACE VIEW changes it) and the version of every
@@ -1981,7 +1989,9 @@ run_query(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		if (!in_encoder)
+		/* the query's own error, or a cancel: not a property of a value */
+		if (!in_encoder ||
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION)
 			ReThrowError(edata);
 		problem = psprintf("a value could not be encoded (%s)", edata->message);
 		FreeErrorData(edata);
@@ -2742,13 +2752,11 @@ cached_query_common(text *query_text, const CallParams *params,
 	}
 	PG_CATCH();
 	{
-		calls_in_progress--;
-		release_transient(transient);
+		end_call(transient);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	calls_in_progress--;
-	release_transient(transient);
+	end_call(transient);
 	return result;
 }
 
@@ -3080,13 +3088,11 @@ explain_common(FunctionCallInfo fcinfo, bool with_options)
 	}
 	PG_CATCH();
 	{
-		calls_in_progress--;
-		release_transient(transient);
+		end_call(transient);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	calls_in_progress--;
-	release_transient(transient);
+	end_call(transient);
 	return result;
 }
 
