@@ -78,3 +78,18 @@ AS 'MODULE_PATHNAME', 'cache_stats'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 
 CREATE VIEW cache_stats AS SELECT * FROM cache_stats();
+
+-- The call functions run queries, talk to Redis, may start subtransactions
+-- and keep backend state: never inside a parallel operation.
+ALTER FUNCTION cached_query(text) PARALLEL UNSAFE;
+ALTER FUNCTION cached_query(text, VARIADIC "any") PARALLEL UNSAFE;
+ALTER FUNCTION cached_query_with(cache_options, text) PARALLEL UNSAFE;
+ALTER FUNCTION cached_query_with(cache_options, text, VARIADIC "any") PARALLEL UNSAFE;
+ALTER FUNCTION cached_query_json(text) PARALLEL UNSAFE;
+ALTER FUNCTION cached_query_json(text, VARIADIC "any") PARALLEL UNSAFE;
+ALTER FUNCTION cached_query_json_with(cache_options, text) PARALLEL UNSAFE;
+ALTER FUNCTION cached_query_json_with(cache_options, text, VARIADIC "any") PARALLEL UNSAFE;
+ALTER FUNCTION cache_explain(text) PARALLEL UNSAFE;
+ALTER FUNCTION cache_explain(text, VARIADIC "any") PARALLEL UNSAFE;
+ALTER FUNCTION cache_explain_with(cache_options, text) PARALLEL UNSAFE;
+ALTER FUNCTION cache_explain_with(cache_options, text, VARIADIC "any") PARALLEL UNSAFE;

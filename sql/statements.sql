@@ -309,6 +309,75 @@ SELECT * FROM cached_query('SELECT v FROM st_kc WHERE id = 1') AS t(v int);
 SELECT cache_status();
 DROP TABLE st_kp CASCADE;
 
+-- Review 2, N8: a SQL function inlined inside another inlined SQL function,
+-- replaced: a new key
+CREATE TABLE st_nt (id int);
+INSERT INTO st_nt VALUES (10), (20);
+SELECT cache_track('st_nt');
+CREATE FUNCTION st_in1(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x - 1';
+CREATE FUNCTION st_out1(x int) RETURNS int LANGUAGE sql STABLE AS 'SELECT st_in1(x)';
+SELECT * FROM cached_query('SELECT st_out1(id) FROM st_nt ORDER BY id') AS t(v int);
+SELECT * FROM cached_query('SELECT st_out1(id) FROM st_nt ORDER BY id') AS t(v int);
+CREATE OR REPLACE FUNCTION st_in1(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x + 1';
+SELECT st_out1(id) AS direct FROM st_nt ORDER BY id;
+SELECT * FROM cached_query('SELECT st_out1(id) FROM st_nt ORDER BY id') AS t(v int);
+
+-- N3: 'now' in a SQL function called by an inlined SQL function
+CREATE FUNCTION st_now_inner() RETURNS timestamptz LANGUAGE sql STABLE AS $$ SELECT 'now'::timestamptz $$;
+CREATE FUNCTION st_now_outer() RETURNS timestamptz LANGUAGE sql STABLE AS $$ SELECT st_now_inner() $$;
+SELECT v = now() AS fresh FROM cached_query('SELECT st_now_outer()') AS t(v timestamptz);
+SELECT pg_sleep(0.02);
+SELECT v = now() AS fresh FROM cached_query('SELECT st_now_outer()') AS t(v timestamptz);
+SELECT cache_status();
+
+-- N1: an IMMUTABLE PL/pgSQL function inside an inlined body, reading a setting
+CREATE FUNCTION st_inner_tenant() RETURNS int LANGUAGE plpgsql IMMUTABLE
+    AS $$ BEGIN RETURN current_setting('app.tenant')::int; END $$;
+CREATE FUNCTION st_outer_clean(x int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT st_inner_tenant() + x $$;
+SET app.tenant = '1';
+SELECT * FROM cached_query('SELECT st_outer_clean(0)') AS t(v int);
+SET app.tenant = '2';
+SELECT st_outer_clean(0) AS direct;
+SELECT * FROM cached_query('SELECT st_outer_clean(0)') AS t(v int);
+SELECT cache_status() LIKE 'BYPASS: opaque function st_inner_tenant()%' AS opaque;
+RESET app.tenant;
+
+-- N2: an IMMUTABLE SQL function reading a table, run while planning: each
+-- call plans again, so even a bypass returns the current value
+CREATE TABLE st_it (v int);
+INSERT INTO st_it VALUES (1);
+SELECT cache_track('st_it');
+CREATE FUNCTION st_it_sum() RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT sum(v) FROM st_it';
+SELECT * FROM cached_query('SELECT st_it_sum()') AS t(s bigint);
+INSERT INTO st_it VALUES (10);
+SELECT st_it_sum() AS direct;
+SELECT * FROM cached_query('SELECT st_it_sum()') AS t(s bigint);
+SELECT * FROM cached_query_with(cache_opts(depends_on => ARRAY['st_it'::regclass]), 'SELECT st_it_sum()') AS t(s bigint);
+INSERT INTO st_it VALUES (100);
+SELECT * FROM cached_query_with(cache_opts(depends_on => ARRAY['st_it'::regclass]), 'SELECT st_it_sum()') AS t(s bigint);
+
+-- N5: a function in a branch the planner removes is never parsed, directly
+-- or through the cache
+SET check_function_bodies = off;
+CREATE FUNCTION st_broken() RETURNS int LANGUAGE sql STABLE AS 'SELECT a FROM st_missing_tbl';
+RESET check_function_bodies;
+WITH u AS (SELECT st_broken()) SELECT 1 AS direct;
+SELECT * FROM cached_query('WITH u AS (SELECT st_broken()) SELECT 1') AS t(v int);
+SELECT * FROM cached_query('SELECT CASE WHEN false THEN st_broken() ELSE 1 END') AS t(v int);
+
+-- N4: a parameter whose type has no binary output function
+SELECT * FROM cached_query('SELECT 1 WHERE $1 IS NOT NULL', makeaclitem(10, 10, 'SELECT', false)) AS t(a int);
+
+-- N7: the call functions are never run inside a parallel operation
+SELECT proname, proparallel FROM pg_proc
+ WHERE proname IN ('cached_query', 'cached_query_json', 'cached_query_with',
+                   'cached_query_json_with', 'cache_explain', 'cache_explain_with')
+ GROUP BY 1, 2 ORDER BY 1;
+
+DROP FUNCTION st_out1(int), st_in1(int), st_now_outer(), st_now_inner(),
+    st_outer_clean(int), st_inner_tenant(), st_it_sum(), st_broken();
+DROP TABLE st_nt, st_it;
+
 DROP FUNCTION st_ov(numeric), st_ov(int), st_rows(), st_now();
 DROP TABLE st_v, st_rt, st_private.t;
 DROP SCHEMA st_private;

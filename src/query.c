@@ -119,7 +119,7 @@ typedef struct PreparedQuery
 	TupleDesc	resultdesc;
 	EntryColumnCodec *codecs;
 	char	   *codec_problem;	/* why results of this row type can't be stored */
-	char		literal_problem[48];	/* a 'now'-like literal frozen at prepare */
+	char		literal_problem[160];	/* a 'now'-like literal frozen at prepare */
 	/* hash of the rewritten query and of the user functions' definitions */
 	uint8		definition[CE_HASH_LEN];
 	bool		decode_in_subxact;	/* user-defined types: see EntryDecode */
@@ -128,6 +128,8 @@ typedef struct PreparedQuery
 	List	   *defn_funcids;	/* functions of the rewritten query (incl.
 								 * inlined ones), for the definition hash */
 	bool		transient;		/* not in the hash: dropped after the call */
+	bool		plan_per_call;	/* its plan holds what a function computed
+								 * while planning: planned again each call */
 	int			undecodable;	/* authentic entries its row type could not
 								 * read back, in a row; at 2 it is not stored */
 	bool		settings_pinned;	/* the plan may hold the value of a user
@@ -808,7 +810,7 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 	 */
 	if (pq != NULL && pq->analysis_cxt != NULL)
 	{
-		bool		again = pq->literal_problem[0] != '\0';
+		bool		again = pq->literal_problem[0] != '\0' || pq->plan_per_call;
 
 		if (!again && pq->settings_pinned)
 		{
@@ -1320,7 +1322,7 @@ collect_query_funcs(Node *node, void *context)
  * 'today', ...: converted when the body is parsed, at planning), or NULL.
  */
 static const char *
-sql_body_check(Oid funcid, bool *clean)
+sql_body_check_inner(Oid funcid, bool *clean, List **calls)
 {
 	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
 	Form_pg_proc proc;
@@ -1370,6 +1372,8 @@ sql_body_check(Oid funcid, bool *clean)
 	lw.query = src;
 	lw.problem = NULL;
 	(void) find_relative_time_literal((Node *) trees, &lw);
+	/* what the body calls was inlined or run with it: judged in turn */
+	(void) collect_query_funcs((Node *) trees, calls);
 	if (list_length(trees) != 1)
 		return lw.problem;
 	q = linitial_node(Query, trees);
@@ -1381,6 +1385,50 @@ sql_body_check(Oid funcid, bool *clean)
 		q->setOperations == NULL && list_length(q->targetList) == 1 &&
 		!contain_mutable_functions((Node *) q->targetList);
 	return lw.problem;
+}
+
+/*
+ * sql_body_check_inner in a subtransaction: a body PostgreSQL never planned
+ * (a function in a branch the planner removed) may not even parse; then it
+ * is not clean, and nothing is raised.
+ */
+static const char *
+sql_body_check(Oid funcid, bool *clean, List **calls)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	const char *volatile problem = NULL;
+
+	*clean = false;
+	if (IsInParallelMode())
+		return NULL;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		problem = sql_body_check_inner(funcid, clean, calls);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		*clean = false;
+		problem = NULL;
+	}
+	PG_END_TRY();
+	return problem;
 }
 
 /*
@@ -1407,6 +1455,8 @@ pin_folded_functions(PreparedQuery *pq)
 	ListCell   *lc;
 
 	pq->settings_pinned = false;
+	pq->plan_per_call = false;
+	/* defn_funcids grows: the functions inlined bodies call, to a bound */
 	foreach(lc, pq->defn_funcids)
 	{
 		Oid			funcid = lfirst_oid(lc);
@@ -1431,7 +1481,14 @@ pin_folded_functions(PreparedQuery *pq)
 			list_member_oid(pq->deps.opaque_funcids, funcid);
 		if (!in_plan && lang == SQLlanguageId)
 		{
-			const char *problem = sql_body_check(funcid, &clean);
+			List	   *calls = NIL;
+			const char *problem = sql_body_check(funcid, &clean, &calls);
+			ListCell   *lc2;
+
+			foreach(lc2, calls)
+				if (list_length(pq->defn_funcids) < 200)
+					pq->defn_funcids = list_append_unique_oid(pq->defn_funcids,
+															  lfirst_oid(lc2));
 
 			if (problem != NULL && pq->literal_problem[0] == '\0')
 				snprintf(pq->literal_problem, sizeof(pq->literal_problem),
@@ -1444,7 +1501,14 @@ pin_folded_functions(PreparedQuery *pq)
 															 funcid);
 		if (!in_plan && !clean)
 		{
+			/*
+			 * Its value, computed while planning, is in the plan: the
+			 * statement is planned again for every call (a value read from
+			 * a table or a setting is then current), and the key holds the
+			 * role and every setting besides the plan's constants.
+			 */
 			pq->settings_pinned = true;
+			pq->plan_per_call = true;
 			pq->deps.role_dependent = true;
 			pq->deps.settings_dependent = true;
 		}
@@ -1539,6 +1603,31 @@ check_privileges(PreparedQuery *pq, CachedPlan *cplan)
 
 /* ---- keys ---- */
 
+/*
+ * The binary output function of typid, or InvalidOid when it has none (or
+ * it is an array or composite of a type without one: array_send and
+ * record_send would raise).
+ */
+static Oid
+get_type_send_function(Oid typid)
+{
+	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	Oid			send;
+	Oid			elem;
+
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	send = ((Form_pg_type) GETSTRUCT(tup))->typsend;
+	elem = ((Form_pg_type) GETSTRUCT(tup))->typelem;
+	if (((Form_pg_type) GETSTRUCT(tup))->typtype == TYPTYPE_COMPOSITE ||
+		typid == RECORDOID)
+		send = InvalidOid;
+	ReleaseSysCache(tup);
+	if (OidIsValid(send) && OidIsValid(elem) && !OidIsValid(get_type_send_function(elem)))
+		return InvalidOid;
+	return send;
+}
+
 static void
 add_param_values(StringInfo m, const CallParams *params)
 {
@@ -1552,7 +1641,8 @@ add_param_values(StringInfo m, const CallParams *params)
 			KeyAddString(m, "NULL");
 			continue;
 		}
-		getTypeBinaryOutputInfo(params->types[i], &func, &isvarlena);
+		/* by pg_type: getTypeBinaryOutputInfo raises for a type without one */
+		func = get_type_send_function(params->types[i]);
 		if (OidIsValid(func))
 		{
 			bytea	   *b = OidSendFunctionCall(func, params->values[i]);
@@ -1829,12 +1919,13 @@ entry_key(const char *query, const CallParams *params, StringInfo settings,
 		all_settings_material(&m);
 
 		/*
-		 * An opaque function may read this session's temporary tables,
-		 * which no other session can: with a temporary schema, the
-		 * session itself is in the key.
+		 * An opaque function may read this session's private state
+		 * (temporary tables, prepared statements, cursors, channels),
+		 * which no other session can: an opted-in result is the session's
+		 * own; with a temporary schema, so is a settings-dependent one.
 		 */
 		GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
-		if (OidIsValid(temp_nsp))
+		if (OidIsValid(temp_nsp) || cs->opted_in)
 		{
 			KeyAddString(&m, "session");
 			KeyAddU32(&m, (uint32) MyProcPid);
@@ -1965,6 +2056,12 @@ run_query(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 	{
 		run_plan(pq, params, ts, NULL);
 		return NULL;
+	}
+	if (IsInParallelMode())
+	{
+		/* no subtransaction here: run it, store nothing */
+		run_plan(pq, params, ts, NULL);
+		return pstrdup("inside a parallel operation");
 	}
 	mine = tuplestore_begin_heap(false, false, work_mem);
 	encoding_row = false;
