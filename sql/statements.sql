@@ -378,6 +378,20 @@ DROP FUNCTION st_out1(int), st_in1(int), st_now_outer(), st_now_inner(),
     st_outer_clean(int), st_inner_tenant(), st_it_sum(), st_broken();
 DROP TABLE st_nt, st_it;
 
+-- Review 2, N6: a row type used inside the query (cast, field, row_to_json),
+-- its table altered: every result may change
+CREATE TABLE st_rt5 (a int, b text);
+CREATE TABLE st_ot5 (id int, c st_rt5);
+INSERT INTO st_ot5 VALUES (1, ROW(1, 'secret-x'));
+SELECT cache_track('st_ot5');
+SELECT * FROM cached_query('SELECT c::text, (c).b, row_to_json(c)::text FROM st_ot5') AS t(t text, b text, j text);
+SELECT * FROM cached_query('SELECT c::text, (c).b, row_to_json(c)::text FROM st_ot5') AS t(t text, b text, j text);
+ALTER TABLE st_rt5 DROP COLUMN b;
+ALTER TABLE st_rt5 ADD COLUMN b text;
+SELECT c::text, (c).b, row_to_json(c)::text FROM st_ot5;
+SELECT * FROM cached_query('SELECT c::text, (c).b, row_to_json(c)::text FROM st_ot5') AS t(t text, b text, j text);
+DROP TABLE st_ot5, st_rt5;
+
 DROP FUNCTION st_ov(numeric), st_ov(int), st_rows(), st_now();
 DROP TABLE st_v, st_rt, st_private.t;
 DROP SCHEMA st_private;

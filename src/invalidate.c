@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "access/genam.h"
+#include "catalog/pg_depend.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -1138,6 +1139,59 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * on the schema; an unqualified name is looked up as the statement will
  * look it up, in the caller's search_path.
  */
+/*
+ * Whether the row type of relid (or its array type) is the type of a
+ * column of some relation: ALTER TABLE relid then changes what those
+ * columns' values show (a column dropped and added again reads NULL), so
+ * results over other tables change.  Found through pg_depend (a column
+ * depends on its type); never raises.
+ */
+static bool
+rowtype_is_used(Oid relid)
+{
+	Oid			types[2];
+	bool		used = false;
+	Relation	dep;
+
+	types[0] = get_rel_type_id(relid);
+	types[1] = OidIsValid(types[0]) ? get_array_type(types[0]) : InvalidOid;
+	if (!OidIsValid(types[0]))
+		return false;
+	dep = table_open(DependRelationId, AccessShareLock);
+	for (int i = 0; i < 2 && !used; i++)
+	{
+		ScanKeyData key[2];
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		if (!OidIsValid(types[i]))
+			continue;
+		ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(TypeRelationId));
+		ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(types[i]));
+		scan = systable_beginscan(dep, DependReferenceIndexId, true, NULL, 2, key);
+		while (!used && (tup = systable_getnext(scan)) != NULL)
+		{
+			Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+
+			/*
+			 * A column of a relation, or a domain or another type over it
+			 * (not the row type's own array type, which always exists).
+			 */
+			if (d->deptype == DEPENDENCY_INTERNAL ||
+				(d->classid == TypeRelationId && d->objid == types[1]))
+				continue;
+			if ((d->classid == RelationRelationId && d->objsubid > 0) ||
+				d->classid == TypeRelationId)
+				used = true;
+		}
+		systable_endscan(scan);
+	}
+	table_close(dep, AccessShareLock);
+	return used;
+}
+
 static Oid
 rv_relid(RangeVar *rv)
 {
@@ -1290,6 +1344,9 @@ classify_utility(Node *parsetree, UtilityEffects *e)
 				}
 				/* ALTER TYPE ... ATTRIBUTE changes the rows of every table using it */
 				if (s->objtype == OBJECT_TYPE)
+					e->database = true;
+				/* ... and so does a table's, when its row type is a column type */
+				else if (OidIsValid(relid) && rowtype_is_used(relid))
 					e->database = true;
 				break;
 			}
