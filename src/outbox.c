@@ -178,8 +178,18 @@ update_blocked(OutboxTarget *t)
 		b++;
 	if (!t->checked)
 		b++;
-	pg_atomic_write_u32(&t->blocked, b);
-	pg_atomic_fetch_add_u64(&shared->epoch, 1);
+
+	/*
+	 * The epoch tells a lookup in flight that hits were blocked meanwhile:
+	 * only a change counts (the worker recomputes this on every pass, and
+	 * a spurious change would bypass lookups that took a while).  A count
+	 * that stays above zero needs no epoch: the lookup sees it anyway.
+	 */
+	if (pg_atomic_read_u32(&t->blocked) != b)
+	{
+		pg_atomic_write_u32(&t->blocked, b);
+		pg_atomic_fetch_add_u64(&shared->epoch, 1);
+	}
 }
 
 static void
