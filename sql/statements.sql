@@ -392,6 +392,38 @@ SELECT c::text, (c).b, row_to_json(c)::text FROM st_ot5;
 SELECT * FROM cached_query('SELECT c::text, (c).b, row_to_json(c)::text FROM st_ot5') AS t(t text, b text, j text);
 DROP TABLE st_ot5, st_rt5;
 
+-- Review 2, N13: an IMMUTABLE PL/pgSQL function the plan calls through an
+-- inlined wrapper (column argument): opaque
+CREATE FUNCTION st_t13(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE
+    AS $$ BEGIN RETURN x + current_setting('app.tenant')::int; END $$;
+CREATE FUNCTION st_w13(x int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT st_t13(x) $$;
+CREATE TABLE st_t13t (id int);
+INSERT INTO st_t13t VALUES (1);
+SET app.tenant = '1';
+SELECT * FROM cached_query('SELECT st_w13(id) FROM st_t13t') AS t(v int);
+SET app.tenant = '2';
+SELECT st_w13(id) AS direct FROM st_t13t;
+SELECT * FROM cached_query('SELECT st_w13(id) FROM st_t13t') AS t(v int);
+SELECT cache_status() LIKE 'BYPASS: opaque function st_t13()%' AS opaque;
+
+-- N12: an opted-in call in a transaction that has written: never stored
+SELECT cache_track('st_t13t');
+BEGIN;
+UPDATE st_t13t SET id = 5;
+SELECT * FROM cached_query_with(cache_opts(depends_on => '{}'), 'SELECT st_w13(1)') AS t(v int);
+SELECT cache_status();
+ROLLBACK;
+RESET app.tenant;
+
+-- N15: depends_on naming a view is refused
+CREATE VIEW st_v15 AS SELECT id FROM st_t13t;
+\set VERBOSITY terse
+SELECT * FROM cached_query_with(cache_opts(depends_on => ARRAY['st_v15'::regclass]), 'SELECT 1') AS t(v int);
+\set VERBOSITY default
+DROP VIEW st_v15;
+DROP TABLE st_t13t;
+DROP FUNCTION st_w13(int), st_t13(int);
+
 DROP FUNCTION st_ov(numeric), st_ov(int), st_rows(), st_now();
 DROP TABLE st_v, st_rt, st_private.t;
 DROP SCHEMA st_private;

@@ -338,8 +338,14 @@ check_function(DepsWalk *w, Oid funcid, List *args, Oid resulttype, bool acl)
 	}
 	else if (proc->prolang != ClanguageId && proc->prolang != INTERNALlanguageId)
 	{
-		/* IMMUTABLE by declaration only: a wrong one stays with its role */
-		w->deps->role_dependent = true;
+		/*
+		 * IMMUTABLE by declaration only, and the plan calls it (directly,
+		 * through an inlined wrapper, as an aggregate's support function):
+		 * nothing proves it reads no setting or table, so it is opaque
+		 * like a STABLE one.  (An inlined clean SQL body is not a call.)
+		 */
+		w->deps->opaque_funcids = list_append_unique_oid(w->deps->opaque_funcids,
+														 funcid);
 	}
 	ReleaseSysCache(tup);
 }

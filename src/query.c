@@ -169,6 +169,9 @@ static MemoryContext prepared_cxt = NULL;
 static bool prepared_stale = false;
 static bool callbacks_registered = false;
 
+/* analyses replaced while an outer call used them: freed when none does */
+static MemoryContext retired_cxt = NULL;
+
 /* relations whose row types prepared statements use as function results */
 static List *watched_relids = NIL;
 
@@ -208,6 +211,7 @@ register_callbacks(void)
 		ENUMOID, AGGFNOID, AUTHOID, AUTHMEMMEMROLE, AUTHMEMROLEMEM, LANGOID,
 		RANGETYPE, FOREIGNSERVEROID, FOREIGNDATAWRAPPEROID, USERMAPPINGOID,
 		TRFTYPELANG, DATABASEOID, CONVOID,
+		RELNAMENSP,				/* a relation (a sequence) shadowing a name */
 	};
 
 	if (callbacks_registered)
@@ -772,6 +776,8 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 		prepared_cxt = AllocSetContextCreate(CacheMemoryContext,
 											 "cache_ext prepared queries",
 											 ALLOCSET_DEFAULT_SIZES);
+	if (calls_in_progress <= 1 && retired_cxt != NULL)
+		MemoryContextReset(retired_cxt);
 	/* only the outermost call may drop statements: an outer one uses one */
 	if (calls_in_progress <= 1 &&
 		(prepared_stale ||
@@ -1528,6 +1534,20 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 		pq->tracking_epoch == InvalTrackingEpoch())
 		return;
 
+	/*
+	 * A nested call may redo the analysis of a statement an outer call is
+	 * still using: the old analysis is retired, not reset, and freed by the
+	 * next outermost call.
+	 */
+	if (pq->analysis_cxt && calls_in_progress > 1)
+	{
+		if (retired_cxt == NULL)
+			retired_cxt = AllocSetContextCreate(prepared_cxt,
+												"cache_ext retired analyses",
+												ALLOCSET_SMALL_SIZES);
+		MemoryContextSetParent(pq->analysis_cxt, retired_cxt);
+		pq->analysis_cxt = NULL;
+	}
 	if (pq->analysis_cxt)
 		MemoryContextReset(pq->analysis_cxt);
 	else
@@ -1808,6 +1828,12 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("relation with OID %u named in depends_on does not exist", relid)));
+		if (get_rel_relkind(relid) == RELKIND_VIEW)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("depends_on names view \"%s\"", get_rel_name(relid)),
+					 errdetail("Writes to a view's tables would not invalidate the result."),
+					 errhint("Name the tables the view reads.")));
 		cov = InvalRelationCoverage(relid, &scope, &why);
 		if (cov == REL_UNTRACKED)
 			cs->untracked = lappend(cs->untracked, untracked_label(relid, why));
@@ -2544,6 +2570,9 @@ bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all)
 			REASON(AfterTriggerPendingOnRel(lfirst_oid(lc)),
 				   psprintf("this transaction changed %s", relation_label(lfirst_oid(lc))));
 	}
+	/* an opaque function's reads are unseen: this transaction's writes too */
+	REASON(cs->opted_in && TransactionIdIsValid(GetTopTransactionIdIfAny()),
+		   "this transaction has written data and an opaque function's reads are not visible in the plan");
 	/* writes to untracked tables are invisible: this one may have made some */
 	REASON(cs->untracked != NIL && TransactionIdIsValid(GetTopTransactionIdIfAny()),
 		   psprintf("this transaction has written data and %s",
