@@ -533,6 +533,15 @@ all_settings_material(StringInfo m)
 		/* secrets (cache_ext.redis_url may hold a password) stay out */
 		if (conf->flags & GUC_SUPERUSER_ONLY)
 			continue;
+
+		/*
+		 * A setting at its built-in default is the same in every session:
+		 * left out, so that loading a library (plpgsql defines settings on
+		 * its first use) does not change the key.  Placeholders stay in
+		 * even then: current_setting() of one that was never set fails.
+		 */
+		if (conf->source == PGC_S_DEFAULT && !(conf->flags & GUC_CUSTOM_PLACEHOLDER))
+			continue;
 		if (conf->context != PGC_USERSET && conf->context != PGC_SUSET)
 			continue;
 		KeyAddString(m, conf->name);
