@@ -424,6 +424,41 @@ DROP VIEW st_v15;
 DROP TABLE st_t13t;
 DROP FUNCTION st_w13(int), st_t13(int);
 
+-- Review 3, R1: an inlined wrapper whose body cannot be read here (BEGIN
+-- ATOMIC) calling an IMMUTABLE PL/pgSQL function that reads a setting
+CREATE FUNCTION st_r1_inner() RETURNS int LANGUAGE plpgsql IMMUTABLE
+    AS $$ BEGIN RETURN current_setting('app.tenant')::int; END $$;
+CREATE FUNCTION st_r1_outer(x int) RETURNS int LANGUAGE sql STABLE
+    BEGIN ATOMIC SELECT st_r1_inner() + x; END;
+SET app.tenant = '1';
+SELECT * FROM cached_query('SELECT st_r1_outer(0)') AS t(v int);
+SET app.tenant = '2';
+SELECT st_r1_outer(0) AS direct;
+SELECT * FROM cached_query('SELECT st_r1_outer(0)') AS t(v int);
+-- ... and through a default argument
+CREATE FUNCTION st_r1_def(x int DEFAULT st_r1_inner()) RETURNS int LANGUAGE sql STABLE AS $$ SELECT x $$;
+SELECT * FROM cached_query('SELECT st_r1_def()') AS t(v int);
+SET app.tenant = '3';
+SELECT st_r1_def() AS direct;
+SELECT * FROM cached_query('SELECT st_r1_def()') AS t(v int);
+RESET app.tenant;
+
+-- R0b: a user's cast to json, called by to_json behind the plan's back
+CREATE TYPE st_mood2 AS ENUM ('happy', 'sad');
+CREATE FUNCTION st_mood_json(m st_mood2) RETURNS json LANGUAGE plpgsql IMMUTABLE
+    AS $$ BEGIN RETURN to_json(m::text || '-' || current_setting('app.tenant')); END $$;
+CREATE CAST (st_mood2 AS json) WITH FUNCTION st_mood_json(st_mood2);
+SET app.tenant = '1';
+SELECT * FROM cached_query('SELECT to_json(''happy''::st_mood2)::text') AS t(v text);
+SET app.tenant = '2';
+SELECT to_json('happy'::st_mood2)::text AS direct;
+SELECT * FROM cached_query('SELECT to_json(''happy''::st_mood2)::text') AS t(v text);
+SELECT cache_status() LIKE 'BYPASS: opaque function st_mood_json()%' AS opaque;
+RESET app.tenant;
+DROP CAST (st_mood2 AS json);
+DROP FUNCTION st_mood_json(st_mood2), st_r1_def(int), st_r1_outer(int), st_r1_inner();
+DROP TYPE st_mood2;
+
 DROP FUNCTION st_ov(numeric), st_ov(int), st_rows(), st_now();
 DROP TABLE st_v, st_rt, st_private.t;
 DROP SCHEMA st_private;

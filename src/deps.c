@@ -72,6 +72,8 @@
 #include "access/nbtree.h"
 #include "access/stratnum.h"
 #include "access/sysattr.h"
+#include "catalog/pg_range.h"
+#include "catalog/pg_cast.h"
 #include "access/transam.h"
 #include "access/tsmapi.h"
 #include "catalog/pg_aggregate.h"
@@ -236,6 +238,8 @@ builtin_reason(const char *name)
 	return "is not on the allow list of built-in functions (it may read the system catalogs or session state)";
 }
 
+static void check_range_support(DepsWalk *w, Oid rangetype);
+
 /* the output functions of an argument's type (a ROW(...) by its fields) */
 static void
 check_arg_output(DepsWalk *w, Node *arg)
@@ -273,6 +277,20 @@ check_function(DepsWalk *w, Oid funcid, List *args, Oid resulttype, bool acl)
 		return;
 	}
 	proc = (Form_pg_proc) GETSTRUCT(tup);
+	/* a range's operators call its subtype's comparison, which may be a user's */
+	{
+		ListCell   *lc;
+
+		foreach(lc, args)
+		{
+			Oid			t = getBaseType(exprType((Node *) lfirst(lc)));
+
+			if (type_is_multirange(t))
+				t = get_multirange_range(t);
+			if (type_is_range(t))
+				check_range_support(w, t);
+		}
+	}
 	if (acl)
 		w->deps->funcids = list_append_unique_oid(w->deps->funcids, funcid);
 	else if (funcid >= FirstNormalObjectId)
@@ -610,12 +628,71 @@ check_type_io(DepsWalk *w, Oid typid, bool input)
 		}
 	}
 	else if (typtype == TYPTYPE_RANGE)
+	{
 		check_type_io(w, get_range_subtype(typid), input);
+		check_range_support(w, typid);
+	}
 	else if (typtype == TYPTYPE_MULTIRANGE)
 		check_type_io(w, get_multirange_range(typid), input);
 	else
 		check_function(w, iofunc, NIL, InvalidOid, false);
+
+	/*
+	 * to_json, row_to_json, json_agg ... call a cast of the type to json
+	 * or jsonb when there is one (a user's, in any language).
+	 */
+	if (!input)
+	{
+		Oid			targets[2] = {JSONOID, JSONBOID};
+
+		for (int i = 0; i < 2; i++)
+		{
+			HeapTuple	ctup = SearchSysCache2(CASTSOURCETARGET, ObjectIdGetDatum(typid),
+											   ObjectIdGetDatum(targets[i]));
+
+			if (HeapTupleIsValid(ctup))
+			{
+				Form_pg_cast c = (Form_pg_cast) GETSTRUCT(ctup);
+				Oid			castfunc = c->castmethod == COERCION_METHOD_FUNCTION ?
+				c->castfunc : InvalidOid;
+
+				ReleaseSysCache(ctup);
+				if (OidIsValid(castfunc))
+					check_function(w, castfunc, NIL, InvalidOid, false);
+			}
+		}
+	}
 	w->depth--;
+}
+
+/*
+ * The functions a range type's built-in operators call behind the plan's
+ * back: the subtype's btree comparison (its operator class may be a
+ * user's), canonical and subtype_diff.
+ */
+static void
+check_range_support(DepsWalk *w, Oid rangetype)
+{
+	HeapTuple	tup = SearchSysCache1(RANGETYPE, ObjectIdGetDatum(rangetype));
+	Form_pg_range rng;
+	Oid			cmp = InvalidOid;
+
+	if (!HeapTupleIsValid(tup))
+		return;
+	rng = (Form_pg_range) GETSTRUCT(tup);
+	if (OidIsValid(rng->rngsubopc))
+	{
+		Oid			family = get_opclass_family(rng->rngsubopc);
+
+		cmp = get_opfamily_proc(family, rng->rngsubtype, rng->rngsubtype, BTORDER_PROC);
+	}
+	if (OidIsValid(cmp))
+		check_function(w, cmp, NIL, InvalidOid, false);
+	if (OidIsValid(rng->rngcanonical))
+		check_function(w, rng->rngcanonical, NIL, InvalidOid, false);
+	if (OidIsValid(rng->rngsubdiff))
+		check_function(w, rng->rngsubdiff, NIL, InvalidOid, false);
+	ReleaseSysCache(tup);
 }
 
 static void

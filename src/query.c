@@ -1337,7 +1337,7 @@ collect_query_funcs(Node *node, void *context)
  * 'today', ...: converted when the body is parsed, at planning), or NULL.
  */
 static const char *
-sql_body_check_inner(Oid funcid, bool *clean, List **calls)
+sql_body_check_inner(Oid funcid, bool *clean, List **calls, bool *analyzed)
 {
 	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
 	Form_pg_proc proc;
@@ -1384,6 +1384,7 @@ sql_body_check_inner(Oid funcid, bool *clean, List **calls)
 										  prepare_sql_fn_parse_info(tup, NULL, InvalidOid),
 										  NULL);
 	ReleaseSysCache(tup);
+	*analyzed = true;
 	lw.query = src;
 	lw.problem = NULL;
 	(void) find_relative_time_literal((Node *) trees, &lw);
@@ -1408,20 +1409,21 @@ sql_body_check_inner(Oid funcid, bool *clean, List **calls)
  * is not clean, and nothing is raised.
  */
 static const char *
-sql_body_check(Oid funcid, bool *clean, List **calls)
+sql_body_check(Oid funcid, bool *clean, List **calls, bool *analyzed)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	const char *volatile problem = NULL;
 
 	*clean = false;
+	*analyzed = false;
 	if (IsInParallelMode())
 		return NULL;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		problem = sql_body_check_inner(funcid, clean, calls);
+		problem = sql_body_check_inner(funcid, clean, calls, analyzed);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -1440,10 +1442,49 @@ sql_body_check(Oid funcid, bool *clean, List **calls)
 			ReThrowError(edata);
 		FreeErrorData(edata);
 		*clean = false;
+		*analyzed = false;
 		problem = NULL;
 	}
 	PG_END_TRY();
 	return problem;
+}
+
+/* Add funcid to the functions pin_folded_functions judges, to a bound. */
+static void
+add_judged_function(PreparedQuery *pq, Oid funcid)
+{
+	if (list_member_oid(pq->defn_funcids, funcid))
+		return;
+	if (list_length(pq->defn_funcids) >= 200)
+	{
+		/* too many to judge: fail closed */
+		if (pq->literal_problem[0] == '\0')
+			strlcpy(pq->literal_problem,
+					"more functions inlined than cache_ext checks (200)",
+					sizeof(pq->literal_problem));
+		return;
+	}
+	pq->defn_funcids = lappend_oid(pq->defn_funcids, funcid);
+}
+
+/* The functions in the defaults of funcid's arguments. */
+static void
+add_default_arg_functions(PreparedQuery *pq, Oid funcid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	bool		isnull;
+	Datum		d;
+	List	   *calls = NIL;
+	ListCell   *lc;
+
+	if (!HeapTupleIsValid(tup))
+		return;
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proargdefaults, &isnull);
+	if (!isnull)
+		(void) collect_query_funcs((Node *) stringToNode(TextDatumGetCString(d)), &calls);
+	ReleaseSysCache(tup);
+	foreach(lc, calls)
+		add_judged_function(pq, lfirst_oid(lc));
 }
 
 /*
@@ -1494,16 +1535,32 @@ pin_folded_functions(PreparedQuery *pq)
 		in_plan = list_member_oid(pq->deps.funcids, funcid) ||
 			list_member_oid(pq->deps.implicit_funcids, funcid) ||
 			list_member_oid(pq->deps.opaque_funcids, funcid);
+		/* defaults of its arguments: the planner inserts them */
+		add_default_arg_functions(pq, funcid);
 		if (!in_plan && lang == SQLlanguageId)
 		{
 			List	   *calls = NIL;
-			const char *problem = sql_body_check(funcid, &clean, &calls);
+			bool		analyzed;
+			const char *problem = sql_body_check(funcid, &clean, &calls, &analyzed);
 			ListCell   *lc2;
 
 			foreach(lc2, calls)
-				if (list_length(pq->defn_funcids) < 200)
-					pq->defn_funcids = list_append_unique_oid(pq->defn_funcids,
-															  lfirst_oid(lc2));
+				add_judged_function(pq, lfirst_oid(lc2));
+
+			/*
+			 * A body that could not be read here (BEGIN ATOMIC, polymorphic
+			 * arguments, ...) was still inlined: what it calls is unknown,
+			 * so the function is opaque and its statement planned per call.
+			 */
+			if (!analyzed && volatility != PROVOLATILE_VOLATILE)
+			{
+				pq->deps.opaque_funcids = list_append_unique_oid(pq->deps.opaque_funcids,
+																 funcid);
+				pq->settings_pinned = true;
+				pq->plan_per_call = true;
+				pq->deps.role_dependent = true;
+				pq->deps.settings_dependent = true;
+			}
 
 			if (problem != NULL && pq->literal_problem[0] == '\0')
 				snprintf(pq->literal_problem, sizeof(pq->literal_problem),
