@@ -8,9 +8,20 @@ OBJS = \
 	src/entry.o \
 	src/entry_format.o \
 	src/invalidate.o \
+	src/tracking.o \
+	src/xactset.o \
+	src/ddl.o \
+	src/triggers.o \
+	src/admin.o \
 	src/keys.o \
 	src/outbox.o \
 	src/query.o \
+	src/sql_api.o \
+	src/stmtcache.o \
+	src/analysis.o \
+	src/scopes.o \
+	src/execute.o \
+	src/explain.o \
 	src/stats.o \
 	src/redis/client.o \
 	src/redis/text.o \

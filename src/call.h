@@ -1,0 +1,168 @@
+/*-------------------------------------------------------------------------
+ *
+ * call.h
+ *	  The call pipeline's own types and the functions its files share:
+ *	  a prepared statement and its analysis (stmtcache.c, analysis.c),
+ *	  a call's parameters, options and scopes (sql_api.c, scopes.c), and
+ *	  running the query (execute.c).  Nothing outside the pipeline's files
+ *	  (query.c, sql_api.c, stmtcache.c, analysis.c, scopes.c, execute.c,
+ *	  explain.c) includes this header.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHE_EXT_CALL_H
+#define CACHE_EXT_CALL_H
+
+#include "postgres.h"
+
+#include "executor/tuptable.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "nodes/plannodes.h"
+#include "utils/plancache.h"
+#include "utils/tuplestore.h"
+
+#include "cache_ext.h"
+#include "entry.h"
+#include "keys.h"
+
+typedef struct PreparedQuery
+{
+	uint8		key[CE_HASH_LEN];	/* hash of text, param types, settings */
+	CachedPlanSource *plansource;
+	/* the analysis of generation 'generation' of the generic plan */
+	int			generation;
+	MemoryContext analysis_cxt;
+	QueryDeps	deps;
+	TupleDesc	resultdesc;
+	EntryColumnCodec *codecs;
+	char	   *codec_problem;	/* why results of this row type can't be stored */
+	char		literal_problem[160];	/* a 'now'-like literal frozen at prepare */
+	/* hash of the rewritten query and of the user functions' definitions */
+	uint8		definition[CE_HASH_LEN];
+	bool		decode_in_subxact;	/* user-defined types: see EntryDecode */
+	uint64		queryid;		/* hash of the text, for cache_query_stats */
+	uint64		tracking_epoch; /* InvalTrackingEpoch() the analysis saw */
+	List	   *defn_funcids;	/* functions of the rewritten query (incl.
+								 * inlined ones), for the definition hash */
+	bool		transient;		/* not in the hash: dropped after the call */
+	bool		plan_per_call;	/* its plan holds what a function computed
+								 * while planning: planned again each call */
+	int			undecodable;	/* authentic entries its row type could not
+								 * read back, in a row; at 2 it is not stored */
+	bool		settings_pinned;	/* the plan may hold the value of a user
+									 * IMMUTABLE function PostgreSQL ran when
+									 * planning: valid for these settings only */
+	uint8		settings_hash[CE_HASH_LEN];
+	/* invalidation: whose generations stand for the relations it reads */
+	List	   *scope_relids;	/* sorted, unique */
+	bool		has_tracked;	/* some relation is tracked */
+	List	   *untracked;		/* "public.x untracked", ... */
+	List	   *opaque;			/* "function f() may read tables", ... */
+	List	   *narrowed;		/* NarrowedScope: depends on key values only */
+} PreparedQuery;
+
+/*
+ * A scope relation whose dependency is narrowed to key values: the entry
+ * depends on its structural generation (TRUNCATE, DDL) and on the
+ * generation of each key value the equalities name.
+ */
+typedef struct NarrowedScope
+{
+	Oid			scope;
+	List	   *eqs;			/* KeyEquality, one per top-level occurrence */
+} NarrowedScope;
+
+/* Per-call options from cache_opts(). */
+typedef struct CallOptions
+{
+	int64		ttl_ms;
+	const char *namespace;
+	int			ntags;
+	char	  **tags;
+	bool		has_depends_on; /* the call names what its functions read */
+	List	   *depends_on;		/* relation OIDs */
+} CallOptions;
+
+/*
+ * The generations one call depends on: the server's and the database's,
+ * then one per scope relation, per depends_on relation and per tag.
+ */
+typedef struct CallScopes
+{
+	int			n;
+	char	  **keys;
+	char	  **labels;			/* for messages; NULL for server, database */
+	char	  **desc;			/* for cache_explain: "table public.x", ... */
+	Oid		   *rel;			/* the relation of a table or key scope */
+	bool		describe;		/* fill desc with names (cache_explain only) */
+	List	   *untracked;		/* descriptions of what is not tracked */
+	const char *opaque_reason;	/* functions with unseen reads, not opted in */
+	bool		opted_in;		/* ... opted in: role and settings are keyed */
+} CallScopes;
+
+/* The query's parameters as given by the caller. */
+typedef struct CallParams
+{
+	int			n;
+	Oid		   *types;
+	Datum	   *values;
+	bool	   *nulls;
+} CallParams;
+
+
+/* sql_api.c: the SQL entry points */
+extern void parse_options(HeapTupleHeader opts, CallOptions *o);
+extern void collect_params(FunctionCallInfo fcinfo, int first, CallParams *p);
+extern text *query_arg(FunctionCallInfo fcinfo, int argno);
+extern HeapTupleHeader options_arg(FunctionCallInfo fcinfo, int argno);
+
+/* query.c: the call pipeline */
+extern TupleDesc cached_query_common(text *query_text, const CallParams *params,
+									 const CallOptions *opts, TupleDesc outdesc,
+									 Tuplestorestate *ts);
+extern const char *bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all);
+extern void check_privileges(PreparedQuery *pq, CachedPlan *cplan);
+extern void explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
+						  PreparedQuery *pq, CallScopes *cs);
+extern const char *CallLastStatus(void);
+
+/* explain.c */
+extern void json_key(StringInfo buf, const char *key);
+
+/* stmtcache.c: the backend's prepared statements */
+extern void settings_material(StringInfo s);
+extern void all_settings_material(StringInfo m);
+extern void all_settings_hash(uint8 *hash);
+extern PreparedQuery *get_prepared(const char *query, const CallParams *params,
+								   StringInfo settings, bool *transient);
+extern void analyze_plan(PreparedQuery *pq, CachedPlan *cplan);
+extern void call_begin(void);
+extern void end_call(PreparedQuery *transient);
+extern void StmtCacheWatchRelation(Oid relid);
+extern char *find_time_literal(Node *node, const char *query);
+
+/* analysis.c: what a plan means beyond its text */
+extern bool collect_query_funcs(Node *node, void *context);
+extern void pin_folded_functions(PreparedQuery *pq);
+extern void definition_hash(PreparedQuery *pq, PlannedStmt *stmt);
+
+/* scopes.c: what a call depends on, and its key */
+extern char *relation_label(Oid relid);
+extern void analyze_scopes(PreparedQuery *pq, PlannedStmt *stmt);
+extern void call_scopes(PreparedQuery *pq, const CallOptions *opts,
+						CallScopes *cs, const CallParams *params);
+extern const char *touched_scope(PreparedQuery *pq, CallScopes *cs);
+extern char *untracked_summary(List *untracked);
+extern void entry_key(const char *query, const CallParams *params,
+					  StringInfo settings, const CallOptions *opts,
+					  const PreparedQuery *pq, const CallScopes *cs,
+					  uint8 *hash);
+
+/* execute.c: running the query */
+extern char *run_query(PreparedQuery *pq, const CallParams *params,
+					   Tuplestorestate *ts, EntryWriter *writer);
+extern char **rows_as_sorted_text(Tuplestorestate *ts, TupleDesc desc,
+								  int64 *nrows);
+
+#endif							/* CACHE_EXT_CALL_H */

@@ -1,0 +1,255 @@
+/*-------------------------------------------------------------------------
+ *
+ * explain.c
+ *	  cache_explain(): what cached_query would do with a call, without
+ *	  running the query: key, dependencies, TTL, verdict with every reason,
+ *	  and the state of the entry in Redis.
+ *
+ * No state of its own.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/tstoreReceiver.h"
+#include "common/hashfn.h"
+#include "common/pg_prng.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parse_coerce.h"
+#include "portability/instr_time.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "catalog/pg_inherits.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/guc_tables.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+#include "tsearch/ts_cache.h"
+#include "executor/functions.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
+
+#include "cache_ext.h"
+#include "entry.h"
+#include "invalidate.h"
+#include "keys.h"
+#include "call.h"
+
+void
+json_key(StringInfo buf, const char *key)
+{
+	escape_json(buf, key);
+	appendStringInfoChar(buf, ':');
+}
+
+static const char *
+relkind_name(char relkind)
+{
+	switch (relkind)
+	{
+		case RELKIND_RELATION:
+			return "table";
+		case RELKIND_PARTITIONED_TABLE:
+			return "partitioned table";
+		case RELKIND_VIEW:
+			return "view";
+		case RELKIND_MATVIEW:
+			return "materialized view";
+		case RELKIND_FOREIGN_TABLE:
+			return "foreign table";
+		default:
+			return "other";
+	}
+}
+
+static Datum explain_common(FunctionCallInfo fcinfo, bool with_options);
+static Datum explain_body(FunctionCallInfo fcinfo, bool with_options,
+						  PreparedQuery **transient);
+
+PG_FUNCTION_INFO_V1(cache_explain);
+
+/*
+ * cache_explain(query [, params...]) RETURNS jsonb: what cached_query would
+ * do with this call, without running the query: its key, dependencies,
+ * TTL, verdict with every reason, and the state of its entry in Redis.
+ * The caller must be allowed to run the query (same errors as running it).
+ */
+Datum
+cache_explain(PG_FUNCTION_ARGS)
+{
+	return explain_common(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(cache_explain_with);
+
+Datum
+cache_explain_with(PG_FUNCTION_ARGS)
+{
+	return explain_common(fcinfo, true);
+}
+
+/* cache_explain counts as a call: it may not drop a statement in use */
+static Datum
+explain_common(FunctionCallInfo fcinfo, bool with_options)
+{
+	volatile Datum result = (Datum) 0;
+	PreparedQuery *volatile transient = NULL;
+
+	call_begin();
+	PG_TRY();
+	{
+		result = explain_body(fcinfo, with_options, (PreparedQuery **) &transient);
+	}
+	PG_CATCH();
+	{
+		end_call(transient);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	end_call(transient);
+	return result;
+}
+
+static Datum
+explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transient)
+{
+	int			qarg = with_options ? 1 : 0;
+	text	   *query_text = query_arg(fcinfo, qarg);
+	char	   *query = text_to_cstring(query_text);
+	CallParams	params;
+	CallOptions opts;
+	StringInfoData settings;
+	StringInfoData buf;
+	PreparedQuery *pq;
+	CachedPlan *cplan;
+	List	   *reasons = NIL;
+	ListCell   *lc;
+	uint8		hash[CE_HASH_LEN];
+	char	   *rkey;
+	bool		first;
+	CallScopes	cs;
+
+	parse_options(with_options ? options_arg(fcinfo, 0) : NULL, &opts);
+	collect_params(fcinfo, qarg + 1, &params);
+	settings_material(&settings);
+	{
+		bool		is_transient;
+
+		pq = get_prepared(query, &params, &settings, &is_transient);
+		if (is_transient)
+			*transient = pq;
+	}
+	cplan = GetCachedPlan(pq->plansource, NULL, CurrentResourceOwner, NULL);
+	analyze_plan(pq, cplan);
+	check_privileges(pq, cplan);
+	cs.describe = true;
+	call_scopes(pq, &opts, &cs, &params);
+	(void) bypass_reasons(pq, &cs, &reasons);
+	if (InvalHitsBlocked(true))
+		reasons = lappend(reasons, "pending invalidations (this server holds invalidations Redis has not taken yet)");
+	entry_key(query, &params, &settings, &opts, pq, &cs, hash);
+	rkey = KeyEntryName(hash);
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	json_key(&buf, "verdict");
+	escape_json(&buf, reasons ? "bypass" : "cache");
+	appendStringInfoChar(&buf, ',');
+	json_key(&buf, "reasons");
+	appendStringInfoChar(&buf, '[');
+	first = true;
+	foreach(lc, reasons)
+	{
+		if (!first)
+			appendStringInfoChar(&buf, ',');
+		first = false;
+		escape_json(&buf, (char *) lfirst(lc));
+	}
+	appendStringInfoString(&buf, "],");
+	json_key(&buf, "key");
+	escape_json(&buf, rkey);
+	appendStringInfo(&buf, ",\"ttl_seconds\":%.3f", opts.ttl_ms / 1000.0);
+	appendStringInfo(&buf, ",\"role_in_key\":%s,\"session_user_in_key\":%s,\"settings_in_key\":\"%s\"",
+					 pq->deps.role_dependent || cs.opted_in ? "true" : "false",
+					 pq->deps.session_user_dependent || cs.opted_in ? "true" : "false",
+					 pq->deps.settings_dependent || cs.opted_in ? "all" : "result-changing");
+	appendStringInfo(&buf, ",\"freshness\":\"%s\",\"untracked\":[",
+					 cs.untracked ? "ttl-only" : "invalidated on commit");
+	first = true;
+	foreach(lc, cs.untracked)
+	{
+		if (!first)
+			appendStringInfoChar(&buf, ',');
+		first = false;
+		escape_json(&buf, (char *) lfirst(lc));
+	}
+	appendStringInfoString(&buf, "],\"dependencies\":[");
+	first = true;
+	foreach(lc, pq->deps.relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		Oid			scope;
+		const char *why;
+		RelCoverage cov = InvalRelationCoverage(relid, &scope, &why);
+
+		if (!first)
+			appendStringInfoChar(&buf, ',');
+		first = false;
+		appendStringInfoString(&buf, "{\"relation\":");
+		escape_json(&buf, relation_label(relid));
+		appendStringInfoString(&buf, ",\"kind\":");
+		escape_json(&buf, relkind_name(get_rel_relkind(relid)));
+		if (cov == REL_IGNORED)
+			appendStringInfoString(&buf, ",\"tracked\":null,\"note\":\"its tables are dependencies\"}");
+		else
+		{
+			appendStringInfo(&buf, ",\"scope\":\"table\",\"tracked\":%s,\"generation_of\":",
+							 cov == REL_TRACKED ? "true" : "false");
+			escape_json(&buf, relation_label(scope));
+			if (why)
+			{
+				appendStringInfoString(&buf, ",\"why\":");
+				escape_json(&buf, why);
+			}
+			appendStringInfoChar(&buf, '}');
+		}
+	}
+	appendStringInfoString(&buf, "],");
+	appendStringInfo(&buf, "\"generations\":%d,\"scopes\":[", cs.n);
+	for (int i = 0; i < cs.n; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		escape_json(&buf, cs.desc[i]);
+	}
+	appendStringInfoString(&buf, "],");
+	explain_entry(&buf, rkey, hash, pq, &cs);
+	appendStringInfoChar(&buf, '}');
+	ReleaseCachedPlan(cplan, CurrentResourceOwner);
+
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
