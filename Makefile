@@ -5,6 +5,8 @@ OBJS = \
 	src/cache_ext.o \
 	src/allowlist.o \
 	src/deps.o \
+	src/deps_expr.o \
+	src/keyeq.o \
 	src/entry.o \
 	src/entry_format.o \
 	src/invalidate.o \
