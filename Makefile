@@ -18,6 +18,8 @@ OBJS = \
 	src/keys.o \
 	src/outbox.o \
 	src/query.o \
+	src/pipeline.o \
+	src/outcome.o \
 	src/sql_api.o \
 	src/stmtcache.o \
 	src/analysis.o \
@@ -26,6 +28,7 @@ OBJS = \
 	src/explain.o \
 	src/stats.o \
 	src/redis/client.o \
+	src/redis/settings.o \
 	src/redis/text.o \
 	src/redis/transport.o \
 	src/redis/url.o

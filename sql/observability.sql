@@ -57,3 +57,33 @@ SET cache_ext.log_calls_level = 'debug1';
 RESET cache_ext.log_calls;
 RESET cache_ext.log_calls_level;
 SET cache_ext.query_stats_max = 5;
+
+-- Outcomes are values: a bypass is counted by its kind, never by its words,
+-- and a status is never cut short (0.3 kept 255 bytes of it).
+SELECT cache_query_stats_reset();
+CREATE TABLE obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1 (x int);
+CREATE TABLE obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2 (x int);
+CREATE TABLE obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa3 (x int);
+CREATE TABLE obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa4 (x int);
+CREATE TABLE obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa5 (x int);
+SELECT count(*) FROM cached_query('SELECT 1 FROM obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1, obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2, obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa3, obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa4, obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa5') AS t(x int);
+SELECT length(cache_status()) > 300 AS long,
+       cache_status() LIKE 'MISS (ttl-only: %aaaaaa5 untracked)' AS whole;
+SET cache_ext.untracked = bypass;
+SELECT count(*) FROM cached_query('SELECT 1 FROM obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1') AS t(x int);
+RESET cache_ext.untracked;
+SET cache_ext.enabled = off;
+SELECT count(*) FROM cached_query('SELECT 1 FROM obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1') AS t(x int);
+RESET cache_ext.enabled;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) FROM cached_query('SELECT 1 FROM obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1') AS t(x int);
+COMMIT;
+BEGIN;
+INSERT INTO obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1 VALUES (1);
+SELECT count(*) FROM cached_query('SELECT 1 FROM obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1') AS t(x int);
+ROLLBACK;
+SELECT count(*) FROM cached_query('SELECT random() FROM obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1') AS t(x float8);
+SELECT left(query, 30) AS query, calls, bypasses, bypass_reasons FROM cache_query_stats ORDER BY query;
+DROP TABLE obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1, obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2,
+  obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa3, obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa4,
+  obs_untracked_with_a_long_name_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa5;

@@ -31,6 +31,14 @@ extern int	cache_ext_log_calls_level;
 extern double cache_ext_verify_rate;	/* fraction of hits re-run and compared */
 extern int	cache_ext_max_ttl;	/* seconds: ceiling of every entry's TTL */
 
+/* Each module defines its own settings (called from _PG_init). */
+extern void PipelineDefineGucs(void);	/* pipeline.c */
+extern void StatsDefineGucs(void);	/* stats.c */
+extern void EntryDefineGucs(void);	/* entry.c */
+extern void KeysDefineGucs(void);	/* keys.c */
+extern void InvalDefineGucs(void);	/* invalidate.c */
+extern void RedisDefineGucs(void);	/* redis/settings.c */
+
 /* cache_ext.log_calls: each level logs its kind and those below it */
 typedef enum LogCalls
 {
@@ -62,6 +70,9 @@ typedef enum CacheStatCounter
 	CS_OUTBOX_OVERFLOWS,
 	CS_VERIFIED,				/* hits re-run directly by cache_ext.verify_rate */
 	CS_VERIFY_MISMATCHES,		/* ... whose stored result differed */
+	CS_ROUND_TRIPS,				/* round trips to Redis (store.c) */
+	CS_PLANS_BUILT,				/* statements prepared, or analysed again
+								 * after their generic plan was rebuilt */
 	CS_NUM_COUNTERS
 } CacheStatCounter;
 
@@ -104,7 +115,6 @@ extern int	cache_ext_query_stats_max;
 
 extern void QueryStatsShmemRequest(void);
 extern void QueryStatsShmemInit(void);
-extern QueryStatsReason QueryStatsReasonOf(const char *why);
 extern void QueryStatsRecord(uint64 queryid, const char *query,
 							 const QueryStatsCall *call);
 

@@ -25,6 +25,7 @@
 #include "cache_ext.h"
 #include "entry.h"
 #include "keys.h"
+#include "outcome.h"
 
 typedef struct PreparedQuery
 {
@@ -117,15 +118,36 @@ extern void collect_params(FunctionCallInfo fcinfo, int first, CallParams *p);
 extern text *query_arg(FunctionCallInfo fcinfo, int argno);
 extern HeapTupleHeader options_arg(FunctionCallInfo fcinfo, int argno);
 
-/* query.c: the call pipeline */
+/* query.c: the cache */
+typedef enum LookupOutcome
+{
+	LOOKUP_HIT,					/* the rows are in ts */
+	LOOKUP_MISS,				/* no entry */
+	LOOKUP_STALE,				/* an entry computed under older generations */
+	LOOKUP_CORRUPT,				/* an entry that failed validation (deleted) */
+	LOOKUP_REDIS_DOWN,
+	LOOKUP_BLOCKED				/* this server holds undelivered invalidations */
+} LookupOutcome;
+
+extern LookupOutcome lookup(const char *rkey, const uint8 *hash,
+						   PreparedQuery *pq, CallScopes *cs,
+						   Tuplestorestate *ts, EntryGens *gens,
+						   bool *gens_ok, const char **corrupt);
+extern char *store(const char *rkey, EntryWriter *w, const CallOptions *opts);
+extern bool verify_hit(PreparedQuery *pq, const CallParams *params,
+					   Tuplestorestate *ts, TupleDesc desc, const char *rkey,
+					   const CallScopes *cs);
+extern int64 LookupLastEntryBytes(void);
+extern void explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
+						  PreparedQuery *pq, CallScopes *cs);
+
+/* pipeline.c: the call pipeline */
 extern TupleDesc cached_query_common(text *query_text, const CallParams *params,
 									 const CallOptions *opts, TupleDesc outdesc,
 									 Tuplestorestate *ts);
-extern const char *bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all);
+extern CallReason *bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all);
 extern void check_privileges(PreparedQuery *pq, CachedPlan *cplan);
-extern void explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
-						  PreparedQuery *pq, CallScopes *cs);
-extern const char *CallLastStatus(void);
+extern char *CallLastStatus(void);
 
 /* explain.c */
 extern void json_key(StringInfo buf, const char *key);

@@ -241,6 +241,9 @@ objtype_is_shared(ObjectType t)
 /*
  * Classify parsetree into e.  Looks names up only with rv_relid, so it
  * never raises.  PREPARE TRANSACTION's GID is remembered here.
+ *
+ * Long because: one case per kind of utility statement, in the order of
+ * the table in docs/invalidation.md; split, the table would be scattered.
  */
 static void
 classify_utility(Node *parsetree, UtilityEffects *e)

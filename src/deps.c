@@ -206,6 +206,10 @@ walk_plans(List *plans, DepsWalk *w)
  * Visit every expression a plan node evaluates and every function it calls
  * implicitly.  A node type missing here would hide the functions it calls,
  * so the list follows plannodes.h.
+ *
+ * Long because: one case per plan node type that calls functions of its
+ * own (sort, group, hash, merge, window operators ...); each case is a few
+ * lines, and the cases read as the list in this file's opening comment.
  */
 static void
 walk_plan(Plan *plan, DepsWalk *w)

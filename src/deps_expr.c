@@ -674,6 +674,10 @@ check_opexpr(DepsWalk *w, Oid opno, Oid opfuncid, List *args, Oid resulttype)
 		check_function(w, opfuncid, args, resulttype, w->acl);
 }
 
+/*
+ * Long because: one case per expression node type the executor evaluates
+ * with functions of its own; each case is short and they belong together.
+ */
 static bool
 expr_walker(Node *node, DepsWalk *w)
 {

@@ -27,6 +27,8 @@
  */
 #include "postgres.h"
 
+#include "utils/guc.h"
+
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -42,6 +44,7 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "cache_ext.h"
 #include "entry.h"
 #include "keys.h"
 
@@ -917,4 +920,19 @@ EntryOpen(const char *buf, size_t len, const char *rkey, size_t *plen,
 	}
 	plain[*plen] = '\0';
 	return plain;
+}
+
+int			cache_ext_max_entry_size = 1024 * 1024;
+
+/* cache_ext.max_entry_size. */
+void
+EntryDefineGucs(void)
+{
+	DefineCustomIntVariable("cache_ext.max_entry_size",
+							"Largest result, in its stored form, that is stored in Redis.",
+							"Larger results are returned uncached; larger replies from Redis are refused unread.",
+							&cache_ext_max_entry_size,
+							1024 * 1024, 1024, 512 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
 }

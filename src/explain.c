@@ -170,7 +170,8 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 	call_scopes(pq, &opts, &cs, &params);
 	(void) bypass_reasons(pq, &cs, &reasons);
 	if (InvalHitsBlocked(true))
-		reasons = lappend(reasons, "pending invalidations (this server holds invalidations Redis has not taken yet)");
+		reasons = lappend(reasons,
+						  MakeReason(QS_PENDING, "pending invalidations (this server holds invalidations Redis has not taken yet)"));
 	entry_key(query, &params, &settings, &opts, pq, &cs, hash);
 	rkey = KeyEntryName(hash);
 
@@ -187,7 +188,7 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 		if (!first)
 			appendStringInfoChar(&buf, ',');
 		first = false;
-		escape_json(&buf, (char *) lfirst(lc));
+		escape_json(&buf, ((CallReason *) lfirst(lc))->detail);
 	}
 	appendStringInfoString(&buf, "],");
 	json_key(&buf, "key");

@@ -200,3 +200,39 @@ cache_purge(PG_FUNCTION_ARGS)
  * partitions (cloned) and during logical-replication apply, where the
  * shortcut below makes every row after the first cost a comparison.
  */
+
+static const struct config_enum_entry untracked_options[] = {
+	{"allow", UNTRACKED_ALLOW, false},
+	{"bypass", UNTRACKED_BYPASS, false},
+	{"error", UNTRACKED_ERROR, false},
+	{NULL, 0, false}
+};
+
+/* The settings of the invalidation side. */
+void
+InvalDefineGucs(void)
+{
+	DefineCustomEnumVariable("cache_ext.untracked",
+							 "What cached_query does with a query that reads a table whose writes are not tracked.",
+							 "allow caches it under its TTL only (and says so), bypass runs it uncached, error refuses it.",
+							 &cache_ext_untracked,
+							 UNTRACKED_ALLOW, untracked_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.invalidation_timeout",
+							"Longest wait at commit for Redis to take the transaction's invalidations.",
+							"Past it they are kept in shared memory and this server serves no hits until they are delivered.",
+							&cache_ext_invalidation_timeout,
+							250, 1, 60 * 1000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.max_keys_per_xact",
+							"Most key values of one key-tracked table a transaction invalidates one by one.",
+							"Past it, every key-level result of that table is invalidated at once.",
+							&cache_ext_max_keys_per_xact,
+							100, 1, 100000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+}

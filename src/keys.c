@@ -433,3 +433,41 @@ KeyEntryPattern(void)
 {
 	return psprintf("%s%s:e:*", cache_ext_key_prefix, database_scope());
 }
+
+char	   *cache_ext_key_prefix = NULL;
+
+static bool
+check_key_prefix(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval;
+
+	if (p == NULL || p[0] == '\0' || strlen(p) > KEY_PREFIX_MAX_LEN)
+	{
+		GUC_check_errdetail("The key prefix must have 1 to %d characters, so that every key name fits in %d bytes.",
+							KEY_PREFIX_MAX_LEN, INVAL_KEY_LEN);
+		GUC_check_errhint("Use a shorter prefix, such as \"app1:\".");
+		return false;
+	}
+	for (; *p; p++)
+	{
+		if (*p <= ' ' || *p > '~' || strchr("*?[]\\", *p))
+		{
+			GUC_check_errdetail("The key prefix may contain only printable ASCII characters other than space, *, ?, [, ] and \\.");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* cache_ext.key_prefix. */
+void
+KeysDefineGucs(void)
+{
+	DefineCustomStringVariable("cache_ext.key_prefix",
+							   "Prefix of every Redis key cache_ext writes.",
+							   NULL,
+							   &cache_ext_key_prefix,
+							   "cache_ext:",
+							   PGC_SUSET, 0,
+							   check_key_prefix, NULL, NULL);
+}

@@ -841,6 +841,7 @@ check_promotion(void)
 
 /* why the last InvalHitsBlocked() returned true */
 static const char *blocked_reason = NULL;
+static QueryStatsReason blocked_kind = QS_PENDING;
 
 #define REASON_PENDING "pending invalidations (this server holds invalidations Redis has not taken yet)"
 
@@ -885,6 +886,7 @@ InvalHitsBlocked(bool try_deliver)
 	bool		failed = false;
 
 	blocked_reason = NULL;
+	blocked_kind = QS_PENDING;
 	if (shared == NULL)
 		return false;
 	if (shared->in_recovery)
@@ -911,7 +913,10 @@ InvalHitsBlocked(bool try_deliver)
 
 		/* none of this target's own writes wait: Redis is the problem */
 		if (failed && t->nitems == 0)
+		{
 			blocked_reason = psprintf("redis unavailable (%s)", RedisLastError());
+			blocked_kind = QS_REDIS;
+		}
 		else
 			blocked_reason = REASON_PENDING;
 		return true;
@@ -928,6 +933,13 @@ const char *
 InvalHitsBlockedReason(void)
 {
 	return blocked_reason ? blocked_reason : REASON_PENDING;
+}
+
+/* Why InvalHitsBlocked() said hits are blocked, as a bypass reason. */
+CallReason *
+InvalHitsBlockedWhy(void)
+{
+	return MakeReason(blocked_kind, InvalHitsBlockedReason());
 }
 
 /* ---- commits in flight ---- */

@@ -12,6 +12,8 @@
 
 #include "postgres.h"
 
+#include "outcome.h"
+
 /* cache_ext.standby_lease, ms */
 extern int	cache_ext_standby_lease;
 
@@ -34,6 +36,7 @@ extern void InvalFreshValue(char *buf);
  */
 extern bool InvalHitsBlocked(bool try_deliver);
 extern const char *InvalHitsBlockedReason(void);
+extern CallReason *InvalHitsBlockedWhy(void);
 
 /*
  * A lookup reads InvalEpoch() before its round trip and, after it, must

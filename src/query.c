@@ -1,29 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * query.c
- *	  cached_query() and friends: prepare (a plan cache per backend), look
- *	  up, run, store; cache_status().
+ *	  The cache as the call pipeline sees it: look an entry up with its
+ *	  generations and decode it, initialise missing generations, store an
+ *	  entry, delete one, verify a hit (cache_ext.verify_rate), and the
+ *	  entry part of cache_explain.
  *
- * A call goes:
- *	1. Find or create the prepared statement for (query text, parameter
- *	   types, result-changing settings).  Parsing, analysis and planning
- *	   happen once per backend; PostgreSQL's plan cache revalidates it
- *	   when the relations, functions or search_path it used change.
- *	2. Get its generic plan, which is cheap once built, and the analysis
- *	   made from it (cacheability, relations, row type codecs), redone only
- *	   when the plan is rebuilt.
- *	3. Check the caller's privileges on every relation of the plan, as the
- *	   executor would, so a hit never shows a role what it could not read.
- *	4. Build the key and fetch the entry in one round trip.  A valid entry
- *	   is decoded and returned (HIT).
- *	5. Otherwise run the query with a fresh snapshot, returning its rows
- *	   and encoding them at the same time, and store the entry (MISS).
- * Anything that cannot be cached runs directly (BYPASS, with the reason).
- * Redis trouble never raises an ERROR here: the client reports failure and
- * the call runs uncached.
- *
- * State: the plan cache (a dynahash in its own context under
- * CacheMemoryContext) and the last status are backend-local.
+ * State (backend-local): the size of the entry the last hit decoded.
  *
  *-------------------------------------------------------------------------
  */
@@ -78,92 +61,14 @@
 #include "call.h"
 #include "redis/redis.h"
 
-static char last_status[256] = "";
-
 /* the size of the entry the last hit decoded, for cache_query_stats */
 static int64 last_entry_bytes = 0;
-
-/* The status of the last call, or NULL when it erred (cache_status()). */
-const char *
-CallLastStatus(void)
-{
-	return last_status[0] == '\0' ? NULL : last_status;
-}
-
-static void
-set_status(const char *fmt,...) pg_attribute_printf(1, 2);
-
-static void
-set_status(const char *fmt,...)
-{
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(last_status, sizeof(last_status), fmt, ap);
-	va_end(ap);
-}
-
-/* The caller's column definition list must match the query's result. */
-static void
-check_result_type(TupleDesc expected, TupleDesc actual)
-{
-	if (expected->natts != actual->natts)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("the column definition list has %d columns, but the query returns %d",
-						expected->natts, actual->natts)));
-	for (int i = 0; i < expected->natts; i++)
-	{
-		Form_pg_attribute e = TupleDescAttr(expected, i);
-		Form_pg_attribute a = TupleDescAttr(actual, i);
-
-		if (e->atttypid != a->atttypid ||
-			(e->atttypmod >= 0 && e->atttypmod != a->atttypmod))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("column \"%s\" (number %d) of the column definition list has type %s, but the query returns %s",
-							NameStr(e->attname), i + 1,
-							format_type_with_typemod(e->atttypid, e->atttypmod),
-							format_type_with_typemod(a->atttypid, a->atttypmod)),
-					 errhint("Declare column %d as %s in the column definition list.",
-							 i + 1, format_type_with_typemod(a->atttypid, a->atttypmod))));
-	}
-}
-
-/*
- * Raise the executor's own errors if the current role could not run the
- * plan: SELECT on its relations (and columns), EXECUTE on its functions.
- */
-void
-check_privileges(PreparedQuery *pq, CachedPlan *cplan)
-{
-	ListCell   *lc;
-
-	ExecCheckRTPerms(linitial_node(PlannedStmt, cplan->stmt_list)->rtable, true);
-	foreach(lc, pq->deps.funcids)
-	{
-		Oid			funcid = lfirst_oid(lc);
-
-		if (pg_proc_aclcheck(funcid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(funcid));
-	}
-}
 
 /* ---- keys ---- */
 
 /* ---- running the query ---- */
 
 /* ---- the cache ---- */
-
-typedef enum LookupOutcome
-{
-	LOOKUP_HIT,					/* the rows are in ts */
-	LOOKUP_MISS,				/* no entry */
-	LOOKUP_STALE,				/* an entry computed under older generations */
-	LOOKUP_CORRUPT,				/* an entry that failed validation (deleted) */
-	LOOKUP_REDIS_DOWN,
-	LOOKUP_BLOCKED				/* this server holds undelivered invalidations */
-} LookupOutcome;
 
 /*
  * Initialise the generations that do not exist yet with fresh values (a
@@ -243,7 +148,7 @@ delete_entry(const char *rkey)
  * order).  On a difference, count and log it, delete the entry and put the
  * direct rows in ts.  Returns true when they matched.
  */
-static bool
+bool
 verify_hit(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 		   TupleDesc desc, const char *rkey, const CallScopes *cs)
 {
@@ -293,7 +198,7 @@ verify_hit(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
  * is false when they are not usable.  A corrupt entry is counted and
  * deleted, and described in *corrupt.
  */
-static LookupOutcome
+LookupOutcome
 lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	   Tuplestorestate *ts, EntryGens *gens, bool *gens_ok,
 	   const char **corrupt)
@@ -442,7 +347,7 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
  * Store the entry.  Returns NULL when Redis accepted it, else why not (for
  * cache_status).
  */
-static char *
+char *
 store(const char *rkey, EntryWriter *w, const CallOptions *opts)
 {
 	RedisCommand cmd;
@@ -477,379 +382,6 @@ store(const char *rkey, EntryWriter *w, const CallOptions *opts)
 	}
 	RedisFreeReplies(1, &reply);
 	return problem;
-}
-
-static void
-add_elapsed(CacheStatCounter counter, instr_time start)
-{
-	instr_time	t;
-
-	INSTR_TIME_SET_CURRENT(t);
-	INSTR_TIME_SUBTRACT(t, start);
-	CacheStatsAdd(counter, INSTR_TIME_GET_MICROSEC(t));
-}
-
-/*
- * Why this call may not use the cache, Redis aside: the first reason, or
- * NULL when it may.  When all is not NULL, every reason is appended to *all
- * (for cache_explain); otherwise this stops at the first (the hit path).
- */
-const char *
-bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all)
-{
-	const char *first = NULL;
-	ListCell   *lc;
-
-#define REASON(cond, text) \
-	do { \
-		if (cond) \
-		{ \
-			if (first == NULL) \
-				first = (text); \
-			if (all == NULL) \
-				return first; \
-			*all = lappend(*all, (char *) (text)); \
-		} \
-	} while (0)
-
-	REASON(!cache_ext_enabled, "disabled (cache_ext.enabled is off)");
-	REASON(pq->literal_problem[0] != '\0', pq->literal_problem);
-	foreach(lc, pq->deps.reasons)
-		REASON(true, (char *) lfirst(lc));
-	REASON(pq->codec_problem != NULL, pq->codec_problem);
-	REASON(cs->opaque_reason != NULL, cs->opaque_reason);
-	REASON(IsolationUsesXactSnapshot(),
-		   IsolationIsSerializable() ? "serializable transaction" :
-		   "repeatable read transaction");
-	{
-		const char *t = touched_scope(pq, cs);
-
-		REASON(t != NULL, t);
-	}
-	/*
-	 * Rows the running statement has changed but whose AFTER triggers have
-	 * not fired yet (a cached_query inside the writing statement itself).
-	 */
-	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
-	{
-		foreach(lc, pq->deps.relids)
-			REASON(AfterTriggerPendingOnRel(lfirst_oid(lc)),
-				   psprintf("this transaction changed %s", relation_label(lfirst_oid(lc))));
-	}
-	/* an opaque function's reads are unseen: this transaction's writes too */
-	REASON(cs->opted_in && TransactionIdIsValid(GetTopTransactionIdIfAny()),
-		   "this transaction has written data and an opaque function's reads are not visible in the plan");
-	/* writes to untracked tables are invisible: this one may have made some */
-	REASON(cs->untracked != NIL && TransactionIdIsValid(GetTopTransactionIdIfAny()),
-		   psprintf("this transaction has written data and %s",
-					(char *) linitial(cs->untracked)));
-	REASON(cs->untracked != NIL && cache_ext_untracked == UNTRACKED_BYPASS,
-		   psprintf("%s (cache_ext.untracked = bypass)",
-					(char *) linitial(cs->untracked)));
-	REASON(pq->has_tracked && !InvalShmemReady(),
-		   "tracked tables are served from the cache only when cache_ext is in shared_preload_libraries");
-#undef REASON
-	return first;
-}
-
-/*
- * The end of a call: its time, cache_query_stats, and the log line that
- * cache_ext.log_calls asks for.
- */
-static void
-finish_call(PreparedQuery *pq, const char *query, QueryStatsCall *rec,
-			instr_time start, const char *rkey)
-{
-	instr_time	t;
-	int			needed;
-
-	INSTR_TIME_SET_CURRENT(t);
-	INSTR_TIME_SUBTRACT(t, start);
-	rec->ms = INSTR_TIME_GET_MILLISEC(t);
-	QueryStatsRecord(pq->queryid, query, rec);
-
-	needed = rec->outcome == QS_HIT ? LOG_CALLS_ALL :
-		rec->outcome == QS_MISS ? LOG_CALLS_MISS : LOG_CALLS_BYPASS;
-	if (cache_ext_log_calls >= needed)
-		ereport(cache_ext_log_calls_level,
-				(errmsg("cache_ext: %s in %.3f ms", last_status, rec->ms),
-				 rkey ? errdetail_internal("Key %s, query id " INT64_FORMAT ".",
-										   rkey, (int64) pq->queryid) :
-				 errdetail_internal("Query id " INT64_FORMAT ".", (int64) pq->queryid),
-				 errhidestmt(false)));
-}
-
-/*
- * The common body of every cached_query form: fill ts (whose rows have
- * outdesc, or the query's own row type when outdesc is NULL) and return
- * the query's row type.
- */
-static TupleDesc
-cached_query_call(text *query_text, const CallParams *params,
-				  const CallOptions *opts, TupleDesc outdesc,
-				  Tuplestorestate *ts, PreparedQuery **transient)
-{
-	char	   *query = text_to_cstring(query_text);
-	StringInfoData settings;
-	PreparedQuery *pq;
-	CachedPlan *cplan;
-	const char *why = NULL;
-	instr_time	start;
-	TupleDesc	resultdesc;
-	CallScopes	cs;
-	QueryStatsCall rec;
-
-	memset(&rec, 0, sizeof(rec));
-	INSTR_TIME_SET_CURRENT(start);
-	last_status[0] = '\0';	/* an erroring call leaves no status */
-
-	settings_material(&settings);
-	{
-		bool		is_transient;
-
-		pq = get_prepared(query, params, &settings, &is_transient);
-		if (is_transient)
-			*transient = pq;
-	}
-
-	/* the generic plan: cheap once built, gives the analysis */
-	cplan = GetCachedPlan(pq->plansource, NULL, CurrentResourceOwner, NULL);
-
-	/*
-	 * Disabled means exactly the direct statement: no analysis, no key, no
-	 * checks of ours (the executor makes its own).
-	 */
-	if (!cache_ext_enabled)
-	{
-		resultdesc = CreateTupleDescCopy(pq->plansource->resultDesc);
-		ReleaseCachedPlan(cplan, CurrentResourceOwner);
-		if (outdesc)
-			check_result_type(outdesc, resultdesc);
-		run_query(pq, params, ts, NULL);
-		set_status("BYPASS: disabled (cache_ext.enabled is off)");
-		CacheStatsAdd(CS_BYPASSES, 1);
-		add_elapsed(CS_BYPASS_TIME_US, start);
-		rec.outcome = QS_BYPASS;
-		rec.reason = QueryStatsReasonOf("disabled (cache_ext.enabled is off)");
-		finish_call(pq, query, &rec, start, NULL);
-		return resultdesc;
-	}
-
-	analyze_plan(pq, cplan);
-	resultdesc = pq->resultdesc;
-	if (outdesc)
-		check_result_type(outdesc, resultdesc);
-
-	/*
-	 * Refuse anyone who could not run the query, on every path: a hit, and
-	 * also a miss or bypass, which run a plan that may have been built for
-	 * another role (with a SQL function inlined, whose EXECUTE PostgreSQL
-	 * checks only when planning).
-	 */
-	check_privileges(pq, cplan);
-
-	cs.describe = false;
-	call_scopes(pq, opts, &cs, params);
-	why = bypass_reasons(pq, &cs, NULL);
-	if (why == NULL && cs.untracked != NIL && cache_ext_untracked == UNTRACKED_ERROR)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cached_query result would depend on data whose changes cache_ext does not track: %s",
-						untracked_summary(cs.untracked)),
-				 errhint("Track the tables with cache_track(), name the tables a function reads with cache_opts(depends_on => ...), or set cache_ext.untracked to 'allow' or 'bypass'.")));
-	if (why == NULL)
-		(void) RedisUsable(&why);	/* sets why when Redis can't be used */
-	if (why == NULL && InvalHitsBlocked(true))
-		why = InvalHitsBlockedReason();	/* outbox.c: pending, or standby lease */
-
-	if (why == NULL)
-	{
-		uint8		hash[CE_HASH_LEN];
-		char	   *rkey;
-		const char *corrupt;
-		EntryGens	gens;
-		bool		gens_ok;
-		LookupOutcome outcome;
-		char	   *ttl_note = "";
-
-		if (cs.untracked != NIL)
-			ttl_note = psprintf("ttl-only: %s", untracked_summary(cs.untracked));
-
-		entry_key(query, params, &settings, opts, pq, &cs, hash);
-		rkey = KeyEntryName(hash);
-
-		outcome = lookup(rkey, hash, pq, &cs, ts, &gens, &gens_ok, &corrupt);
-
-		/*
-		 * Connecting for this lookup may have found that Redis restarted:
-		 * the server generation must be bumped first.  Deliver that now and
-		 * look up once more, rather than bypass.
-		 */
-		if (outcome == LOOKUP_BLOCKED && !InvalHitsBlocked(true))
-			outcome = lookup(rkey, hash, pq, &cs, ts, &gens, &gens_ok, &corrupt);
-		ReleaseCachedPlan(cplan, CurrentResourceOwner);
-
-		/*
-		 * A standby may not have replayed the commits whose bumps it just
-		 * read: what it computes may be older than the generations say.
-		 */
-		if (RecoveryInProgress())
-			gens_ok = false;
-		/* TTL-only results may be stale by contract: not verified */
-		if (outcome == LOOKUP_HIT && cache_ext_verify_rate > 0 &&
-			cs.untracked == NIL &&
-			(cache_ext_verify_rate >= 1.0 ||
-			 pg_prng_double(&pg_global_prng_state) < cache_ext_verify_rate) &&
-			!verify_hit(pq, params, ts, resultdesc, rkey, &cs))
-		{
-			rec.outcome = QS_MISS;
-			CacheStatsAdd(CS_MISSES, 1);
-			set_status("MISS (cache_ext.verify_rate: the stored result differed from the direct one and was deleted)");
-			add_elapsed(CS_MISS_TIME_US, start);
-			finish_call(pq, query, &rec, start, rkey);
-			return resultdesc;
-		}
-		if (outcome == LOOKUP_HIT)
-		{
-			CacheStatsAdd(CS_HITS, 1);
-			if (cs.untracked != NIL)
-				CacheStatsAdd(CS_TTL_ONLY, 1);
-			add_elapsed(CS_HIT_TIME_US, start);
-			if (cs.untracked != NIL)
-				set_status("HIT (%s)", ttl_note);
-			else
-				set_status("HIT");
-			rec.outcome = QS_HIT;
-			rec.bytes_read = last_entry_bytes;
-			finish_call(pq, query, &rec, start, rkey);
-			return resultdesc;
-		}
-
-		if (outcome != LOOKUP_REDIS_DOWN && outcome != LOOKUP_BLOCKED)
-		{
-			EntryWriter w;
-			StringInfoData note;
-			char	   *encode_problem;
-
-			rec.outcome = QS_MISS;
-			rec.invalidated = outcome == LOOKUP_STALE;
-			if (outcome == LOOKUP_STALE)
-				CacheStatsAdd(CS_INVALIDATED, 1);
-			if (cs.untracked != NIL)
-				CacheStatsAdd(CS_TTL_ONLY, 1);
-			/* a row type found undecodable during this very lookup */
-			if (pq->codec_problem != NULL && gens_ok)
-			{
-				gens_ok = false;
-				rec.store_skipped = true;
-			}
-			if (gens_ok)
-				EntryWriterInit(&w, resultdesc->natts, pq->codecs, &gens,
-								cache_ext_max_entry_size -
-								(KeyEncryptionOn() ? CE_SEALED_OVERHEAD : 0));
-			encode_problem = run_query(pq, params, ts, gens_ok ? &w : NULL);
-			CacheStatsAdd(CS_MISSES, 1);
-
-			initStringInfo(&note);
-			if (outcome == LOOKUP_STALE)
-				appendStringInfoString(&note, "invalidated");
-			else if (outcome == LOOKUP_CORRUPT)
-				appendStringInfo(&note, "corrupt entry replaced: %s", corrupt);
-			if (!gens_ok)
-			{
-				rec.store_skipped = true;
-				CacheStatsAdd(CS_STORE_SKIPPED, 1);
-				appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "",
-								 pq->codec_problem ? pq->codec_problem :
-								 RecoveryInProgress() ? "hot standby" :
-								 "generations unreadable");
-			}
-			else if (encode_problem != NULL)
-			{
-				rec.store_skipped = true;
-				CacheStatsAdd(CS_STORE_SKIPPED, 1);
-				appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "", encode_problem);
-			}
-			else if (w.overflow)
-			{
-				rec.store_skipped = true;
-				CacheStatsAdd(CS_STORE_SKIPPED, 1);
-				appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "",
-								 w.problem ? w.problem : "result larger than cache_ext.max_entry_size");
-			}
-			else
-			{
-				char	   *problem;
-
-				EntryWriterFinish(&w, hash);
-				problem = store(rkey, &w, opts);
-				if (problem == NULL)
-				{
-					rec.stored = true;
-					rec.bytes_stored = w.buf.len;
-					CacheStatsAdd(CS_STORES, 1);
-					CacheStatsAdd(CS_BYTES_STORED, w.buf.len);
-				}
-				else
-				{
-					rec.store_skipped = true;
-					CacheStatsAdd(CS_STORE_SKIPPED, 1);
-					appendStringInfo(&note, "%snot stored: %s", note.len ? "; " : "", problem);
-				}
-				pfree(w.buf.data);
-			}
-			if (cs.untracked != NIL)
-				appendStringInfo(&note, "%s%s", note.len ? "; " : "", ttl_note);
-			if (note.len)
-				set_status("MISS (%s)", note.data);
-			else
-				set_status("MISS");
-			add_elapsed(CS_MISS_TIME_US, start);
-			finish_call(pq, query, &rec, start, rkey);
-			return resultdesc;
-		}
-		if (outcome == LOOKUP_BLOCKED)
-			why = "pending invalidations (this server holds invalidations Redis has not taken yet)";
-		else
-			why = psprintf("redis unavailable (%s)", RedisLastError());
-	}
-	else
-		ReleaseCachedPlan(cplan, CurrentResourceOwner);
-
-	run_query(pq, params, ts, NULL);
-	set_status("BYPASS: %s", why);	/* after: the query may call cached_query */
-	CacheStatsAdd(CS_BYPASSES, 1);
-	add_elapsed(CS_BYPASS_TIME_US, start);
-	rec.outcome = QS_BYPASS;
-	rec.reason = QueryStatsReasonOf(why);
-	finish_call(pq, query, &rec, start, NULL);
-	return resultdesc;
-}
-
-TupleDesc
-cached_query_common(text *query_text, const CallParams *params,
-					const CallOptions *opts, TupleDesc outdesc,
-					Tuplestorestate *ts)
-{
-	volatile TupleDesc result = NULL;
-	PreparedQuery *volatile transient = NULL;
-
-	call_begin();
-	PG_TRY();
-	{
-		result = cached_query_call(query_text, params, opts, outdesc, ts,
-								   (PreparedQuery **) &transient);
-		if (transient)
-			result = CreateTupleDescCopy(result);	/* outlives the statement */
-	}
-	PG_CATCH();
-	{
-		end_call(transient);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	end_call(transient);
-	return result;
 }
 
 /* ---- cache_explain ---- */
@@ -976,3 +508,10 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	PG_END_TRY();
 }
 
+
+/* The size of the entry the last hit decoded, for cache_query_stats. */
+int64
+LookupLastEntryBytes(void)
+{
+	return last_entry_bytes;
+}

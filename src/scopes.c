@@ -99,27 +99,15 @@ find_narrowed(List *narrowed, Oid scope)
 }
 
 /*
- * Key-level tracking: which scope relations the query depends on only
- * through key values.  A scope qualifies when every relation of the plan
- * that maps to it is a top-level relation of the query with an equality
- * on one of the scope's key columns (or a partition or child of one), and
- * it occurs nowhere else (subqueries, sublinks, views, inlined functions).
- * Anything not proven stays table-level.
+ * The scope relations of the key equalities eqs, each with the equalities
+ * on it (one per range table entry).
  */
-static void
-analyze_narrowing(PreparedQuery *pq, PlannedStmt *stmt)
+static List *
+narrowing_candidates(List *eqs)
 {
-	Query	   *q = linitial_node(Query, pq->plansource->query_list);
-	List	   *inner = NIL;
-	List	   *eqs = FindKeyEqualities(q, &inner);
 	List	   *candidates = NIL;
 	ListCell   *lc;
 
-	pq->narrowed = NIL;
-	if (eqs == NIL)
-		return;
-
-	/* the top-level relations with a key equality: one per range table entry */
 	foreach(lc, eqs)
 	{
 		KeyEquality *ke = (KeyEquality *) lfirst(lc);
@@ -144,106 +132,142 @@ analyze_narrowing(PreparedQuery *pq, PlannedStmt *stmt)
 			ns->eqs = lappend(ns->eqs, ke);
 	}
 
-	foreach(lc, candidates)
+	return candidates;
+}
+
+/*
+ * Whether the query depends on ns's scope only through the key values of
+ * its equalities: every top-level occurrence of the scope has one, it
+ * occurs nowhere below the top level (inner), and the plan reads each of
+ * its relations exactly as often as those entries do.
+ */
+static bool
+scope_is_narrowed(NarrowedScope *ns, Query *q, List *inner, PreparedQuery *pq,
+				  PlannedStmt *stmt)
+{
+	bool		ok = true;
+	ListCell   *lc2;
+	int			rtindex = 0;
+
+	/* every top-level occurrence of the scope has its equality */
+	foreach(lc2, q->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc2);
+		Oid			scope;
+		const char *why;
+		bool		has = false;
+		ListCell   *lc3;
+
+		rtindex++;
+		if (rte->rtekind != RTE_RELATION ||
+			InvalRelationCoverage(rte->relid, &scope, &why) == REL_IGNORED ||
+			scope != ns->scope)
+			continue;
+		foreach(lc3, ns->eqs)
+			if (((KeyEquality *) lfirst(lc3))->rtindex == rtindex)
+				has = true;
+		if (!has)
+			ok = false;
+	}
+	/* no occurrence below the top level */
+	foreach(lc2, inner)
+	{
+		Oid			scope;
+		const char *why;
+
+		if (InvalRelationCoverage(lfirst_oid(lc2), &scope, &why) != REL_IGNORED &&
+			scope == ns->scope)
+			ok = false;
+	}
+	/* every relation of the plan mapping to it comes from those entries */
+	foreach(lc2, pq->deps.relids)
+	{
+		Oid			relid = lfirst_oid(lc2);
+		Oid			scope;
+		const char *why;
+		bool		covered = false;
+		ListCell   *lc3;
+
+		if (InvalRelationCoverage(relid, &scope, &why) == REL_IGNORED ||
+			scope != ns->scope)
+			continue;
+		foreach(lc3, ns->eqs)
+		{
+			KeyEquality *ke = (KeyEquality *) lfirst(lc3);
+
+			if (ke->relid == relid ||
+				list_member_oid(find_all_inheritors(ke->relid, NoLock, NULL), relid))
+				covered = true;
+		}
+		if (!covered)
+			ok = false;
+	}
+
+	/*
+	 * The plan reads each such relation exactly as often as those
+	 * entries do: an inlined SQL function that reads it again adds an
+	 * entry to the plan's range table, which the query tree did not show.
+	 */
+	foreach(lc2, stmt->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc2);
+		Oid			scope;
+		const char *why;
+		int			count = 0;
+		int			expected = 0;
+		ListCell   *lc3;
+
+		if (!ok)
+			break;
+		if (rte->rtekind != RTE_RELATION ||
+			InvalRelationCoverage(rte->relid, &scope, &why) == REL_IGNORED ||
+			scope != ns->scope)
+			continue;
+		foreach(lc3, stmt->rtable)
+		{
+			RangeTblEntry *other = (RangeTblEntry *) lfirst(lc3);
+
+			if (other->rtekind == RTE_RELATION && other->relid == rte->relid)
+				count++;
+		}
+		foreach(lc3, ns->eqs)
+		{
+			KeyEquality *ke = (KeyEquality *) lfirst(lc3);
+
+			if (ke->relid == rte->relid ||
+				list_member_oid(find_all_inheritors(ke->relid, NoLock, NULL), rte->relid))
+				expected++;
+		}
+		if (count != expected)
+			ok = false;
+	}
+	return ok;
+}
+
+/*
+ * Key-level tracking: which scope relations the query depends on only
+ * through key values.  A scope qualifies when every relation of the plan
+ * that maps to it is a top-level relation of the query with an equality
+ * on one of the scope's key columns (or a partition or child of one), and
+ * it occurs nowhere else (subqueries, sublinks, views, inlined functions).
+ * Anything not proven stays table-level.
+ */
+static void
+analyze_narrowing(PreparedQuery *pq, PlannedStmt *stmt)
+{
+	Query	   *q = linitial_node(Query, pq->plansource->query_list);
+	List	   *inner = NIL;
+	List	   *eqs = FindKeyEqualities(q, &inner);
+	ListCell   *lc;
+
+	pq->narrowed = NIL;
+	if (eqs == NIL)
+		return;
+	foreach(lc, narrowing_candidates(eqs))
 	{
 		NarrowedScope *ns = (NarrowedScope *) lfirst(lc);
-		bool		ok = true;
-		ListCell   *lc2;
-		int			rtindex = 0;
 
-		/* every top-level occurrence of the scope has its equality */
-		foreach(lc2, q->rtable)
-		{
-			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc2);
-			Oid			scope;
-			const char *why;
-			bool		has = false;
-			ListCell   *lc3;
-
-			rtindex++;
-			if (rte->rtekind != RTE_RELATION ||
-				InvalRelationCoverage(rte->relid, &scope, &why) == REL_IGNORED ||
-				scope != ns->scope)
-				continue;
-			foreach(lc3, ns->eqs)
-				if (((KeyEquality *) lfirst(lc3))->rtindex == rtindex)
-					has = true;
-			if (!has)
-				ok = false;
-		}
-		/* no occurrence below the top level */
-		foreach(lc2, inner)
-		{
-			Oid			scope;
-			const char *why;
-
-			if (InvalRelationCoverage(lfirst_oid(lc2), &scope, &why) != REL_IGNORED &&
-				scope == ns->scope)
-				ok = false;
-		}
-		/* every relation of the plan mapping to it comes from those entries */
-		foreach(lc2, pq->deps.relids)
-		{
-			Oid			relid = lfirst_oid(lc2);
-			Oid			scope;
-			const char *why;
-			bool		covered = false;
-			ListCell   *lc3;
-
-			if (InvalRelationCoverage(relid, &scope, &why) == REL_IGNORED ||
-				scope != ns->scope)
-				continue;
-			foreach(lc3, ns->eqs)
-			{
-				KeyEquality *ke = (KeyEquality *) lfirst(lc3);
-
-				if (ke->relid == relid ||
-					list_member_oid(find_all_inheritors(ke->relid, NoLock, NULL), relid))
-					covered = true;
-			}
-			if (!covered)
-				ok = false;
-		}
-
-		/*
-		 * The plan reads each such relation exactly as often as those
-		 * entries do: an inlined SQL function that reads it again adds an
-		 * entry to the plan's range table, which the query tree did not show.
-		 */
-		foreach(lc2, stmt->rtable)
-		{
-			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc2);
-			Oid			scope;
-			const char *why;
-			int			count = 0;
-			int			expected = 0;
-			ListCell   *lc3;
-
-			if (!ok)
-				break;
-			if (rte->rtekind != RTE_RELATION ||
-				InvalRelationCoverage(rte->relid, &scope, &why) == REL_IGNORED ||
-				scope != ns->scope)
-				continue;
-			foreach(lc3, stmt->rtable)
-			{
-				RangeTblEntry *other = (RangeTblEntry *) lfirst(lc3);
-
-				if (other->rtekind == RTE_RELATION && other->relid == rte->relid)
-					count++;
-			}
-			foreach(lc3, ns->eqs)
-			{
-				KeyEquality *ke = (KeyEquality *) lfirst(lc3);
-
-				if (ke->relid == rte->relid ||
-					list_member_oid(find_all_inheritors(ke->relid, NoLock, NULL), rte->relid))
-					expected++;
-			}
-			if (count != expected)
-				ok = false;
-		}
-		if (ok)
+		if (scope_is_narrowed(ns, q, inner, pq, stmt))
 			pq->narrowed = lappend(pq->narrowed, ns);
 	}
 }

@@ -354,7 +354,7 @@ PG_FUNCTION_INFO_V1(cache_status);
 Datum
 cache_status(PG_FUNCTION_ARGS)
 {
-	const char *status = CallLastStatus();
+	char	   *status = CallLastStatus();
 
 	if (status == NULL)
 		PG_RETURN_NULL();

@@ -15,6 +15,8 @@
  */
 #include "postgres.h"
 
+#include "utils/guc.h"
+
 #include "access/htup_details.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -219,27 +221,6 @@ QueryStatsShmemInit(void)
 	qs_hash = ShmemInitHash("cache_ext query stats hash",
 							cache_ext_query_stats_max, cache_ext_query_stats_max,
 							&info, HASH_ELEM | HASH_BLOBS);
-}
-
-/* Which category a bypass reason (cache_status's words) falls in. */
-QueryStatsReason
-QueryStatsReasonOf(const char *why)
-{
-	if (strncmp(why, "disabled", 8) == 0)
-		return QS_DISABLED;
-	if (strncmp(why, "redis unavailable", 17) == 0)
-		return QS_REDIS;
-	if (strncmp(why, "pending invalidations", 21) == 0)
-		return QS_PENDING;
-	if (strncmp(why, "repeatable read", 15) == 0 || strncmp(why, "serializable", 12) == 0)
-		return QS_ISOLATION;
-	if (strncmp(why, "this transaction", 16) == 0)
-		return QS_OWN_WRITES;
-	if (strstr(why, "(cache_ext.untracked = bypass)") != NULL)
-		return QS_UNTRACKED;
-	if (strncmp(why, "tracked tables are served", 25) == 0)
-		return QS_NOT_PRELOADED;
-	return QS_NOT_CACHEABLE;
 }
 
 static int
@@ -670,4 +651,28 @@ cache_health(PG_FUNCTION_ARGS)
 		nulls[14] = false;
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+bool		cache_ext_query_stats = true;
+int			cache_ext_query_stats_max = 1000;
+
+/* The settings of cache_query_stats. */
+void
+StatsDefineGucs(void)
+{
+	DefineCustomBoolVariable("cache_ext.query_stats",
+							 "Collect per-query statistics (the cache_query_stats view).",
+							 NULL,
+							 &cache_ext_query_stats,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.query_stats_max",
+							"Most queries cache_query_stats keeps; the least called are evicted.",
+							NULL,
+							&cache_ext_query_stats_max,
+							1000, 100, 100000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
 }

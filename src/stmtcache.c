@@ -668,6 +668,7 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 												 "cache_ext query analysis",
 												 ALLOCSET_SMALL_SIZES);
 	pq->generation = -1;
+	CacheStatsAdd(CS_PLANS_BUILT, 1);
 	old = MemoryContextSwitchTo(pq->analysis_cxt);
 	AnalyzePlannedStmt(linitial_node(PlannedStmt, cplan->stmt_list), &pq->deps);
 	/* inlined SQL functions too: their definitions are part of the meaning */

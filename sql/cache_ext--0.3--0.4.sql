@@ -1,0 +1,43 @@
+/* cache_ext--0.3--0.4.sql: one store layer under the cache (issue 11) */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION cache_ext UPDATE TO '0.4'" to load this file. \quit
+
+-- Statistics gain what shows that a hit makes one round trip to Redis and
+-- no planning: the round trips the store made, and the plans cached_query
+-- built (statements prepared, or analysed again after PostgreSQL rebuilt
+-- their generic plan).
+DROP VIEW cache_stats;
+DROP FUNCTION cache_stats();
+
+CREATE FUNCTION cache_stats(
+    OUT hits bigint,
+    OUT misses bigint,
+    OUT bypasses bigint,
+    OUT errors bigint,
+    OUT stores bigint,
+    OUT store_skipped bigint,
+    OUT corrupt bigint,
+    OUT bytes_stored bigint,
+    OUT bytes_read bigint,
+    OUT hit_time_ms double precision,
+    OUT miss_time_ms double precision,
+    OUT bypass_time_ms double precision,
+    OUT invalidated bigint,
+    OUT ttl_only bigint,
+    OUT invalidations_sent bigint,
+    OUT invalidations_deferred bigint,
+    OUT outbox_overflows bigint,
+    OUT verified bigint,
+    OUT verify_mismatches bigint,
+    OUT round_trips bigint,
+    OUT plans_built bigint,
+    OUT pending_invalidations bigint,
+    OUT stats_reset timestamptz,
+    OUT server_wide boolean
+)
+RETURNS record
+AS 'MODULE_PATHNAME', 'cache_stats'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+CREATE VIEW cache_stats AS SELECT * FROM cache_stats();

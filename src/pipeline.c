@@ -1,0 +1,611 @@
+/*-------------------------------------------------------------------------
+ *
+ * pipeline.c
+ *	  The call pipeline: what one cached_query call does, from its
+ *	  prepared statement to its outcome.
+ *
+ * A call goes:
+ *	1. Find or create the prepared statement for (query text, parameter
+ *	   types, result-changing settings, role) (stmtcache.c).  Parsing,
+ *	   analysis and planning happen once per backend.
+ *	2. Get its generic plan, which is cheap once built, and the analysis
+ *	   made from it (cacheability, relations, row type codecs; analysis.c,
+ *	   deps.c), redone only when the plan is rebuilt.
+ *	3. Check the caller's privileges on every relation and function of the
+ *	   plan, as the executor would, so a hit never shows a role what it
+ *	   could not read.
+ *	4. Decide the generations the call depends on (scopes.c) and every
+ *	   reason it may not use the cache (bypass_reasons).
+ *	5. Build the key and fetch the entry with its generations in one round
+ *	   trip (query.c, over the store).  A valid entry is decoded and
+ *	   returned (HIT).
+ *	6. Otherwise run the query with a fresh snapshot, returning its rows
+ *	   and encoding them at the same time, and store the entry (MISS).
+ * Anything that cannot be cached runs directly (BYPASS, with the reason).
+ * Redis trouble never raises an ERROR here: the call runs uncached.
+ *
+ * The outcome of a call is a value (outcome.h), rendered for cache_status()
+ * and the log only at the edge, and counted by its kind.
+ *
+ * No state of its own (the last outcome is outcome.c's).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/tstoreReceiver.h"
+#include "common/hashfn.h"
+#include "common/pg_prng.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parse_coerce.h"
+#include "portability/instr_time.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "catalog/pg_inherits.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/guc_tables.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+#include "tsearch/ts_cache.h"
+#include "executor/functions.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
+
+#include "cache_ext.h"
+#include "entry.h"
+#include "invalidate.h"
+#include "keys.h"
+#include "call.h"
+#include "outcome.h"
+#include "redis/redis.h"
+
+/* The status of the last call, or NULL when it erred (cache_status()). */
+char *
+CallLastStatus(void)
+{
+	const CallOutcome *o = OutcomeLast();
+
+	return o ? OutcomeRender(o) : NULL;
+}
+
+/* The caller's column definition list must match the query's result. */
+static void
+check_result_type(TupleDesc expected, TupleDesc actual)
+{
+	if (expected->natts != actual->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the column definition list has %d columns, but the query returns %d",
+						expected->natts, actual->natts)));
+	for (int i = 0; i < expected->natts; i++)
+	{
+		Form_pg_attribute e = TupleDescAttr(expected, i);
+		Form_pg_attribute a = TupleDescAttr(actual, i);
+
+		if (e->atttypid != a->atttypid ||
+			(e->atttypmod >= 0 && e->atttypmod != a->atttypmod))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" (number %d) of the column definition list has type %s, but the query returns %s",
+							NameStr(e->attname), i + 1,
+							format_type_with_typemod(e->atttypid, e->atttypmod),
+							format_type_with_typemod(a->atttypid, a->atttypmod)),
+					 errhint("Declare column %d as %s in the column definition list.",
+							 i + 1, format_type_with_typemod(a->atttypid, a->atttypmod))));
+	}
+}
+
+/*
+ * Raise the executor's own errors if the current role could not run the
+ * plan: SELECT on its relations (and columns), EXECUTE on its functions.
+ */
+void
+check_privileges(PreparedQuery *pq, CachedPlan *cplan)
+{
+	ListCell   *lc;
+
+	ExecCheckRTPerms(linitial_node(PlannedStmt, cplan->stmt_list)->rtable, true);
+	foreach(lc, pq->deps.funcids)
+	{
+		Oid			funcid = lfirst_oid(lc);
+
+		if (pg_proc_aclcheck(funcid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(funcid));
+	}
+}
+
+static void
+add_elapsed(CacheStatCounter counter, instr_time start)
+{
+	instr_time	t;
+
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, start);
+	CacheStatsAdd(counter, INSTR_TIME_GET_MICROSEC(t));
+}
+
+/*
+ * Why this call may not use the cache, Redis aside: the first reason, or
+ * NULL when it may.  When all is not NULL, every reason is appended to *all
+ * (for cache_explain); otherwise this stops at the first (the hit path).
+ */
+CallReason *
+bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all)
+{
+	CallReason *first = NULL;
+	bool		wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
+	ListCell   *lc;
+
+#define REASON(cond, kind, text) \
+	do { \
+		if (cond) \
+		{ \
+			CallReason *r_ = MakeReason((kind), (text)); \
+			if (first == NULL) \
+				first = r_; \
+			if (all == NULL) \
+				return first; \
+			*all = lappend(*all, r_); \
+		} \
+	} while (0)
+
+	REASON(!cache_ext_enabled, QS_DISABLED, "disabled (cache_ext.enabled is off)");
+	REASON(pq->literal_problem[0] != '\0', QS_NOT_CACHEABLE, pq->literal_problem);
+	foreach(lc, pq->deps.reasons)
+		REASON(true, QS_NOT_CACHEABLE, (char *) lfirst(lc));
+	REASON(pq->codec_problem != NULL, QS_NOT_CACHEABLE, pq->codec_problem);
+	REASON(cs->opaque_reason != NULL, QS_NOT_CACHEABLE, cs->opaque_reason);
+	REASON(IsolationUsesXactSnapshot(), QS_ISOLATION,
+		   IsolationIsSerializable() ? "serializable transaction" :
+		   "repeatable read transaction");
+	{
+		const char *t = touched_scope(pq, cs);
+
+		REASON(t != NULL, QS_OWN_WRITES, t);
+	}
+
+	/*
+	 * Rows the running statement has changed but whose AFTER triggers have
+	 * not fired yet (a cached_query inside the writing statement itself).
+	 */
+	if (wrote)
+	{
+		foreach(lc, pq->deps.relids)
+			REASON(AfterTriggerPendingOnRel(lfirst_oid(lc)), QS_OWN_WRITES,
+				   psprintf("this transaction changed %s", relation_label(lfirst_oid(lc))));
+	}
+	/* an opaque function's reads are unseen: this transaction's writes too */
+	REASON(cs->opted_in && wrote, QS_OWN_WRITES,
+		   "this transaction has written data and an opaque function's reads are not visible in the plan");
+	/* writes to untracked tables are invisible: this one may have made some */
+	REASON(cs->untracked != NIL && wrote, QS_OWN_WRITES,
+		   psprintf("this transaction has written data and %s",
+					(char *) linitial(cs->untracked)));
+	REASON(cs->untracked != NIL && cache_ext_untracked == UNTRACKED_BYPASS,
+		   QS_UNTRACKED,
+		   psprintf("%s (cache_ext.untracked = bypass)",
+					(char *) linitial(cs->untracked)));
+	REASON(pq->has_tracked && !InvalShmemReady(), QS_NOT_PRELOADED,
+		   "tracked tables are served from the cache only when cache_ext is in shared_preload_libraries");
+#undef REASON
+	return first;
+}
+
+/* What one call is doing: the pieces its steps share. */
+typedef struct Call
+{
+	const char *query;
+	const CallParams *params;
+	const CallOptions *opts;
+	PreparedQuery *pq;
+	CallScopes	cs;
+	StringInfoData settings;
+	TupleDesc	resultdesc;
+	Tuplestorestate *ts;
+	instr_time	start;
+	char	   *rkey;			/* the entry's key, once known */
+	uint8		hash[CE_HASH_LEN];
+	CallOutcome outcome;
+	QueryStatsCall rec;
+} Call;
+
+/*
+ * The end of a call: its outcome (for cache_status), its counters and
+ * time, cache_query_stats, and the log line that cache_ext.log_calls asks
+ * for.
+ */
+static void
+finish_call(Call *c)
+{
+	static const CacheStatCounter counter[] = {CS_HITS, CS_MISSES, CS_BYPASSES};
+	static const CacheStatCounter time_counter[] = {
+		CS_HIT_TIME_US, CS_MISS_TIME_US, CS_BYPASS_TIME_US
+	};
+	static const QueryStatsOutcome qs_outcome[] = {QS_HIT, QS_MISS, QS_BYPASS};
+	CallStatus	status = c->outcome.status;
+	instr_time	t;
+	int			needed;
+
+	OutcomeSetLast(&c->outcome);
+	CacheStatsAdd(counter[status], 1);
+	add_elapsed(time_counter[status], c->start);
+	if (c->outcome.ttl_only && status != CALL_BYPASS)
+		CacheStatsAdd(CS_TTL_ONLY, 1);
+
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, c->start);
+	c->rec.ms = INSTR_TIME_GET_MILLISEC(t);
+	c->rec.outcome = qs_outcome[status];
+	if (status == CALL_BYPASS)
+		c->rec.reason = c->outcome.bypass.kind;
+	QueryStatsRecord(c->pq->queryid, c->query, &c->rec);
+
+	needed = status == CALL_HIT ? LOG_CALLS_ALL :
+		status == CALL_MISS ? LOG_CALLS_MISS : LOG_CALLS_BYPASS;
+	if (cache_ext_log_calls >= needed)
+		ereport(cache_ext_log_calls_level,
+				(errmsg("cache_ext: %s in %.3f ms", OutcomeRender(&c->outcome), c->rec.ms),
+				 c->rkey ? errdetail_internal("Key %s, query id " INT64_FORMAT ".",
+											  c->rkey, (int64) c->pq->queryid) :
+				 errdetail_internal("Query id " INT64_FORMAT ".", (int64) c->pq->queryid),
+				 errhidestmt(false)));
+}
+
+/* Run the query directly: a BYPASS for reason. */
+static void
+bypass_call(Call *c, const CallReason *reason)
+{
+	c->rkey = NULL;
+	run_query(c->pq, c->params, c->ts, NULL);
+	/* after running: the query may call cached_query, whose status is its own */
+	c->outcome.status = CALL_BYPASS;
+	c->outcome.bypass = *reason;
+	finish_call(c);
+}
+
+/*
+ * A MISS (no entry, a stale or a corrupt one): run the query, returning
+ * its rows and, when the generations read before it are usable, encoding
+ * them into an entry stored under the call's TTL.  What kept the result
+ * from being stored goes into the outcome.
+ */
+static void
+miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
+		  const char *corrupt)
+{
+	PreparedQuery *pq = c->pq;
+	EntryWriter w;
+	char	   *encode_problem;
+	const char *not_stored = NULL;
+
+	c->outcome.status = CALL_MISS;
+	c->outcome.invalidated = found == LOOKUP_STALE;
+	c->outcome.corrupt = found == LOOKUP_CORRUPT ? corrupt : NULL;
+	c->rec.invalidated = found == LOOKUP_STALE;
+	if (found == LOOKUP_STALE)
+		CacheStatsAdd(CS_INVALIDATED, 1);
+
+	/* a row type found undecodable during this very lookup */
+	if (pq->codec_problem != NULL && gens_ok)
+	{
+		gens_ok = false;
+		not_stored = pq->codec_problem;
+	}
+	if (gens_ok)
+		EntryWriterInit(&w, c->resultdesc->natts, pq->codecs, gens,
+						cache_ext_max_entry_size -
+						(KeyEncryptionOn() ? CE_SEALED_OVERHEAD : 0));
+	encode_problem = run_query(pq, c->params, c->ts, gens_ok ? &w : NULL);
+
+	if (!gens_ok)
+		not_stored = not_stored ? not_stored :
+			RecoveryInProgress() ? "hot standby" : "generations unreadable";
+	else if (encode_problem != NULL)
+		not_stored = encode_problem;
+	else if (w.overflow)
+		not_stored = w.problem ? w.problem : "result larger than cache_ext.max_entry_size";
+	else
+	{
+		EntryWriterFinish(&w, c->hash);
+		not_stored = store(c->rkey, &w, c->opts);
+		if (not_stored == NULL)
+		{
+			c->rec.stored = true;
+			c->rec.bytes_stored = w.buf.len;
+			CacheStatsAdd(CS_STORES, 1);
+			CacheStatsAdd(CS_BYTES_STORED, w.buf.len);
+		}
+		pfree(w.buf.data);
+	}
+	if (not_stored != NULL)
+	{
+		c->rec.store_skipped = true;
+		CacheStatsAdd(CS_STORE_SKIPPED, 1);
+	}
+	c->outcome.not_stored = not_stored;
+	finish_call(c);
+}
+
+/*
+ * Look the entry up and serve the call from it (HIT) or run and store the
+ * query (MISS).  Returns NULL when the call was served, else why it must
+ * bypass (Redis failed, or this server holds undelivered invalidations).
+ * Releases cplan.
+ */
+static CallReason *
+cached_call(Call *c, CachedPlan *cplan)
+{
+	PreparedQuery *pq = c->pq;
+	const char *corrupt;
+	EntryGens	gens;
+	bool		gens_ok;
+	LookupOutcome found;
+
+	if (c->cs.untracked != NIL)
+		c->outcome.ttl_only = untracked_summary(c->cs.untracked);
+	entry_key(c->query, c->params, &c->settings, c->opts, pq, &c->cs, c->hash);
+	c->rkey = KeyEntryName(c->hash);
+
+	found = lookup(c->rkey, c->hash, pq, &c->cs, c->ts, &gens, &gens_ok, &corrupt);
+
+	/*
+	 * Connecting for this lookup may have found that Redis restarted: the
+	 * server generation must be bumped first.  Deliver that now and look up
+	 * once more, rather than bypass.
+	 */
+	if (found == LOOKUP_BLOCKED && !InvalHitsBlocked(true))
+		found = lookup(c->rkey, c->hash, pq, &c->cs, c->ts, &gens, &gens_ok, &corrupt);
+	ReleaseCachedPlan(cplan, CurrentResourceOwner);
+
+	if (found == LOOKUP_BLOCKED)
+		return MakeReason(QS_PENDING, "pending invalidations (this server holds invalidations Redis has not taken yet)");
+	if (found == LOOKUP_REDIS_DOWN)
+		return MakeReason(QS_REDIS, psprintf("redis unavailable (%s)", RedisLastError()));
+
+	/*
+	 * A standby may not have replayed the commits whose bumps it just read:
+	 * what it computes may be older than the generations say.
+	 */
+	if (RecoveryInProgress())
+		gens_ok = false;
+	/* TTL-only results may be stale by contract: not verified */
+	if (found == LOOKUP_HIT && cache_ext_verify_rate > 0 &&
+		c->cs.untracked == NIL &&
+		(cache_ext_verify_rate >= 1.0 ||
+		 pg_prng_double(&pg_global_prng_state) < cache_ext_verify_rate) &&
+		!verify_hit(pq, c->params, c->ts, c->resultdesc, c->rkey, &c->cs))
+	{
+		c->outcome.status = CALL_MISS;
+		c->outcome.verify_mismatch = true;
+		c->outcome.ttl_only = NULL;
+		finish_call(c);
+		return NULL;
+	}
+	if (found == LOOKUP_HIT)
+	{
+		c->outcome.status = CALL_HIT;
+		c->rec.bytes_read = LookupLastEntryBytes();
+		finish_call(c);
+		return NULL;
+	}
+	miss_call(c, found, &gens, gens_ok, corrupt);
+	return NULL;
+}
+
+/*
+ * The common body of every cached_query form: fill ts (whose rows have
+ * outdesc, or the query's own row type when outdesc is NULL) and return
+ * the query's row type.
+ */
+static TupleDesc
+cached_query_call(text *query_text, const CallParams *params,
+				  const CallOptions *opts, TupleDesc outdesc,
+				  Tuplestorestate *ts, PreparedQuery **transient)
+{
+	Call		c;
+	CachedPlan *cplan;
+	CallReason *why;
+	bool		is_transient;
+
+	memset(&c, 0, sizeof(c));
+	INSTR_TIME_SET_CURRENT(c.start);
+	OutcomeClearLast();			/* an erroring call leaves no status */
+	c.query = text_to_cstring(query_text);
+	c.params = params;
+	c.opts = opts;
+	c.ts = ts;
+
+	settings_material(&c.settings);
+	c.pq = get_prepared(c.query, params, &c.settings, &is_transient);
+	if (is_transient)
+		*transient = c.pq;
+
+	/* the generic plan: cheap once built, gives the analysis */
+	cplan = GetCachedPlan(c.pq->plansource, NULL, CurrentResourceOwner, NULL);
+
+	/*
+	 * Disabled means exactly the direct statement: no analysis, no key, no
+	 * checks of ours (the executor makes its own).
+	 */
+	if (!cache_ext_enabled)
+	{
+		c.resultdesc = CreateTupleDescCopy(c.pq->plansource->resultDesc);
+		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+		if (outdesc)
+			check_result_type(outdesc, c.resultdesc);
+		bypass_call(&c, MakeReason(QS_DISABLED, "disabled (cache_ext.enabled is off)"));
+		return c.resultdesc;
+	}
+
+	analyze_plan(c.pq, cplan);
+	c.resultdesc = c.pq->resultdesc;
+	if (outdesc)
+		check_result_type(outdesc, c.resultdesc);
+
+	/*
+	 * Refuse anyone who could not run the query, on every path: a hit, and
+	 * also a miss or bypass, which run a plan that may have been built for
+	 * another role (with a SQL function inlined, whose EXECUTE PostgreSQL
+	 * checks only when planning).
+	 */
+	check_privileges(c.pq, cplan);
+
+	c.cs.describe = false;
+	call_scopes(c.pq, opts, &c.cs, params);
+	why = bypass_reasons(c.pq, &c.cs, NULL);
+	if (why == NULL && c.cs.untracked != NIL && cache_ext_untracked == UNTRACKED_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cached_query result would depend on data whose changes cache_ext does not track: %s",
+						untracked_summary(c.cs.untracked)),
+				 errhint("Track the tables with cache_track(), name the tables a function reads with cache_opts(depends_on => ...), or set cache_ext.untracked to 'allow' or 'bypass'.")));
+	if (why == NULL)
+	{
+		const char *redis_why;
+
+		if (!RedisUsable(&redis_why))
+			why = MakeReason(QS_REDIS, redis_why);
+	}
+	if (why == NULL && InvalHitsBlocked(true))
+		why = InvalHitsBlockedWhy();	/* outbox.c: pending, or standby lease */
+
+	if (why == NULL)
+		why = cached_call(&c, cplan);
+	else
+		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+	if (why != NULL)
+		bypass_call(&c, why);
+	return c.resultdesc;
+}
+
+TupleDesc
+cached_query_common(text *query_text, const CallParams *params,
+					const CallOptions *opts, TupleDesc outdesc,
+					Tuplestorestate *ts)
+{
+	volatile TupleDesc result = NULL;
+	PreparedQuery *volatile transient = NULL;
+
+	call_begin();
+	PG_TRY();
+	{
+		result = cached_query_call(query_text, params, opts, outdesc, ts,
+								   (PreparedQuery **) &transient);
+		if (transient)
+			result = CreateTupleDescCopy(result);	/* outlives the statement */
+	}
+	PG_CATCH();
+	{
+		end_call(transient);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	end_call(transient);
+	return result;
+}
+
+bool		cache_ext_enabled = true;
+int			cache_ext_default_ttl = 300;
+int			cache_ext_max_ttl = 7 * 24 * 3600;
+double		cache_ext_verify_rate = 0.0;
+int			cache_ext_log_calls = LOG_CALLS_NONE;
+int			cache_ext_log_calls_level = LOG;
+
+static const struct config_enum_entry log_calls_options[] = {
+	{"none", LOG_CALLS_NONE, false},
+	{"bypass", LOG_CALLS_BYPASS, false},
+	{"miss", LOG_CALLS_MISS, false},
+	{"all", LOG_CALLS_ALL, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry log_level_options[] = {
+	{"debug5", DEBUG5, false},
+	{"debug4", DEBUG4, false},
+	{"debug3", DEBUG3, false},
+	{"debug2", DEBUG2, false},
+	{"debug1", DEBUG1, false},
+	{"debug", DEBUG2, true},
+	{"info", INFO, false},
+	{"notice", NOTICE, false},
+	{"warning", WARNING, false},
+	{"log", LOG, false},
+	{NULL, 0, false}
+};
+
+/* The settings of the call pipeline. */
+void
+PipelineDefineGucs(void)
+{
+	DefineCustomBoolVariable("cache_ext.enabled",
+							 "Use the cache in cached_query(); when off, queries run directly.",
+							 NULL,
+							 &cache_ext_enabled,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.default_ttl",
+							"Time to live of stored results.",
+							NULL,
+							&cache_ext_default_ttl,
+							300, 1, 365 * 24 * 3600,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.max_ttl",
+							"Longest time to live any entry is stored with.",
+							"A per-call ttl or cache_ext.default_ttl above it is lowered to it.",
+							&cache_ext_max_ttl,
+							7 * 24 * 3600, 1, 365 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomRealVariable("cache_ext.verify_rate",
+							 "Fraction of hits that are also run directly and compared with the stored result.",
+							 "A mismatch is counted in cache_stats.verify_mismatches, logged, the entry is deleted and the direct result is returned.",
+							 &cache_ext_verify_rate,
+							 0.0, 0.0, 1.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("cache_ext.log_calls",
+							 "Which cached_query calls are logged, with their key, outcome and time.",
+							 "none, bypass, miss (misses and bypasses) or all.",
+							 &cache_ext_log_calls,
+							 LOG_CALLS_NONE, log_calls_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("cache_ext.log_calls_level",
+							 "Message level of the calls cache_ext.log_calls logs.",
+							 NULL,
+							 &cache_ext_log_calls_level,
+							 LOG, log_level_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+}
