@@ -72,9 +72,9 @@ installcheck-tap: tap-preflight
 
 # A PGXN release: the committed tree (HEAD) as cache_ext-VERSION.zip, with
 # docs/META.json also at the archive's root, where PGXN reads it.
-DIST_VERSION = $(shell python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["version"])' $(srcdir)/docs/META.json)
+DIST_VERSION = $(shell python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["version"])' $(or $(srcdir),.)/docs/META.json)
 .PHONY: dist
 dist:
-	git -C $(srcdir) archive --format=zip --prefix=cache_ext-$(DIST_VERSION)/ \
-		--add-file=$(srcdir)/docs/META.json -o $(CURDIR)/cache_ext-$(DIST_VERSION).zip HEAD
+	git -C $(or $(srcdir),.) archive --format=zip --prefix=cache_ext-$(DIST_VERSION)/ \
+		--add-file=$(or $(srcdir),.)/docs/META.json -o $(CURDIR)/cache_ext-$(DIST_VERSION).zip HEAD
 	@echo "wrote cache_ext-$(DIST_VERSION).zip"
