@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * invalidate.c
- *	  Commit-ordered invalidation with generations (docs/architecture.md §3).
+ *	  Commit-ordered invalidation with generations (DESIGN.md §3).
  *
  * Writers: the extension's trigger function (statement-level AFTER
  * INSERT/UPDATE/DELETE and TRUNCATE triggers created ENABLE ALWAYS, and a
