@@ -42,7 +42,22 @@ REGRESS_OPTS = --load-extension=cache_ext --inputdir=.
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK += $(shell pkg-config --libs hiredis openssl)
 
-EXTRA_CLEAN = test/fuzz/fuzz_entry test/fuzz/crash-* test/fuzz/leak-*
+EXTRA_CLEAN = test/fuzz/fuzz_entry test/fuzz/crash-* test/fuzz/leak-* tmp_check cache_ext-*.zip
+
+# TAP tests (test/t/*.pl, helpers in test/perl/CacheExt) run after pg_regress
+# when asked for, as PGXS does with TAP_TESTS:
+#   make installcheck TAP_TESTS=1            (or PROVE=prove on the command line)
+#   make installcheck-tap PROVE_TESTS=test/t/010_hit_miss.pl   (TAP only)
+# TAP_TESTS may also name files as test/run-tests.sh takes them
+# (TAP_TESTS='t/010_hit_miss.pl t/020_redis_down.pl').  Each test starts its
+# own PostgreSQL and redis-server; see docs/CONTRIBUTING.md for what it needs.
+ifeq ($(origin PROVE),command line)
+TAP_TESTS = 1
+endif
+ifneq ($(filter-out 1 yes,$(TAP_TESTS)),)
+PROVE_TESTS ?= $(foreach t,$(TAP_TESTS),$(if $(wildcard test/$(t)),test/$(t),$(t)))
+endif
+PROVE_TESTS ?= $(sort $(wildcard test/t/*.pl))
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -50,3 +65,32 @@ include $(PGXS)
 
 # no automatic dependency tracking in PGXS: rebuild everything when a header changes
 $(OBJS): $(wildcard src/*.h src/redis/*.h)
+
+# the TAP tests' own Perl modules, beside PostgreSQL's (PG_PROVE_FLAGS)
+PG_PROVE_FLAGS += -I $(srcdir)/test/perl
+
+# What the TAP tests need that PGXS does not check: not root (initdb refuses
+# to run as root; test/run-tests.sh runs them as the postgres user), and
+# redis-server, redis-cli and openssl on the PATH.
+.PHONY: tap-preflight installcheck-tap
+tap-preflight:
+	@if [ "$$(id -u)" = 0 ]; then \
+		echo "TAP tests cannot run as root (initdb refuses): run make as another user, or bash test/run-tests.sh --only tap" >&2; exit 1; fi
+	@for p in redis-server redis-cli openssl $(PROVE); do \
+		command -v $$p >/dev/null 2>&1 || { echo "TAP tests need $$p on the PATH" >&2; exit 1; }; done
+
+ifdef TAP_TESTS
+installcheck: tap-preflight
+endif
+
+installcheck-tap: tap-preflight
+	$(prove_installcheck)
+
+# A PGXN release: the committed tree (HEAD) as cache_ext-VERSION.zip, with
+# docs/META.json also at the archive's root, where PGXN reads it.
+DIST_VERSION = $(shell python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["version"])' $(or $(srcdir),.)/docs/META.json)
+.PHONY: dist
+dist:
+	git -C $(or $(srcdir),.) archive --format=zip --prefix=cache_ext-$(DIST_VERSION)/ \
+		--add-file=$(or $(srcdir),.)/docs/META.json -o $(CURDIR)/cache_ext-$(DIST_VERSION).zip HEAD
+	@echo "wrote cache_ext-$(DIST_VERSION).zip"

@@ -3,7 +3,7 @@
  * cache_ext.h
  *	  Declarations shared by the files of the cache_ext extension.
  *
- * Layering (DESIGN.md §4): SQL functions (query.c) call deps.c, keys.c and
+ * Layering (docs/architecture.md §4): SQL functions (query.c) call deps.c, keys.c and
  * entry.c, which call the Redis client (redis/redis.h), which alone touches
  * sockets.  Nothing below query.c knows about SQL-callable functions.
  *

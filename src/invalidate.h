@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * invalidate.h
- *	  Commit-ordered invalidation with generations (DESIGN.md §3): which
+ *	  Commit-ordered invalidation with generations (docs/architecture.md §3): which
  *	  relations are tracked, the per-transaction set of touched scopes,
  *	  the bumps sent at commit (the outbox is outbox.h's).
  *

@@ -347,7 +347,7 @@ StaticAssertDecl(sizeof("0123456789abcdef:g:tag:") - 1 + 32 <= KEY_GEN_SUFFIX_MA
 				 "KEY_GEN_SUFFIX_MAX does not match the generation key names");
 
 /*
- * Generation keys (DESIGN.md §3).  They carry no TTL.  The server's
+ * Generation keys (docs/architecture.md §3).  They carry no TTL.  The server's
  * generation is shared by every database of this PostgreSQL server (it is
  * bumped after a crash or a lost invalidation); the others belong to one
  * database.

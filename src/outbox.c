@@ -2,7 +2,7 @@
  *
  * outbox.c
  *	  The shared-memory outbox of undelivered invalidations, the
- *	  server-wide invalidation state, and the standby lease (DESIGN.md §2
+ *	  server-wide invalidation state, and the standby lease (docs/architecture.md §2
  *	  C3, §3).
  *
  * Targets.  A target is one Redis URL with one server-generation key (key

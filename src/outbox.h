@@ -2,7 +2,7 @@
  *
  * outbox.h
  *	  The shared-memory outbox of undelivered invalidations and the
- *	  server-wide invalidation state (DESIGN.md §2 C3): server-generation
+ *	  server-wide invalidation state (docs/architecture.md §2 C3): server-generation
  *	  bumps after a crash, an overflow, a promotion or a Redis restart.
  *
  *-------------------------------------------------------------------------

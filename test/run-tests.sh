@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test/run-tests.sh - build cache_ext and run every test suite
 #
-# Suites: pg_regress (make installcheck against a throwaway server), each TAP
+# Suites: style (test/lib/check-style.sh: clang-format layout, file and
+# function length; run first, needs no build), pg_regress (make installcheck
+# against a throwaway server), each TAP
 # file under test/t/ (run as the postgres user from a private copy of the
 # tree), verify (pg_regress and every TAP file again with
 # cache_ext.verify_rate = 1: every hit is also run directly and compared; any
@@ -14,7 +16,7 @@
 #
 # Usage (as root):
 #   bash test/run-tests.sh                       # everything
-#   bash test/run-tests.sh --only regress        # or tap, verify, diff, fuzz, valgrind; repeatable or comma-separated
+#   bash test/run-tests.sh --only regress        # or style, tap, verify, diff, fuzz, valgrind; repeatable or comma-separated
 #   TAP_TESTS='t/010_hit_miss.pl' bash test/run-tests.sh --only tap
 #
 # Environment:
@@ -44,7 +46,7 @@ ONLY=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--only)
-			[ $# -ge 2 ] || ce_die "--only needs an argument: tap, regress, verify, diff, fuzz or valgrind"
+			[ $# -ge 2 ] || ce_die "--only needs an argument: style, tap, regress, verify, diff, fuzz or valgrind"
 			IFS=',' read -r -a parts <<<"$2"
 			ONLY+=("${parts[@]}")
 			shift 2 ;;
@@ -60,8 +62,8 @@ while [ $# -gt 0 ]; do
 done
 for s in "${ONLY[@]}"; do
 	case "$s" in
-		tap|regress|verify|diff|fuzz|valgrind) ;;
-		*) ce_die "--only takes tap, regress, verify, diff, fuzz or valgrind, not '$s'" ;;
+		style|tap|regress|verify|diff|fuzz|valgrind) ;;
+		*) ce_die "--only takes style, tap, regress, verify, diff, fuzz or valgrind, not '$s'" ;;
 	esac
 done
 
@@ -144,7 +146,26 @@ if [ "${CE_SKIP_DEPS:-0}" != 1 ]; then
 	ce_install_deps
 fi
 
-if [ "${CE_SKIP_BUILD:-0}" != 1 ]; then
+# ---- style -------------------------------------------------------------------
+# First, and before the build: it reads the sources only.
+if wanted style; then
+	ce_log "style (test/lib/check-style.sh)"
+	start=$SECONDS
+	if bash "$CE_ROOT/test/lib/check-style.sh"; then
+		record style pass $((SECONDS - start))
+	else
+		record style fail $((SECONDS - start))
+	fi
+fi
+
+# Nothing to build when the style check is all that was asked for.
+only_style=0
+if [ ${#ONLY[@]} -gt 0 ]; then
+	only_style=1
+	for s in "${ONLY[@]}"; do [ "$s" = style ] || only_style=0; done
+fi
+
+if [ "${CE_SKIP_BUILD:-0}" != 1 ] && [ "$only_style" = 0 ]; then
 	ce_log "Building and installing cache_ext"
 	start=$SECONDS
 	if ce_build_install; then

@@ -309,7 +309,7 @@ class Runner:
         if c_errs:
             e = c_errs[0]
             if st["k"] == "lock" and e[0] == "0A000":
-                # FOR UPDATE/SHARE is refused with a reason, by design (DESIGN.md C1).
+                # FOR UPDATE/SHARE is refused with a reason, by design (docs/architecture.md §2 C1).
                 self.count("refused-locking")
                 return
             # A statement with side effects (creates a table, declares a

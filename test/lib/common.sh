@@ -51,7 +51,7 @@ CE_PACKAGES=(
 	libhiredis-dev libssl-dev openssl
 	redis-server redis-tools
 	libipc-run-perl perl
-	clang valgrind
+	clang clang-format valgrind
 	iproute2 procps
 	python3 python3-psycopg2
 )

@@ -1,6 +1,6 @@
 # test/t/050_hostile_redis.pl - a "Redis" that answers garbage never breaks a query
 #
-# Replies are untrusted input (DESIGN.md C2): whatever the server sends
+# Replies are untrusted input (docs/architecture.md §2 C2): whatever the server sends
 # (wrong reply types, protocol errors, absurd lengths, deep nesting, a
 # connection closed mid-reply, silence), cached_query() returns the right
 # rows without an ERROR, within a bounded time, and no backend crashes.

@@ -1,4 +1,4 @@
-# test/t/060_write_paths.pl - every write path invalidates (DESIGN.md C1, §3)
+# test/t/060_write_paths.pl - every write path invalidates (docs/architecture.md §2 C1, §3)
 #
 # For each way of changing a tracked relation: a cached read over it is a HIT
 # before the write, and the first read after the write has committed is a

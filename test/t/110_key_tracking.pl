@@ -1,4 +1,4 @@
-# test/t/110_key_tracking.pl - key-level tracking (DESIGN.md §3, key scopes)
+# test/t/110_key_tracking.pl - key-level tracking (docs/architecture.md §3, key scopes)
 #
 # cache_track(t, ARRAY['col']) makes a write invalidate only the cached
 # results about the key values it changed (OLD and NEW), provided the

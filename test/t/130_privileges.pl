@@ -1,6 +1,6 @@
 # test/t/130_privileges.pl - a hit is only for a role that could run the query
 #
-# DESIGN.md C4 and docs/reference.md "Privileges on a hit": before Redis is
+# docs/architecture.md §2 C4 and docs/reference.md "Privileges on a hit": before Redis is
 # asked, the current role's rights are checked as the executor checks them
 # (SELECT on every relation and column of the plan, views with their owner's
 # rights, EXECUTE on functions).  Row-level security scopes an entry to the

@@ -1,6 +1,6 @@
 # test/t/166_forged_entries.pl - a well-formed entry with a value its type refuses is never an error
 #
-# Entries are untrusted (DESIGN.md C2).  A corrupt byte fails the checksum;
+# Entries are untrusted (docs/architecture.md §2 C2).  A corrupt byte fails the checksum;
 # this test forges entries whose checksum and framing are valid but whose
 # values are not what the type's receive function accepts: an array whose
 # dimension claims more elements than it holds (array_recv then raises
