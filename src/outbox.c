@@ -43,7 +43,8 @@
  * server bump is due and no commit whose bumps are in flight began before
  * its previous renewal; it deletes the key when the target becomes
  * blocked.  A hot standby serves a hit only while it has seen the lease
- * alive (OutboxStandbyMayServe).  The worker also delivers the outboxes.
+ * alive (InvalHitsBlocked asks standby_lease_alive).  The worker also
+ * delivers the outboxes.
  *
  * Locking.  One LWLock (tranche "cache_ext", shared->lock) guards
  * OutboxShared; the comment on each field of OutboxShared and OutboxTarget
@@ -118,7 +119,7 @@
 
 int			cache_ext_standby_lease = 2000; /* ms */
 
-/* One Redis target; the lock rule of each field (see the banner) leads its comment. */
+/* One Redis target; each field's comment opens with its lock rule. */
 typedef struct OutboxTarget
 {
 	bool		used;			/* claim: the slot is taken (never freed) */
@@ -145,7 +146,7 @@ typedef struct OutboxTarget
 	char		items[OUTBOX_SIZE][INVAL_KEY_LEN];	/* lock */
 } OutboxTarget;
 
-/* The lock rule of each field (see the banner) leads its comment. */
+/* Each field's comment opens with its lock rule (see the banner). */
 typedef struct OutboxShared
 {
 	LWLock	   *lock;			/* constant */
@@ -834,7 +835,7 @@ deliver_target(int ti, int timeout_ms)
 	return ok;
 }
 
-/* Keys waiting for this backend's target (for cache_health: not the hit path). */
+/* Keys waiting for this backend's target (cache_health, not the hit path). */
 int
 InvalOutboxDepth(void)
 {
