@@ -43,17 +43,35 @@
  * server bump is due and no commit whose bumps are in flight began before
  * its previous renewal; it deletes the key when the target becomes
  * blocked.  A hot standby serves a hit only while it has seen the lease
- * alive (OutboxStandbyMayServe).  The worker also delivers the outboxes.
+ * alive (InvalHitsBlocked asks standby_lease_alive).  The worker also
+ * delivers the outboxes.
  *
- * Locking.  One LWLock (tranche "cache_ext") guards everything in
- * OutboxShared but the atomics: the per-target "blocked" counts and the
- * epoch are written under the lock and read without it; the per-process
- * commit start times are written only by their own process.  A target's
- * outbox is sent by one process at a time (delivering_pid); the lock is
- * never held across a Redis round trip, and nothing that can raise an
- * error runs between setting delivering_pid and the PG_TRY that clears it
- * (a process that exits while delivering clears it in a before_shmem_exit
- * callback).
+ * Locking.  One LWLock (tranche "cache_ext", shared->lock) guards
+ * OutboxShared; the comment on each field of OutboxShared and OutboxTarget
+ * says which of these rules applies to it:
+ *	 lock		read and written only under the LWLock (writers hold it in
+ *				exclusive mode, readers in either mode);
+ *	 atomic		a pg_atomic_*, written under the LWLock in exclusive mode
+ *				(unless said otherwise) and read alone, without it: the
+ *				hit path reads only these ("blocked", "epoch"), so a hit
+ *				takes no lock here;
+ *	 constant	written when the shared memory is created (by the postmaster,
+ *				before any other process attaches) and never after: read
+ *				without the lock;
+ *	 claim		written under the LWLock in exclusive mode when the target's
+ *				slot is claimed (used becomes true), never changed after:
+ *				a process that found the slot in use under the lock (as
+ *				current_target does) reads them without it.
+ * Two exceptions run when no other process is attached: InvalShmemInit (at
+ * creation) and write_state_file (at the postmaster's exit) touch every
+ * field without the lock.  A backend-local flag (promotion_seen) keeps the
+ * hit path from reading in_recovery once the server is out of recovery.
+ *
+ * A target's outbox is sent by one process at a time (delivering_pid); the
+ * lock is never held across a Redis round trip, and nothing that can raise
+ * an error runs between setting delivering_pid and the PG_TRY that clears
+ * it (a process that exits while delivering clears it in a
+ * before_shmem_exit callback).
  *
  *-------------------------------------------------------------------------
  */
@@ -101,43 +119,64 @@
 
 int			cache_ext_standby_lease = 2000; /* ms */
 
+/* One Redis target; each field's comment opens with its lock rule. */
 typedef struct OutboxTarget
 {
-	bool		used;
-	uint64		url_hash;		/* identifies the URL (the state file holds
-								 * no URL: it may contain a password) */
-	char		url[TARGET_URL_LEN];	/* "" while known only from the file */
-	char		base[TARGET_BASE_LEN];	/* "<prefix>s<server scope>" */
-	pg_atomic_uint32 blocked;	/* hits are served only at 0 */
-	uint64		delivered;		/* "requested" when last delivered here */
-	uint64		want_bump;		/* server bumps for this target alone ... */
-	uint64		done_bump;		/* ... and the last one delivered */
-	bool		checked;		/* the incarnation token was compared */
-	int			delivering_pid; /* the process sending, or 0 */
-	uint64		version;		/* incremented when the items are dropped */
-	char		run_id[RUN_ID_LEN]; /* of the Redis server, "" until known */
-	char		file_token[TOKEN_LEN];	/* the token this target should hold,
-										 * from the state file, or "" */
-	TimestampTz fence_until;	/* standby: lease seen alive until then */
-	int			nitems;
-	char		items[OUTBOX_SIZE][INVAL_KEY_LEN];
+	bool		used;			/* claim: the slot is taken (never freed) */
+	uint64		url_hash;		/* claim: identifies the URL (the state file
+								 * holds no URL: it may contain a password) */
+	char		url[TARGET_URL_LEN];	/* lock: "" while known only from the
+										 * file */
+	char		base[TARGET_BASE_LEN];	/* claim: "<prefix>s<server scope>" */
+	pg_atomic_uint32 blocked;	/* atomic: hits are served only at 0; kept
+								 * equal to what update_blocked computes */
+	uint64		delivered;		/* lock: "requested" when last delivered here */
+	uint64		want_bump;		/* lock: server bumps for this target alone ... */
+	uint64		done_bump;		/* lock: ... and the last one delivered */
+	bool		checked;		/* lock: the incarnation token was compared */
+	int			delivering_pid; /* lock: the process sending, or 0 */
+	uint64		version;		/* lock: incremented when the items are dropped */
+	char		run_id[RUN_ID_LEN]; /* lock: of the Redis server, "" until
+									 * known */
+	char		file_token[TOKEN_LEN];	/* constant: the token this target
+										 * should hold, from the state file,
+										 * or "" */
+	TimestampTz fence_until;	/* lock: standby: lease seen alive until then */
+	int			nitems;			/* lock: items in use */
+	char		items[OUTBOX_SIZE][INVAL_KEY_LEN];	/* lock */
 } OutboxTarget;
 
+/* Each field's comment opens with its lock rule (see the banner). */
 typedef struct OutboxShared
 {
-	LWLock	   *lock;
-	pg_atomic_uint64 epoch;		/* incremented at every change of a target's
-								 * state: see InvalEpoch() */
-	uint64		requested;		/* server-generation bumps asked for */
-	bool		lost;			/* bumps were lost with no target to hold
-								 * them: the next start is not clean */
-	bool		in_recovery;	/* started as a standby or in recovery, not
-								 * yet seen promoted */
-	char		token[TOKEN_LEN];	/* this incarnation's */
-	Latch	   *worker_latch;	/* the background worker's, or NULL */
-	OutboxTarget targets[OUTBOX_TARGETS];
-	int			nslots;
-	/* per PGPROC: when its commit's bumps began to be in flight, or 0 */
+	LWLock	   *lock;			/* constant */
+	pg_atomic_uint64 epoch;		/* atomic: incremented (by update_blocked) at
+								 * every change of a target's blocked count:
+								 * see InvalEpoch() */
+	uint64		requested;		/* lock: server-generation bumps asked for */
+	bool		lost;			/* lock: bumps were lost with no target to
+								 * hold them: the next start is not clean */
+	bool		in_recovery;	/* lock: started as a standby or in recovery,
+								 * not yet seen promoted; only ever goes from
+								 * true to false */
+	char		token[TOKEN_LEN];	/* constant: this incarnation's */
+
+	/*
+	 * The background worker's latch, or NULL: set by the worker when it
+	 * starts, cleared under the lock when it exits, read alone to wake it.
+	 * As with PostgreSQL's ProcGlobal->walwriterLatch, a pointer is read and
+	 * written whole, and a stale one names a PGPROC's latch, which stays
+	 * valid shared memory: setting it costs a spurious wakeup at most.
+	 */
+	Latch	   *worker_latch;
+	OutboxTarget targets[OUTBOX_TARGETS];	/* see OutboxTarget */
+	int			nslots;			/* constant: entries of commit_began */
+
+	/*
+	 * atomic, per PGPROC: when its commit's bumps began to be in flight, or
+	 * 0.  Entry i is written only by the process that owns PGPROC i (with
+	 * no lock), read alone by the background worker.
+	 */
 	pg_atomic_uint64 commit_began[FLEXIBLE_ARRAY_MEMBER];
 } OutboxShared;
 
@@ -168,11 +207,18 @@ InvalShmemRequest(void)
 	RequestNamedLWLockTranche("cache_ext", 1);
 }
 
-/* With the lock held: recompute t's blocked count after a change. */
+/*
+ * With the lock held in exclusive mode (or at creation, before any other
+ * process attaches): recompute t's blocked count after a change, and
+ * advance the epoch when it changed.
+ */
 static void
 update_blocked(OutboxTarget *t)
 {
-	uint32		b = t->nitems;
+	uint32		b;
+
+	Assert(!IsUnderPostmaster || LWLockHeldByMeInMode(shared->lock, LW_EXCLUSIVE));
+	b = t->nitems;
 
 	if (shared->requested > t->delivered || t->want_bump > t->done_bump)
 		b++;
@@ -192,6 +238,7 @@ update_blocked(OutboxTarget *t)
 	}
 }
 
+/* update_blocked for every target in use; the same lock rule. */
 static void
 update_all_blocked(void)
 {
@@ -788,21 +835,32 @@ deliver_target(int ti, int timeout_ms)
 	return ok;
 }
 
-/* Keys waiting for this backend's target. */
+/* Keys waiting for this backend's target (cache_health, not the hit path). */
 int
 InvalOutboxDepth(void)
 {
 	int			ti = shared ? current_target() : -1;
+	int			n;
 
-	return ti < 0 ? 0 : shared->targets[ti].nitems;
+	if (ti < 0)
+		return 0;
+	LWLockAcquire(shared->lock, LW_SHARED);
+	n = shared->targets[ti].nitems;
+	LWLockRelease(shared->lock);
+	return n;
 }
 
+/* The epoch, to hand to InvalHitsBlockedSince later: an atomic, no lock. */
 uint64
 InvalEpoch(void)
 {
 	return shared ? pg_atomic_read_u64(&shared->epoch) : 0;
 }
 
+/*
+ * Whether hits are blocked now, or were blocked at some moment since
+ * InvalEpoch() returned epoch.  On the hit path: reads atomics only.
+ */
 bool
 InvalHitsBlockedSince(uint64 epoch)
 {
@@ -817,12 +875,32 @@ InvalHitsBlockedSince(uint64 epoch)
 		pg_atomic_read_u64(&shared->epoch) != epoch;
 }
 
-/* The first call after a promotion asks for the server bump. */
+/*
+ * Whether this process has seen in_recovery false under the lock: as
+ * in_recovery never goes back to true, it need not look again.
+ */
+static bool promotion_seen = false;
+
+/*
+ * The first call after a promotion asks for the server bump.  Called on
+ * every InvalHitsBlocked: in recovery it costs RecoveryInProgress(), after
+ * it one look under the lock in shared mode per process.
+ */
 static void
 check_promotion(void)
 {
-	if (RecoveryInProgress())
+	bool		due;
+
+	if (promotion_seen || RecoveryInProgress())
 		return;
+	LWLockAcquire(shared->lock, LW_SHARED);
+	due = shared->in_recovery;
+	LWLockRelease(shared->lock);
+	if (!due)
+	{
+		promotion_seen = true;
+		return;
+	}
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	if (shared->in_recovery)
 	{
@@ -837,6 +915,7 @@ check_promotion(void)
 				 errdetail("This server was promoted: the former primary may not have delivered all its invalidations.")));
 	}
 	LWLockRelease(shared->lock);
+	promotion_seen = true;
 }
 
 /* why the last InvalHitsBlocked() returned true */
@@ -879,6 +958,12 @@ standby_lease_alive(int ti, bool may_ask)
 	return true;
 }
 
+/*
+ * Whether this backend's hits are blocked (the reason is kept for
+ * InvalHitsBlockedReason); when try_deliver, it first tries to deliver what
+ * its target owes.  On the hit path (nothing owed, not a standby) it reads
+ * only atomics and backend-local state, and takes no lock.
+ */
 bool
 InvalHitsBlocked(bool try_deliver)
 {
@@ -889,8 +974,7 @@ InvalHitsBlocked(bool try_deliver)
 	blocked_kind = QS_PENDING;
 	if (shared == NULL)
 		return false;
-	if (shared->in_recovery)
-		check_promotion();
+	check_promotion();
 	ti = current_target();
 	if (ti < 0)
 	{
@@ -909,10 +993,14 @@ InvalHitsBlocked(bool try_deliver)
 	}
 	if (pg_atomic_read_u32(&shared->targets[ti].blocked) != 0)
 	{
-		OutboxTarget *t = &shared->targets[ti];
+		int			nitems;
 
+		/* blocked: off the hit path, so the lock is cheap here */
+		LWLockAcquire(shared->lock, LW_SHARED);
+		nitems = shared->targets[ti].nitems;
+		LWLockRelease(shared->lock);
 		/* none of this target's own writes wait: Redis is the problem */
-		if (failed && t->nitems == 0)
+		if (failed && nitems == 0)
 		{
 			blocked_reason = psprintf("redis unavailable (%s)", RedisLastError());
 			blocked_kind = QS_REDIS;
@@ -967,7 +1055,11 @@ OutboxCommitEnd(void)
 		pg_atomic_write_u64(&shared->commit_began[MyProc->pgprocno], 0);
 }
 
-/* Whether a commit that began before "since" still has bumps in flight. */
+/*
+ * Whether a commit that began before "since" still has bumps in flight
+ * (atomics, read alone: a commit that begins during the scan began after
+ * "since").
+ */
 static bool
 commit_in_flight_since(TimestampTz since)
 {
@@ -1089,8 +1181,7 @@ OutboxWorkerMain(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		if (shared->in_recovery)
-			check_promotion();
+		check_promotion();		/* reads in_recovery under the lock */
 		old = MemoryContextSwitchTo(pass_cxt);
 		save_url = cache_ext_redis_url;
 		worker_pass(prev_pass);

@@ -11,6 +11,13 @@
  * with pg_stat_statements' counters).  When the library is loaded later,
  * the counters are this backend's own, and cache_stats says so.
  *
+ * Locking, field by field:
+ *	 CacheStatsShared: counters[] and reset_time are atomics, each read and
+ *	   written alone, with no lock; no reader needs two of them to agree.
+ *	 QueryStatsShared and its hash table: see "cache_query_stats" below
+ *	   (an LWLock for the table, a spinlock per entry for its counters, a
+ *	   second LWLock that lets one backend at a time evict).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -40,6 +47,7 @@
 #include "redis/redis.h"
 #include "invalidate.h"
 
+/* Every field is an atomic, read and written alone: no lock. */
 typedef struct CacheStatsShared
 {
 	pg_atomic_uint64 counters[CS_NUM_COUNTERS];
@@ -143,14 +151,42 @@ cache_stats_reset(PG_FUNCTION_ARGS)
  * ================================================================
  *
  * Like pg_stat_statements: one entry per (database, query id), the query
- * id being a hash of the text.  The table holds cache_ext.query_stats_max
- * entries; when it is full, the least-called 5% are evicted.  Counters are
- * updated under the entry's spinlock, the table under a shared LWLock
- * (exclusive only to add or evict entries).  Nothing is kept when cache_ext
- * is not preloaded.
+ * id being a hash of the text.  The table holds at most
+ * cache_ext.query_stats_max entries.  Nothing is kept when cache_ext is not
+ * preloaded.
+ *
+ * Locking.  qs_shared->lock (an LWLock) guards the hash table itself, that
+ * is which entries exist, and the fields of QueryStatsShared; shared mode
+ * is enough to find an entry and update its counters (every call, hits
+ * included, takes only that), exclusive mode adds or removes entries.  An
+ * entry's key and query text are written once, when it is added under the
+ * exclusive lock, and read under the lock in either mode.  Its counters
+ * and usage are read and written under its own spinlock (mutex), with the
+ * LWLock held in either mode.  qs_shared->evict_lock lets one backend at a
+ * time evict; it is taken before the table's lock, never while holding it.
+ *
+ * Eviction.  Each entry has a usage that grows by one per call.  A backend
+ * that must add an entry to a full table evicts the 5% of entries with the
+ * lowest usage:
+ *	 1. under the table's lock in shared mode, one pass decays every usage
+ *		(x 0.99; x 0.5 for an entry called once, as pg_stat_statements
+ *		decays its "sticky" entries faster, so that a flood of one-off texts
+ *		cannot push out the queries in use) and copies each key and usage,
+ *		O(n), while other calls go on;
+ *	 2. with no lock, it sorts the copies by usage, O(n log n), and notes
+ *		the median usage;
+ *	 3. under the table's lock in exclusive mode, it removes the victims by
+ *		key, O(victims), records the median and adds its own entry.
+ * A new entry starts at the median usage of the last eviction (0 before
+ * the first), so it ranks in the middle of the table rather than last: it
+ * is not the next victim, yet, if it is not called again, it decays below
+ * the entries in use within a few evictions.  Backends that need room while
+ * one evicts wait for evict_lock (not for the table), then find room.
  */
 
 #define QS_QUERY_LEN 1024		/* longest query text kept, in bytes */
+#define QS_USAGE_DECAY 0.99		/* per eviction, for an entry called again */
+#define QS_USAGE_DECAY_ONCE 0.50	/* per eviction, for one called once */
 
 typedef struct QueryStatsKey
 {
@@ -158,10 +194,16 @@ typedef struct QueryStatsKey
 	uint64		queryid;
 } QueryStatsKey;
 
+/*
+ * key, query_len and query: written when the entry is added (table lock
+ * exclusive), constant after.  Everything from calls on, including usage:
+ * under mutex.
+ */
 typedef struct QueryStatsEntry
 {
 	QueryStatsKey key;
 	slock_t		mutex;
+	double		usage;			/* eviction rank: see above */
 	int64		calls;
 	int64		hits;
 	int64		misses;
@@ -182,9 +224,18 @@ typedef struct QueryStatsEntry
 
 typedef struct QueryStatsShared
 {
-	LWLock	   *lock;
-	TimestampTz reset_time;
+	LWLock	   *lock;			/* set at creation, constant */
+	LWLock	   *evict_lock;		/* set at creation, constant */
+	TimestampTz reset_time;		/* lock */
+	double		median_usage;	/* lock: a new entry's usage */
 } QueryStatsShared;
+
+/* an entry's key and usage, copied to choose the victims */
+typedef struct QueryStatsUsage
+{
+	QueryStatsKey key;
+	double		usage;
+} QueryStatsUsage;
 
 static QueryStatsShared *qs_shared = NULL;
 static HTAB *qs_hash = NULL;
@@ -200,7 +251,7 @@ QueryStatsShmemRequest(void)
 	RequestAddinShmemSpace(MAXALIGN(sizeof(QueryStatsShared)) +
 						   hash_estimate_size(cache_ext_query_stats_max,
 											  sizeof(QueryStatsEntry)));
-	RequestNamedLWLockTranche("cache_ext query stats", 1);
+	RequestNamedLWLockTranche("cache_ext query stats", 2);
 }
 
 void
@@ -213,8 +264,12 @@ QueryStatsShmemInit(void)
 								&found);
 	if (!found)
 	{
-		qs_shared->lock = &(GetNamedLWLockTranche("cache_ext query stats"))->lock;
+		LWLockPadded *locks = GetNamedLWLockTranche("cache_ext query stats");
+
+		qs_shared->lock = &locks[0].lock;
+		qs_shared->evict_lock = &locks[1].lock;
 		qs_shared->reset_time = GetCurrentTimestamp();
+		qs_shared->median_usage = 0;
 	}
 	info.keysize = sizeof(QueryStatsKey);
 	info.entrysize = sizeof(QueryStatsEntry);
@@ -224,33 +279,37 @@ QueryStatsShmemInit(void)
 }
 
 static int
-cmp_int64(const void *a, const void *b)
+cmp_usage(const void *a, const void *b)
 {
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
+	double		x = ((const QueryStatsUsage *) a)->usage;
+	double		y = ((const QueryStatsUsage *) b)->usage;
 
 	return (x > y) - (x < y);
 }
 
 /*
- * The calls count at or below which the least-called 5% of the entries lie,
- * and how many entries that is (*nvictims).  Takes the lock in shared mode
- * only to copy the counts; the sort (O(n log n)) runs with no lock held.
- * Returns false when the table is empty.
+ * Steps 1 and 2 of an eviction (see the banner), with evict_lock held and
+ * the table's lock not held: decay every usage and choose the victims.
+ * Fills u (room for cache_ext.query_stats_max copies: the table never
+ * holds more) sorted by usage, the victims first (*nvictims of them), and
+ * the median usage.  False when the table is no longer full (another
+ * backend evicted while this one waited for evict_lock).  Raises no error:
+ * evict_lock may be held across it.
  */
 static bool
-qs_eviction_threshold(int64 *threshold, int *nvictims)
+qs_choose_victims(QueryStatsUsage *u, int *nvictims, double *median)
 {
 	HASH_SEQ_STATUS seq;
 	QueryStatsEntry *e;
-	int64	   *calls;
-	long		size;
-	int			n = 0;
+	long		size = cache_ext_query_stats_max;
+	long		n = 0;
 
-	/* room for a few entries added between the count and the copy */
-	size = (long) cache_ext_query_stats_max + 64;
-	calls = palloc(sizeof(int64) * size);
 	LWLockAcquire(qs_shared->lock, LW_SHARED);
+	if (hash_get_num_entries(qs_hash) < cache_ext_query_stats_max)
+	{
+		LWLockRelease(qs_shared->lock);
+		return false;
+	}
 	hash_seq_init(&seq, qs_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
@@ -259,44 +318,87 @@ qs_eviction_threshold(int64 *threshold, int *nvictims)
 			hash_seq_term(&seq);
 			break;
 		}
-		calls[n++] = e->calls;
+		SpinLockAcquire(&e->mutex);
+		e->usage *= e->calls > 1 ? QS_USAGE_DECAY : QS_USAGE_DECAY_ONCE;
+		u[n].usage = e->usage;
+		SpinLockRelease(&e->mutex);
+		u[n].key = e->key;
+		n++;
 	}
 	LWLockRelease(qs_shared->lock);
 	if (n == 0)
-	{
-		pfree(calls);
 		return false;
-	}
-	qsort(calls, n, sizeof(int64), cmp_int64);
+
+	qsort(u, n, sizeof(QueryStatsUsage), cmp_usage);
 	*nvictims = Max(1, n / 20);
-	*threshold = calls[*nvictims - 1];
-	pfree(calls);
+	*median = u[n / 2].usage;
 	return true;
 }
 
 /*
- * Remove up to nvictims entries called at most threshold times; exclusive
- * lock held.  One pass over the table, O(n).
+ * The entry for key, added if need be (evicting when the table is full),
+ * with the table's lock held in exclusive mode; or NULL, with no lock held,
+ * when there is no room (shared memory ran out).
  */
-static void
-qs_evict(int64 threshold, int nvictims)
+static QueryStatsEntry *
+qs_enter(const QueryStatsKey *key, const char *query)
 {
-	HASH_SEQ_STATUS seq;
 	QueryStatsEntry *e;
+	bool		found;
 
-	hash_seq_init(&seq, qs_hash);
-	while (nvictims > 0 && (e = hash_seq_search(&seq)) != NULL)
+	LWLockAcquire(qs_shared->lock, LW_EXCLUSIVE);
+	if (hash_get_num_entries(qs_hash) >= cache_ext_query_stats_max &&
+		hash_search(qs_hash, key, HASH_FIND, NULL) == NULL)
 	{
-		if (e->calls <= threshold)
+		QueryStatsUsage *u;
+		int			nvictims = 0;
+		double		median = 0;
+		bool		evict;
+
+		LWLockRelease(qs_shared->lock);
+		u = palloc(sizeof(QueryStatsUsage) * cache_ext_query_stats_max);
+		LWLockAcquire(qs_shared->evict_lock, LW_EXCLUSIVE);
+		evict = qs_choose_victims(u, &nvictims, &median);
+		LWLockAcquire(qs_shared->lock, LW_EXCLUSIVE);
+		/* a reset meanwhile empties the table: no victims then */
+		if (evict && hash_get_num_entries(qs_hash) >= cache_ext_query_stats_max)
 		{
-			hash_search(qs_hash, &e->key, HASH_REMOVE, NULL);
-			nvictims--;
+			for (int i = 0; i < nvictims; i++)
+				hash_search(qs_hash, &u[i].key, HASH_REMOVE, NULL);
+			qs_shared->median_usage = median;
+		}
+		LWLockRelease(qs_shared->evict_lock);
+		pfree(u);
+	}
+
+	e = hash_search(qs_hash, key, HASH_FIND, NULL);
+	if (e == NULL && hash_get_num_entries(qs_hash) < cache_ext_query_stats_max)
+	{
+		e = hash_search(qs_hash, key, HASH_ENTER_NULL, &found);
+		if (e != NULL && !found)
+		{
+			size_t		len = strlen(query);
+
+			memset((char *) e + sizeof(QueryStatsKey), 0,
+				   sizeof(QueryStatsEntry) - sizeof(QueryStatsKey));
+			SpinLockInit(&e->mutex);
+			e->usage = qs_shared->median_usage;
+			if (len >= QS_QUERY_LEN)
+				len = pg_mbcliplen(query, len, QS_QUERY_LEN - 1);
+			memcpy(e->query, query, len);
+			e->query[len] = '\0';
+			e->query_len = len;
 		}
 	}
-	if (nvictims == 0)
-		hash_seq_term(&seq);
+	if (e == NULL)
+		LWLockRelease(qs_shared->lock);
+	return e;
 }
 
+/*
+ * Count one call of the query (the hit path too): the table's lock in
+ * shared mode and the entry's spinlock, unless the entry must be added.
+ */
 void
 QueryStatsRecord(uint64 queryid, const char *query, const QueryStatsCall *c)
 {
@@ -313,47 +415,15 @@ QueryStatsRecord(uint64 queryid, const char *query, const QueryStatsCall *c)
 	e = hash_search(qs_hash, &key, HASH_FIND, NULL);
 	if (e == NULL)
 	{
-		bool		found;
-		int64		threshold = 0;
-		int			nvictims = 0;
-		bool		evict;
-
 		LWLockRelease(qs_shared->lock);
-
-		/*
-		 * A full table: find what to evict before taking the lock in
-		 * exclusive mode, so that every other call waits only for the one
-		 * pass that removes the victims.
-		 */
-		evict = hash_get_num_entries(qs_hash) >= cache_ext_query_stats_max &&
-			qs_eviction_threshold(&threshold, &nvictims);
-		LWLockAcquire(qs_shared->lock, LW_EXCLUSIVE);
-		/* another backend may have evicted meanwhile */
-		if (evict && hash_get_num_entries(qs_hash) >= cache_ext_query_stats_max)
-			qs_evict(threshold, nvictims);
-		e = hash_search(qs_hash, &key, HASH_ENTER_NULL, &found);
+		e = qs_enter(&key, query);
 		if (e == NULL)
-		{
-			LWLockRelease(qs_shared->lock);
 			return;
-		}
-		if (!found)
-		{
-			size_t		len = strlen(query);
-
-			memset((char *) e + sizeof(QueryStatsKey), 0,
-				   sizeof(QueryStatsEntry) - sizeof(QueryStatsKey));
-			SpinLockInit(&e->mutex);
-			if (len >= QS_QUERY_LEN)
-				len = pg_mbcliplen(query, len, QS_QUERY_LEN - 1);
-			memcpy(e->query, query, len);
-			e->query[len] = '\0';
-			e->query_len = len;
-		}
 	}
 
 	SpinLockAcquire(&e->mutex);
 	e->calls++;
+	e->usage += 1.0;
 	switch (c->outcome)
 	{
 		case QS_HIT:
@@ -464,6 +534,7 @@ cache_query_stats_reset(PG_FUNCTION_ARGS)
 	while ((e = hash_seq_search(&seq)) != NULL)
 		hash_search(qs_hash, &e->key, HASH_REMOVE, NULL);
 	qs_shared->reset_time = GetCurrentTimestamp();
+	qs_shared->median_usage = 0;
 	LWLockRelease(qs_shared->lock);
 	PG_RETURN_VOID();
 }
@@ -669,7 +740,7 @@ StatsDefineGucs(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("cache_ext.query_stats_max",
-							"Most queries cache_query_stats keeps; the least called are evicted.",
+							"Most queries cache_query_stats keeps; those of lowest usage are evicted.",
 							NULL,
 							&cache_ext_query_stats_max,
 							1000, 100, 100000,

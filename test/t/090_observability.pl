@@ -13,8 +13,12 @@
 #     outbox and their delivery;
 #   - cache_ext.log_calls (all, miss, bypass, none) and log_calls_level;
 #     one "could not use Redis" warning per outage, not one per call;
-#   - the bound cache_ext.query_stats_max: the least-called are evicted, a
-#     much-called query survives.
+#   - the bound cache_ext.query_stats_max: the entries of lowest usage are
+#     evicted, a much-called query survives; a new entry starts at the median
+#     usage, so it is not the next victim (entries called twice go before
+#     it), and, called once, it decays and goes within a few evictions; a
+#     flood of one-off texts leaves the table full, not over, and the
+#     much-called entries in it.
 #
 # Log checks read the server log from an offset up to a marker the same
 # session logs afterwards, so "nothing logged" is checked without sleeping.
@@ -546,6 +550,45 @@ my $heavy = qstats_rows($Q_HEAVY);
 is(scalar(@$heavy), 1, 'the query called 30 times survives eviction');
 is($heavy->[0]{calls}, 30, 'with its 30 calls');
 is(scalar(@{ qstats_rows($distinct[-1]) }), 1, 'the last query called has its row');
+
+# ---- usage with decay: a new entry is not the next victim ---------------------
+# 50 texts called 10 times ("hot") and 50 called twice ("cold") fill the
+# table; then 10 new texts are called once each, and each of the 1st and 6th
+# evicts 5 entries.  Ranked by calls, the 1st to 5th new texts (1 call each)
+# would be the victims of the 6th's eviction; ranked by usage they start at
+# the median (a hot text's usage), so cold texts go instead.
+sub kinds_left
+{
+	my $json = $node->safe_psql('postgres',
+		"SELECT json_object_agg(k, n) FROM (SELECT substring(query FROM '/\\* (\\w+) \\*/') AS k, "
+		  . "count(*) AS n FROM cache_query_stats GROUP BY 1) s");
+	return decode_json($json);
+}
+my $kq = sub { my ($kind, $i) = @_; return "SELECT count(*) AS n FROM sales WHERE id <= $i /* $kind */"; };
+$node->safe_psql('postgres', 'SELECT cache_query_stats_reset()');
+$node->safe_psql('postgres', join(";\n",
+	(map { my $q = $kq->('hot', $_); (cq($q, 'n bigint')) x 10 } 1 .. 50),
+	(map { my $q = $kq->('cold', $_); (cq($q, 'n bigint')) x 2 } 1 .. 50)));
+is(stats_count(), 100, 'usage: 100 texts fill the table');
+$node->safe_psql('postgres', join(";\n", map { cq($kq->('new', $_), 'n bigint') } 1 .. 10));
+my $kinds = kinds_left();
+is($kinds->{new}, 10, 'usage: the 10 new texts all survive the second eviction')
+  or diag explain $kinds;
+is($kinds->{cold}, 40, 'usage: two evictions took 5 texts called twice each')
+  or diag explain $kinds;
+is($kinds->{hot}, 50, 'usage: every text called 10 times stays');
+is(stats_count(), 100, 'usage: the table is full, not over');
+
+# ---- a flood of one-off texts: bounded, and the hot texts stay ---------------
+$node->safe_psql('postgres', join(";\n", map { cq($kq->('flood', $_), 'n bigint') } 1 .. 300));
+$kinds = kinds_left();
+cmp_ok(stats_count(), '<=', 100, 'flood: 300 one-off texts leave at most 100 rows');
+is($kinds->{hot}, 50, 'flood: every text called 10 times stays')
+  or diag explain $kinds;
+ok(!defined $kinds->{new}, 'flood: the new texts, not called again, decayed and were evicted')
+  or diag explain $kinds;
+is(scalar(@{ qstats_rows($kq->('flood', 300)) }), 1, 'flood: the last text called has its row');
+is(qstat($kq->('hot', 1), 'flood')->{calls}, 10, 'flood: a hot text keeps its 10 calls');
 
 ok(!$node->log_contains('terminated by signal'), 'no backend crashed');
 note sprintf('090_observability took %.1f s', time() - $t_start);
