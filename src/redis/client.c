@@ -57,10 +57,14 @@ static TimestampTz breaker_until = 0;
 static uint32 breaker_url_hash = 0;	/* the URL the breaker opened for */
 static bool warned_this_outage = false;
 static char last_error[256] = "";
-static RedisFailureKind last_kind = REDIS_FAIL_NONE;	/* says what last_error
-														 * is about */
-static RedisFailureKind breaker_kind = REDIS_FAIL_NONE; /* the failure that
-														 * opened the breaker */
+
+/* the kind of the failure last_error describes */
+static RedisFailureKind last_kind = REDIS_FAIL_NONE;
+
+/* the kind of the failure that opened the breaker */
+static RedisFailureKind breaker_kind = REDIS_FAIL_NONE;
+
+/* failures so far (fail() calls); the layer above counts the increase */
 static uint64 failure_count = 0;
 
 /* replies of the exchange in flight, freed if an interrupt throws */
@@ -226,6 +230,9 @@ fail(void)
 	breaker_url_hash = url_hash();
 	breaker_kind = last_kind;
 	failure_count++;
+	ereport(DEBUG1,
+			(errmsg_internal("cache_ext: Redis failure of kind %s: %s",
+							 RedisFailureKindName(last_kind), last_error)));
 	if (!warned_this_outage)
 	{
 		warned_this_outage = true;

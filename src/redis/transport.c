@@ -24,11 +24,11 @@
  *                           once); ETIMEDOUT: timeout; other: io
  *   SSL_get_error()         ZERO_RETURN, or SYSCALL with nothing queued and
  *                           no errno: closed; SYSCALL with errno: as above
- *   ERR_get_error()         SSL_R_UNEXPECTED_EOF_WHILE_READING: closed;
- *                           other reasons: tls
- *   SSL_get_verify_result() anything but X509_V_OK (verification on): tls_verify
+ *   ERR_get_error()         SSL_R_UNEXPECTED_EOF_WHILE_READING: closed; a
+ *                           system error: its errno, as above; other: tls
+ *   SSL_get_verify_result() not X509_V_OK, with verification on: tls_verify
  *   our deadline / latch    timeout / interrupted
- *   settings, files         config; descriptors, memory: resources
+ *   settings, their files   config; descriptors, memory: resources
  *
  * TLS state: the SSL_CTX (CA bundle, client certificate and key) is built
  * once per backend and rebuilt when a TLS setting changes or one of its
