@@ -15,6 +15,17 @@
  * no without touching the network.  A TLS failure (certificate, name,
  * handshake) is a failure like any other: never a retry in plain text.
  *
+ * Failures: each one has a kind (RedisFailureKind, see redis.h), taken from
+ * the transport (t->failure, decided there from errno and OpenSSL's codes)
+ * or decided here (reply too large, invalid RESP, AUTH or SELECT refused,
+ * an error reply handed to RedisReportError, bad settings), and a message
+ * for people in last_error.  Only the kind is ever tested: an idle
+ * connection the server closed or reset (REDIS_FAIL_CLOSED) is retried once
+ * on a new one, whatever language lc_messages gives strerror.  Failures are
+ * counted in failure_count; this file calls nothing above src/redis/ (it
+ * reads cache_ext.h's settings only), so the layer above turns the count
+ * into statistics.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -28,7 +39,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "cache_ext.h"
+#include "cache_ext.h"			/* settings only */
 #include "redis/redis.h"
 #include "redis/redis_text.h"
 
@@ -46,6 +57,15 @@ static TimestampTz breaker_until = 0;
 static uint32 breaker_url_hash = 0;	/* the URL the breaker opened for */
 static bool warned_this_outage = false;
 static char last_error[256] = "";
+
+/* the kind of the failure last_error describes */
+static RedisFailureKind last_kind = REDIS_FAIL_NONE;
+
+/* the kind of the failure that opened the breaker */
+static RedisFailureKind breaker_kind = REDIS_FAIL_NONE;
+
+/* failures so far (fail() calls); the layer above counts the increase */
+static uint64 failure_count = 0;
 
 /* replies of the exchange in flight, freed if an interrupt throws */
 static redisReply **inflight = NULL;
@@ -101,6 +121,77 @@ RedisLastError(void)
 	return last_error;
 }
 
+RedisFailureKind
+RedisLastFailureKind(void)
+{
+	return last_kind;
+}
+
+RedisFailureKind
+RedisBreakerCause(void)
+{
+	return breaker_kind;
+}
+
+uint64
+RedisFailureCount(void)
+{
+	return failure_count;
+}
+
+/* A stable lower-case name of kind, for statistics and logs. */
+const char *
+RedisFailureKindName(RedisFailureKind kind)
+{
+	switch (kind)
+	{
+		case REDIS_FAIL_NONE:
+			return "none";
+		case REDIS_FAIL_CONFIG:
+			return "config";
+		case REDIS_FAIL_RESOURCES:
+			return "resources";
+		case REDIS_FAIL_RESOLVE:
+			return "resolve";
+		case REDIS_FAIL_REFUSED:
+			return "refused";
+		case REDIS_FAIL_UNREACHABLE:
+			return "unreachable";
+		case REDIS_FAIL_TIMEOUT:
+			return "timeout";
+		case REDIS_FAIL_INTERRUPTED:
+			return "interrupted";
+		case REDIS_FAIL_TLS_VERIFY:
+			return "tls_verify";
+		case REDIS_FAIL_TLS:
+			return "tls";
+		case REDIS_FAIL_CLOSED:
+			return "closed";
+		case REDIS_FAIL_IO:
+			return "io";
+		case REDIS_FAIL_PROTOCOL:
+			return "protocol";
+		case REDIS_FAIL_REPLY_TOO_LARGE:
+			return "reply_too_large";
+		case REDIS_FAIL_AUTH:
+			return "auth";
+		case REDIS_FAIL_SERVER_ERROR:
+			return "server_error";
+		case REDIS_FAIL_BREAKER_OPEN:
+			return "breaker_open";
+	}
+	return "unknown";
+}
+
+/* Note a failure of this attempt: its kind, and its message for people. */
+static void
+set_failure(RedisFailureKind kind, const char *msg)
+{
+	last_kind = kind;
+	if (msg != last_error)
+		strlcpy(last_error, msg, sizeof(last_error));
+}
+
 /* Drop the connection and everything it owns; safe to call at any time. */
 void
 RedisDisconnect(void)
@@ -127,19 +218,21 @@ url_hash(void)
 }
 
 /*
- * Record a failure: drop the connection, open the breaker, count it and
- * warn once per outage.
+ * Record the failure in last_kind / last_error: drop the connection, open
+ * the breaker, count it and warn once per outage.
  */
 static void
-fail(const char *what)
+fail(void)
 {
-	if (what != last_error)
-		strlcpy(last_error, what, sizeof(last_error));
 	RedisDisconnect();
 	breaker_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												cache_ext_retry_interval);
 	breaker_url_hash = url_hash();
-	CacheStatsAdd(CS_ERRORS, 1);
+	breaker_kind = last_kind;
+	failure_count++;
+	ereport(DEBUG1,
+			(errmsg_internal("cache_ext: Redis failure of kind %s: %s",
+							 RedisFailureKindName(last_kind), last_error)));
 	if (!warned_this_outage)
 	{
 		warned_this_outage = true;
@@ -164,7 +257,8 @@ RedisReportError(const char *msg, size_t len)
 
 	RedisSafeText(safe, sizeof(safe), msg, len);
 	snprintf(last_error, sizeof(last_error), "Redis answered: %s", safe);
-	fail(last_error);
+	last_kind = REDIS_FAIL_SERVER_ERROR;
+	fail();
 }
 
 char *
@@ -198,7 +292,8 @@ RedisBreakerOpen(int *remaining_ms)
 
 /*
  * Whether a Redis call may be attempted now.  When it may not, *why says
- * so in a few words for cache_status().
+ * so in a few words for cache_status(), and RedisLastFailureKind() says
+ * config or breaker_open (RedisLastError() keeps the failure's message).
  */
 bool
 RedisUsable(const char **why)
@@ -206,6 +301,7 @@ RedisUsable(const char **why)
 	if (cache_ext_redis_url == NULL || cache_ext_redis_url[0] == '\0')
 	{
 		*why = "redis unavailable (cache_ext.redis_url is not set)";
+		last_kind = REDIS_FAIL_CONFIG;
 		return false;
 	}
 	/* the breaker is for the server that failed: a new URL is tried at once */
@@ -213,17 +309,19 @@ RedisUsable(const char **why)
 		GetCurrentTimestamp() < breaker_until)
 	{
 		*why = "redis unavailable (circuit open after a failure)";
+		last_kind = REDIS_FAIL_BREAKER_OPEN;
 		return false;
 	}
 	return true;
 }
 
-/* last_error for a protocol error; hiredis quotes bytes of the reply in it */
+/* A protocol error; hiredis quotes bytes of the reply in its message. */
 static void
 reader_error(void)
 {
 	char		safe[200];
 
+	last_kind = REDIS_FAIL_PROTOCOL;
 	RedisSafeText(safe, sizeof(safe), conn.reader->errstr,
 				  strnlen(conn.reader->errstr, sizeof(conn.reader->errstr)));
 	snprintf(last_error, sizeof(last_error), "invalid reply from Redis: %s", safe);
@@ -231,8 +329,9 @@ reader_error(void)
 
 /*
  * Send the formatted commands in buf and read n replies.  Returns false
- * with last_error set on failure; replies[] then holds nothing.  Throws only
- * through CHECK_FOR_INTERRUPTS(), in which case the caller cleans up.
+ * with last_kind and last_error set on failure; replies[] then holds
+ * nothing.  Throws only through CHECK_FOR_INTERRUPTS(), in which case the
+ * caller cleans up.
  */
 static bool
 exchange(const char *buf, size_t len, int n, redisReply **replies,
@@ -245,7 +344,7 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 
 	if (!TransportSend(&conn.transport, buf, len, deadline, err, sizeof(err)))
 	{
-		strlcpy(last_error, err, sizeof(last_error));
+		set_failure(conn.transport.failure, err);
 		return false;
 	}
 
@@ -274,12 +373,13 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 						  deadline, err, sizeof(err));
 		if (r < 0)
 		{
-			strlcpy(last_error, err, sizeof(last_error));
+			set_failure(conn.transport.failure, err);
 			break;
 		}
 		received += r;
 		if (received > max_reply_bytes)
 		{
+			last_kind = REDIS_FAIL_REPLY_TOO_LARGE;
 			snprintf(last_error, sizeof(last_error),
 					 "Redis reply exceeds %zu bytes", max_reply_bytes);
 			break;
@@ -400,6 +500,7 @@ read_password_file(const char *path)
 	char		line[1024];
 	size_t		len;
 
+	last_kind = REDIS_FAIL_CONFIG;	/* if it fails */
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
 	{
 		snprintf(last_error, sizeof(last_error),
@@ -456,6 +557,7 @@ connect_redis(int timeout_ms)
 	perr = RedisParseUrl(cache_ext_redis_url, &ep);
 	if (perr)
 	{
+		last_kind = REDIS_FAIL_CONFIG;
 		snprintf(last_error, sizeof(last_error),
 				 "invalid cache_ext.redis_url: %s", perr);
 		return false;
@@ -466,6 +568,7 @@ connect_redis(int timeout_ms)
 		limit_arrays(conn.reader);
 	if (conn.url == NULL || conn.reader == NULL)
 	{
+		last_kind = REDIS_FAIL_RESOURCES;
 		snprintf(last_error, sizeof(last_error), "out of memory");
 		return false;
 	}
@@ -474,6 +577,7 @@ connect_redis(int timeout_ms)
 										   timeout_ms);
 	if (!TransportConnect(&conn.transport, &ep, deadline, err, sizeof(err)))
 	{
+		last_kind = conn.transport.failure;
 		if (ep.kind == REDIS_EP_UNIX)
 			snprintf(last_error, sizeof(last_error), "%s (socket \"%s\")",
 					 err, ep.path);
@@ -514,6 +618,7 @@ connect_redis(int timeout_ms)
 	for (int i = 0; i < n; i++)
 		if (!format_command(&buf, &cmds[i]))
 		{
+			last_kind = REDIS_FAIL_RESOURCES;
 			snprintf(last_error, sizeof(last_error), "could not format a command");
 			return false;
 		}
@@ -530,6 +635,8 @@ connect_redis(int timeout_ms)
 
 			/* the error text of AUTH never contains the password */
 			RedisSafeText(safe, sizeof(safe), replies[i]->str, replies[i]->len);
+			last_kind = strcmp(cmds[i].argv[0], "AUTH") == 0 ?
+				REDIS_FAIL_AUTH : REDIS_FAIL_SERVER_ERROR;
 			snprintf(last_error, sizeof(last_error), "%s failed: %s",
 					 cmds[i].argv[0], safe);
 			RedisFreeReplies(n, replies);
@@ -574,7 +681,8 @@ RedisExecTimeout(int ncmds, RedisCommand *cmds, redisReply **replies,
 
 /*
  * One attempt at a pipeline: connect if needed (then *fresh), send, read.
- * Returns false with last_error set; throws only on interrupts.
+ * Returns false with last_kind and last_error set; throws only on
+ * interrupts.
  */
 static bool
 exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
@@ -618,7 +726,7 @@ exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
 			for (int i = 0; i < ncmds && ok; i++)
 				ok = format_command(&buf, &cmds[i]);
 			if (!ok)
-				snprintf(last_error, sizeof(last_error), "could not format a command");
+				set_failure(REDIS_FAIL_RESOURCES, "could not format a command");
 			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												   timeout_ms);
 			if (ok)
@@ -646,19 +754,6 @@ exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
 	return ok;
 }
 
-/*
- * Whether last_error says the server had closed the connection: Redis's
- * "timeout" setting or a firewall drops idle connections, and the next
- * command finds out.
- */
-static bool
-connection_was_closed(void)
-{
-	return strstr(last_error, "closed the connection") != NULL ||
-		strstr(last_error, "Connection reset") != NULL ||
-		strstr(last_error, "Broken pipe") != NULL;
-}
-
 static bool
 exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 			  size_t max_reply_bytes, int timeout_ms, int connect_ms)
@@ -670,10 +765,12 @@ exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 				   connect_ms, &fresh);
 
 	/*
-	 * A connection that had been idle may have been closed by the server:
-	 * try once more on a new one (every command we send is idempotent).
+	 * A connection that had been idle may have been closed or reset by the
+	 * server (Redis's "timeout" setting, a firewall), and this command was
+	 * the first to find out: try once more on a new one (every command we
+	 * send is idempotent).
 	 */
-	if (!ok && !fresh && connection_was_closed())
+	if (!ok && !fresh && last_kind == REDIS_FAIL_CLOSED)
 	{
 		RedisDisconnect();
 		ok = exec_once(ncmds, cmds, replies, max_reply_bytes, timeout_ms,
@@ -681,7 +778,7 @@ exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 	}
 	if (!ok)
 	{
-		fail(last_error);
+		fail();
 		return false;
 	}
 	warned_this_outage = false;

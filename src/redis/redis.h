@@ -9,6 +9,13 @@
  * (malloc'd): whoever receives them frees them with RedisFreeReplies, also
  * on error paths.
  *
+ * The client calls nothing above it: a failure is reported as a kind
+ * (RedisFailureKind, decided from errno, SSL_get_error, OpenSSL's error
+ * queue and the certificate verification result where it happens, never
+ * from message text) plus a message for people (RedisLastError), and
+ * counted in a backend-local counter (RedisFailureCount) that the layer
+ * above turns into statistics.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CACHE_EXT_REDIS_H
@@ -19,6 +26,42 @@
 #include <hiredis/hiredis.h>
 
 #include "datatype/timestamp.h"
+
+/*
+ * Why the client could not serve a call.  The names (RedisFailureKindName)
+ * are stable: they may appear in statistics and logs.
+ */
+typedef enum RedisFailureKind
+{
+	REDIS_FAIL_NONE,			/* no failure yet */
+	REDIS_FAIL_CONFIG,			/* redis_url unset or invalid, password file,
+								 * TLS settings or their files */
+	REDIS_FAIL_RESOURCES,		/* out of memory or file descriptors */
+	REDIS_FAIL_RESOLVE,			/* the host name did not resolve */
+	REDIS_FAIL_REFUSED,			/* nobody listens (ECONNREFUSED, no socket
+								 * file) */
+	REDIS_FAIL_UNREACHABLE,		/* other connect errors (no route, ...) */
+	REDIS_FAIL_TIMEOUT,			/* a deadline passed (connect, TLS, reply) */
+	REDIS_FAIL_INTERRUPTED,		/* cancel or terminate while interrupts were
+								 * held */
+	REDIS_FAIL_TLS_VERIFY,		/* the server's certificate or name did not
+								 * verify */
+	REDIS_FAIL_TLS,				/* any other TLS failure, including the server
+								 * refusing our certificate */
+	REDIS_FAIL_CLOSED,			/* the server closed or reset the connection
+								 * (EOF, ECONNRESET, EPIPE, TLS end of stream) */
+	REDIS_FAIL_IO,				/* any other socket error */
+	REDIS_FAIL_PROTOCOL,		/* the reply is not valid RESP */
+	REDIS_FAIL_REPLY_TOO_LARGE, /* the replies exceed the caller's limit */
+	REDIS_FAIL_AUTH,			/* AUTH was refused */
+	REDIS_FAIL_SERVER_ERROR,	/* the server answered with an error that
+								 * means it is not serving (SELECT refused,
+								 * -LOADING, -NOAUTH, ... via
+								 * RedisReportError) */
+	REDIS_FAIL_BREAKER_OPEN		/* not tried: the circuit breaker is open */
+} RedisFailureKind;
+
+#define REDIS_FAIL_NUM_KINDS (REDIS_FAIL_BREAKER_OPEN + 1)
 
 /* url.c */
 typedef enum RedisEndpointKind
@@ -60,6 +103,7 @@ typedef struct RedisTransport
 	struct ssl_st *ssl;			/* rediss://: OpenSSL's connection (malloc'd,
 								 * freed by TransportClose), else NULL */
 	uint64		tls_generation; /* the TLS settings it was made under */
+	RedisFailureKind failure;	/* set by a Transport* call that failed */
 } RedisTransport;
 
 extern bool TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
@@ -129,5 +173,22 @@ extern char *RedisReplyText(const char *s, size_t len, size_t max);
 extern const char *RedisLastError(void);
 extern bool RedisConnected(void);
 extern bool RedisBreakerOpen(int *remaining_ms);
+
+/*
+ * The kind of this backend's last failure: of the last call that returned
+ * false (RedisExec, RedisExecTimeout, RedisUsable), or of the last
+ * RedisReportError.  Sticky like RedisLastError(): a success leaves it.
+ * RedisBreakerCause() is the kind of the failure that opened the breaker.
+ */
+extern RedisFailureKind RedisLastFailureKind(void);
+extern RedisFailureKind RedisBreakerCause(void);
+extern const char *RedisFailureKindName(RedisFailureKind kind);
+
+/*
+ * Failures of this backend so far (each one that dropped the connection
+ * and opened the breaker, RedisReportError included; a refusal by
+ * RedisUsable is not one).  Monotonic: the caller counts the difference.
+ */
+extern uint64 RedisFailureCount(void);
 
 #endif							/* CACHE_EXT_REDIS_H */

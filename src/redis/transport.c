@@ -13,6 +13,23 @@
  * The one message of their own is the WARNING, once per session, that
  * cache_ext.tls_verify is off.
  *
+ * Failure kinds: with the message, a failed call leaves in t->failure what
+ * went wrong (RedisFailureKind), decided where it happened from the codes,
+ * never from the text (strerror follows lc_messages):
+ *   errno of connect()      ECONNREFUSED, ENOENT (no socket file): refused;
+ *                           ETIMEDOUT: timeout; other: unreachable
+ *   getaddrinfo()           resolve
+ *   errno of send/recv      ECONNRESET, EPIPE, ECONNABORTED, or recv() = 0:
+ *                           closed (client.c retries an idle connection
+ *                           once); ETIMEDOUT: timeout; other: io
+ *   SSL_get_error()         ZERO_RETURN, or SYSCALL with nothing queued and
+ *                           no errno: closed; SYSCALL with errno: as above
+ *   ERR_get_error()         SSL_R_UNEXPECTED_EOF_WHILE_READING: closed; a
+ *                           system error: its errno, as above; other: tls
+ *   SSL_get_verify_result() not X509_V_OK, with verification on: tls_verify
+ *   our deadline / latch    timeout / interrupted
+ *   settings, their files   config; descriptors, memory: resources
+ *
  * TLS state: the SSL_CTX (CA bundle, client certificate and key) is built
  * once per backend and rebuilt when a TLS setting changes or one of its
  * files is replaced on disk; each connection has its own SSL object.  Both
@@ -77,6 +94,35 @@ static TlsFileStamp tls_ctx_stamps[TLS_NFILES];
 static bool warned_no_verify = false;
 
 /*
+ * The kind of a failed socket call from its errno; connecting tells
+ * connect()'s errors (nobody listens, no route) from those of an open
+ * connection.
+ */
+static RedisFailureKind
+errno_kind(int e, bool connecting)
+{
+	switch (e)
+	{
+		case ECONNREFUSED:
+		case ENOENT:			/* a unix socket's file is missing */
+			return connecting ? REDIS_FAIL_REFUSED : REDIS_FAIL_IO;
+		case ETIMEDOUT:
+			return REDIS_FAIL_TIMEOUT;
+		case ECONNRESET:
+		case EPIPE:
+		case ECONNABORTED:
+			return REDIS_FAIL_CLOSED;
+		case ENOMEM:
+		case ENOBUFS:
+		case EMFILE:
+		case ENFILE:
+			return REDIS_FAIL_RESOURCES;
+		default:
+			return connecting ? REDIS_FAIL_UNREACHABLE : REDIS_FAIL_IO;
+	}
+}
+
+/*
  * Wait until the socket is ready for 'want' (WL_SOCKET_READABLE or
  * WL_SOCKET_WRITEABLE), or the deadline passes.  Returns false with a
  * message on timeout.  May throw through CHECK_FOR_INTERRUPTS().
@@ -113,6 +159,7 @@ wait_socket(RedisTransport *t, uint32 want, TimestampTz deadline,
 													deadline);
 		if (remaining <= 0)
 		{
+			t->failure = REDIS_FAIL_TIMEOUT;
 			snprintf(err, errlen, "timed out");
 			return false;
 		}
@@ -132,6 +179,7 @@ wait_socket(RedisTransport *t, uint32 want, TimestampTz deadline,
 			if (InterruptHoldoffCount > 0 &&
 				(QueryCancelPending || ProcDiePending))
 			{
+				t->failure = REDIS_FAIL_INTERRUPTED;
 				snprintf(err, errlen, "interrupted");
 				return false;
 			}
@@ -360,12 +408,13 @@ host_is_ip(const char *host)
 }
 
 /*
- * After a failed SSL call: what went wrong, in words.  sslerr is
- * SSL_get_error()'s verdict, saved_errno errno right after the call.
- * Certificate problems are named by the verification result; an end of
- * stream, with or without close_notify, is "Redis closed the connection"
- * (client.c retries once when an idle connection was closed by the
- * server); anything else is OpenSSL's reason.
+ * After a failed SSL call: what went wrong, as a kind in t->failure and in
+ * words.  sslerr is SSL_get_error()'s verdict, saved_errno errno right
+ * after the call.  Certificate problems are named by the verification
+ * result (tls_verify); an end of stream, with or without close_notify, is
+ * closed (client.c retries once when an idle connection was closed by the
+ * server); a system error is judged by its errno; anything else is tls,
+ * with OpenSSL's reason.
  */
 static void
 tls_failure(RedisTransport *t, int sslerr, int saved_errno, bool handshake,
@@ -377,6 +426,7 @@ tls_failure(RedisTransport *t, int sslerr, int saved_errno, bool handshake,
 	if (vr != X509_V_OK && cache_ext_tls_verify &&
 		(code == 0 || ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED))
 	{
+		t->failure = REDIS_FAIL_TLS_VERIFY;
 		snprintf(err, errlen, "TLS certificate verification failed: %s",
 				 X509_verify_cert_error_string(vr));
 		ERR_clear_error();
@@ -387,11 +437,13 @@ tls_failure(RedisTransport *t, int sslerr, int saved_errno, bool handshake,
 		(sslerr == SSL_ERROR_SSL && code != 0 && !ERR_SYSTEM_ERROR(code) &&
 		 ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING))
 	{
+		t->failure = REDIS_FAIL_CLOSED;
 		snprintf(err, errlen, "Redis closed the connection%s",
 				 handshake ? " during the TLS handshake" : "");
 		ERR_clear_error();
 		return;
 	}
+	t->failure = REDIS_FAIL_TLS;
 	/* TLS 1.3: the server's verdict on us comes after our handshake ended */
 	if (sslerr == SSL_ERROR_SSL && code != 0 && !ERR_SYSTEM_ERROR(code) &&
 		ERR_GET_REASON(code) == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)
@@ -411,11 +463,14 @@ tls_failure(RedisTransport *t, int sslerr, int saved_errno, bool handshake,
 	}
 	if (sslerr == SSL_ERROR_SYSCALL && code == 0)
 	{
+		t->failure = errno_kind(saved_errno, false);
 		errno = saved_errno;
 		snprintf(err, errlen, "%s: %m", what);
 		ERR_clear_error();
 		return;
 	}
+	if (code != 0 && ERR_SYSTEM_ERROR(code))
+		t->failure = errno_kind(ERR_GET_REASON(code), false);
 	tls_error(err, errlen, what);
 }
 
@@ -431,9 +486,11 @@ tls_handshake(RedisTransport *t, SSL_CTX *ctx, const RedisEndpoint *ep,
 	bool		is_ip = host_is_ip(ep->host);
 
 	ERR_clear_error();
+	t->failure = REDIS_FAIL_TLS;	/* until it fails otherwise */
 	t->ssl = SSL_new(ctx);
 	if (t->ssl == NULL)
 	{
+		t->failure = REDIS_FAIL_RESOURCES;
 		tls_error(err, errlen, "could not create a TLS connection");
 		return false;
 	}
@@ -512,6 +569,7 @@ connect_fd(RedisTransport *t, int family, const struct sockaddr *addr,
 	t->sock = socket(family, SOCK_STREAM, 0);
 	if (t->sock == PGINVALID_SOCKET)
 	{
+		t->failure = REDIS_FAIL_RESOURCES;
 		snprintf(err, errlen, "could not create socket: %m");
 		return false;
 	}
@@ -519,6 +577,7 @@ connect_fd(RedisTransport *t, int family, const struct sockaddr *addr,
 	if (flags < 0 || fcntl(t->sock, F_SETFL, flags | O_NONBLOCK) < 0 ||
 		fcntl(t->sock, F_SETFD, FD_CLOEXEC) < 0)
 	{
+		t->failure = REDIS_FAIL_IO;
 		snprintf(err, errlen, "could not set socket flags: %m");
 		return false;
 	}
@@ -532,6 +591,7 @@ connect_fd(RedisTransport *t, int family, const struct sockaddr *addr,
 
 		if (errno != EINPROGRESS && errno != EINTR)
 		{
+			t->failure = errno_kind(errno, true);
 			snprintf(err, errlen, "could not connect: %m");
 			return false;
 		}
@@ -542,11 +602,13 @@ connect_fd(RedisTransport *t, int family, const struct sockaddr *addr,
 		}
 		if (getsockopt(t->sock, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
 		{
+			t->failure = REDIS_FAIL_IO;
 			snprintf(err, errlen, "could not connect: %m");
 			return false;
 		}
 		if (soerr != 0)
 		{
+			t->failure = errno_kind(soerr, true);
 			errno = soerr;
 			snprintf(err, errlen, "could not connect: %m");
 			return false;
@@ -572,6 +634,7 @@ TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
 	t->wes = NULL;
 	t->ssl = NULL;
 	t->tls_generation = 0;
+	t->failure = REDIS_FAIL_NONE;
 
 	/* settings that cannot work fail before anything goes on the network */
 	if (ep->kind == REDIS_EP_TLS)
@@ -587,12 +650,16 @@ TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
 		}
 		ctx = get_tls_ctx(err, errlen);
 		if (ctx == NULL)
+		{
+			t->failure = REDIS_FAIL_CONFIG;
 			return false;
+		}
 		t->tls_generation = tls_settings_generation;
 	}
 
 	if (!AcquireExternalFD())
 	{
+		t->failure = REDIS_FAIL_RESOURCES;
 		snprintf(err, errlen, "no file descriptor available for a Redis connection");
 		return false;
 	}
@@ -629,8 +696,18 @@ TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
 		snprintf(portstr, sizeof(portstr), "%d", ep->port);
 		rc = getaddrinfo(ep->host, portstr, &hints, &res);
 		if (rc != 0)
+		{
+			t->failure = (rc == EAI_MEMORY ? REDIS_FAIL_RESOURCES :
+						  rc == EAI_SYSTEM ? errno_kind(errno, true) :
+						  REDIS_FAIL_RESOLVE);
 			snprintf(err, errlen, "could not resolve \"%s\": %s",
 					 ep->host, gai_strerror(rc));
+		}
+		else if (res == NULL)
+		{
+			t->failure = REDIS_FAIL_RESOLVE;
+			snprintf(err, errlen, "could not resolve \"%s\"", ep->host);
+		}
 		for (struct addrinfo *ai = res; ai != NULL && naddrs < 4; ai = ai->ai_next)
 		{
 			if (ai->ai_addrlen > sizeof(struct sockaddr_storage))
@@ -760,6 +837,7 @@ TransportSend(RedisTransport *t, const char *buf, size_t len,
 				return false;
 			continue;
 		}
+		t->failure = errno_kind(errno, false);
 		snprintf(err, errlen, "could not send to Redis: %m");
 		return false;
 	}
@@ -829,6 +907,7 @@ TransportRecv(RedisTransport *t, char *buf, size_t len, bool wait_first,
 			return n;
 		if (n == 0)
 		{
+			t->failure = REDIS_FAIL_CLOSED;
 			snprintf(err, errlen, "Redis closed the connection");
 			return -1;
 		}
@@ -838,6 +917,7 @@ TransportRecv(RedisTransport *t, char *buf, size_t len, bool wait_first,
 				return -1;
 			continue;
 		}
+		t->failure = errno_kind(errno, false);
 		snprintf(err, errlen, "could not receive from Redis: %m");
 		return -1;
 	}

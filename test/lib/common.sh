@@ -54,6 +54,7 @@ CE_PACKAGES=(
 	clang clang-format valgrind
 	iproute2 procps
 	python3 python3-psycopg2
+	locales libc-l10n
 )
 
 # State for ce_stop_all; empty means "nothing to stop".

@@ -104,8 +104,10 @@ call_is($s, $call, qr/^HIT/, $expected, 'then HIT');
 # ---- A new session while Redis is down --------------------------------------
 
 $redis->kill9;
-call_is($node, $call, qr/^BYPASS: redis unavailable/, $expected,
-	'new session, Redis down from the start');
+my $r_down = call_is($node, "SET client_min_messages = debug1;\n$call",
+	qr/^BYPASS: redis unavailable/, $expected, 'new session, Redis down from the start');
+like($r_down->{err}, qr/Redis failure of kind refused:/,
+	'nobody listens on the port: a failure of kind refused (from errno, whatever the language)');
 $redis->restart;
 call_is($node, $call, qr/^MISS/, $expected, 'new session, Redis back');
 call_is($node, $call, qr/^HIT/, $expected, 'new session, HIT again');

@@ -45,9 +45,10 @@ $redis->pause;
 
 # ---- command_timeout --------------------------------------------------------
 
-my $r = call_is($node, $SHORT . cq($Q, $COLS, 3), qr/^BYPASS/, $expected{3},
-	'Redis hung, command_timeout 200ms');
+my $r = call_is($node, "SET client_min_messages = debug1;\n" . $SHORT . cq($Q, $COLS, 3),
+	qr/^BYPASS/, $expected{3}, 'Redis hung, command_timeout 200ms');
 cmp_ok($r->{elapsed}, '<', $BOUND, "and it returned within ${BOUND}s");
+like($r->{err}, qr/Redis failure of kind timeout:/, 'and the failure is of kind timeout');
 note sprintf('the call took %.3f s', $r->{elapsed});
 
 # ---- pg_cancel_backend ------------------------------------------------------

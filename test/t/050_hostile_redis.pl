@@ -4,6 +4,8 @@
 # (wrong reply types, protocol errors, absurd lengths, deep nesting, a
 # connection closed mid-reply, silence), cached_query() returns the right
 # rows without an ERROR, within a bounded time, and no backend crashes.
+# Where the kind of failure is certain, the client names it (DEBUG1):
+# decided from what happened, not from the words of a message.
 
 use strict;
 use warnings FATAL => 'all';
@@ -30,30 +32,36 @@ my $expected = direct_rows($node, $Q, [3]);
 my $call = cq($Q, $COLS, 3);
 
 my @cases = (
-	[ 'closes every connection at once' => reply => '', close => 1 ],
+	[ 'closes every connection at once' => reply => '', close => 1, kind => 'closed' ],
 	[ 'answers +OK to everything' => reply => "+OK\r\n" ],
 	[ 'answers an error to everything' => reply => "-ERR hostile\r\n" ],
 	[ 'answers an integer to everything' => reply => ":42\r\n" ],
 	[ 'answers nil to everything' => reply => "\$-1\r\n" ],
 	[ 'answers a bulk string of garbage' => reply => "\$30\r\n" . ('x' x 30) . "\r\n" ],
-	[ 'is not a Redis server' => reply => "HTTP/1.1 400 Bad Request\r\n\r\n" ],
-	[ 'answers binary noise' => reply => join('', map { chr } 0 .. 255) x 4 ],
+	[ 'is not a Redis server' => reply => "HTTP/1.1 400 Bad Request\r\n\r\n",
+		kind => 'protocol' ],
+	[ 'answers binary noise' => reply => join('', map { chr } 0 .. 255) x 4,
+		kind => 'protocol' ],
 	[ 'announces a huge bulk string' => reply => "\$9223372036854775807\r\n" ],
 	[ 'announces a negative bulk length' => reply => "\$-7\r\n" ],
-	[ 'announces a huge array' => reply => "*2147483647\r\n" ],
+	[ 'announces a huge array' => reply => "*2147483647\r\n", kind => 'protocol' ],
 	[ 'sends deeply nested arrays' => reply => "*1\r\n" x 20000 ],
-	[ 'closes in the middle of a reply' => reply => "\$100\r\nabc", close => 1 ],
-	[ 'answers after 5 s' => reply => "+OK\r\n", delay => 5 ],
+	[ 'closes in the middle of a reply' => reply => "\$100\r\nabc", close => 1,
+		kind => 'closed' ],
+	[ 'answers after 5 s' => reply => "+OK\r\n", delay => 5, kind => 'timeout' ],
 );
 
 foreach my $case (@cases)
 {
 	my ($name, %params) = @$case;
+	my $kind = delete $params{kind};
 	$fake->start(%params);
-	my $r = call_is($node, $call, qr/^(MISS|BYPASS)/, $expected, "server $name",
-		timeout => 60);
+	my $r = call_is($node, "SET client_min_messages = debug1;\n$call",
+		qr/^(MISS|BYPASS)/, $expected, "server $name", timeout => 60);
 	cmp_ok($r->{elapsed}, '<', $BOUND, "server $name: returned within ${BOUND}s");
 	note "server $name: status " . ($r->{status} // 'none');
+	like($r->{err}, qr/Redis failure of kind $kind:/, "server $name: a failure of kind $kind")
+	  if $kind;
 }
 
 # Error replies in no encoding at all: under client_encoding = LATIN1 the

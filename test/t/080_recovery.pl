@@ -10,6 +10,12 @@
 #   - Redis unreachable at commit: the bump waits in the outbox, hits stop
 #     (BYPASS: pending invalidations), then it is delivered and the next read
 #     is a MISS with the new data.
+# And the retry of a connection lost while idle: closed by Redis's idle
+# timeout (end of stream) or reset on the way (ECONNRESET, through
+# CacheExt::ResetProxy), the next call reconnects at once, with no bypass
+# and no warning; the reset case also with lc_messages in German when such a
+# locale can be had (CacheExt::Locale), since strerror() then speaks German
+# and the client must judge the failure by errno, not by its text.
 
 use strict;
 use warnings FATAL => 'all';
@@ -17,10 +23,17 @@ use warnings FATAL => 'all';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
+use CacheExt::Locale;
 use CacheExt::Redis qw(cache_ext_node);
+use CacheExt::ResetProxy;
 use CacheExt::Session;
 use CacheExt::Util;
+
+# before the server starts: it must find the locale
+my ($foreign, $locpath) = CacheExt::Locale::foreign_messages_locale();
+$ENV{LOCPATH} = $locpath if $locpath;
 
 my $redis = CacheExt::Redis->new;
 my $node = cache_ext_node('main', $redis, extra_conf => join("\n",
@@ -118,6 +131,43 @@ cmp_ok($clients_after, '<', $clients_before, 'Redis closed the idle connection')
 call_is($idle, $call, qr/^HIT$/, $after3, 'the next call reconnected at once: HIT');
 is($redis->cli('CONFIG', 'SET', 'timeout', '0'), 'OK', 'idle timeout off again');
 $idle->quit;
+
+# ---- an idle connection reset on the way: the next call reconnects, no
+# bypass, whatever language strerror() speaks
+my $proxy = CacheExt::ResetProxy->new($redis->port);
+$proxy->start;
+my $redis_clients = sub { scalar(() = $redis->cli('CLIENT', 'LIST') =~ /^id=/mg) };
+my @langs = ('C');
+if ($foreign) { push @langs, $foreign; }
+else { note 'no non-English locale available: the reset is tested with lc_messages = C only'; }
+for my $lang (@langs)
+{
+	my $s = CacheExt::Session->new($node, timeout => 30);
+	$s->query_ok("SET lc_messages = '$lang'");
+	$s->query_ok("SET cache_ext.redis_url = '" . $proxy->url . "'");
+	if ($lang ne 'C')
+	{
+		my (undef, $err) = $s->query("SELECT pg_read_file('/nonexistent/cache_ext')");
+		unlike($err, qr/No such file/, "lc_messages = $lang: strerror() is not English")
+		  or diag $err;
+	}
+	call_is($s, $call, qr/^(HIT|MISS)/, $after3, "lc_messages = $lang: a session uses Redis through the proxy");
+	my $n_before = $redis_clients->();
+	$proxy->reset_all;
+	my $n_after = $n_before;
+	for (1 .. 100)
+	{
+		$n_after = $redis_clients->();
+		last if $n_after < $n_before;
+		usleep(50_000);
+	}
+	cmp_ok($n_after, '<', $n_before, "lc_messages = $lang: the proxy reset the idle connection");
+	my $r = call_is($s, $call, qr/^HIT$/, $after3,
+		"lc_messages = $lang: the next call reconnected at once: HIT");
+	unlike($r->{err}, qr/WARNING/, "lc_messages = $lang: no warning") or diag $r->{err};
+	$s->quit;
+}
+$proxy->stop;
 
 # ---- 2PC: what PREPARE recorded survives Redis losing everything
 $node->safe_psql('postgres', q{

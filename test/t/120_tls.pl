@@ -107,17 +107,19 @@ call_is($node, $call, qr/^MISS/, $expected, 'after an UPDATE: invalidated over T
 # ---- certificate verification failures ---------------------------------------
 
 # One call that must BYPASS for a TLS reason: right rows, the reason in
-# cache_status(), one WARNING, and on the server one failed handshake that
-# is a TLS alert, not a plain-text request.
+# cache_status(), one WARNING, the kind of failure the client decided
+# (DEBUG1), and on the server one failed handshake that is a TLS alert, not
+# a plain-text request.
 sub tls_bypass
 {
 	my ($redis, $settings, $reason_re, $name, %opt) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
 	my @before = $redis->handshake_errors;
-	my $r = call_is($node, $settings . $call, qr/^BYPASS: redis unavailable \($reason_re/,
-		$expected, $name);
+	my $r = call_is($node, "SET client_min_messages = debug1;\n" . $settings . $call,
+		qr/^BYPASS: redis unavailable \($reason_re/, $expected, $name);
 	note "$name: $r->{status}";
 	like($r->{err}, qr/WARNING:  cache_ext could not use Redis/, "$name: one WARNING");
+	like($r->{err}, qr/Redis failure of kind $opt{kind}:/, "$name: a failure of kind $opt{kind}");
 	my @after = $redis->handshake_errors;
 	if ($opt{server_fails_handshake} // 1)
 	{
@@ -141,27 +143,27 @@ sub tls_bypass
 
 tls_bypass($redis_a, with(tls_ca_file => $pki->{other_ca_crt}),
 	qr/TLS certificate verification failed: (unable to get local issuer certificate|self-signed certificate in certificate chain)/,
-	'wrong CA');
+	'wrong CA', kind => 'tls_verify');
 
 tls_bypass($redis_b, with(redis_url => $redis_b->url('127.0.0.1')),
 	qr/TLS certificate verification failed: IP address mismatch/,
-	'address not in the certificate (localhost certificate, URL 127.0.0.1)');
+	'address not in the certificate (localhost certificate, URL 127.0.0.1)', kind => 'tls_verify');
 tls_bypass($redis_a, with(redis_url => $redis_a->url('localhost')),
 	qr/TLS certificate verification failed: hostname mismatch/,
-	'name not in the certificate (127.0.0.1 certificate, URL localhost)');
+	'name not in the certificate (127.0.0.1 certificate, URL localhost)', kind => 'tls_verify');
 
 # the CA file itself
 tls_bypass($redis_a, with(tls_ca_file => "$pki->{dir}/no_such_file.crt"),
 	qr/could not load the CA bundle \(cache_ext.tls_ca_file\): No such file or directory/,
-	'missing CA file', server_fails_handshake => 0);
+	'missing CA file', server_fails_handshake => 0, kind => 'config');
 tls_bypass($redis_a, with(tls_ca_file => $pki->{ip_key}),
 	qr/could not load the CA bundle \(cache_ext.tls_ca_file\)/,
-	'a CA file without certificates', server_fails_handshake => 0);
+	'a CA file without certificates', server_fails_handshake => 0, kind => 'config');
 
 # the system's default CAs do not know our test CA
 tls_bypass($redis_a, with(tls_ca_file => ''),
 	qr/TLS certificate verification failed: (unable to get local issuer certificate|self-signed certificate in certificate chain)/,
-	'no CA file: the system default CAs, which do not know the test CA');
+	'no CA file: the system default CAs, which do not know the test CA', kind => 'tls_verify');
 
 # ---- tls_verify = off --------------------------------------------------------
 
@@ -193,11 +195,11 @@ tls_bypass($redis_a, with(tls_ca_file => ''),
 
 tls_bypass($redis_c, with(redis_url => $redis_c->url),
 	qr/Redis requires a client certificate \(cache_ext.tls_cert_file and cache_ext.tls_key_file\)/,
-	'Redis requires a client certificate, none is set');
+	'Redis requires a client certificate, none is set', kind => 'tls');
 tls_bypass($redis_c, with(redis_url => $redis_c->url, tls_cert_file => $pki->{other_client_crt},
 		tls_key_file => $pki->{other_client_key}),
 	qr/Redis refused the TLS connection: tlsv1 alert unknown ca/,
-	'a client certificate Redis does not trust');
+	'a client certificate Redis does not trust', kind => 'tls');
 my $cert = with(redis_url => $redis_c->url, tls_cert_file => $pki->{client_crt},
 	tls_key_file => $pki->{client_key});
 call_is($node, $cert . $call, qr/^MISS/, $expected, 'with the client certificate: MISS');
@@ -205,14 +207,14 @@ call_is($node, $cert . $call, qr/^HIT/, $expected, 'with the client certificate:
 
 tls_bypass($redis_c, with(redis_url => $redis_c->url, tls_cert_file => $pki->{client_crt}),
 	qr/cache_ext.tls_cert_file and cache_ext.tls_key_file must be set together/,
-	'certificate without key', server_fails_handshake => 0);
+	'certificate without key', server_fails_handshake => 0, kind => 'config');
 tls_bypass($redis_c, with(redis_url => $redis_c->url, tls_key_file => $pki->{client_key}),
 	qr/cache_ext.tls_cert_file and cache_ext.tls_key_file must be set together/,
-	'key without certificate', server_fails_handshake => 0);
+	'key without certificate', server_fails_handshake => 0, kind => 'config');
 tls_bypass($redis_c, with(redis_url => $redis_c->url, tls_cert_file => $pki->{client_crt},
 		tls_key_file => $pki->{ip_key}),
 	qr/the client key \(cache_ext.tls_key_file\) does not match the client certificate/,
-	'a key that does not match the certificate', server_fails_handshake => 0);
+	'a key that does not match the certificate', server_fails_handshake => 0, kind => 'config');
 {
 	my $loose = "$pki->{dir}/loose.key";
 	PostgreSQL::Test::Utils::append_to_file($loose, slurp_file($pki->{client_key}));
@@ -220,7 +222,7 @@ tls_bypass($redis_c, with(redis_url => $redis_c->url, tls_cert_file => $pki->{cl
 	tls_bypass($redis_c, with(redis_url => $redis_c->url, tls_cert_file => $pki->{client_crt},
 			tls_key_file => $loose),
 		qr/the client key \(cache_ext.tls_key_file\) has group or world access/,
-		'a key file others may read', server_fails_handshake => 0);
+		'a key file others may read', server_fails_handshake => 0, kind => 'config');
 }
 
 # ---- plain URLs stay plain ---------------------------------------------------
