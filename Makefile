@@ -12,6 +12,8 @@ OBJS = \
 	src/outbox.o \
 	src/query.o \
 	src/stats.o \
+	src/store/store.o \
+	src/store/store_reply.o \
 	src/redis/client.o \
 	src/redis/text.o \
 	src/redis/transport.o \
@@ -33,4 +35,4 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # no automatic dependency tracking in PGXS: rebuild everything when a header changes
-$(OBJS): $(wildcard src/*.h src/redis/*.h)
+$(OBJS): $(wildcard src/*.h src/redis/*.h src/store/*.h)
