@@ -45,6 +45,10 @@
  * blocked.  A hot standby serves a hit only while it has seen the lease
  * alive (OutboxStandbyMayServe).  The worker also delivers the outboxes.
  *
+ * Redis is reached through the store (store/store.h): bumps, the token
+ * swap and the lease are its operations; the store tells on_redis_connect
+ * of each new connection's run_id.
+ *
  * Locking.  One LWLock (tranche "cache_ext") guards everything in
  * OutboxShared but the atomics: the per-target "blocked" counts and the
  * epoch are written under the lock and read without it; the per-process

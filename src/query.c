@@ -14,8 +14,8 @@
  *	   when the plan is rebuilt.
  *	3. Check the caller's privileges on every relation of the plan, as the
  *	   executor would, so a hit never shows a role what it could not read.
- *	4. Build the key and fetch the entry in one round trip.  A valid entry
- *	   is decoded and returned (HIT).
+ *	4. Build the key and fetch the entry in one round trip (the store's
+ *	   StoreLookupEntry).  A valid entry is decoded and returned (HIT).
  *	5. Otherwise run the query with a fresh snapshot, returning its rows
  *	   and encoding them at the same time, and store the entry (MISS).
  * Anything that cannot be cached runs directly (BYPASS, with the reason).

@@ -2,7 +2,8 @@
  *
  * stats.c
  *	  Counters of hits, misses, bypasses, errors, bytes and time, and the
- *	  SQL functions behind the cache_stats view.
+ *	  SQL functions behind the cache_stats view; cache_health() (what it
+ *	  says of Redis comes from the store, StoreGetHealth).
  *
  * Ownership: when cache_ext is in shared_preload_libraries, the counters
  * live in shared memory (one struct, created by the postmaster) and are
