@@ -44,14 +44,20 @@ count_failures(void)
 {
 }
 
-/* RedisExec, or RedisExecTimeout when timeout_ms > 0; then count. */
+/* exec_commands' timeout_ms for cache_ext.command_timeout (RedisExec) */
+#define DEFAULT_TIMEOUT (-1)
+
+/*
+ * RedisExecTimeout, or RedisExec when timeout_ms is DEFAULT_TIMEOUT; then
+ * count.
+ */
 static bool
 exec_commands(int ncmds, RedisCommand *cmds, redisReply **replies,
 			  size_t max_reply_bytes, int timeout_ms)
 {
 	bool		ok;
 
-	if (timeout_ms > 0)
+	if (timeout_ms != DEFAULT_TIMEOUT)
 		ok = RedisExecTimeout(ncmds, cmds, replies, max_reply_bytes, timeout_ms);
 	else
 		ok = RedisExec(ncmds, cmds, replies, max_reply_bytes);
@@ -110,7 +116,7 @@ StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 		RedisCommandArgStr(&cmds[gi], genkeys[i]);
 
 	if (!exec_commands(ncmds, cmds, replies,
-					   max_entry_size + 1024 + 300 * (size_t) ngens, 0))
+					   max_entry_size + 1024 + 300 * (size_t) ngens, DEFAULT_TIMEOUT))
 		return;
 
 	PG_TRY();
@@ -174,7 +180,7 @@ StoreInitGenerations(char *const *keys, const int *which, int nmissing,
 	RedisCommandInit(&cmds[nmissing], "MGET");
 	for (int j = 0; j < nmissing; j++)
 		RedisCommandArgStr(&cmds[nmissing], keys[which[j]]);
-	if (!exec_commands(ncmds, cmds, replies, 64 * 1024, 0))
+	if (!exec_commands(ncmds, cmds, replies, 64 * 1024, DEFAULT_TIMEOUT))
 		return false;
 
 	PG_TRY();
@@ -211,7 +217,7 @@ StorePutEntry(const char *rkey, const char *data, size_t len, int64 ttl_ms)
 	RedisCommandArg(&cmd, data, len);
 	RedisCommandArgStr(&cmd, "PX");
 	RedisCommandArgStr(&cmd, ttlbuf);
-	if (!exec_commands(1, &cmd, &reply, 4096, 0))
+	if (!exec_commands(1, &cmd, &reply, 4096, DEFAULT_TIMEOUT))
 		return psprintf("redis unavailable (%s)", RedisLastError());
 	st = StoreReplyWrite(reply);
 	if (st == STORE_REFUSED)
@@ -235,7 +241,7 @@ StoreDeleteEntry(const char *rkey)
 
 	RedisCommandInit(&del, "UNLINK");
 	RedisCommandArgStr(&del, rkey);
-	if (exec_commands(1, &del, &r, 1024, 0))
+	if (exec_commands(1, &del, &r, 1024, DEFAULT_TIMEOUT))
 		RedisFreeReplies(1, &r);
 }
 
@@ -284,7 +290,7 @@ StoreSwapToken(const char *key, const char *token, const char *file_token,
 	RedisCommandArgStr(&cmd, key);
 	RedisCommandArgStr(&cmd, token);
 	RedisCommandArgStr(&cmd, "GET");
-	if (!exec_commands(1, &cmd, &r, 4096, 0))
+	if (!exec_commands(1, &cmd, &r, 4096, DEFAULT_TIMEOUT))
 		return STORE_UNAVAILABLE;
 	st = StoreReplyToken(r, token, file_token, prev);
 	if (st == STORE_REFUSED)
@@ -305,7 +311,7 @@ StoreLeaseTtl(const char *key, int64 *ttl_ms)
 	*ttl_ms = -1;
 	RedisCommandInit(&cmd, "PTTL");
 	RedisCommandArgStr(&cmd, key);
-	if (!exec_commands(1, &cmd, &r, 4096, 0))
+	if (!exec_commands(1, &cmd, &r, 4096, DEFAULT_TIMEOUT))
 		return STORE_UNAVAILABLE;
 	if (StoreReplyInteger(r, &ms))
 		*ttl_ms = (int64) ms;
@@ -370,12 +376,11 @@ StorePurge(const char *pattern, StorePurgeBatch *b)
 {
 	RedisCommand cmd;
 	RedisCommand del;
-	redisReply *volatile reply = NULL;
-	redisReply *dreply = NULL;
+	redisReply *reply = NULL;
+	redisReply *dreply[1] = {NULL};
 	const redisReply *keys;
 	const char *why;
-	volatile StoreStatus st;
-	volatile size_t nsent = 0;
+	volatile StoreStatus st = STORE_BAD_REPLY;
 
 	b->deleted = 0;
 	b->problem = NULL;
@@ -391,13 +396,13 @@ StorePurge(const char *pattern, StorePurgeBatch *b)
 	RedisCommandArgStr(&cmd, pattern);
 	RedisCommandArgStr(&cmd, "COUNT");
 	RedisCommandArgStr(&cmd, "1000");
-	if (!exec_commands(1, &cmd, (redisReply **) &reply, 16 * 1024 * 1024, 0))
+	if (!exec_commands(1, &cmd, &reply, 16 * 1024 * 1024, DEFAULT_TIMEOUT))
 	{
 		b->problem = pstrdup(RedisLastError());
 		return STORE_UNAVAILABLE;
 	}
 
-	/* the UNLINK's arguments point into the SCAN reply: build, then free */
+	/* the UNLINK's arguments point into the SCAN reply: freed after it */
 	PG_TRY();
 	{
 		st = StoreReplyScan(reply, b->cursor, &keys);
@@ -407,48 +412,34 @@ StorePurge(const char *pattern, StorePurgeBatch *b)
 			b->problem = "unexpected reply to SCAN";
 		else if (keys->elements > 0)
 		{
-			nsent = keys->elements;
 			RedisCommandInit(&del, "UNLINK");
 			for (size_t i = 0; i < keys->elements; i++)
 				if (keys->element[i]->type == REDIS_REPLY_STRING)
 					RedisCommandArg(&del, keys->element[i]->str, keys->element[i]->len);
+			if (!exec_commands(1, &del, dreply, 4096, DEFAULT_TIMEOUT))
+			{
+				st = STORE_UNAVAILABLE;
+				b->problem = pstrdup(RedisLastError());
+			}
+			else
+			{
+				st = StoreReplyUnlinkCount(dreply[0], keys->elements, &b->deleted);
+				b->unlink_failed = st != STORE_OK;
+				if (st == STORE_REFUSED)
+					b->problem = psprintf("Redis refused UNLINK: %s",
+										  error_text(dreply[0], 150));
+				else if (st != STORE_OK)
+					b->problem = "unexpected reply to UNLINK";
+			}
 		}
 	}
-	PG_CATCH();
+	PG_FINALLY();
 	{
-		RedisFreeReplies(1, (redisReply **) &reply);
-		PG_RE_THROW();
+		RedisFreeReplies(1, &reply);
+		RedisFreeReplies(1, dreply);
 	}
 	PG_END_TRY();
-	if (st != STORE_OK || nsent == 0)
-	{
-		RedisFreeReplies(1, (redisReply **) &reply);
-		return st;
-	}
-
-	if (!exec_commands(1, &del, &dreply, 4096, 0))
-	{
-		RedisFreeReplies(1, (redisReply **) &reply);
-		b->problem = pstrdup(RedisLastError());
-		return STORE_UNAVAILABLE;
-	}
-	RedisFreeReplies(1, (redisReply **) &reply);
-	st = StoreReplyUnlinkCount(dreply, nsent, &b->deleted);
-	if (st != STORE_OK)
-	{
-		char		shown[151];
-
-		b->unlink_failed = true;
-		if (st == STORE_REFUSED)
-			RedisSafeText(shown, sizeof(shown), dreply->str, dreply->len);
-		RedisFreeReplies(1, &dreply);
-		b->problem = st == STORE_REFUSED ?
-			psprintf("Redis refused UNLINK: %s", shown) :
-			"unexpected reply to UNLINK";
-		return st;
-	}
-	RedisFreeReplies(1, &dreply);
-	return STORE_OK;
+	return st;
 }
 
 /* One INFO field into a palloc'd buffer, or NULL. */
@@ -476,7 +467,7 @@ fetch_info(StoreHealth *h)
 
 	RedisCommandInit(&cmd, "INFO");
 	RedisCommandArgStr(&cmd, "everything");
-	if (!exec_commands(1, &cmd, &reply, 1024 * 1024, 0))
+	if (!exec_commands(1, &cmd, &reply, 1024 * 1024, DEFAULT_TIMEOUT))
 		return NULL;
 	PG_TRY();
 	{
@@ -515,7 +506,7 @@ StoreGetHealth(StoreHealth *h)
 
 		RedisCommandInit(&ping, "PING");
 		INSTR_TIME_SET_CURRENT(t0);
-		if (exec_commands(1, &ping, &reply, 1024, 0))
+		if (exec_commands(1, &ping, &reply, 1024, DEFAULT_TIMEOUT))
 		{
 			INSTR_TIME_SET_CURRENT(t1);
 			INSTR_TIME_SUBTRACT(t1, t0);
