@@ -145,7 +145,8 @@ extern StoreStatus StoreLeaseTtl(const char *key, int64 *ttl_ms);
 
 /*
  * Renew the lease (SET PX) or drop it (UNLINK, *dropped when the server
- * answered with a count), within timeout_ms.  Check StoreUsable first.
+ * answered with a count), within timeout_ms.  Both check StoreUsable
+ * first.
  */
 extern StoreStatus StoreLeaseSet(const char *key, const char *token,
 								 int px_ms, int timeout_ms);
