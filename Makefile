@@ -27,6 +27,8 @@ OBJS = \
 	src/execute.o \
 	src/explain.o \
 	src/stats.o \
+	src/store/store.o \
+	src/store/store_reply.o \
 	src/redis/client.o \
 	src/redis/settings.o \
 	src/redis/text.o \
@@ -64,7 +66,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # no automatic dependency tracking in PGXS: rebuild everything when a header changes
-$(OBJS): $(wildcard src/*.h src/redis/*.h)
+$(OBJS): $(wildcard src/*.h src/redis/*.h src/store/*.h)
 
 # the TAP tests' own Perl modules, beside PostgreSQL's (PG_PROVE_FLAGS)
 PG_PROVE_FLAGS += -I $(srcdir)/test/perl

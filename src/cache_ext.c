@@ -12,7 +12,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -23,7 +22,6 @@
 #include "cache_ext.h"
 #include "invalidate.h"
 #include "keys.h"
-#include "redis/redis.h"
 
 PG_MODULE_MAGIC;
 
@@ -54,28 +52,6 @@ cache_ext_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/*
- * TEMPORARY (issue 11, until the store layer counts): the Redis client no
- * longer adds its failures to cache_stats.errors (it calls nothing above
- * src/redis/); this adds RedisFailureCount()'s increase at the end of each
- * transaction, after the commit-time bumps (registered before them, so
- * called after them).  The background worker runs no transactions: its
- * failures go uncounted meanwhile.  Remove this when the store adds the
- * increase after each call, or errors are counted twice.
- */
-static void
-count_redis_failures(XactEvent event, void *arg)
-{
-	static uint64 counted = 0;
-	uint64		now = RedisFailureCount();
-
-	if (now != counted)
-	{
-		CacheStatsAdd(CS_ERRORS, now - counted);
-		counted = now;
-	}
-}
-
 void
 _PG_init(void)
 {
@@ -85,11 +61,9 @@ _PG_init(void)
 	EntryDefineGucs();
 	InvalDefineGucs();
 	StatsDefineGucs();
-	TransportDefineGucs();
 	SecretsDefineGucs();
 	SecretsLoad();
 
-	RegisterXactCallback(count_redis_failures, NULL);	/* TEMPORARY, above */
 	InvalInit();				/* defines the outbox's settings too */
 	MarkGUCPrefixReserved("cache_ext");
 

@@ -78,7 +78,7 @@
 #include "inval_internal.h"
 #include "outbox.h"
 #include "keys.h"
-#include "redis/redis.h"
+#include "store/store.h"
 
 int			cache_ext_untracked = UNTRACKED_ALLOW;
 int			cache_ext_invalidation_timeout = 250;
@@ -100,97 +100,30 @@ InvalInit(void)
 
 PG_FUNCTION_INFO_V1(cache_purge);
 
-/* Delete this database's entries: SCAN + UNLINK in batches, never KEYS. */
+/*
+ * Delete this database's entries: the store's SCAN + UNLINK batches, never
+ * KEYS.  Raises when Redis fails, saying how many were deleted before.
+ */
 Datum
 cache_purge(PG_FUNCTION_ARGS)
 {
 	char	   *pattern = KeyEntryPattern();
-	char		cursor[32] = "0";
+	StorePurgeBatch b;
 	int64		deleted = 0;
-	const char *why;
 
+	strlcpy(b.cursor, "0", sizeof(b.cursor));
 	do
 	{
-		RedisCommand cmd;
-		redisReply *reply = NULL;
-		redisReply *keys;
-		bool		ok;
-
 		CHECK_FOR_INTERRUPTS();
-		if (!RedisUsable(&why))
+		if (StorePurge(pattern, &b) != STORE_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not purge the cache: %s", why),
-					 errdetail("%lld entries were deleted before.", (long long) deleted)));
-		RedisCommandInit(&cmd, "SCAN");
-		RedisCommandArgStr(&cmd, cursor);
-		RedisCommandArgStr(&cmd, "MATCH");
-		RedisCommandArgStr(&cmd, pattern);
-		RedisCommandArgStr(&cmd, "COUNT");
-		RedisCommandArgStr(&cmd, "1000");
-		ok = RedisExec(1, &cmd, &reply, 16 * 1024 * 1024);
-		if (!ok || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-			reply->element[0]->type != REDIS_REPLY_STRING ||
-			reply->element[0]->len >= sizeof(cursor) ||
-			reply->element[1]->type != REDIS_REPLY_ARRAY)
-		{
-			char	   *problem;
-
-			if (!ok)
-				problem = pstrdup(RedisLastError());
-			else if (reply->type == REDIS_REPLY_ERROR)
-				problem = psprintf("Redis refused SCAN: %s",
-								   RedisReplyText(reply->str, reply->len, 150));
-			else
-				problem = pstrdup("unexpected reply to SCAN");
-			if (ok)
-				RedisFreeReplies(1, &reply);
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not purge the cache: %s", problem),
-					 errdetail("%lld entries were deleted before.", (long long) deleted)));
-		}
-		memcpy(cursor, reply->element[0]->str, reply->element[0]->len);
-		cursor[reply->element[0]->len] = '\0';
-		keys = reply->element[1];
-		if (keys->elements > 0)
-		{
-			RedisCommand del;
-			redisReply *dreply = NULL;
-			size_t		nsent = keys->elements;
-
-			RedisCommandInit(&del, "UNLINK");
-			for (size_t i = 0; i < keys->elements; i++)
-				if (keys->element[i]->type == REDIS_REPLY_STRING)
-					RedisCommandArg(&del, keys->element[i]->str, keys->element[i]->len);
-			ok = RedisExec(1, &del, &dreply, 4096);
-			RedisFreeReplies(1, &reply);
-			if (!ok)
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("could not purge the cache: %s", RedisLastError()),
-						 errdetail("%lld entries were deleted before.", (long long) deleted)));
-			if (dreply->type != REDIS_REPLY_INTEGER)
-			{
-				char	   *problem = dreply->type == REDIS_REPLY_ERROR ?
-				psprintf("Redis refused UNLINK: %s", RedisReplyText(dreply->str, dreply->len, 150)) :
-				pstrdup("unexpected reply to UNLINK");
-
-				RedisFreeReplies(1, &dreply);
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("could not purge the cache: %s", problem),
-						 errdetail("%lld entries were deleted before.", (long long) deleted),
-						 errhint("The Redis user of cache_ext.redis_url needs +scan and +unlink on the key prefix.")));
-			}
-			/* an untrusted count: at most the keys asked for */
-			if (dreply->integer > 0)
-				deleted += Min(dreply->integer, (long long) nsent);
-			RedisFreeReplies(1, &dreply);
-		}
-		else
-			RedisFreeReplies(1, &reply);
-	} while (strcmp(cursor, "0") != 0);
+					 errmsg("could not purge the cache: %s", b.problem),
+					 errdetail("%lld entries were deleted before.", (long long) deleted),
+					 b.unlink_failed ?
+					 errhint("The Redis user of cache_ext.redis_url needs +scan and +unlink on the key prefix.") : 0));
+		deleted += b.deleted;
+	} while (strcmp(b.cursor, "0") != 0);
 
 	PG_RETURN_INT64(deleted);
 }

@@ -46,6 +46,10 @@
  * alive (InvalHitsBlocked asks standby_lease_alive).  The worker also
  * delivers the outboxes.
  *
+ * Redis is reached through the store (store/store.h): bumps, the token
+ * swap and the lease are its operations; the store tells on_redis_connect
+ * of each new connection's run_id.
+ *
  * Locking.  One LWLock (tranche "cache_ext", shared->lock) guards
  * OutboxShared; the comment on each field of OutboxShared and OutboxTarget
  * says which of these rules applies to it:
@@ -104,7 +108,7 @@
 #include "invalidate.h"
 #include "keys.h"
 #include "outbox.h"
-#include "redis/redis.h"
+#include "store/store.h"
 
 /* written at a clean shutdown; its absence at startup means bumps may be lost */
 #define STATE_FILE "cache_ext.state"
@@ -141,7 +145,9 @@ typedef struct OutboxTarget
 	char		file_token[TOKEN_LEN];	/* constant: the token this target
 										 * should hold, from the state file,
 										 * or "" */
-	TimestampTz fence_until;	/* lock: standby: lease seen alive until then */
+	pg_atomic_uint64 fence_until;	/* atomic (written alone too): standby:
+									 * lease seen alive until then (a
+									 * TimestampTz); the hit path reads it */
 	int			nitems;			/* lock: items in use */
 	char		items[OUTBOX_SIZE][INVAL_KEY_LEN];	/* lock */
 } OutboxTarget;
@@ -371,7 +377,10 @@ InvalShmemInit(void)
 		for (int i = 0; i < shared->nslots; i++)
 			pg_atomic_init_u64(&shared->commit_began[i], 0);
 		for (int i = 0; i < OUTBOX_TARGETS; i++)
+		{
 			pg_atomic_init_u32(&shared->targets[i].blocked, 0);
+			pg_atomic_init_u64(&shared->targets[i].fence_until, 0);
+		}
 		InvalFreshValue(shared->token);
 
 		if (!last_shutdown_clean() && !standby)
@@ -628,32 +637,15 @@ InvalFreshValue(char *buf)
 bool
 OutboxSendBumps(char **keys, int n, int timeout_ms)
 {
-	RedisCommand cmd;
-	redisReply *reply = NULL;
 	char		value[33];
-	bool		ok;
-	const char *why;
 
 	if (n == 0)
 		return true;
-	if (!RedisUsable(&why))
-		return false;
 	InvalFreshValue(value);
-	RedisCommandInit(&cmd, "MSET");
-	for (int i = 0; i < n; i++)
-	{
-		RedisCommandArgStr(&cmd, keys[i]);
-		RedisCommandArg(&cmd, value, 32);
-	}
-	if (!RedisExecTimeout(1, &cmd, &reply, 4096, timeout_ms))
+	if (!StoreBump(keys, n, value, timeout_ms))
 		return false;
-	ok = reply->type == REDIS_REPLY_STATUS;
-	if (!ok && reply->type == REDIS_REPLY_ERROR)
-		RedisReportError(reply->str, reply->len);
-	RedisFreeReplies(1, &reply);
-	if (ok)
-		CacheStatsAdd(CS_BUMPS_SENT, n);
-	return ok;
+	CacheStatsAdd(CS_BUMPS_SENT, n);
+	return true;
 }
 
 /*
@@ -664,41 +656,19 @@ OutboxSendBumps(char **keys, int n, int timeout_ms)
 static bool
 swap_token(int ti, bool *mismatch)
 {
-	RedisCommand cmd;
-	redisReply *r = NULL;
-	bool		ok = true;
-	const char *why;
 	const char *ft = shared->targets[ti].file_token;
+	StoreTokenPrev prev;
 
 	*mismatch = false;
-	if (!RedisUsable(&why))
-		return false;
 	/* SET ... GET (Redis 6.2): the documented ACL rules already allow SET */
-	RedisCommandInit(&cmd, "SET");
-	RedisCommandArgStr(&cmd, target_key(ti, ":incarnation"));
-	RedisCommandArgStr(&cmd, shared->token);
-	RedisCommandArgStr(&cmd, "GET");
-	if (!RedisExec(1, &cmd, &r, 4096))
+	if (StoreSwapToken(target_key(ti, ":incarnation"), shared->token, ft,
+					   &prev) != STORE_OK)
 		return false;
-	if (r->type == REDIS_REPLY_NIL)
+	if (prev == STORE_TOKEN_NONE)
 		*mismatch = ft[0] != '\0';	/* Redis lost it */
-	else if (r->type == REDIS_REPLY_STRING)
-	{
-		bool		same_file = r->len == strlen(ft) &&
-			memcmp(r->str, ft, r->len) == 0;
-		bool		mine = r->len == strlen(shared->token) &&
-			memcmp(r->str, shared->token, r->len) == 0;
-
-		*mismatch = !same_file && !mine;
-	}
 	else
-	{
-		if (r->type == REDIS_REPLY_ERROR)
-			RedisReportError(r->str, r->len);
-		ok = false;
-	}
-	RedisFreeReplies(1, &r);
-	return ok;
+		*mismatch = prev == STORE_TOKEN_OTHER;
+	return true;
 }
 
 /*
@@ -935,26 +905,17 @@ standby_lease_alive(int ti, bool may_ask)
 {
 	OutboxTarget *t = &shared->targets[ti];
 	TimestampTz now = GetCurrentTimestamp();
-	RedisCommand cmd;
-	redisReply *r = NULL;
-	long long	ms = -1;
+	int64		ms = -1;
 
-	if (now < t->fence_until)
+	if (now < (TimestampTz) pg_atomic_read_u64(&t->fence_until))
 		return true;
 	if (!may_ask)
 		return false;
-	RedisCommandInit(&cmd, "PTTL");
-	RedisCommandArgStr(&cmd, target_key(ti, ":lease"));
-	if (!RedisExec(1, &cmd, &r, 4096))
-		return false;
-	if (r->type == REDIS_REPLY_INTEGER)
-		ms = r->integer;
-	RedisFreeReplies(1, &r);
+	(void) StoreLeaseTtl(target_key(ti, ":lease"), &ms);
 	if (ms <= 0)
 		return false;
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-	t->fence_until = TimestampTzPlusMilliseconds(now, (int) Min(ms, 3600000));
-	LWLockRelease(shared->lock);
+	pg_atomic_write_u64(&t->fence_until,
+						(uint64) TimestampTzPlusMilliseconds(now, (int) Min(ms, 3600000)));
 	return true;
 }
 
@@ -1002,7 +963,7 @@ InvalHitsBlocked(bool try_deliver)
 		/* none of this target's own writes wait: Redis is the problem */
 		if (failed && nitems == 0)
 		{
-			blocked_reason = psprintf("redis unavailable (%s)", RedisLastError());
+			blocked_reason = psprintf("redis unavailable (%s)", StoreLastError());
 			blocked_kind = QS_REDIS;
 		}
 		else
@@ -1091,11 +1052,7 @@ worker_pass(TimestampTz prev_pass)
 		OutboxTarget *t = &shared->targets[ti];
 		char		url[TARGET_URL_LEN];
 		bool		used;
-		RedisCommand cmd;
-		redisReply *r = NULL;
-		char		pxbuf[16];
 		bool		renew;
-		const char *why;
 
 		LWLockAcquire(shared->lock, LW_SHARED);
 		used = t->used && t->url[0] != '\0';
@@ -1122,25 +1079,17 @@ worker_pass(TimestampTz prev_pass)
 			continue;
 		}
 		if (renew)
-		{
-			snprintf(pxbuf, sizeof(pxbuf), "%d", cache_ext_standby_lease);
-			RedisCommandInit(&cmd, "SET");
-			RedisCommandArgStr(&cmd, target_key(ti, ":lease"));
-			RedisCommandArgStr(&cmd, shared->token);
-			RedisCommandArgStr(&cmd, "PX");
-			RedisCommandArgStr(&cmd, pxbuf);
-		}
+			(void) StoreLeaseSet(target_key(ti, ":lease"), shared->token,
+								 cache_ext_standby_lease,
+								 cache_ext_command_timeout);
 		else
 		{
-			RedisCommandInit(&cmd, "UNLINK");
-			RedisCommandArgStr(&cmd, target_key(ti, ":lease"));
-		}
-		if (RedisUsable(&why) &&
-			RedisExecTimeout(1, &cmd, &r, 4096, cache_ext_command_timeout))
-		{
-			if (!renew && r->type == REDIS_REPLY_INTEGER)
+			bool		dropped;
+
+			(void) StoreLeaseDelete(target_key(ti, ":lease"),
+									cache_ext_command_timeout, &dropped);
+			if (dropped)
 				lease_dropped[ti] = true;
-			RedisFreeReplies(1, &r);
 		}
 		if (renew)
 			lease_dropped[ti] = false;
@@ -1214,7 +1163,7 @@ OutboxInit(void)
 							2000, 200, 600000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
-	redis_connect_hook = on_redis_connect;
+	StoreSetServerListener(on_redis_connect);
 	if (process_shared_preload_libraries_in_progress)
 	{
 		BackgroundWorker w;

@@ -81,7 +81,7 @@
 #include "keys.h"
 #include "call.h"
 #include "outcome.h"
-#include "redis/redis.h"
+#include "store/store.h"
 
 /* The status of the last call, or NULL when it erred (cache_status()). */
 char *
@@ -384,7 +384,7 @@ cached_call(Call *c, CachedPlan *cplan)
 	if (found == LOOKUP_BLOCKED)
 		return MakeReason(QS_PENDING, "pending invalidations (this server holds invalidations Redis has not taken yet)");
 	if (found == LOOKUP_REDIS_DOWN)
-		return MakeReason(QS_REDIS, psprintf("redis unavailable (%s)", RedisLastError()));
+		return MakeReason(QS_REDIS, psprintf("redis unavailable (%s)", StoreLastError()));
 
 	/*
 	 * A standby may not have replayed the commits whose bumps it just read:
@@ -487,7 +487,7 @@ cached_query_call(text *query_text, const CallParams *params,
 	{
 		const char *redis_why;
 
-		if (!RedisUsable(&redis_why))
+		if (!StoreUsable(&redis_why))
 			why = MakeReason(QS_REDIS, redis_why);
 	}
 	if (why == NULL && InvalHitsBlocked(true))

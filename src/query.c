@@ -59,7 +59,7 @@
 #include "invalidate.h"
 #include "keys.h"
 #include "call.h"
-#include "redis/redis.h"
+#include "store/store.h"
 
 /* the size of the entry the last hit decoded, for cache_query_stats */
 static int64 last_entry_bytes = 0;
@@ -70,6 +70,39 @@ static int64 last_entry_bytes = 0;
 
 /* ---- the cache ---- */
 
+/* What decode_entry needs, for the store's lookup to call it. */
+typedef struct LookupDecode
+{
+	const char *rkey;
+	const uint8 *hash;
+	PreparedQuery *pq;
+	EntryGens  *gens;
+	Tuplestorestate *ts;
+	const char **problem;		/* EntryLoad's / EntryOpen's why */
+} LookupDecode;
+
+/*
+ * The store's StoreDecodeFn for lookup and explain_entry: open the entry
+ * (authenticated, when sealed) and decode it into ts if its generations
+ * are the current ones.  Returns an EntryDecodeResult.
+ */
+static int
+decode_entry(char *raw, size_t len, void *arg)
+{
+	LookupDecode *d = (LookupDecode *) arg;
+	char	   *data = raw;
+	size_t		dlen = len;
+
+	if (KeyEncryptionOn() || EntryIsSealed(raw, len))
+		data = EntryOpen(raw, len, d->rkey, &dlen, d->problem);
+	if (data == NULL)
+		return ENTRY_CORRUPT;
+	return EntryLoad(data, dlen, d->hash, d->gens,
+					 d->pq->resultdesc->natts, d->pq->codecs,
+					 d->pq->resultdesc, d->pq->decode_in_subxact,
+					 d->ts, d->problem);
+}
+
 /*
  * Initialise the generations that do not exist yet with fresh values (a
  * missing generation means unknown, never fresh), then read them back:
@@ -78,68 +111,24 @@ static int64 last_entry_bytes = 0;
 static bool
 init_generations(CallScopes *cs, EntryGens *gens)
 {
-	RedisCommand *cmds;
-	redisReply **replies;
 	int			nmissing = 0;
-	int			ncmds;
 	int		   *which;
 	char		value[33];
-	bool		ok = true;
 
 	which = palloc(sizeof(int) * cs->n);
 	for (int i = 0; i < cs->n; i++)
 		if (gens->vals[i] == NULL)
 			which[nmissing++] = i;
 	InvalFreshValue(value);
-
-	ncmds = nmissing + 1;
-	cmds = palloc(sizeof(RedisCommand) * ncmds);
-	replies = palloc0(sizeof(redisReply *) * ncmds);
-	for (int j = 0; j < nmissing; j++)
-	{
-		RedisCommandInit(&cmds[j], "SET");
-		RedisCommandArgStr(&cmds[j], cs->keys[which[j]]);
-		RedisCommandArg(&cmds[j], value, 32);
-		RedisCommandArgStr(&cmds[j], "NX");
-	}
-	RedisCommandInit(&cmds[nmissing], "MGET");
-	for (int j = 0; j < nmissing; j++)
-		RedisCommandArgStr(&cmds[nmissing], cs->keys[which[j]]);
-	if (!RedisExec(ncmds, cmds, replies, 64 * 1024))
-		return false;
-	{
-		redisReply *r = replies[nmissing];
-
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t) nmissing)
-			ok = false;
-		for (int j = 0; ok && j < nmissing; j++)
-		{
-			redisReply *e = r->element[j];
-
-			if (e->type != REDIS_REPLY_STRING || e->len < 1 || e->len > 255)
-				ok = false;
-			else
-			{
-				gens->vals[which[j]] = pnstrdup(e->str, e->len);
-				gens->lens[which[j]] = e->len;
-			}
-		}
-	}
-	RedisFreeReplies(ncmds, replies);
-	return ok;
+	return StoreInitGenerations(cs->keys, which, nmissing, value,
+								gens->vals, gens->lens);
 }
 
 /* Delete an entry, best effort (a failure is the client's to report). */
 static void
 delete_entry(const char *rkey)
 {
-	RedisCommand del;
-	redisReply *r = NULL;
-
-	RedisCommandInit(&del, "UNLINK");
-	RedisCommandArgStr(&del, rkey);
-	if (RedisExec(1, &del, &r, 1024))
-		RedisFreeReplies(1, &r);
+	StoreDeleteEntry(rkey);
 }
 
 /*
@@ -203,11 +192,9 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	   Tuplestorestate *ts, EntryGens *gens, bool *gens_ok,
 	   const char **corrupt)
 {
-	RedisCommand cmds[2];
-	redisReply *replies[2] = {NULL, NULL};
-	char		endbuf[16];
-	volatile LookupOutcome outcome = LOOKUP_MISS;
-	volatile bool missing = false;
+	LookupDecode d;
+	StoreLookup sl;
+	LookupOutcome outcome = LOOKUP_MISS;
 	uint64		epoch = InvalEpoch();
 
 	*corrupt = NULL;
@@ -215,119 +202,67 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	gens->n = cs->n;
 	gens->vals = palloc0(sizeof(char *) * cs->n);
 	gens->lens = palloc0(sizeof(size_t) * cs->n);
+	d.rkey = rkey;
+	d.hash = hash;
+	d.pq = pq;
+	d.gens = gens;
+	d.ts = ts;
+	d.problem = corrupt;
 
-	snprintf(endbuf, sizeof(endbuf), "%d", cache_ext_max_entry_size);
-	RedisCommandInit(&cmds[0], "GETRANGE");
-	RedisCommandArgStr(&cmds[0], rkey);
-	RedisCommandArgStr(&cmds[0], "0");
-	RedisCommandArgStr(&cmds[0], endbuf);
-	RedisCommandInit(&cmds[1], "MGET");
-	for (int i = 0; i < cs->n; i++)
-		RedisCommandArgStr(&cmds[1], cs->keys[i]);
-
-	if (!RedisExec(2, cmds, replies,
-				   (size_t) cache_ext_max_entry_size + 1024 + 300 * (size_t) cs->n))
+	StoreLookupEntry(rkey, cs->keys, cs->n, (size_t) cache_ext_max_entry_size,
+					 false, gens->vals, gens->lens, decode_entry, &d, &sl);
+	if (sl.verdict == STORE_LOOKUP_DOWN)
 		return LOOKUP_REDIS_DOWN;
-
-	PG_TRY();
+	*gens_ok = sl.gens != STORE_GENS_INVALID;
+	switch (sl.verdict)
 	{
-		redisReply *r = replies[0];
-		redisReply *g = replies[1];
-
-		if ((r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0) ||
-			g->type == REDIS_REPLY_ERROR)
-		{
-			/* the server is not serving (LOADING, NOAUTH, MISCONF, ...) */
-			if (g->type == REDIS_REPLY_ERROR)
-				RedisReportError(g->str, g->len);
-			else
-				RedisReportError(r->str, r->len);
-			outcome = LOOKUP_REDIS_DOWN;
-		}
-		else
-		{
-			if (g->type != REDIS_REPLY_ARRAY || g->elements != (size_t) cs->n)
-				*gens_ok = false;
-			for (int i = 0; *gens_ok && i < cs->n; i++)
+		case STORE_LOOKUP_DOWN:
+		case STORE_LOOKUP_MISS:
+			break;
+		case STORE_LOOKUP_CORRUPT:
+			*corrupt = sl.problem;
+			break;
+		case STORE_LOOKUP_STALE:
+			outcome = LOOKUP_STALE; /* unknown generations: not valid */
+			break;
+		case STORE_LOOKUP_DECODE:
+			switch ((EntryDecodeResult) sl.decoded)
 			{
-				redisReply *e = g->element[i];
+				case ENTRY_VALID:
+					outcome = LOOKUP_HIT;
+					pq->undecodable = 0;
+					CacheStatsAdd(CS_BYTES_READ, sl.entry_bytes);
+					last_entry_bytes = sl.entry_bytes;
+					break;
+				case ENTRY_STALE:
+					outcome = LOOKUP_STALE;
+					break;
+				case ENTRY_UNDECODABLE:
 
-				if (e->type == REDIS_REPLY_NIL)
-					missing = true;
-				else if (e->type == REDIS_REPLY_STRING && e->len >= 1 && e->len <= 255)
-				{
-					gens->vals[i] = pnstrdup(e->str, e->len);
-					gens->lens[i] = e->len;
-				}
-				else
-					*gens_ok = false;	/* not a value cache_ext writes */
+					/*
+					 * An authentic entry this row type cannot read back
+					 * (*corrupt names the type): twice in a row, and the
+					 * query is not stored by this backend any more (once
+					 * could be an entry forged by Redis).
+					 */
+					if (++pq->undecodable >= 2 && pq->codec_problem == NULL)
+						pq->codec_problem = MemoryContextStrdup(pq->analysis_cxt, *corrupt);
+					break;
+				case ENTRY_CORRUPT:
+					break;
 			}
-
-			if (r->type == REDIS_REPLY_STRING && r->len == 0)
-				outcome = LOOKUP_MISS;	/* no such key */
-			else if (r->type != REDIS_REPLY_STRING)
-				*corrupt = "unexpected reply type";
-			else if (r->len > (size_t) cache_ext_max_entry_size)
-				*corrupt = "entry larger than cache_ext.max_entry_size";
-			else if (!*gens_ok || missing)
-				outcome = LOOKUP_STALE; /* unknown generations: not valid */
-			else
-			{
-				char	   *data = r->str;
-				size_t		dlen = r->len;
-
-				/* encrypted entries are opened (authenticated) first */
-				if (KeyEncryptionOn() || EntryIsSealed(r->str, r->len))
-					data = EntryOpen(r->str, r->len, rkey, &dlen, corrupt);
-				if (data != NULL)
-				switch (EntryLoad(data, dlen, hash, gens,
-								  pq->resultdesc->natts, pq->codecs,
-								  pq->resultdesc, pq->decode_in_subxact,
-								  ts, corrupt))
-				{
-					case ENTRY_VALID:
-						outcome = LOOKUP_HIT;
-						pq->undecodable = 0;
-						CacheStatsAdd(CS_BYTES_READ, r->len);
-						last_entry_bytes = r->len;
-						break;
-					case ENTRY_STALE:
-						outcome = LOOKUP_STALE;
-						break;
-					case ENTRY_UNDECODABLE:
-
-						/*
-						 * An authentic entry this row type cannot read back
-						 * (*corrupt names the type): twice in a row, and the
-						 * query is not stored by this backend any more (once
-						 * could be an entry forged by Redis).
-						 */
-						if (++pq->undecodable >= 2 && pq->codec_problem == NULL)
-							pq->codec_problem = MemoryContextStrdup(pq->analysis_cxt, *corrupt);
-						break;
-					case ENTRY_CORRUPT:
-						break;
-				}
-			}
-			if (*corrupt)
-				outcome = LOOKUP_CORRUPT;
-		}
+			break;
 	}
-	PG_FINALLY();
-	{
-		RedisFreeReplies(2, replies);
-	}
-	PG_END_TRY();
+	if (*corrupt)
+		outcome = LOOKUP_CORRUPT;
 
-	if (outcome == LOOKUP_REDIS_DOWN)
-		return outcome;
 	if (outcome == LOOKUP_CORRUPT)
 	{
 		CacheStatsAdd(CS_CORRUPT, 1);
 		tuplestore_clear(ts);
 		delete_entry(rkey);
 	}
-	if (*gens_ok && missing && !init_generations(cs, gens))
+	if (sl.gens == STORE_GENS_MISSING && !init_generations(cs, gens))
 		*gens_ok = false;
 
 	/*
@@ -350,38 +285,14 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 char *
 store(const char *rkey, EntryWriter *w, const CallOptions *opts)
 {
-	RedisCommand cmd;
-	redisReply *reply = NULL;
-	char		ttlbuf[32];
-	char	   *problem = NULL;
-
-	snprintf(ttlbuf, sizeof(ttlbuf), INT64_FORMAT, opts->ttl_ms);
-	RedisCommandInit(&cmd, "SET");
-	RedisCommandArgStr(&cmd, rkey);
 	if (KeyEncryptionOn())
 	{
 		StringInfoData sealed;
 
 		EntrySeal(w->buf.data, w->buf.len, rkey, &sealed);
-		RedisCommandArg(&cmd, sealed.data, sealed.len);
+		return StorePutEntry(rkey, sealed.data, sealed.len, opts->ttl_ms);
 	}
-	else
-		RedisCommandArg(&cmd, w->buf.data, w->buf.len);
-	RedisCommandArgStr(&cmd, "PX");
-	RedisCommandArgStr(&cmd, ttlbuf);
-	if (!RedisExec(1, &cmd, &reply, 4096))
-		return psprintf("redis unavailable (%s)", RedisLastError());
-	if (reply->type != REDIS_REPLY_STATUS)
-	{
-		CacheStatsAdd(CS_ERRORS, 1);
-		if (reply->type == REDIS_REPLY_ERROR)
-			problem = psprintf("redis refused it: %s",
-							   RedisReplyText(reply->str, reply->len, 120));
-		else
-			problem = pstrdup("unexpected reply from redis");
-	}
-	RedisFreeReplies(1, &reply);
-	return problem;
+	return StorePutEntry(rkey, w->buf.data, w->buf.len, opts->ttl_ms);
 }
 
 /* ---- cache_explain ---- */
@@ -395,86 +306,64 @@ void
 explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 			  PreparedQuery *pq, CallScopes *cs)
 {
-	RedisCommand cmds[3];
-	redisReply *replies[3] = {NULL, NULL, NULL};
-	char		endbuf[16];
 	const char *why = NULL;
+	const char *problem = NULL;
+	LookupDecode d;
+	StoreLookup sl;
+	EntryGens	gens;
+	Tuplestorestate *ts;
 
-	if (!RedisUsable(&why))
+	if (!StoreUsable(&why))
 	{
 		json_key(buf, "redis");
 		escape_json(buf, why);
 		return;
 	}
-	snprintf(endbuf, sizeof(endbuf), "%d", cache_ext_max_entry_size);
-	RedisCommandInit(&cmds[0], "GETRANGE");
-	RedisCommandArgStr(&cmds[0], rkey);
-	RedisCommandArgStr(&cmds[0], "0");
-	RedisCommandArgStr(&cmds[0], endbuf);
-	RedisCommandInit(&cmds[1], "PTTL");
-	RedisCommandArgStr(&cmds[1], rkey);
-	RedisCommandInit(&cmds[2], "MGET");
-	for (int i = 0; i < cs->n; i++)
-		RedisCommandArgStr(&cmds[2], cs->keys[i]);
-	if (!RedisExec(3, cmds, replies,
-				   (size_t) cache_ext_max_entry_size + 1024 + 300 * (size_t) cs->n))
+	gens.n = cs->n;
+	gens.vals = palloc0(sizeof(char *) * cs->n);
+	gens.lens = palloc0(sizeof(size_t) * cs->n);
+	ts = tuplestore_begin_heap(false, false, work_mem);
+	d.rkey = rkey;
+	d.hash = hash;
+	d.pq = pq;
+	d.gens = &gens;
+	d.ts = ts;
+	d.problem = &problem;
+
+	/* the same lookup and verdict as cached_query's, with the TTL */
+	StoreLookupEntry(rkey, cs->keys, cs->n, (size_t) cache_ext_max_entry_size,
+					 true, gens.vals, gens.lens, decode_entry, &d, &sl);
+	if (sl.verdict == STORE_LOOKUP_DOWN)
 	{
+		tuplestore_end(ts);
 		json_key(buf, "redis");
-		escape_json(buf, psprintf("unavailable (%s)", RedisLastError()));
+		escape_json(buf, psprintf("unavailable (%s)", StoreLastError()));
 		return;
 	}
 
-	PG_TRY();
+	json_key(buf, "entry");
+	appendStringInfo(buf, "{\"exists\":%s",
+					 sl.entry != STORE_ENTRY_ABSENT ? "true" : "false");
+	if (sl.entry != STORE_ENTRY_ABSENT)
 	{
-		redisReply *r = replies[0];
-		redisReply *g = replies[2];
-		bool		exists = (r->type == REDIS_REPLY_STRING && r->len > 0) ||
-			(r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0);
-		const char *problem = NULL;
-		EntryGens	gens;
-		bool		unknown = false;
-
-		gens.n = cs->n;
-		gens.vals = palloc0(sizeof(char *) * cs->n);
-		gens.lens = palloc0(sizeof(size_t) * cs->n);
-		if (g->type != REDIS_REPLY_ARRAY || g->elements != (size_t) cs->n)
-			unknown = true;
-		for (int i = 0; !unknown && i < cs->n; i++)
+		switch (sl.verdict)
 		{
-			if (g->element[i]->type != REDIS_REPLY_STRING)
-				unknown = true;
-			else
-			{
-				gens.vals[i] = g->element[i]->str;
-				gens.lens[i] = g->element[i]->len;
-			}
-		}
-
-		json_key(buf, "entry");
-		appendStringInfo(buf, "{\"exists\":%s", exists ? "true" : "false");
-		if (exists)
-		{
-			if (r->type != REDIS_REPLY_STRING)
-				problem = "unexpected reply type";
-			else if (r->len > (size_t) cache_ext_max_entry_size)
-				problem = "entry larger than cache_ext.max_entry_size";
-			else if (unknown)
-				problem = "stale: a generation it depends on is unknown";
-			else
-			{
-				Tuplestorestate *ts = tuplestore_begin_heap(false, false, work_mem);
-				char	   *data = r->str;
-				size_t		dlen = r->len;
-
-				if (KeyEncryptionOn() || EntryIsSealed(r->str, r->len))
-					data = EntryOpen(r->str, r->len, rkey, &dlen, &problem);
-				if (data != NULL)
-				switch (EntryLoad(data, dlen, hash, &gens,
-								  pq->resultdesc->natts, pq->codecs,
-								  pq->resultdesc, pq->decode_in_subxact,
-								  ts, &problem))
+			case STORE_LOOKUP_DOWN:
+			case STORE_LOOKUP_MISS:
+				break;
+			case STORE_LOOKUP_CORRUPT:
+				problem = sl.problem;
+				break;
+			case STORE_LOOKUP_STALE:
+				problem = sl.gens == STORE_GENS_MISSING ?
+					"stale: a generation it depends on is unknown" :
+					"stale: a generation it depends on holds a value cache_ext does not write";
+				break;
+			case STORE_LOOKUP_DECODE:
+				switch ((EntryDecodeResult) sl.decoded)
 				{
 					case ENTRY_UNDECODABLE:
+					case ENTRY_CORRUPT:
 						break;
 					case ENTRY_VALID:
 						appendStringInfo(buf, ",\"rows\":" INT64_FORMAT,
@@ -483,29 +372,22 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 					case ENTRY_STALE:
 						problem = "stale: invalidated since it was stored";
 						break;
-					case ENTRY_CORRUPT:
-						break;
 				}
-				tuplestore_end(ts);
-			}
-			appendStringInfo(buf, ",\"valid\":%s", problem ? "false" : "true");
-			if (problem)
-			{
-				appendStringInfoString(buf, ",\"problem\":");
-				escape_json(buf, problem);
-			}
-			if (r->type == REDIS_REPLY_STRING)
-				appendStringInfo(buf, ",\"bytes\":%zu", r->len);
-			if (replies[1]->type == REDIS_REPLY_INTEGER)
-				appendStringInfo(buf, ",\"ttl_ms\":%lld", replies[1]->integer);
+				break;
 		}
-		appendStringInfoChar(buf, '}');
+		appendStringInfo(buf, ",\"valid\":%s", problem ? "false" : "true");
+		if (problem)
+		{
+			appendStringInfoString(buf, ",\"problem\":");
+			escape_json(buf, problem);
+		}
+		if (sl.entry == STORE_ENTRY_PRESENT || sl.entry == STORE_ENTRY_TOO_LARGE)
+			appendStringInfo(buf, ",\"bytes\":%zu", sl.entry_bytes);
+		if (sl.has_ttl)
+			appendStringInfo(buf, ",\"ttl_ms\":" INT64_FORMAT, sl.ttl_ms);
 	}
-	PG_FINALLY();
-	{
-		RedisFreeReplies(3, replies);
-	}
-	PG_END_TRY();
+	appendStringInfoChar(buf, '}');
+	tuplestore_end(ts);
 }
 
 

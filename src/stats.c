@@ -2,7 +2,8 @@
  *
  * stats.c
  *	  Counters of hits, misses, bypasses, errors, bytes and time, and the
- *	  SQL functions behind the cache_stats view.
+ *	  SQL functions behind the cache_stats view; cache_health() (what it
+ *	  says of Redis comes from the store, StoreGetHealth).
  *
  * Ownership: when cache_ext is in shared_preload_libraries, the counters
  * live in shared memory (one struct, created by the postmaster) and are
@@ -44,7 +45,7 @@
 #include "utils/timestamp.h"
 
 #include "cache_ext.h"
-#include "redis/redis.h"
+#include "store/store.h"
 #include "invalidate.h"
 
 /* Every field is an atomic, read and written alone: no lock. */
@@ -544,28 +545,6 @@ cache_query_stats_reset(PG_FUNCTION_ARGS)
  * ================================================================
  */
 
-/* The value of field in an INFO reply, palloc'd, or NULL. */
-static char *
-info_field(const char *info, const char *field)
-{
-	size_t		flen = strlen(field);
-	const char *p = info;
-
-	while ((p = strstr(p, field)) != NULL)
-	{
-		if ((p == info || p[-1] == '\n') && p[flen] == ':')
-		{
-			const char *v = p + flen + 1;
-			size_t		vlen = strcspn(v, "\r\n");
-
-			/* INFO is untrusted text: shown escaped */
-			return RedisReplyText(v, vlen, 200);
-		}
-		p += flen;
-	}
-	return NULL;
-}
-
 static Datum
 int8_or_null(const char *s, bool *isnull)
 {
@@ -596,85 +575,44 @@ cache_health(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Datum		values[15];
 	bool		nulls[15];
-	int			remaining;
-	bool		open;
-	const char *why = NULL;
+	StoreHealth h;
 	List	   *warnings = NIL;
-	char	   *info = NULL;
-	double		rtt = -1;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	memset(nulls, true, sizeof(nulls));
 
-	open = RedisBreakerOpen(&remaining);
-	if (RedisUsable(&why))
-	{
-		RedisCommand ping;
-		RedisCommand cmd;
-		redisReply *reply = NULL;
-		instr_time	t0,
-					t1;
+	StoreGetHealth(&h);
+	if (h.info_refused)
+		warnings = lappend(warnings,
+						   psprintf("INFO refused (%s): grant the cache_ext ACL user +info",
+									h.info_refused));
 
-		RedisCommandInit(&ping, "PING");
-		INSTR_TIME_SET_CURRENT(t0);
-		if (RedisExec(1, &ping, &reply, 1024))
-		{
-			INSTR_TIME_SET_CURRENT(t1);
-			INSTR_TIME_SUBTRACT(t1, t0);
-			if (reply->type == REDIS_REPLY_STATUS)
-				rtt = INSTR_TIME_GET_MILLISEC(t1);
-			RedisFreeReplies(1, &reply);
-
-			RedisCommandInit(&cmd, "INFO");
-			RedisCommandArgStr(&cmd, "everything");
-			if (RedisExec(1, &cmd, &reply, 1024 * 1024))
-			{
-				if (reply->type == REDIS_REPLY_STRING)
-					info = pnstrdup(reply->str, reply->len);
-				else if (reply->type == REDIS_REPLY_ERROR)
-					warnings = lappend(warnings,
-									   psprintf("INFO refused (%s): grant the cache_ext ACL user +info",
-												RedisReplyText(reply->str, reply->len, 80)));
-				RedisFreeReplies(1, &reply);
-			}
-		}
-		open = RedisBreakerOpen(&remaining);
-	}
-
-	values[0] = BoolGetDatum(RedisConnected());
+	values[0] = BoolGetDatum(h.connected);
 	nulls[0] = false;
-	values[1] = CStringGetTextDatum(open ? "open" : "closed");
+	values[1] = CStringGetTextDatum(h.breaker_open ? "open" : "closed");
 	nulls[1] = false;
-	values[2] = Int32GetDatum(remaining);
+	values[2] = Int32GetDatum(h.breaker_remaining_ms);
 	nulls[2] = false;
 	/* the last failure; else why Redis cannot be used */
-	if (RedisLastError()[0] != '\0')
+	if (h.last_error != NULL)
 	{
-		values[3] = CStringGetTextDatum(RedisLastError());
+		values[3] = CStringGetTextDatum(h.last_error);
 		nulls[3] = false;
 	}
-	else if (why != NULL)
+	if (h.rtt_ms >= 0)
 	{
-		values[3] = CStringGetTextDatum(why);
-		nulls[3] = false;
-	}
-	if (rtt >= 0)
-	{
-		values[4] = Float8GetDatum(rtt);
+		values[4] = Float8GetDatum(h.rtt_ms);
 		nulls[4] = false;
 	}
-	if (info)
+	if (h.has_info)
 	{
-		char	   *version = info_field(info, "redis_version");
-		char	   *role = info_field(info, "role");
-		char	   *policy = info_field(info, "maxmemory_policy");
-		char	   *maxmem = info_field(info, "maxmemory");
-		char	   *aof = info_field(info, "aof_enabled");
+		char	   *role = h.role;
+		char	   *policy = h.maxmemory_policy;
 
-		if (version)
+		if (h.version)
 		{
-			values[5] = CStringGetTextDatum(version);
+			values[5] = CStringGetTextDatum(h.version);
 			nulls[5] = false;
 		}
 		if (role)
@@ -682,8 +620,8 @@ cache_health(PG_FUNCTION_ARGS)
 			values[6] = CStringGetTextDatum(role);
 			nulls[6] = false;
 		}
-		values[7] = int8_or_null(info_field(info, "used_memory"), &nulls[7]);
-		values[8] = int8_or_null(maxmem, &nulls[8]);
+		values[7] = int8_or_null(h.used_memory, &nulls[7]);
+		values[8] = int8_or_null(h.maxmemory, &nulls[8]);
 		if (policy)
 		{
 			values[9] = CStringGetTextDatum(policy);
@@ -695,14 +633,14 @@ cache_health(PG_FUNCTION_ARGS)
 				warnings = lappend(warnings,
 								   pstrdup("maxmemory-policy noeviction: a full Redis refuses invalidations and hits stop; use volatile-lru"));
 		}
-		if (maxmem && strcmp(maxmem, "0") == 0)
+		if (h.maxmemory && strcmp(h.maxmemory, "0") == 0)
 			warnings = lappend(warnings,
 							   pstrdup("maxmemory is 0 (unlimited): entries are only removed when their TTL expires"));
-		if (aof && strcmp(aof, "1") == 0)
+		if (h.aof_enabled && strcmp(h.aof_enabled, "1") == 0)
 			warnings = lappend(warnings,
 							   pstrdup("Redis persistence (AOF) is on: not needed for a cache; a restart from old data makes cache_ext invalidate everything"));
-		values[10] = int8_or_null(info_field(info, "evicted_keys"), &nulls[10]);
-		values[11] = int8_or_null(info_field(info, "expired_keys"), &nulls[11]);
+		values[10] = int8_or_null(h.evicted_keys, &nulls[10]);
+		values[11] = int8_or_null(h.expired_keys, &nulls[11]);
 		if (role && strcmp(role, "master") != 0)
 			warnings = lappend(warnings,
 							   psprintf("Redis role is %s: a replica refuses writes, so invalidations cannot be delivered", role));

@@ -43,6 +43,7 @@ check_redis_url(char **newval, void **extra, GucSource source)
 void
 RedisDefineGucs(void)
 {
+	TransportDefineGucs();
 	DefineCustomStringVariable("cache_ext.redis_url",
 							   "Where the Redis server is: redis://[[user]:password@]host[:port][/db] or unix:///path?db=N.",
 							   "Only superusers can see or change it, since it may hold a password.",

@@ -4,7 +4,8 @@
  *	  libFuzzer target for the handling of Redis replies: hiredis's reader
  *	  (the system libhiredis, as the extension links it) configured the way
  *	  src/redis/client.c configures it, driven the way exchange() drives it,
- *	  and the interpretation of the replies by the extension's callers.
+ *	  and the interpretation of the replies by the store layer
+ *	  (src/store/store_reply.c, linked as it is).
  *
  * The input is one backend's session with a hostile or broken server:
  *
@@ -24,7 +25,8 @@
  * corrupt entry and the generation initialisation, SET NX... + MGET, as
  * lookup() does them), init_generations alone, cache_explain's GETRANGE +
  * PTTL + MGET, cache_purge's SCAN / UNLINK loop, cache_health's PING and
- * INFO, store's SET, the bumps' MSET, and a pipeline of n replies read
+ * INFO, store's SET, the incarnation token's SET ... GET, the bumps' MSET,
+ * and a pipeline of n replies read
  * without interpretation.  The first pipeline of every connection gets
  * INFO server in front of it, whose reply goes through report_run_id(),
  * with the byte cap raised by 64 kB, as exec_once() does; a connection is
@@ -55,15 +57,19 @@
  *	  also gives the fuzzer coverage of the grammar: libhiredis is not
  *	  instrumented.
  *
- *	- The interpretation code of the callers (lookup, init_generations,
- *	  explain_entry, cache_purge, cache_health's info_field, report_run_id,
- *	  store, the bumps, connect_redis) is replicated and its verdict
- *	  compared with an independent reading of what it must accept: e.g.
- *	  lookup's generations are usable exactly when the MGET reply is an
- *	  array of n elements, each a string of 1..255 bytes or nil; SCAN's
- *	  reply must be an array of two, a string cursor of at most 31 bytes
- *	  and an array; report_run_id's bounded copy must give the alphanumeric
- *	  run after the first "run_id:", at most 63 characters.
+ *	- The store's interpretation of replies (store_reply.c: the lookup
+ *	  verdict of cached_query and cache_explain alike, the generation
+ *	  initialisation, writes, the incarnation token, SCAN and UNLINK, INFO
+ *	  fields) is the real code, driven as store.c drives it, and its
+ *	  verdict compared with an independent reading of what it must accept:
+ *	  e.g. a lookup's generations are usable exactly when the MGET reply is
+ *	  an array of n elements, each a string of 1..255 bytes or nil, and
+ *	  explain reaches the same verdict as the lookup; SCAN's reply must be
+ *	  an array of two, a string cursor of at most 31 bytes and an array;
+ *	  UNLINK's count is clamped to the keys sent.  The client's own code
+ *	  (report_run_id, connect_redis, exchange) is still replicated here: its
+ *	  bounded run_id copy must give the alphanumeric run after the first
+ *	  "run_id:", at most 63 characters.
  *
  *-------------------------------------------------------------------------
  */
@@ -78,9 +84,12 @@
 
 #include <hiredis.h>
 
-/* src/redis/text.c, linked as it is (its header needs c.h) */
-extern size_t RedisSafeText(char *dst, size_t dstlen, const char *src,
-							size_t srclen);
+/*
+ * src/store/store_reply.c and src/redis/text.c, linked as they are (their
+ * headers need c.h, which store_reply.h includes)
+ */
+#include "redis/redis_text.h"
+#include "store/store_reply.h"
 
 #define FAIL(...) \
 	do { \
@@ -152,7 +161,9 @@ check_safe_text(const uint8_t *src, size_t len, size_t dstlen)
 		CHECK(n + ((src[in] >= 0x20 && src[in] <= 0x7e && src[in] != '\\') ? 1 : 4) >= dstlen);
 }
 
+#ifndef Min
 #define Min(a, b) ((a) < (b) ? (a) : (b))
+#endif
 
 /* as in src/redis/client.c */
 #define RECV_CHUNK 65536
@@ -914,15 +925,6 @@ is_gen_value(const redisReply *e)
 	return e->type == REDIS_REPLY_STRING && e->len >= 1 && e->len <= 255;
 }
 
-typedef enum Outcome
-{
-	O_HIT,						/* would be decoded */
-	O_MISS,
-	O_STALE,
-	O_CORRUPT,
-	O_DOWN
-} Outcome;
-
 static const int64_t max_entry_sizes[4] = {1024, 4096, 65536, 1024 * 1024};
 
 /*
@@ -949,17 +951,9 @@ init_generations(Session *S, int nmissing)
 		return false;
 	}
 	r = replies[nmissing];
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t) nmissing)
-		ok = false;
+	ok = StoreReplyInitGens(r, nmissing);
 	for (int j = 0; ok && j < nmissing; j++)
-	{
-		redisReply *e = r->element[j];
-
-		if (e->type != REDIS_REPLY_STRING || e->len < 1 || e->len > 255)
-			ok = false;
-		else
-			free(xstrndup(e->str, e->len));
-	}
+		free(xstrndup(r->element[j]->str, r->element[j]->len));
 	/* the spec: an array of nmissing strings of 1..255 bytes */
 	spec = r->type == REDIS_REPLY_ARRAY && r->elements == (size_t) nmissing;
 	for (size_t j = 0; spec && j < r->elements; j++)
@@ -972,6 +966,93 @@ init_generations(Session *S, int nmissing)
 	return ok;
 }
 
+/*
+ * The spec of a lookup's verdict, read independently of store_reply.c:
+ * what cached_query and cache_explain must both conclude from the
+ * GETRANGE reply r and the MGET reply g of n generations.
+ */
+static void
+check_lookup_spec(const redisReply *r, const redisReply *g, int n, int64_t mes,
+				  const StoreLookup *sl, const redisReply *error)
+{
+	bool		r_ok = r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_ERROR;
+	bool		wrongtype = r->type == REDIS_REPLY_ERROR && r->len >= 9 &&
+		memcmp(r->str, "WRONGTYPE", 9) == 0;
+	bool		g_shape = g->type == REDIS_REPLY_ARRAY && g->elements == (size_t) n;
+	int			nils = 0;
+	bool		g_vals = g_shape;
+
+	for (size_t i = 0; g_shape && i < g->elements; i++)
+	{
+		if (g->element[i]->type == REDIS_REPLY_NIL)
+			nils++;
+		else if (!is_gen_value(g->element[i]))
+			g_vals = false;
+	}
+	if (g->type == REDIS_REPLY_ERROR ||
+		(r->type == REDIS_REPLY_ERROR && !wrongtype))
+	{
+		/* the server is not serving: reported, MGET's error first */
+		CHECK(sl->verdict == STORE_LOOKUP_DOWN);
+		CHECK(error == (g->type == REDIS_REPLY_ERROR ? g : r));
+		return;
+	}
+	CHECK(sl->verdict != STORE_LOOKUP_DOWN && error == NULL);
+	/* generations usable: n strings of 1..255 bytes or nil */
+	CHECK((sl->gens != STORE_GENS_INVALID) == g_vals);
+	if (g_vals)
+		CHECK((sl->gens == STORE_GENS_MISSING) == (nils > 0) &&
+			  sl->nmissing == nils);
+	if (!r_ok || wrongtype)
+		CHECK(sl->verdict == STORE_LOOKUP_CORRUPT &&
+			  sl->entry == STORE_ENTRY_BAD_TYPE && sl->problem != NULL);
+	else if (r->len == 0)
+		CHECK(sl->verdict == STORE_LOOKUP_MISS && sl->entry == STORE_ENTRY_ABSENT);
+	else if (r->len > (size_t) mes)
+		CHECK(sl->verdict == STORE_LOOKUP_CORRUPT &&
+			  sl->entry == STORE_ENTRY_TOO_LARGE && sl->entry_bytes == r->len &&
+			  sl->problem != NULL);
+	else
+		CHECK(sl->verdict == ((g_vals && nils == 0) ? STORE_LOOKUP_DECODE :
+							  STORE_LOOKUP_STALE) &&
+			  sl->entry == STORE_ENTRY_PRESENT && sl->entry_bytes == r->len);
+}
+
+/*
+ * StoreLookupEntry's use of the verdict: report the error reply, keep the
+ * usable generation values (as store.c copies them), hand the entry to the
+ * decoder.  Returns the number of values kept.
+ */
+static int
+use_lookup(Session *S, const redisReply *r, const redisReply *g, int n,
+		   const StoreLookup *sl, const redisReply *error, char **vals)
+{
+	int			kept = 0;
+
+	if (error != NULL)
+	{
+		report_error(S, error->str, error->len);
+		return 0;
+	}
+	if (sl->gens != STORE_GENS_INVALID)
+		for (int i = 0; i < n; i++)
+			if (g->element[i]->type == REDIS_REPLY_STRING)
+			{
+				vals[i] = xstrndup(g->element[i]->str, g->element[i]->len);
+				kept++;
+			}
+	if (sl->verdict == STORE_LOOKUP_DECODE)
+	{
+		/* EntryOpen / EntryLoad(r->str, r->len, ...): fuzz_entry's business */
+		uint64_t	h = 0;
+
+		for (size_t i = 0; i < r->len; i++)
+			h += (unsigned char) r->str[i];
+		sink += h;
+	}
+	return kept;
+}
+
 /* lookup(): GETRANGE + MGET, then UNLINK a corrupt entry, init missing gens. */
 static void
 op_lookup(Session *S, uint8_t param)
@@ -980,11 +1061,9 @@ op_lookup(Session *S, uint8_t param)
 	int64_t		mes = max_entry_sizes[(param >> 4) & 3];
 	const char *names[2] = {"GETRANGE", "MGET"};
 	redisReply *replies[2] = {NULL, NULL};
-	Outcome		outcome = O_MISS;
-	bool		gens_ok = true;
-	bool		missing = false;
-	int			nmissing = 0;
-	const char *corrupt = NULL;
+	StoreLookup sl;
+	const redisReply *error = NULL;
+	int			kept;
 	char	  **vals = calloc(n, sizeof(char *));
 
 	CHECK(vals != NULL);
@@ -993,104 +1072,17 @@ op_lookup(Session *S, uint8_t param)
 		free(vals);
 		return;
 	}
-	{
-		redisReply *r = replies[0];
-		redisReply *g = replies[1];
-
-		if ((r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0) ||
-			g->type == REDIS_REPLY_ERROR)
-		{
-			if (g->type == REDIS_REPLY_ERROR)
-				report_error(S, g->str, g->len);
-			else
-				report_error(S, r->str, r->len);
-			outcome = O_DOWN;
-		}
-		else
-		{
-			if (g->type != REDIS_REPLY_ARRAY || g->elements != (size_t) n)
-				gens_ok = false;
-			for (int i = 0; gens_ok && i < n; i++)
-			{
-				redisReply *e = g->element[i];
-
-				if (e->type == REDIS_REPLY_NIL)
-					missing = true;
-				else if (e->type == REDIS_REPLY_STRING && e->len >= 1 && e->len <= 255)
-					vals[i] = xstrndup(e->str, e->len);
-				else
-					gens_ok = false;
-			}
-
-			if (r->type == REDIS_REPLY_STRING && r->len == 0)
-				outcome = O_MISS;
-			else if (r->type != REDIS_REPLY_STRING)
-				corrupt = "unexpected reply type";
-			else if (r->len > (size_t) mes)
-				corrupt = "entry larger than cache_ext.max_entry_size";
-			else if (!gens_ok || missing)
-				outcome = O_STALE;
-			else
-			{
-				/* EntryDecode(r->str, r->len, ...): fuzz_entry's business */
-				uint64_t	h = 0;
-
-				for (size_t i = 0; i < r->len; i++)
-					h += (unsigned char) r->str[i];
-				sink += h;
-				outcome = O_HIT;
-			}
-			if (corrupt)
-				outcome = O_CORRUPT;
-		}
-
-		/* the spec, read independently */
-		{
-			bool		r_ok = r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_ERROR;
-			bool		wrongtype = r->type == REDIS_REPLY_ERROR && r->len >= 9 &&
-				memcmp(r->str, "WRONGTYPE", 9) == 0;
-			bool		g_shape = g->type == REDIS_REPLY_ARRAY && g->elements == (size_t) n;
-			int			nils = 0;
-			bool		g_vals = g_shape;
-
-			for (size_t i = 0; g_shape && i < g->elements; i++)
-			{
-				if (g->element[i]->type == REDIS_REPLY_NIL)
-					nils++;
-				else if (!is_gen_value(g->element[i]))
-					g_vals = false;
-			}
-			if (g->type == REDIS_REPLY_ERROR ||
-				(r->type == REDIS_REPLY_ERROR && !wrongtype))
-				CHECK(outcome == O_DOWN);
-			else
-			{
-				CHECK(outcome != O_DOWN);
-				/* generations usable: n strings of 1..255 bytes or nil */
-				CHECK(gens_ok == g_vals);
-				if (gens_ok)
-					CHECK(missing == (nils > 0));
-				if (!r_ok || wrongtype)
-					CHECK(outcome == O_CORRUPT);
-				else if (r->len == 0)
-					CHECK(outcome == O_MISS);
-				else if (r->len > (size_t) mes)
-					CHECK(outcome == O_CORRUPT);
-				else
-					CHECK(outcome == ((g_vals && nils == 0) ? O_HIT : O_STALE));
-				for (int i = 0; gens_ok && i < n; i++)
-					CHECK((vals[i] != NULL) ==
-						  (g->element[i]->type == REDIS_REPLY_STRING));
-			}
-			if (g_vals)
-				nmissing = nils;
-		}
-	}
+	memset(&sl, 0, sizeof(sl));
+	StoreReplyLookup(replies[0], replies[1], n, (size_t) mes, &sl, &error);
+	check_lookup_spec(replies[0], replies[1], n, mes, &sl, error);
+	kept = use_lookup(S, replies[0], replies[1], n, &sl, error, vals);
+	if (sl.gens != STORE_GENS_INVALID && sl.verdict != STORE_LOOKUP_DOWN)
+		CHECK(kept == n - sl.nmissing);
 	free_replies(2, replies);
 
-	if (outcome == O_DOWN)
+	if (sl.verdict == STORE_LOOKUP_DOWN)
 		CHECK(!S->connected);
-	if (outcome == O_CORRUPT)
+	if (sl.verdict == STORE_LOOKUP_CORRUPT)
 	{
 		const char *del[1] = {"UNLINK"};
 		redisReply *r = NULL;
@@ -1101,18 +1093,20 @@ op_lookup(Session *S, uint8_t param)
 			free_replies(1, &r);
 		}
 	}
-	if (gens_ok && missing && outcome != O_DOWN)
+	if (sl.gens == STORE_GENS_MISSING && sl.verdict != STORE_LOOKUP_DOWN)
 	{
-		CHECK(nmissing > 0);
-		if (!init_generations(S, nmissing))
-			gens_ok = false;
+		CHECK(sl.nmissing > 0);
+		(void) init_generations(S, sl.nmissing);
 	}
 	for (int i = 0; i < n; i++)
 		free(vals[i]);
 	free(vals);
 }
 
-/* explain_entry(): GETRANGE + PTTL + MGET. */
+/*
+ * explain_entry(): GETRANGE + PTTL + MGET, judged by the very verdict (and
+ * spec) of the lookup: cache_explain and cached_query see an entry alike.
+ */
 static void
 op_explain(Session *S, uint8_t param)
 {
@@ -1120,75 +1114,49 @@ op_explain(Session *S, uint8_t param)
 	int64_t		mes = max_entry_sizes[(param >> 4) & 3];
 	const char *names[3] = {"GETRANGE", "PTTL", "MGET"};
 	redisReply *replies[3] = {NULL, NULL, NULL};
+	StoreLookup sl;
+	const redisReply *error = NULL;
+	char	  **vals = calloc(n, sizeof(char *));
 	char		buf[512];
 	int			off = 0;
 
+	CHECK(vals != NULL);
 	if (!redis_exec(S, 3, names, replies, (size_t) mes + 1024 + 300 * (size_t) n))
-		return;
 	{
-		redisReply *r = replies[0];
-		redisReply *g = replies[2];
-		bool		exists = (r->type == REDIS_REPLY_STRING && r->len > 0) ||
-			(r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0);
-		const char *problem = NULL;
-		bool		unknown = false;
-		const char **gvals = calloc(n, sizeof(char *));
-		size_t	   *glens = calloc(n, sizeof(size_t));
+		free(vals);
+		return;
+	}
+	memset(&sl, 0, sizeof(sl));
+	StoreReplyLookup(replies[0], replies[2], n, (size_t) mes, &sl, &error);
+	check_lookup_spec(replies[0], replies[2], n, mes, &sl, error);
+	(void) use_lookup(S, replies[0], replies[2], n, &sl, error, vals);
+	if (error == NULL)
+	{
+		long long	ttl = 0;
+		bool		has_ttl = StoreReplyInteger(replies[1], &ttl);
 
-		CHECK(gvals != NULL && glens != NULL);
-		if (g->type != REDIS_REPLY_ARRAY || g->elements != (size_t) n)
-			unknown = true;
-		for (int i = 0; !unknown && i < n; i++)
+		CHECK(has_ttl == (replies[1]->type == REDIS_REPLY_INTEGER));
+		CHECK(!has_ttl || ttl == replies[1]->integer);
+		off += snprintf(buf + off, sizeof(buf) - off, "{\"exists\":%s",
+						sl.entry != STORE_ENTRY_ABSENT ? "true" : "false");
+		if (sl.entry != STORE_ENTRY_ABSENT)
 		{
-			if (g->element[i]->type != REDIS_REPLY_STRING)
-				unknown = true;
-			else
-			{
-				gvals[i] = g->element[i]->str;
-				glens[i] = g->element[i]->len;
-			}
-		}
-		/* the spec: usable when an array of n strings (of any length) */
-		{
-			bool		spec = g->type == REDIS_REPLY_ARRAY && g->elements == (size_t) n;
-
-			for (size_t i = 0; spec && i < g->elements; i++)
-				spec = g->element[i]->type == REDIS_REPLY_STRING;
-			CHECK(unknown == !spec);
-		}
-		off += snprintf(buf + off, sizeof(buf) - off, "{\"exists\":%s", exists ? "true" : "false");
-		if (exists)
-		{
-			if (r->type != REDIS_REPLY_STRING)
-				problem = "unexpected reply type";
-			else if (r->len > (size_t) mes)
-				problem = "entry larger than cache_ext.max_entry_size";
-			else if (unknown)
-				problem = "stale: a generation it depends on is unknown";
-			else
-			{
-				uint64_t	h = 0;
-
-				for (size_t i = 0; i < r->len; i++)
-					h += (unsigned char) r->str[i];
-				for (int i = 0; i < n; i++)
-					for (size_t j = 0; j < glens[i]; j++)
-						h += (unsigned char) gvals[i][j];
-				sink += h;
-			}
 			off += snprintf(buf + off, sizeof(buf) - off, ",\"valid\":%s",
-							problem ? "false" : "true");
-			if (r->type == REDIS_REPLY_STRING)
-				off += snprintf(buf + off, sizeof(buf) - off, ",\"bytes\":%zu", r->len);
-			if (replies[1]->type == REDIS_REPLY_INTEGER)
-				off += snprintf(buf + off, sizeof(buf) - off, ",\"ttl_ms\":%lld",
-								replies[1]->integer);
+							sl.verdict == STORE_LOOKUP_DECODE ? "true" : "false");
+			if (sl.entry == STORE_ENTRY_PRESENT || sl.entry == STORE_ENTRY_TOO_LARGE)
+				off += snprintf(buf + off, sizeof(buf) - off, ",\"bytes\":%zu",
+								sl.entry_bytes);
+			if (has_ttl)
+				off += snprintf(buf + off, sizeof(buf) - off, ",\"ttl_ms\":%lld", ttl);
 		}
 		CHECK(off > 0 && (size_t) off < sizeof(buf));
-		free(gvals);
-		free(glens);
 	}
+	else
+		CHECK(!S->connected);
 	free_replies(3, replies);
+	for (int i = 0; i < n; i++)
+		free(vals[i]);
+	free(vals);
 }
 
 /* cache_purge(): SCAN, UNLINK the keys found, until the cursor is "0". */
@@ -1203,9 +1171,10 @@ op_purge(Session *S, uint8_t param)
 	{
 		const char *scan[1] = {"SCAN"};
 		redisReply *reply = NULL;
-		redisReply *keys;
+		const redisReply *keys = NULL;
 		bool		ok;
 		bool		spec;
+		StoreStatus st = STORE_BAD_REPLY;
 
 		{
 			const char *argv[6] = {"SCAN", cursor, "MATCH", "cache_ext:e:1:*", "COUNT", "1000"};
@@ -1221,23 +1190,21 @@ op_purge(Session *S, uint8_t param)
 				reply->element[0]->type == REDIS_REPLY_STRING &&
 				reply->element[0]->len <= 31 &&
 				reply->element[1]->type == REDIS_REPLY_ARRAY;
+			st = StoreReplyScan(reply, cursor, &keys);
 		}
-		if (!ok || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-			reply->element[0]->type != REDIS_REPLY_STRING ||
-			reply->element[0]->len >= sizeof(cursor) ||
-			reply->element[1]->type != REDIS_REPLY_ARRAY)
+		if (st != STORE_OK)
 		{
 			if (ok)
 			{
-				CHECK(!spec);
+				CHECK(!spec && keys == NULL);
+				CHECK((st == STORE_REFUSED) == (reply->type == REDIS_REPLY_ERROR));
 				free_replies(1, &reply);
 			}
 			return;				/* ereport(ERROR) */
 		}
-		CHECK(spec);
-		memcpy(cursor, reply->element[0]->str, reply->element[0]->len);
-		cursor[reply->element[0]->len] = '\0';
-		keys = reply->element[1];
+		CHECK(spec && keys == reply->element[1]);
+		CHECK(strlen(cursor) == reply->element[0]->len ||
+			  memchr(reply->element[0]->str, '\0', reply->element[0]->len) != NULL);
 		if (keys->elements > 0)
 		{
 			const char *del[1] = {"UNLINK"};
@@ -1259,19 +1226,30 @@ op_purge(Session *S, uint8_t param)
 			CHECK(format_command(argc, argv, argvlen));
 			free(argv);
 			free(argvlen);
-			ok = redis_exec(S, 1, del, &dreply, 4096);
-			free_replies(1, &reply);
-			if (!ok)
-				return;			/* ereport(ERROR) */
-			/*
-			 * cache_purge adds the integer as it comes: a server answering
-			 * 2^63 - 1 twice overflows the sum (signed overflow).  Counted
-			 * here without the overflow, and reported separately.
-			 */
-			if (dreply->type == REDIS_REPLY_INTEGER &&
-				__builtin_add_overflow(deleted, dreply->integer, &deleted))
-				deleted = LLONG_MAX;
-			free_replies(1, &dreply);
+			{
+				size_t		nsent = keys->elements;
+				int64		d = -1;
+
+				ok = redis_exec(S, 1, del, &dreply, 4096);
+				free_replies(1, &reply);
+				if (!ok)
+					return;		/* ereport(ERROR) */
+				st = StoreReplyUnlinkCount(dreply, nsent, &d);
+				/* an untrusted count: 0..nsent, so that the sum cannot overflow */
+				CHECK(d >= 0 && (uint64_t) d <= nsent);
+				if (dreply->type == REDIS_REPLY_INTEGER)
+					CHECK(st == STORE_OK &&
+						  d == (dreply->integer <= 0 ? 0 :
+								(uint64_t) dreply->integer > nsent ? (int64) nsent :
+								dreply->integer));
+				else
+					CHECK(d == 0 && (st == STORE_REFUSED) ==
+						  (dreply->type == REDIS_REPLY_ERROR) && st != STORE_OK);
+				free_replies(1, &dreply);
+				if (st != STORE_OK)
+					return;		/* ereport(ERROR) */
+				CHECK(!__builtin_add_overflow(deleted, d, &deleted));
+			}
 		}
 		else
 			free_replies(1, &reply);
@@ -1279,27 +1257,17 @@ op_purge(Session *S, uint8_t param)
 	sink += (uint64_t) deleted;
 }
 
-/* stats.c's info_field(), as there (on a NUL-terminated copy). */
+/* store.c's info_field(): StoreReplyInfoField into 201 bytes, or NULL. */
 static char *
 info_field(const char *info, const char *field)
 {
-	size_t		flen = strlen(field);
-	const char *p = info;
+	char	   *out = malloc(201);
 
-	while ((p = strstr(p, field)) != NULL)
-	{
-		if ((p == info || p[-1] == '\n') && p[flen] == ':')
-		{
-			const char *v = p + flen + 1;
-			size_t		vlen = strcspn(v, "\r\n");
-			char	   *out = malloc(201);
-
-			CHECK(out != NULL);
-			RedisSafeText(out, 201, v, vlen);
-			return out;
-		}
-		p += flen;
-	}
+	CHECK(out != NULL);
+	memset(out, 0x7f, 201);
+	if (StoreReplyInfoField(info, field, out, 201))
+		return out;
+	free(out);
 	return NULL;
 }
 
@@ -1397,7 +1365,55 @@ op_health(Session *S, uint8_t param)
 	free_replies(1, &reply);
 }
 
-/* store()'s SET, or the bumps' MSET. */
+/* Every write verdict: status is OK, an error REFUSED, the rest BAD_REPLY. */
+static StoreStatus
+write_verdict(const redisReply *r)
+{
+	StoreStatus st = StoreReplyWrite(r);
+
+	CHECK(st == (r->type == REDIS_REPLY_STATUS ? STORE_OK :
+				 r->type == REDIS_REPLY_ERROR ? STORE_REFUSED : STORE_BAD_REPLY));
+	return st;
+}
+
+/* StoreSwapToken's SET ... GET, against an independent reading. */
+static void
+op_token(Session *S, uint8_t param)
+{
+	const char *set[1] = {"SET"};
+	const char *token = "0123456789abcdef0123456789abcdef";
+	const char *file_token = (param & 4) ? "" : "fedcba9876543210fedcba9876543210";
+	redisReply *r = NULL;
+	StoreTokenPrev prev;
+	StoreStatus st;
+
+	if (!redis_exec(S, 1, set, &r, 4096))
+		return;
+	st = StoreReplyToken(r, token, file_token, &prev);
+	if (r->type == REDIS_REPLY_NIL)
+		CHECK(st == STORE_OK && prev == STORE_TOKEN_NONE);
+	else if (r->type == REDIS_REPLY_STRING)
+	{
+		bool		known = (r->len == 32 && memcmp(r->str, token, 32) == 0) ||
+			(r->len == strlen(file_token) && memcmp(r->str, file_token, r->len) == 0);
+
+		CHECK(st == STORE_OK &&
+			  prev == (known ? STORE_TOKEN_KNOWN : STORE_TOKEN_OTHER));
+	}
+	else
+		CHECK(st == (r->type == REDIS_REPLY_ERROR ? STORE_REFUSED : STORE_BAD_REPLY));
+	if (st == STORE_REFUSED)
+	{
+		report_error(S, r->str, r->len);
+		CHECK(!S->connected);
+	}
+	free_replies(1, &r);
+}
+
+/*
+ * store()'s SET (param & 1), else the incarnation token's SET ... GET
+ * (param & 2), else the bumps' MSET.
+ */
 static void
 op_write(Session *S, uint8_t param)
 {
@@ -1407,35 +1423,34 @@ op_write(Session *S, uint8_t param)
 	{
 		const char *set[1] = {"SET"};
 		char		problem[200] = "";
+		StoreStatus st;
 
 		if (!redis_exec(S, 1, set, &reply, 4096))
 			return;
-		if (reply->type != REDIS_REPLY_STATUS)
+		st = write_verdict(reply);
+		if (st == STORE_REFUSED)
 		{
-			if (reply->type == REDIS_REPLY_ERROR)
-			{
-				/* store(): RedisReplyText(str, len, 120), RedisSafeText into 121 */
-				char		shown[121];
+			/* StorePutEntry: RedisSafeText into 121 */
+			char		shown[121];
 
-				RedisSafeText(shown, sizeof(shown), reply->str, reply->len);
-				check_safe_text((const uint8_t *) reply->str, reply->len, sizeof(shown));
-				snprintf(problem, sizeof(problem), "redis refused it: %s", shown);
-			}
-			else
-				snprintf(problem, sizeof(problem), "unexpected reply from redis");
+			RedisSafeText(shown, sizeof(shown), reply->str, reply->len);
+			check_safe_text((const uint8_t *) reply->str, reply->len, sizeof(shown));
+			snprintf(problem, sizeof(problem), "redis refused it: %s", shown);
 		}
+		else if (st != STORE_OK)
+			snprintf(problem, sizeof(problem), "unexpected reply from redis");
 		sink += strlen(problem);
 		free_replies(1, &reply);
 	}
+	else if (param & 2)
+		op_token(S, param);
 	else
 	{
 		const char *mset[1] = {"MSET"};
-		bool		ok;
 
 		if (!redis_exec(S, 1, mset, &reply, 4096))
 			return;
-		ok = reply->type == REDIS_REPLY_STATUS;
-		if (!ok && reply->type == REDIS_REPLY_ERROR)
+		if (write_verdict(reply) == STORE_REFUSED)
 		{
 			report_error(S, reply->str, reply->len);
 			CHECK(!S->connected);
@@ -1468,7 +1483,8 @@ op_generic(Session *S, uint8_t param)
  *	 3	   explain, parameter as for lookup
  *	 4	   purge: at most 1 + (param & 15) SCAN rounds
  *	 5	   health
- *	 6	   param & 1: store's SET, else the bumps' MSET
+ *	 6	   param & 1: store's SET, else param & 2: the incarnation token's
+ *		   SET ... GET (param & 4: with no file token), else the bumps' MSET
  *	 7	   1 + (param & 7) replies, byte cap 64 << ((param >> 3) & 15)
  */
 static void

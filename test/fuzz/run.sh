@@ -4,7 +4,8 @@
 #   entry  fuzz_entry.c: the stored-entry decoder (src/entry_format.c)
 #   resp   fuzz_resp.c: Redis replies, as the system libhiredis's reader
 #          (configured and fed as src/redis/client.c does) turns them into
-#          reply trees, and as the extension's callers interpret them; and
+#          reply trees, and as the store layer interprets them (the real
+#          src/store/store_reply.c); and
 #          src/redis/text.c, which escapes all text from Redis: what users
 #          are shown is printable ASCII
 #   sealed fuzz_sealed.c: sealed (AES-256-GCM) entries, CeSealedOpen and
@@ -192,8 +193,8 @@ if wants resp; then
 	read -r -a HIREDIS_LIBS <<<"$(pkg-config --libs hiredis)"
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		"${WARN[@]}" "${HIREDIS_CFLAGS[@]}" "${INC[@]}" \
-		"$HERE/fuzz_resp.c" "$ROOT/src/redis/text.c" "${HIREDIS_LIBS[@]}" \
-		-o "$W/fuzz_resp"
+		"$HERE/fuzz_resp.c" "$ROOT/src/store/store_reply.c" "$ROOT/src/redis/text.c" \
+		"$PGPORT" "${HIREDIS_LIBS[@]}" -o "$W/fuzz_resp"
 	clang -g -O1 "${SAN[@]}" "${WARN[@]}" \
 		"$HERE/make_resp_seeds.c" \
 		-o "$W/make_resp_seeds"

@@ -1,0 +1,575 @@
+/*-------------------------------------------------------------------------
+ *
+ * store.c
+ *	  The store layer: the only code outside src/redis/ that issues Redis
+ *	  commands.  Each operation builds its commands, sends them through the
+ *	  client in one round trip, hands the replies to store_reply.c for their
+ *	  meaning and returns plain values (store.h).
+ *
+ * Replies are hiredis objects (malloc'd): none outlives the function that
+ * received it, also when something in between raises (PG_FINALLY).  The
+ * store counts what it sees in cache_ext's statistics (see
+ * count_failures); the client does not.
+ *
+ * State: the server listener (backend-local, set once from _PG_init).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "portability/instr_time.h"
+
+#include "cache_ext.h"
+#include "redis/redis.h"
+#include "redis/redis_text.h"
+#include "store/store.h"
+#include "store/store_reply.h"
+
+static StoreServerListener server_listener = NULL;
+
+/* the client's failure count already added to cache_stats.errors */
+static uint64 failures_seen = 0;
+
+/*
+ * The one place where the store turns the client's failures into
+ * statistics (cache_stats.errors), called after every exchange and every
+ * error reply reported to the client.  The client counts its failures
+ * (RedisFailureCount) and never calls up into the statistics.
+ */
+static void
+count_failures(void)
+{
+	uint64		now = RedisFailureCount();
+
+	if (now != failures_seen)
+	{
+		CacheStatsAdd(CS_ERRORS, now - failures_seen);
+		failures_seen = now;
+	}
+}
+
+/* exec_commands' timeout_ms for cache_ext.command_timeout (RedisExec) */
+#define DEFAULT_TIMEOUT (-1)
+
+/*
+ * RedisExecTimeout, or RedisExec when timeout_ms is DEFAULT_TIMEOUT; then
+ * count.
+ */
+static bool
+exec_commands(int ncmds, RedisCommand *cmds, redisReply **replies,
+			  size_t max_reply_bytes, int timeout_ms)
+{
+	bool		ok;
+
+	if (timeout_ms != DEFAULT_TIMEOUT)
+		ok = RedisExecTimeout(ncmds, cmds, replies, max_reply_bytes, timeout_ms);
+	else
+		ok = RedisExec(ncmds, cmds, replies, max_reply_bytes);
+	if (ok)
+		CacheStatsAdd(CS_ROUND_TRIPS, 1);
+	count_failures();
+	return ok;
+}
+
+/* The server answered but is not serving: a failure for the client. */
+static void
+report_error(const redisReply *r)
+{
+	RedisReportError(r->str, r->len);
+	count_failures();
+}
+
+/* An error reply's text, escaped, at most max bytes (palloc'd). */
+static char *
+error_text(const redisReply *r, size_t max)
+{
+	return RedisReplyText(r->str, r->len, max);
+}
+
+/*
+ * StoreLookupEntry (store.h): GETRANGE [+ PTTL] + MGET, one round trip.
+ * The entry's bytes are handed to decode while the reply still holds them
+ * (no copy on the hit path).
+ */
+void
+StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
+				 size_t max_entry_size, bool with_ttl,
+				 char **vals, size_t *lens,
+				 StoreDecodeFn decode, void *arg, StoreLookup *out)
+{
+	RedisCommand cmds[3];
+	redisReply *replies[3] = {NULL, NULL, NULL};
+	int			ncmds = with_ttl ? 3 : 2;
+	int			gi = ncmds - 1;
+	char		endbuf[32];
+
+	memset(out, 0, sizeof(*out));
+	out->verdict = STORE_LOOKUP_DOWN;
+	out->ttl_ms = -1;
+
+	snprintf(endbuf, sizeof(endbuf), "%zu", max_entry_size);
+	RedisCommandInit(&cmds[0], "GETRANGE");
+	RedisCommandArgStr(&cmds[0], rkey);
+	RedisCommandArgStr(&cmds[0], "0");
+	RedisCommandArgStr(&cmds[0], endbuf);
+	if (with_ttl)
+	{
+		RedisCommandInit(&cmds[1], "PTTL");
+		RedisCommandArgStr(&cmds[1], rkey);
+	}
+	RedisCommandInit(&cmds[gi], "MGET");
+	for (int i = 0; i < ngens; i++)
+		RedisCommandArgStr(&cmds[gi], genkeys[i]);
+
+	if (!exec_commands(ncmds, cmds, replies,
+					   max_entry_size + 1024 + 300 * (size_t) ngens, DEFAULT_TIMEOUT))
+		return;
+
+	PG_TRY();
+	{
+		const redisReply *error;
+		const redisReply *g = replies[gi];
+
+		StoreReplyLookup(replies[0], g, ngens, max_entry_size, out, &error);
+		if (error != NULL)
+			report_error(error);
+		else
+		{
+			if (out->gens != STORE_GENS_INVALID)
+			{
+				for (int i = 0; i < ngens; i++)
+					if (g->element[i]->type == REDIS_REPLY_STRING)
+					{
+						vals[i] = pnstrdup(g->element[i]->str, g->element[i]->len);
+						lens[i] = g->element[i]->len;
+					}
+			}
+			if (with_ttl)
+			{
+				long long	ttl;
+
+				out->has_ttl = StoreReplyInteger(replies[1], &ttl);
+				if (out->has_ttl)
+					out->ttl_ms = (int64) ttl;
+			}
+			if (out->verdict == STORE_LOOKUP_DECODE && decode != NULL)
+				out->decoded = decode(replies[0]->str, replies[0]->len, arg);
+		}
+	}
+	PG_FINALLY();
+	{
+		RedisFreeReplies(ncmds, replies);
+	}
+	PG_END_TRY();
+}
+
+/* StoreInitGenerations (store.h): SET NX each, then MGET them all. */
+bool
+StoreInitGenerations(char *const *keys, const int *which, int nmissing,
+					 const char *value, char **vals, size_t *lens)
+{
+	RedisCommand *cmds;
+	redisReply **replies;
+	redisReply *r;
+	int			ncmds = nmissing + 1;
+	volatile bool ok = false;
+
+	cmds = palloc(sizeof(RedisCommand) * ncmds);
+	replies = palloc0(sizeof(redisReply *) * ncmds);
+	for (int j = 0; j < nmissing; j++)
+	{
+		RedisCommandInit(&cmds[j], "SET");
+		RedisCommandArgStr(&cmds[j], keys[which[j]]);
+		RedisCommandArg(&cmds[j], value, 32);
+		RedisCommandArgStr(&cmds[j], "NX");
+	}
+	RedisCommandInit(&cmds[nmissing], "MGET");
+	for (int j = 0; j < nmissing; j++)
+		RedisCommandArgStr(&cmds[nmissing], keys[which[j]]);
+	if (!exec_commands(ncmds, cmds, replies, 64 * 1024, DEFAULT_TIMEOUT))
+		return false;
+
+	PG_TRY();
+	{
+		r = replies[nmissing];
+		ok = StoreReplyInitGens(r, nmissing);
+		for (int j = 0; ok && j < nmissing; j++)
+		{
+			vals[which[j]] = pnstrdup(r->element[j]->str, r->element[j]->len);
+			lens[which[j]] = r->element[j]->len;
+		}
+	}
+	PG_FINALLY();
+	{
+		RedisFreeReplies(ncmds, replies);
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* StorePutEntry (store.h): SET rkey data PX ttl. */
+char *
+StorePutEntry(const char *rkey, const char *data, size_t len, int64 ttl_ms)
+{
+	RedisCommand cmd;
+	redisReply *reply = NULL;
+	char		ttlbuf[32];
+	char		shown[121];
+	StoreStatus st;
+
+	snprintf(ttlbuf, sizeof(ttlbuf), INT64_FORMAT, ttl_ms);
+	RedisCommandInit(&cmd, "SET");
+	RedisCommandArgStr(&cmd, rkey);
+	RedisCommandArg(&cmd, data, len);
+	RedisCommandArgStr(&cmd, "PX");
+	RedisCommandArgStr(&cmd, ttlbuf);
+	if (!exec_commands(1, &cmd, &reply, 4096, DEFAULT_TIMEOUT))
+		return psprintf("redis unavailable (%s)", RedisLastError());
+	st = StoreReplyWrite(reply);
+	if (st == STORE_REFUSED)
+		RedisSafeText(shown, sizeof(shown), reply->str, reply->len);
+	RedisFreeReplies(1, &reply);
+	if (st == STORE_OK)
+		return NULL;
+	/* the server is up but did not take it: not the client's failure */
+	CacheStatsAdd(CS_ERRORS, 1);
+	if (st == STORE_REFUSED)
+		return psprintf("redis refused it: %s", shown);
+	return pstrdup("unexpected reply from redis");
+}
+
+/* StoreDeleteEntry (store.h) */
+void
+StoreDeleteEntry(const char *rkey)
+{
+	RedisCommand del;
+	redisReply *r = NULL;
+
+	RedisCommandInit(&del, "UNLINK");
+	RedisCommandArgStr(&del, rkey);
+	if (exec_commands(1, &del, &r, 1024, DEFAULT_TIMEOUT))
+		RedisFreeReplies(1, &r);
+}
+
+/* StoreBump (store.h): one MSET. */
+bool
+StoreBump(char *const *keys, int n, const char *value, int timeout_ms)
+{
+	RedisCommand cmd;
+	redisReply *reply = NULL;
+	const char *why;
+	StoreStatus st;
+
+	if (n == 0)
+		return true;
+	if (!RedisUsable(&why))
+		return false;
+	RedisCommandInit(&cmd, "MSET");
+	for (int i = 0; i < n; i++)
+	{
+		RedisCommandArgStr(&cmd, keys[i]);
+		RedisCommandArg(&cmd, value, 32);
+	}
+	if (!exec_commands(1, &cmd, &reply, 4096, timeout_ms))
+		return false;
+	st = StoreReplyWrite(reply);
+	if (st == STORE_REFUSED)
+		report_error(reply);
+	RedisFreeReplies(1, &reply);
+	return st == STORE_OK;
+}
+
+/* StoreSwapToken (store.h): SET key token GET (Redis 6.2). */
+StoreStatus
+StoreSwapToken(const char *key, const char *token, const char *file_token,
+			   StoreTokenPrev *prev)
+{
+	RedisCommand cmd;
+	redisReply *r = NULL;
+	const char *why;
+	StoreStatus st;
+
+	*prev = STORE_TOKEN_NONE;
+	if (!RedisUsable(&why))
+		return STORE_UNAVAILABLE;
+	RedisCommandInit(&cmd, "SET");
+	RedisCommandArgStr(&cmd, key);
+	RedisCommandArgStr(&cmd, token);
+	RedisCommandArgStr(&cmd, "GET");
+	if (!exec_commands(1, &cmd, &r, 4096, DEFAULT_TIMEOUT))
+		return STORE_UNAVAILABLE;
+	st = StoreReplyToken(r, token, file_token, prev);
+	if (st == STORE_REFUSED)
+		report_error(r);
+	RedisFreeReplies(1, &r);
+	return st;
+}
+
+/* StoreLeaseTtl (store.h): PTTL key. */
+StoreStatus
+StoreLeaseTtl(const char *key, int64 *ttl_ms)
+{
+	RedisCommand cmd;
+	redisReply *r = NULL;
+	long long	ms;
+	StoreStatus st = STORE_OK;
+
+	*ttl_ms = -1;
+	RedisCommandInit(&cmd, "PTTL");
+	RedisCommandArgStr(&cmd, key);
+	if (!exec_commands(1, &cmd, &r, 4096, DEFAULT_TIMEOUT))
+		return STORE_UNAVAILABLE;
+	if (StoreReplyInteger(r, &ms))
+		*ttl_ms = (int64) ms;
+	else
+		st = r->type == REDIS_REPLY_ERROR ? STORE_REFUSED : STORE_BAD_REPLY;
+	RedisFreeReplies(1, &r);
+	return st;
+}
+
+/* StoreLeaseSet (store.h): SET key token PX px_ms. */
+StoreStatus
+StoreLeaseSet(const char *key, const char *token, int px_ms, int timeout_ms)
+{
+	RedisCommand cmd;
+	redisReply *r = NULL;
+	char		pxbuf[16];
+	const char *why;
+	StoreStatus st;
+
+	if (!RedisUsable(&why))
+		return STORE_UNAVAILABLE;
+	snprintf(pxbuf, sizeof(pxbuf), "%d", px_ms);
+	RedisCommandInit(&cmd, "SET");
+	RedisCommandArgStr(&cmd, key);
+	RedisCommandArgStr(&cmd, token);
+	RedisCommandArgStr(&cmd, "PX");
+	RedisCommandArgStr(&cmd, pxbuf);
+	if (!exec_commands(1, &cmd, &r, 4096, timeout_ms))
+		return STORE_UNAVAILABLE;
+	st = StoreReplyWrite(r);
+	RedisFreeReplies(1, &r);
+	return st;
+}
+
+/* StoreLeaseDelete (store.h): UNLINK key. */
+StoreStatus
+StoreLeaseDelete(const char *key, int timeout_ms, bool *dropped)
+{
+	RedisCommand cmd;
+	redisReply *r = NULL;
+	long long	n;
+	const char *why;
+
+	*dropped = false;
+	if (!RedisUsable(&why))
+		return STORE_UNAVAILABLE;
+	RedisCommandInit(&cmd, "UNLINK");
+	RedisCommandArgStr(&cmd, key);
+	if (!exec_commands(1, &cmd, &r, 4096, timeout_ms))
+		return STORE_UNAVAILABLE;
+	*dropped = StoreReplyInteger(r, &n);
+	RedisFreeReplies(1, &r);
+	return *dropped ? STORE_OK : STORE_BAD_REPLY;
+}
+
+/*
+ * StorePurge (store.h): SCAN cursor MATCH pattern COUNT 1000, then UNLINK
+ * the keys it gave; never KEYS.
+ */
+StoreStatus
+StorePurge(const char *pattern, StorePurgeBatch *b)
+{
+	RedisCommand cmd;
+	RedisCommand del;
+	redisReply *reply = NULL;
+	redisReply *dreply[1] = {NULL};
+	const redisReply *keys;
+	const char *why;
+	volatile StoreStatus st = STORE_BAD_REPLY;
+
+	b->deleted = 0;
+	b->problem = NULL;
+	b->unlink_failed = false;
+	if (!RedisUsable(&why))
+	{
+		b->problem = why;
+		return STORE_UNAVAILABLE;
+	}
+	RedisCommandInit(&cmd, "SCAN");
+	RedisCommandArgStr(&cmd, b->cursor);
+	RedisCommandArgStr(&cmd, "MATCH");
+	RedisCommandArgStr(&cmd, pattern);
+	RedisCommandArgStr(&cmd, "COUNT");
+	RedisCommandArgStr(&cmd, "1000");
+	if (!exec_commands(1, &cmd, &reply, 16 * 1024 * 1024, DEFAULT_TIMEOUT))
+	{
+		b->problem = pstrdup(RedisLastError());
+		return STORE_UNAVAILABLE;
+	}
+
+	/* the UNLINK's arguments point into the SCAN reply: freed after it */
+	PG_TRY();
+	{
+		st = StoreReplyScan(reply, b->cursor, &keys);
+		if (st == STORE_REFUSED)
+			b->problem = psprintf("Redis refused SCAN: %s", error_text(reply, 150));
+		else if (st != STORE_OK)
+			b->problem = "unexpected reply to SCAN";
+		else if (keys->elements > 0)
+		{
+			RedisCommandInit(&del, "UNLINK");
+			for (size_t i = 0; i < keys->elements; i++)
+				if (keys->element[i]->type == REDIS_REPLY_STRING)
+					RedisCommandArg(&del, keys->element[i]->str, keys->element[i]->len);
+			if (!exec_commands(1, &del, dreply, 4096, DEFAULT_TIMEOUT))
+			{
+				st = STORE_UNAVAILABLE;
+				b->problem = pstrdup(RedisLastError());
+			}
+			else
+			{
+				st = StoreReplyUnlinkCount(dreply[0], keys->elements, &b->deleted);
+				b->unlink_failed = st != STORE_OK;
+				if (st == STORE_REFUSED)
+					b->problem = psprintf("Redis refused UNLINK: %s",
+										  error_text(dreply[0], 150));
+				else if (st != STORE_OK)
+					b->problem = "unexpected reply to UNLINK";
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		RedisFreeReplies(1, &reply);
+		RedisFreeReplies(1, dreply);
+	}
+	PG_END_TRY();
+	return st;
+}
+
+/* One INFO field into a palloc'd buffer, or NULL. */
+static char *
+info_field(const char *info, const char *field)
+{
+	char	   *v = palloc(201);
+
+	if (StoreReplyInfoField(info, field, v, 201))
+		return v;
+	pfree(v);
+	return NULL;
+}
+
+/*
+ * INFO everything: its text (palloc'd, NUL-terminated), or NULL; a refusal
+ * goes to h->info_refused.
+ */
+static char *
+fetch_info(StoreHealth *h)
+{
+	RedisCommand cmd;
+	redisReply *reply = NULL;
+	char	   *volatile info = NULL;
+
+	RedisCommandInit(&cmd, "INFO");
+	RedisCommandArgStr(&cmd, "everything");
+	if (!exec_commands(1, &cmd, &reply, 1024 * 1024, DEFAULT_TIMEOUT))
+		return NULL;
+	PG_TRY();
+	{
+		if (reply->type == REDIS_REPLY_STRING)
+			info = pnstrdup(reply->str, reply->len);
+		else if (reply->type == REDIS_REPLY_ERROR)
+			h->info_refused = error_text(reply, 80);
+	}
+	PG_FINALLY();
+	{
+		RedisFreeReplies(1, &reply);
+	}
+	PG_END_TRY();
+	return info;
+}
+
+/*
+ * StoreGetHealth (store.h): the connection and breaker, a PING's round
+ * trip, and what INFO everything says of the server.
+ */
+void
+StoreGetHealth(StoreHealth *h)
+{
+	const char *why = NULL;
+	char	   *info = NULL;
+
+	memset(h, 0, sizeof(*h));
+	h->rtt_ms = -1;
+	h->breaker_open = RedisBreakerOpen(&h->breaker_remaining_ms);
+	if (RedisUsable(&why))
+	{
+		RedisCommand ping;
+		redisReply *reply = NULL;
+		instr_time	t0,
+					t1;
+
+		RedisCommandInit(&ping, "PING");
+		INSTR_TIME_SET_CURRENT(t0);
+		if (exec_commands(1, &ping, &reply, 1024, DEFAULT_TIMEOUT))
+		{
+			INSTR_TIME_SET_CURRENT(t1);
+			INSTR_TIME_SUBTRACT(t1, t0);
+			if (reply->type == REDIS_REPLY_STATUS)
+				h->rtt_ms = INSTR_TIME_GET_MILLISEC(t1);
+			RedisFreeReplies(1, &reply);
+
+			info = fetch_info(h);
+		}
+		h->breaker_open = RedisBreakerOpen(&h->breaker_remaining_ms);
+	}
+	h->connected = RedisConnected();
+	if (RedisLastError()[0] != '\0')
+		h->last_error = pstrdup(RedisLastError());
+	else
+		h->last_error = why;
+	if (info != NULL)
+	{
+		/* read up to the first NUL, as a C string */
+		h->has_info = true;
+		h->version = info_field(info, "redis_version");
+		h->role = info_field(info, "role");
+		h->used_memory = info_field(info, "used_memory");
+		h->maxmemory = info_field(info, "maxmemory");
+		h->maxmemory_policy = info_field(info, "maxmemory_policy");
+		h->aof_enabled = info_field(info, "aof_enabled");
+		h->evicted_keys = info_field(info, "evicted_keys");
+		h->expired_keys = info_field(info, "expired_keys");
+	}
+}
+
+/* StoreUsable (store.h) */
+bool
+StoreUsable(const char **why)
+{
+	return RedisUsable(why);
+}
+
+/* StoreLastError (store.h) */
+const char *
+StoreLastError(void)
+{
+	return RedisLastError();
+}
+
+/* The client's connect hook, passed on to the store's listener. */
+static void
+on_connect(const char *run_id)
+{
+	if (server_listener != NULL)
+		server_listener(run_id);
+}
+
+/* StoreSetServerListener (store.h) */
+void
+StoreSetServerListener(StoreServerListener fn)
+{
+	server_listener = fn;
+	redis_connect_hook = on_connect;
+}

@@ -1,0 +1,206 @@
+/*-------------------------------------------------------------------------
+ *
+ * store.h
+ *	  The store layer: every Redis command cache_ext issues, as operations
+ *	  in the cache's own terms (look up an entry with its generations, put
+ *	  one, delete one, bump scopes, purge, health, ...).
+ *
+ * Only store.c (and the client under src/redis/) issues Redis commands; no
+ * hiredis type appears here.  Results are plain structs and status enums;
+ * strings they hold are palloc'd in the caller's memory context unless
+ * said otherwise.  Which reply means what is decided once, by the pure
+ * functions of store_reply.c, for every caller.
+ *
+ * This header needs only c.h's types: store_reply.c, which is built
+ * without the backend (the RESP fuzz target links it), includes it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHE_EXT_STORE_H
+#define CACHE_EXT_STORE_H
+
+/* How an operation went. */
+typedef enum StoreStatus
+{
+	STORE_OK,
+	STORE_UNAVAILABLE,			/* Redis could not be used or failed (the
+								 * client recorded why: StoreLastError) */
+	STORE_REFUSED,				/* the server answered with an error */
+	STORE_BAD_REPLY				/* a reply of a shape cache_ext never asks for */
+} StoreStatus;
+
+/* What the reply to an entry's GETRANGE says (store_reply.c decides). */
+typedef enum StoreEntryState
+{
+	STORE_ENTRY_ABSENT,			/* no such key */
+	STORE_ENTRY_PRESENT,		/* bytes to open and decode */
+	STORE_ENTRY_BAD_TYPE,		/* a key of another type, or a reply that is
+								 * not a string */
+	STORE_ENTRY_TOO_LARGE		/* longer than cache_ext.max_entry_size */
+} StoreEntryState;
+
+/* What the reply to the generations' MGET says. */
+typedef enum StoreGensState
+{
+	STORE_GENS_VALID,			/* each a value of 1..255 bytes */
+	STORE_GENS_MISSING,			/* well formed, some do not exist (nil) */
+	STORE_GENS_INVALID			/* wrong shape, or a value cache_ext does not
+								 * write */
+} StoreGensState;
+
+/*
+ * The one verdict on a lookup's replies, shared by cached_query and
+ * cache_explain.
+ */
+typedef enum StoreLookupVerdict
+{
+	STORE_LOOKUP_DOWN,			/* Redis failed or is not serving */
+	STORE_LOOKUP_MISS,			/* no entry */
+	STORE_LOOKUP_CORRUPT,		/* an entry cache_ext cannot have written */
+	STORE_LOOKUP_STALE,			/* generations missing or unusable */
+	STORE_LOOKUP_DECODE			/* entry and generations usable: decode */
+} StoreLookupVerdict;
+
+/*
+ * Called with an entry's bytes when the verdict is STORE_LOOKUP_DECODE:
+ * valid only during the call, writable, with a NUL after len that may be
+ * modified temporarily.  Its result is passed back in StoreLookup.decoded.
+ * It may raise: the store frees what it holds.
+ */
+typedef int (*StoreDecodeFn) (char *data, size_t len, void *arg);
+
+/* A lookup's result. */
+typedef struct StoreLookup
+{
+	StoreLookupVerdict verdict;
+	StoreEntryState entry;		/* unless DOWN */
+	StoreGensState gens;		/* unless DOWN */
+	int			nmissing;		/* STORE_GENS_MISSING: how many */
+	size_t		entry_bytes;	/* PRESENT / TOO_LARGE: its length */
+	const char *problem;		/* CORRUPT: why (a constant string) */
+	bool		has_ttl;		/* with_ttl and the server said */
+	int64		ttl_ms;
+	int			decoded;		/* DECODE: what decode returned */
+} StoreLookup;
+
+/*
+ * Fetch the entry rkey (at most max_entry_size bytes) and the generations
+ * genkeys[0..ngens) in one round trip, with the entry's PTTL when with_ttl.
+ * vals/lens (ngens each, zeroed by the caller) receive the values of the
+ * generations that are usable (palloc'd).  A server error reply is
+ * reported to the client (the circuit opens) and gives STORE_LOOKUP_DOWN.
+ * Does not check StoreUsable first.
+ */
+extern void StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
+							 size_t max_entry_size, bool with_ttl,
+							 char **vals, size_t *lens,
+							 StoreDecodeFn decode, void *arg,
+							 StoreLookup *out);
+
+/*
+ * Create the generations keys[which[j]] (j < nmissing) that do not exist
+ * with value (32 bytes), then read all of them back (another session may
+ * have been first) into vals/lens[which[j]].  Returns false when Redis
+ * failed or a value is not one cache_ext writes.
+ */
+extern bool StoreInitGenerations(char *const *keys, const int *which,
+								 int nmissing, const char *value,
+								 char **vals, size_t *lens);
+
+/*
+ * Put an entry (already sealed if it is to be) with a TTL.  Returns NULL
+ * when Redis took it, else why not (palloc'd, for cache_status).
+ */
+extern char *StorePutEntry(const char *rkey, const char *data, size_t len,
+						   int64 ttl_ms);
+
+/* Delete an entry, best effort (a failure is the client's to report). */
+extern void StoreDeleteEntry(const char *rkey);
+
+/*
+ * Set every key to value (32 bytes) in one MSET within timeout_ms.  True
+ * when Redis took it.  Checks StoreUsable first.
+ */
+extern bool StoreBump(char *const *keys, int n, const char *value,
+					  int timeout_ms);
+
+/* What the incarnation token held before StoreSwapToken replaced it. */
+typedef enum StoreTokenPrev
+{
+	STORE_TOKEN_NONE,			/* no token (Redis lost it or never had it) */
+	STORE_TOKEN_KNOWN,			/* file_token or token itself */
+	STORE_TOKEN_OTHER			/* another incarnation's */
+} StoreTokenPrev;
+
+/*
+ * SET key token GET: store this incarnation's token and say what was
+ * there.  STORE_OK with *prev, or why not.  Checks StoreUsable first.
+ */
+extern StoreStatus StoreSwapToken(const char *key, const char *token,
+								  const char *file_token,
+								  StoreTokenPrev *prev);
+
+/* The standby lease: PTTL (ms, or -1 when none or unknown). */
+extern StoreStatus StoreLeaseTtl(const char *key, int64 *ttl_ms);
+
+/*
+ * Renew the lease (SET PX) or drop it (UNLINK, *dropped when the server
+ * answered with a count), within timeout_ms.  Both check StoreUsable
+ * first.
+ */
+extern StoreStatus StoreLeaseSet(const char *key, const char *token,
+								 int px_ms, int timeout_ms);
+extern StoreStatus StoreLeaseDelete(const char *key, int timeout_ms,
+									bool *dropped);
+
+/* One batch of cache_purge: SCAN from cursor, UNLINK what it found. */
+#define STORE_CURSOR_LEN 32
+typedef struct StorePurgeBatch
+{
+	char		cursor[STORE_CURSOR_LEN];	/* in: "0" at first; out: the
+											 * next, "0" when done */
+	int64		deleted;		/* out: keys this batch deleted */
+	const char *problem;		/* out, unless STORE_OK */
+	bool		unlink_failed;	/* out: UNLINK was refused (an ACL matter) */
+} StorePurgeBatch;
+
+extern StoreStatus StorePurge(const char *pattern, StorePurgeBatch *b);
+
+/* cache_health's view of the store; strings are escaped, palloc'd or NULL. */
+typedef struct StoreHealth
+{
+	bool		connected;
+	bool		breaker_open;
+	int			breaker_remaining_ms;
+	const char *last_error;		/* the last failure, else why Redis cannot
+								 * be used, or NULL */
+	double		rtt_ms;			/* PING's round trip, -1 when none */
+	char	   *info_refused;	/* INFO's error reply, or NULL */
+	bool		has_info;		/* INFO answered: the fields below */
+	char	   *version;
+	char	   *role;
+	char	   *used_memory;
+	char	   *maxmemory;
+	char	   *maxmemory_policy;
+	char	   *aof_enabled;
+	char	   *evicted_keys;
+	char	   *expired_keys;
+} StoreHealth;
+
+extern void StoreGetHealth(StoreHealth *h);
+
+/* Whether Redis may be tried now; when not, *why says so (constant). */
+extern bool StoreUsable(const char **why);
+
+/* The client's last failure, or "". */
+extern const char *StoreLastError(void);
+
+/*
+ * Called after every new connection with the server's run_id, or NULL
+ * when it did not say (INFO refused).  A new run_id means the server
+ * restarted and may have lost writes.  One listener (the outbox).
+ */
+typedef void (*StoreServerListener) (const char *run_id);
+extern void StoreSetServerListener(StoreServerListener fn);
+
+#endif							/* CACHE_EXT_STORE_H */
