@@ -17,6 +17,7 @@ OBJS = \
 	src/admin.o \
 	src/keys.o \
 	src/outbox.o \
+	src/outbox_worker.o \
 	src/query.o \
 	src/pipeline.o \
 	src/outcome.o \
@@ -33,6 +34,7 @@ OBJS = \
 	src/redis/settings.o \
 	src/redis/text.o \
 	src/redis/transport.o \
+	src/redis/tls.o \
 	src/redis/url.o
 
 EXTENSION = cache_ext

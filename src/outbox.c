@@ -50,7 +50,7 @@
  * swap and the lease are its operations; the store tells on_redis_connect
  * of each new connection's run_id.
  *
- * Locking.  One LWLock (tranche "cache_ext", shared->lock) guards
+ * Locking.  One LWLock (tranche "cache_ext", outbox_shared->lock) guards
  * OutboxShared; the comment on each field of OutboxShared and OutboxTarget
  * says which of these rules applies to it:
  *	 lock		read and written only under the LWLock (writers hold it in
@@ -108,95 +108,26 @@
 #include "invalidate.h"
 #include "keys.h"
 #include "outbox.h"
+#include "outbox_internal.h"
 #include "store/store.h"
 
 /* written at a clean shutdown; its absence at startup means bumps may be lost */
 #define STATE_FILE "cache_ext.state"
 #define STATE_MAGIC "cache_ext state 3"
 
-#define OUTBOX_TARGETS 8
-#define OUTBOX_SIZE 512			/* keys kept per target */
-#define TARGET_URL_LEN 1024
-#define TARGET_BASE_LEN 128
-#define TOKEN_LEN 33			/* 32 hex digits and a NUL */
-#define RUN_ID_LEN 64
-
 int			cache_ext_standby_lease = 2000; /* ms */
 
-/* One Redis target; each field's comment opens with its lock rule. */
-typedef struct OutboxTarget
-{
-	bool		used;			/* claim: the slot is taken (never freed) */
-	uint64		url_hash;		/* claim: identifies the URL (the state file
-								 * holds no URL: it may contain a password) */
-	char		url[TARGET_URL_LEN];	/* lock: "" while known only from the
-										 * file */
-	char		base[TARGET_BASE_LEN];	/* claim: "<prefix>s<server scope>" */
-	pg_atomic_uint32 blocked;	/* atomic: hits are served only at 0; kept
-								 * equal to what update_blocked computes */
-	uint64		delivered;		/* lock: "requested" when last delivered here */
-	uint64		want_bump;		/* lock: server bumps for this target alone ... */
-	uint64		done_bump;		/* lock: ... and the last one delivered */
-	bool		checked;		/* lock: the incarnation token was compared */
-	int			delivering_pid; /* lock: the process sending, or 0 */
-	uint64		version;		/* lock: incremented when the items are dropped */
-	char		run_id[RUN_ID_LEN]; /* lock: of the Redis server, "" until
-									 * known */
-	char		file_token[TOKEN_LEN];	/* constant: the token this target
-										 * should hold, from the state file,
-										 * or "" */
-	pg_atomic_uint64 fence_until;	/* atomic (written alone too): standby:
-									 * lease seen alive until then (a
-									 * TimestampTz); the hit path reads it */
-	int			nitems;			/* lock: items in use */
-	char		items[OUTBOX_SIZE][INVAL_KEY_LEN];	/* lock */
-} OutboxTarget;
-
-/* Each field's comment opens with its lock rule (see the banner). */
-typedef struct OutboxShared
-{
-	LWLock	   *lock;			/* constant */
-	pg_atomic_uint64 epoch;		/* atomic: incremented (by update_blocked) at
-								 * every change of a target's blocked count:
-								 * see InvalEpoch() */
-	uint64		requested;		/* lock: server-generation bumps asked for */
-	bool		lost;			/* lock: bumps were lost with no target to
-								 * hold them: the next start is not clean */
-	bool		in_recovery;	/* lock: started as a standby or in recovery,
-								 * not yet seen promoted; only ever goes from
-								 * true to false */
-	char		token[TOKEN_LEN];	/* constant: this incarnation's */
-
-	/*
-	 * The background worker's latch, or NULL: set by the worker when it
-	 * starts, cleared under the lock when it exits, read alone to wake it.
-	 * As with PostgreSQL's ProcGlobal->walwriterLatch, a pointer is read and
-	 * written whole, and a stale one names a PGPROC's latch, which stays
-	 * valid shared memory: setting it costs a spurious wakeup at most.
-	 */
-	Latch	   *worker_latch;
-	OutboxTarget targets[OUTBOX_TARGETS];	/* see OutboxTarget */
-	int			nslots;			/* constant: entries of commit_began */
-
-	/*
-	 * atomic, per PGPROC: when its commit's bumps began to be in flight, or
-	 * 0.  Entry i is written only by the process that owns PGPROC i (with
-	 * no lock), read alone by the background worker.
-	 */
-	pg_atomic_uint64 commit_began[FLEXIBLE_ARRAY_MEMBER];
-} OutboxShared;
-
-static OutboxShared *shared = NULL;
+OutboxShared *outbox_shared = NULL;
 
 /* the target a worker or a delivery works on; -1: the backend's own */
-static int	forced_target = -1;
+int			outbox_forced_target = -1;
 
 /* this backend's target, for the settings it was found for */
 static int	my_target = -1;
 static char *my_url = NULL;
 static char *my_prefix = NULL;
 
-static bool exit_callback_set = false;
+bool		outbox_exit_callback_set = false;
 
 static Size
 outbox_shmem_size(void)
@@ -223,10 +154,10 @@ update_blocked(OutboxTarget *t)
 {
 	uint32		b;
 
-	Assert(!IsUnderPostmaster || LWLockHeldByMeInMode(shared->lock, LW_EXCLUSIVE));
+	Assert(!IsUnderPostmaster || LWLockHeldByMeInMode(outbox_shared->lock, LW_EXCLUSIVE));
 	b = t->nitems;
 
-	if (shared->requested > t->delivered || t->want_bump > t->done_bump)
+	if (outbox_shared->requested > t->delivered || t->want_bump > t->done_bump)
 		b++;
 	if (!t->checked)
 		b++;
@@ -240,7 +171,7 @@ update_blocked(OutboxTarget *t)
 	if (pg_atomic_read_u32(&t->blocked) != b)
 	{
 		pg_atomic_write_u32(&t->blocked, b);
-		pg_atomic_fetch_add_u64(&shared->epoch, 1);
+		pg_atomic_fetch_add_u64(&outbox_shared->epoch, 1);
 	}
 }
 
@@ -249,18 +180,18 @@ static void
 update_all_blocked(void)
 {
 	for (int i = 0; i < OUTBOX_TARGETS; i++)
-		if (shared->targets[i].used)
-			update_blocked(&shared->targets[i]);
+		if (outbox_shared->targets[i].used)
+			update_blocked(&outbox_shared->targets[i]);
 }
 
 /* Invalidate everything this server stored, on every target, before hits. */
 void
 OutboxRequestServerBump(void)
 {
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-	shared->requested++;
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
+	outbox_shared->requested++;
 	update_all_blocked();
-	LWLockRelease(shared->lock);
+	LWLockRelease(outbox_shared->lock);
 }
 
 /* ---- the state file ---- */
@@ -276,14 +207,14 @@ write_state_file(int code, Datum arg)
 {
 	FILE	   *f;
 
-	if (code != 0 || shared == NULL || shared->lost)
+	if (code != 0 || outbox_shared == NULL || outbox_shared->lost)
 		return;
 	for (int i = 0; i < OUTBOX_TARGETS; i++)
 	{
-		OutboxTarget *t = &shared->targets[i];
+		OutboxTarget *t = &outbox_shared->targets[i];
 
 		if (t->used && (t->nitems != 0 || t->want_bump > t->done_bump ||
-						shared->requested > t->delivered))
+						outbox_shared->requested > t->delivered))
 			return;
 	}
 	f = fopen(STATE_FILE, "w");
@@ -292,13 +223,13 @@ write_state_file(int code, Datum arg)
 	fprintf(f, "%s\n", STATE_MAGIC);
 	for (int i = 0; i < OUTBOX_TARGETS; i++)
 	{
-		OutboxTarget *t = &shared->targets[i];
+		OutboxTarget *t = &outbox_shared->targets[i];
 
 		/* a target not checked this time still holds the token it had */
 		if (t->used)
 			fprintf(f, "%016llx %s %s %s\n", (unsigned long long) t->url_hash,
 					t->base, t->run_id[0] ? t->run_id : "-",
-					t->checked ? shared->token :
+					t->checked ? outbox_shared->token :
 					t->file_token[0] ? t->file_token : "-");
 	}
 	fclose(f);
@@ -337,7 +268,7 @@ last_shutdown_clean(void)
 	}
 	while (n < OUTBOX_TARGETS && fgets(line, sizeof(line), f) != NULL)
 	{
-		OutboxTarget *t = &shared->targets[n];
+		OutboxTarget *t = &outbox_shared->targets[n];
 		char		base[TARGET_BASE_LEN];
 		char		run_id[RUN_ID_LEN];
 		char		token[TOKEN_LEN];
@@ -364,29 +295,29 @@ InvalShmemInit(void)
 {
 	bool		found;
 
-	shared = ShmemInitStruct("cache_ext invalidation", outbox_shmem_size(),
+	outbox_shared = ShmemInitStruct("cache_ext invalidation", outbox_shmem_size(),
 							 &found);
 	if (!found)
 	{
 		bool		standby = access(STANDBY_SIGNAL_FILE, F_OK) == 0;
 
-		memset(shared, 0, outbox_shmem_size());
-		shared->lock = &(GetNamedLWLockTranche("cache_ext"))->lock;
-		pg_atomic_init_u64(&shared->epoch, 0);
-		shared->nslots = MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
-		for (int i = 0; i < shared->nslots; i++)
-			pg_atomic_init_u64(&shared->commit_began[i], 0);
+		memset(outbox_shared, 0, outbox_shmem_size());
+		outbox_shared->lock = &(GetNamedLWLockTranche("cache_ext"))->lock;
+		pg_atomic_init_u64(&outbox_shared->epoch, 0);
+		outbox_shared->nslots = MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+		for (int i = 0; i < outbox_shared->nslots; i++)
+			pg_atomic_init_u64(&outbox_shared->commit_began[i], 0);
 		for (int i = 0; i < OUTBOX_TARGETS; i++)
 		{
-			pg_atomic_init_u32(&shared->targets[i].blocked, 0);
-			pg_atomic_init_u64(&shared->targets[i].fence_until, 0);
+			pg_atomic_init_u32(&outbox_shared->targets[i].blocked, 0);
+			pg_atomic_init_u64(&outbox_shared->targets[i].fence_until, 0);
 		}
-		InvalFreshValue(shared->token);
+		InvalFreshValue(outbox_shared->token);
 
 		if (!last_shutdown_clean() && !standby)
 		{
 			/* bumps may have been lost: invalidate everything first */
-			shared->requested = 1;
+			outbox_shared->requested = 1;
 			ereport(LOG,
 					(errmsg("cache_ext will invalidate every cached result before serving hits"),
 					 errdetail("The server did not shut down cleanly, so invalidations may have been lost.")));
@@ -398,9 +329,9 @@ InvalShmemInit(void)
 		 * it takes over from a primary whose undelivered invalidations died
 		 * with it, or goes back in time: bump the server generation then.
 		 */
-		shared->in_recovery = standby || access(RECOVERY_SIGNAL_FILE, F_OK) == 0;
+		outbox_shared->in_recovery = standby || access(RECOVERY_SIGNAL_FILE, F_OK) == 0;
 		for (int i = 0; i < OUTBOX_TARGETS; i++)
-			shared->targets[i].checked = standby;
+			outbox_shared->targets[i].checked = standby;
 		update_all_blocked();
 		if (!IsUnderPostmaster)
 			on_shmem_exit(write_state_file, (Datum) 0);
@@ -410,7 +341,7 @@ InvalShmemInit(void)
 bool
 InvalShmemReady(void)
 {
-	return shared != NULL;
+	return outbox_shared != NULL;
 }
 
 /* ---- targets ---- */
@@ -419,25 +350,25 @@ InvalShmemReady(void)
 static void
 wake_worker(void)
 {
-	Latch	   *l = shared->worker_latch;
+	Latch	   *l = outbox_shared->worker_latch;
 
 	if (l != NULL)
 		SetLatch(l);
 }
 
 /* A process that exits while delivering lets the others deliver. */
-static void
+void
 release_delivering(int code, Datum arg)
 {
-	if (shared == NULL)
+	if (outbox_shared == NULL)
 		return;
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < OUTBOX_TARGETS; i++)
-		if (shared->targets[i].delivering_pid == MyProcPid)
-			shared->targets[i].delivering_pid = 0;
-	if (shared->worker_latch == MyLatch)
-		shared->worker_latch = NULL;
-	LWLockRelease(shared->lock);
+		if (outbox_shared->targets[i].delivering_pid == MyProcPid)
+			outbox_shared->targets[i].delivering_pid = 0;
+	if (outbox_shared->worker_latch == MyLatch)
+		outbox_shared->worker_latch = NULL;
+	LWLockRelease(outbox_shared->lock);
 	OutboxCommitEnd();
 }
 
@@ -456,9 +387,9 @@ current_target(void)
 	uint64		h;
 	int			found = -1;
 
-	if (forced_target >= 0)
-		return forced_target;
-	if (shared == NULL || url[0] == '\0' || strlen(url) >= TARGET_URL_LEN)
+	if (outbox_forced_target >= 0)
+		return outbox_forced_target;
+	if (outbox_shared == NULL || url[0] == '\0' || strlen(url) >= TARGET_URL_LEN)
 		return -1;
 	if (my_target >= 0 && strcmp(my_url, url) == 0 &&
 		strcmp(my_prefix, prefix) == 0)
@@ -472,10 +403,10 @@ current_target(void)
 	gen[blen] = '\0';
 	h = hash_bytes_extended((const unsigned char *) url, strlen(url), 0);
 
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < OUTBOX_TARGETS && found < 0; i++)
 	{
-		OutboxTarget *t = &shared->targets[i];
+		OutboxTarget *t = &outbox_shared->targets[i];
 
 		if (t->used && t->url_hash == h && strcmp(t->base, gen) == 0)
 		{
@@ -486,7 +417,7 @@ current_target(void)
 	}
 	for (int i = 0; i < OUTBOX_TARGETS && found < 0; i++)
 	{
-		OutboxTarget *t = &shared->targets[i];
+		OutboxTarget *t = &outbox_shared->targets[i];
 
 		if (!t->used)
 		{
@@ -496,12 +427,12 @@ current_target(void)
 			strlcpy(t->url, url, sizeof(t->url));
 			strlcpy(t->base, gen, sizeof(t->base));
 			t->delivered = 0;
-			t->checked = shared->in_recovery;
+			t->checked = outbox_shared->in_recovery;
 			update_blocked(t);
 			found = i;
 		}
 	}
-	LWLockRelease(shared->lock);
+	LWLockRelease(outbox_shared->lock);
 	pfree(gen);
 	if (found < 0)
 		return -1;
@@ -513,19 +444,19 @@ current_target(void)
 	my_url = MemoryContextStrdup(TopMemoryContext, url);
 	my_prefix = MemoryContextStrdup(TopMemoryContext, prefix);
 	my_target = found;
-	if (!exit_callback_set)
+	if (!outbox_exit_callback_set)
 	{
 		before_shmem_exit(release_delivering, (Datum) 0);
-		exit_callback_set = true;
+		outbox_exit_callback_set = true;
 	}
 	return found;
 }
 
 /* A key of target t: its base and a suffix such as ":g". */
-static char *
+char *
 target_key(int t, const char *suffix)
 {
-	return psprintf("%s%s", shared->targets[t].base, suffix);
+	return psprintf("%s%s", outbox_shared->targets[t].base, suffix);
 }
 
 /* Keys waiting for this backend's target, +1 when it owes a server bump. */
@@ -533,16 +464,16 @@ int64
 InvalPendingCount(void)
 {
 	int64		n;
-	int			ti = shared ? current_target() : -1;
+	int			ti = outbox_shared ? current_target() : -1;
 	OutboxTarget *t;
 
 	if (ti < 0)
 		return 0;
-	t = &shared->targets[ti];
-	LWLockAcquire(shared->lock, LW_SHARED);
-	n = t->nitems + ((shared->requested > t->delivered ||
+	t = &outbox_shared->targets[ti];
+	LWLockAcquire(outbox_shared->lock, LW_SHARED);
+	n = t->nitems + ((outbox_shared->requested > t->delivered ||
 					  t->want_bump > t->done_bump) ? 1 : 0);
-	LWLockRelease(shared->lock);
+	LWLockRelease(outbox_shared->lock);
 	return n;
 }
 
@@ -553,13 +484,13 @@ on_redis_connect(const char *run_id)
 	int			ti;
 	OutboxTarget *t;
 
-	if (shared == NULL || run_id == NULL)
+	if (outbox_shared == NULL || run_id == NULL)
 		return;
 	ti = current_target();
 	if (ti < 0)
 		return;
-	t = &shared->targets[ti];
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	t = &outbox_shared->targets[ti];
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
 	if (t->run_id[0] != '\0' && strcmp(t->run_id, run_id) != 0)
 	{
 		t->want_bump++;
@@ -569,7 +500,7 @@ on_redis_connect(const char *run_id)
 				 errdetail("The Redis server restarted (its run_id changed), so it may have lost invalidations.")));
 	}
 	strlcpy(t->run_id, run_id, sizeof(t->run_id));
-	LWLockRelease(shared->lock);
+	LWLockRelease(outbox_shared->lock);
 }
 
 /*
@@ -583,16 +514,16 @@ OutboxAdd(char **keys, int n)
 {
 	int			ti = current_target();
 
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
 	if (ti < 0)
 	{
-		shared->requested++;
-		shared->lost = true;
+		outbox_shared->requested++;
+		outbox_shared->lost = true;
 		update_all_blocked();
 	}
 	else
 	{
-		OutboxTarget *t = &shared->targets[ti];
+		OutboxTarget *t = &outbox_shared->targets[ti];
 
 		if (t->nitems + n > OUTBOX_SIZE)
 		{
@@ -609,7 +540,7 @@ OutboxAdd(char **keys, int n)
 		}
 		update_blocked(t);
 	}
-	LWLockRelease(shared->lock);
+	LWLockRelease(outbox_shared->lock);
 	wake_worker();
 	CacheStatsAdd(CS_BUMPS_DEFERRED, n);
 }
@@ -656,12 +587,12 @@ OutboxSendBumps(char **keys, int n, int timeout_ms)
 static bool
 swap_token(int ti, bool *mismatch)
 {
-	const char *ft = shared->targets[ti].file_token;
+	const char *ft = outbox_shared->targets[ti].file_token;
 	StoreTokenPrev prev;
 
 	*mismatch = false;
 	/* SET ... GET (Redis 6.2): the documented ACL rules already allow SET */
-	if (StoreSwapToken(target_key(ti, ":incarnation"), shared->token, ft,
+	if (StoreSwapToken(target_key(ti, ":incarnation"), outbox_shared->token, ft,
 					   &prev) != STORE_OK)
 		return false;
 	if (prev == STORE_TOKEN_NONE)
@@ -672,15 +603,38 @@ swap_token(int ti, bool *mismatch)
 }
 
 /*
+ * Another process is sending t's outbox (the worker, often): wait for it,
+ * as long as a call would wait for Redis itself, rather than bypass.
+ */
+static void
+wait_for_delivery(OutboxTarget *t, int timeout_ms)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   timeout_ms);
+	bool		other = true;
+
+	while (other && GetCurrentTimestamp() < deadline)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 2, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		LWLockAcquire(outbox_shared->lock, LW_SHARED);
+		other = t->delivering_pid != 0;
+		LWLockRelease(outbox_shared->lock);
+	}
+}
+
+/*
  * Try to deliver what target ti owes: the incarnation check, the server
  * bump, the items.  One process at a time per target; the others return
  * at once.  Returns false only when it tried and Redis failed.  Throws
  * only on interrupts, with delivering_pid cleared.
  */
-static bool
+bool
 deliver_target(int ti, int timeout_ms)
 {
-	OutboxTarget *t = &shared->targets[ti];
+	OutboxTarget *t = &outbox_shared->targets[ti];
 	uint64		requested;
 	uint64		want;
 	uint64		version;
@@ -692,60 +646,45 @@ deliver_target(int ti, int timeout_ms)
 	volatile bool mismatch = false;
 	volatile bool ok = false;
 	volatile bool bumped = false;
-	int			save_forced = forced_target;
+	int			save_forced = outbox_forced_target;
 
 	if (pg_atomic_read_u32(&t->blocked) == 0)
 		return true;
 	/* everything that can fail to allocate comes before delivering_pid */
 	buf = palloc(sizeof(char *) * OUTBOX_SIZE + (Size) OUTBOX_SIZE * INVAL_KEY_LEN);
-	if (!exit_callback_set)
+	if (!outbox_exit_callback_set)
 	{
 		before_shmem_exit(release_delivering, (Datum) 0);
-		exit_callback_set = true;
+		outbox_exit_callback_set = true;
 	}
 
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
 	if (t->delivering_pid != 0 || pg_atomic_read_u32(&t->blocked) == 0)
 	{
 		bool		other = t->delivering_pid != 0;
-		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														   timeout_ms);
 
-		LWLockRelease(shared->lock);
+		LWLockRelease(outbox_shared->lock);
 		pfree(buf);
-
-		/*
-		 * Another process is sending (the worker, often): wait for it, as
-		 * long as this call would wait for Redis itself, rather than bypass.
-		 */
-		while (other && GetCurrentTimestamp() < deadline)
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 2, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-			LWLockAcquire(shared->lock, LW_SHARED);
-			other = t->delivering_pid != 0;
-			LWLockRelease(shared->lock);
-		}
+		if (other)
+			wait_for_delivery(t, timeout_ms);
 		return true;
 	}
 	t->delivering_pid = MyProcPid;
-	requested = shared->requested;
+	requested = outbox_shared->requested;
 	version = t->version;
 	check = !t->checked;
 	want = t->want_bump;
 	bump = requested > t->delivered || want > t->done_bump;
 	n = t->nitems;
 	memcpy(buf + sizeof(char *) * OUTBOX_SIZE, t->items, (Size) n * INVAL_KEY_LEN);
-	LWLockRelease(shared->lock);
+	LWLockRelease(outbox_shared->lock);
 
 	PG_TRY();
 	{
 		char	  **keys = (char **) buf;
 		char	   *server_gen;
 
-		forced_target = ti;
+		outbox_forced_target = ti;
 		for (int i = 0; i < n; i++)
 			keys[i] = buf + sizeof(char *) * OUTBOX_SIZE + (Size) i * INVAL_KEY_LEN;
 		ok = true;
@@ -769,8 +708,8 @@ deliver_target(int ti, int timeout_ms)
 	}
 	PG_FINALLY();
 	{
-		forced_target = save_forced;
-		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+		outbox_forced_target = save_forced;
+		LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
 		t->delivering_pid = 0;
 		if (checked)
 			t->checked = true;
@@ -791,7 +730,7 @@ deliver_target(int ti, int timeout_ms)
 			t->nitems -= n;
 		}
 		update_blocked(t);
-		LWLockRelease(shared->lock);
+		LWLockRelease(outbox_shared->lock);
 	}
 	PG_END_TRY();
 	pfree(buf);
@@ -809,14 +748,14 @@ deliver_target(int ti, int timeout_ms)
 int
 InvalOutboxDepth(void)
 {
-	int			ti = shared ? current_target() : -1;
+	int			ti = outbox_shared ? current_target() : -1;
 	int			n;
 
 	if (ti < 0)
 		return 0;
-	LWLockAcquire(shared->lock, LW_SHARED);
-	n = shared->targets[ti].nitems;
-	LWLockRelease(shared->lock);
+	LWLockAcquire(outbox_shared->lock, LW_SHARED);
+	n = outbox_shared->targets[ti].nitems;
+	LWLockRelease(outbox_shared->lock);
 	return n;
 }
 
@@ -824,7 +763,7 @@ InvalOutboxDepth(void)
 uint64
 InvalEpoch(void)
 {
-	return shared ? pg_atomic_read_u64(&shared->epoch) : 0;
+	return outbox_shared ? pg_atomic_read_u64(&outbox_shared->epoch) : 0;
 }
 
 /*
@@ -836,13 +775,13 @@ InvalHitsBlockedSince(uint64 epoch)
 {
 	int			ti;
 
-	if (shared == NULL)
+	if (outbox_shared == NULL)
 		return false;
 	ti = current_target();
 	if (ti < 0)
 		return true;
-	return pg_atomic_read_u32(&shared->targets[ti].blocked) != 0 ||
-		pg_atomic_read_u64(&shared->epoch) != epoch;
+	return pg_atomic_read_u32(&outbox_shared->targets[ti].blocked) != 0 ||
+		pg_atomic_read_u64(&outbox_shared->epoch) != epoch;
 }
 
 /*
@@ -856,35 +795,35 @@ static bool promotion_seen = false;
  * every InvalHitsBlocked: in recovery it costs RecoveryInProgress(), after
  * it one look under the lock in shared mode per process.
  */
-static void
+void
 check_promotion(void)
 {
 	bool		due;
 
 	if (promotion_seen || RecoveryInProgress())
 		return;
-	LWLockAcquire(shared->lock, LW_SHARED);
-	due = shared->in_recovery;
-	LWLockRelease(shared->lock);
+	LWLockAcquire(outbox_shared->lock, LW_SHARED);
+	due = outbox_shared->in_recovery;
+	LWLockRelease(outbox_shared->lock);
 	if (!due)
 	{
 		promotion_seen = true;
 		return;
 	}
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-	if (shared->in_recovery)
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
+	if (outbox_shared->in_recovery)
 	{
-		shared->in_recovery = false;
-		shared->requested++;
+		outbox_shared->in_recovery = false;
+		outbox_shared->requested++;
 		/* the new primary's token replaces the old primary's */
 		for (int i = 0; i < OUTBOX_TARGETS; i++)
-			shared->targets[i].checked = false;
+			outbox_shared->targets[i].checked = false;
 		update_all_blocked();
 		ereport(LOG,
 				(errmsg("cache_ext will invalidate every cached result before serving hits"),
 				 errdetail("This server was promoted: the former primary may not have delivered all its invalidations.")));
 	}
-	LWLockRelease(shared->lock);
+	LWLockRelease(outbox_shared->lock);
 	promotion_seen = true;
 }
 
@@ -903,7 +842,7 @@ static QueryStatsReason blocked_kind = QS_PENDING;
 static bool
 standby_lease_alive(int ti, bool may_ask)
 {
-	OutboxTarget *t = &shared->targets[ti];
+	OutboxTarget *t = &outbox_shared->targets[ti];
 	TimestampTz now = GetCurrentTimestamp();
 	int64		ms = -1;
 
@@ -933,7 +872,7 @@ InvalHitsBlocked(bool try_deliver)
 
 	blocked_reason = NULL;
 	blocked_kind = QS_PENDING;
-	if (shared == NULL)
+	if (outbox_shared == NULL)
 		return false;
 	check_promotion();
 	ti = current_target();
@@ -945,21 +884,21 @@ InvalHitsBlocked(bool try_deliver)
 			REASON_PENDING;
 		return true;
 	}
-	if (pg_atomic_read_u32(&shared->targets[ti].blocked) != 0 && try_deliver)
+	if (pg_atomic_read_u32(&outbox_shared->targets[ti].blocked) != 0 && try_deliver)
 	{
 		failed = !deliver_target(ti, cache_ext_command_timeout);
 		/* connecting to send them may have found that Redis restarted */
-		if (!failed && pg_atomic_read_u32(&shared->targets[ti].blocked) != 0)
+		if (!failed && pg_atomic_read_u32(&outbox_shared->targets[ti].blocked) != 0)
 			failed = !deliver_target(ti, cache_ext_command_timeout);
 	}
-	if (pg_atomic_read_u32(&shared->targets[ti].blocked) != 0)
+	if (pg_atomic_read_u32(&outbox_shared->targets[ti].blocked) != 0)
 	{
 		int			nitems;
 
 		/* blocked: off the hit path, so the lock is cheap here */
-		LWLockAcquire(shared->lock, LW_SHARED);
-		nitems = shared->targets[ti].nitems;
-		LWLockRelease(shared->lock);
+		LWLockAcquire(outbox_shared->lock, LW_SHARED);
+		nitems = outbox_shared->targets[ti].nitems;
+		LWLockRelease(outbox_shared->lock);
 		/* none of this target's own writes wait: Redis is the problem */
 		if (failed && nitems == 0)
 		{
@@ -989,161 +928,6 @@ CallReason *
 InvalHitsBlockedWhy(void)
 {
 	return MakeReason(blocked_kind, InvalHitsBlockedReason());
-}
-
-/* ---- commits in flight ---- */
-
-/*
- * From XACT_EVENT_PRE_COMMIT of a transaction that will bump generations:
- * until OutboxCommitEnd, its bumps are in flight and the lease is not
- * renewed past them.
- */
-void
-OutboxCommitBegin(void)
-{
-	if (shared == NULL || MyProc == NULL || MyProc->pgprocno >= shared->nslots)
-		return;
-	pg_atomic_write_u64(&shared->commit_began[MyProc->pgprocno],
-						(uint64) GetCurrentTimestamp());
-}
-
-void
-OutboxCommitEnd(void)
-{
-	if (shared == NULL || MyProc == NULL || MyProc->pgprocno >= shared->nslots)
-		return;
-	if (pg_atomic_read_u64(&shared->commit_began[MyProc->pgprocno]) != 0)
-		pg_atomic_write_u64(&shared->commit_began[MyProc->pgprocno], 0);
-}
-
-/*
- * Whether a commit that began before "since" still has bumps in flight
- * (atomics, read alone: a commit that begins during the scan began after
- * "since").
- */
-static bool
-commit_in_flight_since(TimestampTz since)
-{
-	for (int i = 0; i < shared->nslots; i++)
-	{
-		uint64		b = pg_atomic_read_u64(&shared->commit_began[i]);
-
-		if (b != 0 && (TimestampTz) b < since)
-			return true;
-	}
-	return false;
-}
-
-/* ---- the background worker ---- */
-
-/* the worker: whether it has dropped target i's lease since it last renewed it */
-static bool lease_dropped[OUTBOX_TARGETS];
-
-/*
- * One pass over the targets: deliver, then renew or drop each lease (drop
- * it once per blocked spell: a Redis that takes the UNLINK but refuses the
- * bumps would otherwise log a warning at every pass).
- */
-static void
-worker_pass(TimestampTz prev_pass)
-{
-	for (int ti = 0; ti < OUTBOX_TARGETS; ti++)
-	{
-		OutboxTarget *t = &shared->targets[ti];
-		char		url[TARGET_URL_LEN];
-		bool		used;
-		bool		renew;
-
-		LWLockAcquire(shared->lock, LW_SHARED);
-		used = t->used && t->url[0] != '\0';
-		strlcpy(url, t->url, sizeof(url));
-		LWLockRelease(shared->lock);
-		if (!used)
-			continue;
-
-		/*
-		 * The client speaks to whatever cache_ext.redis_url says: point it
-		 * at the target for this pass (the GUC's own value is put back
-		 * before anything else can look at it).
-		 */
-		cache_ext_redis_url = url;
-		forced_target = ti;
-		if (pg_atomic_read_u32(&t->blocked) != 0)
-			deliver_target(ti, cache_ext_command_timeout);
-		forced_target = ti;
-		renew = pg_atomic_read_u32(&t->blocked) == 0 &&
-			!commit_in_flight_since(prev_pass);
-		if (!renew && lease_dropped[ti])
-		{
-			forced_target = -1;
-			continue;
-		}
-		if (renew)
-			(void) StoreLeaseSet(target_key(ti, ":lease"), shared->token,
-								 cache_ext_standby_lease,
-								 cache_ext_command_timeout);
-		else
-		{
-			bool		dropped;
-
-			(void) StoreLeaseDelete(target_key(ti, ":lease"),
-									cache_ext_command_timeout, &dropped);
-			if (dropped)
-				lease_dropped[ti] = true;
-		}
-		if (renew)
-			lease_dropped[ti] = false;
-		forced_target = -1;
-	}
-}
-
-PGDLLEXPORT void OutboxWorkerMain(Datum arg);
-
-/*
- * The background worker (primary only: it starts when recovery is
- * finished): delivers every target's outbox and keeps the standby leases,
- * every quarter of cache_ext.standby_lease.
- */
-void
-OutboxWorkerMain(Datum arg)
-{
-	MemoryContext pass_cxt;
-	TimestampTz prev_pass = GetCurrentTimestamp();
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	pass_cxt = AllocSetContextCreate(TopMemoryContext, "cache_ext outbox worker",
-									 ALLOCSET_DEFAULT_SIZES);
-	before_shmem_exit(release_delivering, (Datum) 0);
-	exit_callback_set = true;
-	shared->worker_latch = MyLatch;
-
-	for (;;)
-	{
-		TimestampTz start = GetCurrentTimestamp();
-		MemoryContext old;
-		char	   *save_url;
-
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		check_promotion();		/* reads in_recovery under the lock */
-		old = MemoryContextSwitchTo(pass_cxt);
-		save_url = cache_ext_redis_url;
-		worker_pass(prev_pass);
-		cache_ext_redis_url = save_url;
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(pass_cxt);
-		prev_pass = start;
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(cache_ext_standby_lease / 4, 50), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
 }
 
 /*
