@@ -18,7 +18,7 @@ OBJS = \
 	src/keys.o \
 	src/outbox.o \
 	src/outbox_worker.o \
-	src/query.o \
+	src/lookup.o \
 	src/pipeline.o \
 	src/outcome.o \
 	src/sql_api.o \
@@ -28,6 +28,7 @@ OBJS = \
 	src/execute.o \
 	src/explain.o \
 	src/stats.o \
+	src/health.o \
 	src/store/store.o \
 	src/store/store_reply.o \
 	src/redis/client.o \

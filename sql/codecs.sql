@@ -176,7 +176,7 @@ RESET client_encoding;
 
 -- 5. An authentic entry a type cannot read back (its receive function does
 -- not read what its send function wrote) is told apart from a corrupt one,
--- and names the type (EntryLoad's ENTRY_UNDECODABLE).  Until query.c stops
+-- and names the type (EntryLoad's ENTRY_UNDECODABLE).  Until lookup.c stops
 -- storing such a query, it is replaced on every call.
 CREATE FUNCTION rt_broken_in(cstring) RETURNS rt_broken
   LANGUAGE internal STRICT IMMUTABLE AS 'int4in';

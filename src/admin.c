@@ -3,7 +3,7 @@
  * admin.c
  *	  The admin SQL functions of the invalidation side: cache_track(),
  *	  cache_untrack(), cache_relation_tracking(), cache_invalidate(),
- *	  cache_invalidate_tag() and cache_flush().
+ *	  cache_invalidate_tag(), cache_flush() and cache_purge().
  *
  * No state of its own.
  *
@@ -68,6 +68,7 @@
 #include "outbox.h"
 #include "keys.h"
 #include "inval_internal.h"
+#include "store/store.h"
 
 PG_FUNCTION_INFO_V1(cache_track);
 
@@ -276,4 +277,34 @@ cache_flush(PG_FUNCTION_ARGS)
 {
 	touch_key(KeyDatabaseGenName());
 	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(cache_purge);
+
+/*
+ * Delete this database's entries: the store's SCAN + UNLINK batches, never
+ * KEYS.  Raises when Redis fails, saying how many were deleted before.
+ */
+Datum
+cache_purge(PG_FUNCTION_ARGS)
+{
+	char	   *pattern = KeyEntryPattern();
+	StorePurgeBatch b;
+	int64		deleted = 0;
+
+	strlcpy(b.cursor, "0", sizeof(b.cursor));
+	do
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (StorePurge(pattern, &b) != STORE_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not purge the cache: %s", b.problem),
+					 errdetail("%lld entries were deleted before.", (long long) deleted),
+					 b.unlink_failed ?
+					 errhint("The Redis user of cache_ext.redis_url needs +scan and +unlink on the key prefix.") : 0));
+		deleted += b.deleted;
+	} while (strcmp(b.cursor, "0") != 0);
+
+	PG_RETURN_INT64(deleted);
 }

@@ -10,7 +10,7 @@
  * statistics, transaction ids, settings the key does not hold.
  *
  * An allow entry is a STABLE function whose result depends only on its
- * arguments and on settings that are part of every key (query.c's
+ * arguments and on settings that are part of every key (stmtcache.c's
  * result_settings[]: TimeZone, DateStyle, IntervalStyle, lc_*, xmloption,
  * default_text_search_config, client_encoding, ...).  Its note says which.
  * Entries that call other types' I/O functions (concat, to_json, array_out)

@@ -3,9 +3,11 @@
  * cache_ext.h
  *	  Declarations shared by the files of the cache_ext extension.
  *
- * Layering (docs/architecture.md §4): SQL functions (query.c) call deps.c, keys.c and
- * entry.c, which call the Redis client (redis/redis.h), which alone touches
- * sockets.  Nothing below query.c knows about SQL-callable functions.
+ * Layering (docs/architecture.md §4): the SQL functions (sql_api.c, explain.c,
+ * admin.c, stats.c, health.c) call the pipeline (pipeline.c), which calls
+ * the analysis (deps.c ...), keys.c, entry.c and the store (store/), which
+ * alone calls the Redis client (redis/redis.h), which alone touches
+ * sockets.  Nothing below the pipeline knows about SQL-callable functions.
  *
  *-------------------------------------------------------------------------
  */

@@ -5,7 +5,7 @@
  *	  a prepared statement and its analysis (stmtcache.c, analysis.c),
  *	  a call's parameters, options and scopes (sql_api.c, scopes.c), and
  *	  running the query (execute.c).  Nothing outside the pipeline's files
- *	  (query.c, sql_api.c, stmtcache.c, analysis.c, scopes.c, execute.c,
+ *	  (pipeline.c, lookup.c, sql_api.c, stmtcache.c, analysis.c, scopes.c, execute.c,
  *	  explain.c) includes this header.
  *
  *-------------------------------------------------------------------------
@@ -118,7 +118,7 @@ extern void collect_params(FunctionCallInfo fcinfo, int first, CallParams *p);
 extern text *query_arg(FunctionCallInfo fcinfo, int argno);
 extern HeapTupleHeader options_arg(FunctionCallInfo fcinfo, int argno);
 
-/* query.c: the cache */
+/* lookup.c: the cache as the pipeline sees it */
 typedef enum LookupOutcome
 {
 	LOOKUP_HIT,					/* the rows are in ts */

@@ -29,10 +29,10 @@
  *	  refused; current_user/session_user/getpgusername() put the role (or
  *	  session user) into the key.  Anything else bypasses with a reason.
  *	- user functions: STABLE, SECURITY DEFINER or with a SET clause: opaque
- *	  (query.c bypasses unless cache_opts(depends_on => ...) names what they
+ *	  (pipeline.c bypasses unless cache_opts(depends_on => ...) names what they
  *	  read); IMMUTABLE in C or internal (created by a superuser): trusted;
  *	  IMMUTABLE in any other language: the role goes into the key, so that
- *	  a mis-declared function cannot leak across roles (query.c also treats
+ *	  a mis-declared function cannot leak across roles (analysis.c also treats
  *	  such a call as opaque).
  *
  * Where the executor calls functions (covered here):
@@ -60,7 +60,7 @@
  * for user-defined element types.
  *
  * funcids lists exactly the functions whose EXECUTE privilege the executor
- * checks for the calling role (query.c re-checks them on a hit): the
+ * checks for the calling role (pipeline.c re-checks them on a hit): the
  * function of a FuncExpr, OpExpr (and kin), ScalarArrayOpExpr, Aggref and
  * WindowFunc in an expression the executor initializes, domain CHECK
  * expressions included.  Aggregate support functions (checked against the

@@ -2,8 +2,7 @@
  *
  * invalidate.c
  *	  Commit-ordered invalidation with generations (docs/architecture.md,
- *	  docs/invalidation.md): its settings, its start-up (InvalInit), and
- *	  cache_purge().
+ *	  docs/invalidation.md): its settings and its start-up (InvalInit).
  *
  * The invalidation side is split by concern:
  *	tracking.c	which relations are tracked, by which key columns (read
@@ -13,7 +12,7 @@
  *	ddl.c		the ProcessUtility hook: what DDL changes
  *	triggers.c	installing and checking the triggers; the trigger function
  *	admin.c		cache_track, cache_untrack, cache_relation_tracking,
- *				cache_invalidate*, cache_flush
+ *				cache_invalidate*, cache_flush, cache_purge
  *	outbox.c	shared memory: bumps Redis has not taken yet, server-wide
  *				state, the standby lease
  *
@@ -78,7 +77,6 @@
 #include "inval_internal.h"
 #include "outbox.h"
 #include "keys.h"
-#include "store/store.h"
 
 int			cache_ext_untracked = UNTRACKED_ALLOW;
 int			cache_ext_invalidation_timeout = 250;
@@ -97,36 +95,6 @@ InvalInit(void)
 		DdlHookInstall();
 }
 
-
-PG_FUNCTION_INFO_V1(cache_purge);
-
-/*
- * Delete this database's entries: the store's SCAN + UNLINK batches, never
- * KEYS.  Raises when Redis fails, saying how many were deleted before.
- */
-Datum
-cache_purge(PG_FUNCTION_ARGS)
-{
-	char	   *pattern = KeyEntryPattern();
-	StorePurgeBatch b;
-	int64		deleted = 0;
-
-	strlcpy(b.cursor, "0", sizeof(b.cursor));
-	do
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (StorePurge(pattern, &b) != STORE_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not purge the cache: %s", b.problem),
-					 errdetail("%lld entries were deleted before.", (long long) deleted),
-					 b.unlink_failed ?
-					 errhint("The Redis user of cache_ext.redis_url needs +scan and +unlink on the key prefix.") : 0));
-		deleted += b.deleted;
-	} while (strcmp(b.cursor, "0") != 0);
-
-	PG_RETURN_INT64(deleted);
-}
 
 /*
  * The trigger: note the write.  Statement-level for tables; row-level on

@@ -17,7 +17,7 @@
  *	4. Decide the generations the call depends on (scopes.c) and every
  *	   reason it may not use the cache (bypass_reasons).
  *	5. Build the key and fetch the entry with its generations in one round
- *	   trip (query.c, over the store).  A valid entry is decoded and
+ *	   trip (lookup.c, over the store).  A valid entry is decoded and
  *	   returned (HIT).
  *	6. Otherwise run the query with a fresh snapshot, returning its rows
  *	   and encoding them at the same time, and store the entry (MISS).

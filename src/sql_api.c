@@ -4,7 +4,7 @@
  *	  The SQL entry points of the query cache: cached_query(),
  *	  cached_query_with(), cached_query_json(), cached_query_json_with()
  *	  and cache_status(); reading their arguments (parameters, cache_opts()
- *	  options).  The work is the call pipeline's (query.c).
+ *	  options).  The work is the call pipeline's (pipeline.c).
  *
  * No state of its own.
  *

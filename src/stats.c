@@ -2,8 +2,8 @@
  *
  * stats.c
  *	  Counters of hits, misses, bypasses, errors, bytes and time, and the
- *	  SQL functions behind the cache_stats view; cache_health() (what it
- *	  says of Redis comes from the store, StoreGetHealth).
+ *	  SQL functions behind the cache_stats view; cache_query_stats, per
+ *	  query text.  cache_health() is health.c's.
  *
  * Ownership: when cache_ext is in shared_preload_libraries, the counters
  * live in shared memory (one struct, created by the postmaster) and are
@@ -540,127 +540,6 @@ cache_query_stats_reset(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* ================================================================
- * cache_health()
- * ================================================================
- */
-
-static Datum
-int8_or_null(const char *s, bool *isnull)
-{
-	char	   *end;
-	long long	v;
-
-	*isnull = true;
-	if (s == NULL)
-		return (Datum) 0;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s)
-		return (Datum) 0;
-	*isnull = false;
-	return Int64GetDatum((int64) v);
-}
-
-PG_FUNCTION_INFO_V1(cache_health);
-
-/*
- * One row: this backend's connection and breaker, a PING's round trip,
- * what Redis says of itself (INFO), the outbox, and warnings about
- * settings that endanger correctness or the cache.
- */
-Datum
-cache_health(PG_FUNCTION_ARGS)
-{
-	TupleDesc	tupdesc;
-	Datum		values[15];
-	bool		nulls[15];
-	StoreHealth h;
-	List	   *warnings = NIL;
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	memset(nulls, true, sizeof(nulls));
-
-	StoreGetHealth(&h);
-	if (h.info_refused)
-		warnings = lappend(warnings,
-						   psprintf("INFO refused (%s): grant the cache_ext ACL user +info",
-									h.info_refused));
-
-	values[0] = BoolGetDatum(h.connected);
-	nulls[0] = false;
-	values[1] = CStringGetTextDatum(h.breaker_open ? "open" : "closed");
-	nulls[1] = false;
-	values[2] = Int32GetDatum(h.breaker_remaining_ms);
-	nulls[2] = false;
-	/* the last failure; else why Redis cannot be used */
-	if (h.last_error != NULL)
-	{
-		values[3] = CStringGetTextDatum(h.last_error);
-		nulls[3] = false;
-	}
-	if (h.rtt_ms >= 0)
-	{
-		values[4] = Float8GetDatum(h.rtt_ms);
-		nulls[4] = false;
-	}
-	if (h.has_info)
-	{
-		char	   *role = h.role;
-		char	   *policy = h.maxmemory_policy;
-
-		if (h.version)
-		{
-			values[5] = CStringGetTextDatum(h.version);
-			nulls[5] = false;
-		}
-		if (role)
-		{
-			values[6] = CStringGetTextDatum(role);
-			nulls[6] = false;
-		}
-		values[7] = int8_or_null(h.used_memory, &nulls[7]);
-		values[8] = int8_or_null(h.maxmemory, &nulls[8]);
-		if (policy)
-		{
-			values[9] = CStringGetTextDatum(policy);
-			nulls[9] = false;
-			if (strncmp(policy, "allkeys-", 8) == 0)
-				warnings = lappend(warnings,
-								   psprintf("maxmemory-policy %s can evict generation keys, which empties the cache of their scope; use volatile-lru", policy));
-			else if (strcmp(policy, "noeviction") == 0)
-				warnings = lappend(warnings,
-								   pstrdup("maxmemory-policy noeviction: a full Redis refuses invalidations and hits stop; use volatile-lru"));
-		}
-		if (h.maxmemory && strcmp(h.maxmemory, "0") == 0)
-			warnings = lappend(warnings,
-							   pstrdup("maxmemory is 0 (unlimited): entries are only removed when their TTL expires"));
-		if (h.aof_enabled && strcmp(h.aof_enabled, "1") == 0)
-			warnings = lappend(warnings,
-							   pstrdup("Redis persistence (AOF) is on: not needed for a cache; a restart from old data makes cache_ext invalidate everything"));
-		values[10] = int8_or_null(h.evicted_keys, &nulls[10]);
-		values[11] = int8_or_null(h.expired_keys, &nulls[11]);
-		if (role && strcmp(role, "master") != 0)
-			warnings = lappend(warnings,
-							   psprintf("Redis role is %s: a replica refuses writes, so invalidations cannot be delivered", role));
-	}
-	values[12] = Int32GetDatum(InvalOutboxDepth());
-	nulls[12] = false;
-	values[13] = Int64GetDatum(InvalPendingCount());
-	nulls[13] = false;
-	{
-		Datum	   *w = palloc(sizeof(Datum) * Max(list_length(warnings), 1));
-		int			i = 0;
-		ListCell   *lc;
-
-		foreach(lc, warnings)
-			w[i++] = CStringGetTextDatum((char *) lfirst(lc));
-		values[14] = PointerGetDatum(construct_array(w, i, TEXTOID, -1, false, TYPALIGN_INT));
-		nulls[14] = false;
-	}
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
-}
 
 bool		cache_ext_query_stats = true;
 int			cache_ext_query_stats_max = 1000;

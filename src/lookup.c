@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * query.c
+ * lookup.c
  *	  The cache as the call pipeline sees it: look an entry up with its
  *	  generations and decode it, initialise missing generations, store an
  *	  entry, delete one, verify a hit (cache_ext.verify_rate), and the
