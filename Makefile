@@ -26,6 +26,7 @@ OBJS = \
 	src/analysis.o \
 	src/scopes.o \
 	src/execute.o \
+	src/subxact.o \
 	src/explain.o \
 	src/stats.o \
 	src/health.o \

@@ -61,6 +61,7 @@
 #include "invalidate.h"
 #include "keys.h"
 #include "call.h"
+#include "subxact.h"
 
 /*
  * What the query means beyond its text: the rewritten query tree (views
@@ -331,6 +332,24 @@ sql_body_check_inner(Oid funcid, bool *clean, List **calls, bool *analyzed)
 	return problem;
 }
 
+/* sql_body_check_inner's arguments and result, for RunInSubtransaction */
+typedef struct BodyCheck
+{
+	Oid			funcid;
+	bool	   *clean;
+	List	  **calls;
+	bool	   *analyzed;
+	const char *problem;
+} BodyCheck;
+
+static void
+body_check_fn(void *arg)
+{
+	BodyCheck  *b = (BodyCheck *) arg;
+
+	b->problem = sql_body_check_inner(b->funcid, b->clean, b->calls, b->analyzed);
+}
+
 /*
  * sql_body_check_inner in a subtransaction: a body PostgreSQL never planned
  * (a function in a branch the planner removed) may not even parse; then it
@@ -339,42 +358,25 @@ sql_body_check_inner(Oid funcid, bool *clean, List **calls, bool *analyzed)
 static const char *
 sql_body_check(Oid funcid, bool *clean, List **calls, bool *analyzed)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	const char *volatile problem = NULL;
+	BodyCheck	b;
+	ErrorData  *edata;
 
 	*clean = false;
 	*analyzed = false;
 	if (IsInParallelMode())
 		return NULL;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		problem = sql_body_check_inner(funcid, clean, calls, analyzed);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-		*clean = false;
-		*analyzed = false;
-		problem = NULL;
-	}
-	PG_END_TRY();
-	return problem;
+	b.funcid = funcid;
+	b.clean = clean;
+	b.calls = calls;
+	b.analyzed = analyzed;
+	b.problem = NULL;
+	edata = RunInSubtransaction(body_check_fn, &b);
+	if (edata == NULL)
+		return b.problem;
+	FreeErrorData(edata);
+	*clean = false;
+	*analyzed = false;
+	return NULL;
 }
 
 /* Add funcid to the functions pin_folded_functions judges, to a bound. */

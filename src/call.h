@@ -159,8 +159,8 @@ extern void all_settings_hash(uint8 *hash);
 extern PreparedQuery *get_prepared(const char *query, const CallParams *params,
 								   StringInfo settings, bool *transient);
 extern void analyze_plan(PreparedQuery *pq, CachedPlan *cplan);
-extern void call_begin(void);
-extern void end_call(PreparedQuery *transient);
+typedef Datum (*CallBodyFn) (void *arg, PreparedQuery **transient);
+extern Datum RunCall(CallBodyFn body, void *arg);
 extern void StmtCacheWatchRelation(Oid relid);
 extern char *find_time_literal(Node *node, const char *query);
 

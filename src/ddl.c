@@ -75,6 +75,7 @@
 #include "outbox.h"
 #include "keys.h"
 #include "inval_internal.h"
+#include "subxact.h"
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
 
@@ -175,32 +176,11 @@ has_tracked_ancestor(Oid relid)
 bool
 run_guarded(GuardedFn fn, void *arg, const char *what)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
+	ErrorData  *edata = RunInSubtransaction(fn, arg);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		fn(arg);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
 	if (edata == NULL)
 		return true;
-	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-		edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
-		edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
+	if (edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
 		ReThrowError(edata);
 	ereport(WARNING,
 			(errcode(edata->sqlerrcode),

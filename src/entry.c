@@ -47,6 +47,7 @@
 #include "cache_ext.h"
 #include "entry.h"
 #include "keys.h"
+#include "subxact.h"
 
 /*
  * Built-in types stored as raw fixed-width bytes.  Their values have no
@@ -739,6 +740,27 @@ decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
 	return result;
 }
 
+/* decode_rows' arguments and result, for RunInSubtransaction */
+typedef struct DecodeArgs
+{
+	const CeEntryView *view;
+	int			natts;
+	const EntryColumnCodec *codecs;
+	TupleDesc	desc;
+	Tuplestorestate *ts;
+	volatile int *col;
+	DecodeOutcome outcome;
+} DecodeArgs;
+
+static void
+decode_fn(void *arg)
+{
+	DecodeArgs *a = (DecodeArgs *) arg;
+
+	a->outcome = decode_rows(a->view, a->natts, a->codecs, a->desc, false,
+							 a->ts, a->col);
+}
+
 /*
  * decode_rows in a subtransaction (as PL/pgSQL does for an exception
  * block), for types whose functions may run code that is not built in.
@@ -751,41 +773,26 @@ decode_in_subxact(const CeEntryView *view, int natts,
 				  const EntryColumnCodec *codecs, TupleDesc desc,
 				  Tuplestorestate *ts, volatile int *col)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile DecodeOutcome outcome = DV_OK;
+	DecodeArgs	a;
+	ErrorData  *edata;
+	int			category;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		outcome = decode_rows(view, natts, codecs, desc, false, ts, col);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-		int			category;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-		/* a cancel or shutdown is not a property of the entry */
-		if (category == ERRCODE_OPERATOR_INTERVENTION)
-			ReThrowError(edata);
-		outcome = (is_bad_input_error(edata->sqlerrcode) ||
-				   category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION) ?
-			DV_UNDECODABLE : DV_CORRUPT;
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	return outcome;
+	a.view = view;
+	a.natts = natts;
+	a.codecs = codecs;
+	a.desc = desc;
+	a.ts = ts;
+	a.col = col;
+	a.outcome = DV_OK;
+	edata = RunInSubtransaction(decode_fn, &a);
+	if (edata == NULL)
+		return a.outcome;
+	category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+	a.outcome = (is_bad_input_error(edata->sqlerrcode) ||
+				 category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION) ?
+		DV_UNDECODABLE : DV_CORRUPT;
+	FreeErrorData(edata);
+	return a.outcome;
 }
 
 EntryDecodeResult

@@ -60,6 +60,7 @@
 #include "invalidate.h"
 #include "keys.h"
 #include "call.h"
+#include "subxact.h"
 
 /* Receives the executor's rows: into the tuplestore, and into the entry. */
 typedef struct CacheDest
@@ -152,6 +153,23 @@ run_plan(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 	PopActiveSnapshot();
 }
 
+/* run_plan's arguments, for RunInSubtransaction */
+typedef struct RunPlanArgs
+{
+	PreparedQuery *pq;
+	const CallParams *params;
+	Tuplestorestate *ts;
+	EntryWriter *writer;
+} RunPlanArgs;
+
+static void
+run_plan_fn(void *arg)
+{
+	RunPlanArgs *a = (RunPlanArgs *) arg;
+
+	run_plan(a->pq, a->params, a->ts, a->writer);
+}
+
 /*
  * Run the query (run_plan).  With a writer, in a subtransaction and into a
  * tuplestore of its own: a value its type cannot encode (an output or send
@@ -165,10 +183,10 @@ char *
 run_query(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 		  EntryWriter *writer)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
 	Tuplestorestate *mine;
-	char	   *volatile problem = NULL;
+	RunPlanArgs a;
+	ErrorData  *edata;
+	char	   *problem;
 
 	if (writer == NULL)
 	{
@@ -183,38 +201,21 @@ run_query(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 	}
 	mine = tuplestore_begin_heap(false, false, work_mem);
 	encoding_row = false;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		run_plan(pq, params, mine, writer);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
+	a.pq = pq;
+	a.params = params;
+	a.ts = mine;
+	a.writer = writer;
+	edata = RunInSubtransaction(run_plan_fn, &a);
+	if (edata != NULL)
 	{
 		bool		in_encoder = encoding_row;
-		ErrorData  *edata;
 
 		encoding_row = false;
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		/* the query's own error, or a cancel: not a property of a value */
-		if (!in_encoder ||
-			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION)
+		/* the query's own error: not a property of a value */
+		if (!in_encoder)
 			ReThrowError(edata);
 		problem = psprintf("a value could not be encoded (%s)", edata->message);
 		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-
-	if (problem != NULL)
-	{
 		/* its spill files, if any, went with the subtransaction */
 		run_plan(pq, params, ts, NULL);
 		return problem;

@@ -90,6 +90,21 @@ static Datum explain_common(FunctionCallInfo fcinfo, bool with_options);
 static Datum explain_body(FunctionCallInfo fcinfo, bool with_options,
 						  PreparedQuery **transient);
 
+/* explain_body's arguments, for RunCall */
+typedef struct ExplainArgs
+{
+	FunctionCallInfo fcinfo;
+	bool		with_options;
+} ExplainArgs;
+
+static Datum
+explain_call_body(void *arg, PreparedQuery **transient)
+{
+	ExplainArgs *a = (ExplainArgs *) arg;
+
+	return explain_body(a->fcinfo, a->with_options, transient);
+}
+
 PG_FUNCTION_INFO_V1(cache_explain);
 
 /*
@@ -116,22 +131,11 @@ cache_explain_with(PG_FUNCTION_ARGS)
 static Datum
 explain_common(FunctionCallInfo fcinfo, bool with_options)
 {
-	volatile Datum result = (Datum) 0;
-	PreparedQuery *volatile transient = NULL;
+	ExplainArgs a;
 
-	call_begin();
-	PG_TRY();
-	{
-		result = explain_body(fcinfo, with_options, (PreparedQuery **) &transient);
-	}
-	PG_CATCH();
-	{
-		end_call(transient);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	end_call(transient);
-	return result;
+	a.fcinfo = fcinfo;
+	a.with_options = with_options;
+	return RunCall(explain_call_body, &a);
 }
 
 static Datum

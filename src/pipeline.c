@@ -502,30 +502,46 @@ cached_query_call(text *query_text, const CallParams *params,
 	return c.resultdesc;
 }
 
+/* cached_query_call's arguments, for RunCall */
+typedef struct QueryCallArgs
+{
+	text	   *query_text;
+	const CallParams *params;
+	const CallOptions *opts;
+	TupleDesc	outdesc;
+	Tuplestorestate *ts;
+} QueryCallArgs;
+
+static Datum
+query_call_body(void *arg, PreparedQuery **transient)
+{
+	QueryCallArgs *a = (QueryCallArgs *) arg;
+	TupleDesc	result;
+
+	result = cached_query_call(a->query_text, a->params, a->opts, a->outdesc,
+							   a->ts, transient);
+	if (*transient)
+		result = CreateTupleDescCopy(result);	/* outlives the statement */
+	return PointerGetDatum(result);
+}
+
+/*
+ * The common body of every cached_query form, as a call (RunCall): fill ts
+ * and return the query's row type.
+ */
 TupleDesc
 cached_query_common(text *query_text, const CallParams *params,
 					const CallOptions *opts, TupleDesc outdesc,
 					Tuplestorestate *ts)
 {
-	volatile TupleDesc result = NULL;
-	PreparedQuery *volatile transient = NULL;
+	QueryCallArgs a;
 
-	call_begin();
-	PG_TRY();
-	{
-		result = cached_query_call(query_text, params, opts, outdesc, ts,
-								   (PreparedQuery **) &transient);
-		if (transient)
-			result = CreateTupleDescCopy(result);	/* outlives the statement */
-	}
-	PG_CATCH();
-	{
-		end_call(transient);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	end_call(transient);
-	return result;
+	a.query_text = query_text;
+	a.params = params;
+	a.opts = opts;
+	a.outdesc = outdesc;
+	a.ts = ts;
+	return (TupleDesc) DatumGetPointer(RunCall(query_call_body, &a));
 }
 
 bool		cache_ext_enabled = true;

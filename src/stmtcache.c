@@ -629,7 +629,7 @@ release_transient(PreparedQuery *pq)
 }
 
 /* The end of a call (cached_query or cache_explain), however it ends. */
-void
+static void
 end_call(PreparedQuery *transient)
 {
 	calls_in_progress--;
@@ -690,7 +690,7 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 }
 
 /* The start of a call (cached_query or cache_explain); end_call ends it. */
-void
+static void
 call_begin(void)
 {
 	calls_in_progress++;
@@ -723,4 +723,30 @@ find_time_literal(Node *node, const char *query)
 	lw.problem = NULL;
 	(void) find_relative_time_literal(node, &lw);
 	return lw.problem;
+}
+
+/*
+ * Run body as a call (cached_query or cache_explain): only the outermost
+ * call may drop prepared statements (an outer one may be using one), and a
+ * transient statement the body made is released however the call ends.
+ */
+Datum
+RunCall(CallBodyFn body, void *arg)
+{
+	volatile Datum result = (Datum) 0;
+	PreparedQuery *volatile transient = NULL;
+
+	call_begin();
+	PG_TRY();
+	{
+		result = body(arg, (PreparedQuery **) &transient);
+	}
+	PG_CATCH();
+	{
+		end_call(transient);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	end_call(transient);
+	return result;
 }

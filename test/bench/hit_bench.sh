@@ -9,6 +9,10 @@
 #   hit_unix the same, Redis over its unix socket
 #   matview SELECT * FROM a materialized view holding the same result
 #   select1 SELECT 1 (the floor: a round trip to PostgreSQL)
+# First, over BENCH_HITS (default 2000) hits in one connection, it prints
+# the round trips to Redis and the plans built per hit (cache_stats) and
+# the commands Redis saw per hit (INFO commandstats): 1, 0 (but the
+# connection's first call) and one GETRANGE and one MGET.
 # and prints TPS, average latency, and the ratios the Foundation issue
 # targets: hit TPS >= 0.5 x matview TPS at 8 clients, hit latency <= 2.5 x
 # matview latency at 1 client.  Nothing here asserts a timing.
@@ -59,6 +63,24 @@ echo "SELECT * FROM cached_query('$QUERY') AS t($COLS);" > "$bench_dir/hit.sql"
 cp "$bench_dir/hit.sql" "$bench_dir/hit_unix.sql"
 echo "SELECT * FROM sales_mv;" > "$bench_dir/matview.sql"
 echo "SELECT 1;" > "$bench_dir/select1.sql"
+
+# A hit makes one round trip to Redis and no planning: count both over a
+# fixed number of hits in one connection (cache_stats.round_trips counts the
+# store's exchanges, plans_built the statements cached_query prepared or
+# analysed again; Redis's commandstats count what reached Redis).
+redis_calls() {
+	redis-cli -h 127.0.0.1 -p "$CE_REDIS_PORT" INFO commandstats |
+		sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p" | grep . || echo 0
+}
+HITS_N=${BENCH_HITS:-2000}
+psql -X -q -c "SELECT cache_stats_reset()" >/dev/null
+gr0=$(redis_calls getrange); mg0=$(redis_calls mget)
+pgbench -n -M prepared -c 1 -t "$HITS_N" -f "$bench_dir/hit.sql" >/dev/null 2>&1 || ce_die "pgbench (hit count) failed"
+read -r hits rts plans < <(psql -X -q -At -F ' ' -c "SELECT hits, round_trips, plans_built FROM cache_stats")
+gr1=$(redis_calls getrange); mg1=$(redis_calls mget)
+ce_log "$HITS_N calls in one connection: $hits hits"
+awk -v h="$hits" -v r="$rts" -v p="$plans" -v g=$((gr1 - gr0)) -v m=$((mg1 - mg0)) 'BEGIN {
+	printf "  per hit: %.3f round trips to Redis, %.4f plans built (%d in all: the connection'"'"'s first call prepares), Redis commands GETRANGE %.3f, MGET %.3f\n", r / h, p / h, p, g / h, m / h }'
 
 declare -A TPS LAT
 

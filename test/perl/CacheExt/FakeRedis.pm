@@ -16,6 +16,7 @@ use strict;
 use warnings FATAL => 'all';
 
 use Carp;
+use CacheExt::Util ();
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(usleep);
@@ -128,14 +129,7 @@ sub stop
 	my $self = shift;
 	my $pid = $self->{pid};
 	return unless $pid;
-	kill 'KILL', -$pid;
-	kill 'KILL', $pid;
-	for (1 .. 500)
-	{
-		my $r = waitpid($pid, WNOHANG);
-		last if $r == $pid || $r == -1;
-		usleep(10_000);
-	}
+	CacheExt::Util::kill_process_group($pid);
 	$self->{pid} = undef;
 	return;
 }

@@ -13,6 +13,7 @@ use strict;
 use warnings FATAL => 'all';
 
 use Carp;
+use POSIX ();
 use Exporter 'import';
 use JSON::PP;
 use Time::HiRes qw(time);
@@ -222,6 +223,30 @@ sub fd_count
 	my $n = grep { !/^\.\.?$/ } readdir($dh);
 	closedir($dh);
 	return $n;
+}
+
+=pod
+
+=item kill_process_group($pid)
+
+SIGKILL the process $pid started as the leader of its own process group
+(a fake server or relay and its connection processes), and reap it, waiting
+at most 5 s.
+
+=cut
+
+sub kill_process_group
+{
+	my $pid = shift;
+	kill 'KILL', -$pid;
+	kill 'KILL', $pid;
+	for (1 .. 500)
+	{
+		my $r = waitpid($pid, POSIX::WNOHANG());
+		last if $r == $pid || $r == -1;
+		Time::HiRes::usleep(10_000);
+	}
+	return;
 }
 
 =pod
