@@ -19,7 +19,8 @@ use strict;
 use warnings FATAL => 'all';
 
 use Carp;
-use CacheExt::Util ();
+use parent -norequire, 'CacheExt::FakeRedis';
+use CacheExt::FakeRedis ();
 use IO::Select;
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
@@ -152,23 +153,8 @@ Kill the relay and every connection process (SIGKILL to its process group).
 
 =cut
 
-sub stop
-{
-	my $self = shift;
-	my $pid = $self->{pid};
-	return unless $pid;
-	CacheExt::Util::kill_process_group($pid);
-	$self->{pid} = undef;
-	return;
-}
-
-sub DESTROY
-{
-	my $self = shift;
-	local ($., $@, $!, $^E, $?);
-	$self->stop;
-	return;
-}
+# stop() and DESTROY are CacheExt::FakeRedis's: both kill a process group
+# started by new() and kept in $self->{pid}.
 
 END
 {
