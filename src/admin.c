@@ -75,10 +75,10 @@ PG_FUNCTION_INFO_V1(cache_track);
 Datum
 cache_track(PG_FUNCTION_ARGS)
 {
-	Oid			relid;
-	List	   *all;
-	ListCell   *lc;
-	List	   *keys = NIL;
+	Oid relid;
+	List *all;
+	ListCell *lc;
+	List *keys = NIL;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -106,9 +106,9 @@ cache_track(PG_FUNCTION_ARGS)
 	 * the new columns' keys.
 	 */
 	{
-		RelInfo    *ri = get_rel_info(relid);
-		bool		same = ri->nkeys == list_length(keys);
-		LOCKMODE	mode;
+		RelInfo *ri = get_rel_info(relid);
+		bool same = ri->nkeys == list_length(keys);
+		LOCKMODE mode;
 
 		for (int i = 0; same && i < ri->nkeys; i++)
 			same = strcmp(NameStr(ri->keys[i]), (char *) list_nth(keys, i)) == 0;
@@ -118,11 +118,11 @@ cache_track(PG_FUNCTION_ARGS)
 	}
 	foreach(lc, all)
 	{
-		Oid			child = lfirst_oid(lc);
+		Oid child = lfirst_oid(lc);
 
 		if (child != relid)
 		{
-			char		kind = get_rel_relkind(child);
+			char kind = get_rel_relkind(child);
 
 			if (kind == RELKIND_FOREIGN_TABLE)
 			{
@@ -147,11 +147,11 @@ PG_FUNCTION_INFO_V1(cache_untrack);
 Datum
 cache_untrack(PG_FUNCTION_ARGS)
 {
-	Oid			relid = PG_GETARG_OID(0);
-	List	   *all;
-	ListCell   *lc;
+	Oid relid = PG_GETARG_OID(0);
+	List *all;
+	ListCell *lc;
 	static const char *const names[] = {"cache_ext_before", "cache_ext_stmt",
-	"cache_ext_apply", "cache_ext_keys", "cache_ext_row", "cache_ext_truncate"};
+										"cache_ext_apply", "cache_ext_keys", "cache_ext_row", "cache_ext_truncate"};
 
 	check_trackable(relid, true);
 	if (get_rel_relkind(relid) == RELKIND_MATVIEW)
@@ -163,13 +163,13 @@ cache_untrack(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	foreach(lc, all)
 	{
-		Oid			child = lfirst_oid(lc);
+		Oid child = lfirst_oid(lc);
 
 		for (int i = 0; i < lengthof(names); i++)
 		{
-			bool		ours;
-			Relation	rel;
-			bool		clone = false;
+			bool ours;
+			Relation rel;
+			bool clone = false;
 
 			if (trigger_state(child, names[i], &ours) == '\0' || !ours)
 				continue;
@@ -196,11 +196,11 @@ PG_FUNCTION_INFO_V1(cache_relation_tracking);
 Datum
 cache_relation_tracking(PG_FUNCTION_ARGS)
 {
-	Oid			relid = PG_GETARG_OID(0);
-	TupleDesc	tupdesc;
-	Datum		values[4];
-	bool		nulls[4] = {0};
-	RelInfo    *ri;
+	Oid relid = PG_GETARG_OID(0);
+	TupleDesc tupdesc;
+	Datum values[4];
+	bool nulls[4] = {0};
+	RelInfo *ri;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -215,7 +215,7 @@ cache_relation_tracking(PG_FUNCTION_ARGS)
 		nulls[2] = true;
 	if (ri->nkeys > 0)
 	{
-		Datum		k[INVAL_MAX_KEY_COLUMNS];
+		Datum k[INVAL_MAX_KEY_COLUMNS];
 
 		for (int i = 0; i < ri->nkeys; i++)
 			k[i] = CStringGetTextDatum(NameStr(ri->keys[i]));
@@ -231,8 +231,8 @@ PG_FUNCTION_INFO_V1(cache_invalidate);
 Datum
 cache_invalidate(PG_FUNCTION_ARGS)
 {
-	Oid			relid = PG_GETARG_OID(0);
-	char		relkind = get_rel_relkind(relid);
+	Oid relid = PG_GETARG_OID(0);
+	char relkind = get_rel_relkind(relid);
 
 	if (relkind == '\0')
 		ereport(ERROR,
@@ -260,7 +260,7 @@ PG_FUNCTION_INFO_V1(cache_invalidate_tag);
 Datum
 cache_invalidate_tag(PG_FUNCTION_ARGS)
 {
-	char	   *tag = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char *tag = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	if (tag[0] == '\0')
 		ereport(ERROR,
@@ -288,9 +288,9 @@ PG_FUNCTION_INFO_V1(cache_purge);
 Datum
 cache_purge(PG_FUNCTION_ARGS)
 {
-	char	   *pattern = KeyEntryPattern();
+	char *pattern = KeyEntryPattern();
 	StorePurgeBatch b;
-	int64		deleted = 0;
+	int64 deleted = 0;
 
 	strlcpy(b.cursor, "0", sizeof(b.cursor));
 	do
@@ -302,7 +302,8 @@ cache_purge(PG_FUNCTION_ARGS)
 					 errmsg("could not purge the cache: %s", b.problem),
 					 errdetail("%lld entries were deleted before.", (long long) deleted),
 					 b.unlink_failed ?
-					 errhint("The Redis user of cache_ext.redis_url needs +scan and +unlink on the key prefix.") : 0));
+						 errhint("The Redis user of cache_ext.redis_url needs +scan and +unlink on the key prefix.") :
+						 0));
 		deleted += b.deleted;
 	} while (strcmp(b.cursor, "0") != 0);
 

@@ -240,8 +240,8 @@ Datum
 cache_ext_allowlist(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
+	Datum values[3];
+	bool nulls[3] = {false, false, false};
 
 	InitMaterializedSRF(fcinfo, 0);
 	for (int i = 0; i < lengthof(allow_list); i++)

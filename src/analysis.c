@@ -85,28 +85,28 @@ const_text_cmp(const ListCell *a, const ListCell *b)
 static void
 add_plan_constants(StringInfo m, PlannedStmt *stmt)
 {
-	char	   *all[2];
-	ListCell   *lc;
-	List	   *consts = NIL;
-	char	   *prev = NULL;
+	char *all[2];
+	ListCell *lc;
+	List *consts = NIL;
+	char *prev = NULL;
 
 	all[0] = nodeToString(stmt->planTree);
 	all[1] = nodeToString(stmt->subplans);
 	for (int i = 0; i < 2; i++)
 	{
-		char	   *p = all[i];
+		char *p = all[i];
 
 		while ((p = strstr(p, "{CONST ")) != NULL)
 		{
-			char	   *end = strchr(p, '}');
-			char	   *loc;
+			char *end = strchr(p, '}');
+			char *loc;
 
 			if (end == NULL)
 				break;
 			loc = strstr(p, " :location ");
 			if (loc != NULL && loc < end)
 			{
-				char	   *after = strstr(loc + 11, " :");
+				char *after = strstr(loc + 11, " :");
 
 				consts = lappend(consts,
 								 psprintf("%.*s%.*s", (int) (loc - p), p,
@@ -126,7 +126,7 @@ add_plan_constants(StringInfo m, PlannedStmt *stmt)
 	list_sort(consts, const_text_cmp);
 	foreach(lc, consts)
 	{
-		char	   *c = (char *) lfirst(lc);
+		char *c = (char *) lfirst(lc);
 
 		if (prev == NULL || strcmp(prev, c) != 0)
 			KeyAddString(m, c);
@@ -149,7 +149,7 @@ add_plan_constants(StringInfo m, PlannedStmt *stmt)
 static void
 add_composite_shapes(StringInfo m, Oid typid, int depth)
 {
-	Oid			elem;
+	Oid elem;
 
 	if (depth > 8 || !OidIsValid(typid))
 		return;
@@ -172,8 +172,8 @@ add_composite_shapes(StringInfo m, Oid typid, int depth)
 	}
 	if (get_typtype(typid) == TYPTYPE_COMPOSITE && typid != RECORDOID)
 	{
-		TupleDesc	td = lookup_rowtype_tupdesc(typid, -1);
-		Oid			relid = get_typ_typrelid(typid);
+		TupleDesc td = lookup_rowtype_tupdesc(typid, -1);
+		Oid relid = get_typ_typrelid(typid);
 
 		KeyAddU32(m, typid);
 		KeyAddU32(m, td->natts);
@@ -197,10 +197,10 @@ void
 definition_hash(PreparedQuery *pq, PlannedStmt *stmt)
 {
 	StringInfoData m;
-	ListCell   *lc;
-	char	   *tree = nodeToString(pq->plansource->query_list);
-	List	   *funcs = list_concat_unique_oid(list_copy(pq->defn_funcids),
-											   pq->deps.funcids);
+	ListCell *lc;
+	char *tree = nodeToString(pq->plansource->query_list);
+	List *funcs = list_concat_unique_oid(list_copy(pq->defn_funcids),
+										 pq->deps.funcids);
 
 	funcs = list_concat_unique_oid(funcs, pq->deps.opaque_funcids);
 	/* aggregate support functions, operators of sorts, I/O functions ... */
@@ -210,8 +210,8 @@ definition_hash(PreparedQuery *pq, PlannedStmt *stmt)
 	pfree(tree);
 	foreach(lc, funcs)
 	{
-		Oid			funcid = lfirst_oid(lc);
-		HeapTuple	tup;
+		Oid funcid = lfirst_oid(lc);
+		HeapTuple tup;
 
 		if (funcid < FirstNormalObjectId)
 			continue;
@@ -234,7 +234,7 @@ definition_hash(PreparedQuery *pq, PlannedStmt *stmt)
 static bool
 note_func(Oid funcid, void *context)
 {
-	List	  **funcs = (List **) context;
+	List **funcs = (List **) context;
 
 	*funcs = list_append_unique_oid(*funcs, funcid);
 	return false;
@@ -270,15 +270,15 @@ collect_query_funcs(Node *node, void *context)
 static const char *
 sql_body_check_inner(Oid funcid, bool *clean, List **calls, bool *analyzed)
 {
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
 	Form_pg_proc proc;
-	bool		isnull;
-	Datum		d;
-	char	   *src;
-	List	   *raw;
-	List	   *trees;
-	Query	   *q;
-	char	   *problem;
+	bool isnull;
+	Datum d;
+	char *src;
+	List *raw;
+	List *trees;
+	Query *q;
+	char *problem;
 
 	*clean = false;
 	if (!HeapTupleIsValid(tup))
@@ -335,17 +335,17 @@ sql_body_check_inner(Oid funcid, bool *clean, List **calls, bool *analyzed)
 /* sql_body_check_inner's arguments and result, for RunInSubtransaction */
 typedef struct BodyCheck
 {
-	Oid			funcid;
-	bool	   *clean;
-	List	  **calls;
-	bool	   *analyzed;
+	Oid funcid;
+	bool *clean;
+	List **calls;
+	bool *analyzed;
 	const char *problem;
 } BodyCheck;
 
 static void
 body_check_fn(void *arg)
 {
-	BodyCheck  *b = (BodyCheck *) arg;
+	BodyCheck *b = (BodyCheck *) arg;
 
 	b->problem = sql_body_check_inner(b->funcid, b->clean, b->calls, b->analyzed);
 }
@@ -358,8 +358,8 @@ body_check_fn(void *arg)
 static const char *
 sql_body_check(Oid funcid, bool *clean, List **calls, bool *analyzed)
 {
-	BodyCheck	b;
-	ErrorData  *edata;
+	BodyCheck b;
+	ErrorData *edata;
 
 	*clean = false;
 	*analyzed = false;
@@ -401,11 +401,11 @@ add_judged_function(PreparedQuery *pq, Oid funcid)
 static void
 add_default_arg_functions(PreparedQuery *pq, Oid funcid)
 {
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
-	bool		isnull;
-	Datum		d;
-	List	   *calls = NIL;
-	ListCell   *lc;
+	HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	bool isnull;
+	Datum d;
+	List *calls = NIL;
+	ListCell *lc;
 
 	if (!HeapTupleIsValid(tup))
 		return;
@@ -438,19 +438,19 @@ add_default_arg_functions(PreparedQuery *pq, Oid funcid)
 void
 pin_folded_functions(PreparedQuery *pq)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	pq->settings_pinned = false;
 	pq->plan_per_call = false;
 	/* defn_funcids grows: the functions inlined bodies call, to a bound */
 	foreach(lc, pq->defn_funcids)
 	{
-		Oid			funcid = lfirst_oid(lc);
-		HeapTuple	tup;
-		char		volatility;
-		Oid			lang;
-		bool		in_plan;
-		bool		clean = false;
+		Oid funcid = lfirst_oid(lc);
+		HeapTuple tup;
+		char volatility;
+		Oid lang;
+		bool in_plan;
+		bool clean = false;
 
 		if (funcid < FirstNormalObjectId)
 			continue;
@@ -469,10 +469,10 @@ pin_folded_functions(PreparedQuery *pq)
 		add_default_arg_functions(pq, funcid);
 		if (!in_plan && lang == SQLlanguageId)
 		{
-			List	   *calls = NIL;
-			bool		analyzed;
+			List *calls = NIL;
+			bool analyzed;
 			const char *problem = sql_body_check(funcid, &clean, &calls, &analyzed);
-			ListCell   *lc2;
+			ListCell *lc2;
 
 			foreach(lc2, calls)
 				add_judged_function(pq, lfirst_oid(lc2));

@@ -28,7 +28,7 @@ PG_MODULE_MAGIC;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-void		_PG_init(void);
+void _PG_init(void);
 
 static void
 cache_ext_shmem_request(void)
@@ -64,7 +64,7 @@ _PG_init(void)
 	SecretsDefineGucs();
 	SecretsLoad();
 
-	InvalInit();				/* defines the outbox's settings too */
+	InvalInit(); /* defines the outbox's settings too */
 	MarkGUCPrefixReserved("cache_ext");
 
 	if (!process_shared_preload_libraries_in_progress)

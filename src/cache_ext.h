@@ -22,24 +22,24 @@
 /* GUC variables (cache_ext.c) */
 extern bool cache_ext_enabled;
 extern char *cache_ext_redis_url;
-extern int	cache_ext_default_ttl;	/* seconds */
-extern int	cache_ext_connect_timeout;	/* ms */
-extern int	cache_ext_command_timeout;	/* ms */
-extern int	cache_ext_retry_interval;	/* ms */
-extern int	cache_ext_max_entry_size;	/* bytes */
+extern int cache_ext_default_ttl;	  /* seconds */
+extern int cache_ext_connect_timeout; /* ms */
+extern int cache_ext_command_timeout; /* ms */
+extern int cache_ext_retry_interval;  /* ms */
+extern int cache_ext_max_entry_size;  /* bytes */
 extern char *cache_ext_key_prefix;
-extern int	cache_ext_log_calls;
-extern int	cache_ext_log_calls_level;
-extern double cache_ext_verify_rate;	/* fraction of hits re-run and compared */
-extern int	cache_ext_max_ttl;	/* seconds: ceiling of every entry's TTL */
+extern int cache_ext_log_calls;
+extern int cache_ext_log_calls_level;
+extern double cache_ext_verify_rate; /* fraction of hits re-run and compared */
+extern int cache_ext_max_ttl;		 /* seconds: ceiling of every entry's TTL */
 
 /* Each module defines its own settings (called from _PG_init). */
-extern void PipelineDefineGucs(void);	/* pipeline.c */
-extern void StatsDefineGucs(void);	/* stats.c */
-extern void EntryDefineGucs(void);	/* entry.c */
-extern void KeysDefineGucs(void);	/* keys.c */
-extern void InvalDefineGucs(void);	/* invalidate.c */
-extern void RedisDefineGucs(void);	/* redis/settings.c */
+extern void PipelineDefineGucs(void); /* pipeline.c */
+extern void StatsDefineGucs(void);	  /* stats.c */
+extern void EntryDefineGucs(void);	  /* entry.c */
+extern void KeysDefineGucs(void);	  /* keys.c */
+extern void InvalDefineGucs(void);	  /* invalidate.c */
+extern void RedisDefineGucs(void);	  /* redis/settings.c */
 
 /* cache_ext.log_calls: each level logs its kind and those below it */
 typedef enum LogCalls
@@ -56,24 +56,24 @@ typedef enum CacheStatCounter
 	CS_HITS,
 	CS_MISSES,
 	CS_BYPASSES,
-	CS_ERRORS,					/* Redis failures: connect, I/O, timeout, protocol */
+	CS_ERRORS, /* Redis failures: connect, I/O, timeout, protocol */
 	CS_STORES,
-	CS_STORE_SKIPPED,			/* results not stored (too large, Redis down) */
-	CS_CORRUPT,					/* entries that failed validation */
+	CS_STORE_SKIPPED, /* results not stored (too large, Redis down) */
+	CS_CORRUPT,		  /* entries that failed validation */
 	CS_BYTES_STORED,
 	CS_BYTES_READ,
 	CS_HIT_TIME_US,
 	CS_MISS_TIME_US,
 	CS_BYPASS_TIME_US,
-	CS_INVALIDATED,				/* entries found with a changed generation */
-	CS_TTL_ONLY,				/* results served or stored under TTL only */
-	CS_BUMPS_SENT,				/* generation keys bumped */
-	CS_BUMPS_DEFERRED,			/* ... put in the outbox instead */
+	CS_INVALIDATED,	   /* entries found with a changed generation */
+	CS_TTL_ONLY,	   /* results served or stored under TTL only */
+	CS_BUMPS_SENT,	   /* generation keys bumped */
+	CS_BUMPS_DEFERRED, /* ... put in the outbox instead */
 	CS_OUTBOX_OVERFLOWS,
-	CS_VERIFIED,				/* hits re-run directly by cache_ext.verify_rate */
-	CS_VERIFY_MISMATCHES,		/* ... whose stored result differed */
-	CS_ROUND_TRIPS,				/* round trips to Redis (store.c) */
-	CS_PLANS_BUILT,				/* statements prepared, or analysed again
+	CS_VERIFIED,		  /* hits re-run directly by cache_ext.verify_rate */
+	CS_VERIFY_MISMATCHES, /* ... whose stored result differed */
+	CS_ROUND_TRIPS,		  /* round trips to Redis (store.c) */
+	CS_PLANS_BUILT,		  /* statements prepared, or analysed again
 								 * after their generic plan was rebuilt */
 	CS_NUM_COUNTERS
 } CacheStatCounter;
@@ -103,17 +103,17 @@ typedef enum QueryStatsOutcome
 typedef struct QueryStatsCall
 {
 	QueryStatsOutcome outcome;
-	QueryStatsReason reason;	/* of a bypass */
-	double		ms;
-	bool		stored;
-	bool		store_skipped;
-	bool		invalidated;	/* it found its entry stale */
-	int64		bytes_stored;
-	int64		bytes_read;
+	QueryStatsReason reason; /* of a bypass */
+	double ms;
+	bool stored;
+	bool store_skipped;
+	bool invalidated; /* it found its entry stale */
+	int64 bytes_stored;
+	int64 bytes_read;
 } QueryStatsCall;
 
 extern bool cache_ext_query_stats;
-extern int	cache_ext_query_stats_max;
+extern int cache_ext_query_stats_max;
 
 extern void QueryStatsShmemRequest(void);
 extern void QueryStatsShmemInit(void);
@@ -127,22 +127,22 @@ extern void CacheStatsAdd(CacheStatCounter counter, uint64 amount);
 /* deps.c: what a plan depends on and whether its result may be stored */
 typedef struct QueryDeps
 {
-	bool		cacheable;
-	char	   *reason;			/* why not cacheable, for cache_status() */
-	List	   *reasons;		/* every reason, first one first */
-	bool		role_dependent; /* key must include the current role */
-	bool		session_user_dependent; /* ... and the session user */
-	List	   *relids;			/* sorted OIDs of every relation read */
-	List	   *funcids;		/* every function the plan calls, once each
+	bool cacheable;
+	char *reason;				 /* why not cacheable, for cache_status() */
+	List *reasons;				 /* every reason, first one first */
+	bool role_dependent;		 /* key must include the current role */
+	bool session_user_dependent; /* ... and the session user */
+	List *relids;				 /* sorted OIDs of every relation read */
+	List *funcids;				 /* every function the plan calls, once each
 								 * (EXECUTE is checked on these on a hit) */
-	List	   *opaque_funcids; /* user functions whose reads are unseen: the
+	List *opaque_funcids;		 /* user functions whose reads are unseen: the
 								 * call bypasses unless it names what they
 								 * read (cache_opts(depends_on => ...)), and
 								 * then role and settings go into the key */
-	bool		settings_dependent; /* the result may depend on settings that
+	bool settings_dependent;	 /* the result may depend on settings that
 									 * are not in the fixed keyed list: every
 									 * setting goes into the key */
-	List	   *implicit_funcids;	/* user functions the plan calls without
+	List *implicit_funcids;		 /* user functions the plan calls without
 									 * an EXECUTE check (aggregate support,
 									 * sort/hash operators, I/O, ...): their
 									 * definitions belong in the definition
@@ -154,17 +154,17 @@ extern void AnalyzePlannedStmt(PlannedStmt *stmt, QueryDeps *deps);
 /* deps.c: top-level equalities that can narrow a dependency to key values */
 typedef struct KeyEquality
 {
-	Index		rtindex;		/* in the top-level range table */
-	Oid			relid;
-	char	   *colname;
-	Oid			coltype;
-	Oid			valtype;		/* of the constants, or the parameter's (element) */
-	int			nconsts;		/* constants (column = c, column IN (...)) */
-	Datum	   *consts;
-	int			paramid;		/* or a parameter (column = $n, = ANY($n)) */
-	bool		param_is_array;
+	Index rtindex; /* in the top-level range table */
+	Oid relid;
+	char *colname;
+	Oid coltype;
+	Oid valtype; /* of the constants, or the parameter's (element) */
+	int nconsts; /* constants (column = c, column IN (...)) */
+	Datum *consts;
+	int paramid; /* or a parameter (column = $n, = ANY($n)) */
+	bool param_is_array;
 } KeyEquality;
 
 extern List *FindKeyEqualities(Query *q, List **inner_relids);
 
-#endif							/* CACHE_EXT_H */
+#endif /* CACHE_EXT_H */

@@ -29,38 +29,38 @@
 
 typedef struct PreparedQuery
 {
-	uint8		key[CE_HASH_LEN];	/* hash of text, param types, settings */
+	uint8 key[CE_HASH_LEN]; /* hash of text, param types, settings */
 	CachedPlanSource *plansource;
 	/* the analysis of generation 'generation' of the generic plan */
-	int			generation;
+	int generation;
 	MemoryContext analysis_cxt;
-	QueryDeps	deps;
-	TupleDesc	resultdesc;
+	QueryDeps deps;
+	TupleDesc resultdesc;
 	EntryColumnCodec *codecs;
-	char	   *codec_problem;	/* why results of this row type can't be stored */
-	char		literal_problem[160];	/* a 'now'-like literal frozen at prepare */
+	char *codec_problem;	   /* why results of this row type can't be stored */
+	char literal_problem[160]; /* a 'now'-like literal frozen at prepare */
 	/* hash of the rewritten query and of the user functions' definitions */
-	uint8		definition[CE_HASH_LEN];
-	bool		decode_in_subxact;	/* user-defined types: see EntryDecode */
-	uint64		queryid;		/* hash of the text, for cache_query_stats */
-	uint64		tracking_epoch; /* InvalTrackingEpoch() the analysis saw */
-	List	   *defn_funcids;	/* functions of the rewritten query (incl.
+	uint8 definition[CE_HASH_LEN];
+	bool decode_in_subxact; /* user-defined types: see EntryDecode */
+	uint64 queryid;			/* hash of the text, for cache_query_stats */
+	uint64 tracking_epoch;	/* InvalTrackingEpoch() the analysis saw */
+	List *defn_funcids;		/* functions of the rewritten query (incl.
 								 * inlined ones), for the definition hash */
-	bool		transient;		/* not in the hash: dropped after the call */
-	bool		plan_per_call;	/* its plan holds what a function computed
+	bool transient;			/* not in the hash: dropped after the call */
+	bool plan_per_call;		/* its plan holds what a function computed
 								 * while planning: planned again each call */
-	int			undecodable;	/* authentic entries its row type could not
+	int undecodable;		/* authentic entries its row type could not
 								 * read back, in a row; at 2 it is not stored */
-	bool		settings_pinned;	/* the plan may hold the value of a user
+	bool settings_pinned;	/* the plan may hold the value of a user
 									 * IMMUTABLE function PostgreSQL ran when
 									 * planning: valid for these settings only */
-	uint8		settings_hash[CE_HASH_LEN];
+	uint8 settings_hash[CE_HASH_LEN];
 	/* invalidation: whose generations stand for the relations it reads */
-	List	   *scope_relids;	/* sorted, unique */
-	bool		has_tracked;	/* some relation is tracked */
-	List	   *untracked;		/* "public.x untracked", ... */
-	List	   *opaque;			/* "function f() may read tables", ... */
-	List	   *narrowed;		/* NarrowedScope: depends on key values only */
+	List *scope_relids; /* sorted, unique */
+	bool has_tracked;	/* some relation is tracked */
+	List *untracked;	/* "public.x untracked", ... */
+	List *opaque;		/* "function f() may read tables", ... */
+	List *narrowed;		/* NarrowedScope: depends on key values only */
 } PreparedQuery;
 
 /*
@@ -70,19 +70,19 @@ typedef struct PreparedQuery
  */
 typedef struct NarrowedScope
 {
-	Oid			scope;
-	List	   *eqs;			/* KeyEquality, one per top-level occurrence */
+	Oid scope;
+	List *eqs; /* KeyEquality, one per top-level occurrence */
 } NarrowedScope;
 
 /* Per-call options from cache_opts(). */
 typedef struct CallOptions
 {
-	int64		ttl_ms;
+	int64 ttl_ms;
 	const char *namespace;
-	int			ntags;
-	char	  **tags;
-	bool		has_depends_on; /* the call names what its functions read */
-	List	   *depends_on;		/* relation OIDs */
+	int ntags;
+	char **tags;
+	bool has_depends_on; /* the call names what its functions read */
+	List *depends_on;	 /* relation OIDs */
 } CallOptions;
 
 /*
@@ -91,24 +91,24 @@ typedef struct CallOptions
  */
 typedef struct CallScopes
 {
-	int			n;
-	char	  **keys;
-	char	  **labels;			/* for messages; NULL for server, database */
-	char	  **desc;			/* for cache_explain: "table public.x", ... */
-	Oid		   *rel;			/* the relation of a table or key scope */
-	bool		describe;		/* fill desc with names (cache_explain only) */
-	List	   *untracked;		/* descriptions of what is not tracked */
-	const char *opaque_reason;	/* functions with unseen reads, not opted in */
-	bool		opted_in;		/* ... opted in: role and settings are keyed */
+	int n;
+	char **keys;
+	char **labels;			   /* for messages; NULL for server, database */
+	char **desc;			   /* for cache_explain: "table public.x", ... */
+	Oid *rel;				   /* the relation of a table or key scope */
+	bool describe;			   /* fill desc with names (cache_explain only) */
+	List *untracked;		   /* descriptions of what is not tracked */
+	const char *opaque_reason; /* functions with unseen reads, not opted in */
+	bool opted_in;			   /* ... opted in: role and settings are keyed */
 } CallScopes;
 
 /* The query's parameters as given by the caller. */
 typedef struct CallParams
 {
-	int			n;
-	Oid		   *types;
-	Datum	   *values;
-	bool	   *nulls;
+	int n;
+	Oid *types;
+	Datum *values;
+	bool *nulls;
 } CallParams;
 
 
@@ -121,18 +121,18 @@ extern HeapTupleHeader options_arg(FunctionCallInfo fcinfo, int argno);
 /* lookup.c: the cache as the pipeline sees it */
 typedef enum LookupOutcome
 {
-	LOOKUP_HIT,					/* the rows are in ts */
-	LOOKUP_MISS,				/* no entry */
-	LOOKUP_STALE,				/* an entry computed under older generations */
-	LOOKUP_CORRUPT,				/* an entry that failed validation (deleted) */
+	LOOKUP_HIT,		/* the rows are in ts */
+	LOOKUP_MISS,	/* no entry */
+	LOOKUP_STALE,	/* an entry computed under older generations */
+	LOOKUP_CORRUPT, /* an entry that failed validation (deleted) */
 	LOOKUP_REDIS_DOWN,
-	LOOKUP_BLOCKED				/* this server holds undelivered invalidations */
+	LOOKUP_BLOCKED /* this server holds undelivered invalidations */
 } LookupOutcome;
 
 extern LookupOutcome lookup(const char *rkey, const uint8 *hash,
-						   PreparedQuery *pq, CallScopes *cs,
-						   Tuplestorestate *ts, EntryGens *gens,
-						   bool *gens_ok, const char **corrupt);
+							PreparedQuery *pq, CallScopes *cs,
+							Tuplestorestate *ts, EntryGens *gens,
+							bool *gens_ok, const char **corrupt);
 extern char *store(const char *rkey, EntryWriter *w, const CallOptions *opts);
 extern bool verify_hit(PreparedQuery *pq, const CallParams *params,
 					   Tuplestorestate *ts, TupleDesc desc, const char *rkey,
@@ -159,7 +159,7 @@ extern void all_settings_hash(uint8 *hash);
 extern PreparedQuery *get_prepared(const char *query, const CallParams *params,
 								   StringInfo settings, bool *transient);
 extern void analyze_plan(PreparedQuery *pq, CachedPlan *cplan);
-typedef Datum (*CallBodyFn) (void *arg, PreparedQuery **transient);
+typedef Datum (*CallBodyFn)(void *arg, PreparedQuery **transient);
 extern Datum RunCall(CallBodyFn body, void *arg);
 extern void StmtCacheWatchRelation(Oid relid);
 extern char *find_time_literal(Node *node, const char *query);
@@ -187,4 +187,4 @@ extern char *run_query(PreparedQuery *pq, const CallParams *params,
 extern char **rows_as_sorted_text(Tuplestorestate *ts, TupleDesc desc,
 								  int64 *nrows);
 
-#endif							/* CACHE_EXT_CALL_H */
+#endif /* CACHE_EXT_CALL_H */

@@ -89,9 +89,9 @@ static ProcessUtility_hook_type prev_utility_hook = NULL;
 static bool
 rowtype_is_used(Oid relid)
 {
-	Oid			types[2];
-	bool		used = false;
-	Relation	dep;
+	Oid types[2];
+	bool used = false;
+	Relation dep;
 
 	types[0] = get_rel_type_id(relid);
 	types[1] = OidIsValid(types[0]) ? get_array_type(types[0]) : InvalidOid;
@@ -102,7 +102,7 @@ rowtype_is_used(Oid relid)
 	{
 		ScanKeyData key[2];
 		SysScanDesc scan;
-		HeapTuple	tup;
+		HeapTuple tup;
 
 		if (!OidIsValid(types[i]))
 			continue;
@@ -141,13 +141,13 @@ rowtype_is_used(Oid relid)
 static Oid
 rv_relid(RangeVar *rv)
 {
-	Oid			nsp;
+	Oid nsp;
 
 	if (rv == NULL || rv->relname == NULL)
 		return InvalidOid;
 	if (rv->catalogname != NULL)
 	{
-		char	   *db = get_database_name(MyDatabaseId);
+		char *db = get_database_name(MyDatabaseId);
 
 		if (db == NULL || strcmp(rv->catalogname, db) != 0)
 			return InvalidOid;
@@ -162,7 +162,7 @@ rv_relid(RangeVar *rv)
 static bool
 has_tracked_ancestor(Oid relid)
 {
-	RelInfo    *ri = get_rel_info(relid);
+	RelInfo *ri = get_rel_info(relid);
 
 	return ri->nbump > 1;
 }
@@ -176,7 +176,7 @@ has_tracked_ancestor(Oid relid)
 bool
 run_guarded(GuardedFn fn, void *arg, const char *what)
 {
-	ErrorData  *edata = RunInSubtransaction(fn, arg);
+	ErrorData *edata = RunInSubtransaction(fn, arg);
 
 	if (edata == NULL)
 		return true;
@@ -198,16 +198,16 @@ run_guarded(GuardedFn fn, void *arg, const char *what)
  */
 typedef struct UtilityEffects
 {
-	List	   *rels;			/* relations whose rows or meaning change */
-	List	   *keys;			/* their generation keys as they stood before */
-	List	   *new_children;	/* RangeVars: attached partitions, new children */
-	Oid			attach_parent;	/* ATTACH PARTITION: the parent ... */
-	Oid			attach_part;	/* ... and the partition */
-	bool		database;		/* every result of this database */
-	bool		server;			/* every result of this server (shared catalogs) */
-	VacuumStmt *vacuum;			/* VACUUM: rows move if FULL */
-	ClusterStmt *cluster;		/* CLUSTER: rows move */
-	char	   *finish_gid;		/* COMMIT PREPARED */
+	List *rels;			  /* relations whose rows or meaning change */
+	List *keys;			  /* their generation keys as they stood before */
+	List *new_children;	  /* RangeVars: attached partitions, new children */
+	Oid attach_parent;	  /* ATTACH PARTITION: the parent ... */
+	Oid attach_part;	  /* ... and the partition */
+	bool database;		  /* every result of this database */
+	bool server;		  /* every result of this server (shared catalogs) */
+	VacuumStmt *vacuum;	  /* VACUUM: rows move if FULL */
+	ClusterStmt *cluster; /* CLUSTER: rows move */
+	char *finish_gid;	  /* COMMIT PREPARED */
 } UtilityEffects;
 
 /* GRANT/REVOKE on these changes what roles may do in every database. */
@@ -228,14 +228,14 @@ objtype_is_shared(ObjectType t)
 static void
 classify_utility(Node *parsetree, UtilityEffects *e)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	switch (nodeTag(parsetree))
 	{
 		case T_AlterTableStmt:
 			{
 				AlterTableStmt *s = (AlterTableStmt *) parsetree;
-				Oid			relid = rv_relid(s->relation);
+				Oid relid = rv_relid(s->relation);
 
 				e->rels = lappend_oid(e->rels, relid);
 				foreach(lc, s->cmds)
@@ -247,7 +247,7 @@ classify_utility(Node *parsetree, UtilityEffects *e)
 						cmd->subtype == AT_DetachPartitionFinalize)
 					{
 						PartitionCmd *pc = (PartitionCmd *) cmd->def;
-						Oid			part = rv_relid(pc->name);
+						Oid part = rv_relid(pc->name);
 
 						e->rels = lappend_oid(e->rels, part);
 						if (cmd->subtype == AT_AttachPartition)
@@ -273,15 +273,15 @@ classify_utility(Node *parsetree, UtilityEffects *e)
 					e->database = true;
 				break;
 			}
-		case T_AlterEnumStmt:	/* RENAME VALUE changes what rows show */
+		case T_AlterEnumStmt: /* RENAME VALUE changes what rows show */
 		case T_AlterTypeStmt:
-		case T_AlterDomainStmt: /* constraints, NOT NULL, defaults */
-		case T_AlterTSConfigurationStmt:	/* what to_tsvector and @@ return */
+		case T_AlterDomainStmt:			 /* constraints, NOT NULL, defaults */
+		case T_AlterTSConfigurationStmt: /* what to_tsvector and @@ return */
 		case T_AlterTSDictionaryStmt:
-		case T_AlterCollationStmt:	/* REFRESH VERSION: the collation changed */
-		case T_AlterOwnerStmt:	/* owners hold privileges, RLS exempts them */
+		case T_AlterCollationStmt: /* REFRESH VERSION: the collation changed */
+		case T_AlterOwnerStmt:	   /* owners hold privileges, RLS exempts them */
 		case T_ReassignOwnedStmt:
-		case T_DropOwnedStmt:	/* revokes the role's privileges */
+		case T_DropOwnedStmt: /* revokes the role's privileges */
 			e->database = true;
 			break;
 		case T_GrantStmt:
@@ -290,7 +290,7 @@ classify_utility(Node *parsetree, UtilityEffects *e)
 			else
 				e->database = true;
 			break;
-		case T_GrantRoleStmt:	/* memberships: pg_has_role, policies, SET ROLE */
+		case T_GrantRoleStmt: /* memberships: pg_has_role, policies, SET ROLE */
 		case T_DropRoleStmt:
 			e->server = true;
 			break;
@@ -343,13 +343,13 @@ classify_utility(Node *parsetree, UtilityEffects *e)
 			break;
 		case T_DropStmt:
 			{
-				DropStmt   *s = (DropStmt *) parsetree;
+				DropStmt *s = (DropStmt *) parsetree;
 
 				if (s->removeType == OBJECT_POLICY || s->removeType == OBJECT_RULE)
 				{
 					foreach(lc, s->objects)
 					{
-						List	   *names = list_copy(lfirst(lc));
+						List *names = list_copy(lfirst(lc));
 
 						/* the last name is the policy's or rule's */
 						names = list_truncate(names, list_length(names) - 1);
@@ -402,15 +402,15 @@ classify_utility(Node *parsetree, UtilityEffects *e)
 static void
 rewrite_effects(UtilityEffects *e)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	if (e->vacuum != NULL)
 	{
-		bool		full = false;
+		bool full = false;
 
 		foreach(lc, e->vacuum->options)
 		{
-			DefElem    *opt = lfirst_node(DefElem, lc);
+			DefElem *opt = lfirst_node(DefElem, lc);
 
 			if (strcmp(opt->defname, "full") == 0)
 				full = opt->arg == NULL || defGetBoolean(opt);
@@ -422,7 +422,7 @@ rewrite_effects(UtilityEffects *e)
 		foreach(lc, e->vacuum->rels)
 		{
 			VacuumRelation *vr = lfirst_node(VacuumRelation, lc);
-			Oid			relid = OidIsValid(vr->oid) ? vr->oid : rv_relid(vr->relation);
+			Oid relid = OidIsValid(vr->oid) ? vr->oid : rv_relid(vr->relation);
 
 			if (OidIsValid(relid))
 				e->rels = lappend_oid(e->rels, relid);
@@ -432,7 +432,7 @@ rewrite_effects(UtilityEffects *e)
 	}
 	if (e->cluster != NULL)
 	{
-		Oid			relid = rv_relid(e->cluster->relation);
+		Oid relid = rv_relid(e->cluster->relation);
 
 		if (OidIsValid(relid))
 			e->rels = lappend_oid(e->rels, relid);
@@ -454,9 +454,9 @@ static void
 prepare_attach(void *arg)
 {
 	UtilityEffects *e = arg;
-	List	   *all;
-	ListCell   *lc;
-	bool		clone;
+	List *all;
+	ListCell *lc;
+	bool clone;
 
 	if (get_rel_relkind(e->attach_parent) != RELKIND_PARTITIONED_TABLE ||
 		!our_trigger(e->attach_parent, "cache_ext_row", &clone) ||
@@ -467,7 +467,7 @@ prepare_attach(void *arg)
 		elog(ERROR, "SPI_connect failed");
 	foreach(lc, all)
 	{
-		Oid			relid = lfirst_oid(lc);
+		Oid relid = lfirst_oid(lc);
 
 		if (our_trigger(relid, "cache_ext_row", &clone) && !clone)
 			drop_trigger(relid, "cache_ext_row");
@@ -480,7 +480,7 @@ static void
 apply_effects(void *arg)
 {
 	UtilityEffects *e = arg;
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, e->keys)
 		touch_key((char *) lfirst(lc));
@@ -501,10 +501,10 @@ apply_effects(void *arg)
 static void
 track_new_child(void *arg)
 {
-	Oid			child = rv_relid((RangeVar *) arg);
-	List	   *keys = NIL;
-	List	   *parents;
-	bool		partition;
+	Oid child = rv_relid((RangeVar *) arg);
+	List *keys = NIL;
+	List *parents;
+	bool partition;
 
 	if (!OidIsValid(child))
 		return;
@@ -525,10 +525,10 @@ track_new_child(void *arg)
 	partition = get_rel_relispartition(child);
 	if (partition)
 	{
-		List	   *all = find_all_inheritors(child, NoLock, NULL);
-		ListCell   *lc;
+		List *all = find_all_inheritors(child, NoLock, NULL);
+		ListCell *lc;
 		static const char *const own[] = {"cache_ext_before", "cache_ext_stmt",
-		"cache_ext_apply", "cache_ext_keys"};
+										  "cache_ext_apply", "cache_ext_keys"};
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
@@ -559,8 +559,8 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 				  DestReceiver *dest, QueryCompletion *qc)
 {
 	UtilityEffects e;
-	bool		installed = false;
-	ListCell   *lc;
+	bool installed = false;
+	ListCell *lc;
 
 	memset(&e, 0, sizeof(e));
 	if (IsTransactionState())
@@ -571,7 +571,7 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 
 	if (installed)
 	{
-		List	   *valid = NIL;
+		List *valid = NIL;
 
 		foreach(lc, e.rels)
 			if (OidIsValid(lfirst_oid(lc)))

@@ -109,9 +109,6 @@
 #include "deps_internal.h"
 
 
-
-
-
 /*
  * Quals the executor does not initialize as expressions (index quals,
  * merge clauses, TID quals): their operators are called without an
@@ -120,17 +117,17 @@
 static void
 walk_quals_noacl(List *quals, DepsWalk *w)
 {
-	ListCell   *lc;
-	bool		save_acl = w->acl;
+	ListCell *lc;
+	bool save_acl = w->acl;
 
 	foreach(lc, quals)
 	{
-		Node	   *q = (Node *) lfirst(lc);
+		Node *q = (Node *) lfirst(lc);
 
 		w->acl = false;
 		if (IsA(q, OpExpr))
 		{
-			OpExpr	   *op = (OpExpr *) q;
+			OpExpr *op = (OpExpr *) q;
 
 			check_opexpr(w, op->opno, op->opfuncid, op->args, op->opresulttype);
 			w->acl = save_acl;
@@ -162,25 +159,25 @@ static void walk_plan(Plan *plan, DepsWalk *w);
 static void
 walk_prune_info(PartitionPruneInfo *ppi, DepsWalk *w)
 {
-	ListCell   *l1;
+	ListCell *l1;
 
 	if (ppi == NULL)
 		return;
 	foreach(l1, ppi->prune_infos)
 	{
-		ListCell   *l2;
+		ListCell *l2;
 
 		foreach(l2, (List *) lfirst(l1))
 		{
 			PartitionedRelPruneInfo *pri = lfirst_node(PartitionedRelPruneInfo, l2);
-			List	   *steps = list_concat_copy(pri->initial_pruning_steps,
-												 pri->exec_pruning_steps);
-			ListCell   *l3;
+			List *steps = list_concat_copy(pri->initial_pruning_steps,
+										   pri->exec_pruning_steps);
+			ListCell *l3;
 
 			foreach(l3, steps)
 			{
 				PartitionPruneStepOp *op;
-				ListCell   *l4;
+				ListCell *l4;
 
 				if (!IsA(lfirst(l3), PartitionPruneStepOp))
 					continue;
@@ -196,7 +193,7 @@ walk_prune_info(PartitionPruneInfo *ppi, DepsWalk *w)
 static void
 walk_plans(List *plans, DepsWalk *w)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, plans)
 		walk_plan((Plan *) lfirst(lc), w);
@@ -214,7 +211,7 @@ walk_plans(List *plans, DepsWalk *w)
 static void
 walk_plan(Plan *plan, DepsWalk *w)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	if (plan == NULL)
 		return;
@@ -313,7 +310,7 @@ walk_plan(Plan *plan, DepsWalk *w)
 			break;
 		case T_TableFuncScan:
 			{
-				TableFunc  *tf = ((TableFuncScan *) plan)->tablefunc;
+				TableFunc *tf = ((TableFuncScan *) plan)->tablefunc;
 
 				walk_exprs(tf, w);
 				/* XMLTABLE converts each column with its type's input */
@@ -346,21 +343,21 @@ walk_plan(Plan *plan, DepsWalk *w)
 			break;
 		case T_MergeJoin:
 			{
-				MergeJoin  *mj = (MergeJoin *) plan;
-				int			i = 0;
+				MergeJoin *mj = (MergeJoin *) plan;
+				int i = 0;
 
 				walk_exprs(mj->join.joinqual, w);
 				walk_quals_noacl(mj->mergeclauses, w);
 				/* the merge compares with the btree comparison function */
 				foreach(lc, mj->mergeclauses)
 				{
-					Node	   *clause = (Node *) lfirst(lc);
+					Node *clause = (Node *) lfirst(lc);
 
 					if (IsA(clause, OpExpr) && mj->mergeFamilies)
 					{
-						Oid			lefttype;
-						Oid			righttype;
-						Oid			cmp;
+						Oid lefttype;
+						Oid righttype;
+						Oid cmp;
 
 						if (operator_types(((OpExpr *) clause)->opno, &lefttype, &righttype))
 						{
@@ -376,7 +373,7 @@ walk_plan(Plan *plan, DepsWalk *w)
 			}
 		case T_HashJoin:
 			{
-				HashJoin   *hj = (HashJoin *) plan;
+				HashJoin *hj = (HashJoin *) plan;
 
 				walk_exprs(hj->join.joinqual, w);
 				walk_exprs(hj->hashclauses, w);
@@ -390,7 +387,7 @@ walk_plan(Plan *plan, DepsWalk *w)
 			break;
 		case T_Memoize:
 			{
-				Memoize    *m = (Memoize *) plan;
+				Memoize *m = (Memoize *) plan;
 
 				walk_exprs(m->param_exprs, w);
 				check_operators(w, m->numKeys, m->hashOperators, OPS_HASHED);
@@ -398,14 +395,14 @@ walk_plan(Plan *plan, DepsWalk *w)
 			}
 		case T_Sort:
 			{
-				Sort	   *s = (Sort *) plan;
+				Sort *s = (Sort *) plan;
 
 				check_operators(w, s->numCols, s->sortOperators, OPS_SORT);
 				break;
 			}
 		case T_IncrementalSort:
 			{
-				Sort	   *s = &((IncrementalSort *) plan)->sort;
+				Sort *s = &((IncrementalSort *) plan)->sort;
 
 				check_operators(w, s->numCols, s->sortOperators, OPS_SORT);
 				break;
@@ -419,32 +416,33 @@ walk_plan(Plan *plan, DepsWalk *w)
 			}
 		case T_Group:
 			{
-				Group	   *g = (Group *) plan;
+				Group *g = (Group *) plan;
 
 				check_operators(w, g->numCols, g->grpOperators, OPS_EQUAL);
 				break;
 			}
 		case T_Agg:
 			{
-				Agg		   *a = (Agg *) plan;
+				Agg *a = (Agg *) plan;
 
 				check_operators(w, a->numCols, a->grpOperators,
 								a->aggstrategy == AGG_HASHED || a->aggstrategy == AGG_MIXED ?
-								OPS_HASHED : OPS_EQUAL);
+									OPS_HASHED :
+									OPS_EQUAL);
 				/* grouping sets: the other phases */
 				walk_plans(a->chain, w);
 				break;
 			}
 		case T_Unique:
 			{
-				Unique	   *u = (Unique *) plan;
+				Unique *u = (Unique *) plan;
 
 				check_operators(w, u->numCols, u->uniqOperators, OPS_EQUAL);
 				break;
 			}
 		case T_SetOp:
 			{
-				SetOp	   *so = (SetOp *) plan;
+				SetOp *so = (SetOp *) plan;
 
 				check_operators(w, so->numCols, so->dupOperators,
 								so->strategy == SETOP_HASHED ? OPS_HASHED : OPS_EQUAL);
@@ -452,7 +450,7 @@ walk_plan(Plan *plan, DepsWalk *w)
 			}
 		case T_WindowAgg:
 			{
-				WindowAgg  *wa = (WindowAgg *) plan;
+				WindowAgg *wa = (WindowAgg *) plan;
 
 				check_operators(w, wa->partNumCols, wa->partOperators, OPS_EQUAL);
 				check_operators(w, wa->ordNumCols, wa->ordOperators, OPS_EQUAL);
@@ -467,7 +465,7 @@ walk_plan(Plan *plan, DepsWalk *w)
 			}
 		case T_Limit:
 			{
-				Limit	   *l = (Limit *) plan;
+				Limit *l = (Limit *) plan;
 
 				walk_exprs(l->limitOffset, w);
 				walk_exprs(l->limitCount, w);
@@ -490,8 +488,8 @@ walk_plan(Plan *plan, DepsWalk *w)
 static int
 relid_cmp(const ListCell *a, const ListCell *b)
 {
-	Oid			x = lfirst_oid(a);
-	Oid			y = lfirst_oid(b);
+	Oid x = lfirst_oid(a);
+	Oid y = lfirst_oid(b);
 
 	return (x > y) - (x < y);
 }
@@ -503,9 +501,9 @@ relid_cmp(const ListCell *a, const ListCell *b)
 static void
 check_relation(DepsWalk *w, Oid relid)
 {
-	HeapTuple	tup;
+	HeapTuple tup;
 	Form_pg_class rel;
-	char	   *label;
+	char *label;
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
@@ -520,12 +518,9 @@ check_relation(DepsWalk *w, Oid relid)
 	if (rel->relpersistence == RELPERSISTENCE_TEMP)
 		not_cacheable(w, psprintf("temporary table %s", NameStr(rel->relname)));
 	else if (relid < FirstNormalObjectId)
-		not_cacheable(w, psprintf("system catalog %s",
-								  rel->relnamespace == PG_CATALOG_NAMESPACE ?
-								  NameStr(rel->relname) : label));
+		not_cacheable(w, psprintf("system catalog %s", rel->relnamespace == PG_CATALOG_NAMESPACE ? NameStr(rel->relname) : label));
 	else if (rel->relkind == RELKIND_FOREIGN_TABLE)
-		not_cacheable(w, psprintf("foreign table %s answers with the caller's user mapping",
-								  label));
+		not_cacheable(w, psprintf("foreign table %s answers with the caller's user mapping", label));
 	else if (rel->relkind == RELKIND_SEQUENCE)
 		not_cacheable(w, psprintf("sequence %s", label));
 	ReleaseSysCache(tup);
@@ -540,8 +535,8 @@ check_relation(DepsWalk *w, Oid relid)
 void
 AnalyzePlannedStmt(PlannedStmt *stmt, QueryDeps *deps)
 {
-	DepsWalk	w;
-	ListCell   *lc;
+	DepsWalk w;
+	ListCell *lc;
 
 	memset(deps, 0, sizeof(*deps));
 	deps->cacheable = true;

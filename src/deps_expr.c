@@ -56,7 +56,7 @@ static void check_range_support(DepsWalk *w, Oid rangetype);
 void
 not_cacheable(DepsWalk *w, char *reason)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	if (w->deps->cacheable)
 	{
@@ -128,20 +128,45 @@ static const char *
 builtin_reason(const char *name)
 {
 	static const char *const catalog_prefixes[] = {
-		"pg_get_", "to_reg", "format_type", "pg_describe_object",
-		"pg_identify_object", "pg_index", "pg_relation", "pg_table",
-		"pg_tablespace", "pg_sequence", "pg_column_is", "pg_collation",
-		"obj_description", "col_description", "shobj_description",
-		"database_to_xml", "schema_to_xml", "table_to_xml", "query_to_xml",
-		"cursor_to_xml", "current_schema", "enum_", "domain_in", "oidvectortypes",
+		"pg_get_",
+		"to_reg",
+		"format_type",
+		"pg_describe_object",
+		"pg_identify_object",
+		"pg_index",
+		"pg_relation",
+		"pg_table",
+		"pg_tablespace",
+		"pg_sequence",
+		"pg_column_is",
+		"pg_collation",
+		"obj_description",
+		"col_description",
+		"shobj_description",
+		"database_to_xml",
+		"schema_to_xml",
+		"table_to_xml",
+		"query_to_xml",
+		"cursor_to_xml",
+		"current_schema",
+		"enum_",
+		"domain_in",
+		"oidvectortypes",
 	};
 	static const char *const session_names[] = {
-		"pg_cursor", "pg_prepared_statement", "pg_listening_channels",
-		"pg_backend_pid", "pg_my_temp_schema", "pg_is_other_temp_schema",
-		"pg_trigger_depth", "inet_client_addr", "inet_client_port",
-		"inet_server_addr", "inet_server_port",
+		"pg_cursor",
+		"pg_prepared_statement",
+		"pg_listening_channels",
+		"pg_backend_pid",
+		"pg_my_temp_schema",
+		"pg_is_other_temp_schema",
+		"pg_trigger_depth",
+		"inet_client_addr",
+		"inet_client_port",
+		"inet_server_addr",
+		"inet_server_port",
 	};
-	size_t		len = strlen(name);
+	size_t len = strlen(name);
 
 	if (strncmp(name, "has_", 4) == 0 || strcmp(name, "pg_has_role") == 0 ||
 		strcmp(name, "row_security_active") == 0)
@@ -174,11 +199,11 @@ builtin_reason(const char *name)
 static void
 check_arg_output(DepsWalk *w, Node *arg)
 {
-	Oid			typid = exprType(arg);
+	Oid typid = exprType(arg);
 
 	if (typid == RECORDOID && IsA(arg, RowExpr))
 	{
-		ListCell   *lc;
+		ListCell *lc;
 
 		foreach(lc, ((RowExpr *) arg)->args)
 			check_arg_output(w, (Node *) lfirst(lc));
@@ -196,7 +221,7 @@ check_arg_output(DepsWalk *w, Node *arg)
 void
 check_function(DepsWalk *w, Oid funcid, List *args, Oid resulttype, bool acl)
 {
-	HeapTuple	tup;
+	HeapTuple tup;
 	Form_pg_proc proc;
 	const char *kind;
 
@@ -209,11 +234,11 @@ check_function(DepsWalk *w, Oid funcid, List *args, Oid resulttype, bool acl)
 	proc = (Form_pg_proc) GETSTRUCT(tup);
 	/* a range's operators call its subtype's comparison, which may be a user's */
 	{
-		ListCell   *lc;
+		ListCell *lc;
 
 		foreach(lc, args)
 		{
-			Oid			t = getBaseType(exprType((Node *) lfirst(lc)));
+			Oid t = getBaseType(exprType((Node *) lfirst(lc)));
 
 			if (type_is_multirange(t))
 				t = get_multirange_range(t);
@@ -243,19 +268,16 @@ check_function(DepsWalk *w, Oid funcid, List *args, Oid resulttype, bool acl)
 		else if (proc->provolatile == PROVOLATILE_IMMUTABLE)
 		{
 			if ((deny = DenyListFind(funcid)) != NULL)
-				not_cacheable(w, psprintf("function %s() reads %s",
-										  NameStr(proc->proname), deny->note));
+				not_cacheable(w, psprintf("function %s() reads %s", NameStr(proc->proname), deny->note));
 		}
 		else if ((allow = AllowListFind(funcid)) == NULL)
-			not_cacheable(w, psprintf("function %s() %s", NameStr(proc->proname),
-									  builtin_reason(NameStr(proc->proname))));
+			not_cacheable(w, psprintf("function %s() %s", NameStr(proc->proname), builtin_reason(NameStr(proc->proname))));
 		else if (allow->kind == ALLOW_ARG_OUTPUT)
 		{
-			ListCell   *lc;
+			ListCell *lc;
 
 			if (args == NIL && proc->pronargs > 0)
-				not_cacheable(w, psprintf("function %s() called with arguments of unknown type",
-										  NameStr(proc->proname)));
+				not_cacheable(w, psprintf("function %s() called with arguments of unknown type", NameStr(proc->proname)));
 			foreach(lc, args)
 				check_arg_output(w, (Node *) lfirst(lc));
 		}
@@ -263,15 +285,14 @@ check_function(DepsWalk *w, Oid funcid, List *args, Oid resulttype, bool acl)
 		{
 			if (resulttype == RECORDOID && w->coldef_types != NIL)
 			{
-				ListCell   *lc;
+				ListCell *lc;
 
 				/* json_to_record(...) AS t(a int, ...): the list's types */
 				foreach(lc, w->coldef_types)
 					check_type_io(w, lfirst_oid(lc), true);
 			}
 			else if (!OidIsValid(resulttype) || resulttype == RECORDOID)
-				not_cacheable(w, psprintf("function %s() called with a result of unknown type",
-										  NameStr(proc->proname)));
+				not_cacheable(w, psprintf("function %s() called with a result of unknown type", NameStr(proc->proname)));
 			else
 				check_type_io(w, resulttype, true);
 		}
@@ -302,7 +323,7 @@ check_function(DepsWalk *w, Oid funcid, List *args, Oid resulttype, bool acl)
 bool
 operator_types(Oid opno, Oid *lefttype, Oid *righttype)
 {
-	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
 
 	if (!HeapTupleIsValid(tup))
 		return false;
@@ -328,14 +349,14 @@ check_operator(DepsWalk *w, Oid opno)
 void
 check_sort_operator(DepsWalk *w, Oid opno)
 {
-	Oid			opfamily;
-	Oid			opcintype;
-	int16		strategy;
+	Oid opfamily;
+	Oid opcintype;
+	int16 strategy;
 
 	check_operator(w, opno);
 	if (get_ordering_op_properties(opno, &opfamily, &opcintype, &strategy))
 	{
-		Oid			cmp = get_opfamily_proc(opfamily, opcintype, opcintype, BTORDER_PROC);
+		Oid cmp = get_opfamily_proc(opfamily, opcintype, opcintype, BTORDER_PROC);
 
 		if (OidIsValid(cmp))
 			check_function(w, cmp, NIL, InvalidOid, false);
@@ -374,7 +395,7 @@ check_operators(DepsWalk *w, int n, Oid *opnos, int how)
 static void
 check_sortgroupclauses(DepsWalk *w, List *clauses)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, clauses)
 	{
@@ -396,9 +417,9 @@ check_sortgroupclauses(DepsWalk *w, List *clauses)
 static void
 check_aggregate(DepsWalk *w, Oid aggfnoid, List *args, bool acl)
 {
-	HeapTuple	tup;
+	HeapTuple tup;
 	Form_pg_aggregate agg;
-	Oid			support[8];
+	Oid support[8];
 
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(aggfnoid));
 	if (!HeapTupleIsValid(tup))
@@ -407,8 +428,7 @@ check_aggregate(DepsWalk *w, Oid aggfnoid, List *args, bool acl)
 		return;
 	}
 	if (((Form_pg_proc) GETSTRUCT(tup))->provolatile == PROVOLATILE_VOLATILE)
-		not_cacheable(w, psprintf("volatile aggregate %s()",
-								  NameStr(((Form_pg_proc) GETSTRUCT(tup))->proname)));
+		not_cacheable(w, psprintf("volatile aggregate %s()", NameStr(((Form_pg_proc) GETSTRUCT(tup))->proname)));
 	ReleaseSysCache(tup);
 	if (acl)
 		w->deps->funcids = list_append_unique_oid(w->deps->funcids, aggfnoid);
@@ -443,8 +463,8 @@ static void
 check_domain(DepsWalk *w, Oid typid)
 {
 	DomainConstraintRef *ref;
-	ListCell   *lc;
-	bool		save_acl = w->acl;
+	ListCell *lc;
+	bool save_acl = w->acl;
 
 	if (!SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(typid)))
 	{
@@ -480,13 +500,13 @@ check_domain(DepsWalk *w, Oid typid)
 void
 check_type_io(DepsWalk *w, Oid typid, bool input)
 {
-	HeapTuple	tup;
+	HeapTuple tup;
 	Form_pg_type typ;
-	Oid			iofunc;
-	Oid			elem = InvalidOid;
-	Oid			relid = InvalidOid;
-	char		typtype;
-	bool		is_array;
+	Oid iofunc;
+	Oid elem = InvalidOid;
+	Oid relid = InvalidOid;
+	char typtype;
+	bool is_array;
 
 	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
 	if (!HeapTupleIsValid(tup))
@@ -523,8 +543,8 @@ check_type_io(DepsWalk *w, Oid typid, bool input)
 	}
 	else if (typtype == TYPTYPE_COMPOSITE && OidIsValid(relid))
 	{
-		HeapTuple	reltup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-		int			natts;
+		HeapTuple reltup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		int natts;
 
 		if (!HeapTupleIsValid(reltup))
 			not_cacheable(w, psprintf("relation with OID %u does not exist", relid));
@@ -534,8 +554,8 @@ check_type_io(DepsWalk *w, Oid typid, bool input)
 			ReleaseSysCache(reltup);
 			for (int i = 1; i <= natts; i++)
 			{
-				HeapTuple	atttup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid),
-													 Int16GetDatum(i));
+				HeapTuple atttup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid),
+												   Int16GetDatum(i));
 				Form_pg_attribute att;
 
 				if (!HeapTupleIsValid(atttup))
@@ -543,7 +563,7 @@ check_type_io(DepsWalk *w, Oid typid, bool input)
 				att = (Form_pg_attribute) GETSTRUCT(atttup);
 				if (!att->attisdropped)
 				{
-					Oid			atttypid = att->atttypid;
+					Oid atttypid = att->atttypid;
 
 					ReleaseSysCache(atttup);
 					check_type_io(w, atttypid, input);
@@ -569,18 +589,19 @@ check_type_io(DepsWalk *w, Oid typid, bool input)
 	 */
 	if (!input)
 	{
-		Oid			targets[2] = {JSONOID, JSONBOID};
+		Oid targets[2] = {JSONOID, JSONBOID};
 
 		for (int i = 0; i < 2; i++)
 		{
-			HeapTuple	ctup = SearchSysCache2(CASTSOURCETARGET, ObjectIdGetDatum(typid),
-											   ObjectIdGetDatum(targets[i]));
+			HeapTuple ctup = SearchSysCache2(CASTSOURCETARGET, ObjectIdGetDatum(typid),
+											 ObjectIdGetDatum(targets[i]));
 
 			if (HeapTupleIsValid(ctup))
 			{
 				Form_pg_cast c = (Form_pg_cast) GETSTRUCT(ctup);
-				Oid			castfunc = c->castmethod == COERCION_METHOD_FUNCTION ?
-				c->castfunc : InvalidOid;
+				Oid castfunc = c->castmethod == COERCION_METHOD_FUNCTION ?
+					c->castfunc :
+					InvalidOid;
 
 				ReleaseSysCache(ctup);
 				if (OidIsValid(castfunc))
@@ -599,16 +620,16 @@ check_type_io(DepsWalk *w, Oid typid, bool input)
 static void
 check_range_support(DepsWalk *w, Oid rangetype)
 {
-	HeapTuple	tup = SearchSysCache1(RANGETYPE, ObjectIdGetDatum(rangetype));
+	HeapTuple tup = SearchSysCache1(RANGETYPE, ObjectIdGetDatum(rangetype));
 	Form_pg_range rng;
-	Oid			cmp = InvalidOid;
+	Oid cmp = InvalidOid;
 
 	if (!HeapTupleIsValid(tup))
 		return;
 	rng = (Form_pg_range) GETSTRUCT(tup);
 	if (OidIsValid(rng->rngsubopc))
 	{
-		Oid			family = get_opclass_family(rng->rngsubopc);
+		Oid family = get_opclass_family(rng->rngsubopc);
 
 		cmp = get_opfamily_proc(family, rng->rngsubtype, rng->rngsubtype, BTORDER_PROC);
 	}
@@ -689,7 +710,7 @@ expr_walker(Node *node, DepsWalk *w)
 	{
 		case T_Var:
 			{
-				Var		   *v = (Var *) node;
+				Var *v = (Var *) node;
 
 				/*
 				 * xmin, xmax, cmin, cmax change without any write a trigger
@@ -700,16 +721,15 @@ expr_walker(Node *node, DepsWalk *w)
 				if (v->varattno < 0 &&
 					v->varattno != SelfItemPointerAttributeNumber &&
 					v->varattno != TableOidAttributeNumber)
-					not_cacheable(w, psprintf("system column %s (row locks change it without a write)",
-											  v->varattno == MinTransactionIdAttributeNumber ? "xmin" :
-											  v->varattno == MaxTransactionIdAttributeNumber ? "xmax" :
-											  v->varattno == MinCommandIdAttributeNumber ? "cmin" : "cmax"));
+					not_cacheable(w, psprintf("system column %s (row locks change it without a write)", v->varattno == MinTransactionIdAttributeNumber ? "xmin" : v->varattno == MaxTransactionIdAttributeNumber ? "xmax" :
+												  v->varattno == MinCommandIdAttributeNumber																													 ? "cmin" :
+																																																				   "cmax"));
 				break;
 			}
 		case T_FuncExpr:
 			{
-				FuncExpr   *f = (FuncExpr *) node;
-				List	   *save_types = w->coldef_types;
+				FuncExpr *f = (FuncExpr *) node;
+				List *save_types = w->coldef_types;
 
 				if (node != w->coldef_call)
 					w->coldef_types = NIL;
@@ -721,7 +741,7 @@ expr_walker(Node *node, DepsWalk *w)
 		case T_DistinctExpr:
 		case T_NullIfExpr:
 			{
-				OpExpr	   *op = (OpExpr *) node;
+				OpExpr *op = (OpExpr *) node;
 
 				check_opexpr(w, op->opno, op->opfuncid, op->args, op->opresulttype);
 				break;
@@ -740,9 +760,9 @@ expr_walker(Node *node, DepsWalk *w)
 			}
 		case T_Aggref:
 			{
-				Aggref	   *a = (Aggref *) node;
-				List	   *args = NIL;
-				ListCell   *lc;
+				Aggref *a = (Aggref *) node;
+				List *args = NIL;
+				ListCell *lc;
 
 				foreach(lc, a->args)
 					args = lappend(args, ((TargetEntry *) lfirst(lc))->expr);
@@ -774,7 +794,7 @@ expr_walker(Node *node, DepsWalk *w)
 			break;
 		case T_MinMaxExpr:
 			{
-				Oid			typid = ((MinMaxExpr *) node)->minmaxtype;
+				Oid typid = ((MinMaxExpr *) node)->minmaxtype;
 				TypeCacheEntry *tc;
 
 				if (!SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(typid)))
@@ -790,14 +810,14 @@ expr_walker(Node *node, DepsWalk *w)
 		case T_RowCompareExpr:
 			{
 				RowCompareExpr *rc = (RowCompareExpr *) node;
-				ListCell   *lo;
-				ListCell   *lf;
+				ListCell *lo;
+				ListCell *lf;
 
 				forboth(lo, rc->opnos, lf, rc->opfamilies)
 				{
-					Oid			lefttype;
-					Oid			righttype;
-					Oid			cmp;
+					Oid lefttype;
+					Oid righttype;
+					Oid cmp;
 
 					check_operator(w, lfirst_oid(lo));
 					if (!operator_types(lfirst_oid(lo), &lefttype, &righttype))
@@ -810,8 +830,8 @@ expr_walker(Node *node, DepsWalk *w)
 			}
 		case T_XmlExpr:
 			{
-				XmlExpr    *x = (XmlExpr *) node;
-				ListCell   *lc;
+				XmlExpr *x = (XmlExpr *) node;
+				ListCell *lc;
 
 				if (x->op == IS_XMLELEMENT || x->op == IS_XMLFOREST)
 				{
@@ -824,14 +844,15 @@ expr_walker(Node *node, DepsWalk *w)
 			}
 		case T_SubPlan:
 			{
-				SubPlan    *sp = (SubPlan *) node;
+				SubPlan *sp = (SubPlan *) node;
 
 				/* a hashed subplan hashes with its operators' hash functions */
 				if (sp->useHashTable && sp->testexpr)
 				{
-					List	   *conds = IsA(sp->testexpr, BoolExpr) ?
-						((BoolExpr *) sp->testexpr)->args : list_make1(sp->testexpr);
-					ListCell   *lc;
+					List *conds = IsA(sp->testexpr, BoolExpr) ?
+						((BoolExpr *) sp->testexpr)->args :
+						list_make1(sp->testexpr);
+					ListCell *lc;
 
 					foreach(lc, conds)
 						if (IsA(lfirst(lc), OpExpr))

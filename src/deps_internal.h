@@ -22,18 +22,18 @@
 
 typedef struct DepsWalk
 {
-	QueryDeps  *deps;
-	bool		acl;			/* the executor checks EXECUTE on the functions
+	QueryDeps *deps;
+	bool acl;			/* the executor checks EXECUTE on the functions
 								 * of the expression being walked */
-	int			depth;			/* of type and domain recursion */
-	Node	   *coldef_call;	/* a FROM-clause call with a column definition
+	int depth;			/* of type and domain recursion */
+	Node *coldef_call;	/* a FROM-clause call with a column definition
 								 * list ... */
-	List	   *coldef_types;	/* ... and the types of that list */
+	List *coldef_types; /* ... and the types of that list */
 } DepsWalk;
 
 /* how check_operators judges a list of operators */
-#define OPS_SORT 0
-#define OPS_EQUAL 1
+#define OPS_SORT   0
+#define OPS_EQUAL  1
 #define OPS_HASHED 2
 
 
@@ -48,4 +48,4 @@ extern void check_type_io(DepsWalk *w, Oid typid, bool input);
 extern void check_opexpr(DepsWalk *w, Oid opno, Oid opfuncid, List *args, Oid resulttype);
 extern void walk_exprs(void *node, DepsWalk *w);
 
-#endif							/* CACHE_EXT_DEPS_INTERNAL_H */
+#endif /* CACHE_EXT_DEPS_INTERNAL_H */

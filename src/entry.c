@@ -83,9 +83,9 @@ fixed_codec(Oid typid)
  * What walk_type found in a type and every type nested in it (array
  * elements, domain base types, composite attributes, range subtypes).
  */
-#define TW_NO_BINARY	0x01	/* some part cannot round-trip through send/receive */
-#define TW_UNREADABLE	0x02	/* some part can never be read back at all */
-#define TW_USER_CODE	0x04	/* decoding may run code not built in (or a domain's CHECK) */
+#define TW_NO_BINARY  0x01 /* some part cannot round-trip through send/receive */
+#define TW_UNREADABLE 0x02 /* some part can never be read back at all */
+#define TW_USER_CODE  0x04 /* decoding may run code not built in (or a domain's CHECK) */
 
 /*
  * Built-in types whose input and receive functions always raise: values of
@@ -118,9 +118,9 @@ input_always_raises(Oid typinput)
 static int
 walk_type(Oid typid, int depth, Oid *unreadable)
 {
-	HeapTuple	tup;
+	HeapTuple tup;
 	Form_pg_type t;
-	int			bits = 0;
+	int bits = 0;
 
 	check_stack_depth();
 	if (depth > 32)
@@ -163,7 +163,7 @@ walk_type(Oid typid, int depth, Oid *unreadable)
 		bits |= walk_type(get_multirange_range(typid), depth + 1, unreadable);
 	else if (t->typtype == TYPTYPE_COMPOSITE)
 	{
-		TupleDesc	desc = lookup_rowtype_tupdesc_noerror(typid, -1, true);
+		TupleDesc desc = lookup_rowtype_tupdesc_noerror(typid, -1, true);
 
 		if (desc == NULL)
 			bits |= TW_NO_BINARY | TW_USER_CODE;
@@ -189,10 +189,10 @@ walk_type(Oid typid, int depth, Oid *unreadable)
 static char *
 column_codec(Form_pg_attribute att, EntryColumnCodec *c, MemoryContext fn_mcxt)
 {
-	HeapTuple	tup;
+	HeapTuple tup;
 	Form_pg_type t;
-	Oid			unreadable = InvalidOid;
-	int			bits;
+	Oid unreadable = InvalidOid;
+	int bits;
 
 	c->typid = att->atttypid;
 	c->typmod = att->atttypmod;
@@ -204,8 +204,7 @@ column_codec(Form_pg_attribute att, EntryColumnCodec *c, MemoryContext fn_mcxt)
 						NameStr(att->attname), format_type_be(c->typid));
 
 	c->codec = fixed_codec(c->typid);
-	if (c->codec == 0 && (c->typid == TEXTOID || c->typid == VARCHAROID ||
-						  c->typid == BPCHAROID))
+	if (c->codec == 0 && (c->typid == TEXTOID || c->typid == VARCHAROID || c->typid == BPCHAROID))
 		c->codec = CE_CODEC_TEXT;
 	else if (c->codec == 0 && c->typid == BYTEAOID)
 		c->codec = CE_CODEC_BYTES;
@@ -247,8 +246,8 @@ EntryCodecsInit(TupleDesc desc, EntryColumnCodec *codecs, MemoryContext fn_mcxt)
 {
 	for (int i = 0; i < desc->natts; i++)
 	{
-		char	   *problem = column_codec(TupleDescAttr(desc, i), &codecs[i],
-										   fn_mcxt);
+		char *problem = column_codec(TupleDescAttr(desc, i), &codecs[i],
+									 fn_mcxt);
 
 		if (problem)
 			return problem;
@@ -281,7 +280,7 @@ EntryCodecsRunUserCode(int natts, const EntryColumnCodec *codecs)
  */
 typedef struct EncodingSwitch
 {
-	int			saved;			/* -1: nothing to restore */
+	int saved; /* -1: nothing to restore */
 } EncodingSwitch;
 
 static inline void
@@ -324,7 +323,7 @@ EntryWriterInit(EntryWriter *w, int natts, const EntryColumnCodec *codecs,
 	appendStringInfoSpaces(&w->buf, CE_HEADER_SIZE);
 	for (int i = 0; i < gens->n; i++)
 	{
-		uint8		len = (uint8) gens->lens[i];
+		uint8 len = (uint8) gens->lens[i];
 
 		Assert(gens->lens[i] >= 1 && gens->lens[i] <= 255);
 		appendBinaryStringInfo(&w->buf, (char *) &len, 1);
@@ -335,7 +334,7 @@ EntryWriterInit(EntryWriter *w, int natts, const EntryColumnCodec *codecs,
 		w->overflow = true;
 	for (int i = 0; i < natts; i++)
 	{
-		uint8		pad[4] = {codecs[i].codec, 0, 0, 0};
+		uint8 pad[4] = {codecs[i].codec, 0, 0, 0};
 
 		appendBinaryStringInfo(&w->buf, (char *) &codecs[i].typid, 4);
 		appendBinaryStringInfo(&w->buf, (char *) &codecs[i].typmod, 4);
@@ -350,7 +349,7 @@ EntryWriterInit(EntryWriter *w, int natts, const EntryColumnCodec *codecs,
 static inline void
 append_len_bytes(EntryWriter *w, const char *data, size_t len)
 {
-	uint32		len32 = (uint32) len;
+	uint32 len32 = (uint32) len;
 
 	if ((size_t) w->buf.len + 4 + len > w->limit)
 	{
@@ -365,8 +364,8 @@ append_len_bytes(EntryWriter *w, const char *data, size_t len)
 static void
 add_row(EntryWriter *w, TupleTableSlot *slot)
 {
-	StringInfo	buf = &w->buf;
-	int			bitmap_at;
+	StringInfo buf = &w->buf;
+	int bitmap_at;
 
 	slot_getallattrs(slot);
 	bitmap_at = buf->len;
@@ -376,7 +375,7 @@ add_row(EntryWriter *w, TupleTableSlot *slot)
 	for (int i = 0; i < w->natts; i++)
 	{
 		const EntryColumnCodec *c = &w->codecs[i];
-		Datum		d = slot->tts_values[i];
+		Datum d = slot->tts_values[i];
 
 		if (slot->tts_isnull[i])
 		{
@@ -387,28 +386,28 @@ add_row(EntryWriter *w, TupleTableSlot *slot)
 		{
 			case CE_CODEC_FIXED1:
 				{
-					uint8		v = DatumGetBool(d) ? 1 : 0;
+					uint8 v = DatumGetBool(d) ? 1 : 0;
 
 					appendBinaryStringInfo(buf, (char *) &v, 1);
 					break;
 				}
 			case CE_CODEC_FIXED2:
 				{
-					int16		v = DatumGetInt16(d);
+					int16 v = DatumGetInt16(d);
 
 					appendBinaryStringInfo(buf, (char *) &v, 2);
 					break;
 				}
 			case CE_CODEC_FIXED4:
 				{
-					uint32		v = DatumGetUInt32(d);
+					uint32 v = DatumGetUInt32(d);
 
 					appendBinaryStringInfo(buf, (char *) &v, 4);
 					break;
 				}
 			case CE_CODEC_FIXED8:
 				{
-					uint64		v = (uint64) d;
+					uint64 v = (uint64) d;
 
 					appendBinaryStringInfo(buf, (char *) &v, 8);
 					break;
@@ -439,7 +438,7 @@ add_row(EntryWriter *w, TupleTableSlot *slot)
 				}
 			case CE_CODEC_BINARY:
 				{
-					bytea	   *v = SendFunctionCall((FmgrInfo *) &c->out, d);
+					bytea *v = SendFunctionCall((FmgrInfo *) &c->out, d);
 
 					append_len_bytes(w, VARDATA(v), VARSIZE(v) - VARHDRSZ);
 					pfree(v);
@@ -447,7 +446,7 @@ add_row(EntryWriter *w, TupleTableSlot *slot)
 				}
 			case CE_CODEC_TEXTIO:
 				{
-					char	   *v = OutputFunctionCall((FmgrInfo *) &c->out, d);
+					char *v = OutputFunctionCall((FmgrInfo *) &c->out, d);
 
 					append_len_bytes(w, v, strlen(v));
 					pfree(v);
@@ -502,13 +501,13 @@ EntryWriterAddRow(EntryWriter *w, TupleTableSlot *slot)
 void
 EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint)
 {
-	uint8	   *h = (uint8 *) w->buf.data;
-	uint32		magic = CE_ENTRY_MAGIC;
-	uint16		natts = w->natts;
-	uint32		total = w->buf.len;
-	int64		now = GetCurrentTimestamp();
-	uint32		gens_len = w->gens_len;
-	uint32		crc;
+	uint8 *h = (uint8 *) w->buf.data;
+	uint32 magic = CE_ENTRY_MAGIC;
+	uint16 natts = w->natts;
+	uint32 total = w->buf.len;
+	int64 now = GetCurrentTimestamp();
+	uint32 gens_len = w->gens_len;
+	uint32 crc;
 
 	Assert(!w->overflow);
 	memcpy(h, &magic, 4);
@@ -532,7 +531,7 @@ EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint)
 static bool
 is_bad_input_error(int sqlerrcode)
 {
-	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+	int category = ERRCODE_TO_CATEGORY(sqlerrcode);
 
 	return category == ERRCODE_DATA_EXCEPTION ||
 		category == ERRCODE_CONNECTION_EXCEPTION ||
@@ -564,8 +563,8 @@ fixed_value_valid(Oid typid, int64 v)
 typedef enum DecodeOutcome
 {
 	DV_OK,
-	DV_CORRUPT,					/* bytes cache_ext's writer never produces */
-	DV_UNDECODABLE				/* the type's receive or input function refused
+	DV_CORRUPT,	   /* bytes cache_ext's writer never produces */
+	DV_UNDECODABLE /* the type's receive or input function refused
 								 * them */
 } DecodeOutcome;
 
@@ -588,7 +587,7 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 			return DV_OK;
 		case CE_CODEC_FIXED2:
 			{
-				int16		v;
+				int16 v;
 
 				memcpy(&v, p, 2);
 				*out = Int16GetDatum(v);
@@ -596,7 +595,7 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 			}
 		case CE_CODEC_FIXED4:
 			{
-				int32		v;
+				int32 v;
 
 				memcpy(&v, p, 4);
 				*out = Int32GetDatum(v);
@@ -604,7 +603,7 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 			}
 		case CE_CODEC_FIXED8:
 			{
-				int64		v;
+				int64 v;
 
 				memcpy(&v, p, 8);
 				*out = Int64GetDatum(v);
@@ -614,7 +613,7 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 		case CE_CODEC_BYTES:
 		case CE_CODEC_NUMERIC:
 			{
-				text	   *v;
+				text *v;
 
 				if (c->codec == CE_CODEC_TEXT && !pg_verifymbstr(p, len, true))
 					return DV_CORRUPT;
@@ -629,7 +628,7 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 		case CE_CODEC_TEXTIO:
 			{
 				/* the functions expect a NUL after the data, as in bind */
-				char		saved = p[len];
+				char saved = p[len];
 				MemoryContext cxt = CurrentMemoryContext;
 				StringInfoData si;
 				volatile DecodeOutcome result = DV_OK;
@@ -649,14 +648,14 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 							result = DV_UNDECODABLE;
 					}
 					else if (strlen(p) != len)
-						result = DV_CORRUPT;	/* output functions write no NUL */
+						result = DV_CORRUPT; /* output functions write no NUL */
 					else
 						*out = InputFunctionCall((FmgrInfo *) &c->in, p,
 												 c->ioparam, c->typmod);
 				}
 				PG_CATCH();
 				{
-					ErrorData  *edata;
+					ErrorData *edata;
 
 					p[len] = saved;
 					MemoryContextSwitchTo(cxt);
@@ -693,9 +692,9 @@ decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	MemoryContext rowcxt;
-	Datum	   *values = palloc(sizeof(Datum) * (natts + 1));
-	bool	   *nulls = palloc(sizeof(bool) * (natts + 1));
-	char	   *p = (char *) view->rows;
+	Datum *values = palloc(sizeof(Datum) * (natts + 1));
+	bool *nulls = palloc(sizeof(bool) * (natts + 1));
+	char *p = (char *) view->rows;
 	DecodeOutcome result = DV_OK;
 
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cache_ext decode",
@@ -708,8 +707,8 @@ decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
 		MemoryContextSwitchTo(rowcxt);
 		for (int i = 0; i < natts; i++)
 		{
-			int			width;
-			uint32		vlen;
+			int width;
+			uint32 vlen;
 
 			nulls[i] = (bitmap[i / 8] & (1 << (i % 8))) != 0;
 			values[i] = (Datum) 0;
@@ -744,9 +743,9 @@ decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
 typedef struct DecodeArgs
 {
 	const CeEntryView *view;
-	int			natts;
+	int natts;
 	const EntryColumnCodec *codecs;
-	TupleDesc	desc;
+	TupleDesc desc;
 	Tuplestorestate *ts;
 	volatile int *col;
 	DecodeOutcome outcome;
@@ -773,9 +772,9 @@ decode_in_subxact(const CeEntryView *view, int natts,
 				  const EntryColumnCodec *codecs, TupleDesc desc,
 				  Tuplestorestate *ts, volatile int *col)
 {
-	DecodeArgs	a;
-	ErrorData  *edata;
-	int			category;
+	DecodeArgs a;
+	ErrorData *edata;
+	int category;
 
 	a.view = view;
 	a.natts = natts;
@@ -790,16 +789,17 @@ decode_in_subxact(const CeEntryView *view, int natts,
 	category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
 	a.outcome = (is_bad_input_error(edata->sqlerrcode) ||
 				 category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION) ?
-		DV_UNDECODABLE : DV_CORRUPT;
+		DV_UNDECODABLE :
+		DV_CORRUPT;
 	FreeErrorData(edata);
 	return a.outcome;
 }
 
 EntryDecodeResult
 EntryLoad(char *buf, size_t len, const uint8 *fingerprint,
-			const EntryGens *gens, int natts,
-			const EntryColumnCodec *codecs, TupleDesc desc, bool in_subxact,
-			Tuplestorestate *ts, const char **why)
+		  const EntryGens *gens, int natts,
+		  const EntryColumnCodec *codecs, TupleDesc desc, bool in_subxact,
+		  Tuplestorestate *ts, const char **why)
 {
 	CeEntryView view;
 	EncodingSwitch sw;
@@ -834,9 +834,9 @@ EntryLoad(char *buf, size_t len, const uint8 *fingerprint,
 	}
 	for (int i = 0; i < natts; i++)
 	{
-		uint32		typid;
-		int32		typmod;
-		uint8		codec;
+		uint32 typid;
+		int32 typmod;
+		uint8 codec;
 
 		CeEntryColumn(&view, i, &typid, &typmod, &codec);
 		if (typid != codecs[i].typid || typmod != codecs[i].typmod ||
@@ -887,9 +887,9 @@ EntryIsSealed(const char *buf, size_t len)
 void
 EntrySeal(const char *plain, size_t len, const char *rkey, StringInfo out)
 {
-	uint32		id;
+	uint32 id;
 	const uint8 *key = KeyCurrentEncryptionKey(&id);
-	uint8		nonce[12];
+	uint8 nonce[12];
 
 	if (!pg_strong_random(nonce, sizeof(nonce)))
 		ereport(ERROR,
@@ -916,7 +916,7 @@ char *
 EntryOpen(const char *buf, size_t len, const char *rkey, size_t *plen,
 		  const char **why)
 {
-	char	   *plain = palloc(len + 1);
+	char *plain = palloc(len + 1);
 
 	*why = CeSealedOpen((const uint8 *) buf, len, (const uint8 *) rkey,
 						strlen(rkey), lookup_key, NULL, (uint8 *) plain, plen);
@@ -929,7 +929,7 @@ EntryOpen(const char *buf, size_t len, const char *rkey, size_t *plen,
 	return plain;
 }
 
-int			cache_ext_max_entry_size = 1024 * 1024;
+int cache_ext_max_entry_size = 1024 * 1024;
 
 /* cache_ext.max_entry_size. */
 void

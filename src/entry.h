@@ -20,13 +20,13 @@
 /* How one result column is encoded; chosen from its type. */
 typedef struct EntryColumnCodec
 {
-	Oid			typid;
-	int32		typmod;
-	uint8		codec;			/* CeCodec */
-	Oid			ioparam;
-	bool		user_code;		/* decoding may run code that is not built in */
-	FmgrInfo	out;			/* send or output function */
-	FmgrInfo	in;				/* receive or input function */
+	Oid typid;
+	int32 typmod;
+	uint8 codec; /* CeCodec */
+	Oid ioparam;
+	bool user_code; /* decoding may run code that is not built in */
+	FmgrInfo out;	/* send or output function */
+	FmgrInfo in;	/* receive or input function */
 } EntryColumnCodec;
 
 /*
@@ -53,23 +53,23 @@ extern bool EntryCodecsRunUserCode(int natts, const EntryColumnCodec *codecs);
  */
 typedef struct EntryGens
 {
-	int			n;
-	char	  **vals;
-	size_t	   *lens;
+	int n;
+	char **vals;
+	size_t *lens;
 } EntryGens;
 
 typedef struct EntryWriter
 {
 	StringInfoData buf;
-	int			natts;
+	int natts;
 	const EntryColumnCodec *codecs;
-	uint32		nrows;
-	size_t		limit;
-	bool		overflow;		/* abandoned: the entry would exceed limit, or
+	uint32 nrows;
+	size_t limit;
+	bool overflow;	 /* abandoned: the entry would exceed limit, or
 								 * problem is set */
-	char	   *problem;		/* NULL, or why a value cannot be stored */
-	bool		has_binary;		/* some column uses send/receive */
-	uint32		gens_len;		/* bytes of the generations section */
+	char *problem;	 /* NULL, or why a value cannot be stored */
+	bool has_binary; /* some column uses send/receive */
+	uint32 gens_len; /* bytes of the generations section */
 } EntryWriter;
 
 extern void EntryWriterInit(EntryWriter *w, int natts,
@@ -80,10 +80,10 @@ extern void EntryWriterFinish(EntryWriter *w, const uint8 *fingerprint);
 
 typedef enum EntryDecodeResult
 {
-	ENTRY_VALID,				/* rows are in ts */
-	ENTRY_STALE,				/* well-formed, but a generation has changed */
-	ENTRY_CORRUPT,				/* *why says what is wrong; ts may hold rows */
-	ENTRY_UNDECODABLE			/* well-formed and current, but a value's type
+	ENTRY_VALID,	  /* rows are in ts */
+	ENTRY_STALE,	  /* well-formed, but a generation has changed */
+	ENTRY_CORRUPT,	  /* *why says what is wrong; ts may hold rows */
+	ENTRY_UNDECODABLE /* well-formed and current, but a value's type
 								 * refused it: *why is "values of type X cannot
 								 * be read back"; ts may hold rows.  Storing
 								 * this query again would only repeat it. */
@@ -125,4 +125,4 @@ extern void EntrySeal(const char *plain, size_t len, const char *rkey,
 extern char *EntryOpen(const char *buf, size_t len, const char *rkey,
 					   size_t *plen, const char **why);
 
-#endif							/* CACHE_EXT_ENTRY_H */
+#endif /* CACHE_EXT_ENTRY_H */

@@ -19,7 +19,7 @@
 static inline uint32
 get_u32(const uint8 *p)
 {
-	uint32		v;
+	uint32 v;
 
 	memcpy(&v, p, sizeof(v));
 	return v;
@@ -28,7 +28,7 @@ get_u32(const uint8 *p)
 uint32
 CeEntryChecksum(const uint8 *buf, size_t len)
 {
-	pg_crc32c	crc;
+	pg_crc32c crc;
 
 	INIT_CRC32C(crc);
 	COMP_CRC32C(crc, buf, 12);
@@ -63,8 +63,8 @@ CeEntryColumn(const CeEntryView *view, int i, uint32 *typid, int32 *typmod,
 bool
 CeNumericValid(const uint8 *p, uint32 len)
 {
-	uint16		h;
-	uint32		hdr;
+	uint16 h;
+	uint32 hdr;
 
 	if (len < 2)
 		return false;
@@ -76,7 +76,7 @@ CeNumericValid(const uint8 *p, uint32 len)
 		return false;
 	for (uint32 off = hdr; off < len; off += 2)
 	{
-		int16		digit;
+		int16 digit;
 
 		memcpy(&digit, p + off, 2);
 		if (digit < 0 || digit >= 10000)
@@ -88,13 +88,13 @@ CeNumericValid(const uint8 *p, uint32 len)
 const char *
 CeEntryParse(const uint8 *buf, size_t len, CeEntryView *view)
 {
-	uint16		natts;
-	uint32		nrows;
-	uint8		codecs[CE_MAX_ATTS];
+	uint16 natts;
+	uint32 nrows;
+	uint8 codecs[CE_MAX_ATTS];
 	const uint8 *p;
 	const uint8 *end = buf + len;
-	size_t		bitmap_len;
-	uint32		gens_len;
+	size_t bitmap_len;
+	uint32 gens_len;
 
 	if (len < CE_HEADER_SIZE)
 		return "entry shorter than its header";
@@ -162,8 +162,8 @@ CeEntryParse(const uint8 *buf, size_t len, CeEntryView *view)
 			return "garbage in a null bitmap";
 		for (int i = 0; i < natts; i++)
 		{
-			int			width;
-			uint32		vlen;
+			int width;
+			uint32 vlen;
 
 			if (bitmap[i / 8] & (1 << (i % 8)))
 				continue;
@@ -212,10 +212,10 @@ CeSealedOpen(const uint8 *buf, size_t len, const uint8 *aad, size_t aadlen,
 {
 	EVP_CIPHER_CTX *ctx;
 	const uint8 *key;
-	size_t		clen;
-	int			outl = 0;
-	int			finl = 0;
-	bool		ok;
+	size_t clen;
+	int outl = 0;
+	int finl = 0;
+	bool ok;
 
 	if (!CeIsSealed(buf, len))
 		return "entry not encrypted, but cache_ext.encryption_key_file is set";
@@ -253,10 +253,10 @@ CeSealedSeal(const uint8 *plain, size_t len, const uint8 *aad, size_t aadlen,
 			 const uint8 *key, uint32 keyid, const uint8 *nonce, uint8 *out)
 {
 	EVP_CIPHER_CTX *ctx;
-	uint32		magic = CE_SEALED_MAGIC;
-	int			outl = 0;
-	int			finl = 0;
-	bool		ok;
+	uint32 magic = CE_SEALED_MAGIC;
+	int outl = 0;
+	int finl = 0;
+	bool ok;
 
 	if (len > INT_MAX || aadlen > INT_MAX)
 		return false;

@@ -39,42 +39,42 @@
 
 #include "c.h"
 
-#define CE_ENTRY_MAGIC		0x31455843	/* "CXE1" read as little-endian */
-#define CE_ENTRY_VERSION	2
-#define CE_MAX_GENS_LEN		65535
-#define CE_HEADER_SIZE		48
-#define CE_COLUMN_SIZE		12
-#define CE_FINGERPRINT_LEN	16
-#define CE_MAX_ATTS			1664	/* MaxTupleAttributeNumber */
-#define CE_MAX_VALUE_LEN	0x3FFFFFFF	/* 1 GB - 1, as a varlena */
+#define CE_ENTRY_MAGIC	   0x31455843 /* "CXE1" read as little-endian */
+#define CE_ENTRY_VERSION   2
+#define CE_MAX_GENS_LEN	   65535
+#define CE_HEADER_SIZE	   48
+#define CE_COLUMN_SIZE	   12
+#define CE_FINGERPRINT_LEN 16
+#define CE_MAX_ATTS		   1664		  /* MaxTupleAttributeNumber */
+#define CE_MAX_VALUE_LEN   0x3FFFFFFF /* 1 GB - 1, as a varlena */
 
 typedef enum CeCodec
 {
-	CE_CODEC_FIXED1 = 1,		/* bool */
-	CE_CODEC_FIXED2,			/* int2 */
-	CE_CODEC_FIXED4,			/* int4, float4, oid, date */
-	CE_CODEC_FIXED8,			/* int8, float8, time, timestamp(tz) */
-	CE_CODEC_TEXT,				/* text, varchar, bpchar: bytes, encoding checked */
-	CE_CODEC_BYTES,				/* bytea: bytes */
-	CE_CODEC_BINARY,			/* the type's send/receive functions */
-	CE_CODEC_TEXTIO,			/* the type's output/input functions */
-	CE_CODEC_NUMERIC,			/* numeric: its stored bytes, validated */
+	CE_CODEC_FIXED1 = 1, /* bool */
+	CE_CODEC_FIXED2,	 /* int2 */
+	CE_CODEC_FIXED4,	 /* int4, float4, oid, date */
+	CE_CODEC_FIXED8,	 /* int8, float8, time, timestamp(tz) */
+	CE_CODEC_TEXT,		 /* text, varchar, bpchar: bytes, encoding checked */
+	CE_CODEC_BYTES,		 /* bytea: bytes */
+	CE_CODEC_BINARY,	 /* the type's send/receive functions */
+	CE_CODEC_TEXTIO,	 /* the type's output/input functions */
+	CE_CODEC_NUMERIC,	 /* numeric: its stored bytes, validated */
 	CE_CODEC_LAST = CE_CODEC_NUMERIC
 } CeCodec;
 
 typedef struct CeEntryView
 {
 	const uint8 *buf;
-	size_t		len;
-	uint16		natts;
-	uint32		nrows;
-	int64		created_at;
-	const uint8 *fingerprint;	/* CE_FINGERPRINT_LEN bytes */
-	const uint8 *gens;			/* the generations section */
-	uint32		gens_len;
-	uint32		ngens;
-	const uint8 *columns;		/* natts descriptors */
-	const uint8 *rows;			/* the first row */
+	size_t len;
+	uint16 natts;
+	uint32 nrows;
+	int64 created_at;
+	const uint8 *fingerprint; /* CE_FINGERPRINT_LEN bytes */
+	const uint8 *gens;		  /* the generations section */
+	uint32 gens_len;
+	uint32 ngens;
+	const uint8 *columns; /* natts descriptors */
+	const uint8 *rows;	  /* the first row */
 } CeEntryView;
 
 /* Column descriptor i of a parsed entry. */
@@ -126,14 +126,14 @@ CeCodecWidth(uint8 codec)
  * Like CeEntryParse these allocate nothing and need only OpenSSL's
  * libcrypto, so the fuzz target links them directly.
  */
-#define CE_SEALED_MAGIC		0x31535843	/* "CXS1" read as little-endian */
-#define CE_SEALED_HEADER	24
-#define CE_SEALED_TAG		16
-#define CE_SEALED_OVERHEAD	(CE_SEALED_HEADER + CE_SEALED_TAG)
-#define CE_SEALED_KEY_LEN	32
+#define CE_SEALED_MAGIC	   0x31535843 /* "CXS1" read as little-endian */
+#define CE_SEALED_HEADER   24
+#define CE_SEALED_TAG	   16
+#define CE_SEALED_OVERHEAD (CE_SEALED_HEADER + CE_SEALED_TAG)
+#define CE_SEALED_KEY_LEN  32
 
 /* The key with this id, or NULL. */
-typedef const uint8 *(*CeKeyLookup) (uint32 id, void *arg);
+typedef const uint8 *(*CeKeyLookup)(uint32 id, void *arg);
 
 extern bool CeIsSealed(const uint8 *buf, size_t len);
 
@@ -152,4 +152,4 @@ extern bool CeSealedSeal(const uint8 *plain, size_t len,
 						 const uint8 *key, uint32 keyid, const uint8 *nonce,
 						 uint8 *out);
 
-#endif							/* CACHE_EXT_ENTRY_FORMAT_H */
+#endif /* CACHE_EXT_ENTRY_FORMAT_H */

@@ -67,7 +67,7 @@ typedef struct CacheDest
 {
 	DestReceiver pub;
 	Tuplestorestate *ts;
-	EntryWriter *writer;		/* NULL when the result is not stored */
+	EntryWriter *writer; /* NULL when the result is not stored */
 } CacheDest;
 
 /* set while a row is being encoded: an error then is the encoder's */
@@ -76,7 +76,7 @@ static bool encoding_row = false;
 static bool
 cachedest_receive(TupleTableSlot *slot, DestReceiver *self)
 {
-	CacheDest  *d = (CacheDest *) self;
+	CacheDest *d = (CacheDest *) self;
 
 	tuplestore_puttupleslot(d->ts, slot);
 	if (d->writer)
@@ -111,8 +111,8 @@ run_plan(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 	ParamListInfo pli = NULL;
 	CachedPlan *cplan;
 	PlannedStmt *stmt;
-	QueryDesc  *qd;
-	CacheDest	dest;
+	QueryDesc *qd;
+	CacheDest dest;
 
 	if (params->n > 0)
 	{
@@ -185,8 +185,8 @@ run_query(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 {
 	Tuplestorestate *mine;
 	RunPlanArgs a;
-	ErrorData  *edata;
-	char	   *problem;
+	ErrorData *edata;
+	char *problem;
 
 	if (writer == NULL)
 	{
@@ -208,7 +208,7 @@ run_query(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 	edata = RunInSubtransaction(run_plan_fn, &a);
 	if (edata != NULL)
 	{
-		bool		in_encoder = encoding_row;
+		bool in_encoder = encoding_row;
 
 		encoding_row = false;
 		/* the query's own error: not a property of a value */
@@ -240,15 +240,15 @@ char **
 rows_as_sorted_text(Tuplestorestate *ts, TupleDesc desc, int64 *nrows)
 {
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-	FmgrInfo   *out = palloc(sizeof(FmgrInfo) * Max(desc->natts, 1));
-	int64		n = tuplestore_tuple_count(ts);
-	char	  **rows = palloc(sizeof(char *) * Max(n, 1));
-	int64		i = 0;
+	FmgrInfo *out = palloc(sizeof(FmgrInfo) * Max(desc->natts, 1));
+	int64 n = tuplestore_tuple_count(ts);
+	char **rows = palloc(sizeof(char *) * Max(n, 1));
+	int64 i = 0;
 
 	for (int a = 0; a < desc->natts; a++)
 	{
-		Oid			fn;
-		bool		isvarlena;
+		Oid fn;
+		bool isvarlena;
 
 		getTypeOutputInfo(TupleDescAttr(desc, a)->atttypid, &fn, &isvarlena);
 		fmgr_info(fn, &out[a]);
@@ -266,7 +266,7 @@ rows_as_sorted_text(Tuplestorestate *ts, TupleDesc desc, int64 *nrows)
 				appendStringInfoString(&b, "N;");
 			else
 			{
-				char	   *v = OutputFunctionCall(&out[a], slot->tts_values[a]);
+				char *v = OutputFunctionCall(&out[a], slot->tts_values[a]);
 
 				appendStringInfo(&b, "%zu:%s;", strlen(v), v);
 			}

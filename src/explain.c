@@ -94,7 +94,7 @@ static Datum explain_body(FunctionCallInfo fcinfo, bool with_options,
 typedef struct ExplainArgs
 {
 	FunctionCallInfo fcinfo;
-	bool		with_options;
+	bool with_options;
 } ExplainArgs;
 
 static Datum
@@ -141,27 +141,27 @@ explain_common(FunctionCallInfo fcinfo, bool with_options)
 static Datum
 explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transient)
 {
-	int			qarg = with_options ? 1 : 0;
-	text	   *query_text = query_arg(fcinfo, qarg);
-	char	   *query = text_to_cstring(query_text);
-	CallParams	params;
+	int qarg = with_options ? 1 : 0;
+	text *query_text = query_arg(fcinfo, qarg);
+	char *query = text_to_cstring(query_text);
+	CallParams params;
 	CallOptions opts;
 	StringInfoData settings;
 	StringInfoData buf;
 	PreparedQuery *pq;
 	CachedPlan *cplan;
-	List	   *reasons = NIL;
-	ListCell   *lc;
-	uint8		hash[CE_HASH_LEN];
-	char	   *rkey;
-	bool		first;
-	CallScopes	cs;
+	List *reasons = NIL;
+	ListCell *lc;
+	uint8 hash[CE_HASH_LEN];
+	char *rkey;
+	bool first;
+	CallScopes cs;
 
 	parse_options(with_options ? options_arg(fcinfo, 0) : NULL, &opts);
 	collect_params(fcinfo, qarg + 1, &params);
 	settings_material(&settings);
 	{
-		bool		is_transient;
+		bool is_transient;
 
 		pq = get_prepared(query, &params, &settings, &is_transient);
 		if (is_transient)
@@ -216,8 +216,8 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 	first = true;
 	foreach(lc, pq->deps.relids)
 	{
-		Oid			relid = lfirst_oid(lc);
-		Oid			scope;
+		Oid relid = lfirst_oid(lc);
+		Oid scope;
 		const char *why;
 		RelCoverage cov = InvalRelationCoverage(relid, &scope, &why);
 

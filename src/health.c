@@ -41,8 +41,8 @@
 static Datum
 int8_or_null(const char *s, bool *isnull)
 {
-	char	   *end;
-	long long	v;
+	char *end;
+	long long v;
 
 	*isnull = true;
 	if (s == NULL)
@@ -65,11 +65,11 @@ PG_FUNCTION_INFO_V1(cache_health);
 Datum
 cache_health(PG_FUNCTION_ARGS)
 {
-	TupleDesc	tupdesc;
-	Datum		values[15];
-	bool		nulls[15];
+	TupleDesc tupdesc;
+	Datum values[15];
+	bool nulls[15];
 	StoreHealth h;
-	List	   *warnings = NIL;
+	List *warnings = NIL;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -100,8 +100,8 @@ cache_health(PG_FUNCTION_ARGS)
 	}
 	if (h.has_info)
 	{
-		char	   *role = h.role;
-		char	   *policy = h.maxmemory_policy;
+		char *role = h.role;
+		char *policy = h.maxmemory_policy;
 
 		if (h.version)
 		{
@@ -143,9 +143,9 @@ cache_health(PG_FUNCTION_ARGS)
 	values[13] = Int64GetDatum(InvalPendingCount());
 	nulls[13] = false;
 	{
-		Datum	   *w = palloc(sizeof(Datum) * Max(list_length(warnings), 1));
-		int			i = 0;
-		ListCell   *lc;
+		Datum *w = palloc(sizeof(Datum) * Max(list_length(warnings), 1));
+		int i = 0;
+		ListCell *lc;
 
 		foreach(lc, warnings)
 			w[i++] = CStringGetTextDatum((char *) lfirst(lc));

@@ -27,18 +27,18 @@
 /* A relation's tracking, as tracking.c caches it per backend. */
 typedef struct RelInfo
 {
-	Oid			relid;
+	Oid relid;
 	RelCoverage coverage;
-	Oid			scope;			/* whose generation stands for it in entries */
-	const char *why;			/* when untracked */
-	int			nbump;
-	Oid			bump[MAX_ROOTS + 1];	/* itself and its tracked ancestors */
-	int			nkeys;			/* key columns of the scope relation */
-	NameData	keys[INVAL_MAX_KEY_COLUMNS];
+	Oid scope;		 /* whose generation stands for it in entries */
+	const char *why; /* when untracked */
+	int nbump;
+	Oid bump[MAX_ROOTS + 1]; /* itself and its tracked ancestors */
+	int nkeys;				 /* key columns of the scope relation */
+	NameData keys[INVAL_MAX_KEY_COLUMNS];
 } RelInfo;
 
 /* work run by run_guarded(): an error in it becomes a WARNING */
-typedef void (*GuardedFn) (void *arg);
+typedef void (*GuardedFn)(void *arg);
 
 
 /* tracking.c */
@@ -78,4 +78,4 @@ extern List *inherited_keys(Oid relid);
 extern void check_trackable(Oid relid, bool for_untrack);
 extern List *check_key_columns(Oid relid, ArrayType *arr);
 
-#endif							/* CACHE_EXT_INVAL_INTERNAL_H */
+#endif /* CACHE_EXT_INVAL_INTERNAL_H */

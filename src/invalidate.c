@@ -78,9 +78,9 @@
 #include "outbox.h"
 #include "keys.h"
 
-int			cache_ext_untracked = UNTRACKED_ALLOW;
-int			cache_ext_invalidation_timeout = 250;
-int			cache_ext_max_keys_per_xact = 100;
+int cache_ext_untracked = UNTRACKED_ALLOW;
+int cache_ext_invalidation_timeout = 250;
+int cache_ext_max_keys_per_xact = 100;
 
 /* From _PG_init: the callbacks and hooks of the invalidation side. */
 void
@@ -106,8 +106,7 @@ static const struct config_enum_entry untracked_options[] = {
 	{"allow", UNTRACKED_ALLOW, false},
 	{"bypass", UNTRACKED_BYPASS, false},
 	{"error", UNTRACKED_ERROR, false},
-	{NULL, 0, false}
-};
+	{NULL, 0, false}};
 
 /* The settings of the invalidation side. */
 void

@@ -15,13 +15,13 @@
 /* cache_ext.untracked */
 typedef enum UntrackedPolicy
 {
-	UNTRACKED_ALLOW,			/* cache under the TTL only, and say so */
-	UNTRACKED_BYPASS,			/* run such queries uncached */
-	UNTRACKED_ERROR				/* refuse them */
+	UNTRACKED_ALLOW,  /* cache under the TTL only, and say so */
+	UNTRACKED_BYPASS, /* run such queries uncached */
+	UNTRACKED_ERROR	  /* refuse them */
 } UntrackedPolicy;
 
-extern int	cache_ext_untracked;
-extern int	cache_ext_invalidation_timeout; /* ms */
+extern int cache_ext_untracked;
+extern int cache_ext_invalidation_timeout; /* ms */
 
 /*
  * Longest generation key name, with its NUL.  The longest is a key value's:
@@ -31,7 +31,7 @@ extern int	cache_ext_invalidation_timeout; /* ms */
  */
 #define INVAL_KEY_LEN 160
 
-extern void InvalInit(void);	/* from _PG_init: callbacks and hooks */
+extern void InvalInit(void); /* from _PG_init: callbacks and hooks */
 
 /*
  * How a relation read by a query is covered.  For a tracked relation,
@@ -41,7 +41,7 @@ extern void InvalInit(void);	/* from _PG_init: callbacks and hooks */
  */
 typedef enum RelCoverage
 {
-	REL_IGNORED,				/* a view: its tables are dependencies */
+	REL_IGNORED, /* a view: its tables are dependencies */
 	REL_TRACKED,
 	REL_UNTRACKED
 } RelCoverage;
@@ -61,7 +61,7 @@ extern uint64 InvalTrackingEpoch(void);
 extern bool InvalKeyColumn(Oid relid, const char *colname, Oid *scope);
 extern bool InvalKeyTypeSupported(Oid typid);
 extern char *InvalKeyValueName(Oid scope, const char *colname, Oid typid, Datum value);
-extern int	cache_ext_max_keys_per_xact;
+extern int cache_ext_max_keys_per_xact;
 
 /* Whether this transaction has touched the scope named key. */
 extern bool InvalScopeTouched(const char *key);
@@ -70,4 +70,4 @@ extern bool InvalTouchedAny(void);
 /* the outbox, the server-wide state and the standby lease */
 #include "outbox.h"
 
-#endif							/* CACHE_EXT_INVALIDATE_H */
+#endif /* CACHE_EXT_INVALIDATE_H */

@@ -63,8 +63,8 @@ strip_relabel(Node *n)
 static bool
 is_key_equality(Oid opno, Oid coltype, Oid collid)
 {
-	Oid			opclass = GetDefaultOpClass(getBaseType(coltype), BTREE_AM_OID);
-	Oid			family;
+	Oid opclass = GetDefaultOpClass(getBaseType(coltype), BTREE_AM_OID);
+	Oid family;
 
 	if (!OidIsValid(opclass))
 		return false;
@@ -101,7 +101,7 @@ add_equality(List **out, Query *q, Var *var, Node *value, bool is_array)
 {
 	RangeTblEntry *rte;
 	KeyEquality *ke;
-	Oid			valtype;
+	Oid valtype;
 
 	if (var->varlevelsup != 0 || var->varattno <= 0 ||
 		var->varno < 1 || var->varno > list_length(q->rtable))
@@ -120,7 +120,7 @@ add_equality(List **out, Query *q, Var *var, Node *value, bool is_array)
 
 	if (IsA(value, Const))
 	{
-		Const	   *c = (Const *) value;
+		Const *c = (Const *) value;
 
 		if (c->constisnull)
 		{
@@ -131,14 +131,14 @@ add_equality(List **out, Query *q, Var *var, Node *value, bool is_array)
 		valtype = c->consttype;
 		if (is_array)
 		{
-			ArrayType  *arr = DatumGetArrayTypeP(c->constvalue);
-			Oid			elemtype = ARR_ELEMTYPE(arr);
-			int16		typlen;
-			bool		typbyval;
-			char		typalign;
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n;
+			ArrayType *arr = DatumGetArrayTypeP(c->constvalue);
+			Oid elemtype = ARR_ELEMTYPE(arr);
+			int16 typlen;
+			bool typbyval;
+			char typalign;
+			Datum *elems;
+			bool *nulls;
+			int n;
 
 			if (key_family(elemtype) != key_family(ke->coltype))
 				return;
@@ -155,8 +155,8 @@ add_equality(List **out, Query *q, Var *var, Node *value, bool is_array)
 		}
 		else
 		{
-			int16		typlen;
-			bool		typbyval;
+			int16 typlen;
+			bool typbyval;
 
 			if (key_family(valtype) != key_family(ke->coltype))
 				return;
@@ -171,8 +171,8 @@ add_equality(List **out, Query *q, Var *var, Node *value, bool is_array)
 	if (IsA(value, ArrayExpr) && is_array)
 	{
 		/* column IN (c1, c2, ...) before constant folding */
-		ArrayExpr  *ae = (ArrayExpr *) value;
-		ListCell   *lc;
+		ArrayExpr *ae = (ArrayExpr *) value;
+		ListCell *lc;
 
 		if (key_family(ae->element_typeid) != key_family(ke->coltype) ||
 			list_length(ae->elements) > MAX_KEY_VALUES)
@@ -181,10 +181,10 @@ add_equality(List **out, Query *q, Var *var, Node *value, bool is_array)
 		ke->consts = palloc(sizeof(Datum) * Max(list_length(ae->elements), 1));
 		foreach(lc, ae->elements)
 		{
-			Node	   *e = strip_relabel(lfirst(lc));
-			Const	   *c;
-			int16		typlen;
-			bool		typbyval;
+			Node *e = strip_relabel(lfirst(lc));
+			Const *c;
+			int16 typlen;
+			bool typbyval;
 
 			if (!IsA(e, Const) || ((Const *) e)->consttype != ae->element_typeid)
 				return;
@@ -199,7 +199,7 @@ add_equality(List **out, Query *q, Var *var, Node *value, bool is_array)
 	}
 	if (IsA(value, Param) && ((Param *) value)->paramkind == PARAM_EXTERN)
 	{
-		Param	   *p = (Param *) value;
+		Param *p = (Param *) value;
 
 		valtype = is_array ? get_element_type(p->paramtype) : p->paramtype;
 		if (!OidIsValid(valtype) || key_family(valtype) != key_family(ke->coltype))
@@ -233,9 +233,9 @@ collect_rtes(Node *node, List **relids)
 List *
 FindKeyEqualities(Query *q, List **inner_relids)
 {
-	List	   *out = NIL;
-	List	   *conjuncts;
-	ListCell   *lc;
+	List *out = NIL;
+	List *conjuncts;
+	ListCell *lc;
 
 	*inner_relids = NIL;
 	/* relations anywhere below the top level can never be narrowed */
@@ -258,17 +258,17 @@ FindKeyEqualities(Query *q, List **inner_relids)
 	conjuncts = make_ands_implicit((Expr *) q->jointree->quals);
 	foreach(lc, conjuncts)
 	{
-		Node	   *c = (Node *) lfirst(lc);
+		Node *c = (Node *) lfirst(lc);
 
 		if (IsA(c, OpExpr) && list_length(((OpExpr *) c)->args) == 2)
 		{
-			OpExpr	   *op = (OpExpr *) c;
-			Node	   *l = strip_relabel(linitial(op->args));
-			Node	   *r = strip_relabel(lsecond(op->args));
+			OpExpr *op = (OpExpr *) c;
+			Node *l = strip_relabel(linitial(op->args));
+			Node *r = strip_relabel(lsecond(op->args));
 
 			if (IsA(r, Var) && !IsA(l, Var))
 			{
-				Node	   *t = l;
+				Node *t = l;
 
 				l = r;
 				r = t;
@@ -280,8 +280,8 @@ FindKeyEqualities(Query *q, List **inner_relids)
 		else if (IsA(c, ScalarArrayOpExpr) && ((ScalarArrayOpExpr *) c)->useOr)
 		{
 			ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) c;
-			Node	   *l = strip_relabel(linitial(sa->args));
-			Node	   *r = strip_relabel(lsecond(sa->args));
+			Node *l = strip_relabel(linitial(sa->args));
+			Node *r = strip_relabel(lsecond(sa->args));
 
 			if (IsA(l, Var) && (IsA(r, Const) || IsA(r, Param) || IsA(r, ArrayExpr)) &&
 				is_key_equality(sa->opno, ((Var *) l)->vartype, sa->inputcollid))

@@ -61,7 +61,7 @@ static char *encryption_key_file = NULL;
 static uint8 hmac_key[CE_HASH_LEN];
 static bool hmac_on = false;
 
-static int	nenc_keys = 0;
+static int nenc_keys = 0;
 static uint8 enc_keys[CE_MAX_ENC_KEYS][CE_ENC_KEY_LEN];
 static uint32 enc_key_ids[CE_MAX_ENC_KEYS];
 
@@ -89,9 +89,9 @@ static char *
 read_secret_file(const char *path, const char *what, size_t *len)
 {
 	struct stat st;
-	FILE	   *f;
-	char	   *buf;
-	size_t		n;
+	FILE *f;
+	char *buf;
+	size_t n;
 
 	if (stat(path, &st) != 0)
 		ereport(FATAL,
@@ -143,20 +143,20 @@ hexval(char c)
 void
 SecretsLoad(void)
 {
-	size_t		len;
-	uint8		digest[CE_HASH_LEN];
+	size_t len;
+	uint8 digest[CE_HASH_LEN];
 	unsigned int dlen;
 
 	if (encryption_key_file && encryption_key_file[0])
 	{
-		char	   *buf = read_secret_file(encryption_key_file, "cache_ext encryption key file", &len);
-		char	   *line = buf;
-		int			lineno = 0;
+		char *buf = read_secret_file(encryption_key_file, "cache_ext encryption key file", &len);
+		char *line = buf;
+		int lineno = 0;
 
 		while (line && *line)
 		{
-			char	   *next = strchr(line, '\n');
-			size_t		l;
+			char *next = strchr(line, '\n');
+			size_t l;
 
 			if (next)
 				*next++ = '\0';
@@ -178,8 +178,8 @@ SecretsLoad(void)
 								   CE_MAX_ENC_KEYS)));
 			for (int i = 0; i < CE_ENC_KEY_LEN; i++)
 			{
-				int			hi = hexval(line[2 * i]);
-				int			lo = hexval(line[2 * i + 1]);
+				int hi = hexval(line[2 * i]);
+				int lo = hexval(line[2 * i + 1]);
 
 				if (hi < 0 || lo < 0)
 					ereport(FATAL,
@@ -207,7 +207,7 @@ SecretsLoad(void)
 
 	if (secret_file && secret_file[0])
 	{
-		char	   *buf = read_secret_file(secret_file, "cache_ext secret file", &len);
+		char *buf = read_secret_file(secret_file, "cache_ext secret file", &len);
 
 		while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 			len--;
@@ -279,7 +279,8 @@ KeyHash(const StringInfo material, uint8 *hash)
 	{
 		if (HMAC(EVP_sha256(), hmac_key, CE_HASH_LEN,
 				 (const unsigned char *) material->data, material->len,
-				 hash, &len) == NULL || len != CE_HASH_LEN)
+				 hash, &len) == NULL ||
+			len != CE_HASH_LEN)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not compute HMAC-SHA256")));
@@ -289,7 +290,8 @@ KeyHash(const StringInfo material, uint8 *hash)
 		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	if (sha256 == NULL ||
 		EVP_Digest(material->data, material->len, hash, &len,
-				   sha256, NULL) != 1 || len != CE_HASH_LEN)
+				   sha256, NULL) != 1 ||
+		len != CE_HASH_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute SHA-256")));
@@ -314,8 +316,8 @@ database_scope(void)
 	if (db_scope[0] == '\0')
 	{
 		StringInfoData m;
-		uint8		hash[CE_HASH_LEN];
-		uint64		sysid = GetSystemIdentifier();
+		uint8 hash[CE_HASH_LEN];
+		uint64 sysid = GetSystemIdentifier();
 
 		initStringInfo(&m);
 		KeyAddString(&m, "cache_ext database");
@@ -331,7 +333,7 @@ database_scope(void)
 char *
 KeyEntryName(const uint8 *hash)
 {
-	char		hex[2 * CE_HASH_LEN + 1];
+	char hex[2 * CE_HASH_LEN + 1];
 
 	hex_encode_to(hash, CE_HASH_LEN, hex);
 	return psprintf("%s%s:e:%s", cache_ext_key_prefix, database_scope(), hex);
@@ -341,9 +343,9 @@ KeyEntryName(const uint8 *hash)
 StaticAssertDecl(KEY_PREFIX_MAX_LEN + KEY_GEN_SUFFIX_MAX + 1 <= INVAL_KEY_LEN,
 				 "cache_ext.key_prefix bound too large for INVAL_KEY_LEN");
 StaticAssertDecl(sizeof("0123456789abcdef:g:tag:") - 1 + 32 <= KEY_GEN_SUFFIX_MAX &&
-				 sizeof("0123456789abcdef:g:td:4294967295") - 1 <= KEY_GEN_SUFFIX_MAX &&
-				 sizeof("s0123456789abcdef:g") - 1 <= KEY_GEN_SUFFIX_MAX &&
-				 sizeof("0123456789abcdef:g:k:4294967295:") - 1 + 32 == KEY_GEN_SUFFIX_MAX,
+					 sizeof("0123456789abcdef:g:td:4294967295") - 1 <= KEY_GEN_SUFFIX_MAX &&
+					 sizeof("s0123456789abcdef:g") - 1 <= KEY_GEN_SUFFIX_MAX &&
+					 sizeof("0123456789abcdef:g:k:4294967295:") - 1 + 32 == KEY_GEN_SUFFIX_MAX,
 				 "KEY_GEN_SUFFIX_MAX does not match the generation key names");
 
 /*
@@ -360,8 +362,8 @@ KeyServerGenName(void)
 	if (server_scope[0] == '\0')
 	{
 		StringInfoData m;
-		uint8		hash[CE_HASH_LEN];
-		uint64		sysid = GetSystemIdentifier();
+		uint8 hash[CE_HASH_LEN];
+		uint64 sysid = GetSystemIdentifier();
 
 		initStringInfo(&m);
 		KeyAddString(&m, "cache_ext server");
@@ -397,8 +399,8 @@ char *
 KeyKeyGenName(Oid relid, const char *column, const StringInfo value)
 {
 	StringInfoData m;
-	uint8		hash[CE_HASH_LEN];
-	char		hex[33];
+	uint8 hash[CE_HASH_LEN];
+	char hex[33];
 
 	initStringInfo(&m);
 	KeyAddString(&m, "cache_ext key");
@@ -415,8 +417,8 @@ char *
 KeyTagGenName(const char *tag)
 {
 	StringInfoData m;
-	uint8		hash[CE_HASH_LEN];
-	char		hex[33];
+	uint8 hash[CE_HASH_LEN];
+	char hex[33];
 
 	initStringInfo(&m);
 	KeyAddString(&m, "cache_ext tag");
@@ -434,7 +436,7 @@ KeyEntryPattern(void)
 	return psprintf("%s%s:e:*", cache_ext_key_prefix, database_scope());
 }
 
-char	   *cache_ext_key_prefix = NULL;
+char *cache_ext_key_prefix = NULL;
 
 static bool
 check_key_prefix(char **newval, void **extra, GucSource source)

@@ -12,7 +12,7 @@
 
 #include "lib/stringinfo.h"
 
-#define CE_HASH_LEN 32			/* SHA-256 */
+#define CE_HASH_LEN 32 /* SHA-256 */
 
 /* Append one length-prefixed field, so that fields cannot run together. */
 extern void KeyAddField(StringInfo material, const void *data, uint32 len);
@@ -36,13 +36,13 @@ extern char *KeyEntryPattern(void);
  * generation, "<16 hex>:g:k:<relid, at most 10 digits>:<32 hex>".  The
  * other names are shorter (keys.c checks this at compile time).
  */
-#define KEY_GEN_SUFFIX_MAX	(16 + 5 + 10 + 1 + 32)
+#define KEY_GEN_SUFFIX_MAX (16 + 5 + 10 + 1 + 32)
 
 /*
  * Longest cache_ext.key_prefix: every generation key name, with its NUL,
  * must fit in INVAL_KEY_LEN (128) bytes, the size of the outbox's slots.
  */
-#define KEY_PREFIX_MAX_LEN	(128 - 1 - KEY_GEN_SUFFIX_MAX)
+#define KEY_PREFIX_MAX_LEN (128 - 1 - KEY_GEN_SUFFIX_MAX)
 
 /* Generation keys and the other keys of invalidation (all palloc'd). */
 extern char *KeyServerGenName(void);
@@ -53,7 +53,7 @@ extern char *KeyTableDdlGenName(Oid relid);
 extern char *KeyKeyGenName(Oid relid, const char *column, const StringInfo value);
 
 /* The secrets' settings (keys.c), defined and read from _PG_init. */
-#define CE_ENC_KEY_LEN 32		/* AES-256 */
+#define CE_ENC_KEY_LEN	32 /* AES-256 */
 #define CE_MAX_ENC_KEYS 8
 
 extern void SecretsDefineGucs(void);
@@ -63,4 +63,4 @@ extern bool KeyEncryptionOn(void);
 extern const uint8 *KeyCurrentEncryptionKey(uint32 *id);
 extern const uint8 *KeyFindEncryptionKey(uint32 id);
 
-#endif							/* CACHE_EXT_KEYS_H */
+#endif /* CACHE_EXT_KEYS_H */

@@ -76,9 +76,9 @@ typedef struct LookupDecode
 	const char *rkey;
 	const uint8 *hash;
 	PreparedQuery *pq;
-	EntryGens  *gens;
+	EntryGens *gens;
 	Tuplestorestate *ts;
-	const char **problem;		/* EntryLoad's / EntryOpen's why */
+	const char **problem; /* EntryLoad's / EntryOpen's why */
 } LookupDecode;
 
 /*
@@ -90,8 +90,8 @@ static int
 decode_entry(char *raw, size_t len, void *arg)
 {
 	LookupDecode *d = (LookupDecode *) arg;
-	char	   *data = raw;
-	size_t		dlen = len;
+	char *data = raw;
+	size_t dlen = len;
 
 	if (KeyEncryptionOn() || EntryIsSealed(raw, len))
 		data = EntryOpen(raw, len, d->rkey, &dlen, d->problem);
@@ -111,9 +111,9 @@ decode_entry(char *raw, size_t len, void *arg)
 static bool
 init_generations(CallScopes *cs, EntryGens *gens)
 {
-	int			nmissing = 0;
-	int		   *which;
-	char		value[33];
+	int nmissing = 0;
+	int *which;
+	char value[33];
 
 	which = palloc(sizeof(int) * cs->n);
 	for (int i = 0; i < cs->n; i++)
@@ -142,11 +142,11 @@ verify_hit(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 		   TupleDesc desc, const char *rkey, const CallScopes *cs)
 {
 	Tuplestorestate *direct = tuplestore_begin_heap(false, false, work_mem);
-	char	  **a;
-	char	  **b;
-	int64		na;
-	int64		nb;
-	bool		same;
+	char **a;
+	char **b;
+	int64 na;
+	int64 nb;
+	bool same;
 
 	run_query(pq, params, direct, NULL);
 	a = rows_as_sorted_text(ts, desc, &na);
@@ -195,7 +195,7 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	LookupDecode d;
 	StoreLookup sl;
 	LookupOutcome outcome = LOOKUP_MISS;
-	uint64		epoch = InvalEpoch();
+	uint64 epoch = InvalEpoch();
 
 	*corrupt = NULL;
 	*gens_ok = true;
@@ -310,7 +310,7 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	const char *problem = NULL;
 	LookupDecode d;
 	StoreLookup sl;
-	EntryGens	gens;
+	EntryGens gens;
 	Tuplestorestate *ts;
 
 	if (!StoreUsable(&why))

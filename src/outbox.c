@@ -112,22 +112,22 @@
 #include "store/store.h"
 
 /* written at a clean shutdown; its absence at startup means bumps may be lost */
-#define STATE_FILE "cache_ext.state"
+#define STATE_FILE	"cache_ext.state"
 #define STATE_MAGIC "cache_ext state 3"
 
-int			cache_ext_standby_lease = 2000; /* ms */
+int cache_ext_standby_lease = 2000; /* ms */
 
 OutboxShared *outbox_shared = NULL;
 
 /* the target a worker or a delivery works on; -1: the backend's own */
-int			outbox_forced_target = -1;
+int outbox_forced_target = -1;
 
 /* this backend's target, for the settings it was found for */
-static int	my_target = -1;
+static int my_target = -1;
 static char *my_url = NULL;
 static char *my_prefix = NULL;
 
-bool		outbox_exit_callback_set = false;
+bool outbox_exit_callback_set = false;
 
 static Size
 outbox_shmem_size(void)
@@ -152,7 +152,7 @@ InvalShmemRequest(void)
 static void
 update_blocked(OutboxTarget *t)
 {
-	uint32		b;
+	uint32 b;
 
 	Assert(!IsUnderPostmaster || LWLockHeldByMeInMode(outbox_shared->lock, LW_EXCLUSIVE));
 	b = t->nitems;
@@ -205,7 +205,7 @@ OutboxRequestServerBump(void)
 static void
 write_state_file(int code, Datum arg)
 {
-	FILE	   *f;
+	FILE *f;
 
 	if (code != 0 || outbox_shared == NULL || outbox_shared->lost)
 		return;
@@ -213,8 +213,7 @@ write_state_file(int code, Datum arg)
 	{
 		OutboxTarget *t = &outbox_shared->targets[i];
 
-		if (t->used && (t->nitems != 0 || t->want_bump > t->done_bump ||
-						outbox_shared->requested > t->delivered))
+		if (t->used && (t->nitems != 0 || t->want_bump > t->done_bump || outbox_shared->requested > t->delivered))
 			return;
 	}
 	f = fopen(STATE_FILE, "w");
@@ -229,8 +228,9 @@ write_state_file(int code, Datum arg)
 		if (t->used)
 			fprintf(f, "%016llx %s %s %s\n", (unsigned long long) t->url_hash,
 					t->base, t->run_id[0] ? t->run_id : "-",
-					t->checked ? outbox_shared->token :
-					t->file_token[0] ? t->file_token : "-");
+					t->checked			 ? outbox_shared->token :
+						t->file_token[0] ? t->file_token :
+										   "-");
 	}
 	fclose(f);
 }
@@ -244,16 +244,15 @@ write_state_file(int code, Datum arg)
 static bool
 last_shutdown_clean(void)
 {
-	bool		crc_ok;
+	bool crc_ok;
 	ControlFileData *cf;
-	FILE	   *f;
-	bool		clean;
-	char		line[TARGET_BASE_LEN + RUN_ID_LEN + 64];
-	int			n = 0;
+	FILE *f;
+	bool clean;
+	char line[TARGET_BASE_LEN + RUN_ID_LEN + 64];
+	int n = 0;
 
 	cf = get_controlfile(DataDir, &crc_ok);
-	clean = crc_ok && (cf->state == DB_SHUTDOWNED ||
-					   cf->state == DB_SHUTDOWNED_IN_RECOVERY);
+	clean = crc_ok && (cf->state == DB_SHUTDOWNED || cf->state == DB_SHUTDOWNED_IN_RECOVERY);
 	pfree(cf);
 	f = fopen(STATE_FILE, "r");
 	if (f == NULL)
@@ -269,9 +268,9 @@ last_shutdown_clean(void)
 	while (n < OUTBOX_TARGETS && fgets(line, sizeof(line), f) != NULL)
 	{
 		OutboxTarget *t = &outbox_shared->targets[n];
-		char		base[TARGET_BASE_LEN];
-		char		run_id[RUN_ID_LEN];
-		char		token[TOKEN_LEN];
+		char base[TARGET_BASE_LEN];
+		char run_id[RUN_ID_LEN];
+		char token[TOKEN_LEN];
 		unsigned long long h;
 
 		if (sscanf(line, "%llx %127s %63s %32s", &h, base, run_id, token) != 4)
@@ -293,13 +292,13 @@ last_shutdown_clean(void)
 void
 InvalShmemInit(void)
 {
-	bool		found;
+	bool found;
 
 	outbox_shared = ShmemInitStruct("cache_ext invalidation", outbox_shmem_size(),
-							 &found);
+									&found);
 	if (!found)
 	{
-		bool		standby = access(STANDBY_SIGNAL_FILE, F_OK) == 0;
+		bool standby = access(STANDBY_SIGNAL_FILE, F_OK) == 0;
 
 		memset(outbox_shared, 0, outbox_shmem_size());
 		outbox_shared->lock = &(GetNamedLWLockTranche("cache_ext"))->lock;
@@ -350,7 +349,7 @@ InvalShmemReady(void)
 static void
 wake_worker(void)
 {
-	Latch	   *l = outbox_shared->worker_latch;
+	Latch *l = outbox_shared->worker_latch;
 
 	if (l != NULL)
 		SetLatch(l);
@@ -382,10 +381,10 @@ current_target(void)
 {
 	const char *url = cache_ext_redis_url ? cache_ext_redis_url : "";
 	const char *prefix = cache_ext_key_prefix ? cache_ext_key_prefix : "";
-	char	   *gen;
-	size_t		blen;
-	uint64		h;
-	int			found = -1;
+	char *gen;
+	size_t blen;
+	uint64 h;
+	int found = -1;
 
 	if (outbox_forced_target >= 0)
 		return outbox_forced_target;
@@ -463,16 +462,15 @@ target_key(int t, const char *suffix)
 int64
 InvalPendingCount(void)
 {
-	int64		n;
-	int			ti = outbox_shared ? current_target() : -1;
+	int64 n;
+	int ti = outbox_shared ? current_target() : -1;
 	OutboxTarget *t;
 
 	if (ti < 0)
 		return 0;
 	t = &outbox_shared->targets[ti];
 	LWLockAcquire(outbox_shared->lock, LW_SHARED);
-	n = t->nitems + ((outbox_shared->requested > t->delivered ||
-					  t->want_bump > t->done_bump) ? 1 : 0);
+	n = t->nitems + ((outbox_shared->requested > t->delivered || t->want_bump > t->done_bump) ? 1 : 0);
 	LWLockRelease(outbox_shared->lock);
 	return n;
 }
@@ -481,7 +479,7 @@ InvalPendingCount(void)
 static void
 on_redis_connect(const char *run_id)
 {
-	int			ti;
+	int ti;
 	OutboxTarget *t;
 
 	if (outbox_shared == NULL || run_id == NULL)
@@ -512,7 +510,7 @@ on_redis_connect(const char *run_id)
 void
 OutboxAdd(char **keys, int n)
 {
-	int			ti = current_target();
+	int ti = current_target();
 
 	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
 	if (ti < 0)
@@ -549,13 +547,13 @@ OutboxAdd(char **keys, int n)
 void
 InvalFreshValue(char *buf)
 {
-	uint8		rnd[16];
+	uint8 rnd[16];
 
 	if (!pg_strong_random(rnd, sizeof(rnd)))
 	{
 		/* not expected; time and PID still make a value never used before */
-		uint64		t = (uint64) GetCurrentTimestamp();
-		uint64		p = (uint64) MyProcPid;
+		uint64 t = (uint64) GetCurrentTimestamp();
+		uint64 p = (uint64) MyProcPid;
 
 		memcpy(rnd, &t, 8);
 		memcpy(rnd + 8, &p, 8);
@@ -568,7 +566,7 @@ InvalFreshValue(char *buf)
 bool
 OutboxSendBumps(char **keys, int n, int timeout_ms)
 {
-	char		value[33];
+	char value[33];
 
 	if (n == 0)
 		return true;
@@ -596,7 +594,7 @@ swap_token(int ti, bool *mismatch)
 					   &prev) != STORE_OK)
 		return false;
 	if (prev == STORE_TOKEN_NONE)
-		*mismatch = ft[0] != '\0';	/* Redis lost it */
+		*mismatch = ft[0] != '\0'; /* Redis lost it */
 	else
 		*mismatch = prev == STORE_TOKEN_OTHER;
 	return true;
@@ -611,7 +609,7 @@ wait_for_delivery(OutboxTarget *t, int timeout_ms)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   timeout_ms);
-	bool		other = true;
+	bool other = true;
 
 	while (other && GetCurrentTimestamp() < deadline)
 	{
@@ -635,18 +633,18 @@ bool
 deliver_target(int ti, int timeout_ms)
 {
 	OutboxTarget *t = &outbox_shared->targets[ti];
-	uint64		requested;
-	uint64		want;
-	uint64		version;
-	int			n;
-	bool		check;
-	bool		bump;
-	char	   *buf;
+	uint64 requested;
+	uint64 want;
+	uint64 version;
+	int n;
+	bool check;
+	bool bump;
+	char *buf;
 	volatile bool checked = false;
 	volatile bool mismatch = false;
 	volatile bool ok = false;
 	volatile bool bumped = false;
-	int			save_forced = outbox_forced_target;
+	int save_forced = outbox_forced_target;
 
 	if (pg_atomic_read_u32(&t->blocked) == 0)
 		return true;
@@ -661,7 +659,7 @@ deliver_target(int ti, int timeout_ms)
 	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
 	if (t->delivering_pid != 0 || pg_atomic_read_u32(&t->blocked) == 0)
 	{
-		bool		other = t->delivering_pid != 0;
+		bool other = t->delivering_pid != 0;
 
 		LWLockRelease(outbox_shared->lock);
 		pfree(buf);
@@ -681,8 +679,8 @@ deliver_target(int ti, int timeout_ms)
 
 	PG_TRY();
 	{
-		char	  **keys = (char **) buf;
-		char	   *server_gen;
+		char **keys = (char **) buf;
+		char *server_gen;
 
 		outbox_forced_target = ti;
 		for (int i = 0; i < n; i++)
@@ -690,7 +688,7 @@ deliver_target(int ti, int timeout_ms)
 		ok = true;
 		if (check)
 		{
-			bool		mm;
+			bool mm;
 
 			ok = swap_token(ti, &mm);
 			checked = ok;
@@ -748,8 +746,8 @@ deliver_target(int ti, int timeout_ms)
 int
 InvalOutboxDepth(void)
 {
-	int			ti = outbox_shared ? current_target() : -1;
-	int			n;
+	int ti = outbox_shared ? current_target() : -1;
+	int n;
 
 	if (ti < 0)
 		return 0;
@@ -773,7 +771,7 @@ InvalEpoch(void)
 bool
 InvalHitsBlockedSince(uint64 epoch)
 {
-	int			ti;
+	int ti;
 
 	if (outbox_shared == NULL)
 		return false;
@@ -798,7 +796,7 @@ static bool promotion_seen = false;
 void
 check_promotion(void)
 {
-	bool		due;
+	bool due;
 
 	if (promotion_seen || RecoveryInProgress())
 		return;
@@ -844,7 +842,7 @@ standby_lease_alive(int ti, bool may_ask)
 {
 	OutboxTarget *t = &outbox_shared->targets[ti];
 	TimestampTz now = GetCurrentTimestamp();
-	int64		ms = -1;
+	int64 ms = -1;
 
 	if (now < (TimestampTz) pg_atomic_read_u64(&t->fence_until))
 		return true;
@@ -867,8 +865,8 @@ standby_lease_alive(int ti, bool may_ask)
 bool
 InvalHitsBlocked(bool try_deliver)
 {
-	int			ti;
-	bool		failed = false;
+	int ti;
+	bool failed = false;
 
 	blocked_reason = NULL;
 	blocked_kind = QS_PENDING;
@@ -879,7 +877,7 @@ InvalHitsBlocked(bool try_deliver)
 	if (ti < 0)
 	{
 		blocked_reason = cache_ext_redis_url && cache_ext_redis_url[0] &&
-			strlen(cache_ext_redis_url) < TARGET_URL_LEN ?
+				strlen(cache_ext_redis_url) < TARGET_URL_LEN ?
 			"pending invalidations (too many Redis servers or key prefixes in use: this server keeps invalidation state for 8)" :
 			REASON_PENDING;
 		return true;
@@ -893,7 +891,7 @@ InvalHitsBlocked(bool try_deliver)
 	}
 	if (pg_atomic_read_u32(&outbox_shared->targets[ti].blocked) != 0)
 	{
-		int			nitems;
+		int nitems;
 
 		/* blocked: off the hit path, so the lock is cheap here */
 		LWLockAcquire(outbox_shared->lock, LW_SHARED);

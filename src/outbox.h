@@ -15,10 +15,10 @@
 #include "outcome.h"
 
 /* cache_ext.standby_lease, ms */
-extern int	cache_ext_standby_lease;
+extern int cache_ext_standby_lease;
 
 extern void InvalShmemRequest(void);
-extern void InvalShmemInit(void);	/* with AddinShmemInitLock held */
+extern void InvalShmemInit(void); /* with AddinShmemInitLock held */
 
 /* Whether the shared outbox exists (cache_ext is preloaded). */
 extern bool InvalShmemReady(void);
@@ -49,7 +49,7 @@ extern bool InvalHitsBlockedSince(uint64 epoch);
 
 /* For cache_stats: scopes waiting in the outboxes (+1 per server bump due). */
 extern int64 InvalPendingCount(void);
-extern int	InvalOutboxDepth(void);	/* keys waiting, for cache_health */
+extern int InvalOutboxDepth(void); /* keys waiting, for cache_health */
 
 /*
  * A committing transaction's bumps are in flight from its PRE_COMMIT until
@@ -73,4 +73,4 @@ extern void OutboxAdd(char **keys, int n);
 /* Invalidate everything this server stored before hits are served again. */
 extern void OutboxRequestServerBump(void);
 
-#endif							/* CACHE_EXT_OUTBOX_H */
+#endif /* CACHE_EXT_OUTBOX_H */

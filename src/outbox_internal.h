@@ -19,56 +19,56 @@
 
 #include "invalidate.h"
 
-#define OUTBOX_TARGETS 8
-#define OUTBOX_SIZE 512			/* keys kept per target */
-#define TARGET_URL_LEN 1024
+#define OUTBOX_TARGETS	8
+#define OUTBOX_SIZE		512 /* keys kept per target */
+#define TARGET_URL_LEN	1024
 #define TARGET_BASE_LEN 128
-#define TOKEN_LEN 33			/* 32 hex digits and a NUL */
-#define RUN_ID_LEN 64
+#define TOKEN_LEN		33 /* 32 hex digits and a NUL */
+#define RUN_ID_LEN		64
 
 /* One Redis target; each field's comment opens with its lock rule. */
 typedef struct OutboxTarget
 {
-	bool		used;			/* claim: the slot is taken (never freed) */
-	uint64		url_hash;		/* claim: identifies the URL (the state file
+	bool used;								/* claim: the slot is taken (never freed) */
+	uint64 url_hash;						/* claim: identifies the URL (the state file
 								 * holds no URL: it may contain a password) */
-	char		url[TARGET_URL_LEN];	/* lock: "" while known only from the
+	char url[TARGET_URL_LEN];				/* lock: "" while known only from the
 										 * file */
-	char		base[TARGET_BASE_LEN];	/* claim: "<prefix>s<server scope>" */
-	pg_atomic_uint32 blocked;	/* atomic: hits are served only at 0; kept
+	char base[TARGET_BASE_LEN];				/* claim: "<prefix>s<server scope>" */
+	pg_atomic_uint32 blocked;				/* atomic: hits are served only at 0; kept
 								 * equal to what update_blocked computes */
-	uint64		delivered;		/* lock: "requested" when last delivered here */
-	uint64		want_bump;		/* lock: server bumps for this target alone ... */
-	uint64		done_bump;		/* lock: ... and the last one delivered */
-	bool		checked;		/* lock: the incarnation token was compared */
-	int			delivering_pid; /* lock: the process sending, or 0 */
-	uint64		version;		/* lock: incremented when the items are dropped */
-	char		run_id[RUN_ID_LEN]; /* lock: of the Redis server, "" until
+	uint64 delivered;						/* lock: "requested" when last delivered here */
+	uint64 want_bump;						/* lock: server bumps for this target alone ... */
+	uint64 done_bump;						/* lock: ... and the last one delivered */
+	bool checked;							/* lock: the incarnation token was compared */
+	int delivering_pid;						/* lock: the process sending, or 0 */
+	uint64 version;							/* lock: incremented when the items are dropped */
+	char run_id[RUN_ID_LEN];				/* lock: of the Redis server, "" until
 									 * known */
-	char		file_token[TOKEN_LEN];	/* constant: the token this target
+	char file_token[TOKEN_LEN];				/* constant: the token this target
 										 * should hold, from the state file,
 										 * or "" */
-	pg_atomic_uint64 fence_until;	/* atomic (written alone too): standby:
+	pg_atomic_uint64 fence_until;			/* atomic (written alone too): standby:
 									 * lease seen alive until then (a
 									 * TimestampTz); the hit path reads it */
-	int			nitems;			/* lock: items in use */
-	char		items[OUTBOX_SIZE][INVAL_KEY_LEN];	/* lock */
+	int nitems;								/* lock: items in use */
+	char items[OUTBOX_SIZE][INVAL_KEY_LEN]; /* lock */
 } OutboxTarget;
 
 /* Each field's comment opens with its lock rule (see the banner). */
 typedef struct OutboxShared
 {
-	LWLock	   *lock;			/* constant */
-	pg_atomic_uint64 epoch;		/* atomic: incremented (by update_blocked) at
+	LWLock *lock;			/* constant */
+	pg_atomic_uint64 epoch; /* atomic: incremented (by update_blocked) at
 								 * every change of a target's blocked count:
 								 * see InvalEpoch() */
-	uint64		requested;		/* lock: server-generation bumps asked for */
-	bool		lost;			/* lock: bumps were lost with no target to
+	uint64 requested;		/* lock: server-generation bumps asked for */
+	bool lost;				/* lock: bumps were lost with no target to
 								 * hold them: the next start is not clean */
-	bool		in_recovery;	/* lock: started as a standby or in recovery,
+	bool in_recovery;		/* lock: started as a standby or in recovery,
 								 * not yet seen promoted; only ever goes from
 								 * true to false */
-	char		token[TOKEN_LEN];	/* constant: this incarnation's */
+	char token[TOKEN_LEN];	/* constant: this incarnation's */
 
 	/*
 	 * The background worker's latch, or NULL: set by the worker when it
@@ -77,9 +77,9 @@ typedef struct OutboxShared
 	 * written whole, and a stale one names a PGPROC's latch, which stays
 	 * valid shared memory: setting it costs a spurious wakeup at most.
 	 */
-	Latch	   *worker_latch;
-	OutboxTarget targets[OUTBOX_TARGETS];	/* see OutboxTarget */
-	int			nslots;			/* constant: entries of commit_began */
+	Latch *worker_latch;
+	OutboxTarget targets[OUTBOX_TARGETS]; /* see OutboxTarget */
+	int nslots;							  /* constant: entries of commit_began */
 
 	/*
 	 * atomic, per PGPROC: when its commit's bumps began to be in flight, or
@@ -92,7 +92,7 @@ typedef struct OutboxShared
 extern OutboxShared *outbox_shared;
 
 /* the target a worker or a delivery works on; -1: the backend's own */
-extern int	outbox_forced_target;
+extern int outbox_forced_target;
 
 /* the before_shmem_exit callback that clears delivering_pid is set */
 extern bool outbox_exit_callback_set;
@@ -104,4 +104,4 @@ extern char *target_key(int t, const char *suffix);
 extern bool deliver_target(int ti, int timeout_ms);
 extern void check_promotion(void);
 
-#endif							/* CACHE_EXT_OUTBOX_INTERNAL_H */
+#endif /* CACHE_EXT_OUTBOX_INTERNAL_H */

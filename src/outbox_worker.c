@@ -78,7 +78,7 @@ commit_in_flight_since(TimestampTz since)
 {
 	for (int i = 0; i < outbox_shared->nslots; i++)
 	{
-		uint64		b = pg_atomic_read_u64(&outbox_shared->commit_began[i]);
+		uint64 b = pg_atomic_read_u64(&outbox_shared->commit_began[i]);
 
 		if (b != 0 && (TimestampTz) b < since)
 			return true;
@@ -102,9 +102,9 @@ worker_pass(TimestampTz prev_pass)
 	for (int ti = 0; ti < OUTBOX_TARGETS; ti++)
 	{
 		OutboxTarget *t = &outbox_shared->targets[ti];
-		char		url[TARGET_URL_LEN];
-		bool		used;
-		bool		renew;
+		char url[TARGET_URL_LEN];
+		bool used;
+		bool renew;
 
 		LWLockAcquire(outbox_shared->lock, LW_SHARED);
 		used = t->used && t->url[0] != '\0';
@@ -136,7 +136,7 @@ worker_pass(TimestampTz prev_pass)
 								 cache_ext_command_timeout);
 		else
 		{
-			bool		dropped;
+			bool dropped;
 
 			(void) StoreLeaseDelete(target_key(ti, ":lease"),
 									cache_ext_command_timeout, &dropped);
@@ -175,14 +175,14 @@ OutboxWorkerMain(Datum arg)
 	{
 		TimestampTz start = GetCurrentTimestamp();
 		MemoryContext old;
-		char	   *save_url;
+		char *save_url;
 
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		check_promotion();		/* reads in_recovery under the lock */
+		check_promotion(); /* reads in_recovery under the lock */
 		old = MemoryContextSwitchTo(pass_cxt);
 		save_url = cache_ext_redis_url;
 		worker_pass(prev_pass);
@@ -197,4 +197,3 @@ OutboxWorkerMain(Datum arg)
 		CHECK_FOR_INTERRUPTS();
 	}
 }
-

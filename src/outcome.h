@@ -38,14 +38,14 @@ extern CallReason *MakeReason(QueryStatsReason kind, const char *detail);
 
 typedef struct CallOutcome
 {
-	CallStatus	status;
-	CallReason	bypass;			/* BYPASS: why */
-	const char *ttl_only;		/* HIT, MISS: served or stored under the TTL
+	CallStatus status;
+	CallReason bypass;		/* BYPASS: why */
+	const char *ttl_only;	/* HIT, MISS: served or stored under the TTL
 								 * only: what is untracked */
-	bool		invalidated;	/* MISS: the entry was stale */
-	const char *corrupt;		/* MISS: a corrupt entry was replaced: why */
-	const char *not_stored;		/* MISS: why the result was not stored */
-	bool		verify_mismatch;	/* MISS: cache_ext.verify_rate found the
+	bool invalidated;		/* MISS: the entry was stale */
+	const char *corrupt;	/* MISS: a corrupt entry was replaced: why */
+	const char *not_stored; /* MISS: why the result was not stored */
+	bool verify_mismatch;	/* MISS: cache_ext.verify_rate found the
 									 * stored result differed (deleted) */
 } CallOutcome;
 
@@ -57,4 +57,4 @@ extern void OutcomeSetLast(const CallOutcome *o);
 extern void OutcomeClearLast(void);
 extern const CallOutcome *OutcomeLast(void);
 
-#endif							/* CACHE_EXT_OUTCOME_H */
+#endif /* CACHE_EXT_OUTCOME_H */

@@ -126,12 +126,12 @@ check_result_type(TupleDesc expected, TupleDesc actual)
 void
 check_privileges(PreparedQuery *pq, CachedPlan *cplan)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	ExecCheckRTPerms(linitial_node(PlannedStmt, cplan->stmt_list)->rtable, true);
 	foreach(lc, pq->deps.funcids)
 	{
-		Oid			funcid = lfirst_oid(lc);
+		Oid funcid = lfirst_oid(lc);
 
 		if (pg_proc_aclcheck(funcid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
 			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(funcid));
@@ -141,7 +141,7 @@ check_privileges(PreparedQuery *pq, CachedPlan *cplan)
 static void
 add_elapsed(CacheStatCounter counter, instr_time start)
 {
-	instr_time	t;
+	instr_time t;
 
 	INSTR_TIME_SET_CURRENT(t);
 	INSTR_TIME_SUBTRACT(t, start);
@@ -157,11 +157,12 @@ CallReason *
 bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all)
 {
 	CallReason *first = NULL;
-	bool		wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
-	ListCell   *lc;
+	bool wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
+	ListCell *lc;
 
 #define REASON(cond, kind, text) \
-	do { \
+	do \
+	{ \
 		if (cond) \
 		{ \
 			CallReason *r_ = MakeReason((kind), (text)); \
@@ -181,7 +182,7 @@ bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all)
 	REASON(cs->opaque_reason != NULL, QS_NOT_CACHEABLE, cs->opaque_reason);
 	REASON(IsolationUsesXactSnapshot(), QS_ISOLATION,
 		   IsolationIsSerializable() ? "serializable transaction" :
-		   "repeatable read transaction");
+									   "repeatable read transaction");
 	{
 		const char *t = touched_scope(pq, cs);
 
@@ -222,13 +223,13 @@ typedef struct Call
 	const CallParams *params;
 	const CallOptions *opts;
 	PreparedQuery *pq;
-	CallScopes	cs;
+	CallScopes cs;
 	StringInfoData settings;
-	TupleDesc	resultdesc;
+	TupleDesc resultdesc;
 	Tuplestorestate *ts;
-	instr_time	start;
-	char	   *rkey;			/* the entry's key, once known */
-	uint8		hash[CE_HASH_LEN];
+	instr_time start;
+	char *rkey; /* the entry's key, once known */
+	uint8 hash[CE_HASH_LEN];
 	CallOutcome outcome;
 	QueryStatsCall rec;
 } Call;
@@ -243,12 +244,11 @@ finish_call(Call *c)
 {
 	static const CacheStatCounter counter[] = {CS_HITS, CS_MISSES, CS_BYPASSES};
 	static const CacheStatCounter time_counter[] = {
-		CS_HIT_TIME_US, CS_MISS_TIME_US, CS_BYPASS_TIME_US
-	};
+		CS_HIT_TIME_US, CS_MISS_TIME_US, CS_BYPASS_TIME_US};
 	static const QueryStatsOutcome qs_outcome[] = {QS_HIT, QS_MISS, QS_BYPASS};
-	CallStatus	status = c->outcome.status;
-	instr_time	t;
-	int			needed;
+	CallStatus status = c->outcome.status;
+	instr_time t;
+	int needed;
 
 	OutcomeSetLast(&c->outcome);
 	CacheStatsAdd(counter[status], 1);
@@ -265,13 +265,14 @@ finish_call(Call *c)
 	QueryStatsRecord(c->pq->queryid, c->query, &c->rec);
 
 	needed = status == CALL_HIT ? LOG_CALLS_ALL :
-		status == CALL_MISS ? LOG_CALLS_MISS : LOG_CALLS_BYPASS;
+		status == CALL_MISS		? LOG_CALLS_MISS :
+								  LOG_CALLS_BYPASS;
 	if (cache_ext_log_calls >= needed)
 		ereport(cache_ext_log_calls_level,
 				(errmsg("cache_ext: %s in %.3f ms", OutcomeRender(&c->outcome), c->rec.ms),
 				 c->rkey ? errdetail_internal("Key %s, query id " INT64_FORMAT ".",
 											  c->rkey, (int64) c->pq->queryid) :
-				 errdetail_internal("Query id " INT64_FORMAT ".", (int64) c->pq->queryid),
+						   errdetail_internal("Query id " INT64_FORMAT ".", (int64) c->pq->queryid),
 				 errhidestmt(false)));
 }
 
@@ -299,7 +300,7 @@ miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
 {
 	PreparedQuery *pq = c->pq;
 	EntryWriter w;
-	char	   *encode_problem;
+	char *encode_problem;
 	const char *not_stored = NULL;
 
 	c->outcome.status = CALL_MISS;
@@ -318,12 +319,13 @@ miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
 	if (gens_ok)
 		EntryWriterInit(&w, c->resultdesc->natts, pq->codecs, gens,
 						cache_ext_max_entry_size -
-						(KeyEncryptionOn() ? CE_SEALED_OVERHEAD : 0));
+							(KeyEncryptionOn() ? CE_SEALED_OVERHEAD : 0));
 	encode_problem = run_query(pq, c->params, c->ts, gens_ok ? &w : NULL);
 
 	if (!gens_ok)
-		not_stored = not_stored ? not_stored :
-			RecoveryInProgress() ? "hot standby" : "generations unreadable";
+		not_stored = not_stored	 ? not_stored :
+			RecoveryInProgress() ? "hot standby" :
+								   "generations unreadable";
 	else if (encode_problem != NULL)
 		not_stored = encode_problem;
 	else if (w.overflow)
@@ -361,8 +363,8 @@ cached_call(Call *c, CachedPlan *cplan)
 {
 	PreparedQuery *pq = c->pq;
 	const char *corrupt;
-	EntryGens	gens;
-	bool		gens_ok;
+	EntryGens gens;
+	bool gens_ok;
 	LookupOutcome found;
 
 	if (c->cs.untracked != NIL)
@@ -426,14 +428,14 @@ cached_query_call(text *query_text, const CallParams *params,
 				  const CallOptions *opts, TupleDesc outdesc,
 				  Tuplestorestate *ts, PreparedQuery **transient)
 {
-	Call		c;
+	Call c;
 	CachedPlan *cplan;
 	CallReason *why;
-	bool		is_transient;
+	bool is_transient;
 
 	memset(&c, 0, sizeof(c));
 	INSTR_TIME_SET_CURRENT(c.start);
-	OutcomeClearLast();			/* an erroring call leaves no status */
+	OutcomeClearLast(); /* an erroring call leaves no status */
 	c.query = text_to_cstring(query_text);
 	c.params = params;
 	c.opts = opts;
@@ -491,7 +493,7 @@ cached_query_call(text *query_text, const CallParams *params,
 			why = MakeReason(QS_REDIS, redis_why);
 	}
 	if (why == NULL && InvalHitsBlocked(true))
-		why = InvalHitsBlockedWhy();	/* outbox.c: pending, or standby lease */
+		why = InvalHitsBlockedWhy(); /* outbox.c: pending, or standby lease */
 
 	if (why == NULL)
 		why = cached_call(&c, cplan);
@@ -505,10 +507,10 @@ cached_query_call(text *query_text, const CallParams *params,
 /* cached_query_call's arguments, for RunCall */
 typedef struct QueryCallArgs
 {
-	text	   *query_text;
+	text *query_text;
 	const CallParams *params;
 	const CallOptions *opts;
-	TupleDesc	outdesc;
+	TupleDesc outdesc;
 	Tuplestorestate *ts;
 } QueryCallArgs;
 
@@ -516,12 +518,12 @@ static Datum
 query_call_body(void *arg, PreparedQuery **transient)
 {
 	QueryCallArgs *a = (QueryCallArgs *) arg;
-	TupleDesc	result;
+	TupleDesc result;
 
 	result = cached_query_call(a->query_text, a->params, a->opts, a->outdesc,
 							   a->ts, transient);
 	if (*transient)
-		result = CreateTupleDescCopy(result);	/* outlives the statement */
+		result = CreateTupleDescCopy(result); /* outlives the statement */
 	return PointerGetDatum(result);
 }
 
@@ -544,20 +546,19 @@ cached_query_common(text *query_text, const CallParams *params,
 	return (TupleDesc) DatumGetPointer(RunCall(query_call_body, &a));
 }
 
-bool		cache_ext_enabled = true;
-int			cache_ext_default_ttl = 300;
-int			cache_ext_max_ttl = 7 * 24 * 3600;
-double		cache_ext_verify_rate = 0.0;
-int			cache_ext_log_calls = LOG_CALLS_NONE;
-int			cache_ext_log_calls_level = LOG;
+bool cache_ext_enabled = true;
+int cache_ext_default_ttl = 300;
+int cache_ext_max_ttl = 7 * 24 * 3600;
+double cache_ext_verify_rate = 0.0;
+int cache_ext_log_calls = LOG_CALLS_NONE;
+int cache_ext_log_calls_level = LOG;
 
 static const struct config_enum_entry log_calls_options[] = {
 	{"none", LOG_CALLS_NONE, false},
 	{"bypass", LOG_CALLS_BYPASS, false},
 	{"miss", LOG_CALLS_MISS, false},
 	{"all", LOG_CALLS_ALL, false},
-	{NULL, 0, false}
-};
+	{NULL, 0, false}};
 
 static const struct config_enum_entry log_level_options[] = {
 	{"debug5", DEBUG5, false},
@@ -570,8 +571,7 @@ static const struct config_enum_entry log_level_options[] = {
 	{"notice", NOTICE, false},
 	{"warning", WARNING, false},
 	{"log", LOG, false},
-	{NULL, 0, false}
-};
+	{NULL, 0, false}};
 
 /* The settings of the call pipeline. */
 void

@@ -68,8 +68,8 @@
 char *
 relation_label(Oid relid)
 {
-	char	   *name = get_rel_name(relid);
-	char	   *nspname;
+	char *name = get_rel_name(relid);
+	char *nspname;
 
 	if (name == NULL)
 		return psprintf("relation with OID %u", relid);
@@ -90,7 +90,7 @@ untracked_label(Oid relid, const char *why)
 static NarrowedScope *
 find_narrowed(List *narrowed, Oid scope)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, narrowed)
 		if (((NarrowedScope *) lfirst(lc))->scope == scope)
@@ -105,16 +105,16 @@ find_narrowed(List *narrowed, Oid scope)
 static List *
 narrowing_candidates(List *eqs)
 {
-	List	   *candidates = NIL;
-	ListCell   *lc;
+	List *candidates = NIL;
+	ListCell *lc;
 
 	foreach(lc, eqs)
 	{
 		KeyEquality *ke = (KeyEquality *) lfirst(lc);
-		Oid			scope;
+		Oid scope;
 		NarrowedScope *ns;
-		bool		dup = false;
-		ListCell   *lc2;
+		bool dup = false;
+		ListCell *lc2;
 
 		if (!InvalKeyColumn(ke->relid, ke->colname, &scope))
 			continue;
@@ -145,18 +145,18 @@ static bool
 scope_is_narrowed(NarrowedScope *ns, Query *q, List *inner, PreparedQuery *pq,
 				  PlannedStmt *stmt)
 {
-	bool		ok = true;
-	ListCell   *lc2;
-	int			rtindex = 0;
+	bool ok = true;
+	ListCell *lc2;
+	int rtindex = 0;
 
 	/* every top-level occurrence of the scope has its equality */
 	foreach(lc2, q->rtable)
 	{
 		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc2);
-		Oid			scope;
+		Oid scope;
 		const char *why;
-		bool		has = false;
-		ListCell   *lc3;
+		bool has = false;
+		ListCell *lc3;
 
 		rtindex++;
 		if (rte->rtekind != RTE_RELATION ||
@@ -172,7 +172,7 @@ scope_is_narrowed(NarrowedScope *ns, Query *q, List *inner, PreparedQuery *pq,
 	/* no occurrence below the top level */
 	foreach(lc2, inner)
 	{
-		Oid			scope;
+		Oid scope;
 		const char *why;
 
 		if (InvalRelationCoverage(lfirst_oid(lc2), &scope, &why) != REL_IGNORED &&
@@ -182,11 +182,11 @@ scope_is_narrowed(NarrowedScope *ns, Query *q, List *inner, PreparedQuery *pq,
 	/* every relation of the plan mapping to it comes from those entries */
 	foreach(lc2, pq->deps.relids)
 	{
-		Oid			relid = lfirst_oid(lc2);
-		Oid			scope;
+		Oid relid = lfirst_oid(lc2);
+		Oid scope;
 		const char *why;
-		bool		covered = false;
-		ListCell   *lc3;
+		bool covered = false;
+		ListCell *lc3;
 
 		if (InvalRelationCoverage(relid, &scope, &why) == REL_IGNORED ||
 			scope != ns->scope)
@@ -211,11 +211,11 @@ scope_is_narrowed(NarrowedScope *ns, Query *q, List *inner, PreparedQuery *pq,
 	foreach(lc2, stmt->rtable)
 	{
 		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc2);
-		Oid			scope;
+		Oid scope;
 		const char *why;
-		int			count = 0;
-		int			expected = 0;
-		ListCell   *lc3;
+		int count = 0;
+		int expected = 0;
+		ListCell *lc3;
 
 		if (!ok)
 			break;
@@ -255,10 +255,10 @@ scope_is_narrowed(NarrowedScope *ns, Query *q, List *inner, PreparedQuery *pq,
 static void
 analyze_narrowing(PreparedQuery *pq, PlannedStmt *stmt)
 {
-	Query	   *q = linitial_node(Query, pq->plansource->query_list);
-	List	   *inner = NIL;
-	List	   *eqs = FindKeyEqualities(q, &inner);
-	ListCell   *lc;
+	Query *q = linitial_node(Query, pq->plansource->query_list);
+	List *inner = NIL;
+	List *eqs = FindKeyEqualities(q, &inner);
+	ListCell *lc;
 
 	pq->narrowed = NIL;
 	if (eqs == NIL)
@@ -280,7 +280,7 @@ analyze_narrowing(PreparedQuery *pq, PlannedStmt *stmt)
 void
 analyze_scopes(PreparedQuery *pq, PlannedStmt *stmt)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	pq->scope_relids = NIL;
 	pq->has_tracked = false;
@@ -288,8 +288,8 @@ analyze_scopes(PreparedQuery *pq, PlannedStmt *stmt)
 	pq->opaque = NIL;
 	foreach(lc, pq->deps.relids)
 	{
-		Oid			relid = lfirst_oid(lc);
-		Oid			scope;
+		Oid relid = lfirst_oid(lc);
+		Oid scope;
 		const char *why;
 
 		switch (InvalRelationCoverage(relid, &scope, &why))
@@ -321,9 +321,9 @@ analyze_scopes(PreparedQuery *pq, PlannedStmt *stmt)
 static Oid
 get_type_send_function(Oid typid)
 {
-	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
-	Oid			send;
-	Oid			elem;
+	HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	Oid send;
+	Oid elem;
 
 	if (!HeapTupleIsValid(tup))
 		return InvalidOid;
@@ -343,8 +343,8 @@ add_param_values(StringInfo m, const CallParams *params)
 {
 	for (int i = 0; i < params->n; i++)
 	{
-		Oid			func;
-		bool		isvarlena;
+		Oid func;
+		bool isvarlena;
 
 		if (params->nulls[i])
 		{
@@ -355,7 +355,7 @@ add_param_values(StringInfo m, const CallParams *params)
 		func = get_type_send_function(params->types[i]);
 		if (OidIsValid(func))
 		{
-			bytea	   *b = OidSendFunctionCall(func, params->values[i]);
+			bytea *b = OidSendFunctionCall(func, params->values[i]);
 
 			KeyAddString(m, "bin");
 			KeyAddField(m, VARDATA(b), VARSIZE(b) - VARHDRSZ);
@@ -387,47 +387,47 @@ add_scope(CallScopes *cs, char *key, char *label, char *desc)
 static bool
 add_key_scopes(CallScopes *cs, NarrowedScope *ns, const CallParams *params)
 {
-	int			start = cs->n;
-	int			nvalues = 0;
-	ListCell   *lc;
+	int start = cs->n;
+	int nvalues = 0;
+	ListCell *lc;
 
 	add_scope(cs, KeyTableDdlGenName(ns->scope), NULL,
 			  cs->describe ? psprintf("table structure %s", relation_label(ns->scope)) : "table");
 	foreach(lc, ns->eqs)
 	{
 		KeyEquality *ke = (KeyEquality *) lfirst(lc);
-		Datum	   *values = ke->consts;
-		Oid			valtype = ke->valtype;
-		int			n = ke->nconsts;
+		Datum *values = ke->consts;
+		Oid valtype = ke->valtype;
+		int n = ke->nconsts;
 
 		if (ke->paramid > 0)
 		{
-			int			i = ke->paramid - 1;
+			int i = ke->paramid - 1;
 
 			n = 0;
 			if (i >= params->n || params->nulls[i])
-				continue;		/* = NULL matches nothing */
+				continue; /* = NULL matches nothing */
 			if (ke->param_is_array)
 			{
-				ArrayType  *arr = DatumGetArrayTypeP(params->values[i]);
-				int16		typlen;
-				bool		typbyval;
-				char		typalign;
-				bool	   *nulls;
-				Datum	   *elems;
+				ArrayType *arr = DatumGetArrayTypeP(params->values[i]);
+				int16 typlen;
+				bool typbyval;
+				char typalign;
+				bool *nulls;
+				Datum *elems;
 
 				valtype = ARR_ELEMTYPE(arr);
 				get_typlenbyvalalign(valtype, &typlen, &typbyval, &typalign);
 				deconstruct_array(arr, valtype, typlen, typbyval, typalign,
 								  &elems, &nulls, &n);
 				{
-					int			k = 0;
+					int k = 0;
 
 					values = palloc(sizeof(Datum) * Max(n, 1));
 					for (int j = 0; j < n; j++)
 						if (!nulls[j])
 							values[k++] = elems[j];
-					n = k;		/* = NULL matches nothing */
+					n = k; /* = NULL matches nothing */
 				}
 			}
 			else
@@ -439,7 +439,7 @@ add_key_scopes(CallScopes *cs, NarrowedScope *ns, const CallParams *params)
 		}
 		for (int j = 0; j < n; j++)
 		{
-			char	   *name;
+			char *name;
 
 			if (++nvalues > MAX_CALL_KEYS)
 			{
@@ -454,7 +454,8 @@ add_key_scopes(CallScopes *cs, NarrowedScope *ns, const CallParams *params)
 			}
 			add_scope(cs, name, NULL,
 					  cs->describe ? psprintf("key %s.%s", relation_label(ns->scope),
-											  quote_identifier(ke->colname)) : "key");
+											  quote_identifier(ke->colname)) :
+									 "key");
 		}
 	}
 	return true;
@@ -465,9 +466,9 @@ void
 call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 			const CallParams *params)
 {
-	int			max = 2 + list_length(pq->scope_relids) +
+	int max = 2 + list_length(pq->scope_relids) +
 		list_length(opts->depends_on) + opts->ntags;
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, pq->narrowed)
 		max += 1 + MAX_CALL_KEYS;
@@ -480,10 +481,10 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 	add_scope(cs, KeyDatabaseGenName(), NULL, "database");
 	foreach(lc, pq->scope_relids)
 	{
-		Oid			scope = lfirst_oid(lc);
+		Oid scope = lfirst_oid(lc);
 		NarrowedScope *ns = find_narrowed(pq->narrowed, scope);
 
-		int			first = cs->n;
+		int first = cs->n;
 
 		if (ns == NULL || !add_key_scopes(cs, ns, params))
 			add_scope(cs, KeyTableGenName(scope), NULL,
@@ -507,8 +508,8 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 		cs->opted_in = true;
 	foreach(lc, opts->depends_on)
 	{
-		Oid			relid = lfirst_oid(lc);
-		Oid			scope;
+		Oid relid = lfirst_oid(lc);
+		Oid scope;
 		const char *why;
 		RelCoverage cov;
 
@@ -564,7 +565,7 @@ char *
 untracked_summary(List *untracked)
 {
 	StringInfoData b;
-	ListCell   *lc;
+	ListCell *lc;
 
 	initStringInfo(&b);
 	foreach(lc, untracked)
@@ -586,8 +587,8 @@ entry_key(const char *query, const CallParams *params, StringInfo settings,
 		  const CallScopes *cs, uint8 *hash)
 {
 	StringInfoData m;
-	List	   *path;
-	ListCell   *lc;
+	List *path;
+	ListCell *lc;
 
 	initStringInfo(&m);
 	KeyAddString(&m, "cache_ext entry v2");
@@ -626,8 +627,8 @@ entry_key(const char *query, const CallParams *params, StringInfo settings,
 	}
 	if (pq->deps.settings_dependent || cs->opted_in)
 	{
-		Oid			temp_nsp;
-		Oid			temp_toast_nsp;
+		Oid temp_nsp;
+		Oid temp_toast_nsp;
 
 		KeyAddString(&m, "every setting");
 		all_settings_material(&m);

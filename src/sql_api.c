@@ -67,15 +67,15 @@
 void
 collect_params(FunctionCallInfo fcinfo, int first, CallParams *p)
 {
-	int			nargs = PG_NARGS();
+	int nargs = PG_NARGS();
 
 	if (nargs > first && get_fn_expr_variadic(fcinfo->flinfo))
 	{
-		ArrayType  *arr;
-		Oid			elemtype;
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
+		ArrayType *arr;
+		Oid elemtype;
+		int16 typlen;
+		bool typbyval;
+		char typalign;
 
 		if (PG_ARGISNULL(first))
 		{
@@ -99,7 +99,7 @@ collect_params(FunctionCallInfo fcinfo, int first, CallParams *p)
 		p->nulls = palloc(sizeof(bool) * Max(p->n, 1));
 		for (int i = 0; i < p->n; i++)
 		{
-			Oid			t = get_fn_expr_argtype(fcinfo->flinfo, first + i);
+			Oid t = get_fn_expr_argtype(fcinfo->flinfo, first + i);
 
 			p->nulls[i] = PG_ARGISNULL(first + i);
 			p->values[i] = p->nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(first + i);
@@ -132,8 +132,8 @@ collect_params(FunctionCallInfo fcinfo, int first, CallParams *p)
 void
 parse_options(HeapTupleHeader opts, CallOptions *o)
 {
-	bool		isnull;
-	Datum		d;
+	bool isnull;
+	Datum d;
 
 	o->ttl_ms = (int64) Min(cache_ext_default_ttl, cache_ext_max_ttl) * 1000;
 	o->namespace = "";
@@ -147,14 +147,14 @@ parse_options(HeapTupleHeader opts, CallOptions *o)
 	d = GetAttributeByNum(opts, 1, &isnull);
 	if (!isnull)
 	{
-		Interval   *iv = DatumGetIntervalP(d);
-		int64		us = -1;
+		Interval *iv = DatumGetIntervalP(d);
+		int64 us = -1;
 
 		/* bounds first, so the arithmetic below cannot overflow */
 		if (iv->month >= 0 && iv->month <= 12 && iv->day >= 0 && iv->day <= 366 &&
 			iv->time >= 0 && iv->time <= (int64) 366 * USECS_PER_DAY)
 			us = iv->time + (int64) iv->day * USECS_PER_DAY +
-			(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+				(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
 		if (us < 1000 || us > (int64) 365 * USECS_PER_DAY)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -166,10 +166,10 @@ parse_options(HeapTupleHeader opts, CallOptions *o)
 	d = GetAttributeByNum(opts, 2, &isnull);
 	if (!isnull)
 	{
-		ArrayType  *arr = DatumGetArrayTypeP(d);
-		Datum	   *tags;
-		bool	   *tagnulls;
-		int			ntags;
+		ArrayType *arr = DatumGetArrayTypeP(d);
+		Datum *tags;
+		bool *tagnulls;
+		int ntags;
 
 		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
 						  &tags, &tagnulls, &ntags);
@@ -193,10 +193,10 @@ parse_options(HeapTupleHeader opts, CallOptions *o)
 		d = GetAttributeByNum(opts, 4, &isnull);
 		if (!isnull)
 		{
-			ArrayType  *arr = DatumGetArrayTypeP(d);
-			Datum	   *rels;
-			bool	   *relnulls;
-			int			nrels;
+			ArrayType *arr = DatumGetArrayTypeP(d);
+			Datum *rels;
+			bool *relnulls;
+			int nrels;
 
 			deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
 							  &rels, &relnulls, &nrels);
@@ -239,10 +239,10 @@ static Datum
 cached_query_srf(FunctionCallInfo fcinfo, bool with_options)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			qarg = with_options ? 1 : 0;
-	CallParams	params;
+	int qarg = with_options ? 1 : 0;
+	CallParams params;
 	CallOptions opts;
-	text	   *query = query_arg(fcinfo, qarg);
+	text *query = query_arg(fcinfo, qarg);
 
 	parse_options(with_options ? options_arg(fcinfo, 0) : NULL, &opts);
 	collect_params(fcinfo, qarg + 1, &params);
@@ -265,15 +265,15 @@ cached_query_srf(FunctionCallInfo fcinfo, bool with_options)
 static Datum
 cached_query_json_common(FunctionCallInfo fcinfo, bool with_options)
 {
-	int			qarg = with_options ? 1 : 0;
-	CallParams	params;
+	int qarg = with_options ? 1 : 0;
+	CallParams params;
 	CallOptions opts;
-	text	   *query = query_arg(fcinfo, qarg);
+	text *query = query_arg(fcinfo, qarg);
 	Tuplestorestate *ts;
-	TupleDesc	desc;
+	TupleDesc desc;
 	TupleTableSlot *slot;
 	StringInfoData json;
-	bool		first = true;
+	bool first = true;
 	MemoryContext rowcxt;
 
 	parse_options(with_options ? options_arg(fcinfo, 0) : NULL, &opts);
@@ -292,9 +292,9 @@ cached_query_json_common(FunctionCallInfo fcinfo, bool with_options)
 	while (tuplestore_gettupleslot(ts, true, false, slot))
 	{
 		MemoryContext old;
-		HeapTuple	tup;
-		Datum		row;
-		text	   *js;
+		HeapTuple tup;
+		Datum row;
+		text *js;
 
 		/* a large result: cancellable, and only the text is kept per row */
 		CHECK_FOR_INTERRUPTS();
@@ -354,7 +354,7 @@ PG_FUNCTION_INFO_V1(cache_status);
 Datum
 cache_status(PG_FUNCTION_ARGS)
 {
-	char	   *status = CallLastStatus();
+	char *status = CallLastStatus();
 
 	if (status == NULL)
 		PG_RETURN_NULL();

@@ -52,7 +52,7 @@
 typedef struct CacheStatsShared
 {
 	pg_atomic_uint64 counters[CS_NUM_COUNTERS];
-	pg_atomic_uint64 reset_time;	/* TimestampTz */
+	pg_atomic_uint64 reset_time; /* TimestampTz */
 } CacheStatsShared;
 
 static CacheStatsShared *shared_stats = NULL;
@@ -69,7 +69,7 @@ CacheStatsShmemRequest(void)
 void
 CacheStatsShmemInit(void)
 {
-	bool		found;
+	bool found;
 
 	shared_stats = ShmemInitStruct("cache_ext stats", sizeof(CacheStatsShared),
 								   &found);
@@ -109,17 +109,17 @@ Datum
 cache_stats(PG_FUNCTION_ARGS)
 {
 	CacheStatsShared *s = stats();
-	TupleDesc	tupdesc;
-	Datum		values[CS_NUM_COUNTERS + 3];
-	bool		nulls[CS_NUM_COUNTERS + 3] = {0};
-	int			n = 0;
+	TupleDesc tupdesc;
+	Datum values[CS_NUM_COUNTERS + 3];
+	bool nulls[CS_NUM_COUNTERS + 3] = {0};
+	int n = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
 	for (int i = 0; i < CS_NUM_COUNTERS; i++)
 	{
-		uint64		v = pg_atomic_read_u64(&s->counters[i]);
+		uint64 v = pg_atomic_read_u64(&s->counters[i]);
 
 		if (i == CS_HIT_TIME_US || i == CS_MISS_TIME_US || i == CS_BYPASS_TIME_US)
 			values[n++] = Float8GetDatum((double) v / 1000.0);
@@ -185,14 +185,14 @@ cache_stats_reset(PG_FUNCTION_ARGS)
  * one evicts wait for evict_lock (not for the table), then find room.
  */
 
-#define QS_QUERY_LEN 1024		/* longest query text kept, in bytes */
-#define QS_USAGE_DECAY 0.99		/* per eviction, for an entry called again */
-#define QS_USAGE_DECAY_ONCE 0.50	/* per eviction, for one called once */
+#define QS_QUERY_LEN		1024 /* longest query text kept, in bytes */
+#define QS_USAGE_DECAY		0.99 /* per eviction, for an entry called again */
+#define QS_USAGE_DECAY_ONCE 0.50 /* per eviction, for one called once */
 
 typedef struct QueryStatsKey
 {
-	Oid			dbid;
-	uint64		queryid;
+	Oid dbid;
+	uint64 queryid;
 } QueryStatsKey;
 
 /*
@@ -203,39 +203,39 @@ typedef struct QueryStatsKey
 typedef struct QueryStatsEntry
 {
 	QueryStatsKey key;
-	slock_t		mutex;
-	double		usage;			/* eviction rank: see above */
-	int64		calls;
-	int64		hits;
-	int64		misses;
-	int64		bypasses;
-	int64		bypass_by[QS_NUM_REASONS];
-	int64		stores;
-	int64		store_skipped;
-	int64		invalidated;
-	int64		bytes_stored;
-	int64		bytes_read;
-	double		hit_ms;			/* total */
-	double		max_hit_ms;
-	double		miss_ms;		/* total */
+	slock_t mutex;
+	double usage; /* eviction rank: see above */
+	int64 calls;
+	int64 hits;
+	int64 misses;
+	int64 bypasses;
+	int64 bypass_by[QS_NUM_REASONS];
+	int64 stores;
+	int64 store_skipped;
+	int64 invalidated;
+	int64 bytes_stored;
+	int64 bytes_read;
+	double hit_ms; /* total */
+	double max_hit_ms;
+	double miss_ms; /* total */
 	TimestampTz last_invalidation;
-	int			query_len;
-	char		query[QS_QUERY_LEN];
+	int query_len;
+	char query[QS_QUERY_LEN];
 } QueryStatsEntry;
 
 typedef struct QueryStatsShared
 {
-	LWLock	   *lock;			/* set at creation, constant */
-	LWLock	   *evict_lock;		/* set at creation, constant */
-	TimestampTz reset_time;		/* lock */
-	double		median_usage;	/* lock: a new entry's usage */
+	LWLock *lock;			/* set at creation, constant */
+	LWLock *evict_lock;		/* set at creation, constant */
+	TimestampTz reset_time; /* lock */
+	double median_usage;	/* lock: a new entry's usage */
 } QueryStatsShared;
 
 /* an entry's key and usage, copied to choose the victims */
 typedef struct QueryStatsUsage
 {
 	QueryStatsKey key;
-	double		usage;
+	double usage;
 } QueryStatsUsage;
 
 static QueryStatsShared *qs_shared = NULL;
@@ -243,8 +243,7 @@ static HTAB *qs_hash = NULL;
 
 static const char *const qs_reason_names[QS_NUM_REASONS] = {
 	"disabled", "not cacheable", "own writes", "isolation level",
-	"untracked", "redis unavailable", "pending invalidations", "not preloaded"
-};
+	"untracked", "redis unavailable", "pending invalidations", "not preloaded"};
 
 void
 QueryStatsShmemRequest(void)
@@ -258,8 +257,8 @@ QueryStatsShmemRequest(void)
 void
 QueryStatsShmemInit(void)
 {
-	bool		found;
-	HASHCTL		info;
+	bool found;
+	HASHCTL info;
 
 	qs_shared = ShmemInitStruct("cache_ext query stats", sizeof(QueryStatsShared),
 								&found);
@@ -282,8 +281,8 @@ QueryStatsShmemInit(void)
 static int
 cmp_usage(const void *a, const void *b)
 {
-	double		x = ((const QueryStatsUsage *) a)->usage;
-	double		y = ((const QueryStatsUsage *) b)->usage;
+	double x = ((const QueryStatsUsage *) a)->usage;
+	double y = ((const QueryStatsUsage *) b)->usage;
 
 	return (x > y) - (x < y);
 }
@@ -302,8 +301,8 @@ qs_choose_victims(QueryStatsUsage *u, int *nvictims, double *median)
 {
 	HASH_SEQ_STATUS seq;
 	QueryStatsEntry *e;
-	long		size = cache_ext_query_stats_max;
-	long		n = 0;
+	long size = cache_ext_query_stats_max;
+	long n = 0;
 
 	LWLockAcquire(qs_shared->lock, LW_SHARED);
 	if (hash_get_num_entries(qs_hash) < cache_ext_query_stats_max)
@@ -345,16 +344,16 @@ static QueryStatsEntry *
 qs_enter(const QueryStatsKey *key, const char *query)
 {
 	QueryStatsEntry *e;
-	bool		found;
+	bool found;
 
 	LWLockAcquire(qs_shared->lock, LW_EXCLUSIVE);
 	if (hash_get_num_entries(qs_hash) >= cache_ext_query_stats_max &&
 		hash_search(qs_hash, key, HASH_FIND, NULL) == NULL)
 	{
 		QueryStatsUsage *u;
-		int			nvictims = 0;
-		double		median = 0;
-		bool		evict;
+		int nvictims = 0;
+		double median = 0;
+		bool evict;
 
 		LWLockRelease(qs_shared->lock);
 		u = palloc(sizeof(QueryStatsUsage) * cache_ext_query_stats_max);
@@ -378,7 +377,7 @@ qs_enter(const QueryStatsKey *key, const char *query)
 		e = hash_search(qs_hash, key, HASH_ENTER_NULL, &found);
 		if (e != NULL && !found)
 		{
-			size_t		len = strlen(query);
+			size_t len = strlen(query);
 
 			memset((char *) e + sizeof(QueryStatsKey), 0,
 				   sizeof(QueryStatsEntry) - sizeof(QueryStatsKey));
@@ -475,11 +474,11 @@ cache_query_stats(PG_FUNCTION_ARGS)
 	hash_seq_init(&seq, qs_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
-		Datum		values[18];
-		bool		nulls[18] = {0};
+		Datum values[18];
+		bool nulls[18] = {0};
 		QueryStatsEntry c;
 		StringInfoData reasons;
-		int			n = 0;
+		int n = 0;
 
 		SpinLockAcquire(&e->mutex);
 		memcpy(&c, e, sizeof(c));
@@ -541,8 +540,8 @@ cache_query_stats_reset(PG_FUNCTION_ARGS)
 }
 
 
-bool		cache_ext_query_stats = true;
-int			cache_ext_query_stats_max = 1000;
+bool cache_ext_query_stats = true;
+int cache_ext_query_stats_max = 1000;
 
 /* The settings of cache_query_stats. */
 void

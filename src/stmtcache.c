@@ -129,7 +129,7 @@ static List *watched_relids = NIL;
  * cached_query again).  Prepared statements are dropped only by the
  * outermost call, before it holds one.
  */
-static int	calls_in_progress = 0;
+static int calls_in_progress = 0;
 
 static void
 prepared_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
@@ -155,7 +155,7 @@ register_callbacks(void)
 		ENUMOID, AGGFNOID, AUTHOID, AUTHMEMMEMROLE, AUTHMEMROLEMEM, LANGOID,
 		RANGETYPE, FOREIGNSERVEROID, FOREIGNDATAWRAPPEROID, USERMAPPINGOID,
 		TRFTYPELANG, DATABASEOID, CONVOID,
-		RELNAMENSP,				/* a relation (a sequence) shadowing a name */
+		RELNAMENSP, /* a relation (a sequence) shadowing a name */
 	};
 
 	if (callbacks_registered)
@@ -180,7 +180,7 @@ static bool settings_resolved = false;
  */
 static struct config_generic **planner_conf = NULL;
 
-static int	nplanner_conf = 0;
+static int nplanner_conf = 0;
 
 /*
  * The settings that change results, as key material (length-prefixed
@@ -193,7 +193,7 @@ settings_material(StringInfo s)
 	if (!settings_resolved)
 	{
 		struct config_generic **vars = get_guc_variables();
-		int			nvars = GetNumConfigOptions();
+		int nvars = GetNumConfigOptions();
 
 		for (int i = 0; i < lengthof(result_settings); i++)
 			for (int j = 0; j < nvars; j++)
@@ -219,7 +219,8 @@ settings_material(StringInfo s)
 	for (int i = 0; i < lengthof(result_settings) + nplanner_conf; i++)
 	{
 		struct config_generic *conf = i < lengthof(result_settings) ?
-		setting_conf[i] : planner_conf[i - lengthof(result_settings)];
+			setting_conf[i] :
+			planner_conf[i - lengthof(result_settings)];
 
 		if (conf == NULL)
 		{
@@ -257,12 +258,12 @@ void
 all_settings_material(StringInfo m)
 {
 	struct config_generic **vars = get_guc_variables();
-	int			nvars = GetNumConfigOptions();
+	int nvars = GetNumConfigOptions();
 
 	for (int j = 0; j < nvars; j++)
 	{
 		struct config_generic *conf = vars[j];
-		char		buf[64];
+		char buf[64];
 
 		/* secrets (cache_ext.redis_url may hold a password) stay out */
 		if (conf->flags & GUC_SUPERUSER_ONLY)
@@ -297,7 +298,7 @@ all_settings_material(StringInfo m)
 				break;
 			case PGC_STRING:
 				{
-					char	   *v = *((struct config_string *) conf)->variable;
+					char *v = *((struct config_string *) conf)->variable;
 
 					KeyAddString(m, v ? v : "");
 					break;
@@ -322,8 +323,8 @@ all_settings_hash(uint8 *hash)
 static RawStmt *
 parse_single_select(const char *query)
 {
-	List	   *raw = pg_parse_query(query);
-	RawStmt    *rs;
+	List *raw = pg_parse_query(query);
+	RawStmt *rs;
 	SelectStmt *sel;
 
 	if (list_length(raw) != 1)
@@ -352,7 +353,7 @@ parse_single_select(const char *query)
 static void
 check_read_only(List *querytrees)
 {
-	Query	   *q;
+	Query *q;
 
 	if (list_length(querytrees) != 1)
 		ereport(ERROR,
@@ -374,7 +375,7 @@ check_read_only(List *querytrees)
 static bool
 is_datetime_type(Oid typid)
 {
-	Oid			elem = get_element_type(typid);
+	Oid elem = get_element_type(typid);
 
 	if (OidIsValid(elem))
 		typid = elem;
@@ -383,7 +384,7 @@ is_datetime_type(Oid typid)
 	else if (type_is_range(typid))
 		typid = get_range_subtype(typid);
 	if (get_typtype(typid) == TYPTYPE_COMPOSITE)
-		return true;			/* a row literal may hold a date */
+		return true; /* a row literal may hold a date */
 	return typid == DATEOID || typid == TIMEOID || typid == TIMETZOID ||
 		typid == TIMESTAMPOID || typid == TIMESTAMPTZOID;
 }
@@ -391,7 +392,7 @@ is_datetime_type(Oid typid)
 typedef struct LiteralWalk
 {
 	const char *query;
-	char	   *problem;
+	char *problem;
 } LiteralWalk;
 
 /*
@@ -409,16 +410,16 @@ find_relative_time_literal(Node *node, LiteralWalk *w)
 								 (void *) w, 0);
 	if (IsA(node, Const))
 	{
-		Const	   *c = (Const *) node;
+		Const *c = (Const *) node;
 		static const char *const words[] = {"now", "today", "tomorrow", "yesterday"};
 
 		if (c->location >= 0 && c->location < (int) strlen(w->query) &&
 			is_datetime_type(c->consttype))
 		{
 			/* the literal's text: up to its closing quote, at most 64 bytes */
-			char	   *lit = pnstrdup(w->query + c->location, 64);
-			char	   *open = strchr(lit, '\'');	/* skips E or U& */
-			char	   *close = open ? strchr(open + 1, '\'') : NULL;
+			char *lit = pnstrdup(w->query + c->location, 64);
+			char *open = strchr(lit, '\''); /* skips E or U& */
+			char *close = open ? strchr(open + 1, '\'') : NULL;
 
 			if (close)
 				*close = '\0';
@@ -473,8 +474,8 @@ watch_function_rowtypes(Node *node, void *context)
 		return query_tree_walker((Query *) node, watch_function_rowtypes, context, 0);
 	if (IsA(node, RangeTblFunction))
 	{
-		Node	   *fexpr = ((RangeTblFunction *) node)->funcexpr;
-		Oid			relid = fexpr ? get_typ_typrelid(exprType(fexpr)) : InvalidOid;
+		Node *fexpr = ((RangeTblFunction *) node)->funcexpr;
+		Oid relid = fexpr ? get_typ_typrelid(exprType(fexpr)) : InvalidOid;
 
 		if (OidIsValid(relid))
 		{
@@ -503,15 +504,15 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 			 bool *transient)
 {
 	StringInfoData m;
-	uint8		key[CE_HASH_LEN];
+	uint8 key[CE_HASH_LEN];
 	PreparedQuery *pq;
-	bool		found;
-	RawStmt    *raw;
+	bool found;
+	RawStmt *raw;
 	CachedPlanSource *plansource;
-	List	   *querytrees;
+	List *querytrees;
 	LiteralWalk lw;
-	Oid			userid = GetUserId();
-	bool		make_transient = false;
+	Oid userid = GetUserId();
+	bool make_transient = false;
 
 	*transient = false;
 	register_callbacks();
@@ -532,7 +533,7 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 	}
 	if (prepared_queries == NULL)
 	{
-		HASHCTL		ctl;
+		HASHCTL ctl;
 
 		ctl.keysize = CE_HASH_LEN;
 		ctl.entrysize = sizeof(PreparedQuery);
@@ -559,11 +560,11 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 	 */
 	if (pq != NULL && pq->analysis_cxt != NULL)
 	{
-		bool		again = pq->literal_problem[0] != '\0' || pq->plan_per_call;
+		bool again = pq->literal_problem[0] != '\0' || pq->plan_per_call;
 
 		if (!again && pq->settings_pinned)
 		{
-			uint8		now[CE_HASH_LEN];
+			uint8 now[CE_HASH_LEN];
 
 			all_settings_hash(now);
 			again = memcmp(now, pq->settings_hash, CE_HASH_LEN) != 0;

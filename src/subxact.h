@@ -13,7 +13,7 @@
 
 #include "postgres.h"
 
-typedef void (*SubxactFn) (void *arg);
+typedef void (*SubxactFn)(void *arg);
 
 /*
  * Run fn(arg) in an internal subtransaction, in the caller's memory context
@@ -25,4 +25,4 @@ typedef void (*SubxactFn) (void *arg);
  */
 extern ErrorData *RunInSubtransaction(SubxactFn fn, void *arg);
 
-#endif							/* CACHE_EXT_SUBXACT_H */
+#endif /* CACHE_EXT_SUBXACT_H */

@@ -81,12 +81,12 @@
 /* What the triggers of ours on a relation say of its tracking. */
 typedef struct Tracking
 {
-	bool		any;			/* has a trigger of ours */
-	bool		root;			/* ... created on it, not cloned from a parent */
-	bool		covered;		/* every write path fires one */
-	const char *why;			/* when not covered */
-	int			nkeys;			/* key columns: the arguments of its row trigger */
-	NameData	keys[INVAL_MAX_KEY_COLUMNS];
+	bool any;		 /* has a trigger of ours */
+	bool root;		 /* ... created on it, not cloned from a parent */
+	bool covered;	 /* every write path fires one */
+	const char *why; /* when not covered */
+	int nkeys;		 /* key columns: the arguments of its row trigger */
+	NameData keys[INVAL_MAX_KEY_COLUMNS];
 } Tracking;
 
 
@@ -94,7 +94,7 @@ static HTAB *rel_infos = NULL;
 
 static bool rel_infos_stale = false;
 
-static Oid	trigger_func = InvalidOid;
+static Oid trigger_func = InvalidOid;
 
 /* incremented whenever what is known of relations' tracking may change */
 static uint64 tracking_epoch = 1;
@@ -127,12 +127,12 @@ InvalTrackingEpoch(void)
 Oid
 extension_namespace(Oid *extoid)
 {
-	Oid			ext = get_extension_oid("cache_ext", true);
-	Oid			nsp = InvalidOid;
-	Relation	extrel;
+	Oid ext = get_extension_oid("cache_ext", true);
+	Oid nsp = InvalidOid;
+	Relation extrel;
 	ScanKeyData key;
 	SysScanDesc scan;
-	HeapTuple	tup;
+	HeapTuple tup;
 
 	if (extoid)
 		*extoid = ext;
@@ -156,8 +156,8 @@ get_trigger_func(void)
 {
 	if (!OidIsValid(trigger_func))
 	{
-		Oid			nsp = extension_namespace(NULL);
-		char	   *nspname;
+		Oid nsp = extension_namespace(NULL);
+		char *nspname;
 
 		if (!OidIsValid(nsp))
 			return InvalidOid;
@@ -202,21 +202,21 @@ static void
 read_tracking(Relation rel, Tracking *t)
 {
 	TriggerDesc *td = rel->trigdesc;
-	Oid			func = get_trigger_func();
-	bool		dml = false,
-				early = false,
-				truncate = false,
-				apply = false,
-				disabled = false,
-				conditional = false;
+	Oid func = get_trigger_func();
+	bool dml = false,
+		 early = false,
+		 truncate = false,
+		 apply = false,
+		 disabled = false,
+		 conditional = false;
 
 	memset(t, 0, sizeof(*t));
 	if (td != NULL && OidIsValid(func))
 	{
 		for (int i = 0; i < td->numtriggers; i++)
 		{
-			Trigger    *tg = &td->triggers[i];
-			bool		always = tg->tgenabled == TRIGGER_FIRES_ALWAYS;
+			Trigger *tg = &td->triggers[i];
+			bool always = tg->tgenabled == TRIGGER_FIRES_ALWAYS;
 
 			if (tg->tgfoid != func)
 				continue;
@@ -276,11 +276,11 @@ read_tracking(Relation rel, Tracking *t)
 List *
 direct_parents(Oid relid)
 {
-	Relation	inh;
+	Relation inh;
 	ScanKeyData key;
 	SysScanDesc scan;
-	HeapTuple	tup;
-	List	   *parents = NIL;
+	HeapTuple tup;
+	List *parents = NIL;
 
 	inh = table_open(InheritsRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber,
@@ -296,13 +296,13 @@ direct_parents(Oid relid)
 static void
 compute_rel_info(RelInfo *ri)
 {
-	Oid			relid = ri->relid;
-	char		relkind = get_rel_relkind(relid);
-	Relation	rel;
-	Tracking	t;
-	List	   *level;
-	int			depth = 0;
-	int			scope_depth = -1;
+	Oid relid = ri->relid;
+	char relkind = get_rel_relkind(relid);
+	Relation rel;
+	Tracking t;
+	List *level;
+	int depth = 0;
+	int scope_depth = -1;
 
 	ri->coverage = REL_UNTRACKED;
 	ri->scope = relid;
@@ -362,14 +362,14 @@ compute_rel_info(RelInfo *ri)
 	level = direct_parents(relid);
 	while (level != NIL && depth < 32)
 	{
-		List	   *next = NIL;
-		ListCell   *lc;
+		List *next = NIL;
+		ListCell *lc;
 
 		depth++;
 		foreach(lc, level)
 		{
-			Oid			anc = lfirst_oid(lc);
-			Relation	arel = RelationIdGetRelation(anc);
+			Oid anc = lfirst_oid(lc);
+			Relation arel = RelationIdGetRelation(anc);
 
 			if (arel == NULL)
 				continue;
@@ -397,8 +397,8 @@ compute_rel_info(RelInfo *ri)
 RelInfo *
 get_rel_info(Oid relid)
 {
-	RelInfo    *ri;
-	bool		found;
+	RelInfo *ri;
+	bool found;
 
 	if (rel_infos_stale && rel_infos != NULL)
 	{
@@ -409,7 +409,7 @@ get_rel_info(Oid relid)
 	rel_infos_stale = false;
 	if (rel_infos == NULL)
 	{
-		HASHCTL		ctl;
+		HASHCTL ctl;
 
 		ctl.keysize = sizeof(Oid);
 		ctl.entrysize = sizeof(RelInfo);
@@ -437,7 +437,7 @@ get_rel_info(Oid relid)
 RelCoverage
 InvalRelationCoverage(Oid relid, Oid *scope, const char **why)
 {
-	RelInfo    *ri = get_rel_info(relid);
+	RelInfo *ri = get_rel_info(relid);
 
 	*scope = ri->scope;
 	*why = ri->why;
@@ -447,7 +447,7 @@ InvalRelationCoverage(Oid relid, Oid *scope, const char **why)
 bool
 InvalKeyColumn(Oid relid, const char *colname, Oid *scope)
 {
-	RelInfo    *ri = get_rel_info(relid);
+	RelInfo *ri = get_rel_info(relid);
 
 	*scope = ri->scope;
 	if (ri->coverage != REL_TRACKED)
@@ -484,7 +484,7 @@ InvalKeyTypeSupported(Oid typid)
 static bool
 key_material(Oid typid, Datum value, StringInfo m)
 {
-	int64		i;
+	int64 i;
 
 	switch (getBaseType(typid))
 	{
@@ -500,7 +500,7 @@ key_material(Oid typid, Datum value, StringInfo m)
 		case TEXTOID:
 		case VARCHAROID:
 			{
-				text	   *t = DatumGetTextPP(value);
+				text *t = DatumGetTextPP(value);
 
 				KeyAddString(m, "text");
 				KeyAddField(m, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
@@ -522,7 +522,7 @@ char *
 InvalKeyValueName(Oid scope, const char *colname, Oid typid, Datum value)
 {
 	StringInfoData m;
-	char	   *name;
+	char *name;
 
 	initStringInfo(&m);
 	if (!key_material(typid, value, &m))

@@ -87,16 +87,16 @@ qualified_name(Oid relid)
 bool
 our_trigger(Oid relid, const char *name, bool *clone)
 {
-	Relation	rel = RelationIdGetRelation(relid);
-	Oid			func = get_trigger_func();
-	bool		found = false;
+	Relation rel = RelationIdGetRelation(relid);
+	Oid func = get_trigger_func();
+	bool found = false;
 
 	*clone = false;
 	if (rel == NULL)
 		return false;
 	for (int i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
 	{
-		Trigger    *tg = &rel->trigdesc->triggers[i];
+		Trigger *tg = &rel->trigdesc->triggers[i];
 
 		if (strcmp(tg->tgname, name) == 0 && tg->tgfoid == func)
 		{
@@ -112,8 +112,8 @@ our_trigger(Oid relid, const char *name, bool *clone)
 char
 trigger_state(Oid relid, const char *name, bool *ours)
 {
-	Relation	rel = RelationIdGetRelation(relid);
-	char		state = '\0';
+	Relation rel = RelationIdGetRelation(relid);
+	char state = '\0';
 
 	*ours = false;
 	if (rel == NULL)
@@ -121,7 +121,7 @@ trigger_state(Oid relid, const char *name, bool *ours)
 	if (rel->trigdesc)
 		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
 		{
-			Trigger    *tg = &rel->trigdesc->triggers[i];
+			Trigger *tg = &rel->trigdesc->triggers[i];
 
 			if (strcmp(tg->tgname, name) == 0)
 			{
@@ -136,7 +136,7 @@ trigger_state(Oid relid, const char *name, bool *ours)
 void
 spi_exec(const char *sql)
 {
-	int			rc = SPI_execute(sql, false, 0);
+	int rc = SPI_execute(sql, false, 0);
 
 	if (rc < 0)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
@@ -149,14 +149,14 @@ spi_exec(const char *sql)
 static bool
 trigger_args_are(Oid relid, const char *name, List *args)
 {
-	Relation	rel = RelationIdGetRelation(relid);
-	bool		same = false;
+	Relation rel = RelationIdGetRelation(relid);
+	bool same = false;
 
 	if (rel == NULL)
 		return false;
 	for (int i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
 	{
-		Trigger    *tg = &rel->trigdesc->triggers[i];
+		Trigger *tg = &rel->trigdesc->triggers[i];
 
 		if (strcmp(tg->tgname, name) != 0)
 			continue;
@@ -177,9 +177,9 @@ static void
 ensure_trigger(Oid relid, const char *name, const char *timing,
 			   const char *events, const char *level, char enabled, List *args)
 {
-	bool		ours;
-	char		state = trigger_state(relid, name, &ours);
-	char	   *rel = qualified_name(relid);
+	bool ours;
+	char state = trigger_state(relid, name, &ours);
+	char *rel = qualified_name(relid);
 
 	if (state != '\0' && !ours)
 		ereport(ERROR,
@@ -189,9 +189,9 @@ ensure_trigger(Oid relid, const char *name, const char *timing,
 				 errhint("Rename or drop that trigger, then track the table again.")));
 	if (state == '\0' || !trigger_args_are(relid, name, args))
 	{
-		Oid			func = get_trigger_func();
+		Oid func = get_trigger_func();
 		StringInfoData a;
-		ListCell   *lc;
+		ListCell *lc;
 
 		initStringInfo(&a);
 		foreach(lc, args)
@@ -219,7 +219,7 @@ ensure_trigger(Oid relid, const char *name, const char *timing,
 void
 drop_trigger(Oid relid, const char *name)
 {
-	bool		ours;
+	bool ours;
 
 	if (trigger_state(relid, name, &ours) != '\0' && ours)
 	{
@@ -240,14 +240,14 @@ drop_trigger(Oid relid, const char *name)
 void
 install_triggers(Oid relid, bool partition_of_tracked, List *keys)
 {
-	char		relkind = get_rel_relkind(relid);
+	char relkind = get_rel_relkind(relid);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (relkind == RELKIND_PARTITIONED_TABLE)
 	{
-		List	   *all = find_all_inheritors(relid, NoLock, NULL);
-		ListCell   *lc;
+		List *all = find_all_inheritors(relid, NoLock, NULL);
+		ListCell *lc;
 
 		/* its arguments, the key columns, are cloned with it */
 		if (!partition_of_tracked)
@@ -275,7 +275,9 @@ install_triggers(Oid relid, bool partition_of_tracked, List *keys)
 			ensure_trigger(relid, "cache_ext_apply", "AFTER",
 						   "INSERT OR UPDATE OR DELETE", "ROW",
 						   (get_rel_relispartition(relid) || direct_parents(relid) != NIL) ?
-						   'A' : 'R', NIL);
+							   'A' :
+							   'R',
+						   NIL);
 			/* key-level tracking: the values of the key columns of each row */
 			if (keys != NIL)
 				ensure_trigger(relid, "cache_ext_keys", "AFTER",
@@ -292,8 +294,8 @@ install_triggers(Oid relid, bool partition_of_tracked, List *keys)
 List *
 inherited_keys(Oid relid)
 {
-	RelInfo    *ri = get_rel_info(relid);
-	List	   *keys = NIL;
+	RelInfo *ri = get_rel_info(relid);
+	List *keys = NIL;
 
 	for (int i = 0; i < ri->nkeys; i++)
 		keys = lappend(keys, pstrdup(NameStr(ri->keys[i])));
@@ -303,7 +305,7 @@ inherited_keys(Oid relid)
 void
 check_trackable(Oid relid, bool for_untrack)
 {
-	char		relkind = get_rel_relkind(relid);
+	char relkind = get_rel_relkind(relid);
 	const char *name = get_rel_name(relid);
 
 	if (relkind == '\0')
@@ -342,10 +344,10 @@ check_trackable(Oid relid, bool for_untrack)
 List *
 check_key_columns(Oid relid, ArrayType *arr)
 {
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	List	   *keys = NIL;
+	Datum *elems;
+	bool *nulls;
+	int n;
+	List *keys = NIL;
 
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	if (n == 0)
@@ -357,12 +359,12 @@ check_key_columns(Oid relid, ArrayType *arr)
 						INVAL_MAX_KEY_COLUMNS, n)));
 	for (int i = 0; i < n; i++)
 	{
-		char	   *col;
-		AttrNumber	attno;
-		Oid			typid;
-		Oid			collid;
-		int32		typmod;
-		ListCell   *lc;
+		char *col;
+		AttrNumber attno;
+		Oid typid;
+		Oid collid;
+		int32 typmod;
+		ListCell *lc;
 
 		if (nulls[i])
 			ereport(ERROR,
@@ -407,7 +409,7 @@ Datum
 cache_ext_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
-	Oid			relid;
+	Oid relid;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,

@@ -92,8 +92,8 @@
 
 typedef struct TouchedKey
 {
-	char		key[INVAL_KEY_LEN];
-	int			level;			/* subtransaction nesting level that added it */
+	char key[INVAL_KEY_LEN];
+	int level; /* subtransaction nesting level that added it */
 } TouchedKey;
 
 static HTAB *touched = NULL;
@@ -103,17 +103,17 @@ static MemoryContext touched_cxt = NULL;
 /* key scopes added per scope relation in this transaction (escalation) */
 typedef struct KeyCount
 {
-	Oid			scope;
-	int			count;
-	bool		escalated;
+	Oid scope;
+	int count;
+	bool escalated;
 } KeyCount;
 
 static HTAB *key_counts = NULL;
 
 /* the trigger's shortcut: this relation was noted at this level already */
-static Oid	last_relid = InvalidOid;
+static Oid last_relid = InvalidOid;
 
-static int	last_level = 0;
+static int last_level = 0;
 
 /* the GID of the PREPARE TRANSACTION being run */
 static char *prepare_gid = NULL;
@@ -123,14 +123,14 @@ bool
 touch_key(const char *key)
 {
 	TouchedKey *tk;
-	bool		found;
-	char		k[INVAL_KEY_LEN];
+	bool found;
+	char k[INVAL_KEY_LEN];
 
 	if (strlen(key) >= INVAL_KEY_LEN)
 		elog(ERROR, "cache_ext generation key too long: \"%s\"", key);
 	if (touched == NULL)
 	{
-		HASHCTL		ctl;
+		HASHCTL ctl;
 
 		if (touched_cxt == NULL)
 			touched_cxt = AllocSetContextCreate(TopMemoryContext,
@@ -158,7 +158,7 @@ touch_key(const char *key)
 void
 touch_relation(Oid relid, bool structural)
 {
-	RelInfo    *ri = get_rel_info(relid);
+	RelInfo *ri = get_rel_info(relid);
 
 	for (int i = 0; i < ri->nbump; i++)
 	{
@@ -172,7 +172,7 @@ touch_relation(Oid relid, bool structural)
 static List *
 relation_keys(Oid relid, List *keys)
 {
-	RelInfo    *ri = get_rel_info(relid);
+	RelInfo *ri = get_rel_info(relid);
 
 	for (int i = 0; i < ri->nbump; i++)
 	{
@@ -186,8 +186,8 @@ relation_keys(Oid relid, List *keys)
 List *
 relation_tree_keys(Oid relid, List *keys)
 {
-	List	   *all;
-	ListCell   *lc;
+	List *all;
+	ListCell *lc;
 
 	if (get_rel_relkind(relid) == '\0')
 		return keys;
@@ -201,8 +201,8 @@ relation_tree_keys(Oid relid, List *keys)
 void
 touch_relation_tree(Oid relid)
 {
-	ListCell   *lc;
-	List	   *keys = relation_tree_keys(relid, NIL);
+	ListCell *lc;
+	List *keys = relation_tree_keys(relid, NIL);
 
 	foreach(lc, keys)
 		touch_key((char *) lfirst(lc));
@@ -217,7 +217,7 @@ InvalTouchedAny(void)
 bool
 InvalScopeTouched(const char *key)
 {
-	char		k[INVAL_KEY_LEN];
+	char k[INVAL_KEY_LEN];
 
 	if (!InvalTouchedAny())
 		return false;
@@ -231,8 +231,8 @@ touched_keys(int *n)
 {
 	HASH_SEQ_STATUS seq;
 	TouchedKey *tk;
-	char	  **keys;
-	int			i = 0;
+	char **keys;
+	int i = 0;
 
 	*n = touched ? hash_get_num_entries(touched) : 0;
 	keys = MemoryContextAlloc(touched_cxt ? touched_cxt : TopMemoryContext,
@@ -254,7 +254,7 @@ forget_touched(void)
 		touched = NULL;
 	}
 	OutboxCommitEnd();
-	key_counts = NULL;			/* it lives in touched_cxt */
+	key_counts = NULL; /* it lives in touched_cxt */
 	if (touched_cxt != NULL)
 		MemoryContextReset(touched_cxt);
 	last_relid = InvalidOid;
@@ -269,8 +269,8 @@ static void
 bump_at_commit(void)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
-	char	  **keys = NULL;
-	int			n = 0;
+	char **keys = NULL;
+	int n = 0;
 	volatile bool ok = false;
 
 	PG_TRY();
@@ -296,7 +296,7 @@ bump_at_commit(void)
 	PG_END_TRY();
 
 	if (!ok && InvalShmemReady())
-		OutboxRequestServerBump();	/* could not even record them */
+		OutboxRequestServerBump(); /* could not even record them */
 
 	/*
 	 * A change to shared catalogs (roles, memberships, database or
@@ -321,12 +321,12 @@ bump_at_commit(void)
 static Relation
 open_prepared_table(void)
 {
-	Oid			ext;
-	Oid			nsp = extension_namespace(&ext);
-	Oid			relid;
-	Relation	rel;
-	TupleDesc	desc;
-	List	   *indexes;
+	Oid ext;
+	Oid nsp = extension_namespace(&ext);
+	Oid relid;
+	Relation rel;
+	TupleDesc desc;
+	List *indexes;
 
 	if (!OidIsValid(nsp))
 		return NULL;
@@ -367,13 +367,13 @@ open_prepared_table(void)
 static void
 save_prepared(void)
 {
-	char	  **keys;
-	int			n;
-	Datum	   *elems;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
-	Relation	rel;
-	HeapTuple	tup;
+	char **keys;
+	int n;
+	Datum *elems;
+	Datum values[2];
+	bool nulls[2] = {false, false};
+	Relation rel;
+	HeapTuple tup;
 
 	keys = touched_keys(&n);
 	if (n == 0)
@@ -425,16 +425,16 @@ save_prepared(void)
 static char **
 take_prepared(const char *gid, MemoryContext cxt, int *n)
 {
-	Relation	rel = open_prepared_table();
-	TupleDesc	desc;
-	Snapshot	snap;
+	Relation rel = open_prepared_table();
+	TupleDesc desc;
+	Snapshot snap;
 	TableScanDesc scan;
-	HeapTuple	tup;
-	size_t		gidlen = strlen(gid);
-	List	   *found = NIL;
-	char	  **keys;
-	ListCell   *lc;
-	int			i = 0;
+	HeapTuple tup;
+	size_t gidlen = strlen(gid);
+	List *found = NIL;
+	char **keys;
+	ListCell *lc;
+	int i = 0;
 
 	*n = 0;
 	if (rel == NULL)
@@ -444,12 +444,12 @@ take_prepared(const char *gid, MemoryContext cxt, int *n)
 	scan = table_beginscan(rel, snap, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		bool		isnull;
-		Datum		d = heap_getattr(tup, 1, desc, &isnull);
-		text	   *g;
-		Datum	   *elems;
-		bool	   *enulls;
-		int			nelems;
+		bool isnull;
+		Datum d = heap_getattr(tup, 1, desc, &isnull);
+		text *g;
+		Datum *elems;
+		bool *enulls;
+		int nelems;
 
 		if (isnull)
 			continue;
@@ -474,8 +474,8 @@ take_prepared(const char *gid, MemoryContext cxt, int *n)
 	keys = MemoryContextAlloc(cxt, sizeof(char *) * Max(list_length(found), 1));
 	foreach(lc, found)
 	{
-		char	   *k = lfirst(lc);
-		bool		dup = false;
+		char *k = lfirst(lc);
+		bool dup = false;
 
 		for (int j = 0; j < i && !dup; j++)
 			dup = strcmp(keys[j], k) == 0;
@@ -490,8 +490,8 @@ typedef struct TakePrepared
 {
 	const char *gid;
 	MemoryContext cxt;
-	char	  **keys;
-	int			n;
+	char **keys;
+	int n;
 } TakePrepared;
 
 static void
@@ -593,7 +593,7 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	HASH_SEQ_STATUS seq;
 	TouchedKey *tk;
-	int			level;
+	int level;
 
 	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
 		return;
@@ -613,9 +613,9 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		if (tk->level < level)
 			continue;
 		if (event == SUBXACT_EVENT_COMMIT_SUB)
-			tk->level = level - 1;	/* now the parent's */
+			tk->level = level - 1; /* now the parent's */
 		else
-			hash_search(touched, tk->key, HASH_REMOVE, NULL);	/* rolled back */
+			hash_search(touched, tk->key, HASH_REMOVE, NULL); /* rolled back */
 	}
 }
 
@@ -637,21 +637,21 @@ XactSetPrepareGid(const char *gid)
 void
 touch_row_keys(TriggerData *td, Oid relid)
 {
-	RelInfo    *ri = get_rel_info(relid);
-	TupleDesc	desc = RelationGetDescr(td->tg_relation);
-	HeapTuple	tuples[2];
-	int			ntuples = 0;
-	KeyCount   *kc;
-	bool		found;
+	RelInfo *ri = get_rel_info(relid);
+	TupleDesc desc = RelationGetDescr(td->tg_relation);
+	HeapTuple tuples[2];
+	int ntuples = 0;
+	KeyCount *kc;
+	bool found;
 
 	if (ri->coverage != REL_TRACKED || ri->nkeys == 0)
 		return;
 	if (key_counts == NULL)
 	{
-		HASHCTL		ctl;
+		HASHCTL ctl;
 
 		if (touched == NULL)
-			touch_key(KeyTableGenName(relid));	/* creates touched_cxt */
+			touch_key(KeyTableGenName(relid)); /* creates touched_cxt */
 		ctl.keysize = sizeof(Oid);
 		ctl.entrysize = sizeof(KeyCount);
 		ctl.hcxt = touched_cxt;
@@ -680,9 +680,9 @@ touch_row_keys(TriggerData *td, Oid relid)
 	for (int k = 0; k < ri->nkeys; k++)
 	{
 		const char *col = NameStr(ri->keys[k]);
-		AttrNumber	attno = InvalidAttrNumber;
-		Datum		prev = (Datum) 0;
-		bool		prev_set = false;
+		AttrNumber attno = InvalidAttrNumber;
+		Datum prev = (Datum) 0;
+		bool prev_set = false;
 
 		for (int a = 0; a < desc->natts; a++)
 		{
@@ -704,9 +704,9 @@ touch_row_keys(TriggerData *td, Oid relid)
 		for (int i = 0; i < ntuples; i++)
 		{
 			Form_pg_attribute att = TupleDescAttr(desc, attno - 1);
-			bool		isnull;
-			Datum		v = heap_getattr(tuples[i], attno, desc, &isnull);
-			char	   *name;
+			bool isnull;
+			Datum v = heap_getattr(tuples[i], attno, desc, &isnull);
+			char *name;
 
 			/* a NULL key matches no equality: nothing to invalidate */
 			if (isnull)
@@ -745,7 +745,7 @@ touch_row_keys(TriggerData *td, Oid relid)
 void
 touch_relation_once(Oid relid)
 {
-	int			level = GetCurrentTransactionNestLevel();
+	int level = GetCurrentTransactionNestLevel();
 
 	if (relid != last_relid || level != last_level)
 	{

@@ -39,14 +39,14 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "cache_ext.h"			/* settings only */
+#include "cache_ext.h" /* settings only */
 #include "redis/redis.h"
 #include "redis/redis_text.h"
 
 typedef struct RedisConn
 {
-	bool		connected;
-	char	   *url;			/* malloc'd copy of the URL we connected to */
+	bool connected;
+	char *url; /* malloc'd copy of the URL we connected to */
 	RedisTransport transport;
 	redisReader *reader;
 } RedisConn;
@@ -54,7 +54,7 @@ typedef struct RedisConn
 static RedisConn conn = {.transport = {.sock = PGINVALID_SOCKET}};
 
 static TimestampTz breaker_until = 0;
-static uint32 breaker_url_hash = 0;	/* the URL the breaker opened for */
+static uint32 breaker_url_hash = 0; /* the URL the breaker opened for */
 static bool warned_this_outage = false;
 static char last_error[256] = "";
 
@@ -69,10 +69,10 @@ static uint64 failure_count = 0;
 
 /* replies of the exchange in flight, freed if an interrupt throws */
 static redisReply **inflight = NULL;
-static int	inflight_n = 0;
+static int inflight_n = 0;
 
 #define RECV_CHUNK 65536
-static char *recv_chunk = NULL;	/* in TopMemoryContext, reused */
+static char *recv_chunk = NULL; /* in TopMemoryContext, reused */
 
 RedisConnectHook redis_connect_hook = NULL;
 
@@ -94,9 +94,9 @@ RedisCommandArg(RedisCommand *cmd, const char *arg, size_t len)
 {
 	if (cmd->argc == cmd->cap)
 	{
-		int			cap = cmd->cap * 2;
+		int cap = cmd->cap * 2;
 		const char **argv = palloc(sizeof(char *) * cap);
-		size_t	   *argvlen = palloc(sizeof(size_t) * cap);
+		size_t *argvlen = palloc(sizeof(size_t) * cap);
 
 		memcpy(argv, cmd->argv, sizeof(char *) * cmd->argc);
 		memcpy(argvlen, cmd->argvlen, sizeof(size_t) * cmd->argc);
@@ -241,8 +241,8 @@ fail(void)
 				 errmsg("cache_ext could not use Redis, so queries run uncached"),
 				 errdetail_internal("The error was: %s.", last_error),
 				 cache_ext_redis_url && strncmp(cache_ext_redis_url, "rediss://", 9) == 0 ?
-				 errhint("Check cache_ext.redis_url, the cache_ext.tls_* settings and the Redis server; cache_ext retries after cache_ext.retry_interval.") :
-				 errhint("Check cache_ext.redis_url and the Redis server; cache_ext retries after cache_ext.retry_interval.")));
+					 errhint("Check cache_ext.redis_url, the cache_ext.tls_* settings and the Redis server; cache_ext retries after cache_ext.retry_interval.") :
+					 errhint("Check cache_ext.redis_url and the Redis server; cache_ext retries after cache_ext.retry_interval.")));
 	}
 }
 
@@ -253,7 +253,7 @@ fail(void)
 void
 RedisReportError(const char *msg, size_t len)
 {
-	char		safe[160];
+	char safe[160];
 
 	RedisSafeText(safe, sizeof(safe), msg, len);
 	snprintf(last_error, sizeof(last_error), "Redis answered: %s", safe);
@@ -264,7 +264,7 @@ RedisReportError(const char *msg, size_t len)
 char *
 RedisReplyText(const char *s, size_t len, size_t max)
 {
-	char	   *out = palloc(max + 1);
+	char *out = palloc(max + 1);
 
 	RedisSafeText(out, max + 1, s, len);
 	return out;
@@ -319,7 +319,7 @@ RedisUsable(const char **why)
 static void
 reader_error(void)
 {
-	char		safe[200];
+	char safe[200];
 
 	last_kind = REDIS_FAIL_PROTOCOL;
 	RedisSafeText(safe, sizeof(safe), conn.reader->errstr,
@@ -337,10 +337,10 @@ static bool
 exchange(const char *buf, size_t len, int n, redisReply **replies,
 		 size_t max_reply_bytes, TimestampTz deadline)
 {
-	char		err[200];
-	size_t		received = 0;
-	char	   *chunk;
-	int			got = 0;
+	char err[200];
+	size_t received = 0;
+	char *chunk;
+	int got = 0;
 
 	if (!TransportSend(&conn.transport, buf, len, deadline, err, sizeof(err)))
 	{
@@ -356,8 +356,8 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 	chunk = recv_chunk;
 	while (got < n)
 	{
-		void	   *reply = NULL;
-		ssize_t		r;
+		void *reply = NULL;
+		ssize_t r;
 
 		if (redisReaderGetReply(conn.reader, &reply) != REDIS_OK)
 		{
@@ -404,8 +404,8 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 static bool
 format_command(StringInfo buf, const RedisCommand *cmd)
 {
-	char	   *formatted = NULL;
-	int			len;
+	char *formatted = NULL;
+	int len;
 
 	len = redisFormatCommandArgv(&formatted, cmd->argc, (const char **) cmd->argv,
 								 cmd->argvlen);
@@ -432,7 +432,7 @@ format_command(StringInfo buf, const RedisCommand *cmd)
 #define MAX_REPLY_ELEMENTS (1024 * 1024)
 
 static redisReplyObjectFunctions limited_functions;
-static void *(*default_create_array) (const redisReadTask *, int);
+static void *(*default_create_array)(const redisReadTask *, int);
 
 static void *
 create_array_limited(const redisReadTask *task, int elements)
@@ -462,7 +462,7 @@ limit_arrays(redisReader *reader)
 static void
 report_run_id(redisReply *info)
 {
-	char		run_id[64];
+	char run_id[64];
 
 	run_id[0] = '\0';
 	if (info->type == REDIS_REPLY_STRING)
@@ -471,7 +471,7 @@ report_run_id(redisReply *info)
 
 		if (p)
 		{
-			int			len = 0;
+			int len = 0;
 
 			p += strlen("run_id:");
 			while (len < (int) sizeof(run_id) - 1 && isalnum((unsigned char) p[len]))
@@ -486,7 +486,7 @@ report_run_id(redisReply *info)
 		redis_connect_hook(run_id[0] ? run_id : NULL);
 }
 
-char	   *cache_ext_redis_password_file = NULL;
+char *cache_ext_redis_password_file = NULL;
 
 /*
  * The first line of the password file (palloc'd), or NULL with last_error
@@ -496,11 +496,11 @@ static char *
 read_password_file(const char *path)
 {
 	struct stat st;
-	FILE	   *f;
-	char		line[1024];
-	size_t		len;
+	FILE *f;
+	char line[1024];
+	size_t len;
 
-	last_kind = REDIS_FAIL_CONFIG;	/* if it fails */
+	last_kind = REDIS_FAIL_CONFIG; /* if it fails */
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
 	{
 		snprintf(last_error, sizeof(last_error),
@@ -534,7 +534,7 @@ read_password_file(const char *path)
 		return NULL;
 	}
 	{
-		char	   *pw = pstrdup(line);
+		char *pw = pstrdup(line);
 
 		explicit_bzero(line, sizeof(line));
 		return pw;
@@ -546,13 +546,13 @@ static bool
 connect_redis(int timeout_ms)
 {
 	RedisEndpoint ep;
-	char	   *perr;
-	char		err[200];
+	char *perr;
+	char err[200];
 	TimestampTz deadline;
 	StringInfoData buf;
 	RedisCommand cmds[2];
 	redisReply *replies[2];
-	int			n = 0;
+	int n = 0;
 
 	perr = RedisParseUrl(cache_ext_redis_url, &ep);
 	if (perr)
@@ -604,7 +604,7 @@ connect_redis(int timeout_ms)
 	}
 	if (ep.db != 0)
 	{
-		char		dbstr[16];
+		char dbstr[16];
 
 		snprintf(dbstr, sizeof(dbstr), "%d", ep.db);
 		RedisCommandInit(&cmds[n], "SELECT");
@@ -631,12 +631,13 @@ connect_redis(int timeout_ms)
 	{
 		if (replies[i]->type == REDIS_REPLY_ERROR)
 		{
-			char		safe[160];
+			char safe[160];
 
 			/* the error text of AUTH never contains the password */
 			RedisSafeText(safe, sizeof(safe), replies[i]->str, replies[i]->len);
 			last_kind = strcmp(cmds[i].argv[0], "AUTH") == 0 ?
-				REDIS_FAIL_AUTH : REDIS_FAIL_SERVER_ERROR;
+				REDIS_FAIL_AUTH :
+				REDIS_FAIL_SERVER_ERROR;
 			snprintf(last_error, sizeof(last_error), "%s failed: %s",
 					 cmds[i].argv[0], safe);
 			RedisFreeReplies(n, replies);
@@ -689,13 +690,12 @@ exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
 		  size_t max_reply_bytes, int timeout_ms, int connect_ms, bool *fresh_out)
 {
 	StringInfoData buf;
-	bool		ok = false;
+	bool ok = false;
 	volatile bool fresh = false;
 	redisReply **volatile all = replies;
 
 	/* a new URL, or new TLS settings, apply from the next call */
-	if (conn.connected && (strcmp(conn.url, cache_ext_redis_url) != 0 ||
-						   TransportStale(&conn.transport)))
+	if (conn.connected && (strcmp(conn.url, cache_ext_redis_url) != 0 || TransportStale(&conn.transport)))
 		RedisDisconnect();
 
 	initStringInfo(&buf);
@@ -758,8 +758,8 @@ static bool
 exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 			  size_t max_reply_bytes, int timeout_ms, int connect_ms)
 {
-	bool		fresh;
-	bool		ok;
+	bool fresh;
+	bool ok;
 
 	ok = exec_once(ncmds, cmds, replies, max_reply_bytes, timeout_ms,
 				   connect_ms, &fresh);

@@ -68,18 +68,18 @@ typedef enum RedisEndpointKind
 {
 	REDIS_EP_TCP,
 	REDIS_EP_UNIX,
-	REDIS_EP_TLS				/* rediss://: TCP with TLS */
+	REDIS_EP_TLS /* rediss://: TCP with TLS */
 } RedisEndpointKind;
 
 typedef struct RedisEndpoint
 {
 	RedisEndpointKind kind;
-	char	   *host;			/* TCP: host name or address */
-	int			port;			/* TCP */
-	char	   *path;			/* UNIX: socket path */
-	char	   *user;			/* ACL user, or NULL */
-	char	   *password;		/* or NULL */
-	int			db;				/* SELECT index */
+	char *host;		/* TCP: host name or address */
+	int port;		/* TCP */
+	char *path;		/* UNIX: socket path */
+	char *user;		/* ACL user, or NULL */
+	char *password; /* or NULL */
+	int db;			/* SELECT index */
 } RedisEndpoint;
 
 /*
@@ -94,16 +94,16 @@ typedef struct WaitEventSet WaitEventSet;
 
 typedef struct RedisTransport
 {
-	pgsocket	sock;
-	bool		fd_reserved;	/* AcquireExternalFD() succeeded */
-	WaitEventSet *wes;			/* latch, postmaster death and the socket,
+	pgsocket sock;
+	bool fd_reserved;		  /* AcquireExternalFD() succeeded */
+	WaitEventSet *wes;		  /* latch, postmaster death and the socket,
 								 * kept for the connection's life */
-	int			sock_pos;		/* the socket's event in wes */
-	uint32		sock_events;	/* what it waits for now */
-	struct ssl_st *ssl;			/* rediss://: OpenSSL's connection (malloc'd,
+	int sock_pos;			  /* the socket's event in wes */
+	uint32 sock_events;		  /* what it waits for now */
+	struct ssl_st *ssl;		  /* rediss://: OpenSSL's connection (malloc'd,
 								 * freed by TransportClose), else NULL */
-	uint64		tls_generation; /* the TLS settings it was made under */
-	RedisFailureKind failure;	/* set by a Transport* call that failed */
+	uint64 tls_generation;	  /* the TLS settings it was made under */
+	RedisFailureKind failure; /* set by a Transport* call that failed */
 } RedisTransport;
 
 extern bool TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
@@ -134,12 +134,12 @@ extern void TransportDefineGucs(void);
  */
 typedef struct RedisCommand
 {
-	int			argc;
-	int			cap;
+	int argc;
+	int cap;
 	const char **argv;
-	size_t	   *argvlen;
+	size_t *argvlen;
 	const char *argv_inline[8];
-	size_t		argvlen_inline[8];
+	size_t argvlen_inline[8];
 } RedisCommand;
 
 extern void RedisCommandInit(RedisCommand *cmd, const char *name);
@@ -157,7 +157,7 @@ extern bool RedisExecTimeout(int ncmds, RedisCommand *cmds, redisReply **replies
  * server), or NULL when the server did not say.  A new run_id means the
  * server restarted and may have lost writes or loaded an old snapshot.
  */
-typedef void (*RedisConnectHook) (const char *run_id);
+typedef void (*RedisConnectHook)(const char *run_id);
 extern RedisConnectHook redis_connect_hook;
 extern void RedisFreeReplies(int n, redisReply **replies);
 extern void RedisDisconnect(void);
@@ -191,4 +191,4 @@ extern const char *RedisFailureKindName(RedisFailureKind kind);
  */
 extern uint64 RedisFailureCount(void);
 
-#endif							/* CACHE_EXT_REDIS_H */
+#endif /* CACHE_EXT_REDIS_H */

@@ -19,4 +19,4 @@
 extern size_t RedisSafeText(char *dst, size_t dstlen, const char *src,
 							size_t srclen);
 
-#endif							/* CACHE_EXT_REDIS_TEXT_H */
+#endif /* CACHE_EXT_REDIS_TEXT_H */

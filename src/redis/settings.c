@@ -14,19 +14,19 @@
 #include "cache_ext.h"
 #include "redis/redis.h"
 
-char	   *cache_ext_redis_url = NULL;
-int			cache_ext_connect_timeout = 1000;
-int			cache_ext_command_timeout = 500;
-int			cache_ext_retry_interval = 5000;
+char *cache_ext_redis_url = NULL;
+int cache_ext_connect_timeout = 1000;
+int cache_ext_command_timeout = 500;
+int cache_ext_retry_interval = 5000;
 
 static bool
 check_redis_url(char **newval, void **extra, GucSource source)
 {
 	RedisEndpoint ep;
-	char	   *err;
+	char *err;
 
 	if (*newval == NULL || (*newval)[0] == '\0')
-		return true;			/* not configured: every call bypasses */
+		return true; /* not configured: every call bypasses */
 	err = RedisParseUrl(*newval, &ep);
 	/* the value may hold a password: never repeat it in the message */
 	if (err)

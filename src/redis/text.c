@@ -23,7 +23,7 @@ size_t
 RedisSafeText(char *dst, size_t dstlen, const char *src, size_t srclen)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t		o = 0;
+	size_t o = 0;
 
 	if (dstlen == 0)
 		return 0;

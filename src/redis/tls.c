@@ -46,15 +46,15 @@
 #include "redis/redis.h"
 #include "redis/transport_internal.h"
 
-#define TLS_NFILES 3			/* CA bundle, certificate, key */
+#define TLS_NFILES 3 /* CA bundle, certificate, key */
 
-char	   *cache_ext_tls_ca_file = NULL;
+char *cache_ext_tls_ca_file = NULL;
 
-char	   *cache_ext_tls_cert_file = NULL;
+char *cache_ext_tls_cert_file = NULL;
 
-char	   *cache_ext_tls_key_file = NULL;
+char *cache_ext_tls_key_file = NULL;
 
-bool		cache_ext_tls_verify = true;
+bool cache_ext_tls_verify = true;
 
 /* bumped whenever a TLS setting takes a new value */
 static uint64 tls_settings_generation = 1;
@@ -62,9 +62,9 @@ static uint64 tls_settings_generation = 1;
 /* the identity of a file the context was loaded from */
 typedef struct TlsFileStamp
 {
-	dev_t		dev;
-	ino_t		ino;
-	off_t		size;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
 	struct timespec mtime;
 } TlsFileStamp;
 
@@ -176,7 +176,7 @@ build_tls_ctx(char *err, size_t errlen)
 	const char *ca = cache_ext_tls_ca_file ? cache_ext_tls_ca_file : "";
 	const char *cert = cache_ext_tls_cert_file ? cache_ext_tls_cert_file : "";
 	const char *key = cache_ext_tls_key_file ? cache_ext_tls_key_file : "";
-	SSL_CTX    *ctx;
+	SSL_CTX *ctx;
 
 	if ((cert[0] == '\0') != (key[0] == '\0'))
 	{
@@ -306,7 +306,7 @@ tls_failure(RedisTransport *t, int sslerr, int saved_errno, bool handshake,
 			const char *what, char *err, size_t errlen)
 {
 	unsigned long code = ERR_peek_error();
-	long		vr = SSL_get_verify_result(t->ssl);
+	long vr = SSL_get_verify_result(t->ssl);
 
 	if (vr != X509_V_OK && cache_ext_tls_verify &&
 		(code == 0 || ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED))
@@ -368,10 +368,10 @@ bool
 tls_handshake(RedisTransport *t, SSL_CTX *ctx, const RedisEndpoint *ep,
 			  TimestampTz deadline, char *err, size_t errlen)
 {
-	bool		is_ip = host_is_ip(ep->host);
+	bool is_ip = host_is_ip(ep->host);
 
 	ERR_clear_error();
-	t->failure = REDIS_FAIL_TLS;	/* until it fails otherwise */
+	t->failure = REDIS_FAIL_TLS; /* until it fails otherwise */
 	t->ssl = SSL_new(ctx);
 	if (t->ssl == NULL)
 	{
@@ -413,9 +413,9 @@ tls_handshake(RedisTransport *t, SSL_CTX *ctx, const RedisEndpoint *ep,
 
 	for (;;)
 	{
-		int			rc;
-		int			sslerr;
-		int			saved_errno;
+		int rc;
+		int sslerr;
+		int saved_errno;
 
 		ERR_clear_error();
 		errno = 0;
@@ -426,8 +426,7 @@ tls_handshake(RedisTransport *t, SSL_CTX *ctx, const RedisEndpoint *ep,
 		sslerr = SSL_get_error(t->ssl, rc);
 		if (sslerr == SSL_ERROR_WANT_READ || sslerr == SSL_ERROR_WANT_WRITE)
 		{
-			if (!wait_socket(t, sslerr == SSL_ERROR_WANT_READ ?
-							 WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE,
+			if (!wait_socket(t, sslerr == SSL_ERROR_WANT_READ ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE,
 							 deadline, err, errlen))
 			{
 				snprintf(err, errlen, "TLS handshake timed out");
@@ -450,10 +449,10 @@ tls_send(RedisTransport *t, const char *buf, size_t len,
 	while (len > 0)
 	{
 		/* a retry after WANT_* must pass the same buffer and length */
-		int			chunk = (int) Min(len, (size_t) 1 << 30);
-		int			n;
-		int			sslerr;
-		int			saved_errno;
+		int chunk = (int) Min(len, (size_t) 1 << 30);
+		int n;
+		int sslerr;
+		int saved_errno;
 
 		ERR_clear_error();
 		errno = 0;
@@ -468,8 +467,7 @@ tls_send(RedisTransport *t, const char *buf, size_t len,
 		sslerr = SSL_get_error(t->ssl, n);
 		if (sslerr == SSL_ERROR_WANT_WRITE || sslerr == SSL_ERROR_WANT_READ)
 		{
-			if (!wait_socket(t, sslerr == SSL_ERROR_WANT_WRITE ?
-							 WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE,
+			if (!wait_socket(t, sslerr == SSL_ERROR_WANT_WRITE ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE,
 							 deadline, err, errlen))
 				return false;
 			continue;
@@ -483,7 +481,7 @@ tls_send(RedisTransport *t, const char *buf, size_t len,
 		if (sslerr == SSL_ERROR_SYSCALL &&
 			(saved_errno == ECONNRESET || saved_errno == EPIPE))
 		{
-			char		byte;
+			char byte;
 
 			ERR_clear_error();
 			n = SSL_read(t->ssl, &byte, 1);
@@ -514,9 +512,9 @@ tls_recv(RedisTransport *t, char *buf, size_t len, bool wait_first,
 		return -1;
 	for (;;)
 	{
-		int			n;
-		int			sslerr;
-		int			saved_errno;
+		int n;
+		int sslerr;
+		int saved_errno;
 
 		ERR_clear_error();
 		errno = 0;
@@ -527,8 +525,7 @@ tls_recv(RedisTransport *t, char *buf, size_t len, bool wait_first,
 		sslerr = SSL_get_error(t->ssl, n);
 		if (sslerr == SSL_ERROR_WANT_READ || sslerr == SSL_ERROR_WANT_WRITE)
 		{
-			if (!wait_socket(t, sslerr == SSL_ERROR_WANT_READ ?
-							 WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE,
+			if (!wait_socket(t, sslerr == SSL_ERROR_WANT_READ ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE,
 							 deadline, err, errlen))
 				return -1;
 			continue;

@@ -74,7 +74,7 @@ errno_kind(int e, bool connecting)
 	switch (e)
 	{
 		case ECONNREFUSED:
-		case ENOENT:			/* a unix socket's file is missing */
+		case ENOENT: /* a unix socket's file is missing */
 			return connecting ? REDIS_FAIL_REFUSED : REDIS_FAIL_IO;
 		case ETIMEDOUT:
 			return REDIS_FAIL_TIMEOUT;
@@ -121,9 +121,9 @@ wait_socket(RedisTransport *t, uint32 want, TimestampTz deadline,
 
 	for (;;)
 	{
-		long		remaining;
-		WaitEvent	event;
-		int			n;
+		long remaining;
+		WaitEvent event;
+		int n;
 
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 													deadline);
@@ -135,7 +135,7 @@ wait_socket(RedisTransport *t, uint32 want, TimestampTz deadline,
 		}
 		n = WaitEventSetWait(t->wes, remaining, &event, 1, PG_WAIT_EXTENSION);
 		if (n == 0)
-			continue;			/* timeout: the loop checks the deadline */
+			continue; /* timeout: the loop checks the deadline */
 		if (event.events & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
@@ -167,8 +167,8 @@ static bool
 connect_fd(RedisTransport *t, int family, const struct sockaddr *addr,
 		   socklen_t addrlen, TimestampTz deadline, char *err, size_t errlen)
 {
-	int			flags;
-	int			one = 1;
+	int flags;
+	int one = 1;
 
 	t->sock = socket(family, SOCK_STREAM, 0);
 	if (t->sock == PGINVALID_SOCKET)
@@ -190,8 +190,8 @@ connect_fd(RedisTransport *t, int family, const struct sockaddr *addr,
 
 	if (connect(t->sock, addr, addrlen) < 0)
 	{
-		int			soerr = 0;
-		socklen_t	len = sizeof(soerr);
+		int soerr = 0;
+		socklen_t len = sizeof(soerr);
 
 		if (errno != EINPROGRESS && errno != EINTR)
 		{
@@ -230,8 +230,8 @@ bool
 TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
 				 TimestampTz deadline, char *err, size_t errlen)
 {
-	bool		ok = false;
-	SSL_CTX    *ctx = NULL;
+	bool ok = false;
+	SSL_CTX *ctx = NULL;
 
 	t->sock = PGINVALID_SOCKET;
 	t->fd_reserved = false;
@@ -274,11 +274,11 @@ TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
 		struct addrinfo hints;
 		struct addrinfo *res = NULL;
 		struct sockaddr_storage addrs[4];
-		socklen_t	addrlens[4];
-		int			families[4];
-		int			naddrs = 0;
-		char		portstr[16];
-		int			rc;
+		socklen_t addrlens[4];
+		int families[4];
+		int naddrs = 0;
+		char portstr[16];
+		int rc;
 
 		/*
 		 * Copy the addresses out of the getaddrinfo() result so that nothing
@@ -291,9 +291,9 @@ TransportConnect(RedisTransport *t, const RedisEndpoint *ep,
 		rc = getaddrinfo(ep->host, portstr, &hints, &res);
 		if (rc != 0)
 		{
-			t->failure = (rc == EAI_MEMORY ? REDIS_FAIL_RESOURCES :
-						  rc == EAI_SYSTEM ? errno_kind(errno, true) :
-						  REDIS_FAIL_RESOLVE);
+			t->failure = (rc == EAI_MEMORY	   ? REDIS_FAIL_RESOURCES :
+							  rc == EAI_SYSTEM ? errno_kind(errno, true) :
+												 REDIS_FAIL_RESOLVE);
 			snprintf(err, errlen, "could not resolve \"%s\": %s",
 					 ep->host, gai_strerror(rc));
 		}
@@ -359,7 +359,7 @@ TransportSend(RedisTransport *t, const char *buf, size_t len,
 
 	while (len > 0)
 	{
-		ssize_t		n = send(t->sock, buf, len, MSG_NOSIGNAL);
+		ssize_t n = send(t->sock, buf, len, MSG_NOSIGNAL);
 
 		if (n > 0)
 		{
@@ -399,7 +399,7 @@ TransportRecv(RedisTransport *t, char *buf, size_t len, bool wait_first,
 		return -1;
 	for (;;)
 	{
-		ssize_t		n = recv(t->sock, buf, len, 0);
+		ssize_t n = recv(t->sock, buf, len, 0);
 
 		if (n > 0)
 			return n;

@@ -28,4 +28,4 @@ extern bool tls_handshake(RedisTransport *t, SSL_CTX *ctx, const RedisEndpoint *
 extern bool tls_send(RedisTransport *t, const char *buf, size_t len, TimestampTz deadline, char *err, size_t errlen);
 extern ssize_t tls_recv(RedisTransport *t, char *buf, size_t len, bool wait_first, TimestampTz deadline, char *err, size_t errlen);
 
-#endif							/* CACHE_EXT_TRANSPORT_INTERNAL_H */
+#endif /* CACHE_EXT_TRANSPORT_INTERNAL_H */

@@ -36,15 +36,15 @@ hexval(char c, int *v)
 static char *
 pct_decode(const char *s, size_t len)
 {
-	char	   *out = palloc(len + 1);
-	size_t		o = 0;
+	char *out = palloc(len + 1);
+	size_t o = 0;
 
 	for (size_t i = 0; i < len; i++)
 	{
 		if (s[i] == '%')
 		{
-			int			hi,
-						lo;
+			int hi,
+				lo;
 
 			if (i + 2 >= len || !hexval(s[i + 1], &hi) || !hexval(s[i + 2], &lo))
 				return NULL;
@@ -56,7 +56,7 @@ pct_decode(const char *s, size_t len)
 	}
 	out[o] = '\0';
 	if (strlen(out) != o)
-		return NULL;			/* embedded NUL */
+		return NULL; /* embedded NUL */
 	return out;
 }
 
@@ -64,7 +64,7 @@ pct_decode(const char *s, size_t len)
 static bool
 parse_uint(const char *s, size_t len, long max, int *out)
 {
-	long		v = 0;
+	long v = 0;
 
 	if (len == 0 || len > 10)
 		return false;
@@ -120,7 +120,7 @@ char *
 RedisParseUrl(const char *url, RedisEndpoint *ep)
 {
 	const char *rest;
-	char	   *err;
+	char *err;
 
 	memset(ep, 0, sizeof(*ep));
 	ep->port = 6379;
@@ -202,7 +202,7 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 	}
 	else
 	{
-		size_t		n = strcspn(rest, ":/?");
+		size_t n = strcspn(rest, ":/?");
 
 		if (n == 0)
 			return psprintf("The URL has no host.");
@@ -212,7 +212,7 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 
 	if (rest[0] == ':')
 	{
-		size_t		n = strcspn(rest + 1, "/?");
+		size_t n = strcspn(rest + 1, "/?");
 
 		if (!parse_uint(rest + 1, n, 65535, &ep->port) || ep->port == 0)
 			return psprintf("The port must be an integer between 1 and 65535.");
@@ -221,7 +221,7 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 
 	if (rest[0] == '/')
 	{
-		size_t		n = strcspn(rest + 1, "?");
+		size_t n = strcspn(rest + 1, "?");
 
 		if (n > 0 && !parse_uint(rest + 1, n, INT_MAX, &ep->db))
 			return psprintf("The database number must be a non-negative integer.");

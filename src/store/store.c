@@ -39,7 +39,7 @@ static uint64 failures_seen = 0;
 static void
 count_failures(void)
 {
-	uint64		now = RedisFailureCount();
+	uint64 now = RedisFailureCount();
 
 	if (now != failures_seen)
 	{
@@ -59,7 +59,7 @@ static bool
 exec_commands(int ncmds, RedisCommand *cmds, redisReply **replies,
 			  size_t max_reply_bytes, int timeout_ms)
 {
-	bool		ok;
+	bool ok;
 
 	if (timeout_ms != DEFAULT_TIMEOUT)
 		ok = RedisExecTimeout(ncmds, cmds, replies, max_reply_bytes, timeout_ms);
@@ -99,9 +99,9 @@ StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 {
 	RedisCommand cmds[3];
 	redisReply *replies[3] = {NULL, NULL, NULL};
-	int			ncmds = with_ttl ? 3 : 2;
-	int			gi = ncmds - 1;
-	char		endbuf[32];
+	int ncmds = with_ttl ? 3 : 2;
+	int gi = ncmds - 1;
+	char endbuf[32];
 
 	memset(out, 0, sizeof(*out));
 	out->verdict = STORE_LOOKUP_DOWN;
@@ -146,7 +146,7 @@ StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 			}
 			if (with_ttl)
 			{
-				long long	ttl;
+				long long ttl;
 
 				out->has_ttl = StoreReplyInteger(replies[1], &ttl);
 				if (out->has_ttl)
@@ -171,7 +171,7 @@ StoreInitGenerations(char *const *keys, const int *which, int nmissing,
 	RedisCommand *cmds;
 	redisReply **replies;
 	redisReply *r;
-	int			ncmds = nmissing + 1;
+	int ncmds = nmissing + 1;
 	volatile bool ok = false;
 
 	cmds = palloc(sizeof(RedisCommand) * ncmds);
@@ -213,8 +213,8 @@ StorePutEntry(const char *rkey, const char *data, size_t len, int64 ttl_ms)
 {
 	RedisCommand cmd;
 	redisReply *reply = NULL;
-	char		ttlbuf[32];
-	char		shown[121];
+	char ttlbuf[32];
+	char shown[121];
 	StoreStatus st;
 
 	snprintf(ttlbuf, sizeof(ttlbuf), INT64_FORMAT, ttl_ms);
@@ -311,7 +311,7 @@ StoreLeaseTtl(const char *key, int64 *ttl_ms)
 {
 	RedisCommand cmd;
 	redisReply *r = NULL;
-	long long	ms;
+	long long ms;
 	StoreStatus st = STORE_OK;
 
 	*ttl_ms = -1;
@@ -333,7 +333,7 @@ StoreLeaseSet(const char *key, const char *token, int px_ms, int timeout_ms)
 {
 	RedisCommand cmd;
 	redisReply *r = NULL;
-	char		pxbuf[16];
+	char pxbuf[16];
 	const char *why;
 	StoreStatus st;
 
@@ -358,7 +358,7 @@ StoreLeaseDelete(const char *key, int timeout_ms, bool *dropped)
 {
 	RedisCommand cmd;
 	redisReply *r = NULL;
-	long long	n;
+	long long n;
 	const char *why;
 
 	*dropped = false;
@@ -452,7 +452,7 @@ StorePurge(const char *pattern, StorePurgeBatch *b)
 static char *
 info_field(const char *info, const char *field)
 {
-	char	   *v = palloc(201);
+	char *v = palloc(201);
 
 	if (StoreReplyInfoField(info, field, v, 201))
 		return v;
@@ -469,7 +469,7 @@ fetch_info(StoreHealth *h)
 {
 	RedisCommand cmd;
 	redisReply *reply = NULL;
-	char	   *volatile info = NULL;
+	char *volatile info = NULL;
 
 	RedisCommandInit(&cmd, "INFO");
 	RedisCommandArgStr(&cmd, "everything");
@@ -498,7 +498,7 @@ void
 StoreGetHealth(StoreHealth *h)
 {
 	const char *why = NULL;
-	char	   *info = NULL;
+	char *info = NULL;
 
 	memset(h, 0, sizeof(*h));
 	h->rtt_ms = -1;
@@ -507,8 +507,8 @@ StoreGetHealth(StoreHealth *h)
 	{
 		RedisCommand ping;
 		redisReply *reply = NULL;
-		instr_time	t0,
-					t1;
+		instr_time t0,
+			t1;
 
 		RedisCommandInit(&ping, "PING");
 		INSTR_TIME_SET_CURRENT(t0);

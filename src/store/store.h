@@ -23,28 +23,28 @@
 typedef enum StoreStatus
 {
 	STORE_OK,
-	STORE_UNAVAILABLE,			/* Redis could not be used or failed (the
+	STORE_UNAVAILABLE, /* Redis could not be used or failed (the
 								 * client recorded why: StoreLastError) */
-	STORE_REFUSED,				/* the server answered with an error */
-	STORE_BAD_REPLY				/* a reply of a shape cache_ext never asks for */
+	STORE_REFUSED,	   /* the server answered with an error */
+	STORE_BAD_REPLY	   /* a reply of a shape cache_ext never asks for */
 } StoreStatus;
 
 /* What the reply to an entry's GETRANGE says (store_reply.c decides). */
 typedef enum StoreEntryState
 {
-	STORE_ENTRY_ABSENT,			/* no such key */
-	STORE_ENTRY_PRESENT,		/* bytes to open and decode */
-	STORE_ENTRY_BAD_TYPE,		/* a key of another type, or a reply that is
+	STORE_ENTRY_ABSENT,	  /* no such key */
+	STORE_ENTRY_PRESENT,  /* bytes to open and decode */
+	STORE_ENTRY_BAD_TYPE, /* a key of another type, or a reply that is
 								 * not a string */
-	STORE_ENTRY_TOO_LARGE		/* longer than cache_ext.max_entry_size */
+	STORE_ENTRY_TOO_LARGE /* longer than cache_ext.max_entry_size */
 } StoreEntryState;
 
 /* What the reply to the generations' MGET says. */
 typedef enum StoreGensState
 {
-	STORE_GENS_VALID,			/* each a value of 1..255 bytes */
-	STORE_GENS_MISSING,			/* well formed, some do not exist (nil) */
-	STORE_GENS_INVALID			/* wrong shape, or a value cache_ext does not
+	STORE_GENS_VALID,	/* each a value of 1..255 bytes */
+	STORE_GENS_MISSING, /* well formed, some do not exist (nil) */
+	STORE_GENS_INVALID	/* wrong shape, or a value cache_ext does not
 								 * write */
 } StoreGensState;
 
@@ -54,11 +54,11 @@ typedef enum StoreGensState
  */
 typedef enum StoreLookupVerdict
 {
-	STORE_LOOKUP_DOWN,			/* Redis failed or is not serving */
-	STORE_LOOKUP_MISS,			/* no entry */
-	STORE_LOOKUP_CORRUPT,		/* an entry cache_ext cannot have written */
-	STORE_LOOKUP_STALE,			/* generations missing or unusable */
-	STORE_LOOKUP_DECODE			/* entry and generations usable: decode */
+	STORE_LOOKUP_DOWN,	  /* Redis failed or is not serving */
+	STORE_LOOKUP_MISS,	  /* no entry */
+	STORE_LOOKUP_CORRUPT, /* an entry cache_ext cannot have written */
+	STORE_LOOKUP_STALE,	  /* generations missing or unusable */
+	STORE_LOOKUP_DECODE	  /* entry and generations usable: decode */
 } StoreLookupVerdict;
 
 /*
@@ -67,20 +67,20 @@ typedef enum StoreLookupVerdict
  * modified temporarily.  Its result is passed back in StoreLookup.decoded.
  * It may raise: the store frees what it holds.
  */
-typedef int (*StoreDecodeFn) (char *data, size_t len, void *arg);
+typedef int (*StoreDecodeFn)(char *data, size_t len, void *arg);
 
 /* A lookup's result. */
 typedef struct StoreLookup
 {
 	StoreLookupVerdict verdict;
-	StoreEntryState entry;		/* unless DOWN */
-	StoreGensState gens;		/* unless DOWN */
-	int			nmissing;		/* STORE_GENS_MISSING: how many */
-	size_t		entry_bytes;	/* PRESENT / TOO_LARGE: its length */
-	const char *problem;		/* CORRUPT: why (a constant string) */
-	bool		has_ttl;		/* with_ttl and the server said */
-	int64		ttl_ms;
-	int			decoded;		/* DECODE: what decode returned */
+	StoreEntryState entry; /* unless DOWN */
+	StoreGensState gens;   /* unless DOWN */
+	int nmissing;		   /* STORE_GENS_MISSING: how many */
+	size_t entry_bytes;	   /* PRESENT / TOO_LARGE: its length */
+	const char *problem;   /* CORRUPT: why (a constant string) */
+	bool has_ttl;		   /* with_ttl and the server said */
+	int64 ttl_ms;
+	int decoded; /* DECODE: what decode returned */
 } StoreLookup;
 
 /*
@@ -127,9 +127,9 @@ extern bool StoreBump(char *const *keys, int n, const char *value,
 /* What the incarnation token held before StoreSwapToken replaced it. */
 typedef enum StoreTokenPrev
 {
-	STORE_TOKEN_NONE,			/* no token (Redis lost it or never had it) */
-	STORE_TOKEN_KNOWN,			/* file_token or token itself */
-	STORE_TOKEN_OTHER			/* another incarnation's */
+	STORE_TOKEN_NONE,  /* no token (Redis lost it or never had it) */
+	STORE_TOKEN_KNOWN, /* file_token or token itself */
+	STORE_TOKEN_OTHER  /* another incarnation's */
 } StoreTokenPrev;
 
 /*
@@ -157,11 +157,11 @@ extern StoreStatus StoreLeaseDelete(const char *key, int timeout_ms,
 #define STORE_CURSOR_LEN 32
 typedef struct StorePurgeBatch
 {
-	char		cursor[STORE_CURSOR_LEN];	/* in: "0" at first; out: the
+	char cursor[STORE_CURSOR_LEN]; /* in: "0" at first; out: the
 											 * next, "0" when done */
-	int64		deleted;		/* out: keys this batch deleted */
-	const char *problem;		/* out, unless STORE_OK */
-	bool		unlink_failed;	/* out: UNLINK was refused (an ACL matter) */
+	int64 deleted;				   /* out: keys this batch deleted */
+	const char *problem;		   /* out, unless STORE_OK */
+	bool unlink_failed;			   /* out: UNLINK was refused (an ACL matter) */
 } StorePurgeBatch;
 
 extern StoreStatus StorePurge(const char *pattern, StorePurgeBatch *b);
@@ -169,22 +169,22 @@ extern StoreStatus StorePurge(const char *pattern, StorePurgeBatch *b);
 /* cache_health's view of the store; strings are escaped, palloc'd or NULL. */
 typedef struct StoreHealth
 {
-	bool		connected;
-	bool		breaker_open;
-	int			breaker_remaining_ms;
-	const char *last_error;		/* the last failure, else why Redis cannot
+	bool connected;
+	bool breaker_open;
+	int breaker_remaining_ms;
+	const char *last_error; /* the last failure, else why Redis cannot
 								 * be used, or NULL */
-	double		rtt_ms;			/* PING's round trip, -1 when none */
-	char	   *info_refused;	/* INFO's error reply, or NULL */
-	bool		has_info;		/* INFO answered: the fields below */
-	char	   *version;
-	char	   *role;
-	char	   *used_memory;
-	char	   *maxmemory;
-	char	   *maxmemory_policy;
-	char	   *aof_enabled;
-	char	   *evicted_keys;
-	char	   *expired_keys;
+	double rtt_ms;			/* PING's round trip, -1 when none */
+	char *info_refused;		/* INFO's error reply, or NULL */
+	bool has_info;			/* INFO answered: the fields below */
+	char *version;
+	char *role;
+	char *used_memory;
+	char *maxmemory;
+	char *maxmemory_policy;
+	char *aof_enabled;
+	char *evicted_keys;
+	char *expired_keys;
 } StoreHealth;
 
 extern void StoreGetHealth(StoreHealth *h);
@@ -200,7 +200,7 @@ extern const char *StoreLastError(void);
  * when it did not say (INFO refused).  A new run_id means the server
  * restarted and may have lost writes.  One listener (the outbox).
  */
-typedef void (*StoreServerListener) (const char *run_id);
+typedef void (*StoreServerListener)(const char *run_id);
 extern void StoreSetServerListener(StoreServerListener fn);
 
-#endif							/* CACHE_EXT_STORE_H */
+#endif /* CACHE_EXT_STORE_H */

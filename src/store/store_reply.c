@@ -23,7 +23,7 @@ StoreReplyIsGenValue(const redisReply *e)
 static bool
 error_is(const redisReply *r, const char *prefix)
 {
-	size_t		n = strlen(prefix);
+	size_t n = strlen(prefix);
 
 	return r->type == REDIS_REPLY_ERROR && r->len >= n &&
 		memcmp(r->str, prefix, n) == 0;
@@ -48,7 +48,7 @@ gens_state(const redisReply *g, int ngens, int *nmissing)
 		else if (!StoreReplyIsGenValue(e))
 		{
 			*nmissing = 0;
-			return STORE_GENS_INVALID;	/* not a value cache_ext writes */
+			return STORE_GENS_INVALID; /* not a value cache_ext writes */
 		}
 	}
 	return *nmissing > 0 ? STORE_GENS_MISSING : STORE_GENS_VALID;
@@ -78,7 +78,7 @@ StoreReplyLookup(const redisReply *entry, const redisReply *gens, int ngens,
 	out->gens = gens_state(gens, ngens, &out->nmissing);
 
 	if (entry->type == REDIS_REPLY_STRING && entry->len == 0)
-		out->entry = STORE_ENTRY_ABSENT;	/* GETRANGE of no key */
+		out->entry = STORE_ENTRY_ABSENT; /* GETRANGE of no key */
 	else if (entry->type != REDIS_REPLY_STRING)
 	{
 		out->entry = STORE_ENTRY_BAD_TYPE;
@@ -101,7 +101,7 @@ StoreReplyLookup(const redisReply *entry, const redisReply *gens, int ngens,
 	else if (out->problem != NULL)
 		out->verdict = STORE_LOOKUP_CORRUPT;
 	else if (out->gens != STORE_GENS_VALID)
-		out->verdict = STORE_LOOKUP_STALE;	/* unknown generations: not valid */
+		out->verdict = STORE_LOOKUP_STALE; /* unknown generations: not valid */
 	else
 		out->verdict = STORE_LOOKUP_DECODE;
 }
@@ -134,9 +134,9 @@ StoreReplyToken(const redisReply *r, const char *token, const char *file_token,
 		return STORE_OK;
 	if (r->type == REDIS_REPLY_STRING)
 	{
-		bool		same_file = r->len == strlen(file_token) &&
+		bool same_file = r->len == strlen(file_token) &&
 			memcmp(r->str, file_token, r->len) == 0;
-		bool		mine = r->len == strlen(token) &&
+		bool mine = r->len == strlen(token) &&
 			memcmp(r->str, token, r->len) == 0;
 
 		*prev = (same_file || mine) ? STORE_TOKEN_KNOWN : STORE_TOKEN_OTHER;
@@ -184,7 +184,7 @@ bool
 StoreReplyInfoField(const char *info, const char *field, char *dst,
 					size_t dstlen)
 {
-	size_t		flen = strlen(field);
+	size_t flen = strlen(field);
 	const char *p = info;
 
 	while ((p = strstr(p, field)) != NULL)

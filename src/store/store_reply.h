@@ -76,4 +76,4 @@ extern StoreStatus StoreReplyUnlinkCount(const redisReply *r, size_t nsent,
 extern bool StoreReplyInfoField(const char *info, const char *field,
 								char *dst, size_t dstlen);
 
-#endif							/* CACHE_EXT_STORE_REPLY_H */
+#endif /* CACHE_EXT_STORE_REPLY_H */

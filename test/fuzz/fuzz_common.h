@@ -38,9 +38,9 @@
  *	   CE_CODEC_LAST + 1 are invalid codecs)
  *	   then the row bytes, copied verbatim after the descriptors
  */
-#define SYNTH_PREFIX		8
-#define SYNTH_NROWS_MAX		((int8) 0x7f)
-#define SYNTH_GSEL_BIG		255
+#define SYNTH_PREFIX	8
+#define SYNTH_NROWS_MAX ((int8) 0x7f)
+#define SYNTH_GSEL_BIG	255
 
 static inline void
 put_u16(uint8 *p, uint16 v)
@@ -57,7 +57,7 @@ put_u32(uint8 *p, uint32 v)
 static inline uint32
 rd_u32(const uint8 *p)
 {
-	uint32		v;
+	uint32 v;
 
 	memcpy(&v, p, 4);
 	return v;
@@ -83,7 +83,7 @@ fz_crc_init(void)
 {
 	for (uint32 i = 0; i < 256; i++)
 	{
-		uint32		c = i;
+		uint32 c = i;
 
 		for (int k = 0; k < 8; k++)
 			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
@@ -92,7 +92,7 @@ fz_crc_init(void)
 	for (int t = 1; t < 8; t++)
 		for (uint32 i = 0; i < 256; i++)
 		{
-			uint32		prev = fz_crc_table[t - 1][i];
+			uint32 prev = fz_crc_table[t - 1][i];
 
 			fz_crc_table[t][i] = (prev >> 8) ^ fz_crc_table[0][prev & 0xff];
 		}
@@ -103,9 +103,8 @@ fz_crc_update(uint32 crc, const uint8 *p, size_t n)
 {
 	while (n >= 8)
 	{
-		uint32		lo = crc ^ ((uint32) p[0] | (uint32) p[1] << 8 |
-								(uint32) p[2] << 16 | (uint32) p[3] << 24);
-		uint32		hi = (uint32) p[4] | (uint32) p[5] << 8 |
+		uint32 lo = crc ^ ((uint32) p[0] | (uint32) p[1] << 8 | (uint32) p[2] << 16 | (uint32) p[3] << 24);
+		uint32 hi = (uint32) p[4] | (uint32) p[5] << 8 |
 			(uint32) p[6] << 16 | (uint32) p[7] << 24;
 
 		crc = fz_crc_table[7][lo & 0xff] ^ fz_crc_table[6][(lo >> 8) & 0xff] ^
@@ -124,7 +123,7 @@ fz_crc_update(uint32 crc, const uint8 *p, size_t n)
 static inline uint32
 fz_entry_crc(const uint8 *buf, size_t len)
 {
-	uint32		crc = 0xFFFFFFFFu;
+	uint32 crc = 0xFFFFFFFFu;
 
 	crc = fz_crc_update(crc, buf, 12);
 	crc = fz_crc_update(crc, buf + 16, len - 16);
@@ -135,7 +134,7 @@ fz_entry_crc(const uint8 *buf, size_t len)
 static inline uint32
 fz_synth_glen(const uint8 *payload)
 {
-	uint16		big;
+	uint16 big;
 
 	if (payload[5] != SYNTH_GSEL_BIG)
 		return payload[5];
@@ -167,7 +166,7 @@ fz_synth_set_glen(uint8 *payload, uint32 glen)
 static FZ_NO_COVERAGE void
 fz_fill_gens(uint8 *dst, size_t glen, const uint8 *pat, size_t npat)
 {
-	size_t		done;
+	size_t done;
 
 	if (npat == 0)
 	{
@@ -178,7 +177,7 @@ fz_fill_gens(uint8 *dst, size_t glen, const uint8 *pat, size_t npat)
 	memcpy(dst, pat, done);
 	while (done < glen)
 	{
-		size_t		n = Min(done, glen - done);
+		size_t n = Min(done, glen - done);
 
 		memcpy(dst + done, dst, n);
 		done += n;
@@ -208,4 +207,4 @@ fz_finish_header(uint8 *buf, size_t total_len, uint16 natts, uint32 nrows,
 	put_u32(buf + 12, CeEntryChecksum(buf, total_len));
 }
 
-#endif							/* CE_FUZZ_COMMON_H */
+#endif /* CE_FUZZ_COMMON_H */

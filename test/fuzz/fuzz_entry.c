@@ -50,14 +50,16 @@
 #include "fuzz_common.h"
 
 #define FAIL(...) \
-	do { \
+	do \
+	{ \
 		fprintf(stderr, "fuzz_entry: %s:%d: ", __FILE__, __LINE__); \
 		fprintf(stderr, __VA_ARGS__); \
 		fputc('\n', stderr); \
 		abort(); \
 	} while (0)
 #define CHECK(cond) \
-	do { \
+	do \
+	{ \
 		if (!(cond)) \
 			FAIL("check failed: %s", #cond); \
 	} while (0)
@@ -99,12 +101,12 @@ ref_width(uint8 codec)
 static int
 ref_numeric_ok(const uint8 *p, uint64 len)
 {
-	uint16		h;
-	uint64		hdr;
+	uint16 h;
+	uint64 hdr;
 
 	if (len < 2)
 		return 0;
-	h = (uint16) (p[0] | (p[1] << 8));	/* little-endian, as on x86-64 */
+	h = (uint16) (p[0] | (p[1] << 8)); /* little-endian, as on x86-64 */
 	if (h >= 0xC000)
 		return len == 2 && (h == 0xC000 || h == 0xD000 || h == 0xF000);
 	hdr = (h & 0x8000) ? 2 : 4;
@@ -112,7 +114,7 @@ ref_numeric_ok(const uint8 *p, uint64 len)
 		return 0;
 	for (uint64 o = hdr; o < len; o += 2)
 	{
-		int			d = (int16) (p[o] | (p[o + 1] << 8));
+		int d = (int16) (p[o] | (p[o + 1] << 8));
 
 		if (d < 0 || d > 9999)
 			return 0;
@@ -129,15 +131,15 @@ static uint64
 ref_rows(const uint8 *codecs, int natts, const uint8 *rows, uint64 n,
 		 uint64 maxrows, uint64 *consumed)
 {
-	uint64		bml = ((uint64) natts + 8) / 8;
-	uint64		off = 0;
-	uint64		r;
+	uint64 bml = ((uint64) natts + 8) / 8;
+	uint64 off = 0;
+	uint64 r;
 
 	for (r = 0; r < maxrows; r++)
 	{
-		uint64		o = off;
+		uint64 o = off;
 		const uint8 *bm;
-		bool		ok = true;
+		bool ok = true;
 
 		if (n - o < bml)
 			break;
@@ -153,8 +155,8 @@ ref_rows(const uint8 *codecs, int natts, const uint8 *rows, uint64 n,
 		}
 		for (int i = 0; ok && i < natts; i++)
 		{
-			int			w;
-			uint32		vl;
+			int w;
+			uint32 vl;
 
 			if ((bm[i >> 3] >> (i & 7)) & 1)
 				continue;
@@ -193,11 +195,11 @@ ref_rows(const uint8 *codecs, int natts, const uint8 *rows, uint64 n,
 /* What the reference reading found in an entry it accepts. */
 typedef struct RefResult
 {
-	uint64		gens_off;		/* where the generations section starts */
-	uint64		gens_len;
-	uint64		ngens;
-	uint64		columns_off;	/* where the column descriptors start */
-	uint64		rows_off;		/* where the first row starts */
+	uint64 gens_off; /* where the generations section starts */
+	uint64 gens_len;
+	uint64 ngens;
+	uint64 columns_off; /* where the column descriptors start */
+	uint64 rows_off;	/* where the first row starts */
 } RefResult;
 
 /*
@@ -209,8 +211,8 @@ typedef struct RefResult
 static int64
 ref_gens(const uint8 *buf, uint64 len, uint64 gens_len)
 {
-	uint64		pos = 0;
-	int64		count = 0;
+	uint64 pos = 0;
+	int64 count = 0;
 
 	if (gens_len > 65535)
 		return -1;
@@ -218,8 +220,8 @@ ref_gens(const uint8 *buf, uint64 len, uint64 gens_len)
 		return -1;
 	while (pos != gens_len)
 	{
-		uint64		vlen = buf[48 + pos];	/* pos < gens_len, inside */
-		uint64		left = gens_len - pos - 1;	/* bytes after the length */
+		uint64 vlen = buf[48 + pos];	  /* pos < gens_len, inside */
+		uint64 left = gens_len - pos - 1; /* bytes after the length */
 
 		if (vlen == 0 || vlen > left)
 			return -1;
@@ -232,17 +234,17 @@ ref_gens(const uint8 *buf, uint64 len, uint64 gens_len)
 static bool
 ref_validate(const uint8 *buf, size_t len, RefResult *res)
 {
-	uint16		natts;
-	uint32		nrows;
-	uint8		codecs[CE_MAX_ATTS];
-	uint64		gens_len;
-	int64		ngens;
-	uint64		off;
-	uint64		consumed;
+	uint16 natts;
+	uint32 nrows;
+	uint8 codecs[CE_MAX_ATTS];
+	uint64 gens_len;
+	int64 ngens;
+	uint64 off;
+	uint64 consumed;
 
 	if (len < 48)
 		return false;
-	if (rd_u32(buf) != 0x31455843u)	/* "CXE1" */
+	if (rd_u32(buf) != 0x31455843u) /* "CXE1" */
 		return false;
 	if (buf[4] != 2 || buf[5] != 0)
 		return false;
@@ -289,11 +291,11 @@ consume(const uint8 *buf, size_t len, const CeEntryView *v)
 {
 	const uint8 *end;
 	const uint8 *p;
-	uint8		codecs[CE_MAX_ATTS];
-	size_t		bml;
-	uint32		acc = 0;
-	int64		created_at;
-	uint16		hdr_natts;
+	uint8 codecs[CE_MAX_ATTS];
+	size_t bml;
+	uint32 acc = 0;
+	int64 created_at;
+	uint16 hdr_natts;
 
 	/* the view describes this buffer and stays inside it */
 	CHECK(v->buf == buf);
@@ -343,9 +345,9 @@ consume(const uint8 *buf, size_t len, const CeEntryView *v)
 
 	for (int i = 0; i < v->natts; i++)
 	{
-		uint32		typid;
-		int32		typmod;
-		uint8		codec;
+		uint32 typid;
+		int32 typmod;
+		uint8 codec;
 
 		CeEntryColumn(v, i, &typid, &typmod, &codec);
 		if (codec < CE_CODEC_FIXED1 || codec > CE_CODEC_LAST)
@@ -372,8 +374,8 @@ consume(const uint8 *buf, size_t len, const CeEntryView *v)
 
 		for (int i = 0; i < v->natts; i++)
 		{
-			int			width;
-			uint32		vlen;
+			int width;
+			uint32 vlen;
 
 			if (bitmap[i / 8] & (1 << (i % 8)))
 				continue;
@@ -411,9 +413,9 @@ static void
 check_one(const uint8 *buf, size_t len)
 {
 	CeEntryView view;
-	RefResult	rr;
+	RefResult rr;
 	const char *why;
-	bool		ref;
+	bool ref;
 
 	memset(&view, 0x5a, sizeof(view));
 	why = CeEntryParse(buf, len, &view);
@@ -450,7 +452,7 @@ check_one(const uint8 *buf, size_t len)
 static void
 mode_fixup(const uint8 *data, size_t size)
 {
-	uint8	   *buf;
+	uint8 *buf;
 
 	if (size < 16 || size > PG_UINT32_MAX)
 		return;
@@ -469,25 +471,25 @@ mode_fixup(const uint8 *data, size_t size)
 static void
 mode_synth(const uint8 *data, size_t size)
 {
-	uint16		raw_natts;
-	int			natts;
-	int8		delta;
-	uint16		npat_raw;
-	size_t		npat;
-	size_t		glen;
+	uint16 raw_natts;
+	int natts;
+	int8 delta;
+	uint16 npat_raw;
+	size_t npat;
+	size_t glen;
 	const uint8 *pat;
-	uint8		codecs[CE_MAX_ATTS + 2];
-	size_t		ncb;
+	uint8 codecs[CE_MAX_ATTS + 2];
+	size_t ncb;
 	const uint8 *cb;
 	const uint8 *rows;
-	size_t		nrow_bytes;
-	size_t		total;
-	size_t		desc_off;
-	uint8	   *buf;
-	uint64		fit;
-	uint64		consumed;
-	int64		nrows;
-	int64		created_at;
+	size_t nrow_bytes;
+	size_t total;
+	size_t desc_off;
+	uint8 *buf;
+	uint64 fit;
+	uint64 consumed;
+	int64 nrows;
+	int64 created_at;
 
 	if (size < SYNTH_PREFIX)
 		return;
@@ -512,7 +514,7 @@ mode_synth(const uint8 *data, size_t size)
 	fz_fill_gens(buf + CE_HEADER_SIZE, glen, pat, npat);
 	for (int i = 0; i < natts; i++)
 	{
-		uint8	   *c = buf + desc_off + (size_t) i * CE_COLUMN_SIZE;
+		uint8 *c = buf + desc_off + (size_t) i * CE_COLUMN_SIZE;
 
 		put_u32(c, 16 + codecs[i]);
 		put_u32(c + 4, (uint32) (i % 3) - 1);
@@ -544,8 +546,8 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	static const uint8 check[] = "123456789";
-	uint8		v[32];
-	uint32		crc;
+	uint8 v[32];
+	uint32 crc;
 
 	fz_crc_init();
 	crc = fz_crc_update(0xFFFFFFFFu, check, 9) ^ 0xFFFFFFFFu;

@@ -92,14 +92,16 @@
 #include "store/store_reply.h"
 
 #define FAIL(...) \
-	do { \
+	do \
+	{ \
 		fprintf(stderr, "fuzz_resp: %s:%d: ", __FILE__, __LINE__); \
 		fprintf(stderr, __VA_ARGS__); \
 		fputc('\n', stderr); \
 		abort(); \
 	} while (0)
 #define CHECK(cond) \
-	do { \
+	do \
+	{ \
 		if (!(cond)) \
 			FAIL("check failed: %s", #cond); \
 	} while (0)
@@ -123,9 +125,9 @@ check_printable(const char *t)
 static void
 check_safe_text(const uint8_t *src, size_t len, size_t dstlen)
 {
-	char		dst[300];
-	size_t		n;
-	size_t		in = 0;
+	char dst[300];
+	size_t n;
+	size_t in = 0;
 
 	CHECK(dstlen <= sizeof(dst));
 	memset(dst, 0x7f, sizeof(dst));
@@ -166,7 +168,7 @@ check_safe_text(const uint8_t *src, size_t len, size_t dstlen)
 #endif
 
 /* as in src/redis/client.c */
-#define RECV_CHUNK 65536
+#define RECV_CHUNK		   65536
 #define MAX_REPLY_ELEMENTS (1024 * 1024)
 
 /* hiredis 0.14: rstack[9], a multi-bulk at index 8 is refused */
@@ -182,7 +184,7 @@ static volatile uint64_t sink;
  * there): the same limit, the same check, the same lazily built table.
  */
 static redisReplyObjectFunctions limited_functions;
-static void *(*default_create_array) (const redisReadTask *, int);
+static void *(*default_create_array)(const redisReadTask *, int);
 
 static void *
 create_array_limited(const redisReadTask *task, int elements)
@@ -208,24 +210,24 @@ limit_arrays(redisReader *reader)
 
 typedef struct Session
 {
-	const uint8_t *s;			/* the server's bytes */
-	size_t		slen;
-	size_t		spos;			/* next byte a recv() returns */
+	const uint8_t *s; /* the server's bytes */
+	size_t slen;
+	size_t spos; /* next byte a recv() returns */
 
-	uint32_t	chunks[8];		/* recv() sizes, in turn */
-	int			nchunks;
-	int			chunk_i;
+	uint32_t chunks[8]; /* recv() sizes, in turn */
+	int nchunks;
+	int chunk_i;
 
-	int			connect_cmds;	/* AUTH / SELECT at connect, 0..2 */
+	int connect_cmds; /* AUTH / SELECT at connect, 0..2 */
 
 	/* the connection */
-	bool		connected;
+	bool connected;
 	redisReader *reader;
-	size_t		conn_start;		/* stream offset of its first byte */
-	size_t		fed_end;		/* stream offset past the last byte fed */
-	size_t		ref_pos;		/* stream offset the reference reads on from */
+	size_t conn_start; /* stream offset of its first byte */
+	size_t fed_end;	   /* stream offset past the last byte fed */
+	size_t ref_pos;	   /* stream offset the reference reads on from */
 
-	char		last_error[256];
+	char last_error[256];
 } Session;
 
 static void
@@ -254,7 +256,7 @@ free_replies(int n, redisReply **replies)
 static void
 report_error(Session *S, const char *msg, size_t len)
 {
-	char		safe[160];
+	char safe[160];
 
 	RedisSafeText(safe, sizeof(safe), msg, len);
 	snprintf(S->last_error, sizeof(S->last_error), "Redis answered: %s", safe);
@@ -265,7 +267,7 @@ report_error(Session *S, const char *msg, size_t len)
 static void
 reader_error(Session *S)
 {
-	char		safe[200];
+	char safe[200];
 
 	RedisSafeText(safe, sizeof(safe), S->reader->errstr,
 				  strnlen(S->reader->errstr, sizeof(S->reader->errstr)));
@@ -297,8 +299,7 @@ typedef enum ErrKind
 
 static const char *const ek_names[] = {
 	"none", "type byte", "integer", "bulk length", "bulk range",
-	"multi-bulk length", "multi-bulk range", "depth", "out of memory", "unknown"
-};
+	"multi-bulk length", "multi-bulk range", "depth", "out of memory", "unknown"};
 
 /*
  * A decimal as hiredis's string2ll() takes it, written from its contract:
@@ -308,8 +309,8 @@ static const char *const ek_names[] = {
 static bool
 ref_decimal(const uint8_t *p, size_t n, long long *out)
 {
-	size_t		i = 0;
-	bool		neg = false;
+	size_t i = 0;
+	bool neg = false;
 	unsigned long long v = 0;
 	unsigned long long lim;
 
@@ -368,10 +369,10 @@ static RefResult
 ref_item(const uint8_t *b, size_t n, size_t *pos, int ridx, const redisReply *h,
 		 ErrKind *ek)
 {
-	size_t		start = *pos;
-	uint8_t		t;
-	long		e;
-	long long	v;
+	size_t start = *pos;
+	uint8_t t;
+	long e;
+	long long v;
 
 	if (*pos >= n)
 		return REF_MORE;
@@ -385,7 +386,7 @@ ref_item(const uint8_t *b, size_t n, size_t *pos, int ridx, const redisReply *h,
 				return REF_MORE;
 			{
 				const uint8_t *line = b + *pos + 1;
-				size_t		len = (size_t) e - (*pos + 1);
+				size_t len = (size_t) e - (*pos + 1);
 
 				*pos = (size_t) e + 2;
 				if (t == ':')
@@ -400,7 +401,7 @@ ref_item(const uint8_t *b, size_t n, size_t *pos, int ridx, const redisReply *h,
 				}
 				else if (h)
 				{
-					int			want = t == '+' ? REDIS_REPLY_STATUS : REDIS_REPLY_ERROR;
+					int want = t == '+' ? REDIS_REPLY_STATUS : REDIS_REPLY_ERROR;
 
 					if (h->type != want || h->len != len ||
 						(len > 0 && memcmp(h->str, line, len) != 0))
@@ -436,8 +437,7 @@ ref_item(const uint8_t *b, size_t n, size_t *pos, int ridx, const redisReply *h,
 				n - ((size_t) e + 2) - (size_t) v < 2)
 				return REF_MORE;
 			*pos = (size_t) e + 2 + (size_t) v + 2;
-			if (h && (h->type != REDIS_REPLY_STRING || h->len != (size_t) v ||
-					  (v > 0 && memcmp(h->str, b + e + 2, (size_t) v) != 0)))
+			if (h && (h->type != REDIS_REPLY_STRING || h->len != (size_t) v || (v > 0 && memcmp(h->str, b + e + 2, (size_t) v) != 0)))
 				ref_mismatch("bulk string", h, start);
 			return REF_DONE;
 
@@ -478,8 +478,8 @@ ref_item(const uint8_t *b, size_t n, size_t *pos, int ridx, const redisReply *h,
 				ref_mismatch("array", h, start);
 			for (long long i = 0; i < v; i++)
 			{
-				RefResult	rr = ref_item(b, n, pos, ridx + 1,
-										  h ? h->element[i] : NULL, ek);
+				RefResult rr = ref_item(b, n, pos, ridx + 1,
+										h ? h->element[i] : NULL, ek);
 
 				if (rr != REF_DONE)
 					return rr;
@@ -497,8 +497,8 @@ ref_item(const uint8_t *b, size_t n, size_t *pos, int ridx, const redisReply *h,
 static RefResult
 ref_next(Session *S, const redisReply *h, ErrKind *ek)
 {
-	size_t		pos = S->ref_pos;
-	RefResult	rr;
+	size_t pos = S->ref_pos;
+	RefResult rr;
 
 	*ek = EK_NONE;
 	rr = ref_item(S->s, S->fed_end, &pos, 0, h, ek);
@@ -543,8 +543,8 @@ hiredis_err_kind(const redisReader *r)
 static size_t
 walk_reply(const redisReply *r, int depth)
 {
-	size_t		nodes = 1;
-	uint64_t	h = 0;
+	size_t nodes = 1;
+	uint64_t h = 0;
 
 	CHECK(r != NULL);
 	CHECK(depth <= HIREDIS_MAX_RIDX);
@@ -597,8 +597,8 @@ walk_reply(const redisReply *r, int depth)
 static long
 recv_chunk(Session *S, const uint8_t **chunk)
 {
-	size_t		want;
-	size_t		r;
+	size_t want;
+	size_t r;
 
 	if (S->spos >= S->slen)
 		return -1;
@@ -617,22 +617,22 @@ recv_chunk(Session *S, const uint8_t **chunk)
 static bool
 exchange(Session *S, int n, redisReply **replies, size_t max_reply_bytes)
 {
-	size_t		received = 0;
-	int			got = 0;
-	ErrKind		ek;
-	RefResult	rr;
+	size_t received = 0;
+	int got = 0;
+	ErrKind ek;
+	RefResult rr;
 
 	CHECK(S->connected && S->reader != NULL);
 	memset(replies, 0, n * sizeof(redisReply *));
 	while (got < n)
 	{
-		void	   *reply = NULL;
+		void *reply = NULL;
 		const uint8_t *chunk = NULL;
-		long		r;
+		long r;
 
 		if (redisReaderGetReply(S->reader, &reply) != REDIS_OK)
 		{
-			ErrKind		hk = hiredis_err_kind(S->reader);
+			ErrKind hk = hiredis_err_kind(S->reader);
 
 			CHECK(reply == NULL);
 			if (hk == EK_UNKNOWN)
@@ -641,19 +641,21 @@ exchange(Session *S, int n, redisReply **replies, size_t max_reply_bytes)
 			if (rr != REF_ERR || ek != hk)
 				FAIL("hiredis failed (%s: %s) where the reference reader %s%s at stream offset %zu",
 					 ek_names[hk], S->reader->errstr,
-					 rr == REF_DONE ? "read a reply" : rr == REF_MORE ? "waits for more" : "failed with ",
+					 rr == REF_DONE ? "read a reply" : rr == REF_MORE ? "waits for more" :
+																		"failed with ",
 					 rr == REF_ERR ? ek_names[ek] : "", S->ref_pos);
 			reader_error(S);
 			break;
 		}
 		if (reply != NULL)
 		{
-			size_t		nodes = walk_reply(reply, 0);
+			size_t nodes = walk_reply(reply, 0);
 
 			rr = ref_next(S, reply, &ek);
 			if (rr != REF_DONE)
 				ref_mismatch(rr == REF_MORE ? "the reference needs more bytes" :
-							 "the reference fails", reply, S->ref_pos);
+											  "the reference fails",
+							 reply, S->ref_pos);
 			/* every node takes at least 3 bytes ("+\r\n") */
 			CHECK(nodes <= (S->fed_end - S->conn_start) / 3);
 			replies[got++] = reply;
@@ -703,8 +705,8 @@ exchange(Session *S, int n, redisReply **replies, size_t max_reply_bytes)
 static bool
 format_command(int argc, const char **argv, const size_t *argvlen)
 {
-	char	   *formatted = NULL;
-	int			len;
+	char *formatted = NULL;
+	int len;
 
 	len = redisFormatCommandArgv(&formatted, argc, argv, argvlen);
 	if (len < 0 || formatted == NULL)
@@ -727,7 +729,7 @@ run_id_of(const redisReply *info, char *run_id)
 
 		if (p)
 		{
-			int			len = 0;
+			int len = 0;
 
 			p += strlen("run_id:");
 			while (len < 64 - 1 && isalnum((unsigned char) p[len]))
@@ -748,15 +750,15 @@ run_id_of(const redisReply *info, char *run_id)
 static void
 check_run_id(const redisReply *info)
 {
-	char		run_id[64];
-	char		want[64] = "";
-	size_t		wlen = 0;
+	char run_id[64];
+	char want[64] = "";
+	size_t wlen = 0;
 
 	memset(run_id, 0x7f, sizeof(run_id));
 	run_id_of(info, run_id);
 	if (info->type == REDIS_REPLY_STRING)
 	{
-		size_t		n = strnlen(info->str, info->len);
+		size_t n = strnlen(info->str, info->len);
 
 		for (size_t i = 0; i + 7 <= n; i++)
 		{
@@ -764,7 +766,7 @@ check_run_id(const redisReply *info)
 				continue;
 			for (size_t j = i + 7; j < n && wlen < 63; j++)
 			{
-				char		c = info->str[j];
+				char c = info->str[j];
 
 				if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
 					  (c >= 'A' && c <= 'Z')))
@@ -788,7 +790,7 @@ static bool
 connect_redis(Session *S)
 {
 	redisReply *replies[2];
-	int			n = S->connect_cmds;
+	int n = S->connect_cmds;
 
 	CHECK(!S->connected && S->reader == NULL);
 	S->reader = redisReaderCreate();
@@ -802,9 +804,9 @@ connect_redis(Session *S)
 		return true;
 	{
 		const char *argv[3] = {"AUTH", "cache_ext", "secret"};
-		size_t		argvlen[3] = {4, 9, 6};
+		size_t argvlen[3] = {4, 9, 6};
 		const char *sargv[2] = {"SELECT", "3"};
-		size_t		sargvlen[2] = {6, 1};
+		size_t sargvlen[2] = {6, 1};
 
 		CHECK(format_command(3, argv, argvlen));
 		if (n > 1)
@@ -817,7 +819,7 @@ connect_redis(Session *S)
 		walk_reply(replies[i], 0);
 		if (replies[i]->type == REDIS_REPLY_ERROR)
 		{
-			char		safe[160];
+			char safe[160];
 
 			RedisSafeText(safe, sizeof(safe), replies[i]->str, replies[i]->len);
 			snprintf(S->last_error, sizeof(S->last_error), "%s failed: %s",
@@ -835,8 +837,8 @@ static bool
 exec_once(Session *S, int ncmds, redisReply **replies, size_t max_reply_bytes,
 		  bool *fresh_out)
 {
-	bool		fresh = false;
-	bool		ok = true;
+	bool fresh = false;
+	bool ok = true;
 
 	if (!S->connected)
 	{
@@ -880,13 +882,13 @@ static bool
 redis_exec(Session *S, int ncmds, const char *const *names, redisReply **replies,
 		   size_t max_reply_bytes)
 {
-	bool		fresh;
-	bool		ok;
+	bool fresh;
+	bool ok;
 
 	for (int i = 0; i < ncmds; i++)
 	{
 		const char *argv[2] = {names[i], "cache_ext:k"};
-		size_t		argvlen[2] = {strlen(names[i]), 11};
+		size_t argvlen[2] = {strlen(names[i]), 11};
 
 		CHECK(format_command(2, argv, argvlen));
 	}
@@ -911,7 +913,7 @@ redis_exec(Session *S, int ncmds, const char *const *names, redisReply **replies
 static char *
 xstrndup(const char *s, size_t n)
 {
-	char	   *d = malloc(n + 1);
+	char *d = malloc(n + 1);
 
 	CHECK(d != NULL);
 	memcpy(d, s, n);
@@ -936,8 +938,8 @@ init_generations(Session *S, int nmissing)
 {
 	const char **names = malloc(sizeof(char *) * (nmissing + 1));
 	redisReply **replies = calloc(nmissing + 1, sizeof(redisReply *));
-	bool		ok = true;
-	bool		spec;
+	bool ok = true;
+	bool spec;
 	redisReply *r;
 
 	CHECK(names != NULL && replies != NULL);
@@ -975,12 +977,12 @@ static void
 check_lookup_spec(const redisReply *r, const redisReply *g, int n, int64_t mes,
 				  const StoreLookup *sl, const redisReply *error)
 {
-	bool		r_ok = r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_ERROR;
-	bool		wrongtype = r->type == REDIS_REPLY_ERROR && r->len >= 9 &&
+	bool r_ok = r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_ERROR;
+	bool wrongtype = r->type == REDIS_REPLY_ERROR && r->len >= 9 &&
 		memcmp(r->str, "WRONGTYPE", 9) == 0;
-	bool		g_shape = g->type == REDIS_REPLY_ARRAY && g->elements == (size_t) n;
-	int			nils = 0;
-	bool		g_vals = g_shape;
+	bool g_shape = g->type == REDIS_REPLY_ARRAY && g->elements == (size_t) n;
+	int nils = 0;
+	bool g_vals = g_shape;
 
 	for (size_t i = 0; g_shape && i < g->elements; i++)
 	{
@@ -1013,8 +1015,7 @@ check_lookup_spec(const redisReply *r, const redisReply *g, int n, int64_t mes,
 			  sl->entry == STORE_ENTRY_TOO_LARGE && sl->entry_bytes == r->len &&
 			  sl->problem != NULL);
 	else
-		CHECK(sl->verdict == ((g_vals && nils == 0) ? STORE_LOOKUP_DECODE :
-							  STORE_LOOKUP_STALE) &&
+		CHECK(sl->verdict == ((g_vals && nils == 0) ? STORE_LOOKUP_DECODE : STORE_LOOKUP_STALE) &&
 			  sl->entry == STORE_ENTRY_PRESENT && sl->entry_bytes == r->len);
 }
 
@@ -1027,7 +1028,7 @@ static int
 use_lookup(Session *S, const redisReply *r, const redisReply *g, int n,
 		   const StoreLookup *sl, const redisReply *error, char **vals)
 {
-	int			kept = 0;
+	int kept = 0;
 
 	if (error != NULL)
 	{
@@ -1044,7 +1045,7 @@ use_lookup(Session *S, const redisReply *r, const redisReply *g, int n,
 	if (sl->verdict == STORE_LOOKUP_DECODE)
 	{
 		/* EntryOpen / EntryLoad(r->str, r->len, ...): fuzz_entry's business */
-		uint64_t	h = 0;
+		uint64_t h = 0;
 
 		for (size_t i = 0; i < r->len; i++)
 			h += (unsigned char) r->str[i];
@@ -1057,14 +1058,14 @@ use_lookup(Session *S, const redisReply *r, const redisReply *g, int n,
 static void
 op_lookup(Session *S, uint8_t param)
 {
-	int			n = 2 + (param & 15);
-	int64_t		mes = max_entry_sizes[(param >> 4) & 3];
+	int n = 2 + (param & 15);
+	int64_t mes = max_entry_sizes[(param >> 4) & 3];
 	const char *names[2] = {"GETRANGE", "MGET"};
 	redisReply *replies[2] = {NULL, NULL};
 	StoreLookup sl;
 	const redisReply *error = NULL;
-	int			kept;
-	char	  **vals = calloc(n, sizeof(char *));
+	int kept;
+	char **vals = calloc(n, sizeof(char *));
 
 	CHECK(vals != NULL);
 	if (!redis_exec(S, 2, names, replies, (size_t) mes + 1024 + 300 * (size_t) n))
@@ -1110,15 +1111,15 @@ op_lookup(Session *S, uint8_t param)
 static void
 op_explain(Session *S, uint8_t param)
 {
-	int			n = 2 + (param & 15);
-	int64_t		mes = max_entry_sizes[(param >> 4) & 3];
+	int n = 2 + (param & 15);
+	int64_t mes = max_entry_sizes[(param >> 4) & 3];
 	const char *names[3] = {"GETRANGE", "PTTL", "MGET"};
 	redisReply *replies[3] = {NULL, NULL, NULL};
 	StoreLookup sl;
 	const redisReply *error = NULL;
-	char	  **vals = calloc(n, sizeof(char *));
-	char		buf[512];
-	int			off = 0;
+	char **vals = calloc(n, sizeof(char *));
+	char buf[512];
+	int off = 0;
 
 	CHECK(vals != NULL);
 	if (!redis_exec(S, 3, names, replies, (size_t) mes + 1024 + 300 * (size_t) n))
@@ -1132,8 +1133,8 @@ op_explain(Session *S, uint8_t param)
 	(void) use_lookup(S, replies[0], replies[2], n, &sl, error, vals);
 	if (error == NULL)
 	{
-		long long	ttl = 0;
-		bool		has_ttl = StoreReplyInteger(replies[1], &ttl);
+		long long ttl = 0;
+		bool has_ttl = StoreReplyInteger(replies[1], &ttl);
 
 		CHECK(has_ttl == (replies[1]->type == REDIS_REPLY_INTEGER));
 		CHECK(!has_ttl || ttl == replies[1]->integer);
@@ -1163,22 +1164,22 @@ op_explain(Session *S, uint8_t param)
 static void
 op_purge(Session *S, uint8_t param)
 {
-	char		cursor[32] = "0";
-	long long	deleted = 0;
-	int			rounds = 1 + (param & 15);
+	char cursor[32] = "0";
+	long long deleted = 0;
+	int rounds = 1 + (param & 15);
 
 	do
 	{
 		const char *scan[1] = {"SCAN"};
 		redisReply *reply = NULL;
 		const redisReply *keys = NULL;
-		bool		ok;
-		bool		spec;
+		bool ok;
+		bool spec;
 		StoreStatus st = STORE_BAD_REPLY;
 
 		{
 			const char *argv[6] = {"SCAN", cursor, "MATCH", "cache_ext:e:1:*", "COUNT", "1000"};
-			size_t		argvlen[6] = {4, strlen(cursor), 5, 15, 5, 4};
+			size_t argvlen[6] = {4, strlen(cursor), 5, 15, 5, 4};
 
 			CHECK(format_command(6, argv, argvlen));
 		}
@@ -1200,7 +1201,7 @@ op_purge(Session *S, uint8_t param)
 				CHECK((st == STORE_REFUSED) == (reply->type == REDIS_REPLY_ERROR));
 				free_replies(1, &reply);
 			}
-			return;				/* ereport(ERROR) */
+			return; /* ereport(ERROR) */
 		}
 		CHECK(spec && keys == reply->element[1]);
 		CHECK(strlen(cursor) == reply->element[0]->len ||
@@ -1210,8 +1211,8 @@ op_purge(Session *S, uint8_t param)
 			const char *del[1] = {"UNLINK"};
 			redisReply *dreply = NULL;
 			const char **argv = malloc(sizeof(char *) * (keys->elements + 1));
-			size_t	   *argvlen = malloc(sizeof(size_t) * (keys->elements + 1));
-			int			argc = 1;
+			size_t *argvlen = malloc(sizeof(size_t) * (keys->elements + 1));
+			int argc = 1;
 
 			CHECK(argv != NULL && argvlen != NULL);
 			argv[0] = "UNLINK";
@@ -1227,27 +1228,25 @@ op_purge(Session *S, uint8_t param)
 			free(argv);
 			free(argvlen);
 			{
-				size_t		nsent = keys->elements;
-				int64		d = -1;
+				size_t nsent = keys->elements;
+				int64 d = -1;
 
 				ok = redis_exec(S, 1, del, &dreply, 4096);
 				free_replies(1, &reply);
 				if (!ok)
-					return;		/* ereport(ERROR) */
+					return; /* ereport(ERROR) */
 				st = StoreReplyUnlinkCount(dreply, nsent, &d);
 				/* an untrusted count: 0..nsent, so that the sum cannot overflow */
 				CHECK(d >= 0 && (uint64_t) d <= nsent);
 				if (dreply->type == REDIS_REPLY_INTEGER)
 					CHECK(st == STORE_OK &&
-						  d == (dreply->integer <= 0 ? 0 :
-								(uint64_t) dreply->integer > nsent ? (int64) nsent :
-								dreply->integer));
+						  d == (dreply->integer <= 0 ? 0 : (uint64_t) dreply->integer > nsent ? (int64) nsent :
+																								dreply->integer));
 				else
-					CHECK(d == 0 && (st == STORE_REFUSED) ==
-						  (dreply->type == REDIS_REPLY_ERROR) && st != STORE_OK);
+					CHECK(d == 0 && (st == STORE_REFUSED) == (dreply->type == REDIS_REPLY_ERROR) && st != STORE_OK);
 				free_replies(1, &dreply);
 				if (st != STORE_OK)
-					return;		/* ereport(ERROR) */
+					return; /* ereport(ERROR) */
 				CHECK(!__builtin_add_overflow(deleted, d, &deleted));
 			}
 		}
@@ -1261,7 +1260,7 @@ op_purge(Session *S, uint8_t param)
 static char *
 info_field(const char *info, const char *field)
 {
-	char	   *out = malloc(201);
+	char *out = malloc(201);
 
 	CHECK(out != NULL);
 	memset(out, 0x7f, 201);
@@ -1275,16 +1274,16 @@ info_field(const char *info, const char *field)
 static void
 check_info_field(const char *info, const char *field)
 {
-	char	   *got = info_field(info, field);
-	size_t		flen = strlen(field);
-	size_t		n = strlen(info);
+	char *got = info_field(info, field);
+	size_t flen = strlen(field);
+	size_t n = strlen(info);
 	const char *want = NULL;
-	size_t		wlen = 0;
+	size_t wlen = 0;
 
 	for (size_t ls = 0; ls < n;)
 	{
 		const char *nl = memchr(info + ls, '\n', n - ls);
-		size_t		le = nl ? (size_t) (nl - info) : n;
+		size_t le = nl ? (size_t) (nl - info) : n;
 
 		if (le - ls > flen && memcmp(info + ls, field, flen) == 0 &&
 			info[ls + flen] == ':')
@@ -1296,7 +1295,7 @@ check_info_field(const char *info, const char *field)
 		}
 		ls = le + 1;
 	}
-	char	   *esc = NULL;
+	char *esc = NULL;
 
 	if (want)
 	{
@@ -1313,8 +1312,8 @@ check_info_field(const char *info, const char *field)
 			 got ? got : "NULL", got ? "\"" : "");
 	if (got)
 	{
-		char	   *end;
-		long long	v;
+		char *end;
+		long long v;
 
 		errno = 0;
 		v = strtoll(got, &end, 10);
@@ -1341,11 +1340,10 @@ op_health(Session *S, uint8_t param)
 		return;
 	if (reply->type == REDIS_REPLY_STRING)
 	{
-		char	   *info = xstrndup(reply->str, reply->len);
+		char *info = xstrndup(reply->str, reply->len);
 		static const char *const fields[] = {
 			"redis_version", "role", "maxmemory_policy", "maxmemory",
-			"aof_enabled", "used_memory"
-		};
+			"aof_enabled", "used_memory"};
 
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 			check_info_field(info, fields[i]);
@@ -1353,8 +1351,8 @@ op_health(Session *S, uint8_t param)
 	}
 	else if (reply->type == REDIS_REPLY_ERROR)
 	{
-		char		msg[200];
-		char		safe[81];
+		char msg[200];
+		char safe[81];
 
 		RedisSafeText(safe, sizeof(safe), reply->str, reply->len);
 		snprintf(msg, sizeof(msg), "INFO refused (%s): grant the cache_ext ACL user +info",
@@ -1371,8 +1369,8 @@ write_verdict(const redisReply *r)
 {
 	StoreStatus st = StoreReplyWrite(r);
 
-	CHECK(st == (r->type == REDIS_REPLY_STATUS ? STORE_OK :
-				 r->type == REDIS_REPLY_ERROR ? STORE_REFUSED : STORE_BAD_REPLY));
+	CHECK(st == (r->type == REDIS_REPLY_STATUS ? STORE_OK : r->type == REDIS_REPLY_ERROR ? STORE_REFUSED :
+																						   STORE_BAD_REPLY));
 	return st;
 }
 
@@ -1394,7 +1392,7 @@ op_token(Session *S, uint8_t param)
 		CHECK(st == STORE_OK && prev == STORE_TOKEN_NONE);
 	else if (r->type == REDIS_REPLY_STRING)
 	{
-		bool		known = (r->len == 32 && memcmp(r->str, token, 32) == 0) ||
+		bool known = (r->len == 32 && memcmp(r->str, token, 32) == 0) ||
 			(r->len == strlen(file_token) && memcmp(r->str, file_token, r->len) == 0);
 
 		CHECK(st == STORE_OK &&
@@ -1422,7 +1420,7 @@ op_write(Session *S, uint8_t param)
 	if (param & 1)
 	{
 		const char *set[1] = {"SET"};
-		char		problem[200] = "";
+		char problem[200] = "";
 		StoreStatus st;
 
 		if (!redis_exec(S, 1, set, &reply, 4096))
@@ -1431,7 +1429,7 @@ op_write(Session *S, uint8_t param)
 		if (st == STORE_REFUSED)
 		{
 			/* StorePutEntry: RedisSafeText into 121 */
-			char		shown[121];
+			char shown[121];
 
 			RedisSafeText(shown, sizeof(shown), reply->str, reply->len);
 			check_safe_text((const uint8_t *) reply->str, reply->len, sizeof(shown));
@@ -1463,8 +1461,8 @@ op_write(Session *S, uint8_t param)
 static void
 op_generic(Session *S, uint8_t param)
 {
-	int			n = 1 + (param & 7);
-	size_t		cap = (size_t) 64 << ((param >> 3) & 15);
+	int n = 1 + (param & 7);
+	size_t cap = (size_t) 64 << ((param >> 3) & 15);
 	const char *names[8] = {"GET", "GET", "GET", "GET", "GET", "GET", "GET", "GET"};
 	redisReply *replies[8];
 
@@ -1530,11 +1528,11 @@ chunk_size(uint8_t v)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	Session		S;
-	size_t		p = 0;
-	uint8_t		flags;
-	int			nops;
-	uint8_t		ops[8][2];
+	Session S;
+	size_t p = 0;
+	uint8_t flags;
+	int nops;
+	uint8_t ops[8][2];
 
 #define NEXT() (p < size ? data[p++] : 0)
 

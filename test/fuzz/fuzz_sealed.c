@@ -83,39 +83,39 @@
 
 /* ---- the fixed keys, aad and trailer layout (shared with the seed builder) -- */
 
-#define FZ_KEY_ID_A		0x1a2b3c4du
-#define FZ_KEY_ID_B		0x0badf00du
-#define FZ_AAD			"cache_ext:16384:e:3f1c0a9be2d4475a8c61f0e2d9b7a354"
-#define FZ_AAD_OTHER	"cache_ext:16384:e:3f1c0a9be2d4475a8c61f0e2d9b7a355"
+#define FZ_KEY_ID_A	 0x1a2b3c4du
+#define FZ_KEY_ID_B	 0x0badf00du
+#define FZ_AAD		 "cache_ext:16384:e:3f1c0a9be2d4475a8c61f0e2d9b7a354"
+#define FZ_AAD_OTHER "cache_ext:16384:e:3f1c0a9be2d4475a8c61f0e2d9b7a355"
 
 static const uint8 fz_key_a[CE_SEALED_KEY_LEN] = {
 	0x60, 0x3d, 0xeb, 0x10, 0x15, 0xca, 0x71, 0xbe, 0x2b, 0x73, 0xae, 0xf0,
 	0x85, 0x7d, 0x77, 0x81, 0x1f, 0x35, 0x2c, 0x07, 0x3b, 0x61, 0x08, 0xd7,
-	0x2d, 0x98, 0x10, 0xa3, 0x09, 0x14, 0xdf, 0xf4
-};
+	0x2d, 0x98, 0x10, 0xa3, 0x09, 0x14, 0xdf, 0xf4};
 static const uint8 fz_key_b[CE_SEALED_KEY_LEN] = {
 	0xfe, 0xff, 0xe9, 0x92, 0x86, 0x65, 0x73, 0x1c, 0x6d, 0x6a, 0x8f, 0x94,
 	0x67, 0x30, 0x83, 0x08, 0xfe, 0xff, 0xe9, 0x92, 0x86, 0x65, 0x73, 0x1c,
-	0x6d, 0x6a, 0x8f, 0x94, 0x67, 0x30, 0x83, 0x09
-};
+	0x6d, 0x6a, 0x8f, 0x94, 0x67, 0x30, 0x83, 0x09};
 
-#define SEAL_TRAILER	20
-#define TR_NONCE		0
-#define TR_FLIP_POS		12
-#define TR_FLIP_MASK	16
-#define TR_CHOICE		17
-#define TR_AAD_POS		18
-#define TR_TRUNC		19
+#define SEAL_TRAILER 20
+#define TR_NONCE	 0
+#define TR_FLIP_POS	 12
+#define TR_FLIP_MASK 16
+#define TR_CHOICE	 17
+#define TR_AAD_POS	 18
+#define TR_TRUNC	 19
 
 #define FAIL(...) \
-	do { \
+	do \
+	{ \
 		fprintf(stderr, "fuzz_sealed: %s:%d: ", __FILE__, __LINE__); \
 		fprintf(stderr, __VA_ARGS__); \
 		fputc('\n', stderr); \
 		abort(); \
 	} while (0)
 #define CHECK(cond) \
-	do { \
+	do \
+	{ \
 		if (!(cond)) \
 			FAIL("check failed: %s", #cond); \
 	} while (0)
@@ -126,15 +126,15 @@ static volatile uint32 sink;
 
 typedef struct LookupState
 {
-	int			calls;
-	uint32		last_id;
-	int			mode;			/* LK_* */
+	int calls;
+	uint32 last_id;
+	int mode; /* LK_* */
 } LookupState;
 
-#define LK_BOTH		0			/* knows A and B */
-#define LK_NONE		1			/* knows nothing */
-#define LK_ONLY_B	2			/* knows B only */
-#define LK_ROTATED	3			/* id A maps to key B, id B to key A */
+#define LK_BOTH	   0 /* knows A and B */
+#define LK_NONE	   1 /* knows nothing */
+#define LK_ONLY_B  2 /* knows B only */
+#define LK_ROTATED 3 /* id A maps to key B, id B to key A */
 
 static const uint8 *
 lookup(uint32 id, void *arg)
@@ -146,13 +146,15 @@ lookup(uint32 id, void *arg)
 	switch (st->mode)
 	{
 		case LK_BOTH:
-			return id == FZ_KEY_ID_A ? fz_key_a : id == FZ_KEY_ID_B ? fz_key_b : NULL;
+			return id == FZ_KEY_ID_A ? fz_key_a : id == FZ_KEY_ID_B ? fz_key_b :
+																	  NULL;
 		case LK_NONE:
 			return NULL;
 		case LK_ONLY_B:
 			return id == FZ_KEY_ID_B ? fz_key_b : NULL;
 		case LK_ROTATED:
-			return id == FZ_KEY_ID_A ? fz_key_b : id == FZ_KEY_ID_B ? fz_key_a : NULL;
+			return id == FZ_KEY_ID_A ? fz_key_b : id == FZ_KEY_ID_B ? fz_key_a :
+																	  NULL;
 	}
 	return NULL;
 }
@@ -160,7 +162,8 @@ lookup(uint32 id, void *arg)
 static const uint8 *
 ref_key(uint32 id)
 {
-	return id == FZ_KEY_ID_A ? fz_key_a : id == FZ_KEY_ID_B ? fz_key_b : NULL;
+	return id == FZ_KEY_ID_A ? fz_key_a : id == FZ_KEY_ID_B ? fz_key_b :
+															  NULL;
 }
 
 /* ---- independent AES-256-GCM over the documented layout ---------------------- */
@@ -177,9 +180,9 @@ ref_gcm(int enc, const uint8 *key, const uint8 *iv, const uint8 *ad,
 		size_t adlen, const uint8 *in, size_t inlen, uint8 *out, uint8 *tag)
 {
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	int			l = 0;
-	int			l2 = 0;
-	bool		ok;
+	int l = 0;
+	int l2 = 0;
+	bool ok;
 
 	CHECK(ctx != NULL);
 	ok = EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1 &&
@@ -211,7 +214,7 @@ ref_gcm(int enc, const uint8 *key, const uint8 *iv, const uint8 *ad,
 static uint8 *
 ref_ad(const uint8 *hdr, const uint8 *aad, size_t aadlen)
 {
-	uint8	   *ad = malloc(CE_SEALED_HEADER + aadlen);
+	uint8 *ad = malloc(CE_SEALED_HEADER + aadlen);
 
 	CHECK(ad != NULL);
 	memcpy(ad, hdr, CE_SEALED_HEADER);
@@ -229,13 +232,13 @@ ref_open(const uint8 *buf, size_t len, const uint8 *aad, size_t aadlen,
 		 size_t *plen)
 {
 	const uint8 *key;
-	uint8	   *ad;
-	uint8	   *plain;
-	uint8		tag[16];
-	size_t		clen;
-	bool		ok;
+	uint8 *ad;
+	uint8 *plain;
+	uint8 tag[16];
+	size_t clen;
+	bool ok;
 
-	if (len < 40 || rd_u32(buf) != 0x31535843u)	/* "CXS1" */
+	if (len < 40 || rd_u32(buf) != 0x31535843u) /* "CXS1" */
 		return NULL;
 	if (buf[4] != 1 || buf[5] != 0 || buf[6] != 0 || buf[7] != 0)
 		return NULL;
@@ -272,8 +275,8 @@ parse_plain(const uint8 *p, size_t len)
 	const char *why;
 	const uint8 *end = p + len;
 	const uint8 *q;
-	uint8		codecs[CE_MAX_ATTS];
-	uint32		acc = 0;
+	uint8 codecs[CE_MAX_ATTS];
+	uint32 acc = 0;
 
 	memset(&v, 0x5a, sizeof(v));
 	why = CeEntryParse(p, len, &v);
@@ -291,8 +294,8 @@ parse_plain(const uint8 *p, size_t len)
 	CHECK(v.rows == v.columns + (size_t) v.natts * CE_COLUMN_SIZE);
 	for (int i = 0; i < v.natts; i++)
 	{
-		uint32		typid;
-		int32		typmod;
+		uint32 typid;
+		int32 typmod;
 
 		CeEntryColumn(&v, i, &typid, &typmod, &codecs[i]);
 		CHECK(codecs[i] >= CE_CODEC_FIXED1 && codecs[i] <= CE_CODEC_LAST);
@@ -306,8 +309,8 @@ parse_plain(const uint8 *p, size_t len)
 		q += v.natts / 8 + 1;
 		for (int i = 0; i < v.natts; i++)
 		{
-			int			w;
-			uint32		vl;
+			int w;
+			uint32 vl;
 
 			if (bm[i / 8] & (1 << (i % 8)))
 				continue;
@@ -337,13 +340,13 @@ static void
 mode_open(const uint8 *data, size_t size)
 {
 	LookupState st = {0, 0, LK_BOTH};
-	uint8	   *in;
-	uint8	   *out;
-	uint8	   *ref;
-	size_t		outlen = (size_t) -1;
-	size_t		reflen = 0;
+	uint8 *in;
+	uint8 *out;
+	uint8 *ref;
+	size_t outlen = (size_t) -1;
+	size_t reflen = 0;
 	const char *why;
-	bool		sealed;
+	bool sealed;
 
 	/* exact-size copies, so that ASan sees a read or write past either */
 	in = malloc(size ? size : 1);
@@ -401,14 +404,14 @@ mode_forge(const uint8 *data, size_t size)
 {
 	LookupState st = {0, 0, LK_BOTH};
 	const uint8 *key;
-	uint8	   *sealed;
-	uint8	   *out;
-	uint8	   *ad;
-	size_t		plen;
-	size_t		slen;
-	size_t		outlen = (size_t) -1;
+	uint8 *sealed;
+	uint8 *out;
+	uint8 *ad;
+	size_t plen;
+	size_t slen;
+	size_t outlen = (size_t) -1;
 	const char *why;
-	bool		valid;
+	bool valid;
 
 	if (size < CE_SEALED_HEADER)
 		return;
@@ -462,8 +465,8 @@ try_open(const uint8 *buf, size_t len, const uint8 *aad, size_t aadlen,
 		 int lkmode, LookupState *stp)
 {
 	LookupState st = {0, 0, lkmode};
-	uint8	   *out = malloc(len ? len : 1);
-	size_t		outlen = (size_t) -1;
+	uint8 *out = malloc(len ? len : 1);
+	size_t outlen = (size_t) -1;
 	const char *why;
 
 	CHECK(out != NULL);
@@ -483,7 +486,7 @@ try_open(const uint8 *buf, size_t len, const uint8 *aad, size_t aadlen,
 static uint8 *
 dup_buf(const uint8 *buf, size_t len)
 {
-	uint8	   *c = malloc(len ? len : 1);
+	uint8 *c = malloc(len ? len : 1);
 
 	CHECK(c != NULL);
 	if (len)
@@ -496,7 +499,7 @@ static void
 must_fail_flipped(const uint8 *sealed, size_t slen, size_t pos, uint8 mask,
 				  const uint8 *aad, size_t aadlen)
 {
-	uint8	   *c = dup_buf(sealed, slen);
+	uint8 *c = dup_buf(sealed, slen);
 	const char *why;
 
 	CHECK(mask != 0 && pos < slen);
@@ -511,33 +514,33 @@ must_fail_flipped(const uint8 *sealed, size_t slen, size_t pos, uint8 mask,
 static void
 mode_seal(const uint8 *data, size_t size)
 {
-	uint8		trailer[SEAL_TRAILER];
-	size_t		plen;
+	uint8 trailer[SEAL_TRAILER];
+	size_t plen;
 	const uint8 *plain_in;
-	uint8	   *plain;
-	uint8	   *sealed;
-	uint8	   *again;
-	uint8	   *out;
-	uint8	   *ref;
-	uint8	   *ad;
-	uint8		reftag[16];
-	size_t		slen;
-	size_t		outlen = (size_t) -1;
+	uint8 *plain;
+	uint8 *sealed;
+	uint8 *again;
+	uint8 *out;
+	uint8 *ref;
+	uint8 *ad;
+	uint8 reftag[16];
+	size_t slen;
+	size_t outlen = (size_t) -1;
 	const uint8 *nonce;
-	uint32		fpos;
-	uint8		fmask;
-	bool		use_b;
+	uint32 fpos;
+	uint8 fmask;
+	bool use_b;
 	const uint8 *key;
 	const uint8 *otherkey;
-	uint32		keyid;
-	uint32		otherid;
-	int			aadsel;
-	uint8		bigaad[300];
+	uint32 keyid;
+	uint32 otherid;
+	int aadsel;
+	uint8 bigaad[300];
 	const uint8 *aad;
-	size_t		aadlen;
+	size_t aadlen;
 	const char *why;
 	LookupState st;
-	bool		ok_plain;
+	bool ok_plain;
 
 	/* plaintext || trailer; a short input is all trailer, zero-padded in front */
 	memset(trailer, 0, sizeof(trailer));
@@ -645,9 +648,9 @@ mode_seal(const uint8 *data, size_t size)
 
 	/* truncated, or with a byte more */
 	{
-		size_t		cut = Min((size_t) trailer[TR_TRUNC] + 1, slen);
-		uint8	   *c = dup_buf(sealed, slen - cut);
-		uint8	   *l = malloc(slen + 1);
+		size_t cut = Min((size_t) trailer[TR_TRUNC] + 1, slen);
+		uint8 *c = dup_buf(sealed, slen - cut);
+		uint8 *l = malloc(slen + 1);
 
 		if (try_open(c, slen - cut, aad, aadlen, LK_BOTH, NULL) == NULL)
 			FAIL("a sealed entry cut by %zu of its %zu bytes still opens", cut, slen);
@@ -662,7 +665,7 @@ mode_seal(const uint8 *data, size_t size)
 
 	/* another aad: one byte changed, one longer, one shorter, another key */
 	{
-		uint8	   *a = malloc(aadlen + 1);
+		uint8 *a = malloc(aadlen + 1);
 
 		CHECK(a != NULL);
 		if (aadlen)
@@ -706,7 +709,7 @@ mode_seal(const uint8 *data, size_t size)
 	if (why == NULL)
 		FAIL("a sealed entry opens with another key under its key id");
 	{
-		uint8	   *c = dup_buf(sealed, slen);
+		uint8 *c = dup_buf(sealed, slen);
 
 		put_u32(c + 8, otherid);
 		why = try_open(c, slen, aad, aadlen, LK_BOTH, &st);
@@ -763,7 +766,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #include <errno.h>
 #include <sys/stat.h>
 
-static int	nwritten;
+static int nwritten;
 
 static void
 die(const char *msg, const char *arg)
@@ -775,8 +778,8 @@ die(const char *msg, const char *arg)
 static void
 write_seed(const char *dir, const char *name, int n, const uint8 *p, size_t len)
 {
-	char		path[4096];
-	FILE	   *f;
+	char path[4096];
+	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s-%02d", dir, name, n);
 	f = fopen(path, "wb");
@@ -792,11 +795,11 @@ write_seed(const char *dir, const char *name, int n, const uint8 *p, size_t len)
 static uint8 *
 read_all(const char *path, size_t *len)
 {
-	FILE	   *f = fopen(path, "rb");
-	uint8	   *buf = NULL;
-	size_t		cap = 0;
-	size_t		n = 0;
-	size_t		got;
+	FILE *f = fopen(path, "rb");
+	uint8 *buf = NULL;
+	size_t cap = 0;
+	size_t n = 0;
+	size_t got;
 
 	if (!f)
 		die("cannot open", path);
@@ -824,10 +827,10 @@ static uint8 *
 seal_seed(const uint8 *plain, size_t plen, bool use_b, uint32 nonce_seed,
 		  const char *aad, size_t *slen)
 {
-	uint8		nonce[12];
-	uint8	   *s = malloc(plen + CE_SEALED_OVERHEAD);
-	uint8	   *o = malloc(plen + CE_SEALED_OVERHEAD);
-	size_t		olen;
+	uint8 nonce[12];
+	uint8 *s = malloc(plen + CE_SEALED_OVERHEAD);
+	uint8 *o = malloc(plen + CE_SEALED_OVERHEAD);
+	size_t olen;
 	LookupState st = {0, 0, LK_BOTH};
 
 	if (!s || !o)
@@ -840,7 +843,8 @@ seal_seed(const uint8 *plain, size_t plen, bool use_b, uint32 nonce_seed,
 		die("CeSealedSeal failed", NULL);
 	*slen = plen + CE_SEALED_OVERHEAD;
 	if (CeSealedOpen(s, *slen, (const uint8 *) aad, strlen(aad), lookup, &st,
-					 o, &olen) != NULL || olen != plen ||
+					 o, &olen) != NULL ||
+		olen != plen ||
 		(plen && memcmp(o, plain, plen) != 0))
 		die("a sealed seed does not open to its plaintext", NULL);
 	free(o);
@@ -848,13 +852,13 @@ seal_seed(const uint8 *plain, size_t plen, bool use_b, uint32 nonce_seed,
 }
 
 /* write an altered sealed entry, checked to be refused */
-static int	nbad;
+static int nbad;
 
 static void
 write_refused(const char *dir, const uint8 *p, size_t len)
 {
-	uint8	   *o = malloc(len ? len : 1);
-	size_t		olen;
+	uint8 *o = malloc(len ? len : 1);
+	size_t olen;
 	LookupState st = {0, 0, LK_BOTH};
 
 	if (!o)
@@ -862,7 +866,7 @@ write_refused(const char *dir, const uint8 *p, size_t len)
 	if (CeSealedOpen(p, len, (const uint8 *) FZ_AAD, strlen(FZ_AAD), lookup,
 					 &st, o, &olen) == NULL)
 	{
-		char		what[64];
+		char what[64];
 
 		snprintf(what, sizeof(what), "refused-%02d (%zu bytes)", nbad, len);
 		die("an altered sealed seed opens", what);
@@ -882,14 +886,14 @@ main(int argc, char **argv)
 {
 	const char *src;
 	const char *dir;
-	DIR		   *d;
+	DIR *d;
 	struct dirent *de;
-	char	  **names = NULL;
-	int			nnames = 0;
-	int			nsealed = 0;
-	uint8	   *keep = NULL;	/* one sealed valid entry, for the alterations */
-	size_t		keeplen = 0;
-	FILE	   *dict;
+	char **names = NULL;
+	int nnames = 0;
+	int nsealed = 0;
+	uint8 *keep = NULL; /* one sealed valid entry, for the alterations */
+	size_t keeplen = 0;
+	FILE *dict;
 
 	if (argc != 4)
 	{
@@ -921,14 +925,14 @@ main(int argc, char **argv)
 
 	for (int i = 0; i < nnames; i++)
 	{
-		char		path[4096];
-		size_t		plen;
-		size_t		slen;
-		uint8	   *plain;
-		uint8	   *s;
-		uint8	   *pt;
+		char path[4096];
+		size_t plen;
+		size_t slen;
+		uint8 *plain;
+		uint8 *s;
+		uint8 *pt;
 		CeEntryView v;
-		bool		good = names[i][0] == 'e';
+		bool good = names[i][0] == 'e';
 
 		snprintf(path, sizeof(path), "%s/%s", src, names[i]);
 		plain = read_all(path, &plen);
@@ -983,9 +987,9 @@ main(int argc, char **argv)
 
 	/* an empty plaintext (opens; the decoder refuses it), and a nested seal */
 	{
-		size_t		slen;
-		uint8	   *s = seal_seed(NULL, 0, false, 99, FZ_AAD, &slen);
-		uint8	   *n;
+		size_t slen;
+		uint8 *s = seal_seed(NULL, 0, false, 99, FZ_AAD, &slen);
+		uint8 *n;
 
 		write_seed(dir, "sealed", nsealed++, s, slen);
 		free(s);
@@ -1006,34 +1010,38 @@ main(int argc, char **argv)
 
 	/* altered headers; a flipped tag and ciphertext byte; another aad */
 	{
-		uint8	   *c = malloc(keeplen + 1);
-		size_t		slen;
-		uint8	   *o;
+		uint8 *c = malloc(keeplen + 1);
+		size_t slen;
+		uint8 *o;
 
 		if (!c)
 			die("out of memory", NULL);
 #define ALTER(stmt) \
-		do { memcpy(c, keep, keeplen); stmt; write_refused(dir, c, keeplen); } while (0)
-		ALTER(put_u32(c, CE_ENTRY_MAGIC));	/* "CXE1": a plain entry's */
-		ALTER(c[3] = '2');					/* "CXS2" */
-		ALTER(c[0] = '1'; c[1] = 'S'; c[2] = 'X'; c[3] = 'C');	/* byte-swapped */
+	do \
+	{ \
+		memcpy(c, keep, keeplen); \
+		stmt; \
+		write_refused(dir, c, keeplen); \
+	} while (0)
+		ALTER(put_u32(c, CE_ENTRY_MAGIC));					   /* "CXE1": a plain entry's */
+		ALTER(c[3] = '2');									   /* "CXS2" */
+		ALTER(c[0] = '1'; c[1] = 'S'; c[2] = 'X'; c[3] = 'C'); /* byte-swapped */
 		ALTER(c[4] = 0);
 		ALTER(c[4] = 2);
 		ALTER(c[4] = 0xff);
 		ALTER(c[5] = 1);
 		ALTER(c[6] = 0x80);
 		ALTER(c[7] = 1);
-		ALTER(put_u32(c + 8, 0xdeadbeef));	/* unknown key id */
-		ALTER(put_u32(c + 8, rd_u32(c + 8) == FZ_KEY_ID_A ?
-					  FZ_KEY_ID_B : FZ_KEY_ID_A));	/* the other known key */
-		ALTER(c[12] ^= 1);					/* nonce */
-		ALTER(c[CE_SEALED_HEADER + 5] ^= 0x10);	/* ciphertext */
-		ALTER(c[keeplen - 1] ^= 1);			/* tag */
+		ALTER(put_u32(c + 8, 0xdeadbeef));												 /* unknown key id */
+		ALTER(put_u32(c + 8, rd_u32(c + 8) == FZ_KEY_ID_A ? FZ_KEY_ID_B : FZ_KEY_ID_A)); /* the other known key */
+		ALTER(c[12] ^= 1);																 /* nonce */
+		ALTER(c[CE_SEALED_HEADER + 5] ^= 0x10);											 /* ciphertext */
+		ALTER(c[keeplen - 1] ^= 1);														 /* tag */
 		ALTER(c[keeplen - 16] ^= 0x80);
 #undef ALTER
 		memcpy(c, keep, keeplen);
 		c[keeplen] = 0;
-		write_refused(dir, c, keeplen + 1);	/* a byte appended */
+		write_refused(dir, c, keeplen + 1); /* a byte appended */
 		free(c);
 		/* the same plaintext, sealed for another Redis key */
 		o = malloc(keeplen);
@@ -1041,7 +1049,7 @@ main(int argc, char **argv)
 			die("out of memory", NULL);
 		{
 			LookupState st = {0, 0, LK_BOTH};
-			size_t		olen;
+			size_t olen;
 
 			if (CeSealedOpen(keep, keeplen, (const uint8 *) FZ_AAD, strlen(FZ_AAD),
 							 lookup, &st, o, &olen) != NULL)
@@ -1057,7 +1065,7 @@ main(int argc, char **argv)
 	if (!dict)
 		die("cannot create", argv[3]);
 	fprintf(dict, "sealed_magic=\"CXS1\"\nentry_magic=\"CXE1\"\n"
-			"version=\"\\x01\\x00\\x00\\x00\"\n");
+				  "version=\"\\x01\\x00\\x00\\x00\"\n");
 	fprintf(dict, "key_id_a=\"\\x%02x\\x%02x\\x%02x\\x%02x\"\n",
 			FZ_KEY_ID_A & 0xff, (FZ_KEY_ID_A >> 8) & 0xff,
 			(FZ_KEY_ID_A >> 16) & 0xff, FZ_KEY_ID_A >> 24);
@@ -1072,4 +1080,4 @@ main(int argc, char **argv)
 	free(keep);
 	return 0;
 }
-#endif							/* FZ_SEALED_MAKE_SEEDS */
+#endif /* FZ_SEALED_MAKE_SEEDS */

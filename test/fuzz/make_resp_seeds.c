@@ -45,13 +45,13 @@ enum
 
 typedef struct Buf
 {
-	char	   *d;
-	size_t		len;
-	size_t		cap;
+	char *d;
+	size_t len;
+	size_t cap;
 } Buf;
 
 static const char *outdir;
-static int	nseeds = 0;
+static int nseeds = 0;
 
 static void
 die(const char *msg, const char *arg)
@@ -75,11 +75,11 @@ put(Buf *b, const void *p, size_t n)
 }
 
 static void
-putf(Buf *b, const char *fmt,...)
+putf(Buf *b, const char *fmt, ...)
 {
-	char		tmp[512];
-	va_list		ap;
-	int			n;
+	char tmp[512];
+	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
 	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
@@ -138,7 +138,7 @@ error(Buf *b, const char *s)
 static void
 gen(Buf *b, int i)
 {
-	char		v[33];
+	char v[33];
 
 	for (int k = 0; k < 32; k++)
 		v[k] = "0123456789abcdef"[(i * 7 + k * 13) % 16];
@@ -150,11 +150,11 @@ gen(Buf *b, int i)
 static void
 info_server(Buf *b, const char *run_id)
 {
-	Buf			t = {0};
+	Buf t = {0};
 
 	putf(&t, "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n"
-		 "redis_mode:standalone\r\nos:Linux 6.1.0-18-amd64 x86_64\r\n"
-		 "arch_bits:64\r\nprocess_id:4711\r\nprocess_supervised:no\r\n");
+			 "redis_mode:standalone\r\nos:Linux 6.1.0-18-amd64 x86_64\r\n"
+			 "arch_bits:64\r\nprocess_id:4711\r\nprocess_supervised:no\r\n");
 	if (run_id)
 		putf(&t, "run_id:%s\r\n", run_id);
 	putf(&t, "tcp_port:6379\r\nuptime_in_seconds:1234\r\n");
@@ -168,12 +168,13 @@ static const char *const RUN_ID = "6f4c1b7e0c5b4a2f9d8e7c6b5a4f3e2d1c0b9a88";
 static void
 info_all(Buf *b, const char *policy)
 {
-	Buf			t = {0};
+	Buf t = {0};
 
 	putf(&t, "# Server\r\nredis_version:7.2.4\r\nrun_id:%s\r\n"
-		 "# Memory\r\nused_memory:1048576\r\nmaxmemory:268435456\r\n"
-		 "maxmemory_policy:%s\r\n# Persistence\r\naof_enabled:0\r\n"
-		 "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n", RUN_ID, policy);
+			 "# Memory\r\nused_memory:1048576\r\nmaxmemory:268435456\r\n"
+			 "maxmemory_policy:%s\r\n# Persistence\r\naof_enabled:0\r\n"
+			 "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n",
+		 RUN_ID, policy);
 	bulk(b, t.d, t.len);
 	free(t.d);
 }
@@ -184,12 +185,12 @@ info_all(Buf *b, const char *policy)
  */
 typedef struct Seed
 {
-	int			auth;			/* 0..2 */
-	int			nchunks;
-	uint8_t		chunks[7];
-	int			nops;
-	uint8_t		ops[8][2];
-	Buf			s;
+	int auth; /* 0..2 */
+	int nchunks;
+	uint8_t chunks[7];
+	int nops;
+	uint8_t ops[8][2];
+	Buf s;
 } Seed;
 
 static void
@@ -212,10 +213,10 @@ op(Seed *sd, int kind, int param)
 static void
 write_one(const char *name, const Seed *sd, int nchunks, const uint8_t *chunks)
 {
-	char		path[4096];
-	FILE	   *f;
-	uint8_t		h[2 + 7 + 16];
-	size_t		hl = 0;
+	char path[4096];
+	FILE *f;
+	uint8_t h[2 + 7 + 16];
+	size_t hl = 0;
 
 	if (sd->nops == 0)
 		die("a seed without operations", name);
@@ -246,7 +247,7 @@ write_one(const char *name, const Seed *sd, int nchunks, const uint8_t *chunks)
 static void
 emit(const char *name, Seed *sd, int split)
 {
-	char		n2[256];
+	char n2[256];
 
 	write_one(name, sd, sd->nchunks, sd->chunks);
 	if (split && sd->s.len <= 4096)
@@ -282,8 +283,8 @@ lp(int n, int mes)
 static void
 write_seeds(void)
 {
-	Seed		sd;
-	char		name[64];
+	Seed sd;
+	char name[64];
 
 	/* ---- lookups ---- */
 	for (int n = 2; n <= 5; n++)
@@ -316,7 +317,7 @@ write_seeds(void)
 	nil(&sd.s);
 	nil(&sd.s);
 	status(&sd.s, "OK");
-	nil(&sd.s);					/* SET NX lost the race */
+	nil(&sd.s); /* SET NX lost the race */
 	arr(&sd.s, 2);
 	gen(&sd.s, 2);
 	gen(&sd.s, 3);
@@ -332,7 +333,7 @@ write_seeds(void)
 	gen(&sd.s, 5);
 	status(&sd.s, "OK");
 	arr(&sd.s, 1);
-	bulk(&sd.s, "", 0);			/* an empty generation value: refused */
+	bulk(&sd.s, "", 0); /* an empty generation value: refused */
 	op(&sd, K_LOOKUP, lp(2, 0));
 	emit("lookup-stale-badinit", &sd, 1);
 
@@ -356,7 +357,7 @@ write_seeds(void)
 	gen(&sd.s, 2);
 	integer(&sd.s, 0);
 	{
-		char		big[1100];
+		char big[1100];
 
 		memset(big, 'x', sizeof(big));
 		bulk(&sd.s, big, sizeof(big));
@@ -384,7 +385,7 @@ write_seeds(void)
 	/* generations of 255 and 256 bytes, and an array of the wrong size */
 	seed_init(&sd, 0);
 	{
-		char		g[256];
+		char g[256];
 
 		memset(g, 'g', sizeof(g));
 		info_server(&sd.s, RUN_ID);
@@ -415,7 +416,7 @@ write_seeds(void)
 	gen(&sd.s, 1);
 	gen(&sd.s, 2);
 	{
-		char		big[3000];
+		char big[3000];
 
 		memset(big, 'e', sizeof(big));
 		bulk(&sd.s, big, sizeof(big));
@@ -426,7 +427,7 @@ write_seeds(void)
 	op(&sd, K_LOOKUP, lp(2, 0));
 	op(&sd, K_LOOKUP, lp(2, 0));
 	sd.nchunks = 1;
-	sd.chunks[0] = 128;			/* 128-byte recv()s */
+	sd.chunks[0] = 128; /* 128-byte recv()s */
 	emit("lookup-cap", &sd, 0);
 
 	/* ---- init_generations alone ---- */
@@ -472,13 +473,13 @@ write_seeds(void)
 	bulks(&sd.s, "cache_ext:e:1:cc");
 	integer(&sd.s, 3);
 	arr(&sd.s, 2);
-	bulks(&sd.s, "1234567890123456789012345678901");	/* 31 bytes */
+	bulks(&sd.s, "1234567890123456789012345678901"); /* 31 bytes */
 	arr(&sd.s, 0);
 	arr(&sd.s, 2);
 	bulks(&sd.s, "0");
 	arr(&sd.s, 2);
 	bulks(&sd.s, "cache_ext:e:1:dd");
-	integer(&sd.s, 7);			/* skipped: not a string */
+	integer(&sd.s, 7); /* skipped: not a string */
 	integer(&sd.s, 1);
 	op(&sd, K_PURGE, 15);
 	emit("purge", &sd, 1);
@@ -486,7 +487,7 @@ write_seeds(void)
 	seed_init(&sd, 0);
 	info_server(&sd.s, RUN_ID);
 	arr(&sd.s, 2);
-	bulks(&sd.s, "12345678901234567890123456789012");	/* 32 bytes: refused */
+	bulks(&sd.s, "12345678901234567890123456789012"); /* 32 bytes: refused */
 	arr(&sd.s, 0);
 	op(&sd, K_PURGE, 15);
 	emit("purge-longcursor", &sd, 0);
@@ -537,7 +538,7 @@ write_seeds(void)
 	info_server(&sd.s, RUN_ID);
 	status(&sd.s, "PONG");
 	bulks(&sd.s, "role:master\nmaxmemory:x\r\nrolex:1\nused_memory:-9223372036854775809\n"
-		  "maxmemory_policy:noeviction\nredis_version:\naof_enabled:99999999999999999999");
+				 "maxmemory_policy:noeviction\nredis_version:\naof_enabled:99999999999999999999");
 	op(&sd, K_HEALTH, 0);
 	emit("health-odd", &sd, 1);
 
@@ -591,8 +592,7 @@ write_seeds(void)
 			"", "a", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",
 			"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 			"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
-			"abc-def", "\xe9t\xe9"
-		};
+			"abc-def", "\xe9t\xe9"};
 
 		for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
 		{
@@ -611,9 +611,9 @@ write_seeds(void)
 	emit("info-no-runid", &sd, 1);
 
 	seed_init(&sd, 0);
-	bulk(&sd.s, "# Server\r\n\0run_id:abc\r\n", 23);	/* NUL before run_id */
+	bulk(&sd.s, "# Server\r\n\0run_id:abc\r\n", 23); /* NUL before run_id */
 	status(&sd.s, "OK");
-	bulks(&sd.s, "run_id:");	/* at the very end */
+	bulks(&sd.s, "run_id:"); /* at the very end */
 	op(&sd, K_WRITE, 0);
 	emit("info-nul", &sd, 1);
 
@@ -624,7 +624,7 @@ write_seeds(void)
 	emit("info-refused", &sd, 1);
 
 	seed_init(&sd, 0);
-	status(&sd.s, "run_id:abcdef");	/* a status, not a bulk: not looked at */
+	status(&sd.s, "run_id:abcdef"); /* a status, not a bulk: not looked at */
 	status(&sd.s, "OK");
 	op(&sd, K_WRITE, 0);
 	emit("info-status", &sd, 1);
@@ -716,7 +716,7 @@ write_seeds(void)
 	info_server(&sd.s, RUN_ID);
 	for (int i = 0; i < 8; i++)
 	{
-		char		v[300];
+		char v[300];
 
 		memset(v, 'a' + i, sizeof(v));
 		bulk(&sd.s, v, sizeof(v));
@@ -726,21 +726,60 @@ write_seeds(void)
 }
 
 static const char *const dict[] = {
-	"\\x0d\\x0a", "*", "$", "+", "-", ":",
-	"+OK\\x0d\\x0a", "+PONG\\x0d\\x0a", "$-1\\x0d\\x0a", "*-1\\x0d\\x0a", "*0\\x0d\\x0a", "$0\\x0d\\x0a\\x0d\\x0a",
-	"*1\\x0d\\x0a", "*2\\x0d\\x0a", ":0\\x0d\\x0a", ":1\\x0d\\x0a",
-	"-WRONGTYPE ", "-LOADING ", "-ERR ", "-NOAUTH ", "WRONGTYPE",
-	"run_id:", "\\x0d\\x0arun_id:", "redis_version:", "role:", "maxmemory:",
-	"maxmemory_policy:", "aof_enabled:", "used_memory:", "allkeys-lru", "noeviction",
-	"1048576", "1048577", "2147483647", "2147483648", "4294967296",
-	"9223372036854775807", "9223372036854775808", "-9223372036854775808",
-	"-2", "-0", "00", "255", "256", "31", "32", "63", "64",
+	"\\x0d\\x0a",
+	"*",
+	"$",
+	"+",
+	"-",
+	":",
+	"+OK\\x0d\\x0a",
+	"+PONG\\x0d\\x0a",
+	"$-1\\x0d\\x0a",
+	"*-1\\x0d\\x0a",
+	"*0\\x0d\\x0a",
+	"$0\\x0d\\x0a\\x0d\\x0a",
+	"*1\\x0d\\x0a",
+	"*2\\x0d\\x0a",
+	":0\\x0d\\x0a",
+	":1\\x0d\\x0a",
+	"-WRONGTYPE ",
+	"-LOADING ",
+	"-ERR ",
+	"-NOAUTH ",
+	"WRONGTYPE",
+	"run_id:",
+	"\\x0d\\x0arun_id:",
+	"redis_version:",
+	"role:",
+	"maxmemory:",
+	"maxmemory_policy:",
+	"aof_enabled:",
+	"used_memory:",
+	"allkeys-lru",
+	"noeviction",
+	"1048576",
+	"1048577",
+	"2147483647",
+	"2147483648",
+	"4294967296",
+	"9223372036854775807",
+	"9223372036854775808",
+	"-9223372036854775808",
+	"-2",
+	"-0",
+	"00",
+	"255",
+	"256",
+	"31",
+	"32",
+	"63",
+	"64",
 };
 
 static void
 write_dict(const char *path)
 {
-	FILE	   *f = fopen(path, "w");
+	FILE *f = fopen(path, "w");
 
 	if (f == NULL)
 		die("cannot create", path);

@@ -34,13 +34,13 @@
 
 typedef struct Builder
 {
-	uint8	   *d;
-	size_t		len;
-	size_t		cap;
-	int			natts;
-	uint8		codecs[CE_MAX_ATTS];
-	uint32		nrows;
-	uint32		gens_len;		/* bytes of generations section after the header */
+	uint8 *d;
+	size_t len;
+	size_t cap;
+	int natts;
+	uint8 codecs[CE_MAX_ATTS];
+	uint32 nrows;
+	uint32 gens_len; /* bytes of generations section after the header */
 } Builder;
 
 static uint64 rng_state = 0x9E3779B97F4A7C15ull;
@@ -100,7 +100,7 @@ b_columns(Builder *b, const uint8 *codecs)
 	b->gens_len = (uint32) (b->len - CE_HEADER_SIZE);
 	for (int i = 0; i < b->natts; i++)
 	{
-		uint8		c[CE_COLUMN_SIZE] = {0};
+		uint8 c[CE_COLUMN_SIZE] = {0};
 
 		b->codecs[i] = codecs[i];
 		put_u32(c, 16 + codecs[i] * 7);
@@ -121,7 +121,7 @@ b_init_gens(Builder *b, int natts, const uint8 *codecs, int ngens,
 	b_start(b, natts);
 	for (int g = 0; g < ngens; g++)
 	{
-		uint8		v[256];
+		uint8 v[256];
 
 		if (glens[g] < 1 || glens[g] > 255)
 			die("bad generation length in a seed", NULL);
@@ -154,8 +154,8 @@ static uint32
 numeric_value(uint8 *v)
 {
 	static const uint16 specials[3] = {0xC000, 0xD000, 0xF000};
-	uint16		h;
-	uint32		ndigits;
+	uint16 h;
+	uint32 ndigits;
 
 	if (rng() % 5 == 0)
 	{
@@ -167,7 +167,7 @@ numeric_value(uint8 *v)
 	memcpy(v, &h, 2);
 	for (uint32 k = 0; k < ndigits; k++)
 	{
-		int16		d = (int16) (rng() % 10000);
+		int16 d = (int16) (rng() % 10000);
 
 		memcpy(v + 2 + 2 * k, &d, 2);
 	}
@@ -178,15 +178,15 @@ numeric_value(uint8 *v)
 static void
 b_row(Builder *b, int null_pct, uint32 maxlen)
 {
-	size_t		bml = b->natts / 8 + 1;
-	size_t		bm_off = b->len;
+	size_t bml = b->natts / 8 + 1;
+	size_t bm_off = b->len;
 
 	b_need(b, bml);
 	memset(b->d + b->len, 0, bml);
 	b->len += bml;
 	for (int i = 0; i < b->natts; i++)
 	{
-		int			w = CeCodecWidth(b->codecs[i]);
+		int w = CeCodecWidth(b->codecs[i]);
 
 		if ((int) (rng() % 100) < null_pct)
 		{
@@ -195,7 +195,7 @@ b_row(Builder *b, int null_pct, uint32 maxlen)
 		}
 		if (w > 0)
 		{
-			uint8		v[8];
+			uint8 v[8];
 
 			for (int k = 0; k < w; k++)
 				v[k] = (uint8) rng();
@@ -205,9 +205,9 @@ b_row(Builder *b, int null_pct, uint32 maxlen)
 		}
 		else if (b->codecs[i] == CE_CODEC_NUMERIC)
 		{
-			uint8		v[16];
-			uint32		vlen = numeric_value(v);
-			uint8		lw[4];
+			uint8 v[16];
+			uint32 vlen = numeric_value(v);
+			uint8 lw[4];
 
 			put_u32(lw, vlen);
 			b_put(b, lw, 4);
@@ -215,8 +215,8 @@ b_row(Builder *b, int null_pct, uint32 maxlen)
 		}
 		else
 		{
-			uint32		vlen = maxlen ? rng() % (maxlen + 1) : 0;
-			uint8		lw[4];
+			uint32 vlen = maxlen ? rng() % (maxlen + 1) : 0;
+			uint8 lw[4];
 
 			put_u32(lw, vlen);
 			b_put(b, lw, 4);
@@ -232,8 +232,8 @@ b_row(Builder *b, int null_pct, uint32 maxlen)
 static void
 write_file(const char *dir, const char *name, int n, const uint8 *p, size_t len)
 {
-	char		path[4096];
-	FILE	   *f;
+	char path[4096];
+	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s-%02d", dir, name, n);
 	f = fopen(path, "wb");
@@ -262,11 +262,11 @@ static void
 write_synth(Builder *b, const char *dir, const uint8 *pat, size_t npat,
 			uint32 glen)
 {
-	size_t		rows_off = CE_HEADER_SIZE + b->gens_len +
+	size_t rows_off = CE_HEADER_SIZE + b->gens_len +
 		(size_t) b->natts * CE_COLUMN_SIZE;
-	size_t		nrow_bytes = b->len - rows_off;
-	size_t		slen;
-	uint8	   *s;
+	size_t nrow_bytes = b->len - rows_off;
+	size_t slen;
+	uint8 *s;
 
 	if (npat > PG_UINT16_MAX)
 		die("synth pattern too long", NULL);
@@ -352,9 +352,9 @@ static void
 emit_pattern(const char *dir, const uint8 *pat, size_t npat, uint32 glen,
 			 const char *reason)
 {
-	Builder		b;
-	uint8		c[2] = {CE_CODEC_FIXED4, CE_CODEC_TEXT};
-	uint8	   *section = malloc(glen);
+	Builder b;
+	uint8 c[2] = {CE_CODEC_FIXED4, CE_CODEC_TEXT};
+	uint8 *section = malloc(glen);
 
 	if (!section)
 		die("out of memory", NULL);
@@ -371,8 +371,8 @@ int
 main(int argc, char **argv)
 {
 	const char *dir;
-	Builder		b;
-	uint8		c[CE_MAX_ATTS];
+	Builder b;
+	uint8 c[CE_MAX_ATTS];
 
 	if (argc != 2)
 	{
@@ -454,9 +454,9 @@ main(int argc, char **argv)
 	b_init(&b, 2, c);
 	b_row(&b, 0, 0);
 	{
-		uint8		lw[4];
+		uint8 lw[4];
 
-		b_put(&b, "\0", 1);		/* null bitmap: no NULLs */
+		b_put(&b, "\0", 1); /* null bitmap: no NULLs */
 		b_put(&b, "12345678", 8);
 		put_u32(lw, 3000);
 		b_put(&b, lw, 4);
@@ -529,7 +529,7 @@ main(int argc, char **argv)
 
 	/* a hundred 8-byte generations, seventeen mixed columns */
 	{
-		int			lens[100];
+		int lens[100];
 
 		for (int g = 0; g < 100; g++)
 			lens[g] = 8;
@@ -562,7 +562,7 @@ main(int argc, char **argv)
 	 * only), and 65535 bytes of 255-byte values whose last one is cut short
 	 */
 	{
-		uint8		pat[256];
+		uint8 pat[256];
 
 		pat[0] = 1;
 		pat[1] = 'g';
@@ -658,7 +658,7 @@ main(int argc, char **argv)
 		fz_finish_header(b.d, b.len, 1, b.nrows, 0, 0, 0);
 		b.d[4] = 1;
 		put_u32(b.d + 12, CeEntryChecksum(b.d, b.len));
-		if (CeEntryParse(b.d, b.len, &(CeEntryView) {0}) == NULL)
+		if (CeEntryParse(b.d, b.len, &(CeEntryView){0}) == NULL)
 			die("a version 1 entry was accepted", NULL);
 		write_file(dir, "bad", nseeds++, b.d, b.len);
 		nbad++;
