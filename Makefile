@@ -35,6 +35,7 @@ OBJS = \
 	src/redis/client.o \
 	src/redis/settings.o \
 	src/redis/text.o \
+	src/redis/resp.o \
 	src/redis/transport.o \
 	src/redis/tls.o \
 	src/redis/url.o

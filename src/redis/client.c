@@ -41,6 +41,7 @@
 
 #include "cache_ext.h" /* settings only */
 #include "redis/redis.h"
+#include "redis/resp.h"
 #include "redis/redis_text.h"
 
 typedef struct RedisConn
@@ -358,6 +359,7 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 	{
 		void *reply = NULL;
 		ssize_t r;
+		RespFeedResult fed;
 
 		if (redisReaderGetReply(conn.reader, &reply) != REDIS_OK)
 		{
@@ -376,15 +378,15 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 			set_failure(conn.transport.failure, err);
 			break;
 		}
-		received += r;
-		if (received > max_reply_bytes)
+		fed = RespFeed(conn.reader, chunk, r, &received, max_reply_bytes);
+		if (fed == RESP_TOO_LARGE)
 		{
 			last_kind = REDIS_FAIL_REPLY_TOO_LARGE;
 			snprintf(last_error, sizeof(last_error),
 					 "Redis reply exceeds %zu bytes", max_reply_bytes);
 			break;
 		}
-		if (redisReaderFeed(conn.reader, chunk, r) != REDIS_OK)
+		if (fed == RESP_BAD)
 		{
 			reader_error();
 			break;
@@ -424,37 +426,6 @@ format_command(StringInfo buf, const RedisCommand *cmd)
 }
 
 /*
- * No reply of ours has more than a few thousand elements.  A hostile server
- * announcing billions would make hiredis allocate, and later walk, an
- * array of that many pointers: refuse such arrays (the reader then fails
- * with an out-of-memory error, and the connection is dropped).
- */
-#define MAX_REPLY_ELEMENTS (1024 * 1024)
-
-static redisReplyObjectFunctions limited_functions;
-static void *(*default_create_array)(const redisReadTask *, int);
-
-static void *
-create_array_limited(const redisReadTask *task, int elements)
-{
-	if (elements < 0 || elements > MAX_REPLY_ELEMENTS)
-		return NULL;
-	return default_create_array(task, elements);
-}
-
-static void
-limit_arrays(redisReader *reader)
-{
-	if (default_create_array == NULL)
-	{
-		limited_functions = *reader->fn;
-		default_create_array = limited_functions.createArray;
-		limited_functions.createArray = create_array_limited;
-	}
-	reader->fn = &limited_functions;
-}
-
-/*
  * The reply to INFO server, sent with the first pipeline of a connection:
  * tell the hook the server's run_id.  INFO may be refused to an ACL user;
  * then restarts go unnoticed.
@@ -462,26 +433,9 @@ limit_arrays(redisReader *reader)
 static void
 report_run_id(redisReply *info)
 {
-	char run_id[64];
+	char run_id[RESP_RUN_ID_LEN];
 
-	run_id[0] = '\0';
-	if (info->type == REDIS_REPLY_STRING)
-	{
-		const char *p = strstr(info->str, "run_id:");
-
-		if (p)
-		{
-			int len = 0;
-
-			p += strlen("run_id:");
-			while (len < (int) sizeof(run_id) - 1 && isalnum((unsigned char) p[len]))
-			{
-				run_id[len] = p[len];
-				len++;
-			}
-			run_id[len] = '\0';
-		}
-	}
+	(void) RespRunId(info, run_id);
 	if (redis_connect_hook)
 		redis_connect_hook(run_id[0] ? run_id : NULL);
 }
@@ -565,7 +519,7 @@ connect_redis(int timeout_ms)
 	conn.url = strdup(cache_ext_redis_url);
 	conn.reader = redisReaderCreate();
 	if (conn.reader)
-		limit_arrays(conn.reader);
+		RespLimitArrays(conn.reader);
 	if (conn.url == NULL || conn.reader == NULL)
 	{
 		last_kind = REDIS_FAIL_RESOURCES;

@@ -66,10 +66,13 @@
  *	  an array of n elements, each a string of 1..255 bytes or nil, and
  *	  explain reaches the same verdict as the lookup; SCAN's reply must be
  *	  an array of two, a string cursor of at most 31 bytes and an array;
- *	  UNLINK's count is clamped to the keys sent.  The client's own code
- *	  (report_run_id, connect_redis, exchange) is still replicated here: its
- *	  bounded run_id copy must give the alphanumeric run after the first
- *	  "run_id:", at most 63 characters.
+ *	  UNLINK's count is clamped to the keys sent.  The client's reading of
+ *	  RESP around hiredis (src/redis/resp.c: the array limit, feeding under
+ *	  a byte cap, the run_id of INFO server) is the real code too: its
+ *	  run_id must be the alphanumeric run after the first "run_id:", at
+ *	  most 63 characters.  The client's control flow (connect_redis,
+ *	  exchange, the retry of a closed connection) is mirrored here, with
+ *	  the socket replaced by the input's bytes.
  *
  *-------------------------------------------------------------------------
  */
@@ -89,6 +92,7 @@
  * headers need c.h, which store_reply.h includes)
  */
 #include "redis/redis_text.h"
+#include "redis/resp.h"
 #include "store/store_reply.h"
 
 #define FAIL(...) \
@@ -168,8 +172,7 @@ check_safe_text(const uint8_t *src, size_t len, size_t dstlen)
 #endif
 
 /* as in src/redis/client.c */
-#define RECV_CHUNK		   65536
-#define MAX_REPLY_ELEMENTS (1024 * 1024)
+#define RECV_CHUNK 65536
 
 /* hiredis 0.14: rstack[9], a multi-bulk at index 8 is refused */
 #define HIREDIS_MAX_RIDX 8
@@ -177,34 +180,7 @@ check_safe_text(const uint8_t *src, size_t len, size_t dstlen)
 /* keeps the reads of the walks from being optimised away */
 static volatile uint64_t sink;
 
-/* ---- the reader, configured as client.c does --------------------------- */
-
-/*
- * A copy of client.c's create_array_limited() / limit_arrays() (static
- * there): the same limit, the same check, the same lazily built table.
- */
-static redisReplyObjectFunctions limited_functions;
-static void *(*default_create_array)(const redisReadTask *, int);
-
-static void *
-create_array_limited(const redisReadTask *task, int elements)
-{
-	if (elements < 0 || elements > MAX_REPLY_ELEMENTS)
-		return NULL;
-	return default_create_array(task, elements);
-}
-
-static void
-limit_arrays(redisReader *reader)
-{
-	if (default_create_array == NULL)
-	{
-		limited_functions = *reader->fn;
-		default_create_array = limited_functions.createArray;
-		limited_functions.createArray = create_array_limited;
-	}
-	reader->fn = &limited_functions;
-}
+/* ---- the reader: configured by src/redis/resp.c, as client.c does ------- */
 
 /* ---- the session --------------------------------------------------------- */
 
@@ -228,6 +204,7 @@ typedef struct Session
 	size_t ref_pos;	   /* stream offset the reference reads on from */
 
 	char last_error[256];
+	bool closed; /* the last exchange failed at the end of the stream */
 } Session;
 
 static void
@@ -623,12 +600,14 @@ exchange(Session *S, int n, redisReply **replies, size_t max_reply_bytes)
 	RefResult rr;
 
 	CHECK(S->connected && S->reader != NULL);
+	S->closed = false;
 	memset(replies, 0, n * sizeof(redisReply *));
 	while (got < n)
 	{
 		void *reply = NULL;
 		const uint8_t *chunk = NULL;
 		long r;
+		RespFeedResult fed;
 
 		if (redisReaderGetReply(S->reader, &reply) != REDIS_OK)
 		{
@@ -664,19 +643,21 @@ exchange(Session *S, int n, redisReply **replies, size_t max_reply_bytes)
 		r = recv_chunk(S, &chunk);
 		if (r < 0)
 		{
-			/* TransportRecv()'s words for an end of stream */
+			/* TransportRecv()'s words for an end of stream, of kind closed */
 			snprintf(S->last_error, sizeof(S->last_error),
 					 "Redis closed the connection");
+			S->closed = true;
 			break;
 		}
-		received += (size_t) r;
-		if (received > max_reply_bytes)
+		fed = RespFeed(S->reader, (const char *) chunk, (size_t) r, &received,
+					   max_reply_bytes);
+		if (fed == RESP_TOO_LARGE)
 		{
 			snprintf(S->last_error, sizeof(S->last_error),
 					 "Redis reply exceeds %zu bytes", max_reply_bytes);
 			break;
 		}
-		if (redisReaderFeed(S->reader, (const char *) chunk, (size_t) r) != REDIS_OK)
+		if (fed == RESP_BAD)
 		{
 			reader_error(S);
 			break;
@@ -718,30 +699,6 @@ format_command(int argc, const char **argv, const size_t *argvlen)
 
 /* ---- report_run_id ----------------------------------------------------------- */
 
-/* report_run_id()'s extraction, as in client.c. */
-static void
-run_id_of(const redisReply *info, char *run_id)
-{
-	run_id[0] = '\0';
-	if (info->type == REDIS_REPLY_STRING)
-	{
-		const char *p = strstr(info->str, "run_id:");
-
-		if (p)
-		{
-			int len = 0;
-
-			p += strlen("run_id:");
-			while (len < 64 - 1 && isalnum((unsigned char) p[len]))
-			{
-				run_id[len] = p[len];
-				len++;
-			}
-			run_id[len] = '\0';
-		}
-	}
-}
-
 /*
  * What report_run_id() must find, read independently: in the text before
  * the first NUL, the first "run_id:", and the alphanumerics after it, at
@@ -755,7 +712,7 @@ check_run_id(const redisReply *info)
 	size_t wlen = 0;
 
 	memset(run_id, 0x7f, sizeof(run_id));
-	run_id_of(info, run_id);
+	(void) RespRunId(info, run_id);
 	if (info->type == REDIS_REPLY_STRING)
 	{
 		size_t n = strnlen(info->str, info->len);
@@ -795,9 +752,12 @@ connect_redis(Session *S)
 	CHECK(!S->connected && S->reader == NULL);
 	S->reader = redisReaderCreate();
 	CHECK(S->reader != NULL);
-	limit_arrays(S->reader);
-	CHECK(S->reader->fn == &limited_functions &&
-		  S->reader->fn->createArray == create_array_limited);
+	{
+		const redisReplyObjectFunctions *dflt = S->reader->fn;
+
+		RespLimitArrays(S->reader);
+		CHECK(S->reader->fn != dflt && S->reader->fn->createArray != dflt->createArray);
+	}
 	S->connected = true;
 	S->conn_start = S->fed_end = S->ref_pos = S->spos;
 	if (n == 0)
@@ -868,13 +828,14 @@ exec_once(Session *S, int ncmds, redisReply **replies, size_t max_reply_bytes,
 	return ok;
 }
 
-/* client.c's connection_was_closed(): on last_error, whatever set it. */
+/*
+ * client.c retries when the failure's kind is "closed" (the server or the
+ * network ended the connection: here, the end of the stream).
+ */
 static bool
 connection_was_closed(const Session *S)
 {
-	return strstr(S->last_error, "closed the connection") != NULL ||
-		strstr(S->last_error, "Connection reset") != NULL ||
-		strstr(S->last_error, "Broken pipe") != NULL;
+	return S->closed;
 }
 
 /* RedisExec(): one retry on a new connection when the old one was closed. */

@@ -194,6 +194,7 @@ if wants resp; then
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		"${WARN[@]}" "${HIREDIS_CFLAGS[@]}" "${INC[@]}" \
 		"$HERE/fuzz_resp.c" "$ROOT/src/store/store_reply.c" "$ROOT/src/redis/text.c" \
+		"$ROOT/src/redis/resp.c" \
 		"$PGPORT" "${HIREDIS_LIBS[@]}" -o "$W/fuzz_resp"
 	clang -g -O1 "${SAN[@]}" "${WARN[@]}" \
 		"$HERE/make_resp_seeds.c" \
