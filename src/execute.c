@@ -205,7 +205,17 @@ run_query(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 	a.params = params;
 	a.ts = mine;
 	a.writer = writer;
-	edata = RunInSubtransaction(run_plan_fn, &a);
+	PG_TRY();
+	{
+		edata = RunInSubtransaction(run_plan_fn, &a);
+	}
+	PG_CATCH();
+	{
+		/* a cancel: whatever was encoding is over */
+		encoding_row = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (edata != NULL)
 	{
 		bool in_encoder = encoding_row;

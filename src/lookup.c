@@ -250,6 +250,10 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 					break;
 				case ENTRY_CORRUPT:
 					break;
+				default:
+					/* not decoded: never a hit */
+					outcome = LOOKUP_MISS;
+					break;
 			}
 			break;
 	}
@@ -337,7 +341,7 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	{
 		tuplestore_end(ts);
 		json_key(buf, "redis");
-		escape_json(buf, psprintf("unavailable (%s)", StoreLastError()));
+		escape_json(buf, psprintf("unavailable (%s)", sl.error[0] ? sl.error : StoreLastError()));
 		return;
 	}
 
@@ -371,6 +375,9 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 						break;
 					case ENTRY_STALE:
 						problem = "stale: invalidated since it was stored";
+						break;
+					default:
+						problem = "not decoded";
 						break;
 				}
 				break;

@@ -596,7 +596,11 @@ swap_token(int ti, bool *mismatch)
 	if (prev == STORE_TOKEN_NONE)
 		*mismatch = ft[0] != '\0'; /* Redis lost it */
 	else
-		*mismatch = prev == STORE_TOKEN_OTHER;
+		*mismatch = prev != STORE_TOKEN_KNOWN;
+	if (prev == STORE_TOKEN_MINE)
+		ereport(LOG,
+				(errmsg("cache_ext lost the reply to its incarnation check at one Redis target"),
+				 errdetail("What the token replaced is unknown, so every cached result there is invalidated.")));
 	return true;
 }
 

@@ -310,12 +310,9 @@ miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
 	if (found == LOOKUP_STALE)
 		CacheStatsAdd(CS_INVALIDATED, 1);
 
-	/* a row type found undecodable during this very lookup */
-	if (pq->codec_problem != NULL && gens_ok)
-	{
+	/* a row type found undecodable (during this very lookup, perhaps) */
+	if (pq->codec_problem != NULL)
 		gens_ok = false;
-		not_stored = pq->codec_problem;
-	}
 	if (gens_ok)
 		EntryWriterInit(&w, c->resultdesc->natts, pq->codecs, gens,
 						cache_ext_max_entry_size -
@@ -323,9 +320,9 @@ miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
 	encode_problem = run_query(pq, c->params, c->ts, gens_ok ? &w : NULL);
 
 	if (!gens_ok)
-		not_stored = not_stored	 ? not_stored :
-			RecoveryInProgress() ? "hot standby" :
-								   "generations unreadable";
+		not_stored = pq->codec_problem ? pq->codec_problem :
+			RecoveryInProgress()	   ? "hot standby" :
+										 "generations unreadable";
 	else if (encode_problem != NULL)
 		not_stored = encode_problem;
 	else if (w.overflow)

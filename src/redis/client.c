@@ -75,7 +75,6 @@ static int inflight_n = 0;
 #define RECV_CHUNK 65536
 static char *recv_chunk = NULL; /* in TopMemoryContext, reused */
 
-RedisConnectHook redis_connect_hook = NULL;
 
 static bool exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 						  size_t max_reply_bytes, int timeout_ms, int connect_ms);
@@ -426,18 +425,32 @@ format_command(StringInfo buf, const RedisCommand *cmd)
 }
 
 /*
+ * A connection made since the store last asked (RedisTakeNewConnection),
+ * and its server's run_id ("" when INFO did not say).
+ */
+static bool new_connection = false;
+static char new_run_id[RESP_RUN_ID_LEN];
+
+/*
  * The reply to INFO server, sent with the first pipeline of a connection:
- * tell the hook the server's run_id.  INFO may be refused to an ACL user;
- * then restarts go unnoticed.
+ * note the server's run_id for the store to take.  INFO may be refused to
+ * an ACL user; then restarts go unnoticed.
  */
 static void
 report_run_id(redisReply *info)
 {
-	char run_id[RESP_RUN_ID_LEN];
+	(void) RespRunId(info, new_run_id);
+	new_connection = true;
+}
 
-	(void) RespRunId(info, run_id);
-	if (redis_connect_hook)
-		redis_connect_hook(run_id[0] ? run_id : NULL);
+bool
+RedisTakeNewConnection(char *run_id)
+{
+	if (!new_connection)
+		return false;
+	new_connection = false;
+	strlcpy(run_id, new_run_id, RESP_RUN_ID_LEN);
+	return true;
 }
 
 char *cache_ext_redis_password_file = NULL;
@@ -721,8 +734,12 @@ exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 	/*
 	 * A connection that had been idle may have been closed or reset by the
 	 * server (Redis's "timeout" setting, a firewall), and this command was
-	 * the first to find out: try once more on a new one (every command we
-	 * send is idempotent).
+	 * the first to find out: try once more on a new one.  A command may then
+	 * run twice: reads, SET NX, MSET of fresh values, SET PX and UNLINK
+	 * give the same state either way; the one command whose reply says
+	 * what it replaced (the incarnation token's SET ... GET) reads back its
+	 * own value on the second run, which the store treats as "unknown"
+	 * and the outbox as a mismatch (store_reply.c, StoreReplyToken).
 	 */
 	if (!ok && !fresh && last_kind == REDIS_FAIL_CLOSED)
 	{

@@ -153,12 +153,13 @@ extern bool RedisExecTimeout(int ncmds, RedisCommand *cmds, redisReply **replies
 							 size_t max_reply_bytes, int timeout_ms);
 
 /*
- * Called after every new connection with the server's run_id (from INFO
- * server), or NULL when the server did not say.  A new run_id means the
- * server restarted and may have lost writes or loaded an old snapshot.
+ * Whether a connection was made since the last call, and then its server's
+ * run_id (from INFO server) into run_id (64 bytes: RESP_RUN_ID_LEN), ""
+ * when the server did not say.  A new run_id means the server restarted
+ * and may have lost writes or loaded an old snapshot.  The client calls
+ * nothing above it: the store asks after every exchange.
  */
-typedef void (*RedisConnectHook)(const char *run_id);
-extern RedisConnectHook redis_connect_hook;
+extern bool RedisTakeNewConnection(char *run_id);
 extern void RedisFreeReplies(int n, redisReply **replies);
 extern void RedisDisconnect(void);
 extern void RedisReportError(const char *msg, size_t len);

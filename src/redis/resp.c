@@ -59,7 +59,10 @@ RespRunId(const redisReply *info, char *out)
 	out[0] = '\0';
 	if (info->type != REDIS_REPLY_STRING)
 		return false;
-	p = strstr(info->str, "run_id:");
+	/* the field at the start of a line: "master_run_id:" is another one */
+	for (p = strstr(info->str, "run_id:"); p != NULL && p != info->str && p[-1] != '\n';
+		 p = strstr(p + 1, "run_id:"))
+		;
 	if (p == NULL)
 		return false;
 	p += strlen("run_id:");

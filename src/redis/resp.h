@@ -47,7 +47,7 @@ extern RespFeedResult RespFeed(redisReader *reader, const char *buf, size_t len,
 
 /*
  * The run_id in the reply to INFO server: the alphanumerics after the
- * first "run_id:" of its text, at most RESP_RUN_ID_LEN - 1 of them, into
+ * first "run_id:" that starts a line of its text, at most RESP_RUN_ID_LEN - 1 of them, into
  * out (always terminated).  Returns whether there was one.
  */
 extern bool RespRunId(const redisReply *info, char *out);

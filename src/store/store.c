@@ -21,6 +21,7 @@
 
 #include "cache_ext.h"
 #include "redis/redis.h"
+#include "redis/resp.h"
 #include "redis/redis_text.h"
 #include "store/store.h"
 #include "store/store_reply.h"
@@ -48,6 +49,20 @@ count_failures(void)
 	}
 }
 
+/*
+ * A connection the client made for the last exchange: tell the listener
+ * (the outbox) its server's run_id, before anyone reads the replies, so
+ * that a restarted Redis blocks hits at once.
+ */
+static void
+tell_new_connection(void)
+{
+	char run_id[RESP_RUN_ID_LEN];
+
+	if (RedisTakeNewConnection(run_id) && server_listener != NULL)
+		server_listener(run_id[0] ? run_id : NULL);
+}
+
 /* exec_commands' timeout_ms for cache_ext.command_timeout (RedisExec) */
 #define DEFAULT_TIMEOUT (-1)
 
@@ -65,6 +80,18 @@ exec_commands(int ncmds, RedisCommand *cmds, redisReply **replies,
 		ok = RedisExecTimeout(ncmds, cmds, replies, max_reply_bytes, timeout_ms);
 	else
 		ok = RedisExec(ncmds, cmds, replies, max_reply_bytes);
+	PG_TRY();
+	{
+		tell_new_connection();
+	}
+	PG_CATCH();
+	{
+		/* the replies are malloc'd: not left behind by an error */
+		if (ok)
+			RedisFreeReplies(ncmds, replies);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (ok)
 		CacheStatsAdd(CS_ROUND_TRIPS, 1);
 	count_failures();
@@ -93,12 +120,13 @@ error_text(const redisReply *r, size_t max)
  */
 void
 StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
-				 size_t max_entry_size, bool with_ttl,
+				 size_t max_entry_size, bool for_explain,
 				 char **vals, size_t *lens,
 				 StoreDecodeFn decode, void *arg, StoreLookup *out)
 {
 	RedisCommand cmds[3];
 	redisReply *replies[3] = {NULL, NULL, NULL};
+	bool with_ttl = for_explain;
 	int ncmds = with_ttl ? 3 : 2;
 	int gi = ncmds - 1;
 	char endbuf[32];
@@ -106,6 +134,7 @@ StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 	memset(out, 0, sizeof(*out));
 	out->verdict = STORE_LOOKUP_DOWN;
 	out->ttl_ms = -1;
+	out->decoded = -1; /* not ENTRY_VALID until decode says so */
 
 	snprintf(endbuf, sizeof(endbuf), "%zu", max_entry_size);
 	RedisCommandInit(&cmds[0], "GETRANGE");
@@ -131,7 +160,14 @@ StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 		const redisReply *g = replies[gi];
 
 		StoreReplyLookup(replies[0], g, ngens, max_entry_size, out, &error);
-		if (error != NULL)
+		if (error != NULL && for_explain)
+		{
+			char safe[160];
+
+			RedisSafeText(safe, sizeof(safe), error->str, error->len);
+			snprintf(out->error, sizeof(out->error), "Redis answered: %s", safe);
+		}
+		else if (error != NULL)
 			report_error(error);
 		else
 		{
@@ -558,18 +594,9 @@ StoreLastError(void)
 	return RedisLastError();
 }
 
-/* The client's connect hook, passed on to the store's listener. */
-static void
-on_connect(const char *run_id)
-{
-	if (server_listener != NULL)
-		server_listener(run_id);
-}
-
 /* StoreSetServerListener (store.h) */
 void
 StoreSetServerListener(StoreServerListener fn)
 {
 	server_listener = fn;
-	redis_connect_hook = on_connect;
 }

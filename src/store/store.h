@@ -80,19 +80,22 @@ typedef struct StoreLookup
 	const char *problem;   /* CORRUPT: why (a constant string) */
 	bool has_ttl;		   /* with_ttl and the server said */
 	int64 ttl_ms;
-	int decoded; /* DECODE: what decode returned */
+	int decoded;	 /* DECODE: what decode returned; -1 until it ran */
+	char error[200]; /* for_explain, DOWN on a server's error reply:
+							* "Redis answered: ..." (escaped) */
 } StoreLookup;
 
 /*
  * Fetch the entry rkey (at most max_entry_size bytes) and the generations
- * genkeys[0..ngens) in one round trip, with the entry's PTTL when with_ttl.
- * vals/lens (ngens each, zeroed by the caller) receive the values of the
- * generations that are usable (palloc'd).  A server error reply is
- * reported to the client (the circuit opens) and gives STORE_LOOKUP_DOWN.
- * Does not check StoreUsable first.
+ * genkeys[0..ngens) in one round trip.  vals/lens (ngens each, zeroed by
+ * the caller) receive the values of the generations that are usable
+ * (palloc'd).  A server error reply gives STORE_LOOKUP_DOWN; it is reported
+ * to the client (the circuit opens, the error is counted) unless
+ * for_explain, which also asks for the entry's PTTL: cache_explain looks
+ * and changes nothing.  Does not check StoreUsable first.
  */
 extern void StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
-							 size_t max_entry_size, bool with_ttl,
+							 size_t max_entry_size, bool for_explain,
 							 char **vals, size_t *lens,
 							 StoreDecodeFn decode, void *arg,
 							 StoreLookup *out);
@@ -128,7 +131,10 @@ extern bool StoreBump(char *const *keys, int n, const char *value,
 typedef enum StoreTokenPrev
 {
 	STORE_TOKEN_NONE,  /* no token (Redis lost it or never had it) */
-	STORE_TOKEN_KNOWN, /* file_token or token itself */
+	STORE_TOKEN_KNOWN, /* file_token: the last clean shutdown's */
+	STORE_TOKEN_MINE,  /* this incarnation's own: an earlier swap was
+						* executed but its reply lost, so what it
+						* replaced is unknown */
 	STORE_TOKEN_OTHER  /* another incarnation's */
 } StoreTokenPrev;
 

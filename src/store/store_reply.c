@@ -120,7 +120,8 @@ StoreReplyInitGens(const redisReply *mget, int nmissing)
 StoreStatus
 StoreReplyWrite(const redisReply *r)
 {
-	if (r->type == REDIS_REPLY_STATUS)
+	/* SET and MSET answer +OK; any other status is not a write taken */
+	if (r->type == REDIS_REPLY_STATUS && r->len == 2 && memcmp(r->str, "OK", 2) == 0)
 		return STORE_OK;
 	return r->type == REDIS_REPLY_ERROR ? STORE_REFUSED : STORE_BAD_REPLY;
 }
@@ -139,7 +140,12 @@ StoreReplyToken(const redisReply *r, const char *token, const char *file_token,
 		bool mine = r->len == strlen(token) &&
 			memcmp(r->str, token, r->len) == 0;
 
-		*prev = (same_file || mine) ? STORE_TOKEN_KNOWN : STORE_TOKEN_OTHER;
+		/*
+		 * SET ... GET is not idempotent: reading back our own token means an
+		 * earlier swap ran but its reply (with what it replaced) was lost.
+		 */
+		*prev = same_file ? STORE_TOKEN_KNOWN : mine ? STORE_TOKEN_MINE :
+													   STORE_TOKEN_OTHER;
 		return STORE_OK;
 	}
 	return r->type == REDIS_REPLY_ERROR ? STORE_REFUSED : STORE_BAD_REPLY;

@@ -39,7 +39,7 @@ extern void StoreReplyLookup(const redisReply *entry, const redisReply *gens,
 /* The MGET after the SET NXs of nmissing generations: all values? */
 extern bool StoreReplyInitGens(const redisReply *mget, int nmissing);
 
-/* A write's reply (SET, MSET): +OK-like status, error, or anything else. */
+/* A write's reply (SET, MSET): +OK, an error, or anything else (not taken). */
 extern StoreStatus StoreReplyWrite(const redisReply *r);
 
 /*

@@ -701,8 +701,8 @@ format_command(int argc, const char **argv, const size_t *argvlen)
 
 /*
  * What report_run_id() must find, read independently: in the text before
- * the first NUL, the first "run_id:", and the alphanumerics after it, at
- * most 63.
+ * the first NUL, the first "run_id:" at the start of a line, and the
+ * alphanumerics after it, at most 63.
  */
 static void
 check_run_id(const redisReply *info)
@@ -719,7 +719,8 @@ check_run_id(const redisReply *info)
 
 		for (size_t i = 0; i + 7 <= n; i++)
 		{
-			if (memcmp(info->str + i, "run_id:", 7) != 0)
+			if (memcmp(info->str + i, "run_id:", 7) != 0 ||
+				(i > 0 && info->str[i - 1] != '\n'))
 				continue;
 			for (size_t j = i + 7; j < n && wlen < 63; j++)
 			{
@@ -1324,14 +1325,15 @@ op_health(Session *S, uint8_t param)
 	free_replies(1, &reply);
 }
 
-/* Every write verdict: status is OK, an error REFUSED, the rest BAD_REPLY. */
+/* Every write verdict: +OK is OK, an error REFUSED, the rest BAD_REPLY. */
 static StoreStatus
 write_verdict(const redisReply *r)
 {
 	StoreStatus st = StoreReplyWrite(r);
+	bool ok = r->type == REDIS_REPLY_STATUS && r->len == 2 && r->str[0] == 'O' && r->str[1] == 'K';
 
-	CHECK(st == (r->type == REDIS_REPLY_STATUS ? STORE_OK : r->type == REDIS_REPLY_ERROR ? STORE_REFUSED :
-																						   STORE_BAD_REPLY));
+	CHECK(st == (ok ? STORE_OK : r->type == REDIS_REPLY_ERROR ? STORE_REFUSED :
+																STORE_BAD_REPLY));
 	return st;
 }
 
@@ -1353,11 +1355,13 @@ op_token(Session *S, uint8_t param)
 		CHECK(st == STORE_OK && prev == STORE_TOKEN_NONE);
 	else if (r->type == REDIS_REPLY_STRING)
 	{
-		bool known = (r->len == 32 && memcmp(r->str, token, 32) == 0) ||
-			(r->len == strlen(file_token) && memcmp(r->str, file_token, r->len) == 0);
+		bool known = r->len == strlen(file_token) && memcmp(r->str, file_token, r->len) == 0;
+		bool mine = r->len == 32 && memcmp(r->str, token, 32) == 0;
 
+		/* our own token back: an earlier swap's reply was lost: not known */
 		CHECK(st == STORE_OK &&
-			  prev == (known ? STORE_TOKEN_KNOWN : STORE_TOKEN_OTHER));
+			  prev == (known ? STORE_TOKEN_KNOWN : mine ? STORE_TOKEN_MINE :
+														  STORE_TOKEN_OTHER));
 	}
 	else
 		CHECK(st == (r->type == REDIS_REPLY_ERROR ? STORE_REFUSED : STORE_BAD_REPLY));
