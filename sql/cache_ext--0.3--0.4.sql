@@ -41,3 +41,32 @@ AS 'MODULE_PATHNAME', 'cache_stats'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 
 CREATE VIEW cache_stats AS SELECT * FROM cache_stats();
+
+-- cache_health gains the kind of the last failure, decided from errno and
+-- OpenSSL's codes (refused, timeout, tls_verify, closed, server_error, ...).
+DROP FUNCTION cache_health();
+
+CREATE FUNCTION cache_health(
+    OUT connected boolean,
+    OUT circuit text,
+    OUT circuit_retry_ms integer,
+    OUT last_error text,
+    OUT rtt_ms double precision,
+    OUT redis_version text,
+    OUT redis_role text,
+    OUT used_memory bigint,
+    OUT maxmemory bigint,
+    OUT maxmemory_policy text,
+    OUT evicted_keys bigint,
+    OUT expired_keys bigint,
+    OUT outbox_depth integer,
+    OUT pending_invalidations bigint,
+    OUT warnings text[],
+    OUT last_error_kind text
+)
+RETURNS record
+AS 'MODULE_PATHNAME', 'cache_health'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION cache_health() IS
+'this session''s Redis connection and circuit breaker, PING round trip, Redis memory and eviction settings, pending invalidations, warnings, the kind of the last failure';

@@ -66,8 +66,8 @@ Datum
 cache_health(PG_FUNCTION_ARGS)
 {
 	TupleDesc tupdesc;
-	Datum values[15];
-	bool nulls[15];
+	Datum values[16];
+	bool nulls[16];
 	StoreHealth h;
 	List *warnings = NIL;
 
@@ -151,6 +151,11 @@ cache_health(PG_FUNCTION_ARGS)
 			w[i++] = CStringGetTextDatum((char *) lfirst(lc));
 		values[14] = PointerGetDatum(construct_array(w, i, TEXTOID, -1, false, TYPALIGN_INT));
 		nulls[14] = false;
+	}
+	if (h.last_error_kind != NULL)
+	{
+		values[15] = CStringGetTextDatum(h.last_error_kind);
+		nulls[15] = false;
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -565,6 +565,14 @@ StoreGetHealth(StoreHealth *h)
 		h->last_error = pstrdup(RedisLastError());
 	else
 		h->last_error = why;
+	{
+		/* while the breaker is open, the kind of the failure that opened it */
+		RedisFailureKind kind = h->breaker_open ? RedisBreakerCause() :
+												  RedisLastFailureKind();
+
+		if (kind != REDIS_FAIL_NONE)
+			h->last_error_kind = RedisFailureKindName(kind);
+	}
 	if (info != NULL)
 	{
 		/* read up to the first NUL, as a C string */

@@ -178,11 +178,13 @@ typedef struct StoreHealth
 	bool connected;
 	bool breaker_open;
 	int breaker_remaining_ms;
-	const char *last_error; /* the last failure, else why Redis cannot
+	const char *last_error;		 /* the last failure, else why Redis cannot
 								 * be used, or NULL */
-	double rtt_ms;			/* PING's round trip, -1 when none */
-	char *info_refused;		/* INFO's error reply, or NULL */
-	bool has_info;			/* INFO answered: the fields below */
+	const char *last_error_kind; /* its kind (RedisFailureKindName), or
+								  * NULL */
+	double rtt_ms;				 /* PING's round trip, -1 when none */
+	char *info_refused;			 /* INFO's error reply, or NULL */
+	bool has_info;				 /* INFO answered: the fields below */
 	char *version;
 	char *role;
 	char *used_memory;

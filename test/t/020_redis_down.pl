@@ -108,6 +108,9 @@ my $r_down = call_is($node, "SET client_min_messages = debug1;\n$call",
 	qr/^BYPASS: redis unavailable/, $expected, 'new session, Redis down from the start');
 like($r_down->{err}, qr/Redis failure of kind refused:/,
 	'nobody listens on the port: a failure of kind refused (from errno, whatever the language)');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM cached_query('SELECT 1') AS t(x int); SELECT last_error_kind FROM cache_health()"),
+	'1' . "\n" . 'refused', 'cache_health() names the kind of the last failure: refused');
 $redis->restart;
 call_is($node, $call, qr/^MISS/, $expected, 'new session, Redis back');
 call_is($node, $call, qr/^HIT/, $expected, 'new session, HIT again');
