@@ -9,6 +9,12 @@
 #   hit_unix the same, Redis over its unix socket
 #   matview SELECT * FROM a materialized view holding the same result
 #   select1 SELECT 1 (the floor: a round trip to PostgreSQL)
+#   pgpool_simple, pgpool_prepared
+#           the expensive aggregate through pgpool-II 4.3 (Debian's pgpool2)
+#           in front of the same server, with its query cache in shared
+#           memory (memory_cache_enabled, memqcache_method = shmem): the
+#           peer's hit, with pgbench's simple and extended protocols
+#           (BENCH_PGPOOL=0 leaves them out)
 # First, over BENCH_HITS (default 2000) hits in one connection, it prints
 # the round trips to Redis and the plans built per hit (cache_stats) and
 # the commands Redis saw per hit (INFO commandstats): 1, 0 (but the
@@ -23,6 +29,8 @@
 #                  and each figure is the median over the rounds
 #   BENCH_ROWS     rows in sales (default 1000000)
 #   BENCH_SKIP_BUILD=1  use the installed extension as it is
+#   BENCH_CHART    where to draw the chart (gnuplot, SVG: TPS by variant at 1
+#                  and 8 clients; default docs/img/hit_bench.svg; "" for none)
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
@@ -30,6 +38,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 BENCH_ROWS=${BENCH_ROWS:-1000000}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
+
+BENCH_PGPOOL=${BENCH_PGPOOL:-1}
+BENCH_CHART=${BENCH_CHART-$(dirname "${BASH_SOURCE[0]}")/../../docs/img/hit_bench.svg}
+[ "$BENCH_PGPOOL" = 0 ] || CE_PACKAGES+=(pgpool2)
+[ -z "$BENCH_CHART" ] || CE_PACKAGES+=(gnuplot-nox)
 
 ce_bench_servers
 
@@ -82,6 +95,76 @@ ce_log "$HITS_N calls in one connection: $hits hits"
 awk -v h="$hits" -v r="$rts" -v p="$plans" -v g=$((gr1 - gr0)) -v m=$((mg1 - mg0)) 'BEGIN {
 	printf "  per hit: %.3f round trips to Redis, %.4f plans built (%d in all: the connection'"'"'s first call prepares), Redis commands GETRANGE %.3f, MGET %.3f\n", r / h, p / h, p, g / h, m / h }'
 
+# pgpool-II in front of the server: raw mode, one backend on its unix
+# socket, its query cache in shared memory, listening on 127.0.0.1 on a
+# free port (clients reach it over TCP); stopped by its PID at exit.
+start_pgpool() {
+	local dir=$1 conf port pcp
+	command -v pgpool >/dev/null || ce_die "pgpool not found: apt-get install pgpool2 (or BENCH_PGPOOL=0)"
+	port=$(ce_free_port)
+	pcp=$(ce_free_port)
+	mkdir -p "$dir/log"
+	conf=$dir/pgpool.conf
+	cat >"$conf" <<CONF
+backend_clustering_mode = 'raw'
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+pcp_listen_addresses = ''
+pcp_port = $pcp
+pcp_socket_dir = '$dir'
+backend_hostname0 = '$PGHOST'
+backend_port0 = $PGPORT
+backend_weight0 = 1
+backend_flag0 = 'DISALLOW_TO_FAILOVER'
+enable_pool_hba = off
+pool_passwd = ''
+num_init_children = 16
+max_pool = 1
+connection_cache = on
+load_balance_mode = off
+health_check_period = 0
+sr_check_period = 0
+use_watchdog = off
+logdir = '$dir/log'
+pid_file_name = '$dir/pgpool.pid'
+memory_cache_enabled = on
+memqcache_method = 'shmem'
+memqcache_total_size = 64MB
+memqcache_max_num_cache = 100000
+memqcache_expire = 0
+memqcache_auto_cache_invalidation = on
+memqcache_maxcache = 409600
+memqcache_oiddir = '$dir/oiddir'
+CONF
+	pgpool -n -f "$conf" -F "$dir/pcp.conf" -a "$dir/pool_hba.conf" >"$dir/log/pgpool.out" 2>&1 &
+	PGPOOL_PID=$!
+	CE_CLEANUP_HOOKS+=("kill $PGPOOL_PID 2>/dev/null; wait $PGPOOL_PID 2>/dev/null")
+	touch "$dir/pcp.conf" "$dir/pool_hba.conf"
+	for _ in $(seq 100); do
+		psql -X -q -h 127.0.0.1 -p "$port" -At -c 'SELECT 1' >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	psql -X -q -h 127.0.0.1 -p "$port" -At -c 'SELECT 1' >/dev/null ||
+		{ cat "$dir/log/pgpool.out" >&2; ce_die "pgpool did not start"; }
+	PGPOOL_HOST=127.0.0.1
+	PGPOOL_PORT=$port
+}
+
+NAMES="direct hit hit_unix matview select1"
+if [ "$BENCH_PGPOOL" != 0 ]; then
+	pgpool_dir=$(mktemp -d /tmp/cache_ext-pgpool.XXXXXX)
+	CE_CLEANUP_HOOKS+=("rm -rf '$pgpool_dir'")
+	start_pgpool "$pgpool_dir"
+	ce_note "pgpool-II $(pgpool --version 2>&1 | sed -n 's/.*version \([0-9.]*\).*/\1/p') on port $PGPOOL_PORT, query cache in shared memory"
+	# warm its cache: the first run of the text stores it
+	for mode in simple extended; do
+		pgbench -n -M "$mode" -h "$PGPOOL_HOST" -p "$PGPOOL_PORT" -t 3 -f "$bench_dir/direct.sql" >/dev/null 2>&1 ||
+			ce_die "pgbench through pgpool failed"
+	done
+	NAMES="$NAMES pgpool_simple pgpool_prepared"
+fi
+
 declare -A TPS LAT
 
 redis_url() {
@@ -92,8 +175,13 @@ redis_url() {
 run() {
 	local name=$1 clients=$2 out
 	if [ "$name" = hit_unix ]; then redis_url "unix://$CE_REDIS_SOCKET"; fi
-	out=$(pgbench -n -M prepared -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" \
-		-T "$BENCH_SECONDS" -f "$bench_dir/$name.sql" 2>&1) || { echo "$out"; ce_die "pgbench $name failed"; }
+	local mode=prepared target=() file=$name
+	case $name in
+		pgpool_simple) mode=simple target=(-h "$PGPOOL_HOST" -p "$PGPOOL_PORT") file=direct ;;
+		pgpool_prepared) mode=prepared target=(-h "$PGPOOL_HOST" -p "$PGPOOL_PORT") file=direct ;;
+	esac
+	out=$(pgbench -n -M "$mode" "${target[@]}" -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" \
+		-T "$BENCH_SECONDS" -f "$bench_dir/$file.sql" 2>&1) || { echo "$out"; ce_die "pgbench $name failed"; }
 	if [ "$name" = hit_unix ]; then redis_url "redis://127.0.0.1:$CE_REDIS_PORT/0"; fi
 	TPS[$name,$clients]+=" $(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | tail -1)"
 	LAT[$name,$clients]+=" $(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")"
@@ -101,7 +189,6 @@ run() {
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-NAMES="direct hit hit_unix matview select1"
 ce_log "pgbench -M prepared, $BENCH_SECONDS s per run, $BENCH_REPEAT rounds (median)"
 for round in $(seq "$BENCH_REPEAT"); do
 	for clients in 1 8; do
@@ -131,3 +218,36 @@ echo "  unix socket: hit latency / matview latency, 1 client: $(ratio "${LAT[hit
 echo "  hit TPS / direct TPS, 1 client:          $(ratio "${TPS[hit,1]}" "${TPS[direct,1]}")"
 echo "  hit TPS / direct TPS, 8 clients:         $(ratio "${TPS[hit,8]}" "${TPS[direct,8]}")"
 echo "  hit latency / SELECT 1 latency, 1 client: $(ratio "${LAT[hit,1]}" "${LAT[select1,1]}")"
+if [ "$BENCH_PGPOOL" != 0 ]; then
+	echo "  hit TPS / pgpool simple-protocol hit TPS, 8 clients:  $(ratio "${TPS[hit,8]}" "${TPS[pgpool_simple,8]}")"
+	echo "  hit TPS / pgpool prepared hit TPS, 8 clients:        $(ratio "${TPS[hit,8]}" "${TPS[pgpool_prepared,8]}")"
+fi
+
+# The chart: TPS by variant at 1 and 8 clients (the README shows it).
+if [ -n "$BENCH_CHART" ]; then
+	mkdir -p "$(dirname "$BENCH_CHART")"
+	data=$bench_dir/chart.dat
+	{
+		echo "variant 1 8"
+		for name in $NAMES; do
+			echo "$name ${TPS[$name,1]} ${TPS[$name,8]}"
+		done
+	} >"$data"
+	gnuplot <<PLOT || ce_die "gnuplot failed"
+set terminal svg size 900,480 font "sans,12" background rgb "white"
+set output "$BENCH_CHART"
+set title "cache hit: TPS by variant (pgbench, $BENCH_SECONDS s x $BENCH_REPEAT rounds, median; $(nproc) cores)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set ylabel "transactions per second"
+set logscale y
+set yrange [10:*]
+set grid ytics
+set key top left
+set xtics rotate by -30
+plot "$data" using 2:xtic(1) title "1 client", "" using 3 title "8 clients"
+PLOT
+	ce_log "chart: $BENCH_CHART"
+fi
+
