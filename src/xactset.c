@@ -512,18 +512,35 @@ void
 finish_prepared(const char *gid)
 {
 	TakePrepared tp = {gid, CurrentMemoryContext, NULL, 0};
+	uint32 holdoff = InterruptHoldoffCount;
 
 	if (!InvalShmemReady())
 		return;
-	if (!run_guarded(take_prepared_guarded, &tp,
-					 "read the invalidations of the prepared transaction"))
+
+	/*
+	 * The prepared transaction is committed and visible: nothing may stop
+	 * its bumps now.  Interrupts are held, as at COMMIT (a cancel or a
+	 * terminate ends the wait for Redis, and the keys go to the outbox);
+	 * an error asks for the server bump instead.
+	 */
+	HOLD_INTERRUPTS();
+	PG_TRY();
 	{
-		OutboxRequestServerBump();
-		return;
+		if (!run_guarded(take_prepared_guarded, &tp,
+						 "read the invalidations of the prepared transaction"))
+			OutboxRequestServerBump();
+		else if (tp.n > 0 &&
+				 !OutboxSendBumps(tp.keys, tp.n, cache_ext_invalidation_timeout))
+			OutboxAdd(tp.keys, tp.n);
 	}
-	/* the prepared transaction is committed and visible: bump now */
-	if (tp.n > 0 && !OutboxSendBumps(tp.keys, tp.n, cache_ext_invalidation_timeout))
-		OutboxAdd(tp.keys, tp.n);
+	PG_CATCH();
+	{
+		InterruptHoldoffCount = holdoff; /* an ERROR cleared it */
+		OutboxRequestServerBump();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	RESUME_INTERRUPTS();
 }
 
 /*

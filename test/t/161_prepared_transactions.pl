@@ -205,4 +205,33 @@ is($node->safe_psql('postgres',
 		"SELECT count(*) FROM pg_auth_members WHERE member = 'ce_other'::regrole"),
 	'0', 'the prepared REVOKE committed (test setup)');
 
+# ============================================================================
+# COMMIT PREPARED interrupted while it waits for Redis: the prepared
+# transaction is committed, so its invalidations may not be lost.  Before
+# 0.4 a statement_timeout (or a cancel) during the wait left COMMIT
+# PREPARED by an ERROR before the keys reached the outbox; interrupts are
+# now held as at COMMIT, the wait ends, and the keys go to the outbox.
+# ============================================================================
+
+prime('before a COMMIT PREPARED interrupted while Redis hangs');
+$node->safe_psql('postgres',
+	"BEGIN; UPDATE pt SET v = v + 1000 WHERE id = 1; PREPARE TRANSACTION 'hung_2pc';");
+my $deferred0 = $node->safe_psql('postgres', 'SELECT invalidations_deferred FROM cache_stats');
+$redis->pause;
+$t0 = time();
+$rc = $node->psql('postgres',
+	"SET statement_timeout = '1s'; SET cache_ext.invalidation_timeout = '20s'; COMMIT PREPARED 'hung_2pc';",
+	stdout => \$o, stderr => \$e);
+my $waited = time() - $t0;
+ok($waited < 15, sprintf('the interrupted COMMIT PREPARED returned at once (%.1f s), not after invalidation_timeout', $waited));
+my $deferred1 = $node->safe_psql('postgres', 'SELECT invalidations_deferred FROM cache_stats');
+cmp_ok($deferred1, '>', $deferred0,
+	'its invalidations went to the outbox (they were lost before: the ERROR left before OutboxAdd)');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'hung_2pc'"),
+	'0', 'the prepared transaction is committed');
+my $r = cache_call($node, $CALL);
+unlike($r->{status} // '', qr/^HIT/, 'while Redis hangs, no hit: ' . ($r->{status} // ''));
+$redis->resume;
+call_is($node, $CALL, qr/^MISS/, direct(), 'Redis back: the outbox is delivered, MISS with the new rows');
+
 done_testing();
