@@ -292,6 +292,14 @@ classify_utility(Node *parsetree, UtilityEffects *e)
 			break;
 		case T_GrantRoleStmt: /* memberships: pg_has_role, policies, SET ROLE */
 		case T_DropRoleStmt:
+
+			/*
+			 * A database created with a dropped one's OID (CREATE DATABASE
+			 * ... OID n, or OID reuse) from the same template would have
+			 * every key name of the dropped one: both ends bump.
+			 */
+		case T_CreatedbStmt:
+		case T_DropdbStmt:
 			e->server = true;
 			break;
 		case T_CreateRoleStmt:
