@@ -18,6 +18,7 @@ OBJS = \
 	src/keys.o \
 	src/outbox.o \
 	src/outbox_worker.o \
+	src/outbox_state.o \
 	src/lookup.o \
 	src/pipeline.o \
 	src/outcome.o \

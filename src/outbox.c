@@ -67,7 +67,7 @@
  *				a process that found the slot in use under the lock (as
  *				current_target does) reads them without it.
  * Two exceptions run when no other process is attached: InvalShmemInit (at
- * creation) and write_state_file (at the postmaster's exit) touch every
+ * creation) and outbox_state.c's write_state_file (at the postmaster's exit) touch every
  * field without the lock.  A backend-local flag (promotion_seen) keeps the
  * hit path from reading in_recovery once the server is out of recovery.
  *
@@ -111,9 +111,6 @@
 #include "outbox_internal.h"
 #include "store/store.h"
 
-/* written at a clean shutdown; its absence at startup means bumps may be lost */
-#define STATE_FILE	"cache_ext.state"
-#define STATE_MAGIC "cache_ext state 3"
 
 int cache_ext_standby_lease = 2000; /* ms */
 
@@ -192,101 +189,6 @@ OutboxRequestServerBump(void)
 	outbox_shared->requested++;
 	update_all_blocked();
 	LWLockRelease(outbox_shared->lock);
-}
-
-/* ---- the state file ---- */
-
-/*
- * Postmaster exit: leave a note that nothing was lost, so the next start
- * need not bump the server generation: this incarnation's token and each
- * target's Redis run_id.  Not on a crash (code != 0), nor with
- * invalidations undelivered on any target.
- */
-static void
-write_state_file(int code, Datum arg)
-{
-	FILE *f;
-
-	if (code != 0 || outbox_shared == NULL || outbox_shared->lost)
-		return;
-	for (int i = 0; i < OUTBOX_TARGETS; i++)
-	{
-		OutboxTarget *t = &outbox_shared->targets[i];
-
-		if (t->used && (t->nitems != 0 || t->want_bump > t->done_bump || outbox_shared->requested > t->delivered))
-			return;
-	}
-	f = fopen(STATE_FILE, "w");
-	if (f == NULL)
-		return;
-	fprintf(f, "%s\n", STATE_MAGIC);
-	for (int i = 0; i < OUTBOX_TARGETS; i++)
-	{
-		OutboxTarget *t = &outbox_shared->targets[i];
-
-		/* a target not checked this time still holds the token it had */
-		if (t->used)
-			fprintf(f, "%016llx %s %s %s\n", (unsigned long long) t->url_hash,
-					t->base, t->run_id[0] ? t->run_id : "-",
-					t->checked			 ? outbox_shared->token :
-						t->file_token[0] ? t->file_token :
-										   "-");
-	}
-	fclose(f);
-}
-
-/*
- * Whether the last shutdown was clean: the control file says so and the
- * state file exists (it is removed here, and by any backend that runs
- * cache_ext without shared memory).  Fills the file's token and known
- * targets into shared memory.
- */
-static bool
-last_shutdown_clean(void)
-{
-	bool crc_ok;
-	ControlFileData *cf;
-	FILE *f;
-	bool clean;
-	char line[TARGET_BASE_LEN + RUN_ID_LEN + 64];
-	int n = 0;
-
-	cf = get_controlfile(DataDir, &crc_ok);
-	clean = crc_ok && (cf->state == DB_SHUTDOWNED || cf->state == DB_SHUTDOWNED_IN_RECOVERY);
-	pfree(cf);
-	f = fopen(STATE_FILE, "r");
-	if (f == NULL)
-		return false;
-	if (fgets(line, sizeof(line), f) == NULL ||
-		strncmp(line, STATE_MAGIC, strlen(STATE_MAGIC)) != 0)
-	{
-		/* a 0.2 file (one run_id, no token): clean, nothing known */
-		fclose(f);
-		unlink(STATE_FILE);
-		return clean;
-	}
-	while (n < OUTBOX_TARGETS && fgets(line, sizeof(line), f) != NULL)
-	{
-		OutboxTarget *t = &outbox_shared->targets[n];
-		char base[TARGET_BASE_LEN];
-		char run_id[RUN_ID_LEN];
-		char token[TOKEN_LEN];
-		unsigned long long h;
-
-		if (sscanf(line, "%llx %127s %63s %32s", &h, base, run_id, token) != 4)
-			continue;
-		if (strcmp(token, "-") != 0)
-			strlcpy(t->file_token, token, sizeof(t->file_token));
-		t->used = true;
-		t->url_hash = (uint64) h;
-		strlcpy(t->base, base, sizeof(t->base));
-		if (strcmp(run_id, "-") != 0)
-			strlcpy(t->run_id, run_id, sizeof(t->run_id));
-		n++;
-	}
-	fclose(f);
-	unlink(STATE_FILE);
-	return clean;
 }
 
 void

@@ -89,6 +89,10 @@ typedef struct OutboxShared
 	pg_atomic_uint64 commit_began[FLEXIBLE_ARRAY_MEMBER];
 } OutboxShared;
 
+/* written at a clean shutdown; its absence at startup means bumps may be lost */
+#define STATE_FILE	"cache_ext.state"
+#define STATE_MAGIC "cache_ext state 3"
+
 extern OutboxShared *outbox_shared;
 
 /* the target a worker or a delivery works on; -1: the backend's own */
@@ -97,6 +101,10 @@ extern int outbox_forced_target;
 /* the before_shmem_exit callback that clears delivering_pid is set */
 extern bool outbox_exit_callback_set;
 
+
+/* outbox_state.c */
+extern void write_state_file(int code, Datum arg);
+extern bool last_shutdown_clean(void);
 
 /* outbox.c */
 extern void release_delivering(int code, Datum arg);
