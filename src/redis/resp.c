@@ -50,6 +50,22 @@ RespFeed(redisReader *reader, const char *buf, size_t len, size_t *received,
 	return RESP_FED;
 }
 
+const char *
+RespInfoField(const char *info, const char *field)
+{
+	size_t flen = strlen(field);
+	const char *p = info;
+
+	/* at the start of a line: "master_run_id:" is not "run_id:" */
+	while ((p = strstr(p, field)) != NULL)
+	{
+		if ((p == info || p[-1] == '\n') && p[flen] == ':')
+			return p + flen + 1;
+		p += flen;
+	}
+	return NULL;
+}
+
 bool
 RespRunId(const redisReply *info, char *out)
 {
@@ -59,13 +75,9 @@ RespRunId(const redisReply *info, char *out)
 	out[0] = '\0';
 	if (info->type != REDIS_REPLY_STRING)
 		return false;
-	/* the field at the start of a line: "master_run_id:" is another one */
-	for (p = strstr(info->str, "run_id:"); p != NULL && p != info->str && p[-1] != '\n';
-		 p = strstr(p + 1, "run_id:"))
-		;
+	p = RespInfoField(info->str, "run_id");
 	if (p == NULL)
 		return false;
-	p += strlen("run_id:");
 	while (len < RESP_RUN_ID_LEN - 1 && isalnum((unsigned char) p[len]))
 	{
 		out[len] = p[len];

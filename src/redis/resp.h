@@ -42,6 +42,13 @@ typedef enum RespFeedResult
 extern RespFeedResult RespFeed(redisReader *reader, const char *buf, size_t len,
 							   size_t *received, size_t max_bytes);
 
+/*
+ * The value of field in INFO's text (NUL-terminated): what follows the
+ * first "field:" that starts a line, up to the end of the text (the caller
+ * stops at "\r\n"), or NULL.
+ */
+extern const char *RespInfoField(const char *info, const char *field);
+
 /* longest run_id kept, with its NUL */
 #define RESP_RUN_ID_LEN 64
 

@@ -11,6 +11,7 @@
 #include "c.h"
 
 #include "redis/redis_text.h"
+#include "redis/resp.h"
 #include "store/store_reply.h"
 
 bool
@@ -190,20 +191,11 @@ bool
 StoreReplyInfoField(const char *info, const char *field, char *dst,
 					size_t dstlen)
 {
-	size_t flen = strlen(field);
-	const char *p = info;
+	const char *v = RespInfoField(info, field);
 
-	while ((p = strstr(p, field)) != NULL)
-	{
-		if ((p == info || p[-1] == '\n') && p[flen] == ':')
-		{
-			const char *v = p + flen + 1;
-
-			/* INFO is untrusted text: kept escaped */
-			RedisSafeText(dst, dstlen, v, strcspn(v, "\r\n"));
-			return true;
-		}
-		p += flen;
-	}
-	return false;
+	if (v == NULL)
+		return false;
+	/* INFO is untrusted text: kept escaped */
+	RedisSafeText(dst, dstlen, v, strcspn(v, "\r\n"));
+	return true;
 }
