@@ -18,6 +18,8 @@ OBJS = \
 	src/keys.o \
 	src/outbox.o \
 	src/outbox_worker.o \
+	src/l1.o \
+	src/l1_gen.o \
 	src/lookup.o \
 	src/pipeline.o \
 	src/outcome.o \

@@ -79,6 +79,7 @@ typedef struct LookupDecode
 	EntryGens *gens;
 	Tuplestorestate *ts;
 	const char **problem; /* EntryLoad's / EntryOpen's why */
+	StringInfo keep;	  /* NULL, or receives a valid entry's bytes */
 } LookupDecode;
 
 /*
@@ -92,15 +93,20 @@ decode_entry(char *raw, size_t len, void *arg)
 	LookupDecode *d = (LookupDecode *) arg;
 	char *data = raw;
 	size_t dlen = len;
+	EntryDecodeResult r;
 
 	if (KeyEncryptionOn() || EntryIsSealed(raw, len))
 		data = EntryOpen(raw, len, d->rkey, &dlen, d->problem);
 	if (data == NULL)
 		return ENTRY_CORRUPT;
-	return EntryLoad(data, dlen, d->hash, d->gens,
-					 d->pq->resultdesc->natts, d->pq->codecs,
-					 d->pq->resultdesc, d->pq->decode_in_subxact,
-					 d->ts, d->problem);
+	r = EntryLoad(data, dlen, d->hash, d->gens,
+				  d->pq->resultdesc->natts, d->pq->codecs,
+				  d->pq->resultdesc, d->pq->decode_in_subxact,
+				  d->ts, d->problem);
+	/* the opened bytes, for the local tier */
+	if (r == ENTRY_VALID && d->keep != NULL)
+		appendBinaryStringInfo(d->keep, data, dlen);
+	return r;
 }
 
 /*
@@ -185,12 +191,13 @@ verify_hit(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
  * trip.  On a hit the rows are in ts.  gens receives the current values
  * (for storing a new entry: they were read before its query runs); *gens_ok
  * is false when they are not usable.  A corrupt entry is counted and
- * deleted, and described in *corrupt.
+ * deleted, and described in *corrupt.  On a hit, keep (when not NULL)
+ * receives the entry's bytes, opened, for the local tier.
  */
 LookupOutcome
 lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	   Tuplestorestate *ts, EntryGens *gens, bool *gens_ok,
-	   const char **corrupt)
+	   const char **corrupt, StringInfo keep)
 {
 	LookupDecode d;
 	StoreLookup sl;
@@ -208,6 +215,7 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	d.gens = gens;
 	d.ts = ts;
 	d.problem = corrupt;
+	d.keep = keep;
 
 	StoreLookupEntry(rkey, cs->keys, cs->n, (size_t) cache_ext_max_entry_size,
 					 false, gens->vals, gens->lens, decode_entry, &d, &sl);
@@ -333,6 +341,7 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	d.gens = &gens;
 	d.ts = ts;
 	d.problem = &problem;
+	d.keep = NULL;
 
 	/* the same lookup and verdict as cached_query's, with the TTL */
 	StoreLookupEntry(rkey, cs->keys, cs->n, (size_t) cache_ext_max_entry_size,
