@@ -586,3 +586,32 @@ L1GetCounts(L1Counts *c)
 	c->entries = l1->nused;
 	LWLockRelease(l1->lock);
 }
+
+void
+L1ResetCounts(void)
+{
+	if (l1 == NULL)
+		return;
+	pg_atomic_write_u64(&l1->hits, 0);
+	pg_atomic_write_u64(&l1->stores, 0);
+	pg_atomic_write_u64(&l1->evictions, 0);
+	pg_atomic_write_u64(&l1->rejected, 0);
+}
+
+const char *
+L1State(L1Counts *c)
+{
+	const char *why;
+
+	memset(c, 0, sizeof(*c));
+	if (L1Usable(&why))
+	{
+		L1GetCounts(c);
+		return "on";
+	}
+	if (why != NULL)
+		return psprintf("off: %s", why);
+	if (cache_ext_local_cache_size > 0 && l1 == NULL)
+		return "off: cache_ext is not in shared_preload_libraries";
+	return "off";
+}

@@ -95,5 +95,12 @@ extern void L1Insert(const uint8 *hash, const char *data, size_t len,
 extern void L1Delete(const uint8 *hash);
 extern void L1GetCounts(L1Counts *c);
 extern void L1CountHit(void);
+extern void L1ResetCounts(void); /* hits, stores, evictions, rejected */
+
+/*
+ * For cache_health(): "on", "off", or why it is off; capacity, bytes and
+ * entries in use are filled when it is on.
+ */
+extern const char *L1State(L1Counts *c);
 
 #endif /* CACHE_EXT_L1_H */

@@ -58,6 +58,7 @@
 #include "entry.h"
 #include "invalidate.h"
 #include "keys.h"
+#include "l1.h"
 #include "call.h"
 #include "store/store.h"
 
@@ -310,9 +311,39 @@ store(const char *rkey, EntryWriter *w, const CallOptions *opts)
 /* ---- cache_explain ---- */
 
 /*
+ * The local tier's part of cache_explain, when it is configured: whether
+ * this call's entry is in L1 and still valid there ("local":{...}), or why
+ * L1 is off ("local":"off: ...").  Nothing when it is simply off.
+ */
+static void
+explain_local(StringInfo buf, const uint8 *hash, CallScopes *cs)
+{
+	const char *why;
+	L1Snapshot snap;
+	bool valid;
+	bool present;
+
+	if (!L1Usable(&why))
+	{
+		if (why != NULL)
+		{
+			json_key(buf, "local");
+			escape_json(buf, psprintf("off: %s", why));
+			appendStringInfoChar(buf, ',');
+		}
+		return;
+	}
+	L1GenSlots(cs->keys, cs->n, &snap);
+	present = L1Contains(hash, &snap, &valid);
+	appendStringInfo(buf, "\"local\":{\"exists\":%s,\"valid\":%s},",
+					 present ? "true" : "false", valid ? "true" : "false");
+}
+
+/*
  * What the stored entry of rkey looks like now, as a JSON object: whether
- * it exists, whether it decodes for this query, its size and remaining TTL.
- * Nothing is deleted or stored.
+ * it exists, whether it decodes for this query, its size and remaining TTL;
+ * before it, whether the local tier holds it.  Nothing is deleted or
+ * stored.
  */
 void
 explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
@@ -325,6 +356,7 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	EntryGens gens;
 	Tuplestorestate *ts;
 
+	explain_local(buf, hash, cs);
 	if (!StoreUsable(&why))
 	{
 		json_key(buf, "redis");
