@@ -564,6 +564,18 @@ L1Delete(const uint8 *hash)
 }
 
 void
+L1DeleteDatabase(void)
+{
+	if (!L1Usable(NULL))
+		return;
+	LWLockAcquire(l1->lock, LW_EXCLUSIVE);
+	for (int32 i = 0; i < l1->nentries; i++)
+		if (entries[i].used && entries[i].db == MyDatabaseId)
+			free_entry(i);
+	LWLockRelease(l1->lock);
+}
+
+void
 L1CountHit(void)
 {
 	if (l1)

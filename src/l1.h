@@ -93,6 +93,7 @@ extern bool L1Contains(const uint8 *hash, const L1Snapshot *cur, bool *valid);
 extern void L1Insert(const uint8 *hash, const char *data, size_t len,
 					 const L1Snapshot *snap, int64 ttl_ms, double cost_us);
 extern void L1Delete(const uint8 *hash);
+extern void L1DeleteDatabase(void); /* cache_purge(): this database's */
 extern void L1GetCounts(L1Counts *c);
 extern void L1CountHit(void);
 extern void L1ResetCounts(void); /* hits, stores, evictions, rejected */
