@@ -6,8 +6,10 @@
 # write (a row, a key value, the table, DDL, two-phase commit,
 # cache_invalidate, a tag, cache_flush) makes the next call, in another
 # session, a MISS with the new rows, never the L1 entry.  A role that may
-# not read the table gets the permission error, never the L1 entry.  With
-# cache_ext.local_cache_size = 0 a hit comes from Redis (HIT).
+# not read the table gets the permission error, never the L1 entry; under
+# row-level security each role gets its own rows.  A hot standby keeps L1
+# off and says why.  With cache_ext.local_cache_size = 0 a hit comes from
+# Redis (HIT).
 
 use strict;
 use warnings FATAL => 'all';
@@ -24,7 +26,8 @@ my $redis = CacheExt::Redis->new;
 my $node = cache_ext_node('main', $redis, extra_conf => join("\n",
 	"cache_ext.default_ttl = 600",
 	"cache_ext.local_cache_size = '4MB'",
-	"max_prepared_transactions = 4"));
+	"max_prepared_transactions = 4",
+	'wal_level = replica', 'max_wal_senders = 5', 'hot_standby = on'));
 
 $node->safe_psql('postgres', q{
 CREATE TABLE lt (id int PRIMARY KEY, k int NOT NULL, v int NOT NULL);
@@ -143,6 +146,55 @@ is($r->{rows}, '', 'a role without SELECT gets no rows');
 $r = cache_call($node, "SET ROLE l1_reader;\n$T");
 is($r->{rows}, direct($QT, []), 'a role with SELECT gets the rows');
 like($r->{status} // '', qr/^HIT/, 'a role with SELECT: a hit');
+
+# ---- row-level security: each role its own entry, never another's ----------
+
+$node->safe_psql('postgres', q{
+CREATE TABLE l1_docs (owner name NOT NULL, body text NOT NULL);
+INSERT INTO l1_docs VALUES ('l1_alice', 'alice-1'), ('l1_alice', 'alice-2'), ('l1_bob', 'bob-1');
+ALTER TABLE l1_docs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON l1_docs USING (owner = current_user);
+SELECT cache_track('l1_docs');
+CREATE ROLE l1_alice LOGIN;
+CREATE ROLE l1_bob LOGIN;
+GRANT SELECT ON l1_docs TO l1_alice, l1_bob;
+});
+my $QD = 'SELECT string_agg(body, \',\' ORDER BY body) AS bodies FROM l1_docs';
+my $D = cq($QD, 'bodies text');
+sub as_role
+{
+	my ($role, $what, $re, $rows) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	return call_is($node, "SET ROLE $role;\n$D", $re, $rows, $what);
+}
+as_role('l1_alice', 'RLS: alice, first', qr/^(MISS|BYPASS)/, 'alice-1,alice-2');
+as_role('l1_alice', 'RLS: alice, second', qr/^HIT \(local\)$/, 'alice-1,alice-2');
+as_role('l1_bob', 'RLS: bob never gets alice\'s entry', qr/^MISS/, 'bob-1');
+as_role('l1_bob', 'RLS: bob again', qr/^HIT \(local\)$/, 'bob-1');
+as_role('l1_alice', 'RLS: alice again', qr/^HIT \(local\)$/, 'alice-1,alice-2');
+my $r2 = cache_call($node, "SET ROLE l1_outsider;\n$D");
+like($r2->{err}, qr/permission denied for table l1_docs/,
+	'RLS: a role without SELECT gets the error, not an entry');
+
+# ---- a hot standby: L1 off there, with the reason ---------------------------
+
+$node->backup('l1_backup');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($node, 'l1_backup', has_streaming => 1);
+$standby->start;
+$node->wait_for_catchup($standby);
+like($standby->safe_psql('postgres', 'SELECT local_cache FROM cache_health()'),
+	qr/^off: off on a hot standby/, 'standby: cache_health() says L1 is off, and why');
+like($standby->safe_psql('postgres',
+	"SELECT w FROM cache_health(), unnest(warnings) AS w WHERE w LIKE '%local tier%'"),
+	qr/local tier is off: off on a hot standby/, 'standby: and warns, the setting being on');
+for my $i (1 .. 2)
+{
+	my $sr = cache_call($standby, $T);
+	unlike($sr->{status} // '', qr/local/, "standby: call $i is never a local hit");
+	is($sr->{rows}, direct($QT, []), "standby: call $i rows");
+}
+$standby->stop;
 
 # ---- local_cache_size = 0 -----------------------------------------------------
 
