@@ -74,6 +74,29 @@ sub after_write
 call_is($node, $T, qr/^MISS$/, direct($QT, []), 'first call: MISS');
 call_is($node, $T, qr/^HIT \(local\)$/, direct($QT, []), 'second call: HIT (local)');
 
+# an L1 hit makes no round trip to Redis and builds no plan (one session, so
+# its statement is prepared already)
+{
+	my $ses = CacheExt::Session->new($node);
+	call_is($ses, $T, qr/^HIT \(local\)$/, direct($QT, []), 'in a session: HIT (local)');
+	my $rows = direct($QT, []);
+	my $before = cache_stats($ses);
+	# Redis stopped (SIGSTOP): a round trip would wait out command_timeout
+	# and bypass; the local hit does not notice
+	$redis->pause;
+	call_is($ses, $T, qr/^HIT \(local\)$/, $rows,
+		'in a session, Redis stopped: HIT (local), no round trip to Redis');
+	$redis->resume;
+	my $d = stats_delta($before, cache_stats($ses));
+	is($d->{plans_built}, 0, 'an L1 hit: no plan built');
+	is($d->{l1_hits}, 1, 'an L1 hit: counted in cache_stats.l1_hits');
+	is($d->{hits}, 1, 'an L1 hit: counted in cache_stats.hits');
+	my $ex = $ses->query_ok("SELECT cache_explain(" . sql_literal($QT) . ")->'local'");
+	like($ex, qr/"exists": true/, 'cache_explain: the entry is in L1');
+	like($ex, qr/"valid": true/, 'cache_explain: and valid there');
+	$ses->quit;
+}
+
 # ---- every write invalidates ------------------------------------------------
 
 $node->safe_psql('postgres', 'UPDATE lt SET v = v + 1 WHERE id = 1');
