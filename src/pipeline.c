@@ -434,8 +434,22 @@ l1_call(Call *c)
 }
 
 /*
- * Look the entry up and serve the call from it (HIT) or run and store the
- * query (MISS).  Returns NULL when the call was served, else why it must
+ * Key the call (its entry key and Redis key name) and try the local tier:
+ * true when L1 served it.
+ */
+static bool
+key_and_local(Call *c)
+{
+	if (c->cs.untracked != NIL)
+		c->outcome.ttl_only = untracked_summary(c->cs.untracked);
+	entry_key(c->query, c->params, &c->settings, c->opts, c->pq, &c->cs, c->hash);
+	c->rkey = KeyEntryName(c->hash);
+	return l1_call(c);
+}
+
+/*
+ * Look the entry up (key_and_local made its key) and serve the call from
+ * it (HIT) or run and store the query (MISS).  Returns NULL when the call was served, else why it must
  * bypass (Redis failed, or this server holds undelivered invalidations).
  * Releases cplan.
  */
@@ -449,16 +463,6 @@ cached_call(Call *c, CachedPlan *cplan)
 	LookupOutcome found;
 	StringInfoData keep;
 
-	if (c->cs.untracked != NIL)
-		c->outcome.ttl_only = untracked_summary(c->cs.untracked);
-	entry_key(c->query, c->params, &c->settings, c->opts, pq, &c->cs, c->hash);
-	c->rkey = KeyEntryName(c->hash);
-
-	if (l1_call(c))
-	{
-		ReleaseCachedPlan(cplan, CurrentResourceOwner);
-		return NULL;
-	}
 	initStringInfo(&keep);
 	found = lookup(c->rkey, c->hash, pq, &c->cs, c->ts, &gens, &gens_ok,
 				   &corrupt, c->l1 ? &keep : NULL);
@@ -582,6 +586,16 @@ cached_query_call(text *query_text, const CallParams *params,
 				 errmsg("cached_query result would depend on data whose changes cache_ext does not track: %s",
 						untracked_summary(c.cs.untracked)),
 				 errhint("Track the tables with cache_track(), name the tables a function reads with cache_opts(depends_on => ...), or set cache_ext.untracked to 'allow' or 'bypass'.")));
+	/*
+	 * The local tier first: its validity is this server's own (its counters
+	 * were bumped even for invalidations Redis has not taken), so it serves
+	 * while Redis is down or the outbox holds bumps.
+	 */
+	if (why == NULL && key_and_local(&c))
+	{
+		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+		return c.resultdesc;
+	}
 	if (why == NULL)
 	{
 		const char *redis_why;

@@ -5,7 +5,8 @@
 # call of a query is served from shared memory (HIT (local)); each kind of
 # write (a row, a key value, the table, DDL, two-phase commit,
 # cache_invalidate, a tag, cache_flush) makes the next call, in another
-# session, a MISS with the new rows, never the L1 entry.  A role that may
+# session, a MISS with the new rows, never the L1 entry; also while Redis
+# is down, when L1 still serves its valid entries.  A role that may
 # not read the table gets the permission error, never the L1 entry; under
 # row-level security each role gets its own rows.  A hot standby keeps L1
 # off and says why.  With cache_ext.local_cache_size = 0 a hit comes from
@@ -17,6 +18,7 @@ use warnings FATAL => 'all';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Session;
@@ -159,6 +161,32 @@ call_is($node, $T, qr/^HIT \(local\)$/, direct($QT, []), 'uncommitted write: sti
 $writer->query_ok('COMMIT');
 after_write($T, direct($QT, []), 'committed in a long-lived session');
 $writer->quit;
+
+# ---- Redis down: L1 still serves; a write during the outage invalidates it --
+
+prime($T, direct($QT, []), 'before the outage');
+$redis->kill9;
+call_is($node, $T, qr/^HIT \(local\)$/, direct($QT, []), 'Redis down: HIT (local)');
+{
+	# the commit cannot reach Redis: its keys wait in the outbox, and the
+	# local counters are bumped anyway
+	my ($ret, $out, $err) = $node->psql('postgres', 'UPDATE lt SET v = v + 3 WHERE id = 7');
+	is($ret, 0, 'Redis down: a write commits');
+}
+call_is($node, $T, qr/^BYPASS/, direct($QT, []),
+	'Redis down, after a write: the L1 entry is not served, the query runs');
+$redis->start;
+{
+	my $ok = 0;
+	for (1 .. 40)
+	{
+		my $r = cache_call($node, "SET cache_ext.retry_interval = 0;\n$T");
+		is($r->{rows}, direct($QT, []), 'Redis back: the rows are right');
+		if (($r->{status} // '') eq 'HIT (local)') { $ok = 1; last; }
+		usleep(250_000);
+	}
+	ok($ok, 'Redis back: local hits again');
+}
 
 # ---- privileges: the L1 entry is never shown to a role that may not read -----
 

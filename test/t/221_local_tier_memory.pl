@@ -145,7 +145,17 @@ ok($node->log_contains('terminated by signal 9'), 'the kill was a crash for the 
 $h = health();
 is($h->{state}, 'on', 'the local tier is on after the restart');
 call_is($node, $HOT, qr/^MISS/, direct_rows($node, $Q, [1]), 'after the restart: L1 starts empty');
-call_is($node, $HOT, qr/^HIT \(local\)$/, direct_rows($node, $Q, [1]), 'and fills again');
+# (the server-generation bump after the crash also drops what L1 took
+# before it was delivered: a few calls)
+my $local = 0;
+for (1 .. 5)
+{
+	my $r = cache_call($node, $HOT);
+	is($r->{rows}, direct_rows($node, $Q, [1]), 'after the restart: the rows are right');
+	if (($r->{status} // '') eq 'HIT (local)') { $local = 1; last; }
+	usleep(200_000);
+}
+ok($local, 'and L1 fills again');
 
 $node->stop;
 done_testing();
