@@ -7,7 +7,9 @@
 # file under test/t/ (run as the postgres user from a private copy of the
 # tree), verify (pg_regress and every TAP file again with
 # cache_ext.verify_rate = 1: every hit is also run directly and compared; any
-# mismatch fails it), diff (test/diff/run.sh, the differential test: thousands
+# mismatch fails it), l1 (pg_regress and every TAP file again with the local
+# tier on: cache_ext.local_cache_size = CE_L1, 64MB by default), diff
+# (test/diff/run.sh, the differential test: thousands
 # of read statements run directly and twice through cached_query_json),
 # test/fuzz/run.sh, and test/valgrind.sh (pg_regress
 # again with the server under valgrind memcheck; an error in cache_ext's code
@@ -16,7 +18,7 @@
 #
 # Usage (as root):
 #   bash test/run-tests.sh                       # everything
-#   bash test/run-tests.sh --only regress        # or style, tap, verify, diff, fuzz, valgrind; repeatable or comma-separated
+#   bash test/run-tests.sh --only regress        # or style, tap, verify, l1, diff, fuzz, valgrind; repeatable or comma-separated
 #   TAP_TESTS='t/010_hit_miss.pl' bash test/run-tests.sh --only tap
 #
 # Environment:
@@ -32,10 +34,12 @@
 #   CE_DIFF_ARGS     more test/diff/difftest.py arguments, e.g. '--as-role regress_diff_reader'
 #   CE_DIFF_PG_CONF  more postgresql.conf lines for the diff suite, e.g. 'cache_ext.verify_rate = 1'
 #   CE_DIFF_FAILURES where the differential test writes its failures (JSON lines)
-#   CE_L1            e.g. 64MB: run pg_regress and every TAP file with the local
-#                    tier on (cache_ext.local_cache_size); pg_regress outputs are
-#                    then compared with "HIT (local" read as "HIT (" (and table
-#                    widths ignored), since that marker is the only difference
+#   CE_L1            e.g. 64MB: run pg_regress and the TAP files with the local
+#                    tier on (cache_ext.local_cache_size; the l1 suite's size);
+#                    pg_regress outputs are then compared with "HIT (local" read
+#                    as "HIT (" (table widths and cache_explain's "local" object
+#                    ignored), the only differences L1 makes; TAP files that test
+#                    the Redis path keep it off
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -50,7 +54,7 @@ ONLY=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--only)
-			[ $# -ge 2 ] || ce_die "--only needs an argument: style, tap, regress, verify, diff, fuzz or valgrind"
+			[ $# -ge 2 ] || ce_die "--only needs an argument: style, tap, regress, verify, l1, diff, fuzz or valgrind"
 			IFS=',' read -r -a parts <<<"$2"
 			ONLY+=("${parts[@]}")
 			shift 2 ;;
@@ -251,6 +255,15 @@ if wanted regress; then
 		record pg_regress fail $((SECONDS - start))
 	fi
 fi
+if wanted l1; then
+	ce_log "pg_regress with the local tier on (cache_ext.local_cache_size = ${CE_L1:-64MB})"
+	start=$SECONDS
+	if CE_L1=${CE_L1:-64MB} run_regress; then
+		record l1:pg_regress pass $((SECONDS - start))
+	else
+		record l1:pg_regress fail $((SECONDS - start))
+	fi
+fi
 if wanted verify; then
 	ce_log "pg_regress with cache_ext.verify_rate = 1"
 	start=$SECONDS
@@ -266,8 +279,11 @@ fi
 # write tmp_check/ next to the tests: so run from a private copy of the tree.
 run_tap()
 {
-	local files=() f tree rel name start rc log verify=${1:-} label=tap
-	[ "$verify" != verify ] || label=verify:tap
+	local files=() f tree rel name start rc log verify= label=tap
+	case "${1:-}" in
+		verify) verify=verify; label=verify:tap ;;
+		l1) label=l1:tap ;;
+	esac
 	local perl_lib=$CE_PGXS_TEST_DIR/perl
 
 	if [ -n "${TAP_TESTS:-}" ]; then
@@ -353,6 +369,9 @@ if wanted tap; then
 fi
 if wanted verify; then
 	run_tap verify
+fi
+if wanted l1; then
+	CE_L1=${CE_L1:-64MB} run_tap l1
 fi
 
 # ---- differential test -------------------------------------------------------
