@@ -70,8 +70,8 @@ while [ $# -gt 0 ]; do
 done
 for s in "${ONLY[@]}"; do
 	case "$s" in
-		style|tap|regress|verify|diff|fuzz|valgrind) ;;
-		*) ce_die "--only takes style, tap, regress, verify, diff, fuzz or valgrind, not '$s'" ;;
+		style|tap|regress|verify|l1|diff|fuzz|valgrind) ;;
+		*) ce_die "--only takes style, tap, regress, verify, l1, diff, fuzz or valgrind, not '$s'" ;;
 	esac
 done
 
