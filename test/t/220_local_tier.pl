@@ -99,6 +99,16 @@ call_is($node, $T, qr/^HIT \(local\)$/, direct($QT, []), 'second call: HIT (loca
 	$ses->quit;
 }
 
+# cache_ext.verify_rate checks local hits too
+{
+	my $before = cache_stats($node);
+	call_is($node, "SET cache_ext.verify_rate = 1;\n$T", qr/^HIT \(local\)$/, direct($QT, []),
+		'verify_rate = 1: a local hit, verified');
+	my $d = stats_delta($before, cache_stats($node));
+	is($d->{verified}, 1, 'verify_rate = 1: the local hit was run directly and compared');
+	is($d->{verify_mismatches}, 0, 'verify_rate = 1: and matched');
+}
+
 # ---- every write invalidates ------------------------------------------------
 
 $node->safe_psql('postgres', 'UPDATE lt SET v = v + 1 WHERE id = 1');
