@@ -417,7 +417,7 @@ L1Insert(const uint8 *hash, const char *data, size_t len,
 	LWLockAcquire(l1->lock, LW_EXCLUSIVE);
 	i = find_entry(hash, MyDatabaseId);
 	if (i >= 0)
-		free_entry(i); /* replaced: the new one was computed later */
+		free_entry(i); /* replaced (if this one is older, it is only invalid) */
 	if ((l1->nfree_chunks < (int) need || l1->free_entry < 0) && !admit(hash))
 	{
 		LWLockRelease(l1->lock);
