@@ -19,6 +19,8 @@ OBJS = \
 	src/outbox.o \
 	src/outbox_worker.o \
 	src/outbox_state.o \
+	src/l1.o \
+	src/l1_gen.o \
 	src/lookup.o \
 	src/pipeline.o \
 	src/outcome.o \

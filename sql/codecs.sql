@@ -77,7 +77,7 @@ BEGIN
                 got := NULL;
                 st := 'ERROR: ' || SQLERRM;
             END;
-            IF got IS DISTINCT FROM direct OR (pass = 2 AND st <> 'HIT')
+            IF got IS DISTINCT FROM direct OR (pass = 2 AND st NOT IN ('HIT', 'HIT (local)'))
                OR (pass = 1 AND st NOT LIKE 'MISS%') THEN
                 col := a.attname;
                 typ := a.t;

@@ -67,6 +67,7 @@
 #include "invalidate.h"
 #include "outbox.h"
 #include "keys.h"
+#include "l1.h"
 #include "inval_internal.h"
 #include "store/store.h"
 
@@ -282,8 +283,9 @@ cache_flush(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(cache_purge);
 
 /*
- * Delete this database's entries: the store's SCAN + UNLINK batches, never
- * KEYS.  Raises when Redis fails, saying how many were deleted before.
+ * Delete this database's entries: the local tier's, then the store's SCAN +
+ * UNLINK batches, never KEYS.  Raises when Redis fails, saying how many
+ * were deleted before.
  */
 Datum
 cache_purge(PG_FUNCTION_ARGS)
@@ -292,6 +294,8 @@ cache_purge(PG_FUNCTION_ARGS)
 	StorePurgeBatch b;
 	int64 deleted = 0;
 
+	/* the local tier's first: it needs no Redis */
+	L1DeleteDatabase();
 	strlcpy(b.cursor, "0", sizeof(b.cursor));
 	do
 	{

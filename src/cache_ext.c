@@ -6,7 +6,8 @@
  *
  * Settings are defined whether or not the library is preloaded, each by the
  * module that uses it (docs/settings.md lists them all); shared memory (the
- * statistics, the outbox) is requested only when it is preloaded.
+ * statistics, the outbox, the local tier) is requested only when it is
+ * preloaded.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,6 +23,7 @@
 #include "cache_ext.h"
 #include "invalidate.h"
 #include "keys.h"
+#include "l1.h"
 
 PG_MODULE_MAGIC;
 
@@ -38,6 +40,7 @@ cache_ext_shmem_request(void)
 	CacheStatsShmemRequest();
 	InvalShmemRequest();
 	QueryStatsShmemRequest();
+	L1ShmemRequest();
 }
 
 static void
@@ -49,6 +52,7 @@ cache_ext_shmem_startup(void)
 	CacheStatsShmemInit();
 	InvalShmemInit();
 	QueryStatsShmemInit();
+	L1ShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -62,6 +66,7 @@ _PG_init(void)
 	InvalDefineGucs();
 	StatsDefineGucs();
 	SecretsDefineGucs();
+	L1DefineGucs();
 	SecretsLoad();
 
 	InvalInit(); /* defines the outbox's settings too */

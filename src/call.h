@@ -132,7 +132,8 @@ typedef enum LookupOutcome
 extern LookupOutcome lookup(const char *rkey, const uint8 *hash,
 							PreparedQuery *pq, CallScopes *cs,
 							Tuplestorestate *ts, EntryGens *gens,
-							bool *gens_ok, const char **corrupt);
+							bool *gens_ok, const char **corrupt,
+							StringInfo keep);
 extern char *store(const char *rkey, EntryWriter *w, const CallOptions *opts);
 extern bool verify_hit(PreparedQuery *pq, const CallParams *params,
 					   Tuplestorestate *ts, TupleDesc desc, const char *rkey,

@@ -814,9 +814,13 @@ EntryLoad(char *buf, size_t len, const uint8 *fingerprint,
 		*why = "entry belongs to another key";
 		return ENTRY_CORRUPT;
 	}
-	/* stale unless every generation is the one it was computed under */
-	if (view.ngens != (uint32) gens->n)
+	/*
+	 * Stale unless every generation is the one it was computed under; an
+	 * L1 entry (gens NULL) was checked against the local counters instead.
+	 */
+	if (gens != NULL && view.ngens != (uint32) gens->n)
 		return ENTRY_STALE;
+	if (gens != NULL)
 	{
 		const uint8 *g = view.gens;
 

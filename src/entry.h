@@ -92,7 +92,8 @@ typedef enum EntryDecodeResult
 /*
  * EntryLoad: decode buf (untrusted) into ts, whose rows have the types of
  * codecs, provided the generations stored in it equal gens (the current
- * ones).
+ * ones); with gens NULL (an L1 entry, whose validity the local tier
+ * decided) they are not compared.
  * buf must be writable and have one byte after len that may be modified
  * temporarily (hiredis replies end in a NUL).
  *

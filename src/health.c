@@ -4,8 +4,8 @@
  *	  cache_health(): one row on the state of the cache for this backend:
  *	  its connection and circuit breaker, a PING's round trip, what Redis
  *	  says of itself (INFO, through the store's StoreGetHealth), the
- *	  outbox, and warnings about settings that endanger correctness or the
- *	  cache.
+ *	  outbox, the local tier, and warnings about settings that endanger
+ *	  correctness or the cache.
  *
  * No state of its own.
  *
@@ -37,6 +37,7 @@
 #include "cache_ext.h"
 #include "store/store.h"
 #include "invalidate.h"
+#include "l1.h"
 
 static Datum
 int8_or_null(const char *s, bool *isnull)
@@ -66,10 +67,12 @@ Datum
 cache_health(PG_FUNCTION_ARGS)
 {
 	TupleDesc tupdesc;
-	Datum values[16];
-	bool nulls[16];
+	Datum values[20];
+	bool nulls[20];
 	StoreHealth h;
 	List *warnings = NIL;
+	L1Counts l1;
+	const char *l1_state;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -138,6 +141,10 @@ cache_health(PG_FUNCTION_ARGS)
 			warnings = lappend(warnings,
 							   psprintf("Redis role is %s: a replica refuses writes, so invalidations cannot be delivered", role));
 	}
+	l1_state = L1State(&l1);
+	if (cache_ext_local_cache_size > 0 && strcmp(l1_state, "on") != 0)
+		warnings = lappend(warnings,
+						   psprintf("cache_ext.local_cache_size is set but the local tier is %s", l1_state));
 	values[12] = Int32GetDatum(InvalOutboxDepth());
 	nulls[12] = false;
 	values[13] = Int64GetDatum(InvalPendingCount());
@@ -156,6 +163,15 @@ cache_health(PG_FUNCTION_ARGS)
 	{
 		values[15] = CStringGetTextDatum(h.last_error_kind);
 		nulls[15] = false;
+	}
+	values[16] = CStringGetTextDatum(l1_state);
+	nulls[16] = false;
+	if (strcmp(l1_state, "on") == 0)
+	{
+		values[17] = Int64GetDatum(l1.capacity);
+		values[18] = Int64GetDatum(l1.bytes);
+		values[19] = Int64GetDatum(l1.entries);
+		nulls[17] = nulls[18] = nulls[19] = false;
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

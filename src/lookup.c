@@ -58,6 +58,7 @@
 #include "entry.h"
 #include "invalidate.h"
 #include "keys.h"
+#include "l1.h"
 #include "call.h"
 #include "store/store.h"
 
@@ -79,6 +80,7 @@ typedef struct LookupDecode
 	EntryGens *gens;
 	Tuplestorestate *ts;
 	const char **problem; /* EntryLoad's / EntryOpen's why */
+	StringInfo keep;	  /* NULL, or receives a valid entry's bytes */
 } LookupDecode;
 
 /*
@@ -92,15 +94,20 @@ decode_entry(char *raw, size_t len, void *arg)
 	LookupDecode *d = (LookupDecode *) arg;
 	char *data = raw;
 	size_t dlen = len;
+	EntryDecodeResult r;
 
 	if (KeyEncryptionOn() || EntryIsSealed(raw, len))
 		data = EntryOpen(raw, len, d->rkey, &dlen, d->problem);
 	if (data == NULL)
 		return ENTRY_CORRUPT;
-	return EntryLoad(data, dlen, d->hash, d->gens,
-					 d->pq->resultdesc->natts, d->pq->codecs,
-					 d->pq->resultdesc, d->pq->decode_in_subxact,
-					 d->ts, d->problem);
+	r = EntryLoad(data, dlen, d->hash, d->gens,
+				  d->pq->resultdesc->natts, d->pq->codecs,
+				  d->pq->resultdesc, d->pq->decode_in_subxact,
+				  d->ts, d->problem);
+	/* the opened bytes, for the local tier */
+	if (r == ENTRY_VALID && d->keep != NULL)
+		appendBinaryStringInfo(d->keep, data, dlen);
+	return r;
 }
 
 /*
@@ -185,12 +192,13 @@ verify_hit(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
  * trip.  On a hit the rows are in ts.  gens receives the current values
  * (for storing a new entry: they were read before its query runs); *gens_ok
  * is false when they are not usable.  A corrupt entry is counted and
- * deleted, and described in *corrupt.
+ * deleted, and described in *corrupt.  On a hit, keep (when not NULL)
+ * receives the entry's bytes, opened, for the local tier.
  */
 LookupOutcome
 lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	   Tuplestorestate *ts, EntryGens *gens, bool *gens_ok,
-	   const char **corrupt)
+	   const char **corrupt, StringInfo keep)
 {
 	LookupDecode d;
 	StoreLookup sl;
@@ -208,6 +216,7 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	d.gens = gens;
 	d.ts = ts;
 	d.problem = corrupt;
+	d.keep = keep;
 
 	StoreLookupEntry(rkey, cs->keys, cs->n, (size_t) cache_ext_max_entry_size,
 					 false, gens->vals, gens->lens, decode_entry, &d, &sl);
@@ -302,9 +311,39 @@ store(const char *rkey, EntryWriter *w, const CallOptions *opts)
 /* ---- cache_explain ---- */
 
 /*
+ * The local tier's part of cache_explain, when it is configured: whether
+ * this call's entry is in L1 and still valid there ("local":{...}), or why
+ * L1 is off ("local":"off: ...").  Nothing when it is simply off.
+ */
+static void
+explain_local(StringInfo buf, const uint8 *hash, CallScopes *cs)
+{
+	const char *why;
+	L1Snapshot snap;
+	bool valid;
+	bool present;
+
+	if (!L1Usable(&why))
+	{
+		if (why != NULL)
+		{
+			json_key(buf, "local");
+			escape_json(buf, psprintf("off: %s", why));
+			appendStringInfoChar(buf, ',');
+		}
+		return;
+	}
+	L1GenSlots(cs->keys, cs->n, &snap);
+	present = L1Contains(hash, &snap, &valid);
+	appendStringInfo(buf, "\"local\":{\"exists\":%s,\"valid\":%s},",
+					 present ? "true" : "false", valid ? "true" : "false");
+}
+
+/*
  * What the stored entry of rkey looks like now, as a JSON object: whether
- * it exists, whether it decodes for this query, its size and remaining TTL.
- * Nothing is deleted or stored.
+ * it exists, whether it decodes for this query, its size and remaining TTL;
+ * before it, whether the local tier holds it.  Nothing is deleted or
+ * stored.
  */
 void
 explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
@@ -317,6 +356,7 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	EntryGens gens;
 	Tuplestorestate *ts;
 
+	explain_local(buf, hash, cs);
 	if (!StoreUsable(&why))
 	{
 		json_key(buf, "redis");
@@ -333,6 +373,7 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	d.gens = &gens;
 	d.ts = ts;
 	d.problem = &problem;
+	d.keep = NULL;
 
 	/* the same lookup and verdict as cached_query's, with the TTL */
 	StoreLookupEntry(rkey, cs->keys, cs->n, (size_t) cache_ext_max_entry_size,

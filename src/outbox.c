@@ -107,6 +107,7 @@
 #include "cache_ext.h"
 #include "invalidate.h"
 #include "keys.h"
+#include "l1.h"
 #include "outbox.h"
 #include "outbox_internal.h"
 #include "store/store.h"
@@ -189,6 +190,8 @@ OutboxRequestServerBump(void)
 	outbox_shared->requested++;
 	update_all_blocked();
 	LWLockRelease(outbox_shared->lock);
+	/* the local tier holds what this server stored too: after the request */
+	L1GenBumpAll();
 }
 
 void
@@ -395,6 +398,7 @@ on_redis_connect(const char *run_id)
 	{
 		t->want_bump++;
 		update_blocked(t);
+		L1GenBumpAll(); /* what L1 took from this Redis may be stale too */
 		ereport(LOG,
 				(errmsg("cache_ext will invalidate every cached result before serving hits"),
 				 errdetail("The Redis server restarted (its run_id changed), so it may have lost invalidations.")));
@@ -650,6 +654,8 @@ deliver_target(int ti, int timeout_ms)
 			t->checked = true;
 		if (mismatch && !bumped)
 			t->want_bump++;
+		if (mismatch)
+			L1GenBumpAll(); /* Redis may have lost bumps L1 took entries under */
 		if (bumped)
 		{
 			if (requested > t->delivered)

@@ -50,8 +50,9 @@ OutcomeRender(const CallOutcome *o)
 			return psprintf("BYPASS: %s", o->bypass.detail);
 		case CALL_HIT:
 			if (o->ttl_only)
-				return psprintf("HIT (ttl-only: %s)", o->ttl_only);
-			return pstrdup("HIT");
+				return psprintf("HIT (%sttl-only: %s)",
+								o->local ? "local; " : "", o->ttl_only);
+			return pstrdup(o->local ? "HIT (local)" : "HIT");
 		case CALL_MISS:
 			break;
 	}

@@ -47,6 +47,7 @@ typedef struct CallOutcome
 	const char *not_stored; /* MISS: why the result was not stored */
 	bool verify_mismatch;	/* MISS: cache_ext.verify_rate found the
 									 * stored result differed (deleted) */
+	bool local;				/* HIT: served by the local tier (L1) */
 } CallOutcome;
 
 /* cache_status()'s text for o, palloc'd in the current context */

@@ -79,6 +79,7 @@
 #include "entry.h"
 #include "invalidate.h"
 #include "keys.h"
+#include "l1.h"
 #include "call.h"
 #include "outcome.h"
 #include "store/store.h"
@@ -136,6 +137,17 @@ check_privileges(PreparedQuery *pq, CachedPlan *cplan)
 		if (pg_proc_aclcheck(funcid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
 			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(funcid));
 	}
+}
+
+/* Microseconds since start. */
+static double
+elapsed_us(instr_time start)
+{
+	instr_time t;
+
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, start);
+	return INSTR_TIME_GET_MICROSEC(t);
 }
 
 static void
@@ -232,6 +244,8 @@ typedef struct Call
 	uint8 hash[CE_HASH_LEN];
 	CallOutcome outcome;
 	QueryStatsCall rec;
+	bool l1;		   /* the local tier is in use for this call */
+	L1Snapshot l1snap; /* its counters, read before the L2 lookup */
 } Call;
 
 /*
@@ -330,6 +344,10 @@ miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
 	else
 	{
 		EntryWriterFinish(&w, c->hash);
+		/* computed after l1snap was read: valid while it is current */
+		if (c->l1)
+			L1Insert(c->hash, w.buf.data, w.buf.len, &c->l1snap,
+					 c->opts->ttl_ms, elapsed_us(c->start));
 		not_stored = store(c->rkey, &w, c->opts);
 		if (not_stored == NULL)
 		{
@@ -350,8 +368,88 @@ miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
 }
 
 /*
- * Look the entry up and serve the call from it (HIT) or run and store the
- * query (MISS).  Returns NULL when the call was served, else why it must
+ * Whether this hit is one cache_ext.verify_rate picks for verification.
+ * TTL-only results may be stale by contract: never verified.
+ */
+static bool
+verify_this_hit(Call *c)
+{
+	return cache_ext_verify_rate > 0 && c->cs.untracked == NIL &&
+		(cache_ext_verify_rate >= 1.0 ||
+		 pg_prng_double(&pg_global_prng_state) < cache_ext_verify_rate);
+}
+
+/*
+ * The local tier (docs/invalidation.md, "The local tier"): serve the call
+ * from L1 when its entry is there and every counter it was computed under
+ * is unchanged (HIT (local): no Redis call, no planning).  Otherwise read
+ * the counters now, before the L2 lookup and before the query's snapshot,
+ * for the entry stored after; never later.  Returns true when the call
+ * was served (and finished).
+ */
+static bool
+l1_call(Call *c)
+{
+	PreparedQuery *pq = c->pq;
+	char *data;
+	size_t len;
+	const char *why;
+
+	if (!L1Usable(NULL))
+		return false;
+	c->l1 = true;
+	L1GenSlots(c->cs.keys, c->cs.n, &c->l1snap);
+	data = L1Lookup(c->hash, &c->l1snap, &len);
+	/* a limit lowered since it was stored: L2 says what to do with it */
+	if (data != NULL && len <= (size_t) cache_ext_max_entry_size)
+	{
+		if (EntryLoad(data, len, c->hash, NULL, pq->resultdesc->natts,
+					  pq->codecs, pq->resultdesc, pq->decode_in_subxact,
+					  c->ts, &why) == ENTRY_VALID)
+		{
+			if (verify_this_hit(c) &&
+				!verify_hit(pq, c->params, c->ts, c->resultdesc, c->rkey, &c->cs))
+			{
+				L1Delete(c->hash);
+				c->outcome.status = CALL_MISS;
+				c->outcome.verify_mismatch = true;
+				c->outcome.ttl_only = NULL;
+				finish_call(c);
+				return true;
+			}
+			L1CountHit();
+			CacheStatsAdd(CS_BYTES_READ, len);
+			c->outcome.status = CALL_HIT;
+			c->outcome.local = true;
+			c->rec.bytes_read = (int64) len;
+			finish_call(c);
+			return true;
+		}
+		/* it was stored by this server: not expected; drop it */
+		tuplestore_clear(c->ts);
+		L1Delete(c->hash);
+	}
+	L1GenRead(&c->l1snap);
+	return false;
+}
+
+/*
+ * Key the call (its entry key and Redis key name) and try the local tier:
+ * true when L1 served it.
+ */
+static bool
+key_and_local(Call *c)
+{
+	if (c->cs.untracked != NIL)
+		c->outcome.ttl_only = untracked_summary(c->cs.untracked);
+	entry_key(c->query, c->params, &c->settings, c->opts, c->pq, &c->cs, c->hash);
+	c->rkey = KeyEntryName(c->hash);
+	return l1_call(c);
+}
+
+/*
+ * Look the entry up (key_and_local made its key) and serve the call from
+ * it (HIT) or run and store the query (MISS).  Returns NULL when the call was served, else why it must
  * bypass (Redis failed, or this server holds undelivered invalidations).
  * Releases cplan.
  */
@@ -363,13 +461,11 @@ cached_call(Call *c, CachedPlan *cplan)
 	EntryGens gens;
 	bool gens_ok;
 	LookupOutcome found;
+	StringInfoData keep;
 
-	if (c->cs.untracked != NIL)
-		c->outcome.ttl_only = untracked_summary(c->cs.untracked);
-	entry_key(c->query, c->params, &c->settings, c->opts, pq, &c->cs, c->hash);
-	c->rkey = KeyEntryName(c->hash);
-
-	found = lookup(c->rkey, c->hash, pq, &c->cs, c->ts, &gens, &gens_ok, &corrupt);
+	initStringInfo(&keep);
+	found = lookup(c->rkey, c->hash, pq, &c->cs, c->ts, &gens, &gens_ok,
+				   &corrupt, c->l1 ? &keep : NULL);
 
 	/*
 	 * Connecting for this lookup may have found that Redis restarted: the
@@ -377,7 +473,11 @@ cached_call(Call *c, CachedPlan *cplan)
 	 * once more, rather than bypass.
 	 */
 	if (found == LOOKUP_BLOCKED && !InvalHitsBlocked(true))
-		found = lookup(c->rkey, c->hash, pq, &c->cs, c->ts, &gens, &gens_ok, &corrupt);
+	{
+		resetStringInfo(&keep);
+		found = lookup(c->rkey, c->hash, pq, &c->cs, c->ts, &gens, &gens_ok,
+					   &corrupt, c->l1 ? &keep : NULL);
+	}
 	ReleaseCachedPlan(cplan, CurrentResourceOwner);
 
 	if (found == LOOKUP_BLOCKED)
@@ -391,11 +491,7 @@ cached_call(Call *c, CachedPlan *cplan)
 	 */
 	if (RecoveryInProgress())
 		gens_ok = false;
-	/* TTL-only results may be stale by contract: not verified */
-	if (found == LOOKUP_HIT && cache_ext_verify_rate > 0 &&
-		c->cs.untracked == NIL &&
-		(cache_ext_verify_rate >= 1.0 ||
-		 pg_prng_double(&pg_global_prng_state) < cache_ext_verify_rate) &&
+	if (found == LOOKUP_HIT && verify_this_hit(c) &&
 		!verify_hit(pq, c->params, c->ts, c->resultdesc, c->rkey, &c->cs))
 	{
 		c->outcome.status = CALL_MISS;
@@ -406,6 +502,14 @@ cached_call(Call *c, CachedPlan *cplan)
 	}
 	if (found == LOOKUP_HIT)
 	{
+		/*
+		 * Into L1 under the counters read before the L2 lookup: a commit
+		 * that bumped Redis after that lookup bumps them after it too.
+		 * Not a TTL-only result: its remaining TTL is not known here.
+		 */
+		if (c->l1 && keep.len > 0 && c->cs.untracked == NIL)
+			L1Insert(c->hash, keep.data, keep.len, &c->l1snap,
+					 c->opts->ttl_ms, elapsed_us(c->start));
 		c->outcome.status = CALL_HIT;
 		c->rec.bytes_read = LookupLastEntryBytes();
 		finish_call(c);
@@ -482,6 +586,16 @@ cached_query_call(text *query_text, const CallParams *params,
 				 errmsg("cached_query result would depend on data whose changes cache_ext does not track: %s",
 						untracked_summary(c.cs.untracked)),
 				 errhint("Track the tables with cache_track(), name the tables a function reads with cache_opts(depends_on => ...), or set cache_ext.untracked to 'allow' or 'bypass'.")));
+	/*
+	 * The local tier first: its validity is this server's own (its counters
+	 * were bumped even for invalidations Redis has not taken), so it serves
+	 * while Redis is down or the outbox holds bumps.
+	 */
+	if (why == NULL && key_and_local(&c))
+	{
+		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+		return c.resultdesc;
+	}
 	if (why == NULL)
 	{
 		const char *redis_why;

@@ -45,6 +45,7 @@
 #include "utils/timestamp.h"
 
 #include "cache_ext.h"
+#include "l1.h"
 #include "store/store.h"
 #include "invalidate.h"
 
@@ -110,9 +111,10 @@ cache_stats(PG_FUNCTION_ARGS)
 {
 	CacheStatsShared *s = stats();
 	TupleDesc tupdesc;
-	Datum values[CS_NUM_COUNTERS + 3];
-	bool nulls[CS_NUM_COUNTERS + 3] = {0};
+	Datum values[CS_NUM_COUNTERS + 7];
+	bool nulls[CS_NUM_COUNTERS + 7] = {0};
 	int n = 0;
+	L1Counts l1;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -129,6 +131,12 @@ cache_stats(PG_FUNCTION_ARGS)
 	values[n++] = Int64GetDatum(InvalPendingCount());
 	values[n++] = TimestampTzGetDatum((TimestampTz) pg_atomic_read_u64(&s->reset_time));
 	values[n++] = BoolGetDatum(shared_stats != NULL);
+	/* the local tier's (0.5); 0 when it is off */
+	L1GetCounts(&l1);
+	values[n++] = Int64GetDatum(l1.hits);
+	values[n++] = Int64GetDatum(l1.stores);
+	values[n++] = Int64GetDatum(l1.evictions);
+	values[n++] = Int64GetDatum(l1.bytes);
 	Assert(n == tupdesc->natts);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
@@ -144,6 +152,7 @@ cache_stats_reset(PG_FUNCTION_ARGS)
 	for (int i = 0; i < CS_NUM_COUNTERS; i++)
 		pg_atomic_write_u64(&s->counters[i], 0);
 	pg_atomic_write_u64(&s->reset_time, GetCurrentTimestamp());
+	L1ResetCounts();
 	PG_RETURN_VOID();
 }
 

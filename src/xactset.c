@@ -88,6 +88,7 @@
 #include "invalidate.h"
 #include "outbox.h"
 #include "keys.h"
+#include "l1.h"
 #include "inval_internal.h"
 
 typedef struct TouchedKey
@@ -269,13 +270,16 @@ static void
 bump_at_commit(void)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
-	char **keys = NULL;
-	int n = 0;
+	char **volatile keys = NULL;
+	volatile int n = 0;
 	volatile bool ok = false;
 
 	PG_TRY();
 	{
-		keys = touched_keys(&n);
+		int nk;
+
+		keys = touched_keys(&nk);
+		n = nk;
 		ok = OutboxSendBumps(keys, n, cache_ext_invalidation_timeout);
 		if (!ok && InvalShmemReady())
 			OutboxAdd(keys, n);
@@ -306,6 +310,16 @@ bump_at_commit(void)
 	 */
 	else if (InvalShmemReady() && InvalScopeTouched(KeyServerGenName()))
 		OutboxRequestServerBump();
+
+	/*
+	 * The local tier's counters, last: after the Redis bump was sent or
+	 * kept (docs/invalidation.md, "The local tier").  Without the keys,
+	 * everything local goes.
+	 */
+	if (keys != NULL)
+		L1GenBump(keys, n);
+	else
+		L1GenBumpAll();
 }
 
 /*
@@ -532,6 +546,9 @@ finish_prepared(const char *gid)
 		else if (tp.n > 0 &&
 				 !OutboxSendBumps(tp.keys, tp.n, cache_ext_invalidation_timeout))
 			OutboxAdd(tp.keys, tp.n);
+		/* then the local tier's counters, as at a commit */
+		if (tp.n > 0)
+			L1GenBump(tp.keys, tp.n);
 	}
 	PG_CATCH();
 	{

@@ -38,6 +38,8 @@
 #   CE_SKIP_BUILD=1      use the extension already installed (built with -g, ideally)
 #   CE_VG_COPT           compiler flags for the build (default: -O0 -g)
 #   CE_VG_TIMEOUT        seconds for make installcheck before it is killed (default 900)
+#   CE_L1                e.g. 64MB: the local tier on as well (then installcheck
+#                        differs by "HIT (local)": read the valgrind verdict)
 #   CE_VG_PG_TIMEOUT     pg_ctl -t for starting and stopping the server (default 600)
 #   CE_VG_PG_SUPP        PostgreSQL's own src/tools/valgrind.supp, if you have a
 #                        source tree; used in addition to test/valgrind.supp
@@ -216,6 +218,9 @@ vg_start_pg()
 {
 	CE_PG_PRELOAD=cache_ext
 	CE_PG_EXTRA_CONF="jit = off"
+	# CE_L1: the local tier on too (installcheck then differs by "HIT (local)")
+	[ -z "${CE_L1:-}" ] || CE_PG_EXTRA_CONF="$CE_PG_EXTRA_CONF
+cache_ext.local_cache_size = '$CE_L1'"
 	CE_PG_SETUP_HOOK=vg_setup_dir
 	ce_start_pg
 	VG_PM_PID=$(head -n 1 "$CE_PG_DATA/postmaster.pid" | tr -dc '0-9')

@@ -16,6 +16,10 @@ use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Session;
 use CacheExt::Util;
 
+# This file tests the Redis path: the local tier stays off here even in
+# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+delete $ENV{CE_L1};
+
 my $RETRY = 2;    # seconds: cache_ext.retry_interval in this test
 
 my $redis = CacheExt::Redis->new;

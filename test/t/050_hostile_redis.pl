@@ -18,6 +18,10 @@ use CacheExt::FakeRedis;
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
+# This file tests the Redis path: the local tier stays off here even in
+# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+delete $ENV{CE_L1};
+
 my $BOUND = 10;    # seconds: "it did not hang"
 
 my $fake = CacheExt::FakeRedis->new;

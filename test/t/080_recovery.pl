@@ -31,6 +31,10 @@ use CacheExt::ResetProxy;
 use CacheExt::Session;
 use CacheExt::Util;
 
+# This file tests the Redis path: the local tier stays off here even in
+# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+delete $ENV{CE_L1};
+
 # before the server starts: it must find the locale
 my ($foreign, $locpath) = CacheExt::Locale::foreign_messages_locale();
 $ENV{LOCPATH} = $locpath if $locpath;

@@ -12,6 +12,10 @@ use Test::More;
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
+# This file tests the Redis path: the local tier stays off here even in
+# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+delete $ENV{CE_L1};
+
 my $redis = CacheExt::Redis->new;
 my $primary = cache_ext_node('primary', $redis, extra_conf => join("\n",
 	'wal_level = replica', 'max_wal_senders = 5', 'hot_standby = on'));

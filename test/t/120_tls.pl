@@ -28,6 +28,10 @@ use CacheExt::Session;
 use CacheExt::TLS;
 use CacheExt::Util;
 
+# This file tests the Redis path: the local tier stays off here even in
+# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+delete $ENV{CE_L1};
+
 my $pki = CacheExt::TLS::make_pki();
 my $redis_a = CacheExt::TLS->new(name => 'tls_ip', pki => $pki, server => 'ip');
 my $redis_b = CacheExt::TLS->new(name => 'tls_name', pki => $pki, server => 'name');

@@ -348,7 +348,7 @@ is(scalar(split /\n/, $docs_rows{ce_tenant_b}), 2, 'fixture: 2 rows for tenant B
 
 store_as('accounts by region', 'ce_owner', $Q_ACC, $C_ACC, [3]);
 cell('accounts by region', 'ce_reader', $Q_ACC, $C_ACC, [3],
-	expect => 'rows', status => qr/^HIT$/);
+	expect => 'rows', status => qr/^HIT(?: \(local\))?$/);
 cell('accounts by region, no SELECT on the table', 'ce_nobody', $Q_ACC, $C_ACC, [3],
 	expect => qr/^42501: permission denied for table accounts$/);
 cell('accounts by region, SELECT on the views only', 'ce_viewer', $Q_ACC, $C_ACC, [3],
@@ -357,23 +357,23 @@ cell('accounts by region, column privilege on region only', 'ce_colreader',
 	$Q_ACC, $C_ACC, [3],
 	expect => qr/^42501: permission denied for table accounts$/);
 cell('accounts by region, entry still there', 'ce_owner', $Q_ACC, $C_ACC, [3],
-	expect => 'rows', status => qr/^HIT$/);
+	expect => 'rows', status => qr/^HIT(?: \(local\))?$/);
 
 # ---- column privileges ------------------------------------------------------
 
 store_as('granted column', 'ce_owner', $Q_REG, $C_REG, []);
 cell('granted column', 'ce_colreader', $Q_REG, $C_REG, [],
-	expect => 'rows', status => qr/^HIT$/);
+	expect => 'rows', status => qr/^HIT(?: \(local\))?$/);
 store_as('another column', 'ce_owner', $Q_SECRET, $C_SECRET, [2]);
 cell('another column', 'ce_colreader', $Q_SECRET, $C_SECRET, [2],
 	expect => qr/^42501: permission denied for table accounts$/);
 cell('another column', 'ce_reader', $Q_SECRET, $C_SECRET, [2],
-	expect => 'rows', status => qr/^HIT$/);
+	expect => 'rows', status => qr/^HIT(?: \(local\))?$/);
 
 # ---- REVOKE after the store -------------------------------------------------
 
 cell('before REVOKE', 'ce_reader', $Q_ACC, $C_ACC, [3], expect => 'rows',
-	status => qr/^HIT$/);
+	status => qr/^HIT(?: \(local\))?$/);
 $node->safe_psql('postgres', 'REVOKE SELECT ON accounts FROM ce_reader');
 cell('after REVOKE SELECT ON accounts', 'ce_reader', $Q_ACC, $C_ACC, [3],
 	expect => qr/^42501: permission denied for table accounts$/);
@@ -396,7 +396,7 @@ cell('after GRANT SELECT (region) again', 'ce_colreader', $Q_REG, $C_REG, [],
 
 store_as('view (owner has rights)', 'ce_owner', $Q_VIEW, $C_VIEW, []);
 my $viewer = cell('view, SELECT on the view only', 'ce_viewer', $Q_VIEW, $C_VIEW, [],
-	expect => 'rows', status => qr/^HIT$/);
+	expect => 'rows', status => qr/^HIT(?: \(local\))?$/);
 is(scalar(split /\n/, $viewer->{rows}), 10, 'view: the viewer gets the 10 rows of regions 1-2');
 cell('view, no SELECT on it', 'ce_nobody', $Q_VIEW, $C_VIEW, [],
 	expect => qr/^42501: permission denied for view acc_view$/);
@@ -405,7 +405,7 @@ cell('view, SELECT on the base table but not on the view', 'ce_reader', $Q_VIEW,
 
 store_as('security_invoker view', 'ce_owner', $Q_INVOKER, $C_VIEW, []);
 cell('security_invoker view, SELECT on it and on the table', 'ce_reader', $Q_INVOKER,
-	$C_VIEW, [], expect => 'rows', status => qr/^HIT$/);
+	$C_VIEW, [], expect => 'rows', status => qr/^HIT(?: \(local\))?$/);
 cell('security_invoker view, SELECT on the view only', 'ce_viewer', $Q_INVOKER, $C_VIEW,
 	[], expect => qr/^42501: permission denied for table accounts$/);
 cell('security_invoker view, no SELECT on it', 'ce_nobody', $Q_INVOKER, $C_VIEW, [],
@@ -413,7 +413,7 @@ cell('security_invoker view, no SELECT on it', 'ce_nobody', $Q_INVOKER, $C_VIEW,
 
 store_as('view owned by ce_lender', 'ce_viewer', $Q_LENT, $C_LENT, []);
 cell('view owned by ce_lender', 'ce_owner', $Q_LENT, $C_LENT, [], expect => 'rows',
-	status => qr/^HIT$/);
+	status => qr/^HIT(?: \(local\))?$/);
 $node->safe_psql('postgres', 'REVOKE SELECT ON accounts FROM ce_lender');
 cell('view, its owner lost SELECT on the base table', 'ce_viewer', $Q_LENT, $C_LENT, [],
 	expect => qr/^42501: permission denied for table accounts$/);
@@ -471,13 +471,13 @@ function_cell('SECURITY DEFINER wrapper (owner rights)', 'ce_nobody', 'acc_def',
 function_cell('SECURITY DEFINER wrapper, another parameter', 'ce_nobody', 'acc_def',
 	'acc_def_direct', 4, expect => 'rows', status => qr/^MISS/);
 function_cell('SECURITY DEFINER wrapper, stored by nobody', 'ce_nobody', 'acc_def',
-	'acc_def_direct', 4, expect => 'rows', status => qr/^HIT$/);
+	'acc_def_direct', 4, expect => 'rows', status => qr/^HIT(?: \(local\))?$/);
 cell('entry stored inside the SECURITY DEFINER wrapper', 'ce_nobody', $Q_ACC, $C_ACC, [4],
 	expect => qr/^42501: permission denied for table accounts$/);
 function_cell('SECURITY INVOKER wrapper', 'ce_nobody', 'acc_inv', 'acc_inv_direct', 3,
 	expect => qr/^42501: permission denied for table accounts$/);
 function_cell('SECURITY INVOKER wrapper', 'ce_reader', 'acc_inv', 'acc_inv_direct', 3,
-	expect => 'rows', status => qr/^HIT$/);
+	expect => 'rows', status => qr/^HIT(?: \(local\))?$/);
 
 # ---- EXECUTE on functions ---------------------------------------------------
 
@@ -568,7 +568,7 @@ sub session_cell
 session_cell('table', 'ce_owner', $Q_ACC, $C_ACC, [3], expect => 'rows', status => qr/^(HIT|MISS)/);
 session_cell('table', 'ce_nobody', $Q_ACC, $C_ACC, [3],
 	expect => qr/^42501: permission denied for table accounts$/);
-session_cell('table', 'ce_reader', $Q_ACC, $C_ACC, [3], expect => 'rows', status => qr/^HIT$/);
+session_cell('table', 'ce_reader', $Q_ACC, $C_ACC, [3], expect => 'rows', status => qr/^HIT(?: \(local\))?$/);
 session_cell('column', 'ce_owner', $Q_SECRET, $C_SECRET, [2], expect => 'rows',
 	status => qr/^(HIT|MISS)/);
 session_cell('column', 'ce_colreader', $Q_SECRET, $C_SECRET, [2],
@@ -620,19 +620,19 @@ cell('RLS docs, no SELECT', 'ce_nobody', $Q_DOCS, $C_DOCS, [],
 cell('RLS docs, tenant A first call', 'ce_tenant_a', $Q_DOCS, $C_DOCS, [],
 	expect => 'rows', rows => $docs_rows{ce_tenant_a}, status => qr/^MISS/);
 cell('RLS docs, tenant A again', 'ce_tenant_a', $Q_DOCS, $C_DOCS, [],
-	expect => 'rows', rows => $docs_rows{ce_tenant_a}, status => qr/^HIT$/);
+	expect => 'rows', rows => $docs_rows{ce_tenant_a}, status => qr/^HIT(?: \(local\))?$/);
 cell('RLS docs, tenant B first call after A\'s HIT', 'ce_tenant_b', $Q_DOCS, $C_DOCS, [],
 	expect => 'rows', rows => $docs_rows{ce_tenant_b}, status => qr/^MISS/);
 cell('RLS docs, tenant B again', 'ce_tenant_b', $Q_DOCS, $C_DOCS, [],
-	expect => 'rows', rows => $docs_rows{ce_tenant_b}, status => qr/^HIT$/);
+	expect => 'rows', rows => $docs_rows{ce_tenant_b}, status => qr/^HIT(?: \(local\))?$/);
 cell('RLS docs, tenant A after B', 'ce_tenant_a', $Q_DOCS, $C_DOCS, [],
-	expect => 'rows', rows => $docs_rows{ce_tenant_a}, status => qr/^HIT$/);
+	expect => 'rows', rows => $docs_rows{ce_tenant_a}, status => qr/^HIT(?: \(local\))?$/);
 cell('RLS docs, BYPASSRLS after the tenants', 'ce_bypass', $Q_DOCS, $C_DOCS, [],
-	expect => 'rows', rows => $docs_rows{all}, status => qr/^HIT$/);
+	expect => 'rows', rows => $docs_rows{all}, status => qr/^HIT(?: \(local\))?$/);
 call_is($node, cq($Q_DOCS, $C_DOCS), qr/^(MISS|HIT)/, $docs_rows{all},
 	'RLS docs, superuser after the tenants');
 cell('RLS docs, owner after the tenants', 'ce_owner', $Q_DOCS, $C_DOCS, [],
-	expect => 'rows', rows => $docs_rows{all}, status => qr/^HIT$/);
+	expect => 'rows', rows => $docs_rows{all}, status => qr/^HIT(?: \(local\))?$/);
 cmp_ok(entry_count() - $entries0, '>=', 4,
 	'RLS docs: at least one entry each for owner/bypass (may be one), reader, tenant A, tenant B');
 
@@ -663,13 +663,13 @@ foreach my $t ('ce_tenant_a', 'ce_tenant_b', 'ce_reader')
 
 # In one session: the owner's HIT, then each tenant.
 session_cell('RLS docs', 'ce_owner', $Q_DOCS, $C_DOCS, [], expect => 'rows',
-	rows => $docs_rows{all}, status => qr/^HIT$/);
+	rows => $docs_rows{all}, status => qr/^HIT(?: \(local\))?$/);
 session_cell('RLS docs', 'ce_tenant_a', $Q_DOCS, $C_DOCS, [], expect => 'rows',
-	rows => $docs_rows{ce_tenant_a}, status => qr/^HIT$/);
+	rows => $docs_rows{ce_tenant_a}, status => qr/^HIT(?: \(local\))?$/);
 session_cell('RLS docs', 'ce_bypass', $Q_DOCS, $C_DOCS, [], expect => 'rows',
-	rows => $docs_rows{all}, status => qr/^HIT$/);
+	rows => $docs_rows{all}, status => qr/^HIT(?: \(local\))?$/);
 session_cell('RLS docs', 'ce_tenant_b', $Q_DOCS, $C_DOCS, [], expect => 'rows',
-	rows => $docs_rows{ce_tenant_b}, status => qr/^HIT$/);
+	rows => $docs_rows{ce_tenant_b}, status => qr/^HIT(?: \(local\))?$/);
 session_cell('RLS docs', 'ce_nobody', $Q_DOCS, $C_DOCS, [],
 	expect => qr/^42501: permission denied for table docs$/);
 
@@ -681,23 +681,23 @@ store_as('RLS per-role policies', 'ce_owner', $Q_DOCS_R, $C_DOCS, [], rows => $d
 cell('RLS per-role policies, tenant A first call', 'ce_tenant_a', $Q_DOCS_R, $C_DOCS, [],
 	expect => 'rows', rows => $docs_rows{ce_tenant_a}, status => qr/^MISS/);
 cell('RLS per-role policies, tenant A again', 'ce_tenant_a', $Q_DOCS_R, $C_DOCS, [],
-	expect => 'rows', rows => $docs_rows{ce_tenant_a}, status => qr/^HIT$/);
+	expect => 'rows', rows => $docs_rows{ce_tenant_a}, status => qr/^HIT(?: \(local\))?$/);
 cell('RLS per-role policies, tenant B first call after A\'s HIT', 'ce_tenant_b', $Q_DOCS_R,
 	$C_DOCS, [], expect => 'rows', rows => $docs_rows{ce_tenant_b}, status => qr/^MISS/);
 cell('RLS per-role policies, tenant B again', 'ce_tenant_b', $Q_DOCS_R, $C_DOCS, [],
-	expect => 'rows', rows => $docs_rows{ce_tenant_b}, status => qr/^HIT$/);
+	expect => 'rows', rows => $docs_rows{ce_tenant_b}, status => qr/^HIT(?: \(local\))?$/);
 cell('RLS per-role policies, no policy for the role', 'ce_reader', $Q_DOCS_R, $C_DOCS, [],
 	expect => 'rows', rows => '', status => qr/^MISS/);
 cell('RLS per-role policies, BYPASSRLS', 'ce_bypass', $Q_DOCS_R, $C_DOCS, [],
 	expect => 'rows', rows => $docs_rows{all}, status => qr/^(MISS|HIT)/);
 cell('RLS per-role policies, tenant A after all', 'ce_tenant_a', $Q_DOCS_R, $C_DOCS, [],
-	expect => 'rows', rows => $docs_rows{ce_tenant_a}, status => qr/^HIT$/);
+	expect => 'rows', rows => $docs_rows{ce_tenant_a}, status => qr/^HIT(?: \(local\))?$/);
 session_cell('RLS per-role policies', 'ce_owner', $Q_DOCS_R, $C_DOCS, [], expect => 'rows',
-	rows => $docs_rows{all}, status => qr/^HIT$/);
+	rows => $docs_rows{all}, status => qr/^HIT(?: \(local\))?$/);
 session_cell('RLS per-role policies', 'ce_tenant_b', $Q_DOCS_R, $C_DOCS, [],
-	expect => 'rows', rows => $docs_rows{ce_tenant_b}, status => qr/^HIT$/);
+	expect => 'rows', rows => $docs_rows{ce_tenant_b}, status => qr/^HIT(?: \(local\))?$/);
 session_cell('RLS per-role policies', 'ce_tenant_a', $Q_DOCS_R, $C_DOCS, [],
-	expect => 'rows', rows => $docs_rows{ce_tenant_a}, status => qr/^HIT$/);
+	expect => 'rows', rows => $docs_rows{ce_tenant_a}, status => qr/^HIT(?: \(local\))?$/);
 
 my $docs_p_rows = $node->safe_psql('postgres',
 	"SELECT id, tenant, body FROM docs_p WHERE tenant <> 'someone_else' ORDER BY id");
@@ -711,7 +711,7 @@ cell('RLS policy for all, BYPASSRLS', 'ce_bypass', $Q_DOCS_P, $C_DOCS, [],
 cell('RLS policy for all, reader', 'ce_reader', $Q_DOCS_P, $C_DOCS, [],
 	expect => 'rows', rows => $docs_p_rows, status => qr/^(MISS|HIT)/);
 cell('RLS policy for all, owner again', 'ce_owner', $Q_DOCS_P, $C_DOCS, [],
-	expect => 'rows', rows => $docs_rows{all}, status => qr/^HIT$/);
+	expect => 'rows', rows => $docs_rows{all}, status => qr/^HIT(?: \(local\))?$/);
 
 # ---- row_security = off -----------------------------------------------------
 
@@ -732,7 +732,7 @@ cell('row_security = off, after the owner stored', 'ce_tenant_a', $Q_DOCS, $C_DO
 session_cell('row_security = off after a HIT', 'ce_tenant_a', $Q_DOCS, $C_DOCS, [],
 	setup => $RS_OFF, expect => $RLS_ERR);
 session_cell('row_security = off', 'ce_owner', $Q_DOCS, $C_DOCS, [],
-	setup => $RS_OFF, expect => 'rows', rows => $docs_rows{all}, status => qr/^HIT$/);
+	setup => $RS_OFF, expect => 'rows', rows => $docs_rows{all}, status => qr/^HIT(?: \(local\))?$/);
 session_cell('row_security = off, owner then tenant', 'ce_tenant_b', $Q_DOCS, $C_DOCS, [],
 	setup => $RS_OFF, expect => $RLS_ERR);
 

@@ -17,6 +17,10 @@ use Test::More;
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
+# This file tests the Redis path: the local tier stays off here even in
+# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+delete $ENV{CE_L1};
+
 my $redis_a = CacheExt::Redis->new;
 my $redis_b = CacheExt::Redis->new;
 my $node = cache_ext_node('main', $redis_a, extra_conf => join("\n",

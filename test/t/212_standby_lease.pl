@@ -21,6 +21,10 @@ use Time::HiRes qw(sleep);
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
+# This file tests the Redis path: the local tier stays off here even in
+# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+delete $ENV{CE_L1};
+
 my $redis = CacheExt::Redis->new;
 my $port = $redis->port;
 is($redis->cli('ACL', 'SETUSER', 'primary', 'on', '>pw', '~*', '&*', '+@all'), 'OK',

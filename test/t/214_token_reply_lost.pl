@@ -30,6 +30,10 @@ use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::ResetProxy;
 use CacheExt::Util;
 
+# This file tests the Redis path: the local tier stays off here even in
+# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+delete $ENV{CE_L1};
+
 # A relay that, while $flag exists, swallows the replies of the next
 # connection: it forwards what the client sends, waits for Redis to
 # answer, then closes the client side without passing the answer on.

@@ -399,6 +399,8 @@ sub cache_ext_node
 			"cache_ext.redis_url = '" . $redis->url . "'",
 			# test/run-tests.sh --only verify: every hit also runs directly
 			($ENV{CE_VERIFY_RATE} ? "cache_ext.verify_rate = $ENV{CE_VERIFY_RATE}" : ''),
+			# test/run-tests.sh with CE_L1: the local tier on (extra_conf may override)
+			($ENV{CE_L1} ? "cache_ext.local_cache_size = '$ENV{CE_L1}'" : ''),
 			$params{extra_conf} // ''));
 	$node->start;
 	$node->safe_psql($params{dbname} // 'postgres', 'CREATE EXTENSION cache_ext');

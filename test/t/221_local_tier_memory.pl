@@ -1,0 +1,161 @@
+# test/t/221_local_tier_memory.pl - the local tier's memory: bounded under a
+# flood of distinct queries, eviction, admission, cache_purge, and a backend
+# killed while using it
+#
+# Issue 12, first part.  A small local tier (256 kB) is flooded with
+# thousands of distinct results: its bytes in use never pass its size,
+# entries are evicted, a hot entry survives a flood of one-off results (they
+# are not admitted once the tier is full), every result stays right, and
+# cache_purge() empties it.  Then sessions hammer it while one backend is
+# killed with SIGKILL (maybe holding its lock): the server restarts after
+# the crash, never hangs, and L1 works again, empty.
+
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+use CacheExt::Redis qw(cache_ext_node);
+use CacheExt::Session;
+use CacheExt::Util;
+
+my $redis = CacheExt::Redis->new;
+my $node = cache_ext_node('main', $redis, extra_conf => join("\n",
+	"cache_ext.default_ttl = 600",
+	"cache_ext.local_cache_size = '256kB'",
+	"restart_after_crash = on"));
+
+$node->safe_psql('postgres', q{
+CREATE TABLE mt (id int PRIMARY KEY, v int NOT NULL, pad text NOT NULL);
+INSERT INTO mt SELECT i, i, repeat('x', 200) FROM generate_series(1, 5000) AS i;
+SELECT cache_track('mt', key_columns => ARRAY['id']);
+});
+
+my $Q = 'SELECT v, pad FROM mt WHERE id = $1';
+my $COLS = 'v int, pad text';
+
+sub health
+{
+	my $row = $node->safe_psql('postgres',
+		'SELECT local_cache, local_cache_size, local_cache_used, local_cache_entries FROM cache_health()');
+	my @f = split /\|/, $row;
+	return { state => $f[0], size => $f[1], used => $f[2], entries => $f[3] };
+}
+
+# Call the query for ids from .. to, each $times times, in one session.
+sub flood
+{
+	my ($from, $to, $times) = @_;
+	return $node->safe_psql('postgres', qq{
+DO \$\$
+DECLARE r record;
+BEGIN
+  FOR i IN $from .. $to LOOP
+    FOR k IN 1 .. $times LOOP
+      SELECT * INTO r FROM cached_query('$Q', i) AS t($COLS);
+      IF r.v <> i THEN RAISE EXCEPTION 'wrong row for %: %', i, r.v; END IF;
+    END LOOP;
+  END LOOP;
+END
+\$\$;
+SELECT 'ok';});
+}
+
+my $h = health();
+is($h->{state}, 'on', 'cache_health: the local tier is on');
+cmp_ok($h->{size}, '<=', 256 * 1024, 'cache_health: its size is within the setting');
+
+# ---- a hot entry, then one-off results --------------------------------------
+
+my $HOT = cq($Q, $COLS, 1);
+cache_call($node, $HOT) for 1 .. 2;
+call_is($node, $HOT, qr/^HIT \(local\)$/, direct_rows($node, $Q, [1]), 'hot entry: local');
+cache_call($node, $HOT) for 1 .. 20;
+
+$node->safe_psql('postgres', 'SELECT cache_stats_reset()');
+is(flood(2, 3000, 1), 'ok', 'a flood of 2999 one-off results: every row right');
+$h = health();
+cmp_ok($h->{used}, '<=', $h->{size}, "bytes in use ($h->{used}) within the size ($h->{size})");
+my $st = cache_stats($node);
+cmp_ok($st->{l1_stores}, '>', 0, 'some one-off results went in while there was room');
+cmp_ok($st->{l1_stores}, '<', 2999, 'not every one-off result went in');
+call_is($node, $HOT, qr/^HIT \(local\)$/, direct_rows($node, $Q, [1]),
+	'the hot entry survived the one-off flood');
+
+# ---- results asked for twice: admitted, so entries are evicted --------------
+
+$node->safe_psql('postgres', 'SELECT cache_stats_reset()');
+is(flood(3001, 4500, 3), 'ok', 'a flood of 1500 results asked for 3 times: every row right');
+$st = cache_stats($node);
+cmp_ok($st->{l1_evictions}, '>', 0, "entries were evicted ($st->{l1_evictions})");
+cmp_ok($st->{l1_hits}, '>', 0, "results asked for again were local hits ($st->{l1_hits})");
+cmp_ok($st->{l1_bytes}, '<=', 256 * 1024, "cache_stats.l1_bytes ($st->{l1_bytes}) within the setting");
+$h = health();
+cmp_ok($h->{used}, '<=', $h->{size}, "bytes in use ($h->{used}) within the size ($h->{size}) after evictions");
+
+# a write still invalidates, whatever was evicted around it
+call_is($node, cq($Q, $COLS, 4500), qr/^HIT/, direct_rows($node, $Q, [4500]), 'a recent entry is a hit');
+$node->safe_psql('postgres', 'UPDATE mt SET v = v + 100000 WHERE id = 4500');
+call_is($node, cq($Q, $COLS, 4500), qr/^MISS/, direct_rows($node, $Q, [4500]),
+	'after its row changed: MISS with the new row');
+
+# ---- cache_purge empties it --------------------------------------------------
+
+$node->safe_psql('postgres', 'SELECT cache_purge()');
+is(health()->{entries}, 0, 'cache_purge(): no local entry left in this database');
+call_is($node, $HOT, qr/^MISS$/, direct_rows($node, $Q, [1]), 'after cache_purge: MISS');
+
+# ---- a backend killed while using the local tier -----------------------------
+
+my @sessions = map { CacheExt::Session->new($node) } 1 .. 3;
+my @tags;
+for my $i (0 .. $#sessions)
+{
+	my $base = 10000 * ($i + 1);
+	# distinct ids keep inserting (exclusive lock), repeated ones hit (shared)
+	push @tags, $sessions[$i]->send(qq{
+DO \$\$
+DECLARE r record;
+BEGIN
+  FOR n IN 1 .. 200000 LOOP
+    SELECT * INTO r FROM cached_query('$Q', 1 + (n * 7 + $base) % 4999) AS t($COLS);
+  END LOOP;
+END
+\$\$;});
+}
+usleep(1_500_000);
+my $victim = $sessions[0]->backend_pid;
+ok($victim, "a busy backend to kill ($victim)");
+kill 'KILL', $victim;
+$_->quit for @sessions;
+
+# the postmaster restarts everything; the server must answer again soon
+my $up = 0;
+for (1 .. 120)
+{
+	my ($ret, $out) = $node->psql('postgres', 'SELECT 1');
+	if ($ret == 0 && $out eq '1') { $up = 1; last; }
+	usleep(250_000);
+}
+ok($up, 'the server answers again after a backend was killed');
+ok($node->log_contains('terminated by signal 9'), 'the kill was a crash for the postmaster');
+$h = health();
+is($h->{state}, 'on', 'the local tier is on after the restart');
+call_is($node, $HOT, qr/^MISS/, direct_rows($node, $Q, [1]), 'after the restart: L1 starts empty');
+# (the server-generation bump after the crash also drops what L1 took
+# before it was delivered: a few calls)
+my $local = 0;
+for (1 .. 5)
+{
+	my $r = cache_call($node, $HOT);
+	is($r->{rows}, direct_rows($node, $Q, [1]), 'after the restart: the rows are right');
+	if (($r->{status} // '') eq 'HIT (local)') { $local = 1; last; }
+	usleep(200_000);
+}
+ok($local, 'and L1 fills again');
+
+$node->stop;
+done_testing();
