@@ -24,6 +24,7 @@
 #include "invalidate.h"
 #include "keys.h"
 #include "l1.h"
+#include "commitq.h"
 
 PG_MODULE_MAGIC;
 
@@ -39,6 +40,7 @@ cache_ext_shmem_request(void)
 		prev_shmem_request_hook();
 	CacheStatsShmemRequest();
 	InvalShmemRequest();
+	CommitQueueShmemRequest();
 	QueryStatsShmemRequest();
 	L1ShmemRequest();
 }
@@ -51,6 +53,7 @@ cache_ext_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	CacheStatsShmemInit();
 	InvalShmemInit();
+	CommitQueueShmemInit();
 	QueryStatsShmemInit();
 	L1ShmemInit();
 	LWLockRelease(AddinShmemInitLock);

@@ -591,6 +591,9 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 			run_guarded(prepare_attach, &e, "prepare the partition for ATTACH");
 	}
 
+	/* its commit's bumps are in flight from here (commitq.c's watermark) */
+	if (installed && e.finish_gid != NULL)
+		OutboxCommitBegin();
 	if (prev_utility_hook)
 		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
 						  queryEnv, dest, qc);

@@ -74,6 +74,7 @@
 
 #include "cache_ext.h"
 #include "invalidate.h"
+#include "commitq.h"
 #include "inval_internal.h"
 #include "outbox.h"
 #include "keys.h"
@@ -126,6 +127,22 @@ InvalDefineGucs(void)
 							&cache_ext_invalidation_timeout,
 							250, 1, 60 * 1000,
 							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("cache_ext.async_invalidation",
+							 "Whether a commit hands its invalidations to the background worker instead of waiting for Redis.",
+							 "Readers on this server wait until they are in Redis; hot standbys wait for the primary's watermark. Off: every commit waits for one round trip, as before 0.5.",
+							 &cache_ext_async_commit,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.watermark_interval",
+							"How often the primary publishes its invalidation watermark for hot standbys while WAL is written.",
+							"A hot standby serves hits only when the watermark has reached the WAL it replayed.",
+							&cache_ext_watermark_interval,
+							5, 1, 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("cache_ext.max_keys_per_xact",

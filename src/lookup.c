@@ -16,6 +16,7 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_language.h"
@@ -55,6 +56,7 @@
 #include "parser/analyze.h"
 
 #include "cache_ext.h"
+#include "commitq.h"
 #include "entry.h"
 #include "invalidate.h"
 #include "keys.h"
@@ -204,6 +206,8 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	StoreLookup sl;
 	LookupOutcome outcome = LOOKUP_MISS;
 	uint64 epoch = InvalEpoch();
+	XLogRecPtr replay = InvalidXLogRecPtr;
+	char *mark_key = NULL;
 
 	*corrupt = NULL;
 	*gens_ok = true;
@@ -218,10 +222,35 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	d.problem = corrupt;
 	d.keep = keep;
 
+	/*
+	 * Commits that returned without waiting for Redis (commitq.c): on this
+	 * server, wait until the bumps of this call's generations are in Redis
+	 * before asking it; on a hot standby, read the primary's watermark
+	 * first in the round trip and compare it with the replay position read
+	 * before it.
+	 */
+	if (RecoveryInProgress())
+	{
+		replay = GetXLogReplayRecPtr(NULL);
+		mark_key = CommitQueueMarkKey();
+		if (mark_key == NULL)
+			return LOOKUP_BLOCKED;
+	}
+	else if (!CommitQueueWaitDelivered(cs->keys, cs->n,
+									   cache_ext_invalidation_timeout))
+		return LOOKUP_IN_FLIGHT;
+
 	StoreLookupEntry(rkey, cs->keys, cs->n, (size_t) cache_ext_max_entry_size,
-					 false, gens->vals, gens->lens, decode_entry, &d, &sl);
+					 false, mark_key, gens->vals, gens->lens, decode_entry, &d,
+					 &sl);
 	if (sl.verdict == STORE_LOOKUP_DOWN)
 		return LOOKUP_REDIS_DOWN;
+	if (mark_key != NULL &&
+		!(sl.has_mark && CommitQueueWatermarkCovers(sl.mark, sl.mark_len, replay)))
+	{
+		tuplestore_clear(ts);
+		return LOOKUP_UNCONFIRMED;
+	}
 	*gens_ok = sl.gens != STORE_GENS_INVALID;
 	switch (sl.verdict)
 	{
@@ -376,8 +405,12 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	d.keep = NULL;
 
 	/* the same lookup and verdict as cached_query's, with the TTL */
+	/* what a call would see: after the bumps on their way (commitq.c) */
+	if (!RecoveryInProgress())
+		(void) CommitQueueWaitDelivered(cs->keys, cs->n,
+										cache_ext_invalidation_timeout);
 	StoreLookupEntry(rkey, cs->keys, cs->n, (size_t) cache_ext_max_entry_size,
-					 true, gens.vals, gens.lens, decode_entry, &d, &sl);
+					 true, NULL, gens.vals, gens.lens, decode_entry, &d, &sl);
 	if (sl.verdict == STORE_LOOKUP_DOWN)
 	{
 		tuplestore_end(ts);

@@ -503,15 +503,30 @@ InvalFreshValue(char *buf)
 bool
 OutboxSendBumps(char **keys, int n, int timeout_ms)
 {
+	return OutboxSendBumpsMarked(keys, n, NULL, NULL, timeout_ms);
+}
+
+/* The same, with mark_key set to mark_val in the same MSET (when not NULL). */
+bool
+OutboxSendBumpsMarked(char **keys, int n, const char *mark_key,
+					  const char *mark_val, int timeout_ms)
+{
 	char value[33];
 
-	if (n == 0)
+	if (n == 0 && mark_key == NULL)
 		return true;
 	InvalFreshValue(value);
-	if (!StoreBump(keys, n, value, timeout_ms))
+	if (!StoreBump(keys, n, value, mark_key, mark_val, timeout_ms))
 		return false;
 	CacheStatsAdd(CS_BUMPS_SENT, n);
 	return true;
+}
+
+/* This backend's target (for the commit queue), or -1. */
+int
+OutboxCurrentTarget(void)
+{
+	return outbox_shared ? current_target() : -1;
 }
 
 /*

@@ -66,6 +66,11 @@ extern void OutboxInit(void);
  * timeout_ms.  True when Redis took it.  Throws only on interrupts.
  */
 extern bool OutboxSendBumps(char **keys, int n, int timeout_ms);
+extern bool OutboxSendBumpsMarked(char **keys, int n, const char *mark_key,
+								  const char *mark_val, int timeout_ms);
+
+/* This backend's outbox target (its Redis URL and key prefix), or -1. */
+extern int OutboxCurrentTarget(void);
 
 /* Keep keys whose bump could not be delivered, until they are. */
 extern void OutboxAdd(char **keys, int n);

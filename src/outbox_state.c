@@ -42,6 +42,7 @@
 #include "keys.h"
 #include "outbox.h"
 #include "outbox_internal.h"
+#include "commitq.h"
 #include "store/store.h"
 
 /*
@@ -55,7 +56,8 @@ write_state_file(int code, Datum arg)
 {
 	FILE *f;
 
-	if (code != 0 || outbox_shared == NULL || outbox_shared->lost)
+	if (code != 0 || outbox_shared == NULL || outbox_shared->lost ||
+		!CommitQueueEmpty())
 		return;
 	for (int i = 0; i < OUTBOX_TARGETS; i++)
 	{

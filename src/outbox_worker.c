@@ -37,6 +37,7 @@
 #include "utils/timestamp.h"
 
 #include "cache_ext.h"
+#include "commitq.h"
 #include "invalidate.h"
 #include "keys.h"
 #include "outbox.h"
@@ -57,6 +58,7 @@ OutboxCommitBegin(void)
 		return;
 	pg_atomic_write_u64(&outbox_shared->commit_began[MyProc->pgprocno],
 						(uint64) GetCurrentTimestamp());
+	CommitQueueMarkBegin();
 }
 
 void
@@ -66,6 +68,7 @@ OutboxCommitEnd(void)
 		return;
 	if (pg_atomic_read_u64(&outbox_shared->commit_began[MyProc->pgprocno]) != 0)
 		pg_atomic_write_u64(&outbox_shared->commit_began[MyProc->pgprocno], 0);
+	CommitQueueMarkEnd();
 }
 
 /*
@@ -161,9 +164,11 @@ OutboxWorkerMain(Datum arg)
 {
 	MemoryContext pass_cxt;
 	TimestampTz prev_pass = GetCurrentTimestamp();
+	TimestampTz next_pass = prev_pass;
+	int lease_ms = Max(cache_ext_standby_lease / 4, 50);
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 	pass_cxt = AllocSetContextCreate(TopMemoryContext, "cache_ext outbox worker",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -173,26 +178,46 @@ OutboxWorkerMain(Datum arg)
 
 	for (;;)
 	{
-		TimestampTz start = GetCurrentTimestamp();
+		TimestampTz now;
 		MemoryContext old;
 		char *save_url;
+		bool stop = ShutdownRequestPending;
+		long wait_ms;
 
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			lease_ms = Max(cache_ext_standby_lease / 4, 50);
 		}
 		check_promotion(); /* reads in_recovery under the lock */
 		old = MemoryContextSwitchTo(pass_cxt);
 		save_url = cache_ext_redis_url;
-		worker_pass(prev_pass);
+		now = GetCurrentTimestamp();
+
+		/*
+		 * The commit queue at every wake-up (commits set the latch); the
+		 * outboxes and the leases every quarter of the lease.
+		 */
+		CommitQueueDeliver(now >= next_pass);
+		if (now >= next_pass)
+		{
+			worker_pass(prev_pass);
+			prev_pass = now;
+			next_pass = TimestampTzPlusMilliseconds(now, lease_ms);
+		}
 		cache_ext_redis_url = save_url;
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(pass_cxt);
-		prev_pass = start;
+		if (stop)
+			proc_exit(0); /* the queue was sent first */
 
+		/* standbys wait for the watermark to pass the WAL they replay */
+		wait_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_pass);
+		if (CommitQueueWalMoved())
+			wait_ms = Min(wait_ms, cache_ext_watermark_interval);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(cache_ext_standby_lease / 4, 50), PG_WAIT_EXTENSION);
+						 Max(wait_ms, 1), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}

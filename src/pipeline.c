@@ -482,6 +482,10 @@ cached_call(Call *c, CachedPlan *cplan)
 
 	if (found == LOOKUP_BLOCKED)
 		return MakeReason(QS_PENDING, "pending invalidations (this server holds invalidations Redis has not taken yet)");
+	if (found == LOOKUP_IN_FLIGHT)
+		return MakeReason(QS_PENDING, "pending invalidations (a commit's invalidations of this result are still on their way to Redis)");
+	if (found == LOOKUP_UNCONFIRMED)
+		return MakeReason(QS_PENDING, "pending invalidations (hot standby: the primary has not yet confirmed that the invalidations of every commit replayed here are in Redis)");
 	if (found == LOOKUP_REDIS_DOWN)
 		return MakeReason(QS_REDIS, psprintf("redis unavailable (%s)", StoreLastError()));
 

@@ -90,6 +90,7 @@
 #include "keys.h"
 #include "l1.h"
 #include "inval_internal.h"
+#include "commitq.h"
 
 typedef struct TouchedKey
 {
@@ -263,8 +264,10 @@ forget_touched(void)
 }
 
 /*
- * After the commit is visible: one MSET, or the outbox.  Never throws: an
- * error here could not abort the transaction anymore.
+ * After the commit is visible: into the commit queue, for the background
+ * worker to send (commitq.c: readers wait for it, no round trip here);
+ * else one MSET now, or the outbox.  Never throws: an error here could not
+ * abort the transaction anymore.
  */
 static void
 bump_at_commit(void)
@@ -280,7 +283,8 @@ bump_at_commit(void)
 
 		keys = touched_keys(&nk);
 		n = nk;
-		ok = OutboxSendBumps(keys, n, cache_ext_invalidation_timeout);
+		ok = CommitQueuePush(keys, n) ||
+			OutboxSendBumps(keys, n, cache_ext_invalidation_timeout);
 		if (!ok && InvalShmemReady())
 			OutboxAdd(keys, n);
 		else if (!ok)
@@ -312,8 +316,9 @@ bump_at_commit(void)
 		OutboxRequestServerBump();
 
 	/*
-	 * The local tier's counters, last: after the Redis bump was sent or
-	 * kept (docs/invalidation.md, "The local tier").  Without the keys,
+	 * The local tier's counters, last: after the Redis bump was queued
+	 * (its in-flight counters up), sent or kept (docs/invalidation.md, "The
+	 * local tier").  Without the keys,
 	 * everything local goes.
 	 */
 	if (keys != NULL)
@@ -543,7 +548,7 @@ finish_prepared(const char *gid)
 		if (!run_guarded(take_prepared_guarded, &tp,
 						 "read the invalidations of the prepared transaction"))
 			OutboxRequestServerBump();
-		else if (tp.n > 0 &&
+		else if (tp.n > 0 && !CommitQueuePush(tp.keys, tp.n) &&
 				 !OutboxSendBumps(tp.keys, tp.n, cache_ext_invalidation_timeout))
 			OutboxAdd(tp.keys, tp.n);
 		/* then the local tier's counters, as at a commit */

@@ -120,14 +120,15 @@ error_text(const redisReply *r, size_t max)
  */
 void
 StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
-				 size_t max_entry_size, bool for_explain,
+				 size_t max_entry_size, bool for_explain, const char *mark_key,
 				 char **vals, size_t *lens,
 				 StoreDecodeFn decode, void *arg, StoreLookup *out)
 {
-	RedisCommand cmds[3];
-	redisReply *replies[3] = {NULL, NULL, NULL};
+	RedisCommand cmds[4];
+	redisReply *replies[4] = {NULL, NULL, NULL, NULL};
 	bool with_ttl = for_explain;
-	int ncmds = with_ttl ? 3 : 2;
+	int ei = mark_key != NULL ? 1 : 0; /* the mark is read first */
+	int ncmds = ei + (with_ttl ? 3 : 2);
 	int gi = ncmds - 1;
 	char endbuf[32];
 
@@ -137,14 +138,19 @@ StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 	out->decoded = -1; /* not ENTRY_VALID until decode says so */
 
 	snprintf(endbuf, sizeof(endbuf), "%zu", max_entry_size);
-	RedisCommandInit(&cmds[0], "GETRANGE");
-	RedisCommandArgStr(&cmds[0], rkey);
-	RedisCommandArgStr(&cmds[0], "0");
-	RedisCommandArgStr(&cmds[0], endbuf);
+	if (mark_key != NULL)
+	{
+		RedisCommandInit(&cmds[0], "GET");
+		RedisCommandArgStr(&cmds[0], mark_key);
+	}
+	RedisCommandInit(&cmds[ei], "GETRANGE");
+	RedisCommandArgStr(&cmds[ei], rkey);
+	RedisCommandArgStr(&cmds[ei], "0");
+	RedisCommandArgStr(&cmds[ei], endbuf);
 	if (with_ttl)
 	{
-		RedisCommandInit(&cmds[1], "PTTL");
-		RedisCommandArgStr(&cmds[1], rkey);
+		RedisCommandInit(&cmds[ei + 1], "PTTL");
+		RedisCommandArgStr(&cmds[ei + 1], rkey);
 	}
 	RedisCommandInit(&cmds[gi], "MGET");
 	for (int i = 0; i < ngens; i++)
@@ -159,7 +165,14 @@ StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 		const redisReply *error;
 		const redisReply *g = replies[gi];
 
-		StoreReplyLookup(replies[0], g, ngens, max_entry_size, out, &error);
+		if (mark_key != NULL && replies[0]->type == REDIS_REPLY_STRING &&
+			replies[0]->len < sizeof(out->mark))
+		{
+			memcpy(out->mark, replies[0]->str, replies[0]->len);
+			out->mark_len = replies[0]->len;
+			out->has_mark = true;
+		}
+		StoreReplyLookup(replies[ei], g, ngens, max_entry_size, out, &error);
 		if (error != NULL && for_explain)
 		{
 			char safe[160];
@@ -184,12 +197,12 @@ StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 			{
 				long long ttl;
 
-				out->has_ttl = StoreReplyInteger(replies[1], &ttl);
+				out->has_ttl = StoreReplyInteger(replies[ei + 1], &ttl);
 				if (out->has_ttl)
 					out->ttl_ms = (int64) ttl;
 			}
 			if (out->verdict == STORE_LOOKUP_DECODE && decode != NULL)
-				out->decoded = decode(replies[0]->str, replies[0]->len, arg);
+				out->decoded = decode(replies[ei]->str, replies[ei]->len, arg);
 		}
 	}
 	PG_FINALLY();
@@ -287,16 +300,17 @@ StoreDeleteEntry(const char *rkey)
 		RedisFreeReplies(1, &r);
 }
 
-/* StoreBump (store.h): one MSET. */
+/* StoreBump (store.h): one MSET, with the mark when there is one. */
 bool
-StoreBump(char *const *keys, int n, const char *value, int timeout_ms)
+StoreBump(char *const *keys, int n, const char *value,
+		  const char *mark_key, const char *mark_val, int timeout_ms)
 {
 	RedisCommand cmd;
 	redisReply *reply = NULL;
 	const char *why;
 	StoreStatus st;
 
-	if (n == 0)
+	if (n == 0 && mark_key == NULL)
 		return true;
 	if (!RedisUsable(&why))
 		return false;
@@ -305,6 +319,12 @@ StoreBump(char *const *keys, int n, const char *value, int timeout_ms)
 	{
 		RedisCommandArgStr(&cmd, keys[i]);
 		RedisCommandArg(&cmd, value, 32);
+	}
+	if (mark_key != NULL)
+	{
+		/* last: the same MSET, so Redis applies the bumps with it */
+		RedisCommandArgStr(&cmd, mark_key);
+		RedisCommandArgStr(&cmd, mark_val);
 	}
 	if (!exec_commands(1, &cmd, &reply, 4096, timeout_ms))
 		return false;

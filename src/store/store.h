@@ -83,6 +83,9 @@ typedef struct StoreLookup
 	int decoded;	 /* DECODE: what decode returned; -1 until it ran */
 	char error[200]; /* for_explain, DOWN on a server's error reply:
 							* "Redis answered: ..." (escaped) */
+	bool has_mark;	 /* mark_key was asked for and held a short string */
+	char mark[32];	 /* its bytes (not terminated; untrusted) */
+	size_t mark_len;
 } StoreLookup;
 
 /*
@@ -92,10 +95,13 @@ typedef struct StoreLookup
  * (palloc'd).  A server error reply gives STORE_LOOKUP_DOWN; it is reported
  * to the client (the circuit opens, the error is counted) unless
  * for_explain, which also asks for the entry's PTTL: cache_explain looks
- * and changes nothing.  Does not check StoreUsable first.
+ * and changes nothing.  With mark_key, that key is read first in the same
+ * round trip (has_mark, mark: a hot standby's watermark).  Does not check
+ * StoreUsable first.
  */
 extern void StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 							 size_t max_entry_size, bool for_explain,
+							 const char *mark_key,
 							 char **vals, size_t *lens,
 							 StoreDecodeFn decode, void *arg,
 							 StoreLookup *out);
@@ -121,10 +127,12 @@ extern char *StorePutEntry(const char *rkey, const char *data, size_t len,
 extern void StoreDeleteEntry(const char *rkey);
 
 /*
- * Set every key to value (32 bytes) in one MSET within timeout_ms.  True
- * when Redis took it.  Checks StoreUsable first.
+ * Set every key to value (32 bytes) in one MSET within timeout_ms, and
+ * mark_key (when not NULL) to mark_val in the same MSET.  True when Redis
+ * took it.  Checks StoreUsable first.
  */
 extern bool StoreBump(char *const *keys, int n, const char *value,
+					  const char *mark_key, const char *mark_val,
 					  int timeout_ms);
 
 /* What the incarnation token held before StoreSwapToken replaced it. */

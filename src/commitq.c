@@ -1,0 +1,465 @@
+/*-------------------------------------------------------------------------
+ *
+ * commitq.c
+ *	  Commits that do not wait on the network: the commit queue, the
+ *	  in-flight counters, and the LSN watermark for hot standbys
+ *	  (docs/invalidation.md, "Commit: no round trip").
+ *
+ * A committing transaction's generation keys go into a bounded queue in
+ * shared memory at the end of its commit; the outbox's background worker
+ * sends the queue, many commits in one MSET, and COMMIT returns without a
+ * round trip.  Until Redis took a key, the counter at a hash of its name is
+ * non-zero:
+ *
+ *	 - a reader on this server reads the counters of the generations it
+ *	   will compare before it sends its lookup, and waits (bounded) while
+ *	   one is non-zero: a commit whose COMMIT returned before the reader
+ *	   started incremented them before returning, and they read zero again
+ *	   only after Redis answered the MSET, so the lookup, sent later, reads
+ *	   the bumped values.  A collision only makes a reader wait for a commit
+ *	   it does not depend on.
+ *	 - a hot standby cannot see these counters: with each MSET the worker
+ *	   writes "<base>:wm", an LSN at or below which every commit's bumps are
+ *	   in Redis, and a standby serves a hit only when that watermark, read
+ *	   first in the lookup's round trip, is at or past its replay position
+ *	   read before the lookup.  A commit counts from XACT_EVENT_PRE_COMMIT
+ *	   (commit_lsn: the insert position then, a lower bound of its commit
+ *	   record's) until its keys are queued or sent.
+ *
+ * A full queue, a missing worker or no target falls back to the round trip
+ * at commit (xactset.c), as before.  The queue dies with shared memory; a
+ * crash already bumps the server generation at the next start, and a
+ * shutdown that leaves keys queued is not trusted as clean
+ * (CommitQueueEmpty, outbox_state.c).
+ *
+ * Shared state and its locks: CommitQueue below.  "lock" means
+ * commitq->lock (its own tranche, "cache_ext commitq"), never held across
+ * a round trip or anything that can fail; "atomic" means a pg_atomic read
+ * and written without it.  Only the worker removes items (from the head);
+ * backends append at the tail.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/twophase.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "cache_ext.h"
+#include "commitq.h"
+#include "invalidate.h"
+#include "outbox.h"
+#include "outbox_internal.h"
+#include "store/store.h"
+
+#define CQ_COUNTERS 65536 /* in-flight counters, by a hash of the key */
+#define CQ_CAPACITY 4096  /* keys queued at most */
+
+typedef struct CqItem
+{
+	int target; /* the outbox target the key belongs to */
+	char key[INVAL_KEY_LEN];
+} CqItem;
+
+typedef struct CommitQueue
+{
+	LWLock *lock;							/* constant */
+	ConditionVariable delivered;			/* broadcast after each delivery */
+	int head;								/* lock: index of the oldest item */
+	int count;								/* lock: items queued */
+	int nslots;								/* constant: entries of commit_lsn */
+	pg_atomic_uint32 inflight[CQ_COUNTERS]; /* atomic */
+	CqItem items[CQ_CAPACITY];				/* lock */
+
+	/*
+	 * atomic, per PGPROC: the insert position when its commit began to be
+	 * in flight, or 0.  Written only by the process owning the PGPROC.
+	 */
+	pg_atomic_uint64 commit_lsn[FLEXIBLE_ARRAY_MEMBER];
+} CommitQueue;
+
+static CommitQueue *commitq = NULL;
+
+bool cache_ext_async_commit = true;
+int cache_ext_watermark_interval = 5; /* ms */
+
+/* the worker: the insert position of its last published watermark */
+static XLogRecPtr last_published = InvalidXLogRecPtr;
+
+static Size
+commitq_size(void)
+{
+	return add_size(offsetof(CommitQueue, commit_lsn),
+					mul_size(sizeof(pg_atomic_uint64),
+							 MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts));
+}
+
+void
+CommitQueueShmemRequest(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(commitq_size()));
+	RequestNamedLWLockTranche("cache_ext commitq", 1);
+}
+
+/* With AddinShmemInitLock held. */
+void
+CommitQueueShmemInit(void)
+{
+	bool found;
+
+	commitq = ShmemInitStruct("cache_ext commit queue", commitq_size(), &found);
+	if (found)
+		return;
+	memset(commitq, 0, commitq_size());
+	commitq->lock = &(GetNamedLWLockTranche("cache_ext commitq"))->lock;
+	ConditionVariableInit(&commitq->delivered);
+	commitq->nslots = MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+	for (int i = 0; i < CQ_COUNTERS; i++)
+		pg_atomic_init_u32(&commitq->inflight[i], 0);
+	for (int i = 0; i < commitq->nslots; i++)
+		pg_atomic_init_u64(&commitq->commit_lsn[i], 0);
+}
+
+static inline uint32
+counter_of(const char *key)
+{
+	return hash_bytes((const unsigned char *) key, (int) strlen(key)) % CQ_COUNTERS;
+}
+
+/* ---- commits in flight, for the watermark ---- */
+
+void
+CommitQueueMarkBegin(void)
+{
+	XLogRecPtr lsn;
+
+	if (commitq == NULL || MyProc == NULL || MyProc->pgprocno >= commitq->nslots ||
+		RecoveryInProgress())
+		return;
+	lsn = GetXLogInsertRecPtr();
+	pg_atomic_write_u64(&commitq->commit_lsn[MyProc->pgprocno], Max(lsn, 1));
+}
+
+void
+CommitQueueMarkEnd(void)
+{
+	if (commitq == NULL || MyProc == NULL || MyProc->pgprocno >= commitq->nslots)
+		return;
+	if (pg_atomic_read_u64(&commitq->commit_lsn[MyProc->pgprocno]) != 0)
+		pg_atomic_write_u64(&commitq->commit_lsn[MyProc->pgprocno], 0);
+}
+
+/*
+ * The watermark that may be published once what is queued now is in
+ * Redis: read the insert position first, then the commits in flight (a
+ * commit that begins after the first read has its commit record after it;
+ * one that ended before the scan queued its keys before the caller takes
+ * the queue).
+ */
+static XLogRecPtr
+watermark_now(void)
+{
+	XLogRecPtr w = GetXLogInsertRecPtr();
+
+	pg_memory_barrier();
+	for (int i = 0; i < commitq->nslots; i++)
+	{
+		uint64 b = pg_atomic_read_u64(&commitq->commit_lsn[i]);
+
+		if (b != 0 && b - 1 < w)
+			w = b - 1;
+	}
+	return w;
+}
+
+/* ---- the commit's side ---- */
+
+/*
+ * Queue a committed transaction's keys for the worker: true when queued
+ * (the caller then returns without a round trip), false when the caller
+ * must send them itself (no queue, no worker, no target, or full).  Never
+ * throws: shared memory and a lock only.
+ */
+bool
+CommitQueuePush(char **keys, int n)
+{
+	int ti;
+	uint32 idx[64];
+	bool ok;
+
+	if (n == 0)
+		return true;
+	if (commitq == NULL || !InvalShmemReady() || n > lengthof(idx) ||
+		outbox_shared->worker_latch == NULL || !cache_ext_async_commit)
+		return false;
+	ti = OutboxCurrentTarget();
+	if (ti < 0 || pg_atomic_read_u32(&outbox_shared->targets[ti].blocked) != 0)
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		if (strlen(keys[i]) >= INVAL_KEY_LEN)
+			return false;
+		idx[i] = counter_of(keys[i]);
+	}
+	/* counters first: the worker decrements only what it took */
+	for (int i = 0; i < n; i++)
+		pg_atomic_fetch_add_u32(&commitq->inflight[idx[i]], 1);
+
+	LWLockAcquire(commitq->lock, LW_EXCLUSIVE);
+	ok = commitq->count + n <= CQ_CAPACITY;
+	if (ok)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			CqItem *it = &commitq->items[(commitq->head + commitq->count + i) % CQ_CAPACITY];
+
+			it->target = ti;
+			strlcpy(it->key, keys[i], INVAL_KEY_LEN);
+		}
+		commitq->count += n;
+	}
+	LWLockRelease(commitq->lock);
+
+	if (!ok)
+	{
+		for (int i = 0; i < n; i++)
+			pg_atomic_fetch_sub_u32(&commitq->inflight[idx[i]], 1);
+		return false;
+	}
+	SetLatch(outbox_shared->worker_latch);
+	return true;
+}
+
+/* Whether nothing is queued (outbox_state.c: a clean shutdown). */
+bool
+CommitQueueEmpty(void)
+{
+	return commitq == NULL || commitq->count == 0;
+}
+
+/* ---- the reader's side ---- */
+
+static bool
+any_in_flight(char *const *keys, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (pg_atomic_read_u32(&commitq->inflight[counter_of(keys[i])]) != 0)
+			return true;
+	return false;
+}
+
+/*
+ * Before a lookup is sent: wait until no commit's bumps of these
+ * generation keys are on their way to Redis, at most timeout_ms
+ * (interruptible).  True when none is; false when the wait ran out (the
+ * caller serves no hit).  Without a queue (a standby, not preloaded) there
+ * is nothing to wait for.
+ */
+bool
+CommitQueueWaitDelivered(char *const *keys, int n, int timeout_ms)
+{
+	TimestampTz deadline;
+	bool clear;
+
+	if (commitq == NULL || !any_in_flight(keys, n))
+		return true;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	ConditionVariablePrepareToSleep(&commitq->delivered);
+	for (;;)
+	{
+		long left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+		clear = !any_in_flight(keys, n);
+		if (clear || left <= 0)
+			break;
+		/* a short sleep: a delivery takes one round trip */
+		(void) ConditionVariableTimedSleep(&commitq->delivered, Min(left, 10),
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return clear;
+}
+
+/* ---- the worker's side ---- */
+
+/* one target's part of a delivery: its keys and whether Redis took them */
+typedef struct TargetBatch
+{
+	char **keys;
+	int n;
+	bool ok;
+} TargetBatch;
+
+/*
+ * Send target ti's keys with the watermark (when the target is not
+ * blocked), as one MSET; keys that Redis did not take go to its outbox.
+ */
+static void
+deliver_batch(int ti, TargetBatch *b, XLogRecPtr wm)
+{
+	OutboxTarget *t = &outbox_shared->targets[ti];
+	char *save_url = cache_ext_redis_url;
+	char url[TARGET_URL_LEN];
+	char wmval[32];
+	char *volatile wmkey = NULL;
+
+	LWLockAcquire(outbox_shared->lock, LW_SHARED);
+	strlcpy(url, t->url, sizeof(url));
+	LWLockRelease(outbox_shared->lock);
+	if (url[0] == '\0')
+	{
+		/* known only from the state file: nobody can send there yet */
+		outbox_forced_target = ti;
+		if (b->n > 0)
+			OutboxAdd(b->keys, b->n);
+		outbox_forced_target = -1;
+		b->ok = false;
+		return;
+	}
+	if (pg_atomic_read_u32(&t->blocked) == 0 && wm != InvalidXLogRecPtr)
+	{
+		wmkey = target_key(ti, ":wm");
+		snprintf(wmval, sizeof(wmval), UINT64_FORMAT, (uint64) wm);
+	}
+	if (b->n == 0 && wmkey == NULL)
+	{
+		b->ok = true;
+		return;
+	}
+	cache_ext_redis_url = url;
+	outbox_forced_target = ti;
+	PG_TRY();
+	{
+		b->ok = OutboxSendBumpsMarked(b->keys, b->n, wmkey, wmval,
+									  cache_ext_invalidation_timeout);
+		if (!b->ok && b->n > 0)
+			OutboxAdd(b->keys, b->n);
+	}
+	PG_FINALLY();
+	{
+		cache_ext_redis_url = save_url;
+		outbox_forced_target = -1;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The worker: send everything queued, per target, with each used target's
+ * watermark; then release the readers.  Keys leave the queue only after
+ * Redis took them or the outbox holds them, so a worker that dies on the
+ * way leaves them for the next.  Publishes a watermark alone when the
+ * insert position moved since the last one (standbys wait on it), or when
+ * force.
+ */
+void
+CommitQueueDeliver(bool force)
+{
+	XLogRecPtr wm;
+	int n;
+	CqItem *copy;
+	TargetBatch batches[OUTBOX_TARGETS];
+
+	if (commitq == NULL)
+		return;
+	wm = watermark_now();
+	LWLockAcquire(commitq->lock, LW_SHARED);
+	n = commitq->count;
+	LWLockRelease(commitq->lock);
+	if (n == 0 && !force && wm == last_published)
+		return;
+
+	copy = palloc(sizeof(CqItem) * Max(n, 1));
+	LWLockAcquire(commitq->lock, LW_SHARED);
+	for (int i = 0; i < n; i++)
+		copy[i] = commitq->items[(commitq->head + i) % CQ_CAPACITY];
+	LWLockRelease(commitq->lock);
+
+	memset(batches, 0, sizeof(batches));
+	for (int ti = 0; ti < OUTBOX_TARGETS; ti++)
+		batches[ti].keys = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		TargetBatch *b = &batches[copy[i].target];
+
+		b->keys[b->n++] = copy[i].key;
+	}
+	for (int ti = 0; ti < OUTBOX_TARGETS; ti++)
+	{
+		bool used;
+
+		LWLockAcquire(outbox_shared->lock, LW_SHARED);
+		used = outbox_shared->targets[ti].used;
+		LWLockRelease(outbox_shared->lock);
+		if (used || batches[ti].n > 0)
+			deliver_batch(ti, &batches[ti], wm);
+	}
+
+	/* delivered or kept in an outbox: out of the queue, counters down */
+	LWLockAcquire(commitq->lock, LW_EXCLUSIVE);
+	commitq->head = (commitq->head + n) % CQ_CAPACITY;
+	commitq->count -= n;
+	LWLockRelease(commitq->lock);
+	for (int i = 0; i < n; i++)
+		pg_atomic_fetch_sub_u32(&commitq->inflight[counter_of(copy[i].key)], 1);
+	ConditionVariableBroadcast(&commitq->delivered);
+	last_published = wm;
+	for (int ti = 0; ti < OUTBOX_TARGETS; ti++)
+		pfree(batches[ti].keys);
+	pfree(copy);
+}
+
+/* Whether the worker should come back soon: the insert position moved. */
+bool
+CommitQueueWalMoved(void)
+{
+	return commitq != NULL && !RecoveryInProgress() &&
+		GetXLogInsertRecPtr() != last_published;
+}
+
+/* ---- the standby's side ---- */
+
+/* The watermark key of this backend's target, or NULL when it has none. */
+char *
+CommitQueueMarkKey(void)
+{
+	int ti = OutboxCurrentTarget();
+
+	return ti < 0 ? NULL : target_key(ti, ":wm");
+}
+
+/*
+ * Hot standby, after the lookup: whether the watermark read (first) in the
+ * lookup's round trip covers the replay position read before it.  The
+ * value comes from Redis: anything but a decimal LSN is "no".
+ */
+bool
+CommitQueueWatermarkCovers(const char *val, size_t len, XLogRecPtr replay)
+{
+	char buf[32];
+	char *end;
+	uint64 w;
+
+	if (val == NULL || len == 0 || len >= sizeof(buf))
+		return false;
+	memcpy(buf, val, len);
+	buf[len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] < '0' || buf[i] > '9')
+			return false;
+	errno = 0;
+	w = strtou64(buf, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	return (XLogRecPtr) w >= replay;
+}
