@@ -6,8 +6,8 @@
  *	  (docs/invalidation.md, "Commit: no round trip").
  *
  * A committing transaction's generation keys go into a bounded queue in
- * shared memory at the end of its commit; the outbox's background worker
- * sends the queue, many commits in one MSET, and COMMIT returns without a
+ * shared memory at the end of its commit; a background worker of its own
+ * ("cache_ext commit queue") sends the queue, many commits in one MSET, and COMMIT returns without a
  * round trip.  Until Redis took a key, the counter at a hash of its name is
  * non-zero:
  *
@@ -47,7 +47,13 @@
 #include "access/xlogrecovery.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
 #include "pgstat.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/lwlock.h"
@@ -75,6 +81,9 @@ typedef struct CqItem
 typedef struct CommitQueue
 {
 	LWLock *lock;							/* constant */
+	Latch *worker_latch;					/* the queue worker's latch, or NULL:
+											 * read and written whole, as the
+											 * outbox's worker_latch */
 	ConditionVariable delivered;			/* broadcast after each delivery */
 	int head;								/* lock: index of the oldest item */
 	int count;								/* lock: items queued */
@@ -201,7 +210,7 @@ CommitQueuePush(char **keys, int n)
 	if (n == 0)
 		return true;
 	if (commitq == NULL || !InvalShmemReady() || n > lengthof(idx) ||
-		outbox_shared->worker_latch == NULL || !cache_ext_async_commit)
+		commitq->worker_latch == NULL || !cache_ext_async_commit)
 		return false;
 	ti = OutboxCurrentTarget();
 	if (ti < 0 || pg_atomic_read_u32(&outbox_shared->targets[ti].blocked) != 0)
@@ -237,8 +246,29 @@ CommitQueuePush(char **keys, int n)
 			pg_atomic_fetch_sub_u32(&commitq->inflight[idx[i]], 1);
 		return false;
 	}
-	SetLatch(outbox_shared->worker_latch);
+	{
+		Latch *l = commitq->worker_latch;
+
+		if (l != NULL)
+			SetLatch(l);
+	}
 	return true;
+}
+
+/* Keys queued for target ti (cache_stats, cache_health: not the hit path). */
+int
+CommitQueueCountFor(int ti)
+{
+	int n = 0;
+
+	if (commitq == NULL)
+		return 0;
+	LWLockAcquire(commitq->lock, LW_SHARED);
+	for (int i = 0; i < commitq->count; i++)
+		if (commitq->items[(commitq->head + i) % CQ_CAPACITY].target == ti)
+			n++;
+	LWLockRelease(commitq->lock);
+	return n;
 }
 
 /* Whether nothing is queued (outbox_state.c: a clean shutdown). */
@@ -419,12 +449,21 @@ CommitQueueDeliver(bool force)
 	pfree(copy);
 }
 
-/* Whether the worker should come back soon: the insert position moved. */
+/*
+ * Whether the worker should come back every cache_ext.watermark_interval:
+ * a WAL sender is running (a hot standby may be waiting for the watermark
+ * to reach what it replayed).  Reads each sender's pid without its
+ * spinlock: a stale answer costs one interval at most.
+ */
 bool
-CommitQueueWalMoved(void)
+CommitQueueStandbysConnected(void)
 {
-	return commitq != NULL && !RecoveryInProgress() &&
-		GetXLogInsertRecPtr() != last_published;
+	if (commitq == NULL || WalSndCtl == NULL || RecoveryInProgress())
+		return false;
+	for (int i = 0; i < max_wal_senders; i++)
+		if (((volatile WalSnd *) &WalSndCtl->walsnds[i])->pid != 0)
+			return true;
+	return false;
 }
 
 /* ---- the standby's side ---- */
@@ -462,4 +501,87 @@ CommitQueueWatermarkCovers(const char *val, size_t len, XLogRecPtr replay)
 	if (errno != 0 || *end != '\0')
 		return false;
 	return (XLogRecPtr) w >= replay;
+}
+
+/* ---- the queue's background worker ---- */
+
+/* The worker exits: commits send their own bumps from now on. */
+static void
+queue_worker_exit(int code, Datum arg)
+{
+	if (commitq != NULL && commitq->worker_latch == MyLatch)
+		commitq->worker_latch = NULL;
+}
+
+PGDLLEXPORT void CommitQueueWorkerMain(Datum arg);
+
+/*
+ * The background worker "cache_ext commit queue" (primary only): sends the
+ * queue whenever a commit wakes it, and publishes the watermark every
+ * cache_ext.watermark_interval while a WAL sender runs, else every quarter
+ * of cache_ext.standby_lease.  A worker of its own, so that the outbox
+ * worker's waits on a Redis that is down (connecting, the lease) never
+ * hold commits' bumps back.  On SIGTERM it sends what is queued, then
+ * exits.
+ */
+void
+CommitQueueWorkerMain(Datum arg)
+{
+	MemoryContext cxt;
+	TimestampTz next_force = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	cxt = AllocSetContextCreate(TopMemoryContext, "cache_ext commit queue",
+								ALLOCSET_DEFAULT_SIZES);
+	before_shmem_exit(queue_worker_exit, (Datum) 0);
+	commitq->worker_latch = MyLatch;
+
+	for (;;)
+	{
+		bool stop = ShutdownRequestPending;
+		TimestampTz now = GetCurrentTimestamp();
+		long wait_ms;
+		MemoryContext old;
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		old = MemoryContextSwitchTo(cxt);
+		CommitQueueDeliver(now >= next_force);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(cxt);
+		if (now >= next_force)
+			next_force = TimestampTzPlusMilliseconds(now, Max(cache_ext_standby_lease / 4, 50));
+		if (stop)
+			proc_exit(0);
+
+		wait_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_force);
+		if (CommitQueueStandbysConnected())
+			wait_ms = Min(wait_ms, cache_ext_watermark_interval);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(wait_ms, 1), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* From OutboxInit when preloaded: register the worker. */
+void
+CommitQueueRegisterWorker(void)
+{
+	BackgroundWorker w;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = 1;
+	strlcpy(w.bgw_library_name, "cache_ext", BGW_MAXLEN);
+	strlcpy(w.bgw_function_name, "CommitQueueWorkerMain", BGW_MAXLEN);
+	strlcpy(w.bgw_name, "cache_ext commit queue", BGW_MAXLEN);
+	strlcpy(w.bgw_type, "cache_ext commit queue", BGW_MAXLEN);
+	RegisterBackgroundWorker(&w);
 }

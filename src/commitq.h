@@ -29,13 +29,15 @@ extern void CommitQueueMarkEnd(void);
 /* Queue a committed transaction's keys; false: send them now instead. */
 extern bool CommitQueuePush(char **keys, int n);
 extern bool CommitQueueEmpty(void);
+extern int CommitQueueCountFor(int ti);
 
 /* Before a lookup: wait until none of keys has a bump on its way. */
 extern bool CommitQueueWaitDelivered(char *const *keys, int n, int timeout_ms);
 
 /* The worker: deliver what is queued and publish the watermark. */
 extern void CommitQueueDeliver(bool force);
-extern bool CommitQueueWalMoved(void);
+extern bool CommitQueueStandbysConnected(void);
+extern void CommitQueueRegisterWorker(void);
 
 /* Hot standby: the watermark key of its target (NULL: none) ... */
 extern char *CommitQueueMarkKey(void);

@@ -105,6 +105,7 @@
 #include "utils/timestamp.h"
 
 #include "cache_ext.h"
+#include "commitq.h"
 #include "invalidate.h"
 #include "keys.h"
 #include "l1.h"
@@ -363,7 +364,10 @@ target_key(int t, const char *suffix)
 	return psprintf("%s%s", outbox_shared->targets[t].base, suffix);
 }
 
-/* Keys waiting for this backend's target, +1 when it owes a server bump. */
+/*
+ * Keys waiting for this backend's target, in the outbox or the commit
+ * queue, +1 when it owes a server bump.
+ */
 int64
 InvalPendingCount(void)
 {
@@ -377,7 +381,8 @@ InvalPendingCount(void)
 	LWLockAcquire(outbox_shared->lock, LW_SHARED);
 	n = t->nitems + ((outbox_shared->requested > t->delivered || t->want_bump > t->done_bump) ? 1 : 0);
 	LWLockRelease(outbox_shared->lock);
-	return n;
+	/* and those on their way: queued at commit, not yet sent (commitq.c) */
+	return n + CommitQueueCountFor(ti);
 }
 
 /* A new Redis connection: has the server restarted since we last saw it? */
@@ -917,6 +922,7 @@ OutboxInit(void)
 		strlcpy(w.bgw_name, "cache_ext outbox", BGW_MAXLEN);
 		strlcpy(w.bgw_type, "cache_ext outbox", BGW_MAXLEN);
 		RegisterBackgroundWorker(&w);
+		CommitQueueRegisterWorker();
 	}
 	else
 		(void) unlink(STATE_FILE);

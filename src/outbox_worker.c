@@ -164,11 +164,9 @@ OutboxWorkerMain(Datum arg)
 {
 	MemoryContext pass_cxt;
 	TimestampTz prev_pass = GetCurrentTimestamp();
-	TimestampTz next_pass = prev_pass;
-	int lease_ms = Max(cache_ext_standby_lease / 4, 50);
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	pass_cxt = AllocSetContextCreate(TopMemoryContext, "cache_ext outbox worker",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -178,46 +176,26 @@ OutboxWorkerMain(Datum arg)
 
 	for (;;)
 	{
-		TimestampTz now;
+		TimestampTz start = GetCurrentTimestamp();
 		MemoryContext old;
 		char *save_url;
-		bool stop = ShutdownRequestPending;
-		long wait_ms;
 
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			lease_ms = Max(cache_ext_standby_lease / 4, 50);
 		}
 		check_promotion(); /* reads in_recovery under the lock */
 		old = MemoryContextSwitchTo(pass_cxt);
 		save_url = cache_ext_redis_url;
-		now = GetCurrentTimestamp();
-
-		/*
-		 * The commit queue at every wake-up (commits set the latch); the
-		 * outboxes and the leases every quarter of the lease.
-		 */
-		CommitQueueDeliver(now >= next_pass);
-		if (now >= next_pass)
-		{
-			worker_pass(prev_pass);
-			prev_pass = now;
-			next_pass = TimestampTzPlusMilliseconds(now, lease_ms);
-		}
+		worker_pass(prev_pass);
 		cache_ext_redis_url = save_url;
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(pass_cxt);
-		if (stop)
-			proc_exit(0); /* the queue was sent first */
+		prev_pass = start;
 
-		/* standbys wait for the watermark to pass the WAL they replay */
-		wait_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_pass);
-		if (CommitQueueWalMoved())
-			wait_ms = Min(wait_ms, cache_ext_watermark_interval);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(wait_ms, 1), PG_WAIT_EXTENSION);
+						 Max(cache_ext_standby_lease / 4, 50), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}

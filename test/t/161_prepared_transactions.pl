@@ -211,6 +211,8 @@ is($node->safe_psql('postgres',
 # 0.4 a statement_timeout (or a cancel) during the wait left COMMIT
 # PREPARED by an ERROR before the keys reached the outbox; interrupts are
 # now held as at COMMIT, the wait ends, and the keys go to the outbox.
+# That wait is the synchronous path (async_invalidation = off; 0.5 queues
+# by default, and 230_async_commit.pl covers the queue with a hung Redis).
 # ============================================================================
 
 prime('before a COMMIT PREPARED interrupted while Redis hangs');
@@ -220,7 +222,7 @@ my $deferred0 = $node->safe_psql('postgres', 'SELECT invalidations_deferred FROM
 $redis->pause;
 $t0 = time();
 $rc = $node->psql('postgres',
-	"SET statement_timeout = '1s'; SET cache_ext.invalidation_timeout = '20s'; COMMIT PREPARED 'hung_2pc';",
+	"SET cache_ext.async_invalidation = off; SET statement_timeout = '1s'; SET cache_ext.invalidation_timeout = '20s'; COMMIT PREPARED 'hung_2pc';",
 	stdout => \$o, stderr => \$e);
 my $waited = time() - $t0;
 ok($waited < 15, sprintf('the interrupted COMMIT PREPARED returned at once (%.1f s), not after invalidation_timeout', $waited));

@@ -53,6 +53,8 @@ $redis->pause;
 # ---- pg_cancel_backend during the commit-time bump
 my $s = CacheExt::Session->new($node, timeout => 90);
 my $pid = $s->backend_pid;
+# the commit-time wait is the synchronous path (0.5 queues by default)
+$s->query_ok("SET cache_ext.async_invalidation = off");
 $s->query_ok("SET cache_ext.invalidation_timeout = '60s'");
 $s->query_ok("SET cache_ext.connect_timeout = '60s'");
 my $tag = $s->send('UPDATE sales SET amount = amount + 1 WHERE region = 3');
@@ -73,6 +75,7 @@ $s->quit;
 # ---- pg_terminate_backend during the commit-time bump
 my $t = CacheExt::Session->new($node, timeout => 90);
 my $tpid = $t->backend_pid;
+$t->query_ok("SET cache_ext.async_invalidation = off");
 $t->query_ok("SET cache_ext.invalidation_timeout = '60s'");
 $t->query_ok("SET cache_ext.connect_timeout = '60s'");
 $t->send('UPDATE sales SET amount = amount + 1 WHERE region = 3');
