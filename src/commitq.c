@@ -59,6 +59,7 @@
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -75,6 +76,7 @@
 typedef struct CqItem
 {
 	int target; /* the outbox target the key belongs to */
+	bool done;	/* sent or in the outbox; its counter is down */
 	char key[INVAL_KEY_LEN];
 } CqItem;
 
@@ -88,6 +90,14 @@ typedef struct CommitQueue
 	int head;								/* lock: index of the oldest item */
 	int count;								/* lock: items queued */
 	int nslots;								/* constant: entries of commit_lsn */
+	uint64 queued[OUTBOX_TARGETS];			/* lock: keys ever queued, per
+											 * target */
+	pg_atomic_uint64 sent[OUTBOX_TARGETS];	/* atomic (written by the worker
+											 * alone): how many of them were
+											 * sent or kept in the outbox */
+	pg_atomic_uint64 worker_conn;			/* atomic (written by the worker
+											 * alone): a hash of the connection
+											 * settings it uses, 0 unknown */
 	pg_atomic_uint32 inflight[CQ_COUNTERS]; /* atomic */
 	CqItem items[CQ_CAPACITY];				/* lock */
 
@@ -136,6 +146,9 @@ CommitQueueShmemInit(void)
 	commitq->nslots = MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
 	for (int i = 0; i < CQ_COUNTERS; i++)
 		pg_atomic_init_u32(&commitq->inflight[i], 0);
+	for (int i = 0; i < OUTBOX_TARGETS; i++)
+		pg_atomic_init_u64(&commitq->sent[i], 0);
+	pg_atomic_init_u64(&commitq->worker_conn, 0);
 	for (int i = 0; i < commitq->nslots; i++)
 		pg_atomic_init_u64(&commitq->commit_lsn[i], 0);
 }
@@ -195,30 +208,68 @@ watermark_now(void)
 /* ---- the commit's side ---- */
 
 /*
+ * A hash of the settings this process connects to Redis with, beyond the
+ * URL (a target is one URL and one key prefix): the worker sends a
+ * backend's keys only if it would connect the same way (a password file or
+ * TLS files set per database or role are not the worker's).
+ */
+static uint64
+conn_settings_hash(void)
+{
+	static const char *const names[] = {
+		"cache_ext.redis_password_file", "cache_ext.tls_ca_file",
+		"cache_ext.tls_cert_file", "cache_ext.tls_key_file",
+		"cache_ext.tls_verify"};
+	uint64 h = 1;
+
+	for (int i = 0; i < lengthof(names); i++)
+	{
+		const char *v = GetConfigOption(names[i], true, false);
+
+		if (v != NULL)
+			h = hash_bytes_extended((const unsigned char *) v, strlen(v), h);
+		h = hash_combine64(h, (uint64) i);
+	}
+	return h == 0 ? 1 : h;
+}
+
+/*
  * Queue a committed transaction's keys for the worker: true when queued
  * (the caller then returns without a round trip), false when the caller
- * must send them itself (no queue, no worker, no target, or full).  Never
- * throws: shared memory and a lock only.
+ * must send them itself (no queue, no worker, no usable target, settings
+ * the worker does not share, or full).  Shared memory, a lock and one
+ * palloc; called inside the committing path's PG_TRY.
  */
 bool
 CommitQueuePush(char **keys, int n)
 {
 	int ti;
-	uint32 idx[64];
+	uint32 *idx;
 	bool ok;
+	Latch *l;
 
 	if (n == 0)
 		return true;
-	if (commitq == NULL || !InvalShmemReady() || n > lengthof(idx) ||
-		commitq->worker_latch == NULL || !cache_ext_async_commit)
+	if (commitq == NULL || !InvalShmemReady() || n > CQ_CAPACITY / 4 ||
+		commitq->worker_latch == NULL || !cache_ext_async_commit ||
+		pg_atomic_read_u64(&commitq->worker_conn) != conn_settings_hash())
 		return false;
+	/*
+	 * A blocked target is fine: its hits wait anyway, and the worker puts
+	 * what Redis does not take in its outbox (at once while its circuit
+	 * breaker is open), so a commit never waits for a Redis that is down.
+	 */
 	ti = OutboxCurrentTarget();
-	if (ti < 0 || pg_atomic_read_u32(&outbox_shared->targets[ti].blocked) != 0)
+	if (ti < 0)
 		return false;
+	idx = palloc(sizeof(uint32) * n);
 	for (int i = 0; i < n; i++)
 	{
 		if (strlen(keys[i]) >= INVAL_KEY_LEN)
+		{
+			pfree(idx);
 			return false;
+		}
 		idx[i] = counter_of(keys[i]);
 	}
 	/* counters first: the worker decrements only what it took */
@@ -234,24 +285,24 @@ CommitQueuePush(char **keys, int n)
 			CqItem *it = &commitq->items[(commitq->head + commitq->count + i) % CQ_CAPACITY];
 
 			it->target = ti;
+			it->done = false;
 			strlcpy(it->key, keys[i], INVAL_KEY_LEN);
 		}
 		commitq->count += n;
+		commitq->queued[ti] += n;
 	}
 	LWLockRelease(commitq->lock);
 
 	if (!ok)
-	{
 		for (int i = 0; i < n; i++)
 			pg_atomic_fetch_sub_u32(&commitq->inflight[idx[i]], 1);
+	pfree(idx);
+	if (!ok)
 		return false;
-	}
-	{
-		Latch *l = commitq->worker_latch;
-
-		if (l != NULL)
-			SetLatch(l);
-	}
+	/* read once: a worker exiting meanwhile leaves a stale but valid latch */
+	l = commitq->worker_latch;
+	if (l != NULL)
+		SetLatch(l);
 	return true;
 }
 
@@ -280,6 +331,17 @@ CommitQueueEmpty(void)
 
 /* ---- the reader's side ---- */
 
+/*
+ * How long a reader waits for bumps on their way: as long as the worker
+ * may wait for Redis to take them, and one command more (after that they
+ * are in Redis or in the outbox, which blocks hits).
+ */
+int
+CommitQueueWaitBudget(void)
+{
+	return cache_ext_invalidation_timeout + cache_ext_command_timeout;
+}
+
 static bool
 any_in_flight(char *const *keys, int n)
 {
@@ -300,17 +362,33 @@ bool
 CommitQueueWaitDelivered(char *const *keys, int n, int timeout_ms)
 {
 	TimestampTz deadline;
+	int ti;
+	uint64 upto;
 	bool clear;
 
 	if (commitq == NULL || !any_in_flight(keys, n))
 		return true;
+
+	/*
+	 * Wait for what was queued before now, not for the counters to read
+	 * zero: commits that come later would keep them up under a steady
+	 * stream of writes.  A backend's keys are queued for its own target.
+	 */
+	ti = OutboxCurrentTarget();
+	if (ti < 0)
+		return false;
+	LWLockAcquire(commitq->lock, LW_SHARED);
+	upto = commitq->queued[ti];
+	LWLockRelease(commitq->lock);
+
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	ConditionVariablePrepareToSleep(&commitq->delivered);
 	for (;;)
 	{
 		long left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 
-		clear = !any_in_flight(keys, n);
+		clear = pg_atomic_read_u64(&commitq->sent[ti]) >= upto ||
+			!any_in_flight(keys, n);
 		if (clear || left <= 0)
 			break;
 		/* a short sleep: a delivery takes one round trip */
@@ -323,17 +401,23 @@ CommitQueueWaitDelivered(char *const *keys, int n, int timeout_ms)
 
 /* ---- the worker's side ---- */
 
-/* one target's part of a delivery: its keys and whether Redis took them */
+/* one target's part of a delivery: its keys, where they are, whether sent */
 typedef struct TargetBatch
 {
 	char **keys;
+	int *pos; /* ring positions of the keys' items */
 	int n;
 	bool ok;
 } TargetBatch;
 
+/* the worker: no watermark alone to target i before then (it failed) */
+static TimestampTz wm_retry_at[OUTBOX_TARGETS];
+
 /*
  * Send target ti's keys with the watermark (when the target is not
- * blocked), as one MSET; keys that Redis did not take go to its outbox.
+ * blocked), as one MSET; keys that Redis did not take go to its outbox.  A
+ * watermark alone is not sent to a target that failed within
+ * cache_ext.retry_interval: a Redis that is down costs nothing per pass.
  */
 static void
 deliver_batch(int ti, TargetBatch *b, XLogRecPtr wm)
@@ -343,7 +427,9 @@ deliver_batch(int ti, TargetBatch *b, XLogRecPtr wm)
 	char url[TARGET_URL_LEN];
 	char wmval[32];
 	char *volatile wmkey = NULL;
+	TimestampTz now = GetCurrentTimestamp();
 
+	b->ok = true;
 	LWLockAcquire(outbox_shared->lock, LW_SHARED);
 	strlcpy(url, t->url, sizeof(url));
 	LWLockRelease(outbox_shared->lock);
@@ -357,16 +443,14 @@ deliver_batch(int ti, TargetBatch *b, XLogRecPtr wm)
 		b->ok = false;
 		return;
 	}
-	if (pg_atomic_read_u32(&t->blocked) == 0 && wm != InvalidXLogRecPtr)
+	if (pg_atomic_read_u32(&t->blocked) == 0 && wm != InvalidXLogRecPtr &&
+		(b->n > 0 || now >= wm_retry_at[ti]))
 	{
 		wmkey = target_key(ti, ":wm");
 		snprintf(wmval, sizeof(wmval), UINT64_FORMAT, (uint64) wm);
 	}
 	if (b->n == 0 && wmkey == NULL)
-	{
-		b->ok = true;
 		return;
-	}
 	cache_ext_redis_url = url;
 	outbox_forced_target = ti;
 	PG_TRY();
@@ -382,26 +466,51 @@ deliver_batch(int ti, TargetBatch *b, XLogRecPtr wm)
 		outbox_forced_target = -1;
 	}
 	PG_END_TRY();
+	wm_retry_at[ti] = b->ok ? 0 : TimestampTzPlusMilliseconds(now, cache_ext_retry_interval);
 }
 
 /*
- * The worker: send everything queued, per target, with each used target's
- * watermark; then release the readers.  Keys leave the queue only after
- * Redis took them or the outbox holds them, so a worker that dies on the
- * way leaves them for the next.  Publishes a watermark alone when the
- * insert position moved since the last one (standbys wait on it), or when
- * force.
+ * After target ti's batch was sent or kept in its outbox: its items are
+ * done (a worker that dies later does not send or count them again), its
+ * counters go down, its readers are released.  Readers of one target never
+ * wait for another target's Redis.
+ */
+static void
+release_batch(int ti, TargetBatch *b)
+{
+	LWLockAcquire(commitq->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < b->n; i++)
+		commitq->items[b->pos[i]].done = true;
+	LWLockRelease(commitq->lock);
+	for (int i = 0; i < b->n; i++)
+		pg_atomic_fetch_sub_u32(&commitq->inflight[counter_of(b->keys[i])], 1);
+	pg_atomic_write_u64(&commitq->sent[ti],
+						pg_atomic_read_u64(&commitq->sent[ti]) + (uint64) b->n);
+	ConditionVariableBroadcast(&commitq->delivered);
+}
+
+/*
+ * The worker: send everything queued, target by target, with each used
+ * target's watermark.  Keys leave the queue only after Redis took them or
+ * the outbox holds them, so a worker that dies on the way leaves the rest
+ * for the next.  Publishes a watermark alone when it moved since the last
+ * one (standbys wait on it), or when force.
  */
 void
 CommitQueueDeliver(bool force)
 {
 	XLogRecPtr wm;
 	int n;
+	int ncopy = 0;
 	CqItem *copy;
+	int *pos;
 	TargetBatch batches[OUTBOX_TARGETS];
+	TimestampTz start;
+	long took;
 
 	if (commitq == NULL)
 		return;
+	start = GetCurrentTimestamp();
 	wm = watermark_now();
 	LWLockAcquire(commitq->lock, LW_SHARED);
 	n = commitq->count;
@@ -410,43 +519,64 @@ CommitQueueDeliver(bool force)
 		return;
 
 	copy = palloc(sizeof(CqItem) * Max(n, 1));
+	pos = palloc(sizeof(int) * Max(n, 1));
 	LWLockAcquire(commitq->lock, LW_SHARED);
 	for (int i = 0; i < n; i++)
-		copy[i] = commitq->items[(commitq->head + i) % CQ_CAPACITY];
+	{
+		int p = (commitq->head + i) % CQ_CAPACITY;
+
+		if (commitq->items[p].done)
+			continue;
+		copy[ncopy] = commitq->items[p];
+		pos[ncopy++] = p;
+	}
 	LWLockRelease(commitq->lock);
 
 	memset(batches, 0, sizeof(batches));
 	for (int ti = 0; ti < OUTBOX_TARGETS; ti++)
-		batches[ti].keys = palloc(sizeof(char *) * Max(n, 1));
-	for (int i = 0; i < n; i++)
+	{
+		batches[ti].keys = palloc(sizeof(char *) * Max(ncopy, 1));
+		batches[ti].pos = palloc(sizeof(int) * Max(ncopy, 1));
+	}
+	for (int i = 0; i < ncopy; i++)
 	{
 		TargetBatch *b = &batches[copy[i].target];
 
-		b->keys[b->n++] = copy[i].key;
+		b->keys[b->n] = copy[i].key;
+		b->pos[b->n++] = pos[i];
 	}
-	for (int ti = 0; ti < OUTBOX_TARGETS; ti++)
-	{
-		bool used;
+	/* targets with keys first: a watermark alone never delays a commit's */
+	for (int pass = 0; pass < 2; pass++)
+		for (int ti = 0; ti < OUTBOX_TARGETS; ti++)
+		{
+			bool used;
 
-		LWLockAcquire(outbox_shared->lock, LW_SHARED);
-		used = outbox_shared->targets[ti].used;
-		LWLockRelease(outbox_shared->lock);
-		if (used || batches[ti].n > 0)
+			if ((pass == 0) != (batches[ti].n > 0))
+				continue;
+			LWLockAcquire(outbox_shared->lock, LW_SHARED);
+			used = outbox_shared->targets[ti].used;
+			LWLockRelease(outbox_shared->lock);
+			if (!used && batches[ti].n == 0)
+				continue;
 			deliver_batch(ti, &batches[ti], wm);
-	}
+			if (batches[ti].n > 0)
+				release_batch(ti, &batches[ti]);
+		}
 
-	/* delivered or kept in an outbox: out of the queue, counters down */
+	/* the done items at the head leave the queue */
 	LWLockAcquire(commitq->lock, LW_EXCLUSIVE);
-	commitq->head = (commitq->head + n) % CQ_CAPACITY;
-	commitq->count -= n;
+	while (commitq->count > 0 && commitq->items[commitq->head].done)
+	{
+		commitq->head = (commitq->head + 1) % CQ_CAPACITY;
+		commitq->count--;
+	}
 	LWLockRelease(commitq->lock);
-	for (int i = 0; i < n; i++)
-		pg_atomic_fetch_sub_u32(&commitq->inflight[counter_of(copy[i].key)], 1);
-	ConditionVariableBroadcast(&commitq->delivered);
 	last_published = wm;
-	for (int ti = 0; ti < OUTBOX_TARGETS; ti++)
-		pfree(batches[ti].keys);
-	pfree(copy);
+	took = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+	if (took >= 100)
+		ereport(LOG,
+				(errmsg("cache_ext took %ld ms to send the invalidations of %d queued keys", took, ncopy),
+				 errdetail("Readers of the tables they invalidate waited meanwhile.")));
 }
 
 /*
@@ -536,6 +666,7 @@ CommitQueueWorkerMain(Datum arg)
 	cxt = AllocSetContextCreate(TopMemoryContext, "cache_ext commit queue",
 								ALLOCSET_DEFAULT_SIZES);
 	before_shmem_exit(queue_worker_exit, (Datum) 0);
+	pg_atomic_write_u64(&commitq->worker_conn, conn_settings_hash());
 	commitq->worker_latch = MyLatch;
 
 	for (;;)
@@ -549,6 +680,7 @@ CommitQueueWorkerMain(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			pg_atomic_write_u64(&commitq->worker_conn, conn_settings_hash());
 		}
 		old = MemoryContextSwitchTo(cxt);
 		CommitQueueDeliver(now >= next_force);
@@ -556,8 +688,12 @@ CommitQueueWorkerMain(Datum arg)
 		MemoryContextReset(cxt);
 		if (now >= next_force)
 			next_force = TimestampTzPlusMilliseconds(now, Max(cache_ext_standby_lease / 4, 50));
+		/* 1, not 0: an exit with 0 would unregister the worker for good */
 		if (stop)
-			proc_exit(0);
+			proc_exit(1);
+		/* a SIGTERM during the round trip: its latch may have been reset */
+		if (ShutdownRequestPending)
+			continue;
 
 		wait_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_force);
 		if (CommitQueueStandbysConnected())

@@ -32,6 +32,7 @@ extern bool CommitQueueEmpty(void);
 extern int CommitQueueCountFor(int ti);
 
 /* Before a lookup: wait until none of keys has a bump on its way. */
+extern int CommitQueueWaitBudget(void);
 extern bool CommitQueueWaitDelivered(char *const *keys, int n, int timeout_ms);
 
 /* The worker: deliver what is queued and publish the watermark. */

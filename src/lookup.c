@@ -231,13 +231,16 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	 */
 	if (RecoveryInProgress())
 	{
-		replay = GetXLogReplayRecPtr(NULL);
+		/*
+		 * The end of the record being replayed, not of the last one
+		 * replayed: a commit is visible before its redo has finished.
+		 */
+		replay = GetCurrentReplayRecPtr(NULL);
 		mark_key = CommitQueueMarkKey();
 		if (mark_key == NULL)
 			return LOOKUP_BLOCKED;
 	}
-	else if (!CommitQueueWaitDelivered(cs->keys, cs->n,
-									   cache_ext_invalidation_timeout))
+	else if (!CommitQueueWaitDelivered(cs->keys, cs->n, CommitQueueWaitBudget()))
 		return LOOKUP_IN_FLIGHT;
 
 	StoreLookupEntry(rkey, cs->keys, cs->n, (size_t) cache_ext_max_entry_size,
@@ -407,8 +410,7 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	/* the same lookup and verdict as cached_query's, with the TTL */
 	/* what a call would see: after the bumps on their way (commitq.c) */
 	if (!RecoveryInProgress())
-		(void) CommitQueueWaitDelivered(cs->keys, cs->n,
-										cache_ext_invalidation_timeout);
+		(void) CommitQueueWaitDelivered(cs->keys, cs->n, CommitQueueWaitBudget());
 	StoreLookupEntry(rkey, cs->keys, cs->n, (size_t) cache_ext_max_entry_size,
 					 true, NULL, gens.vals, gens.lens, decode_entry, &d, &sl);
 	if (sl.verdict == STORE_LOOKUP_DOWN)

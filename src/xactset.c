@@ -149,6 +149,15 @@ touch_key(const char *key)
 	tk = hash_search(touched, k, HASH_ENTER, &found);
 	if (!found)
 		tk->level = GetCurrentTransactionNestLevel();
+
+	/*
+	 * A transaction that bumps must write a commit record, even when it
+	 * wrote nothing else (cache_invalidate, cache_flush): hot standbys order
+	 * the bumps by its LSN (commitq.c's watermark).
+	 */
+	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
+		!RecoveryInProgress() && !IsInParallelMode())
+		(void) GetTopTransactionId();
 	return !found;
 }
 

@@ -140,8 +140,11 @@ StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 	snprintf(endbuf, sizeof(endbuf), "%zu", max_entry_size);
 	if (mark_key != NULL)
 	{
-		RedisCommandInit(&cmds[0], "GET");
+		/* at most 31 bytes: Redis's bytes are not trusted to be short */
+		RedisCommandInit(&cmds[0], "GETRANGE");
 		RedisCommandArgStr(&cmds[0], mark_key);
+		RedisCommandArgStr(&cmds[0], "0");
+		RedisCommandArgStr(&cmds[0], "31");
 	}
 	RedisCommandInit(&cmds[ei], "GETRANGE");
 	RedisCommandArgStr(&cmds[ei], rkey);
