@@ -415,11 +415,12 @@ static TimestampTz wm_retry_at[OUTBOX_TARGETS];
 
 /*
  * Send target ti's keys with the watermark (when the target is not
- * blocked), as one MSET; keys that Redis did not take go to its outbox.  A
+ * blocked), as one MSET; keys that Redis did not take go to its outbox.
+ * True when the watermark was written.  A
  * watermark alone is not sent to a target that failed within
  * cache_ext.retry_interval: a Redis that is down costs nothing per pass.
  */
-static void
+static bool
 deliver_batch(int ti, TargetBatch *b, XLogRecPtr wm)
 {
 	OutboxTarget *t = &outbox_shared->targets[ti];
@@ -441,7 +442,7 @@ deliver_batch(int ti, TargetBatch *b, XLogRecPtr wm)
 			OutboxAdd(b->keys, b->n);
 		outbox_forced_target = -1;
 		b->ok = false;
-		return;
+		return false;
 	}
 	if (pg_atomic_read_u32(&t->blocked) == 0 && wm != InvalidXLogRecPtr &&
 		(b->n > 0 || now >= wm_retry_at[ti]))
@@ -450,7 +451,7 @@ deliver_batch(int ti, TargetBatch *b, XLogRecPtr wm)
 		snprintf(wmval, sizeof(wmval), UINT64_FORMAT, (uint64) wm);
 	}
 	if (b->n == 0 && wmkey == NULL)
-		return;
+		return false;
 	cache_ext_redis_url = url;
 	outbox_forced_target = ti;
 	PG_TRY();
@@ -467,6 +468,7 @@ deliver_batch(int ti, TargetBatch *b, XLogRecPtr wm)
 	}
 	PG_END_TRY();
 	wm_retry_at[ti] = b->ok ? 0 : TimestampTzPlusMilliseconds(now, cache_ext_retry_interval);
+	return b->ok && wmkey != NULL;
 }
 
 /*
@@ -507,6 +509,7 @@ CommitQueueDeliver(bool force)
 	TargetBatch batches[OUTBOX_TARGETS];
 	TimestampTz start;
 	long took;
+	bool all_marked = true;
 
 	if (commitq == NULL)
 		return;
@@ -558,7 +561,8 @@ CommitQueueDeliver(bool force)
 			LWLockRelease(outbox_shared->lock);
 			if (!used && batches[ti].n == 0)
 				continue;
-			deliver_batch(ti, &batches[ti], wm);
+			if (!deliver_batch(ti, &batches[ti], wm))
+				all_marked = false;
 			if (batches[ti].n > 0)
 				release_batch(ti, &batches[ti]);
 		}
@@ -571,7 +575,9 @@ CommitQueueDeliver(bool force)
 		commitq->count--;
 	}
 	LWLockRelease(commitq->lock);
-	last_published = wm;
+	/* a target that did not take it (blocked, down) is tried again */
+	if (all_marked)
+		last_published = wm;
 	took = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
 	if (took >= 100)
 		ereport(LOG,
