@@ -96,6 +96,28 @@ cmp_ok($st->{l1_bytes}, '<=', 256 * 1024, "cache_stats.l1_bytes ($st->{l1_bytes}
 $h = health();
 cmp_ok($h->{used}, '<=', $h->{size}, "bytes in use ($h->{used}) within the size ($h->{size}) after evictions");
 
+# ---- an expensive result copied from Redis keeps its cost ---------------------
+# L1 is full now: an expensive query's first MISS is not admitted (the first
+# offer of its key), so it reaches L1 by its second call, a Redis hit.  Its
+# value is its miss time (cache_query_stats), not the Redis hit's time: a
+# flood of cheap results asked for 3 times must not evict it.
+
+my $QE = 'SELECT sum(a.v::bigint * g)::bigint AS s FROM mt a CROSS JOIN generate_series(1, 100) AS g';
+my $E = cq($QE, 's bigint');
+my $EX = 'SELECT cache_explain(' . sql_literal($QE) . ')';
+my $erows = direct_rows($node, $QE, []);
+call_is($node, $E, qr/^MISS$/, $erows, 'expensive result: MISS');
+like($node->safe_psql('postgres', $EX), qr/"local": \{[^}]*"exists": false/,
+	'expensive result: L1 is full, so its first offer was not admitted');
+call_is($node, $E, qr/^HIT$/, $erows, 'expensive result: a Redis hit, copied into L1');
+call_is($node, $E, qr/^HIT \(local\)$/, $erows, 'expensive result: then a local hit');
+$node->safe_psql('postgres', 'SELECT cache_stats_reset()');
+is(flood(1, 1500, 3), 'ok', 'a flood of 1500 cheap results asked for 3 times: every row right');
+$st = cache_stats($node);
+cmp_ok($st->{l1_evictions}, '>', 0, "entries were evicted ($st->{l1_evictions})");
+call_is($node, $E, qr/^HIT \(local\)$/, $erows,
+	'the expensive result copied from Redis survived them (valued at its miss time)');
+
 # a write still invalidates, whatever was evicted around it
 call_is($node, cq($Q, $COLS, 4500), qr/^HIT/, direct_rows($node, $Q, [4500]), 'a recent entry is a hit');
 $node->safe_psql('postgres', 'UPDATE mt SET v = v + 100000 WHERE id = 4500');
