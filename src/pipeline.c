@@ -437,10 +437,10 @@ l1_call(Call *c)
 /*
  * Copy the entry of an L2 hit (keep: its opened bytes, valid) into L1.
  *
- * Its expiry is the Redis entry's: the creation time in the entry's header
- * plus the call's TTL (the Redis entry was set with that TTL after that
- * time), and never more than the TTL from now (another server's clock); an
- * entry already past it is not copied.  Its value is what running the
+ * Its expiry is the creation time in the entry's header plus the call's
+ * TTL: the Redis entry was set after that time, with that TTL when the
+ * calls agree on it; never more than the TTL from now (another server's
+ * clock).  An entry already past it is not copied.  Its value is what running the
  * query costs, the mean time of its misses (cache_query_stats), not the
  * time of this hit; with no miss counted since the start (query stats
  * off, or just restarted) the hit's time is all there is.
@@ -539,8 +539,9 @@ cached_call(Call *c, CachedPlan *cplan)
 		/*
 		 * Into L1 under the counters read before the L2 lookup: a commit
 		 * that bumped Redis after that lookup bumps them after it too.
-		 * Not a TTL-only result: it may be stale by contract, and L1
-		 * would keep it where Redis does not (its stores use other TTLs).
+		 * Not a TTL-only result: its staleness is bounded by the TTL of
+		 * the call that stored it, which this call does not know (the
+		 * TTL is not in the key).
 		 */
 		if (c->l1 && keep.len > 0 && c->cs.untracked == NIL)
 			l1_copy_hit(c, &keep);
