@@ -309,14 +309,42 @@ next_random(void)
 	return x;
 }
 
+/* The most scopes whose slots and values fit in an entry's first chunk. */
+#define L1_SCOPES_IN_CHUNK (L1_CHUNK / (sizeof(uint32) + sizeof(uint64)))
+
+/*
+ * Whether a commit has bumped a counter e was computed under, when its
+ * scopes are all in its first chunk (most entries: up to 21 scopes); an
+ * entry with more is not checked here (false).  The lock held.
+ */
+static bool
+scopes_moved(const L1Entry *e)
+{
+	uint32 slots[L1_SCOPES_IN_CHUNK];
+	uint64 vals[L1_SCOPES_IN_CHUNK];
+	const char *p = chunks + (Size) e->first * L1_CHUNK;
+	L1Snapshot stored;
+
+	if (e->nscopes > L1_SCOPES_IN_CHUNK || e->first < 0)
+		return false;
+	memcpy(slots, p, sizeof(uint32) * e->nscopes);
+	memcpy(vals, p + sizeof(uint32) * e->nscopes, sizeof(uint64) * e->nscopes);
+	stored.n = (int) e->nscopes;
+	stored.slots = slots;
+	stored.vals = vals;
+	stored.all = e->all;
+	return !L1GenCurrent(&stored);
+}
+
 /*
  * What keeping entry e saves per byte (see the banner): -1 when it is
- * useless already (expired, or made under another server-wide counter).
+ * useless already (expired, made under another server-wide counter, or
+ * invalidated by a commit since).
  */
 static double
 entry_value(L1Entry *e, TimestampTz now, uint64 all)
 {
-	if (e->expires <= now || e->all != all)
+	if (e->expires <= now || e->all != all || scopes_moved(e))
 		return -1;
 	return (pg_atomic_read_u32(&e->hits) + 1) * Max(e->cost_us, 1.0) /
 		(double) (e->nchunks * L1_CHUNK);

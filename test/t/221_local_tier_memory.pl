@@ -137,6 +137,39 @@ $node->safe_psql('postgres', 'SELECT cache_purge()');
 is(health()->{entries}, 0, 'cache_purge(): no local entry left in this database');
 call_is($node, $HOT, qr/^MISS$/, direct_rows($node, $Q, [1]), 'after cache_purge: MISS');
 
+# ---- invalidated entries are evicted before valid ones --------------------------
+# 300 entries served 3 times each, then invalidated by writes of their keys
+# (in transactions of 75 keys: no escalation to the table), and 100 valid
+# entries served once.  Making room for 100 new results must evict the
+# invalidated entries (worthless, whatever their hits), never the valid
+# ones, which stay local hits.
+
+is(flood(2001, 2300, 4), 'ok', '300 results served 3 times each');
+is(flood(2301, 2400, 2), 'ok', '100 results served once each');
+$node->safe_psql('postgres', "UPDATE mt SET v = v + 1 WHERE id BETWEEN $_ AND $_ + 74")
+  for 2001, 2076, 2151, 2226;
+$node->safe_psql('postgres', 'SELECT cache_stats_reset()');
+is(flood(2401, 2500, 2), 'ok', '100 new results asked for twice (admitted, making room)');
+cmp_ok(cache_stats($node)->{l1_evictions}, '>', 0, 'room was made by evictions');
+my ($ret, $notice);
+$ret = $node->psql('postgres', qq{
+DO \$\$
+DECLARE r record; n int := 0;
+BEGIN
+  FOR i IN 2301 .. 2400 LOOP
+    SELECT * INTO r FROM cached_query('$Q', i) AS t($COLS);
+    IF cache_status() = 'HIT (local)' THEN n := n + 1; END IF;
+  END LOOP;
+  RAISE NOTICE 'local %', n;
+END
+\$\$;}, stderr => \$notice);
+is($ret, 0, 'the 100 valid results read back') or diag($notice);
+# (a valid entry whose key shares a counter slot with one of the 300
+# written keys is invalidated too: about one in 200 of them)
+my ($survived) = ($notice // '') =~ /local (\d+)/;
+cmp_ok($survived // 0, '>=', 97,
+	'the valid entries survived: the invalidated ones were evicted first (59 of 100 when not)');
+
 # ---- a backend killed while using the local tier -----------------------------
 
 my @sessions = map { CacheExt::Session->new($node) } 1 .. 3;
