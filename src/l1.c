@@ -476,9 +476,14 @@ L1Insert(const uint8 *hash, const char *data, size_t len,
 
 	LWLockAcquire(l1->lock, LW_EXCLUSIVE);
 	i = find_entry(hash, MyDatabaseId);
+	/*
+	 * A key with an entry already (replaced: if this one is older, it is
+	 * only invalid) was admitted before: the doorkeeper is for new keys,
+	 * and a refusal here would lose the old entry for nothing.
+	 */
 	if (i >= 0)
-		free_entry(i); /* replaced (if this one is older, it is only invalid) */
-	if ((l1->nfree_chunks < (int) need || l1->free_entry < 0) && !admit(hash))
+		free_entry(i);
+	else if ((l1->nfree_chunks < (int) need || l1->free_entry < 0) && !admit(hash))
 	{
 		LWLockRelease(l1->lock);
 		pg_atomic_fetch_add_u64(&l1->rejected, 1);

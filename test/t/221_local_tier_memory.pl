@@ -85,6 +85,14 @@ cmp_ok($st->{l1_stores}, '<', 2999, 'not every one-off result went in');
 call_is($node, $HOT, qr/^HIT \(local\)$/, direct_rows($node, $Q, [1]),
 	'the hot entry survived the one-off flood');
 
+# the tier is full: a new key goes in at its second offer, but a key whose
+# entry is there (invalid) is replaced at once, even by a larger result
+# (which needs more room than the old entry leaves)
+$node->safe_psql('postgres', "UPDATE mt SET pad = repeat('y', 700) WHERE id = 1");
+call_is($node, $HOT, qr/^MISS/, direct_rows($node, $Q, [1]), 'the hot entry, its row written: MISS');
+call_is($node, $HOT, qr/^HIT \(local\)$/, direct_rows($node, $Q, [1]),
+	'and back in L1 at once: replacing an entry needs no second offer');
+
 # ---- results asked for twice: admitted, so entries are evicted --------------
 
 $node->safe_psql('postgres', 'SELECT cache_stats_reset()');
