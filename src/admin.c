@@ -229,12 +229,29 @@ cache_relation_tracking(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(cache_invalidate);
 
+/*
+ * The invalidation functions only bump generations, and a hot standby
+ * could bump them only in Redis: the primary's local tier (whose counters
+ * only the primary's own commits bump) would keep serving what the caller
+ * just invalidated.  So they refuse to run during recovery.
+ */
+static void
+refuse_in_recovery(void)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cache invalidation cannot run on a hot standby"),
+				 errhint("Run it on the primary: it invalidates the primary's local tier and Redis for every server.")));
+}
+
 Datum
 cache_invalidate(PG_FUNCTION_ARGS)
 {
 	Oid relid = PG_GETARG_OID(0);
 	char relkind = get_rel_relkind(relid);
 
+	refuse_in_recovery();
 	if (relkind == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -263,6 +280,7 @@ cache_invalidate_tag(PG_FUNCTION_ARGS)
 {
 	char *tag = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
+	refuse_in_recovery();
 	if (tag[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -276,6 +294,7 @@ PG_FUNCTION_INFO_V1(cache_flush);
 Datum
 cache_flush(PG_FUNCTION_ARGS)
 {
+	refuse_in_recovery();
 	touch_key(KeyDatabaseGenName());
 	PG_RETURN_VOID();
 }

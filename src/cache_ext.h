@@ -119,6 +119,8 @@ extern void QueryStatsShmemRequest(void);
 extern void QueryStatsShmemInit(void);
 extern void QueryStatsRecord(uint64 queryid, const char *query,
 							 const QueryStatsCall *call);
+/* The mean time of the query's misses in this database, if it has any. */
+extern bool QueryStatsMeanMissMs(uint64 queryid, double *ms);
 
 extern void CacheStatsShmemRequest(void);
 extern void CacheStatsShmemInit(void);

@@ -13,12 +13,14 @@
  * shared memory.
  *
  * Eviction keeps what saves the most: an entry's value is (hits + 1) x
- * the cost of producing it again (the time of the call that stored it) per
- * byte; to make room, a few random entries are sampled and the least
- * valuable one goes (invalid and expired ones first), and the survivors'
- * hits halve (aging).  Admission: while there is free room every entry is
- * taken; once taking one means evicting, an entry is taken only the
- * second time its key is offered (a small doorkeeper array of key
+ * the cost of producing it again (the time of the miss that stored it; for
+ * a copy of a Redis hit, the query's mean miss time) per byte, hits being
+ * the times it was served; to make room, a few random entries are sampled
+ * (with few headers in use, the used ones after a random one) and the
+ * least valuable one goes (invalid and expired ones first), and the
+ * survivors' hits halve (aging).  Admission: while there is free room
+ * every entry is taken; once taking one means evicting, an entry is taken
+ * only the second time its key is offered (a small doorkeeper array of key
  * fingerprints), so one-off results cannot flush hot ones.
  *
  * State, in shared memory (l1), all under l1->lock unless said otherwise:
@@ -31,9 +33,10 @@
  *	  reset or halved in exclusive mode.
  *	- the counts (hits, stores, evictions, rejected, bytes): atomics, any
  *	  backend, no lock.
- * The lock is held only to find, copy or link: never while decoding,
- * never across anything but memcpy and a palloc (an error there releases
- * the LWLock in abort, as for every LWLock).  No spinlock is used.
+ * The lock is held only to find, copy (and check against the counters) or
+ * link: never while decoding, never across anything but memcpy, atomic
+ * reads and a palloc (an error there releases the LWLock in abort, as for
+ * every LWLock).  No spinlock is used.
  * l1 (the pointer) is backend-local, set once at shared memory init.
  *
  *-------------------------------------------------------------------------
@@ -148,6 +151,14 @@ L1DefineGucs(void)
 							0, 0, 16 * 1024 * 1024,
 							PGC_POSTMASTER, GUC_UNIT_KB,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("cache_ext.testing_skip_local_bump",
+							 "For tests only: this session's commits do not bump the local tier's counters.",
+							 "Its writes then leave stale entries in the local tier; the consistency checker's self-test uses it. Never set it otherwise.",
+							 &cache_ext_testing_skip_local_bump,
+							 false,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
 }
 
 void
@@ -298,6 +309,47 @@ next_random(void)
 	return x;
 }
 
+/* The most scopes whose slots and values fit in an entry's first chunk. */
+#define L1_SCOPES_IN_CHUNK (L1_CHUNK / (sizeof(uint32) + sizeof(uint64)))
+
+/*
+ * Whether a commit has bumped a counter e was computed under, when its
+ * scopes are all in its first chunk (most entries: up to 21 scopes); an
+ * entry with more is not checked here (false).  The lock held.
+ */
+static bool
+scopes_moved(const L1Entry *e)
+{
+	uint32 slots[L1_SCOPES_IN_CHUNK];
+	uint64 vals[L1_SCOPES_IN_CHUNK];
+	const char *p = chunks + (Size) e->first * L1_CHUNK;
+	L1Snapshot stored;
+
+	if (e->nscopes > L1_SCOPES_IN_CHUNK || e->first < 0)
+		return false;
+	memcpy(slots, p, sizeof(uint32) * e->nscopes);
+	memcpy(vals, p + sizeof(uint32) * e->nscopes, sizeof(uint64) * e->nscopes);
+	stored.n = (int) e->nscopes;
+	stored.slots = slots;
+	stored.vals = vals;
+	stored.all = e->all;
+	return !L1GenCurrent(&stored);
+}
+
+/*
+ * What keeping entry e saves per byte (see the banner): -1 when it is
+ * useless already (expired, made under another server-wide counter, or
+ * invalidated by a commit since).
+ */
+static double
+entry_value(L1Entry *e, TimestampTz now, uint64 all)
+{
+	if (e->expires <= now || e->all != all || scopes_moved(e))
+		return -1;
+	return (pg_atomic_read_u32(&e->hits) + 1) * Max(e->cost_us, 1.0) /
+		(double) (e->nchunks * L1_CHUNK);
+}
+
 /*
  * Evict the least valuable of a few sampled entries; exclusive lock.
  * False when no entry was found to evict.
@@ -315,29 +367,36 @@ evict_one(TimestampTz now, uint64 all)
 	for (int tries = 0; tries < 8 * L1_SAMPLE && nsampled < L1_SAMPLE; tries++)
 	{
 		int32 i = (int32) (next_random() % (uint64) l1->nentries);
-		L1Entry *e = &entries[i];
-		double value;
 
-		if (!e->used)
-			continue;
-		sampled[nsampled++] = i;
-		if (e->expires <= now || e->all != all)
-			value = -1; /* useless already */
-		else
-			value = (pg_atomic_read_u32(&e->hits) + 1) * Max(e->cost_us, 1.0) /
-				(double) (e->nchunks * L1_CHUNK);
-		if (victim < 0 || value < worst)
+		if (entries[i].used)
+			sampled[nsampled++] = i;
+	}
+	if (nsampled == 0)
+	{
+		/*
+		 * Few headers in use (large entries): the used ones that follow a
+		 * random header, still compared by value, so that a hot entry is
+		 * not evicted for sitting at a low index.
+		 */
+		int32 start = (int32) (next_random() % (uint64) l1->nentries);
+
+		for (int32 k = 0; k < l1->nentries && nsampled < L1_SAMPLE; k++)
 		{
-			victim = i;
-			worst = value;
+			int32 i = (start + k) % l1->nentries;
+
+			if (entries[i].used)
+				sampled[nsampled++] = i;
 		}
 	}
-	if (victim < 0)
+	for (int k = 0; k < nsampled; k++)
 	{
-		/* a sparse table: take the first used entry */
-		for (int32 i = 0; i < l1->nentries && victim < 0; i++)
-			if (entries[i].used)
-				victim = i;
+		double value = entry_value(&entries[sampled[k]], now, all);
+
+		if (victim < 0 || value < worst)
+		{
+			victim = sampled[k];
+			worst = value;
+		}
 	}
 	if (victim < 0)
 		return false;
@@ -405,8 +464,9 @@ L1Insert(const uint8 *hash, const char *data, size_t len,
 
 	if (!L1Usable(NULL))
 		return;
-	/* one entry may take an eighth of the memory at most */
-	if (len > (Size) l1->nchunks * L1_CHUNK / 8)
+	/* one entry, its scopes included, may take an eighth of the memory */
+	if ((Size) snap->n * (sizeof(uint32) + sizeof(uint64)) + len >
+		(Size) l1->nchunks * L1_CHUNK / 8)
 	{
 		pg_atomic_fetch_add_u64(&l1->rejected, 1);
 		return;
@@ -416,9 +476,14 @@ L1Insert(const uint8 *hash, const char *data, size_t len,
 
 	LWLockAcquire(l1->lock, LW_EXCLUSIVE);
 	i = find_entry(hash, MyDatabaseId);
+	/*
+	 * A key with an entry already (replaced: if this one is older, it is
+	 * only invalid) was admitted before: the doorkeeper is for new keys,
+	 * and a refusal here would lose the old entry for nothing.
+	 */
 	if (i >= 0)
-		free_entry(i); /* replaced (if this one is older, it is only invalid) */
-	if ((l1->nfree_chunks < (int) need || l1->free_entry < 0) && !admit(hash))
+		free_entry(i);
+	else if ((l1->nfree_chunks < (int) need || l1->free_entry < 0) && !admit(hash))
 	{
 		LWLockRelease(l1->lock);
 		pg_atomic_fetch_add_u64(&l1->rejected, 1);
@@ -473,9 +538,10 @@ L1Insert(const uint8 *hash, const char *data, size_t len,
 
 /*
  * Copy out the entry of (hash, this database) under the shared lock and
- * check it against cur outside it.  Returns the data (within a palloc'd
- * block, one spare byte after it) or NULL; *valid says whether it was
- * current (false with NULL: absent).
+ * check it against cur.  Returns the data (within a palloc'd block, one
+ * spare byte after it) or NULL; *present says whether there was an entry
+ * (valid or not).  With count, a valid entry's hit is counted for its
+ * value: only one that is served, never one found invalid or expired.
  */
 static char *
 fetch(const uint8 *hash, const L1Snapshot *cur, bool count, size_t *len,
@@ -485,9 +551,8 @@ fetch(const uint8 *hash, const L1Snapshot *cur, bool count, size_t *len,
 	char *buf;
 	uint32 plen;
 	uint32 nscopes;
-	uint64 all;
-	TimestampTz expires;
 	Size scopes;
+	bool valid;
 	L1Snapshot stored;
 
 	*present = false;
@@ -498,29 +563,30 @@ fetch(const uint8 *hash, const L1Snapshot *cur, bool count, size_t *len,
 		LWLockRelease(l1->lock);
 		return NULL;
 	}
+	*present = true;
 	plen = entries[i].len;
 	nscopes = entries[i].nscopes;
-	all = entries[i].all;
-	expires = entries[i].expires;
 	buf = palloc(plen + 1);
 	copy_out(&entries[i], buf);
-	if (count)
-		pg_atomic_fetch_add_u32(&entries[i].hits, 1);
-	LWLockRelease(l1->lock);
-	*present = true;
 
 	/* the same scopes, every counter unchanged, not expired */
 	scopes = (Size) nscopes * (sizeof(uint32) + sizeof(uint64));
-	if (nscopes != (uint32) cur->n || scopes > plen ||
-		memcmp(buf, cur->slots, sizeof(uint32) * nscopes) != 0 ||
-		expires <= GetCurrentTimestamp())
-		return NULL;
-	stored.n = (int) nscopes;
-	stored.slots = (uint32 *) buf;
-	stored.vals = palloc(sizeof(uint64) * Max(nscopes, 1));
-	memcpy(stored.vals, buf + sizeof(uint32) * nscopes, sizeof(uint64) * nscopes);
-	stored.all = all;
-	if (!L1GenCurrent(&stored))
+	valid = nscopes == (uint32) cur->n && scopes <= plen &&
+		memcmp(buf, cur->slots, sizeof(uint32) * nscopes) == 0 &&
+		entries[i].expires > GetCurrentTimestamp();
+	if (valid)
+	{
+		stored.n = (int) nscopes;
+		stored.slots = (uint32 *) buf;
+		stored.vals = palloc(sizeof(uint64) * Max(nscopes, 1));
+		memcpy(stored.vals, buf + sizeof(uint32) * nscopes, sizeof(uint64) * nscopes);
+		stored.all = entries[i].all;
+		valid = L1GenCurrent(&stored);
+	}
+	if (valid && count)
+		pg_atomic_fetch_add_u32(&entries[i].hits, 1);
+	LWLockRelease(l1->lock);
+	if (!valid)
 		return NULL;
 	*len = plen - scopes;
 	return buf + scopes;

@@ -16,6 +16,9 @@
 /* cache_ext.local_cache_size, in kB; 0 = no local tier */
 extern int cache_ext_local_cache_size;
 
+/* cache_ext.testing_skip_local_bump: tests only (l1_gen.c) */
+extern bool cache_ext_testing_skip_local_bump;
+
 /* ---- l1_gen.c: the generation counters ---- */
 
 /*
@@ -45,7 +48,8 @@ extern bool L1GenCurrent(const L1Snapshot *snap);
 /*
  * Bump the counters of keys (after their Redis bump was sent or kept), or
  * the server-wide one (everything stored in L1 becomes invalid).  Never
- * raise; no-ops when L1 has no shared memory.
+ * raise; no-ops when L1 has no shared memory.  L1GenBump is also a no-op
+ * in a session with cache_ext.testing_skip_local_bump on (tests only).
  */
 extern void L1GenBump(char **keys, int n);
 extern void L1GenBumpAll(void);

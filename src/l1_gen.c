@@ -42,6 +42,14 @@ typedef struct L1GenShared
 
 static L1GenShared *gen = NULL;
 
+/*
+ * cache_ext.testing_skip_local_bump (for tests only, superuser): this
+ * session's L1GenBump does nothing, so the entries it should invalidate
+ * stay valid in L1: the consistency checker's self-test uses it to prove
+ * that it catches a stale HIT (local).  Backend-local, a GUC.
+ */
+bool cache_ext_testing_skip_local_bump = false;
+
 Size
 L1GenShmemSize(void)
 {
@@ -118,7 +126,7 @@ L1GenCurrent(const L1Snapshot *snap)
 void
 L1GenBump(char **keys, int n)
 {
-	if (gen == NULL)
+	if (gen == NULL || cache_ext_testing_skip_local_bump)
 		return;
 	for (int i = 0; i < n; i++)
 		pg_atomic_fetch_add_u64(&gen->counters[slot_of(keys[i])], 1);

@@ -69,6 +69,7 @@
 #include "utils/plancache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/typcache.h"
 #include "tsearch/ts_cache.h"
 #include "executor/functions.h"
@@ -434,6 +435,39 @@ l1_call(Call *c)
 }
 
 /*
+ * Copy the entry of an L2 hit (keep: its opened bytes, valid) into L1.
+ *
+ * Its expiry is the creation time in the entry's header plus the call's
+ * TTL: the Redis entry was set after that time, with that TTL when the
+ * calls agree on it; never more than the TTL from now (another server's
+ * clock).  An entry already past it is not copied.  Its value is what running the
+ * query costs, the mean time of its misses (cache_query_stats), not the
+ * time of this hit; with no miss counted since the start (query stats
+ * off, or just restarted) the hit's time is all there is.
+ * docs/decisions.md says why the header and not PTTL.
+ */
+static void
+l1_copy_hit(Call *c, StringInfo keep)
+{
+	CeEntryView view;
+	int64 left_ms;
+	double miss_ms;
+	double cost_us;
+
+	if (CeEntryParse((const uint8 *) keep->data, keep->len, &view) != NULL)
+		return;
+	left_ms = c->opts->ttl_ms - (GetCurrentTimestamp() - view.created_at) / 1000;
+	if (left_ms <= 0)
+		return;
+	left_ms = Min(left_ms, c->opts->ttl_ms);
+	if (QueryStatsMeanMissMs(c->pq->queryid, &miss_ms))
+		cost_us = miss_ms * 1000.0;
+	else
+		cost_us = elapsed_us(c->start);
+	L1Insert(c->hash, keep->data, keep->len, &c->l1snap, left_ms, cost_us);
+}
+
+/*
  * Key the call (its entry key and Redis key name) and try the local tier:
  * true when L1 served it.
  */
@@ -509,11 +543,12 @@ cached_call(Call *c, CachedPlan *cplan)
 		/*
 		 * Into L1 under the counters read before the L2 lookup: a commit
 		 * that bumped Redis after that lookup bumps them after it too.
-		 * Not a TTL-only result: its remaining TTL is not known here.
+		 * Not a TTL-only result: its staleness is bounded by the TTL of
+		 * the call that stored it, which this call does not know (the
+		 * TTL is not in the key).
 		 */
 		if (c->l1 && keep.len > 0 && c->cs.untracked == NIL)
-			L1Insert(c->hash, keep.data, keep.len, &c->l1snap,
-					 c->opts->ttl_ms, elapsed_us(c->start));
+			l1_copy_hit(c, &keep);
 		c->outcome.status = CALL_HIT;
 		c->rec.bytes_read = LookupLastEntryBytes();
 		finish_call(c);

@@ -465,6 +465,39 @@ QueryStatsRecord(uint64 queryid, const char *query, const QueryStatsCall *c)
 	LWLockRelease(qs_shared->lock);
 }
 
+/*
+ * The mean time of the misses of queryid in this database (what running it
+ * costs, about): false when query stats are off or it has no miss counted.
+ * The local tier values an entry copied from a Redis hit with it.
+ */
+bool
+QueryStatsMeanMissMs(uint64 queryid, double *ms)
+{
+	QueryStatsKey key;
+	QueryStatsEntry *e;
+	bool found = false;
+
+	if (qs_hash == NULL || !cache_ext_query_stats)
+		return false;
+	memset(&key, 0, sizeof(key));
+	key.dbid = MyDatabaseId;
+	key.queryid = queryid;
+	LWLockAcquire(qs_shared->lock, LW_SHARED);
+	e = hash_search(qs_hash, &key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		if (e->misses > 0)
+		{
+			*ms = e->miss_ms / e->misses;
+			found = true;
+		}
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(qs_shared->lock);
+	return found;
+}
+
 PG_FUNCTION_INFO_V1(cache_query_stats);
 PG_FUNCTION_INFO_V1(cache_query_stats_reset);
 

@@ -16,8 +16,10 @@ use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Session;
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# its calls must reach Redis: it checks BYPASS, the circuit breaker and
+# reconnection while Redis is down, which valid L1 entries would answer
+# (L1 through an outage: 220_local_tier.pl).
 delete $ENV{CE_L1};
 
 my $RETRY = 2;    # seconds: cache_ext.retry_interval in this test

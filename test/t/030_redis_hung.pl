@@ -17,8 +17,10 @@ use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Session;
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# every call must wait on the hung Redis (timeouts, cancel,
+# statement_timeout, terminate); an L1 hit waits on nothing (220 covers L1
+# hits with Redis stopped).
 delete $ENV{CE_L1};
 
 my $BOUND = 10;    # seconds: "it did not hang"

@@ -19,8 +19,10 @@ use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Session;
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# part 1 counts descriptors over calls that must reach a hung or
+# killed Redis and cancels calls waiting on it; part 2 alters entries in
+# Redis, which an L1 hit never reads (L1 memory: 221_local_tier_memory.pl).
 delete $ENV{CE_L1};
 
 my $redis = CacheExt::Redis->new;

@@ -18,8 +18,9 @@ use CacheExt::FakeRedis;
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# every call must read the hostile server's replies; an L1 hit
+# reads none.
 delete $ENV{CE_L1};
 
 my $BOUND = 10;    # seconds: "it did not hang"

@@ -39,6 +39,11 @@
 #   keys_self_test   the self-test below, for the key-level check
 #   self_test        Redis rolled back to a copy of its keys taken a second
 #                    earlier: the checker must report the stale hits
+#   l1_self_test     (with the local tier on: run-tests.sh's l1 pass; a
+#                    fourth table and checker) one writer whose session sets
+#                    cache_ext.testing_skip_local_bump: its commits bump
+#                    Redis but not this server's counters, and the checker
+#                    must report the stale HIT (local) reads
 #
 # CE_CHECKER_SECONDS: seconds of load per phase (default 6; the outage and
 # crash phases take at least 8; the keys phases 8/6 of it in all, plus their
@@ -69,6 +74,10 @@ my $node = cache_ext_node('main', $redis, extra_conf => join("\n",
 	"cache_ext.command_timeout = '1s'",
 	"cache_ext.retry_interval = '300ms'",
 	"restart_after_crash = on"));
+
+# run-tests.sh's l1 pass (CE_L1) runs this file with the local tier on
+my $l1_on = $node->safe_psql('postgres', 'SELECT local_cache FROM cache_health()') eq 'on';
+note 'local tier: ' . ($l1_on ? 'on' : 'off');
 
 my $c = CacheExt::Checker->new(node => $node, writers => 3, readers => 3, rows => 8);
 note 'seed ' . $c->seed;
@@ -435,6 +444,32 @@ $c->run_phase('self_test', 1, tail => 1.5, steps => [
 	} },
 ]);
 $c->stop;
+
+# ---- 9. self-test of the local tier ---------------------------------------------
+#
+# With the local tier on, the readers of 8. are served from L1, whose
+# validity does not depend on Redis: rolling Redis back forces no stale
+# read there.  Here the one writer's session sets
+# cache_ext.testing_skip_local_bump (superuser, tests only), so that its
+# commits bump Redis but not this server's counters: the readers' L1 entries
+# go stale, and the checker must report those HIT (local) reads.
+my ($cl, $rl);
+if ($l1_on)
+{
+	$cl = CacheExt::Checker->new(node => $node, table => 'counters_l1', writers => 1,
+		readers => 3, rows => 8, seed => $c->seed + 2,
+		session_setup => { writer => 'SET cache_ext.testing_skip_local_bump = on;' });
+	$cl->setup;
+	$cl->run_phase('l1_self_test', 1.5, tail => 1, steps => [
+		{ at => 0, name => 'pause the writer', do => sub { $cl->pause_writers; } },
+		{ after => 1, name => 'the writer commits, skipping the local bump', do => sub {
+			$cl->mark('skipping');
+			$cl->resume_writers;
+		} },
+	]);
+	$cl->stop;
+	$rl = $cl->check;
+}
 my $runtime = time() - $t_test;
 
 # ---- the check -----------------------------------------------------------------
@@ -707,9 +742,36 @@ cmp_ok($P->{normal}{commits}, '>', 0, 'normal: writers committed');
 	my $m = $c->marks('self_test');
 	cmp_ok($copied, '>', 0, "self_test: $copied keys copied aside");
 	my $stale = grep { $_->{violation} } $c->reads(phase => 'self_test', after => $m->{rolled_back});
-	cmp_ok($stale, '>', 0, "self_test: the checker reports the stale hits forced by rolling Redis back ($stale)");
+  SKIP:
+	{
+		# readers hit L1, whose entries are valid by this server's counters
+		# alone: a Redis rolled back behind its back cannot make them stale
+		# (l1_self_test proves the check with the local tier instead)
+		skip "self_test: with the local tier on, rolling Redis back forces no stale read ($stale)", 1
+		  if $l1_on;
+		cmp_ok($stale, '>', 0, "self_test: the checker reports the stale hits forced by rolling Redis back ($stale)");
+	}
 	is(scalar(grep { $_->{violation} } $c->reads(phase => 'self_test', before => $m->{rolled_back})), 0,
 		'self_test: and none before');
+}
+
+# l1_self_test (the fourth checker, with the local tier on)
+SKIP:
+{
+	skip 'l1_self_test: the local tier is off here (run-tests.sh\'s l1 pass runs it)', 4 unless $l1_on;
+	my $m = $cl->marks('l1_self_test');
+	my @stale = grep { $_->{violation} } $cl->reads(phase => 'l1_self_test', after => $m->{skipping});
+	my $local = grep { $_->{status} =~ /^HIT \(local\)/ } @stale;
+	diag "l1 self-test violation (expected): $_"
+	  for grep { defined } @{ $rl->{violations}{l1_self_test} // [] }[ 0 .. 2 ];
+	cmp_ok(scalar $cl->commits(phase => 'l1_self_test', after => $m->{skipping}), '>', 0,
+		'l1_self_test: the writer committed without bumping the local counters');
+	cmp_ok($local, '>', 0, 'l1_self_test: the checker reports the stale HIT (local) reads '
+		  . "the skipped local bumps left ($local of " . scalar(@stale) . ' stale reads)');
+	is(scalar(grep { $_->{violation} } $cl->reads(phase => 'l1_self_test', before => $m->{skipping})), 0,
+		'l1_self_test: and none before');
+	is(scalar($cl->failures), 0, 'l1_self_test: every scripted step ran in time')
+	  or diag join("\n", $cl->failures);
 }
 
 $node->stop;

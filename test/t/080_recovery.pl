@@ -31,8 +31,11 @@ use CacheExt::ResetProxy;
 use CacheExt::Session;
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# it checks what the Redis side notices (a restarted Redis's run
+# id, idle connections closed or reset) by calls that must make a round
+# trip, and HIT from Redis after each recovery step; L1's side of these
+# server bumps is tested in 220 and 221.
 delete $ENV{CE_L1};
 
 # before the server starts: it must find the locale

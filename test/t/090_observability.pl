@@ -36,8 +36,10 @@ use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Session;
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# it counts Redis hits (status HIT), their bytes, log lines and
+# warnings of calls that must reach Redis (stopped, for some); L1 hits say
+# HIT (local) and make no round trip (cache_stats l1_*: 220).
 delete $ENV{CE_L1};
 
 my $t_start = time();

@@ -12,8 +12,9 @@ use Test::More;
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# it tests the Redis path of a standby and of its promotion (L1 is
+# off on a standby anyway; 220 covers that and the primary).
 delete $ENV{CE_L1};
 
 my $redis = CacheExt::Redis->new;

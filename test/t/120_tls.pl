@@ -28,8 +28,9 @@ use CacheExt::Session;
 use CacheExt::TLS;
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# every call must go over TLS to Redis (MISS then HIT over TLS, and
+# every handshake failure).
 delete $ENV{CE_L1};
 
 my $pki = CacheExt::TLS::make_pki();

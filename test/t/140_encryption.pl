@@ -15,8 +15,9 @@ use Test::More;
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# it reads and tampers with sealed entries in Redis; an L1 hit
+# serves the unsealed copy in shared memory and never reads them.
 delete $ENV{CE_L1};
 
 my $CANARY = 'canary-7f3a9c';

@@ -29,8 +29,8 @@ use Test::More;
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# every command must reach Redis as the ACL user (NOPERM checks).
 delete $ENV{CE_L1};
 
 # ---- the documented ACL line ------------------------------------------------

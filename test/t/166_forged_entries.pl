@@ -19,8 +19,8 @@ use Test::More;
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# the calls must read the entries forged in Redis.
 delete $ENV{CE_L1};
 
 my $redis = CacheExt::Redis->new;

@@ -23,8 +23,9 @@ use Test::More;
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# it compares cached_query's and cache_explain's reading of
+# Redis's replies, so the calls must make the round trip.
 delete $ENV{CE_L1};
 
 my $redis = CacheExt::Redis->new;

@@ -17,8 +17,9 @@ use Test::More;
 
 use CacheExt::Redis qw(cache_ext_node);
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# it rolls Redis back behind cache_ext's back, which an L1 hit does
+# not read (verify_rate with local hits: 220).
 delete $ENV{CE_L1};
 
 my $redis = CacheExt::Redis->new;

@@ -17,8 +17,9 @@ use Test::More;
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# it checks which Redis target each database's outbox blocks and
+# serves by statuses of calls that must reach that Redis.
 delete $ENV{CE_L1};
 
 my $redis_a = CacheExt::Redis->new;

@@ -19,8 +19,10 @@ use Test::More;
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# the incarnation check runs at the first Redis contact and is
+# observed by calls that must make it (L1 starts empty after the restore
+# anyway).
 delete $ENV{CE_L1};
 
 my $redis = CacheExt::Redis->new;

@@ -21,8 +21,9 @@ use Time::HiRes qw(sleep);
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# the standby (L1 is off there anyway) and the primary are
+# checked by statuses of calls that must reach Redis.
 delete $ENV{CE_L1};
 
 my $redis = CacheExt::Redis->new;

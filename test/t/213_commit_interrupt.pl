@@ -22,8 +22,10 @@ use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Session;
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# it interrupts the Redis round trips of commits and outbox
+# delivery and checks the next calls' Redis statuses (L1 bumps at commit:
+# 220).
 delete $ENV{CE_L1};
 
 my $BOUND = 10;    # seconds: "it did not wait out the 60 s timeout"

@@ -30,8 +30,9 @@ use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::ResetProxy;
 use CacheExt::Util;
 
-# This file tests the Redis path: the local tier stays off here even in
-# run-tests.sh's CE_L1 pass (test/t/220_local_tier.pl covers L1).
+# The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
+# it loses replies of the token swap and checks the next calls,
+# which must reach Redis.
 delete $ENV{CE_L1};
 
 # A relay that, while $flag exists, swallows the replies of the next
