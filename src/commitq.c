@@ -604,6 +604,10 @@ CommitQueueStandbysConnected(void)
 
 /* ---- the standby's side ---- */
 
+/* the last comparison of CommitQueueWatermarkCovers, for its reason */
+static XLogRecPtr last_mark = InvalidXLogRecPtr;
+static XLogRecPtr last_replay = InvalidXLogRecPtr;
+
 /* The watermark key of this backend's target, or NULL when it has none. */
 char *
 CommitQueueMarkKey(void)
@@ -625,6 +629,8 @@ CommitQueueWatermarkCovers(const char *val, size_t len, XLogRecPtr replay)
 	char *end;
 	uint64 w;
 
+	last_replay = replay;
+	last_mark = InvalidXLogRecPtr;
 	if (val == NULL || len == 0 || len >= sizeof(buf))
 		return false;
 	memcpy(buf, val, len);
@@ -636,7 +642,19 @@ CommitQueueWatermarkCovers(const char *val, size_t len, XLogRecPtr replay)
 	w = strtou64(buf, &end, 10);
 	if (errno != 0 || *end != '\0')
 		return false;
+	last_mark = (XLogRecPtr) w;
 	return (XLogRecPtr) w >= replay;
+}
+
+/* Why the last comparison failed, for cache_status(). */
+char *
+CommitQueueWatermarkWhy(void)
+{
+	if (last_mark == InvalidXLogRecPtr)
+		return psprintf("hot standby: the primary publishes no invalidation watermark in Redis (replayed here: %X/%X)",
+						LSN_FORMAT_ARGS(last_replay));
+	return psprintf("hot standby: the primary has confirmed the invalidations of the WAL up to %X/%X in Redis, this server replays %X/%X",
+					LSN_FORMAT_ARGS(last_mark), LSN_FORMAT_ARGS(last_replay));
 }
 
 /* ---- the queue's background worker ---- */

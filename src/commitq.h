@@ -47,4 +47,6 @@ extern char *CommitQueueMarkKey(void);
 extern bool CommitQueueWatermarkCovers(const char *val, size_t len,
 									   XLogRecPtr replay);
 
+extern char *CommitQueueWatermarkWhy(void);
+
 #endif /* CACHE_EXT_COMMITQ_H */

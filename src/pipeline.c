@@ -77,6 +77,7 @@
 #include "parser/analyze.h"
 
 #include "cache_ext.h"
+#include "commitq.h"
 #include "entry.h"
 #include "invalidate.h"
 #include "keys.h"
@@ -519,7 +520,7 @@ cached_call(Call *c, CachedPlan *cplan)
 	if (found == LOOKUP_IN_FLIGHT)
 		return MakeReason(QS_PENDING, "pending invalidations (a commit's invalidations of this result are still on their way to Redis)");
 	if (found == LOOKUP_UNCONFIRMED)
-		return MakeReason(QS_PENDING, "pending invalidations (hot standby: the primary has not yet confirmed that the invalidations of every commit replayed here are in Redis)");
+		return MakeReason(QS_PENDING, psprintf("pending invalidations (%s)", CommitQueueWatermarkWhy()));
 	if (found == LOOKUP_REDIS_DOWN)
 		return MakeReason(QS_REDIS, psprintf("redis unavailable (%s)", StoreLastError()));
 
