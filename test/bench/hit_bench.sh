@@ -30,7 +30,9 @@
 # server, it prints the round trips to Redis and the plans built per hit
 # (cache_stats), the local hits (l1_hits), and the commands Redis saw per
 # hit (INFO commandstats): an L1 hit makes none, an L2 hit one GETRANGE and
-# one MGET.  Then TPS, average latency, and the ratios issue 12 targets:
+# one MGET.  Then TPS, average latency, with 1 client the backend's CPU time
+# per call (/proc/PID/schedstat over the middle of the run: less sensitive
+# to other load than the latency), and the ratios issue 12 targets:
 #   L1 hit TPS / matview TPS, 8 clients           >= 0.9
 #   L1 hit latency / matview latency, 1 client    <= 1.2
 #   L1 hit TPS / pgpool simple-protocol TPS, 8    >= 1.5
@@ -221,7 +223,7 @@ if [ "$BENCH_PGPOOL" != 0 ]; then
 	NAMES="$NAMES pgpool_simple pgpool_prepared"
 fi
 
-declare -A TPS LAT LABEL
+declare -A TPS LAT CPU LABEL
 LABEL=([direct]="direct query" [l1_hit]="L1 hit (local)" [l2_hit]="L2 hit (Redis TCP)"
 	[l2_hit_unix]="L2 hit (Redis unix)" [matview]="materialized view" [select1]="SELECT 1"
 	[pgpool_simple]="pgpool simple" [pgpool_prepared]="pgpool prepared")
@@ -231,27 +233,54 @@ redis_url() {
 	sleep 0.5
 }
 
+# backend_cpu SERVER APPNAME: the CPU time (from /proc/PID/schedstat) its
+# backend of that application_name spends over the middle of the run,
+# printed as "ns_on_cpu ns_elapsed"; "" if it was not found.
+backend_cpu() {
+	local pid c0 c1 t0 t1 window
+	sleep 0.5
+	pid=$(bench_backend_pid "$1" "$2")
+	[ -n "$pid" ] && [ -r "/proc/$pid/schedstat" ] || return 0
+	window=$(awk -v s="$BENCH_SECONDS" 'BEGIN { print (s > 1.5) ? s - 1 : 0.5 }')
+	read -r c0 _ </proc/"$pid"/schedstat
+	t0=$(date +%s%N)
+	sleep "$window"
+	read -r c1 _ </proc/"$pid"/schedstat || return 0
+	t1=$(date +%s%N)
+	echo "$((c1 - c0)) $((t1 - t0))"
+}
+
 # run NAME CLIENTS: one pgbench run of the variant, its TPS and average
-# latency appended to TPS[NAME,CLIENTS] and LAT[NAME,CLIENTS].
+# latency appended to TPS[NAME,CLIENTS] and LAT[NAME,CLIENTS]; with 1
+# client, the backend's CPU time per call (in microseconds) to CPU[NAME].
 run() {
-	local name=$1 clients=$2 out mode=prepared target file
+	local name=$1 clients=$2 out mode=prepared target file server='' pgb cpu=''
 	file=$name
 	case $name in
-		direct | l1_hit | matview | select1) target=$(bench_target l1) ;;
-		l2_hit | l2_hit_unix) target=$(bench_target l2) ;;
+		direct | l1_hit | matview | select1) server=l1 ;;
+		l2_hit | l2_hit_unix) server=l2 ;;
 		pgpool_*) target="-h 127.0.0.1 -p $PGPOOL_PORT -U postgres -d postgres" file=direct ;;
 	esac
+	[ -z "$server" ] || target=$(bench_target "$server")
 	case $name in
 		l1_hit | l2_hit | l2_hit_unix) file=hit ;;
 		pgpool_simple) mode=simple ;;
 	esac
 	if [ "$name" = l2_hit_unix ]; then redis_url "unix://$CE_REDIS_SOCKET"; fi
 	# shellcheck disable=SC2086
-	out=$(pgbench -n -M "$mode" $target -c "$clients" -j "$((clients < 2 ? 1 : 2))" \
-		-T "$BENCH_SECONDS" -f "$bench_dir/$file.sql" 2>&1) || { echo "$out"; ce_die "pgbench $name failed"; }
+	PGAPPNAME=bench_$name pgbench -n -M "$mode" $target -c "$clients" -j "$((clients < 2 ? 1 : 2))" \
+		-T "$BENCH_SECONDS" -f "$bench_dir/$file.sql" >"$bench_dir/pgbench.out" 2>&1 &
+	pgb=$!
+	if [ "$clients" = 1 ] && [ -n "$server" ]; then cpu=$(backend_cpu "$server" "bench_$name"); fi
+	wait "$pgb" || { cat "$bench_dir/pgbench.out"; ce_die "pgbench $name failed"; }
+	out=$(cat "$bench_dir/pgbench.out")
 	if [ "$name" = l2_hit_unix ]; then redis_url "redis://127.0.0.1:$CE_REDIS_PORT/0"; fi
 	TPS[$name,$clients]+=" $(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | tail -1)"
 	LAT[$name,$clients]+=" $(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")"
+	if [ -n "$cpu" ]; then
+		CPU[$name]+=" $(awk -v c="${cpu% *}" -v t="${cpu#* }" -v tps="${TPS[$name,$clients]##* }" \
+			'BEGIN { printf "%.2f", c / 1000 / (tps * t / 1e9) }')"
+	fi
 }
 
 ce_log "pgbench -M prepared, $BENCH_SECONDS s per run, $BENCH_REPEAT rounds (median)"
@@ -263,16 +292,18 @@ for round in $(seq "$BENCH_REPEAT"); do
 	done
 	ce_note "round $round done, load average $(bench_load)"
 done
-printf '  %-20s %7s %12s %10s %14s\n' variant clients TPS "lat (ms)" "TPS / matview"
+printf '  %-20s %7s %12s %10s %14s %16s\n' variant clients TPS "lat (ms)" "TPS / matview" "backend us/call"
 for clients in 1 8; do
 	for name in $NAMES; do
 		TPS[$name,$clients]=$(bench_median "${TPS[$name,$clients]}")
 		LAT[$name,$clients]=$(bench_median "${LAT[$name,$clients]}")
 	done
 	for name in $NAMES; do
-		printf '  %-20s %7d %12.1f %10.3f %14s\n' "${LABEL[$name]}" "$clients" \
+		cpu=-
+		if [ "$clients" = 1 ] && [ -n "${CPU[$name]:-}" ]; then cpu=$(bench_median "${CPU[$name]}"); fi
+		printf '  %-20s %7d %12.1f %10.3f %14s %16s\n' "${LABEL[$name]}" "$clients" \
 			"${TPS[$name,$clients]}" "${LAT[$name,$clients]}" \
-			"$(bench_ratio "${TPS[$name,$clients]}" "${TPS[matview,$clients]}")"
+			"$(bench_ratio "${TPS[$name,$clients]}" "${TPS[matview,$clients]}")" "$cpu"
 	done
 done
 LOAD_END=$(bench_load)
@@ -296,6 +327,9 @@ if [ "$BENCH_PGPOOL" != 0 ]; then
 	echo "  L1 hit TPS / pgpool prepared TPS, 8 clients:   $(bench_ratio "${TPS[l1_hit,8]}" "${TPS[pgpool_prepared,8]}")"
 fi
 echo "  L1 hit latency / SELECT 1 latency, 1 client:   $(bench_ratio "${LAT[l1_hit,1]}" "${LAT[select1,1]}")"
+if [ -n "${CPU[l1_hit]:-}" ] && [ -n "${CPU[matview]:-}" ]; then
+	echo "  L1 hit / matview backend CPU per call, 1 client: $(bench_ratio "$(bench_median "${CPU[l1_hit]}")" "$(bench_median "${CPU[matview]}")")   (the load-independent view of the latency ratio)"
+fi
 echo "  L1 hit TPS / L2 hit TPS, 1 client, 8 clients:  $(bench_ratio "${TPS[l1_hit,1]}" "${TPS[l2_hit,1]}"), $(bench_ratio "${TPS[l1_hit,8]}" "${TPS[l2_hit,8]}")"
 echo "  L2 hit: $(printf '%.3f' "${LAT[l2_hit,1]}") ms at 1 client, $(printf '%.0f' "${TPS[l2_hit,8]}") TPS at 8 clients (no target but no slower than 0.4)"
 echo "  L2 hit TPS / matview TPS, 8 clients:           $(bench_ratio "${TPS[l2_hit,8]}" "${TPS[matview,8]}")   (0.1's target >= 0.5)"
