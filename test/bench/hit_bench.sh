@@ -381,11 +381,13 @@ if [ "$BENCH_PERF" != 0 ]; then
 	perf record -q --call-graph dwarf,16384 -F 2000 -o "$bench_dir/perf.data" -p "$pid" -- sleep "$BENCH_SECONDS" \
 		>/dev/null 2>&1 || ce_die "perf record failed"
 	wait "$pgb" || true
-	ce_note "self time (backend $pid; load average $(bench_load)):"
-	perf report -i "$bench_dir/perf.data" --no-children --percent-limit 1 --stdio \
-		--sort dso,symbol -g none 2>/dev/null | grep -v '^#' | grep . | head -40
-	ce_note "inclusive time, cache_ext's functions and the executor:"
-	perf report -i "$bench_dir/perf.data" --children --percent-limit 2 --stdio \
-		--sort dso,symbol -g none 2>/dev/null | grep -v '^#' | grep . | head -60
+	ce_note "self time, top functions (backend $pid; load average $(bench_load)):"
+	perf report -i "$bench_dir/perf.data" --no-children --percent-limit 0.8 --stdio \
+		--sort dso,symbol -g none 2>/dev/null | awk '/^ *[0-9.]+%/ { printf "    %7s  %-18s %s\n", $1, $2, $4 }' | head -30
+	ce_note "time inclusive of callees: the call, its parts, and PostgreSQL's own work around it:"
+	perf report -i "$bench_dir/perf.data" --children --stdio --sort symbol -g none 2>/dev/null |
+		awk '/^ *[0-9.]+%/ { print $1, $4 }' |
+		grep -E ' (PortalRun|ExecMakeTableFunctionResult|cached_query_call|settings_material|get_prepared|GetCachedPlan|analyze_plan|check_privileges|call_scopes|bypass_reasons|entry_key|KeyHash|L1GenSlots|L1Lookup|EntryLoad|CeEntryParse|decode_rows|tuplestore_putvalues|finish_call|printtup|numeric_out|secure_write|secure_read|PortalStart|standard_ExecutorStart|standard_ExecutorEnd|CommitTransactionCommand|StartTransactionCommand)$' |
+		awk '!seen[$2]++ { printf "    %7s  %s\n", $1, $2 }'
 	[ -z "${BENCH_PERF_KEEP:-}" ] || cp "$bench_dir/perf.data" "$BENCH_PERF_KEEP"
 fi
