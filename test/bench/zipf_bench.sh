@@ -20,7 +20,9 @@
 # seconds (the hot keys must displace the cold ones), the statistics are
 # reset, and pgbench runs BENCH_SECONDS with BENCH_CLIENTS clients.  Per
 # step it prints:
-#   L1 size        the setting, and as a share of the working set's bytes
+#   setting, % ws  local_cache_size, and as a share of the working set's bytes
+#   cap %          what L1 can hold (cache_health().local_cache_size: chunks
+#                  and entry headers), as a share of the working set's bytes
 #   entries        local_cache_entries at the end (and as a share of keys)
 #   L1 hit rate    l1_hits / hits over the measured run (the rest are Redis
 #                  hits; misses are printed too, and should be 0)
@@ -129,25 +131,26 @@ pgbench_zipf() {
 
 # step LABEL: warm up, reset the statistics, measure, print one line.
 step() {
-	local label=$1 tps lat hits l1h misses ev entries size
+	local label=$1 tps lat hits l1h misses ev entries cap setting
 	# a restarted L1 is empty: fill it with every key in random order (Redis
 	# hits), then let the Zipf load replace the cold ones for a while
 	every_key 'random()'
 	[ "$BENCH_WARMUP" = 0 ] || pgbench_zipf "$BENCH_WARMUP" >/dev/null
 	bench_psql z -c "SELECT cache_stats_reset()" >/dev/null
 	read -r tps lat < <(pgbench_zipf "$BENCH_SECONDS")
-	read -r hits l1h misses ev entries size < <(bench_psql z -At -F ' ' -c \
-		"SELECT s.hits, s.l1_hits, s.misses, s.l1_evictions, coalesce(h.local_cache_entries, 0), coalesce(h.local_cache_size, 0)
+	read -r hits l1h misses ev entries cap setting < <(bench_psql z -At -F ' ' -c \
+		"SELECT s.hits, s.l1_hits, s.misses, s.l1_evictions, coalesce(h.local_cache_entries, 0), coalesce(h.local_cache_size, 0),
+		        (SELECT setting::bigint FROM pg_settings WHERE name = 'cache_ext.local_cache_size')
 		   FROM cache_stats s, cache_health() h")
-	awk -v lab="$label" -v size="$size" -v ws="$WS_BYTES" -v e="$entries" -v n="$BENCH_KEYS" \
+	awk -v lab="$label" -v set="$setting" -v cap="$cap" -v ws="$WS_BYTES" -v e="$entries" -v n="$BENCH_KEYS" \
 		-v h="$hits" -v l="$l1h" -v m="$misses" -v top="$(topk "$entries")" -v ev="$ev" \
 		-v tps="$tps" -v lat="$lat" -v load="$(bench_load)" 'BEGIN {
-		printf "  %-6s %9.0f kB %6.1f%% %7d %6.1f%% %8.3f %8.3f %7d %9d %10.1f %8.3f  %s\n",
-			lab, size / 1024, 100 * size / ws, e, 100 * e / n, h ? l / h : 0, top, m, ev, tps, lat, load }'
+		printf "  %-6s %9d kB %6.1f%% %6.1f%% %7d %6.1f%% %8.3f %8.3f %7d %9d %10.1f %8.3f  %s\n",
+			lab, set, 100 * set * 1024 / ws, 100 * cap / ws, e, 100 * e / n, h ? l / h : 0, top, m, ev, tps, lat, load }'
 }
 
 ce_log "pgbench -M prepared, $BENCH_CLIENTS clients, random_zipfian(1, $BENCH_KEYS, $BENCH_ZIPF_S); warm-up $BENCH_WARMUP s, measured $BENCH_SECONDS s per step"
-printf '  %-6s %12s %7s %7s %7s %8s %8s %7s %9s %10s %8s  %s\n' step "L1 size" "% ws" entries "% keys" \
+printf '  %-6s %12s %7s %7s %7s %7s %8s %8s %7s %9s %10s %8s  %s\n' step "setting" "% ws" "cap %" entries "% keys" \
 	"L1 rate" "top-k" misses evictions TPS "lat ms" "load average"
 step max
 for pct in off $BENCH_FRACTIONS; do
