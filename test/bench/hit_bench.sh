@@ -52,8 +52,9 @@
 #   BENCH_SKIP_BUILD=1  use the installed extension as it is
 #   BENCH_CHART    where to draw the chart (gnuplot, SVG: TPS by variant at 1
 #                  and 8 clients; default docs/img/hit_bench.svg; "" for none)
-#   BENCH_PERF=1   after the runs, perf record -g one backend serving L1 hits
-#                  (8 clients, BENCH_SECONDS) and print the top functions
+#   BENCH_PERF=1   after the runs, perf record one backend serving L1 hits and
+#                  one serving the matview (BENCH_PERF_CLIENTS, default 1;
+#                  BENCH_SECONDS each) and print where their time goes
 # With the defaults: 2 servers x 1,000,000 rows, then 3 rounds x 14 runs x
 # 10 s: about 9 minutes.
 set -euo pipefail
@@ -366,28 +367,47 @@ PLOT
 	ce_log "chart: $BENCH_CHART"
 fi
 
-# Where an L1 hit's time goes: one backend serving hits, profiled (self
-# time per function, then time inclusive of callees).
-if [ "$BENCH_PERF" != 0 ]; then
-	pclients=${BENCH_PERF_CLIENTS:-1}
-	ce_log "perf: one backend serving L1 hits, $pclients client(s), $BENCH_SECONDS s"
+# Where an L1 hit's time goes: one backend serving L1 hits, and one serving
+# the materialized view, profiled (perf, DWARF call graphs): the top
+# functions by self time, then the parts of a call by time inclusive of
+# callees, side by side, in % of each backend's CPU time and in
+# microseconds per call (that share of the backend CPU per call measured
+# above).
+perf_record() {
+	local name=$1 file=$2 clients=${BENCH_PERF_CLIENTS:-1} pgb pid
 	# shellcheck disable=SC2046
-	PGAPPNAME=bench_l1_perf pgbench -n -M prepared $(bench_target l1) -c "$pclients" -j "$((pclients < 2 ? 1 : 2))" \
-		-T "$((BENCH_SECONDS + 4))" -f "$bench_dir/hit.sql" >/dev/null 2>&1 &
+	PGAPPNAME=bench_perf_$name pgbench -n -M prepared $(bench_target l1) -c "$clients" -j "$((clients < 2 ? 1 : 2))" \
+		-T "$((BENCH_SECONDS + 4))" -f "$bench_dir/$file.sql" >/dev/null 2>&1 &
 	pgb=$!
 	sleep 2
-	pid=$(bench_backend_pid l1 bench_l1_perf)
+	pid=$(bench_backend_pid l1 "bench_perf_$name")
 	[ -n "$pid" ] || ce_die "no backend to profile"
-	perf record -q --call-graph dwarf,16384 -F 2000 -o "$bench_dir/perf.data" -p "$pid" -- sleep "$BENCH_SECONDS" \
+	perf record -q --call-graph dwarf,16384 -F 2000 -o "$bench_dir/perf_$name.data" -p "$pid" -- sleep "$BENCH_SECONDS" \
 		>/dev/null 2>&1 || ce_die "perf record failed"
 	wait "$pgb" || true
-	ce_note "self time, top functions (backend $pid; load average $(bench_load)):"
-	perf report -i "$bench_dir/perf.data" --no-children --percent-limit 0.8 --stdio \
-		--sort dso,symbol -g none 2>/dev/null | awk '/^ *[0-9.]+%/ { printf "    %7s  %-18s %s\n", $1, $2, $4 }' | head -30
-	ce_note "time inclusive of callees: the call, its parts, and PostgreSQL's own work around it:"
-	perf report -i "$bench_dir/perf.data" --children --stdio --sort symbol -g none 2>/dev/null |
-		awk '/^ *[0-9.]+%/ { print $1, $4 }' |
-		grep -E ' (PortalRun|ExecMakeTableFunctionResult|cached_query_call|settings_material|get_prepared|GetCachedPlan|analyze_plan|check_privileges|call_scopes|bypass_reasons|entry_key|KeyHash|L1GenSlots|L1Lookup|EntryLoad|CeEntryParse|decode_rows|tuplestore_putvalues|finish_call|printtup|numeric_out|secure_write|secure_read|PortalStart|standard_ExecutorStart|standard_ExecutorEnd|CommitTransactionCommand|StartTransactionCommand)$' |
-		awk '!seen[$2]++ { printf "    %7s  %s\n", $1, $2 }'
-	[ -z "${BENCH_PERF_KEEP:-}" ] || cp "$bench_dir/perf.data" "$BENCH_PERF_KEEP"
+	ce_note "$name: self time, top functions (backend $pid, ${clients} client(s); load average $(bench_load)):"
+	perf report -i "$bench_dir/perf_$name.data" --no-children --percent-limit 0.8 --stdio \
+		--sort dso,symbol -g none 2>/dev/null | awk '/^ *[0-9.]+%/ { printf "    %7s  %-18s %s\n", $1, $2, $4 }' | head -25
+	perf report -i "$bench_dir/perf_$name.data" --children --stdio --sort symbol -g none 2>/dev/null |
+		awk '/^ *[0-9.]+%/ { sub("%", "", $1); if (!seen[$4]++) print $4, $1 }' >"$bench_dir/incl_$name"
+	[ -z "${BENCH_PERF_KEEP:-}" ] || cp "$bench_dir/perf_$name.data" "$BENCH_PERF_KEEP.$name"
+}
+if [ "$BENCH_PERF" != 0 ]; then
+	ce_log "perf: one backend serving L1 hits, one serving the materialized view, $BENCH_SECONDS s each"
+	perf_record l1_hit hit
+	perf_record matview matview
+	ce_note "time inclusive of callees: % of the backend's CPU, and us per call (from the backend CPU per call above)"
+	printf '    %-30s %8s %8s %8s %8s\n' function "L1 %" "L1 us" "mv %" "mv us"
+	for sym in PortalRun standard_ExecutorRun ExecMakeTableFunctionResult cached_query_call \
+		settings_material get_prepared GetCachedPlan check_privileges call_scopes bypass_reasons \
+		entry_key KeyHash L1Lookup EntryLoad CeEntryParse decode_rows tuplestore_putvalues finish_call \
+		ExecScan printtup numeric_out secure_write secure_read PortalStart standard_ExecutorStart \
+		standard_ExecutorEnd CommitTransactionCommand StartTransactionCommand; do
+		awk -v s="$sym" -v cl="$(bench_median "${CPU[l1_hit]:-0}")" -v cm="$(bench_median "${CPU[matview]:-0}")" \
+			-v fl="$bench_dir/incl_l1_hit" -v fm="$bench_dir/incl_matview" 'BEGIN {
+			while ((getline l < fl) > 0) { split(l, a, " "); if (a[1] == s) pl = a[2] }
+			while ((getline l < fm) > 0) { split(l, a, " "); if (a[1] == s) pm = a[2] }
+			if (pl == "" && pm == "") exit
+			printf "    %-30s %8.2f %8.2f %8.2f %8.2f\n", s, pl, pl * cl / 100, pm, pm * cm / 100 }'
+	done
 fi
