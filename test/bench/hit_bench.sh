@@ -355,7 +355,7 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set ylabel "transactions per second (log scale)"
 set logscale y
-set yrange [10:*]
+set yrange [1:*]
 set grid ytics
 set key top left
 set xtics nomirror font ",10" noenhanced
