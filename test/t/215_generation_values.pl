@@ -23,7 +23,11 @@ use CacheExt::Session;
 use CacheExt::Util;
 
 my $redis = CacheExt::Redis->new;
-my $node = cache_ext_node('main', $redis);
+# Each backend sending its own bumps (the round trip at commit): the nonce
+# is per process.  The commit queue's worker (0.5's default) is one process
+# with one nonce; its values are checked at the end.
+my $node = cache_ext_node('main', $redis,
+	extra_conf => 'cache_ext.async_invalidation = off');
 sales_fixture($node);
 $node->safe_psql('postgres', "SELECT cache_track('sales')");
 my $oid = $node->safe_psql('postgres', "SELECT 'sales'::regclass::oid");
@@ -70,7 +74,31 @@ $node->safe_psql('postgres', q{SELECT * FROM cached_query('SELECT 1') AS t(x int
 ok(@tok == 1, 'the incarnation token is in Redis');
 isnt($redis->cli('GET', $tok[0]), $tok_before, 'a restart draws a new incarnation token');
 my @after = map { bump(undef) } 1 .. 3;
-is($repeats, 0, 'no value repeated, across commits, backends and the restart');
+
+# ---- the commit queue's worker sends the bumps: wait for each to land
+$node->safe_psql('postgres',
+	'ALTER SYSTEM RESET cache_ext.async_invalidation; SELECT pg_reload_conf()');
+$node->append_conf('postgresql.conf', 'cache_ext.async_invalidation = on');
+$node->reload;
+my $prev = $redis->cli('GET', $key);
+my @queued;
+for (1 .. 5)
+{
+	$node->safe_psql('postgres', 'UPDATE sales SET amount = amount + 1 WHERE id = 1');
+	my $v = $prev;
+	for (1 .. 200)
+	{
+		$v = $redis->cli('GET', $key);
+		last if $v ne $prev;
+		select(undef, undef, undef, 0.01);
+	}
+	isnt($v, $prev, 'the worker delivered the queued bump');
+	$repeats++ if $seen{$v}++;
+	push @queued, $v;
+	$prev = $v;
+}
+is(scalar(keys %{ { map { $_ => 1 } @queued } }), 5, 'five queued commits: five values');
+is($repeats, 0, 'no value repeated, across commits, backends, the restart and the worker');
 
 $node->stop;
 done_testing();
