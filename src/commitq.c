@@ -619,31 +619,15 @@ CommitQueueMarkKey(void)
 
 /*
  * Hot standby, after the lookup: whether the watermark read (first) in the
- * lookup's round trip covers the replay position read before it.  The
- * value comes from Redis: anything but a decimal LSN is "no".
+ * lookup's round trip (parsed by StoreReplyMark: anything but a decimal
+ * LSN is none) covers the replay position read before it.
  */
 bool
-CommitQueueWatermarkCovers(const char *val, size_t len, XLogRecPtr replay)
+CommitQueueWatermarkCovers(bool has_mark, uint64 mark, XLogRecPtr replay)
 {
-	char buf[32];
-	char *end;
-	uint64 w;
-
 	last_replay = replay;
-	last_mark = InvalidXLogRecPtr;
-	if (val == NULL || len == 0 || len >= sizeof(buf))
-		return false;
-	memcpy(buf, val, len);
-	buf[len] = '\0';
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] < '0' || buf[i] > '9')
-			return false;
-	errno = 0;
-	w = strtou64(buf, &end, 10);
-	if (errno != 0 || *end != '\0')
-		return false;
-	last_mark = (XLogRecPtr) w;
-	return (XLogRecPtr) w >= replay;
+	last_mark = has_mark ? (XLogRecPtr) mark : InvalidXLogRecPtr;
+	return has_mark && (XLogRecPtr) mark >= replay;
 }
 
 /* Why the last comparison failed, for cache_status(). */

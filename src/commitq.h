@@ -44,7 +44,7 @@ extern void CommitQueueRegisterWorker(void);
 extern char *CommitQueueMarkKey(void);
 
 /* ... and whether the watermark read from Redis covers replay. */
-extern bool CommitQueueWatermarkCovers(const char *val, size_t len,
+extern bool CommitQueueWatermarkCovers(bool has_mark, uint64 mark,
 									   XLogRecPtr replay);
 
 extern char *CommitQueueWatermarkWhy(void);

@@ -249,7 +249,7 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	if (sl.verdict == STORE_LOOKUP_DOWN)
 		return LOOKUP_REDIS_DOWN;
 	if (mark_key != NULL &&
-		!(sl.has_mark && CommitQueueWatermarkCovers(sl.mark, sl.mark_len, replay)))
+		!CommitQueueWatermarkCovers(sl.has_mark, sl.mark, replay))
 	{
 		tuplestore_clear(ts);
 		return LOOKUP_UNCONFIRMED;

@@ -168,13 +168,8 @@ StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 		const redisReply *error;
 		const redisReply *g = replies[gi];
 
-		if (mark_key != NULL && replies[0]->type == REDIS_REPLY_STRING &&
-			replies[0]->len < sizeof(out->mark))
-		{
-			memcpy(out->mark, replies[0]->str, replies[0]->len);
-			out->mark_len = replies[0]->len;
-			out->has_mark = true;
-		}
+		if (mark_key != NULL)
+			out->has_mark = StoreReplyMark(replies[0], &out->mark);
 		StoreReplyLookup(replies[ei], g, ngens, max_entry_size, out, &error);
 		if (error != NULL && for_explain)
 		{

@@ -83,9 +83,8 @@ typedef struct StoreLookup
 	int decoded;	 /* DECODE: what decode returned; -1 until it ran */
 	char error[200]; /* for_explain, DOWN on a server's error reply:
 							* "Redis answered: ..." (escaped) */
-	bool has_mark;	 /* mark_key was asked for and held a short string */
-	char mark[32];	 /* its bytes (not terminated; untrusted) */
-	size_t mark_len;
+	bool has_mark;	 /* mark_key was asked for and held a watermark */
+	uint64 mark;	 /* its value (StoreReplyMark) */
 } StoreLookup;
 
 /*

@@ -199,3 +199,31 @@ StoreReplyInfoField(const char *info, const char *field, char *dst,
 	RedisSafeText(dst, dstlen, v, strcspn(v, "\r\n"));
 	return true;
 }
+
+/*
+ * StoreReplyMark (store_reply.h): a watermark is 1 to 20 decimal digits
+ * that fit in 64 bits; anything else (nil, an error, another type, a
+ * sign, a space, an overflow) is no watermark.
+ */
+bool
+StoreReplyMark(const redisReply *r, uint64 *value)
+{
+	uint64 v = 0;
+
+	*value = 0;
+	if (r == NULL || r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20)
+		return false;
+	for (size_t i = 0; i < r->len; i++)
+	{
+		unsigned d;
+
+		if (r->str[i] < '0' || r->str[i] > '9')
+			return false;
+		d = (unsigned) (r->str[i] - '0');
+		if (v > (PG_UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*value = v;
+	return true;
+}

@@ -73,6 +73,12 @@ extern StoreStatus StoreReplyUnlinkCount(const redisReply *r, size_t nsent,
  * NUL): the rest of the first line "field:...", escaped by RedisSafeText
  * into dst (dstlen bytes).  False when no line has the field.
  */
+/*
+ * A standby's watermark (commitq.c), read with GETRANGE: true and *value
+ * when the reply is 1 to 20 decimal digits that fit in 64 bits.
+ */
+extern bool StoreReplyMark(const redisReply *r, uint64 *value);
+
 extern bool StoreReplyInfoField(const char *info, const char *field,
 								char *dst, size_t dstlen);
 

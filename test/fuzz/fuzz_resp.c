@@ -1434,7 +1434,32 @@ op_generic(Session *S, uint8_t param)
 	if (!redis_exec(S, n, names, replies, cap))
 		return;
 	for (int i = 0; i < n; i++)
+	{
+		uint64 mark;
+		bool has = StoreReplyMark(replies[i], &mark);
+
 		walk_reply(replies[i], 0);
+		/* a standby's watermark: 1 to 20 digits, no overflow, the same value */
+		if (replies[i]->type == REDIS_REPLY_STRING && replies[i]->len >= 1 &&
+			replies[i]->len <= 20)
+		{
+			char buf[21];
+			bool digits = true;
+			unsigned long long v;
+
+			memcpy(buf, replies[i]->str, replies[i]->len);
+			buf[replies[i]->len] = '\0';
+			for (size_t k = 0; k < replies[i]->len; k++)
+				digits = digits && isdigit((unsigned char) buf[k]);
+			errno = 0;
+			v = strtoull(buf, NULL, 10);
+			CHECK(has == (digits && errno == 0));
+			CHECK(!has || v == mark);
+		}
+		else
+			CHECK(!has);
+		CHECK(has || mark == 0);
+	}
 	free_replies(n, replies);
 }
 
