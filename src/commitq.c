@@ -630,6 +630,47 @@ CommitQueueWatermarkCovers(bool has_mark, uint64 mark, XLogRecPtr replay)
 	return has_mark && (XLogRecPtr) mark >= replay;
 }
 
+/*
+ * How long a standby waits for the watermark to reach its replay position:
+ * a few publication intervals, and the worker's idle wake-up (100 ms) when
+ * a standby has just connected.
+ */
+int
+CommitQueueMarkBudget(void)
+{
+	return Min(10 * cache_ext_watermark_interval + 100, cache_ext_command_timeout);
+}
+
+/*
+ * Hot standby, when the watermark did not cover its replay position: read
+ * it again every 2 ms until it does, for at most timeout_ms (the primary
+ * publishes it every cache_ext.watermark_interval while a WAL sender runs).
+ * True when it covers replay now: the caller looks up again, watermark
+ * first.  Interruptible.
+ */
+bool
+CommitQueueAwaitMark(const char *mark_key, XLogRecPtr replay, int timeout_ms)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   timeout_ms);
+
+	while (GetCurrentTimestamp() < deadline)
+	{
+		bool has;
+		uint64 mark;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 2, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (StoreReadMark(mark_key, &has, &mark) != STORE_OK)
+			return false;
+		if (CommitQueueWatermarkCovers(has, mark, replay))
+			return true;
+	}
+	return false;
+}
+
 /* Why the last comparison failed, for cache_status(). */
 char *
 CommitQueueWatermarkWhy(void)
@@ -703,9 +744,13 @@ CommitQueueWorkerMain(Datum arg)
 		if (ShutdownRequestPending)
 			continue;
 
+		/*
+		 * Every watermark_interval while a WAL sender runs; otherwise at
+		 * least every 100 ms, so that a standby that connects waits little
+		 * for its first watermarks.
+		 */
 		wait_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_force);
-		if (CommitQueueStandbysConnected())
-			wait_ms = Min(wait_ms, cache_ext_watermark_interval);
+		wait_ms = Min(wait_ms, CommitQueueStandbysConnected() ? cache_ext_watermark_interval : 100);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Max(wait_ms, 1), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

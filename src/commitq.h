@@ -47,6 +47,9 @@ extern char *CommitQueueMarkKey(void);
 extern bool CommitQueueWatermarkCovers(bool has_mark, uint64 mark,
 									   XLogRecPtr replay);
 
+extern int CommitQueueMarkBudget(void);
+extern bool CommitQueueAwaitMark(const char *mark_key, XLogRecPtr replay,
+								 int timeout_ms);
 extern char *CommitQueueWatermarkWhy(void);
 
 #endif /* CACHE_EXT_COMMITQ_H */

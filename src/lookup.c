@@ -243,16 +243,27 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	else if (!CommitQueueWaitDelivered(cs->keys, cs->n, CommitQueueWaitBudget()))
 		return LOOKUP_IN_FLIGHT;
 
-	StoreLookupEntry(rkey, cs->keys, cs->n, (size_t) cache_ext_max_entry_size,
-					 false, mark_key, gens->vals, gens->lens, decode_entry, &d,
-					 &sl);
-	if (sl.verdict == STORE_LOOKUP_DOWN)
-		return LOOKUP_REDIS_DOWN;
-	if (mark_key != NULL &&
-		!CommitQueueWatermarkCovers(sl.has_mark, sl.mark, replay))
+	for (int attempt = 0;; attempt++)
 	{
+		StoreLookupEntry(rkey, cs->keys, cs->n, (size_t) cache_ext_max_entry_size,
+						 false, mark_key, gens->vals, gens->lens, decode_entry, &d,
+						 &sl);
+		if (sl.verdict == STORE_LOOKUP_DOWN)
+			return LOOKUP_REDIS_DOWN;
+		if (mark_key == NULL || CommitQueueWatermarkCovers(sl.has_mark, sl.mark, replay))
+			break;
 		tuplestore_clear(ts);
-		return LOOKUP_UNCONFIRMED;
+
+		/*
+		 * The primary has not confirmed the WAL replayed before this call
+		 * began: wait a little for its next watermark, then look up again
+		 * (watermark first, against the same replay position).
+		 */
+		if (attempt > 0 || !CommitQueueAwaitMark(mark_key, replay, CommitQueueMarkBudget()))
+			return LOOKUP_UNCONFIRMED;
+		memset(gens->vals, 0, sizeof(char *) * cs->n);
+		memset(gens->lens, 0, sizeof(size_t) * cs->n);
+		*corrupt = NULL;
 	}
 	*gens_ok = sl.gens != STORE_GENS_INVALID;
 	switch (sl.verdict)

@@ -381,6 +381,30 @@ StoreLeaseTtl(const char *key, int64 *ttl_ms)
 	return st;
 }
 
+/* StoreReadMark (store.h): GETRANGE key 0 31, parsed by StoreReplyMark. */
+StoreStatus
+StoreReadMark(const char *key, bool *has, uint64 *value)
+{
+	RedisCommand cmd;
+	redisReply *r = NULL;
+	StoreStatus st = STORE_OK;
+
+	*has = false;
+	*value = 0;
+	RedisCommandInit(&cmd, "GETRANGE");
+	RedisCommandArgStr(&cmd, key);
+	RedisCommandArgStr(&cmd, "0");
+	RedisCommandArgStr(&cmd, "31");
+	if (!exec_commands(1, &cmd, &r, 4096, DEFAULT_TIMEOUT))
+		return STORE_UNAVAILABLE;
+	if (r->type == REDIS_REPLY_ERROR)
+		st = STORE_REFUSED;
+	else
+		*has = StoreReplyMark(r, value);
+	RedisFreeReplies(1, &r);
+	return st;
+}
+
 /* StoreLeaseSet (store.h): SET key token PX px_ms. */
 StoreStatus
 StoreLeaseSet(const char *key, const char *token, int px_ms, int timeout_ms)

@@ -156,6 +156,9 @@ extern StoreStatus StoreSwapToken(const char *key, const char *token,
 /* The standby lease: PTTL (ms, or -1 when none or unknown). */
 extern StoreStatus StoreLeaseTtl(const char *key, int64 *ttl_ms);
 
+/* A hot standby's watermark alone (*has false: none, or not a watermark). */
+extern StoreStatus StoreReadMark(const char *key, bool *has, uint64 *value);
+
 /*
  * Renew the lease (SET PX) or drop it (UNLINK, *dropped when the server
  * answered with a count), within timeout_ms.  Both check StoreUsable
