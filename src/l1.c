@@ -322,11 +322,12 @@ scopes_moved(const L1Entry *e)
 {
 	uint32 slots[L1_SCOPES_IN_CHUNK];
 	uint64 vals[L1_SCOPES_IN_CHUNK];
-	const char *p = chunks + (Size) e->first * L1_CHUNK;
+	const char *p;
 	L1Snapshot stored;
 
 	if (e->nscopes > L1_SCOPES_IN_CHUNK || e->first < 0)
 		return false;
+	p = chunks + (Size) e->first * L1_CHUNK;
 	memcpy(slots, p, sizeof(uint32) * e->nscopes);
 	memcpy(vals, p + sizeof(uint32) * e->nscopes, sizeof(uint64) * e->nscopes);
 	stored.n = (int) e->nscopes;

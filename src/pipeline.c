@@ -441,26 +441,33 @@ l1_call(Call *c)
  * Its expiry is the creation time in the entry's header plus the call's
  * TTL: the Redis entry was set after that time, with that TTL when the
  * calls agree on it; never more than the TTL from now (another server's
- * clock).  An entry already past it is not copied.  Its value is what running the
- * query costs, the mean time of its misses (cache_query_stats), not the
- * time of this hit; with no miss counted since the start (query stats
- * off, or just restarted) the hit's time is all there is.
- * docs/decisions.md says why the header and not PTTL.
+ * clock, or a hostile one's bytes: checked without overflow).  An entry
+ * already past it is not copied.  Its value is what running the query
+ * costs, the mean time of its misses (cache_query_stats), not the time of
+ * this hit; with no miss counted since the start (query stats off, or just
+ * restarted) the hit's time is all there is.  docs/decisions.md says why
+ * the header and not PTTL.
  */
 static void
 l1_copy_hit(Call *c, StringInfo keep)
 {
 	CeEntryView view;
+	TimestampTz now;
 	int64 left_ms;
 	double miss_ms;
 	double cost_us;
 
 	if (CeEntryParse((const uint8 *) keep->data, keep->len, &view) != NULL)
 		return;
-	left_ms = c->opts->ttl_ms - (GetCurrentTimestamp() - view.created_at) / 1000;
+	now = GetCurrentTimestamp();
+	if (view.created_at > now)
+		left_ms = c->opts->ttl_ms;
+	else if (view.created_at <= now - c->opts->ttl_ms * 1000)
+		return;
+	else
+		left_ms = c->opts->ttl_ms - (now - view.created_at) / 1000;
 	if (left_ms <= 0)
 		return;
-	left_ms = Min(left_ms, c->opts->ttl_ms);
 	if (QueryStatsMeanMissMs(c->pq->queryid, &miss_ms))
 		cost_us = miss_ms * 1000.0;
 	else

@@ -8,7 +8,9 @@
 # tree), verify (pg_regress and every TAP file again with
 # cache_ext.verify_rate = 1: every hit is also run directly and compared; any
 # mismatch fails it), l1 (pg_regress and every TAP file again with the local
-# tier on: cache_ext.local_cache_size = CE_L1, 64MB by default), diff
+# tier on: cache_ext.local_cache_size = CE_L1, 64MB by default; a TAP file
+# that ignores CE_L1 (it keeps the tier off, or sets it itself, and says
+# why) is not run twice), diff
 # (test/diff/run.sh, the differential test: thousands
 # of read statements run directly and twice through cached_query_json),
 # test/fuzz/run.sh, and test/valgrind.sh (pg_regress
@@ -320,6 +322,12 @@ run_tap()
 		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl 230_async_commit.pl 231_review13_async.pl} " in
 			*" $name "*) [ "$verify" != verify ] || { ce_note "verify: $name skipped (it forces stale hits on purpose)"; continue; } ;;
 		esac
+		# a file that keeps the local tier off or sets it itself (it says
+		# why) would only repeat the tap pass
+		if [ "$label" = l1:tap ] && grep -q '^delete \$ENV{CE_L1};' "$CE_ROOT/$rel"; then
+			ce_note "l1: $name skipped (it ignores CE_L1: the tap pass runs it as it is)"
+			continue
+		fi
 		ce_log "TAP $name${verify:+ (cache_ext.verify_rate = 1)}"
 		start=$SECONDS
 		rc=0

@@ -101,10 +101,14 @@ SKIP:
 }
 is($r->{rows}, $expected, 'rows are right while the breaker is open');
 
-# Past retry_interval the backend reconnects.
+# Past retry_interval the backend reconnects.  (On a machine too slow to
+# stay within retry_interval, the call above already reconnected and stored
+# the entry: then this one is its HIT.)
+my $stored_early = ($r->{status} // '') =~ /^MISS/;
 my $wait = $t_fail + $RETRY + 0.5 - time();
 sleep($wait) if $wait > 0;
-call_is($s, $call, qr/^MISS/, $expected, 'past retry_interval: reconnected, MISS');
+call_is($s, $call, $stored_early ? qr/^HIT/ : qr/^MISS/, $expected,
+	'past retry_interval: reconnected, MISS' . ($stored_early ? ' (stored by the call before: HIT)' : ''));
 call_is($s, $call, qr/^HIT/, $expected, 'then HIT');
 
 # ---- A new session while Redis is down --------------------------------------
