@@ -196,6 +196,10 @@ verify_hit(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
  * is false when they are not usable.  A corrupt entry is counted and
  * deleted, and described in *corrupt.  On a hit, keep (when not NULL)
  * receives the entry's bytes, opened, for the local tier.
+ *
+ * Long because: the fences before the round trip (in-flight bumps on a
+ * primary, the watermark on a standby, retried once), the round trip and
+ * the verdict on its replies share one set of outputs, in this order.
  */
 LookupOutcome
 lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
