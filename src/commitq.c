@@ -410,6 +410,31 @@ typedef struct TargetBatch
 	bool ok;
 } TargetBatch;
 
+static int
+key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * The batch's keys once each (commits of the same tables queue the same
+ * keys), sorted, in a new array; b->keys keeps every item for release.
+ */
+static int
+unique_keys(TargetBatch *b, char ***out)
+{
+	char **u = palloc(sizeof(char *) * Max(b->n, 1));
+	int n = 0;
+
+	memcpy(u, b->keys, sizeof(char *) * b->n);
+	qsort(u, b->n, sizeof(char *), key_cmp);
+	for (int i = 0; i < b->n; i++)
+		if (n == 0 || strcmp(u[n - 1], u[i]) != 0)
+			u[n++] = u[i];
+	*out = u;
+	return n;
+}
+
 /* the worker: no watermark alone to target i before then (it failed) */
 static TimestampTz wm_retry_at[OUTBOX_TARGETS];
 
@@ -429,6 +454,8 @@ deliver_batch(int ti, TargetBatch *b, XLogRecPtr wm)
 	char wmval[32];
 	char *volatile wmkey = NULL;
 	TimestampTz now = GetCurrentTimestamp();
+	char **uniq;
+	int nuniq;
 
 	b->ok = true;
 	LWLockAcquire(outbox_shared->lock, LW_SHARED);
@@ -452,14 +479,15 @@ deliver_batch(int ti, TargetBatch *b, XLogRecPtr wm)
 	}
 	if (b->n == 0 && wmkey == NULL)
 		return false;
+	nuniq = unique_keys(b, &uniq);
 	cache_ext_redis_url = url;
 	outbox_forced_target = ti;
 	PG_TRY();
 	{
-		b->ok = OutboxSendBumpsMarked(b->keys, b->n, wmkey, wmval,
+		b->ok = OutboxSendBumpsMarked(uniq, nuniq, wmkey, wmval,
 									  cache_ext_invalidation_timeout);
-		if (!b->ok && b->n > 0)
-			OutboxAdd(b->keys, b->n);
+		if (!b->ok && nuniq > 0)
+			OutboxAdd(uniq, nuniq);
 	}
 	PG_FINALLY();
 	{

@@ -28,7 +28,7 @@
 # committed (expected: at most one MSET per tracked commit, fewer when the
 # worker finds several commits queued; none untracked),
 # and the generation bumps sent (cache_stats.invalidations_sent; expected:
-# four keys per tracked commit).  Nothing here asserts a timing.
+# at most four keys per tracked commit: a batch sends each key once).  Nothing here asserts a timing.
 #
 #   BENCH_SECONDS  seconds per pgbench run (default 10)
 #   BENCH_REPEAT   rounds (default 3); each round runs untracked then tracked
@@ -196,7 +196,7 @@ for clients in $CLIENTS; do
 			"$(ratio "${BUMPS[$mode,$clients]}" "${XACTS[$mode,$clients]}")"
 	done
 done
-echo "  expected: at most 1 MSET (several commits share one when queued together) and 4 bumps (one per pgbench table) per tracked commit, none untracked"
+echo "  expected: at most 1 MSET and 4 bumps (one per pgbench table) per tracked commit, fewer when several commits are queued together (one MSET, each key once), none untracked"
 echo "  Redis INFO commandstats: mset calls=$(redis_mset_calls) in all, usec_per_call=$(redis_mset_usec_per_call) (server side)"
 echo "  cache_stats (whole run, setup included):"
 q -P footer=off -x -c "SELECT invalidations_sent, invalidations_deferred, outbox_overflows,
