@@ -31,8 +31,13 @@
 
 static char db_scope[17] = "";
 
-/* fetched once: an implicit fetch per digest takes OpenSSL's locks */
+/*
+ * Fetched once: an implicit fetch per digest takes OpenSSL's locks; and
+ * one digest context, reused (EVP_Digest allocates and frees one per
+ * call).  Backend-local, malloc'd by OpenSSL, kept for the backend's life.
+ */
 static EVP_MD *sha256 = NULL;
+static EVP_MD_CTX *sha256_ctx = NULL;
 
 void
 KeyAddField(StringInfo material, const void *data, uint32 len)
@@ -288,9 +293,12 @@ KeyHash(const StringInfo material, uint8 *hash)
 	}
 	if (sha256 == NULL)
 		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	if (sha256 == NULL ||
-		EVP_Digest(material->data, material->len, hash, &len,
-				   sha256, NULL) != 1 ||
+	if (sha256_ctx == NULL)
+		sha256_ctx = EVP_MD_CTX_new();
+	if (sha256 == NULL || sha256_ctx == NULL ||
+		EVP_DigestInit_ex(sha256_ctx, sha256, NULL) != 1 ||
+		EVP_DigestUpdate(sha256_ctx, material->data, material->len) != 1 ||
+		EVP_DigestFinal_ex(sha256_ctx, hash, &len) != 1 ||
 		len != CE_HASH_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),

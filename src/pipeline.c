@@ -238,7 +238,7 @@ typedef struct Call
 	const CallOptions *opts;
 	PreparedQuery *pq;
 	CallScopes cs;
-	StringInfoData settings;
+	uint8 settings[CE_HASH_LEN]; /* settings_key() */
 	TupleDesc resultdesc;
 	Tuplestorestate *ts;
 	instr_time start;
@@ -477,7 +477,7 @@ key_and_local(Call *c)
 {
 	if (c->cs.untracked != NIL)
 		c->outcome.ttl_only = untracked_summary(c->cs.untracked);
-	entry_key(c->query, c->params, &c->settings, c->opts, c->pq, &c->cs, c->hash);
+	entry_key(c->params, c->opts, c->pq, &c->cs, c->hash);
 	c->rkey = KeyEntryName(c->hash);
 	return l1_call(c);
 }
@@ -582,8 +582,8 @@ cached_query_call(text *query_text, const CallParams *params,
 	c.opts = opts;
 	c.ts = ts;
 
-	settings_material(&c.settings);
-	c.pq = get_prepared(c.query, params, &c.settings, &is_transient);
+	settings_key(c.settings);
+	c.pq = get_prepared(c.query, params, c.settings, &is_transient);
 	if (is_transient)
 		*transient = c.pq;
 

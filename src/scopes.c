@@ -578,35 +578,27 @@ untracked_summary(List *untracked)
 }
 
 /*
- * The entry key: everything that can change the answer.  The database
- * identity is in the key's name (keys.c); the rest is hashed here.
+ * The part of the entry key every call of pq shares while its analysis
+ * stands (analyze_plan makes it): the text, the parameter types, the
+ * settings (their digest: the statement is found by it), the relations the
+ * plan reads, the definition and the row type.  entry_key hashes it with
+ * what each call adds, so that a call hashes a few hundred bytes, not the
+ * settings' material.
  */
 void
-entry_key(const char *query, const CallParams *params, StringInfo settings,
-		  const CallOptions *opts, const PreparedQuery *pq,
-		  const CallScopes *cs, uint8 *hash)
+statement_key(PreparedQuery *pq)
 {
 	StringInfoData m;
-	List *path;
 	ListCell *lc;
 
 	initStringInfo(&m);
-	KeyAddString(&m, "cache_ext entry v2");
-	KeyAddString(&m, opts->namespace);
-	KeyAddString(&m, query);
-	KeyAddField(&m, params->types, sizeof(Oid) * params->n);
-	add_param_values(&m, params);
-	KeyAddField(&m, settings->data, settings->len);
-
-	/* the schemas names resolve in, and the relations they resolved to */
-	path = fetch_search_path(false);
-	foreach(lc, path)
-		KeyAddU32(&m, lfirst_oid(lc));
-	list_free(path);
+	KeyAddString(&m, "cache_ext statement v1");
+	KeyAddString(&m, pq->query);
+	KeyAddField(&m, pq->param_types, sizeof(Oid) * pq->nparams);
+	KeyAddField(&m, pq->key.settings, CE_HASH_LEN);
 	KeyAddString(&m, "relations");
 	foreach(lc, pq->deps.relids)
 		KeyAddU32(&m, lfirst_oid(lc));
-
 	KeyAddString(&m, "definition");
 	KeyAddField(&m, pq->definition, CE_HASH_LEN);
 	KeyAddString(&m, "row type");
@@ -615,6 +607,35 @@ entry_key(const char *query, const CallParams *params, StringInfo settings,
 		KeyAddU32(&m, pq->codecs[i].typid);
 		KeyAddU32(&m, (uint32) pq->codecs[i].typmod);
 	}
+	KeyHash(&m, pq->statement_key);
+	pfree(m.data);
+}
+
+/*
+ * The entry key: everything that can change the answer.  The database
+ * identity is in the key's name (keys.c); the statement's part is
+ * pq->statement_key (statement_key); the rest is hashed here.
+ */
+void
+entry_key(const CallParams *params, const CallOptions *opts,
+		  const PreparedQuery *pq, const CallScopes *cs, uint8 *hash)
+{
+	StringInfoData m;
+	List *path;
+	ListCell *lc;
+
+	initStringInfo(&m);
+	KeyAddString(&m, "cache_ext entry v3");
+	KeyAddString(&m, opts->namespace);
+	KeyAddField(&m, pq->statement_key, CE_HASH_LEN);
+	add_param_values(&m, params);
+
+	/* the schemas names resolve in (the relations are in the statement's) */
+	path = fetch_search_path(false);
+	foreach(lc, path)
+		KeyAddU32(&m, lfirst_oid(lc));
+	list_free(path);
+
 	if (pq->deps.role_dependent || cs->opted_in)
 	{
 		KeyAddString(&m, "role");
