@@ -82,6 +82,7 @@
 #include "invalidate.h"
 #include "keys.h"
 #include "l1.h"
+#include "l1_rows.h"
 #include "call.h"
 #include "outcome.h"
 #include "store/store.h"
@@ -305,6 +306,30 @@ bypass_call(Call *c, const CallReason *reason)
 }
 
 /*
+ * Put the entry buf (len bytes, writable, one spare byte after it) of this
+ * call into L1, in L1's form (l1_rows.c), under the counters read before
+ * its data was; nothing when it does not decode.
+ */
+static void
+l1_insert(Call *c, char *buf, size_t len, int64 ttl_ms, double cost_us)
+{
+	PreparedQuery *pq = c->pq;
+	StringInfoData rows;
+
+	/*
+	 * No decoding in vain: the rows take more than an eighth of the entry's
+	 * bytes (a value's 4-byte length becomes a 1-byte header at best).
+	 */
+	if (!L1MayTake(len / 8, c->l1snap.n))
+		return;
+	if (!L1RowsFromEntry(buf, len, c->hash, pq->resultdesc->natts, pq->codecs,
+						 pq->resultdesc, pq->decode_in_subxact, &rows))
+		return;
+	L1Insert(c->hash, rows.data, rows.len, &c->l1snap, ttl_ms, cost_us);
+	pfree(rows.data);
+}
+
+/*
  * A MISS (no entry, a stale or a corrupt one): run the query, returning
  * its rows and, when the generations read before it are usable, encoding
  * them into an entry stored under the call's TTL.  What kept the result
@@ -348,8 +373,8 @@ miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
 		EntryWriterFinish(&w, c->hash);
 		/* computed after l1snap was read: valid while it is current */
 		if (c->l1)
-			L1Insert(c->hash, w.buf.data, w.buf.len, &c->l1snap,
-					 c->opts->ttl_ms, elapsed_us(c->start));
+			l1_insert(c, w.buf.data, w.buf.len, c->opts->ttl_ms,
+					  elapsed_us(c->start));
 		not_stored = store(c->rkey, &w, c->opts);
 		if (not_stored == NULL)
 		{
@@ -395,19 +420,19 @@ l1_call(Call *c)
 	PreparedQuery *pq = c->pq;
 	char *data;
 	size_t len;
-	const char *why;
+	L1RowsResult rows;
 
 	if (!L1Usable(NULL))
 		return false;
 	c->l1 = true;
 	L1GenSlots(c->cs.keys, c->cs.n, &c->l1snap);
 	data = L1Lookup(c->hash, &c->l1snap, &len);
-	/* a limit lowered since it was stored: L2 says what to do with it */
-	if (data != NULL && len <= (size_t) cache_ext_max_entry_size)
+	if (data != NULL)
 	{
-		if (EntryLoad(data, len, c->hash, NULL, pq->resultdesc->natts,
-					  pq->codecs, pq->resultdesc, pq->decode_in_subxact,
-					  c->ts, &why) == ENTRY_VALID)
+		/* a limit lowered since it was stored: L2 says what to do with it */
+		rows = L1RowsPut(data, len, pq->resultdesc->natts,
+						 (size_t) cache_ext_max_entry_size, c->ts, &len);
+		if (rows == L1ROWS_OK)
 		{
 			if (verify_this_hit(c) &&
 				!verify_hit(pq, c->params, c->ts, c->resultdesc, c->rkey, &c->cs))
@@ -428,8 +453,11 @@ l1_call(Call *c)
 			return true;
 		}
 		/* it was stored by this server: not expected; drop it */
-		tuplestore_clear(c->ts);
-		L1Delete(c->hash);
+		if (rows == L1ROWS_CORRUPT)
+		{
+			tuplestore_clear(c->ts);
+			L1Delete(c->hash);
+		}
 	}
 	L1GenRead(&c->l1snap);
 	return false;
@@ -465,7 +493,7 @@ l1_copy_hit(Call *c, StringInfo keep)
 		cost_us = miss_ms * 1000.0;
 	else
 		cost_us = elapsed_us(c->start);
-	L1Insert(c->hash, keep->data, keep->len, &c->l1snap, left_ms, cost_us);
+	l1_insert(c, keep->data, keep->len, left_ms, cost_us);
 }
 
 /*
