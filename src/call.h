@@ -80,6 +80,11 @@ typedef struct PreparedQuery
 	List *untracked;	/* "public.x untracked", ... */
 	List *opaque;		/* "function f() may read tables", ... */
 	List *narrowed;		/* NarrowedScope: depends on key values only */
+	/* generation key names every call shares (scopes.c's scope_names) */
+	char *names_prefix; /* cache_ext.key_prefix they have; NULL: none yet */
+	char *server_name;
+	char *database_name;
+	char **table_names; /* whole-table, one per scope_relids entry */
 } PreparedQuery;
 
 /*

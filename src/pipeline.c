@@ -243,13 +243,26 @@ typedef struct Call
 	TupleDesc resultdesc;
 	Tuplestorestate *ts;
 	instr_time start;
-	char *rkey; /* the entry's key, once known */
+	bool keyed; /* hash is the entry key (key_and_local) */
+	char *rkey; /* its Redis key name, made when first needed (call_rkey) */
 	uint8 hash[CE_HASH_LEN];
 	CallOutcome outcome;
 	QueryStatsCall rec;
 	bool l1;		   /* the local tier is in use for this call */
 	L1Snapshot l1snap; /* its counters, read before the L2 lookup */
 } Call;
+
+/*
+ * The entry's Redis key name, or NULL before the call is keyed: made only
+ * when needed (an L1 hit does not, unless logged or verified).
+ */
+static char *
+call_rkey(Call *c)
+{
+	if (c->rkey == NULL && c->keyed)
+		c->rkey = KeyEntryName(c->hash);
+	return c->rkey;
+}
 
 /*
  * The end of a call: its outcome (for cache_status), its counters and
@@ -287,9 +300,9 @@ finish_call(Call *c)
 	if (cache_ext_log_calls >= needed)
 		ereport(cache_ext_log_calls_level,
 				(errmsg("cache_ext: %s in %.3f ms", OutcomeRender(&c->outcome), c->rec.ms),
-				 c->rkey ? errdetail_internal("Key %s, query id " INT64_FORMAT ".",
-											  c->rkey, (int64) c->pq->queryid) :
-						   errdetail_internal("Query id " INT64_FORMAT ".", (int64) c->pq->queryid),
+				 call_rkey(c) ? errdetail_internal("Key %s, query id " INT64_FORMAT ".",
+												   c->rkey, (int64) c->pq->queryid) :
+								errdetail_internal("Query id " INT64_FORMAT ".", (int64) c->pq->queryid),
 				 errhidestmt(false)));
 }
 
@@ -297,6 +310,7 @@ finish_call(Call *c)
 static void
 bypass_call(Call *c, const CallReason *reason)
 {
+	c->keyed = false;
 	c->rkey = NULL;
 	run_query(c->pq, c->params, c->ts, NULL);
 	/* after running: the query may call cached_query, whose status is its own */
@@ -375,7 +389,7 @@ miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
 		if (c->l1)
 			l1_insert(c, w.buf.data, w.buf.len, c->opts->ttl_ms,
 					  elapsed_us(c->start));
-		not_stored = store(c->rkey, &w, c->opts);
+		not_stored = store(call_rkey(c), &w, c->opts);
 		if (not_stored == NULL)
 		{
 			c->rec.stored = true;
@@ -435,7 +449,7 @@ l1_call(Call *c)
 		if (rows == L1ROWS_OK)
 		{
 			if (verify_this_hit(c) &&
-				!verify_hit(pq, c->params, c->ts, c->resultdesc, c->rkey, &c->cs))
+				!verify_hit(pq, c->params, c->ts, c->resultdesc, call_rkey(c), &c->cs))
 			{
 				L1Delete(c->hash);
 				c->outcome.status = CALL_MISS;
@@ -506,7 +520,7 @@ key_and_local(Call *c)
 	if (c->cs.untracked != NIL)
 		c->outcome.ttl_only = untracked_summary(c->cs.untracked);
 	entry_key(c->params, c->opts, c->pq, &c->cs, c->hash);
-	c->rkey = KeyEntryName(c->hash);
+	c->keyed = true;
 	return l1_call(c);
 }
 
@@ -527,7 +541,7 @@ cached_call(Call *c, CachedPlan *cplan)
 	StringInfoData keep;
 
 	initStringInfo(&keep);
-	found = lookup(c->rkey, c->hash, pq, &c->cs, c->ts, &gens, &gens_ok,
+	found = lookup(call_rkey(c), c->hash, pq, &c->cs, c->ts, &gens, &gens_ok,
 				   &corrupt, c->l1 ? &keep : NULL);
 
 	/*

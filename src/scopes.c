@@ -286,6 +286,7 @@ analyze_scopes(PreparedQuery *pq, PlannedStmt *stmt)
 	pq->has_tracked = false;
 	pq->untracked = NIL;
 	pq->opaque = NIL;
+	pq->names_prefix = NULL; /* scope_names makes them again */
 	foreach(lc, pq->deps.relids)
 	{
 		Oid relid = lfirst_oid(lc);
@@ -461,6 +462,34 @@ add_key_scopes(CallScopes *cs, NarrowedScope *ns, const CallParams *params)
 	return true;
 }
 
+/*
+ * The generation key names of pq's scopes that are the same for every
+ * call: the server's, the database's and each scope relation's whole-table
+ * one.  Made once per analysis (in its memory) and key prefix (a prefix
+ * changed since makes them again), since making them cost each call a few
+ * psprintf.
+ */
+static void
+scope_names(PreparedQuery *pq)
+{
+	MemoryContext old;
+	ListCell *lc;
+	int i = 0;
+
+	if (pq->names_prefix != NULL &&
+		strcmp(pq->names_prefix, cache_ext_key_prefix) == 0)
+		return;
+	pq->names_prefix = NULL;
+	old = MemoryContextSwitchTo(pq->analysis_cxt);
+	pq->server_name = KeyServerGenName();
+	pq->database_name = KeyDatabaseGenName();
+	pq->table_names = palloc(sizeof(char *) * Max(list_length(pq->scope_relids), 1));
+	foreach(lc, pq->scope_relids)
+		pq->table_names[i++] = KeyTableGenName(lfirst_oid(lc));
+	pq->names_prefix = pstrdup(cache_ext_key_prefix);
+	MemoryContextSwitchTo(old);
+}
+
 /* The generations this call depends on, and what it reads untracked. */
 void
 call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
@@ -469,6 +498,7 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 	int max = 2 + list_length(pq->scope_relids) +
 		list_length(opts->depends_on) + opts->ntags;
 	ListCell *lc;
+	int r = 0;
 
 	foreach(lc, pq->narrowed)
 		max += 1 + MAX_CALL_KEYS;
@@ -477,8 +507,9 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 	cs->labels = palloc(sizeof(char *) * max);
 	cs->desc = palloc(sizeof(char *) * max);
 	cs->rel = palloc(sizeof(Oid) * max);
-	add_scope(cs, KeyServerGenName(), NULL, "server");
-	add_scope(cs, KeyDatabaseGenName(), NULL, "database");
+	scope_names(pq);
+	add_scope(cs, pq->server_name, NULL, "server");
+	add_scope(cs, pq->database_name, NULL, "database");
 	foreach(lc, pq->scope_relids)
 	{
 		Oid scope = lfirst_oid(lc);
@@ -487,10 +518,11 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 		int first = cs->n;
 
 		if (ns == NULL || !add_key_scopes(cs, ns, params))
-			add_scope(cs, KeyTableGenName(scope), NULL,
+			add_scope(cs, pq->table_names[r], NULL,
 					  cs->describe ? psprintf("table %s", relation_label(scope)) : "table");
 		for (int i = first; i < cs->n; i++)
 			cs->rel[i] = scope;
+		r++;
 	}
 	cs->untracked = list_copy(pq->untracked);
 
