@@ -22,6 +22,7 @@ OBJS = \
 	src/commitq.o \
 	src/l1.o \
 	src/l1_gen.o \
+	src/l1_rows.o \
 	src/lookup.o \
 	src/pipeline.o \
 	src/outcome.o \

@@ -27,9 +27,26 @@
 #include "keys.h"
 #include "outcome.h"
 
+/*
+ * What a prepared statement is found by: the digest of the settings, the
+ * role, and hashes of the text and parameter types (the statement holds
+ * both, and is used only when they are equal).
+ */
+typedef struct PreparedKey
+{
+	uint8 settings[CE_HASH_LEN]; /* settings_key() */
+	uint64 text_hash;			 /* hash_bytes_extended of the text */
+	uint32 types_hash;			 /* hash_bytes of the parameter types */
+	int32 nparams;
+	Oid userid;
+} PreparedKey;
+
 typedef struct PreparedQuery
 {
-	uint8 key[CE_HASH_LEN]; /* hash of text, param types, settings */
+	PreparedKey key;
+	char *query; /* its text, and its parameters' types */
+	int nparams;
+	Oid *param_types;
 	CachedPlanSource *plansource;
 	/* the analysis of generation 'generation' of the generic plan */
 	int generation;
@@ -41,6 +58,8 @@ typedef struct PreparedQuery
 	char literal_problem[160]; /* a 'now'-like literal frozen at prepare */
 	/* hash of the rewritten query and of the user functions' definitions */
 	uint8 definition[CE_HASH_LEN];
+	/* the entry key's part every call shares, from the analysis (entry_key) */
+	uint8 statement_key[CE_HASH_LEN];
 	bool decode_in_subxact; /* user-defined types: see EntryDecode */
 	uint64 queryid;			/* hash of the text, for cache_query_stats */
 	uint64 tracking_epoch;	/* InvalTrackingEpoch() the analysis saw */
@@ -61,6 +80,11 @@ typedef struct PreparedQuery
 	List *untracked;	/* "public.x untracked", ... */
 	List *opaque;		/* "function f() may read tables", ... */
 	List *narrowed;		/* NarrowedScope: depends on key values only */
+	/* generation key names every call shares (scopes.c's scope_names) */
+	char *names_prefix; /* cache_ext.key_prefix they have; NULL: none yet */
+	char *server_name;
+	char *database_name;
+	char **table_names; /* whole-table, one per scope_relids entry */
 } PreparedQuery;
 
 /*
@@ -158,11 +182,11 @@ extern char *CallLastStatus(void);
 extern void json_key(StringInfo buf, const char *key);
 
 /* stmtcache.c: the backend's prepared statements */
-extern void settings_material(StringInfo s);
+extern void settings_key(uint8 *digest);
 extern void all_settings_material(StringInfo m);
 extern void all_settings_hash(uint8 *hash);
 extern PreparedQuery *get_prepared(const char *query, const CallParams *params,
-								   StringInfo settings, bool *transient);
+								   const uint8 *settings, bool *transient);
 extern void analyze_plan(PreparedQuery *pq, CachedPlan *cplan);
 typedef Datum (*CallBodyFn)(void *arg, PreparedQuery **transient);
 extern Datum RunCall(CallBodyFn body, void *arg);
@@ -181,8 +205,8 @@ extern void call_scopes(PreparedQuery *pq, const CallOptions *opts,
 						CallScopes *cs, const CallParams *params);
 extern const char *touched_scope(PreparedQuery *pq, CallScopes *cs);
 extern char *untracked_summary(List *untracked);
-extern void entry_key(const char *query, const CallParams *params,
-					  StringInfo settings, const CallOptions *opts,
+extern void statement_key(PreparedQuery *pq);
+extern void entry_key(const CallParams *params, const CallOptions *opts,
 					  const PreparedQuery *pq, const CallScopes *cs,
 					  uint8 *hash);
 

@@ -569,14 +569,40 @@ typedef enum DecodeOutcome
 } DecodeOutcome;
 
 /*
- * Turn one value at p (len bytes, already bounds-checked) into a Datum.
- * With catch_errors, bad-input errors of the type's functions are caught
- * and reported as DV_UNDECODABLE; other errors (cancel, out of memory)
- * propagate.
+ * Memory for the varlena values of one row, reused from row to row: their
+ * datums are copied into the row's tuple before the next row is decoded,
+ * so a palloc per value and a context reset per row are not needed.  A
+ * value that does not fit is palloc'd (in the row's context) instead.
+ */
+typedef struct RowScratch
+{
+	char *buf;
+	Size used;
+	Size size;
+} RowScratch;
+
+#define ROW_SCRATCH_SIZE 8192
+
+static void *
+scratch_alloc(RowScratch *s, Size n)
+{
+	Size off = MAXALIGN(s->used);
+
+	if (off + n > s->size)
+		return palloc(n);
+	s->used = off + n;
+	return s->buf + off;
+}
+
+/*
+ * Turn one value at p (len bytes, already bounds-checked) into a Datum; a
+ * varlena copied raw goes into scratch.  With catch_errors, bad-input
+ * errors of the type's functions are caught and reported as
+ * DV_UNDECODABLE; other errors (cancel, out of memory) propagate.
  */
 static DecodeOutcome
 decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
-			 bool catch_errors)
+			 bool catch_errors, RowScratch *scratch)
 {
 	switch (c->codec)
 	{
@@ -618,7 +644,7 @@ decode_value(const EntryColumnCodec *c, char *p, uint32 len, Datum *out,
 				if (c->codec == CE_CODEC_TEXT && !pg_verifymbstr(p, len, true))
 					return DV_CORRUPT;
 				/* numeric values were validated by CeEntryParse */
-				v = (text *) palloc(len + VARHDRSZ);
+				v = (text *) scratch_alloc(scratch, (Size) len + VARHDRSZ);
 				SET_VARSIZE(v, len + VARHDRSZ);
 				memcpy(VARDATA(v), p, len);
 				*out = PointerGetDatum(v);
@@ -696,14 +722,18 @@ decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
 	bool *nulls = palloc(sizeof(bool) * (natts + 1));
 	char *p = (char *) view->rows;
 	DecodeOutcome result = DV_OK;
+	RowScratch scratch;
 
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cache_ext decode",
 								   ALLOCSET_DEFAULT_SIZES);
+	scratch.buf = palloc(ROW_SCRATCH_SIZE);
+	scratch.size = ROW_SCRATCH_SIZE;
 	for (uint32 r = 0; r < view->nrows && result == DV_OK; r++)
 	{
 		const uint8 *bitmap = (const uint8 *) p;
 
 		p += natts / 8 + 1;
+		scratch.used = 0;
 		MemoryContextSwitchTo(rowcxt);
 		for (int i = 0; i < natts; i++)
 		{
@@ -723,7 +753,8 @@ decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
 				p += 4;
 			}
 			*col = i;
-			result = decode_value(&codecs[i], p, vlen, &values[i], catch_errors);
+			result = decode_value(&codecs[i], p, vlen, &values[i], catch_errors,
+								  &scratch);
 			if (result != DV_OK)
 				break;
 			p += vlen;
@@ -731,9 +762,11 @@ decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
 		MemoryContextSwitchTo(oldcxt);
 		if (result == DV_OK)
 			tuplestore_putvalues(ts, desc, values, nulls);
+		/* cheap when nothing was allocated (the row's values were scratch) */
 		MemoryContextReset(rowcxt);
 	}
 	MemoryContextDelete(rowcxt);
+	pfree(scratch.buf);
 	pfree(values);
 	pfree(nulls);
 	return result;

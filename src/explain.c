@@ -146,7 +146,7 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 	char *query = text_to_cstring(query_text);
 	CallParams params;
 	CallOptions opts;
-	StringInfoData settings;
+	uint8 settings[CE_HASH_LEN];
 	StringInfoData buf;
 	PreparedQuery *pq;
 	CachedPlan *cplan;
@@ -159,11 +159,11 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 
 	parse_options(with_options ? options_arg(fcinfo, 0) : NULL, &opts);
 	collect_params(fcinfo, qarg + 1, &params);
-	settings_material(&settings);
+	settings_key(settings);
 	{
 		bool is_transient;
 
-		pq = get_prepared(query, &params, &settings, &is_transient);
+		pq = get_prepared(query, &params, settings, &is_transient);
 		if (is_transient)
 			*transient = pq;
 	}
@@ -176,7 +176,7 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 	if (InvalHitsBlocked(true))
 		reasons = lappend(reasons,
 						  MakeReason(QS_PENDING, "pending invalidations (this server holds invalidations Redis has not taken yet)"));
-	entry_key(query, &params, &settings, &opts, pq, &cs, hash);
+	entry_key(&params, &opts, pq, &cs, hash);
 	rkey = KeyEntryName(hash);
 
 	initStringInfo(&buf);

@@ -18,6 +18,7 @@
 
 #include <sys/stat.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -31,8 +32,20 @@
 
 static char db_scope[17] = "";
 
-/* fetched once: an implicit fetch per digest takes OpenSSL's locks */
+/*
+ * Fetched once: an implicit fetch per digest takes OpenSSL's locks; and
+ * one digest context, reused (EVP_Digest allocates and frees one per
+ * call).  Backend-local, malloc'd by OpenSSL, kept for the backend's life.
+ */
 static EVP_MD *sha256 = NULL;
+static EVP_MD_CTX *sha256_ctx = NULL;
+
+/*
+ * The HMAC context, keyed once with hmac_key: each digest re-initialises
+ * it without a key, reusing the key's precomputed state (HMAC() fetches
+ * the algorithm and keys a new context on every call, 4x the cost).
+ */
+static EVP_MAC_CTX *hmac_ctx = NULL;
 
 void
 KeyAddField(StringInfo material, const void *data, uint32 len)
@@ -270,6 +283,30 @@ KeyHmacOn(void)
  * so that nobody reading Redis can confirm a guessed query or parameter.
  * Never throws except out of memory.
  */
+/* hmac_ctx, keyed with hmac_key; NULL when OpenSSL refused. */
+static EVP_MAC_CTX *
+keyed_hmac_ctx(void)
+{
+	if (hmac_ctx == NULL)
+	{
+		EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+		EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+		OSSL_PARAM params[2];
+
+		EVP_MAC_free(mac); /* the context holds its own reference */
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+													 (char *) "SHA256", 0);
+		params[1] = OSSL_PARAM_construct_end();
+		if (ctx == NULL || EVP_MAC_init(ctx, hmac_key, CE_HASH_LEN, params) != 1)
+		{
+			EVP_MAC_CTX_free(ctx);
+			return NULL;
+		}
+		hmac_ctx = ctx;
+	}
+	return hmac_ctx;
+}
+
 void
 KeyHash(const StringInfo material, uint8 *hash)
 {
@@ -277,10 +314,16 @@ KeyHash(const StringInfo material, uint8 *hash)
 
 	if (hmac_on)
 	{
-		if (HMAC(EVP_sha256(), hmac_key, CE_HASH_LEN,
-				 (const unsigned char *) material->data, material->len,
-				 hash, &len) == NULL ||
-			len != CE_HASH_LEN)
+		EVP_MAC_CTX *ctx = keyed_hmac_ctx();
+		size_t outlen = 0;
+
+		/* a NULL key: the key hmac_ctx was keyed with */
+		if (ctx == NULL ||
+			EVP_MAC_init(ctx, NULL, 0, NULL) != 1 ||
+			EVP_MAC_update(ctx, (const unsigned char *) material->data,
+						   material->len) != 1 ||
+			EVP_MAC_final(ctx, hash, &outlen, CE_HASH_LEN) != 1 ||
+			outlen != CE_HASH_LEN)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not compute HMAC-SHA256")));
@@ -288,9 +331,12 @@ KeyHash(const StringInfo material, uint8 *hash)
 	}
 	if (sha256 == NULL)
 		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	if (sha256 == NULL ||
-		EVP_Digest(material->data, material->len, hash, &len,
-				   sha256, NULL) != 1 ||
+	if (sha256_ctx == NULL)
+		sha256_ctx = EVP_MD_CTX_new();
+	if (sha256 == NULL || sha256_ctx == NULL ||
+		EVP_DigestInit_ex(sha256_ctx, sha256, NULL) != 1 ||
+		EVP_DigestUpdate(sha256_ctx, material->data, material->len) != 1 ||
+		EVP_DigestFinal_ex(sha256_ctx, hash, &len) != 1 ||
 		len != CE_HASH_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),

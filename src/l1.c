@@ -2,9 +2,9 @@
  *
  * l1.c
  *	  The local tier (L1): entries kept in shared memory in front of Redis,
- *	  keyed by the entry key hash and the database, holding the entry bytes
- *	  as encoded for Redis (unsealed) and the L1 generation counters
- *	  (l1_gen.c) read before their data was.
+ *	  keyed by the entry key hash and the database, holding the result in
+ *	  the local tier's form (l1_rows.c: its rows) and the L1 generation
+ *	  counters (l1_gen.c) read before their data was.
  *
  * Memory is fixed at server start (cache_ext.local_cache_size): a table of
  * entry headers with hash buckets, and an arena of fixed-size chunks; an
@@ -451,6 +451,21 @@ build_payload(const L1Snapshot *snap, const char *data, size_t len,
 	return p;
 }
 
+/* Whether an entry of len bytes under n scopes is small enough for L1. */
+static bool
+fits(size_t len, int n)
+{
+	/* one entry, its scopes included, may take an eighth of the memory */
+	return (Size) n * (sizeof(uint32) + sizeof(uint64)) + len <=
+		(Size) l1->nchunks * L1_CHUNK / 8;
+}
+
+bool
+L1MayTake(size_t len, int nscopes)
+{
+	return L1Usable(NULL) && fits(len, nscopes);
+}
+
 void
 L1Insert(const uint8 *hash, const char *data, size_t len,
 		 const L1Snapshot *snap, int64 ttl_ms, double cost_us)
@@ -465,9 +480,7 @@ L1Insert(const uint8 *hash, const char *data, size_t len,
 
 	if (!L1Usable(NULL))
 		return;
-	/* one entry, its scopes included, may take an eighth of the memory */
-	if ((Size) snap->n * (sizeof(uint32) + sizeof(uint64)) + len >
-		(Size) l1->nchunks * L1_CHUNK / 8)
+	if (!fits(len, snap->n))
 	{
 		pg_atomic_fetch_add_u64(&l1->rejected, 1);
 		return;

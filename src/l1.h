@@ -96,6 +96,12 @@ extern bool L1Contains(const uint8 *hash, const L1Snapshot *cur, bool *valid);
  */
 extern void L1Insert(const uint8 *hash, const char *data, size_t len,
 					 const L1Snapshot *snap, int64 ttl_ms, double cost_us);
+
+/*
+ * False when an entry of at least len bytes under nscopes scopes would be
+ * refused for its size (or L1 is not usable): the caller need not build it.
+ */
+extern bool L1MayTake(size_t len, int nscopes);
 extern void L1Delete(const uint8 *hash);
 extern void L1DeleteDatabase(void); /* cache_purge(): this database's */
 extern void L1GetCounts(L1Counts *c);

@@ -82,6 +82,7 @@
 #include "invalidate.h"
 #include "keys.h"
 #include "l1.h"
+#include "l1_rows.h"
 #include "call.h"
 #include "outcome.h"
 #include "store/store.h"
@@ -238,17 +239,30 @@ typedef struct Call
 	const CallOptions *opts;
 	PreparedQuery *pq;
 	CallScopes cs;
-	StringInfoData settings;
+	uint8 settings[CE_HASH_LEN]; /* settings_key() */
 	TupleDesc resultdesc;
 	Tuplestorestate *ts;
 	instr_time start;
-	char *rkey; /* the entry's key, once known */
+	bool keyed; /* hash is the entry key (key_and_local) */
+	char *rkey; /* its Redis key name, made when first needed (call_rkey) */
 	uint8 hash[CE_HASH_LEN];
 	CallOutcome outcome;
 	QueryStatsCall rec;
 	bool l1;		   /* the local tier is in use for this call */
 	L1Snapshot l1snap; /* its counters, read before the L2 lookup */
 } Call;
+
+/*
+ * The entry's Redis key name, or NULL before the call is keyed: made only
+ * when needed (an L1 hit does not, unless logged or verified).
+ */
+static char *
+call_rkey(Call *c)
+{
+	if (c->rkey == NULL && c->keyed)
+		c->rkey = KeyEntryName(c->hash);
+	return c->rkey;
+}
 
 /*
  * The end of a call: its outcome (for cache_status), its counters and
@@ -286,9 +300,9 @@ finish_call(Call *c)
 	if (cache_ext_log_calls >= needed)
 		ereport(cache_ext_log_calls_level,
 				(errmsg("cache_ext: %s in %.3f ms", OutcomeRender(&c->outcome), c->rec.ms),
-				 c->rkey ? errdetail_internal("Key %s, query id " INT64_FORMAT ".",
-											  c->rkey, (int64) c->pq->queryid) :
-						   errdetail_internal("Query id " INT64_FORMAT ".", (int64) c->pq->queryid),
+				 call_rkey(c) ? errdetail_internal("Key %s, query id " INT64_FORMAT ".",
+												   c->rkey, (int64) c->pq->queryid) :
+								errdetail_internal("Query id " INT64_FORMAT ".", (int64) c->pq->queryid),
 				 errhidestmt(false)));
 }
 
@@ -296,12 +310,37 @@ finish_call(Call *c)
 static void
 bypass_call(Call *c, const CallReason *reason)
 {
+	c->keyed = false;
 	c->rkey = NULL;
 	run_query(c->pq, c->params, c->ts, NULL);
 	/* after running: the query may call cached_query, whose status is its own */
 	c->outcome.status = CALL_BYPASS;
 	c->outcome.bypass = *reason;
 	finish_call(c);
+}
+
+/*
+ * Put the entry buf (len bytes, writable, one spare byte after it) of this
+ * call into L1, in L1's form (l1_rows.c), under the counters read before
+ * its data was; nothing when it does not decode.
+ */
+static void
+l1_insert(Call *c, char *buf, size_t len, int64 ttl_ms, double cost_us)
+{
+	PreparedQuery *pq = c->pq;
+	StringInfoData rows;
+
+	/*
+	 * No decoding in vain: the rows take more than an eighth of the entry's
+	 * bytes (a value's 4-byte length becomes a 1-byte header at best).
+	 */
+	if (!L1MayTake(len / 8, c->l1snap.n))
+		return;
+	if (!L1RowsFromEntry(buf, len, c->hash, pq->resultdesc->natts, pq->codecs,
+						 pq->resultdesc, pq->decode_in_subxact, &rows))
+		return;
+	L1Insert(c->hash, rows.data, rows.len, &c->l1snap, ttl_ms, cost_us);
+	pfree(rows.data);
 }
 
 /*
@@ -348,9 +387,9 @@ miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
 		EntryWriterFinish(&w, c->hash);
 		/* computed after l1snap was read: valid while it is current */
 		if (c->l1)
-			L1Insert(c->hash, w.buf.data, w.buf.len, &c->l1snap,
-					 c->opts->ttl_ms, elapsed_us(c->start));
-		not_stored = store(c->rkey, &w, c->opts);
+			l1_insert(c, w.buf.data, w.buf.len, c->opts->ttl_ms,
+					  elapsed_us(c->start));
+		not_stored = store(call_rkey(c), &w, c->opts);
 		if (not_stored == NULL)
 		{
 			c->rec.stored = true;
@@ -395,22 +434,22 @@ l1_call(Call *c)
 	PreparedQuery *pq = c->pq;
 	char *data;
 	size_t len;
-	const char *why;
+	L1RowsResult rows;
 
 	if (!L1Usable(NULL))
 		return false;
 	c->l1 = true;
 	L1GenSlots(c->cs.keys, c->cs.n, &c->l1snap);
 	data = L1Lookup(c->hash, &c->l1snap, &len);
-	/* a limit lowered since it was stored: L2 says what to do with it */
-	if (data != NULL && len <= (size_t) cache_ext_max_entry_size)
+	if (data != NULL)
 	{
-		if (EntryLoad(data, len, c->hash, NULL, pq->resultdesc->natts,
-					  pq->codecs, pq->resultdesc, pq->decode_in_subxact,
-					  c->ts, &why) == ENTRY_VALID)
+		/* a limit lowered since it was stored: L2 says what to do with it */
+		rows = L1RowsPut(data, len, pq->resultdesc->natts,
+						 (size_t) cache_ext_max_entry_size, c->ts, &len);
+		if (rows == L1ROWS_OK)
 		{
 			if (verify_this_hit(c) &&
-				!verify_hit(pq, c->params, c->ts, c->resultdesc, c->rkey, &c->cs))
+				!verify_hit(pq, c->params, c->ts, c->resultdesc, call_rkey(c), &c->cs))
 			{
 				L1Delete(c->hash);
 				c->outcome.status = CALL_MISS;
@@ -428,8 +467,11 @@ l1_call(Call *c)
 			return true;
 		}
 		/* it was stored by this server: not expected; drop it */
-		tuplestore_clear(c->ts);
-		L1Delete(c->hash);
+		if (rows == L1ROWS_CORRUPT)
+		{
+			tuplestore_clear(c->ts);
+			L1Delete(c->hash);
+		}
 	}
 	L1GenRead(&c->l1snap);
 	return false;
@@ -472,7 +514,7 @@ l1_copy_hit(Call *c, StringInfo keep)
 		cost_us = miss_ms * 1000.0;
 	else
 		cost_us = elapsed_us(c->start);
-	L1Insert(c->hash, keep->data, keep->len, &c->l1snap, left_ms, cost_us);
+	l1_insert(c, keep->data, keep->len, left_ms, cost_us);
 }
 
 /*
@@ -484,8 +526,8 @@ key_and_local(Call *c)
 {
 	if (c->cs.untracked != NIL)
 		c->outcome.ttl_only = untracked_summary(c->cs.untracked);
-	entry_key(c->query, c->params, &c->settings, c->opts, c->pq, &c->cs, c->hash);
-	c->rkey = KeyEntryName(c->hash);
+	entry_key(c->params, c->opts, c->pq, &c->cs, c->hash);
+	c->keyed = true;
 	return l1_call(c);
 }
 
@@ -506,7 +548,7 @@ cached_call(Call *c, CachedPlan *cplan)
 	StringInfoData keep;
 
 	initStringInfo(&keep);
-	found = lookup(c->rkey, c->hash, pq, &c->cs, c->ts, &gens, &gens_ok,
+	found = lookup(call_rkey(c), c->hash, pq, &c->cs, c->ts, &gens, &gens_ok,
 				   &corrupt, c->l1 ? &keep : NULL);
 
 	/*
@@ -589,8 +631,8 @@ cached_query_call(text *query_text, const CallParams *params,
 	c.opts = opts;
 	c.ts = ts;
 
-	settings_material(&c.settings);
-	c.pq = get_prepared(c.query, params, &c.settings, &is_transient);
+	settings_key(c.settings);
+	c.pq = get_prepared(c.query, params, c.settings, &is_transient);
 	if (is_transient)
 		*transient = c.pq;
 

@@ -286,6 +286,7 @@ analyze_scopes(PreparedQuery *pq, PlannedStmt *stmt)
 	pq->has_tracked = false;
 	pq->untracked = NIL;
 	pq->opaque = NIL;
+	pq->names_prefix = NULL; /* scope_names makes them again */
 	foreach(lc, pq->deps.relids)
 	{
 		Oid relid = lfirst_oid(lc);
@@ -461,6 +462,34 @@ add_key_scopes(CallScopes *cs, NarrowedScope *ns, const CallParams *params)
 	return true;
 }
 
+/*
+ * The generation key names of pq's scopes that are the same for every
+ * call: the server's, the database's and each scope relation's whole-table
+ * one.  Made once per analysis (in its memory) and key prefix (a prefix
+ * changed since makes them again), since making them cost each call a few
+ * psprintf.
+ */
+static void
+scope_names(PreparedQuery *pq)
+{
+	MemoryContext old;
+	ListCell *lc;
+	int i = 0;
+
+	if (pq->names_prefix != NULL &&
+		strcmp(pq->names_prefix, cache_ext_key_prefix) == 0)
+		return;
+	pq->names_prefix = NULL;
+	old = MemoryContextSwitchTo(pq->analysis_cxt);
+	pq->server_name = KeyServerGenName();
+	pq->database_name = KeyDatabaseGenName();
+	pq->table_names = palloc(sizeof(char *) * Max(list_length(pq->scope_relids), 1));
+	foreach(lc, pq->scope_relids)
+		pq->table_names[i++] = KeyTableGenName(lfirst_oid(lc));
+	pq->names_prefix = pstrdup(cache_ext_key_prefix);
+	MemoryContextSwitchTo(old);
+}
+
 /* The generations this call depends on, and what it reads untracked. */
 void
 call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
@@ -469,6 +498,7 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 	int max = 2 + list_length(pq->scope_relids) +
 		list_length(opts->depends_on) + opts->ntags;
 	ListCell *lc;
+	int r = 0;
 
 	foreach(lc, pq->narrowed)
 		max += 1 + MAX_CALL_KEYS;
@@ -477,8 +507,9 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 	cs->labels = palloc(sizeof(char *) * max);
 	cs->desc = palloc(sizeof(char *) * max);
 	cs->rel = palloc(sizeof(Oid) * max);
-	add_scope(cs, KeyServerGenName(), NULL, "server");
-	add_scope(cs, KeyDatabaseGenName(), NULL, "database");
+	scope_names(pq);
+	add_scope(cs, pq->server_name, NULL, "server");
+	add_scope(cs, pq->database_name, NULL, "database");
 	foreach(lc, pq->scope_relids)
 	{
 		Oid scope = lfirst_oid(lc);
@@ -487,10 +518,11 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 		int first = cs->n;
 
 		if (ns == NULL || !add_key_scopes(cs, ns, params))
-			add_scope(cs, KeyTableGenName(scope), NULL,
+			add_scope(cs, pq->table_names[r], NULL,
 					  cs->describe ? psprintf("table %s", relation_label(scope)) : "table");
 		for (int i = first; i < cs->n; i++)
 			cs->rel[i] = scope;
+		r++;
 	}
 	cs->untracked = list_copy(pq->untracked);
 
@@ -578,35 +610,27 @@ untracked_summary(List *untracked)
 }
 
 /*
- * The entry key: everything that can change the answer.  The database
- * identity is in the key's name (keys.c); the rest is hashed here.
+ * The part of the entry key every call of pq shares while its analysis
+ * stands (analyze_plan makes it): the text, the parameter types, the
+ * settings (their digest: the statement is found by it), the relations the
+ * plan reads, the definition and the row type.  entry_key hashes it with
+ * what each call adds, so that a call hashes a few hundred bytes, not the
+ * settings' material.
  */
 void
-entry_key(const char *query, const CallParams *params, StringInfo settings,
-		  const CallOptions *opts, const PreparedQuery *pq,
-		  const CallScopes *cs, uint8 *hash)
+statement_key(PreparedQuery *pq)
 {
 	StringInfoData m;
-	List *path;
 	ListCell *lc;
 
 	initStringInfo(&m);
-	KeyAddString(&m, "cache_ext entry v2");
-	KeyAddString(&m, opts->namespace);
-	KeyAddString(&m, query);
-	KeyAddField(&m, params->types, sizeof(Oid) * params->n);
-	add_param_values(&m, params);
-	KeyAddField(&m, settings->data, settings->len);
-
-	/* the schemas names resolve in, and the relations they resolved to */
-	path = fetch_search_path(false);
-	foreach(lc, path)
-		KeyAddU32(&m, lfirst_oid(lc));
-	list_free(path);
+	KeyAddString(&m, "cache_ext statement v1");
+	KeyAddString(&m, pq->query);
+	KeyAddField(&m, pq->param_types, sizeof(Oid) * pq->nparams);
+	KeyAddField(&m, pq->key.settings, CE_HASH_LEN);
 	KeyAddString(&m, "relations");
 	foreach(lc, pq->deps.relids)
 		KeyAddU32(&m, lfirst_oid(lc));
-
 	KeyAddString(&m, "definition");
 	KeyAddField(&m, pq->definition, CE_HASH_LEN);
 	KeyAddString(&m, "row type");
@@ -615,6 +639,35 @@ entry_key(const char *query, const CallParams *params, StringInfo settings,
 		KeyAddU32(&m, pq->codecs[i].typid);
 		KeyAddU32(&m, (uint32) pq->codecs[i].typmod);
 	}
+	KeyHash(&m, pq->statement_key);
+	pfree(m.data);
+}
+
+/*
+ * The entry key: everything that can change the answer.  The database
+ * identity is in the key's name (keys.c); the statement's part is
+ * pq->statement_key (statement_key); the rest is hashed here.
+ */
+void
+entry_key(const CallParams *params, const CallOptions *opts,
+		  const PreparedQuery *pq, const CallScopes *cs, uint8 *hash)
+{
+	StringInfoData m;
+	List *path;
+	ListCell *lc;
+
+	initStringInfo(&m);
+	KeyAddString(&m, "cache_ext entry v3");
+	KeyAddString(&m, opts->namespace);
+	KeyAddField(&m, pq->statement_key, CE_HASH_LEN);
+	add_param_values(&m, params);
+
+	/* the schemas names resolve in (the relations are in the statement's) */
+	path = fetch_search_path(false);
+	foreach(lc, path)
+		KeyAddU32(&m, lfirst_oid(lc));
+	list_free(path);
+
 	if (pq->deps.role_dependent || cs->opted_in)
 	{
 		KeyAddString(&m, "role");

@@ -17,7 +17,10 @@
  * row types results use (watched_relids), the analyses retired while an
  * outer call still used them, and calls_in_progress (cached_query and
  * cache_explain calls running in this backend: a wrapped query can call
- * cached_query again, so only the outermost call may drop statements).
+ * cached_query again, so only the outermost call may drop statements),
+ * and the keyed settings' values and digest as settings_key last computed
+ * them (saved_values, in TopMemoryContext: compared on every call, the
+ * digest recomputed only when one differs).
  *
  *-------------------------------------------------------------------------
  */
@@ -183,69 +186,215 @@ static struct config_generic **planner_conf = NULL;
 static int nplanner_conf = 0;
 
 /*
- * The settings that change results, as key material (length-prefixed
- * binary): read straight from the GUC variables, since looking each one up
- * by name on every call costs more than the rest of a hit's bookkeeping.
+ * The keyed settings' values when the settings' digest was last computed
+ * (settings_key): fixed-width values as their bytes, strings copied into
+ * TopMemoryContext.  Valid only while saved_valid.
  */
-void
-settings_material(StringInfo s)
+typedef union SavedSetting
 {
-	if (!settings_resolved)
-	{
-		struct config_generic **vars = get_guc_variables();
-		int nvars = GetNumConfigOptions();
+	bool b;
+	int i;
+	double r;
+	char *s;
+} SavedSetting;
 
-		for (int i = 0; i < lengthof(result_settings); i++)
-			for (int j = 0; j < nvars; j++)
-				if (pg_strcasecmp(vars[j]->name, result_settings[i]) == 0)
-					setting_conf[i] = vars[j];
-		planner_conf = MemoryContextAlloc(TopMemoryContext,
-										  sizeof(struct config_generic *) * nvars);
+static SavedSetting *saved_values = NULL;
+
+static Oid saved_tsconfig = InvalidOid;
+
+static bool saved_valid = false;
+
+static uint8 saved_digest[CE_HASH_LEN];
+
+/* The keyed settings' GUC records, found once (built-in GUCs never move). */
+static void
+resolve_settings(void)
+{
+	struct config_generic **vars = get_guc_variables();
+	int nvars = GetNumConfigOptions();
+
+	for (int i = 0; i < lengthof(result_settings); i++)
 		for (int j = 0; j < nvars; j++)
-			if ((vars[j]->group == QUERY_TUNING_METHOD ||
-				 vars[j]->group == QUERY_TUNING_COST ||
-				 vars[j]->group == QUERY_TUNING_GEQO ||
-				 vars[j]->group == QUERY_TUNING_OTHER ||
-				 vars[j]->group == RESOURCES_MEM) &&
-				!(vars[j]->flags & GUC_CUSTOM_PLACEHOLDER) &&
-				(vars[j]->context == PGC_USERSET || vars[j]->context == PGC_SUSET))
-				planner_conf[nplanner_conf++] = vars[j];
-		settings_resolved = true;
-	}
+			if (pg_strcasecmp(vars[j]->name, result_settings[i]) == 0)
+				setting_conf[i] = vars[j];
+	planner_conf = MemoryContextAlloc(TopMemoryContext,
+									  sizeof(struct config_generic *) * nvars);
+	for (int j = 0; j < nvars; j++)
+		if ((vars[j]->group == QUERY_TUNING_METHOD ||
+			 vars[j]->group == QUERY_TUNING_COST ||
+			 vars[j]->group == QUERY_TUNING_GEQO ||
+			 vars[j]->group == QUERY_TUNING_OTHER ||
+			 vars[j]->group == RESOURCES_MEM) &&
+			!(vars[j]->flags & GUC_CUSTOM_PLACEHOLDER) &&
+			(vars[j]->context == PGC_USERSET || vars[j]->context == PGC_SUSET))
+			planner_conf[nplanner_conf++] = vars[j];
+	saved_values = MemoryContextAllocZero(TopMemoryContext,
+										  sizeof(SavedSetting) *
+											  (lengthof(result_settings) + nplanner_conf));
+	settings_resolved = true;
+}
 
-	initStringInfo(s);
-	/* the configuration default_text_search_config names now, by OID */
-	KeyAddU32(s, getTSCurrentConfig(false));
+/* The i-th keyed setting's GUC record, or NULL when this server has none. */
+static struct config_generic *
+keyed_conf(int i)
+{
+	return i < lengthof(result_settings) ? setting_conf[i] :
+										   planner_conf[i - lengthof(result_settings)];
+}
+
+/*
+ * The bytes of a keyed setting's value as the key material holds them, and
+ * their length; a string's is its text (NULL as "").
+ */
+static const void *
+keyed_value(struct config_generic *conf, uint32 *len)
+{
+	switch (conf->vartype)
+	{
+		case PGC_BOOL:
+			*len = sizeof(bool);
+			return ((struct config_bool *) conf)->variable;
+		case PGC_INT:
+			*len = sizeof(int);
+			return ((struct config_int *) conf)->variable;
+		case PGC_REAL:
+			*len = sizeof(double);
+			return ((struct config_real *) conf)->variable;
+		case PGC_ENUM:
+			*len = sizeof(int);
+			return ((struct config_enum *) conf)->variable;
+		case PGC_STRING:
+			{
+				const char *v = *((struct config_string *) conf)->variable;
+
+				v = v ? v : "";
+				*len = strlen(v);
+				return v;
+			}
+	}
+	*len = 0;
+	return "";
+}
+
+/*
+ * Whether every keyed setting, and the text search configuration, still
+ * holds the value settings_key last built the material from: compared
+ * byte for byte with the copies it kept, exactly the bytes the material
+ * would hold, so equal means the same material.
+ */
+static bool
+settings_unchanged(Oid tsconfig)
+{
+	if (!saved_valid || tsconfig != saved_tsconfig)
+		return false;
 	for (int i = 0; i < lengthof(result_settings) + nplanner_conf; i++)
 	{
-		struct config_generic *conf = i < lengthof(result_settings) ?
-			setting_conf[i] :
-			planner_conf[i - lengthof(result_settings)];
+		struct config_generic *conf = keyed_conf(i);
+		const SavedSetting *v = &saved_values[i];
+		double r;
+
+		if (conf == NULL)
+			continue;
+		switch (conf->vartype)
+		{
+			case PGC_BOOL:
+				if (*((struct config_bool *) conf)->variable != v->b)
+					return false;
+				break;
+			case PGC_INT:
+				if (*((struct config_int *) conf)->variable != v->i)
+					return false;
+				break;
+			case PGC_ENUM:
+				if (*((struct config_enum *) conf)->variable != v->i)
+					return false;
+				break;
+			case PGC_REAL:
+				/* the bytes, as in the material: -0 is not 0 there */
+				r = *((struct config_real *) conf)->variable;
+				if (memcmp(&r, &v->r, sizeof(double)) != 0)
+					return false;
+				break;
+			case PGC_STRING:
+				{
+					const char *s = *((struct config_string *) conf)->variable;
+
+					if (strcmp(s ? s : "", v->s) != 0)
+						return false;
+					break;
+				}
+		}
+	}
+	return true;
+}
+
+/*
+ * The settings that change results, as key material (length-prefixed
+ * binary), read straight from the GUC variables, whose values are kept
+ * (saved_values) for settings_unchanged.
+ */
+static void
+build_settings_material(StringInfo s, Oid tsconfig)
+{
+	initStringInfo(s);
+	/* the configuration default_text_search_config names now, by OID */
+	KeyAddU32(s, tsconfig);
+	for (int i = 0; i < lengthof(result_settings) + nplanner_conf; i++)
+	{
+		struct config_generic *conf = keyed_conf(i);
+		const void *v;
+		uint32 len;
 
 		if (conf == NULL)
 		{
 			KeyAddString(s, "");
 			continue;
 		}
-		switch (conf->vartype)
+		v = keyed_value(conf, &len);
+		KeyAddField(s, v, len);
+		if (conf->vartype != PGC_STRING)
+			memcpy(&saved_values[i], v, len);
+		else if (saved_values[i].s == NULL || strcmp(saved_values[i].s, v) != 0)
 		{
-			case PGC_BOOL:
-				KeyAddField(s, ((struct config_bool *) conf)->variable, sizeof(bool));
-				break;
-			case PGC_INT:
-				KeyAddField(s, ((struct config_int *) conf)->variable, sizeof(int));
-				break;
-			case PGC_REAL:
-				KeyAddField(s, ((struct config_real *) conf)->variable, sizeof(double));
-				break;
-			case PGC_ENUM:
-				KeyAddField(s, ((struct config_enum *) conf)->variable, sizeof(int));
-				break;
-			case PGC_STRING:
-				KeyAddString(s, *((struct config_string *) conf)->variable);
-				break;
+			char *copy = MemoryContextStrdup(TopMemoryContext, (const char *) v);
+
+			if (saved_values[i].s)
+				pfree(saved_values[i].s);
+			saved_values[i].s = copy;
 		}
 	}
+	saved_tsconfig = tsconfig;
+}
+
+/*
+ * The digest of the settings that change results (result_settings, the
+ * planner's, and the text search configuration in use): part of the
+ * prepared statement's key and of the entry key.  The material is built
+ * and hashed again only when one of them has changed since the last call
+ * (settings_unchanged compares the raw values, about as cheap as reading
+ * them), since building it on every call cost more than the rest of a
+ * hit's bookkeeping.
+ */
+void
+settings_key(uint8 *digest)
+{
+	Oid tsconfig;
+
+	if (!settings_resolved)
+		resolve_settings();
+	tsconfig = getTSCurrentConfig(false);
+	if (!settings_unchanged(tsconfig))
+	{
+		StringInfoData m;
+
+		/* an error while saving leaves the copies unusable, never stale */
+		saved_valid = false;
+		build_settings_material(&m, tsconfig);
+		KeyHash(&m, saved_digest);
+		pfree(m.data);
+		saved_valid = true;
+	}
+	memcpy(digest, saved_digest, CE_HASH_LEN);
 }
 
 /*
@@ -441,6 +590,8 @@ static void
 drop_prepared(PreparedQuery *pq)
 {
 	DropCachedPlan(pq->plansource);
+	pfree(pq->query);
+	pfree(pq->param_types);
 	if (pq->analysis_cxt)
 		MemoryContextDelete(pq->analysis_cxt);
 	pq->analysis_cxt = NULL;
@@ -489,32 +640,43 @@ watch_function_rowtypes(Node *node, void *context)
 }
 
 /*
- * Find or create the prepared statement for this text, parameter types,
- * settings and role (name resolution and SQL-function inlining depend on
- * the role's privileges).  Parse errors and rejected statements raise
- * ERROR before anything runs.
- *
- * A statement whose date/time literals froze the moment it was prepared
- * ('now', 'today'), and one prepared by a nested call while prepared
- * statements are stale, is transient: not kept in the hash, *transient is
- * set and the caller must drop_prepared() it when the call ends.
+ * The key of the prepared statement for query, its parameter types, the
+ * settings' digest and the role: a cheap hash of the text and of the
+ * types stands for them, and prepared_matches checks them in full.
  */
-PreparedQuery *
-get_prepared(const char *query, const CallParams *params, StringInfo settings,
-			 bool *transient)
+static void
+prepared_key(PreparedKey *key, const char *query, const CallParams *params,
+			 const uint8 *settings)
 {
-	StringInfoData m;
-	uint8 key[CE_HASH_LEN];
-	PreparedQuery *pq;
-	bool found;
-	RawStmt *raw;
-	CachedPlanSource *plansource;
-	List *querytrees;
-	LiteralWalk lw;
-	Oid userid = GetUserId();
-	bool make_transient = false;
+	/* padding included: the key is hashed and compared as bytes */
+	memset(key, 0, sizeof(*key));
+	memcpy(key->settings, settings, CE_HASH_LEN);
+	key->text_hash = hash_bytes_extended((const unsigned char *) query,
+										 strlen(query), 0);
+	key->types_hash = hash_bytes((const unsigned char *) params->types,
+								 (int) (sizeof(Oid) * params->n));
+	key->nparams = params->n;
+	key->userid = GetUserId();
+}
 
-	*transient = false;
+/* Whether pq was prepared from exactly this text and these types. */
+static bool
+prepared_matches(const PreparedQuery *pq, const char *query,
+				 const CallParams *params)
+{
+	return pq->nparams == params->n &&
+		memcmp(pq->param_types, params->types, sizeof(Oid) * params->n) == 0 &&
+		strcmp(pq->query, query) == 0;
+}
+
+/*
+ * Make the hash of prepared statements ready for a lookup: created, and
+ * emptied when stale or full (by the outermost call only: an outer one
+ * uses one).
+ */
+static void
+prepared_hash_ready(void)
+{
 	register_callbacks();
 	if (prepared_cxt == NULL)
 		prepared_cxt = AllocSetContextCreate(CacheMemoryContext,
@@ -522,7 +684,6 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 											 ALLOCSET_DEFAULT_SIZES);
 	if (calls_in_progress <= 1 && retired_cxt != NULL)
 		MemoryContextReset(retired_cxt);
-	/* only the outermost call may drop statements: an outer one uses one */
 	if (calls_in_progress <= 1 &&
 		(prepared_stale ||
 		 (prepared_queries != NULL &&
@@ -535,22 +696,51 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 	{
 		HASHCTL ctl;
 
-		ctl.keysize = CE_HASH_LEN;
+		ctl.keysize = sizeof(PreparedKey);
 		ctl.entrysize = sizeof(PreparedQuery);
 		ctl.hcxt = prepared_cxt;
 		prepared_queries = hash_create("cache_ext prepared queries", 64, &ctl,
 									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
+}
 
-	initStringInfo(&m);
-	KeyAddString(&m, query);
-	KeyAddField(&m, params->types, sizeof(Oid) * params->n);
-	KeyAddField(&m, settings->data, settings->len);
-	KeyAddU32(&m, userid);
-	KeyHash(&m, key);
-	pfree(m.data);
+/*
+ * Find or create the prepared statement for this text, parameter types,
+ * settings (settings_key's digest) and role (name resolution and
+ * SQL-function inlining depend on the role's privileges).  Parse errors
+ * and rejected statements raise ERROR before anything runs.
+ *
+ * A statement whose date/time literals froze the moment it was prepared
+ * ('now', 'today'), one prepared by a nested call while prepared
+ * statements are stale, and one whose key's hashes collide with another
+ * statement's are transient: not kept in the hash, *transient is set and
+ * the caller must drop_prepared() it when the call ends.
+ */
+PreparedQuery *
+get_prepared(const char *query, const CallParams *params, const uint8 *settings,
+			 bool *transient)
+{
+	PreparedKey key;
+	PreparedQuery *pq;
+	bool found;
+	RawStmt *raw;
+	CachedPlanSource *plansource;
+	List *querytrees;
+	LiteralWalk lw;
+	bool make_transient = false;
+	char *query_copy;
+	Oid *types_copy;
 
-	pq = prepared_stale ? NULL : hash_search(prepared_queries, key, HASH_FIND, NULL);
+	*transient = false;
+	prepared_hash_ready();
+	prepared_key(&key, query, params, settings);
+	pq = prepared_stale ? NULL : hash_search(prepared_queries, &key, HASH_FIND, NULL);
+	if (pq != NULL && !prepared_matches(pq, query, params))
+	{
+		/* another statement holds the key: this one for this call only */
+		make_transient = true;
+		pq = NULL;
+	}
 
 	/*
 	 * A date/time literal froze in the body of an inlined function, or the
@@ -574,7 +764,7 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 			if (calls_in_progress <= 1)
 			{
 				drop_prepared(pq);
-				hash_search(prepared_queries, key, HASH_REMOVE, NULL);
+				hash_search(prepared_queries, &key, HASH_REMOVE, NULL);
 			}
 			else
 				make_transient = true;
@@ -596,23 +786,29 @@ get_prepared(const char *query, const CallParams *params, StringInfo settings,
 					   NULL, NULL, CURSOR_OPT_PARALLEL_OK, false);
 	(void) watch_function_rowtypes((Node *) querytrees, NULL);
 	SaveCachedPlan(plansource);
+	/* before the entry exists: an entry in the hash is always complete */
+	query_copy = MemoryContextStrdup(prepared_cxt, query);
+	types_copy = MemoryContextAlloc(prepared_cxt, sizeof(Oid) * Max(params->n, 1));
+	memcpy(types_copy, params->types, sizeof(Oid) * params->n);
 
 	if (lw.problem != NULL || prepared_stale || make_transient)
 	{
 		pq = MemoryContextAllocZero(prepared_cxt, sizeof(PreparedQuery));
-		memcpy(pq->key, key, CE_HASH_LEN);
+		pq->key = key;
 		*transient = true;
 		pq->transient = true;
 	}
 	else
 	{
-		pq = hash_search(prepared_queries, key, HASH_ENTER, &found);
+		pq = hash_search(prepared_queries, &key, HASH_ENTER, &found);
 		Assert(!found);
 		pq->transient = false;
 	}
 	pq->plansource = plansource;
-	pq->queryid = hash_bytes_extended((const unsigned char *) query,
-									  strlen(query), 0);
+	pq->query = query_copy;
+	pq->nparams = params->n;
+	pq->param_types = types_copy;
+	pq->queryid = key.text_hash;
 	pq->generation = -1;
 	pq->analysis_cxt = NULL;
 	strlcpy(pq->literal_problem, lw.problem ? lw.problem : "", sizeof(pq->literal_problem));
@@ -687,6 +883,7 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 	analyze_scopes(pq, linitial_node(PlannedStmt, cplan->stmt_list));
 	MemoryContextSwitchTo(old);
 	definition_hash(pq, linitial_node(PlannedStmt, cplan->stmt_list));
+	statement_key(pq);
 	pq->generation = cplan->generation;
 }
 
