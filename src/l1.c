@@ -466,6 +466,16 @@ L1MayTake(size_t len, int nscopes)
 	return L1Usable(NULL) && fits(len, nscopes);
 }
 
+/* The most data bytes one entry with nscopes scopes may take (0: none). */
+size_t
+L1EntryLimit(int nscopes)
+{
+	Size all = (Size) l1->nchunks * L1_CHUNK / 8;
+	Size sc = (Size) nscopes * (sizeof(uint32) + sizeof(uint64));
+
+	return L1Usable(NULL) && sc < all ? all - sc : 0;
+}
+
 void
 L1Insert(const uint8 *hash, const char *data, size_t len,
 		 const L1Snapshot *snap, int64 ttl_ms, double cost_us)

@@ -102,6 +102,7 @@ extern void L1Insert(const uint8 *hash, const char *data, size_t len,
  * refused for its size (or L1 is not usable): the caller need not build it.
  */
 extern bool L1MayTake(size_t len, int nscopes);
+extern size_t L1EntryLimit(int nscopes);
 extern void L1Delete(const uint8 *hash);
 extern void L1DeleteDatabase(void); /* cache_purge(): this database's */
 extern void L1GetCounts(L1Counts *c);

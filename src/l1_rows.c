@@ -49,7 +49,7 @@ StaticAssertDecl(sizeof(L1RowsHeader) >= MINIMAL_TUPLE_OFFSET,
 bool
 L1RowsFromEntry(char *buf, size_t len, const uint8 *fingerprint, int natts,
 				const EntryColumnCodec *codecs, TupleDesc desc,
-				bool in_subxact, StringInfo out)
+				bool in_subxact, size_t max_bytes, StringInfo out)
 {
 	Tuplestorestate *ts = tuplestore_begin_heap(false, false, work_mem);
 	TupleTableSlot *slot;
@@ -74,6 +74,17 @@ L1RowsFromEntry(char *buf, size_t len, const uint8 *fingerprint, int natts,
 		bool should_free;
 		MinimalTuple mt = ExecFetchSlotMinimalTuple(slot, &should_free);
 
+		/* more than L1 would take: stop now, never hold it all */
+		if (out->len + (size_t) mt->t_len > max_bytes)
+		{
+			if (should_free)
+				pfree(mt);
+			ExecDropSingleTupleTableSlot(slot);
+			tuplestore_end(ts);
+			pfree(out->data);
+			out->data = NULL;
+			return false;
+		}
 		appendBinaryStringInfo(out, (const char *) mt, mt->t_len);
 		if (should_free)
 			pfree(mt);

@@ -26,12 +26,13 @@ typedef enum L1RowsResult
 /*
  * Decode the entry buf (len bytes; writable, with one spare byte after
  * it, as EntryLoad wants) into out (initialised here): the local tier's
- * form.  False when the entry does not decode (out is then undefined);
+ * form.  False when the entry does not decode, or its rows would take more
+ * than max_bytes (decoding stops there; out is then undefined);
  * errors other than a type refusing its bytes propagate, as in EntryLoad.
  */
 extern bool L1RowsFromEntry(char *buf, size_t len, const uint8 *fingerprint,
 							int natts, const EntryColumnCodec *codecs,
-							TupleDesc desc, bool in_subxact, StringInfo out);
+							TupleDesc desc, bool in_subxact, size_t max_bytes, StringInfo out);
 
 /*
  * Put the rows of data (len bytes of the local tier's form, of natts

@@ -337,7 +337,8 @@ l1_insert(Call *c, char *buf, size_t len, int64 ttl_ms, double cost_us)
 	if (!L1MayTake(len / 8, c->l1snap.n))
 		return;
 	if (!L1RowsFromEntry(buf, len, c->hash, pq->resultdesc->natts, pq->codecs,
-						 pq->resultdesc, pq->decode_in_subxact, &rows))
+						 pq->resultdesc, pq->decode_in_subxact,
+						 L1EntryLimit(c->l1snap.n), &rows))
 		return;
 	L1Insert(c->hash, rows.data, rows.len, &c->l1snap, ttl_ms, cost_us);
 	pfree(rows.data);

@@ -653,20 +653,34 @@ entry_key(const CallParams *params, const CallOptions *opts,
 		  const PreparedQuery *pq, const CallScopes *cs, uint8 *hash)
 {
 	StringInfoData m;
-	List *path;
-	ListCell *lc;
 
 	initStringInfo(&m);
-	KeyAddString(&m, "cache_ext entry v3");
+	KeyAddString(&m, "cache_ext entry v4");
 	KeyAddString(&m, opts->namespace);
 	KeyAddField(&m, pq->statement_key, CE_HASH_LEN);
 	add_param_values(&m, params);
 
-	/* the schemas names resolve in (the relations are in the statement's) */
-	path = fetch_search_path(false);
-	foreach(lc, path)
-		KeyAddU32(&m, lfirst_oid(lc));
-	list_free(path);
+	/*
+	 * The schemas names resolve in (the relations are in the statement's),
+	 * implicit ones included.  fetch_search_path_array, not
+	 * fetch_search_path: that one creates the temporary schema when pg_temp
+	 * is named first, which a read never does (and a hot standby cannot).
+	 */
+	{
+		Oid oids[64];
+		Oid *path = oids;
+		int n = fetch_search_path_array(oids, lengthof(oids));
+
+		if (n > lengthof(oids))
+		{
+			path = palloc(sizeof(Oid) * n);
+			n = fetch_search_path_array(path, n);
+		}
+		for (int i = 0; i < n; i++)
+			KeyAddU32(&m, path[i]);
+		if (path != oids)
+			pfree(path);
+	}
 
 	if (pq->deps.role_dependent || cs->opted_in)
 	{
