@@ -121,7 +121,7 @@ commitq_size(void)
 {
 	return add_size(offsetof(CommitQueue, commit_lsn),
 					mul_size(sizeof(pg_atomic_uint64),
-							 MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts));
+							 PROC_SLOTS()));
 }
 
 void
@@ -143,7 +143,7 @@ CommitQueueShmemInit(void)
 	memset(commitq, 0, commitq_size());
 	commitq->lock = &(GetNamedLWLockTranche("cache_ext commitq"))->lock;
 	ConditionVariableInit(&commitq->delivered);
-	commitq->nslots = MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+	commitq->nslots = PROC_SLOTS();
 	for (int i = 0; i < CQ_COUNTERS; i++)
 		pg_atomic_init_u32(&commitq->inflight[i], 0);
 	for (int i = 0; i < OUTBOX_TARGETS; i++)

@@ -133,7 +133,7 @@ outbox_shmem_size(void)
 {
 	return add_size(offsetof(OutboxShared, commit_began),
 					mul_size(sizeof(pg_atomic_uint64),
-							 MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts));
+							 PROC_SLOTS()));
 }
 
 void
@@ -209,7 +209,7 @@ InvalShmemInit(void)
 		memset(outbox_shared, 0, outbox_shmem_size());
 		outbox_shared->lock = &(GetNamedLWLockTranche("cache_ext"))->lock;
 		pg_atomic_init_u64(&outbox_shared->epoch, 0);
-		outbox_shared->nslots = MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+		outbox_shared->nslots = PROC_SLOTS();
 		for (int i = 0; i < outbox_shared->nslots; i++)
 			pg_atomic_init_u64(&outbox_shared->commit_began[i], 0);
 		for (int i = 0; i < OUTBOX_TARGETS; i++)

@@ -26,6 +26,9 @@
 #define TOKEN_LEN		33 /* 32 hex digits and a NUL */
 #define RUN_ID_LEN		64
 
+/* per-PGPROC arrays in shared memory (commit_began, commit_lsn) */
+#define PROC_SLOTS() (MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts)
+
 /* One Redis target; each field's comment opens with its lock rule. */
 typedef struct OutboxTarget
 {

@@ -36,13 +36,7 @@ PATH=$CE_PG_BINDIR:$PATH
 
 bench_setup()
 {
-	ce_require_root
-	ce_install_traps
-	if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-		ce_install_deps
-		ce_build_install
-	fi
-	ce_start_redis
+	ce_bench_prepare
 }
 
 bench_start_pg()

@@ -246,13 +246,10 @@ ce_as_postgres()
 	(cd / && runuser -u postgres -- "$@")
 }
 
-# ce_start_pg: initdb and start a throwaway cluster as the postgres user.
-# Exports PGHOST PGPORT PGUSER PGDATABASE.  Needs ce_start_redis first
-# unless CE_PG_PRELOAD is empty.
-# ce_bench_servers: what every benchmark starts with: as root, traps set,
-# the extension built and installed (unless BENCH_SKIP_BUILD=1), a Redis
-# and a PostgreSQL server started.
-ce_bench_servers()
+# ce_bench_prepare: what every benchmark needs before its servers: root,
+# the traps that stop what it starts, the build (unless BENCH_SKIP_BUILD=1)
+# and a Redis.
+ce_bench_prepare()
 {
 	ce_require_root
 	ce_install_traps
@@ -261,9 +258,20 @@ ce_bench_servers()
 		ce_build_install
 	fi
 	ce_start_redis
+}
+
+# ce_bench_servers: what every benchmark starts with: as root, traps set,
+# the extension built and installed (unless BENCH_SKIP_BUILD=1), a Redis
+# and a PostgreSQL server started.
+ce_bench_servers()
+{
+	ce_bench_prepare
 	ce_start_pg
 }
 
+# ce_start_pg: initdb and start a throwaway cluster as the postgres user.
+# Exports PGHOST PGPORT PGUSER PGDATABASE.  Needs ce_start_redis first
+# unless CE_PG_PRELOAD is empty.
 ce_start_pg()
 {
 	local dir port attempt
