@@ -29,6 +29,9 @@ fi
 
 ce_log "Starting Redis and PostgreSQL"
 ce_start_redis
+# the local tier: hits served from this server's shared memory
+CE_PG_EXTRA_CONF="${CE_PG_EXTRA_CONF:-}
+cache_ext.local_cache_size = '64MB'"
 ce_start_pg
 
 psql_demo() { "$CE_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -90,7 +93,8 @@ SELECT * FROM cached_query(:'q') AS :cols;
 SELECT cache_status();
 
 \echo
-\echo '--- 3. Again: served from Redis (HIT)'
+\echo '--- 3. Again: a hit, from this server''s shared memory: HIT (local), no round trip to Redis'
+\echo '(the entry is in Redis too: other servers, and this one after a restart, are served from there: HIT)'
 \o /dev/null
 \timing on
 SELECT * FROM cached_query(:'q') AS :cols;
@@ -112,11 +116,14 @@ SELECT cache_status();
 
 \echo
 \echo '--- 5. A write: UPDATE sales SET amount = amount + 1 WHERE region = 7'
+\timing on
 UPDATE sales SET amount = amount + 1 WHERE region = 7;
+\timing off
+\echo 'The commit did not wait for Redis: a background worker sends the invalidation, and a call that needs it waits for it.'
 \echo 'sales is tracked, so the commit bumped its generation: expect MISS (invalidated) and the new totals.'
 SELECT * FROM cached_query(:'qp', 7) AS :cols;
 SELECT cache_status();
-\echo 'And again: stored under the new generation (HIT).'
+\echo 'And again: stored under the new generation (HIT, from the local tier).'
 SELECT * FROM cached_query(:'qp', 7) AS :cols;
 SELECT cache_status();
 \echo 'Direct, for comparison:'
