@@ -785,20 +785,3 @@ CommitQueueWorkerMain(Datum arg)
 		CHECK_FOR_INTERRUPTS();
 	}
 }
-
-/* From OutboxInit when preloaded: register the worker. */
-void
-CommitQueueRegisterWorker(void)
-{
-	BackgroundWorker w;
-
-	memset(&w, 0, sizeof(w));
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	w.bgw_restart_time = 1;
-	strlcpy(w.bgw_library_name, "cache_ext", BGW_MAXLEN);
-	strlcpy(w.bgw_function_name, "CommitQueueWorkerMain", BGW_MAXLEN);
-	strlcpy(w.bgw_name, "cache_ext commit queue", BGW_MAXLEN);
-	strlcpy(w.bgw_type, "cache_ext commit queue", BGW_MAXLEN);
-	RegisterBackgroundWorker(&w);
-}

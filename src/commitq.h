@@ -38,7 +38,6 @@ extern bool CommitQueueWaitDelivered(char *const *keys, int n, int timeout_ms);
 /* The worker: deliver what is queued and publish the watermark. */
 extern void CommitQueueDeliver(bool force);
 extern bool CommitQueueStandbysConnected(void);
-extern void CommitQueueRegisterWorker(void);
 
 /* Hot standby: the watermark key of its target (NULL: none) ... */
 extern char *CommitQueueMarkKey(void);

@@ -892,6 +892,26 @@ InvalHitsBlockedWhy(void)
 }
 
 /*
+ * A background worker of this library: primary only (it starts when
+ * recovery is finished), restarted a second after it exits with 1.
+ */
+static void
+register_worker(const char *function, const char *name)
+{
+	BackgroundWorker w;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = 1;
+	strlcpy(w.bgw_library_name, "cache_ext", BGW_MAXLEN);
+	strlcpy(w.bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(w.bgw_name, name, BGW_MAXLEN);
+	strlcpy(w.bgw_type, name, BGW_MAXLEN);
+	RegisterBackgroundWorker(&w);
+}
+
+/*
  * From InvalInit (_PG_init): the lease setting; learn of Redis restarts;
  * when preloaded, the background worker; and, in a backend where cache_ext
  * is not preloaded (no ProcessUtility hook, so DDL goes unseen), remove the
@@ -911,18 +931,8 @@ OutboxInit(void)
 	StoreSetServerListener(on_redis_connect);
 	if (process_shared_preload_libraries_in_progress)
 	{
-		BackgroundWorker w;
-
-		memset(&w, 0, sizeof(w));
-		w.bgw_flags = BGWORKER_SHMEM_ACCESS;
-		w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		w.bgw_restart_time = 1;
-		strlcpy(w.bgw_library_name, "cache_ext", BGW_MAXLEN);
-		strlcpy(w.bgw_function_name, "OutboxWorkerMain", BGW_MAXLEN);
-		strlcpy(w.bgw_name, "cache_ext outbox", BGW_MAXLEN);
-		strlcpy(w.bgw_type, "cache_ext outbox", BGW_MAXLEN);
-		RegisterBackgroundWorker(&w);
-		CommitQueueRegisterWorker();
+		register_worker("OutboxWorkerMain", "cache_ext outbox");
+		register_worker("CommitQueueWorkerMain", "cache_ext commit queue");
 	}
 	else
 		(void) unlink(STATE_FILE);
