@@ -19,6 +19,7 @@ OBJS = \
 	src/outbox.o \
 	src/outbox_worker.o \
 	src/outbox_state.o \
+	src/outbox_identity.o \
 	src/commitq.o \
 	src/l1.o \
 	src/l1_gen.o \

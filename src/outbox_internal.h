@@ -120,9 +120,15 @@ extern void write_state_file(int code, Datum arg);
 extern bool last_shutdown_clean(void);
 
 /* outbox.c */
+extern int current_target(void);
+extern void update_blocked(OutboxTarget *t);
 extern void release_delivering(int code, Datum arg);
 extern char *target_key(int t, const char *suffix);
 extern bool deliver_target(int ti, int timeout_ms);
 extern void check_promotion(void);
+
+/* outbox_identity.c */
+extern uint64 on_redis_connect(const char *run_id, const char *addr);
+extern uint64 current_identity(void);
 
 #endif /* CACHE_EXT_OUTBOX_INTERNAL_H */

@@ -58,6 +58,7 @@ sub new
 		pid    => undef,
 		paused => 0,
 		verbose => $params{verbose} // 1,
+		params => \%params,
 	}, $class;
 	push @servers, $self;
 	$self->start;
@@ -116,13 +117,12 @@ sub _listen_description
 	return "on 127.0.0.1:$self->{port}";
 }
 
-sub start
+# The command line of the server (subclasses run other servers, e.g. a
+# sentinel); extra_args => [...] given to new() are appended.
+sub _command
 {
 	my $self = shift;
-	croak "redis-server $self->{name} is already running" if $self->{pid};
-
-	my $log = $self->logfile;
-	my @cmd = (
+	return (
 		'redis-server',
 		'--bind' => '127.0.0.1',
 		$self->_listen_args,
@@ -131,7 +131,17 @@ sub start
 		'--daemonize' => 'no',
 		'--dir' => $self->{dir},
 		'--pidfile' => "$self->{dir}/redis.pid",
-		'--logfile' => $log);
+		'--logfile' => $self->logfile,
+		@{ $self->{params}{extra_args} // [] });
+}
+
+sub start
+{
+	my $self = shift;
+	croak "redis-server $self->{name} is already running" if $self->{pid};
+
+	my $log = $self->logfile;
+	my @cmd = $self->_command;
 
 	my $pid = fork();
 	croak "fork failed: $!" unless defined $pid;
@@ -285,7 +295,10 @@ sub _run_cli
 {
 	my ($self, $timeout, @args) = @_;
 	my ($in, $out, $err) = ('', '', '');
-	my @cmd = ('redis-cli', '-h', '127.0.0.1', '-p', $self->{port}, @args);
+	my @cmd = ('redis-cli', '-h', '127.0.0.1', '-p', $self->{port},
+		(defined $self->{params}{password}
+			? ('--no-auth-warning', '-a', $self->{params}{password}) : ()),
+		@args);
 	my ($status, $h);
 	my $ok = eval {
 		$h = IPC::Run::start(\@cmd, '<', \$in, '>', \$out, '2>', \$err,

@@ -1,0 +1,231 @@
+# test/t/241_sentinel.pl - Redis behind Sentinel: discovery, failovers, and
+# no stale read across them (issue 13)
+#
+# Three data nodes (a master and two replicas) and three sentinels on
+# loopback (CacheExt::Sentinel); cache_ext.redis_url is the Sentinel URL.
+#
+#   1. discovery: the master is found through the sentinels (the first of
+#      which is down), cache_health() says sentinel and names it
+#   2. under the consistency checker (writers and readers running):
+#        sentinel_failover   SENTINEL FAILOVER
+#        master_killed       the master killed (SIGKILL), restarted later:
+#                            the sentinels make it a replica
+#        master_paused       the master stopped (SIGSTOP) past the failover,
+#                            then resumed: it comes back as a replica
+#        lagged_promoted     the only promotable replica is stopped while
+#                            writers commit (it misses their bumps), the
+#                            master is killed, the replica resumed and
+#                            promoted: bumps the old master acknowledged
+#                            are lost, and no read may be stale
+#      0 stale reads, 0 failed statements, every call bounded; one WARNING
+#      per failover and cache_health().failovers counting them
+#   3. a demoted master answers reads: a session whose connection still
+#      points at it must not be served from it
+#
+# CE_CHECKER_SECONDS: seconds of load per phase (default 6).
+
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+use List::Util qw(max sum0);
+
+use CacheExt::Redis qw(cache_ext_node);
+use CacheExt::Sentinel;
+use CacheExt::Checker;
+use CacheExt::Util;
+
+my $S = $ENV{CE_CHECKER_SECONDS} // 6;
+$S = 4 if $S < 4;
+
+my $g = CacheExt::Sentinel->new;
+my $node = cache_ext_node('main', $g, extra_conf => join("\n",
+	"max_connections = 40",
+	"log_statement = 'none'",
+	"cache_ext.connect_timeout = '1s'",
+	"cache_ext.command_timeout = '500ms'",
+	"cache_ext.retry_interval = '200ms'"));
+
+# ---- 1. discovery -------------------------------------------------------------
+
+$node->safe_psql('postgres', q{
+	CREATE TABLE kv (k int PRIMARY KEY, v int);
+	INSERT INTO kv SELECT g, 0 FROM generate_series(1, 10) g;
+	SELECT cache_track('kv');
+});
+my $q = q{SELECT * FROM cached_query('SELECT sum(v)::int FROM kv') AS t(s int)};
+my ($first, $second) = map {
+	$node->safe_psql('postgres', "$q; SELECT cache_status()")
+} 1 .. 2;
+like($first, qr/MISS/, 'discovery: a miss through the master the sentinels name');
+like($second, qr/HIT/, 'discovery: then a hit');
+my $m0 = $g->master;
+is($node->safe_psql('postgres', 'SELECT redis_mode, redis_master, failovers FROM cache_health()'),
+	"sentinel|127.0.0.1:" . $m0->port . "|0", 'cache_health: sentinel mode, the master, no failover yet');
+
+# the first sentinel listed is down: the others are asked
+{
+	my $s0 = ($g->sentinels)[0];
+	$s0->stop;
+	my $out = $node->safe_psql('postgres', "$q; SELECT cache_status()");
+	like($out, qr/HIT/, 'a hit with the first sentinel down (a new session asks the others)');
+	$s0->start;
+}
+
+# ---- 2. the checker across failovers -------------------------------------------------
+
+my $c = CacheExt::Checker->new(node => $node, writers => 3, readers => 3, rows => 8);
+note 'seed ' . $c->seed;
+$c->setup;
+
+my $log_offset = -s $node->logfile;
+my $failovers = 0;
+
+$c->run_phase('normal', $S);
+
+$c->run_phase('sentinel_failover', $S, tail => $S, steps => [
+	{ at => $S / 2, name => 'SENTINEL FAILOVER', do => sub {
+		$c->mark('failover_begin');
+		$g->failover;
+		$failovers++;
+		$c->mark('failover_done');
+	} },
+]);
+
+my $killed;
+$c->run_phase('master_killed', $S, tail => $S, steps => [
+	{ at => $S / 2, name => 'kill -9 the master', do => sub {
+		$killed = $g->master;
+		$c->mark('kill');
+		$killed->kill9;
+	} },
+	{ after => 0, name => 'a new master', do => sub {
+		$g->wait_new_master($killed, 60);
+		$failovers++;
+		$c->mark('new_master');
+	} },
+	{ after => 1, name => 'the old master restarts', do => sub {
+		$killed->start;
+		$g->wait_replica($killed, 90);
+		$c->mark('old_is_replica');
+	} },
+]);
+
+my $paused;
+$c->run_phase('master_paused', $S, tail => $S, steps => [
+	{ at => $S / 2, name => 'SIGSTOP the master', do => sub {
+		$paused = $g->master;
+		$c->mark('pause');
+		$paused->pause;
+	} },
+	{ after => 0, name => 'a new master', do => sub {
+		$g->wait_new_master($paused, 60);
+		$failovers++;
+		$c->mark('new_master');
+	} },
+	{ after => 1, name => 'SIGCONT the old master', do => sub {
+		$paused->resume;
+		$g->wait_replica($paused, 90);
+		$c->mark('old_is_replica');
+	} },
+]);
+
+# Only one replica may be promoted (the other gets replica-priority 0); it
+# is stopped while writers commit, so it misses what the master acknowledges.
+my ($lag_master, $lagger, $other);
+$c->run_phase('lagged_promoted', $S, tail => $S, steps => [
+	{ at => $S / 3, name => 'stop the promotable replica', do => sub {
+		$lag_master = $g->master;
+		($lagger, $other) = grep { $_->port != $lag_master->port } $g->nodes;
+		$other->cli('CONFIG', 'SET', 'replica-priority', '0');
+		$lagger->cli('CONFIG', 'SET', 'replica-priority', '100');
+		$lagger->pause;
+		$c->mark('lagger_paused');
+	} },
+	{ after => 2, name => 'kill -9 the master, resume the replica', do => sub {
+		$c->mark('kill');
+		$lag_master->kill9;
+		$lagger->resume;
+	} },
+	{ after => 0, name => 'the lagging replica is promoted', do => sub {
+		my $new = $g->wait_new_master($lag_master, 60);
+		$failovers++;
+		$c->mark('new_master');
+		$lag_master->start;
+		$g->wait_replica($lag_master, 90);
+		$other->cli('CONFIG', 'SET', 'replica-priority', '100');
+	} },
+]);
+$c->run_phase('after', $S);
+$c->stop;
+
+my $r = $c->check;
+my $P = $r->{phases};
+my @phases = qw(normal sentinel_failover master_killed master_paused lagged_promoted after);
+for my $ph (@phases)
+{
+	my $h = $P->{$ph};
+	note sprintf('%-18s reads %5d hits %5d misses %5d bypasses %5d commits %5d viol %d errs %d lost %d',
+		$ph, $h->{reads}, $h->{hits}, $h->{misses}, $h->{bypasses}, $h->{commits},
+		$h->{violations}, $h->{sql_errors_reader} + $h->{sql_errors_writer} + $h->{sql_errors_monitor},
+		$h->{lost_reader} + $h->{lost_writer} + $h->{lost_monitor});
+}
+my @viol = map { @{ $r->{violations}{$_} // [] } } @phases;
+diag "violation: $_" for @viol[ 0 .. ($#viol < 19 ? $#viol : 19) ];
+for my $e (($c->errors)[ 0 .. 9 ])
+{
+	last unless $e;
+	diag "SQL error ($e->{phase}, $e->{role}): $e->{sql}\n$e->{out}";
+}
+diag "failure: $_" for $c->failures;
+note $_ for $c->events;
+
+is(scalar($c->failures), 0, 'every scripted step ran in time');
+is(scalar @viol, 0, 'no stale read across the failovers');
+for my $ph (@phases)
+{
+	my $h = $P->{$ph};
+	cmp_ok($h->{reads}, '>', 0, "$ph: reads were checked");
+	is($h->{sql_errors_reader} + $h->{sql_errors_writer} + $h->{sql_errors_monitor}, 0,
+		"$ph: no statement failed");
+	is($h->{lost_reader} + $h->{lost_writer} + $h->{lost_monitor}, 0, "$ph: no connection lost");
+}
+cmp_ok($P->{normal}{hits}, '>', 0, 'normal: hits');
+cmp_ok($P->{after}{hits}, '>', 0, 'after the failovers: hits again');
+
+my $h = $node->safe_psql('postgres', 'SELECT redis_master, failovers FROM cache_health()');
+my $now = $g->master;
+my ($hm, $hf) = split /\|/, $h;
+is($hm, '127.0.0.1:' . $now->port, 'cache_health names the current master');
+# the sentinels may fail over again on their own (a master that looked
+# down to them a moment), so only a lower bound is known
+cmp_ok($hf, '>=', 1, "cache_health counts failovers ($hf seen, $failovers made by the test)");
+my $log = slurp_file($node->logfile, $log_offset);
+my $warnings = () = $log =~ /WARNING:  cache_ext found a new Redis master/g;
+is($warnings, $hf, 'one WARNING per failover seen');
+
+# ---- 3. a demoted master keeps answering reads ---------------------------------------
+
+# A session connected before a failover keeps its connection to the old
+# master, now a replica that answers GET happily.  Its next call must not
+# be served from there.
+{
+	my $b = $node->background_psql('postgres', on_error_stop => 0);
+	my $out = $b->query_safe("$q; SELECT cache_status()");
+	like($out, qr/HIT|MISS/, 'demoted: a session with a connection to the master');
+	my $old = $g->master;
+	$g->failover;
+	# a write through another session bumps the new master only
+	$node->safe_psql('postgres', 'UPDATE kv SET v = v + 1 WHERE k = 1');
+	my $want = $node->safe_psql('postgres', 'SELECT sum(v)::int FROM kv');
+	$out = $b->query_safe("$q; SELECT cache_status()");
+	my ($got) = split /\n/, $out;
+	is($got, $want, 'demoted: the old session reads the new value, not the old master\'s entry');
+	$b->quit;
+}
+
+$node->stop;
+done_testing();
