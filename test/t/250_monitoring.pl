@@ -101,6 +101,8 @@ my $exporter_port = PostgreSQL::Test::Cluster::get_free_port();
 my $exporter_log = $PostgreSQL::Test::Utils::log_path . '/250_exporter.log';
 my $exporter_pid;
 
+# Start the exporter as a child of this script, connected to the node's unix
+# socket as ce_exporter, logging to $exporter_log.
 sub start_exporter
 {
 	my $dsn = sprintf('host=%s port=%d user=ce_exporter dbname=postgres sslmode=disable',
@@ -125,6 +127,7 @@ sub start_exporter
 	return;
 }
 
+# SIGTERM the exporter by its PID and reap it (SIGKILL after 5 s).
 sub stop_exporter
 {
 	return unless $exporter_pid;
@@ -239,7 +242,8 @@ END $$;}, $n, sql_literal($Q_MAIN), $param, $COLS));
 
 # Some of each outcome: hits, misses, and bypasses for two reasons.
 calls(20, distinct => 3);
-$node->safe_psql('postgres', cq($Q_RAND, 'id int, r boolean', 1) . ';' . cq($Q_RAND, 'id int, r boolean', 2));
+$node->safe_psql('postgres',
+	cq($Q_RAND, 'id int, r boolean', 1) . ';' . cq($Q_RAND, 'id int, r boolean', 2));
 $node->safe_psql('postgres', "SET cache_ext.enabled = off;\n" . cq($Q_MAIN, $COLS, 1));
 $redis->cli('CONFIG', 'SET', 'maxmemory', '67108864');
 
