@@ -43,7 +43,8 @@ OBJS = \
 	src/redis/resp.o \
 	src/redis/transport.o \
 	src/redis/tls.o \
-	src/redis/url.o
+	src/redis/url.o \
+	src/redis/sentinel.o
 
 EXTENSION = cache_ext
 DATA = $(wildcard sql/cache_ext--*.sql)

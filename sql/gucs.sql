@@ -52,6 +52,19 @@ SET cache_ext.redis_url = 'redis://[::1]:6380';
 SET cache_ext.redis_url = 'redis://app:s%40cret@cache.example:6380/2';
 SET cache_ext.redis_url = 'unix:///var/run/redis/redis.sock?db=2';
 SET cache_ext.redis_url = 'unix://:pw@/var/run/redis/redis.sock';
+-- Sentinel: the sentinels (port 26379 by default), then the master's name
+SET cache_ext.redis_url = 'redis-sentinel://s1:26379,s2,[::1]:26380/mymaster';
+SET cache_ext.redis_url = 'rediss-sentinel://app:pw@s1:26379/my%2Dmaster?db=2&sentinel_user=mon';
+SET cache_ext.redis_url = 'redis-sentinel://s1:26379';
+SET cache_ext.redis_url = 'redis-sentinel://s1:26379/';
+SET cache_ext.redis_url = 'redis-sentinel://s1:26379,/mymaster';
+SET cache_ext.redis_url = 'redis-sentinel://s1:0/mymaster';
+SET cache_ext.redis_url = 'redis-sentinel://s1/my%20master';
+SET cache_ext.redis_url = 'redis-sentinel://s1/mymaster?db=x';
+SET cache_ext.redis_url = 'redis-sentinel://s1/mymaster?role=replica';
+SET cache_ext.redis_url = 'redis-sentinel://a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q/mymaster';
+-- Redis Cluster is recognised, and refused for now
+SET cache_ext.redis_url = 'redis-cluster://n1:7000,n2:7001';
 SET cache_ext.redis_url = '';
 RESET cache_ext.redis_url;
 

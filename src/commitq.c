@@ -217,7 +217,8 @@ static uint64
 conn_settings_hash(void)
 {
 	static const char *const names[] = {
-		"cache_ext.redis_password_file", "cache_ext.tls_ca_file",
+		"cache_ext.redis_password_file", "cache_ext.sentinel_password_file",
+		"cache_ext.tls_ca_file",
 		"cache_ext.tls_cert_file", "cache_ext.tls_key_file",
 		"cache_ext.tls_verify"};
 	uint64 h = 1;

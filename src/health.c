@@ -38,6 +38,7 @@
 #include "store/store.h"
 #include "invalidate.h"
 #include "l1.h"
+#include "outbox.h"
 
 static Datum
 int8_or_null(const char *s, bool *isnull)
@@ -59,6 +60,34 @@ int8_or_null(const char *s, bool *isnull)
 PG_FUNCTION_INFO_V1(cache_health);
 
 /*
+ * cache_health's columns 20..23: how Redis is reached, the master last
+ * connected to (NULL until known) and the failovers seen there.
+ */
+static void
+set_identity(Datum *values, bool *nulls)
+{
+	char *addr;
+	int64 failovers;
+	TimestampTz last;
+
+	InvalRedisIdentity(&addr, &failovers, &last);
+	values[20] = CStringGetTextDatum(StoreMode());
+	nulls[20] = false;
+	if (addr[0] != '\0')
+	{
+		values[21] = CStringGetTextDatum(addr);
+		nulls[21] = false;
+	}
+	values[22] = Int64GetDatum(failovers);
+	nulls[22] = false;
+	if (last != 0)
+	{
+		values[23] = TimestampTzGetDatum(last);
+		nulls[23] = false;
+	}
+}
+
+/*
  * One row: this backend's connection and breaker, a PING's round trip,
  * what Redis says of itself (INFO), the outbox, and warnings about
  * settings that endanger correctness or the cache.
@@ -67,8 +96,8 @@ Datum
 cache_health(PG_FUNCTION_ARGS)
 {
 	TupleDesc tupdesc;
-	Datum values[20];
-	bool nulls[20];
+	Datum values[24];
+	bool nulls[24];
 	StoreHealth h;
 	List *warnings = NIL;
 	L1Counts l1;
@@ -173,5 +202,6 @@ cache_health(PG_FUNCTION_ARGS)
 		values[19] = Int64GetDatum(l1.entries);
 		nulls[17] = nulls[18] = nulls[19] = false;
 	}
+	set_identity(values, nulls);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -216,6 +216,7 @@ InvalShmemInit(void)
 		{
 			pg_atomic_init_u32(&outbox_shared->targets[i].blocked, 0);
 			pg_atomic_init_u64(&outbox_shared->targets[i].fence_until, 0);
+			pg_atomic_init_u64(&outbox_shared->targets[i].identity_seq, 0);
 		}
 		InvalFreshValue(outbox_shared->token);
 
@@ -385,30 +386,104 @@ InvalPendingCount(void)
 	return n + CommitQueueCountFor(ti);
 }
 
-/* A new Redis connection: has the server restarted since we last saw it? */
-static void
-on_redis_connect(const char *run_id)
+/*
+ * A new Redis connection (the store's listener): has the server restarted,
+ * or is it another master (a failover), since we last saw it?  Either way
+ * it may lack invalidations the former one acknowledged: hits wait for a
+ * server-generation bump, the local tier forgets what it took, and the
+ * identity sequence moves on, so that other processes drop connections
+ * to the former server before their next use (store.c).  Returns the
+ * sequence this connection is valid under.
+ */
+static uint64
+on_redis_connect(const char *run_id, const char *addr)
 {
 	int ti;
 	OutboxTarget *t;
+	char ident[RUN_ID_LEN];
+	bool changed = false;
+	bool failover = false;
+	char former[STORE_ADDR_LEN] = "";
+	uint64 seq;
 
-	if (outbox_shared == NULL || run_id == NULL)
-		return;
+	if (outbox_shared == NULL)
+		return 0;
 	ti = current_target();
 	if (ti < 0)
-		return;
+		return 0;
 	t = &outbox_shared->targets[ti];
+	if (run_id != NULL)
+		strlcpy(ident, run_id, sizeof(ident));
+	else if (strcmp(StoreMode(), "sentinel") == 0 && addr[0] != '\0')
+		snprintf(ident, sizeof(ident), "a%016llx",
+				 (unsigned long long) hash_bytes_extended((const unsigned char *) addr,
+														  strlen(addr), 0));
+	else
+		return pg_atomic_read_u64(&t->identity_seq); /* INFO refused: unknown */
+
 	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
-	if (t->run_id[0] != '\0' && strcmp(t->run_id, run_id) != 0)
+	if (t->run_id[0] != '\0' && strcmp(t->run_id, ident) != 0)
 	{
+		changed = true;
+		failover = t->master_addr[0] != '\0' && strcmp(t->master_addr, addr) != 0;
+		strlcpy(former, t->master_addr, sizeof(former));
 		t->want_bump++;
 		update_blocked(t);
 		L1GenBumpAll(); /* what L1 took from this Redis may be stale too */
+		pg_atomic_fetch_add_u64(&t->identity_seq, 1);
+		if (failover)
+		{
+			t->failovers++;
+			t->last_failover = GetCurrentTimestamp();
+		}
+	}
+	strlcpy(t->run_id, ident, sizeof(t->run_id));
+	strlcpy(t->master_addr, addr, sizeof(t->master_addr));
+	seq = pg_atomic_read_u64(&t->identity_seq);
+	LWLockRelease(outbox_shared->lock);
+
+	/* one process sees each change: one message per failover */
+	if (failover)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("cache_ext found a new Redis master: %s, was %s", addr, former),
+				 errdetail("A failover may lose invalidations the former master acknowledged, so every cached result is invalidated before hits are served again."),
+				 errhint("cache_health() shows the master in use and the failovers seen.")));
+	else if (changed)
 		ereport(LOG,
 				(errmsg("cache_ext will invalidate every cached result before serving hits"),
 				 errdetail("The Redis server restarted (its run_id changed), so it may have lost invalidations.")));
-	}
-	strlcpy(t->run_id, run_id, sizeof(t->run_id));
+	return seq;
+}
+
+/* The identity sequence of this backend's target (store.c), or 0. */
+static uint64
+current_identity(void)
+{
+	int ti = outbox_shared ? current_target() : -1;
+
+	return ti < 0 ? 0 : pg_atomic_read_u64(&outbox_shared->targets[ti].identity_seq);
+}
+
+/*
+ * For cache_health(): the master address last connected to at this
+ * backend's target ("" when unknown, palloc'd), the failovers seen and
+ * the last one's time (0 when none).
+ */
+void
+InvalRedisIdentity(char **addr, int64 *failovers, TimestampTz *last_failover)
+{
+	int ti = outbox_shared ? current_target() : -1;
+
+	*addr = pstrdup("");
+	*failovers = 0;
+	*last_failover = 0;
+	if (ti < 0)
+		return;
+	LWLockAcquire(outbox_shared->lock, LW_SHARED);
+	*addr = pstrdup(outbox_shared->targets[ti].master_addr);
+	*failovers = (int64) outbox_shared->targets[ti].failovers;
+	*last_failover = outbox_shared->targets[ti].last_failover;
 	LWLockRelease(outbox_shared->lock);
 }
 
@@ -928,7 +1003,7 @@ OutboxInit(void)
 							2000, 200, 600000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
-	StoreSetServerListener(on_redis_connect);
+	StoreSetServerListener(on_redis_connect, current_identity);
 	if (process_shared_preload_libraries_in_progress)
 	{
 		register_worker("OutboxWorkerMain", "cache_ext outbox");

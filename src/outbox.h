@@ -50,6 +50,8 @@ extern bool InvalHitsBlockedSince(uint64 epoch);
 /* For cache_stats: scopes waiting in the outboxes (+1 per server bump due). */
 extern int64 InvalPendingCount(void);
 extern int InvalOutboxDepth(void); /* keys waiting, for cache_health */
+extern void InvalRedisIdentity(char **addr, int64 *failovers,
+							   TimestampTz *last_failover); /* cache_health */
 
 /*
  * A committing transaction's bumps are in flight from its PRE_COMMIT until

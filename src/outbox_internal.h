@@ -18,6 +18,7 @@
 #include "storage/lwlock.h"
 
 #include "invalidate.h"
+#include "store/store.h"
 
 #define OUTBOX_TARGETS	8
 #define OUTBOX_SIZE		512 /* keys kept per target */
@@ -47,7 +48,16 @@ typedef struct OutboxTarget
 	int delivering_pid;						/* lock: the process sending, or 0 */
 	uint64 version;							/* lock: incremented when the items are dropped */
 	char run_id[RUN_ID_LEN];				/* lock: of the Redis server, "" until
-									 * known */
+									 * known (with Sentinel and no INFO:
+									 * "a" and a hash of its address) */
+	char master_addr[STORE_ADDR_LEN];		/* lock: host:port last connected to,
+											 * "" until known */
+	pg_atomic_uint64 identity_seq;			/* atomic: incremented (under the lock)
+									 * when run_id changes: connections
+									 * made before are not used again */
+	uint64 failovers;						/* lock: run_id changes with a new
+									 * address since the server started */
+	TimestampTz last_failover;				/* lock: the last one, or 0 */
 	char file_token[TOKEN_LEN];				/* constant: the token this target
 										 * should hold, from the state file,
 										 * or "" */

@@ -40,19 +40,13 @@
 #include "utils/timestamp.h"
 
 #include "cache_ext.h" /* settings only */
-#include "redis/redis.h"
-#include "redis/resp.h"
+#include "redis/client_internal.h"
 #include "redis/redis_text.h"
 
-typedef struct RedisConn
-{
-	bool connected;
-	char *url; /* malloc'd copy of the URL we connected to */
-	RedisTransport transport;
-	redisReader *reader;
-} RedisConn;
-
 static RedisConn conn = {.transport = {.sock = PGINVALID_SOCKET}};
+
+/* sentinel.c's setting, defined with the TLS settings (tls.c) */
+char *cache_ext_sentinel_password_file = NULL;
 
 static TimestampTz breaker_until = 0;
 static uint32 breaker_url_hash = 0; /* the URL the breaker opened for */
@@ -192,22 +186,51 @@ set_failure(RedisFailureKind kind, const char *msg)
 		strlcpy(last_error, msg, sizeof(last_error));
 }
 
+/* ClientSetFailure (client_internal.h) */
+void
+ClientSetFailure(RedisFailureKind kind, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[sizeof(last_error)];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	set_failure(kind, msg);
+}
+
+/* ClientClose (client_internal.h) */
+void
+ClientClose(RedisConn *c)
+{
+	c->connected = false;
+	TransportClose(&c->transport);
+	if (c->reader)
+	{
+		redisReaderFree(c->reader);
+		c->reader = NULL;
+	}
+}
+
 /* Drop the connection and everything it owns; safe to call at any time. */
 void
 RedisDisconnect(void)
 {
-	conn.connected = false;
-	TransportClose(&conn.transport);
-	if (conn.reader)
-	{
-		redisReaderFree(conn.reader);
-		conn.reader = NULL;
-	}
+	ClientClose(&conn);
 	if (conn.url)
 	{
 		free(conn.url);
 		conn.url = NULL;
 	}
+}
+
+/* RedisAbandon (redis.h) */
+void
+RedisAbandon(const char *why)
+{
+	RedisDisconnect();
+	set_failure(REDIS_FAIL_SERVER_ERROR, why);
+	failure_count++;
 }
 
 static uint32
@@ -317,13 +340,13 @@ RedisUsable(const char **why)
 
 /* A protocol error; hiredis quotes bytes of the reply in its message. */
 static void
-reader_error(void)
+reader_error(redisReader *reader)
 {
 	char safe[200];
 
 	last_kind = REDIS_FAIL_PROTOCOL;
-	RedisSafeText(safe, sizeof(safe), conn.reader->errstr,
-				  strnlen(conn.reader->errstr, sizeof(conn.reader->errstr)));
+	RedisSafeText(safe, sizeof(safe), reader->errstr,
+				  strnlen(reader->errstr, sizeof(reader->errstr)));
 	snprintf(last_error, sizeof(last_error), "invalid reply from Redis: %s", safe);
 }
 
@@ -334,7 +357,7 @@ reader_error(void)
  * caller cleans up.
  */
 static bool
-exchange(const char *buf, size_t len, int n, redisReply **replies,
+exchange(RedisConn *c, const char *buf, size_t len, int n, redisReply **replies,
 		 size_t max_reply_bytes, TimestampTz deadline)
 {
 	char err[200];
@@ -342,9 +365,9 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 	char *chunk;
 	int got = 0;
 
-	if (!TransportSend(&conn.transport, buf, len, deadline, err, sizeof(err)))
+	if (!TransportSend(&c->transport, buf, len, deadline, err, sizeof(err)))
 	{
-		set_failure(conn.transport.failure, err);
+		set_failure(c->transport.failure, err);
 		return false;
 	}
 
@@ -360,9 +383,9 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 		ssize_t r;
 		RespFeedResult fed;
 
-		if (redisReaderGetReply(conn.reader, &reply) != REDIS_OK)
+		if (redisReaderGetReply(c->reader, &reply) != REDIS_OK)
 		{
-			reader_error();
+			reader_error(c->reader);
 			break;
 		}
 		if (reply != NULL)
@@ -370,14 +393,14 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 			replies[got++] = (redisReply *) reply;
 			continue;
 		}
-		r = TransportRecv(&conn.transport, chunk, RECV_CHUNK, received == 0,
+		r = TransportRecv(&c->transport, chunk, RECV_CHUNK, received == 0,
 						  deadline, err, sizeof(err));
 		if (r < 0)
 		{
-			set_failure(conn.transport.failure, err);
+			set_failure(c->transport.failure, err);
 			break;
 		}
-		fed = RespFeed(conn.reader, chunk, r, &received, max_reply_bytes);
+		fed = RespFeed(c->reader, chunk, r, &received, max_reply_bytes);
 		if (fed == RESP_TOO_LARGE)
 		{
 			last_kind = REDIS_FAIL_REPLY_TOO_LARGE;
@@ -387,7 +410,7 @@ exchange(const char *buf, size_t len, int n, redisReply **replies,
 		}
 		if (fed == RESP_BAD)
 		{
-			reader_error();
+			reader_error(c->reader);
 			break;
 		}
 	}
@@ -424,43 +447,85 @@ format_command(StringInfo buf, const RedisCommand *cmd)
 	return true;
 }
 
+/* ClientRun (client_internal.h) */
+bool
+ClientRun(RedisConn *c, int n, RedisCommand *cmds, redisReply **replies,
+		  size_t max_reply_bytes, TimestampTz deadline)
+{
+	StringInfoData buf;
+	bool ok = true;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < n && ok; i++)
+		ok = format_command(&buf, &cmds[i]);
+	if (!ok)
+		set_failure(REDIS_FAIL_RESOURCES, "could not format a command");
+	else
+		ok = exchange(c, buf.data, buf.len, n, replies, max_reply_bytes,
+					  deadline);
+	/* it may have held a password */
+	explicit_bzero(buf.data, buf.len);
+	pfree(buf.data);
+	return ok;
+}
+
 /*
  * A connection made since the store last asked (RedisTakeNewConnection),
- * and its server's run_id ("" when INFO did not say).
+ * its server's run_id ("" when INFO did not say) and address.
  */
 static bool new_connection = false;
 static char new_run_id[RESP_RUN_ID_LEN];
+static char new_addr[REDIS_ADDR_LEN];
+static void (*connect_hook)(void) = NULL;
 
 /*
- * The reply to INFO server, sent with the first pipeline of a connection:
- * note the server's run_id for the store to take.  INFO may be refused to
- * an ACL user; then restarts go unnoticed.
+ * The reply to INFO server, sent with the first pipeline of a connection
+ * (without Sentinel): note the server's run_id for the store to take.
+ * INFO may be refused to an ACL user; then restarts go unnoticed.
  */
 static void
 report_run_id(redisReply *info)
 {
 	(void) RespRunId(info, new_run_id);
+	strlcpy(new_addr, conn.addr, sizeof(new_addr));
 	new_connection = true;
 }
 
 bool
-RedisTakeNewConnection(char *run_id)
+RedisTakeNewConnection(char *run_id, char *addr)
 {
 	if (!new_connection)
 		return false;
 	new_connection = false;
 	strlcpy(run_id, new_run_id, RESP_RUN_ID_LEN);
+	strlcpy(addr, new_addr, REDIS_ADDR_LEN);
 	return true;
+}
+
+void
+RedisSetConnectHook(void (*hook)(void))
+{
+	connect_hook = hook;
+}
+
+bool
+RedisSentinelMode(void)
+{
+	return cache_ext_redis_url != NULL &&
+		(strncmp(cache_ext_redis_url, "redis-sentinel://", 17) == 0 ||
+		 strncmp(cache_ext_redis_url, "rediss-sentinel://", 18) == 0);
 }
 
 char *cache_ext_redis_password_file = NULL;
 
 /*
- * The first line of the password file (palloc'd), or NULL with last_error
- * set.  The file must be readable by the server's user only.
+ * The first line of the password file named by setting (palloc'd), or
+ * NULL with last_error set.  The file must be readable by the server's
+ * user only.  It is read at every connection, so a rotated password
+ * applies from the next one.
  */
 static char *
-read_password_file(const char *path)
+read_password_file(const char *path, const char *setting)
 {
 	struct stat st;
 	FILE *f;
@@ -471,21 +536,22 @@ read_password_file(const char *path)
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
 	{
 		snprintf(last_error, sizeof(last_error),
-				 "could not read cache_ext.redis_password_file: %s",
+				 "could not read %s: %s", setting,
 				 errno ? strerror(errno) : "not a regular file");
 		return NULL;
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO))
 	{
 		snprintf(last_error, sizeof(last_error),
-				 "cache_ext.redis_password_file has group or world access; it must be readable by the server's user only");
+				 "%s has group or world access; it must be readable by the server's user only",
+				 setting);
 		return NULL;
 	}
 	f = fopen(path, "r");
 	if (f == NULL || fgets(line, sizeof(line), f) == NULL)
 	{
 		snprintf(last_error, sizeof(last_error),
-				 "could not read cache_ext.redis_password_file: %s",
+				 "could not read %s: %s", setting,
 				 f ? "it is empty" : strerror(errno));
 		if (f)
 			fclose(f);
@@ -497,7 +563,7 @@ read_password_file(const char *path)
 	if (len == 0)
 	{
 		snprintf(last_error, sizeof(last_error),
-				 "could not read cache_ext.redis_password_file: its first line is empty");
+				 "could not read %s: its first line is empty", setting);
 		return NULL;
 	}
 	{
@@ -508,111 +574,146 @@ read_password_file(const char *path)
 	}
 }
 
-/* Open the connection and run AUTH / SELECT as the URL asks. */
+/* ClientAuthCommand (client_internal.h) */
+bool
+ClientAuthCommand(RedisCommand *cmds, int *n, const char *user,
+				  const char *url_password, const char *password_file,
+				  const char *setting, char **password)
+{
+	char *pw = NULL;
+
+	*password = NULL;
+	/* a password in a file is never in a setting, so never in the log */
+	if (password_file && password_file[0])
+	{
+		pw = read_password_file(password_file, setting);
+		if (pw == NULL)
+			return false;
+	}
+	else if (url_password)
+		pw = pstrdup(url_password);
+	if (pw == NULL)
+		return true;
+	RedisCommandInit(&cmds[*n], "AUTH");
+	if (user)
+		RedisCommandArgStr(&cmds[*n], user);
+	RedisCommandArgStr(&cmds[*n], pw);
+	(*n)++;
+	*password = pw;
+	return true;
+}
+
+/* ClientErrorReply (client_internal.h) */
+bool
+ClientErrorReply(const redisReply *r, const char *what)
+{
+	char safe[160];
+
+	if (r->type != REDIS_REPLY_ERROR)
+		return false;
+	/* the error text of AUTH never contains the password */
+	RedisSafeText(safe, sizeof(safe), r->str, r->len);
+	ClientSetFailure(strcmp(what, "AUTH") == 0 ? REDIS_FAIL_AUTH : REDIS_FAIL_SERVER_ERROR,
+					 "%s failed: %s", what, safe);
+	return true;
+}
+
+/* ClientOpen (client_internal.h) */
+bool
+ClientOpen(RedisConn *c, const RedisEndpoint *ep, TimestampTz deadline)
+{
+	char err[200];
+
+	c->reader = redisReaderCreate();
+	if (c->reader == NULL)
+	{
+		set_failure(REDIS_FAIL_RESOURCES, "out of memory");
+		return false;
+	}
+	RespLimitArrays(c->reader);
+	if (ep->kind == REDIS_EP_UNIX)
+		c->addr[0] = '\0';
+	else if (strchr(ep->host, ':') != NULL)
+		snprintf(c->addr, sizeof(c->addr), "[%s]:%d", ep->host, ep->port);
+	else
+		snprintf(c->addr, sizeof(c->addr), "%s:%d", ep->host, ep->port);
+	if (!TransportConnect(&c->transport, ep, deadline, err, sizeof(err)))
+	{
+		if (ep->kind == REDIS_EP_UNIX)
+			ClientSetFailure(c->transport.failure, "%s (socket \"%s\")", err,
+							 ep->path);
+		else
+			ClientSetFailure(c->transport.failure, "%s (%s)", err, c->addr);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Open the connection: through Sentinel, or to the URL's server with AUTH
+ * and SELECT as it asks.
+ */
 static bool
 connect_redis(int timeout_ms)
 {
 	RedisEndpoint ep;
 	char *perr;
-	char err[200];
 	TimestampTz deadline;
-	StringInfoData buf;
 	RedisCommand cmds[2];
 	redisReply *replies[2];
+	char *password = NULL;
 	int n = 0;
+	bool ok;
 
 	perr = RedisParseUrl(cache_ext_redis_url, &ep);
 	if (perr)
 	{
-		last_kind = REDIS_FAIL_CONFIG;
-		snprintf(last_error, sizeof(last_error),
-				 "invalid cache_ext.redis_url: %s", perr);
+		ClientSetFailure(REDIS_FAIL_CONFIG, "invalid cache_ext.redis_url: %s",
+						 perr);
 		return false;
 	}
 	conn.url = strdup(cache_ext_redis_url);
-	conn.reader = redisReaderCreate();
-	if (conn.reader)
-		RespLimitArrays(conn.reader);
-	if (conn.url == NULL || conn.reader == NULL)
+	if (conn.url == NULL)
 	{
-		last_kind = REDIS_FAIL_RESOURCES;
-		snprintf(last_error, sizeof(last_error), "out of memory");
+		set_failure(REDIS_FAIL_RESOURCES, "out of memory");
 		return false;
 	}
-
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   timeout_ms);
-	if (!TransportConnect(&conn.transport, &ep, deadline, err, sizeof(err)))
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	conn.sentinel = ep.nsentinels > 0;
+	if (conn.sentinel)
 	{
-		last_kind = conn.transport.failure;
-		if (ep.kind == REDIS_EP_UNIX)
-			snprintf(last_error, sizeof(last_error), "%s (socket \"%s\")",
-					 err, ep.path);
-		else
-			snprintf(last_error, sizeof(last_error), "%s (%s:%d)",
-					 err, ep.host, ep.port);
-		return false;
-	}
-
-	/* a password in a file is never in a setting, so never in the log */
-	if (cache_ext_redis_password_file && cache_ext_redis_password_file[0])
-	{
-		ep.password = read_password_file(cache_ext_redis_password_file);
-		if (ep.password == NULL)
+		if (!SentinelConnect(&conn, &ep, deadline, new_run_id))
 			return false;
+		strlcpy(new_addr, conn.addr, sizeof(new_addr));
+		new_connection = true;
+		return true;
 	}
-	if (ep.password)
-	{
-		RedisCommandInit(&cmds[n], "AUTH");
-		if (ep.user)
-			RedisCommandArgStr(&cmds[n], ep.user);
-		RedisCommandArgStr(&cmds[n], ep.password);
-		n++;
-	}
+
+	if (!ClientOpen(&conn, &ep, deadline))
+		return false;
+	if (!ClientAuthCommand(cmds, &n, ep.user, ep.password,
+						   cache_ext_redis_password_file,
+						   "cache_ext.redis_password_file", &password))
+		return false;
 	if (ep.db != 0)
 	{
-		char dbstr[16];
-
-		snprintf(dbstr, sizeof(dbstr), "%d", ep.db);
 		RedisCommandInit(&cmds[n], "SELECT");
-		RedisCommandArg(&cmds[n], pstrdup(dbstr), strlen(dbstr));
+		RedisCommandArgStr(&cmds[n], psprintf("%d", ep.db));
 		n++;
 	}
 	if (n == 0)
 		return true;
 
-	initStringInfo(&buf);
-	for (int i = 0; i < n; i++)
-		if (!format_command(&buf, &cmds[i]))
-		{
-			last_kind = REDIS_FAIL_RESOURCES;
-			snprintf(last_error, sizeof(last_error), "could not format a command");
-			return false;
-		}
-	if (ep.password)
-		memset(ep.password, 0, strlen(ep.password));
-
-	if (!exchange(buf.data, buf.len, n, replies, 65536, deadline))
+	ok = ClientRun(&conn, n, cmds, replies, 65536, deadline);
+	if (password)
+		explicit_bzero(password, strlen(password));
+	if (!ok)
 		return false;
-	for (int i = 0; i < n; i++)
-	{
-		if (replies[i]->type == REDIS_REPLY_ERROR)
-		{
-			char safe[160];
-
-			/* the error text of AUTH never contains the password */
-			RedisSafeText(safe, sizeof(safe), replies[i]->str, replies[i]->len);
-			last_kind = strcmp(cmds[i].argv[0], "AUTH") == 0 ?
-				REDIS_FAIL_AUTH :
-				REDIS_FAIL_SERVER_ERROR;
-			snprintf(last_error, sizeof(last_error), "%s failed: %s",
-					 cmds[i].argv[0], safe);
-			RedisFreeReplies(n, replies);
-			return false;
-		}
-	}
+	for (int i = 0; i < n && ok; i++)
+		if (ClientErrorReply(replies[i], cmds[i].argv[0]))
+			ok = false;
 	RedisFreeReplies(n, replies);
-	return true;
+	return ok;
 }
 
 /*
@@ -648,24 +749,60 @@ RedisExecTimeout(int ncmds, RedisCommand *cmds, redisReply **replies,
 }
 
 /*
+ * With Sentinel: whether the replies say that the server is not the
+ * master any more (ROLE, sent first on a connection made earlier, or an
+ * error such as READONLY): then they are freed, the failure noted, and
+ * the caller asks the sentinels again.
+ */
+static bool
+moved_master(redisReply **all, int n, bool role_first)
+{
+	if (role_first && RespRoleIsMaster(all[0]) != 1)
+	{
+		ClientSetFailure(REDIS_FAIL_SERVER_ERROR,
+						 "%s is no longer the Redis master", conn.addr);
+		RedisFreeReplies(n, all);
+		return true;
+	}
+	for (int i = role_first ? 1 : 0; i < n; i++)
+		if (RespNotMaster(all[i]))
+		{
+			char safe[120];
+
+			RedisSafeText(safe, sizeof(safe), all[i]->str, all[i]->len);
+			ClientSetFailure(REDIS_FAIL_SERVER_ERROR,
+							 "%s is no longer the Redis master: it answered %s",
+							 conn.addr, safe);
+			RedisFreeReplies(n, all);
+			return true;
+		}
+	return false;
+}
+
+/*
  * One attempt at a pipeline: connect if needed (then *fresh), send, read.
- * Returns false with last_kind and last_error set; throws only on
- * interrupts.
+ * Returns false with last_kind and last_error set (*moved when the server
+ * is no longer the master); throws only on interrupts.
+ *
+ * One command goes first when needed: INFO server on a new connection
+ * made without Sentinel (has the server restarted?), ROLE on an older
+ * connection made through Sentinel (is it still the master?).
  */
 static bool
 exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
-		  size_t max_reply_bytes, int timeout_ms, int connect_ms, bool *fresh_out)
+		  size_t max_reply_bytes, int timeout_ms, int connect_ms,
+		  bool *fresh_out, bool *moved)
 {
-	StringInfoData buf;
 	bool ok = false;
 	volatile bool fresh = false;
 	redisReply **volatile all = replies;
+	volatile int extra = 0;
 
+	*moved = false;
 	/* a new URL, or new TLS settings, apply from the next call */
 	if (conn.connected && (strcmp(conn.url, cache_ext_redis_url) != 0 || TransportStale(&conn.transport)))
 		RedisDisconnect();
 
-	initStringInfo(&buf);
 	PG_TRY();
 	{
 		if (!conn.connected)
@@ -673,36 +810,40 @@ exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
 			ok = connect_redis(connect_ms);
 			conn.connected = ok;
 			fresh = ok;
+			/* Sentinel: the master is known before any command reaches it */
+			if (ok && new_connection && connect_hook != NULL)
+				connect_hook();
 		}
 		else
 			ok = true;
 
 		if (ok)
 		{
-			TimestampTz deadline;
-			RedisCommand info;
+			RedisCommand *run = cmds;
 
-			/* who the server is, in the same round trip: has it restarted? */
-			if (fresh)
+			if (fresh != conn.sentinel)
 			{
-				RedisCommandInit(&info, "INFO");
-				RedisCommandArgStr(&info, "server");
-				ok = format_command(&buf, &info);
+				extra = 1;
+				run = palloc(sizeof(RedisCommand) * (ncmds + 1));
+				RedisCommandInit(&run[0], conn.sentinel ? "ROLE" : "INFO");
+				if (!conn.sentinel)
+					RedisCommandArgStr(&run[0], "server");
+				/* the copies' argv point into the originals, still alive */
+				memcpy(&run[1], cmds, sizeof(RedisCommand) * ncmds);
 				all = palloc(sizeof(redisReply *) * (ncmds + 1));
 			}
-			for (int i = 0; i < ncmds && ok; i++)
-				ok = format_command(&buf, &cmds[i]);
-			if (!ok)
-				set_failure(REDIS_FAIL_RESOURCES, "could not format a command");
-			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												   timeout_ms);
-			if (ok)
-				ok = exchange(buf.data, buf.len, ncmds + (fresh ? 1 : 0), all,
-							  max_reply_bytes + (fresh ? 65536 : 0), deadline);
-			if (ok && fresh)
+			ok = ClientRun(&conn, ncmds + extra, run, all,
+						   max_reply_bytes + (extra ? 65536 : 0),
+						   TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   timeout_ms));
+			if (ok && conn.sentinel)
+				*moved = moved_master(all, ncmds + extra, extra == 1);
+			ok = ok && !*moved;
+			if (ok && extra)
 			{
 				memcpy(replies, all + 1, sizeof(redisReply *) * ncmds);
-				report_run_id(all[0]);
+				if (!conn.sentinel)
+					report_run_id(all[0]);
 				RedisFreeReplies(1, all);
 			}
 		}
@@ -716,7 +857,6 @@ exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pfree(buf.data);
 	*fresh_out = fresh;
 	return ok;
 }
@@ -726,26 +866,29 @@ exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 			  size_t max_reply_bytes, int timeout_ms, int connect_ms)
 {
 	bool fresh;
+	bool moved;
 	bool ok;
 
 	ok = exec_once(ncmds, cmds, replies, max_reply_bytes, timeout_ms,
-				   connect_ms, &fresh);
+				   connect_ms, &fresh, &moved);
 
 	/*
 	 * A connection that had been idle may have been closed or reset by the
 	 * server (Redis's "timeout" setting, a firewall), and this command was
-	 * the first to find out: try once more on a new one.  A command may then
-	 * run twice: reads, SET NX, MSET of fresh values, SET PX and UNLINK
-	 * give the same state either way; the one command whose reply says
-	 * what it replaced (the incarnation token's SET ... GET) reads back its
-	 * own value on the second run, which the store treats as "unknown"
-	 * and the outbox as a mismatch (store_reply.c, StoreReplyToken).
+	 * the first to find out: try once more on a new one.  So too when the
+	 * server is no longer the master (Sentinel): the new connection asks
+	 * the sentinels where it is now.  A command may then run twice: reads,
+	 * SET NX, MSET of fresh values, SET PX and UNLINK give the same state
+	 * either way; the one command whose reply says what it replaced (the
+	 * incarnation token's SET ... GET) reads back its own value on the
+	 * second run, which the store treats as "unknown" and the outbox as a
+	 * mismatch (store_reply.c, StoreReplyToken).
 	 */
-	if (!ok && !fresh && last_kind == REDIS_FAIL_CLOSED)
+	if (!ok && ((!fresh && last_kind == REDIS_FAIL_CLOSED) || moved))
 	{
 		RedisDisconnect();
 		ok = exec_once(ncmds, cmds, replies, max_reply_bytes, timeout_ms,
-					   connect_ms, &fresh);
+					   connect_ms, &fresh, &moved);
 	}
 	if (!ok)
 	{

@@ -71,19 +71,34 @@ typedef enum RedisEndpointKind
 	REDIS_EP_TLS /* rediss://: TCP with TLS */
 } RedisEndpointKind;
 
+#define REDIS_MAX_SENTINELS 16
+
+/* "host:port" of a server, with its NUL (hosts are at most 255 bytes) */
+#define REDIS_ADDR_LEN 272
+
 typedef struct RedisEndpoint
 {
-	RedisEndpointKind kind;
-	char *host;		/* TCP: host name or address */
-	int port;		/* TCP */
-	char *path;		/* UNIX: socket path */
-	char *user;		/* ACL user, or NULL */
-	char *password; /* or NULL */
-	int db;			/* SELECT index */
+	RedisEndpointKind kind; /* of the data node (TCP or TLS for Sentinel) */
+	char *host;				/* TCP: host name or address; Sentinel: the
+							 * master's, once resolved */
+	int port;				/* TCP */
+	char *path;				/* UNIX: socket path */
+	char *user;				/* ACL user, or NULL */
+	char *password;			/* or NULL */
+	int db;					/* SELECT index */
+
+	/* redis-sentinel:// and rediss-sentinel:// (nsentinels > 0) */
+	int nsentinels;
+	char *sentinel_host[REDIS_MAX_SENTINELS];
+	int sentinel_port[REDIS_MAX_SENTINELS];
+	char *master_name;	 /* the name the sentinels monitor */
+	char *sentinel_user; /* ?sentinel_user=: their ACL user, or NULL */
 } RedisEndpoint;
 
 /*
- * Parses url into *ep (palloc'd in the current context).  Returns NULL on
+ * Parses url into *ep (palloc'd in the current context): redis://,
+ * rediss://, unix://, redis-sentinel:// and rediss-sentinel:// (url.c has
+ * the syntax).  Returns NULL on
  * success, or a palloc'd message describing the problem; the message never
  * contains the password.
  */
@@ -118,6 +133,7 @@ extern bool TransportStale(const RedisTransport *t);
 
 /* cache_ext.redis_password_file (client.c), defined with the TLS settings */
 extern char *cache_ext_redis_password_file;
+extern char *cache_ext_sentinel_password_file; /* defined in client.c */
 
 /* The transport's settings (TLS), defined from _PG_init. */
 extern char *cache_ext_tls_ca_file;
@@ -159,9 +175,33 @@ extern bool RedisExecTimeout(int ncmds, RedisCommand *cmds, redisReply **replies
  * and may have lost writes or loaded an old snapshot.  The client calls
  * nothing above it: the store asks after every exchange.
  */
-extern bool RedisTakeNewConnection(char *run_id);
+extern bool RedisTakeNewConnection(char *run_id, char *addr);
+
+/*
+ * The address (REDIS_ADDR_LEN) of the server a new connection reached,
+ * for RedisTakeNewConnection; "" for a unix socket.  With Sentinel, the
+ * master found.
+ */
+
+/*
+ * Called after a connection is made and before any command is sent on
+ * it, when the server's run_id is already known (Sentinel: INFO is part
+ * of the handshake); without Sentinel the run_id comes with the first
+ * pipeline's replies and the store asks after it.  One hook (the store's).
+ */
+extern void RedisSetConnectHook(void (*hook)(void));
+
+/* Whether the URL in use is a Sentinel URL (cheap: no parsing). */
+extern bool RedisSentinelMode(void);
 extern void RedisFreeReplies(int n, redisReply **replies);
 extern void RedisDisconnect(void);
+
+/*
+ * Drop the connection because its replies cannot be used (why says so,
+ * kind server_error), without opening the breaker: the next call
+ * connects again at once.
+ */
+extern void RedisAbandon(const char *why);
 extern void RedisReportError(const char *msg, size_t len);
 
 /*

@@ -86,3 +86,76 @@ RespRunId(const redisReply *info, char *out)
 	out[len] = '\0';
 	return len > 0;
 }
+
+int
+RespMasterAddr(const redisReply *r, char *host, size_t hostlen, int *port)
+{
+	const redisReply *h;
+	const redisReply *p;
+	long v = 0;
+
+	host[0] = '\0';
+	*port = 0;
+	if (r->type == REDIS_REPLY_NIL ||
+		(r->type == REDIS_REPLY_ARRAY && r->elements == 0))
+		return 0;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || hostlen < 256)
+		return -1;
+	h = r->element[0];
+	p = r->element[1];
+	if (h == NULL || p == NULL || h->type != REDIS_REPLY_STRING ||
+		p->type != REDIS_REPLY_STRING || h->len == 0 || h->len > 255 ||
+		p->len == 0 || p->len > 5)
+		return -1;
+	for (size_t i = 0; i < h->len; i++)
+	{
+		char c = h->str[i];
+
+		if (!isalnum((unsigned char) c) && c != '.' && c != '-' &&
+			c != ':' && c != '_')
+			return -1;
+	}
+	for (size_t i = 0; i < p->len; i++)
+	{
+		if (p->str[i] < '0' || p->str[i] > '9')
+			return -1;
+		v = v * 10 + (p->str[i] - '0');
+	}
+	if (v < 1 || v > 65535)
+		return -1;
+	memcpy(host, h->str, h->len);
+	host[h->len] = '\0';
+	*port = (int) v;
+	return 1;
+}
+
+int
+RespRoleIsMaster(const redisReply *r)
+{
+	const redisReply *e;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+		return -1;
+	e = r->element[0];
+	if (e == NULL || (e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_STATUS))
+		return -1;
+	return e->len == 6 && memcmp(e->str, "master", 6) == 0 ? 1 : 0;
+}
+
+/* Whether the error reply r starts with word followed by a space or ends. */
+static bool
+error_word(const redisReply *r, const char *word)
+{
+	size_t n = strlen(word);
+
+	return r->len >= n && memcmp(r->str, word, n) == 0 &&
+		(r->len == n || r->str[n] == ' ');
+}
+
+bool
+RespNotMaster(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_ERROR &&
+		(error_word(r, "READONLY") || error_word(r, "MASTERDOWN") ||
+		 error_word(r, "LOADING"));
+}

@@ -59,4 +59,27 @@ extern const char *RespInfoField(const char *info, const char *field);
  */
 extern bool RespRunId(const redisReply *info, char *out);
 
+/*
+ * Sentinel (sentinel.c).  The reply to SENTINEL get-master-addr-by-name:
+ * a two-element array of bulk strings, a host (1..255 bytes, letters,
+ * digits, '.', '-', ':', '_') and a port (1..65535).  Returns 1 with
+ * host (hostlen >= 256) and *port set, 0 when the sentinel does not know
+ * the name (nil, or an empty array), -1 for any other shape.
+ */
+extern int RespMasterAddr(const redisReply *r, char *host, size_t hostlen,
+						  int *port);
+
+/*
+ * The reply to ROLE: 1 when its first element is "master", 0 for another
+ * role ("slave", "sentinel", ...), -1 when it is not a ROLE reply.
+ */
+extern int RespRoleIsMaster(const redisReply *r);
+
+/*
+ * Whether r is an error reply saying that the node is not the master it
+ * was (READONLY, MASTERDOWN) or not serving yet (LOADING): the Sentinel
+ * client then drops the connection and asks the sentinels again.
+ */
+extern bool RespNotMaster(const redisReply *r);
+
 #endif /* CACHE_EXT_RESP_H */

@@ -33,7 +33,7 @@ check_redis_url(char **newval, void **extra, GucSource source)
 	{
 		GUC_check_errmsg("invalid value for parameter \"cache_ext.redis_url\"");
 		GUC_check_errdetail("%s", err);
-		GUC_check_errhint("Use redis://[[user]:password@]host[:port][/db] or unix:///path/to/redis.sock[?db=N].");
+		GUC_check_errhint("Use redis://[[user]:password@]host[:port][/db], unix:///path/to/redis.sock[?db=N] or redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/mastername[?db=N].");
 		return false;
 	}
 	return true;
@@ -45,7 +45,7 @@ RedisDefineGucs(void)
 {
 	TransportDefineGucs();
 	DefineCustomStringVariable("cache_ext.redis_url",
-							   "Where the Redis server is: redis://[[user]:password@]host[:port][/db] or unix:///path?db=N.",
+							   "Where the Redis server is: redis://[[user]:password@]host[:port][/db], unix:///path?db=N, or the sentinels that know it: redis-sentinel://host:26379,.../mastername.",
 							   "Only superusers can see or change it, since it may hold a password.",
 							   &cache_ext_redis_url,
 							   "",

@@ -583,6 +583,14 @@ TransportDefineGucs(void)
 							   PGC_SUSET, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
+	DefineCustomStringVariable("cache_ext.sentinel_password_file",
+							   "File whose first line is the password for the sentinels' AUTH (Sentinel URLs; with ?sentinel_user=, if given).",
+							   "Empty: the sentinels are asked without AUTH.  The data nodes' password is cache_ext.redis_password_file's or the URL's.",
+							   &cache_ext_sentinel_password_file,
+							   "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
 	DefineCustomStringVariable("cache_ext.tls_ca_file",
 							   "PEM file of the certificate authorities trusted to sign the Redis server's certificate (rediss://).",
 							   "Empty: the system's default certificate authorities.",

@@ -1,14 +1,24 @@
 /*-------------------------------------------------------------------------
  *
  * url.c
- *	  Parse cache_ext.redis_url: redis://, rediss:// and unix:// forms.
+ *	  Parse cache_ext.redis_url: redis://, rediss://, unix:// and the
+ *	  Sentinel forms.
  *
  *	  redis://[[user]:password@]host[:port][/db]
  *	  rediss://... (TLS, same syntax)
  *	  unix://[[user]:password@]/path/to/redis.sock[?db=N]
+ *	  redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/master
+ *		  [?db=N][&sentinel_user=name]
+ *	  rediss-sentinel://... (TLS to the sentinels and the data nodes)
  *
- * User and password may be percent-encoded.  Messages never repeat the
- * password.
+ * In the Sentinel forms the hosts are sentinels (port 26379 by default),
+ * the path is the name they monitor, and user and password are the data
+ * nodes' (the sentinels' password is in cache_ext.sentinel_password_file).
+ * The Redis Cluster forms (redis-cluster://, rediss-cluster://) are
+ * recognised and refused: not supported yet.
+ *
+ * User, password and master name may be percent-encoded.  Messages never
+ * repeat the password.
  *
  *-------------------------------------------------------------------------
  */
@@ -116,6 +126,119 @@ parse_userinfo(const char **rest, RedisEndpoint *ep)
 	return NULL;
 }
 
+/*
+ * Parse "host[:port]" or "[v6addr][:port]" at *rest, up to the first of
+ * the stop characters; *port keeps its default when none is given.
+ */
+static char *
+parse_hostport(const char **rest, const char *stop, char **host, int *port)
+{
+	const char *s = *rest;
+
+	if (s[0] == '[')
+	{
+		const char *close = strchr(s, ']');
+
+		if (close == NULL || close == s + 1)
+			return psprintf("Malformed IPv6 address in brackets.");
+		*host = pnstrdup(s + 1, close - s - 1);
+		s = close + 1;
+	}
+	else
+	{
+		char stops[16];
+		size_t n;
+
+		snprintf(stops, sizeof(stops), ":%s", stop);
+		n = strcspn(s, stops);
+		if (n == 0)
+			return psprintf("The URL has no host.");
+		*host = pnstrdup(s, n);
+		s += n;
+	}
+
+	if (s[0] == ':')
+	{
+		size_t n = strcspn(s + 1, stop);
+
+		if (!parse_uint(s + 1, n, 65535, port) || *port == 0)
+			return psprintf("The port must be an integer between 1 and 65535.");
+		s += 1 + n;
+	}
+	*rest = s;
+	return NULL;
+}
+
+/* The query of a Sentinel URL: db=N and sentinel_user=name, '&'-separated. */
+static char *
+parse_sentinel_query(const char *q, RedisEndpoint *ep)
+{
+	while (*q)
+	{
+		size_t n = strcspn(q, "&");
+
+		if (n > 3 && strncmp(q, "db=", 3) == 0)
+		{
+			if (!parse_uint(q + 3, n - 3, INT_MAX, &ep->db))
+				return psprintf("The database number must be a non-negative integer.");
+		}
+		else if (n > 14 && strncmp(q, "sentinel_user=", 14) == 0)
+		{
+			ep->sentinel_user = pct_decode(q + 14, n - 14);
+			if (ep->sentinel_user == NULL)
+				return psprintf("Malformed percent-encoding in sentinel_user.");
+		}
+		else
+			return psprintf("The query parameters accepted are db=N and sentinel_user=name.");
+		q += n;
+		if (*q == '&')
+			q++;
+	}
+	return NULL;
+}
+
+/*
+ * The rest of a Sentinel URL after its scheme and user info: the
+ * sentinels, the master's name, the query.
+ */
+static char *
+parse_sentinel(const char *rest, RedisEndpoint *ep)
+{
+	const char *slash;
+	const char *q;
+	char *err;
+
+	for (;;)
+	{
+		int i = ep->nsentinels;
+
+		if (i == REDIS_MAX_SENTINELS)
+			return psprintf("At most %d sentinels may be listed.", REDIS_MAX_SENTINELS);
+		ep->sentinel_port[i] = 26379;
+		err = parse_hostport(&rest, ",/?", &ep->sentinel_host[i],
+							 &ep->sentinel_port[i]);
+		if (err)
+			return err;
+		ep->nsentinels++;
+		if (rest[0] != ',')
+			break;
+		rest++;
+	}
+	if (rest[0] != '/')
+		return psprintf("A Sentinel URL needs the master's name after the sentinels: redis-sentinel://host:26379,.../mymaster.");
+	slash = rest + 1;
+	q = strchr(slash, '?');
+	ep->master_name = pct_decode(slash, q ? (size_t) (q - slash) : strlen(slash));
+	if (ep->master_name == NULL)
+		return psprintf("Malformed percent-encoding in the master's name.");
+	if (ep->master_name[0] == '\0' || strlen(ep->master_name) > 128)
+		return psprintf("The master's name must have 1 to 128 bytes.");
+	for (const char *c = ep->master_name; *c; c++)
+		if ((unsigned char) *c <= ' ' || (unsigned char) *c >= 127)
+			return psprintf("The master's name must be printable ASCII without spaces.");
+	return q ? parse_sentinel_query(q + 1, ep) : NULL;
+}
+
 char *
 RedisParseUrl(const char *url, RedisEndpoint *ep)
 {
@@ -140,8 +263,21 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 		ep->kind = REDIS_EP_UNIX;
 		rest = url + 7;
 	}
+	else if (strncmp(url, "redis-sentinel://", 17) == 0 ||
+			 strncmp(url, "rediss-sentinel://", 18) == 0)
+	{
+		bool tls = url[5] == 's';
+
+		ep->kind = tls ? REDIS_EP_TLS : REDIS_EP_TCP;
+		rest = url + (tls ? 18 : 17);
+		err = parse_userinfo(&rest, ep);
+		return err ? err : parse_sentinel(rest, ep);
+	}
+	else if (strncmp(url, "redis-cluster://", 16) == 0 ||
+			 strncmp(url, "rediss-cluster://", 17) == 0)
+		return psprintf("Redis Cluster URLs are not supported yet: give one master's address, or use Sentinel.");
 	else
-		return psprintf("The URL must start with redis://, rediss:// or unix://.");
+		return psprintf("The URL must start with redis://, rediss://, unix://, redis-sentinel:// or rediss-sentinel://.");
 
 	if (ep->kind == REDIS_EP_UNIX)
 	{
@@ -190,34 +326,9 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 	if (err)
 		return err;
 
-	/* host: [v6addr] or name */
-	if (rest[0] == '[')
-	{
-		const char *close = strchr(rest, ']');
-
-		if (close == NULL || close == rest + 1)
-			return psprintf("Malformed IPv6 address in brackets.");
-		ep->host = pnstrdup(rest + 1, close - rest - 1);
-		rest = close + 1;
-	}
-	else
-	{
-		size_t n = strcspn(rest, ":/?");
-
-		if (n == 0)
-			return psprintf("The URL has no host.");
-		ep->host = pnstrdup(rest, n);
-		rest += n;
-	}
-
-	if (rest[0] == ':')
-	{
-		size_t n = strcspn(rest + 1, "/?");
-
-		if (!parse_uint(rest + 1, n, 65535, &ep->port) || ep->port == 0)
-			return psprintf("The port must be an integer between 1 and 65535.");
-		rest += 1 + n;
-	}
+	err = parse_hostport(&rest, "/?", &ep->host, &ep->port);
+	if (err)
+		return err;
 
 	if (rest[0] == '/')
 	{

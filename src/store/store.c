@@ -27,6 +27,12 @@
 #include "store/store_reply.h"
 
 static StoreServerListener server_listener = NULL;
+static StoreIdentityFn identity_fn = NULL;
+
+StaticAssertDecl(STORE_ADDR_LEN == REDIS_ADDR_LEN, "store.h and redis.h agree");
+
+/* the identity sequence this backend's connection was made under */
+static uint64 conn_identity = 0;
 
 /* the client's failure count already added to cache_stats.errors */
 static uint64 failures_seen = 0;
@@ -58,9 +64,10 @@ static void
 tell_new_connection(void)
 {
 	char run_id[RESP_RUN_ID_LEN];
+	char addr[REDIS_ADDR_LEN];
 
-	if (RedisTakeNewConnection(run_id) && server_listener != NULL)
-		server_listener(run_id[0] ? run_id : NULL);
+	if (RedisTakeNewConnection(run_id, addr) && server_listener != NULL)
+		conn_identity = server_listener(run_id[0] ? run_id : NULL, addr);
 }
 
 /* exec_commands' timeout_ms for cache_ext.command_timeout (RedisExec) */
@@ -76,6 +83,9 @@ exec_commands(int ncmds, RedisCommand *cmds, redisReply **replies,
 {
 	bool ok;
 
+	/* made before another process found a new master: not used again */
+	if (identity_fn != NULL && RedisConnected() && conn_identity != identity_fn())
+		RedisDisconnect();
 	if (timeout_ms != DEFAULT_TIMEOUT)
 		ok = RedisExecTimeout(ncmds, cmds, replies, max_reply_bytes, timeout_ms);
 	else
@@ -83,6 +93,18 @@ exec_commands(int ncmds, RedisCommand *cmds, redisReply **replies,
 	PG_TRY();
 	{
 		tell_new_connection();
+
+		/*
+		 * Found during the exchange: the replies may come from the former
+		 * master, and a write it took may be lost with it.  Not a failure
+		 * of the server: no breaker, the next call reconnects.
+		 */
+		if (ok && identity_fn != NULL && conn_identity != identity_fn())
+		{
+			RedisFreeReplies(ncmds, replies);
+			ok = false;
+			RedisAbandon("the Redis master changed during the call");
+		}
 	}
 	PG_CATCH();
 	{
@@ -644,9 +666,19 @@ StoreLastError(void)
 	return RedisLastError();
 }
 
+/* StoreMode (store.h) */
+const char *
+StoreMode(void)
+{
+	return RedisSentinelMode() ? "sentinel" : "single";
+}
+
 /* StoreSetServerListener (store.h) */
 void
-StoreSetServerListener(StoreServerListener fn)
+StoreSetServerListener(StoreServerListener fn, StoreIdentityFn identity)
 {
 	server_listener = fn;
+	identity_fn = identity;
+	/* with Sentinel the listener hears of a master before it is used */
+	RedisSetConnectHook(tell_new_connection);
 }

@@ -210,15 +210,27 @@ extern void StoreGetHealth(StoreHealth *h);
 /* Whether Redis may be tried now; when not, *why says so (constant). */
 extern bool StoreUsable(const char **why);
 
+/* How Redis is reached: "single" or "sentinel" (the URL's form). */
+extern const char *StoreMode(void);
+
 /* The client's last failure, or "". */
 extern const char *StoreLastError(void);
 
 /*
  * Called after every new connection with the server's run_id, or NULL
- * when it did not say (INFO refused).  A new run_id means the server
- * restarted and may have lost writes.  One listener (the outbox).
+ * when it did not say (INFO refused), and its address ("host:port", ""
+ * for a unix socket).  A new run_id means the server restarted or another
+ * master took over (a failover) and may have lost writes.  Returns the
+ * identity sequence the connection is valid under.  One listener (the
+ * outbox), with the function giving the current sequence: a connection
+ * made under an older one is dropped before its next use, and an
+ * exchange during which the sequence moved counts as failed (its replies
+ * may come from the former master).
  */
-typedef void (*StoreServerListener)(const char *run_id);
-extern void StoreSetServerListener(StoreServerListener fn);
+#define STORE_ADDR_LEN 272 /* REDIS_ADDR_LEN */
+typedef uint64 (*StoreServerListener)(const char *run_id, const char *addr);
+typedef uint64 (*StoreIdentityFn)(void);
+extern void StoreSetServerListener(StoreServerListener fn,
+								   StoreIdentityFn identity);
 
 #endif /* CACHE_EXT_STORE_H */
