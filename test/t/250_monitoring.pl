@@ -20,16 +20,20 @@
 #     below one call per second; the outbox and circuit-open alerts fire
 #     from scrapes taken while Redis is stopped, and resolve once it is
 #     back; the eviction-policy alert fires under noeviction and not
-#     under volatile-lru; the failover alert fires on an increase of the
-#     real counter's series (the increase itself is made up: no failover
-#     happens here);
+#     under volatile-lru; the failover alert fires over the scrapes taken
+#     around a real failover;
+#   - a real failover (0.6): Redis behind one Sentinel with a replica,
+#     SENTINEL FAILOVER; cache_health() counts one failover and names the
+#     new master, and the exporter's failover counter, last failover time
+#     and master label follow;
 #   - the dashboard JSON parses; every panel has the datasource variable
 #     and at least one target with an expression.
 #
 # Skipped (skip_all) when /usr/bin/prometheus-postgres-exporter or
 # /usr/bin/promtool is missing (Debian packages prometheus-postgres-exporter
-# and prometheus).  The exporter is started by this script and stopped by
-# its PID.
+# and prometheus); the failover parts only, when cache_health() has no
+# failovers column (an extension before 0.6).  The exporter and the sentinel
+# are started by this script and stopped by their PIDs.
 
 use strict;
 use warnings FATAL => 'all';
@@ -151,6 +155,7 @@ END
 {
 	my $exit_code = $?;
 	stop_exporter();
+	stop_sentinel();
 	$? = $exit_code;
 }
 
@@ -509,6 +514,124 @@ is(value($volatile[-1], 'cache_ext_redis_info', maxmemory_policy => 'volatile-lr
 all_exported($volatile[-1], \%dash_names, 'dashboard');
 all_exported($volatile[-1], \%alert_names, 'alert rules');
 
+# ---- a real failover: Redis behind one Sentinel (0.6) -------------------------------
+
+# A redis-server in sentinel mode, child of this script, stopped by PID.
+my ($sentinel_pid, $sentinel_port);
+
+sub start_sentinel
+{
+	my ($master) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir('sentinel');
+	$sentinel_port = PostgreSQL::Test::Cluster::get_free_port();
+	write_file("$dir/sentinel.conf", join("\n",
+		"port $sentinel_port",
+		'bind 127.0.0.1',
+		"dir $dir",
+		"logfile $dir/sentinel.log",
+		'sentinel resolve-hostnames no',
+		'sentinel monitor ce 127.0.0.1 ' . $master->port . ' 1',
+		'sentinel down-after-milliseconds ce 2000',
+		'sentinel failover-timeout ce 20000', ''));
+	my $pid = fork();
+	die "fork failed: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open(STDIN, '<', '/dev/null');
+		open(STDOUT, '>>', "$dir/sentinel.out");
+		open(STDERR, '>&', \*STDOUT);
+		exec('redis-server', "$dir/sentinel.conf", '--sentinel') or POSIX::_exit(127);
+	}
+	$sentinel_pid = $pid;
+	note "redis-server --sentinel (pid $pid) on 127.0.0.1:$sentinel_port";
+	return;
+}
+
+sub stop_sentinel
+{
+	return unless $sentinel_pid;
+	kill 'TERM', $sentinel_pid;
+	waitpid($sentinel_pid, 0);
+	note "redis-server --sentinel (pid $sentinel_pid) stopped";
+	$sentinel_pid = undef;
+	return;
+}
+
+# redis-cli against the sentinel: its output, '' on failure.
+sub sentinel_cli
+{
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'redis-cli', '-h', '127.0.0.1', '-p', $sentinel_port, @_ ],
+		'<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(10));
+	return $out;
+}
+
+# Polls $cond (a code ref) every 100 ms up to the default timeout.
+sub wait_until
+{
+	my ($cond) = @_;
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	while (time() < $deadline)
+	{
+		return 1 if $cond->();
+		usleep(100_000);
+	}
+	return 0;
+}
+
+my (@before_failover, @after_failover, $replica);
+SKIP:
+{
+	skip $NO_FAILOVER, 9 unless $has_failover;
+
+	$replica = CacheExt::Redis->new(name => 'replica');
+	$replica->cli('REPLICAOF', '127.0.0.1', $redis->port);
+	ok(wait_until(sub { scalar(grep { /master_link_status:up/ } $replica->cli('INFO', 'replication')) }),
+		'the replica follows the master');
+	start_sentinel($redis);
+	ok(wait_until(sub { sentinel_cli('SENTINEL', 'replicas', 'ce') =~ /\b${\ $replica->port }\b/ }),
+		'the sentinel knows the master and its replica');
+
+	$node->safe_psql('postgres', sprintf(
+		"ALTER SYSTEM SET cache_ext.redis_url = 'redis-sentinel://127.0.0.1:%d/ce'; SELECT pg_reload_conf()",
+		$sentinel_port));
+	my $master = '127.0.0.1:' . $redis->port;
+	ok(wait_until(sub {
+		calls(5, distinct => 3);
+		my $s = scrape();
+		samples($s, 'cache_ext_redis_master_info', mode => 'sentinel', master => $master);
+	}), "the exporter reaches the master through the sentinel: mode=\"sentinel\", master=\"$master\"");
+	push @before_failover, scrape() foreach 1 .. 5;
+	my $before = value($before_failover[-1], 'cache_ext_failover_failovers');
+
+	sentinel_cli('SENTINEL', 'FAILOVER', 'ce');
+	my $new_master = '127.0.0.1:' . $replica->port;
+	ok(wait_until(sub {
+		sentinel_cli('SENTINEL', 'get-master-addr-by-name', 'ce') eq "127.0.0.1\n" . $replica->port . "\n"
+	}), "the sentinel promoted the replica ($new_master)");
+	my $sql = 'SELECT failovers, redis_master FROM cache_health()';
+	my $seen = '';
+	ok(wait_until(sub {
+		eval { calls(5, distinct => 3) };
+		$seen = $node->safe_psql('postgres', $sql);
+		$seen eq ($before + 1) . "|$new_master";
+	}), "cache_health() saw one failover, to $new_master") or diag "cache_health(): $seen";
+	ok(wait_until(sub {
+		my $s = scrape();
+		samples($s, 'cache_ext_redis_master_info', master => $new_master);
+	}), "the exporter shows the new master");
+	push @after_failover, scrape() foreach 1 .. 5;
+	cmp_ok(value($after_failover[-1], 'cache_ext_failover_failovers'), '==', $before + 1,
+		'cache_ext_failover_failovers went up by one');
+	my $last = $node->safe_psql('postgres',
+		'SELECT extract(epoch FROM last_failover) FROM cache_health()');
+	ok(abs(value($after_failover[-1], 'cache_ext_failover_last_failover_timestamp_seconds') - $last) < 1e-3,
+		'cache_ext_failover_last_failover_timestamp_seconds is cache_health().last_failover');
+	is(scalar(samples($after_failover[-1], 'cache_ext_redis_master_info')), 1,
+		'one cache_ext_redis_master_info series at a time');
+}
+stop_sentinel();
+
 # ---- promtool test rules over the scrapes ---------------------------------------------
 
 my $instance = "127.0.0.1:$exporter_port";
@@ -648,26 +771,23 @@ push @tests, {
 is(value($high[9], 'cache_ext_redis_info', maxmemory_policy => 'noeviction'), 1,
 	'the first phases ran with maxmemory_policy="noeviction"');
 
-# Failover: the real counter's series, then one more (made up: no failover
-# happens here).
+# Failover: 5 minutes before the Sentinel failover, 5 after.
 SKIP:
 {
-	skip $NO_FAILOVER, 1 unless $has_failover;
-	my ($s) = input_series('cache_ext_failover_failovers', @volatile);
-	my @v = split / /, $s->{values};
-	my $n = $v[-1];
-	$s->{values} = join(' ', @v, ($n + 1) x 5);
-	my $labels = alert_labels($volatile[-1], 'cache_ext_failover_failovers');
-	my $at = @v + 1;
+	skip $NO_FAILOVER, 1 unless @after_failover;
+	my $last_before = $#before_failover;
+	my $at = $last_before + 2;
 	push @tests, {
 		interval => '1m',
-		input_series => [$s],
+		input_series => [ input_series('cache_ext_failover_failovers',
+				@before_failover, @after_failover) ],
 		alert_rule_test => [
-			{ eval_time => ($#v) . 'm', alertname => 'CacheExtRedisFailover', exp_alerts => [] },
+			{ eval_time => "${last_before}m", alertname => 'CacheExtRedisFailover', exp_alerts => [] },
 			{ eval_time => "${at}m", alertname => 'CacheExtRedisFailover',
-			  exp_alerts => [ expected_alert('CacheExtRedisFailover', $labels) ] },
+			  exp_alerts => [ expected_alert('CacheExtRedisFailover',
+					  alert_labels($after_failover[-1], 'cache_ext_failover_failovers')) ] },
 		] };
-	pass('failover: a test case over the real cache_ext_failover_failovers series');
+	pass('failover: a case over the scrapes around a real failover');
 }
 
 {
