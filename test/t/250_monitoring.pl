@@ -408,15 +408,22 @@ sub promtool
 my ($ok, $out) = promtool('check', 'rules', $ALERTS);
 ok($ok, 'promtool check rules accepts the alert rules') or diag $out;
 
+# A dashboard expression as Grafana sends it: its variables replaced.
+sub dashboard_expr
+{
+	my ($expr) = @_;
+	$expr =~ s/\$__rate_interval/5m/g;
+	$expr =~ s/\$instance/.*/g;
+	return $expr;
+}
+
 # The dashboard's expressions parse: each becomes a recording rule.
 {
 	my @rec;
 	foreach my $e (@dash_exprs)
 	{
-		my $expr = $e->[1];
-		$expr =~ s/\$__rate_interval/5m/g;
-		$expr =~ s/\$instance/.*/g;
-		push @rec, { record => 'cache_ext_dashboard:' . scalar(@rec), expr => $expr };
+		push @rec, { record => 'cache_ext_dashboard:' . scalar(@rec),
+			expr => dashboard_expr($e->[1]) };
 	}
 	my $f = "$PostgreSQL::Test::Utils::tmp_check/250_dashboard_rules.yml";
 	write_file($f,
@@ -672,7 +679,7 @@ sub input_series
 			$labels{$key} = $l;
 			$vals{$key} //= [ ('_') x @scrapes ];
 			die "not a number in $key: $s->{value}"
-			  unless $s->{value} =~ /^-?\d+(\.\d+)?(e[-+]?\d+)?$/i;
+			  unless $s->{value} =~ /^(-?\d+(\.\d+)?(e[-+]?\d+)?|NaN|[-+]Inf)$/i;
 			$vals{$key}[$i] = $s->{value};
 		}
 	}
@@ -788,6 +795,38 @@ SKIP:
 					  alert_labels($after_failover[-1], 'cache_ext_failover_failovers')) ] },
 		] };
 	pass('failover: a case over the scrapes around a real failover');
+}
+
+# Every dashboard expression returns data from real scrapes: as an alert
+# "count(expr) > 0" over every cache_ext series of the last ten scrapes
+# (Redis up, every kind of call made, and a failover when the extension
+# has them), evaluated at the last.
+{
+	my @scrapes = @after_failover ? (@before_failover, @after_failover) : @volatile;
+	my %names = map { $_->{name} => 1 } grep { $_->{name} =~ /^cache_ext_/ } map { @$_ } @scrapes;
+	my (@rules, @checks);
+	foreach my $i (0 .. $#dash_exprs)
+	{
+		my ($where, $expr) = @{ $dash_exprs[$i] };
+		push @rules, { alert => "DashboardExpr$i", expr => 'count(' . dashboard_expr($expr) . ') > 0' };
+		my $empty = !$has_failover && grep { $expr =~ /\b\Q$_\E_/ } keys %failover_ns;
+		push @checks, { eval_time => $#scrapes . 'm', alertname => "DashboardExpr$i",
+			exp_alerts => $empty ? [] : [ { exp_labels => {} } ] };
+		note "DashboardExpr$i: panel \"$where\"" . ($empty ? " (no data: $NO_FAILOVER)" : '');
+	}
+	my $rules_file = "$PostgreSQL::Test::Utils::tmp_check/250_dashboard_alerts.yml";
+	write_file($rules_file, encode_json({ groups => [ { name => 'dashboard', rules => \@rules } ] }));
+	my $f = "$PostgreSQL::Test::Utils::tmp_check/250_dashboard_test.yml";
+	write_file($f, JSON::PP->new->canonical->pretty->encode({
+		rule_files => [$rules_file],
+		evaluation_interval => '1m',
+		tests => [ {
+			interval => '1m',
+			input_series => [ map { input_series($_, @scrapes) } sort keys %names ],
+			alert_rule_test => \@checks } ] }));
+	my ($ok4, $out4) = promtool('test', 'rules', $f);
+	ok($ok4, 'promtool: each of the dashboard\'s ' . scalar(@dash_exprs)
+		  . ' expressions returns data from ' . scalar(@scrapes) . ' real scrapes') or diag $out4;
 }
 
 {
