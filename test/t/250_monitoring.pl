@@ -589,7 +589,7 @@ sub wait_until
 my (@before_failover, @after_failover, $replica);
 SKIP:
 {
-	skip $NO_FAILOVER, 9 unless $has_failover;
+	skip $NO_FAILOVER, 10 unless $has_failover;
 
 	$replica = CacheExt::Redis->new(name => 'replica');
 	$replica->cli('REPLICAOF', '127.0.0.1', $redis->port);
@@ -611,7 +611,9 @@ SKIP:
 	push @before_failover, scrape() foreach 1 .. 5;
 	my $before = value($before_failover[-1], 'cache_ext_failover_failovers');
 
-	sentinel_cli('SENTINEL', 'FAILOVER', 'ce');
+	# -NOGOODSLAVE until the sentinel has heard from the replica itself
+	ok(wait_until(sub { sentinel_cli('SENTINEL', 'FAILOVER', 'ce') =~ /^OK/ }),
+		'SENTINEL FAILOVER accepted');
 	my $new_master = '127.0.0.1:' . $replica->port;
 	ok(wait_until(sub {
 		sentinel_cli('SENTINEL', 'get-master-addr-by-name', 'ce') eq "127.0.0.1\n" . $replica->port . "\n"
