@@ -55,6 +55,7 @@ CE_PACKAGES=(
 	iproute2 procps
 	python3 python3-psycopg2
 	locales libc-l10n
+	prometheus-postgres-exporter prometheus
 )
 
 # State for ce_stop_all; empty means "nothing to stop".
