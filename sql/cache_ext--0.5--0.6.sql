@@ -39,3 +39,7 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION cache_health() IS
 'this session''s Redis connection and circuit breaker, PING round trip, Redis memory and eviction settings, pending invalidations, warnings, the kind of the last failure, the local tier (state, size, bytes and entries in use), how Redis is reached (single or sentinel), the master in use and the failovers seen';
+
+-- cache_stats is readable by every role, as docs/operations.md has always
+-- said; the view was created without the grant (0.1, and again in 0.5).
+GRANT SELECT ON cache_stats TO PUBLIC;

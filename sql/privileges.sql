@@ -21,6 +21,8 @@ SELECT * FROM cached_query_with(cache_opts(depends_on => '{}'), 'SELECT priv_fn(
 -- what it may read is served
 SELECT * FROM cached_query('SELECT id FROM priv_t') AS t(id int);
 SELECT cache_status();
+-- the statistics view is PUBLIC, as documented (0.6: it had never been granted)
+SELECT count(*) FROM cache_stats;
 RESET ROLE;
 -- privileges revoked after the entry was stored
 REVOKE SELECT (id) ON priv_t FROM priv_reader;

@@ -227,5 +227,66 @@ is($warnings, $hf, 'one WARNING per failover seen');
 	$b->quit;
 }
 
+# ---- 4. passwords: the sentinels' own, and a rotated one ----------------------------
+
+sub pwfile
+{
+	my ($name, $pw) = @_;
+	my $f = $node->basedir . "/$name";
+	open(my $fh, '>', $f) or die "$f: $!";
+	print $fh "$pw\n";
+	close $fh;
+	chmod 0600, $f;
+	return $f;
+}
+
+sub session_sql
+{
+	my ($url, %files) = @_;
+	return join('', "SET cache_ext.redis_url = '$url';",
+		map { "SET cache_ext.$_ = '$files{$_}';" } sort keys %files);
+}
+
+{
+	my $ga = CacheExt::Sentinel->new(password => 'data-pw', sentinel_password => 'sentinel-pw');
+	my %files = (redis_password_file => pwfile('data.pw', 'data-pw'),
+		sentinel_password_file => pwfile('sentinel.pw', 'sentinel-pw'));
+	my $set = session_sql($ga->url, %files);
+	my $out = $node->safe_psql('postgres', "$set $q; $q; SELECT cache_status(); SELECT redis_master FROM cache_health()");
+	like($out, qr/HIT\n127\.0\.0\.1:\d+$/, 'passwords: sentinels and data nodes with their own passwords, a hit');
+
+	$set = session_sql($ga->url, redis_password_file => $files{redis_password_file});
+	$out = $node->safe_psql('postgres', "$set $q; SELECT cache_status(); SELECT last_error FROM cache_health()");
+	like($out, qr/BYPASS.*\n.*sentinel 127\.0\.0\.1:\d+: AUTH|NOAUTH/s,
+		'passwords: without the sentinels\' password, a bypass that says why');
+	unlike($out, qr/sentinel-pw|data-pw/, 'passwords: never in a message');
+}
+
+# A rotated password: the file is read again at each new connection.
+{
+	my $r = CacheExt::Redis->new(name => 'rotate', password => 'old-pw',
+		extra_args => [ '--requirepass', 'old-pw' ]);
+	my $f = pwfile('rotate.pw', 'old-pw');
+	my $b = $node->background_psql('postgres', on_error_stop => 0);
+	$b->query_safe("SET cache_ext.redis_url = '" . $r->url . "'; SET cache_ext.redis_password_file = '$f'; SET cache_ext.retry_interval = 0");
+	$b->query_safe($q);
+	like($b->query_safe("$q; SELECT cache_status()"), qr/HIT/, 'rotation: a hit with the first password');
+	$r->cli('CONFIG', 'SET', 'requirepass', 'new-pw');
+	$r->{params}{password} = 'new-pw';
+	pwfile('rotate.pw', 'new-pw');
+	like($b->query_safe("$q; SELECT cache_status()"), qr/HIT/,
+		'rotation: the open connection keeps working');
+	$r->cli('CLIENT', 'KILL', 'TYPE', 'normal');
+	like($b->query_safe("$q; SELECT cache_status()"), qr/HIT/,
+		'rotation: a new connection reads the new password from the file');
+	pwfile('rotate.pw', 'wrong-pw');
+	$r->cli('CLIENT', 'KILL', 'TYPE', 'normal');
+	# (query, not query_safe: the WARNING on stderr is expected)
+	my $out = $b->query("$q; SELECT cache_status(); SELECT last_error_kind FROM cache_health()");
+	like($out, qr/BYPASS.*\nauth$/s, 'rotation: a wrong password is an auth failure, a bypass');
+	$b->quit;
+	$r->stop;
+}
+
 $node->stop;
 done_testing();
