@@ -233,6 +233,13 @@ RedisAbandon(const char *why)
 	failure_count++;
 }
 
+/* RedisNoteFailure (redis.h) */
+void
+RedisNoteFailure(const char *why)
+{
+	set_failure(REDIS_FAIL_SERVER_ERROR, why);
+}
+
 static uint32
 url_hash(void)
 {

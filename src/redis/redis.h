@@ -202,6 +202,13 @@ extern void RedisDisconnect(void);
  * connects again at once.
  */
 extern void RedisAbandon(const char *why);
+
+/*
+ * Note why a call the server answered did not do what it had to (kind
+ * server_error, for StoreLastError), keeping the connection and the
+ * breaker closed.
+ */
+extern void RedisNoteFailure(const char *why);
 extern void RedisReportError(const char *msg, size_t len);
 
 /*

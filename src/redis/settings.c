@@ -18,6 +18,7 @@ char *cache_ext_redis_url = NULL;
 int cache_ext_connect_timeout = 1000;
 int cache_ext_command_timeout = 500;
 int cache_ext_retry_interval = 5000;
+int cache_ext_redis_wait_replicas = 0;
 
 static bool
 check_redis_url(char **newval, void **extra, GucSource source)
@@ -66,6 +67,14 @@ RedisDefineGucs(void)
 							&cache_ext_command_timeout,
 							500, 1, 3600 * 1000,
 							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.redis_wait_replicas",
+							"Replicas that must acknowledge each invalidation (Redis WAIT) before it counts as delivered.",
+							"0: the master's acknowledgement is enough.  With N > 0, a bump that fewer replicas confirm within the bump's timeout stays in the outbox (hits wait) and is sent again.",
+							&cache_ext_redis_wait_replicas,
+							0, 0, 16,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("cache_ext.retry_interval",

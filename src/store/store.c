@@ -325,33 +325,66 @@ bool
 StoreBump(char *const *keys, int n, const char *value,
 		  const char *mark_key, const char *mark_val, int timeout_ms)
 {
-	RedisCommand cmd;
-	redisReply *reply = NULL;
+	RedisCommand cmd[2];
+	redisReply *reply[2] = {NULL, NULL};
 	const char *why;
 	StoreStatus st;
+	int nwait = cache_ext_redis_wait_replicas;
+	char nbuf[16];
+	char tbuf[16];
 
 	if (n == 0 && mark_key == NULL)
 		return true;
 	if (!RedisUsable(&why))
 		return false;
-	RedisCommandInit(&cmd, "MSET");
+	RedisCommandInit(&cmd[0], "MSET");
 	for (int i = 0; i < n; i++)
 	{
-		RedisCommandArgStr(&cmd, keys[i]);
-		RedisCommandArg(&cmd, value, 32);
+		RedisCommandArgStr(&cmd[0], keys[i]);
+		RedisCommandArg(&cmd[0], value, 32);
 	}
 	if (mark_key != NULL)
 	{
 		/* last: the same MSET, so Redis applies the bumps with it */
-		RedisCommandArgStr(&cmd, mark_key);
-		RedisCommandArgStr(&cmd, mark_val);
+		RedisCommandArgStr(&cmd[0], mark_key);
+		RedisCommandArgStr(&cmd[0], mark_val);
 	}
-	if (!exec_commands(1, &cmd, &reply, 4096, timeout_ms))
+
+	/*
+	 * cache_ext.redis_wait_replicas: the bump counts only when that many
+	 * replicas have it, so that a failover to one of them keeps it.  WAIT
+	 * gets three quarters of the round trip's time.
+	 */
+	if (nwait > 0)
+	{
+		snprintf(nbuf, sizeof(nbuf), "%d", nwait);
+		snprintf(tbuf, sizeof(tbuf), "%d",
+				 Max(1, (timeout_ms > 0 ? timeout_ms : cache_ext_command_timeout) * 3 / 4));
+		RedisCommandInit(&cmd[1], "WAIT");
+		RedisCommandArgStr(&cmd[1], nbuf);
+		RedisCommandArgStr(&cmd[1], tbuf);
+	}
+	if (!exec_commands(nwait > 0 ? 2 : 1, cmd, reply, 4096, timeout_ms))
 		return false;
-	st = StoreReplyWrite(reply);
+	st = StoreReplyWrite(reply[0]);
 	if (st == STORE_REFUSED)
-		report_error(reply);
-	RedisFreeReplies(1, &reply);
+		report_error(reply[0]);
+	else if (st == STORE_OK && nwait > 0)
+	{
+		long long acked = -1;
+
+		if (reply[1]->type == REDIS_REPLY_ERROR)
+			report_error(reply[1]); /* WAIT refused: not confirmed */
+		if (!StoreReplyInteger(reply[1], &acked) || acked < nwait)
+		{
+			char *msg = psprintf("%lld of the %d replicas asked for (cache_ext.redis_wait_replicas) confirmed the invalidation",
+								 Max(acked, 0), nwait);
+
+			RedisNoteFailure(msg);
+			st = STORE_REFUSED;
+		}
+	}
+	RedisFreeReplies(nwait > 0 ? 2 : 1, reply);
 	return st == STORE_OK;
 }
 

@@ -109,7 +109,7 @@ $c->run_phase('master_killed', $S, tail => $S, steps => [
 	} },
 	{ after => 1, name => 'the old master restarts', do => sub {
 		$killed->start;
-		$g->wait_replica($killed, 90);
+		$g->wait_healthy(90);
 		$c->mark('old_is_replica');
 	} },
 ]);
@@ -128,7 +128,7 @@ $c->run_phase('master_paused', $S, tail => $S, steps => [
 	} },
 	{ after => 1, name => 'SIGCONT the old master', do => sub {
 		$paused->resume;
-		$g->wait_replica($paused, 90);
+		$g->wait_healthy(90);
 		$c->mark('old_is_replica');
 	} },
 ]);
@@ -155,7 +155,7 @@ $c->run_phase('lagged_promoted', $S, tail => $S, steps => [
 		$failovers++;
 		$c->mark('new_master');
 		$lag_master->start;
-		$g->wait_replica($lag_master, 90);
+		$g->wait_healthy(90);
 		$other->cli('CONFIG', 'SET', 'replica-priority', '100');
 	} },
 ]);
@@ -227,7 +227,48 @@ is($warnings, $hf, 'one WARNING per failover seen');
 	$b->quit;
 }
 
-# ---- 4. passwords: the sentinels' own, and a rotated one ----------------------------
+# ---- 4. WAIT: invalidations confirmed by replicas -------------------------------------
+
+# Whether $q hits (with the value $want, if given) within $secs seconds.
+sub hit_within
+{
+	my ($secs, $want) = @_;
+	my $deadline = time() + $secs;
+	while (time() < $deadline)
+	{
+		$node->safe_psql('postgres', $q);
+		my $out = $node->safe_psql('postgres', "$q; SELECT cache_status()");
+		return 1 if $out =~ /\nHIT$/ && (!defined $want || $out =~ /^$want\n/);
+		usleep(100_000);
+	}
+	return 0;
+}
+
+# cache_ext.redis_wait_replicas = 2: a bump counts once both replicas have
+# it.  With the replicas stopped, a commit's bump stays in the outbox and
+# reads of its table bypass; once they are back, it is delivered and hits
+# return.
+{
+	$node->safe_psql('postgres', 'ALTER SYSTEM SET cache_ext.redis_wait_replicas = 2; SELECT pg_reload_conf()');
+	usleep(300_000);
+	my $m = $g->master;
+	$m = $g->wait_healthy(90);
+	my @replicas = grep { $_->port != $m->port } $g->nodes;
+	$node->safe_psql('postgres', 'UPDATE kv SET v = v + 1 WHERE k = 2');
+	# (a replica may still be syncing after section 3's failover)
+	ok(hit_within(10), 'wait: with the replicas confirming, commits and hits as usual');
+	$_->pause for @replicas;
+	$node->safe_psql('postgres', 'UPDATE kv SET v = v + 1 WHERE k = 2');
+	my $want = $node->safe_psql('postgres', 'SELECT sum(v)::int FROM kv');
+	my $out = $node->safe_psql('postgres', "$q; SELECT cache_status()");
+	like($out, qr/^$want\nBYPASS: pending invalidations/,
+		'wait: replicas that do not confirm keep the bump in the outbox, reads bypass');
+	$_->resume for @replicas;
+	ok(hit_within(10, $want), 'wait: once the replicas are back, the bump is delivered and hits return');
+	$node->safe_psql('postgres', 'ALTER SYSTEM RESET cache_ext.redis_wait_replicas; SELECT pg_reload_conf()');
+}
+
+# ---- 5. passwords: the sentinels' own, and a rotated one ----------------------------
 
 sub pwfile
 {

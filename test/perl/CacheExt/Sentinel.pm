@@ -191,9 +191,27 @@ sub failover
 {
 	my $self = shift;
 	my $old = $self->master // croak 'no master to fail over from';
-	my $r = $self->{sentinels}[0]->cli('SENTINEL', 'FAILOVER', $self->{name});
-	croak "SENTINEL FAILOVER: $r" unless $r =~ /^OK/;
-	return $self->wait_new_master($old, 60);
+	my $deadline = time() + 90;
+
+	# A sentinel refuses, or aborts, a failover while no replica is fit
+	# (just reconfigured, or within 2 x failover-timeout of the last one):
+	# ask again until one happens.
+	while (time() < $deadline)
+	{
+		my ($out, $err) = $self->{sentinels}[0]->_run_cli(10, 'SENTINEL', 'FAILOVER', $self->{name});
+		my $until = time() + 8;
+		while (time() < $until)
+		{
+			my $new = $self->master;
+			if ($new && $new->port != $old->port)
+			{
+				note "new master: 127.0.0.1:" . $new->port;
+				return $new;
+			}
+			usleep(100_000);
+		}
+	}
+	croak 'SENTINEL FAILOVER: no new master in 90 s';
 }
 
 # Wait until $node is a replica of the current master, in sync.
@@ -205,6 +223,20 @@ sub wait_replica
 		return $info =~ /role:slave/ && $info =~ /master_link_status:up/;
 	});
 	return;
+}
+
+# Wait until the sentinels agree on a master that says so and has both
+# other nodes attached (after a failover and a restart, whichever node the
+# sentinels settled on); returns it.
+sub wait_healthy
+{
+	my ($self, $secs) = @_;
+	my $m;
+	$self->_wait('a master with two replicas attached', $secs // 90, sub {
+		$m = $self->master;
+		return $m && $m->cli('INFO', 'replication') =~ /connected_slaves:2/;
+	});
+	return $m;
 }
 
 1;
