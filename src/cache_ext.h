@@ -22,12 +22,12 @@
 /* GUC variables (cache_ext.c) */
 extern bool cache_ext_enabled;
 extern char *cache_ext_redis_url;
-extern int cache_ext_default_ttl;	  /* seconds */
-extern int cache_ext_connect_timeout; /* ms */
-extern int cache_ext_command_timeout; /* ms */
-extern int cache_ext_retry_interval;  /* ms */
+extern int cache_ext_default_ttl;		  /* seconds */
+extern int cache_ext_connect_timeout;	  /* ms */
+extern int cache_ext_command_timeout;	  /* ms */
+extern int cache_ext_retry_interval;	  /* ms */
 extern int cache_ext_redis_wait_replicas; /* WAIT after each bump */
-extern int cache_ext_max_entry_size;  /* bytes */
+extern int cache_ext_max_entry_size;	  /* bytes */
 extern char *cache_ext_key_prefix;
 extern int cache_ext_log_calls;
 extern int cache_ext_log_calls_level;
