@@ -35,6 +35,7 @@ use List::Util qw(max sum0);
 
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Sentinel;
+use CacheExt::TLS;
 use CacheExt::Checker;
 use CacheExt::Util;
 
@@ -327,6 +328,41 @@ sub session_sql
 	like($out, qr/BYPASS.*\nauth$/s, 'rotation: a wrong password is an auth failure, a bypass');
 	$b->quit;
 	$r->stop;
+}
+
+# ---- 6. TLS: rediss-sentinel:// ----------------------------------------------------------
+
+# TLS to the sentinels and to the data nodes, verified against the test CA
+# (the nodes' certificates name 127.0.0.1, the address the sentinels
+# announce), through a failover.
+{
+	my $pki = CacheExt::TLS::make_pki();
+	my $gt = CacheExt::Sentinel->new(tls => $pki);
+	my $b = $node->background_psql('postgres', on_error_stop => 0);
+	$b->query_safe("SET cache_ext.redis_url = '" . $gt->url(tls => 1) . "'; "
+		  . "SET cache_ext.tls_ca_file = '$pki->{ca_crt}'; SET cache_ext.retry_interval = 0");
+	$b->query_safe($q);
+	like($b->query_safe("$q; SELECT cache_status(); SELECT redis_mode FROM cache_health()"),
+		qr/HIT\nsentinel$/, 'tls: a hit through rediss-sentinel://');
+	my $old = $gt->master;
+	$gt->failover;
+	# the old master is a replica now (until then it still says master, and
+	# this session, alone on this Redis, rightly keeps using it)
+	$gt->wait_healthy(90);
+	# (written through this session: its commits bump this Redis)
+	$b->query('UPDATE kv SET v = v + 1 WHERE k = 3');    # (its WARNING: the failover found)
+	my $want = $node->safe_psql('postgres', 'SELECT sum(v)::int FROM kv');
+	my $seen = '';
+	for (1 .. 50)
+	{
+		$b->query($q);
+		$seen = $b->query("$q; SELECT cache_status(); SELECT redis_master FROM cache_health()");
+		last if $seen =~ /^$want\nHIT\n127\.0\.0\.1:(\d+)$/ && $1 != $old->port;
+		usleep(100_000);
+	}
+	like($seen, qr/^$want\nHIT\n127\.0\.0\.1:\d+$/, 'tls: after a failover, the new value hits on the new master');
+	unlike($seen, qr/:@{[ $old->port ]}$/, 'tls: and cache_health names the new master');
+	$b->quit;
 }
 
 $node->stop;

@@ -25,8 +25,12 @@ use parent -norequire, 'CacheExt::Redis';
 use PostgreSQL::Test::Utils;
 
 # A sentinel: redis-server <config> --sentinel, the config written once
-# (the sentinel rewrites it as it learns the topology).
-sub _command
+# (the sentinel rewrites it as it learns the topology); with pki => (a
+# CacheExt::TLS PKI) it listens with TLS only and speaks TLS to the data
+# nodes (CacheExt::SentinelTLSProcess).
+sub _command { return sentinel_command(@_); }
+
+sub sentinel_command
 {
 	my $self = shift;
 	my $p = $self->{params};
@@ -35,7 +39,11 @@ sub _command
 	{
 		my $name = $p->{master_name} // 'mymaster';
 		my $text = join("\n",
-			"port $self->{port}",
+			($p->{pki}
+				? ('port 0', "tls-port $self->{port}", "tls-cert-file $p->{pki}{ip_crt}",
+					"tls-key-file $p->{pki}{ip_key}", "tls-ca-cert-file $p->{pki}{ca_crt}",
+					'tls-auth-clients no', 'tls-replication yes')
+				: ("port $self->{port}")),
 			"bind 127.0.0.1",
 			"daemonize no",
 			"dir $self->{dir}",
@@ -53,6 +61,15 @@ sub _command
 	return ('redis-server', $conf, '--sentinel');
 }
 
+package CacheExt::SentinelTLSProcess;
+
+use strict;
+use warnings FATAL => 'all';
+
+use parent -norequire, 'CacheExt::TLS';
+
+sub _command { return CacheExt::SentinelProcess::sentinel_command(@_); }
+
 package CacheExt::Sentinel;
 
 use strict;
@@ -63,6 +80,7 @@ use Time::HiRes qw(usleep time);
 use Test::More;
 
 use CacheExt::Redis;
+use CacheExt::TLS;
 
 sub new
 {
@@ -72,7 +90,14 @@ sub new
 	  ? (password => $p{password},
 		extra_args => [ '--requirepass', $p{password}, '--masterauth', $p{password} ])
 	  : ();
-	$self->{nodes} = [ map { CacheExt::Redis->new(name => "data$_", @auth) } 0 .. 2 ];
+	$self->{nodes} = [
+		map {
+			$p{tls}
+			  ? CacheExt::TLS->new(pki => $p{tls}, name => "data$_", @auth,
+				extra_args => [ '--tls-replication', 'yes', @{ { @auth }->{extra_args} // [] } ])
+			  : CacheExt::Redis->new(name => "data$_", @auth)
+		} 0 .. 2
+	];
 	my $m = $self->{nodes}[0];
 	$_->cli('REPLICAOF', '127.0.0.1', $m->port) for @{ $self->{nodes} }[ 1, 2 ];
 	$self->_wait('replicas attached', 30, sub {
@@ -80,7 +105,8 @@ sub new
 	});
 	$self->{sentinels} = [
 		map {
-			CacheExt::SentinelProcess->new(
+			($p{tls} ? 'CacheExt::SentinelTLSProcess' : 'CacheExt::SentinelProcess')->new(
+				($p{tls} ? (pki => $p{tls}) : ()),
 				name => "sentinel$_",
 				master_port => $m->port,
 				master_name => $self->{name},

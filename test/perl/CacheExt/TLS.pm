@@ -149,7 +149,8 @@ sub new
 		server       => $params{server} // 'ip',
 		auth_clients => $params{auth_clients} // 'no',
 	};
-	return $class->SUPER::new(name => $params{name} // 'redis_tls',
+	# the other parameters (extra_args, ...) are CacheExt::Redis's
+	return $class->SUPER::new(%params, name => $params{name} // 'redis_tls',
 		verbose => $params{verbose} // 1);
 }
 
