@@ -13,7 +13,8 @@
  *	  cluster_probe keyslot					  < keys in hex, one a line
  *
  * Output of slots and shards: "ok nodes=N masters=M", then a line per node
- * "node HOST:PORT ID master|replica-of HOST:PORT online|offline", then a
+ * "node HOST:PORT ID master|replica-of HOST:PORT online|offline" (and
+ * " unknown-endpoint" for a "?" endpoint), then a
  * line per run of slots with the same master "range LO-HI HOST:PORT" (or
  * "none"); or "error TEXT" (exit status 1).  Of redirect: "moved SLOT
  * HOST:PORT", "ask SLOT HOST:PORT", "tryagain", "clusterdown", "other
@@ -103,7 +104,8 @@ print_map(const ClusterMap *map)
 		else
 			printf("replica-of %s:%d", map->nodes[n->master].host,
 				   map->nodes[n->master].port);
-		printf(" %s\n", n->online ? "online" : "offline");
+		printf(" %s%s\n", n->online ? "online" : "offline",
+			   n->unknown_endpoint ? " unknown-endpoint" : "");
 	}
 	for (int lo = 0; lo < CLUSTER_NSLOTS;)
 	{

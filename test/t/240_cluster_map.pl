@@ -1,0 +1,374 @@
+# test/t/240_cluster_map.pl - Redis Cluster's routing (src/redis/cluster_map.c)
+# against a real 3-master, 3-replica cluster
+#
+# No PostgreSQL: the C parser is driven by test/fuzz/cluster_probe.c, built
+# here (with ASan and UBSan when the compiler has them), fed the raw RESP
+# bytes the live nodes send (captured over a socket by
+# CacheExt::RedisCluster::raw), and its text compared with two independent
+# readings: CLUSTER NODES (the cluster's own text form of the same state)
+# and this file's decoding of the same bytes in Perl.
+#
+#  - ClusterKeySlot against CLUSTER KEYSLOT for hash-tag edge cases and
+#    random binary keys;
+#  - CLUSTER SLOTS and CLUSTER SHARDS from every node: the same nodes,
+#    roles and slot ranges;
+#  - MOVED from a wrong master and from a replica; during a slot migration
+#    stopped half-way: ASK for a moved key, MOVED from the importing node
+#    without ASKING, TRYAGAIN for a multi-key read split across the two;
+#    the map after the migration ends;
+#  - the map after CLUSTER FAILOVER; endpoints announced as unknown (nil,
+#    ":port" redirects) and as "?"; CLUSTER SHARDS with a failed shard and
+#    CLUSTERDOWN while it is down; the shard restarted.
+
+use strict;
+use warnings FATAL => 'all';
+
+use IPC::Run;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+
+use CacheExt::RedisCluster;
+
+delete $ENV{CE_L1};    # no PostgreSQL here: the local tier pass would only repeat this
+
+# ---- the probe -----------------------------------------------------------------
+my $src = $ENV{TESTDIR} // '.';
+my $probe = "$PostgreSQL::Test::Utils::tmp_check/cluster_probe";
+{
+	my ($cf, $lf) = ('', '');
+	IPC::Run::run([ 'pkg-config', '--cflags', 'hiredis' ], '>', \$cf) or die "pkg-config";
+	IPC::Run::run([ 'pkg-config', '--libs', 'hiredis' ], '>', \$lf) or die "pkg-config";
+	my @base = ('cc', '-g', '-O1', '-Wall', '-Werror', split(' ', $cf), "-I$src/src",
+		"$src/test/fuzz/cluster_probe.c", "$src/src/redis/cluster_map.c",
+		"$src/src/redis/resp.c", split(' ', $lf), '-o', $probe);
+	my ($out, $err) = ('', '');
+	my @san = ('-fsanitize=address,undefined', '-fno-sanitize-recover=all');
+	if (IPC::Run::run([ @base[ 0 .. 0 ], @san, @base[ 1 .. $#base ] ], '>', \$out, '2>', \$err)
+		&& IPC::Run::run([$probe, 'keyslot'], '<', \"", '>', \$out, '2>', \$err))
+	{
+		note "cluster_probe built with ASan and UBSan";
+	}
+	else
+	{
+		($out, $err) = ('', '');
+		IPC::Run::run(\@base, '>', \$out, '2>', \$err)
+		  or BAIL_OUT("cannot build cluster_probe: $err$out");
+		note "cluster_probe built without sanitizers";
+	}
+}
+$ENV{ASAN_OPTIONS} = 'detect_leaks=1:abort_on_error=0';
+$ENV{UBSAN_OPTIONS} = 'print_stacktrace=1:halt_on_error=1';
+
+# run_probe(stdin bytes, args...): (stdout, exit status); stderr must be empty
+sub run_probe
+{
+	my ($in, @args) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ $probe, @args ], '<', \$in, '>', \$out, '2>', \$err,
+		IPC::Run::timeout(60));
+	my $rc = $? >> 8;
+	is($err, '', "probe @args: nothing on stderr (no sanitizer report)") if $err ne '';
+	return ($out, $rc);
+}
+
+sub probe_map
+{
+	my ($bytes, @args) = @_;
+	my ($out, $rc) = run_probe($bytes, @args);
+	return ($rc, $out) if $rc != 0;
+	return (0, join("\n", sort grep { length } split /\n/, $out));
+}
+
+my $rc = CacheExt::RedisCluster->new(masters => 3, replicas => 1, node_timeout => 2000);
+my $H = '127.0.0.1';
+
+# ---- key slots --------------------------------------------------------------------
+{
+	my @keys = ('', 'foo', '123456789', '{}', '{a', 'a}b{c}', '{{x}}', '{a}', '{', '}', '}{',
+		'{}{x}', 'x{}', 'a{b}', '{user1000}.following', '{user1000}.followers',
+		'foo{}{bar}', 'foo{{bar}}zap', 'foo{bar}{zap}', "\x00{\xff}", "{\x00}",
+		'cache_ext:{t:16384}:e:1', 'k' x 1000);
+	srand(240);
+	my @pool = ('a' .. 'z', '0' .. '9', '{', '}', '{', '}', ':', "\x00", "\xff", "\x80");
+	for (1 .. 400)
+	{
+		my $len = int(rand(40));
+		push @keys, join('', map { $pool[ int(rand(@pool)) ] } 1 .. $len);
+	}
+	my @want = map { $_->[1] }
+	  $rc->raw_pipeline(($rc->nodes)[0], map { [ 'CLUSTER', 'KEYSLOT', $_ ] } @keys);
+	my ($out, $st) = run_probe(join('', map { unpack('H*', $_) . "\n" } @keys), 'keyslot');
+	is($st, 0, 'probe keyslot ran');
+	my @got = split /\n/, $out;
+	is_deeply(\@got, \@want, scalar(@keys) . ' keys: ClusterKeySlot agrees with CLUSTER KEYSLOT');
+	is($got[1], 12182, 'foo is in slot 12182');
+	is($got[2], 12739, '123456789 is in slot 12739 (CRC16-XMODEM check value 0x31c3)');
+	is($got[14], $got[15], '{user1000}.following and .followers share a slot (the spec\'s example)');
+}
+
+# ---- expected maps --------------------------------------------------------------
+# From CLUSTER NODES (text): the lines the probe prints, sorted.
+sub expect_from_nodes
+{
+	my ($via, %p) = @_;
+	my $t = $rc->topology($via);
+	my $host = $p{host} // $H;
+	my @owner = (undef) x 16384;
+	my @lines;
+	my %addr = map { $_ => "$host:$t->{$_}{port}" } keys %$t;
+	for my $id (keys %$t)
+	{
+		my $n = $t->{$id};
+		my $fail = grep { $_ eq 'fail' } @{ $n->{flags} };
+		next if $p{skip_failed_replicas} && $fail && defined $n->{master};
+		my $role = defined $n->{master} ? "replica-of $addr{$n->{master}}" : 'master';
+		push @lines, "node $addr{$id} $id $role " . ($fail && $p{health} ? 'offline' : 'online');
+		for my $r (@{ $n->{slots} }) { $owner[$_] = $addr{$id} for $r->[0] .. $r->[1]; }
+	}
+	push @lines, ranges(@owner);
+	my $masters = grep { /^node \S+ \S+ master/ } @lines;
+	my $nodes = grep { /^node / } @lines;
+	push @lines, "ok nodes=$nodes masters=$masters";
+	return join("\n", sort @lines);
+}
+
+sub ranges
+{
+	my @owner = @_;
+	my @l;
+	for (my $lo = 0; $lo < 16384;)
+	{
+		my $hi = $lo;
+		my $o = $owner[$lo] // 'none';
+		$hi++ while $hi + 1 < 16384 && ($owner[ $hi + 1 ] // 'none') eq $o;
+		push @l, "range $lo-$hi $o";
+		$lo = $hi + 1;
+	}
+	return @l;
+}
+
+# From this file's decoding of CLUSTER SLOTS.
+sub expect_from_slots
+{
+	my ($v, $asked) = @_;
+	my (%node, @owner);
+	for my $e (@$v)
+	{
+		my ($lo, $hi, $m, @reps) = @$e;
+		my $addr = sub { my $x = shift; (defined $x->[0] && $x->[0] ne '' ? $x->[0] : $asked) . ":$x->[1]" };
+		my $ma = $addr->($m);
+		$node{$ma} = "node $ma $m->[2] master online";
+		$node{ $addr->($_) } = "node " . $addr->($_) . " $_->[2] replica-of $ma online" for @reps;
+		$owner[$_] = $ma for $lo .. $hi;
+	}
+	my $masters = grep { / master online$/ } values %node;
+	return join("\n", sort(values(%node), ranges(@owner),
+		"ok nodes=" . scalar(keys %node) . " masters=$masters"));
+}
+
+# From this file's decoding of CLUSTER SHARDS (maps as flat arrays).
+sub expect_from_shards
+{
+	my ($v, $asked) = @_;
+	my (%node, @owner);
+	for my $s (@$v)
+	{
+		my %s = @$s;
+		my @nodes = map { +{@$_} } @{ $s{nodes} };
+		my ($m) = grep { $_->{role} eq 'master' } @nodes;
+		next unless $m;
+		my $addr = sub { my $x = shift; my $h = $x->{endpoint} // $x->{ip}; ($h ne '' ? $h : $asked) . ":$x->{port}" };
+		my $ma = $addr->($m);
+		for my $n (@nodes)
+		{
+			$node{ $addr->($n) } = "node " . $addr->($n) . " $n->{id} "
+			  . ($n->{role} eq 'master' ? 'master' : "replica-of $ma") . ' '
+			  . ($n->{health} eq 'online' ? 'online' : 'offline');
+		}
+		my @sl = @{ $s{slots} };
+		while (my ($lo, $hi) = splice(@sl, 0, 2)) { $owner[$_] = $ma for $lo .. $hi; }
+	}
+	my $masters = grep { / master \w+$/ } values %node;
+	return join("\n", sort(values(%node), ranges(@owner),
+		"ok nodes=" . scalar(keys %node) . " masters=$masters"));
+}
+
+# Check the probe on CLUSTER SLOTS and CLUSTER SHARDS of every running node.
+sub check_maps
+{
+	my ($label, %p) = @_;
+	for my $n (grep { $_->is_running } $rc->nodes)
+	{
+		my ($bytes, $v) = $rc->raw($n, 'CLUSTER', 'SLOTS');
+		my ($st, $got) = probe_map($bytes, 'slots', $H);
+		is($st, 0, "$label: CLUSTER SLOTS of " . $n->address . " accepted") or diag $got;
+		is($got, expect_from_slots($v, $H), "$label: CLUSTER SLOTS of " . $n->address
+			  . ": the probe reads what Perl reads");
+		is($got, expect_from_nodes($n, skip_failed_replicas => 1),
+			"$label: CLUSTER SLOTS of " . $n->address . ": as CLUSTER NODES says")
+		  unless $p{no_nodes_compare};
+
+		($bytes, $v) = $rc->raw($n, 'CLUSTER', 'SHARDS');
+		($st, $got) = probe_map($bytes, 'shards', $H);
+		is($st, 0, "$label: CLUSTER SHARDS of " . $n->address . " accepted") or diag $got;
+		is($got, expect_from_shards($v, $H), "$label: CLUSTER SHARDS of " . $n->address
+			  . ": the probe reads what Perl reads");
+		is($got, expect_from_nodes($n, health => 1),
+			"$label: CLUSTER SHARDS of " . $n->address . ": as CLUSTER NODES says")
+		  unless $p{no_nodes_compare};
+	}
+	return;
+}
+
+sub redirect_is
+{
+	my ($bytes, $want, $label, $asked) = @_;
+	my ($out) = run_probe($bytes, 'redirect', $asked // $H);
+	chomp $out;
+	is($out, $want, "$label: " . ($bytes =~ s/\r\n\z//r));
+	return;
+}
+
+check_maps('fresh cluster');
+
+# ---- MOVED -----------------------------------------------------------------------
+my @masters = $rc->masters;
+is(scalar(@masters), 3, 'three masters');
+{
+	my $slot = $rc->keyslot('foo');
+	my $owner = $rc->node_for_slot($slot);
+	my ($wrong) = grep { $_->port != $owner->port } @masters;
+	my ($bytes) = $rc->raw($wrong, 'GET', 'foo');
+	redirect_is($bytes, "moved $slot $H:" . $owner->port, 'GET on a wrong master');
+	my ($rep) = $rc->replicas_of($wrong);
+	($bytes) = $rc->raw($rep, 'GET', 'foo');
+	redirect_is($bytes, "moved $slot $H:" . $owner->port, 'GET on a replica');
+	($bytes) = $rc->raw($owner, 'SET', 'foo', 'bar');
+	redirect_is($bytes, 'not-error', 'SET on the owner');
+	($bytes) = $rc->raw($owner, 'NOSUCHCOMMAND');
+	redirect_is($bytes, 'other', 'an unknown command');
+}
+
+# ---- a slot migration stopped half-way: ASK, TRYAGAIN ----------------------------
+{
+	my $slot = $rc->keyslot('{mig}');
+	my $from = $rc->node_for_slot($slot);
+	my ($to) = grep { $_->port != $from->port } @masters;
+	my @keys = map { "{mig}:$_" } 1 .. 6;
+	$rc->raw($from, 'SET', $_, "v$_") for @keys;
+
+	$rc->migrate_slot($slot, $from, $to, keys => 3);
+	my %left = map { $_ => 1 } $from->cli('CLUSTER', 'GETKEYSINSLOT', $slot, 100);
+	my @moved = grep { !$left{$_} } @keys;
+	my @stayed = grep { $left{$_} } @keys;
+	is(scalar(@moved), 3, 'three keys migrated, three left');
+
+	my ($bytes) = $rc->raw($from, 'GET', $moved[0]);
+	redirect_is($bytes, "ask $slot $H:" . $to->port, 'GET of a migrated key on the source');
+	($bytes, my $v) = $rc->raw($from, 'GET', $stayed[0]);
+	is($v, "v$stayed[0]", 'a key not migrated yet is read on the source');
+	($bytes) = $rc->raw($to, 'GET', $moved[0]);
+	redirect_is($bytes, "moved $slot $H:" . $from->port, 'GET on the target without ASKING');
+	my @r = $rc->raw_pipeline($to, ['ASKING'], [ 'GET', $moved[0] ]);
+	is($r[1][1], "v$moved[0]", 'ASKING, then GET on the target reads the migrated key');
+	redirect_is($r[0][0], 'not-error', 'ASKING');
+	($bytes) = $rc->raw($from, 'MGET', $moved[0], $stayed[0]);
+	redirect_is($bytes, 'tryagain', 'MGET split across source and target');
+	is($rc->node_for_slot($slot)->port, $from->port, 'mid-migration, CLUSTER NODES: the source still serves the slot');
+	check_maps('mid-migration');
+
+	$rc->finish_migration($slot, $from, $to);
+	is($rc->node_for_slot($slot)->port, $to->port, 'after the migration the target serves the slot');
+	($bytes) = $rc->raw($from, 'GET', $moved[0]);
+	redirect_is($bytes, "moved $slot $H:" . $to->port, 'GET on the old owner after the migration');
+	($bytes, $v) = $rc->raw($to, 'GET', $stayed[0]);
+	is($v, "v$stayed[0]", 'every key reached the target');
+	check_maps('after the migration');
+}
+
+# ---- failover ------------------------------------------------------------------
+{
+	my $m = $masters[0];
+	my ($r) = $rc->replicas_of($m);
+	$rc->failover($r);
+	is($rc->role($r), 'master', 'the replica is master after CLUSTER FAILOVER');
+	is($rc->role($m), 'replica', 'the old master is its replica');
+	check_maps('after a failover');
+	@masters = $rc->masters;
+}
+
+# ---- endpoints the nodes do not know -------------------------------------------
+{
+	my $n = $masters[0];
+	my $slot = $rc->keyslot('foo');
+	my $owner = $rc->node_for_slot($slot);
+	my ($wrong) = grep { $_->port != $owner->port } @masters;
+
+	$_->cli('CONFIG', 'SET', 'cluster-preferred-endpoint-type', 'unknown-endpoint') for $rc->nodes;
+	my ($bytes, $v) = $rc->raw($n, 'CLUSTER', 'SLOTS');
+	ok(!defined $v->[0][2][0], 'unknown-endpoint: CLUSTER SLOTS gives nil endpoints');
+	my ($st, $got) = probe_map($bytes, 'slots', 'localhost');
+	is($got, expect_from_nodes($n, host => 'localhost'), 'nil endpoints are the host asked');
+	($bytes) = $rc->raw($wrong, 'GET', 'foo');
+	like($bytes, qr/^-MOVED \d+ :\d+\r\n\z/, 'unknown-endpoint: MOVED names no host');
+	redirect_is($bytes, "moved $slot ::1:" . $owner->port, 'MOVED to ":port" is the host asked', '::1');
+
+	$_->cli('CONFIG', 'SET', 'cluster-preferred-endpoint-type', 'hostname') for $rc->nodes;
+	($bytes, $v) = $rc->raw($n, 'CLUSTER', 'SLOTS');
+	($st, $got) = probe_map($bytes, 'slots', $H);
+	is($st, 0, 'hostname endpoints with no hostname: accepted');
+	my $unknown = () = $got =~ /^node \?:\d+ .* unknown-endpoint$/mg;
+	is($unknown, $rc->nodes + 0, 'hostname endpoints with no hostname: every node is "?", unknown')
+	  or diag $got;
+	($bytes) = $rc->raw($wrong, 'GET', 'foo');
+	note "MOVED with hostname endpoints and none set: " . ($bytes =~ s/\r\n//r);
+	my ($out) = run_probe($bytes, 'redirect', $H);
+	like($out, qr/^moved $slot (\?:\d+ unknown|$H:\d+)$/, 'MOVED then: "?" is unknown, empty is the host asked');
+
+	$_->cli('CONFIG', 'SET', 'cluster-preferred-endpoint-type', 'ip') for $rc->nodes;
+}
+
+# ---- pause and resume a replica ----------------------------------------------------
+{
+	my ($r) = $rc->replicas_of($masters[1]);
+	$rc->pause($r);
+	usleep(300_000);
+	$rc->resume($r);
+	$rc->wait_ok;
+	pass('a replica paused and resumed: the cluster is ok');
+}
+
+# ---- a shard down: CLUSTERDOWN, failed nodes in CLUSTER SHARDS --------------------
+{
+	my $m = $masters[2];
+	my ($r) = $rc->replicas_of($m);
+	my ($live) = grep { $_->port != $m->port } @masters;
+	$rc->kill9($r);
+	$rc->kill9($m);
+	my $deadline = time() + 60;
+	my $state = '';
+	while (time() < $deadline)
+	{
+		($state) = $live->cli('CLUSTER', 'INFO') =~ /^cluster_state:(\w+)/m;
+		last if $state eq 'fail';
+		usleep(100_000);
+	}
+	is($state, 'fail', 'a whole shard killed: the cluster fails');
+	my ($bytes) = $rc->raw($live, 'GET', 'foo');
+	redirect_is($bytes, 'clusterdown', 'a read while the cluster is down');
+	($bytes, my $v) = $rc->raw($live, 'CLUSTER', 'SHARDS');
+	my ($st, $got) = probe_map($bytes, 'shards', $H);
+	is($got, expect_from_shards($v, $H), 'CLUSTER SHARDS with a failed shard: the probe reads what Perl reads');
+	like($got, qr/^node $H:${\ $m->port} \S+ master offline$/m, 'the killed master is offline');
+	check_maps('a shard down', no_nodes_compare => 1);
+
+	$rc->restart($m);
+	$rc->restart($r);
+	$rc->wait_ok;
+	pass('the shard restarted: the cluster is ok again');
+	check_maps('the shard back');
+}
+
+$rc->stop_all;
+done_testing();
