@@ -57,6 +57,18 @@ my $probe = "$PostgreSQL::Test::Utils::tmp_check/cluster_probe";
 		note "cluster_probe built without sanitizers";
 	}
 }
+# and a build without sanitizers, for valgrind (when it is installed)
+my $plain_probe = "$probe-plain";
+{
+	my ($cf, $lf, $out) = ('', '', '');
+	IPC::Run::run([ 'pkg-config', '--cflags', 'hiredis' ], '>', \$cf);
+	IPC::Run::run([ 'pkg-config', '--libs', 'hiredis' ], '>', \$lf);
+	IPC::Run::run([ 'cc', '-g', '-O0', split(' ', $cf), "-I$src/src",
+		"$src/test/fuzz/cluster_probe.c", "$src/src/redis/cluster_map.c",
+		"$src/src/redis/resp.c", split(' ', $lf), '-o', $plain_probe ], '>', \$out, '2>&1')
+	  or BAIL_OUT("cannot build cluster_probe without sanitizers: $out");
+}
+my $valgrind = grep { -x "$_/valgrind" } split(/:/, $ENV{PATH});
 $ENV{ASAN_OPTIONS} = 'detect_leaks=1:abort_on_error=0';
 $ENV{UBSAN_OPTIONS} = 'print_stacktrace=1:halt_on_error=1';
 
@@ -221,6 +233,27 @@ sub check_maps
 	return;
 }
 
+# The same under valgrind memcheck (plain build): no error, no leak, the
+# same output as the sanitized build.
+sub valgrind_same
+{
+	my ($bytes, $label, @args) = @_;
+  SKIP:
+	{
+		skip 'valgrind is not installed', 2 unless $valgrind;
+		my ($want) = run_probe($bytes, @args);
+		my ($out, $err) = ('', '');
+		IPC::Run::run([ 'valgrind', '-q', '--error-exitcode=99', '--leak-check=full',
+			'--errors-for-leak-kinds=definite,indirect', $plain_probe, @args ],
+			'<', \$bytes, '>', \$out, '2>', \$err, IPC::Run::timeout(120));
+		my $st = $? >> 8;
+		ok($st == 0 || ($st == 1 && $want =~ /^error /), "valgrind, $label: no error (status $st)")
+		  or diag $err;
+		is($out, $want, "valgrind, $label: the same output");
+	}
+	return;
+}
+
 sub redirect_is
 {
 	my ($bytes, $want, $label, $asked) = @_;
@@ -231,6 +264,16 @@ sub redirect_is
 }
 
 check_maps('fresh cluster');
+{
+	my $n = ($rc->nodes)[0];
+	my ($b) = $rc->raw($n, 'CLUSTER', 'SLOTS');
+	valgrind_same($b, 'CLUSTER SLOTS', 'slots', $H);
+	($b) = $rc->raw($n, 'CLUSTER', 'SHARDS');
+	valgrind_same($b, 'CLUSTER SHARDS', 'shards', $H);
+	valgrind_same($b, 'CLUSTER SHARDS read as CLUSTER SLOTS', 'slots', $H);
+	($b) = $rc->raw($n, 'GET', 'foo');
+	valgrind_same($b, 'a GET', 'redirect', $H);
+}
 
 # ---- MOVED -----------------------------------------------------------------------
 my @masters = $rc->masters;
