@@ -50,7 +50,7 @@ crc16_xmodem(const unsigned char *p, size_t len)
 int
 ClusterKeySlot(const char *key, size_t len)
 {
-	const char *open = memchr(key, '{', len);
+	const char *open = len > 0 ? memchr(key, '{', len) : NULL;
 
 	if (open != NULL)
 	{
