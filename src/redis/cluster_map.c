@@ -18,6 +18,9 @@
 
 #include "redis/cluster_map.h"
 
+_Static_assert(CLUSTER_NO_NODE == 0xFFFF, "map_reset fills slot[] with 0xFF bytes");
+_Static_assert(CLUSTER_MAX_NODES < CLUSTER_NO_NODE, "a node index fits slot[]");
+
 /* A node as one reply describes it, before it is merged into the map. */
 typedef struct NodeDesc
 {
@@ -80,8 +83,8 @@ map_reset(ClusterMap *map)
 {
 	map->nnodes = 0;
 	map->nmasters = 0;
-	for (int s = 0; s < CLUSTER_NSLOTS; s++)
-		map->slot[s] = CLUSTER_NO_NODE;
+	/* CLUSTER_NO_NODE is all ones */
+	memset(map->slot, 0xFF, sizeof(map->slot));
 }
 
 /*
