@@ -341,6 +341,36 @@ is(scalar(@masters), 3, 'three masters');
 	@masters = $rc->masters;
 }
 
+# ---- a master killed: its replica takes over ---------------------------------------
+{
+	my $m = $masters[1];
+	my ($r) = $rc->replicas_of($m);
+	$rc->kill9($m);
+	my $deadline = time() + 60;
+	my $all = 0;
+	while (!$all && time() < $deadline)
+	{
+		$all = 1;
+		for my $n (grep { $_->is_running } $rc->nodes)
+		{
+			$all = 0 unless eval { $rc->role($r, $n) eq 'master' };
+		}
+		usleep(100_000) unless $all;
+	}
+	ok($all, 'a master killed: every node calls its replica master');
+	$rc->wait_ok;
+	my ($bytes) = $rc->raw($r, 'CLUSTER', 'SHARDS');
+	my ($st, $got) = probe_map($bytes, 'shards', $H);
+	like($got, qr/^node $H:${\ $m->port} \S+ \S+.* offline$/m, 'the killed master is in CLUSTER SHARDS, offline')
+	  or diag $got;
+	check_maps('the old master down', no_nodes_compare => 1);
+	$rc->restart($m);
+	$rc->wait_ok;
+	is($rc->role($m), 'replica', 'the old master came back as a replica');
+	check_maps('the old master back');
+	@masters = $rc->masters;
+}
+
 # ---- endpoints the nodes do not know -------------------------------------------
 {
 	my $n = $masters[0];

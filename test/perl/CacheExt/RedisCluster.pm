@@ -264,7 +264,7 @@ sub keyslot
 =item $rc->wait_ok(timeout => secs)
 
 Wait until every running, unpaused node says cluster_state:ok, calls
-every node online in CLUSTER SHARDS, and they all agree on each slot's
+every running node online in CLUSTER SHARDS, and they all agree on each slot's
 master and on each node's role (importing and migrating marks are not
 compared: a migration may be under way).  Dies after the timeout.
 
@@ -315,11 +315,12 @@ sub wait_ok
 	croak "redis cluster $self->{name} not ok in time: $why";
 }
 
-# Whether CLUSTER SHARDS of $n says every node is online.
+# Whether CLUSTER SHARDS of $n says every running node is online.
 sub _shards_online
 {
 	my ($self, $n) = @_;
 	my $v = eval { $self->raw($n, 'CLUSTER', 'SHARDS') };
+	my %live = map { $_->port => 1 } grep { $_->is_running } @{ $self->{nodes} };
 	return 0 unless ref $v eq 'ARRAY';
 	for my $s (@$v)
 	{
@@ -327,7 +328,8 @@ sub _shards_online
 		for my $node (@{ $s{nodes} })
 		{
 			my %f = @$node;
-			return 0 unless ($f{health} // '') eq 'online';
+			# a node that was stopped is not expected to be online
+			return 0 unless ($f{health} // '') eq 'online' || !$live{ $f{port} // 0 };
 		}
 	}
 	return 1;
