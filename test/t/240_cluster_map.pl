@@ -264,6 +264,125 @@ sub redirect_is
 }
 
 check_maps('fresh cluster');
+
+# ---- malformed replies: refused with a reason, never a crash ------------------------
+# resp(value): RESP2 of a Perl value: an array ref, { i => N } an integer,
+# undef nil, { e => text } an error, anything else a bulk string.
+sub resp
+{
+	my $v = shift;
+	return "\$-1\r\n" unless defined $v;
+	return '*' . scalar(@$v) . "\r\n" . join('', map { resp($_) } @$v) if ref $v eq 'ARRAY';
+	return ":$v->{i}\r\n" if ref $v eq 'HASH' && exists $v->{i};
+	return "-$v->{e}\r\n" if ref $v eq 'HASH';
+	return '$' . length($v) . "\r\n$v\r\n";
+}
+{
+	my $id = sub { sprintf('%040x', shift) };
+	my $node = sub { [ $_[0], { i => $_[1] }, $id->($_[2] // $_[1]) ] };
+	my $entry = sub { my ($lo, $hi, @n) = @_; [ { i => $lo }, { i => $hi }, @n ] };
+	my @bad_slots = (
+		[ { e => 'ERR This instance has cluster support disabled' }, qr/the reply is not an array/ ],
+		[ [ $entry->(0, 100, $node->('a', 1)), $entry->(100, 200, $node->('b', 2)) ], qr/slot 100 is in two ranges/ ],
+		[ [ $entry->(0, 16384, $node->('a', 1)) ], qr/not a slot range within 0\.\.16383/ ],
+		[ [ $entry->(200, 100, $node->('a', 1)) ], qr/not a slot range/ ],
+		[ [ $entry->(-1, 100, $node->('a', 1)) ], qr/not a slot range/ ],
+		[ [ [ '0', '100', $node->('a', 1) ] ], qr/not a slot range/ ],
+		[ [ $entry->(0, 1, $node->('a', 0)) ], qr/port is not an integer in 1\.\.65535/ ],
+		[ [ $entry->(0, 1, $node->('a', 65536)) ], qr/port is not an integer/ ],
+		[ [ $entry->(0, 1, [ 'a', '6379' ]) ], qr/port is not an integer/ ],
+		[ [ $entry->(0, 1, [ 'a b', { i => 1 } ]) ], qr/endpoint is not a valid host/ ],
+		[ [ $entry->(0, 1, [ "a\x00b", { i => 1 } ]) ], qr/endpoint is not a valid host/ ],
+		[ [ $entry->(0, 1, [ 'h' x 256, { i => 1 } ]) ], qr/endpoint is not a valid host/ ],
+		[ [ $entry->(0, 1, [ { i => 5 }, { i => 1 } ]) ], qr/endpoint is not a valid host/ ],
+		[ [ $entry->(0, 1, [ 'a', { i => 1 }, 'f' x 39 ]) ], qr/node id is not 40 hex digits/ ],
+		[ [ $entry->(0, 1, [ 'a', { i => 1 }, 'g' x 40 ]) ], qr/node id is not 40 hex digits/ ],
+		[ [ $entry->(0, 1, [ 'a' ]) ], qr/a node is not \[endpoint, port/ ],
+		[ [ [ { i => 0 }, { i => 1 } ] ], qr/entry 0 is not \[start, end, master/ ],
+		[ [ $entry->(0, 1, $node->('a', 1), $node->('b', 2)), $entry->(2, 3, $node->('b', 2)) ],
+			qr/changes role or master/ ],
+		[ [ $entry->(0, 1, $node->('a', 1), $node->('a', 1)) ], qr/changes role or master/ ],
+		[ [ $entry->(0, 1, $node->('a', 1, 1)), $entry->(2, 3, $node->('a', 1, 2)) ],
+			qr/two node ids at the address/ ],
+		[ [ $entry->(0, 1, $node->('a', 1, 1)), $entry->(2, 3, $node->('b', 1, 1)) ],
+			qr/changes address/ ],
+		[ [ $entry->(0, 1, map { $node->('h', $_) } 1 .. 1025) ], qr/more than 1024 nodes/ ],
+		[ [ map { $entry->($_, $_, $node->('h', $_ + 1)) } 0 .. 1024 ], qr/more than 1024 nodes/ ]);
+	for my $c (@bad_slots)
+	{
+		my ($st, $got) = probe_map(resp($c->[0]), 'slots', $H);
+		is($st, 1, "malformed CLUSTER SLOTS refused ($c->[1])");
+		like($got, qr/^error CLUSTER SLOTS: /, 'the reason names the command');
+		like($got, $c->[1], 'the reason says what is wrong');
+	}
+	my ($st, $got) = probe_map(resp([ map { $entry->($_, $_, $node->('h', $_ + 1)) } 0 .. 1023 ]), 'slots', $H);
+	like($got, qr/^ok nodes=1024 masters=1024$/m, '1024 nodes are accepted');
+	($st, $got) = probe_map(resp([ $entry->(0, 1, [ undef, { i => 7 } ]), $entry->(2, 3, [ '', { i => 8 } ]),
+		$entry->(4, 5, [ '?', { i => 9 } ], [ 'fe80::1%eth0', { i => 10 } ]) ]), 'slots', '::1');
+	is($got, join("\n", sort 'ok nodes=4 masters=3', 'node ::1:7 - master online', 'node ::1:8 - master online',
+		'node ?:9 - master online unknown-endpoint', 'node fe80::1%eth0:10 - replica-of ?:9 online',
+		'range 0-1 ::1:7', 'range 2-3 ::1:8', 'range 4-5 ?:9', 'range 6-16383 none'),
+		'nil and empty endpoints are the host asked; "?" is unknown; IPv6 with a zone');
+
+	my $snode = sub {
+		my ($port, $role, %more) = @_;
+		my %f = (id => $id->($port), port => { i => $port }, ip => '127.0.0.1',
+			endpoint => '127.0.0.1', role => $role, health => 'online', %more);
+		[ map { ($_, $f{$_}) } sort keys %f ]
+	};
+	my @bad_shards = (
+		[ [ [ 'slots', [ { i => 0 }, { i => 1 } ], 'nodes', [ $snode->(1, 'master'), $snode->(2, 'master') ] ] ],
+			qr/more than one master/ ],
+		[ [ [ 'slots', [ { i => 0 }, { i => 1 } ], 'slots', [], 'nodes', [] ] ], qr/shard 0 is not/ ],
+		[ [ [ 'slots', [ { i => 0 } ], 'nodes', [] ] ], qr/shard 0 is not/ ],
+		[ [ [ 'slots', [ { i => 0 }, { i => 1 } ] ] ], qr/shard 0 is not/ ],
+		[ [ [ 'slots', [ { i => 0 }, { i => 1 } ], 'nodes', [ [ @{ $snode->(1, 'master') }, 'port', { i => 2 } ] ] ] ],
+			qr/node 0 is not a map of distinct fields/ ],
+		[ [ [ 'slots', [], 'nodes', [ [ 'id' ] ] ] ], qr/node 0 is not a map/ ],
+		[ [ [ 'slots', [], 'nodes', [ $snode->(1, 'primary') ] ] ], qr/role is neither master nor replica/ ],
+		[ [ [ 'slots', [ { i => 0 }, { i => 16383 } ], 'nodes', [ $snode->(1, 'master') ] ],
+			[ 'slots', [ { i => 5 }, { i => 5 } ], 'nodes', [ $snode->(2, 'master') ] ] ], qr/slot 5 is in two ranges/ ]);
+	for my $c (@bad_shards)
+	{
+		my ($st, $got) = probe_map(resp($c->[0]), 'shards', $H);
+		is($st, 1, "malformed CLUSTER SHARDS refused ($c->[1])");
+		like($got, qr/^error CLUSTER SHARDS: /, 'the reason names the command');
+		like($got, $c->[1], 'the reason says what is wrong');
+	}
+	my $two = resp([ [ 'slots', [ { i => 0 }, { i => 9 } ], 'future-field', [ { i => 1 } ], 'nodes',
+		[ $snode->(2, 'replica', 'tls-port' => { i => 12 }, health => 'loading'),
+		  $snode->(1, 'master', 'tls-port' => { i => 11 }) ] ] ]);
+	($st, $got) = probe_map($two, 'shards', $H);
+	is($got, join("\n", sort 'ok nodes=2 masters=1', "node $H:1 " . $id->(1) . ' master online',
+		"node $H:2 " . $id->(2) . " replica-of $H:1 offline", "range 0-9 $H:1", 'range 10-16383 none'),
+		'CLUSTER SHARDS: the master whatever its place, unknown fields ignored, "loading" is not online');
+	($st, $got) = probe_map($two, 'shards', $H, 'tls');
+	like($got, qr/^node $H:11 .* master online$/m, 'with TLS, the tls-port');
+	($st, $got) = probe_map(resp([ [ 'slots', [], 'nodes', [ $snode->(1, 'master') ] ] ]), 'shards', $H, 'tls');
+	like($got, qr/^error .*port is not an integer/, 'with TLS, a node without tls-port is refused');
+
+	for my $c (
+		[ 'MOVED 16384 a:1', 'other redirect: no slot in 0..16383' ],
+		[ 'MOVED 1 a:0', 'other redirect: no port in 1..65535 after the last \':\'' ],
+		[ 'MOVED 1 a', 'other redirect: no port in 1..65535 after the last \':\'' ],
+		[ 'MOVED 1 [::1]:6379', 'other redirect: the host is not valid' ],
+		[ 'MOVED  1 a:1', 'other redirect: no slot in 0..16383' ],
+		[ 'MOVED 1 a:1 ', 'other redirect: no port in 1..65535 after the last \':\'' ],
+		[ 'MOVED 1 a:+1', 'other redirect: no port in 1..65535 after the last \':\'' ],
+		[ 'MOVED', 'other redirect: no slot in 0..16383' ],
+		[ 'MOVEDX 1 a:1', 'other' ],
+		[ 'ASK 00005 b:07000', 'ask 5 b:7000' ],
+		[ 'ASK 5 2001:db8::1:7000', 'ask 5 2001:db8::1:7000' ],
+		[ 'MOVED 5 :7000', 'moved 5 ::1:7000' ],
+		[ 'ASKING', 'other' ],
+		[ 'TRYAGAIN', 'tryagain' ],
+		[ 'CLUSTERDOWNX', 'other' ],
+		[ 'CLUSTERDOWN Hash slot not served', 'clusterdown' ])
+	{
+		redirect_is(resp({ e => $c->[0] }), $c->[1], 'hand-made error', '::1');
+	}
+	redirect_is(resp('MOVED 1 a:1'), 'not-error', 'a bulk string that looks like a redirect');
+}
 {
 	my $n = ($rc->nodes)[0];
 	my ($b) = $rc->raw($n, 'CLUSTER', 'SLOTS');
