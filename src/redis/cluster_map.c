@@ -13,6 +13,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,12 +70,27 @@ ClusterKeySlot(const char *key, size_t len)
 	return crc16_xmodem((const unsigned char *) key, len) & (CLUSTER_NSLOTS - 1);
 }
 
-/* Set err (if any room) from a format, always terminated. */
+/*
+ * Set err (if any room) from a format, always terminated; returns false.
+ * Texts about a reply start with "%%s", which becomes "%s" here and the
+ * command's name in name_error(); they quote no byte of the reply.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+static bool fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#endif
+
 static bool
-fail(char *err, size_t errlen, const char *fmt, int a, int b)
+fail(char *err, size_t errlen, const char *fmt, ...)
 {
+	va_list ap;
+
 	if (err != NULL && errlen > 0)
-		snprintf(err, errlen, fmt, a, b);
+	{
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
 	return false;
 }
 
@@ -194,8 +210,8 @@ add_node(ClusterMap *map, const NodeDesc *d, int master, char *err,
 		}
 		if (!d->unknown_endpoint && !n->unknown_endpoint && same_address(n, d))
 		{
-			fail(err, errlen, "%%s: two node ids at the address of node %d%s",
-				 i, 0);
+			fail(err, errlen, "%%s: two node ids at the address of node %d",
+				 i);
 			return -1;
 		}
 	}
@@ -204,20 +220,20 @@ add_node(ClusterMap *map, const NodeDesc *d, int master, char *err,
 		if (map->nodes[found].master != master)
 		{
 			fail(err, errlen, "%%s: node %d changes role or master between entries",
-				 found, 0);
+				 found);
 			return -1;
 		}
 		if (!same_address(&map->nodes[found], d))
 		{
 			fail(err, errlen, "%%s: node %d changes address between entries",
-				 found, 0);
+				 found);
 			return -1;
 		}
 		return found;
 	}
 	if (map->nnodes >= CLUSTER_MAX_NODES)
 	{
-		fail(err, errlen, "%%s: more than %d nodes", CLUSTER_MAX_NODES, 0);
+		fail(err, errlen, "%%s: more than %d nodes", CLUSTER_MAX_NODES);
 		return -1;
 	}
 	{
@@ -236,8 +252,8 @@ add_node(ClusterMap *map, const NodeDesc *d, int master, char *err,
 }
 
 /*
- * The errors above carry a "%s" for the command's name: format it in.
- * Done once at the end, so that the helpers need no third argument.
+ * The error texts start with a "%s" for the command's name: put it in,
+ * once, at the end, so that the helpers need not pass the name down.
  */
 static bool
 name_error(char *err, size_t errlen, const char *what)
@@ -263,7 +279,7 @@ assign_slots(ClusterMap *map, uint8_t *claimed, int lo, int hi, int node,
 	for (int s = lo; s <= hi; s++)
 	{
 		if (claimed[s >> 3] & (1 << (s & 7)))
-			return fail(err, errlen, "%%s: slot %d is in two ranges", s, 0);
+			return fail(err, errlen, "%%s: slot %d is in two ranges", s);
 		claimed[s >> 3] |= (uint8_t) (1 << (s & 7));
 		map->slot[s] = (uint16_t) node;
 	}
@@ -284,26 +300,26 @@ slots_node(const redisReply *r, const char *asked_host, NodeDesc *d,
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
 		r->element[0] == NULL || r->element[1] == NULL)
 		return fail(err, errlen, "%%s: entry %d: a node is not [endpoint, port, ...]",
-					entry, 0);
+					entry);
 	ep = r->element[0];
 	if (ep->type == REDIS_REPLY_NIL)
 	{
 		if (!set_endpoint(d, NULL, 0, asked_host))
 			return fail(err, errlen, "%%s: entry %d: no endpoint, and no valid host asked",
-						entry, 0);
+						entry);
 	}
 	else if (ep->type != REDIS_REPLY_STRING ||
 			 !set_endpoint(d, ep->str, ep->len, asked_host))
 		return fail(err, errlen, "%%s: entry %d: an endpoint is not a valid host",
-					entry, 0);
+					entry);
 	if (!is_int_in(r->element[1], 1, 65535))
 		return fail(err, errlen, "%%s: entry %d: a port is not an integer in 1..65535",
-					entry, 0);
+					entry);
 	d->port = (int) r->element[1]->integer;
 	if (r->elements >= 3 &&
 		(r->element[2] == NULL || !set_id(d, r->element[2])))
 		return fail(err, errlen, "%%s: entry %d: a node id is not 40 hex digits",
-					entry, 0);
+					entry);
 	return true;
 }
 
@@ -318,7 +334,7 @@ slots_entry(const redisReply *e, int i, const char *asked_host, ClusterMap *map,
 		master;
 
 	if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements < 3)
-		return fail(err, errlen, "%%s: entry %d is not [start, end, master, ...]", i, 0);
+		return fail(err, errlen, "%%s: entry %d is not [start, end, master, ...]", i);
 	if (!is_int_in(e->element[0], 0, CLUSTER_NSLOTS - 1) ||
 		!is_int_in(e->element[1], 0, CLUSTER_NSLOTS - 1) ||
 		e->element[0]->integer > e->element[1]->integer)
@@ -355,7 +371,7 @@ ClusterMapFromSlots(const redisReply *reply, const char *asked_host,
 	memset(claimed, 0, sizeof(claimed));
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
 	{
-		fail(err, errlen, "%%s: the reply is not an array", 0, 0);
+		fail(err, errlen, "%%s: the reply is not an array");
 		return name_error(err, errlen, what);
 	}
 	for (size_t i = 0; i < reply->elements; i++)
@@ -475,7 +491,7 @@ shards_entry(const redisReply *s, int sh, const char *asked_host, bool tls,
 		slots->type != REDIS_REPLY_ARRAY || nodes->type != REDIS_REPLY_ARRAY ||
 		slots->elements % 2 != 0)
 		return fail(err, errlen, "%%s: shard %d is not {slots: [start, end, ...], nodes: [...]}",
-					sh, 0);
+					sh);
 	if (nodes->elements > CLUSTER_MAX_NODES)
 		return fail(err, errlen, "%%s: shard %d: more than %d nodes", sh, CLUSTER_MAX_NODES);
 	/* the master first, whatever the order, so that replicas can name it */
@@ -487,7 +503,7 @@ shards_entry(const redisReply *s, int sh, const char *asked_host, bool tls,
 		if (!is_master)
 			continue;
 		if (master >= 0)
-			return fail(err, errlen, "%%s: shard %d has more than one master", sh, 0);
+			return fail(err, errlen, "%%s: shard %d has more than one master", sh);
 		if ((master = add_node(map, &d, -1, err, errlen)) < 0)
 			return false;
 	}
@@ -528,7 +544,7 @@ ClusterMapFromShards(const redisReply *reply, const char *asked_host, bool tls,
 	memset(claimed, 0, sizeof(claimed));
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
 	{
-		fail(err, errlen, "%%s: the reply is not an array", 0, 0);
+		fail(err, errlen, "%%s: the reply is not an array");
 		return name_error(err, errlen, what);
 	}
 	for (size_t i = 0; i < reply->elements; i++)
@@ -601,7 +617,7 @@ redirect_target(const char *s, size_t len, const char *asked_host,
 
 	if (sp == NULL ||
 		(out->slot = small_number(s, (size_t) (sp - s), 0, CLUSTER_NSLOTS - 1)) < 0)
-		return fail(err, errlen, "redirect: no slot in 0..%d", CLUSTER_NSLOTS - 1, 0);
+		return fail(err, errlen, "redirect: no slot in 0..%d", CLUSTER_NSLOTS - 1);
 	t = sp + 1;
 	tlen = len - (size_t) (t - s);
 	for (size_t i = 0; i < tlen; i++)
@@ -609,10 +625,10 @@ redirect_target(const char *s, size_t len, const char *asked_host,
 			colon = t + i;
 	if (colon == NULL ||
 		(out->port = small_number(colon + 1, tlen - (size_t) (colon + 1 - t), 1, 65535)) < 0)
-		return fail(err, errlen, "redirect: no port in 1..65535 after the last ':'", 0, 0);
+		return fail(err, errlen, "redirect: no port in 1..65535 after the last ':'");
 	memset(&d, 0, sizeof(d));
 	if (!set_endpoint(&d, t, (size_t) (colon - t), asked_host))
-		return fail(err, errlen, "redirect: the host is not valid", 0, 0);
+		return fail(err, errlen, "redirect: the host is not valid");
 	memcpy(out->host, d.host, sizeof(out->host));
 	out->unknown_endpoint = d.unknown_endpoint;
 	return true;
@@ -654,7 +670,7 @@ ClusterParseRedirect(const redisReply *reply, const char *asked_host,
 							err, errlen))
 			return out->kind = moved ? CLUSTER_REDIRECT_MOVED : CLUSTER_REDIRECT_ASK;
 		if (reply->len <= skip)
-			fail(err, errlen, "redirect: no slot in 0..%d", CLUSTER_NSLOTS - 1, 0);
+			fail(err, errlen, "redirect: no slot in 0..%d", CLUSTER_NSLOTS - 1);
 		memset(out, 0, sizeof(*out));
 		out->slot = -1;
 	}
