@@ -20,8 +20,10 @@
  *	  host of the allowed characters (or "?" with unknown_endpoint), a port
  *	  in 1..65535, an id that is empty or 40 hex digits, a master that is a
  *	  master; no two reachable nodes share an address; every served slot
- *	  names a master; nmasters counts them; and, for CLUSTER SLOTS, every
- *	  slot of every entry is served by a node with the entry's master port.
+ *	  names a master; nmasters counts them; for CLUSTER SLOTS, every slot
+ *	  of every entry is served by a node with the entry's master port; for
+ *	  CLUSTER SHARDS, every slot of a shard by a master with the port of
+ *	  the shard's "master" node, or by none when it has no master.
  *	  A refused map is empty and its error is printable text.
  *
  *	- a MOVED or ASK redirect, printed back as "KIND SLOT HOST:PORT", is
@@ -169,6 +171,50 @@ check_slots_entries(const redisReply *r, const ClusterMap *map)
 	}
 }
 
+/* The value of name in an accepted map (a flat array), or NULL. */
+static const redisReply *
+field(const redisReply *m, const char *name)
+{
+	for (size_t i = 0; i + 1 < m->elements; i += 2)
+		if (m->element[i]->len == strlen(name) &&
+			memcmp(m->element[i]->str, name, m->element[i]->len) == 0)
+			return m->element[i + 1];
+	return NULL;
+}
+
+/*
+ * For CLUSTER SHARDS: each shard's slots go to a master with the port of
+ * the shard's node whose role is "master", or to none without one.
+ */
+static void
+check_shards_entries(const redisReply *r, const ClusterMap *map, bool tls)
+{
+	for (size_t i = 0; i < r->elements; i++)
+	{
+		const redisReply *slots = field(r->element[i], "slots");
+		const redisReply *nodes = field(r->element[i], "nodes");
+		long long port = -1;
+
+		for (size_t j = 0; j < nodes->elements; j++)
+		{
+			const redisReply *role = field(nodes->element[j], "role");
+
+			if (role->len == 6 && memcmp(role->str, "master", 6) == 0)
+				port = field(nodes->element[j], tls ? "tls-port" : "port")->integer;
+		}
+		for (size_t k = 0; k + 1 < slots->elements; k += 2)
+			for (long long s = slots->element[k]->integer; s <= slots->element[k + 1]->integer; s++)
+			{
+				if (port < 0)
+					CHECK(map->slot[s] == CLUSTER_NO_NODE);
+				else
+					CHECK(map->slot[s] != CLUSTER_NO_NODE &&
+						  map->nodes[map->slot[s]].port == port &&
+						  map->nodes[map->slot[s]].master == -1);
+			}
+	}
+}
+
 static void
 run_maps(const redisReply *r, const char *asked)
 {
@@ -186,7 +232,10 @@ run_maps(const redisReply *r, const char *asked)
 	{
 		memset(err, 0x7f, sizeof(err));
 		if (ClusterMapFromShards(r, asked, tls, the_map, err, sizeof(err)))
+		{
 			check_map(the_map);
+			check_shards_entries(r, the_map, tls);
+		}
 		else
 			check_refused(the_map, err);
 	}
