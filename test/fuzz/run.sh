@@ -12,10 +12,15 @@
 #          CeSealedSeal (src/entry_format.c) against an independent reading
 #          of the layout, round trips and tampering, and the opened plaintext
 #          on to CeEntryParse
+#   cluster fuzz_cluster.c: Redis Cluster's routing (src/redis/cluster_map.c):
+#          replies to CLUSTER SLOTS / CLUSTER SHARDS through hiredis's reader
+#          into the slot map, error replies into MOVED / ASK / TRYAGAIN /
+#          CLUSTERDOWN, and the hash slot of a key against a reference
 #
 # Builds the targets and their seed generators (make_seeds.c,
 # make_resp_seeds.c, and fuzz_sealed.c built with -DFZ_SEALED_MAKE_SEEDS,
-# which seals make_seeds.c's entries) into a temporary work directory
+# which seals make_seeds.c's entries, and fuzz_cluster.c built with
+# -DFZ_CLUSTER_MAKE_SEEDS) into a temporary work directory
 # (nothing is written into the repository), generates seed corpora there,
 # fuzzes each target in turn for its share of FUZZ_SECONDS, and prints the
 # libFuzzer numbers of each.  Exits non-zero on any crash, leak, timeout or
@@ -33,10 +38,10 @@
 #   FUZZ_SECONDS    time budget in seconds for all targets together (default:
 #                   CE_FUZZ_SECONDS, else 60), split evenly between them (at
 #                   least 1 s each); 0 runs the seed corpora once and stops
-#   FUZZ_SECONDS_ENTRY, FUZZ_SECONDS_RESP, FUZZ_SECONDS_SEALED
+#   FUZZ_SECONDS_ENTRY, FUZZ_SECONDS_RESP, FUZZ_SECONDS_SEALED, FUZZ_SECONDS_CLUSTER
 #                   the budget of one target, instead of its share
-#   FUZZ_TARGETS    the targets to build and run, of "entry resp sealed"
-#                   (default all three)
+#   FUZZ_TARGETS    the targets to build and run, of "entry resp sealed cluster"
+#                   (default all four)
 #   FUZZ_TIMEOUT    seconds one input may take before it counts as a hang (default 10)
 #   FUZZ_MAX_LEN    largest input libFuzzer generates (default 65536)
 #   FUZZ_CORPUS     a directory to keep the entry target's grown corpus in
@@ -45,6 +50,9 @@
 #                   when FUZZ_CORPUS is set, else inside the work directory)
 #   FUZZ_SEALED_CORPUS  the same for the sealed target (default:
 #                   FUZZ_CORPUS-sealed when FUZZ_CORPUS is set, else inside
+#                   the work directory)
+#   FUZZ_CLUSTER_CORPUS  the same for the cluster target (default:
+#                   FUZZ_CORPUS-cluster when FUZZ_CORPUS is set, else inside
 #                   the work directory)
 #   FUZZ_WORKDIR    work directory (default: a new mktemp -d under $TMPDIR or /tmp)
 #   FUZZ_KEEP=1     keep the work directory even when everything passed
@@ -58,7 +66,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-${CE_FUZZ_SECONDS:-60}}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-65536}
-FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp sealed}
+FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp sealed cluster}
 : "${PG_CONFIG:=/usr/lib/postgresql/15/bin/pg_config}"
 
 log()  { printf '==> %s\n' "$*"; }
@@ -66,15 +74,15 @@ note() { printf '    %s\n' "$*"; }
 die()  { printf 'fuzz: ERROR: %s\n' "$*" >&2; exit 1; }
 
 for v in FUZZ_SECONDS FUZZ_TIMEOUT FUZZ_MAX_LEN FUZZ_SECONDS_ENTRY FUZZ_SECONDS_RESP \
-		FUZZ_SECONDS_SEALED; do
+		FUZZ_SECONDS_SEALED FUZZ_SECONDS_CLUSTER; do
 	[ -n "${!v:-}" ] || continue
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, not '${!v}'"
 done
 targets=()
 for t in ${FUZZ_TARGETS//,/ }; do
 	case $t in
-		entry|resp|sealed) targets+=("$t") ;;
-		*) die "FUZZ_TARGETS takes entry, resp and sealed, not '$t'" ;;
+		entry|resp|sealed|cluster) targets+=("$t") ;;
+		*) die "FUZZ_TARGETS takes entry, resp, sealed and cluster, not '$t'" ;;
 	esac
 done
 [ ${#targets[@]} -gt 0 ] || die "FUZZ_TARGETS names no target"
@@ -86,7 +94,7 @@ dpkg -s clang >/dev/null 2>&1 || missing+=(clang)
 dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || missing+=(libclang-rt-14-dev)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 [ -x "$PG_CONFIG" ] || missing+=(postgresql-server-dev-15)
-if wants resp; then
+if wants resp || wants cluster; then
 	dpkg -s libhiredis-dev >/dev/null 2>&1 || missing+=(libhiredis-dev)
 	command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 fi
@@ -140,11 +148,21 @@ else
 fi
 SEALED_SEEDS=$W/seeds-sealed
 SEALED_ARTIFACTS=$W/artifacts-sealed
-mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS" "$SEALED_ARTIFACTS"
+if [ -n "${FUZZ_CLUSTER_CORPUS:-}" ]; then
+	CLUSTER_CORPUS=$FUZZ_CLUSTER_CORPUS
+elif [ -n "${FUZZ_CORPUS:-}" ]; then
+	CLUSTER_CORPUS=${FUZZ_CORPUS%/}-cluster
+else
+	CLUSTER_CORPUS=$W/corpus-cluster
+fi
+CLUSTER_SEEDS=$W/seeds-cluster
+CLUSTER_ARTIFACTS=$W/artifacts-cluster
+mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS" "$SEALED_ARTIFACTS" "$CLUSTER_ARTIFACTS"
 if wants entry; then mkdir -p "$CORPUS"; fi
 if wants resp; then mkdir -p "$RESP_CORPUS"; fi
 if wants sealed; then mkdir -p "$SEALED_CORPUS"; fi
-rm -rf "$SEEDS" "$RESP_SEEDS" "$SEALED_SEEDS"
+if wants cluster; then mkdir -p "$CLUSTER_CORPUS"; fi
+rm -rf "$SEEDS" "$RESP_SEEDS" "$SEALED_SEEDS" "$CLUSTER_SEEDS"
 
 failed=1
 cleanup()
@@ -200,6 +218,17 @@ if wants resp; then
 		"$HERE/make_resp_seeds.c" \
 		-o "$W/make_resp_seeds"
 fi
+if wants cluster; then
+	# the real cluster_map.c and resp.c; hiredis's reader as for resp
+	read -r -a HIREDIS_CFLAGS <<<"$(pkg-config --cflags hiredis)"
+	read -r -a HIREDIS_LIBS <<<"$(pkg-config --libs hiredis)"
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		"${WARN[@]}" "${HIREDIS_CFLAGS[@]}" "${INC[@]}" \
+		"$HERE/fuzz_cluster.c" "$ROOT/src/redis/cluster_map.c" "$ROOT/src/redis/resp.c" \
+		"${HIREDIS_LIBS[@]}" -o "$W/fuzz_cluster"
+	clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${HIREDIS_CFLAGS[@]}" "${INC[@]}" \
+		-DFZ_CLUSTER_MAKE_SEEDS "$HERE/fuzz_cluster.c" -o "$W/make_cluster_seeds"
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -225,6 +254,10 @@ if wants sealed; then
 fi
 if wants resp; then
 	"$W/make_resp_seeds" "$RESP_SEEDS" "$W/resp.dict" | sed 's/^/    /'
+fi
+if wants cluster; then
+	mkdir -p "$CLUSTER_SEEDS"
+	"$W/make_cluster_seeds" "$CLUSTER_SEEDS" "$W/cluster.dict" | sed 's/^/    /'
 fi
 
 # ---- time budget -------------------------------------------------------------------
@@ -334,6 +367,10 @@ fi
 if wants sealed; then
 	run_target sealed "$SEALED_CORPUS" "$SEALED_SEEDS" "$SEALED_ARTIFACTS" \
 		"$W/fuzz-sealed.log" -dict="$W/sealed.dict" || status=1
+fi
+if wants cluster; then
+	run_target cluster "$CLUSTER_CORPUS" "$CLUSTER_SEEDS" "$CLUSTER_ARTIFACTS" \
+		"$W/fuzz-cluster.log" -dict="$W/cluster.dict" || status=1
 fi
 if [ "$status" -ne 0 ]; then
 	exit 1
