@@ -517,6 +517,8 @@ hiredis_err_kind(const redisReader *r)
  * Walk a reply as a consumer would and check what the extension assumes of
  * it.  Returns the number of nodes.
  */
+static void check_sentinel_parsers(const redisReply *r);
+
 static size_t
 walk_reply(const redisReply *r, int depth)
 {
@@ -525,6 +527,8 @@ walk_reply(const redisReply *r, int depth)
 
 	CHECK(r != NULL);
 	CHECK(depth <= HIREDIS_MAX_RIDX);
+	if (depth <= 1)
+		check_sentinel_parsers(r);
 	switch (r->type)
 	{
 		case REDIS_REPLY_STRING:
@@ -739,6 +743,80 @@ check_run_id(const redisReply *info)
 		FAIL("report_run_id found \"%.64s\" where the INFO text has run_id \"%s\"",
 			 run_id, want);
 	sink += strlen(run_id);
+}
+
+/* ---- Sentinel (sentinel.c, client.c) ------------------------------------------ */
+
+/*
+ * RespMasterAddr, RespRoleIsMaster and RespNotMaster on any reply, against
+ * an independent reading of what each must accept.
+ */
+static void
+check_sentinel_parsers(const redisReply *r)
+{
+	char host[256];
+	int port = -1;
+	int got = RespMasterAddr(r, host, sizeof(host), &port);
+	int want = -1;
+	int role;
+	bool not_master;
+
+	if (r->type == REDIS_REPLY_NIL || (r->type == REDIS_REPLY_ARRAY && r->elements == 0))
+		want = 0;
+	else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+			 r->element[0]->type == REDIS_REPLY_STRING &&
+			 r->element[1]->type == REDIS_REPLY_STRING)
+	{
+		const redisReply *h = r->element[0];
+		const redisReply *p = r->element[1];
+		long v = 0;
+		bool ok = h->len >= 1 && h->len <= 255 && p->len >= 1 && p->len <= 5;
+
+		for (size_t i = 0; ok && i < h->len; i++)
+		{
+			char c = h->str[i];
+
+			ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+				(c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':' || c == '_';
+		}
+		for (size_t i = 0; ok && i < p->len; i++)
+		{
+			ok = p->str[i] >= '0' && p->str[i] <= '9';
+			v = v * 10 + (p->str[i] - '0');
+		}
+		if (ok && v >= 1 && v <= 65535)
+		{
+			want = 1;
+			CHECK(strlen(host) == h->len && memcmp(host, h->str, h->len) == 0);
+			CHECK(port == v);
+		}
+	}
+	CHECK(got == want);
+	if (got != 1)
+		CHECK(host[0] == '\0' && port == 0);
+
+	role = RespRoleIsMaster(r);
+	if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 ||
+		(r->element[0]->type != REDIS_REPLY_STRING && r->element[0]->type != REDIS_REPLY_STATUS))
+		CHECK(role == -1);
+	else
+		CHECK(role == (r->element[0]->len == 6 && memcmp(r->element[0]->str, "master", 6) == 0));
+
+	not_master = false;
+	if (r->type == REDIS_REPLY_ERROR)
+	{
+		static const char *const words[] = {"READONLY", "MASTERDOWN", "LOADING"};
+
+		for (int i = 0; i < 3; i++)
+		{
+			size_t n = strlen(words[i]);
+
+			if (r->len >= n && memcmp(r->str, words[i], n) == 0 &&
+				(r->len == n || r->str[n] == ' '))
+				not_master = true;
+		}
+	}
+	CHECK(RespNotMaster(r) == not_master);
 }
 
 /* ---- exec_once / exec_pipeline ----------------------------------------------- */

@@ -747,6 +747,12 @@ static const char *const dict[] = {
 	"-ERR ",
 	"-NOAUTH ",
 	"WRONGTYPE",
+	/* Sentinel: ROLE, get-master-addr-by-name, errors that re-resolve */
+	"*3\\x0d\\x0a$6\\x0d\\x0amaster\\x0d\\x0a",
+	"$5\\x0d\\x0aslave\\x0d\\x0a",
+	"*2\\x0d\\x0a$9\\x0d\\x0a127.0.0.1\\x0d\\x0a$4\\x0d\\x0a6379\\x0d\\x0a",
+	"-READONLY ",
+	"-MASTERDOWN ",
 	"run_id:",
 	"\\x0d\\x0arun_id:",
 	"redis_version:",
