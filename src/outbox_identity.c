@@ -24,6 +24,17 @@
 #include "outbox_internal.h"
 
 /*
+ * What the store compares: the target and its identity sequence in one
+ * value, so that a connection announced to one target (key prefix, URL) is
+ * not used for another before that one has heard of it.
+ */
+static uint64
+identity_of(int ti, uint64 seq)
+{
+	return ((uint64) (ti + 1) << 48) | (seq & ((UINT64CONST(1) << 48) - 1));
+}
+
+/*
  * A new Redis connection (the store's listener): has the server restarted,
  * or is it another master (a failover), since we last saw it?  Either way
  * it may lack invalidations the former one acknowledged: hits wait for a
@@ -56,7 +67,7 @@ on_redis_connect(const char *run_id, const char *addr)
 				 (unsigned long long) hash_bytes_extended((const unsigned char *) addr,
 														  strlen(addr), 0));
 	else
-		return pg_atomic_read_u64(&t->identity_seq); /* INFO refused: unknown */
+		return identity_of(ti, pg_atomic_read_u64(&t->identity_seq)); /* unknown */
 
 	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
 	if (t->run_id[0] != '\0' && strcmp(t->run_id, ident) != 0)
@@ -90,7 +101,7 @@ on_redis_connect(const char *run_id, const char *addr)
 		ereport(LOG,
 				(errmsg("cache_ext will invalidate every cached result before serving hits"),
 				 errdetail("The Redis server restarted (its run_id changed), so it may have lost invalidations.")));
-	return seq;
+	return identity_of(ti, seq);
 }
 
 /* The identity sequence of this backend's target (store.c), or 0. */
@@ -99,7 +110,7 @@ current_identity(void)
 {
 	int ti = outbox_shared ? current_target() : -1;
 
-	return ti < 0 ? 0 : pg_atomic_read_u64(&outbox_shared->targets[ti].identity_seq);
+	return ti < 0 ? 0 : identity_of(ti, pg_atomic_read_u64(&outbox_shared->targets[ti].identity_seq));
 }
 
 /*

@@ -200,22 +200,35 @@ SentinelConnect(RedisConn *c, RedisEndpoint *ep, TimestampTz deadline,
 	run_id[0] = '\0';
 	for (;;)
 	{
+		/*
+		 * One round: every sentinel in turn, from the one whose answer was
+		 * verified last.  An answer that does not verify (a replica, a port
+		 * that is not Redis, an address that never answers) moves on to
+		 * the next sentinel, as a silent sentinel does: one wrong sentinel
+		 * must not keep the cache off.  Each master gets at most half of
+		 * the time left, so that the others can still be tried.
+		 */
 		for (int k = 0; k < ep->nsentinels; k++)
 		{
 			int i = (first + k) % ep->nsentinels;
 			TimestampTz now = GetCurrentTimestamp();
+			long left = TimestampDifferenceMilliseconds(now, deadline);
 
-			if (now >= deadline)
+			if (left <= 0)
 				break;
 			if (!ask_sentinel(ep, i, Min(deadline, TimestampTzPlusMilliseconds(now, SENTINEL_ASK_MS)),
 							  host, &port))
 				continue;
-			first = i;
-			if (connect_master(c, ep, host, port, deadline, run_id))
+			if (connect_master(c, ep, host, port,
+							   TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   Max(left / 2, Min(left, SENTINEL_ASK_MS))),
+							   run_id))
+			{
+				first = i;
 				return true;
-			/* not the master (yet): a failover in progress; ask again */
-			break;
+			}
 		}
+		/* nobody named a master that is one (yet): a failover in progress */
 		if (!pause_until(deadline, SENTINEL_PAUSE_MS))
 			break;
 	}

@@ -144,7 +144,9 @@ sub _wait
 	my $deadline = time() + $secs;
 	while (time() < $deadline)
 	{
-		return 1 if $cond->();
+		# a sentinel reconfiguring a node ends with CLIENT KILL TYPE normal,
+		# which may cut the redis-cli asking: ask again
+		return 1 if eval { $cond->() };
 		usleep(100_000);
 	}
 	my @state = map {
