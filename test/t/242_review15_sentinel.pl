@@ -29,6 +29,9 @@
 #      server (F3, fails now); the default target passes.
 #   6. the same lost bumps under the checker (passes).
 #   7. a hot standby across the same kind of failover (passes).
+#   8. the sentinels' own password (cache_ext.sentinel_password_file,
+#      ?sentinel_user=), a password file with group access, no password in
+#      the server log (passes).
 #
 # Every server is on 127.0.0.1 and signalled by PID.
 
@@ -591,6 +594,63 @@ if (!$ENV{CE_R15_SKIP_SPLIT})
 	$old->start;
 	$g->wait_replica($old, 90);
 	$other->cli('CONFIG', 'SET', 'replica-priority', '100');
+}
+
+# ---- 8. passwords: the data nodes' and the sentinels' ---------------------------------
+
+# Not covered by 241: a group whose data nodes require 'pw' and whose
+# sentinels require 'spw' (cache_ext.sentinel_password_file).  Checks that
+# it works, that ?sentinel_user= is used with it, that a file with group
+# access is refused with a message naming the setting, and that neither
+# password reaches the server log.
+{
+	my $g8 = CacheExt::Sentinel->new(master_name => 'pwmaster', password => 'r15datapw',
+		sentinel_password => 'r15sentpw');
+	my $pwdir = PostgreSQL::Test::Utils::tempdir('r15pw');
+	my $pwfile = "$pwdir/sentinel.pw";
+	PostgreSQL::Test::Utils::append_to_file($pwfile, "r15sentpw\n");
+	chmod 0600, $pwfile;
+	my $s8 = join(',', map { '127.0.0.1:' . $_->port } $g8->sentinels);
+	my $pn8 = cache_ext_node('pw', bless({ url => "redis-sentinel://:r15datapw\@$s8/pwmaster" }, 'Review15Url'),
+		extra_conf => join("\n",
+			"log_statement = 'none'",
+			"cache_ext.sentinel_password_file = '$pwfile'",
+			"cache_ext.connect_timeout = '1s'",
+			"cache_ext.retry_interval = '200ms'"));
+	$pn8->safe_psql('postgres', q{
+		CREATE TABLE kv (k int PRIMARY KEY, v int);
+		INSERT INTO kv SELECT g, 0 FROM generate_series(1, 10) g;
+		SELECT cache_track('kv');
+	});
+	my $call = "$q; SELECT cache_status()";
+	my $out = '';
+	for (1 .. 10)
+	{
+		$out = $pn8->safe_psql('postgres', $call);
+		last if $out =~ /HIT/;
+		usleep(300_000);
+	}
+	like($out, qr/HIT/, 'passwords: a hit through sentinels that require their own password');
+	my $b = $pn8->background_psql('postgres', on_error_stop => 0);
+	$b->query("SET cache_ext.redis_url = 'redis-sentinel://:r15datapw\@$s8/pwmaster?sentinel_user=default'");
+	my $o2 = '';
+	for (1 .. 10)
+	{
+		$o2 = $b->query($call);
+		last if $o2 =~ /HIT/;
+		usleep(300_000);
+	}
+	like($o2, qr/HIT/, 'passwords: ?sentinel_user=default with the password file');
+	$b->quit;
+	chmod 0640, $pwfile;
+	my ($ret, $so, $se) = $pn8->psql('postgres',
+		"SET cache_ext.redis_url = 'redis-sentinel://:r15datapw\@$s8/pwmaster?db=0'; $call");
+	like($so, qr/BYPASS.*sentinel_password_file has group or world access/,
+		'passwords: a password file with group access is refused, naming the setting');
+	$pn8->stop;
+	my $log = PostgreSQL::Test::Utils::slurp_file($pn8->logfile);
+	unlike($log, qr/r15sentpw|r15datapw/, 'passwords: neither password is in the server log');
+	$_->stop for ($g8->nodes, $g8->sentinels);
 }
 
 # ---- 4. INFO refused: a master restarted at the same address -----------------------------
