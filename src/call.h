@@ -150,11 +150,13 @@ typedef enum LookupOutcome
 	LOOKUP_STALE,	/* an entry computed under older generations */
 	LOOKUP_CORRUPT, /* an entry that failed validation (deleted) */
 	LOOKUP_REDIS_DOWN,
-	LOOKUP_BLOCKED,	   /* this server holds undelivered invalidations */
-	LOOKUP_IN_FLIGHT,  /* a commit's bumps of its generations are still on
+	LOOKUP_BLOCKED,		/* this server holds undelivered invalidations */
+	LOOKUP_IN_FLIGHT,	/* a commit's bumps of its generations are still on
 						 * their way to Redis (waited for too long) */
-	LOOKUP_UNCONFIRMED /* hot standby: the primary's watermark is behind
+	LOOKUP_UNCONFIRMED, /* hot standby: the primary's watermark is behind
 						 * this server's replay position */
+	LOOKUP_BLIND		/* the Redis server does not say its run_id
+						 * (INFO refused): no hit from it */
 } LookupOutcome;
 
 extern LookupOutcome lookup(const char *rkey, const uint8 *hash,

@@ -56,6 +56,7 @@
 #include "cache_ext.h"
 #include "entry.h"
 #include "invalidate.h"
+#include "outbox.h"
 #include "keys.h"
 #include "call.h"
 
@@ -87,6 +88,7 @@ relkind_name(char relkind)
 }
 
 static Datum explain_common(FunctionCallInfo fcinfo, bool with_options);
+static List *redis_reasons(void);
 static Datum explain_body(FunctionCallInfo fcinfo, bool with_options,
 						  PreparedQuery **transient);
 
@@ -173,9 +175,7 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 	cs.describe = true;
 	call_scopes(pq, &opts, &cs, &params);
 	(void) bypass_reasons(pq, &cs, &reasons);
-	if (InvalHitsBlocked(true))
-		reasons = lappend(reasons,
-						  MakeReason(QS_PENDING, "pending invalidations (this server holds invalidations Redis has not taken yet)"));
+	reasons = list_concat(reasons, redis_reasons());
 	entry_key(&params, &opts, pq, &cs, hash);
 	rkey = KeyEntryName(hash);
 
@@ -257,4 +257,17 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 	ReleaseCachedPlan(cplan, CurrentResourceOwner);
 
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+/* Why hits are not served at all now: pending invalidations, a blind Redis. */
+static List *
+redis_reasons(void)
+{
+	List *reasons = NIL;
+
+	if (InvalHitsBlocked(true))
+		reasons = lappend(reasons,
+						  MakeReason(QS_PENDING, "pending invalidations (this server holds invalidations Redis has not taken yet)"));
+	if (InvalRedisBlind())
+		reasons = lappend(reasons, MakeReason(QS_REDIS, REASON_BLIND));
+	return reasons;
 }

@@ -110,7 +110,7 @@ cache_health(PG_FUNCTION_ARGS)
 	StoreGetHealth(&h);
 	if (h.info_refused)
 		warnings = lappend(warnings,
-						   psprintf("INFO refused (%s): grant the cache_ext ACL user +info",
+						   psprintf("INFO refused (%s): no hits are served from this Redis, since a restart or failover behind its address could not be seen; grant the cache_ext ACL user +info",
 									h.info_refused));
 
 	values[0] = BoolGetDatum(h.connected);

@@ -62,6 +62,7 @@
 #include "keys.h"
 #include "l1.h"
 #include "call.h"
+#include "outbox.h"
 #include "store/store.h"
 
 /* the size of the entry the last hit decoded, for cache_query_stats */
@@ -190,6 +191,29 @@ verify_hit(PreparedQuery *pq, const CallParams *params, Tuplestorestate *ts,
 }
 
 /*
+ * A Redis server that does not say its run_id serves no hits (outbox.h,
+ * InvalRedisBlind): true when this lookup should not even ask it.  Once
+ * per retry_interval (at least a second) the connection is dropped and
+ * the lookup goes ahead, so that a new connection asks INFO again (its
+ * ACL may have changed).
+ */
+static bool
+redis_blind_skip(void)
+{
+	static TimestampTz next_probe = 0;
+	TimestampTz now;
+
+	if (!InvalRedisBlind())
+		return false;
+	now = GetCurrentTimestamp();
+	if (now < next_probe)
+		return true;
+	next_probe = TimestampTzPlusMilliseconds(now, Max(cache_ext_retry_interval, 1000));
+	StoreDropConnection();
+	return false;
+}
+
+/*
  * Fetch the entry and the current values of its generations in one round
  * trip.  On a hit the rows are in ts.  gens receives the current values
  * (for storing a new entry: they were read before its query runs); *gens_ok
@@ -246,6 +270,8 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	}
 	else if (!CommitQueueWaitDelivered(cs->keys, cs->n, CommitQueueWaitBudget()))
 		return LOOKUP_IN_FLIGHT;
+	if (redis_blind_skip())
+		return LOOKUP_BLIND;
 
 	for (int attempt = 0;; attempt++)
 	{
@@ -334,6 +360,12 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	{
 		tuplestore_clear(ts);
 		return LOOKUP_BLOCKED;
+	}
+	/* this round trip's connection may be the one that found it out */
+	if (InvalRedisBlind())
+	{
+		tuplestore_clear(ts);
+		return LOOKUP_BLIND;
 	}
 	return outcome;
 }

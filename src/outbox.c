@@ -217,6 +217,7 @@ InvalShmemInit(void)
 			pg_atomic_init_u32(&outbox_shared->targets[i].blocked, 0);
 			pg_atomic_init_u64(&outbox_shared->targets[i].fence_until, 0);
 			pg_atomic_init_u64(&outbox_shared->targets[i].identity_seq, 0);
+			pg_atomic_init_u32(&outbox_shared->targets[i].blind, 0);
 		}
 		InvalFreshValue(outbox_shared->token);
 

@@ -54,6 +54,13 @@ extern void InvalRedisIdentity(char **addr, int64 *failovers,
 							   TimestampTz *last_failover); /* cache_health */
 
 /*
+ * Whether the Redis server of this backend's target did not say who it is
+ * (INFO refused): then no hit is served from it (outbox_identity.c).
+ */
+extern bool InvalRedisBlind(void);
+#define REASON_BLIND "redis unavailable for hits (INFO is refused to the ACL user, so a restart or failover of Redis behind the same address could not be seen; grant it +info)"
+
+/*
  * A committing transaction's bumps are in flight from its PRE_COMMIT until
  * they were sent or kept: the standby lease is not renewed past them.
  */

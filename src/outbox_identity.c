@@ -51,6 +51,7 @@ on_redis_connect(const char *run_id, const char *addr)
 	char ident[RUN_ID_LEN];
 	bool changed = false;
 	bool failover = false;
+	bool was_blind;
 	char former[STORE_ADDR_LEN] = "";
 	uint64 seq;
 
@@ -67,10 +68,21 @@ on_redis_connect(const char *run_id, const char *addr)
 				 (unsigned long long) hash_bytes_extended((const unsigned char *) addr,
 														  strlen(addr), 0));
 	else
-		return identity_of(ti, pg_atomic_read_u64(&t->identity_seq)); /* unknown */
+		ident[0] = '\0'; /* unknown */
 
 	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
-	if (t->run_id[0] != '\0' && strcmp(t->run_id, ident) != 0)
+
+	/*
+	 * A server that does not say its run_id serves no hits (InvalRedisBlind):
+	 * a restart from older data behind the same address would go unseen.
+	 * Once it says it again, a target that never knew its run_id cannot
+	 * tell what happened meanwhile: that counts as a change too.
+	 */
+	was_blind = pg_atomic_read_u32(&t->blind) != 0;
+	pg_atomic_write_u32(&t->blind, run_id == NULL ? 1 : 0);
+	if (ident[0] != '\0' &&
+		((t->run_id[0] != '\0' && strcmp(t->run_id, ident) != 0) ||
+		 (was_blind && run_id != NULL && t->run_id[0] == '\0')))
 	{
 		changed = true;
 		failover = t->master_addr[0] != '\0' && strcmp(t->master_addr, addr) != 0;
@@ -85,8 +97,11 @@ on_redis_connect(const char *run_id, const char *addr)
 			t->last_failover = GetCurrentTimestamp();
 		}
 	}
-	strlcpy(t->run_id, ident, sizeof(t->run_id));
-	strlcpy(t->master_addr, addr, sizeof(t->master_addr));
+	if (ident[0] != '\0')
+	{
+		strlcpy(t->run_id, ident, sizeof(t->run_id));
+		strlcpy(t->master_addr, addr, sizeof(t->master_addr));
+	}
 	seq = pg_atomic_read_u64(&t->identity_seq);
 	LWLockRelease(outbox_shared->lock);
 
@@ -111,6 +126,15 @@ current_identity(void)
 	int ti = outbox_shared ? current_target() : -1;
 
 	return ti < 0 ? 0 : identity_of(ti, pg_atomic_read_u64(&outbox_shared->targets[ti].identity_seq));
+}
+
+/* InvalRedisBlind (outbox.h): an atomic, no lock. */
+bool
+InvalRedisBlind(void)
+{
+	int ti = outbox_shared ? current_target() : -1;
+
+	return ti >= 0 && pg_atomic_read_u32(&outbox_shared->targets[ti].blind) != 0;
 }
 
 /*

@@ -55,6 +55,10 @@ typedef struct OutboxTarget
 	pg_atomic_uint64 identity_seq;			/* atomic: incremented (under the lock)
 									 * when run_id changes: connections
 									 * made before are not used again */
+	pg_atomic_uint32 blind;					/* atomic (written under the lock):
+									 * the last connection's server gave no
+									 * run_id (INFO refused): no hits from
+									 * it (outbox_identity.c) */
 	uint64 failovers;						/* lock: run_id changes with a new
 									 * address since the server started */
 	TimestampTz last_failover;				/* lock: the last one, or 0 */

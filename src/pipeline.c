@@ -80,6 +80,7 @@
 #include "commitq.h"
 #include "entry.h"
 #include "invalidate.h"
+#include "outbox.h"
 #include "keys.h"
 #include "l1.h"
 #include "l1_rows.h"
@@ -573,6 +574,8 @@ cached_call(Call *c, CachedPlan *cplan)
 		return MakeReason(QS_PENDING, psprintf("pending invalidations (%s)", CommitQueueWatermarkWhy()));
 	if (found == LOOKUP_REDIS_DOWN)
 		return MakeReason(QS_REDIS, psprintf("redis unavailable (%s)", StoreLastError()));
+	if (found == LOOKUP_BLIND)
+		return MakeReason(QS_REDIS, REASON_BLIND);
 
 	/*
 	 * A standby may not have replayed the commits whose bumps it just read:

@@ -699,6 +699,13 @@ StoreLastError(void)
 	return RedisLastError();
 }
 
+/* StoreDropConnection (store.h) */
+void
+StoreDropConnection(void)
+{
+	RedisDisconnect();
+}
+
 /* StoreMode (store.h) */
 const char *
 StoreMode(void)

@@ -210,6 +210,9 @@ extern void StoreGetHealth(StoreHealth *h);
 /* Whether Redis may be tried now; when not, *why says so (constant). */
 extern bool StoreUsable(const char **why);
 
+/* Drop this backend's connection: the next operation makes a new one. */
+extern void StoreDropConnection(void);
+
 /* How Redis is reached: "single" or "sentinel" (the URL's form). */
 extern const char *StoreMode(void);
 
