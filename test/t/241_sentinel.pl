@@ -26,7 +26,7 @@
 #   5. passwords: the sentinels' own, and a rotated one
 #   6. TLS: rediss-sentinel://, through a failover
 #
-# CE_CHECKER_SECONDS: seconds of load per phase (default 6).  With CE_L1
+# CE_CHECKER_SECONDS: seconds of load per phase (default 4).  With CE_L1
 # (run-tests.sh's l1 pass) only sections 1 to 3 run.
 
 use strict;
@@ -44,8 +44,8 @@ use CacheExt::TLS;
 use CacheExt::Checker;
 use CacheExt::Util;
 
-my $S = $ENV{CE_CHECKER_SECONDS} // 6;
-$S = 4 if $S < 4;
+my $S = $ENV{CE_CHECKER_SECONDS} // 4;
+$S = 3 if $S < 3;
 
 my $g = CacheExt::Sentinel->new;
 my $node = cache_ext_node('main', $g, extra_conf => join("\n",
