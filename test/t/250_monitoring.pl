@@ -52,6 +52,11 @@ use Time::HiRes qw(time usleep);
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Util;
 
+# the exporter's queries and the rules do not depend on the local tier (its
+# l1_* metrics are checked present with it off): the l1 pass would only
+# repeat this file
+delete $ENV{CE_L1};
+
 my $EXPORTER = '/usr/bin/prometheus-postgres-exporter';
 my $PROMTOOL = '/usr/bin/promtool';
 foreach my $bin ($EXPORTER, $PROMTOOL)
