@@ -24,6 +24,7 @@
 #include "redis/resp.h"
 #include "redis/redis_text.h"
 #include "store/store.h"
+#include "store/store_internal.h"
 #include "store/store_reply.h"
 
 static StoreServerListener server_listener = NULL;
@@ -70,23 +71,20 @@ tell_new_connection(void)
 		conn_identity = server_listener(run_id[0] ? run_id : NULL, addr);
 }
 
-/* exec_commands' timeout_ms for cache_ext.command_timeout (RedisExec) */
-#define DEFAULT_TIMEOUT (-1)
-
 /*
- * RedisExecTimeout, or RedisExec when timeout_ms is DEFAULT_TIMEOUT; then
- * count.
+ * StoreExec (store_internal.h): RedisExecTimeout, or RedisExec when
+ * timeout_ms is STORE_DEFAULT_TIMEOUT; then count.
  */
-static bool
-exec_commands(int ncmds, RedisCommand *cmds, redisReply **replies,
-			  size_t max_reply_bytes, int timeout_ms)
+bool
+StoreExec(int ncmds, RedisCommand *cmds, redisReply **replies,
+		  size_t max_reply_bytes, int timeout_ms)
 {
 	bool ok;
 
 	/* made before another process found a new master: not used again */
 	if (identity_fn != NULL && RedisConnected() && conn_identity != identity_fn())
 		RedisDisconnect();
-	if (timeout_ms != DEFAULT_TIMEOUT)
+	if (timeout_ms != STORE_DEFAULT_TIMEOUT)
 		ok = RedisExecTimeout(ncmds, cmds, replies, max_reply_bytes, timeout_ms);
 	else
 		ok = RedisExec(ncmds, cmds, replies, max_reply_bytes);
@@ -121,16 +119,16 @@ exec_commands(int ncmds, RedisCommand *cmds, redisReply **replies,
 }
 
 /* The server answered but is not serving: a failure for the client. */
-static void
-report_error(const redisReply *r)
+void
+StoreReportError(const redisReply *r)
 {
 	RedisReportError(r->str, r->len);
 	count_failures();
 }
 
 /* An error reply's text, escaped, at most max bytes (palloc'd). */
-static char *
-error_text(const redisReply *r, size_t max)
+char *
+StoreErrorText(const redisReply *r, size_t max)
 {
 	return RedisReplyText(r->str, r->len, max);
 }
@@ -181,8 +179,8 @@ StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 	for (int i = 0; i < ngens; i++)
 		RedisCommandArgStr(&cmds[gi], genkeys[i]);
 
-	if (!exec_commands(ncmds, cmds, replies,
-					   max_entry_size + 1024 + 300 * (size_t) ngens, DEFAULT_TIMEOUT))
+	if (!StoreExec(ncmds, cmds, replies,
+				   max_entry_size + 1024 + 300 * (size_t) ngens, STORE_DEFAULT_TIMEOUT))
 		return;
 
 	PG_TRY();
@@ -201,7 +199,7 @@ StoreLookupEntry(const char *rkey, char *const *genkeys, int ngens,
 			snprintf(out->error, sizeof(out->error), "Redis answered: %s", safe);
 		}
 		else if (error != NULL)
-			report_error(error);
+			StoreReportError(error);
 		else
 		{
 			if (out->gens != STORE_GENS_INVALID)
@@ -255,7 +253,7 @@ StoreInitGenerations(char *const *keys, const int *which, int nmissing,
 	RedisCommandInit(&cmds[nmissing], "MGET");
 	for (int j = 0; j < nmissing; j++)
 		RedisCommandArgStr(&cmds[nmissing], keys[which[j]]);
-	if (!exec_commands(ncmds, cmds, replies, 64 * 1024, DEFAULT_TIMEOUT))
+	if (!StoreExec(ncmds, cmds, replies, 64 * 1024, STORE_DEFAULT_TIMEOUT))
 		return false;
 
 	PG_TRY();
@@ -292,7 +290,7 @@ StorePutEntry(const char *rkey, const char *data, size_t len, int64 ttl_ms)
 	RedisCommandArg(&cmd, data, len);
 	RedisCommandArgStr(&cmd, "PX");
 	RedisCommandArgStr(&cmd, ttlbuf);
-	if (!exec_commands(1, &cmd, &reply, 4096, DEFAULT_TIMEOUT))
+	if (!StoreExec(1, &cmd, &reply, 4096, STORE_DEFAULT_TIMEOUT))
 		return psprintf("redis unavailable (%s)", RedisLastError());
 	st = StoreReplyWrite(reply);
 	if (st == STORE_REFUSED)
@@ -316,7 +314,7 @@ StoreDeleteEntry(const char *rkey)
 
 	RedisCommandInit(&del, "UNLINK");
 	RedisCommandArgStr(&del, rkey);
-	if (exec_commands(1, &del, &r, 1024, DEFAULT_TIMEOUT))
+	if (StoreExec(1, &del, &r, 1024, STORE_DEFAULT_TIMEOUT))
 		RedisFreeReplies(1, &r);
 }
 
@@ -364,17 +362,17 @@ StoreBump(char *const *keys, int n, const char *value,
 		RedisCommandArgStr(&cmd[1], nbuf);
 		RedisCommandArgStr(&cmd[1], tbuf);
 	}
-	if (!exec_commands(nwait > 0 ? 2 : 1, cmd, reply, 4096, timeout_ms))
+	if (!StoreExec(nwait > 0 ? 2 : 1, cmd, reply, 4096, timeout_ms))
 		return false;
 	st = StoreReplyWrite(reply[0]);
 	if (st == STORE_REFUSED)
-		report_error(reply[0]);
+		StoreReportError(reply[0]);
 	else if (st == STORE_OK && nwait > 0)
 	{
 		long long acked = -1;
 
 		if (reply[1]->type == REDIS_REPLY_ERROR)
-			report_error(reply[1]); /* WAIT refused: not confirmed */
+			StoreReportError(reply[1]); /* WAIT refused: not confirmed */
 		if (!StoreReplyInteger(reply[1], &acked) || acked < nwait)
 		{
 			char *msg = psprintf("%lld of the %d replicas asked for (cache_ext.redis_wait_replicas) confirmed the invalidation",
@@ -405,11 +403,11 @@ StoreSwapToken(const char *key, const char *token, const char *file_token,
 	RedisCommandArgStr(&cmd, key);
 	RedisCommandArgStr(&cmd, token);
 	RedisCommandArgStr(&cmd, "GET");
-	if (!exec_commands(1, &cmd, &r, 4096, DEFAULT_TIMEOUT))
+	if (!StoreExec(1, &cmd, &r, 4096, STORE_DEFAULT_TIMEOUT))
 		return STORE_UNAVAILABLE;
 	st = StoreReplyToken(r, token, file_token, prev);
 	if (st == STORE_REFUSED)
-		report_error(r);
+		StoreReportError(r);
 	RedisFreeReplies(1, &r);
 	return st;
 }
@@ -426,7 +424,7 @@ StoreLeaseTtl(const char *key, int64 *ttl_ms)
 	*ttl_ms = -1;
 	RedisCommandInit(&cmd, "PTTL");
 	RedisCommandArgStr(&cmd, key);
-	if (!exec_commands(1, &cmd, &r, 4096, DEFAULT_TIMEOUT))
+	if (!StoreExec(1, &cmd, &r, 4096, STORE_DEFAULT_TIMEOUT))
 		return STORE_UNAVAILABLE;
 	if (StoreReplyInteger(r, &ms))
 		*ttl_ms = (int64) ms;
@@ -450,7 +448,7 @@ StoreReadMark(const char *key, bool *has, uint64 *value)
 	RedisCommandArgStr(&cmd, key);
 	RedisCommandArgStr(&cmd, "0");
 	RedisCommandArgStr(&cmd, "31");
-	if (!exec_commands(1, &cmd, &r, 4096, DEFAULT_TIMEOUT))
+	if (!StoreExec(1, &cmd, &r, 4096, STORE_DEFAULT_TIMEOUT))
 		return STORE_UNAVAILABLE;
 	if (r->type == REDIS_REPLY_ERROR)
 		st = STORE_REFUSED;
@@ -478,7 +476,7 @@ StoreLeaseSet(const char *key, const char *token, int px_ms, int timeout_ms)
 	RedisCommandArgStr(&cmd, token);
 	RedisCommandArgStr(&cmd, "PX");
 	RedisCommandArgStr(&cmd, pxbuf);
-	if (!exec_commands(1, &cmd, &r, 4096, timeout_ms))
+	if (!StoreExec(1, &cmd, &r, 4096, timeout_ms))
 		return STORE_UNAVAILABLE;
 	st = StoreReplyWrite(r);
 	RedisFreeReplies(1, &r);
@@ -499,7 +497,7 @@ StoreLeaseDelete(const char *key, int timeout_ms, bool *dropped)
 		return STORE_UNAVAILABLE;
 	RedisCommandInit(&cmd, "UNLINK");
 	RedisCommandArgStr(&cmd, key);
-	if (!exec_commands(1, &cmd, &r, 4096, timeout_ms))
+	if (!StoreExec(1, &cmd, &r, 4096, timeout_ms))
 		return STORE_UNAVAILABLE;
 	*dropped = StoreReplyInteger(r, &n);
 	RedisFreeReplies(1, &r);
@@ -535,7 +533,7 @@ StorePurge(const char *pattern, StorePurgeBatch *b)
 	RedisCommandArgStr(&cmd, pattern);
 	RedisCommandArgStr(&cmd, "COUNT");
 	RedisCommandArgStr(&cmd, "1000");
-	if (!exec_commands(1, &cmd, &reply, 16 * 1024 * 1024, DEFAULT_TIMEOUT))
+	if (!StoreExec(1, &cmd, &reply, 16 * 1024 * 1024, STORE_DEFAULT_TIMEOUT))
 	{
 		b->problem = pstrdup(RedisLastError());
 		return STORE_UNAVAILABLE;
@@ -546,7 +544,7 @@ StorePurge(const char *pattern, StorePurgeBatch *b)
 	{
 		st = StoreReplyScan(reply, b->cursor, &keys);
 		if (st == STORE_REFUSED)
-			b->problem = psprintf("Redis refused SCAN: %s", error_text(reply, 150));
+			b->problem = psprintf("Redis refused SCAN: %s", StoreErrorText(reply, 150));
 		else if (st != STORE_OK)
 			b->problem = "unexpected reply to SCAN";
 		else if (keys->elements > 0)
@@ -555,7 +553,7 @@ StorePurge(const char *pattern, StorePurgeBatch *b)
 			for (size_t i = 0; i < keys->elements; i++)
 				if (keys->element[i]->type == REDIS_REPLY_STRING)
 					RedisCommandArg(&del, keys->element[i]->str, keys->element[i]->len);
-			if (!exec_commands(1, &del, dreply, 4096, DEFAULT_TIMEOUT))
+			if (!StoreExec(1, &del, dreply, 4096, STORE_DEFAULT_TIMEOUT))
 			{
 				st = STORE_UNAVAILABLE;
 				b->problem = pstrdup(RedisLastError());
@@ -566,7 +564,7 @@ StorePurge(const char *pattern, StorePurgeBatch *b)
 				b->unlink_failed = st != STORE_OK;
 				if (st == STORE_REFUSED)
 					b->problem = psprintf("Redis refused UNLINK: %s",
-										  error_text(dreply[0], 150));
+										  StoreErrorText(dreply[0], 150));
 				else if (st != STORE_OK)
 					b->problem = "unexpected reply to UNLINK";
 			}
@@ -606,14 +604,14 @@ fetch_info(StoreHealth *h)
 
 	RedisCommandInit(&cmd, "INFO");
 	RedisCommandArgStr(&cmd, "everything");
-	if (!exec_commands(1, &cmd, &reply, 1024 * 1024, DEFAULT_TIMEOUT))
+	if (!StoreExec(1, &cmd, &reply, 1024 * 1024, STORE_DEFAULT_TIMEOUT))
 		return NULL;
 	PG_TRY();
 	{
 		if (reply->type == REDIS_REPLY_STRING)
 			info = pnstrdup(reply->str, reply->len);
 		else if (reply->type == REDIS_REPLY_ERROR)
-			h->info_refused = error_text(reply, 80);
+			h->info_refused = StoreErrorText(reply, 80);
 	}
 	PG_FINALLY();
 	{
@@ -645,7 +643,7 @@ StoreGetHealth(StoreHealth *h)
 
 		RedisCommandInit(&ping, "PING");
 		INSTR_TIME_SET_CURRENT(t0);
-		if (exec_commands(1, &ping, &reply, 1024, DEFAULT_TIMEOUT))
+		if (StoreExec(1, &ping, &reply, 1024, STORE_DEFAULT_TIMEOUT))
 		{
 			INSTR_TIME_SET_CURRENT(t1);
 			INSTR_TIME_SUBTRACT(t1, t0);
