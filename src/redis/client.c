@@ -47,6 +47,7 @@ static RedisConn conn = {.transport = {.sock = PGINVALID_SOCKET}};
 
 /* sentinel.c's setting, defined with the TLS settings (tls.c) */
 char *cache_ext_sentinel_password_file = NULL;
+bool cache_ext_sentinel_hostnames = false;
 
 static TimestampTz breaker_until = 0;
 static uint32 breaker_url_hash = 0; /* the URL the breaker opened for */

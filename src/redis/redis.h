@@ -134,6 +134,7 @@ extern bool TransportStale(const RedisTransport *t);
 /* cache_ext.redis_password_file (client.c), defined with the TLS settings */
 extern char *cache_ext_redis_password_file;
 extern char *cache_ext_sentinel_password_file; /* defined in client.c */
+extern bool cache_ext_sentinel_hostnames;	   /* defined in client.c */
 
 /* The transport's settings (TLS), defined from _PG_init. */
 extern char *cache_ext_tls_ca_file;

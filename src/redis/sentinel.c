@@ -20,6 +20,9 @@
  */
 #include "postgres.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/timestamp.h"
@@ -35,6 +38,16 @@
 
 static int first = 0;
 
+/* An IPv4 or IPv6 address in text, which connecting does not resolve. */
+static bool
+is_numeric_address(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, buf) == 1 ||
+		inet_pton(AF_INET6, host, buf) == 1;
+}
+
 /*
  * ask_sentinel's exchange on the open connection s; *password receives
  * the AUTH password for the caller to wipe.
@@ -48,6 +61,16 @@ ask_on(RedisConn *s, const RedisEndpoint *ep, TimestampTz deadline,
 	int n = 0;
 	int got = 0;
 
+	/* AUTH needs a password: a user alone would be ignored in silence */
+	if (ep->sentinel_user != NULL &&
+		(cache_ext_sentinel_password_file == NULL ||
+		 cache_ext_sentinel_password_file[0] == '\0'))
+	{
+		ClientSetFailure(REDIS_FAIL_CONFIG,
+						 "sentinel_user=%s needs cache_ext.sentinel_password_file",
+						 ep->sentinel_user);
+		return false;
+	}
 	if (!ClientAuthCommand(cmds, &n, ep->sentinel_user, NULL,
 						   cache_ext_sentinel_password_file,
 						   "cache_ext.sentinel_password_file", password))
@@ -70,6 +93,14 @@ ask_on(RedisConn *s, const RedisEndpoint *ep, TimestampTz deadline,
 		ClientSetFailure(REDIS_FAIL_PROTOCOL,
 						 "sentinel %s gave an unexpected reply to SENTINEL get-master-addr-by-name",
 						 s->addr);
+	else if (!cache_ext_sentinel_hostnames && !is_numeric_address(host))
+	{
+		/* getaddrinfo() waits for the resolver without bound (review15 F4) */
+		ClientSetFailure(REDIS_FAIL_CONFIG,
+						 "sentinel %s answered a host name, not an address (set cache_ext.sentinel_hostnames to resolve names)",
+						 s->addr);
+		got = 0;
+	}
 	RedisFreeReplies(n, replies);
 	return got == 1;
 }

@@ -591,6 +591,14 @@ TransportDefineGucs(void)
 							   PGC_SUSET, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("cache_ext.sentinel_hostnames",
+							 "Accept host names, not only addresses, in the sentinels' answers (resolved with getaddrinfo).",
+							 "Off: a sentinel that answers a name is not followed, because resolving waits for the system resolver without bound; on for sentinels run with announce-hostnames yes.",
+							 &cache_ext_sentinel_hostnames,
+							 false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomStringVariable("cache_ext.tls_ca_file",
 							   "PEM file of the certificate authorities trusted to sign the Redis server's certificate (rediss://).",
 							   "Empty: the system's default certificate authorities.",

@@ -94,6 +94,23 @@ foreach my $case (@cases)
 		'cache_health() shows the reply escaped');
 	unlike($out . $err, qr/[^\x20-\x7e\n\t]/, 'cache_health() output is printable ASCII');
 }
+
+# A sentinel that answers a host name (review15 F4): getaddrinfo() would
+# wait for the resolver without bound, so the name is not followed unless
+# cache_ext.sentinel_hostnames says so.
+{
+	$fake->start(reply => "*2\r\n\$12\r\nevil.invalid\r\n\$4\r\n6379\r\n");
+	my $url = 'redis-sentinel://127.0.0.1:' . $fake->port . '/mymaster';
+	my $r = call_is($node, "SET cache_ext.redis_url = '$url';\n$call", qr/^BYPASS/,
+		$expected, 'a sentinel answering a host name', timeout => 60);
+	my $err = $node->safe_psql('postgres',
+		"SET cache_ext.redis_url = '$url'; SET cache_ext.retry_interval = 0; $call; SELECT last_error FROM cache_health()");
+	like($err, qr/answered a host name, not an address \(set cache_ext\.sentinel_hostnames/,
+		'a sentinel answering a host name: not followed, and cache_health() says why');
+	$err = $node->safe_psql('postgres',
+		"SET cache_ext.redis_url = '$url'; SET cache_ext.retry_interval = 0; SET cache_ext.sentinel_hostnames = on; $call; SELECT last_error FROM cache_health()");
+	unlike($err, qr/answered a host name/, 'with cache_ext.sentinel_hostnames = on, the name is resolved');
+}
 $fake->stop;
 
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server is up');

@@ -325,6 +325,15 @@ sub session_sql
 	like($out, qr/BYPASS.*\n.*sentinel 127\.0\.0\.1:\d+: AUTH|NOAUTH/s,
 		'passwords: without the sentinels\' password, a bypass that says why');
 	unlike($out, qr/sentinel-pw|data-pw/, 'passwords: never in a message');
+
+	# (review15 F8) a sentinel user without the sentinels' password is a
+	# configuration error, not an AUTH left out in silence
+	my $url = $ga->url;
+	$url =~ s{/([^/?]+)$}{/$1?sentinel_user=watcher} or die "url $url";
+	$set = session_sql($url, redis_password_file => $files{redis_password_file});
+	$out = $node->safe_psql('postgres', "$set $q; SELECT cache_status(); SELECT last_error FROM cache_health()");
+	like($out, qr/BYPASS.*\n.*sentinel_user=watcher needs cache_ext\.sentinel_password_file/s,
+		'passwords: sentinel_user without cache_ext.sentinel_password_file, a bypass that says so');
 }
 
 # A rotated password: the file is read again at each new connection.
