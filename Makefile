@@ -36,6 +36,7 @@ OBJS = \
 	src/explain.o \
 	src/stats.o \
 	src/health.o \
+	src/warm.o \
 	src/store/store.o \
 	src/store/store_reply.o \
 	src/redis/client.o \

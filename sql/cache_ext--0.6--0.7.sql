@@ -43,4 +43,66 @@
 -- Warming and refresh-ahead (issue 14)
 -- ===========================================================================
 
+-- A warming call is a cached_query call that returns its status, not rows:
+-- same analysis, privileges, bypass rules and key (under the caller's role,
+-- search_path and settings).
+CREATE FUNCTION cache_warm(query text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'cache_warm'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION cache_warm(query text, VARIADIC params "any")
+RETURNS text
+AS 'MODULE_PATHNAME', 'cache_warm'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION cache_warm_with(options cache_options, query text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'cache_warm_with'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION cache_warm_with(options cache_options, query text,
+                                VARIADIC params "any")
+RETURNS text
+AS 'MODULE_PATHNAME', 'cache_warm_with'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION cache_warm(text) IS
+'make the cached_query call for this query (storing its result unless it is cached already or bypassed) and return its status instead of its rows';
+COMMENT ON FUNCTION cache_warm(text, "any") IS
+'make the cached_query call for this query and parameters and return its status instead of its rows';
+COMMENT ON FUNCTION cache_warm_with(cache_options, text) IS
+'cache_warm for a cached_query_with call (its TTL, tags, namespace and depends_on)';
+COMMENT ON FUNCTION cache_warm_with(cache_options, text, "any") IS
+'cache_warm for a cached_query_with call with parameters';
+
+CREATE FUNCTION cache_warm_list(queries text[], options cache_options DEFAULT NULL,
+                                OUT query text, OUT status text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'cache_warm_list'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION cache_warm_list(text[], cache_options) IS
+'warm each query of the list (without parameters) in its own subtransaction: one row per query with its status or error; a NOTICE every 5 seconds and a summary';
+
+-- The queries of this database that cache_query_stats ranks hottest (time
+-- saved, then calls), as the calling role sees them.
+CREATE FUNCTION cache_warm_top(n integer DEFAULT 20,
+                               OUT query text, OUT status text)
+RETURNS SETOF record
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+AS $$
+SELECT w.query, w.status
+  FROM @extschema@.cache_warm_list(ARRAY(
+         SELECT s.query
+           FROM @extschema@.cache_query_stats s
+          WHERE s.dbid = (SELECT d.oid FROM pg_catalog.pg_database d
+                           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+          ORDER BY s.time_saved_ms DESC NULLS LAST, s.calls DESC
+          LIMIT n)) w
+$$;
+
+COMMENT ON FUNCTION cache_warm_top(integer) IS
+'warm the n queries of this database that cache_query_stats ranks hottest (after a Redis flush or a restart); run it as the role and with the settings of the application';
+
 -- (end of warming)
