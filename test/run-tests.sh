@@ -397,6 +397,43 @@ if wanted l1; then
 	CE_L1=${CE_L1:-64MB} run_tap l1
 fi
 
+# ---- fuzz --------------------------------------------------------------------
+# One core: it runs in the background while the differential test and
+# valgrind (which use the other) run, and its output is shown after them.
+FUZZ_PID=
+if wanted fuzz; then
+	if [ -f "$CE_ROOT/test/fuzz/run.sh" ]; then
+		ce_log "fuzz (test/fuzz/run.sh, budget ${CE_FUZZ_SECONDS:-60}s): started in the background"
+		FUZZ_LOG=$(mktemp /tmp/cache_ext-fuzz.XXXXXX)
+		FUZZ_START=$SECONDS
+		# (timeout(1) leads its own process group: the exit hook kills it)
+		timeout --kill-after=30 "${CE_FUZZ_TIMEOUT:-900}" env -C "$CE_ROOT" \
+			CE_FUZZ_SECONDS="${CE_FUZZ_SECONDS:-60}" bash test/fuzz/run.sh >"$FUZZ_LOG" 2>&1 &
+		FUZZ_PID=$!
+		CE_CLEANUP_HOOKS+=('[ -z "$FUZZ_PID" ] || kill -TERM -- "-$FUZZ_PID" 2>/dev/null || true')
+	else
+		ce_note "fuzz: skipped (test/fuzz/run.sh does not exist yet)"
+	fi
+fi
+
+# Wait for the fuzz run, show its output and record it.
+finish_fuzz()
+{
+	local rc=0
+	[ -n "$FUZZ_PID" ] || return 0
+	wait "$FUZZ_PID" || rc=$?
+	ce_log "fuzz (test/fuzz/run.sh): its output"
+	[ "$rc" -ne 124 ] || ce_warn "fuzz: killed after ${CE_FUZZ_TIMEOUT:-900}s"
+	cat "$FUZZ_LOG"
+	rm -f "$FUZZ_LOG"
+	if [ "$rc" -eq 0 ]; then
+		record fuzz pass $((SECONDS - FUZZ_START))
+	else
+		record fuzz fail $((SECONDS - FUZZ_START))
+	fi
+	FUZZ_PID=
+}
+
 # ---- differential test -------------------------------------------------------
 # Starts and stops its own Redis and PostgreSQL.
 if wanted diff; then
@@ -407,22 +444,6 @@ if wanted diff; then
 		record diff pass $((SECONDS - start))
 	else
 		record diff fail $((SECONDS - start))
-	fi
-fi
-
-# ---- fuzz --------------------------------------------------------------------
-if wanted fuzz; then
-	if [ -f "$CE_ROOT/test/fuzz/run.sh" ]; then
-		ce_log "fuzz (test/fuzz/run.sh, budget ${CE_FUZZ_SECONDS:-60}s)"
-		start=$SECONDS
-		if run_bounded "${CE_FUZZ_TIMEOUT:-900}" env -C "$CE_ROOT" \
-			CE_FUZZ_SECONDS="${CE_FUZZ_SECONDS:-60}" bash test/fuzz/run.sh; then
-			record fuzz pass $((SECONDS - start))
-		else
-			record fuzz fail $((SECONDS - start))
-		fi
-	else
-		ce_note "fuzz: skipped (test/fuzz/run.sh does not exist yet)"
 	fi
 fi
 
@@ -438,5 +459,6 @@ if wanted valgrind; then
 	fi
 fi
 
+finish_fuzz
 summary
 [ "$NFAIL" -eq 0 ]
