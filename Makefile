@@ -36,8 +36,10 @@ OBJS = \
 	src/explain.o \
 	src/stats.o \
 	src/health.o \
+	src/flight.o \
 	src/store/store.o \
 	src/store/store_reply.o \
+	src/store/store_lock.o \
 	src/redis/client.o \
 	src/redis/settings.o \
 	src/redis/text.o \

@@ -1,0 +1,83 @@
+/*-------------------------------------------------------------------------
+ *
+ * store_lock.c
+ *	  The fill lock of single flight across servers (docs/single-flight.md):
+ *	  SET NX PX to take it, a token-checked delete to release it.
+ *
+ * The release is a compare-and-delete in one EVAL, so that a filler whose
+ * lock expired never deletes the lock another server took since.  A
+ * server that refuses scripts (an ACL without @scripting) is remembered
+ * for the backend's life: its locks are left to expire, which delays
+ * other servers' waiters only when a fill stored nothing (they poll the
+ * entry itself, and take a stored entry as soon as it is there).
+ *
+ * State (backend-local): whether the server refused EVAL.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "redis/redis.h"
+#include "store/store_internal.h"
+#include "store/store_lock.h"
+
+/* KEYS[1]: the lock; ARGV[1]: the holder's token */
+#define RELEASE_SCRIPT \
+	"if redis.call('get', KEYS[1]) == ARGV[1] then " \
+	"return redis.call('del', KEYS[1]) else return 0 end"
+
+static bool eval_refused = false;
+
+/* StoreLockTake (store_lock.h) */
+StoreLockResult
+StoreLockTake(const char *key, const char *token, int ttl_ms)
+{
+	RedisCommand cmd;
+	redisReply *r = NULL;
+	char ttlbuf[16];
+	StoreLockResult res;
+
+	snprintf(ttlbuf, sizeof(ttlbuf), "%d", Max(ttl_ms, 1));
+	RedisCommandInit(&cmd, "SET");
+	RedisCommandArgStr(&cmd, key);
+	RedisCommandArgStr(&cmd, token);
+	RedisCommandArgStr(&cmd, "NX");
+	RedisCommandArgStr(&cmd, "PX");
+	RedisCommandArgStr(&cmd, ttlbuf);
+	if (!StoreExec(1, &cmd, &r, 1024, STORE_DEFAULT_TIMEOUT))
+		return STORE_LOCK_FAILED;
+	/* +OK: taken; nil: held by another; anything else: no lock */
+	if (r->type == REDIS_REPLY_STATUS && r->len == 2 && memcmp(r->str, "OK", 2) == 0)
+		res = STORE_LOCK_TAKEN;
+	else if (r->type == REDIS_REPLY_NIL)
+		res = STORE_LOCK_BUSY;
+	else
+		res = STORE_LOCK_FAILED;
+	RedisFreeReplies(1, &r);
+	return res;
+}
+
+/* StoreLockRelease (store_lock.h) */
+bool
+StoreLockRelease(const char *key, const char *token)
+{
+	RedisCommand cmd;
+	redisReply *r = NULL;
+	bool ok;
+
+	if (eval_refused)
+		return false;
+	RedisCommandInit(&cmd, "EVAL");
+	RedisCommandArgStr(&cmd, RELEASE_SCRIPT);
+	RedisCommandArgStr(&cmd, "1");
+	RedisCommandArgStr(&cmd, key);
+	RedisCommandArgStr(&cmd, token);
+	if (!StoreExec(1, &cmd, &r, 1024, STORE_DEFAULT_TIMEOUT))
+		return false;
+	/* an error reply is a refusal (NOPERM, scripts disabled), not a failure */
+	ok = r->type == REDIS_REPLY_INTEGER;
+	if (r->type == REDIS_REPLY_ERROR)
+		eval_refused = true;
+	RedisFreeReplies(1, &r);
+	return ok;
+}
