@@ -22,10 +22,13 @@
  * server down (the postmaster resets shared memory).  Waiters also check,
  * each time they wake and at least every FLIGHT_CHECK_MS, that the
  * filler's process still runs (its PGPROC holds the pid that took the
- * slot).  A waiter released by a fill that ended without storing looks
- * up again and may become the next filler (handing over, so that a
- * cancelled fill does not become a stampede); one released by a fill that
- * completed but could not store (too large, Redis refused) runs alone.
+ * slot).  A waiter released by a fill that failed (error, cancel, exit)
+ * looks up again and may become the next filler (handing over, so that a
+ * cancelled fill does not become a stampede), once: after a second failed
+ * fill, and after a fill that completed but could not store (too large,
+ * Redis refused), it runs alone.  A filler that takes over a failed fill
+ * of this server also takes over its fill lock in Redis (the slot keeps
+ * the token): nothing talks to Redis on the abort path.
  *
  * Shared state and its locks: FlightShared below.  "lock" is
  * flight->lock (tranche "cache_ext single flight"), held only to read or
@@ -40,6 +43,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
@@ -80,6 +84,8 @@ typedef struct FlightSlot
 	uint64 done_seq; /* done_seq when the fill ended */
 	int owner_procno;
 	int owner_pid;
+	bool lock_held;		  /* its filler took the fill lock in Redis */
+	char lock_token[33];  /* ... with this token */
 	ConditionVariable cv; /* broadcast when the fill ends */
 } FlightSlot;
 
@@ -166,6 +172,9 @@ end_fill(int idx, uint64 fill_id, SlotState how)
 	{
 		s->state = how;
 		s->done_seq = pg_atomic_add_fetch_u64(&flight->done_seq, 1);
+		/* FlightEnd releases the lock; an aborted filler leaves it */
+		if (how != SLOT_ABORTED)
+			s->lock_held = false;
 		ended = true;
 	}
 	LWLockRelease(flight->lock);
@@ -217,6 +226,18 @@ register_callbacks(void)
 	RegisterSubXactCallback(flight_subxact_callback, NULL);
 	before_shmem_exit(flight_exit, (Datum) 0);
 	callbacks_registered = true;
+}
+
+/* Release the slot call f fills, if it still does, as how. */
+static void
+release_call_slot(FlightCall *f, SlotState how)
+{
+	if (f->slot >= 0 && held_slot == f->slot && held_fill_id == f->fill_id)
+	{
+		held_slot = -1;
+		end_fill(f->slot, f->fill_id, how);
+	}
+	f->slot = -1;
 }
 
 /* FlightCallInit (flight.h) */
@@ -274,6 +295,12 @@ wait_for_fill(FlightCall *f, int idx, uint64 fill_id)
 			owner_alive(s);
 		if (s->fill_id == fill_id && s->state == SLOT_UNSTORED)
 			f->alone = true;
+		/* hand over once; a second failed fill is likely the query's own */
+		if (s->fill_id == fill_id && s->state == SLOT_ABORTED)
+		{
+			f->alone = f->saw_abort;
+			f->saw_abort = true;
+		}
 		LWLockRelease(flight->lock);
 		if (!filling)
 			break;
@@ -287,39 +314,98 @@ wait_for_fill(FlightCall *f, int idx, uint64 fill_id)
 	add_wait(f, start);
 }
 
+/* The fill lock's key name: the entry key's hash under another letter. */
+static bool
+make_lock_key(FlightCall *f, const char *rkey)
+{
+	uint8 raw[16];
+	const char *e = strstr(rkey, ":e:");
+
+	if (e == NULL)
+		return false;
+	while (strstr(e + 1, ":e:") != NULL)
+		e = strstr(e + 1, ":e:");
+	f->lock_key = psprintf("%.*s:f:%s", (int) (e - rkey), rkey, e + 3);
+	if (!pg_strong_random(raw, sizeof(raw)))
+		return false;
+	for (int i = 0; i < 16; i++)
+		snprintf(f->token + 2 * i, 3, "%02x", raw[i]);
+	return true;
+}
+
+/* Record in the call's slot that it holds the fill lock, and its token. */
+static void
+note_lock(FlightCall *f)
+{
+	FlightSlot *s = &flight->slots[f->slot];
+
+	LWLockAcquire(flight->lock, LW_EXCLUSIVE);
+	if (s->fill_id == f->fill_id && s->state == SLOT_FILLING)
+	{
+		s->lock_held = true;
+		memcpy(s->lock_token, f->token, sizeof(s->lock_token));
+	}
+	LWLockRelease(flight->lock);
+}
+
 /*
- * The cross-server part of a join, for a call that fills this server's
- * slot: take the fill lock in Redis, or wait a poll interval for the
- * server that holds it and have the entry looked up again.
+ * Wait one poll interval for another server's fill (interruptible), and
+ * have the entry looked up again; FLIGHT_ALONE when the deadline passed.
  */
 static FlightRole
-join_remote(FlightCall *f, const char *rkey)
+poll_remote(FlightCall *f)
 {
 	long left;
 	instr_time start;
 
+	f->remote_seen = true;
+	left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), f->deadline);
+	if (left <= 0)
+		return FLIGHT_ALONE;
+	INSTR_TIME_SET_CURRENT(start);
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 Min(left, FLIGHT_POLL_MS), PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	add_wait(f, start);
+	return FLIGHT_RETRY;
+}
+
+/*
+ * A hot standby never stores, so it never fills: a call that holds this
+ * server's slot waits while the primary (or another server) holds the
+ * fill lock, and otherwise releases the slot at once, its local waiters
+ * running alone, and runs alone.
+ */
+static FlightRole
+join_standby(FlightCall *f)
+{
+	if (StoreLockHeld(f->lock_key) && poll_remote(f) == FLIGHT_RETRY)
+		return FLIGHT_RETRY;
+	release_call_slot(f, SLOT_UNSTORED);
+	return FLIGHT_ALONE;
+}
+
+/*
+ * The cross-server part of a join, for a call that fills this server's
+ * slot: take the fill lock in Redis, or wait a poll interval for the
+ * server that holds it and have the entry looked up again.  When Redis
+ * fails, or the deadline passed, the call fills without the lock.
+ */
+static FlightRole
+join_remote(FlightCall *f, const char *rkey)
+{
 	if (f->lock_held)
 		return FLIGHT_FILLER;
-	if (f->lock_key == NULL)
-	{
-		uint8 raw[16];
-		const char *e = strstr(rkey, ":e:");
-
-		/* the entry key's hash under another letter: no plaintext */
-		if (e == NULL)
-			return FLIGHT_FILLER;
-		while (strstr(e + 1, ":e:") != NULL)
-			e = strstr(e + 1, ":e:");
-		f->lock_key = psprintf("%.*s:f:%s", (int) (e - rkey), rkey, e + 3);
-		if (!pg_strong_random(raw, sizeof(raw)))
-			return FLIGHT_FILLER;
-		for (int i = 0; i < 16; i++)
-			snprintf(f->token + 2 * i, 3, "%02x", raw[i]);
-	}
+	if (f->lock_key == NULL && !make_lock_key(f, rkey))
+		return RecoveryInProgress() ? FLIGHT_ALONE : FLIGHT_FILLER;
+	if (RecoveryInProgress())
+		return join_standby(f);
 	switch (StoreLockTake(f->lock_key, f->token, cache_ext_fill_wait))
 	{
 		case STORE_LOCK_TAKEN:
 			f->lock_held = true;
+			note_lock(f);
 			/* the holder may have stored and released since our lookup */
 			if (f->remote_seen && !f->rechecked)
 			{
@@ -332,17 +418,7 @@ join_remote(FlightCall *f, const char *rkey)
 		case STORE_LOCK_BUSY:
 			break;
 	}
-	f->remote_seen = true;
-	left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), f->deadline);
-	if (left <= 0)
-		return FLIGHT_FILLER;
-	INSTR_TIME_SET_CURRENT(start);
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 Min(left, FLIGHT_POLL_MS), PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-	add_wait(f, start);
-	return FLIGHT_RETRY;
+	return poll_remote(f) == FLIGHT_RETRY ? FLIGHT_RETRY : FLIGHT_FILLER;
 }
 
 /*
@@ -376,6 +452,8 @@ take_slot(int s_idx, uint64 key)
 			return -1;
 	}
 	s = &flight->slots[idx];
+	if (idx != s_idx)
+		s->lock_held = false;
 	s->key = key;
 	s->dbid = MyDatabaseId;
 	s->state = SLOT_FILLING;
@@ -405,6 +483,8 @@ FlightJoin(FlightCall *f, const char *rkey)
 	int idx;
 	uint64 fill_id = 0;
 	bool takeover = false;
+	bool adopt = false;
+	char token[33];
 
 	if (flight == NULL || cache_ext_fill_wait <= 0 || f->alone)
 		return FLIGHT_ALONE;
@@ -456,7 +536,12 @@ FlightJoin(FlightCall *f, const char *rkey)
 	}
 	idx = take_slot(found, key);
 	if (idx >= 0)
+	{
 		fill_id = flight->slots[idx].fill_id;
+		adopt = flight->slots[idx].lock_held;
+		if (adopt)
+			memcpy(token, flight->slots[idx].lock_token, sizeof(token));
+	}
 	LWLockRelease(flight->lock);
 	if (idx < 0)
 		return FLIGHT_ALONE; /* every slot busy: never block */
@@ -467,6 +552,12 @@ FlightJoin(FlightCall *f, const char *rkey)
 	held_subid = GetCurrentSubTransactionId();
 	f->slot = idx;
 	f->fill_id = fill_id;
+	/* the failed fill's lock in Redis, still there until it expires */
+	if (adopt && make_lock_key(f, rkey))
+	{
+		memcpy(f->token, token, sizeof(f->token));
+		f->lock_held = true;
+	}
 	return cache_ext_fill_lock ? join_remote(f, rkey) : FLIGHT_FILLER;
 }
 
@@ -481,12 +572,7 @@ FlightEnd(FlightCall *f, bool hit, bool stored)
 	if (f->ended)
 		return;
 	f->ended = true;
-	if (f->slot >= 0 && held_slot == f->slot && held_fill_id == f->fill_id)
-	{
-		held_slot = -1;
-		end_fill(f->slot, f->fill_id, stored || hit ? SLOT_STORED : SLOT_UNSTORED);
-	}
-	f->slot = -1;
+	release_call_slot(f, stored || hit ? SLOT_STORED : SLOT_UNSTORED);
 	if (f->lock_held)
 	{
 		f->lock_held = false;

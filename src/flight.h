@@ -35,6 +35,7 @@ typedef struct FlightCall
 	bool remote_seen; /* another server held the fill lock */
 	bool rechecked;	  /* looked up again once the lock was taken */
 	bool alone;		  /* the fill it waited for could not store */
+	bool saw_abort;	  /* a fill it waited for failed */
 	bool lock_held;	  /* it holds the fill lock */
 	bool ended;		  /* FlightEnd was called */
 	char *lock_key;	  /* the fill lock's key name */

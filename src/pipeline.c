@@ -560,15 +560,16 @@ lookup_entry(Call *c, EntryGens *gens, bool *gens_ok, const char **corrupt,
 
 /*
  * Whether a lookup's outcome is a miss that single flight coalesces: one
- * whose result this call would store (not on a standby, which never
- * stores).
+ * whose result this call would store; on a hot standby, which never
+ * stores, one the primary may be filling (cache_ext.fill_lock).
  */
 static bool
 flight_applies(Call *c, LookupOutcome found, bool gens_ok)
 {
 	return (found == LOOKUP_MISS || found == LOOKUP_STALE ||
 			found == LOOKUP_CORRUPT) &&
-		gens_ok && c->pq->codec_problem == NULL && !RecoveryInProgress();
+		c->pq->codec_problem == NULL &&
+		(RecoveryInProgress() ? cache_ext_fill_lock : gens_ok);
 }
 
 /*

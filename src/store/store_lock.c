@@ -57,6 +57,23 @@ StoreLockTake(const char *key, const char *token, int ttl_ms)
 	return res;
 }
 
+/* StoreLockHeld (store_lock.h) */
+bool
+StoreLockHeld(const char *key)
+{
+	RedisCommand cmd;
+	redisReply *r = NULL;
+	bool held;
+
+	RedisCommandInit(&cmd, "EXISTS");
+	RedisCommandArgStr(&cmd, key);
+	if (!StoreExec(1, &cmd, &r, 1024, STORE_DEFAULT_TIMEOUT))
+		return false;
+	held = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	RedisFreeReplies(1, &r);
+	return held;
+}
+
 /* StoreLockRelease (store_lock.h) */
 bool
 StoreLockRelease(const char *key, const char *token)

@@ -24,6 +24,9 @@ typedef enum StoreLockResult
 extern StoreLockResult StoreLockTake(const char *key, const char *token,
 									 int ttl_ms);
 
+/* EXISTS key: true when some holder has it (false when Redis failed). */
+extern bool StoreLockHeld(const char *key);
+
 /*
  * Delete key if it still holds token (a Lua compare-and-delete, one round
  * trip).  False when Redis failed or refused the script; the lock then
