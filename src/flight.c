@@ -28,7 +28,11 @@
  * fill, and after a fill that completed but could not store (too large,
  * Redis refused), it runs alone.  A filler that takes over a failed fill
  * of this server also takes over its fill lock in Redis (the slot keeps
- * the token): nothing talks to Redis on the abort path.
+ * the token): nothing talks to Redis on the abort path.  A lock found busy
+ * whose token names this server (its system identifier) was left by a
+ * filler of this server (killed: the slot table was reset with the server;
+ * or failed with nobody taking over): the caller, which holds the key's
+ * slot, deletes it by its token and takes the lock.
  *
  * Shared state and its locks: FlightShared below.  "lock" is
  * flight->lock (tranche "cache_ext single flight"), held only to read or
@@ -84,9 +88,9 @@ typedef struct FlightSlot
 	uint64 done_seq; /* done_seq when the fill ended */
 	int owner_procno;
 	int owner_pid;
-	bool lock_held;		  /* its filler took the fill lock in Redis */
-	char lock_token[33];  /* ... with this token */
-	ConditionVariable cv; /* broadcast when the fill ends */
+	bool lock_held;						   /* its filler took the fill lock in Redis */
+	char lock_token[FLIGHT_TOKEN_LEN + 1]; /* ... with this token */
+	ConditionVariable cv;				   /* broadcast when the fill ends */
 } FlightSlot;
 
 typedef struct FlightShared
@@ -328,8 +332,9 @@ make_lock_key(FlightCall *f, const char *rkey)
 	f->lock_key = psprintf("%.*s:f:%s", (int) (e - rkey), rkey, e + 3);
 	if (!pg_strong_random(raw, sizeof(raw)))
 		return false;
+	snprintf(f->token, 17, "%016" INT64_MODIFIER "x", (uint64) GetSystemIdentifier());
 	for (int i = 0; i < 16; i++)
-		snprintf(f->token + 2 * i, 3, "%02x", raw[i]);
+		snprintf(f->token + 16 + 2 * i, 3, "%02x", raw[i]);
 	return true;
 }
 
@@ -387,6 +392,26 @@ join_standby(FlightCall *f)
 }
 
 /*
+ * The fill lock is busy: if its token says this server took it, nobody
+ * fills the key here now but the caller (who holds the key's slot), so it
+ * is a lock that a filler of this server left behind: killed (the server
+ * restarted, the slot table with it) or failed with nobody taking the fill
+ * over.  Delete it (compare-and-delete on the token read) rather than wait
+ * for it to expire.  Hot standbys share the system identifier but never
+ * take the lock.  True when it was deleted.
+ */
+static bool
+release_own_stale_lock(FlightCall *f)
+{
+	char held[FLIGHT_TOKEN_LEN + 1];
+
+	if (!StoreLockGet(f->lock_key, held, sizeof(held)) ||
+		strlen(held) != FLIGHT_TOKEN_LEN || strncmp(held, f->token, 16) != 0)
+		return false;
+	return StoreLockRelease(f->lock_key, held);
+}
+
+/*
  * The cross-server part of a join, for a call that fills this server's
  * slot: take the fill lock in Redis, or wait a poll interval for the
  * server that holds it and have the entry looked up again.  When Redis
@@ -395,13 +420,22 @@ join_standby(FlightCall *f)
 static FlightRole
 join_remote(FlightCall *f, const char *rkey)
 {
+	StoreLockResult res;
+
 	if (f->lock_held)
 		return FLIGHT_FILLER;
 	if (f->lock_key == NULL && !make_lock_key(f, rkey))
 		return RecoveryInProgress() ? FLIGHT_ALONE : FLIGHT_FILLER;
 	if (RecoveryInProgress())
 		return join_standby(f);
-	switch (StoreLockTake(f->lock_key, f->token, cache_ext_fill_wait))
+	res = StoreLockTake(f->lock_key, f->token, cache_ext_fill_wait);
+	if (res == STORE_LOCK_BUSY && !f->steal_tried)
+	{
+		f->steal_tried = true;
+		if (release_own_stale_lock(f))
+			res = StoreLockTake(f->lock_key, f->token, cache_ext_fill_wait);
+	}
+	switch (res)
 	{
 		case STORE_LOCK_TAKEN:
 			f->lock_held = true;
@@ -484,7 +518,7 @@ FlightJoin(FlightCall *f, const char *rkey)
 	uint64 fill_id = 0;
 	bool takeover = false;
 	bool adopt = false;
-	char token[33];
+	char token[FLIGHT_TOKEN_LEN + 1];
 
 	if (flight == NULL || cache_ext_fill_wait <= 0 || f->alone)
 		return FLIGHT_ALONE;
@@ -585,6 +619,31 @@ FlightEnd(FlightCall *f, bool hit, bool stored)
 		if (hit)
 			pg_atomic_fetch_add_u64(&flight->wait_hits, 1);
 	}
+}
+
+/*
+ * Whether a session of this server is filling the entry of Redis key rkey
+ * now (cache_explain).
+ */
+bool
+FlightFilling(const char *rkey)
+{
+	uint64 key;
+	bool filling = false;
+
+	if (flight == NULL)
+		return false;
+	key = slot_key(rkey);
+	LWLockAcquire(flight->lock, LW_SHARED);
+	for (int i = 0; i < FLIGHT_SLOTS && !filling; i++)
+	{
+		FlightSlot *s = &flight->slots[i];
+
+		filling = s->state == SLOT_FILLING && s->key == key &&
+			s->dbid == MyDatabaseId && owner_alive(s);
+	}
+	LWLockRelease(flight->lock);
+	return filling;
 }
 
 /* FlightGetCounts (flight.h): zeroes when not preloaded */

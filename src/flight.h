@@ -11,6 +11,9 @@
 
 #include "postgres.h"
 
+/* a fill lock's token: this server's system identifier, then 16 random bytes, in hex */
+#define FLIGHT_TOKEN_LEN 48
+
 /* settings (flight.c) */
 extern int cache_ext_fill_wait; /* ms; 0: no single flight */
 extern bool cache_ext_fill_lock;
@@ -31,15 +34,16 @@ typedef struct FlightCall
 	uint64 seq_before;	  /* fills done, read before the last lookup */
 	TimestampTz deadline; /* set by the first join */
 	bool joined;
-	bool waited;	  /* it waited for another's fill */
-	bool remote_seen; /* another server held the fill lock */
-	bool rechecked;	  /* looked up again once the lock was taken */
-	bool alone;		  /* the fill it waited for could not store */
-	bool saw_abort;	  /* a fill it waited for failed */
-	bool lock_held;	  /* it holds the fill lock */
-	bool ended;		  /* FlightEnd was called */
-	char *lock_key;	  /* the fill lock's key name */
-	char token[33];
+	bool waited;					  /* it waited for another's fill */
+	bool remote_seen;				  /* another server held the fill lock */
+	bool rechecked;					  /* looked up again once the lock was taken */
+	bool alone;						  /* the fill it waited for could not store */
+	bool saw_abort;					  /* a fill it waited for failed */
+	bool lock_held;					  /* it holds the fill lock */
+	bool steal_tried;				  /* it looked whether a busy lock is its server's */
+	bool ended;						  /* FlightEnd was called */
+	char *lock_key;					  /* the fill lock's key name */
+	char token[FLIGHT_TOKEN_LEN + 1]; /* server (16 hex) + random (32 hex) */
 	double wait_us;
 } FlightCall;
 
@@ -51,6 +55,7 @@ extern void FlightCallInit(FlightCall *f);
 extern void FlightBeforeLookup(FlightCall *f);
 extern FlightRole FlightJoin(FlightCall *f, const char *rkey);
 extern void FlightEnd(FlightCall *f, bool hit, bool stored);
+extern bool FlightFilling(const char *rkey);
 
 /* cache_stats' columns (stats.c) */
 typedef struct FlightCounts

@@ -57,6 +57,29 @@ StoreLockTake(const char *key, const char *token, int ttl_ms)
 	return res;
 }
 
+/* StoreLockGet (store_lock.h): the reply's bytes are only copied, bounded */
+bool
+StoreLockGet(const char *key, char *buf, size_t buflen)
+{
+	RedisCommand cmd;
+	redisReply *r = NULL;
+	bool ok;
+
+	buf[0] = '\0';
+	RedisCommandInit(&cmd, "GET");
+	RedisCommandArgStr(&cmd, key);
+	if (!StoreExec(1, &cmd, &r, 1024, STORE_DEFAULT_TIMEOUT))
+		return false;
+	ok = r->type == REDIS_REPLY_STRING && r->len < buflen;
+	if (ok)
+	{
+		memcpy(buf, r->str, r->len);
+		buf[r->len] = '\0';
+	}
+	RedisFreeReplies(1, &r);
+	return ok;
+}
+
 /* StoreLockHeld (store_lock.h) */
 bool
 StoreLockHeld(const char *key)

@@ -24,6 +24,12 @@ typedef enum StoreLockResult
 extern StoreLockResult StoreLockTake(const char *key, const char *token,
 									 int ttl_ms);
 
+/*
+ * GET key into buf (NUL-terminated): false when it does not exist, is not
+ * a string shorter than buflen, or Redis failed.
+ */
+extern bool StoreLockGet(const char *key, char *buf, size_t buflen);
+
 /* EXISTS key: true when some holder has it (false when Redis failed). */
 extern bool StoreLockHeld(const char *key);
 

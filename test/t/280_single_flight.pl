@@ -220,6 +220,8 @@ $expected = expected($node);
 $pos = log_pos($node);
 my ($ftag, $wtags, $all) = fill_with_waiters(8);
 ok($all, 'cancel: 8 sessions wait for the fill');
+my $EXPLAIN = 'SELECT cache_explain(' . sql_literal($Q) . ") ? 'fill_in_progress'";
+is($node->safe_psql('postgres', $EXPLAIN), 't', 'cache_explain says a fill is in progress');
 my $t0 = time();
 $node->safe_psql('postgres', 'SELECT pg_cancel_backend(' . $pool[0]->backend_pid . ')');
 my $fr = result($pool[0], $ftag);
@@ -234,6 +236,22 @@ is(count_like(qr/^MISS \(waited for a concurrent fill; invalidated\)$/, @res), 1
 	'cancel: the one that took over says MISS (waited for a concurrent fill; invalidated)');
 is(count_like(qr/^HIT \(after waiting for a concurrent fill\)$/, @res), 7,
 	'cancel: the others hit after waiting');
+is($node->safe_psql('postgres', $EXPLAIN), 'f', 'cache_explain: no fill in progress now');
+
+# ---- 2b. the filler terminated: its exit releases the waiters ----------------
+
+invalidate();
+$expected = expected($node);
+($ftag, $wtags, $all) = fill_with_waiters(4);
+ok($all, 'terminate: 4 sessions wait for the fill');
+$t0 = time();
+$node->safe_psql('postgres', 'SELECT pg_terminate_backend(' . $pool[0]->backend_pid . ')');
+@res = waiters_results($wtags, $t0);
+cmp_ok(slowest(@res), '<', $tq * 2 + 3,
+	sprintf('terminate: the waiters finished %.2f s after the filler was terminated', slowest(@res)));
+is(count_rows($expected, @res), 4, 'terminate: every waiter got the current result');
+$pool[0]->quit;
+$pool[0] = CacheExt::Session->new($node);
 
 # ---- 3. the filler fails: the waiters are released and run it ----------------
 
@@ -356,7 +374,11 @@ is(scalar(grep { $pool[$_]->alive } 1 .. 4), 0, 'kill: none of them is left wait
 $_->quit for (@pool, $gate);
 ok($node->poll_query_until('postgres', 'SELECT true'), 'kill: the server is back');
 my $s = CacheExt::Session->new($node);
+$t0 = time();
 my ($o) = $s->query($CALL, 60);
+# the killed filler's lock in Redis names this server: deleted, not waited for
+cmp_ok(time() - $t0, '<', $tq * 2 + 3,
+	sprintf('kill: the next fill did not wait for the dead filler\'s lock (%.2f s)', time() - $t0));
 like($o, qr/^R:\Q$expected\E$/m, 'kill: a call after the restart gets the current result');
 like($o, qr/^S:MISS/m, 'kill: it filled (the slot table is new)');
 ($o) = $s->query($CALL, 60);
