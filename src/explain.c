@@ -253,8 +253,7 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 		escape_json(&buf, cs.desc[i]);
 	}
 	appendStringInfoString(&buf, "],");
-	/* single flight: another session of this server is running it now */
-	if (FlightFilling(rkey))
+	if (FlightFilling(rkey)) /* single flight: a session here runs it now */
 		appendStringInfoString(&buf, "\"fill_in_progress\":true,");
 	explain_entry(&buf, rkey, hash, pq, &cs);
 	appendStringInfoChar(&buf, '}');
