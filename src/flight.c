@@ -498,6 +498,28 @@ take_slot(int s_idx, uint64 key)
 }
 
 /*
+ * The call's deadline: cache_ext.fill_wait from now, and no later than half
+ * of what statement_timeout leaves to the statement, so that a call whose
+ * wait ends keeps time to run the query itself (a waiter must not fail
+ * where the direct statement would not).
+ */
+static void
+set_deadline(FlightCall *f)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	f->deadline = TimestampTzPlusMilliseconds(now, cache_ext_fill_wait);
+	if (StatementTimeout > 0)
+	{
+		TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentStatementStartTimestamp(),
+													  StatementTimeout);
+		long left = TimestampDifferenceMilliseconds(now, end);
+
+		f->deadline = Min(f->deadline, TimestampTzPlusMilliseconds(now, left / 2));
+	}
+}
+
+/*
  * A call that missed (no entry, stale, corrupt) and would store its result
  * asks what to do (FlightRole): fill, wait and look up again, or run
  * alone.  The first join sets the call's deadline (cache_ext.fill_wait
@@ -529,8 +551,7 @@ FlightJoin(FlightCall *f, const char *rkey)
 	if (!f->joined)
 	{
 		f->joined = true;
-		f->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												  cache_ext_fill_wait);
+		set_deadline(f);
 		register_callbacks();
 	}
 	key = slot_key(rkey);

@@ -382,7 +382,7 @@ cmp_ok(time() - $t0, '<', $tq * 2 + 3,
 like($o, qr/^R:\Q$expected\E$/m, 'kill: a call after the restart gets the current result');
 like($o, qr/^S:MISS/m, 'kill: it filled (the slot table is new)');
 ($o) = $s->query($CALL, 60);
-like($o, qr/^S:HIT$/m, 'kill: the next call hits');
+like($o, qr/^S:HIT(?: \(local\))?$/m, 'kill: the next call hits');
 $s->quit;
 
 $node->stop;
