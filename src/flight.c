@@ -278,8 +278,9 @@ add_wait(FlightCall *f, instr_time start)
  * Wait until the fill of slot idx taken as fill_id ends, its filler is
  * gone, or the call's deadline passes.  Interruptible (the condition
  * variable's sleep checks for interrupts; an error cancels the sleep in
- * the abort).  Sets f->alone when the fill completed without storing:
- * waiting for the next one would serialise the calls for nothing.
+ * the abort).  Sets f->alone when the fill completed without storing, or
+ * when it is the second failed fill this call waited for: waiting for the
+ * next one would serialise the calls for nothing.
  */
 static void
 wait_for_fill(FlightCall *f, int idx, uint64 fill_id)

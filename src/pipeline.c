@@ -590,6 +590,7 @@ cached_call(Call *c, CachedPlan *cplan)
 	LookupOutcome found;
 	StringInfoData keep;
 
+	FlightCallInit(&c->flight); /* here: a local hit never gets this far */
 	initStringInfo(&keep);
 	found = lookup_entry(c, &gens, &gens_ok, &corrupt, &keep);
 	ReleaseCachedPlan(cplan, CurrentResourceOwner);
@@ -669,7 +670,6 @@ cached_query_call(text *query_text, const CallParams *params,
 	bool is_transient;
 
 	memset(&c, 0, sizeof(c));
-	FlightCallInit(&c.flight);
 	INSTR_TIME_SET_CURRENT(c.start);
 	OutcomeClearLast(); /* an erroring call leaves no status */
 	c.query = text_to_cstring(query_text);
