@@ -628,12 +628,13 @@ FlightEnd(FlightCall *f, bool hit, bool stored)
 	if (f->ended)
 		return;
 	f->ended = true;
-	release_call_slot(f, stored || hit ? SLOT_STORED : SLOT_UNSTORED);
+	/* the lock first: while this call holds the slot, nobody here takes it */
 	if (f->lock_held)
 	{
 		f->lock_held = false;
 		(void) StoreLockRelease(f->lock_key, f->token);
 	}
+	release_call_slot(f, stored || hit ? SLOT_STORED : SLOT_UNSTORED);
 	if (f->waited && flight != NULL)
 	{
 		pg_atomic_fetch_add_u64(&flight->waits, 1);

@@ -5,11 +5,20 @@
  *	  SET NX PX to take it, a token-checked delete to release it.
  *
  * The release is a compare-and-delete in one EVAL, so that a filler whose
- * lock expired never deletes the lock another server took since.  A
- * server that refuses scripts (an ACL without @scripting) is remembered
- * for the backend's life: its locks are left to expire, which delays
- * other servers' waiters only when a fill stored nothing (they poll the
- * entry itself, and take a stored entry as soon as it is there).
+ * lock expired never deletes a lock taken since.  A server that refuses
+ * scripts (an ACL without @scripting, some managed services) is
+ * remembered for the backend's life, and the release is then GET and, if
+ * the token is still there, DEL.  Between the two the lock may expire and
+ * be taken by another holder, whose lock the DEL then deletes.  Who can
+ * that be?  The lock key embeds the entry key's database scope, a hash of
+ * the system identifier: only servers of this system identifier use it,
+ * that is this primary (its hot standbys only look).  Another backend of
+ * this server takes the lock only while holding the key's slot in shared
+ * memory, which the releasing filler holds until its release returns
+ * (flight.c releases the lock first).  That leaves a second primary of
+ * the same system identifier (an old primary still up after its standby
+ * was promoted), for which the cost is one more execution of the query:
+ * the lock is a hint, what is served is decided by the lookup.
  *
  * State (backend-local): whether the server refused EVAL.
  *
@@ -97,6 +106,31 @@ StoreLockHeld(const char *key)
 	return held;
 }
 
+/*
+ * The release without EVAL: GET, and DEL when it still holds token.  Two
+ * round trips, with a window between them (see the banner).
+ */
+static bool
+release_without_script(const char *key, const char *token)
+{
+	char held[128];
+	RedisCommand cmd;
+	redisReply *r = NULL;
+	bool ok;
+
+	if (!StoreLockGet(key, held, sizeof(held)))
+		return false;
+	if (strcmp(held, token) != 0)
+		return true; /* expired, and another holder has it now */
+	RedisCommandInit(&cmd, "DEL");
+	RedisCommandArgStr(&cmd, key);
+	if (!StoreExec(1, &cmd, &r, 1024, STORE_DEFAULT_TIMEOUT))
+		return false;
+	ok = r->type == REDIS_REPLY_INTEGER;
+	RedisFreeReplies(1, &r);
+	return ok;
+}
+
 /* StoreLockRelease (store_lock.h) */
 bool
 StoreLockRelease(const char *key, const char *token)
@@ -106,7 +140,7 @@ StoreLockRelease(const char *key, const char *token)
 	bool ok;
 
 	if (eval_refused)
-		return false;
+		return release_without_script(key, token);
 	RedisCommandInit(&cmd, "EVAL");
 	RedisCommandArgStr(&cmd, RELEASE_SCRIPT);
 	RedisCommandArgStr(&cmd, "1");
@@ -119,5 +153,7 @@ StoreLockRelease(const char *key, const char *token)
 	if (r->type == REDIS_REPLY_ERROR)
 		eval_refused = true;
 	RedisFreeReplies(1, &r);
+	if (eval_refused)
+		return release_without_script(key, token);
 	return ok;
 }

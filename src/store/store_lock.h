@@ -34,9 +34,10 @@ extern bool StoreLockGet(const char *key, char *buf, size_t buflen);
 extern bool StoreLockHeld(const char *key);
 
 /*
- * Delete key if it still holds token (a Lua compare-and-delete, one round
- * trip).  False when Redis failed or refused the script; the lock then
- * expires by its TTL.
+ * Delete key if it still holds token: a Lua compare-and-delete, one round
+ * trip; where Redis refuses scripts, GET then DEL (store_lock.c says when
+ * that is safe).  False when Redis failed; the lock then expires by its
+ * TTL.
  */
 extern bool StoreLockRelease(const char *key, const char *token);
 

@@ -213,6 +213,22 @@ is($stats->{fill_wait_hits}, $waited, 'cache_stats.fill_wait_hits: each wait end
 cmp_ok($stats->{fill_wait_time_ms}, '>', 0, 'cache_stats.fill_wait_time_ms counted');
 note sprintf('slowest session %.2f s', slowest(@res));
 
+is(scalar($redis->scan_keys('*:f:*')), 0, 'fill_lock: the filler released its lock in Redis');
+
+# ---- 1b. a Redis that refuses scripts: the lock is released by GET and DEL ----
+
+$redis->cli('ACL', 'SETUSER', 'default', '-@scripting');
+$redis->cli('ACL', 'LOG', 'RESET');
+invalidate();
+$expected = expected($node);
+$pos = log_pos($node);
+@res = stampede(4);
+is(execs($node, $pos), 1, 'no EVAL: 4 concurrent sessions, the query ran once');
+is(count_rows($expected, @res), 4, 'no EVAL: every session got the current result');
+is(scalar($redis->scan_keys('*:f:*')), 0, 'no EVAL: the lock was released all the same');
+like(join("\n", $redis->cli('ACL', 'LOG')), qr/\beval\b/i, 'no EVAL: Redis did refuse the script');
+$redis->cli('ACL', 'SETUSER', 'default', '+@scripting');
+
 # ---- 2. the filler cancelled: the waiters go on at once ----------------------
 
 invalidate();
