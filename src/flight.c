@@ -26,7 +26,8 @@
  * looks up again and may become the next filler (handing over, so that a
  * cancelled fill does not become a stampede), once: after a second failed
  * fill, and after a fill that completed but could not store (too large,
- * Redis refused), it runs alone.  A filler that takes over a failed fill
+ * Redis refused), it runs alone; and the next fills of a key whose last
+ * fill could not store are not waited for at all.  A filler that takes over a failed fill
  * of this server also takes over its fill lock in Redis (the slot keeps
  * the token): nothing talks to Redis on the abort path.  A lock found busy
  * whose token names this server (its system identifier) was left by a
@@ -88,6 +89,8 @@ typedef struct FlightSlot
 	uint64 done_seq; /* done_seq when the fill ended */
 	int owner_procno;
 	int owner_pid;
+	/* its key's last fill completed but could not store: not waited for */
+	bool unstorable;
 	bool lock_held;						   /* its filler took the fill lock in Redis */
 	char lock_token[FLIGHT_TOKEN_LEN + 1]; /* ... with this token */
 	ConditionVariable cv;				   /* broadcast when the fill ends */
@@ -178,7 +181,10 @@ end_fill(int idx, uint64 fill_id, SlotState how)
 		s->done_seq = pg_atomic_add_fetch_u64(&flight->done_seq, 1);
 		/* FlightEnd releases the lock; an aborted filler leaves it */
 		if (how != SLOT_ABORTED)
+		{
 			s->lock_held = false;
+			s->unstorable = how == SLOT_UNSTORED;
+		}
 		ended = true;
 	}
 	LWLockRelease(flight->lock);
@@ -488,7 +494,10 @@ take_slot(int s_idx, uint64 key)
 	}
 	s = &flight->slots[idx];
 	if (idx != s_idx)
+	{
 		s->lock_held = false;
+		s->unstorable = false;
+	}
 	s->key = key;
 	s->dbid = MyDatabaseId;
 	s->state = SLOT_FILLING;
@@ -574,9 +583,12 @@ FlightJoin(FlightCall *f, const char *rkey)
 
 		if (s->state == SLOT_FILLING && owner_alive(s))
 		{
+			bool unstorable = s->unstorable;
+
 			fill_id = s->fill_id;
 			LWLockRelease(flight->lock);
-			if (GetCurrentTimestamp() >= f->deadline)
+			/* its last fill could not store: this one will not either */
+			if (unstorable || GetCurrentTimestamp() >= f->deadline)
 				return FLIGHT_ALONE;
 			wait_for_fill(f, found, fill_id);
 			return FLIGHT_RETRY;

@@ -137,14 +137,15 @@ my $gate = shift @pool;
 # advisory lock barrier).
 sub stampede
 {
-	my ($k, $setup) = @_;
+	my ($k, $setup, $call) = @_;
+	$call //= $CALL;
 	my @s = @pool[ 0 .. $k - 1 ];
 	$gate->query_ok('SELECT pg_advisory_lock(4242)');
 	my @tags;
 	for my $s (@s)
 	{
 		push @tags, $s->send(($setup // '') . "SELECT pg_advisory_lock_shared(4242);\n"
-			  . "SELECT pg_advisory_unlock_shared(4242);\n$CALL");
+			  . "SELECT pg_advisory_unlock_shared(4242);\n$call");
 	}
 	my $deadline = time() + 20;
 	while (time() < $deadline)
@@ -332,6 +333,28 @@ $pos = log_pos($node);
 is(execs($node, $pos), 3, 'fill_wait = 0: each of 3 concurrent sessions ran the query');
 is(count_like(qr/waited|waiting/, @res), 0, 'fill_wait = 0: none waited');
 $pool[$_]->query_ok('RESET cache_ext.fill_wait') for 0 .. 2;
+
+# ---- 6b. a result that cannot be stored: its next fills are not waited for ---
+
+# as slow as the main query, and 3 kB: above a max_entry_size of 1 kB
+my $QB = 'SELECT /*flight_big*/ repeat(\'x\', 3000) || count(DISTINCT s.v * 100000 + g.i) AS r '
+  . "FROM flight_src s CROSS JOIN generate_series(1, $N) AS g(i)";
+my $big_len = $node->safe_psql('postgres', "SELECT length(r) FROM ($QB) q");
+my $CALLB = "SELECT 'R:' || length(r) FROM cached_query(" . sql_literal($QB)
+  . ") AS t(r text);\nSELECT 'S:' || cache_status();";
+my $BIG = "SET cache_ext.max_entry_size = '1kB';\n";
+like(result($pool[0], $pool[0]->send($BIG . $CALLB))->{st},
+	qr/^MISS \(not stored: result larger than cache_ext.max_entry_size\)$/,
+	'unstorable: the result is too large to store');
+$before = cache_stats($node);
+$pos = log_pos($node);
+@res = stampede(3, $BIG, $CALLB);
+my @big = substr(slurp_file($node->logfile), $pos) =~ m{Query Text: SELECT /\*flight_big\*/}g;
+is(scalar(@big), 3, 'unstorable: each of 3 concurrent sessions ran it');
+is(cache_stats($node)->{fill_waits} - $before->{fill_waits}, 0,
+	'unstorable: none waited for another (its last fill could not store)');
+is(count_rows($big_len, @res), 3, 'unstorable: each got the result');
+$pool[$_]->query_ok('RESET cache_ext.max_entry_size') for 0 .. 2;
 
 # ---- 7. across servers: a hot standby waits for the primary's fill -----------
 
