@@ -37,8 +37,10 @@ OBJS = \
 	src/stats.o \
 	src/health.o \
 	src/warm.o \
+	src/flight.o \
 	src/store/store.o \
 	src/store/store_reply.o \
+	src/store/store_lock.o \
 	src/redis/client.o \
 	src/redis/settings.o \
 	src/redis/text.o \

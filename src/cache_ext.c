@@ -25,6 +25,7 @@
 #include "keys.h"
 #include "l1.h"
 #include "commitq.h"
+#include "flight.h"
 
 PG_MODULE_MAGIC;
 
@@ -43,6 +44,7 @@ cache_ext_shmem_request(void)
 	CommitQueueShmemRequest();
 	QueryStatsShmemRequest();
 	L1ShmemRequest();
+	FlightShmemRequest();
 }
 
 static void
@@ -56,6 +58,7 @@ cache_ext_shmem_startup(void)
 	CommitQueueShmemInit();
 	QueryStatsShmemInit();
 	L1ShmemInit();
+	FlightShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -70,6 +73,7 @@ _PG_init(void)
 	StatsDefineGucs();
 	SecretsDefineGucs();
 	L1DefineGucs();
+	FlightDefineGucs();
 	SecretsLoad();
 
 	InvalInit(); /* defines the outbox's settings too */

@@ -55,6 +55,7 @@
 
 #include "cache_ext.h"
 #include "entry.h"
+#include "flight.h"
 #include "invalidate.h"
 #include "outbox.h"
 #include "keys.h"
@@ -252,6 +253,8 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 		escape_json(&buf, cs.desc[i]);
 	}
 	appendStringInfoString(&buf, "],");
+	if (FlightFilling(rkey)) /* single flight: a session here runs it now */
+		appendStringInfoString(&buf, "\"fill_in_progress\":true,");
 	explain_entry(&buf, rkey, hash, pq, &cs);
 	appendStringInfoChar(&buf, '}');
 	ReleaseCachedPlan(cplan, CurrentResourceOwner);

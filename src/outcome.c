@@ -49,6 +49,10 @@ OutcomeRender(const CallOutcome *o)
 		case CALL_BYPASS:
 			return psprintf("BYPASS: %s", o->bypass.detail);
 		case CALL_HIT:
+			if (o->waited)
+				return o->ttl_only ?
+					psprintf("HIT (after waiting for a concurrent fill; ttl-only: %s)", o->ttl_only) :
+					pstrdup("HIT (after waiting for a concurrent fill)");
 			if (o->ttl_only)
 				return psprintf("HIT (%sttl-only: %s)",
 								o->local ? "local; " : "", o->ttl_only);
@@ -59,6 +63,8 @@ OutcomeRender(const CallOutcome *o)
 	if (o->verify_mismatch)
 		return pstrdup("MISS (cache_ext.verify_rate: the stored result differed from the direct one and was deleted)");
 	initStringInfo(&notes);
+	if (o->waited)
+		add_note(&notes, "%s", "waited for a concurrent fill");
 	if (o->invalidated)
 		add_note(&notes, "%s", "invalidated");
 	else if (o->corrupt)

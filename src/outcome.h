@@ -48,6 +48,8 @@ typedef struct CallOutcome
 	bool verify_mismatch;	/* MISS: cache_ext.verify_rate found the
 									 * stored result differed (deleted) */
 	bool local;				/* HIT: served by the local tier (L1) */
+	bool waited;			/* HIT, MISS: waited for another session's
+								 * fill of the same entry (single flight) */
 } CallOutcome;
 
 /* cache_status()'s text for o, palloc'd in the current context */

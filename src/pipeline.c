@@ -79,6 +79,7 @@
 #include "cache_ext.h"
 #include "commitq.h"
 #include "entry.h"
+#include "flight.h"
 #include "invalidate.h"
 #include "outbox.h"
 #include "keys.h"
@@ -251,6 +252,7 @@ typedef struct Call
 	QueryStatsCall rec;
 	bool l1;		   /* the local tier is in use for this call */
 	L1Snapshot l1snap; /* its counters, read before the L2 lookup */
+	FlightCall flight; /* single flight (flight.c) */
 } Call;
 
 /*
@@ -534,10 +536,49 @@ key_and_local(Call *c)
 }
 
 /*
+ * Look the entry up, and once more when connecting for it found that Redis
+ * restarted: the server generation must be bumped first; deliver that now
+ * rather than bypass.
+ */
+static LookupOutcome
+lookup_entry(Call *c, EntryGens *gens, bool *gens_ok, const char **corrupt,
+			 StringInfo keep)
+{
+	LookupOutcome found;
+
+	FlightBeforeLookup(&c->flight);
+	found = lookup(call_rkey(c), c->hash, c->pq, &c->cs, c->ts, gens, gens_ok,
+				   corrupt, c->l1 ? keep : NULL);
+	if (found == LOOKUP_BLOCKED && !InvalHitsBlocked(true))
+	{
+		resetStringInfo(keep);
+		found = lookup(c->rkey, c->hash, c->pq, &c->cs, c->ts, gens, gens_ok,
+					   corrupt, c->l1 ? keep : NULL);
+	}
+	return found;
+}
+
+/*
+ * Whether a lookup's outcome is a miss that single flight coalesces: one
+ * whose result this call would store; on a hot standby, which never
+ * stores, one the primary may be filling (cache_ext.fill_lock).
+ */
+static bool
+flight_applies(Call *c, LookupOutcome found, bool gens_ok)
+{
+	return (found == LOOKUP_MISS || found == LOOKUP_STALE ||
+			found == LOOKUP_CORRUPT) &&
+		c->pq->codec_problem == NULL &&
+		(RecoveryInProgress() ? cache_ext_fill_lock : gens_ok);
+}
+
+/*
  * Look the entry up (key_and_local made its key) and serve the call from
- * it (HIT) or run and store the query (MISS).  Returns NULL when the call was served, else why it must
- * bypass (Redis failed, or this server holds undelivered invalidations).
- * Releases cplan.
+ * it (HIT) or run and store the query (MISS).  Concurrent misses of one
+ * entry wait for a single filler and look up again (flight.c): a waiter
+ * serves only what the validated lookup finds.  Returns NULL when the
+ * call was served, else why it must bypass (Redis failed, or this server
+ * holds undelivered invalidations).  Releases cplan.
  */
 static CallReason *
 cached_call(Call *c, CachedPlan *cplan)
@@ -549,22 +590,20 @@ cached_call(Call *c, CachedPlan *cplan)
 	LookupOutcome found;
 	StringInfoData keep;
 
+	FlightCallInit(&c->flight); /* here: a local hit never gets this far */
 	initStringInfo(&keep);
-	found = lookup(call_rkey(c), c->hash, pq, &c->cs, c->ts, &gens, &gens_ok,
-				   &corrupt, c->l1 ? &keep : NULL);
-
-	/*
-	 * Connecting for this lookup may have found that Redis restarted: the
-	 * server generation must be bumped first.  Deliver that now and look up
-	 * once more, rather than bypass.
-	 */
-	if (found == LOOKUP_BLOCKED && !InvalHitsBlocked(true))
-	{
-		resetStringInfo(&keep);
-		found = lookup(c->rkey, c->hash, pq, &c->cs, c->ts, &gens, &gens_ok,
-					   &corrupt, c->l1 ? &keep : NULL);
-	}
+	found = lookup_entry(c, &gens, &gens_ok, &corrupt, &keep);
 	ReleaseCachedPlan(cplan, CurrentResourceOwner);
+	while (flight_applies(c, found, gens_ok) &&
+		   FlightJoin(&c->flight, c->rkey) == FLIGHT_RETRY)
+	{
+		tuplestore_clear(c->ts);
+		resetStringInfo(&keep);
+		found = lookup_entry(c, &gens, &gens_ok, &corrupt, &keep);
+	}
+	c->outcome.waited = c->flight.waited;
+	if (found != LOOKUP_HIT && !flight_applies(c, found, gens_ok))
+		FlightEnd(&c->flight, false, false);
 
 	if (found == LOOKUP_BLOCKED)
 		return MakeReason(QS_PENDING, "pending invalidations (this server holds invalidations Redis has not taken yet)");
@@ -589,6 +628,7 @@ cached_call(Call *c, CachedPlan *cplan)
 		c->outcome.status = CALL_MISS;
 		c->outcome.verify_mismatch = true;
 		c->outcome.ttl_only = NULL;
+		FlightEnd(&c->flight, true, true);
 		finish_call(c);
 		return NULL;
 	}
@@ -603,12 +643,14 @@ cached_call(Call *c, CachedPlan *cplan)
 		 */
 		if (c->l1 && keep.len > 0 && c->cs.untracked == NIL)
 			l1_copy_hit(c, &keep);
+		FlightEnd(&c->flight, true, true);
 		c->outcome.status = CALL_HIT;
 		c->rec.bytes_read = LookupLastEntryBytes();
 		finish_call(c);
 		return NULL;
 	}
 	miss_call(c, found, &gens, gens_ok, corrupt);
+	FlightEnd(&c->flight, false, c->rec.stored);
 	return NULL;
 }
 

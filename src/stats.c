@@ -45,6 +45,7 @@
 #include "utils/timestamp.h"
 
 #include "cache_ext.h"
+#include "flight.h"
 #include "l1.h"
 #include "store/store.h"
 #include "invalidate.h"
@@ -111,10 +112,11 @@ cache_stats(PG_FUNCTION_ARGS)
 {
 	CacheStatsShared *s = stats();
 	TupleDesc tupdesc;
-	Datum values[CS_NUM_COUNTERS + 7];
-	bool nulls[CS_NUM_COUNTERS + 7] = {0};
+	Datum values[CS_NUM_COUNTERS + 10];
+	bool nulls[CS_NUM_COUNTERS + 10] = {0};
 	int n = 0;
 	L1Counts l1;
+	FlightCounts fl;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -137,6 +139,11 @@ cache_stats(PG_FUNCTION_ARGS)
 	values[n++] = Int64GetDatum(l1.stores);
 	values[n++] = Int64GetDatum(l1.evictions);
 	values[n++] = Int64GetDatum(l1.bytes);
+	/* single flight's (0.7) */
+	FlightGetCounts(&fl);
+	values[n++] = Int64GetDatum(fl.waits);
+	values[n++] = Int64GetDatum(fl.wait_hits);
+	values[n++] = Float8GetDatum(fl.wait_ms);
 	Assert(n == tupdesc->natts);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
@@ -153,6 +160,7 @@ cache_stats_reset(PG_FUNCTION_ARGS)
 		pg_atomic_write_u64(&s->counters[i], 0);
 	pg_atomic_write_u64(&s->reset_time, GetCurrentTimestamp());
 	L1ResetCounts();
+	FlightResetCounts();
 	PG_RETURN_VOID();
 }
 
