@@ -36,8 +36,12 @@ OBJS = \
 	src/explain.o \
 	src/stats.o \
 	src/health.o \
+	src/sessions.o \
+	src/sessions_user.o \
+	src/session_format.o \
 	src/store/store.o \
 	src/store/store_reply.o \
+	src/store/store_sessions.o \
 	src/redis/client.o \
 	src/redis/settings.o \
 	src/redis/text.o \

@@ -25,6 +25,7 @@
 #include "keys.h"
 #include "l1.h"
 #include "commitq.h"
+#include "sessions.h"
 
 PG_MODULE_MAGIC;
 
@@ -70,6 +71,7 @@ _PG_init(void)
 	StatsDefineGucs();
 	SecretsDefineGucs();
 	L1DefineGucs();
+	SessionsDefineGucs();
 	SecretsLoad();
 
 	InvalInit(); /* defines the outbox's settings too */
