@@ -119,7 +119,7 @@ eval_int(const char *script, int nkeys, const char *const *keys,
 	RedisCommand cmd;
 	redisReply *r = NULL;
 	char nk[8];
-	StoreStatus st = STORE_OK;
+	volatile StoreStatus st = STORE_OK;
 
 	snprintf(nk, sizeof(nk), "%d", nkeys);
 	RedisCommandInit(&cmd, "EVAL");
@@ -355,10 +355,10 @@ StoreSessionDelete(char *const *keys, int n, const char *idx,
 {
 	RedisCommand cmds[2];
 	redisReply *r[2] = {NULL, NULL};
-	int ncmds = 0;
-	int ui = -1;
+	volatile int ncmds = 0;
+	volatile int ui = -1;
 	long long count = 0;
-	StoreStatus st = STORE_OK;
+	volatile StoreStatus st = STORE_OK;
 
 	*deleted = 0;
 	if (n > 0)
