@@ -27,6 +27,7 @@
 
 #include "access/xact.h"
 #include "common/int.h"
+#include "common/pg_prng.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -56,7 +57,7 @@ static bool sessions_allow_unsealed = false;
 static char last_status[256] = "";
 
 /* how often update and rotate read again after a concurrent write */
-#define SESSION_CAS_ATTEMPTS 3
+#define SESSION_CAS_ATTEMPTS 10
 
 void
 SessionSetStatus(const char *fmt, ...)
@@ -332,6 +333,19 @@ data_text(Jsonb *jb, uint32 *len)
 	return buf.data;
 }
 
+/*
+ * After losing a compare and set to a concurrent write: wait a random
+ * time (up to 0.5 ms doubled per attempt, at most 50 ms) before reading
+ * again, so that two writers looping in step do not keep colliding.
+ */
+static void
+cas_backoff(int attempt)
+{
+	long max_us = Min(50000L, 500L << attempt);
+
+	pg_usleep((long) (pg_prng_double(&pg_global_prng_state) * max_us));
+}
+
 /* The TTL a session gets now: its idle timeout, within its deadline. */
 static int64
 session_ttl(const CeSession *s, TimestampTz now)
@@ -600,6 +614,7 @@ cache_session_update(PG_FUNCTION_ARGS)
 		/* changed since it was read: with expected_version, that loses */
 		if (has_expected)
 			break;
+		cas_backoff(attempt);
 	}
 	SessionSetStatus("CONFLICT");
 	if (has_expected)
@@ -688,6 +703,7 @@ cache_session_rotate(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("a new session id is already in use")));
+		cas_backoff(attempt);
 	}
 	SessionSetStatus("CONFLICT");
 	ereport(ERROR,
