@@ -108,7 +108,6 @@ DROP ROLE regress_sess_app;
 
 -- Redis unavailable: reads NULL with a status (an error when strict),
 -- writes raise
-\set VERBOSITY terse
 SET cache_ext.redis_url = 'redis://127.0.0.1:1/0';
 SET cache_ext.retry_interval = 0;
 SELECT cache_session_get(:'bob'), cache_session_status();
@@ -123,6 +122,5 @@ SELECT cache_session_destroy_all('bob');
 SELECT * FROM cache_sessions('bob');
 RESET cache_ext.redis_url;
 RESET cache_ext.retry_interval;
-\set VERBOSITY default
 SELECT cache_session_get(:'bob');
 SELECT cache_session_destroy_all('bob');

@@ -303,7 +303,8 @@ write_failed(const char *what, const char *why)
 	SessionSetStatus("UNAVAILABLE: %s", why);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
-			 errmsg("could not %s: %s", what, why),
+			 errmsg("could not %s", what),
+			 errdetail_internal("%s", why),
 			 errhint("Check cache_health(). Session writes need Redis, and EVAL for create, update and rotate.")));
 }
 

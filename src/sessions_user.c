@@ -72,7 +72,8 @@ read_index(text *user, char **idx, int *n, const char *what)
 		SessionSetStatus("UNAVAILABLE: %s", why);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not %s: %s", what, why)));
+				 errmsg("could not %s", what),
+				 errdetail_internal("%s", why)));
 	}
 	return members;
 }
@@ -103,7 +104,8 @@ cache_session_destroy_all(PG_FUNCTION_ARGS)
 		SessionSetStatus("UNAVAILABLE: %s", why);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not destroy the user's sessions: %s", why)));
+				 errmsg("could not destroy the user's sessions"),
+				 errdetail_internal("%s", why)));
 	}
 	SessionSetStatus("DESTROYED %lld", (long long) deleted);
 	PG_RETURN_INT32((int32) deleted);
@@ -221,7 +223,8 @@ cache_sessions(PG_FUNCTION_ARGS)
 			SessionSetStatus("UNAVAILABLE: %s", why);
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not list the user's sessions: %s", why)));
+					 errmsg("could not list the user's sessions"),
+					 errdetail_internal("%s", why)));
 		}
 	}
 	/* cleaning is best effort: the next reader tries again */
