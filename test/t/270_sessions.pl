@@ -183,7 +183,17 @@ my ($rc, $out, $serr) = $node->psql('postgres',
 like($serr, qr/the session in Redis was refused/, 'strict: a foreign value raises');
 is(sql("SELECT cache_session_get('$a')"), '"a"', 'other sessions are unaffected');
 
+# ---- EVAL denied (a managed service's ACL) ---------------------------------
+$redis->cli('ACL', 'SETUSER', 'default', '-eval');
+my ($rc3, $out3, $err3) = $node->psql('postgres', "SELECT cache_session_create('u9', '1')");
+like($err3, qr/could not create the session.*\n.*NOPERM/s,
+	'without EVAL, create raises with the server\'s words');
+is(sql("SELECT cache_session_get('$a')"), '"a"', 'without EVAL, reads still work');
+is(sql("SELECT cache_session_destroy('$a')"), 't', 'and so does logout');
+$redis->cli('ACL', 'SETUSER', 'default', '+eval');
+
 # ---- Redis restarted -----------------------------------------------------
+$a = sql("SELECT cache_session_create('u7', '\"a\"')");
 $redis->restart;
 my ($rc2, $out2, $err2) = $node->psql('postgres',
 	"SELECT cache_session_get('$a') IS NULL, cache_session_status()");
