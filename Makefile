@@ -33,12 +33,12 @@ OBJS = \
 	src/scopes.o \
 	src/execute.o \
 	src/subxact.o \
-	src/explain.o \
-	src/stats.o \
-	src/health.o \
 	src/sessions.o \
 	src/sessions_user.o \
 	src/session_format.o \
+	src/explain.o \
+	src/stats.o \
+	src/health.o \
 	src/store/store.o \
 	src/store/store_reply.o \
 	src/store/store_sessions.o \
