@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "funcapi.h"
+#include "utils/hsearch.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -26,13 +27,17 @@
 #include "cache_ext.h"
 #include "keys.h"
 #include "sessions.h"
+#include "store/store.h"
 #include "store/store_sessions.h"
 
 PG_FUNCTION_INFO_V1(cache_sessions);
 PG_FUNCTION_INFO_V1(cache_session_destroy_all);
 
-/* the most members an index may have (SMEMBERS in one reply) */
-#define SESSION_INDEX_MAX 10000
+/*
+ * The most SSCAN batches one call reads (about 256 members each): a bound
+ * on the loop whatever Redis answers.
+ */
+#define SESSION_INDEX_BATCHES 100000
 
 /* sessions read per round trip by cache_sessions */
 #define SESSION_READ_BATCH 64
@@ -55,60 +60,79 @@ member_fp(const char *m, uint8 *fp)
 	(void) hex_decode(m, CE_SESSION_FP_LEN * 2, (char *) fp);
 }
 
+/* Raise: Redis could not be used for what (why says how). */
+static void
+index_failed(const char *what, const char *why)
+{
+	SessionSetStatus("UNAVAILABLE: %s", why);
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("could not %s", what),
+			 errdetail_internal("%s", why)));
+}
+
 /*
- * The members of user's index, raising when Redis is unavailable; *idx is
- * the index's key.
+ * The next batch of the members of the index idx (SSCAN from cursor),
+ * raising when Redis is unavailable or the index is too long to walk;
+ * *batches counts the calls.
  */
 static char **
-read_index(text *user, char **idx, int *n, const char *what)
+next_members(const char *idx, char *cursor, int *n, int *batches,
+			 const char *what)
 {
 	char **members;
 	const char *why = NULL;
 
-	SessionsCheckReady();
-	*idx = SessionUserIndex(VARDATA_ANY(user), VARSIZE_ANY_EXHDR(user));
-	if (StoreSessionMembers(*idx, SESSION_INDEX_MAX, &members, n, &why) != STORE_OK)
-	{
-		SessionSetStatus("UNAVAILABLE: %s", why);
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not %s", what),
-				 errdetail_internal("%s", why)));
-	}
+	CHECK_FOR_INTERRUPTS();
+	if (++*batches > SESSION_INDEX_BATCHES)
+		index_failed(what, "the index of the user's sessions is too long to walk");
+	if (StoreSessionMembers(idx, cursor, &members, n, &why) != STORE_OK)
+		index_failed(what, why);
 	return members;
+}
+
+/* The key of the user's index. */
+static char *
+index_key(text *user)
+{
+	SessionsCheckReady();
+	return SessionUserIndex(VARDATA_ANY(user), VARSIZE_ANY_EXHDR(user));
 }
 
 /*
  * cache_session_destroy_all(user_id text) RETURNS integer: delete every
  * session the user's index names (those created while this runs may
- * survive), and those members; the number of sessions deleted.  Raises
- * when Redis is unavailable.
+ * survive), and those members, a batch at a time; the number of sessions
+ * deleted.  Raises when Redis is unavailable (what was deleted before
+ * stays deleted).
  */
 Datum
 cache_session_destroy_all(PG_FUNCTION_ARGS)
 {
-	char *idx;
-	int n;
-	char **members = read_index(PG_GETARG_TEXT_PP(0), &idx, &n,
-								"destroy the user's sessions");
-	char **keys = palloc(sizeof(char *) * (n + 1));
-	int nkeys = 0;
-	int64 deleted = 0;
-	const char *why = NULL;
+	const char *what = "destroy the user's sessions";
+	char *idx = index_key(PG_GETARG_TEXT_PP(0));
+	char cursor[STORE_CURSOR_LEN] = "0";
+	int batches = 0;
+	int64 total = 0;
 
-	for (int i = 0; i < n; i++)
-		if (is_member(members[i]))
-			keys[nkeys++] = SessionKeyFromHex(members[i]);
-	if (StoreSessionDelete(keys, nkeys, idx, members, n, &deleted, &why) != STORE_OK)
+	do
 	{
-		SessionSetStatus("UNAVAILABLE: %s", why);
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not destroy the user's sessions"),
-				 errdetail_internal("%s", why)));
-	}
-	SessionSetStatus("DESTROYED %lld", (long long) deleted);
-	PG_RETURN_INT32((int32) deleted);
+		int n;
+		char **members = next_members(idx, cursor, &n, &batches, what);
+		char **keys = palloc(sizeof(char *) * (n + 1));
+		int nkeys = 0;
+		int64 deleted = 0;
+		const char *why = NULL;
+
+		for (int i = 0; i < n; i++)
+			if (is_member(members[i]))
+				keys[nkeys++] = SessionKeyFromHex(members[i]);
+		if (StoreSessionDelete(keys, nkeys, idx, members, n, &deleted, &why) != STORE_OK)
+			index_failed(what, why);
+		total += deleted;
+	} while (strcmp(cursor, "0") != 0);
+	SessionSetStatus("DESTROYED %lld", (long long) total);
+	PG_RETURN_INT32((int32) Min(total, PG_INT32_MAX));
 }
 
 /* One listed session as a row of cache_sessions. */
@@ -188,47 +212,57 @@ list_batch(ReturnSetInfo *rsinfo, text *user, char **members, int n,
 Datum
 cache_sessions(PG_FUNCTION_ARGS)
 {
+	const char *what = "list the user's sessions";
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	text *user = PG_GETARG_TEXT_PP(0);
 	char *idx;
-	int n;
-	char **members;
-	char **dead;
-	char **bad;
-	int ndead = 0;
-	int nbad = 0;
-	int64 deleted;
-	const char *why = NULL;
+	char cursor[STORE_CURSOR_LEN] = "0";
+	int batches = 0;
+	int removed = 0;
+	HTAB *seen;
+	HASHCTL ctl;
 
 	InitMaterializedSRF(fcinfo, 0);
-	members = read_index(user, &idx, &n, "list the user's sessions");
-	dead = palloc(sizeof(char *) * (n + 1));
-	bad = palloc(sizeof(char *) * (n + 1));
-	for (int i = 0; i < n;)
+	idx = index_key(user);
+	/* SSCAN may give a member twice (while Redis rehashes the set) */
+	ctl.keysize = 2 * CE_HASH_LEN + 1;
+	ctl.entrysize = ctl.keysize;
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("cache_sessions members", 256, &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	do
 	{
-		char *batch[SESSION_READ_BATCH];
-		int nb = 0;
+		int n;
+		char **members = next_members(idx, cursor, &n, &batches, what);
+		char **dead = palloc(sizeof(char *) * (n + 1));
+		char **bad = palloc(sizeof(char *) * (n + 1));
+		int ndead = 0;
+		int nbad = 0;
+		int64 deleted;
+		const char *why = NULL;
 
-		CHECK_FOR_INTERRUPTS();
-		for (; i < n && nb < SESSION_READ_BATCH; i++)
+		for (int i = 0; i < n;)
 		{
-			if (is_member(members[i]))
-				batch[nb++] = members[i];
-			else
-				dead[ndead++] = members[i];
+			char *batch[SESSION_READ_BATCH];
+			int nb = 0;
+
+			for (; i < n && nb < SESSION_READ_BATCH; i++)
+			{
+				bool dup;
+
+				if (!is_member(members[i]))
+					dead[ndead++] = members[i];
+				else if (hash_search(seen, members[i], HASH_ENTER, &dup), !dup)
+					batch[nb++] = members[i];
+			}
+			if (nb > 0 &&
+				!list_batch(rsinfo, user, batch, nb, dead, &ndead, bad, &nbad, &why))
+				index_failed(what, why);
 		}
-		if (nb > 0 &&
-			!list_batch(rsinfo, user, batch, nb, dead, &ndead, bad, &nbad, &why))
-		{
-			SessionSetStatus("UNAVAILABLE: %s", why);
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not list the user's sessions"),
-					 errdetail_internal("%s", why)));
-		}
-	}
-	/* cleaning is best effort: the next reader tries again */
-	(void) StoreSessionDelete(bad, nbad, idx, dead, ndead, &deleted, &why);
-	SessionSetStatus("LISTED (%d removed from the index)", ndead);
+		/* cleaning is best effort: the next reader tries again */
+		(void) StoreSessionDelete(bad, nbad, idx, dead, ndead, &deleted, &why);
+		removed += ndead;
+	} while (strcmp(cursor, "0") != 0);
+	SessionSetStatus("LISTED (%d removed from the index)", removed);
 	return (Datum) 0;
 }

@@ -399,53 +399,55 @@ StoreSessionDelete(char *const *keys, int n, const char *idx,
 	return st;
 }
 
-/* StoreSessionMembers (store_sessions.h): SMEMBERS idx. */
+/* StoreSessionMembers (store_sessions.h): SSCAN idx cursor COUNT 256. */
 StoreStatus
-StoreSessionMembers(const char *idx, int max_members, char ***members, int *n,
+StoreSessionMembers(const char *idx, char *cursor, char ***members, int *n,
 					const char **why)
 {
 	RedisCommand cmd;
 	redisReply *r = NULL;
+	const redisReply *found;
 	volatile StoreStatus st = STORE_OK;
 
 	*members = NULL;
 	*n = 0;
-	RedisCommandInit(&cmd, "SMEMBERS");
+	RedisCommandInit(&cmd, "SSCAN");
 	RedisCommandArgStr(&cmd, idx);
-	if (!StoreExec(1, &cmd, &r, (size_t) max_members * 128 + 4096,
-				   STORE_DEFAULT_TIMEOUT))
+	RedisCommandArgStr(&cmd, cursor);
+	RedisCommandArgStr(&cmd, "COUNT");
+	RedisCommandArgStr(&cmd, "256");
+	if (!StoreExec(1, &cmd, &r, 4 * 1024 * 1024, STORE_DEFAULT_TIMEOUT))
 	{
 		*why = unavailable();
 		return STORE_UNAVAILABLE;
 	}
 	PG_TRY();
 	{
-		if (r->type == REDIS_REPLY_ERROR && !is_wrongtype(r))
-		{
-			*why = psprintf("Redis answered: %s", StoreErrorText(r, 150));
-			StoreReportError(r);
-			st = STORE_UNAVAILABLE;
-		}
-		else if (r->type == REDIS_REPLY_ERROR)
+		if (is_wrongtype(r))
 		{
 			/* an index of another type: cache_ext never made it */
 			*why = "the index of the user's sessions is not a set";
 			st = STORE_BAD_REPLY;
 		}
-		else if (r->type != REDIS_REPLY_ARRAY ||
-				 r->elements > (size_t) max_members)
+		else if (r->type == REDIS_REPLY_ERROR)
 		{
-			*why = psprintf("the index of the user's sessions has more than %d members, or is not a set",
-							max_members);
+			*why = psprintf("Redis answered: %s", StoreErrorText(r, 150));
+			StoreReportError(r);
+			st = STORE_UNAVAILABLE;
+		}
+		else if (StoreReplyScan(r, cursor, &found) != STORE_OK)
+		{
+			*why = "unexpected reply from Redis to SSCAN";
+			CacheStatsAdd(CS_ERRORS, 1);
 			st = STORE_BAD_REPLY;
 		}
 		else
 		{
-			*members = palloc(sizeof(char *) * (r->elements + 1));
-			for (size_t i = 0; i < r->elements; i++)
-				if (r->element[i]->type == REDIS_REPLY_STRING)
-					(*members)[(*n)++] = pnstrdup(r->element[i]->str,
-												  r->element[i]->len);
+			*members = palloc(sizeof(char *) * (found->elements + 1));
+			for (size_t i = 0; i < found->elements; i++)
+				if (found->element[i]->type == REDIS_REPLY_STRING)
+					(*members)[(*n)++] = pnstrdup(found->element[i]->str,
+												  found->element[i]->len);
 		}
 	}
 	PG_FINALLY();

@@ -102,11 +102,11 @@ extern StoreStatus StoreSessionDelete(char *const *keys, int n,
 									  const char **why);
 
 /*
- * The members of the index idx (SMEMBERS, at most max_members: more is
- * STORE_BAD_REPLY), as palloc'd strings; members that are not strings
- * are left out.
+ * One batch of the members of the index idx: SSCAN from cursor (in: "0"
+ * at first; out: the next, "0" when done; STORE_CURSOR_LEN bytes), as
+ * palloc'd strings; members that are not strings are left out.
  */
-extern StoreStatus StoreSessionMembers(const char *idx, int max_members,
+extern StoreStatus StoreSessionMembers(const char *idx, char *cursor,
 									   char ***members, int *n,
 									   const char **why);
 

@@ -153,6 +153,13 @@ is(sql("SELECT count(*) FROM unnest(ARRAY['" . join("','", @ids) . "']) i WHERE 
 	'0', 'none of them reads');
 is(sql("SELECT cache_session_get('$other')"), '0', 'another user keeps theirs');
 
+# an index walked in several SSCAN batches (256 members a round trip)
+sql("SELECT count(cache_session_create('u10', to_jsonb(g))) FROM generate_series(1, 700) g");
+is(sql("SELECT count(*), count(DISTINCT id_prefix) FROM cache_sessions('u10')"), '700|700',
+	'700 sessions listed, each once');
+is(sql("SELECT cache_session_destroy_all('u10')"), '700', 'and all destroyed');
+is(sql("SELECT count(*) FROM cache_sessions('u10')"), '0', 'none left');
+
 # ---- tampered and swapped values -------------------------------------------
 my $a = sql("SELECT cache_session_create('u7', '\"a\"')");
 my %before = map { $_ => 1 } session_keys();
