@@ -33,6 +33,9 @@ OBJS = \
 	src/scopes.o \
 	src/execute.o \
 	src/subxact.o \
+	src/sessions.o \
+	src/sessions_user.o \
+	src/session_format.o \
 	src/explain.o \
 	src/stats.o \
 	src/health.o \
@@ -41,6 +44,7 @@ OBJS = \
 	src/store/store.o \
 	src/store/store_reply.o \
 	src/store/store_lock.o \
+	src/store/store_sessions.o \
 	src/redis/client.o \
 	src/redis/settings.o \
 	src/redis/text.o \

@@ -26,6 +26,7 @@
 #include "l1.h"
 #include "commitq.h"
 #include "flight.h"
+#include "sessions.h"
 
 PG_MODULE_MAGIC;
 
@@ -74,6 +75,7 @@ _PG_init(void)
 	SecretsDefineGucs();
 	L1DefineGucs();
 	FlightDefineGucs();
+	SessionsDefineGucs();
 	SecretsLoad();
 
 	InvalInit(); /* defines the outbox's settings too */

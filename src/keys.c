@@ -475,6 +475,18 @@ KeyTagGenName(const char *tag)
 	return psprintf("%s%s:g:tag:%s", cache_ext_key_prefix, database_scope(), hex);
 }
 
+/*
+ * A session's key (kind 's') or a user's index of sessions (kind 'u'),
+ * "<prefix><database scope>:s<kind>:<hex>", where hex is the keyed hash
+ * (KeyHash) of the session id or user id made by sessions.c: keys hold
+ * neither in clear.
+ */
+char *
+KeySessionName(char kind, const char *hex)
+{
+	return psprintf("%s%s:s%c:%s", cache_ext_key_prefix, database_scope(), kind, hex);
+}
+
 /* The SCAN pattern matching every entry of this database. */
 char *
 KeyEntryPattern(void)

@@ -31,6 +31,9 @@ extern void KeyHash(const StringInfo material, uint8 *hash);
 extern char *KeyEntryName(const uint8 *hash);
 extern char *KeyEntryPattern(void);
 
+/* Sessions' keys (sessions.c): kind 's' a session, 'u' a user's index. */
+extern char *KeySessionName(char kind, const char *hex);
+
 /*
  * The longest part of a generation key name after the prefix: a key-level
  * generation, "<16 hex>:g:k:<relid, at most 10 digits>:<32 hex>".  The

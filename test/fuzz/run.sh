@@ -16,11 +16,16 @@
 #          replies to CLUSTER SLOTS / CLUSTER SHARDS through hiredis's reader
 #          into the slot map, error replies into MOVED / ASK / TRYAGAIN /
 #          CLUSTERDOWN, and the hash slot of a key against a reference
+#   session fuzz_session.c: stored sessions (src/session_format.c) against
+#          an independent reading of their layout, written sessions round
+#          trips and alterations, sessions sealed as sessions.c seals them,
+#          and session ids
 #
 # Builds the targets and their seed generators (make_seeds.c,
 # make_resp_seeds.c, and fuzz_sealed.c built with -DFZ_SEALED_MAKE_SEEDS,
 # which seals make_seeds.c's entries, and fuzz_cluster.c built with
-# -DFZ_CLUSTER_MAKE_SEEDS) into a temporary work directory
+# -DFZ_CLUSTER_MAKE_SEEDS, and fuzz_session.c built with
+# -DFZ_SESSION_MAKE_SEEDS) into a temporary work directory
 # (nothing is written into the repository), generates seed corpora there,
 # fuzzes each target in turn for its share of FUZZ_SECONDS, and prints the
 # libFuzzer numbers of each.  Exits non-zero on any crash, leak, timeout or
@@ -38,10 +43,11 @@
 #   FUZZ_SECONDS    time budget in seconds for all targets together (default:
 #                   CE_FUZZ_SECONDS, else 60), split evenly between them (at
 #                   least 1 s each); 0 runs the seed corpora once and stops
-#   FUZZ_SECONDS_ENTRY, FUZZ_SECONDS_RESP, FUZZ_SECONDS_SEALED, FUZZ_SECONDS_CLUSTER
+#   FUZZ_SECONDS_ENTRY, FUZZ_SECONDS_RESP, FUZZ_SECONDS_SEALED, FUZZ_SECONDS_CLUSTER,
+#   FUZZ_SECONDS_SESSION
 #                   the budget of one target, instead of its share
-#   FUZZ_TARGETS    the targets to build and run, of "entry resp sealed cluster"
-#                   (default all four)
+#   FUZZ_TARGETS    the targets to build and run, of "entry resp sealed cluster
+#                   session" (default all five; session's share is at most 15 s)
 #   FUZZ_TIMEOUT    seconds one input may take before it counts as a hang (default 10)
 #   FUZZ_MAX_LEN    largest input libFuzzer generates (default 65536)
 #   FUZZ_CORPUS     a directory to keep the entry target's grown corpus in
@@ -53,6 +59,9 @@
 #                   the work directory)
 #   FUZZ_CLUSTER_CORPUS  the same for the cluster target (default:
 #                   FUZZ_CORPUS-cluster when FUZZ_CORPUS is set, else inside
+#                   the work directory)
+#   FUZZ_SESSION_CORPUS  the same for the session target (default:
+#                   FUZZ_CORPUS-session when FUZZ_CORPUS is set, else inside
 #                   the work directory)
 #   FUZZ_WORKDIR    work directory (default: a new mktemp -d under $TMPDIR or /tmp)
 #   FUZZ_KEEP=1     keep the work directory even when everything passed
@@ -66,7 +75,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-${CE_FUZZ_SECONDS:-60}}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-65536}
-FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp sealed cluster}
+FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp sealed cluster session}
 : "${PG_CONFIG:=/usr/lib/postgresql/15/bin/pg_config}"
 
 log()  { printf '==> %s\n' "$*"; }
@@ -74,15 +83,15 @@ note() { printf '    %s\n' "$*"; }
 die()  { printf 'fuzz: ERROR: %s\n' "$*" >&2; exit 1; }
 
 for v in FUZZ_SECONDS FUZZ_TIMEOUT FUZZ_MAX_LEN FUZZ_SECONDS_ENTRY FUZZ_SECONDS_RESP \
-		FUZZ_SECONDS_SEALED FUZZ_SECONDS_CLUSTER; do
+		FUZZ_SECONDS_SEALED FUZZ_SECONDS_CLUSTER FUZZ_SECONDS_SESSION; do
 	[ -n "${!v:-}" ] || continue
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, not '${!v}'"
 done
 targets=()
 for t in ${FUZZ_TARGETS//,/ }; do
 	case $t in
-		entry|resp|sealed|cluster) targets+=("$t") ;;
-		*) die "FUZZ_TARGETS takes entry, resp, sealed and cluster, not '$t'" ;;
+		entry|resp|sealed|cluster|session) targets+=("$t") ;;
+		*) die "FUZZ_TARGETS takes entry, resp, sealed, cluster and session, not '$t'" ;;
 	esac
 done
 [ ${#targets[@]} -gt 0 ] || die "FUZZ_TARGETS names no target"
@@ -157,12 +166,22 @@ else
 fi
 CLUSTER_SEEDS=$W/seeds-cluster
 CLUSTER_ARTIFACTS=$W/artifacts-cluster
-mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS" "$SEALED_ARTIFACTS" "$CLUSTER_ARTIFACTS"
+if [ -n "${FUZZ_SESSION_CORPUS:-}" ]; then
+	SESSION_CORPUS=$FUZZ_SESSION_CORPUS
+elif [ -n "${FUZZ_CORPUS:-}" ]; then
+	SESSION_CORPUS=${FUZZ_CORPUS%/}-session
+else
+	SESSION_CORPUS=$W/corpus-session
+fi
+SESSION_SEEDS=$W/seeds-session
+SESSION_ARTIFACTS=$W/artifacts-session
+mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS" "$SEALED_ARTIFACTS" "$CLUSTER_ARTIFACTS" "$SESSION_ARTIFACTS"
 if wants entry; then mkdir -p "$CORPUS"; fi
 if wants resp; then mkdir -p "$RESP_CORPUS"; fi
 if wants sealed; then mkdir -p "$SEALED_CORPUS"; fi
 if wants cluster; then mkdir -p "$CLUSTER_CORPUS"; fi
-rm -rf "$SEEDS" "$RESP_SEEDS" "$SEALED_SEEDS" "$CLUSTER_SEEDS"
+if wants session; then mkdir -p "$SESSION_CORPUS"; fi
+rm -rf "$SEEDS" "$RESP_SEEDS" "$SEALED_SEEDS" "$CLUSTER_SEEDS" "$SESSION_SEEDS"
 
 failed=1
 cleanup()
@@ -229,6 +248,16 @@ if wants cluster; then
 	clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${HIREDIS_CFLAGS[@]}" "${INC[@]}" \
 		-DFZ_CLUSTER_MAKE_SEEDS "$HERE/fuzz_cluster.c" -o "$W/make_cluster_seeds"
 fi
+if wants session; then
+	# the real session_format.c, and entry_format.c for the sealing
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		"${WARN[@]}" "${INC[@]}" \
+		"$HERE/fuzz_session.c" "$ROOT/src/session_format.c" "$ROOT/src/entry_format.c" \
+		"$PGPORT" -lcrypto -o "$W/fuzz_session"
+	clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${INC[@]}" -DFZ_SESSION_MAKE_SEEDS \
+		"$HERE/fuzz_session.c" "$ROOT/src/session_format.c" "$ROOT/src/entry_format.c" \
+		"$PGPORT" -lcrypto -o "$W/make_session_seeds"
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -259,6 +288,9 @@ if wants cluster; then
 	mkdir -p "$CLUSTER_SEEDS"
 	"$W/make_cluster_seeds" "$CLUSTER_SEEDS" "$W/cluster.dict" | sed 's/^/    /'
 fi
+if wants session; then
+	"$W/make_session_seeds" "$SESSION_SEEDS" "$W/session.dict" | sed 's/^/    /'
+fi
 
 # ---- time budget -------------------------------------------------------------------
 # FUZZ_SECONDS is for all targets together: each gets an even share (the
@@ -271,6 +303,10 @@ for t in "${targets[@]}"; do
 	rest=0
 	if [ "$FUZZ_SECONDS" -gt 0 ] && [ "$b" -lt 1 ]; then
 		b=1
+	fi
+	# the session target's share is at most 15 s (the CI budget)
+	if [ "$t" = session ] && [ "$b" -gt 15 ]; then
+		b=15
 	fi
 	var=FUZZ_SECONDS_${t^^}
 	budget[$t]=${!var:-$b}
@@ -371,6 +407,10 @@ fi
 if wants cluster; then
 	run_target cluster "$CLUSTER_CORPUS" "$CLUSTER_SEEDS" "$CLUSTER_ARTIFACTS" \
 		"$W/fuzz-cluster.log" -dict="$W/cluster.dict" || status=1
+fi
+if wants session; then
+	run_target session "$SESSION_CORPUS" "$SESSION_SEEDS" "$SESSION_ARTIFACTS" \
+		"$W/fuzz-session.log" -dict="$W/session.dict" || status=1
 fi
 if [ "$status" -ne 0 ]; then
 	exit 1
