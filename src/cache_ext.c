@@ -25,6 +25,7 @@
 #include "keys.h"
 #include "l1.h"
 #include "commitq.h"
+#include "entry_pack.h"
 
 PG_MODULE_MAGIC;
 
@@ -66,6 +67,7 @@ _PG_init(void)
 	RedisDefineGucs();
 	KeysDefineGucs();
 	EntryDefineGucs();
+	EntryPackDefineGucs();
 	InvalDefineGucs();
 	StatsDefineGucs();
 	SecretsDefineGucs();
