@@ -87,7 +87,8 @@ typedef struct LookupDecode
 	const char **problem; /* EntryLoad's / EntryOpen's why */
 	StringInfo keep;	  /* NULL, or receives a valid entry's bytes */
 	bool for_explain;	  /* delete nothing */
-	bool chunked;		  /* out: the entry was a chunk head (head) */
+	bool chunked;		  /* out: the entry was joined from chunks (head) */
+	bool dropped;		  /* out: a bad chunked entry, already deleted */
 	char head[CE_CHUNK_HEAD_LEN];
 	size_t stored_bytes; /* out: what the entry takes in Redis */
 	uint8 method;		 /* out: its compression (CE_PACK_*) */
@@ -113,15 +114,19 @@ decode_entry(char *raw, size_t len, void *arg)
 	{
 		StoreChunksResult cr;
 
-		d->chunked = true;
 		memcpy(d->head, raw, Min(len, sizeof(d->head)));
 		cr = StoreReadChunks(d->rkey, raw, len,
 							 (size_t) cache_ext_max_entry_size + CE_SEALED_OVERHEAD,
 							 !d->for_explain, &joined, &dlen, d->problem);
 		if (cr == STORE_CHUNKS_DOWN)
 			return ENTRY_FETCH_FAILED;
+		/* a bad head or chunk: StoreReadChunks deleted them (unless explain) */
+		d->chunked = false;
+		d->dropped = !d->for_explain;
 		if (cr != STORE_CHUNKS_OK)
 			return ENTRY_CORRUPT;
+		d->chunked = true;
+		d->dropped = false;
 		d->stored_bytes = dlen;
 	}
 	data = EntryFromStored(joined ? joined : raw, joined ? dlen : len,
@@ -279,6 +284,7 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	d.problem = corrupt;
 	d.keep = keep;
 	d.for_explain = false;
+	d.dropped = false;
 	d.chunked = false;
 	d.stored_bytes = 0;
 	d.method = CE_PACK_NONE;
@@ -381,7 +387,7 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 		tuplestore_clear(ts);
 		if (d.chunked)
 			StoreDeleteChunked(rkey, d.head, sizeof(d.head));
-		else
+		else if (!d.dropped)
 			delete_entry(rkey);
 	}
 	if (sl.gens == STORE_GENS_MISSING && !init_generations(cs, gens))
@@ -498,6 +504,7 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	d.problem = &problem;
 	d.keep = NULL;
 	d.for_explain = true;
+	d.dropped = false;
 	d.chunked = false;
 	d.stored_bytes = 0;
 	d.method = CE_PACK_NONE;
