@@ -11,7 +11,9 @@
 #   pglz  cache_ext.compress_method = pglz
 #   raw   cache_ext.compress_min_size = -1 (no compression)
 # it prints the bytes the entry takes in Redis (cache_explain), its chunks
-# (cache_ext.chunk_size, default 1MB) and the median time of a hit:
+# (cache_ext.chunk_size, default 1MB), the time of the MISS that stored it
+# (the query, encoding, compression and the writes) and the median time of
+# a hit:
 #   count   SELECT count(*) FROM cached_query(...): decoding into the
 #           call's tuplestore, no rows to the client
 #   rows    SELECT * FROM cached_query(...) through pgbench: the rows to
@@ -57,7 +59,7 @@ for s in "${sizes[@]}"; do
 CREATE EXTENSION IF NOT EXISTS cache_ext;
 CREATE TABLE t_$s (id int, at timestamptz, amount numeric(12,2), label text);
 INSERT INTO t_$s SELECT g, '2024-01-01'::timestamptz + g * interval '1 minute',
-       (g * 7919 % 100000) / 100.0, 'customer ' || (g % 5000) || ' region ' || (g % 50)
+       (g::bigint * 7919 % 100000) / 100.0, 'customer ' || (g % 5000) || ' region ' || (g % 50)
   FROM generate_series(1, ${ROWS[$s]}) g;
 VACUUM ANALYZE t_$s;
 SELECT cache_track('t_$s');
@@ -102,18 +104,22 @@ pgbench_ms()
 		sed -n 's/^latency average = \([0-9.]*\) ms/\1/p'
 }
 
-declare -A BYTES CHUNKED COUNT_MS ROWS_MS
+declare -A BYTES CHUNKED COUNT_MS ROWS_MS MISS_MS
 for s in "${sizes[@]}"; do
 	n=$([ "$s" = small ] && echo 20 || echo "$BENCH_BIG_HITS")
 	for m in lz4 pglz raw; do
 		q=$(query_of "$s" "$m")
-		fill=$(bench_psql pg -At -v ON_ERROR_STOP=1 <<SQL | tail -n 1
+		fill=$(bench_psql pg -At -v ON_ERROR_STOP=1 <<SQL
 $(setup_of "$m")
+\timing on
 SELECT count(*) FROM cached_query('$q') AS t($COLS) \g /dev/null
+\timing off
 SELECT count(*) FROM cached_query('$q') AS t($COLS) \g /dev/null
 SELECT cache_status();
 SQL
 )
+		MISS_MS[$s.$m]=$(sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' <<<"$fill" | head -n 1)
+		fill=$(tail -n 1 <<<"$fill")
 		[ "$fill" = HIT ] || ce_die "t_$s, $m: the second call was '$fill', not HIT"
 		read -r BYTES[$s.$m] CHUNKED[$s.$m] < <(bench_psql pg -At -F ' ' -c \
 			"SELECT e->>'bytes', coalesce(e->>'chunked', 'false') FROM (SELECT cache_explain('$q')->'entry' AS e) x")
@@ -132,11 +138,11 @@ SQL
 done
 
 ce_log "results (medians; time in ms)"
-printf '  %-6s %-5s %14s %8s %11s %11s %13s %12s\n' result mode "bytes stored" chunked "count ms" "rows ms" "count/scan" "rows/scan"
+printf '  %-7s %-5s %12s %8s %10s %10s %10s %11s %10s\n' result mode "bytes" chunked "miss ms" "count ms" "rows ms" "count/scan" "rows/scan"
 for s in "${sizes[@]}"; do
 	for m in lz4 pglz raw scan; do
-		printf '  %-6s %-5s %14s %8s %11s %11s %13s %12s\n' "${ROWS[$s]}" "$m" \
-			"${BYTES[$s.$m]:--}" "${CHUNKED[$s.$m]:--}" "${COUNT_MS[$s.$m]}" "${ROWS_MS[$s.$m]:--}" \
+		printf '  %-7s %-5s %12s %8s %10s %10s %10s %11s %10s\n' "${ROWS[$s]}" "$m" \
+			"${BYTES[$s.$m]:--}" "${CHUNKED[$s.$m]:--}" "${MISS_MS[$s.$m]:--}" "${COUNT_MS[$s.$m]}" "${ROWS_MS[$s.$m]:--}" \
 			"$(bench_ratio "${COUNT_MS[$s.$m]}" "${COUNT_MS[$s.scan]}")" \
 			"$([ "$s" = small ] && bench_ratio "${ROWS_MS[$s.$m]}" "${ROWS_MS[$s.scan]}" || echo -)"
 	done
