@@ -17,7 +17,7 @@ use Test::More;
 use JSON::PP qw(decode_json);
 
 use CacheExt::Redis qw(cache_ext_node);
-use CacheExt::Util;
+use CacheExt::Util qw(:DEFAULT crc32c);
 
 # The local tier stays off here even in run-tests.sh's l1 pass (CE_L1):
 # the calls must read the entries tampered with in Redis.
@@ -144,11 +144,47 @@ tamper_is('a damaged head', 'chunk head checksum mismatch', sub {
 	$redis->cli('SETRANGE', $k, '30', 'X');
 }, 1);
 
+# ---- 3. a compressed entry that lies about its length ---------------------
+# (not chunked: small enough for one value); read and written as hex
+# through Lua, so that binary values survive redis-cli
+sub get_bin
+{
+	my $hex = $redis->lua(q{return (redis.call('GET', KEYS[1]):gsub('.', function(c)
+		return string.format('%02x', string.byte(c)) end))}, [$_[0]]);
+	return pack('H*', $hex);
+}
+sub set_bin
+{
+	my ($k, $v) = @_;
+	$redis->lua(q{return redis.call('SET', KEYS[1], (ARGV[1]:gsub('..', function(h)
+		return string.char(tonumber(h, 16)) end)), 'KEEPTTL')}, [$k], unpack('H*', $v));
+}
+my $Qs = 'SELECT id, t FROM big WHERE id <= 60 ORDER BY id';
+my $small = cq($Qs, $cols);
+my $small_rows = direct_rows($node, $Qs, []);
+call_is($node, $small, qr/^MISS$/, $small_rows, 'small: first call stores');
+my $ks = entry_explain($Qs);
+is($ks->{entry}{compression}, 'lz4', 'small: compressed');
+ok(!$ks->{entry}{chunked}, 'small: in one value');
+foreach my $lie ([0x7FFFFFF0, 'compressed entry would decompress past cache_ext.max_entry_size', 'a bomb'],
+	[-1, 'compressed entry does not decompress', 'a byte short'],
+	[+1, 'compressed entry does not decompress', 'a byte long'])
+{
+	my $frame = get_bin($ks->{key});
+	my $raw = unpack('L', substr($frame, 16, 4));
+	substr($frame, 16, 4) = pack('L', $lie->[0] > 1 ? $lie->[0] : $raw + $lie->[0]);
+	substr($frame, 12, 4) = pack('L', crc32c(substr($frame, 0, 12) . substr($frame, 16)));
+	set_bin($ks->{key}, $frame);
+	call_is($node, $small, qr/^MISS \(corrupt entry replaced: \Q$lie->[1]\E\)$/, $small_rows,
+		"a raw length that lies ($lie->[2]): refused");
+	call_is($node, $small, qr/^HIT$/, $small_rows, "a raw length that lies ($lie->[2]): refilled");
+}
+
 # cache_purge() takes the chunks with their heads
 $node->safe_psql('postgres', 'SELECT cache_purge()');
 is(scalar($redis->scan_keys('cache_ext:*:e:*')), 0, 'cache_purge() leaves no chunk behind');
 
-# ---- 3. with an encryption key, the chunks are sealed ----------------------
+# ---- 4. with an encryption key, the chunks are sealed ----------------------
 my $dir = PostgreSQL::Test::Utils::tempdir('keys');
 open(my $fh, '>', "$dir/keys") or die "$dir/keys: $!";
 print $fh ('3c' x 32) . "\n";
