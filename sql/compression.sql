@@ -154,6 +154,9 @@ SHOW cache_ext.chunk_size;
 SELECT setting IN ('lz4', 'pglz') AS method_known FROM pg_settings WHERE name = 'cache_ext.compress_method';
 
 -- 1. compression forced on for every entry that it shrinks: lz4, then pglz
+-- (column by column for lz4 and chunks only: pglz and raw entries go
+-- through the same decoding once decompressed, and the whole rows below
+-- hold every type)
 SET cache_ext.compress_min_size = 0;
 SET cache_ext.compress_method = 'lz4';
 SELECT miss_equal, hit_equal, statuses, compression, chunked FROM cz_whole('cz', 'lz4');
@@ -163,8 +166,6 @@ SELECT * FROM cz_roundtrip('cz_all', 'lz4');
 SET cache_ext.compress_method = 'pglz';
 SELECT miss_equal, hit_equal, statuses, compression, chunked FROM cz_whole('cz', 'pglz');
 SELECT miss_equal, hit_equal, statuses, compression, chunked FROM cz_whole('cz_all', 'pglz');
-SELECT * FROM cz_roundtrip('cz', 'pglz');
-SELECT * FROM cz_roundtrip('cz_all', 'pglz');
 -- an entry stored with lz4 reads back whatever the method now is
 SELECT miss_equal, hit_equal, statuses, compression FROM cz_whole('cz', 'lz4');
 
@@ -172,8 +173,6 @@ SELECT miss_equal, hit_equal, statuses, compression FROM cz_whole('cz', 'lz4');
 SET cache_ext.compress_min_size = -1;
 SELECT miss_equal, hit_equal, statuses, compression, chunked FROM cz_whole('cz', 'off');
 SELECT miss_equal, hit_equal, statuses, compression, chunked FROM cz_whole('cz_all', 'off');
-SELECT * FROM cz_roundtrip('cz', 'off');
-SELECT * FROM cz_roundtrip('cz_all', 'off');
 -- compressed entries are smaller than the same entries stored raw
 SELECT (SELECT bytes FROM cz_whole('cz', 'lz4')) * 4 < (SELECT bytes FROM cz_whole('cz', 'off')) AS lz4_smaller,
        (SELECT bytes FROM cz_whole('cz', 'pglz')) * 4 < (SELECT bytes FROM cz_whole('cz', 'off')) AS pglz_smaller;
