@@ -416,7 +416,8 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
  * Store the entry: compressed and sealed as the settings say (entry_pack.c),
  * in chunks when longer than cache_ext.chunk_size.  Returns NULL when
  * Redis accepted it, else why not (for cache_status); *stored_len is what
- * it takes in Redis.
+ * it takes in Redis.  When it was compressed or sealed, w->buf.data is
+ * freed (and set to NULL) as soon as that is done.
  */
 char *
 store(const char *rkey, EntryWriter *w, const CallOptions *opts,
@@ -427,12 +428,19 @@ store(const char *rkey, EntryWriter *w, const CallOptions *opts,
 								 &method);
 	char *why;
 
+	/* compressed or sealed: the encoded entry is not held beside it */
+	if (data != w->buf.data)
+	{
+		pfree(w->buf.data);
+		w->buf.data = NULL;
+	}
+
 	if (*stored_len > (size_t) cache_ext_chunk_size)
 		why = StorePutChunked(rkey, data, *stored_len, opts->ttl_ms,
 							  (size_t) cache_ext_chunk_size);
 	else
 		why = StorePutEntry(rkey, data, *stored_len, opts->ttl_ms);
-	if (data != w->buf.data)
+	if (w->buf.data == NULL)
 		pfree(data);
 	return why;
 }

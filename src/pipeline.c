@@ -400,7 +400,8 @@ miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
 			CacheStatsAdd(CS_STORES, 1);
 			CacheStatsAdd(CS_BYTES_STORED, stored_len);
 		}
-		pfree(w.buf.data);
+		if (w.buf.data != NULL) /* store() may have freed it */
+			pfree(w.buf.data);
 	}
 	if (not_stored != NULL)
 	{
