@@ -206,7 +206,48 @@ head_crc(const uint8 *buf)
 	pg_crc32c crc;
 
 	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, buf, 40);
+	COMP_CRC32C(crc, buf, 44);
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+uint32
+CeGensChecksumInit(void)
+{
+	pg_crc32c crc;
+
+	INIT_CRC32C(crc);
+	return crc;
+}
+
+uint32
+CeGensChecksumAdd(uint32 crc, const uint8 *val, uint8 len)
+{
+	pg_crc32c c = crc;
+
+	COMP_CRC32C(c, &len, 1);
+	COMP_CRC32C(c, val, len);
+	return c;
+}
+
+uint32
+CeGensChecksumEnd(uint32 crc)
+{
+	pg_crc32c c = crc;
+
+	FIN_CRC32C(c);
+	return c;
+}
+
+uint32
+CeEntryGensChecksum(const uint8 *entry, size_t len)
+{
+	pg_crc32c crc;
+	uint32 gens_len = get_u32(entry + 44);
+
+	INIT_CRC32C(crc);
+	if ((size_t) gens_len <= len - CE_HEADER_SIZE)
+		COMP_CRC32C(crc, entry + CE_HEADER_SIZE, gens_len);
 	FIN_CRC32C(crc);
 	return crc;
 }
@@ -227,10 +268,9 @@ CeChunkHeadParse(const uint8 *buf, size_t len, size_t max_total,
 
 	if (len != CE_CHUNK_HEAD_LEN || get_u32(buf) != CE_CHUNK_HEAD_MAGIC)
 		return "malformed chunk head";
-	if (buf[4] != 1 || buf[5] != 0 || buf[6] != 0 || buf[7] != 0 ||
-		get_u32(buf + 44) != 0)
+	if (buf[4] != 1 || buf[5] != 0 || buf[6] != 0 || buf[7] != 0)
 		return "malformed chunk head";
-	if (get_u32(buf + 40) != head_crc(buf))
+	if (get_u32(buf + 44) != head_crc(buf))
 		return "chunk head checksum mismatch";
 	n = get_u32(buf + 8);
 	size = get_u32(buf + 12);
@@ -246,6 +286,7 @@ CeChunkHeadParse(const uint8 *buf, size_t len, size_t max_total,
 	h->chunk_size = size;
 	h->total_len = total;
 	memcpy(h->setid, buf + 24, CE_CHUNK_SETID_LEN);
+	h->gens_crc = get_u32(buf + 40);
 	return NULL;
 }
 
@@ -261,7 +302,8 @@ CeChunkHeadWrite(const CeChunkHead *h, uint8 *out)
 	put_u32(out + 12, h->chunk_size);
 	memcpy(out + 16, &h->total_len, 8);
 	memcpy(out + 24, h->setid, CE_CHUNK_SETID_LEN);
-	put_u32(out + 40, head_crc(out));
+	put_u32(out + 40, h->gens_crc);
+	put_u32(out + 44, head_crc(out));
 }
 
 uint32

@@ -52,8 +52,11 @@
  *							 exactly ceil(total_len / chunk_size)
  *	24 uint8[16] set id		 random, fresh for every store; the chunk keys
  *							 are named after it (store_chunks.c)
- *	40 uint32 crc			 CRC-32C of bytes [0,40)
- *	44 uint32 zero
+ *	40 uint32 gens_crc		 CRC-32C of the generations section of the
+ *							 entry inside (entry_format.h), so that a lookup
+ *							 whose generations differ knows the entry is
+ *							 stale without reading its chunks
+ *	44 uint32 crc			 CRC-32C of bytes [0,44)
  *
  * Chunk i (its own key, 0 <= i < nchunks):
  *
@@ -135,7 +138,23 @@ typedef struct CeChunkHead
 	uint32 chunk_size;
 	uint64 total_len;
 	uint8 setid[CE_CHUNK_SETID_LEN];
+	uint32 gens_crc;
 } CeChunkHead;
+
+/*
+ * CRC-32C of a generations section (entry_format.h): a uint8 length and
+ * the bytes of each value.  Start with CeGensChecksumInit, add each value
+ * with CeGensChecksumAdd, finish with CeGensChecksumEnd.
+ */
+extern uint32 CeGensChecksumInit(void);
+extern uint32 CeGensChecksumAdd(uint32 crc, const uint8 *val, uint8 len);
+extern uint32 CeGensChecksumEnd(uint32 crc);
+
+/*
+ * The gens_crc of a plain entry (len bytes, at least its header): of its
+ * generations section, or of none when the section runs past len.
+ */
+extern uint32 CeEntryGensChecksum(const uint8 *entry, size_t len);
 
 extern bool CeIsChunkHead(const uint8 *buf, size_t len);
 

@@ -95,6 +95,26 @@ typedef struct LookupDecode
 } LookupDecode;
 
 /*
+ * The CRC-32C of the generations section an entry computed under gens
+ * would hold (CeChunkHead.gens_crc) into *crc, and crc; NULL when a value
+ * is unknown.
+ */
+static const uint32 *
+gens_checksum(const EntryGens *gens, uint32 *crc)
+{
+	uint32 c = CeGensChecksumInit();
+
+	for (int i = 0; i < gens->n; i++)
+	{
+		if (gens->vals[i] == NULL || gens->lens[i] < 1 || gens->lens[i] > 255)
+			return NULL;
+		c = CeGensChecksumAdd(c, (const uint8 *) gens->vals[i], (uint8) gens->lens[i]);
+	}
+	*crc = CeGensChecksumEnd(c);
+	return crc;
+}
+
+/*
  * The store's StoreDecodeFn for lookup and explain_entry: join the chunks
  * of a chunked entry, open the entry (authenticated, when sealed),
  * decompress it, and decode it into ts if its generations are the current
@@ -108,6 +128,7 @@ decode_entry(char *raw, size_t len, void *arg)
 	char *data;
 	size_t dlen = len;
 	EntryDecodeResult r;
+	uint32 gens_crc;
 
 	d->stored_bytes = len;
 	if (CeIsChunkHead((const uint8 *) raw, len))
@@ -117,9 +138,12 @@ decode_entry(char *raw, size_t len, void *arg)
 		memcpy(d->head, raw, Min(len, sizeof(d->head)));
 		cr = StoreReadChunks(d->rkey, raw, len,
 							 (size_t) cache_ext_max_entry_size + CE_SEALED_OVERHEAD,
+							 gens_checksum(d->gens, &gens_crc),
 							 !d->for_explain, &joined, &dlen, d->problem);
 		if (cr == STORE_CHUNKS_DOWN)
 			return ENTRY_FETCH_FAILED;
+		if (cr == STORE_CHUNKS_STALE)
+			return ENTRY_STALE;
 		/* a bad head or chunk: StoreReadChunks deleted them (unless explain) */
 		d->chunked = false;
 		d->dropped = !d->for_explain;
@@ -424,6 +448,8 @@ store(const char *rkey, EntryWriter *w, const CallOptions *opts,
 	  size_t *stored_len)
 {
 	uint8 method;
+	uint32 gens_crc = CeEntryGensChecksum((const uint8 *) w->buf.data,
+										  w->buf.len);
 	char *data = EntryStoredForm(w->buf.data, w->buf.len, rkey, stored_len,
 								 &method);
 	char *why;
@@ -437,7 +463,7 @@ store(const char *rkey, EntryWriter *w, const CallOptions *opts,
 
 	if (*stored_len > (size_t) cache_ext_chunk_size)
 		why = StorePutChunked(rkey, data, *stored_len, opts->ttl_ms,
-							  (size_t) cache_ext_chunk_size);
+							  (size_t) cache_ext_chunk_size, gens_crc);
 	else
 		why = StorePutEntry(rkey, data, *stored_len, opts->ttl_ms);
 	if (w->buf.data == NULL)

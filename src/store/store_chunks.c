@@ -189,7 +189,7 @@ put_batch(const char *rkey, const CeChunkHead *h, const char *data,
 /* StorePutChunked (store_chunks.h) */
 char *
 StorePutChunked(const char *rkey, const char *data, size_t len, int64 ttl_ms,
-				size_t chunk_size)
+				size_t chunk_size, uint32 gens_crc)
 {
 	CeChunkHead h;
 	CeChunkHead old;
@@ -206,6 +206,7 @@ StorePutChunked(const char *rkey, const char *data, size_t len, int64 ttl_ms,
 	h.chunk_size = (uint32) chunk_size;
 	h.total_len = len;
 	h.nchunks = (uint32) ((len + chunk_size - 1) / chunk_size);
+	h.gens_crc = gens_crc;
 	if (!pg_strong_random(h.setid, sizeof(h.setid)))
 		return pstrdup("could not generate a random chunk set id");
 
@@ -293,8 +294,8 @@ read_batch(const char *rkey, const CeChunkHead *h, uint32 first, uint32 n,
 /* StoreReadChunks (store_chunks.h) */
 StoreChunksResult
 StoreReadChunks(const char *rkey, const char *head, size_t hlen,
-				size_t max_total, bool delete_corrupt, char **out,
-				size_t *outlen, const char **why)
+				size_t max_total, const uint32 *gens_crc, bool delete_corrupt,
+				char **out, size_t *outlen, const char **why)
 {
 	CeChunkHead h;
 	StoreChunksResult res = STORE_CHUNKS_OK;
@@ -304,7 +305,14 @@ StoreReadChunks(const char *rkey, const char *head, size_t hlen,
 	*out = NULL;
 	*why = CeChunkHeadParse((const uint8 *) head, hlen, max_total, &h);
 	if (*why != NULL)
+	{
+		if (delete_corrupt)
+			StoreDeleteEntry(rkey);
 		return STORE_CHUNKS_CORRUPT;
+	}
+	/* invalidated since it was stored: not worth reading */
+	if (gens_crc != NULL && *gens_crc != h.gens_crc)
+		return STORE_CHUNKS_STALE;
 	/* bounded by max_total before this allocation */
 	buf = palloc((Size) h.total_len + 1);
 	per = batch_chunks(&h);

@@ -177,9 +177,9 @@ fuzz_chunk(const uint8 *data, size_t size)
 		return;
 	memcpy(head, data, CE_CHUNK_HEAD_LEN);
 	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, head, 40);
+	COMP_CRC32C(crc, head, 44);
 	FIN_CRC32C(crc);
-	memcpy(head + 40, &crc, 4);
+	memcpy(head + 44, &crc, 4);
 	data += CE_CHUNK_HEAD_LEN;
 	size -= CE_CHUNK_HEAD_LEN;
 	idx = data[0] & 1;
@@ -192,6 +192,7 @@ fuzz_chunk(const uint8 *data, size_t size)
 		h.chunk_size = CE_MIN_CHUNK_SIZE;
 		h.total_len = CE_MIN_CHUNK_SIZE + 1;
 		memset(h.setid, 0x5a, sizeof(h.setid));
+		h.gens_crc = 0;
 	}
 	chunk = malloc(size ? size : 1);
 	memcpy(chunk, data, size);
@@ -354,6 +355,7 @@ main(int argc, char **argv)
 			h.total_len = hs[i].total;
 			h.nchunks = (uint32) ((hs[i].total + hs[i].size - 1) / hs[i].size);
 			memset(h.setid, (int) i * 17 + 1, sizeof(h.setid));
+			h.gens_crc = (uint32) i * 0x9E3779B9u;
 			CeChunkHeadWrite(&h, head);
 			write_seed(argv[2], "head", 2, head, CE_CHUNK_HEAD_LEN);
 			head[CE_CHUNK_HEAD_LEN] = (uint8) i;

@@ -72,6 +72,7 @@ foreach my $e ([$ec, 'compressed'], [$er, 'raw'])
 	my $sum = strlen($k);
 	$sum += strlen($_) foreach @c;
 	$stored{$e->[1]} = $sum;
+	$stored{"$e->[1] chunks"} = scalar(@c);
 	ok(@c >= 2, "$e->[1]: " . scalar(@c) . ' chunks in Redis');
 }
 ok($stored{compressed} * 4 < $stored{raw},
@@ -143,6 +144,22 @@ tamper_is('a damaged head', 'chunk head checksum mismatch', sub {
 	my ($k, @c) = @_;
 	$redis->cli('SETRANGE', $k, '30', 'X');
 }, 1);
+
+# an invalidated chunked entry is known stale from its head: no chunk is read
+sub get_calls
+{
+	my ($line) = grep { /^cmdstat_get:/ } $redis->cli('INFO', 'commandstats');
+	return $line =~ /calls=(\d+)/ ? $1 : 0;
+}
+$node->safe_psql('postgres', 'UPDATE big SET t = t WHERE id = 1');
+my $gets = get_calls();
+call_is($node, $call, qr/^MISS \(invalidated\)$/, $rows, 'invalidated: a miss');
+is(get_calls() - $gets, 0, 'invalidated: not one chunk was read');
+call_is($node, $call, qr/^HIT$/, $rows, 'invalidated: refilled');
+# (the superseded chunks are still there, for 10 s: count the head's)
+my $before_hit = get_calls();
+call_is($node, $call, qr/^HIT$/, $rows, 'invalidated: a hit again');
+is(get_calls() - $before_hit, $stored{'compressed chunks'}, 'a hit reads each chunk once');
 
 # ---- 3. a compressed entry that lies about its length ---------------------
 # (not chunked: small enough for one value); read and written as hex
