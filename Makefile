@@ -9,6 +9,8 @@ OBJS = \
 	src/keyeq.o \
 	src/entry.o \
 	src/entry_format.o \
+	src/entry_frame.o \
+	src/entry_pack.o \
 	src/invalidate.o \
 	src/tracking.o \
 	src/xactset.o \
@@ -45,6 +47,7 @@ OBJS = \
 	src/store/store_reply.o \
 	src/store/store_lock.o \
 	src/store/store_sessions.o \
+	src/store/store_chunks.o \
 	src/redis/client.o \
 	src/redis/settings.o \
 	src/redis/text.o \
@@ -84,6 +87,14 @@ PROVE_TESTS ?= $(sort $(wildcard test/t/*.pl))
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# LZ4 compression where PostgreSQL was built with it (USE_LZ4) and liblz4's
+# header is installed (liblz4-dev); pglz otherwise (src/entry_frame.c)
+CE_LZ4 := $(shell grep -qs '^\#define USE_LZ4 1' '$(includedir_server)/pg_config.h' && pkg-config --exists liblz4 && echo yes)
+ifeq ($(CE_LZ4),yes)
+override CPPFLAGS += -DCE_HAVE_LZ4
+SHLIB_LINK += $(shell pkg-config --libs liblz4)
+endif
 
 # no automatic dependency tracking in PGXS: rebuild everything when a header changes
 $(OBJS): $(wildcard src/*.h src/redis/*.h src/store/*.h)

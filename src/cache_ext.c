@@ -27,6 +27,7 @@
 #include "commitq.h"
 #include "flight.h"
 #include "sessions.h"
+#include "entry_pack.h"
 
 PG_MODULE_MAGIC;
 
@@ -70,6 +71,7 @@ _PG_init(void)
 	RedisDefineGucs();
 	KeysDefineGucs();
 	EntryDefineGucs();
+	EntryPackDefineGucs();
 	InvalDefineGucs();
 	StatsDefineGucs();
 	SecretsDefineGucs();

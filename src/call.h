@@ -164,7 +164,8 @@ extern LookupOutcome lookup(const char *rkey, const uint8 *hash,
 							Tuplestorestate *ts, EntryGens *gens,
 							bool *gens_ok, const char **corrupt,
 							StringInfo keep);
-extern char *store(const char *rkey, EntryWriter *w, const CallOptions *opts);
+extern char *store(const char *rkey, EntryWriter *w, const CallOptions *opts,
+				   size_t *stored_len);
 extern bool verify_hit(PreparedQuery *pq, const CallParams *params,
 					   Tuplestorestate *ts, TupleDesc desc, const char *rkey,
 					   const CallScopes *cs);

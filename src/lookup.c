@@ -58,12 +58,14 @@
 #include "cache_ext.h"
 #include "commitq.h"
 #include "entry.h"
+#include "entry_pack.h"
 #include "invalidate.h"
 #include "keys.h"
 #include "l1.h"
 #include "call.h"
 #include "outbox.h"
 #include "store/store.h"
+#include "store/store_chunks.h"
 
 /* the size of the entry the last hit decoded, for cache_query_stats */
 static int64 last_entry_bytes = 0;
@@ -84,23 +86,77 @@ typedef struct LookupDecode
 	Tuplestorestate *ts;
 	const char **problem; /* EntryLoad's / EntryOpen's why */
 	StringInfo keep;	  /* NULL, or receives a valid entry's bytes */
+	bool for_explain;	  /* delete nothing */
+	bool chunked;		  /* out: the entry was joined from chunks (head) */
+	bool dropped;		  /* out: a bad chunked entry, already deleted */
+	char head[CE_CHUNK_HEAD_LEN];
+	size_t stored_bytes; /* out: what the entry takes in Redis */
+	uint8 method;		 /* out: its compression (CE_PACK_*) */
 } LookupDecode;
 
 /*
- * The store's StoreDecodeFn for lookup and explain_entry: open the entry
- * (authenticated, when sealed) and decode it into ts if its generations
- * are the current ones.  Returns an EntryDecodeResult.
+ * The CRC-32C of the generations section an entry computed under gens
+ * would hold (CeChunkHead.gens_crc) into *crc, and crc; NULL when a value
+ * is unknown.
+ */
+static const uint32 *
+gens_checksum(const EntryGens *gens, uint32 *crc)
+{
+	uint32 c = CeGensChecksumInit();
+
+	for (int i = 0; i < gens->n; i++)
+	{
+		if (gens->vals[i] == NULL || gens->lens[i] < 1 || gens->lens[i] > 255)
+			return NULL;
+		c = CeGensChecksumAdd(c, (const uint8 *) gens->vals[i], (uint8) gens->lens[i]);
+	}
+	*crc = CeGensChecksumEnd(c);
+	return crc;
+}
+
+/*
+ * The store's StoreDecodeFn for lookup and explain_entry: join the chunks
+ * of a chunked entry, open the entry (authenticated, when sealed),
+ * decompress it, and decode it into ts if its generations are the current
+ * ones.  Returns an EntryDecodeResult, or ENTRY_FETCH_FAILED.
  */
 static int
 decode_entry(char *raw, size_t len, void *arg)
 {
 	LookupDecode *d = (LookupDecode *) arg;
-	char *data = raw;
+	char *joined = NULL;
+	char *data;
 	size_t dlen = len;
 	EntryDecodeResult r;
+	uint32 gens_crc;
 
-	if (KeyEncryptionOn() || EntryIsSealed(raw, len))
-		data = EntryOpen(raw, len, d->rkey, &dlen, d->problem);
+	d->stored_bytes = len;
+	if (CeIsChunkHead((const uint8 *) raw, len))
+	{
+		StoreChunksResult cr;
+
+		memcpy(d->head, raw, Min(len, sizeof(d->head)));
+		cr = StoreReadChunks(d->rkey, raw, len,
+							 (size_t) cache_ext_max_entry_size + CE_SEALED_OVERHEAD,
+							 gens_checksum(d->gens, &gens_crc),
+							 !d->for_explain, &joined, &dlen, d->problem);
+		if (cr == STORE_CHUNKS_DOWN)
+			return ENTRY_FETCH_FAILED;
+		if (cr == STORE_CHUNKS_STALE)
+			return ENTRY_STALE;
+		/* a bad head or chunk: StoreReadChunks deleted them (unless explain) */
+		d->chunked = false;
+		d->dropped = !d->for_explain;
+		if (cr != STORE_CHUNKS_OK)
+			return ENTRY_CORRUPT;
+		d->chunked = true;
+		d->dropped = false;
+		d->stored_bytes = dlen;
+	}
+	data = EntryFromStored(joined ? joined : raw, joined ? dlen : len,
+						   joined != NULL, d->rkey,
+						   (size_t) cache_ext_max_entry_size, &dlen,
+						   d->problem, &d->method);
 	if (data == NULL)
 		return ENTRY_CORRUPT;
 	r = EntryLoad(data, dlen, d->hash, d->gens,
@@ -110,6 +166,8 @@ decode_entry(char *raw, size_t len, void *arg)
 	/* the opened bytes, for the local tier */
 	if (r == ENTRY_VALID && d->keep != NULL)
 		appendBinaryStringInfo(d->keep, data, dlen);
+	if (data != raw)
+		pfree(data);
 	return r;
 }
 
@@ -249,6 +307,11 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	d.ts = ts;
 	d.problem = corrupt;
 	d.keep = keep;
+	d.for_explain = false;
+	d.dropped = false;
+	d.chunked = false;
+	d.stored_bytes = 0;
+	d.method = CE_PACK_NONE;
 
 	/*
 	 * Commits that returned without waiting for Redis (commitq.c): on this
@@ -313,8 +376,8 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 				case ENTRY_VALID:
 					outcome = LOOKUP_HIT;
 					pq->undecodable = 0;
-					CacheStatsAdd(CS_BYTES_READ, sl.entry_bytes);
-					last_entry_bytes = sl.entry_bytes;
+					CacheStatsAdd(CS_BYTES_READ, d.stored_bytes);
+					last_entry_bytes = d.stored_bytes;
 					break;
 				case ENTRY_STALE:
 					outcome = LOOKUP_STALE;
@@ -346,7 +409,10 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 	{
 		CacheStatsAdd(CS_CORRUPT, 1);
 		tuplestore_clear(ts);
-		delete_entry(rkey);
+		if (d.chunked)
+			StoreDeleteChunked(rkey, d.head, sizeof(d.head));
+		else if (!d.dropped)
+			delete_entry(rkey);
 	}
 	if (sl.gens == STORE_GENS_MISSING && !init_generations(cs, gens))
 		*gens_ok = false;
@@ -371,20 +437,38 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 }
 
 /*
- * Store the entry.  Returns NULL when Redis accepted it, else why not (for
- * cache_status).
+ * Store the entry: compressed and sealed as the settings say (entry_pack.c),
+ * in chunks when longer than cache_ext.chunk_size.  Returns NULL when
+ * Redis accepted it, else why not (for cache_status); *stored_len is what
+ * it takes in Redis.  When it was compressed or sealed, w->buf.data is
+ * freed (and set to NULL) as soon as that is done.
  */
 char *
-store(const char *rkey, EntryWriter *w, const CallOptions *opts)
+store(const char *rkey, EntryWriter *w, const CallOptions *opts,
+	  size_t *stored_len)
 {
-	if (KeyEncryptionOn())
-	{
-		StringInfoData sealed;
+	uint8 method;
+	uint32 gens_crc = CeEntryGensChecksum((const uint8 *) w->buf.data,
+										  w->buf.len);
+	char *data = EntryStoredForm(w->buf.data, w->buf.len, rkey, stored_len,
+								 &method);
+	char *why;
 
-		EntrySeal(w->buf.data, w->buf.len, rkey, &sealed);
-		return StorePutEntry(rkey, sealed.data, sealed.len, opts->ttl_ms);
+	/* compressed or sealed: the encoded entry is not held beside it */
+	if (data != w->buf.data)
+	{
+		pfree(w->buf.data);
+		w->buf.data = NULL;
 	}
-	return StorePutEntry(rkey, w->buf.data, w->buf.len, opts->ttl_ms);
+
+	if (*stored_len > (size_t) cache_ext_chunk_size)
+		why = StorePutChunked(rkey, data, *stored_len, opts->ttl_ms,
+							  (size_t) cache_ext_chunk_size, gens_crc);
+	else
+		why = StorePutEntry(rkey, data, *stored_len, opts->ttl_ms);
+	if (w->buf.data == NULL)
+		pfree(data);
+	return why;
 }
 
 /* ---- cache_explain ---- */
@@ -453,6 +537,11 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 	d.ts = ts;
 	d.problem = &problem;
 	d.keep = NULL;
+	d.for_explain = true;
+	d.dropped = false;
+	d.chunked = false;
+	d.stored_bytes = 0;
+	d.method = CE_PACK_NONE;
 
 	/* the same lookup and verdict as cached_query's, with the TTL */
 	/* what a call would see: after the bumps on their way (commitq.c) */
@@ -495,6 +584,9 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 					case ENTRY_VALID:
 						appendStringInfo(buf, ",\"rows\":" INT64_FORMAT,
 										 tuplestore_tuple_count(ts));
+						if (d.method != CE_PACK_NONE)
+							appendStringInfo(buf, ",\"compression\":\"%s\"",
+											 CePackName(d.method));
 						break;
 					case ENTRY_STALE:
 						problem = "stale: invalidated since it was stored";
@@ -511,7 +603,10 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 			appendStringInfoString(buf, ",\"problem\":");
 			escape_json(buf, problem);
 		}
-		if (sl.entry == STORE_ENTRY_PRESENT || sl.entry == STORE_ENTRY_TOO_LARGE)
+		if (d.chunked)
+			appendStringInfo(buf, ",\"bytes\":%zu,\"chunked\":true",
+							 d.stored_bytes);
+		else if (sl.entry == STORE_ENTRY_PRESENT || sl.entry == STORE_ENTRY_TOO_LARGE)
 			appendStringInfo(buf, ",\"bytes\":%zu", sl.entry_bytes);
 		if (sl.has_ttl)
 			appendStringInfo(buf, ",\"ttl_ms\":" INT64_FORMAT, sl.ttl_ms);

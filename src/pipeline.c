@@ -361,6 +361,7 @@ miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
 	EntryWriter w;
 	char *encode_problem;
 	const char *not_stored = NULL;
+	size_t stored_len = 0;
 
 	c->outcome.status = CALL_MISS;
 	c->outcome.invalidated = found == LOOKUP_STALE;
@@ -393,15 +394,16 @@ miss_call(Call *c, LookupOutcome found, EntryGens *gens, bool gens_ok,
 		if (c->l1)
 			l1_insert(c, w.buf.data, w.buf.len, c->opts->ttl_ms,
 					  elapsed_us(c->start));
-		not_stored = store(call_rkey(c), &w, c->opts);
+		not_stored = store(call_rkey(c), &w, c->opts, &stored_len);
 		if (not_stored == NULL)
 		{
 			c->rec.stored = true;
-			c->rec.bytes_stored = w.buf.len;
+			c->rec.bytes_stored = stored_len;
 			CacheStatsAdd(CS_STORES, 1);
-			CacheStatsAdd(CS_BYTES_STORED, w.buf.len);
+			CacheStatsAdd(CS_BYTES_STORED, stored_len);
 		}
-		pfree(w.buf.data);
+		if (w.buf.data != NULL) /* store() may have freed it */
+			pfree(w.buf.data);
 	}
 	if (not_stored != NULL)
 	{

@@ -20,6 +20,9 @@
 #          an independent reading of their layout, written sessions round
 #          trips and alterations, sessions sealed as sessions.c seals them,
 #          and session ids
+#   frame  fuzz_frame.c: compressed entries (pglz, and lz4 where PostgreSQL
+#          has it) and the heads and chunks of chunked entries
+#          (src/entry_frame.c): lying lengths, damaged streams, round trips
 #
 # Builds the targets and their seed generators (make_seeds.c,
 # make_resp_seeds.c, and fuzz_sealed.c built with -DFZ_SEALED_MAKE_SEEDS,
@@ -44,10 +47,10 @@
 #                   CE_FUZZ_SECONDS, else 60), split evenly between them (at
 #                   least 1 s each); 0 runs the seed corpora once and stops
 #   FUZZ_SECONDS_ENTRY, FUZZ_SECONDS_RESP, FUZZ_SECONDS_SEALED, FUZZ_SECONDS_CLUSTER,
-#   FUZZ_SECONDS_SESSION
+#   FUZZ_SECONDS_SESSION, FUZZ_SECONDS_FRAME
 #                   the budget of one target, instead of its share
 #   FUZZ_TARGETS    the targets to build and run, of "entry resp sealed cluster
-#                   session" (default all five; session's share is at most 15 s)
+#                   session frame" (default all six; session's share is at most 15 s)
 #   FUZZ_TIMEOUT    seconds one input may take before it counts as a hang (default 10)
 #   FUZZ_MAX_LEN    largest input libFuzzer generates (default 65536)
 #   FUZZ_CORPUS     a directory to keep the entry target's grown corpus in
@@ -75,7 +78,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-${CE_FUZZ_SECONDS:-60}}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-65536}
-FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp sealed cluster session}
+FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp sealed cluster session frame}
 : "${PG_CONFIG:=/usr/lib/postgresql/15/bin/pg_config}"
 
 log()  { printf '==> %s\n' "$*"; }
@@ -83,15 +86,15 @@ note() { printf '    %s\n' "$*"; }
 die()  { printf 'fuzz: ERROR: %s\n' "$*" >&2; exit 1; }
 
 for v in FUZZ_SECONDS FUZZ_TIMEOUT FUZZ_MAX_LEN FUZZ_SECONDS_ENTRY FUZZ_SECONDS_RESP \
-		FUZZ_SECONDS_SEALED FUZZ_SECONDS_CLUSTER FUZZ_SECONDS_SESSION; do
+		FUZZ_SECONDS_SEALED FUZZ_SECONDS_CLUSTER FUZZ_SECONDS_SESSION FUZZ_SECONDS_FRAME; do
 	[ -n "${!v:-}" ] || continue
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, not '${!v}'"
 done
 targets=()
 for t in ${FUZZ_TARGETS//,/ }; do
 	case $t in
-		entry|resp|sealed|cluster|session) targets+=("$t") ;;
-		*) die "FUZZ_TARGETS takes entry, resp, sealed, cluster and session, not '$t'" ;;
+		entry|resp|sealed|cluster|session|frame) targets+=("$t") ;;
+		*) die "FUZZ_TARGETS takes entry, resp, sealed, cluster, session and frame, not '$t'" ;;
 	esac
 done
 [ ${#targets[@]} -gt 0 ] || die "FUZZ_TARGETS names no target"
@@ -128,6 +131,19 @@ for lib in "$PKGLIBDIR/libpgport_shlib.a" "$PKGLIBDIR/libpgport.a" \
 	fi
 done
 [ -n "$PGPORT" ] || die "libpgport not found under $PKGLIBDIR"
+# pglz (common/pg_lzcompress.h) for the frame target; lz4 where PostgreSQL
+# was built with it and its header is installed, as the Makefile decides
+PGCOMMON=
+for lib in "$PKGLIBDIR/libpgcommon.a" "$("$PG_CONFIG" --libdir)/libpgcommon.a"; do
+	if [ -f "$lib" ]; then
+		PGCOMMON=$lib
+		break
+	fi
+done
+LZ4=()
+if grep -qs '^#define USE_LZ4 1' "$SERVER_INC/pg_config.h" && [ -f /usr/include/lz4.h ]; then
+	LZ4=(-DCE_HAVE_LZ4 -llz4)
+fi
 
 # ---- work directory --------------------------------------------------------------
 if [ -n "${FUZZ_WORKDIR:-}" ]; then
@@ -175,12 +191,16 @@ else
 fi
 SESSION_SEEDS=$W/seeds-session
 SESSION_ARTIFACTS=$W/artifacts-session
-mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS" "$SEALED_ARTIFACTS" "$CLUSTER_ARTIFACTS" "$SESSION_ARTIFACTS"
+FRAME_CORPUS=$W/corpus-frame
+FRAME_SEEDS=$W/seeds-frame
+FRAME_ARTIFACTS=$W/artifacts-frame
+mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS" "$SEALED_ARTIFACTS" "$CLUSTER_ARTIFACTS" "$SESSION_ARTIFACTS" "$FRAME_ARTIFACTS"
 if wants entry; then mkdir -p "$CORPUS"; fi
 if wants resp; then mkdir -p "$RESP_CORPUS"; fi
 if wants sealed; then mkdir -p "$SEALED_CORPUS"; fi
 if wants cluster; then mkdir -p "$CLUSTER_CORPUS"; fi
 if wants session; then mkdir -p "$SESSION_CORPUS"; fi
+if wants frame; then mkdir -p "$FRAME_CORPUS" "$FRAME_SEEDS"; fi
 rm -rf "$SEEDS" "$RESP_SEEDS" "$SEALED_SEEDS" "$CLUSTER_SEEDS" "$SESSION_SEEDS"
 
 failed=1
@@ -207,7 +227,17 @@ if wants entry; then
 		"$HERE/fuzz_entry.c" "$ROOT/src/entry_format.c" "$PGPORT" \
 		-lcrypto -o "$W/fuzz_entry"
 fi
-if wants entry || wants sealed; then
+if wants frame; then
+	[ -n "$PGCOMMON" ] || die "libpgcommon not found under $PKGLIBDIR"
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		"${WARN[@]}" "${INC[@]}" "${LZ4[@]:0:1}" \
+		"$HERE/fuzz_frame.c" "$ROOT/src/entry_frame.c" "$ROOT/src/entry_format.c" \
+		"$PGCOMMON" "$PGPORT" -lcrypto "${LZ4[@]:1}" -o "$W/fuzz_frame"
+	clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${INC[@]}" "${LZ4[@]:0:1}" -DFZ_FRAME_MAKE_SEEDS \
+		"$HERE/fuzz_frame.c" "$ROOT/src/entry_frame.c" "$ROOT/src/entry_format.c" \
+		"$PGCOMMON" "$PGPORT" -lcrypto "${LZ4[@]:1}" -o "$W/make_frame_seeds"
+fi
+if wants entry || wants sealed || wants frame; then
 	# the sealed target's seeds are make_seeds.c's entries, sealed
 	clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${INC[@]}" \
 		"$HERE/make_seeds.c" "$ROOT/src/entry_format.c" "$PGPORT" \
@@ -275,8 +305,11 @@ if [ $# -gt 0 ]; then
 fi
 
 # ---- seeds -----------------------------------------------------------------------
-if wants entry || wants sealed; then
+if wants entry || wants sealed || wants frame; then
 	"$W/make_seeds" "$SEEDS" | sed 's/^/    /'
+fi
+if wants frame; then
+	"$W/make_frame_seeds" "$SEEDS" "$FRAME_SEEDS" | sed 's/^/    /'
 fi
 if wants sealed; then
 	"$W/make_sealed_seeds" "$SEEDS" "$SEALED_SEEDS" "$W/sealed.dict" | sed 's/^/    /'
@@ -411,6 +444,9 @@ fi
 if wants session; then
 	run_target session "$SESSION_CORPUS" "$SESSION_SEEDS" "$SESSION_ARTIFACTS" \
 		"$W/fuzz-session.log" -dict="$W/session.dict" || status=1
+fi
+if wants frame; then
+	run_target frame "$FRAME_CORPUS" "$FRAME_SEEDS" "$FRAME_ARTIFACTS" "$W/fuzz-frame.log" || status=1
 fi
 if [ "$status" -ne 0 ]; then
 	exit 1

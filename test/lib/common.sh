@@ -48,7 +48,7 @@ CE_PG_CTL_START_OPTS=${CE_PG_CTL_START_OPTS:-}
 CE_PACKAGES=(
 	build-essential gcc make pkg-config
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib
-	libhiredis-dev libssl-dev openssl
+	libhiredis-dev libssl-dev openssl liblz4-dev
 	redis-server redis-tools
 	libipc-run-perl perl
 	clang clang-format valgrind

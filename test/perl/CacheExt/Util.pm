@@ -23,6 +23,7 @@ use Test::More;
 our @EXPORT =
   qw(sql_literal cq direct_rows cache_call call_is cache_stats stats_delta fd_count
   sales_fixture);
+our @EXPORT_OK = qw(crc32c);
 
 # The sales table the failure tests share, and their per-region query.
 our $SALES_Q = 'SELECT region, count(*), sum(amount) FROM sales WHERE region = $1 GROUP BY region';
@@ -170,6 +171,33 @@ sub call_is
 	like($r->{status} // '(cache_status() did not run)', $status_re, "$name: status");
 	is($r->{rows}, $rows, "$name: rows");
 	return $r;
+}
+
+=pod
+
+=item crc32c($bytes)
+
+CRC-32C of a byte string, as pg_crc32c computes it: for tests that forge
+entries with a valid checksum.
+
+=cut
+
+my @crc32c_table;
+
+sub crc32c
+{
+	if (!@crc32c_table)
+	{
+		for my $i (0 .. 255)
+		{
+			my $c = $i;
+			$c = ($c & 1) ? (($c >> 1) ^ 0x82F63B78) : ($c >> 1) for 1 .. 8;
+			$crc32c_table[$i] = $c;
+		}
+	}
+	my $crc = 0xFFFFFFFF;
+	$crc = $crc32c_table[($crc ^ $_) & 0xFF] ^ ($crc >> 8) foreach unpack('C*', $_[0]);
+	return $crc ^ 0xFFFFFFFF;
 }
 
 =pod
