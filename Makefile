@@ -36,6 +36,9 @@ OBJS = \
 	src/explain.o \
 	src/stats.o \
 	src/health.o \
+	src/values.o \
+	src/value_format.o \
+	src/store/store_values.o \
 	src/store/store.o \
 	src/store/store_reply.o \
 	src/redis/client.o \

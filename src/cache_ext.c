@@ -70,6 +70,7 @@ _PG_init(void)
 	StatsDefineGucs();
 	SecretsDefineGucs();
 	L1DefineGucs();
+	ValuesDefineGucs();
 	SecretsLoad();
 
 	InvalInit(); /* defines the outbox's settings too */

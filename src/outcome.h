@@ -48,6 +48,8 @@ typedef struct CallOutcome
 	bool verify_mismatch;	/* MISS: cache_ext.verify_rate found the
 									 * stored result differed (deleted) */
 	bool local;				/* HIT: served by the local tier (L1) */
+	const char *text;		/* when set, cache_status() shows this
+								 * instead (application values, values.c) */
 } CallOutcome;
 
 /* cache_status()'s text for o, palloc'd in the current context */
