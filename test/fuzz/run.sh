@@ -16,11 +16,15 @@
 #          replies to CLUSTER SLOTS / CLUSTER SHARDS through hiredis's reader
 #          into the slot map, error replies into MOVED / ASK / TRYAGAIN /
 #          CLUSTERDOWN, and the hash slot of a key against a reference
+#   value  fuzz_value.c: stored application values (src/value_format.c),
+#          CvValueParse against an independent reading of the layout, and
+#          CvValueBuild round trips, flipped and truncated values refused
 #
 # Builds the targets and their seed generators (make_seeds.c,
 # make_resp_seeds.c, and fuzz_sealed.c built with -DFZ_SEALED_MAKE_SEEDS,
 # which seals make_seeds.c's entries, and fuzz_cluster.c built with
-# -DFZ_CLUSTER_MAKE_SEEDS) into a temporary work directory
+# -DFZ_CLUSTER_MAKE_SEEDS, and fuzz_value.c built with -DFZ_VALUE_MAKE_SEEDS)
+# into a temporary work directory
 # (nothing is written into the repository), generates seed corpora there,
 # fuzzes each target in turn for its share of FUZZ_SECONDS, and prints the
 # libFuzzer numbers of each.  Exits non-zero on any crash, leak, timeout or
@@ -37,11 +41,14 @@
 # Environment:
 #   FUZZ_SECONDS    time budget in seconds for all targets together (default:
 #                   CE_FUZZ_SECONDS, else 60), split evenly between them (at
-#                   least 1 s each); 0 runs the seed corpora once and stops
+#                   least 1 s each), except the value target's; 0 runs the
+#                   seed corpora once and stops
 #   FUZZ_SECONDS_ENTRY, FUZZ_SECONDS_RESP, FUZZ_SECONDS_SEALED, FUZZ_SECONDS_CLUSTER
 #                   the budget of one target, instead of its share
-#   FUZZ_TARGETS    the targets to build and run, of "entry resp sealed cluster"
-#                   (default all four)
+#   FUZZ_SECONDS_VALUE  the value target's budget, on top of FUZZ_SECONDS
+#                   (default 10, at most FUZZ_SECONDS): its format is small
+#   FUZZ_TARGETS    the targets to build and run, of "entry resp sealed cluster
+#                   value" (default all five)
 #   FUZZ_TIMEOUT    seconds one input may take before it counts as a hang (default 10)
 #   FUZZ_MAX_LEN    largest input libFuzzer generates (default 65536)
 #   FUZZ_CORPUS     a directory to keep the entry target's grown corpus in
@@ -66,7 +73,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-${CE_FUZZ_SECONDS:-60}}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-65536}
-FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp sealed cluster}
+FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp sealed cluster value}
 : "${PG_CONFIG:=/usr/lib/postgresql/15/bin/pg_config}"
 
 log()  { printf '==> %s\n' "$*"; }
@@ -74,15 +81,15 @@ note() { printf '    %s\n' "$*"; }
 die()  { printf 'fuzz: ERROR: %s\n' "$*" >&2; exit 1; }
 
 for v in FUZZ_SECONDS FUZZ_TIMEOUT FUZZ_MAX_LEN FUZZ_SECONDS_ENTRY FUZZ_SECONDS_RESP \
-		FUZZ_SECONDS_SEALED FUZZ_SECONDS_CLUSTER; do
+		FUZZ_SECONDS_SEALED FUZZ_SECONDS_CLUSTER FUZZ_SECONDS_VALUE; do
 	[ -n "${!v:-}" ] || continue
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, not '${!v}'"
 done
 targets=()
 for t in ${FUZZ_TARGETS//,/ }; do
 	case $t in
-		entry|resp|sealed|cluster) targets+=("$t") ;;
-		*) die "FUZZ_TARGETS takes entry, resp, sealed and cluster, not '$t'" ;;
+		entry|resp|sealed|cluster|value) targets+=("$t") ;;
+		*) die "FUZZ_TARGETS takes entry, resp, sealed, cluster and value, not '$t'" ;;
 	esac
 done
 [ ${#targets[@]} -gt 0 ] || die "FUZZ_TARGETS names no target"
@@ -157,12 +164,17 @@ else
 fi
 CLUSTER_SEEDS=$W/seeds-cluster
 CLUSTER_ARTIFACTS=$W/artifacts-cluster
-mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS" "$SEALED_ARTIFACTS" "$CLUSTER_ARTIFACTS"
+VALUE_CORPUS=${FUZZ_CORPUS:+${FUZZ_CORPUS%/}-value}
+VALUE_CORPUS=${VALUE_CORPUS:-$W/corpus-value}
+VALUE_SEEDS=$W/seeds-value
+VALUE_ARTIFACTS=$W/artifacts-value
+mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS" "$SEALED_ARTIFACTS" "$CLUSTER_ARTIFACTS" "$VALUE_ARTIFACTS"
 if wants entry; then mkdir -p "$CORPUS"; fi
 if wants resp; then mkdir -p "$RESP_CORPUS"; fi
 if wants sealed; then mkdir -p "$SEALED_CORPUS"; fi
 if wants cluster; then mkdir -p "$CLUSTER_CORPUS"; fi
-rm -rf "$SEEDS" "$RESP_SEEDS" "$SEALED_SEEDS" "$CLUSTER_SEEDS"
+if wants value; then mkdir -p "$VALUE_CORPUS"; fi
+rm -rf "$SEEDS" "$RESP_SEEDS" "$SEALED_SEEDS" "$CLUSTER_SEEDS" "$VALUE_SEEDS"
 
 failed=1
 cleanup()
@@ -229,6 +241,13 @@ if wants cluster; then
 	clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${HIREDIS_CFLAGS[@]}" "${INC[@]}" \
 		-DFZ_CLUSTER_MAKE_SEEDS "$HERE/fuzz_cluster.c" -o "$W/make_cluster_seeds"
 fi
+if wants value; then
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		"${WARN[@]}" "${INC[@]}" \
+		"$HERE/fuzz_value.c" "$ROOT/src/value_format.c" "$PGPORT" -o "$W/fuzz_value"
+	clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${INC[@]}" -DFZ_VALUE_MAKE_SEEDS \
+		"$HERE/fuzz_value.c" "$ROOT/src/value_format.c" "$PGPORT" -o "$W/make_value_seeds"
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -259,14 +278,30 @@ if wants cluster; then
 	mkdir -p "$CLUSTER_SEEDS"
 	"$W/make_cluster_seeds" "$CLUSTER_SEEDS" "$W/cluster.dict" | sed 's/^/    /'
 fi
+if wants value; then
+	mkdir -p "$VALUE_SEEDS"
+	"$W/make_value_seeds" "$VALUE_SEEDS" | sed 's/^/    /'
+fi
 
 # ---- time budget -------------------------------------------------------------------
 # FUZZ_SECONDS is for all targets together: each gets an even share (the
 # first one the remainder), at least 1 s, unless FUZZ_SECONDS_<TARGET> says.
+# The value target is not in the split: it gets FUZZ_SECONDS_VALUE (default
+# 10 s, at most FUZZ_SECONDS) on top, so the others keep their shares.
 declare -A budget
-share=$((FUZZ_SECONDS / ${#targets[@]}))
-rest=$((FUZZ_SECONDS - share * ${#targets[@]}))
+shared=()
 for t in "${targets[@]}"; do
+	[ "$t" = value ] || shared+=("$t")
+done
+if wants value; then
+	v=$((FUZZ_SECONDS < 10 ? FUZZ_SECONDS : 10))
+	budget[value]=${FUZZ_SECONDS_VALUE:-$v}
+fi
+nshared=${#shared[@]}
+[ "$nshared" -gt 0 ] || nshared=1
+share=$((FUZZ_SECONDS / nshared))
+rest=$((FUZZ_SECONDS - share * nshared))
+for t in "${shared[@]}"; do
 	b=$((share + rest))
 	rest=0
 	if [ "$FUZZ_SECONDS" -gt 0 ] && [ "$b" -lt 1 ]; then
@@ -371,6 +406,10 @@ fi
 if wants cluster; then
 	run_target cluster "$CLUSTER_CORPUS" "$CLUSTER_SEEDS" "$CLUSTER_ARTIFACTS" \
 		"$W/fuzz-cluster.log" -dict="$W/cluster.dict" || status=1
+fi
+if wants value; then
+	run_target value "$VALUE_CORPUS" "$VALUE_SEEDS" "$VALUE_ARTIFACTS" \
+		"$W/fuzz-value.log" || status=1
 fi
 if [ "$status" -ne 0 ]; then
 	exit 1
