@@ -313,7 +313,7 @@ typedef enum ValueReadResult
 /* What read_cb needs and gives back. */
 typedef struct ValueRead
 {
-	const ValueNames *names;
+	ValueNames names;
 	uint8 kind;		 /* the kind asked for */
 	char **cur_vals; /* the fixed generations' current values */
 	size_t *cur_lens;
@@ -343,13 +343,13 @@ read_cb(char *raw, size_t len, void *arg)
 	const uint8 *g;
 
 	if (KeyEncryptionOn() || EntryIsSealed(raw, len))
-		buf = EntryOpen(raw, len, r->names->rkey, &blen, &r->problem);
+		buf = EntryOpen(raw, len, r->names.rkey, &blen, &r->problem);
 	if (buf == NULL)
 		return VR_CORRUPT;
 	r->problem = CvValueParse((const uint8 *) buf, blen, &v);
 	if (r->problem != NULL)
 		return VR_CORRUPT;
-	if (memcmp(v.fingerprint, r->names->fingerprint, CV_FINGERPRINT_LEN) != 0)
+	if (memcmp(v.fingerprint, r->names.fingerprint, CV_FINGERPRINT_LEN) != 0)
 	{
 		r->problem = "value belongs to another key";
 		return VR_CORRUPT;
@@ -466,7 +466,7 @@ value_read(const char *fn, const char *ns, const char *key, uint8 kind,
 	check_namespace(ns);
 	value_names(ns, key, &names);
 	memset(r, 0, sizeof(*r));
-	r->names = &names;
+	r->names = names;
 	r->kind = kind;
 	r->cur_vals = palloc0(sizeof(char *) * NFIXED);
 	r->cur_lens = palloc0(sizeof(size_t) * NFIXED);
@@ -773,7 +773,7 @@ cache_get(PG_FUNCTION_ARGS)
 	if (problem != NULL)
 	{
 		CacheStatsAdd(CS_CORRUPT, 1);
-		StoreDeleteEntry(r.names->rkey);
+		StoreDeleteEntry(r.names.rkey);
 		set_status(psprintf("MISS (corrupt value deleted: %s)", problem));
 		PG_RETURN_NULL();
 	}
