@@ -20,11 +20,12 @@
  * transaction.  Redis down makes reads return NULL and writes false, with
  * cache_status() saying why, unless cache_ext.values_strict asks for an
  * ERROR.  A namespace may be restricted to a role
- * (cache_ext_value_namespaces): the rule is read under the current
- * snapshot at every call, so a restriction is in force from the commit
- * that made it.
+ * (cache_ext_value_namespaces): the rule is read with a fresh snapshot at
+ * every call, so a restriction is in force from the commit that made it.
  *
- * State: the setting cache_ext.values_strict (backend-local GUC).
+ * State (backend-local, this file's only): the setting
+ * cache_ext.values_strict, and the rules table's OID (rules_relid, checked
+ * at every use).
  *
  *-------------------------------------------------------------------------
  */
@@ -254,11 +255,35 @@ tags_arg(FunctionCallInfo fcinfo, int argno, uint8 **digests)
  * the primary key, whose column has collation "C": bytes compared.  Fails
  * closed: no rules table, no access.
  */
+/*
+ * The rules table's OID.  Remembered per backend (two catalog scans saved
+ * per call) and checked at every use through the syscache: a relation of
+ * that OID with that name in that schema, else looked up again (the
+ * extension was dropped and created again).
+ */
+static Oid
+rules_relid(void)
+{
+	static Oid relid = InvalidOid;
+	static Oid nsp = InvalidOid;
+	char *name;
+
+	if (OidIsValid(relid))
+	{
+		name = get_rel_name(relid);
+		if (name != NULL && strcmp(name, RULES_TABLE) == 0 &&
+			get_rel_namespace(relid) == nsp)
+			return relid;
+	}
+	nsp = extension_namespace(NULL);
+	relid = OidIsValid(nsp) ? get_relname_relid(RULES_TABLE, nsp) : InvalidOid;
+	return relid;
+}
+
 static void
 check_namespace(const char *ns)
 {
-	Oid nsp = extension_namespace(NULL);
-	Oid relid = OidIsValid(nsp) ? get_relname_relid(RULES_TABLE, nsp) : InvalidOid;
+	Oid relid = rules_relid();
 	Relation rel;
 	ScanKeyData key;
 	SysScanDesc scan;
