@@ -381,7 +381,7 @@ read_cb(char *raw, size_t len, void *arg)
 	}
 	if (v.ngens != NFIXED)
 	{
-		r->problem = "value depends on generations values never do";
+		r->problem = "value has a generation count cache_ext never writes";
 		return VR_CORRUPT;
 	}
 	g = v.gens;
@@ -865,8 +865,12 @@ PG_FUNCTION_INFO_V1(cache_delete_namespace);
 /*
  * cache_delete_namespace(namespace) RETURNS boolean: bump the namespace's
  * generation (O(1)): every value stored in it before is stale from now
- * on, in every session, whether this transaction commits or not.  False,
- * with a WARNING, when Redis could not take the bump.
+ * on, in every session, whether this transaction commits or not.  When
+ * Redis cannot take the bump it goes to the outbox, as a commit's bumps do
+ * (C3): this server serves no value and no hit until it is delivered; true,
+ * with a WARNING (an ERROR under cache_ext.values_strict).  False, with a
+ * WARNING, only when there is no outbox (not preloaded): the values are
+ * then served again once Redis is back.
  */
 Datum
 cache_delete_namespace(PG_FUNCTION_ARGS)
@@ -874,11 +878,26 @@ cache_delete_namespace(PG_FUNCTION_ARGS)
 	char *ns = namespace_arg(fcinfo);
 	char *gen;
 	char fresh[33];
+	bool bumped;
 
 	check_namespace(ns);
 	gen = KeyNamespaceGenName(ns);
 	InvalFreshValue(fresh);
-	if (!StoreBump(&gen, 1, fresh, NULL, NULL, cache_ext_command_timeout))
+	bumped = StoreBump(&gen, 1, fresh, NULL, NULL, cache_ext_command_timeout);
+	if (!bumped && InvalShmemReady())
+	{
+		char *why = redis_why();
+
+		OutboxAdd(&gen, 1);
+		values_failed("cache_delete_namespace", "INVALIDATED (deferred)", why);
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("cache_delete_namespace could not reach redis: the invalidation of namespace \"%s\" is kept in the outbox", ns),
+				 errdetail_internal("%s", why),
+				 errhint("This server serves no cached value or result until Redis takes it.")));
+		PG_RETURN_BOOL(true);
+	}
+	if (!bumped)
 	{
 		char *why = redis_why();
 

@@ -210,7 +210,22 @@ $t0 = time();
 $out = $node->safe_psql('postgres', "SET cache_ext.command_timeout = 300; "
 	  . "SELECT cache_set('hang', 'k', '2'); SELECT cache_status();");
 like($out, qr/^f\nNOT STORED: redis unavailable/, 'hung Redis: cache_set is false with a status');
+# a namespace invalidation Redis cannot take is kept in the outbox (C3)
+$out = $node->safe_psql('postgres', "SET cache_ext.command_timeout = 300; "
+	  . "SELECT cache_delete_namespace('hang'); SELECT cache_status();");
+like($out, qr/^t\nINVALIDATED \(deferred\): redis unavailable/,
+	'hung Redis: cache_delete_namespace is deferred to the outbox');
 $redis->resume;
+$out = '';
+for (my $i = 0; $i < 100; $i++)
+{
+	$out = $node->safe_psql('postgres',
+		"SELECT coalesce(cache_get('hang', 'k')::text, '<null>'); SELECT cache_status();");
+	last unless $out =~ /BYPASS/;
+	usleep(50_000);
+}
+is($out, "<null>\nMISS (invalidated)",
+	'Redis back: the deferred invalidation was delivered before the value was served');
 
 # ---- Redis stopped, then started again (empty) -----------------------------------------
 call($node, "cache_set('down', 'k', '\"d\"')");
