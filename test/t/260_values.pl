@@ -8,7 +8,8 @@
 # and interruptible waits), and a scan of Redis with a key file set that
 # shows no plaintext, namespace or key.  A second server without key files
 # (another key prefix, same Redis) checks the unsealed format's own
-# defences (fingerprint, length, checksum).
+# defences (fingerprint, length, checksum) and that namespaces belong to
+# the database.
 
 use strict;
 use warnings FATAL => 'all';
@@ -191,11 +192,34 @@ $p1 = set_and_find($plain, 'plain:', 'pt', 'five', '"five"');
 is($v, '"five"', 'unsealed values read back');
 like($redis->cli('GET', $p1), qr/"five"/, 'without a key file the JSON is in Redis in clear (documented)');
 
+# namespaces belong to the database: same namespace and key, another key
+# name; a value copied from one database's key to the other's is foreign
+$plain->safe_psql('postgres', 'CREATE DATABASE other');
+$plain->safe_psql('other', 'CREATE EXTENSION cache_ext');
+# CREATE DATABASE bumps the server generation (through the outbox's worker):
+# values set before that bump is delivered would be stale
+$plain->poll_query_until('postgres', 'SELECT pending_invalidations = 0 FROM cache_stats')
+  or die 'the server generation bump was not delivered';
+my $pa = set_and_find($plain, 'plain:', 'dbns', 'k', '"in postgres"');
+my %before = map { $_ => 1 } $redis->scan_keys('plain:*:v:*');
+is($plain->safe_psql('other', "SELECT cache_set('dbns', 'k', '\"in other\"')"), 't',
+	'the same namespace and key in another database');
+my @pb = grep { !$before{$_} } $redis->scan_keys('plain:*:v:*');
+is(scalar(@pb), 1, 'is another Redis key');
+is($plain->safe_psql('other', "SELECT cache_get('dbns', 'k'); SELECT cache_status()"), "\"in other\"\nHIT",
+	'each database reads its own value');
+is($plain->safe_psql('postgres', "SELECT cache_get('dbns', 'k'); SELECT cache_status()"), "\"in postgres\"\nHIT",
+	'and the first one is untouched');
+$redis->cli('COPY', $pa, $pb[0], 'REPLACE');
+my $out = $plain->safe_psql('other', "SELECT cache_get('dbns', 'k') IS NULL; SELECT cache_status()");
+is($out, "t\nMISS (corrupt value deleted: value belongs to another key)",
+	"a value copied from another database's key is refused");
+
 # ---- Redis hung: bounded, interruptible ----------------------------------------------
 call($node, "cache_set('hang', 'k', '1')");
 $redis->pause;
 my $t0 = time();
-my $out = $node->safe_psql('postgres', "SET cache_ext.command_timeout = 300; "
+$out = $node->safe_psql('postgres', "SET cache_ext.command_timeout = 300; "
 	  . "SELECT coalesce(cache_get('hang', 'k')::text, '<null>'); SELECT cache_status();");
 my $took = time() - $t0;
 like($out, qr/^<null>\nBYPASS: redis unavailable/, 'hung Redis: NULL with a status');
