@@ -43,6 +43,9 @@ OBJS = \
 	src/health.o \
 	src/warm.o \
 	src/flight.o \
+	src/values.o \
+	src/value_format.o \
+	src/store/store_values.o \
 	src/store/store.o \
 	src/store/store_reply.o \
 	src/store/store_lock.o \

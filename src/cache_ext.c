@@ -78,6 +78,7 @@ _PG_init(void)
 	L1DefineGucs();
 	FlightDefineGucs();
 	SessionsDefineGucs();
+	ValuesDefineGucs();
 	SecretsLoad();
 
 	InvalInit(); /* defines the outbox's settings too */

@@ -41,6 +41,7 @@ extern void EntryDefineGucs(void);	  /* entry.c */
 extern void KeysDefineGucs(void);	  /* keys.c */
 extern void InvalDefineGucs(void);	  /* invalidate.c */
 extern void RedisDefineGucs(void);	  /* redis/settings.c */
+extern void ValuesDefineGucs(void);	  /* values.c */
 
 /* cache_ext.log_calls: each level logs its kind and those below it */
 typedef enum LogCalls

@@ -389,6 +389,7 @@ KeyEntryName(const uint8 *hash)
 StaticAssertDecl(KEY_PREFIX_MAX_LEN + KEY_GEN_SUFFIX_MAX + 1 <= INVAL_KEY_LEN,
 				 "cache_ext.key_prefix bound too large for INVAL_KEY_LEN");
 StaticAssertDecl(sizeof("0123456789abcdef:g:tag:") - 1 + 32 <= KEY_GEN_SUFFIX_MAX &&
+					 sizeof("0123456789abcdef:g:ns:") - 1 + 32 <= KEY_GEN_SUFFIX_MAX &&
 					 sizeof("0123456789abcdef:g:td:4294967295") - 1 <= KEY_GEN_SUFFIX_MAX &&
 					 sizeof("s0123456789abcdef:g") - 1 <= KEY_GEN_SUFFIX_MAX &&
 					 sizeof("0123456789abcdef:g:k:4294967295:") - 1 + 32 == KEY_GEN_SUFFIX_MAX,
@@ -462,17 +463,73 @@ KeyKeyGenName(Oid relid, const char *column, const StringInfo value)
 char *
 KeyTagGenName(const char *tag)
 {
+	uint8 digest[KEY_TAG_DIGEST_LEN];
+
+	KeyTagDigest(tag, digest);
+	return KeyTagGenNameFromDigest(digest);
+}
+
+/* A tag's digest: what its generation key name shows in hex. */
+void
+KeyTagDigest(const char *tag, uint8 *digest)
+{
 	StringInfoData m;
 	uint8 hash[CE_HASH_LEN];
-	char hex[33];
 
 	initStringInfo(&m);
 	KeyAddString(&m, "cache_ext tag");
 	KeyAddString(&m, tag);
 	KeyHash(&m, hash);
+	memcpy(digest, hash, KEY_TAG_DIGEST_LEN);
+	pfree(m.data);
+}
+
+/* The generation key name of the tag with this digest. */
+char *
+KeyTagGenNameFromDigest(const uint8 *digest)
+{
+	char hex[2 * KEY_TAG_DIGEST_LEN + 1];
+
+	hex_encode_to(digest, KEY_TAG_DIGEST_LEN, hex);
+	return psprintf("%s%s:g:tag:%s", cache_ext_key_prefix, database_scope(), hex);
+}
+
+/*
+ * An application value (values.c): "<prefix><database scope>:v:<64 hex>",
+ * the hash of its namespace and key (HMAC with a secret), which *hash
+ * receives.  Key names hold neither in clear.
+ */
+char *
+KeyValueName(const char *ns, const char *key, uint8 *hash)
+{
+	StringInfoData m;
+	char hex[2 * CE_HASH_LEN + 1];
+
+	initStringInfo(&m);
+	KeyAddString(&m, "cache_ext value");
+	KeyAddString(&m, ns);
+	KeyAddString(&m, key);
+	KeyHash(&m, hash);
+	hex_encode_to(hash, CE_HASH_LEN, hex);
+	pfree(m.data);
+	return psprintf("%s%s:v:%s", cache_ext_key_prefix, database_scope(), hex);
+}
+
+/* A value namespace's generation: "<prefix><db>:g:ns:<32 hex>". */
+char *
+KeyNamespaceGenName(const char *ns)
+{
+	StringInfoData m;
+	uint8 hash[CE_HASH_LEN];
+	char hex[33];
+
+	initStringInfo(&m);
+	KeyAddString(&m, "cache_ext namespace");
+	KeyAddString(&m, ns);
+	KeyHash(&m, hash);
 	hex_encode_to(hash, 16, hex);
 	pfree(m.data);
-	return psprintf("%s%s:g:tag:%s", cache_ext_key_prefix, database_scope(), hex);
+	return psprintf("%s%s:g:ns:%s", cache_ext_key_prefix, database_scope(), hex);
 }
 
 /*

@@ -52,6 +52,13 @@ extern char *KeyServerGenName(void);
 extern char *KeyDatabaseGenName(void);
 extern char *KeyTableGenName(Oid relid);
 extern char *KeyTagGenName(const char *tag);
+
+/* Application values (values.c): tags by digest, value and namespace keys. */
+#define KEY_TAG_DIGEST_LEN 16
+extern void KeyTagDigest(const char *tag, uint8 *digest);
+extern char *KeyTagGenNameFromDigest(const uint8 *digest);
+extern char *KeyValueName(const char *ns, const char *key, uint8 *hash);
+extern char *KeyNamespaceGenName(const char *ns);
 extern char *KeyTableDdlGenName(Oid relid);
 extern char *KeyKeyGenName(Oid relid, const char *column, const StringInfo value);
 

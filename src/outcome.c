@@ -44,6 +44,8 @@ OutcomeRender(const CallOutcome *o)
 {
 	StringInfoData notes;
 
+	if (o->text != NULL)
+		return pstrdup(o->text);
 	switch (o->status)
 	{
 		case CALL_BYPASS:
@@ -100,6 +102,7 @@ OutcomeSetLast(const CallOutcome *o)
 	last.ttl_only = copy_or_null(o->ttl_only);
 	last.corrupt = copy_or_null(o->corrupt);
 	last.not_stored = copy_or_null(o->not_stored);
+	last.text = copy_or_null(o->text);
 	MemoryContextSwitchTo(old);
 	last_valid = true;
 }

@@ -50,6 +50,8 @@ typedef struct CallOutcome
 	bool local;				/* HIT: served by the local tier (L1) */
 	bool waited;			/* HIT, MISS: waited for another session's
 								 * fill of the same entry (single flight) */
+	const char *text;		/* when set, cache_status() shows this
+								 * instead (application values, values.c) */
 } CallOutcome;
 
 /* cache_status()'s text for o, palloc'd in the current context */

@@ -23,12 +23,16 @@
 #   frame  fuzz_frame.c: compressed entries (pglz, and lz4 where PostgreSQL
 #          has it) and the heads and chunks of chunked entries
 #          (src/entry_frame.c): lying lengths, damaged streams, round trips
+#   value  fuzz_value.c: stored application values (src/value_format.c),
+#          CvValueParse against an independent reading of the layout, and
+#          CvValueBuild round trips, flipped and truncated values refused
 #
 # Builds the targets and their seed generators (make_seeds.c,
 # make_resp_seeds.c, and fuzz_sealed.c built with -DFZ_SEALED_MAKE_SEEDS,
 # which seals make_seeds.c's entries, and fuzz_cluster.c built with
-# -DFZ_CLUSTER_MAKE_SEEDS, and fuzz_session.c built with
-# -DFZ_SESSION_MAKE_SEEDS) into a temporary work directory
+# -DFZ_CLUSTER_MAKE_SEEDS, fuzz_session.c built with -DFZ_SESSION_MAKE_SEEDS,
+# and fuzz_value.c built with -DFZ_VALUE_MAKE_SEEDS) into a temporary work
+# directory
 # (nothing is written into the repository), generates seed corpora there,
 # fuzzes each target in turn for its share of FUZZ_SECONDS, and prints the
 # libFuzzer numbers of each.  Exits non-zero on any crash, leak, timeout or
@@ -45,12 +49,16 @@
 # Environment:
 #   FUZZ_SECONDS    time budget in seconds for all targets together (default:
 #                   CE_FUZZ_SECONDS, else 60), split evenly between them (at
-#                   least 1 s each); 0 runs the seed corpora once and stops
+#                   least 1 s each), except the value target's; 0 runs the
+#                   seed corpora once and stops
 #   FUZZ_SECONDS_ENTRY, FUZZ_SECONDS_RESP, FUZZ_SECONDS_SEALED, FUZZ_SECONDS_CLUSTER,
 #   FUZZ_SECONDS_SESSION, FUZZ_SECONDS_FRAME
 #                   the budget of one target, instead of its share
+#   FUZZ_SECONDS_VALUE  the value target's budget, on top of FUZZ_SECONDS
+#                   (default 10, at most FUZZ_SECONDS): its format is small
 #   FUZZ_TARGETS    the targets to build and run, of "entry resp sealed cluster
-#                   session frame" (default all six; session's share is at most 15 s)
+#                   session frame value" (default all seven; session's share is
+#                   at most 15 s)
 #   FUZZ_TIMEOUT    seconds one input may take before it counts as a hang (default 10)
 #   FUZZ_MAX_LEN    largest input libFuzzer generates (default 65536)
 #   FUZZ_CORPUS     a directory to keep the entry target's grown corpus in
@@ -78,7 +86,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-${CE_FUZZ_SECONDS:-60}}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-65536}
-FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp sealed cluster session frame}
+FUZZ_TARGETS=${FUZZ_TARGETS:-entry resp sealed cluster session frame value}
 : "${PG_CONFIG:=/usr/lib/postgresql/15/bin/pg_config}"
 
 log()  { printf '==> %s\n' "$*"; }
@@ -86,15 +94,16 @@ note() { printf '    %s\n' "$*"; }
 die()  { printf 'fuzz: ERROR: %s\n' "$*" >&2; exit 1; }
 
 for v in FUZZ_SECONDS FUZZ_TIMEOUT FUZZ_MAX_LEN FUZZ_SECONDS_ENTRY FUZZ_SECONDS_RESP \
-		FUZZ_SECONDS_SEALED FUZZ_SECONDS_CLUSTER FUZZ_SECONDS_SESSION FUZZ_SECONDS_FRAME; do
+		FUZZ_SECONDS_SEALED FUZZ_SECONDS_CLUSTER FUZZ_SECONDS_SESSION FUZZ_SECONDS_FRAME \
+		FUZZ_SECONDS_VALUE; do
 	[ -n "${!v:-}" ] || continue
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, not '${!v}'"
 done
 targets=()
 for t in ${FUZZ_TARGETS//,/ }; do
 	case $t in
-		entry|resp|sealed|cluster|session|frame) targets+=("$t") ;;
-		*) die "FUZZ_TARGETS takes entry, resp, sealed, cluster, session and frame, not '$t'" ;;
+		entry|resp|sealed|cluster|session|frame|value) targets+=("$t") ;;
+		*) die "FUZZ_TARGETS takes entry, resp, sealed, cluster, session, frame and value, not '$t'" ;;
 	esac
 done
 [ ${#targets[@]} -gt 0 ] || die "FUZZ_TARGETS names no target"
@@ -194,14 +203,19 @@ SESSION_ARTIFACTS=$W/artifacts-session
 FRAME_CORPUS=$W/corpus-frame
 FRAME_SEEDS=$W/seeds-frame
 FRAME_ARTIFACTS=$W/artifacts-frame
-mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS" "$SEALED_ARTIFACTS" "$CLUSTER_ARTIFACTS" "$SESSION_ARTIFACTS" "$FRAME_ARTIFACTS"
+VALUE_CORPUS=${FUZZ_CORPUS:+${FUZZ_CORPUS%/}-value}
+VALUE_CORPUS=${VALUE_CORPUS:-$W/corpus-value}
+VALUE_SEEDS=$W/seeds-value
+VALUE_ARTIFACTS=$W/artifacts-value
+mkdir -p "$ARTIFACTS" "$RESP_ARTIFACTS" "$SEALED_ARTIFACTS" "$CLUSTER_ARTIFACTS" "$SESSION_ARTIFACTS" "$FRAME_ARTIFACTS" "$VALUE_ARTIFACTS"
 if wants entry; then mkdir -p "$CORPUS"; fi
 if wants resp; then mkdir -p "$RESP_CORPUS"; fi
 if wants sealed; then mkdir -p "$SEALED_CORPUS"; fi
 if wants cluster; then mkdir -p "$CLUSTER_CORPUS"; fi
 if wants session; then mkdir -p "$SESSION_CORPUS"; fi
 if wants frame; then mkdir -p "$FRAME_CORPUS" "$FRAME_SEEDS"; fi
-rm -rf "$SEEDS" "$RESP_SEEDS" "$SEALED_SEEDS" "$CLUSTER_SEEDS" "$SESSION_SEEDS"
+if wants value; then mkdir -p "$VALUE_CORPUS"; fi
+rm -rf "$SEEDS" "$RESP_SEEDS" "$SEALED_SEEDS" "$CLUSTER_SEEDS" "$SESSION_SEEDS" "$VALUE_SEEDS"
 
 failed=1
 cleanup()
@@ -288,6 +302,13 @@ if wants session; then
 		"$HERE/fuzz_session.c" "$ROOT/src/session_format.c" "$ROOT/src/entry_format.c" \
 		"$PGPORT" -lcrypto -o "$W/make_session_seeds"
 fi
+if wants value; then
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		"${WARN[@]}" "${INC[@]}" \
+		"$HERE/fuzz_value.c" "$ROOT/src/value_format.c" "$PGPORT" -o "$W/fuzz_value"
+	clang -g -O1 "${SAN[@]}" "${WARN[@]}" "${INC[@]}" -DFZ_VALUE_MAKE_SEEDS \
+		"$HERE/fuzz_value.c" "$ROOT/src/value_format.c" "$PGPORT" -o "$W/make_value_seeds"
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -324,14 +345,30 @@ fi
 if wants session; then
 	"$W/make_session_seeds" "$SESSION_SEEDS" "$W/session.dict" | sed 's/^/    /'
 fi
+if wants value; then
+	mkdir -p "$VALUE_SEEDS"
+	"$W/make_value_seeds" "$VALUE_SEEDS" | sed 's/^/    /'
+fi
 
 # ---- time budget -------------------------------------------------------------------
 # FUZZ_SECONDS is for all targets together: each gets an even share (the
 # first one the remainder), at least 1 s, unless FUZZ_SECONDS_<TARGET> says.
+# The value target is not in the split: it gets FUZZ_SECONDS_VALUE (default
+# 10 s, at most FUZZ_SECONDS) on top, so the others keep their shares.
 declare -A budget
-share=$((FUZZ_SECONDS / ${#targets[@]}))
-rest=$((FUZZ_SECONDS - share * ${#targets[@]}))
+shared=()
 for t in "${targets[@]}"; do
+	[ "$t" = value ] || shared+=("$t")
+done
+if wants value; then
+	v=$((FUZZ_SECONDS < 10 ? FUZZ_SECONDS : 10))
+	budget[value]=${FUZZ_SECONDS_VALUE:-$v}
+fi
+nshared=${#shared[@]}
+[ "$nshared" -gt 0 ] || nshared=1
+share=$((FUZZ_SECONDS / nshared))
+rest=$((FUZZ_SECONDS - share * nshared))
+for t in "${shared[@]}"; do
 	b=$((share + rest))
 	rest=0
 	if [ "$FUZZ_SECONDS" -gt 0 ] && [ "$b" -lt 1 ]; then
@@ -447,6 +484,10 @@ if wants session; then
 fi
 if wants frame; then
 	run_target frame "$FRAME_CORPUS" "$FRAME_SEEDS" "$FRAME_ARTIFACTS" "$W/fuzz-frame.log" || status=1
+fi
+if wants value; then
+	run_target value "$VALUE_CORPUS" "$VALUE_SEEDS" "$VALUE_ARTIFACTS" \
+		"$W/fuzz-value.log" || status=1
 fi
 if [ "$status" -ne 0 ]; then
 	exit 1
