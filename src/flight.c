@@ -183,7 +183,8 @@ end_fill(int idx, uint64 fill_id, SlotState how)
 		if (how != SLOT_ABORTED)
 		{
 			s->lock_held = false;
-			s->unstorable = how == SLOT_UNSTORED;
+			/* a standby never stores: its "unstored" says nothing of the result */
+			s->unstorable = how == SLOT_UNSTORED && !RecoveryInProgress();
 		}
 		ended = true;
 	}
