@@ -30,7 +30,7 @@
  * fill could not store are not waited for at all.  A filler that takes over a failed fill
  * of this server also takes over its fill lock in Redis (the slot keeps
  * the token): nothing talks to Redis on the abort path.  A lock found busy
- * whose token names this server (its system identifier) was left by a
+ * whose token names this server (hashed system identifier) was left by a
  * filler of this server (killed: the slot table was reset with the server;
  * or failed with nobody taking over): the caller, which holds the key's
  * slot, deletes it by its token and takes the lock.
@@ -64,6 +64,7 @@
 #include "utils/wait_event.h"
 
 #include "flight.h"
+#include "keys.h"
 #include "store/store_lock.h"
 
 #define FLIGHT_SLOTS	128
@@ -326,6 +327,27 @@ wait_for_fill(FlightCall *f, int idx, uint64 fill_id)
 	add_wait(f, start);
 }
 
+/*
+ * The first 16 hex digits of this server's tokens: a hash of its system
+ * identifier (HMAC when a key secret is set), as the key names hold it:
+ * never the identifier itself.
+ */
+static void
+server_token(char *dst)
+{
+	StringInfoData m;
+	uint8 hash[CE_HASH_LEN];
+	uint64 sysid = GetSystemIdentifier();
+
+	initStringInfo(&m);
+	KeyAddString(&m, "cache_ext fill lock");
+	KeyAddField(&m, &sysid, sizeof(sysid));
+	KeyHash(&m, hash);
+	pfree(m.data);
+	for (int i = 0; i < 8; i++)
+		snprintf(dst + 2 * i, 3, "%02x", hash[i]);
+}
+
 /* The fill lock's key name: the entry key's hash under another letter. */
 static bool
 make_lock_key(FlightCall *f, const char *rkey)
@@ -340,7 +362,7 @@ make_lock_key(FlightCall *f, const char *rkey)
 	f->lock_key = psprintf("%.*s:f:%s", (int) (e - rkey), rkey, e + 3);
 	if (!pg_strong_random(raw, sizeof(raw)))
 		return false;
-	snprintf(f->token, 17, "%016" INT64_MODIFIER "x", (uint64) GetSystemIdentifier());
+	server_token(f->token);
 	for (int i = 0; i < 16; i++)
 		snprintf(f->token + 16 + 2 * i, 3, "%02x", raw[i]);
 	return true;
