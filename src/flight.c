@@ -407,7 +407,8 @@ poll_remote(FlightCall *f)
 	return FLIGHT_RETRY;
 }
 
-static bool lock_is_live(const char *key, char *held, size_t heldlen);
+static bool lock_is_live(const char *key, char *held, size_t heldlen,
+						 bool *gone);
 
 /*
  * A hot standby never stores, so it never fills: a call that holds this
@@ -419,8 +420,9 @@ static FlightRole
 join_standby(FlightCall *f)
 {
 	char held[FLIGHT_TOKEN_LEN + 2];
+	bool gone;
 
-	if (lock_is_live(f->lock_key, held, sizeof(held)) &&
+	if (lock_is_live(f->lock_key, held, sizeof(held), &gone) &&
 		poll_remote(f) == FLIGHT_RETRY)
 		return FLIGHT_RETRY;
 	release_call_slot(f, SLOT_UNSTORED);
@@ -443,16 +445,19 @@ is_token(const char *v, int64 len)
  * What holds the fill lock (one round trip of bounded replies: a hostile
  * value of any size or type costs nothing more): a lock cache_ext writes
  * (a token, with a TTL no longer than fill_wait's maximum), or not.  True
- * for a live lock; its token in held.
+ * for a live lock; its token in held.  *gone: there is no lock any more.
  */
 static bool
-lock_is_live(const char *key, char *held, size_t heldlen)
+lock_is_live(const char *key, char *held, size_t heldlen, bool *gone)
 {
 	int64 len;
 	int64 pttl;
 
-	return StoreLockInspect(key, held, heldlen, &len, &pttl) &&
-		is_token(held, len) && pttl >= 0 && pttl <= FLIGHT_WAIT_MAX;
+	*gone = false;
+	if (!StoreLockInspect(key, held, heldlen, &len, &pttl))
+		return false;
+	*gone = pttl == -2;
+	return is_token(held, len) && pttl >= 0 && pttl <= FLIGHT_WAIT_MAX;
 }
 
 /*
@@ -465,15 +470,17 @@ lock_is_live(const char *key, char *held, size_t heldlen)
  * but never take the lock.  A value cache_ext cannot have written (not a
  * token, no TTL or a longer one: hostile or damaged bytes), or a Redis
  * failure, is not waited for: the caller fills without the lock
- * (STORE_LOCK_FAILED).  STORE_LOCK_BUSY: a live lock of another server.
+ * (STORE_LOCK_FAILED).  STORE_LOCK_BUSY: a live lock of another server,
+ * or one released since (its holder may have stored: look up again).
  */
 static StoreLockResult
 busy_lock(FlightCall *f)
 {
 	char held[FLIGHT_TOKEN_LEN + 2];
+	bool gone;
 
-	if (!lock_is_live(f->lock_key, held, sizeof(held)))
-		return STORE_LOCK_FAILED;
+	if (!lock_is_live(f->lock_key, held, sizeof(held), &gone))
+		return gone ? STORE_LOCK_BUSY : STORE_LOCK_FAILED;
 	if (strncmp(held, f->token, 16) == 0 && StoreLockRelease(f->lock_key, held))
 		return StoreLockTake(f->lock_key, f->token, cache_ext_fill_wait);
 	return STORE_LOCK_BUSY;
