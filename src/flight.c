@@ -30,7 +30,7 @@
  * fill could not store are not waited for at all.  A filler that takes over a failed fill
  * of this server also takes over its fill lock in Redis (the slot keeps
  * the token): nothing talks to Redis on the abort path.  A lock found busy
- * whose token names this server (its system identifier) was left by a
+ * whose token names this server (hashed system identifier) was left by a
  * filler of this server (killed: the slot table was reset with the server;
  * or failed with nobody taking over): the caller, which holds the key's
  * slot, deletes it by its token and takes the lock.
@@ -64,11 +64,13 @@
 #include "utils/wait_event.h"
 
 #include "flight.h"
+#include "keys.h"
 #include "store/store_lock.h"
 
 #define FLIGHT_SLOTS	128
-#define FLIGHT_CHECK_MS 100 /* a waiter checks the filler is alive */
-#define FLIGHT_POLL_MS	25	/* a server waiting for another polls */
+#define FLIGHT_CHECK_MS 100	  /* a waiter checks the filler is alive */
+#define FLIGHT_POLL_MS	25	  /* a server waiting for another polls */
+#define FLIGHT_WAIT_MAX 60000 /* fill_wait's maximum: a lock's longest TTL */
 
 typedef enum SlotState
 {
@@ -183,7 +185,8 @@ end_fill(int idx, uint64 fill_id, SlotState how)
 		if (how != SLOT_ABORTED)
 		{
 			s->lock_held = false;
-			s->unstorable = how == SLOT_UNSTORED;
+			/* a standby never stores: its "unstored" says nothing of the result */
+			s->unstorable = how == SLOT_UNSTORED && !RecoveryInProgress();
 		}
 		ended = true;
 	}
@@ -325,6 +328,27 @@ wait_for_fill(FlightCall *f, int idx, uint64 fill_id)
 	add_wait(f, start);
 }
 
+/*
+ * The first 16 hex digits of this server's tokens: a hash of its system
+ * identifier (HMAC when a key secret is set), as the key names hold it:
+ * never the identifier itself.
+ */
+static void
+server_token(char *dst)
+{
+	StringInfoData m;
+	uint8 hash[CE_HASH_LEN];
+	uint64 sysid = GetSystemIdentifier();
+
+	initStringInfo(&m);
+	KeyAddString(&m, "cache_ext fill lock");
+	KeyAddField(&m, &sysid, sizeof(sysid));
+	KeyHash(&m, hash);
+	pfree(m.data);
+	for (int i = 0; i < 8; i++)
+		snprintf(dst + 2 * i, 3, "%02x", hash[i]);
+}
+
 /* The fill lock's key name: the entry key's hash under another letter. */
 static bool
 make_lock_key(FlightCall *f, const char *rkey)
@@ -339,7 +363,7 @@ make_lock_key(FlightCall *f, const char *rkey)
 	f->lock_key = psprintf("%.*s:f:%s", (int) (e - rkey), rkey, e + 3);
 	if (!pg_strong_random(raw, sizeof(raw)))
 		return false;
-	snprintf(f->token, 17, "%016" INT64_MODIFIER "x", (uint64) GetSystemIdentifier());
+	server_token(f->token);
 	for (int i = 0; i < 16; i++)
 		snprintf(f->token + 16 + 2 * i, 3, "%02x", raw[i]);
 	return true;
@@ -383,39 +407,83 @@ poll_remote(FlightCall *f)
 	return FLIGHT_RETRY;
 }
 
+static bool lock_is_live(const char *key, char *held, size_t heldlen,
+						 bool *gone);
+
 /*
  * A hot standby never stores, so it never fills: a call that holds this
- * server's slot waits while the primary (or another server) holds the
+ * server's slot waits while the primary (or another server) holds a live
  * fill lock, and otherwise releases the slot at once, its local waiters
  * running alone, and runs alone.
  */
 static FlightRole
 join_standby(FlightCall *f)
 {
-	if (StoreLockHeld(f->lock_key) && poll_remote(f) == FLIGHT_RETRY)
+	char held[FLIGHT_TOKEN_LEN + 2];
+	bool gone;
+
+	if (lock_is_live(f->lock_key, held, sizeof(held), &gone) &&
+		poll_remote(f) == FLIGHT_RETRY)
 		return FLIGHT_RETRY;
 	release_call_slot(f, SLOT_UNSTORED);
 	return FLIGHT_ALONE;
 }
 
+/* Whether v (len bytes) is a token as make_lock_key writes them. */
+static bool
+is_token(const char *v, int64 len)
+{
+	if (len != FLIGHT_TOKEN_LEN || strlen(v) != FLIGHT_TOKEN_LEN)
+		return false;
+	for (int i = 0; i < FLIGHT_TOKEN_LEN; i++)
+		if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
+			return false;
+	return true;
+}
+
 /*
- * The fill lock is busy: if its token says this server took it, nobody
+ * What holds the fill lock (one round trip of bounded replies: a hostile
+ * value of any size or type costs nothing more): a lock cache_ext writes
+ * (a token, with a TTL no longer than fill_wait's maximum), or not.  True
+ * for a live lock; its token in held.  *gone: there is no lock any more.
+ */
+static bool
+lock_is_live(const char *key, char *held, size_t heldlen, bool *gone)
+{
+	int64 len;
+	int64 pttl;
+
+	*gone = false;
+	if (!StoreLockInspect(key, held, heldlen, &len, &pttl))
+		return false;
+	*gone = pttl == -2;
+	return is_token(held, len) && pttl >= 0 && pttl <= FLIGHT_WAIT_MAX;
+}
+
+/*
+ * The fill lock is busy.  If its token says this server took it, nobody
  * fills the key here now but the caller (who holds the key's slot), so it
  * is a lock that a filler of this server left behind: killed (the server
  * restarted, the slot table with it) or failed with nobody taking the fill
  * over.  Delete it (compare-and-delete on the token read) rather than wait
- * for it to expire.  Hot standbys share the system identifier but never
- * take the lock.  True when it was deleted.
+ * for it to expire, and take it.  Hot standbys share the system identifier
+ * but never take the lock.  A value cache_ext cannot have written (not a
+ * token, no TTL or a longer one: hostile or damaged bytes), or a Redis
+ * failure, is not waited for: the caller fills without the lock
+ * (STORE_LOCK_FAILED).  STORE_LOCK_BUSY: a live lock of another server,
+ * or one released since (its holder may have stored: look up again).
  */
-static bool
-release_own_stale_lock(FlightCall *f)
+static StoreLockResult
+busy_lock(FlightCall *f)
 {
-	char held[FLIGHT_TOKEN_LEN + 1];
+	char held[FLIGHT_TOKEN_LEN + 2];
+	bool gone;
 
-	if (!StoreLockGet(f->lock_key, held, sizeof(held)) ||
-		strlen(held) != FLIGHT_TOKEN_LEN || strncmp(held, f->token, 16) != 0)
-		return false;
-	return StoreLockRelease(f->lock_key, held);
+	if (!lock_is_live(f->lock_key, held, sizeof(held), &gone))
+		return gone ? STORE_LOCK_BUSY : STORE_LOCK_FAILED;
+	if (strncmp(held, f->token, 16) == 0 && StoreLockRelease(f->lock_key, held))
+		return StoreLockTake(f->lock_key, f->token, cache_ext_fill_wait);
+	return STORE_LOCK_BUSY;
 }
 
 /*
@@ -439,8 +507,7 @@ join_remote(FlightCall *f, const char *rkey)
 	if (res == STORE_LOCK_BUSY && !f->steal_tried)
 	{
 		f->steal_tried = true;
-		if (release_own_stale_lock(f))
-			res = StoreLockTake(f->lock_key, f->token, cache_ext_fill_wait);
+		res = busy_lock(f);
 	}
 	switch (res)
 	{
@@ -711,7 +778,7 @@ FlightDefineGucs(void)
 							"Longest time a call that missed waits for another session computing the same result.",
 							"0 turns single flight off. The wait also ends with statement_timeout or a cancel.",
 							&cache_ext_fill_wait,
-							2000, 0, 60000,
+							2000, 0, FLIGHT_WAIT_MAX,
 							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

@@ -11,7 +11,7 @@
 
 #include "postgres.h"
 
-/* a fill lock's token: this server's system identifier, then 16 random bytes, in hex */
+/* a fill lock's token: a hash of this server's system identifier (8 bytes), then 16 random bytes, in hex */
 #define FLIGHT_TOKEN_LEN 48
 
 /* settings (flight.c) */

@@ -66,44 +66,41 @@ StoreLockTake(const char *key, const char *token, int ttl_ms)
 	return res;
 }
 
-/* StoreLockGet (store_lock.h): the reply's bytes are only copied, bounded */
+/* StoreLockInspect (store_lock.h): no reply can exceed the limit */
 bool
-StoreLockGet(const char *key, char *buf, size_t buflen)
+StoreLockInspect(const char *key, char *buf, size_t buflen, int64 *len,
+				 int64 *pttl_ms)
 {
-	RedisCommand cmd;
-	redisReply *r = NULL;
-	bool ok;
+	RedisCommand cmds[3];
+	redisReply *r[3] = {NULL, NULL, NULL};
+	char endbuf[16];
 
 	buf[0] = '\0';
-	RedisCommandInit(&cmd, "GET");
-	RedisCommandArgStr(&cmd, key);
-	if (!StoreExec(1, &cmd, &r, 1024, STORE_DEFAULT_TIMEOUT))
+	*len = -1;
+	*pttl_ms = -2;
+	snprintf(endbuf, sizeof(endbuf), "%d", (int) buflen - 2);
+	RedisCommandInit(&cmds[0], "STRLEN");
+	RedisCommandArgStr(&cmds[0], key);
+	RedisCommandInit(&cmds[1], "GETRANGE");
+	RedisCommandArgStr(&cmds[1], key);
+	RedisCommandArgStr(&cmds[1], "0");
+	RedisCommandArgStr(&cmds[1], endbuf);
+	RedisCommandInit(&cmds[2], "PTTL");
+	RedisCommandArgStr(&cmds[2], key);
+	if (!StoreExec(3, cmds, r, 1024, STORE_DEFAULT_TIMEOUT))
 		return false;
-	ok = r->type == REDIS_REPLY_STRING && r->len < buflen;
-	if (ok)
+	/* another type answers STRLEN and GETRANGE with an error: *len stays -1 */
+	if (r[0]->type == REDIS_REPLY_INTEGER)
+		*len = r[0]->integer;
+	if (r[1]->type == REDIS_REPLY_STRING && r[1]->len < buflen)
 	{
-		memcpy(buf, r->str, r->len);
-		buf[r->len] = '\0';
+		memcpy(buf, r[1]->str, r[1]->len);
+		buf[r[1]->len] = '\0';
 	}
-	RedisFreeReplies(1, &r);
-	return ok;
-}
-
-/* StoreLockHeld (store_lock.h) */
-bool
-StoreLockHeld(const char *key)
-{
-	RedisCommand cmd;
-	redisReply *r = NULL;
-	bool held;
-
-	RedisCommandInit(&cmd, "EXISTS");
-	RedisCommandArgStr(&cmd, key);
-	if (!StoreExec(1, &cmd, &r, 1024, STORE_DEFAULT_TIMEOUT))
-		return false;
-	held = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-	RedisFreeReplies(1, &r);
-	return held;
+	if (r[2]->type == REDIS_REPLY_INTEGER)
+		*pttl_ms = r[2]->integer;
+	RedisFreeReplies(3, r);
+	return true;
 }
 
 /*
@@ -114,13 +111,16 @@ static bool
 release_without_script(const char *key, const char *token)
 {
 	char held[128];
+	int64 len;
+	int64 pttl;
 	RedisCommand cmd;
 	redisReply *r = NULL;
 	bool ok;
 
-	if (!StoreLockGet(key, held, sizeof(held)))
+	/* bounded replies: a value of any size there is read as not ours */
+	if (!StoreLockInspect(key, held, sizeof(held), &len, &pttl))
 		return false;
-	if (strcmp(held, token) != 0)
+	if (len != (int64) strlen(token) || strcmp(held, token) != 0)
 		return true; /* expired, and another holder has it now */
 	RedisCommandInit(&cmd, "DEL");
 	RedisCommandArgStr(&cmd, key);

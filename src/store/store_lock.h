@@ -25,13 +25,13 @@ extern StoreLockResult StoreLockTake(const char *key, const char *token,
 									 int ttl_ms);
 
 /*
- * GET key into buf (NUL-terminated): false when it does not exist, is not
- * a string shorter than buflen, or Redis failed.
+ * What a busy lock holds, in one round trip of bounded replies (STRLEN,
+ * GETRANGE, PTTL), whatever Redis holds there: *len is the value's length
+ * (-1: not a string), buf its first buflen - 1 bytes (NUL-terminated),
+ * *pttl_ms its time to live (-1: none, -2: gone).  False when Redis failed.
  */
-extern bool StoreLockGet(const char *key, char *buf, size_t buflen);
-
-/* EXISTS key: true when some holder has it (false when Redis failed). */
-extern bool StoreLockHeld(const char *key);
+extern bool StoreLockInspect(const char *key, char *buf, size_t buflen,
+							 int64 *len, int64 *pttl_ms);
 
 /*
  * Delete key if it still holds token: a Lua compare-and-delete, one round
