@@ -31,8 +31,9 @@ extern int cache_ext_max_entry_size;	  /* bytes */
 extern char *cache_ext_key_prefix;
 extern int cache_ext_log_calls;
 extern int cache_ext_log_calls_level;
-extern double cache_ext_verify_rate; /* fraction of hits re-run and compared */
-extern int cache_ext_max_ttl;		 /* seconds: ceiling of every entry's TTL */
+extern double cache_ext_verify_rate;   /* fraction of hits re-run and compared */
+extern double cache_ext_early_refresh; /* XFetch beta; 0: off */
+extern int cache_ext_max_ttl;		   /* seconds: ceiling of every entry's TTL */
 
 /* Each module defines its own settings (called from _PG_init). */
 extern void PipelineDefineGucs(void); /* pipeline.c */

@@ -170,6 +170,7 @@ extern bool verify_hit(PreparedQuery *pq, const CallParams *params,
 					   Tuplestorestate *ts, TupleDesc desc, const char *rkey,
 					   const CallScopes *cs);
 extern int64 LookupLastEntryBytes(void);
+extern TimestampTz LookupLastEntryCreatedAt(void);
 extern void explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 						  PreparedQuery *pq, CallScopes *cs);
 

@@ -39,14 +39,15 @@
 
 #include "c.h"
 
-#define CE_ENTRY_MAGIC	   0x31455843 /* "CXE1" read as little-endian */
-#define CE_ENTRY_VERSION   2
-#define CE_MAX_GENS_LEN	   65535
-#define CE_HEADER_SIZE	   48
-#define CE_COLUMN_SIZE	   12
-#define CE_FINGERPRINT_LEN 16
-#define CE_MAX_ATTS		   1664		  /* MaxTupleAttributeNumber */
-#define CE_MAX_VALUE_LEN   0x3FFFFFFF /* 1 GB - 1, as a varlena */
+#define CE_ENTRY_MAGIC		 0x31455843 /* "CXE1" read as little-endian */
+#define CE_ENTRY_VERSION	 2
+#define CE_MAX_GENS_LEN		 65535
+#define CE_HEADER_SIZE		 48
+#define CE_CREATED_AT_OFFSET 32 /* int64 created_at in the header */
+#define CE_COLUMN_SIZE		 12
+#define CE_FINGERPRINT_LEN	 16
+#define CE_MAX_ATTS			 1664		/* MaxTupleAttributeNumber */
+#define CE_MAX_VALUE_LEN	 0x3FFFFFFF /* 1 GB - 1, as a varlena */
 
 typedef enum CeCodec
 {

@@ -70,6 +70,9 @@
 /* the size of the entry the last hit decoded, for cache_query_stats */
 static int64 last_entry_bytes = 0;
 
+/* the creation time in the header of the last entry a lookup served */
+static TimestampTz last_entry_created_at = 0;
+
 /* ---- keys ---- */
 
 /* ---- running the query ---- */
@@ -163,6 +166,10 @@ decode_entry(char *raw, size_t len, void *arg)
 				  d->pq->resultdesc->natts, d->pq->codecs,
 				  d->pq->resultdesc, d->pq->decode_in_subxact,
 				  d->ts, d->problem);
+	/* (EntryLoad checked the header: created_at is at its fixed place) */
+	if (r == ENTRY_VALID)
+		memcpy(&last_entry_created_at, data + CE_CREATED_AT_OFFSET,
+			   sizeof(last_entry_created_at));
 	/* the opened bytes, for the local tier */
 	if (r == ENTRY_VALID && d->keep != NULL)
 		appendBinaryStringInfo(d->keep, data, dlen);
@@ -617,6 +624,16 @@ explain_entry(StringInfo buf, const char *rkey, const uint8 *hash,
 
 
 /* The size of the entry the last hit decoded, for cache_query_stats. */
+/*
+ * The creation time (the storing server's clock) in the header of the
+ * entry the last lookup served as a hit.
+ */
+TimestampTz
+LookupLastEntryCreatedAt(void)
+{
+	return last_entry_created_at;
+}
+
 int64
 LookupLastEntryBytes(void)
 {

@@ -67,6 +67,8 @@ OutcomeRender(const CallOutcome *o)
 	initStringInfo(&notes);
 	if (o->waited)
 		add_note(&notes, "%s", "waited for a concurrent fill");
+	if (o->early_refresh)
+		add_note(&notes, "%s", "early refresh");
 	if (o->invalidated)
 		add_note(&notes, "%s", "invalidated");
 	else if (o->corrupt)

@@ -50,6 +50,8 @@ typedef struct CallOutcome
 	bool local;				/* HIT: served by the local tier (L1) */
 	bool waited;			/* HIT, MISS: waited for another session's
 								 * fill of the same entry (single flight) */
+	bool early_refresh;		/* MISS: a hit recomputed before its TTL
+								 * ends (cache_ext.early_refresh) */
 	const char *text;		/* when set, cache_status() shows this
 								 * instead (application values, values.c) */
 } CallOutcome;

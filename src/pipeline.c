@@ -33,6 +33,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/htup_details.h"
 #include "access/transam.h"
 #include "access/xact.h"
@@ -575,6 +577,36 @@ flight_applies(Call *c, LookupOutcome found, bool gens_ok)
 }
 
 /*
+ * cache_ext.early_refresh: whether this hit should be recomputed now,
+ * before its TTL ends, so that expiry does not make every caller miss at
+ * once.  XFetch (Vattani, Chierichetti, Lowenstein, VLDB 2015): recompute
+ * when  -cost * beta * ln(U) >= time left,  U uniform in (0, 1], cost
+ * the mean time of the query's misses (cache_query_stats).  The time left
+ * is the call's TTL from the entry's creation time (its header), as for
+ * the local tier.  Never on a hot standby (it does not store), nor
+ * without a known cost.
+ */
+static bool
+early_refresh(Call *c)
+{
+	TimestampTz created = LookupLastEntryCreatedAt();
+	TimestampTz now;
+	double cost_ms;
+	double left_ms;
+	double u;
+
+	if (cache_ext_early_refresh <= 0 || RecoveryInProgress() ||
+		!QueryStatsMeanMissMs(c->pq->queryid, &cost_ms) || cost_ms <= 0)
+		return false;
+	now = GetCurrentTimestamp();
+	if (created <= 0 || created > now)
+		return false;
+	left_ms = (double) c->opts->ttl_ms - (double) (now - created) / 1000.0;
+	u = 1.0 - pg_prng_double(&pg_global_prng_state);
+	return -cost_ms * cache_ext_early_refresh * log(u) >= left_ms;
+}
+
+/*
  * Look the entry up (key_and_local made its key) and serve the call from
  * it (HIT) or run and store the query (MISS).  Concurrent misses of one
  * entry wait for a single filler and look up again (flight.c): a waiter
@@ -633,6 +665,13 @@ cached_call(Call *c, CachedPlan *cplan)
 		FlightEnd(&c->flight, true, true);
 		finish_call(c);
 		return NULL;
+	}
+	if (found == LOOKUP_HIT && early_refresh(c))
+	{
+		/* run and store it again, under the generations just read */
+		tuplestore_clear(c->ts);
+		c->outcome.early_refresh = true;
+		found = LOOKUP_MISS;
 	}
 	if (found == LOOKUP_HIT)
 	{
@@ -798,6 +837,7 @@ bool cache_ext_enabled = true;
 int cache_ext_default_ttl = 300;
 int cache_ext_max_ttl = 7 * 24 * 3600;
 double cache_ext_verify_rate = 0.0;
+double cache_ext_early_refresh = 0.0;
 int cache_ext_log_calls = LOG_CALLS_NONE;
 int cache_ext_log_calls_level = LOG;
 
@@ -848,6 +888,14 @@ PipelineDefineGucs(void)
 							7 * 24 * 3600, 1, 365 * 24 * 3600,
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomRealVariable("cache_ext.early_refresh",
+							 "Recompute a hit before its TTL ends with a probability that grows as the end nears (XFetch's beta).",
+							 "0 (the default) turns it off; 1 is XFetch's suggested value; larger values refresh earlier.  The cost is the query's mean miss time in cache_query_stats.",
+							 &cache_ext_early_refresh,
+							 0.0, 0.0, 100.0,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomRealVariable("cache_ext.verify_rate",
 							 "Fraction of hits that are also run directly and compared with the stored result.",

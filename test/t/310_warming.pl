@@ -1,4 +1,4 @@
-# test/t/310_warming.pl - cache_warm_list's progress and cancellation
+# test/t/310_warming.pl - cache_warm_list's progress and cancellation; early refresh
 #
 # A list of slow queries reports its progress with a NOTICE every 5 s and a
 # summary at the end; a cancel ends the whole call at once (it is not one
@@ -68,6 +68,34 @@ my $OPTS = q{cache_opts(depends_on => ARRAY['w'::regclass])};
 		map { "SELECT cache_warm_with($OPTS, 'SELECT slow_sum(1, " . (10 + $_) . ") AS s')" } 1 .. 2));
 	is($warmed, "HIT\nHIT", 'cancel: the queries warmed before the cancel stay warmed');
 	$b->quit;
+}
+
+# early refresh (cache_ext.early_refresh, XFetch): near the end of its TTL
+# an entry whose query is slow is recomputed by some hits, which say so;
+# off, the same hits are hits.  slow_sum(0.3, ...) costs 300 ms a miss, so
+# with beta 50 and at most 2 s of a 2.5 s TTL left, a hit refreshes with
+# probability at least exp(-2000 / 15000) = 0.87.
+{
+	my $opts = q{cache_opts(ttl => '2.5 s', depends_on => ARRAY['w'::regclass])};
+	my $call = "SELECT * FROM cached_query_with($opts, 'SELECT slow_sum(0.3, 100) AS s') AS t(s bigint)";
+	my $want = $node->safe_psql('postgres', 'SELECT sum(v) + 100 FROM w');
+	my $sql = join("\n",
+		"SET cache_ext.early_refresh = 0;",
+		"$call;", "SELECT cache_status();",
+		"SELECT pg_sleep(0.5);",
+		(map { ("$call;", "SELECT cache_status();") } 1 .. 4),
+		"SET cache_ext.early_refresh = 50;",
+		(map { ("$call;", "SELECT cache_status();") } 1 .. 4));
+	my @out = grep { $_ ne '' } split /\n/, $node->safe_psql('postgres', $sql);
+	my @rows = grep { /^\d+$/ } @out;
+	my @st = grep { /^(HIT|MISS|BYPASS)/ } @out;
+	is(scalar(@st), 9, 'early refresh: nine calls');
+	is_deeply([ grep { $_ ne $want } @rows ], [], 'early refresh: every call returns the current rows');
+	like($st[0], qr/^MISS/, 'early refresh: the first call stores');
+	is_deeply([ @st[1 .. 4] ], [ ('HIT') x 4 ], 'early refresh: off, hits are hits');
+	ok((grep { /^MISS \(early refresh/ } @st[5 .. 8]) >= 1,
+		'early refresh: on, near the end of the TTL, hits recompute')
+	  or diag(join("\n", @st));
 }
 
 $node->stop;
