@@ -34,6 +34,9 @@ OBJS = \
 	src/execute.o \
 	src/subxact.o \
 	src/explain.o \
+	src/rules.o \
+	src/rules_sql.o \
+	src/rules_exec.o \
 	src/stats.o \
 	src/health.o \
 	src/store/store.o \

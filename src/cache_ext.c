@@ -25,6 +25,7 @@
 #include "keys.h"
 #include "l1.h"
 #include "commitq.h"
+#include "rules.h"
 
 PG_MODULE_MAGIC;
 
@@ -43,6 +44,7 @@ cache_ext_shmem_request(void)
 	CommitQueueShmemRequest();
 	QueryStatsShmemRequest();
 	L1ShmemRequest();
+	RulesShmemRequest();
 }
 
 static void
@@ -56,6 +58,7 @@ cache_ext_shmem_startup(void)
 	CommitQueueShmemInit();
 	QueryStatsShmemInit();
 	L1ShmemInit();
+	RulesShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -73,6 +76,7 @@ _PG_init(void)
 	SecretsLoad();
 
 	InvalInit(); /* defines the outbox's settings too */
+	RulesInit(); /* cache rules: executor hooks */
 	MarkGUCPrefixReserved("cache_ext");
 
 	if (!process_shared_preload_libraries_in_progress)
