@@ -1,0 +1,136 @@
+# test/t/300_rules.pl - cache rules: the plain statement an application sends,
+# through every protocol, served from the cache with the rows the direct
+# statement returns; invalidated by writes of other sessions.
+#
+# The direct result is always read with a statement of another shape (an
+# extra "AND true"), which no rule serves.
+
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use CacheExt::Redis qw(cache_ext_node);
+use CacheExt::Session;
+
+my $redis = CacheExt::Redis->new;
+my $node = cache_ext_node('rules', $redis, extra_conf => "cache_ext.default_ttl = 300");
+
+$node->safe_psql('postgres', q{
+CREATE TABLE rt (id int PRIMARY KEY, region int NOT NULL, amount numeric(12,2) NOT NULL, label text);
+INSERT INTO rt SELECT i, 1 + i % 5, (i * 37 % 1000) / 10.0, 'l' || i FROM generate_series(1, 2000) i;
+SELECT cache_track('rt');
+CREATE TABLE rt_ver (v int NOT NULL);
+INSERT INTO rt_ver VALUES (0);
+CREATE TABLE rt_done (v int NOT NULL);
+INSERT INTO rt_done VALUES (0);
+SELECT cache_track('rt_ver');
+});
+
+my $RULED = 'SELECT count(*) AS n, sum(amount) AS s, max(label) AS l FROM rt WHERE region = 3';
+my $DIRECT = 'SELECT count(*) AS n, sum(amount) AS s, max(label) AS l FROM rt WHERE region = 3 AND true';
+$node->safe_psql('postgres', "SELECT cache_rule_create('$RULED', name => 'by_region')");
+$node->safe_psql('postgres', q{SELECT cache_rule_create('SELECT v FROM rt_ver', name => 'version')});
+$node->safe_psql('postgres',
+	q{SELECT cache_rule_create('SELECT id, amount, label FROM rt WHERE id <= 40 ORDER BY id', name => 'first')});
+
+sub rule_counts
+{
+	my ($name) = @_;
+	my $r = $node->safe_psql('postgres',
+		"SELECT hits || ' ' || misses || ' ' || bypasses FROM cache_rules WHERE name = '$name'");
+	return split / /, $r;
+}
+
+# ---- simple protocol: MISS then HIT, identical rows -------------------------
+my $direct = $node->safe_psql('postgres', $DIRECT);
+is($node->safe_psql('postgres', "$RULED; SELECT cache_status()"), "$direct\nMISS", 'simple protocol: MISS, the direct rows');
+is($node->safe_psql('postgres', "$RULED; SELECT cache_status()"), "$direct\nHIT", 'simple protocol: HIT in a new session, the same rows');
+
+# ---- pgbench -M extended and -M prepared, with parameters -------------------
+# Every transaction reads the ruled statement (parameter :r) and the direct
+# one; a difference divides by zero, which aborts the client.
+my $compare = q{
+\set r random(1, 5)
+SELECT count(*) AS n, sum(amount) AS s, max(label) AS l FROM rt WHERE region = :r \gset a_
+SELECT count(*) AS n, sum(amount) AS s, max(label) AS l FROM rt WHERE region = :r AND true \gset b_
+\if :a_n != :b_n
+SELECT 1 / 0;
+\endif
+\if :a_s != :b_s
+SELECT 1 / 0;
+\endif
+};
+for my $mode (qw(extended prepared))
+{
+	my ($h0, $m0) = rule_counts('by_region');
+	$node->pgbench("--no-vacuum --client=2 --transactions=150 -M $mode",
+		0, [qr{processed: 300/300}], [qr{^$}],
+		"pgbench -M $mode: the ruled statement returns the direct rows",
+		{ "300_compare_$mode" => $compare });
+	my ($h1, $m1) = rule_counts('by_region');
+	cmp_ok($h1 - $h0, '>=', 250, "pgbench -M $mode: served as hits after the first call of each value ("
+		  . ($h1 - $h0) . ' hits, ' . ($m1 - $m0) . ' misses)');
+}
+
+# ---- psql FETCH_COUNT: a NO SCROLL cursor, read 7 rows at a time ------------
+my $all = $node->safe_psql('postgres',
+	'SELECT id, amount, label FROM rt WHERE id <= 40 AND true ORDER BY id');
+my ($h0) = rule_counts('first');
+for my $i (1 .. 2)
+{
+	my $out = $node->safe_psql('postgres',
+		"\\set FETCH_COUNT 7\nSELECT id, amount, label FROM rt WHERE id <= 40 ORDER BY id;");
+	is($out, $all, "FETCH_COUNT 7 (run $i): the 40 rows in order");
+}
+my ($h1) = rule_counts('first');
+is($h1 - $h0, 1, 'FETCH_COUNT: the second run was a hit');
+# Execute with a row limit, through a cursor in one transaction
+my $batches = $node->safe_psql('postgres', q{
+BEGIN;
+DECLARE c NO SCROLL CURSOR FOR SELECT id, amount, label FROM rt WHERE id <= 40 ORDER BY id;
+SELECT cache_status();
+FETCH 13 FROM c; FETCH 13 FROM c; FETCH 13 FROM c; FETCH 13 FROM c; FETCH 13 FROM c;
+COMMIT;});
+is($batches, "HIT\n$all", 'FETCH 13 at a time: the rows in order, once each');
+
+# ---- a write from another session invalidates: no stale read ----------------
+# Writers bump rt_ver and, once that commit has returned, record the value
+# in rt_done.  A reader reads rt_done directly, then the ruled statement:
+# the rule's answer may never be older than what rt_done says.
+my $writer = q{
+UPDATE rt_ver SET v = v + 1 RETURNING v AS w \gset
+UPDATE rt_done SET v = greatest(v, :w);
+};
+my $reader = q{
+SELECT v AS d FROM rt_done \gset
+SELECT v FROM rt_ver \gset
+\if :v < :d
+SELECT 1 / 0;
+\endif
+};
+my ($vh0, $vm0) = rule_counts('version');
+$node->pgbench('--no-vacuum --client=4 --jobs=2 --time=4 -M prepared',
+	0, [qr{processed: \d+}], [qr{^$}],
+	'readers and writers: no reader saw a version older than a committed one',
+	{ '300_writer@1' => $writer, '300_reader@6' => $reader });
+my ($vh1, $vm1) = rule_counts('version');
+cmp_ok($vh1 - $vh0, '>', 50, 'the readers were served hits (' . ($vh1 - $vh0) . ' hits, '
+	  . ($vm1 - $vm0) . ' misses)');
+cmp_ok($vm1 - $vm0, '>', 10, 'and misses after writes');
+
+# ---- a rule dropped in another session stops serving at the next statement --
+my $s1 = CacheExt::Session->new($node);
+$s1->query_ok($RULED);
+is(($s1->query('SELECT cache_status()'))[0], 'HIT', 'an open session serves the rule');
+$node->safe_psql('postgres', q{SELECT cache_rule_drop('by_region')});
+$s1->query_ok('SELECT cache_stats_reset()');
+$s1->query_ok($RULED);
+is($node->safe_psql('postgres', 'SELECT hits + misses + bypasses FROM cache_stats'), '0',
+	'the open session no longer serves the dropped rule at its next statement');
+$s1->quit;
+
+$node->stop;
+done_testing();
