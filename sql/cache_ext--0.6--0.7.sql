@@ -86,6 +86,12 @@ CREATE FUNCTION cache_rule_drop(name text) RETURNS void
     AS 'MODULE_PATHNAME', 'cache_rule_drop';
 COMMENT ON FUNCTION cache_rule_drop(text) IS 'drop a cache rule';
 
+CREATE FUNCTION cache_rule_for(query text) RETURNS text
+    LANGUAGE C STRICT VOLATILE
+    AS 'MODULE_PATHNAME', 'cache_rule_for';
+COMMENT ON FUNCTION cache_rule_for(text) IS
+'the name of the cache rule that would serve this statement sent as it is, or NULL';
+
 CREATE FUNCTION cache_rules_stats(OUT name text, OUT hits bigint, OUT misses bigint,
                                   OUT bypasses bigint, OUT hit_ms float8, OUT miss_ms float8)
     RETURNS SETOF record

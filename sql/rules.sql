@@ -21,6 +21,10 @@ SELECT cache_rule_create('SELECT id, amount FROM rules_t WHERE id < 20 ORDER BY 
 SELECT cache_rule_create('SELECT amount FROM rules_t WHERE id = $1') ~ '^rule_[0-9a-f]{16}$' AS named;
 SELECT name, shape, ttl, tags, owner::text = current_user AS mine, hits, misses, bypasses
   FROM cache_rules ORDER BY name;
+-- which rule a statement would be served under
+SELECT cache_rule_for('SELECT region, count(*), sum(amount) FROM rules_t WHERE region = 42 GROUP BY region') AS constant,
+       cache_rule_for('SELECT region, count(*), sum(amount) FROM rules_t WHERE region = $1 GROUP BY region') AS parameter,
+       cache_rule_for('SELECT region, count(*) FROM rules_t WHERE region = 42 GROUP BY region') AS other_shape;
 SELECT rules_err($$SELECT cache_rule_create(NULL)$$);
 SELECT rules_err($$SELECT cache_rule_create('INSERT INTO rules_t VALUES (0, 0, 0)')$$);
 SELECT rules_err($$SELECT cache_rule_create('SELECT 1; SELECT 2')$$);

@@ -84,6 +84,7 @@ typedef struct Served
 	EState *estate;
 	Tuplestorestate *ts;
 	TupleTableSlot *slot;
+	uint64 sent; /* rows sent so far */
 	bool done;	 /* every row was sent */
 	bool linked; /* in the list served */
 	MemoryContextCallback gone;
@@ -452,6 +453,17 @@ serve_run(Served *s, QueryDesc *qd, ScanDirection direction, uint64 count)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cursor can only scan forward")));
+	/*
+	 * A portal rewound (PostgreSQL allows it only for SCROLL cursors, which
+	 * are not served; this is insurance) reads from the first row again.
+	 */
+	if (ActivePortal != NULL && ActivePortal->queryDesc == qd &&
+		ActivePortal->atStart && s->sent > 0)
+	{
+		tuplestore_rescan(s->ts);
+		s->sent = 0;
+		s->done = false;
+	}
 	if (qd->totaltime)
 		InstrStartNode(qd->totaltime);
 	estate->es_processed = 0;
@@ -472,6 +484,7 @@ serve_run(Served *s, QueryDesc *qd, ScanDirection direction, uint64 count)
 		}
 	}
 	estate->es_processed = sent;
+	s->sent += sent;
 	dest->rShutdown(dest);
 	if (qd->totaltime)
 		InstrStopNode(qd->totaltime, (double) sent);

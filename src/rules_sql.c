@@ -458,3 +458,26 @@ cache_rule_drop(PG_FUNCTION_ARGS)
 	RulesCountersFree(name);
 	PG_RETURN_VOID();
 }
+
+PG_FUNCTION_INFO_V1(cache_rule_for);
+
+/*
+ * cache_rule_for(query text) RETURNS text: the name of the rule that would
+ * serve query if this session sent it as a top-level statement, or NULL
+ * (also when query identifiers are not computed).  The statement is parsed
+ * and analysed here (its errors are raised), never run; whether it would
+ * then be a hit, a miss or a bypass is cache_explain's answer.
+ */
+Datum
+cache_rule_for(PG_FUNCTION_ARGS)
+{
+	char *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	RuleDef *rule;
+
+	if (!IsQueryIdEnabled())
+		PG_RETURN_NULL();
+	rule = RulesMatch(RulesTextQueryid(query));
+	if (rule == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(rule->name));
+}
