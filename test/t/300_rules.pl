@@ -132,5 +132,23 @@ is($node->safe_psql('postgres', 'SELECT hits + misses + bypasses FROM cache_stat
 	'the open session no longer serves the dropped rule at its next statement');
 $s1->quit;
 
+# ---- pg_dump / restore: the rules come back and serve, under other OIDs -----
+my $dump = $node->basedir . '/rules.sql';
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('postgres'), '-f', $dump ], 'pg_dump');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+# a table created first: the restored tables get other OIDs
+$node->safe_psql('restored', 'CREATE TABLE shift_the_oids (x int)');
+$node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('restored'), '-f', $dump ],
+	'restored into another database');
+is($node->safe_psql('restored', q{SELECT string_agg(name, ',' ORDER BY name) FROM cache_rules}),
+	'first,version', 'the rules were restored');
+isnt($node->safe_psql('restored', q{SELECT 'rt'::regclass::oid}),
+	$node->safe_psql('postgres', q{SELECT 'rt'::regclass::oid}), 'the table has another OID');
+my $first = $node->safe_psql('restored', 'SELECT id, amount, label FROM rt WHERE id <= 40 AND true ORDER BY id');
+is($node->safe_psql('restored', "SELECT id, amount, label FROM rt WHERE id <= 40 ORDER BY id; SELECT cache_status()"),
+	"$first\nMISS", 'the restored rule serves: MISS');
+is($node->safe_psql('restored', "SELECT id, amount, label FROM rt WHERE id <= 40 ORDER BY id; SELECT cache_status()"),
+	"$first\nHIT", 'then HIT');
+
 $node->stop;
 done_testing();
