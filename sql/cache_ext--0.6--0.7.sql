@@ -99,7 +99,8 @@ CREATE FUNCTION cache_rules_stats(OUT name text, OUT hits bigint, OUT misses big
     AS 'MODULE_PATHNAME', 'cache_rules_stats';
 
 -- A role sees the rules it has the privileges of the owner of; members of
--- cache_ext_rules_admin see all.
+-- cache_ext_rules_admin see all (a dropped owner or admin role hides rows,
+-- never fails the view).
 CREATE VIEW cache_rules AS
 SELECT r.name, r.shape, r.query, r.queryid, r.ttl, r.tags, r.owner,
        coalesce(s.hits, 0) AS hits, coalesce(s.misses, 0) AS misses,
@@ -110,8 +111,10 @@ SELECT r.name, r.shape, r.query, r.queryid, r.ttl, r.tags, r.owner,
        r.created_at
   FROM cache_ext_rules r
   LEFT JOIN cache_rules_stats() s ON s.name = r.name
- WHERE pg_catalog.pg_has_role(current_user, r.owner, 'USAGE')
-    OR pg_catalog.pg_has_role(current_user, 'cache_ext_rules_admin', 'USAGE');
+ WHERE CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles o WHERE o.oid = r.owner)
+            THEN pg_catalog.pg_has_role(current_user, r.owner, 'USAGE') END
+    OR CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles a WHERE a.rolname = 'cache_ext_rules_admin')
+            THEN pg_catalog.pg_has_role(current_user, 'cache_ext_rules_admin', 'USAGE') END;
 GRANT SELECT ON cache_rules TO PUBLIC;
 
 -- (end of cache rules)

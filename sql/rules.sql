@@ -173,6 +173,19 @@ SELECT hits = :h AND misses = :m AS not_served FROM cache_stats;
 SELECT name FROM cache_rules WHERE name NOT LIKE 'rule%' ORDER BY name;
 SELECT name, hits, misses, bypasses FROM cache_rules WHERE name NOT LIKE 'rule%' ORDER BY name;
 
+-- ---- a rule whose owner role was dropped: listed, never an error -----------
+CREATE ROLE regress_rules_owner;
+GRANT CREATE ON SCHEMA public TO regress_rules_owner;
+SET ROLE regress_rules_owner;
+CREATE TABLE rules_own (x int);
+SELECT cache_rule_create('SELECT x FROM rules_own', name => 'orphan');
+RESET ROLE;
+DROP TABLE rules_own;
+REVOKE CREATE ON SCHEMA public FROM regress_rules_owner;
+DROP ROLE regress_rules_owner;
+SELECT name, owner::text ~ '^[0-9]+$' AS owner_gone FROM cache_rules WHERE name = 'orphan';
+SELECT 1 AS still_runs;
+
 -- ---- clean up --------------------------------------------------------------
 SELECT cache_rule_drop(name) FROM cache_rules ORDER BY name;
 DROP TABLE rules_rls;

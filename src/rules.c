@@ -32,7 +32,9 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -153,16 +155,24 @@ RulesResetLoaded(void)
 
 /*
  * The OID of the rules table of this database's cache_ext, or InvalidOid
- * when the extension (0.7 or later) is not installed here.
+ * when the extension (0.7 or later) is not installed here (or the table
+ * there is not the extension's own).
  */
 Oid
 RulesTable(void)
 {
-	Oid nsp = extension_namespace(NULL);
+	Oid ext;
+	Oid nsp = extension_namespace(&ext);
+	Oid relid;
 
 	if (!OidIsValid(nsp))
 		return InvalidOid;
-	return get_relname_relid(RULES_TABLE, nsp);
+	relid = get_relname_relid(RULES_TABLE, nsp);
+	/* the extension's own plain table, read with heap access */
+	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION ||
+		getExtensionOfObject(RelationRelationId, relid) != ext)
+		return InvalidOid;
+	return relid;
 }
 
 /* Whether the current role may act for every rule: superuser or admin. */

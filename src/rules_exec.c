@@ -496,10 +496,20 @@ rules_executor_start(QueryDesc *qd, int eflags)
 {
 	RuleDef *rule;
 
-	if (prev_executor_start)
-		prev_executor_start(qd, eflags);
-	else
-		standard_ExecutorStart(qd, eflags);
+	/* initial partition pruning may run functions: they nest */
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_executor_start)
+			prev_executor_start(qd, eflags);
+		else
+			standard_ExecutorStart(qd, eflags);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
 	rule = statement_rule(qd, eflags);
 	if (rule != NULL)
 		serve_start(qd, rule);
