@@ -117,6 +117,79 @@ SELECT r.name, r.shape, r.query, r.queryid, r.ttl, r.tags, r.owner,
             THEN pg_catalog.pg_has_role(current_user, 'cache_ext_rules_admin', 'USAGE') END;
 GRANT SELECT ON cache_rules TO PUBLIC;
 
+CREATE FUNCTION cache_rule_verdict(query text, OUT verdict text, OUT queryid bigint)
+    LANGUAGE C STRICT VOLATILE
+    AS 'MODULE_PATHNAME', 'cache_rule_verdict';
+COMMENT ON FUNCTION cache_rule_verdict(text) IS
+'what cache_rule_create would say of this statement for the current role: cacheable, or why not';
+
+-- The read-only statements pg_stat_statements saw in this database, most
+-- total execution time first, with cache_rule_verdict's answer and the call
+-- that would create their rule.  Needs pg_stat_statements (55000 otherwise).
+-- The statements are analysed under the caller's search_path (as they ran),
+-- so every name here is qualified.
+CREATE FUNCTION cache_candidates_list(max_rows integer DEFAULT 20)
+    RETURNS TABLE (queryid bigint, calls bigint, mean_ms double precision,
+                   total_ms double precision, query text, verdict text,
+                   rule_call text)
+    LANGUAGE plpgsql VOLATILE
+AS $fn$
+DECLARE
+    pgss_schema text;
+    r record;
+    v record;
+    ext_schema text;
+BEGIN
+    SELECT n.nspname INTO pgss_schema
+      FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'pg_stat_statements';
+    IF pgss_schema IS NULL THEN
+        RAISE EXCEPTION 'cache_candidates needs the extension pg_stat_statements in this database'
+            USING ERRCODE = '55000',
+                  HINT = 'Add pg_stat_statements to shared_preload_libraries, restart, and run CREATE EXTENSION pg_stat_statements.';
+    END IF;
+    SELECT n.nspname INTO ext_schema
+      FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'cache_ext';
+    FOR r IN EXECUTE pg_catalog.format(
+        $q$SELECT s.queryid, s.calls, s.mean_exec_time, s.total_exec_time, s.query
+             FROM %I.pg_stat_statements s
+            WHERE s.dbid = (SELECT d.oid FROM pg_catalog.pg_database d
+                             WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+              AND s.toplevel
+              AND s.query OPERATOR(pg_catalog.~*) '^\s*(select|with|values|table)\M'
+              AND s.query OPERATOR(pg_catalog.!~*) 'cache_(candidates|rule)'
+            ORDER BY s.total_exec_time DESC
+            LIMIT $1$q$, pgss_schema) USING max_rows
+    LOOP
+        queryid := r.queryid;
+        calls := r.calls;
+        mean_ms := r.mean_exec_time;
+        total_ms := r.total_exec_time;
+        query := r.query;
+        rule_call := NULL;
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT * FROM %I.cache_rule_verdict($1)', ext_schema) INTO v USING r.query;
+            verdict := v.verdict;
+            IF v.verdict OPERATOR(pg_catalog.=) 'cacheable' THEN
+                IF v.queryid IS DISTINCT FROM r.queryid THEN
+                    verdict := 'cacheable; sent with constants: create the rule from the statement with one of its constants in place of each $n';
+                END IF;
+                rule_call := pg_catalog.format('SELECT %I.cache_rule_create(%L);', ext_schema, r.query);
+            END IF;
+        EXCEPTION WHEN query_canceled OR admin_shutdown THEN
+            RAISE;
+        WHEN OTHERS THEN
+            verdict := SQLERRM;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+
+CREATE VIEW cache_candidates AS SELECT * FROM cache_candidates_list(20);
+GRANT SELECT ON cache_candidates TO PUBLIC;
+
 -- (end of cache rules)
 
 

@@ -19,12 +19,18 @@ SELECT cache_rule_create('SELECT id, amount FROM rules_t WHERE id < 20 ORDER BY 
                          tags => ARRAY['rules_tag'], name => 'first_ids');
 -- the default name holds the query id
 SELECT cache_rule_create('SELECT amount FROM rules_t WHERE id = $1') ~ '^rule_[0-9a-f]{16}$' AS named;
-SELECT name, shape, ttl, tags, owner::text = current_user AS mine, hits, misses, bypasses
+SELECT regexp_replace(name, '^rule_[0-9a-f]{16}$', 'rule_<queryid>') AS name, shape, ttl, tags,
+       owner::text = current_user AS mine, hits, misses, bypasses
   FROM cache_rules ORDER BY name;
 -- which rule a statement would be served under
 SELECT cache_rule_for('SELECT region, count(*), sum(amount) FROM rules_t WHERE region = 42 GROUP BY region') AS constant,
        cache_rule_for('SELECT region, count(*), sum(amount) FROM rules_t WHERE region = $1 GROUP BY region') AS parameter,
        cache_rule_for('SELECT region, count(*) FROM rules_t WHERE region = 42 GROUP BY region') AS other_shape;
+-- what cache_rule_create would say, without creating
+SELECT verdict FROM cache_rule_verdict('SELECT id FROM rules_t WHERE id = $1');
+SELECT verdict FROM cache_rule_verdict('SELECT random() FROM rules_t');
+-- candidates come from pg_stat_statements, not installed here
+SELECT rules_err($$SELECT * FROM cache_candidates$$);
 SELECT rules_err($$SELECT cache_rule_create(NULL)$$);
 SELECT rules_err($$SELECT cache_rule_create('INSERT INTO rules_t VALUES (0, 0, 0)')$$);
 SELECT rules_err($$SELECT cache_rule_create('SELECT 1; SELECT 2')$$);

@@ -558,8 +558,13 @@ RulesMatch(uint64 queryid)
 		return NULL;
 	if (rules_state == RULES_UNKNOWN)
 	{
-		/* no database, or a transaction that can run nothing */
-		if (!IsTransactionState() || !OidIsValid(MyDatabaseId))
+		/*
+		 * No database, or a transaction that can run nothing; or a
+		 * serializable one, whose scan of the rules table would take a
+		 * predicate lock (its statements are not served anyway).
+		 */
+		if (!IsTransactionState() || !OidIsValid(MyDatabaseId) ||
+			IsolationIsSerializable())
 			return NULL;
 		rules_load();
 	}

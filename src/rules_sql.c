@@ -481,3 +481,33 @@ cache_rule_for(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(rule->name));
 }
+
+PG_FUNCTION_INFO_V1(cache_rule_verdict);
+
+/*
+ * cache_rule_verdict(query text, OUT verdict text, OUT queryid bigint):
+ * what cache_rule_create would say of query for the current role, without
+ * creating anything: 'cacheable', or the reason it would refuse; and the
+ * query id of the text as given.  Raises what cache_rule_create raises
+ * before its verdict (parse errors, privileges, who may create).
+ */
+Datum
+cache_rule_verdict(PG_FUNCTION_ARGS)
+{
+	char *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	RuleAnalysis a;
+	uint64 queryid;
+	char *shape;
+	TupleDesc desc;
+	Datum v[2];
+	bool n[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	analyse_rule_query(query, &a, &queryid, &shape);
+	if (a.refusal == NULL)
+		check_may_create(a.relids);
+	v[0] = CStringGetTextDatum(a.refusal ? a.refusal : "cacheable");
+	v[1] = Int64GetDatum((int64) queryid);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), v, n)));
+}

@@ -16,7 +16,10 @@ use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Session;
 
 my $redis = CacheExt::Redis->new;
-my $node = cache_ext_node('rules', $redis, extra_conf => "cache_ext.default_ttl = 300");
+my $node = cache_ext_node('rules', $redis, extra_conf => "cache_ext.default_ttl = 300
+shared_preload_libraries = 'cache_ext, pg_stat_statements'");
+$node->restart;
+$node->safe_psql('postgres', 'CREATE EXTENSION pg_stat_statements');
 
 $node->safe_psql('postgres', q{
 CREATE TABLE rt (id int PRIMARY KEY, region int NOT NULL, amount numeric(12,2) NOT NULL, label text);
@@ -157,6 +160,25 @@ is($node->safe_psql('restored', "SELECT id, amount, label FROM rt WHERE id <= 40
 	"$first\nMISS", 'the restored rule serves: MISS');
 is(hit_norm($node->safe_psql('restored', "SELECT id, amount, label FROM rt WHERE id <= 40 ORDER BY id; SELECT cache_status()")),
 	"$first\nHIT", 'then HIT');
+
+# ---- cache_candidates: from pg_stat_statements to a rule --------------------
+# A statement an application sends with a parameter becomes a candidate; the
+# call cache_candidates suggests creates the rule that then serves it.
+my $cand_script = "\\set r random(1, 5)\nSELECT max(amount) AS top FROM rt WHERE region = :r;\n";
+$node->pgbench('--no-vacuum --client=1 --transactions=20 -M prepared',
+	0, [qr{processed: 20/20}], [qr{^$}], 'pgbench: a statement without a rule',
+	{ '300_candidate_before' => $cand_script });
+my $cand = $node->safe_psql('postgres',
+	q{SELECT verdict || '|' || rule_call FROM cache_candidates WHERE query LIKE 'SELECT max(amount) AS top%'});
+like($cand, qr/^cacheable\|SELECT public\.cache_rule_create\('SELECT max\(amount\) AS top FROM rt WHERE region = \$1'\);$/,
+	'cache_candidates: a cacheable candidate and the call that creates its rule');
+my ($call) = $cand =~ /\|(.*)$/;
+$node->safe_psql('postgres', $call);
+$node->pgbench('--no-vacuum --client=1 --transactions=20 -M prepared',
+	0, [qr{processed: 20/20}], [qr{^$}], 'pgbench: the same statement after the rule',
+	{ '300_candidate_after' => $cand_script });
+is($node->safe_psql('postgres', q{SELECT hits + misses FROM cache_rules WHERE query LIKE 'SELECT max(amount) AS top%'}),
+	'20', 'the rule made from the candidate serves the statement');
 
 $node->stop;
 done_testing();
