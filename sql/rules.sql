@@ -30,7 +30,7 @@ SELECT cache_rule_for('SELECT region, count(*), sum(amount) FROM rules_t WHERE r
 SELECT verdict FROM cache_rule_verdict('SELECT id FROM rules_t WHERE id = $1');
 SELECT verdict FROM cache_rule_verdict('SELECT random() FROM rules_t');
 -- candidates come from pg_stat_statements, not installed here
-SELECT rules_err($$SELECT * FROM cache_candidates$$);
+SELECT rules_err($$SELECT * FROM cache_candidates()$$);
 SELECT rules_err($$SELECT cache_rule_create(NULL)$$);
 SELECT rules_err($$SELECT cache_rule_create('INSERT INTO rules_t VALUES (0, 0, 0)')$$);
 SELECT rules_err($$SELECT cache_rule_create('SELECT 1; SELECT 2')$$);

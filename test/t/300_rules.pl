@@ -169,7 +169,7 @@ $node->pgbench('--no-vacuum --client=1 --transactions=20 -M prepared',
 	0, [qr{processed: 20/20}], [qr{^$}], 'pgbench: a statement without a rule',
 	{ '300_candidate_before' => $cand_script });
 my $cand = $node->safe_psql('postgres',
-	q{SELECT verdict || '|' || rule_call FROM cache_candidates WHERE query LIKE 'SELECT max(amount) AS top%'});
+	q{SELECT verdict || '|' || rule_call FROM cache_candidates() WHERE query LIKE 'SELECT max(amount) AS top%'});
 like($cand, qr/^cacheable\|SELECT public\.cache_rule_create\('SELECT max\(amount\) AS top FROM rt WHERE region = \$1'\);$/,
 	'cache_candidates: a cacheable candidate and the call that creates its rule');
 my ($call) = $cand =~ /\|(.*)$/;
