@@ -179,6 +179,20 @@ SELECT hits = :h AND misses = :m AS not_served FROM cache_stats;
 SELECT name FROM cache_rules WHERE name NOT LIKE 'rule%' ORDER BY name;
 SELECT name, hits, misses, bypasses FROM cache_rules WHERE name NOT LIKE 'rule%' ORDER BY name;
 
+-- ---- the cached path failing leaves the statement to run directly ----------
+CREATE TABLE rules_untracked (x int);
+INSERT INTO rules_untracked VALUES (1), (2);
+SELECT cache_rule_create('SELECT x FROM rules_untracked ORDER BY x', name => 'untracked');
+SET cache_ext.untracked = 'error';
+-- cached_query raises here; the plain statement runs as if it had no rule
+SELECT x FROM rules_untracked ORDER BY x;
+SELECT cache_status();
+RESET cache_ext.untracked;
+SELECT x FROM rules_untracked ORDER BY x;
+SELECT cache_status();
+SELECT cache_rule_drop('untracked');
+DROP TABLE rules_untracked;
+
 -- ---- a rule whose owner role was dropped: listed, never an error -----------
 CREATE ROLE regress_rules_owner;
 GRANT CREATE ON SCHEMA public TO regress_rules_owner;
