@@ -120,6 +120,20 @@ FETCH 2 FROM rules_h;
 CLOSE rules_h;
 SELECT hits = :hits_before AS not_served FROM cache_rules WHERE name = 'first_ids';
 
+-- ---- the statement's own text, wherever it sits ------------------------------
+/* a comment first */ SELECT id, amount FROM rules_t WHERE id < 3 ORDER BY id;
+SELECT cache_status();
+PREPARE rules_p2(int) AS SELECT id, amount FROM rules_t WHERE id < $1 ORDER BY id \; EXECUTE rules_p2(3);
+SELECT cache_status();
+-- two cursors declared in one string: PostgreSQL does not locate their
+-- queries, the whole string is not one statement: both run directly
+BEGIN;
+DECLARE rules_a NO SCROLL CURSOR FOR SELECT id, amount FROM rules_t WHERE id < 3 ORDER BY id \; DECLARE rules_b NO SCROLL CURSOR FOR SELECT id, amount FROM rules_t WHERE id < 5 ORDER BY id;
+SELECT cache_status() LIKE 'BYPASS: the cached path failed%' AS ran_directly;
+FETCH ALL FROM rules_a;
+FETCH ALL FROM rules_b;
+COMMIT;
+
 -- ---- EXPLAIN, COPY and functions run the plan -------------------------------
 SELECT hits AS hits_before FROM cache_rules WHERE name = 'by_region' \gset
 EXPLAIN (COSTS OFF) SELECT region, count(*), sum(amount) FROM rules_t WHERE region = 3 GROUP BY region;
