@@ -193,6 +193,21 @@ SELECT hits = :h AND misses = :m AS not_served FROM cache_stats;
 SELECT name FROM cache_rules WHERE name NOT LIKE 'rule%' ORDER BY name;
 SELECT name, hits, misses, bypasses FROM cache_rules WHERE name NOT LIKE 'rule%' ORDER BY name;
 
+-- ---- a table dropped and created again: the rule follows its name ----------
+CREATE TABLE rules_re (x int);
+SELECT cache_rule_create('SELECT x FROM rules_re ORDER BY x', name => 're');
+DROP TABLE rules_re;
+SELECT cache_rule_for('SELECT 1') IS NULL AS loaded_without_it;
+CREATE TABLE rules_re (x int);
+INSERT INTO rules_re VALUES (3), (1);
+SELECT cache_track('rules_re');
+SELECT x FROM rules_re ORDER BY x;
+SELECT cache_status();
+SELECT x FROM rules_re ORDER BY x;
+SELECT cache_status();
+SELECT cache_rule_drop('re');
+DROP TABLE rules_re;
+
 -- ---- the cached path failing leaves the statement to run directly ----------
 CREATE TABLE rules_untracked (x int);
 INSERT INTO rules_untracked VALUES (1), (2);

@@ -13,12 +13,13 @@
  * when it loads the rules (after a restore the OIDs differ).  A statement
  * trigger on the table sends a relcache invalidation of it, so that every
  * backend loads the rules again at its next statement after a change
- * commits; creating, renaming or dropping any relation does too (a name a
- * rule uses may now mean another relation).
+ * commits; a change to a relation a rule names does too (its OID may be
+ * another now), and creating, renaming or dropping any relation while a
+ * rule's text does not analyse (its table may exist now).
  *
- * State: backend-local: the hash of rules by query id in rules_cxt
- * (under CacheMemoryContext), rules_state and inval_count, touched only by
- * this backend (the invalidation callbacks only mark it stale).  Shared:
+ * State: backend-local: the hash of rules by query id and the relations
+ * they name in rules_cxt (under CacheMemoryContext), rules_state,
+ * rules_incomplete and inval_count, touched only by this backend (the invalidation callbacks only mark it stale).  Shared:
  * RulesShared, the counters of up to RULES_MAX_COUNTED rules of all
  * databases, guarded by its spinlock (held only to find a slot or add to
  * it); without shared memory (not preloaded) each backend counts its own.
@@ -42,6 +43,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
@@ -128,21 +130,43 @@ static HTAB *rules_hash = NULL;
 static MemoryContext rules_cxt = NULL;
 static bool callbacks_registered = false;
 
+/* relations the loaded rules name: a change to one reloads them */
+static List *rules_relids = NIL;
+
+/* some rule's text did not analyse: any new relation may make it apply */
+static bool rules_incomplete = false;
+
+/*
+ * A relation changed: the rules are loaded again when it is the rules
+ * table or one the rules name (its OID, and so their query ids, may be
+ * another now), on a reset, and while there are none (the extension may
+ * just have been created).
+ */
 static void
 rules_relcache_callback(Datum arg, Oid relid)
 {
-	if (!OidIsValid(relid) || relid == rules_relid)
+	if (!OidIsValid(relid) || relid == rules_relid ||
+		rules_state == RULES_NONE || list_member_oid(rules_relids, relid))
 	{
 		rules_state = RULES_UNKNOWN;
 		inval_count++;
 	}
 }
 
+/*
+ * A relation was created, renamed or dropped: only when some rule did not
+ * analyse (its table may exist now), or there are no rules, are they loaded
+ * again; otherwise a relation created elsewhere would make every backend
+ * load every rule.
+ */
 static void
 rules_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
-	rules_state = RULES_UNKNOWN;
-	inval_count++;
+	if (rules_incomplete || rules_state == RULES_NONE)
+	{
+		rules_state = RULES_UNKNOWN;
+		inval_count++;
+	}
 }
 
 /* Forget the loaded rules: the next statement loads them again. */
@@ -296,9 +320,9 @@ typedef struct RuleRow
 	char *search_path;
 } RuleRow;
 
-/* The query id of text, parsed and analysed now (parameters' types inferred). */
-uint64
-RulesTextQueryid(const char *text)
+/* text parsed and analysed now (parameters' types inferred): one SELECT, or NULL */
+static Query *
+text_query(const char *text)
 {
 	List *raw = raw_parser(text, RAW_PARSE_DEFAULT);
 	Oid *types = NULL;
@@ -306,10 +330,39 @@ RulesTextQueryid(const char *text)
 	Query *q;
 
 	if (list_length(raw) != 1)
-		return 0;
+		return NULL;
 	q = parse_analyze_varparams(linitial_node(RawStmt, raw), text, &types,
 								&ntypes, NULL);
-	return q->commandType == CMD_SELECT ? q->queryId : 0;
+	return q->commandType == CMD_SELECT ? q : NULL;
+}
+
+/* The query id of text, parsed and analysed now, or 0. */
+uint64
+RulesTextQueryid(const char *text)
+{
+	Query *q = text_query(text);
+
+	return q ? q->queryId : 0;
+}
+
+/* Append the OIDs of the relations node (a query) names to *(List **) context. */
+static bool
+named_relations(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION)
+			*(List **) context = list_append_unique_oid(*(List **) context, rte->relid);
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, named_relations, context,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, named_relations, context);
 }
 
 /* text_queryid's work as the rule's owner, under its search_path */
@@ -318,6 +371,7 @@ typedef struct RuleIdArgs
 	const RuleRow *row;
 	const char *text;
 	uint64 queryid;
+	List *relids; /* the relations it names, appended to */
 } RuleIdArgs;
 
 static void
@@ -333,21 +387,32 @@ rule_id_fn(void *arg)
 	SetUserIdAndSecContext(a->row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	(void) set_config_option("search_path", a->row->search_path, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	a->queryid = RulesTextQueryid(a->text);
+	{
+		Query *q = text_query(a->text);
+
+		a->queryid = q ? q->queryId : 0;
+		if (q)
+			(void) named_relations((Node *) q, &a->relids);
+	}
 	AtEOXact_GUC(true, nest);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 }
 
-/* The query id of one of a rule's texts today, or 0 when it has none. */
+/*
+ * The query id of one of a rule's texts today, or 0 when it has none; the
+ * relations it names join rules_relids.
+ */
 static uint64
 rule_queryid(const RuleRow *row, const char *text)
 {
 	RuleIdArgs a;
 	ErrorData *edata;
+	MemoryContext old;
 
 	a.row = row;
 	a.text = text;
 	a.queryid = 0;
+	a.relids = NIL;
 	edata = RunInSubtransaction(rule_id_fn, &a);
 	if (edata != NULL)
 	{
@@ -358,6 +423,9 @@ rule_queryid(const RuleRow *row, const char *text)
 		FreeErrorData(edata);
 		return 0;
 	}
+	old = MemoryContextSwitchTo(rules_cxt);
+	rules_relids = list_concat_unique_oid(rules_relids, a.relids);
+	MemoryContextSwitchTo(old);
 	return a.queryid;
 }
 
@@ -446,6 +514,8 @@ add_rule(const RuleRow *row)
 
 	ids[0] = rule_queryid(row, row->query);
 	ids[1] = strcmp(row->shape, row->query) == 0 ? 0 : rule_queryid(row, row->shape);
+	if (ids[0] == 0)
+		rules_incomplete = true;
 	old = MemoryContextSwitchTo(rules_cxt);
 	for (int i = 0; i < 2; i++)
 	{
@@ -510,6 +580,8 @@ rules_load(void)
 										  ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(rules_cxt);
 	rules_hash = NULL;
+	rules_relids = NIL;
+	rules_incomplete = false;
 	rules_state = RULES_NONE;
 	rules_relid = RulesTable();
 	if (!OidIsValid(rules_relid))
