@@ -132,6 +132,31 @@ cmp_ok($vh1 - $vh0, '>', 50, 'the readers were served hits (' . ($vh1 - $vh0) . 
 	  . ($vm1 - $vm0) . ' misses)');
 cmp_ok($vm1 - $vm0, '>', 10, 'and misses after writes');
 
+# ---- every write path invalidates the ruled statement -----------------------
+$node->safe_psql('postgres', q{
+CREATE TABLE wp (id int PRIMARY KEY, v int NOT NULL);
+INSERT INTO wp SELECT i, i FROM generate_series(1, 10) i;
+SELECT cache_track('wp');
+SELECT cache_rule_create('SELECT count(*), sum(v) FROM wp', name => 'wp');
+CREATE FUNCTION wp_bump() RETURNS void LANGUAGE sql AS 'UPDATE wp SET v = v + 1 WHERE id = 1';
+});
+my @writes = (
+	'INSERT INTO wp VALUES (100, 5)',
+	'UPDATE wp SET v = v * 2 WHERE id = 2',
+	'DELETE FROM wp WHERE id = 3',
+	"COPY wp FROM PROGRAM 'echo 200,7' WITH (FORMAT csv)",
+	'SELECT wp_bump()',
+	'INSERT INTO wp VALUES (300, 1) ON CONFLICT (id) DO UPDATE SET v = 0',
+	'TRUNCATE wp');
+for my $w (@writes)
+{
+	$node->safe_psql('postgres', 'SELECT count(*), sum(v) FROM wp');
+	$node->safe_psql('postgres', $w);
+	my $want = $node->safe_psql('postgres', 'SELECT count(*), sum(v) FROM wp WHERE true');
+	is($node->safe_psql('postgres', "SELECT count(*), sum(v) FROM wp; SELECT cache_status()"),
+		"$want\nMISS (invalidated)", "after $w: the new rows, the entry invalidated");
+}
+
 # ---- a rule dropped in another session stops serving at the next statement --
 my $s1 = CacheExt::Session->new($node);
 $s1->query_ok($RULED);
@@ -152,7 +177,7 @@ $node->safe_psql('restored', 'CREATE TABLE shift_the_oids (x int)');
 $node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('restored'), '-f', $dump ],
 	'restored into another database');
 is($node->safe_psql('restored', q{SELECT string_agg(name, ',' ORDER BY name) FROM cache_rules}),
-	'first,version', 'the rules were restored');
+	'first,version,wp', 'the rules were restored');
 isnt($node->safe_psql('restored', q{SELECT 'rt'::regclass::oid}),
 	$node->safe_psql('postgres', q{SELECT 'rt'::regclass::oid}), 'the table has another OID');
 my $first = $node->safe_psql('restored', 'SELECT id, amount, label FROM rt WHERE id <= 40 AND true ORDER BY id');
