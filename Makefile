@@ -39,6 +39,9 @@ OBJS = \
 	src/sessions_user.o \
 	src/session_format.o \
 	src/explain.o \
+	src/rules.o \
+	src/rules_sql.o \
+	src/rules_exec.o \
 	src/stats.o \
 	src/health.o \
 	src/warm.o \

@@ -28,6 +28,7 @@
 #include "flight.h"
 #include "sessions.h"
 #include "entry_pack.h"
+#include "rules.h"
 
 PG_MODULE_MAGIC;
 
@@ -47,6 +48,7 @@ cache_ext_shmem_request(void)
 	QueryStatsShmemRequest();
 	L1ShmemRequest();
 	FlightShmemRequest();
+	RulesShmemRequest();
 }
 
 static void
@@ -61,6 +63,7 @@ cache_ext_shmem_startup(void)
 	QueryStatsShmemInit();
 	L1ShmemInit();
 	FlightShmemInit();
+	RulesShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -82,6 +85,7 @@ _PG_init(void)
 	SecretsLoad();
 
 	InvalInit(); /* defines the outbox's settings too */
+	RulesInit(); /* cache rules: executor hooks */
 	MarkGUCPrefixReserved("cache_ext");
 
 	if (!process_shared_preload_libraries_in_progress)

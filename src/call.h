@@ -6,7 +6,7 @@
  *	  a call's parameters, options and scopes (sql_api.c, scopes.c), and
  *	  running the query (execute.c).  Nothing outside the pipeline's files
  *	  (pipeline.c, lookup.c, sql_api.c, stmtcache.c, analysis.c, scopes.c, execute.c,
- *	  explain.c) includes this header.
+ *	  explain.c, and the cache rules' rules.c, rules_exec.c) includes this header.
  *
  *-------------------------------------------------------------------------
  */

@@ -1,0 +1,679 @@
+/*-------------------------------------------------------------------------
+ *
+ * rules_exec.c
+ *	  Serving statements under cache rules (docs/rules.md): executor hooks
+ *	  that answer a top-level SELECT whose shape has a rule through the
+ *	  call pipeline, as cached_query would, and send its rows to the
+ *	  statement's own destination.
+ *
+ * The flow of a statement:
+ *	1. ExecutorStart: standard_ExecutorStart runs first, so the executor
+ *	   checks privileges (and the planner applied row-level security)
+ *	   exactly as for the direct statement; its errors are the statement's.
+ *	2. If the statement is served (statement_served: the top-level SELECT
+ *	   of a portal that is neither scrollable nor holdable, not in a
+ *	   function, not EXPLAIN or COPY, whose query id has a rule), its text
+ *	   (the PREPARE's body for EXECUTE) and parameter values go through
+ *	   the call pipeline (cached_query_common), which decides HIT, MISS or
+ *	   BYPASS with every rule cached_query has and fills a tuplestore: the
+ *	   stored rows, or the rows of a run with its own fresh snapshot (stored
+ *	   only when the run completed).  That happens inside a subtransaction:
+ *	   if anything on the cached path fails, the statement runs directly,
+ *	   as if it had no rule; a cancel is raised as it was.
+ *	3. ExecutorRun sends the tuplestore's rows to queryDesc->dest with the
+ *	   plan's row description (the pipeline's row type is checked to be
+ *	   the plan's first), at most count of them per call and in order, so
+ *	   Execute with a row limit and FETCH read the rows in batches.
+ *	4. ExecutorEnd frees the tuplestore.  The plan itself never runs.
+ * The rows are computed whole at ExecutorStart (as DECLARE's snapshot
+ * would see them); a statement read only partly still computes them all.
+ *
+ * State (backend-local, no locks): nesting (how deep in utility
+ * statements, planning and execution this backend is: only level 0 is
+ * served) and the list of statements being served, each in its executor
+ * state's memory, unlinked when that memory goes (so also on errors).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/keywords.h"
+#include "executor/executor.h"
+#include "lib/ilist.h"
+#include "miscadmin.h"
+#include "optimizer/planner.h"
+#include "parser/analyze.h"
+#include "parser/scanner.h"
+#include "portability/instr_time.h"
+#include "tcop/pquery.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "parser/scansup.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
+#include "utils/queryjumble.h"
+#include "utils/tuplestore.h"
+
+#include "cache_ext.h"
+#include "call.h"
+#include "outcome.h"
+#include "rules.h"
+#include "subxact.h"
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
+static ExecutorFinish_hook_type prev_executor_finish = NULL;
+static ExecutorEnd_hook_type prev_executor_end = NULL;
+static ProcessUtility_hook_type prev_utility = NULL;
+static planner_hook_type prev_planner = NULL;
+static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
+
+/* utility statements, planning and execution this backend is inside */
+static int nesting = 0;
+
+/* A statement being served from a tuplestore. */
+typedef struct Served
+{
+	dlist_node node;
+	QueryDesc *qd;
+	EState *estate;
+	Tuplestorestate *ts;
+	TupleTableSlot *slot;
+	uint64 sent; /* rows sent so far */
+	bool done;	 /* every row was sent */
+	bool linked; /* in the list served */
+	MemoryContextCallback gone;
+} Served;
+
+static dlist_head served = DLIST_STATIC_INIT(served);
+
+static Served *
+find_served(QueryDesc *qd)
+{
+	dlist_iter it;
+
+	dlist_foreach(it, &served)
+	{
+		Served *s = dlist_container(Served, node, it.cur);
+
+		if (s->qd == qd && s->estate == qd->estate)
+			return s;
+	}
+	return NULL;
+}
+
+/* The executor state's memory is going: so is the statement's entry. */
+static void
+served_gone(void *arg)
+{
+	Served *s = (Served *) arg;
+
+	if (s->linked)
+		dlist_delete(&s->node);
+	s->linked = false;
+}
+
+/*
+ * The rule of the statement qd starts, when it is one a rule serves: the
+ * one statement of the active portal (so not a statement of a function,
+ * of EXPLAIN, of COPY or CREATE TABLE AS, which have other portals or
+ * none), a plain SELECT, in a portal that cannot scroll backwards or be
+ * held past its transaction, at nesting level 0.  NULL otherwise.
+ */
+static RuleDef *
+statement_rule(QueryDesc *qd, int eflags)
+{
+	PlannedStmt *ps = qd->plannedstmt;
+	Portal portal = ActivePortal;
+
+	if (nesting != 0 || IsParallelWorker() || portal == NULL)
+		return NULL;
+	if (qd->operation != CMD_SELECT || ps->commandType != CMD_SELECT ||
+		ps->utilityStmt != NULL || ps->hasModifyingCTE || ps->queryId == 0)
+		return NULL;
+	if (eflags & (EXEC_FLAG_EXPLAIN_ONLY | EXEC_FLAG_BACKWARD | EXEC_FLAG_MARK | EXEC_FLAG_REWIND))
+		return NULL;
+	if (portal->strategy != PORTAL_ONE_SELECT ||
+		list_length(portal->stmts) != 1 || linitial(portal->stmts) != ps ||
+		(portal->cursorOptions & (CURSOR_OPT_SCROLL | CURSOR_OPT_HOLD)))
+		return NULL;
+	return RulesMatch(ps->queryId);
+}
+
+/*
+ * The statement in "PREPARE name [(types)] AS statement" (keyword "as")
+ * or "DECLARE name ... CURSOR FOR statement" (keyword "for"): the text
+ * after the first keyword outside parentheses, found with the core
+ * scanner; NULL when there is none.
+ */
+static char *
+text_after_keyword(const char *text, const char *keyword)
+{
+	core_yyscan_t yyscanner;
+	core_yy_extra_type yyextra;
+	core_YYSTYPE yylval;
+	YYLTYPE yylloc;
+	int kw = ScanKeywordLookup(keyword, &ScanKeywords);
+	int depth = 0;
+	bool after = false;
+	char *body = NULL;
+
+	if (kw < 0)
+		return NULL;
+	yyscanner = scanner_init(text, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	for (;;)
+	{
+		int tok = core_yylex(&yylval, &yylloc, yyscanner);
+
+		if (tok == 0)
+			break;
+		if (after)
+		{
+			body = pstrdup(text + yylloc);
+			break;
+		}
+		if (tok == '(')
+			depth++;
+		else if (tok == ')')
+			depth--;
+		else if (depth == 0 && tok == ScanKeywordTokens[kw])
+			after = true;
+	}
+	scanner_finish(yyscanner);
+	return body;
+}
+
+/* Whether text starts with keyword (lower case), as a whole word. */
+static bool
+starts_with_word(const char *text, const char *keyword)
+{
+	size_t n = strlen(keyword);
+
+	return pg_strncasecmp(text, keyword, n) == 0 && scanner_isspace(text[n]);
+}
+
+/*
+ * The statement's own text: its part of the source text (which may hold
+ * several statements), for EXECUTE the body of the PREPARE it runs, for a
+ * cursor the query of its DECLARE; without surrounding white space.  NULL
+ * when it cannot be found.
+ */
+static char *
+statement_text(QueryDesc *qd)
+{
+	const char *src = qd->sourceText;
+	int loc = qd->plannedstmt->stmt_location;
+	int len = qd->plannedstmt->stmt_len;
+	size_t srclen;
+	char *text;
+	const char *p;
+
+	if (src == NULL)
+		return NULL;
+	srclen = strlen(src);
+	if (loc < 0)
+		loc = 0;
+	if ((size_t) loc > srclen || len < 0 || (size_t) loc + len > srclen)
+		return NULL;
+	text = len > 0 ? pnstrdup(src + loc, len) : pstrdup(src + loc);
+
+	/*
+	 * EXECUTE's statement is located at its PREPARE; a cursor's is not
+	 * located at all (the whole source text, which begins with DECLARE
+	 * when it is one statement: the pipeline refuses anything else).
+	 */
+	for (p = text; *p && scanner_isspace(*p); p++)
+		;
+	if (starts_with_word(p, "prepare"))
+		text = text_after_keyword(p, "as");
+	else if (starts_with_word(p, "declare"))
+		text = text_after_keyword(p, "for");
+	else
+		text = (char *) p;
+	if (text == NULL)
+		return NULL;
+	/* the same statement with other spacing or a final ';': the same text */
+	len = strlen(text);
+	while (len > 0 && (scanner_isspace(text[len - 1]) || text[len - 1] == ';'))
+		len--;
+	return pnstrdup(text, len);
+}
+
+/*
+ * The statement's parameters as the pipeline takes them, or false when
+ * they are not all plain values of known types (a hook would fetch them).
+ */
+static bool
+statement_params(QueryDesc *qd, CallParams *p)
+{
+	ParamListInfo pli = qd->params;
+	int n = pli ? pli->numParams : 0;
+
+	p->n = n;
+	p->types = palloc(sizeof(Oid) * Max(n, 1));
+	p->values = palloc(sizeof(Datum) * Max(n, 1));
+	p->nulls = palloc(sizeof(bool) * Max(n, 1));
+	if (n == 0)
+		return true;
+	if (pli->paramFetch != NULL || pli->paramCompile != NULL)
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		ParamExternData *x = &pli->params[i];
+
+		if (!OidIsValid(x->ptype) || x->ptype == UNKNOWNOID ||
+			get_typtype(x->ptype) == TYPTYPE_PSEUDO)
+			return false;
+		p->types[i] = x->ptype;
+		p->values[i] = x->value;
+		p->nulls[i] = x->isnull;
+	}
+	return true;
+}
+
+/* Whether the pipeline's rows have exactly the plan's row type. */
+static bool
+same_row_type(TupleDesc plan, TupleDesc rows)
+{
+	if (rows == NULL || plan->natts != rows->natts)
+		return false;
+	for (int i = 0; i < plan->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(plan, i);
+		Form_pg_attribute b = TupleDescAttr(rows, i);
+
+		if (a->atttypid != b->atttypid || a->atttypmod != b->atttypmod ||
+			a->attisdropped || b->attisdropped)
+			return false;
+	}
+	return true;
+}
+
+/* A statement that runs directly: BYPASS for cache_status() and the rule. */
+static void
+run_directly(RuleDef *rule, QueryStatsReason kind, const char *why)
+{
+	CallOutcome o;
+
+	memset(&o, 0, sizeof(o));
+	o.status = CALL_BYPASS;
+	o.bypass.kind = kind;
+	o.bypass.detail = why;
+	OutcomeSetLast(&o);
+	RulesCount(rule, CALL_BYPASS, 0);
+}
+
+/* The pipeline call of a served statement, for RunInSubtransaction. */
+typedef struct ServeArgs
+{
+	text *query;
+	CallParams params;
+	CallOptions opts;
+	Tuplestorestate *ts;
+	TupleDesc rowtype;
+} ServeArgs;
+
+static void
+serve_fn(void *arg)
+{
+	ServeArgs *a = (ServeArgs *) arg;
+
+	a->rowtype = cached_query_common(a->query, &a->params, &a->opts, NULL, a->ts);
+}
+
+/* The call's options: the rule's TTL and tags. */
+static void
+rule_options(const RuleDef *rule, CallOptions *opts)
+{
+	parse_options(NULL, opts);
+	if (rule->ttl_ms > 0)
+		opts->ttl_ms = Min(rule->ttl_ms, (int64) cache_ext_max_ttl * 1000);
+	opts->ntags = rule->ntags;
+	opts->tags = rule->tags;
+}
+
+/*
+ * Answer the statement qd (whose rule is rule) through the pipeline into
+ * a tuplestore that ExecutorRun will send from; or leave it to run
+ * directly, saying why.
+ */
+static void
+serve_start(QueryDesc *qd, RuleDef *rule)
+{
+	EState *estate = qd->estate;
+	MemoryContext old;
+	ServeArgs a;
+	char *text;
+	ErrorData *edata;
+	instr_time start;
+	const CallOutcome *o;
+	Served *s;
+
+	/* what the pipeline would bypass too: the plan runs, streaming */
+	if (!cache_ext_enabled)
+	{
+		run_directly(rule, QS_DISABLED, "disabled (cache_ext.enabled is off)");
+		return;
+	}
+	if (IsolationUsesXactSnapshot())
+	{
+		run_directly(rule, QS_ISOLATION,
+					 IsolationIsSerializable() ? "serializable transaction" :
+												 "repeatable read transaction");
+		return;
+	}
+	if (qd->plannedstmt->rowMarks != NIL)
+	{
+		run_directly(rule, QS_NOT_CACHEABLE, "FOR UPDATE/SHARE");
+		return;
+	}
+
+	INSTR_TIME_SET_CURRENT(start);
+	old = MemoryContextSwitchTo(estate->es_query_cxt);
+	text = statement_text(qd);
+	if (text == NULL || !statement_params(qd, &a.params))
+	{
+		MemoryContextSwitchTo(old);
+		run_directly(rule, QS_NOT_CACHEABLE,
+					 "the statement's text or parameters cannot be read");
+		return;
+	}
+	a.query = cstring_to_text(text);
+	rule_options(rule, &a.opts);
+	/* in the portal's resource owner: its spill files outlive the call */
+	a.ts = tuplestore_begin_heap(false, false, work_mem);
+	a.rowtype = NULL;
+	MemoryContextSwitchTo(old);
+
+	nesting++;
+	PG_TRY();
+	{
+		edata = RunInSubtransaction(serve_fn, &a);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+
+	if (edata != NULL || !same_row_type(qd->tupDesc, a.rowtype))
+	{
+		tuplestore_end(a.ts);
+		run_directly(rule, QS_NOT_CACHEABLE,
+					 edata ? psprintf("the cached path failed, the statement ran directly: %s",
+									  edata->message) :
+							 "the cached result's row type is not the statement's");
+		if (edata)
+			FreeErrorData(edata);
+		return;
+	}
+
+	old = MemoryContextSwitchTo(estate->es_query_cxt);
+	s = palloc0(sizeof(Served));
+	s->qd = qd;
+	s->estate = estate;
+	s->ts = a.ts;
+	s->slot = MakeSingleTupleTableSlot(qd->tupDesc, &TTSOpsMinimalTuple);
+	s->gone.func = served_gone;
+	s->gone.arg = s;
+	MemoryContextRegisterResetCallback(estate->es_query_cxt, &s->gone);
+	dlist_push_head(&served, &s->node);
+	s->linked = true;
+	MemoryContextSwitchTo(old);
+
+	o = OutcomeLast();
+	{
+		instr_time t;
+
+		INSTR_TIME_SET_CURRENT(t);
+		INSTR_TIME_SUBTRACT(t, start);
+		RulesCount(rule, o ? o->status : CALL_BYPASS, INSTR_TIME_GET_MICROSEC(t));
+	}
+}
+
+/*
+ * Send at most count rows (0: all) of a served statement to its
+ * destination, as standard_ExecutorRun would send the plan's.
+ */
+static void
+serve_run(Served *s, QueryDesc *qd, ScanDirection direction, uint64 count)
+{
+	EState *estate = qd->estate;
+	DestReceiver *dest = qd->dest;
+	MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+	uint64 sent = 0;
+
+	/* not reached: a served portal cannot scroll (statement_rule) */
+	if (ScanDirectionIsBackward(direction))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cursor can only scan forward")));
+	/*
+	 * A portal rewound (PostgreSQL allows it only for SCROLL cursors, which
+	 * are not served; this is insurance) reads from the first row again.
+	 */
+	if (ActivePortal != NULL && ActivePortal->queryDesc == qd &&
+		ActivePortal->atStart && s->sent > 0)
+	{
+		tuplestore_rescan(s->ts);
+		s->sent = 0;
+		s->done = false;
+	}
+	if (qd->totaltime)
+		InstrStartNode(qd->totaltime);
+	estate->es_processed = 0;
+	dest->rStartup(dest, qd->operation, qd->tupDesc);
+	if (ScanDirectionIsForward(direction))
+	{
+		while (!s->done && (count == 0 || sent < count))
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (!tuplestore_gettupleslot(s->ts, true, false, s->slot))
+			{
+				s->done = true;
+				break;
+			}
+			sent++;
+			if (!dest->receiveSlot(s->slot, dest))
+				break;
+		}
+	}
+	estate->es_processed = sent;
+	s->sent += sent;
+	dest->rShutdown(dest);
+	if (qd->totaltime)
+		InstrStopNode(qd->totaltime, (double) sent);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+rules_executor_start(QueryDesc *qd, int eflags)
+{
+	RuleDef *rule;
+
+	/* initial partition pruning may run functions: they nest */
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_executor_start)
+			prev_executor_start(qd, eflags);
+		else
+			standard_ExecutorStart(qd, eflags);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+	rule = statement_rule(qd, eflags);
+	if (rule != NULL)
+		serve_start(qd, rule);
+}
+
+static void
+rules_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
+				   bool execute_once)
+{
+	Served *s = dlist_is_empty(&served) ? NULL : find_served(qd);
+
+	if (s != NULL)
+	{
+		serve_run(s, qd, direction, count);
+		return;
+	}
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_executor_run)
+			prev_executor_run(qd, direction, count, execute_once);
+		else
+			standard_ExecutorRun(qd, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+}
+
+static void
+rules_executor_finish(QueryDesc *qd)
+{
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_executor_finish)
+			prev_executor_finish(qd);
+		else
+			standard_ExecutorFinish(qd);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+}
+
+static void
+rules_executor_end(QueryDesc *qd)
+{
+	Served *s = dlist_is_empty(&served) ? NULL : find_served(qd);
+
+	if (s != NULL)
+	{
+		dlist_delete(&s->node);
+		s->linked = false;
+		tuplestore_end(s->ts);
+	}
+	if (prev_executor_end)
+		prev_executor_end(qd);
+	else
+		standard_ExecutorEnd(qd);
+}
+
+/*
+ * Utility statements nest, but for the three that run a top-level
+ * statement's plain SELECT in a portal of their own: EXECUTE, DECLARE
+ * CURSOR and FETCH.
+ */
+static void
+rules_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+			  ProcessUtilityContext context, ParamListInfo params,
+			  QueryEnvironment *queryEnv, DestReceiver *dest,
+			  QueryCompletion *qc)
+{
+	Node *n = pstmt->utilityStmt;
+	bool nests = !(IsA(n, ExecuteStmt) || IsA(n, DeclareCursorStmt) ||
+				   IsA(n, FetchStmt));
+
+	if (nests)
+		nesting++;
+	PG_TRY();
+	{
+		if (prev_utility)
+			prev_utility(pstmt, queryString, readOnlyTree, context, params,
+						 queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		if (nests)
+			nesting--;
+	}
+	PG_END_TRY();
+}
+
+/* Planning nests: a function the planner runs may open a cursor. */
+static PlannedStmt *
+rules_planner(Query *parse, const char *query_string, int cursorOptions,
+			  ParamListInfo boundParams)
+{
+	PlannedStmt *result;
+
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_planner)
+			result = prev_planner(parse, query_string, cursorOptions, boundParams);
+		else
+			result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
+ * A cursor's query has no query identifier of its own (PostgreSQL
+ * identifies the DECLARE statement by its text): give it the one the
+ * same SELECT would have, so that its rule applies.
+ */
+static void
+rules_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze)
+		prev_post_parse_analyze(pstate, query, jstate);
+	if (IsQueryIdEnabled() && query->utilityStmt != NULL &&
+		IsA(query->utilityStmt, DeclareCursorStmt))
+	{
+		DeclareCursorStmt *dc = (DeclareCursorStmt *) query->utilityStmt;
+
+		if (dc->query != NULL && IsA(dc->query, Query) &&
+			((Query *) dc->query)->queryId == 0)
+			(void) JumbleQuery((Query *) dc->query, pstate->p_sourcetext);
+	}
+}
+
+/*
+ * Install the hooks (from _PG_init, preloaded or not) and ask PostgreSQL
+ * to compute query identifiers when compute_query_id is auto.
+ */
+void
+RulesInit(void)
+{
+	EnableQueryId();
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = rules_executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = rules_executor_run;
+	prev_executor_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = rules_executor_finish;
+	prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = rules_executor_end;
+	prev_utility = ProcessUtility_hook;
+	ProcessUtility_hook = rules_utility;
+	prev_planner = planner_hook;
+	planner_hook = rules_planner;
+	prev_post_parse_analyze = post_parse_analyze_hook;
+	post_parse_analyze_hook = rules_post_parse_analyze;
+}
