@@ -4,7 +4,8 @@
 # Installs what is missing, builds and installs the extension, starts a
 # throwaway Redis and PostgreSQL, and runs an expensive aggregate directly,
 # then through cached_query() (MISS, then HIT), with cache_status() and the
-# timings.  Both servers are stopped and their files removed at the end,
+# timings; then a write that invalidates, a cache rule that serves the
+# application's own prepared statement, and an application value.  Both servers are stopped and their files removed at the end,
 # whatever happens.  Run as root:   bash test/demo.sh
 #
 # Environment: CE_DEMO_ROWS (default 1000000), CE_SKIP_DEPS=1, CE_SKIP_BUILD=1.
@@ -131,7 +132,29 @@ PREPARE direct(int) AS :qp;
 EXECUTE direct(7);
 
 \echo
-\echo '--- 6. Counters'
+\echo '--- 6. Without changing the application: a cache rule for the statement shape'
+\echo 'The application keeps sending its own SQL (here a prepared statement); the rule answers it from the cache,'
+\echo 'after PostgreSQL has checked the privileges of the statement itself.'
+SELECT cache_rule_create(:'qp', name => 'sales_by_region');
+\timing on
+EXECUTE direct(12);
+\timing off
+SELECT cache_status();
+\timing on
+EXECUTE direct(12);
+\timing off
+SELECT cache_status();
+SELECT name, hits, misses FROM cache_rules;
+
+\echo
+\echo '--- 7. Application values in the same Redis: hashed key names, invalidated by namespace'
+SELECT cache_set('dashboard', 'banner', '{"text": "Q3 results are in"}', ttl => '10 minutes');
+SELECT cache_get('dashboard', 'banner');
+SELECT cache_delete_namespace('dashboard');
+SELECT cache_get('dashboard', 'banner') AS after_delete_namespace;
+
+\echo
+\echo '--- 8. Counters'
 \x on
 SELECT * FROM cache_stats;
 \x off
