@@ -1,0 +1,151 @@
+# test/t/292_review_compress.pl - review of compression and chunked entries
+#
+# Findings of the adversarial review of issue 14's compression and chunks
+# (/work/review-compress-findings.md).  Each part reproduces one finding:
+#
+#  A. a chunked store of more than ~800 chunks in one round trip (legal
+#     with cache_ext.chunk_size below ~5 kB) has its replies refused by the
+#     4096-byte reply bound of put_batch: the store fails and the circuit
+#     breaker opens (C2: a legal setting turns the cache off).
+#  B. re-storing an entry of more than ~1000 chunks sends one PEXPIRE per
+#     old chunk under the same 4096-byte reply bound (drop_chunks): the
+#     breaker opens after a store that succeeded.
+#  C. a chunk longer than its head says (APPEND) is read with GET, whose
+#     reply passes the round trip's bound: the connection is dropped and
+#     the breaker opens, and the entry is never deleted (C2: a corrupt
+#     chunk must be a miss, not an outage).
+#  D. a chunk key holding another type answers WRONGTYPE, which the chunk
+#     reader reports as a server failure: the breaker opens, and the entry
+#     is never deleted (the entry's own key treats WRONGTYPE as corrupt).
+#
+# Each part checks the call's status and rows, that cache_stats.errors did
+# not move, and that the next call is served (HIT), not BYPASSed.
+
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use JSON::PP qw(decode_json);
+
+use CacheExt::Redis qw(cache_ext_node);
+use CacheExt::Util;
+
+# the calls must read what is tampered with in Redis
+delete $ENV{CE_L1};
+
+my $redis = CacheExt::Redis->new;
+my $node = cache_ext_node('main', $redis, extra_conf => join("\n",
+	"cache_ext.max_entry_size = '8MB'",
+	"cache_ext.compress_min_size = -1",
+	"cache_ext.retry_interval = '60s'"));
+
+$node->safe_psql('postgres', q{
+	CREATE TABLE big (id int, t text);
+	INSERT INTO big SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text)
+	  FROM generate_series(1, 12000) g;
+	SELECT cache_track('big');
+});
+
+sub errors { return cache_stats($node)->{errors}; }
+sub explain_key
+{
+	my ($setup, $q) = @_;
+	my $json = $node->safe_psql('postgres',
+		$setup . "SELECT cache_explain(" . sql_literal($q) . ")");
+	return decode_json($json)->{key};
+}
+sub chunks { my $k = shift; return $redis->scan_keys("$k:c:*"); }
+
+# cache_status() of the second of two calls made in one session (the
+# breaker is per backend: a new connection would not see it)
+sub second_status
+{
+	my ($call) = @_;
+	my $out = $node->safe_psql('postgres',
+		"$call; SELECT cache_status(); $call; SELECT 'status=' || cache_status();");
+	return $out =~ /^status=(.*)$/m ? $1 : '(none)';
+}
+
+my $cols = 'id int, t text';
+
+# ---- A. many small chunks in one round trip ---------------------------------
+{
+	my $setup = "SET cache_ext.chunk_size = '1kB'; ";
+	my $q = 'SELECT id, t FROM big WHERE id > 0 ORDER BY id';
+	my $call = $setup . cq($q, $cols);
+	my $rows = direct_rows($node, $q, []);
+	my $e0 = errors();
+	call_is($node, $call, qr/^MISS$/, $rows, 'A: 1 kB chunks: first call');
+	my $key = explain_key($setup, $q);
+	my @c = chunks($key);
+	ok(@c > 1000, 'A: the entry is in ' . scalar(@c) . ' chunks (more than 1000)');
+	is(errors() - $e0, 0, 'A: storing it counted no Redis error');
+	call_is($node, $call, qr/^HIT$/, $rows, 'A: the next call is a hit');
+
+	# ---- B. re-storing it gives the old chunks 10 s (one PEXPIRE each) ----
+	$node->safe_psql('postgres', 'UPDATE big SET t = t WHERE id = 1');
+	$e0 = errors();
+	call_is($node, $call, qr/^MISS \(invalidated\)$/, $rows, 'B: invalidated: re-stored');
+	is(errors() - $e0, 0, 'B: re-storing it counted no Redis error');
+	call_is($node, $call, qr/^HIT$/, $rows, 'B: the next call is a hit');
+
+	# the breaker is per backend: in one session, a store must not turn
+	# the cache off for the calls after it
+	$node->safe_psql('postgres', 'UPDATE big SET t = t WHERE id = 2');
+	like(second_status($call), qr/^HIT$/,
+		'A/B: in the same session, the call after a re-store is a hit');
+}
+
+# ---- C. a chunk longer than its head says -----------------------------------
+my $setup4 = "SET cache_ext.chunk_size = '4kB'; ";
+{
+	my $q = 'SELECT id, t FROM big WHERE id <= 300 ORDER BY id';
+	my $call = $setup4 . cq($q, $cols);
+	my $rows = direct_rows($node, $q, []);
+	call_is($node, $call, qr/^MISS$/, $rows, 'C: first call');
+	my $key = explain_key($setup4, $q);
+	my @c = chunks($key);
+	ok(@c >= 3, 'C: chunked (' . scalar(@c) . ' chunks)');
+	my $append = sub {
+		my ($c0) = grep { /:0$/ } chunks($key);
+		$redis->lua(q{return redis.call('APPEND', KEYS[1], string.rep('x', 200000))}, [$c0]);
+	};
+	$append->();
+	my $e0 = errors();
+	call_is($node, $call, qr/^(HIT|MISS \(corrupt entry replaced: .*\))$/, $rows,
+		'C: a chunk with 200 kB appended: a hit or a corrupt miss');
+	is(errors() - $e0, 0, 'C: counted no Redis error (no breaker)');
+	call_is($node, $call, qr/^HIT$/, $rows, 'C: the next call is a hit');
+	$append->();
+	like(second_status($call), qr/^HIT$/,
+		'C: in the same session, the call after it is a hit (the breaker stayed shut)');
+}
+
+# ---- D. a chunk key of another type ------------------------------------------
+{
+	my $q = 'SELECT id, t FROM big WHERE id <= 301 ORDER BY id';
+	my $call = $setup4 . cq($q, $cols);
+	my $rows = direct_rows($node, $q, []);
+	call_is($node, $call, qr/^MISS$/, $rows, 'D: first call');
+	my $key = explain_key($setup4, $q);
+	my $listify = sub {
+		my ($c1) = grep { /:1$/ } chunks($key);
+		$redis->cli('DEL', $c1);
+		$redis->cli('RPUSH', $c1, 'x');
+	};
+	$listify->();
+	my $e0 = errors();
+	call_is($node, $call, qr/^MISS \(corrupt entry replaced: .*\)$/, $rows,
+		'D: a chunk that is a list: a corrupt miss');
+	is(errors() - $e0, 0, 'D: counted no Redis error (no breaker)');
+	call_is($node, $call, qr/^HIT$/, $rows, 'D: the next call is a hit');
+	$listify->();
+	like(second_status($call), qr/^HIT$/,
+		'D: in the same session, the call after it is a hit (the breaker stayed shut)');
+}
+
+ok(!$node->log_contains('terminated by signal'), 'no backend crashed');
+$node->stop;
+done_testing();
