@@ -23,6 +23,16 @@
 #     that says "longest wait").  Measured through a relay that delays
 #     every request naming a chunk key.  Also checked: a read hung on its
 #     chunks ends at statement_timeout (interruptible).
+#  G. a chunk read that times out (Redis hung after the head was read)
+#     was a MISS, so the call then stored into the Redis that had just
+#     failed and waited a second command_timeout (status "MISS (not
+#     stored: redis unavailable (timed out))" after 2 s with 1 s set);
+#     it is Redis down (BYPASS) like a failed first round trip.
+#  F. (no finding) C1 under load with chunked entries: the history checker
+#     (CacheExt::Checker) with 8 readers of ~800 kB results stored in
+#     16 kB chunks (uncompressed), while writers commit: concurrent
+#     stores of one key interleave their chunks in Redis, and reads race
+#     the stores that replace the heads they read.  No stale read.
 #
 # Parts A-D check the call's status and rows, that cache_stats.errors did
 # not move, and that the next call is served (HIT), not BYPASSed.
@@ -37,6 +47,7 @@ use JSON::PP qw(decode_json);
 
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::ResetProxy;
+use CacheExt::Checker;
 use CacheExt::Util;
 use Time::HiRes qw(time usleep);
 use IO::Select;
@@ -281,9 +292,51 @@ $slow->safe_psql('postgres', q{
 	like($r->{err}, qr/canceling statement due to statement timeout/,
 		'E: hung chunks: statement_timeout cancels the call');
 	ok($took < 6, sprintf('E: hung chunks: within %.1f s', $took));
+
+	# hung chunks, no statement_timeout: the read times out once
+	$t0 = time();
+	$r = cache_call($slow, $call);
+	$took = time() - $t0;
+	diag(sprintf('E: hung chunks: %s in %.1f s', $r->{status} // '(none)', $took));
+	ok($r->{err} !~ /ERROR/ && $r->{rows} eq $rows, 'E: hung chunks: the rows, no error');
+	like($r->{status} // '', qr/^BYPASS \(redis unavailable/,
+		'G: hung chunks: Redis is down for the call (BYPASS), not a miss that stores');
+	ok($took < 1.8, sprintf('G: hung chunks: one command_timeout, not two (%.1f s, 1 s set)', $took));
 	$proxy->delay(0);
 }
 ok(!$slow->log_contains('terminated by signal'), 'slow: no backend crashed');
 $slow->stop;
 $proxy->stop;
+
+# ---- F. C1 under load, chunked entries ------------------------------------------
+my $chk = cache_ext_node('chk', $redis, extra_conf => join("\n",
+	"max_connections = 40",
+	"log_statement = 'none'",
+	"cache_ext.key_prefix = 'chk:'",
+	"cache_ext.max_entry_size = '4MB'",
+	"cache_ext.chunk_size = '16kB'",
+	"cache_ext.command_timeout = '2s'"));
+{
+	my $c = CacheExt::Checker->new(node => $chk, table => 'counters_wide', writers => 2,
+		readers => 8, rows => 8, writer_pause => [ 0.01, 0.03 ],
+		mix => { big => 0.6, row => 0.2, sum => 0.2 }, pad => 100_000,
+		session_setup => { reader => 'SET cache_ext.compress_min_size = -1;' });
+	note 'seed ' . $c->seed;
+	$c->setup;
+	$c->run_phase('chunked', 5);
+	$c->stop;
+	my $r = $c->check;
+	my $h = $r->{phases}{chunked};
+	my @v = @{ $r->{violations}{chunked} // [] };
+	diag "violation: $_" for @v[ 0 .. ($#v < 9 ? $#v : 9) ];
+	diag sprintf('F: %d reads, %d hits, %d misses, %d bypasses, %d commits',
+		map { $h->{$_} // 0 } qw(reads hits misses bypasses commits));
+	is(scalar(@v), 0, 'F: no stale read with chunked entries under load');
+	cmp_ok($h->{hits} // 0, '>', 0, 'F: there were hits');
+	my @c = $redis->scan_keys('chk:*:c:*');
+	ok(@c > 0, 'F: the entries were chunked (' . scalar(@c) . ' chunk keys)');
+	is(cache_stats($chk)->{corrupt}, 0, 'F: no entry was found corrupt');
+}
+ok(!$chk->log_contains('terminated by signal'), 'chk: no backend crashed');
+$chk->stop;
 done_testing();
