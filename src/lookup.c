@@ -409,6 +409,17 @@ lookup(const char *rkey, const uint8 *hash, PreparedQuery *pq, CallScopes *cs,
 			}
 			break;
 	}
+
+	/*
+	 * Redis failed while the chunks were read (ENTRY_FETCH_FAILED): it is
+	 * down, as if the first round trip had failed; a miss would try to
+	 * store into it and wait for it once more.
+	 */
+	if (sl.verdict == STORE_LOOKUP_DECODE && sl.decoded == ENTRY_FETCH_FAILED)
+	{
+		tuplestore_clear(ts);
+		return LOOKUP_REDIS_DOWN;
+	}
 	if (*corrupt)
 		outcome = LOOKUP_CORRUPT;
 

@@ -92,7 +92,8 @@ drop_chunks(const char *rkey, const CeChunkHead *h, bool with_head,
 		RedisCommandInit(&cmds[c], "UNLINK");
 		RedisCommandArgStr(&cmds[c++], rkey);
 	}
-	if (StoreExec(c, cmds, replies, 4096, STORE_DEFAULT_TIMEOUT))
+	/* an integer reply per command: a few bytes each */
+	if (StoreExec(c, cmds, replies, 4096 + 64 * (size_t) c, STORE_DEFAULT_TIMEOUT))
 		RedisFreeReplies(c, replies);
 	pfree(cmds);
 	pfree(replies);
@@ -151,7 +152,9 @@ put_batch(const char *rkey, const CeChunkHead *h, const char *data,
 		RedisCommandArgStr(&cmds[off + j], pxbuf);
 		p += CE_CHUNK_HEADER + plen;
 	}
-	if (!StoreExec(n + off, cmds, replies, 4096, STORE_DEFAULT_TIMEOUT))
+	/* +OK per chunk, and the old head (at most CE_CHUNK_HEAD_LEN bytes) */
+	if (!StoreExec(n + off, cmds, replies, 4096 + 64 * (size_t) (n + off),
+				   STORE_DEFAULT_TIMEOUT))
 		why = psprintf("redis unavailable (%s)", RedisLastError());
 	else
 	{
@@ -242,10 +245,18 @@ read_batch(const char *rkey, const CeChunkHead *h, uint32 first, uint32 n,
 	redisReply **replies = palloc0(sizeof(redisReply *) * n);
 	volatile StoreChunksResult res = STORE_CHUNKS_OK;
 
+	/*
+	 * GETRANGE of one byte more than the chunk should hold: a longer value
+	 * (corrupt) is then seen as such, not read whole past the round trip's
+	 * bound (which would drop the connection and open the breaker).
+	 */
 	for (uint32 j = 0; j < n; j++)
 	{
-		RedisCommandInit(&cmds[j], "GET");
+		RedisCommandInit(&cmds[j], "GETRANGE");
 		RedisCommandArgStr(&cmds[j], chunk_key(rkey, h->setid, first + j));
+		RedisCommandArgStr(&cmds[j], "0");
+		RedisCommandArgStr(&cmds[j],
+						   psprintf("%u", CE_CHUNK_HEADER + CeChunkPayloadLen(h, first + j)));
 	}
 	/* the bound is on all the replies of the round trip */
 	if (!StoreExec(n, cmds, replies,
@@ -259,13 +270,17 @@ read_batch(const char *rkey, const CeChunkHead *h, uint32 first, uint32 n,
 			const redisReply *r = replies[j];
 			uint32 i = first + j;
 
-			if (r->type == REDIS_REPLY_ERROR)
+			/* a key of another type is corrupt data, not a failing server */
+			if (r->type == REDIS_REPLY_ERROR &&
+				!(r->len >= 9 && memcmp(r->str, "WRONGTYPE", 9) == 0))
 			{
 				StoreReportError(r);
 				res = STORE_CHUNKS_DOWN;
 			}
-			else if (r->type == REDIS_REPLY_NIL)
+			else if (r->type == REDIS_REPLY_NIL ||
+					 (r->type == REDIS_REPLY_STRING && r->len == 0))
 			{
+				/* GETRANGE of no key is an empty string */
 				*why = "chunk missing";
 				res = STORE_CHUNKS_CORRUPT;
 			}
