@@ -25,6 +25,9 @@
 #      centuries after the session's absolute deadline.
 #   F6 (Low, fixed): cache_set refused a positive ttl with a negative
 #      component ('1 day -1 hour').
+#   F7 (Low, fixed): a lower cache_ext.max_entry_size in one session
+#      (ALTER ROLE ... SET, a reload) makes every larger session and value
+#      "corrupt": counted and deleted from Redis for everyone (a logout).
 
 use strict;
 use warnings FATAL => 'all';
@@ -141,6 +144,17 @@ is(sql("SELECT expires <= created + interval '1 hour' FROM cache_sessions('f5')"
 	'F5: also when the TTL is only absurdly long');
 sql("SELECT cache_session_destroy('$sid')");
 
+# ---- F7: a lower max_entry_size deletes what it cannot read ------------------
+my $big = 'x' x 6000;
+my $bid = sql("SELECT cache_session_create('f7', '{\"pad\": \"$big\"}')");
+sql("SELECT cache_set('f7', 'k', '{\"pad\": \"$big\"}')");
+is(sql("SET cache_ext.max_entry_size = '4kB';
+		SELECT cache_session_get('$bid') IS NULL, cache_get('f7', 'k') IS NULL"), 't|t',
+	'F7: a session with a lower cache_ext.max_entry_size cannot read them');
+is(sql("SELECT length(cache_session_get('$bid')->>'pad'), length(cache_get('f7', 'k')->>'pad')"),
+	'6000|6000', 'F7: ... but they are still there for the others');
+sql("SELECT cache_session_destroy('$bid'), cache_delete('f7', 'k')");
+
 # ---- F1: replayed sealed sessions -------------------------------------------
 sub save_session   # GET the one session key's bytes into 'saved'
 {
@@ -153,7 +167,9 @@ sub replay_session # SET the saved bytes back under the key, with a TTL
 	$redis->lua("redis.call('SET', KEYS[1], redis.call('GET', 'saved'), 'PX', 600000) return 1", [$k]);
 }
 my $rid = sql("SELECT cache_session_create('f1', '{\"role\": \"admin\"}')");
-my ($rkey) = $redis->scan_keys('*:ss:*');
+my @rkeys = $redis->scan_keys('*:ss:*');
+is(scalar(@rkeys), 1, 'F1: one session in Redis');
+my $rkey = $rkeys[0];
 save_session($rkey);
 is(sql("SELECT cache_session_update('$rid', '{\"role\": \"guest\"}')"), '2', 'F1: updated to version 2');
 replay_session($rkey);
