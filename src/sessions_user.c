@@ -198,6 +198,8 @@ list_batch(ReturnSetInfo *rsinfo, text *user, char **members, int n,
 		}
 		if (ls.verdict == SESSION_OK)
 			put_row(rsinfo, &ls, now);
+		else if (ls.too_large)
+			continue; /* unreadable with this session's limit: left alone */
 		else
 		{
 			dead[(*ndead)++] = members[i];

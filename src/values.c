@@ -542,6 +542,12 @@ value_read(const char *fn, const char *ns, const char *key, uint8 kind,
 			set_status("MISS");
 			return false;
 		case STORE_LOOKUP_CORRUPT:
+			if (sl.entry == STORE_ENTRY_TOO_LARGE)
+			{
+				/* this session's limit may be lower than the writer's: keep it */
+				set_status("MISS (value larger than cache_ext.max_entry_size)");
+				return false;
+			}
 			r->problem = sl.problem;
 			res = VR_CORRUPT;
 			break;
