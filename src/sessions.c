@@ -226,7 +226,10 @@ SessionCheckValue(const StoreSessionValue *v, const char *key,
 	if (why != NULL)
 	{
 		ls->why = why;
-		CacheStatsAdd(CS_CORRUPT, 1);
+		/* too large for this session's limit is not corrupt (kept, uncounted) */
+		ls->too_large = v->too_large;
+		if (!v->too_large)
+			CacheStatsAdd(CS_CORRUPT, 1);
 		return;
 	}
 	ls->raw = v->data;
@@ -254,7 +257,7 @@ load_session(char *key, const uint8 *hash, LoadedSession *ls)
 		return;
 	}
 	SessionCheckValue(&v, key, hash, ls);
-	if (ls->verdict == SESSION_CORRUPT)
+	if (ls->verdict == SESSION_CORRUPT && !ls->too_large)
 		(void) StoreSessionDelete(&key, 1, NULL, NULL, 0, &deleted, &why);
 }
 

@@ -39,8 +39,9 @@ typedef struct LoadedSession
 	const char *why; /* DOWN, CORRUPT: why (for messages) */
 	char *raw;		 /* OK: the bytes in Redis, for compare and set */
 	size_t raw_len;
-	CeSession s;   /* OK: its fields (pointing into a palloc'd buffer) */
-	int64 pttl_ms; /* OK: its remaining time to live */
+	CeSession s;	/* OK: its fields (pointing into a palloc'd buffer) */
+	int64 pttl_ms;	/* OK: its remaining time to live */
+	bool too_large; /* CORRUPT only by cache_ext.max_entry_size: kept */
 } LoadedSession;
 
 /* Raise unless sessions can be used (an encryption key, or unsealed allowed). */

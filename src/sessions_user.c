@@ -141,8 +141,18 @@ put_row(ReturnSetInfo *rsinfo, const LoadedSession *ls, TimestampTz now)
 {
 	Datum values[5];
 	bool nulls[5] = {false, false, false, false, false};
-	TimestampTz expires = now + ls->pttl_ms * 1000;
-	TimestampTz seen = expires - ls->s.idle_ms * 1000;
+	TimestampTz expires;
+	TimestampTz seen;
+
+	/*
+	 * The TTL is Redis's, not sealed: a lengthened one must neither
+	 * overflow nor show an end after the absolute deadline, which ends the
+	 * session whatever its TTL.  The deadline is at most ten years after
+	 * created (CeSessionParse), so the TTL is capped at that first.
+	 */
+	expires = now + Min(ls->pttl_ms, CE_SESSION_MAX_MS) * 1000;
+	expires = Min(expires, ls->s.deadline);
+	seen = expires - ls->s.idle_ms * 1000;
 
 	values[0] = PointerGetDatum(cstring_to_text_with_len(ls->s.id_prefix,
 														 CE_SESSION_PREFIX_LEN));
@@ -188,6 +198,8 @@ list_batch(ReturnSetInfo *rsinfo, text *user, char **members, int n,
 		}
 		if (ls.verdict == SESSION_OK)
 			put_row(rsinfo, &ls, now);
+		else if (ls.too_large)
+			continue; /* unreadable with this session's limit: left alone */
 		else
 		{
 			dead[(*ndead)++] = members[i];

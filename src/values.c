@@ -195,9 +195,13 @@ ttl_arg(FunctionCallInfo fcinfo, int argno)
 	if (PG_ARGISNULL(argno))
 		return (int64) Min(cache_ext_default_ttl, cache_ext_max_ttl) * 1000;
 	iv = PG_GETARG_INTERVAL_P(argno);
-	/* bounds first, so the arithmetic below cannot overflow */
-	if (iv->month >= 0 && iv->month <= 12 && iv->day >= 0 && iv->day <= 366 &&
-		iv->time >= 0 && iv->time <= (int64) 366 * USECS_PER_DAY)
+
+	/*
+	 * Bounds on each field first, so the arithmetic below cannot overflow;
+	 * a field may be negative ('1 day -1 hour'): the sum is what counts.
+	 */
+	if (iv->month >= -12 && iv->month <= 12 && iv->day >= -366 && iv->day <= 366 &&
+		iv->time >= -(int64) 366 * USECS_PER_DAY && iv->time <= (int64) 366 * USECS_PER_DAY)
 		us = iv->time + (int64) iv->day * USECS_PER_DAY +
 			(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
 	if (us < 1000 || us > (int64) 365 * USECS_PER_DAY)
@@ -538,6 +542,12 @@ value_read(const char *fn, const char *ns, const char *key, uint8 kind,
 			set_status("MISS");
 			return false;
 		case STORE_LOOKUP_CORRUPT:
+			if (sl.entry == STORE_ENTRY_TOO_LARGE)
+			{
+				/* this session's limit may be lower than the writer's: keep it */
+				set_status("MISS (value larger than cache_ext.max_entry_size)");
+				return false;
+			}
 			r->problem = sl.problem;
 			res = VR_CORRUPT;
 			break;
