@@ -219,6 +219,30 @@ objtype_is_shared(ObjectType t)
 }
 
 /*
+ * GRANT/REVOKE on tables that are all temporary (review15b F2): no cached
+ * result reads a temporary table (a call that does bypasses), and no
+ * other session can read one, so nothing is invalidated.  Any role may
+ * create a temporary table: without this, any role could empty the cache.
+ */
+static bool
+grant_on_temp_only(GrantStmt *g)
+{
+	ListCell *lc;
+
+	if (g->targtype != ACL_TARGET_OBJECT || g->objtype != OBJECT_TABLE ||
+		g->objects == NIL)
+		return false;
+	foreach(lc, g->objects)
+	{
+		Oid relid = rv_relid(lfirst_node(RangeVar, lc));
+
+		if (!OidIsValid(relid) || !isAnyTempNamespace(get_rel_namespace(relid)))
+			return false;
+	}
+	return true;
+}
+
+/*
  * Classify parsetree into e.  Looks names up only with rv_relid, so it
  * never raises.  PREPARE TRANSACTION's GID is remembered here.
  *
@@ -287,7 +311,7 @@ classify_utility(Node *parsetree, UtilityEffects *e)
 		case T_GrantStmt:
 			if (objtype_is_shared(((GrantStmt *) parsetree)->objtype))
 				e->server = true;
-			else
+			else if (!grant_on_temp_only((GrantStmt *) parsetree))
 				e->database = true;
 			break;
 		case T_GrantRoleStmt: /* memberships: pg_has_role, policies, SET ROLE */

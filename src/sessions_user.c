@@ -39,6 +39,9 @@ PG_FUNCTION_INFO_V1(cache_session_destroy_all);
  */
 #define SESSION_INDEX_BATCHES 100000
 
+/* sessions popped and deleted per round trip by cache_session_destroy_all */
+#define SESSION_DESTROY_BATCH 256
+
 /* sessions read per round trip by cache_sessions */
 #define SESSION_READ_BATCH 64
 
@@ -101,36 +104,37 @@ index_key(text *user)
 
 /*
  * cache_session_destroy_all(user_id text) RETURNS integer: delete every
- * session the user's index names (those created while this runs may
- * survive), and those members, a batch at a time; the number of sessions
- * deleted.  Raises when Redis is unavailable (what was deleted before
- * stays deleted).
+ * session the user's index names, a batch at a time, each batch popped
+ * from the index and deleted by one script, so that a rotation (also a
+ * script) either finds its session gone or has already put the new one
+ * in the index, where a later batch takes it (review15b F4); until the
+ * index is empty.  Sessions created while this runs may survive.  The
+ * number of sessions deleted.  Raises when Redis is unavailable or
+ * refuses scripts (what was deleted before stays deleted).
  */
 Datum
 cache_session_destroy_all(PG_FUNCTION_ARGS)
 {
 	const char *what = "destroy the user's sessions";
 	char *idx = index_key(PG_GETARG_TEXT_PP(0));
-	char cursor[STORE_CURSOR_LEN] = "0";
-	int batches = 0;
+	char *before = SessionKeyFromHex("");
 	int64 total = 0;
 
-	do
+	for (int batches = 0;; batches++)
 	{
-		int n;
-		char **members = next_members(idx, cursor, &n, &batches, what);
-		char **keys = palloc(sizeof(char *) * (n + 1));
-		int nkeys = 0;
 		int64 deleted = 0;
 		const char *why = NULL;
 
-		for (int i = 0; i < n; i++)
-			if (is_member(members[i]))
-				keys[nkeys++] = SessionKeyFromHex(members[i]);
-		if (StoreSessionDelete(keys, nkeys, idx, members, n, &deleted, &why) != STORE_OK)
+		CHECK_FOR_INTERRUPTS();
+		if (batches >= SESSION_INDEX_BATCHES)
+			index_failed(what, "the index of the user's sessions is too long to walk");
+		if (StoreSessionDestroyBatch(idx, before, SESSION_DESTROY_BATCH,
+									 2 * CE_HASH_LEN, &deleted, &why) != STORE_OK)
 			index_failed(what, why);
+		if (deleted < 0)
+			break;
 		total += deleted;
-	} while (strcmp(cursor, "0") != 0);
+	}
 	SessionSetStatus("DESTROYED %lld", (long long) total);
 	PG_RETURN_INT32((int32) Min(total, PG_INT32_MAX));
 }

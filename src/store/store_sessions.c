@@ -76,6 +76,24 @@ static const char rotate_script[] =
 	"end "
 	"return 1";
 
+/*
+ * Logout everywhere, one batch, atomic with the other scripts (review15b
+ * F4: a rotation between reading the index and deleting escaped): KEYS[1]
+ * the user's index; ARGV: the key name before a member, batch size,
+ * member length.  Pops up to a batch of members and unlinks the sessions
+ * they name; -1 when the index was empty, else how many existed.
+ */
+static const char destroy_script[] =
+	"local m = redis.call('SPOP', KEYS[1], tonumber(ARGV[2])) "
+	"if #m == 0 then return -1 end "
+	"local d = 0 "
+	"for i = 1, #m do "
+	"  if string.len(m[i]) == tonumber(ARGV[3]) and string.match(m[i], '^[0-9a-f]+$') then "
+	"    d = d + redis.call('UNLINK', ARGV[1] .. m[i]) "
+	"  end "
+	"end "
+	"return d";
+
 static bool
 is_wrongtype(const redisReply *r)
 {
@@ -149,6 +167,28 @@ eval_int(const char *script, int nkeys, const char *const *keys,
 		RedisFreeReplies(1, &r);
 	}
 	PG_END_TRY();
+	return st;
+}
+
+/* StoreSessionDestroyBatch (store_sessions.h) */
+StoreStatus
+StoreSessionDestroyBatch(const char *idx, const char *key_before_member,
+						 int batch, int member_len, int64 *deleted,
+						 const char **why)
+{
+	const char *keys[1] = {idx};
+	char nb[16];
+	char ml[16];
+	const char *args[3] = {key_before_member, nb, ml};
+	ssize_t lens[3] = {-1, -1, -1};
+	long long res = 0;
+	StoreStatus st;
+
+	snprintf(nb, sizeof(nb), "%d", batch);
+	snprintf(ml, sizeof(ml), "%d", member_len);
+	st = eval_int(destroy_script, 1, keys, 3, args, lens, &res, why);
+	/* an untrusted number */
+	*deleted = res < 0 ? -1 : Min(res, (long long) batch);
 	return st;
 }
 

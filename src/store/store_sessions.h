@@ -93,6 +93,17 @@ extern StoreStatus StoreSessionRotate(const char *old_key, const char *old_value
 									  const char **why);
 
 /*
+ * One batch of a logout everywhere, atomic in Redis (EVAL): pop up to
+ * batch members of idx and UNLINK the sessions they name (the key name is
+ * key_before_member followed by a member of member_len hex digits);
+ * *deleted is how many existed, or -1 when idx was empty.
+ */
+extern StoreStatus StoreSessionDestroyBatch(const char *idx,
+											const char *key_before_member,
+											int batch, int member_len,
+											int64 *deleted, const char **why);
+
+/*
  * UNLINK keys[0..n), and SREM members[0..nmembers) from idx when idx is
  * not NULL, in one round trip; *deleted is how many keys existed.
  */
