@@ -47,6 +47,7 @@
 #include "parser/analyze.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -365,6 +366,36 @@ named_relations(Node *node, void *context)
 	return expression_tree_walker(node, named_relations, context);
 }
 
+/*
+ * Whether the rule's owner may have a rule on q as its text resolves now,
+ * by check_may_create's rule: a superuser, a member of
+ * cache_ext_rules_admin, or the owner of every relation the rewritten
+ * query reads (views and the tables under them).  The names were checked
+ * at creation only: a name that now resolves to another owner's relation
+ * (the owner dropped or renamed its own) must not carry the rule there.
+ * The relations it checks join *named.
+ */
+static bool
+owner_may_rule(Oid owner, Query *q, List **named)
+{
+	Oid admin = get_role_oid(RULES_ADMIN_ROLE, true);
+	List *relids = NIL;
+	ListCell *lc;
+
+	if (superuser_arg(owner) || (OidIsValid(admin) && has_privs_of_role(owner, admin)))
+		return true;
+	foreach(lc, QueryRewrite(copyObject(q)))
+		(void) named_relations((Node *) lfirst(lc), &relids);
+	/* an owner change of a table under a view loads the rules again too */
+	*named = list_concat_unique_oid(*named, relids);
+	foreach(lc, relids)
+	{
+		if (!pg_class_ownercheck(lfirst_oid(lc), owner))
+			return false;
+	}
+	return true;
+}
+
 /* text_queryid's work as the rule's owner, under its search_path */
 typedef struct RuleIdArgs
 {
@@ -392,7 +423,12 @@ rule_id_fn(void *arg)
 
 		a->queryid = q ? q->queryId : 0;
 		if (q)
+		{
+			/* named first: an owner change makes the rules load again */
 			(void) named_relations((Node *) q, &a->relids);
+			if (!owner_may_rule(a->row->owner, q, &a->relids))
+				a->queryid = 0;
+		}
 	}
 	AtEOXact_GUC(true, nest);
 	SetUserIdAndSecContext(saved_user, saved_sec);
