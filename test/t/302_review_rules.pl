@@ -107,6 +107,18 @@ is($node->safe_psql('postgres', 'SELECT balance FROM acct WHERE id = 1'), '0',
 is($node->safe_psql('postgres', q{SELECT hits + misses FROM cache_rules WHERE name = 'rr_low_rule'}), '0',
 	'RR4: that rule serves none of the owner\'s statements');
 
+# and a rule of a role that does own every table it reads still serves
+$node->safe_psql('postgres', q{
+SET ROLE rr_low;
+CREATE TABLE rr_low.own (id int PRIMARY KEY, v int NOT NULL);
+INSERT INTO rr_low.own VALUES (1, 7);
+SELECT cache_track('rr_low.own');
+SELECT cache_rule_create('SELECT v FROM rr_low.own WHERE id = 1', name => 'rr_low_own');
+});
+$node->safe_psql('postgres', 'SELECT v FROM rr_low.own WHERE id = 1');
+is($node->safe_psql('postgres', "SELECT v FROM rr_low.own WHERE id = 1; SELECT cache_status()") =~ s/HIT \(local\)/HIT/r,
+	"7\nHIT", 'RR4: a rule of the owner of every table it reads serves');
+
 # ---- RR5: a deferred trigger's statement at COMMIT ---------------------------
 $node->safe_psql('postgres', q{
 CREATE TABLE agg (g int NOT NULL, x int NOT NULL);
