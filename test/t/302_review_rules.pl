@@ -16,6 +16,10 @@
 # RR5  a statement of a deferred trigger function (nesting level 0 at
 #      COMMIT, a PL/pgSQL FOR loop's cursor) is served, though the docs say
 #      statements in functions and triggers run directly.
+# RR6  loading the rules (a new session's first SELECT, or any session's
+#      after a ruled table changed) analyses every rule's text and so waits
+#      for a lock on each table they name: "SELECT 1" in a new session
+#      hangs while another session holds a table of some rule locked.
 
 use strict;
 use warnings FATAL => 'all';
@@ -25,6 +29,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 use CacheExt::Redis qw(cache_ext_node);
+use CacheExt::Session;
 
 my $redis = CacheExt::Redis->new;
 my $node = cache_ext_node('review_rules', $redis, extra_conf => 'cache_ext.default_ttl = 300');
@@ -145,6 +150,16 @@ $node->safe_psql('postgres', 'INSERT INTO trig_t VALUES (1)');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM trig_seen'), '2', 'RR5: the trigger ran');
 is($node->safe_psql('postgres', q{SELECT hits + misses + bypasses FROM cache_rules WHERE name = 'agg_g'}),
 	$before, 'RR5: the statement of a deferred trigger function ran directly, not under the rule');
+
+# ---- RR6: a lock on a ruled table blocks unrelated statements --------------
+my $locker = CacheExt::Session->new($node);
+$locker->query_ok('BEGIN');
+$locker->query_ok('LOCK TABLE agg IN ACCESS EXCLUSIVE MODE');
+my ($r6, $out6, $err6) = $node->psql('postgres', "SET statement_timeout = '2s';\nSELECT 1 AS unrelated;");
+is($out6, '1', 'RR6: "SELECT 1" in a new session answers while a ruled table is locked elsewhere');
+unlike($err6, qr/statement timeout/, 'RR6: and does not time out waiting for that lock');
+$locker->query_ok('COMMIT');
+$locker->quit;
 
 $node->stop;
 done_testing();
