@@ -138,6 +138,12 @@ static List *rules_relids = NIL;
 static bool rules_incomplete = false;
 
 /*
+ * A rule's text named a relation locked elsewhere when the rules loaded:
+ * that rule does not apply until they load again at this time (0: none).
+ */
+static TimestampTz rules_retry_at = 0;
+
+/*
  * A relation changed: the rules are loaded again when it is the rules
  * table or one the rules name (its OID, and so their query ids, may be
  * another now), on a reset, and while there are none (the extension may
@@ -418,6 +424,13 @@ rule_id_fn(void *arg)
 	SetUserIdAndSecContext(a->row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	(void) set_config_option("search_path", a->row->search_path, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	/*
+	 * Never wait for a lock on a rule's relation: loading runs at whatever
+	 * statement comes first, which must not wait behind DDL on a relation
+	 * it does not read (rule_queryid retries later).
+	 */
+	(void) set_config_option("lock_timeout", "1", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	{
 		Query *q = text_query(a->text);
 
@@ -453,6 +466,8 @@ rule_queryid(const RuleRow *row, const char *text)
 	if (edata != NULL)
 	{
 		/* a dropped table or role, say: the rule is inactive here */
+		if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+			rules_retry_at = GetCurrentTimestamp() + USECS_PER_SEC;
 		ereport(DEBUG1,
 				(errmsg_internal("cache_ext: rule \"%s\" does not apply: %s",
 								 row->name, edata->message)));
@@ -618,6 +633,7 @@ rules_load(void)
 	rules_hash = NULL;
 	rules_relids = NIL;
 	rules_incomplete = false;
+	rules_retry_at = 0;
 	rules_state = RULES_NONE;
 	rules_relid = RulesTable();
 	if (!OidIsValid(rules_relid))
@@ -664,6 +680,9 @@ RulesMatch(uint64 queryid)
 	}
 	if (queryid == 0)
 		return NULL;
+	if (rules_retry_at != 0 && rules_state != RULES_UNKNOWN &&
+		GetCurrentTimestamp() >= rules_retry_at)
+		rules_state = RULES_UNKNOWN;
 	if (rules_state == RULES_UNKNOWN)
 	{
 		/*
