@@ -27,6 +27,7 @@ use warnings FATAL => 'all';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(sleep);
 
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::Session;
@@ -158,8 +159,17 @@ $locker->query_ok('LOCK TABLE agg IN ACCESS EXCLUSIVE MODE');
 my ($r6, $out6, $err6) = $node->psql('postgres', "SET statement_timeout = '2s';\nSELECT 1 AS unrelated;");
 is($out6, '1', 'RR6: "SELECT 1" in a new session answers while a ruled table is locked elsewhere');
 unlike($err6, qr/statement timeout/, 'RR6: and does not time out waiting for that lock');
+# a session that loaded the rules while the table was locked serves the
+# rule again once the lock is gone (it loads them again a second later)
+my $early = CacheExt::Session->new($node);
+$early->query_ok('SELECT 1');
 $locker->query_ok('COMMIT');
 $locker->quit;
+sleep 1.2;
+$early->query_ok('SELECT g, sum(x) AS s FROM agg GROUP BY g');
+like(($early->query('SELECT cache_status()'))[0], qr/^(HIT|MISS)/,
+	'RR6: a rule skipped while its table was locked serves again after the lock');
+$early->quit;
 
 $node->stop;
 done_testing();
