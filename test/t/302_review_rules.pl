@@ -20,6 +20,9 @@
 #      after a ruled table changed) analyses every rule's text and so waits
 #      for a lock on each table they name: "SELECT 1" in a new session
 #      hangs while another session holds a table of some rule locked.
+# RR7  cache_rule_drop in a transaction that rolls back still frees the
+#      rule's counters in shared memory (not transactional): the rule lives
+#      on with its hits and misses lost.
 
 use strict;
 use warnings FATAL => 'all';
@@ -170,6 +173,13 @@ $early->query_ok('SELECT g, sum(x) AS s FROM agg GROUP BY g');
 like(($early->query('SELECT cache_status()'))[0], qr/^(HIT|MISS)/,
 	'RR6: a rule skipped while its table was locked serves again after the lock');
 $early->quit;
+
+# ---- RR7: a rolled-back cache_rule_drop keeps the rule's counters ----------
+$node->safe_psql('postgres', 'SELECT g, sum(x) AS s FROM agg GROUP BY g');
+my $c0 = $node->safe_psql('postgres', q{SELECT hits + misses FROM cache_rules WHERE name = 'agg_g'});
+$node->safe_psql('postgres', q{BEGIN; SELECT cache_rule_drop('agg_g'); ROLLBACK;});
+is($node->safe_psql('postgres', q{SELECT hits + misses FROM cache_rules WHERE name = 'agg_g'}), $c0,
+	'RR7: a rolled-back drop leaves the rule\'s counters as they were');
 
 $node->stop;
 done_testing();
