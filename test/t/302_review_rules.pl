@@ -23,6 +23,9 @@
 # RR7  cache_rule_drop in a transaction that rolls back still frees the
 #      rule's counters in shared memory (not transactional): the rule lives
 #      on with its hits and misses lost.
+# RR8  any role may create a rule for a statement that reads no relation
+#      ("SELECT 1"): every role's such statements (connection pools' health
+#      checks) then take a subtransaction and a Redis round trip.
 
 use strict;
 use warnings FATAL => 'all';
@@ -180,6 +183,14 @@ my $c0 = $node->safe_psql('postgres', q{SELECT hits + misses FROM cache_rules WH
 $node->safe_psql('postgres', q{BEGIN; SELECT cache_rule_drop('agg_g'); ROLLBACK;});
 is($node->safe_psql('postgres', q{SELECT hits + misses FROM cache_rules WHERE name = 'agg_g'}), $c0,
 	'RR7: a rolled-back drop leaves the rule\'s counters as they were');
+
+# ---- RR8: a rule on a statement that reads no relation ---------------------
+my ($r8, $o8, $e8) = $node->psql('postgres',
+	q{SET ROLE rr_low; SELECT cache_rule_create('SELECT 1', name => 'ping')});
+like($e8, qr/permission denied/, 'RR8: a role that is not an admin may not create a rule on SELECT 1');
+$node->safe_psql('postgres', 'SELECT 1');
+is($node->safe_psql('postgres', "SELECT 1 AS ping; SELECT cache_status() IS NULL OR cache_status() = ''"),
+	"1\nt", 'RR8: the superuser\'s SELECT 1 is not served through the cache');
 
 $node->stop;
 done_testing();
