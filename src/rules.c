@@ -394,6 +394,8 @@ owner_may_rule(Oid owner, Query *q, List **named)
 		(void) named_relations((Node *) lfirst(lc), &relids);
 	/* an owner change of a table under a view loads the rules again too */
 	*named = list_concat_unique_oid(*named, relids);
+	if (relids == NIL)
+		return false; /* as check_may_create: reading none needs the admin */
 	foreach(lc, relids)
 	{
 		if (!pg_class_ownercheck(lfirst_oid(lc), owner))
