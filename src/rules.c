@@ -47,6 +47,7 @@
 #include "parser/analyze.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -135,6 +136,12 @@ static List *rules_relids = NIL;
 
 /* some rule's text did not analyse: any new relation may make it apply */
 static bool rules_incomplete = false;
+
+/*
+ * A rule's text named a relation locked elsewhere when the rules loaded:
+ * that rule does not apply until they load again at this time (0: none).
+ */
+static TimestampTz rules_retry_at = 0;
 
 /*
  * A relation changed: the rules are loaded again when it is the rules
@@ -365,6 +372,38 @@ named_relations(Node *node, void *context)
 	return expression_tree_walker(node, named_relations, context);
 }
 
+/*
+ * Whether the rule's owner may have a rule on q as its text resolves now,
+ * by check_may_create's rule: a superuser, a member of
+ * cache_ext_rules_admin, or the owner of every relation the rewritten
+ * query reads (views and the tables under them).  The names were checked
+ * at creation only: a name that now resolves to another owner's relation
+ * (the owner dropped or renamed its own) must not carry the rule there.
+ * The relations it checks join *named.
+ */
+static bool
+owner_may_rule(Oid owner, Query *q, List **named)
+{
+	Oid admin = get_role_oid(RULES_ADMIN_ROLE, true);
+	List *relids = NIL;
+	ListCell *lc;
+
+	if (superuser_arg(owner) || (OidIsValid(admin) && has_privs_of_role(owner, admin)))
+		return true;
+	foreach(lc, QueryRewrite(copyObject(q)))
+		(void) named_relations((Node *) lfirst(lc), &relids);
+	/* an owner change of a table under a view loads the rules again too */
+	*named = list_concat_unique_oid(*named, relids);
+	if (relids == NIL)
+		return false; /* as check_may_create: reading none needs the admin */
+	foreach(lc, relids)
+	{
+		if (!pg_class_ownercheck(lfirst_oid(lc), owner))
+			return false;
+	}
+	return true;
+}
+
 /* text_queryid's work as the rule's owner, under its search_path */
 typedef struct RuleIdArgs
 {
@@ -387,12 +426,24 @@ rule_id_fn(void *arg)
 	SetUserIdAndSecContext(a->row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	(void) set_config_option("search_path", a->row->search_path, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	/*
+	 * Never wait for a lock on a rule's relation: loading runs at whatever
+	 * statement comes first, which must not wait behind DDL on a relation
+	 * it does not read (rule_queryid retries later).
+	 */
+	(void) set_config_option("lock_timeout", "1", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	{
 		Query *q = text_query(a->text);
 
 		a->queryid = q ? q->queryId : 0;
 		if (q)
+		{
+			/* named first: an owner change makes the rules load again */
 			(void) named_relations((Node *) q, &a->relids);
+			if (!owner_may_rule(a->row->owner, q, &a->relids))
+				a->queryid = 0;
+		}
 	}
 	AtEOXact_GUC(true, nest);
 	SetUserIdAndSecContext(saved_user, saved_sec);
@@ -417,6 +468,8 @@ rule_queryid(const RuleRow *row, const char *text)
 	if (edata != NULL)
 	{
 		/* a dropped table or role, say: the rule is inactive here */
+		if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+			rules_retry_at = GetCurrentTimestamp() + USECS_PER_SEC;
 		ereport(DEBUG1,
 				(errmsg_internal("cache_ext: rule \"%s\" does not apply: %s",
 								 row->name, edata->message)));
@@ -582,6 +635,7 @@ rules_load(void)
 	rules_hash = NULL;
 	rules_relids = NIL;
 	rules_incomplete = false;
+	rules_retry_at = 0;
 	rules_state = RULES_NONE;
 	rules_relid = RulesTable();
 	if (!OidIsValid(rules_relid))
@@ -628,6 +682,9 @@ RulesMatch(uint64 queryid)
 	}
 	if (queryid == 0)
 		return NULL;
+	if (rules_retry_at != 0 && rules_state != RULES_UNKNOWN &&
+		GetCurrentTimestamp() >= rules_retry_at)
+		rules_state = RULES_UNKNOWN;
 	if (rules_state == RULES_UNKNOWN)
 	{
 		/*

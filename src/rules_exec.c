@@ -49,6 +49,7 @@
 #include "parser/scanner.h"
 #include "portability/instr_time.h"
 #include "tcop/pquery.h"
+#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "parser/scansup.h"
@@ -75,6 +76,9 @@ static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 
 /* utility statements, planning and execution this backend is inside */
 static int nesting = 0;
+
+/* inside a top-level EXECUTE (rules_utility): its statement may be served */
+static bool toplevel_execute = false;
 
 /* A statement being served from a tuplestore. */
 typedef struct Served
@@ -132,6 +136,18 @@ statement_rule(QueryDesc *qd, int eflags)
 	Portal portal = ActivePortal;
 
 	if (nesting != 0 || IsParallelWorker() || portal == NULL)
+		return NULL;
+
+	/*
+	 * A portal the client's own statement started: the query string being
+	 * run (simple protocol, DECLARE; a copy of it at Bind), or the one of a
+	 * top-level EXECUTE.  Not a cursor some code opens at nesting level 0
+	 * outside the executor (a deferred trigger's, at COMMIT).
+	 */
+	if (!toplevel_execute &&
+		(qd->sourceText == NULL || debug_query_string == NULL ||
+		 (qd->sourceText != debug_query_string &&
+		  strcmp(qd->sourceText, debug_query_string) != 0)))
 		return NULL;
 	if (qd->operation != CMD_SELECT || ps->commandType != CMD_SELECT ||
 		ps->utilityStmt != NULL || ps->hasModifyingCTE || ps->queryId == 0)
@@ -590,9 +606,12 @@ rules_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	Node *n = pstmt->utilityStmt;
 	bool nests = !(IsA(n, ExecuteStmt) || IsA(n, DeclareCursorStmt) ||
 				   IsA(n, FetchStmt));
+	bool saved_execute = toplevel_execute;
 
 	if (nests)
 		nesting++;
+	else if (IsA(n, ExecuteStmt))
+		toplevel_execute = nesting == 0 && context == PROCESS_UTILITY_TOPLEVEL;
 	PG_TRY();
 	{
 		if (prev_utility)
@@ -606,6 +625,7 @@ rules_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	{
 		if (nests)
 			nesting--;
+		toplevel_execute = saved_execute;
 	}
 	PG_END_TRY();
 }

@@ -219,7 +219,8 @@ shape_id_fn(void *arg)
 
 /*
  * Refuse the caller unless it owns every relation the rule's statement
- * reads, or is a member of cache_ext_rules_admin (or a superuser).
+ * reads (and it reads one), or is a member of cache_ext_rules_admin (or a
+ * superuser).
  */
 static void
 check_may_create(List *relids)
@@ -228,6 +229,12 @@ check_may_create(List *relids)
 
 	if (RulesIsAdmin())
 		return;
+	/* it would change how every role's statement of that shape runs */
+	if (relids == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to create a cache rule for a statement that reads no relation"),
+				 errdetail("Only a member of role %s may create it.", RULES_ADMIN_ROLE)));
 	foreach(lc, relids)
 	{
 		Oid relid = lfirst_oid(lc);
