@@ -62,7 +62,8 @@ EXECUTE rules_q(5);
 SELECT cache_status();
 EXECUTE rules_q(6);
 SELECT cache_status();
--- several statements in one query string: each its own text
+-- several statements in one query string: only the first is served (the
+-- others were read before the statements before them ran: review-rules RR2)
 SELECT 1 AS one \; SELECT region, count(*) FROM rules_t WHERE region = 3 GROUP BY region \; SELECT region, count(*), sum(amount) FROM rules_t WHERE region = 3 GROUP BY region;
 SELECT cache_status();
 
@@ -129,7 +130,7 @@ SELECT cache_status();
 -- queries, the whole string is not one statement: both run directly
 BEGIN;
 DECLARE rules_a NO SCROLL CURSOR FOR SELECT id, amount FROM rules_t WHERE id < 3 ORDER BY id \; DECLARE rules_b NO SCROLL CURSOR FOR SELECT id, amount FROM rules_t WHERE id < 5 ORDER BY id;
-SELECT cache_status() LIKE 'BYPASS: the cached path failed%' AS ran_directly;
+SELECT cache_status() LIKE 'BYPASS:%' AS ran_directly;
 FETCH ALL FROM rules_a;
 FETCH ALL FROM rules_b;
 COMMIT;

@@ -40,6 +40,7 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "common/keywords.h"
 #include "executor/executor.h"
 #include "lib/ilist.h"
@@ -54,10 +55,13 @@
 #include "utils/builtins.h"
 #include "parser/scansup.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
 #include "utils/queryjumble.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
 #include "cache_ext.h"
@@ -73,6 +77,46 @@ static ExecutorEnd_hook_type prev_executor_end = NULL;
 static ProcessUtility_hook_type prev_utility = NULL;
 static planner_hook_type prev_planner = NULL;
 static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
+
+/*
+ * What the served text is re-parsed against (review-rules RR1-RR3): the
+ * pipeline parses the statement's text again, now; the statement that
+ * runs was parsed earlier (a prepared one, perhaps long before).  Served
+ * only when the two parses cannot differ:
+ * - the statement is the first of its query string: the ones after it
+ *   were read before the ones before them ran (a SET of
+ *   standard_conforming_strings in the same string);
+ * - it was parsed just now, in this message, with no catalog change
+ *   since (last_parse_*); or every parse of its text in this session was
+ *   under the keyed settings of now (settings_key: TimeZone, DateStyle,
+ *   ...) and no function, operator, type or schema anywhere, and no
+ *   relation by this session, was created or changed since
+ *   (catalog_epoch): a name the text would now resolve otherwise.
+ * Backend-local.
+ */
+static uint64 catalog_epoch = 0;
+static int loading_rules = 0;
+
+/* How each statement text was parsed (a backend-local hash table). */
+typedef struct ParsedText
+{
+	uint64 key;				   /* hash of the text */
+	uint64 epoch;			   /* catalog_epoch at its parses */
+	uint8 digest[CE_HASH_LEN]; /* settings_key() at its parses */
+	bool ambiguous;			   /* parsed twice under different ones */
+} ParsedText;
+
+#define PARSED_TEXTS_MAX 4096
+static HTAB *parsed_texts = NULL;
+
+/*
+ * The last statement parsed at the top level: one that runs right after
+ * its parse, in the same message (simple protocol), is parsed as now
+ * whatever happened before, if the catalogs did not change in between.
+ */
+static const char *last_parse_src = NULL;
+static int last_parse_loc = -1;
+static uint64 last_parse_epoch = 0;
 
 /* utility statements, planning and execution this backend is inside */
 static int nesting = 0;
@@ -134,6 +178,7 @@ statement_rule(QueryDesc *qd, int eflags)
 {
 	PlannedStmt *ps = qd->plannedstmt;
 	Portal portal = ActivePortal;
+	RuleDef *volatile rule = NULL;
 
 	if (nesting != 0 || IsParallelWorker() || portal == NULL)
 		return NULL;
@@ -158,7 +203,18 @@ statement_rule(QueryDesc *qd, int eflags)
 		list_length(portal->stmts) != 1 || linitial(portal->stmts) != ps ||
 		(portal->cursorOptions & (CURSOR_OPT_SCROLL | CURSOR_OPT_HOLD)))
 		return NULL;
-	return RulesMatch(ps->queryId);
+	/* (loading the rules parses their texts: not the session's statements) */
+	loading_rules++;
+	PG_TRY();
+	{
+		rule = RulesMatch(ps->queryId);
+	}
+	PG_FINALLY();
+	{
+		loading_rules--;
+	}
+	PG_END_TRY();
+	return rule;
 }
 
 /*
@@ -220,11 +276,8 @@ starts_with_word(const char *text, const char *keyword)
  * when it cannot be found.
  */
 static char *
-statement_text(QueryDesc *qd)
+statement_text_of(const char *src, int loc, int len)
 {
-	const char *src = qd->sourceText;
-	int loc = qd->plannedstmt->stmt_location;
-	int len = qd->plannedstmt->stmt_len;
 	size_t srclen;
 	char *text;
 	const char *p;
@@ -310,6 +363,98 @@ same_row_type(TupleDesc plan, TupleDesc rows)
 	return true;
 }
 
+/*
+ * Whether re-parsing qd's text now gives the statement that runs (see
+ * catalog_epoch above); else why not.
+ */
+static bool
+parsed_as_now(QueryDesc *qd, const char **why)
+{
+	const char *src = qd->sourceText;
+	int loc = qd->plannedstmt->stmt_location;
+	uint8 now[CE_HASH_LEN];
+	char *text;
+	ParsedText *rec = NULL;
+
+	if (src != NULL && loc > 0 && memchr(src, ';', Min((size_t) loc, strlen(src))))
+	{
+		*why = "not the first statement of its query string";
+		return false;
+	}
+	if (src != NULL && src == last_parse_src && loc == last_parse_loc &&
+		last_parse_epoch == catalog_epoch)
+		return true;
+	text = statement_text_of(src, loc, qd->plannedstmt->stmt_len);
+	if (text != NULL && parsed_texts != NULL)
+	{
+		uint64 key = hash_bytes_extended((const unsigned char *) text,
+										 strlen(text), 0);
+
+		rec = hash_search(parsed_texts, &key, HASH_FIND, NULL);
+	}
+	settings_key(now);
+	if (rec == NULL || rec->ambiguous ||
+		memcmp(now, rec->digest, CE_HASH_LEN) != 0)
+	{
+		*why = "settings that change what a statement means changed since it was parsed";
+		return false;
+	}
+	if (rec->epoch != catalog_epoch)
+	{
+		*why = "functions, operators, types, schemas or relations changed since the statement was parsed";
+		return false;
+	}
+	return true;
+}
+
+/* A catalog change that may make a name resolve otherwise: see above. */
+static void
+catalog_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	catalog_epoch++;
+}
+
+/*
+ * A statement other than a utility one was parsed: remember how, by its
+ * text (as statement_text_of finds it at execution).  Full: forget all (an
+ * unknown text runs directly).
+ */
+static void
+note_parse(const char *src, int loc, int len)
+{
+	char *text = statement_text_of(src, loc, len);
+	uint64 key;
+	ParsedText *rec;
+	bool found;
+	uint8 d[CE_HASH_LEN];
+
+	if (text == NULL)
+		return;
+	if (parsed_texts == NULL || hash_get_num_entries(parsed_texts) >= PARSED_TEXTS_MAX)
+	{
+		HASHCTL ctl;
+
+		if (parsed_texts != NULL)
+			hash_destroy(parsed_texts);
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(ParsedText);
+		parsed_texts = hash_create("cache_ext parsed statements", 256, &ctl,
+								   HASH_ELEM | HASH_BLOBS);
+	}
+	key = hash_bytes_extended((const unsigned char *) text, strlen(text), 0);
+	settings_key(d);
+	rec = hash_search(parsed_texts, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		rec->epoch = catalog_epoch;
+		memcpy(rec->digest, d, CE_HASH_LEN);
+		rec->ambiguous = false;
+	}
+	else if (rec->epoch != catalog_epoch || memcmp(rec->digest, d, CE_HASH_LEN) != 0)
+		rec->ambiguous = true;
+	pfree(text);
+}
+
 /* A statement that runs directly: BYPASS for cache_status() and the rule. */
 static void
 run_directly(RuleDef *rule, QueryStatsReason kind, const char *why)
@@ -369,6 +514,7 @@ serve_start(QueryDesc *qd, RuleDef *rule)
 	instr_time start;
 	const CallOutcome *o;
 	Served *s;
+	const char *why;
 
 	/* what the pipeline would bypass too: the plan runs, streaming */
 	if (!cache_ext_enabled)
@@ -388,10 +534,16 @@ serve_start(QueryDesc *qd, RuleDef *rule)
 		run_directly(rule, QS_NOT_CACHEABLE, "FOR UPDATE/SHARE");
 		return;
 	}
+	if (!parsed_as_now(qd, &why))
+	{
+		run_directly(rule, QS_NOT_CACHEABLE, why);
+		return;
+	}
 
 	INSTR_TIME_SET_CURRENT(start);
 	old = MemoryContextSwitchTo(estate->es_query_cxt);
-	text = statement_text(qd);
+	text = statement_text_of(qd->sourceText, qd->plannedstmt->stmt_location,
+							 qd->plannedstmt->stmt_len);
 	if (text == NULL || !statement_params(qd, &a.params))
 	{
 		MemoryContextSwitchTo(old);
@@ -608,6 +760,11 @@ rules_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				   IsA(n, FetchStmt));
 	bool saved_execute = toplevel_execute;
 
+	/* a relation this session creates may shadow a name (RR3) */
+	if (IsA(n, CreateStmt) || IsA(n, ViewStmt) || IsA(n, CreateTableAsStmt) ||
+		IsA(n, AlterObjectSchemaStmt) || IsA(n, RenameStmt) ||
+		IsA(n, CreateForeignTableStmt))
+		catalog_epoch++;
 	if (nests)
 		nesting++;
 	else if (IsA(n, ExecuteStmt))
@@ -663,6 +820,19 @@ rules_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 {
 	if (prev_post_parse_analyze)
 		prev_post_parse_analyze(pstate, query, jstate);
+	/* (a cursor's query is analysed within its DECLARE) */
+	if ((query->commandType != CMD_UTILITY ||
+		 IsA(query->utilityStmt, DeclareCursorStmt)) &&
+		IsTransactionState() && loading_rules == 0)
+	{
+		note_parse(pstate->p_sourcetext, query->stmt_location, query->stmt_len);
+		if (nesting == 0)
+		{
+			last_parse_src = pstate->p_sourcetext;
+			last_parse_loc = query->stmt_location;
+			last_parse_epoch = catalog_epoch;
+		}
+	}
 	if (IsQueryIdEnabled() && query->utilityStmt != NULL &&
 		IsA(query->utilityStmt, DeclareCursorStmt))
 	{
@@ -696,4 +866,8 @@ RulesInit(void)
 	planner_hook = rules_planner;
 	prev_post_parse_analyze = post_parse_analyze_hook;
 	post_parse_analyze_hook = rules_post_parse_analyze;
+	CacheRegisterSyscacheCallback(PROCNAMEARGSNSP, catalog_changed, (Datum) 0);
+	CacheRegisterSyscacheCallback(OPERNAMENSP, catalog_changed, (Datum) 0);
+	CacheRegisterSyscacheCallback(TYPENAMENSP, catalog_changed, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACENAME, catalog_changed, (Datum) 0);
 }
