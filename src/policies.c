@@ -71,8 +71,9 @@ static const Oid policy_column_types[PC_NCOLS] = {
 typedef enum PoliciesState
 {
 	POLICIES_UNKNOWN, /* to be loaded at the next call */
-	POLICIES_NONE,	  /* none, or the extension is not in this database */
-	POLICIES_LOADED
+	POLICIES_NONE,	  /* the extension is not in this database (or its
+					   * table could not be read) */
+	POLICIES_LOADED	  /* policies_hash, NULL when there are none */
 } PoliciesState;
 
 typedef struct PolicyEntry
@@ -93,8 +94,9 @@ static bool any_partitioned = false;
 
 /*
  * A relation changed: the policies are loaded again when it is their
- * table, on a reset, and while there are none (the extension may just
- * have been created).
+ * table, on a reset, and while the extension is missing (it may just have
+ * been created).  An empty table is loaded: other relations' changes
+ * then cost nothing here.
  */
 static void
 policies_relcache_callback(Datum arg, Oid relid)
@@ -195,8 +197,7 @@ policies_load(void)
 	}
 	if (hash_get_num_entries(policies_hash) == 0)
 		policies_hash = NULL;
-	else
-		policies_state = POLICIES_LOADED;
+	policies_state = POLICIES_LOADED;
 	/* changed while loading: load again at the next call */
 	if (seen != inval_count)
 		policies_state = POLICIES_UNKNOWN;
