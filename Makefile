@@ -41,6 +41,7 @@ OBJS = \
 	src/explain.o \
 	src/rules.o \
 	src/rules_sql.o \
+	src/policies.o \
 	src/rules_exec.o \
 	src/stats.o \
 	src/health.o \

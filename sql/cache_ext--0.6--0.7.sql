@@ -421,6 +421,61 @@ $fn$;
 -- A function, not a view: a view that fails without pg_stat_statements
 -- would fail whatever reads every view (database_to_xml, say).
 
+-- Per-table TTL policies: results that read a table get at most its
+-- policy's TTL (docs/rules.md, "Policies per table").  Written only by
+-- cache_policy (as this table's owner), read by every backend with direct
+-- heap access.  The relation is a regclass: a dump holds its qualified
+-- name, so a restore into other OIDs finds it.  The statement trigger makes
+-- every backend load the policies again after a change commits; the event
+-- trigger drops the policy of a dropped relation (an OID used again never
+-- inherits one).
+CREATE TABLE cache_ext_policies (
+    rel regclass PRIMARY KEY,
+    ttl interval NOT NULL,
+    set_at timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON cache_ext_policies FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('cache_ext_policies', '');
+CREATE TRIGGER cache_ext_policies_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON cache_ext_policies
+    FOR EACH STATEMENT EXECUTE FUNCTION cache_ext_rules_changed();
+
+-- Deletes only when a dropped relation has a policy: most drops write
+-- nothing (and make no backend load the policies again).  No EXCEPTION
+-- block: a subtransaction cannot start while the dropping command's own
+-- invalidations are unprocessed (ALTER DOMAIN ... DROP CONSTRAINT, say).
+CREATE FUNCTION cache_ext_policies_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF EXISTS (SELECT FROM @extschema@.cache_ext_policies p
+                 JOIN pg_event_trigger_dropped_objects() d
+                   ON d.classid = 'pg_class'::regclass AND d.objsubid = 0
+                  AND p.rel = d.objid::regclass) THEN
+        DELETE FROM @extschema@.cache_ext_policies p
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+           AND p.rel = d.objid::regclass;
+    END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION cache_ext_policies_dropped() FROM PUBLIC;
+CREATE EVENT TRIGGER cache_ext_policies_dropped ON sql_drop
+    EXECUTE FUNCTION cache_ext_policies_dropped();
+ALTER EVENT TRIGGER cache_ext_policies_dropped ENABLE ALWAYS;
+
+CREATE FUNCTION cache_policy(rel regclass, ttl interval DEFAULT NULL) RETURNS void
+    LANGUAGE C CALLED ON NULL INPUT VOLATILE
+    AS 'MODULE_PATHNAME', 'cache_policy';
+COMMENT ON FUNCTION cache_policy(regclass, interval) IS
+'results that read this table get at most this TTL (the smallest over the tables they read); NULL removes the policy';
+
+CREATE VIEW cache_policies AS
+SELECT p.rel AS relation, p.ttl, c.relowner::regrole AS owner, p.set_at
+  FROM cache_ext_policies p
+  JOIN pg_catalog.pg_class c ON c.oid = p.rel;
+GRANT SELECT ON cache_policies TO PUBLIC;
+
 -- (end of cache rules)
 
 

@@ -52,6 +52,7 @@
 #include "executor/functions.h"
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
+#include "utils/queryjumble.h"
 
 #include "cache_ext.h"
 #include "entry.h"
@@ -60,6 +61,9 @@
 #include "outbox.h"
 #include "keys.h"
 #include "call.h"
+#include "policies.h"
+#include "rules.h"
+#include "subxact.h"
 
 void
 json_key(StringInfo buf, const char *key)
@@ -86,6 +90,113 @@ relkind_name(char relkind)
 		default:
 			return "other";
 	}
+}
+
+/*
+ * Append the relations pq's plan reads, as JSON objects separated by
+ * commas, to buf: what each is, and whether and by which generation its
+ * changes invalidate the result.
+ */
+static void
+append_dependencies(StringInfo buf, PreparedQuery *pq)
+{
+	bool first = true;
+	ListCell *lc;
+
+	foreach(lc, pq->deps.relids)
+	{
+		Oid relid = lfirst_oid(lc);
+		Oid scope;
+		const char *why;
+		RelCoverage cov = InvalRelationCoverage(relid, &scope, &why);
+
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		appendStringInfoString(buf, "{\"relation\":");
+		escape_json(buf, relation_label(relid));
+		appendStringInfoString(buf, ",\"kind\":");
+		escape_json(buf, relkind_name(get_rel_relkind(relid)));
+		if (cov == REL_IGNORED)
+			appendStringInfoString(buf, ",\"tracked\":null,\"note\":\"its tables are dependencies\"}");
+		else
+		{
+			appendStringInfo(buf, ",\"scope\":\"table\",\"tracked\":%s,\"generation_of\":",
+							 cov == REL_TRACKED ? "true" : "false");
+			escape_json(buf, relation_label(scope));
+			if (why)
+			{
+				appendStringInfoString(buf, ",\"why\":");
+				escape_json(buf, why);
+			}
+			appendStringInfoChar(buf, '}');
+		}
+	}
+}
+
+/*
+ * Append the call's TTL (opts's, which a TTL policy may have lowered; by:
+ * the relation whose policy did, or InvalidOid) and the cache rule that
+ * would serve the statement sent as it is (NULL: none) to buf.
+ */
+static void
+append_ttl_and_rule(StringInfo buf, const CallOptions *opts, Oid by,
+					const RuleDef *rule)
+{
+	appendStringInfo(buf, ",\"ttl_seconds\":%.3f,\"ttl_policy\":", opts->ttl_ms / 1000.0);
+	if (OidIsValid(by))
+	{
+		appendStringInfoString(buf, "{\"relation\":");
+		escape_json(buf, relation_label(by));
+		appendStringInfo(buf, ",\"ttl_seconds\":%.3f}", opts->ttl_ms / 1000.0);
+	}
+	else
+		appendStringInfoString(buf, "null");
+	appendStringInfoString(buf, ",\"rule\":");
+	if (rule != NULL)
+		escape_json(buf, rule->name);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+/* explain_rule's work, in a subtransaction */
+typedef struct RuleForArgs
+{
+	const char *query;
+	RuleDef *rule;
+} RuleForArgs;
+
+static void
+rule_for_fn(void *arg)
+{
+	RuleForArgs *a = (RuleForArgs *) arg;
+
+	a->rule = RulesMatch(RulesTextQueryid(a->query));
+}
+
+/*
+ * The cache rule that would serve query if this session sent it as a
+ * top-level statement (cache_rule_for's answer), or NULL.  A text that
+ * analyses as a call's (its parameters' types given) but not as a
+ * statement (types inferred) has none: never an error here.
+ */
+static RuleDef *
+explain_rule(const char *query)
+{
+	RuleForArgs a;
+	ErrorData *edata;
+
+	if (!IsQueryIdEnabled())
+		return NULL;
+	a.query = query;
+	a.rule = NULL;
+	edata = RunInSubtransaction(rule_for_fn, &a);
+	if (edata != NULL)
+	{
+		FreeErrorData(edata);
+		return NULL;
+	}
+	return a.rule;
 }
 
 static Datum explain_common(FunctionCallInfo fcinfo, bool with_options);
@@ -159,6 +270,10 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 	char *rkey;
 	bool first;
 	CallScopes cs;
+	RuleDef *rule;
+	CallOptions capped;
+	const CallOptions *eff;
+	Oid policy_rel;
 
 	parse_options(with_options ? options_arg(fcinfo, 0) : NULL, &opts);
 	collect_params(fcinfo, qarg + 1, &params);
@@ -173,11 +288,16 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 	cplan = GetCachedPlan(pq->plansource, NULL, CurrentResourceOwner, NULL);
 	analyze_plan(pq, cplan);
 	check_privileges(pq, cplan);
+	/* a statement a rule serves: as the rule serves it, unless options are given */
+	rule = explain_rule(query);
+	if (rule != NULL && !with_options)
+		RulesCallOptions(rule, &opts);
 	cs.describe = true;
 	call_scopes(pq, &opts, &cs, &params);
+	eff = PolicyCapOptions(pq, &opts, &capped, &policy_rel);
 	(void) bypass_reasons(pq, &cs, &reasons);
 	reasons = list_concat(reasons, redis_reasons());
-	entry_key(&params, &opts, pq, &cs, hash);
+	entry_key(&params, eff, pq, &cs, hash);
 	rkey = KeyEntryName(hash);
 
 	initStringInfo(&buf);
@@ -198,7 +318,7 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 	appendStringInfoString(&buf, "],");
 	json_key(&buf, "key");
 	escape_json(&buf, rkey);
-	appendStringInfo(&buf, ",\"ttl_seconds\":%.3f", opts.ttl_ms / 1000.0);
+	append_ttl_and_rule(&buf, eff, policy_rel, rule);
 	appendStringInfo(&buf, ",\"role_in_key\":%s,\"session_user_in_key\":%s,\"settings_in_key\":\"%s\"",
 					 pq->deps.role_dependent || cs.opted_in ? "true" : "false",
 					 pq->deps.session_user_dependent || cs.opted_in ? "true" : "false",
@@ -214,36 +334,7 @@ explain_body(FunctionCallInfo fcinfo, bool with_options, PreparedQuery **transie
 		escape_json(&buf, (char *) lfirst(lc));
 	}
 	appendStringInfoString(&buf, "],\"dependencies\":[");
-	first = true;
-	foreach(lc, pq->deps.relids)
-	{
-		Oid relid = lfirst_oid(lc);
-		Oid scope;
-		const char *why;
-		RelCoverage cov = InvalRelationCoverage(relid, &scope, &why);
-
-		if (!first)
-			appendStringInfoChar(&buf, ',');
-		first = false;
-		appendStringInfoString(&buf, "{\"relation\":");
-		escape_json(&buf, relation_label(relid));
-		appendStringInfoString(&buf, ",\"kind\":");
-		escape_json(&buf, relkind_name(get_rel_relkind(relid)));
-		if (cov == REL_IGNORED)
-			appendStringInfoString(&buf, ",\"tracked\":null,\"note\":\"its tables are dependencies\"}");
-		else
-		{
-			appendStringInfo(&buf, ",\"scope\":\"table\",\"tracked\":%s,\"generation_of\":",
-							 cov == REL_TRACKED ? "true" : "false");
-			escape_json(&buf, relation_label(scope));
-			if (why)
-			{
-				appendStringInfoString(&buf, ",\"why\":");
-				escape_json(&buf, why);
-			}
-			appendStringInfoChar(&buf, '}');
-		}
-	}
+	append_dependencies(&buf, pq);
 	appendStringInfoString(&buf, "],");
 	appendStringInfo(&buf, "\"generations\":%d,\"scopes\":[", cs.n);
 	for (int i = 0; i < cs.n; i++)

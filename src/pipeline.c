@@ -89,6 +89,7 @@
 #include "l1_rows.h"
 #include "call.h"
 #include "outcome.h"
+#include "policies.h"
 #include "store/store.h"
 
 /* The status of the last call, or NULL when it erred (cache_status()). */
@@ -709,6 +710,7 @@ cached_query_call(text *query_text, const CallParams *params,
 	CachedPlan *cplan;
 	CallReason *why;
 	bool is_transient;
+	CallOptions capped;
 
 	memset(&c, 0, sizeof(c));
 	INSTR_TIME_SET_CURRENT(c.start);
@@ -755,6 +757,8 @@ cached_query_call(text *query_text, const CallParams *params,
 
 	c.cs.describe = false;
 	call_scopes(c.pq, opts, &c.cs, params);
+	/* a TTL policy on a table it reads may lower its TTL (policies.c) */
+	c.opts = opts = PolicyCapOptions(c.pq, opts, &capped, NULL);
 	why = bypass_reasons(c.pq, &c.cs, NULL);
 	if (why == NULL && c.cs.untracked != NIL && cache_ext_untracked == UNTRACKED_ERROR)
 		ereport(ERROR,

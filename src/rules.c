@@ -185,12 +185,12 @@ RulesResetLoaded(void)
 }
 
 /*
- * The OID of the rules table of this database's cache_ext, or InvalidOid
- * when the extension (0.7 or later) is not installed here (or the table
- * there is not the extension's own).
+ * The OID of the table name of this database's cache_ext (the rules or the
+ * policies table), or InvalidOid when the extension (0.7 or later) is not
+ * installed here (or the table there is not the extension's own).
  */
 Oid
-RulesTable(void)
+ExtensionTable(const char *name)
 {
 	Oid ext;
 	Oid nsp = extension_namespace(&ext);
@@ -198,12 +198,19 @@ RulesTable(void)
 
 	if (!OidIsValid(nsp))
 		return InvalidOid;
-	relid = get_relname_relid(RULES_TABLE, nsp);
+	relid = get_relname_relid(name, nsp);
 	/* the extension's own plain table, read with heap access */
 	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION ||
 		getExtensionOfObject(RelationRelationId, relid) != ext)
 		return InvalidOid;
 	return relid;
+}
+
+/* The rules table of this database's cache_ext, or InvalidOid. */
+Oid
+RulesTable(void)
+{
+	return ExtensionTable(RULES_TABLE);
 }
 
 /* Whether the current role may act for every rule: superuser or admin. */
@@ -706,8 +713,10 @@ RulesMatch(uint64 queryid)
 PG_FUNCTION_INFO_V1(cache_ext_rules_changed);
 
 /*
- * The statement trigger of cache_ext_rules: every backend loads the rules
- * again at its next statement after this transaction commits.
+ * The statement trigger of cache_ext_rules and of cache_ext_policies: a
+ * relcache invalidation of the table, so that every backend loads the
+ * rules (the policies) again at its next statement after this transaction
+ * commits.
  */
 Datum
 cache_ext_rules_changed(PG_FUNCTION_ARGS)

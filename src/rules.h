@@ -37,6 +37,7 @@ extern void RulesResetLoaded(void);
 #define RULES_TABLE		 "cache_ext_rules"
 #define RULES_ADMIN_ROLE "cache_ext_rules_admin"
 extern Oid RulesTable(void);
+extern Oid ExtensionTable(const char *name); /* also for policies.c */
 extern bool RulesIsAdmin(void);
 extern int RulesCountersSlot(const char *name, bool reset);
 extern void RulesCountersFree(const char *name);
@@ -44,8 +45,12 @@ extern int64 RulesTtlMs(const Interval *iv, bool strict);
 extern uint64 RulesTextQueryid(const char *text);
 
 /* rules_sql.c: the SQL functions (cache_rule_create, cache_rule_drop) */
+extern uint64 RunAsTableOwner(Oid relid, const char *sql, int nargs,
+							  Oid *types, Datum *values, const char *nulls);
 
 /* rules_exec.c: the executor hooks, installed from _PG_init */
 extern void RulesInit(void);
+struct CallOptions;
+extern void RulesCallOptions(const RuleDef *rule, struct CallOptions *opts);
 
 #endif /* CACHE_EXT_RULES_H */

@@ -487,9 +487,9 @@ serve_fn(void *arg)
 	a->rowtype = cached_query_common(a->query, &a->params, &a->opts, NULL, a->ts);
 }
 
-/* The call's options: the rule's TTL and tags. */
-static void
-rule_options(const RuleDef *rule, CallOptions *opts)
+/* The call's options: the rule's TTL and tags (also cache_explain's). */
+void
+RulesCallOptions(const RuleDef *rule, CallOptions *opts)
 {
 	parse_options(NULL, opts);
 	if (rule->ttl_ms > 0)
@@ -552,7 +552,7 @@ serve_start(QueryDesc *qd, RuleDef *rule)
 		return;
 	}
 	a.query = cstring_to_text(text);
-	rule_options(rule, &a.opts);
+	RulesCallOptions(rule, &a.opts);
 	/* in the portal's resource owner: its spill files outlive the call */
 	a.ts = tuplestore_begin_heap(false, false, work_mem);
 	a.rowtype = NULL;

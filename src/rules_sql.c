@@ -250,12 +250,13 @@ check_may_create(List *relids)
 }
 
 /*
- * Run sql (with nargs arguments) through SPI as the owner of the rules
- * table, who alone may write it; returns SPI_processed.
+ * Run sql (with nargs arguments) through SPI as the owner of relid (the
+ * rules or the policies table), who alone may write it; returns
+ * SPI_processed.  The caller calls SPI_finish().
  */
-static uint64
-run_as_table_owner(Oid relid, const char *sql, int nargs, Oid *types,
-				   Datum *values, const char *nulls)
+uint64
+RunAsTableOwner(Oid relid, const char *sql, int nargs, Oid *types,
+				Datum *values, const char *nulls)
 {
 	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	Oid owner;
@@ -388,9 +389,9 @@ cache_rule_create(PG_FUNCTION_ARGS)
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int64GetDatum((int64) queryid);
-	if (run_as_table_owner(relid,
-						   psprintf("SELECT 1 FROM %s.%s WHERE name = $1", nsp, RULES_TABLE),
-						   1, dup_types, values, "  ") > 0)
+	if (RunAsTableOwner(relid,
+						psprintf("SELECT 1 FROM %s.%s WHERE name = $1", nsp, RULES_TABLE),
+						1, dup_types, values, "  ") > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("cache rule \"%s\" already exists", name)));
@@ -414,10 +415,10 @@ cache_rule_create(PG_FUNCTION_ARGS)
 	nulls[6] = PG_ARGISNULL(2) ? 'n' : ' ';
 	values[7] = ObjectIdGetDatum(GetUserId());
 	values[8] = CStringGetTextDatum(namespace_search_path);
-	(void) run_as_table_owner(relid,
-							  psprintf("INSERT INTO %s.%s (name, query, shape, queryid, param_queryid, ttl, tags, owner, search_path) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-									   nsp, RULES_TABLE),
-							  9, types, values, nulls);
+	(void) RunAsTableOwner(relid,
+						   psprintf("INSERT INTO %s.%s (name, query, shape, queryid, param_queryid, ttl, tags, owner, search_path) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+									nsp, RULES_TABLE),
+						   9, types, values, nulls);
 	SPI_finish();
 	(void) RulesCountersSlot(name, true);
 	PG_RETURN_TEXT_P(cstring_to_text(name));
@@ -443,9 +444,9 @@ cache_rule_drop(PG_FUNCTION_ARGS)
 	bool isnull;
 
 	values[0] = CStringGetTextDatum(name);
-	if (run_as_table_owner(relid,
-						   psprintf("SELECT owner FROM %s.%s WHERE name = $1", nsp, RULES_TABLE),
-						   1, types, values, " ") == 0)
+	if (RunAsTableOwner(relid,
+						psprintf("SELECT owner FROM %s.%s WHERE name = $1", nsp, RULES_TABLE),
+						1, types, values, " ") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("cache rule \"%s\" does not exist", name)));
@@ -458,9 +459,9 @@ cache_rule_drop(PG_FUNCTION_ARGS)
 				 errmsg("permission denied to drop cache rule \"%s\"", name),
 				 errdetail("Its owner or a member of role %s may drop it.",
 						   RULES_ADMIN_ROLE)));
-	(void) run_as_table_owner(relid,
-							  psprintf("DELETE FROM %s.%s WHERE name = $1", nsp, RULES_TABLE),
-							  1, types, values, " ");
+	(void) RunAsTableOwner(relid,
+						   psprintf("DELETE FROM %s.%s WHERE name = $1", nsp, RULES_TABLE),
+						   1, types, values, " ");
 	SPI_finish();
 	RulesCountersFree(name);
 	PG_RETURN_VOID();
