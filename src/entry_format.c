@@ -15,26 +15,12 @@
 #include "port/pg_crc32c.h"
 
 #include "entry_format.h"
-
-static inline uint32
-get_u32(const uint8 *p)
-{
-	uint32 v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
+#include "format_bytes.h"
 
 uint32
 CeEntryChecksum(const uint8 *buf, size_t len)
 {
-	pg_crc32c crc;
-
-	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, buf, 12);
-	COMP_CRC32C(crc, buf + 16, len - 16);
-	FIN_CRC32C(crc);
-	return crc;
+	return ce_crc_but_field12(buf, len);
 }
 
 void
@@ -98,7 +84,7 @@ CeEntryParse(const uint8 *buf, size_t len, CeEntryView *view)
 
 	if (len < CE_HEADER_SIZE)
 		return "entry shorter than its header";
-	if (get_u32(buf) != CE_ENTRY_MAGIC)
+	if (ce_get_u32(buf) != CE_ENTRY_MAGIC)
 		return "bad magic number";
 	if (buf[4] != CE_ENTRY_VERSION)
 		return "unsupported entry version";
@@ -107,14 +93,14 @@ CeEntryParse(const uint8 *buf, size_t len, CeEntryView *view)
 	memcpy(&natts, buf + 6, 2);
 	if (natts > CE_MAX_ATTS)
 		return "too many columns";
-	if (get_u32(buf + 8) != len)
+	if (ce_get_u32(buf + 8) != len)
 		return "entry length does not match its header";
-	if (get_u32(buf + 12) != CeEntryChecksum(buf, len))
+	if (ce_get_u32(buf + 12) != CeEntryChecksum(buf, len))
 		return "checksum mismatch";
-	nrows = get_u32(buf + 40);
+	nrows = ce_get_u32(buf + 40);
 
 	p = buf + CE_HEADER_SIZE;
-	gens_len = get_u32(buf + 44);
+	gens_len = ce_get_u32(buf + 44);
 	if (gens_len > CE_MAX_GENS_LEN || (size_t) (end - p) < gens_len)
 		return "generations section truncated";
 	view->gens = p;
@@ -177,7 +163,7 @@ CeEntryParse(const uint8 *buf, size_t len, CeEntryView *view)
 			}
 			if ((size_t) (end - p) < 4)
 				return "value length truncated";
-			vlen = get_u32(p);
+			vlen = ce_get_u32(p);
 			p += 4;
 			if (vlen > CE_MAX_VALUE_LEN)
 				return "value length out of range";
@@ -203,7 +189,7 @@ CeEntryParse(const uint8 *buf, size_t len, CeEntryView *view)
 bool
 CeIsSealed(const uint8 *buf, size_t len)
 {
-	return len >= 4 && get_u32(buf) == CE_SEALED_MAGIC;
+	return len >= 4 && ce_get_u32(buf) == CE_SEALED_MAGIC;
 }
 
 const char *
@@ -225,7 +211,7 @@ CeSealedOpen(const uint8 *buf, size_t len, const uint8 *aad, size_t aadlen,
 	clen = len - CE_SEALED_OVERHEAD;
 	if (clen > INT_MAX || aadlen > INT_MAX)
 		return "malformed encrypted entry";
-	key = lookup(get_u32(buf + 8), arg);
+	key = lookup(ce_get_u32(buf + 8), arg);
 	if (key == NULL)
 		return "entry encrypted with a key this server does not have";
 

@@ -28,21 +28,7 @@
 
 #include "entry_format.h"
 #include "entry_frame.h"
-
-static inline uint32
-get_u32(const uint8 *p)
-{
-	uint32 v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline void
-put_u32(uint8 *p, uint32 v)
-{
-	memcpy(p, &v, sizeof(v));
-}
+#include "format_bytes.h"
 
 bool
 CePackAvailable(uint8 method)
@@ -124,18 +110,18 @@ CePack(uint8 method, const uint8 *raw, size_t len, uint8 *out, size_t outcap)
 	memcpy(out, &magic, 4);
 	out[4] = CE_ENTRY_VERSION;
 	out[5] = method;
-	put_u32(out + 8, total);
-	put_u32(out + 16, (uint32) len);
+	ce_put_u32(out + 8, total);
+	ce_put_u32(out + 16, (uint32) len);
 	memset(out + CE_PACK_HEADER + clen, 0, CE_PACK_TRAILER);
 	crc = CeEntryChecksum(out, total);
-	put_u32(out + 12, crc);
+	ce_put_u32(out + 12, crc);
 	return total;
 }
 
 bool
 CeIsPacked(const uint8 *buf, size_t len)
 {
-	return len >= CE_HEADER_SIZE && get_u32(buf) == CE_ENTRY_MAGIC &&
+	return len >= CE_HEADER_SIZE && ce_get_u32(buf) == CE_ENTRY_MAGIC &&
 		buf[4] == CE_ENTRY_VERSION && buf[5] != 0;
 }
 
@@ -147,19 +133,19 @@ CePackedParse(const uint8 *buf, size_t len, size_t max_raw, uint8 *method,
 
 	if (len < CE_PACK_OVERHEAD + 1)
 		return "compressed entry shorter than its header";
-	if (get_u32(buf) != CE_ENTRY_MAGIC || buf[4] != CE_ENTRY_VERSION)
+	if (ce_get_u32(buf) != CE_ENTRY_MAGIC || buf[4] != CE_ENTRY_VERSION)
 		return "bad magic number";
 	if (buf[5] != CE_PACK_PGLZ && buf[5] != CE_PACK_LZ4)
 		return "unsupported entry flags";
-	if (buf[6] != 0 || buf[7] != 0 || get_u32(buf + 20) != 0)
+	if (buf[6] != 0 || buf[7] != 0 || ce_get_u32(buf + 20) != 0)
 		return "nonzero padding in a compressed entry";
-	if (get_u32(buf + 8) != len)
+	if (ce_get_u32(buf + 8) != len)
 		return "entry length does not match its header";
-	if (get_u32(buf + len - CE_PACK_TRAILER) != 0)
+	if (ce_get_u32(buf + len - CE_PACK_TRAILER) != 0)
 		return "nonzero trailer in a compressed entry";
-	if (get_u32(buf + 12) != CeEntryChecksum(buf, len))
+	if (ce_get_u32(buf + 12) != CeEntryChecksum(buf, len))
 		return "checksum mismatch";
-	raw = get_u32(buf + 16);
+	raw = ce_get_u32(buf + 16);
 	if (raw < CE_HEADER_SIZE)
 		return "compressed entry too short to hold an entry";
 	if ((size_t) raw > max_raw)
@@ -243,7 +229,7 @@ uint32
 CeEntryGensChecksum(const uint8 *entry, size_t len)
 {
 	pg_crc32c crc;
-	uint32 gens_len = get_u32(entry + 44);
+	uint32 gens_len = ce_get_u32(entry + 44);
 
 	INIT_CRC32C(crc);
 	if ((size_t) gens_len <= len - CE_HEADER_SIZE)
@@ -255,7 +241,7 @@ CeEntryGensChecksum(const uint8 *entry, size_t len)
 bool
 CeIsChunkHead(const uint8 *buf, size_t len)
 {
-	return len >= 4 && get_u32(buf) == CE_CHUNK_HEAD_MAGIC;
+	return len >= 4 && ce_get_u32(buf) == CE_CHUNK_HEAD_MAGIC;
 }
 
 const char *
@@ -266,14 +252,14 @@ CeChunkHeadParse(const uint8 *buf, size_t len, size_t max_total,
 	uint32 n;
 	uint32 size;
 
-	if (len != CE_CHUNK_HEAD_LEN || get_u32(buf) != CE_CHUNK_HEAD_MAGIC)
+	if (len != CE_CHUNK_HEAD_LEN || ce_get_u32(buf) != CE_CHUNK_HEAD_MAGIC)
 		return "malformed chunk head";
 	if (buf[4] != 1 || buf[5] != 0 || buf[6] != 0 || buf[7] != 0)
 		return "malformed chunk head";
-	if (get_u32(buf + 44) != head_crc(buf))
+	if (ce_get_u32(buf + 44) != head_crc(buf))
 		return "chunk head checksum mismatch";
-	n = get_u32(buf + 8);
-	size = get_u32(buf + 12);
+	n = ce_get_u32(buf + 8);
+	size = ce_get_u32(buf + 12);
 	memcpy(&total, buf + 16, 8);
 	if (n < 1 || n > CE_MAX_CHUNKS || size < CE_MIN_CHUNK_SIZE ||
 		size > CE_MAX_CHUNK_SIZE)
@@ -286,7 +272,7 @@ CeChunkHeadParse(const uint8 *buf, size_t len, size_t max_total,
 	h->chunk_size = size;
 	h->total_len = total;
 	memcpy(h->setid, buf + 24, CE_CHUNK_SETID_LEN);
-	h->gens_crc = get_u32(buf + 40);
+	h->gens_crc = ce_get_u32(buf + 40);
 	return NULL;
 }
 
@@ -298,12 +284,12 @@ CeChunkHeadWrite(const CeChunkHead *h, uint8 *out)
 	memset(out, 0, CE_CHUNK_HEAD_LEN);
 	memcpy(out, &magic, 4);
 	out[4] = 1;
-	put_u32(out + 8, h->nchunks);
-	put_u32(out + 12, h->chunk_size);
+	ce_put_u32(out + 8, h->nchunks);
+	ce_put_u32(out + 12, h->chunk_size);
 	memcpy(out + 16, &h->total_len, 8);
 	memcpy(out + 24, h->setid, CE_CHUNK_SETID_LEN);
-	put_u32(out + 40, h->gens_crc);
-	put_u32(out + 44, head_crc(out));
+	ce_put_u32(out + 40, h->gens_crc);
+	ce_put_u32(out + 44, head_crc(out));
 }
 
 uint32
@@ -336,10 +322,10 @@ CeChunkHeaderWrite(const CeChunkHead *h, uint32 i, const uint8 *payload,
 	uint32 plen = CeChunkPayloadLen(h, i);
 
 	memcpy(out, &magic, 4);
-	put_u32(out + 4, i);
+	ce_put_u32(out + 4, i);
 	memcpy(out + 8, h->setid, CE_CHUNK_SETID_LEN);
-	put_u32(out + 24, plen);
-	put_u32(out + 28, chunk_crc(out, payload, plen));
+	ce_put_u32(out + 24, plen);
+	ce_put_u32(out + 28, chunk_crc(out, payload, plen));
 }
 
 const char *
@@ -347,16 +333,16 @@ CeChunkCheck(const CeChunkHead *h, uint32 i, const uint8 *buf, size_t len)
 {
 	uint32 plen = CeChunkPayloadLen(h, i);
 
-	if (len < CE_CHUNK_HEADER || get_u32(buf) != CE_CHUNK_MAGIC)
+	if (len < CE_CHUNK_HEADER || ce_get_u32(buf) != CE_CHUNK_MAGIC)
 		return "malformed chunk";
-	if (get_u32(buf + 4) != i)
+	if (ce_get_u32(buf + 4) != i)
 		return "chunk out of place";
 	if (memcmp(buf + 8, h->setid, CE_CHUNK_SETID_LEN) != 0)
 		return "chunk of another entry";
-	if (plen == 0 || get_u32(buf + 24) != plen ||
+	if (plen == 0 || ce_get_u32(buf + 24) != plen ||
 		len - CE_CHUNK_HEADER != (size_t) plen)
 		return "chunk length does not match its head";
-	if (get_u32(buf + 28) != chunk_crc(buf, buf + CE_CHUNK_HEADER, plen))
+	if (ce_get_u32(buf + 28) != chunk_crc(buf, buf + CE_CHUNK_HEADER, plen))
 		return "chunk checksum mismatch";
 	return NULL;
 }

@@ -13,6 +13,7 @@
 
 #include "port/pg_crc32c.h"
 
+#include "format_bytes.h"
 #include "session_format.h"
 
 static const char b64url[] =
@@ -69,13 +70,7 @@ get_u64(const uint8 *p)
 static uint32
 session_crc(const uint8 *buf, size_t len)
 {
-	pg_crc32c crc;
-
-	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, buf, 12);
-	COMP_CRC32C(crc, buf + 16, len - 16);
-	FIN_CRC32C(crc);
-	return crc;
+	return ce_crc_but_field12(buf, len);
 }
 
 size_t

@@ -13,33 +13,13 @@
 
 #include "port/pg_crc32c.h"
 
+#include "format_bytes.h"
 #include "value_format.h"
-
-static inline uint32
-get_u32(const uint8 *p)
-{
-	uint32 v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline void
-put_u32(uint8 *p, uint32 v)
-{
-	memcpy(p, &v, sizeof(v));
-}
 
 uint32
 CvValueChecksum(const uint8 *buf, size_t len)
 {
-	pg_crc32c crc;
-
-	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, buf, 12);
-	COMP_CRC32C(crc, buf + 16, len - 16);
-	FIN_CRC32C(crc);
-	return crc;
+	return ce_crc_but_field12(buf, len);
 }
 
 /*
@@ -80,13 +60,13 @@ CvValueBuild(const CvValueParts *p, uint8 *out)
 	uint8 *gens_start;
 
 	Assert(total > 0);
-	put_u32(out, CV_VALUE_MAGIC);
+	ce_put_u32(out, CV_VALUE_MAGIC);
 	out[4] = CV_VALUE_VERSION;
 	out[5] = p->kind;
 	out[6] = (uint8) p->ngens;
 	out[7] = (uint8) p->ntags;
-	put_u32(out + 8, (uint32) total);
-	put_u32(out + 12, 0);
+	ce_put_u32(out + 8, (uint32) total);
+	ce_put_u32(out + 12, 0);
 	memcpy(out + 16, p->fingerprint, CV_FINGERPRINT_LEN);
 	if (p->ntags > 0)
 		memcpy(w, p->tags, (size_t) p->ntags * CV_TAG_DIGEST_LEN);
@@ -98,11 +78,11 @@ CvValueBuild(const CvValueParts *p, uint8 *out)
 		memcpy(w, p->gens[i], p->gens_lens[i]);
 		w += p->gens_lens[i];
 	}
-	put_u32(out + 32, (uint32) (w - gens_start));
-	put_u32(out + 36, (uint32) p->data_len);
+	ce_put_u32(out + 32, (uint32) (w - gens_start));
+	ce_put_u32(out + 36, (uint32) p->data_len);
 	if (p->data_len > 0)
 		memcpy(w, p->data, p->data_len);
-	put_u32(out + 12, CvValueChecksum(out, total));
+	ce_put_u32(out + 12, CvValueChecksum(out, total));
 }
 
 /*
@@ -121,7 +101,7 @@ CvValueParse(const uint8 *buf, size_t len, CvValueView *view)
 	memset(view, 0, sizeof(*view));
 	if (len < CV_HEADER_SIZE)
 		return "value shorter than its header";
-	if (get_u32(buf) != CV_VALUE_MAGIC)
+	if (ce_get_u32(buf) != CV_VALUE_MAGIC)
 		return "not a cache_ext value (bad magic)";
 	if (buf[4] != CV_VALUE_VERSION)
 		return "unknown value format version";
@@ -129,17 +109,17 @@ CvValueParse(const uint8 *buf, size_t len, CvValueView *view)
 		return "unknown value kind";
 	if (buf[6] < 1 || buf[6] > CV_MAX_FIXED_GENS || buf[7] > CV_MAX_TAGS)
 		return "bad generation or tag count";
-	if (get_u32(buf + 8) != len)
+	if (ce_get_u32(buf + 8) != len)
 		return "value length does not match its header";
-	if (get_u32(buf + 12) != CvValueChecksum(buf, len))
+	if (ce_get_u32(buf + 12) != CvValueChecksum(buf, len))
 		return "value checksum mismatch";
 
 	view->kind = buf[5];
 	view->ngens = buf[6];
 	view->ntags = buf[7];
 	view->fingerprint = buf + 16;
-	view->gens_len = get_u32(buf + 32);
-	view->data_len = get_u32(buf + 36);
+	view->gens_len = ce_get_u32(buf + 32);
+	view->data_len = ce_get_u32(buf + 36);
 	if (view->gens_len > CV_MAX_GENS_LEN)
 		return "generations section too long";
 	need = (uint64) CV_HEADER_SIZE + (uint64) view->ntags * CV_TAG_DIGEST_LEN +

@@ -52,20 +52,8 @@
 #include "redis/cluster_map.h"
 #include "redis/resp.h"
 
-#define FAIL(...) \
-	do \
-	{ \
-		fprintf(stderr, "fuzz_cluster: %s:%d: ", __FILE__, __LINE__); \
-		fprintf(stderr, __VA_ARGS__); \
-		fputc('\n', stderr); \
-		abort(); \
-	} while (0)
-#define CHECK(cond) \
-	do \
-	{ \
-		if (!(cond)) \
-			FAIL("check failed: %s", #cond); \
-	} while (0)
+#define FZ_NAME "fuzz_cluster"
+#include "fuzz_check.h"
 
 #ifndef FZ_CLUSTER_MAKE_SEEDS
 

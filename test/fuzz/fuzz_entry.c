@@ -49,20 +49,8 @@
 #include "entry_format.h"
 #include "fuzz_common.h"
 
-#define FAIL(...) \
-	do \
-	{ \
-		fprintf(stderr, "fuzz_entry: %s:%d: ", __FILE__, __LINE__); \
-		fprintf(stderr, __VA_ARGS__); \
-		fputc('\n', stderr); \
-		abort(); \
-	} while (0)
-#define CHECK(cond) \
-	do \
-	{ \
-		if (!(cond)) \
-			FAIL("check failed: %s", #cond); \
-	} while (0)
+#define FZ_NAME "fuzz_entry"
+#include "fuzz_check.h"
 
 /* keeps the consumer's reads from being optimised away */
 static volatile uint32 sink;

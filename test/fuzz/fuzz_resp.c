@@ -95,20 +95,8 @@
 #include "redis/resp.h"
 #include "store/store_reply.h"
 
-#define FAIL(...) \
-	do \
-	{ \
-		fprintf(stderr, "fuzz_resp: %s:%d: ", __FILE__, __LINE__); \
-		fprintf(stderr, __VA_ARGS__); \
-		fputc('\n', stderr); \
-		abort(); \
-	} while (0)
-#define CHECK(cond) \
-	do \
-	{ \
-		if (!(cond)) \
-			FAIL("check failed: %s", #cond); \
-	} while (0)
+#define FZ_NAME "fuzz_resp"
+#include "fuzz_check.h"
 
 /* Text that came from Redis reaches users only as printable ASCII. */
 static void

@@ -105,20 +105,8 @@ static const uint8 fz_key_b[CE_SEALED_KEY_LEN] = {
 #define TR_AAD_POS	 18
 #define TR_TRUNC	 19
 
-#define FAIL(...) \
-	do \
-	{ \
-		fprintf(stderr, "fuzz_sealed: %s:%d: ", __FILE__, __LINE__); \
-		fprintf(stderr, __VA_ARGS__); \
-		fputc('\n', stderr); \
-		abort(); \
-	} while (0)
-#define CHECK(cond) \
-	do \
-	{ \
-		if (!(cond)) \
-			FAIL("check failed: %s", #cond); \
-	} while (0)
+#define FZ_NAME "fuzz_sealed"
+#include "fuzz_check.h"
 
 static volatile uint32 sink;
 

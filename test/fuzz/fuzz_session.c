@@ -51,21 +51,8 @@
 #include "fuzz_common.h"
 #include "session_format.h"
 
-#define FAIL(...) \
-	do \
-	{ \
-		fprintf(stderr, "fuzz_session: %s:%d: ", __FILE__, __LINE__); \
-		fprintf(stderr, __VA_ARGS__); \
-		fputc('\n', stderr); \
-		abort(); \
-	} while (0)
-
-#define CHECK(cond) \
-	do \
-	{ \
-		if (!(cond)) \
-			FAIL("check failed: %s", #cond); \
-	} while (0)
+#define FZ_NAME "fuzz_session"
+#include "fuzz_check.h"
 
 #define FZ_AAD		 "cache_ext:0123456789abcdef:ss:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define FZ_AAD_OTHER "cache_ext:0123456789abcdef:ss:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"

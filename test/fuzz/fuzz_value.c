@@ -37,20 +37,8 @@
 #include "fuzz_common.h"
 #include "value_format.h"
 
-#define FAIL(...) \
-	do \
-	{ \
-		fprintf(stderr, "fuzz_value: %s:%d: ", __FILE__, __LINE__); \
-		fprintf(stderr, __VA_ARGS__); \
-		fputc('\n', stderr); \
-		abort(); \
-	} while (0)
-#define CHECK(cond) \
-	do \
-	{ \
-		if (!(cond)) \
-			FAIL("check failed: %s", #cond); \
-	} while (0)
+#define FZ_NAME "fuzz_value"
+#include "fuzz_check.h"
 
 /* The reference reading of value_format.h: true when well formed. */
 static bool
