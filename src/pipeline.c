@@ -89,6 +89,7 @@
 #include "l1_rows.h"
 #include "call.h"
 #include "outcome.h"
+#include "refresh.h"
 #include "store/store.h"
 
 /* The status of the last call, or NULL when it erred (cache_status()). */
@@ -298,6 +299,9 @@ finish_call(Call *c)
 	if (status == CALL_BYPASS)
 		c->rec.reason = c->outcome.bypass.kind;
 	QueryStatsRecord(c->pq->queryid, c->query, &c->rec);
+	if (c->keyed) /* refresh-ahead: hits, stores, registration */
+		RefreshNoteCall(c->hash, c->query, c->params, c->opts, c->settings,
+						c->pq->queryid, status == CALL_HIT, c->rec.stored);
 
 	needed = status == CALL_HIT ? LOG_CALLS_ALL :
 		status == CALL_MISS		? LOG_CALLS_MISS :
@@ -444,7 +448,7 @@ l1_call(Call *c)
 	size_t len;
 	L1RowsResult rows;
 
-	if (!L1Usable(NULL))
+	if (!L1Usable(NULL) || RefreshForced())
 		return false;
 	c->l1 = true;
 	L1GenSlots(c->cs.keys, c->cs.n, &c->l1snap);
@@ -623,6 +627,7 @@ cached_call(Call *c, CachedPlan *cplan)
 	bool gens_ok;
 	LookupOutcome found;
 	StringInfoData keep;
+	bool forced = RefreshTakeForced(); /* the refresh-ahead worker's call */
 
 	FlightCallInit(&c->flight); /* here: a local hit never gets this far */
 	initStringInfo(&keep);
@@ -666,7 +671,7 @@ cached_call(Call *c, CachedPlan *cplan)
 		finish_call(c);
 		return NULL;
 	}
-	if (found == LOOKUP_HIT && early_refresh(c))
+	if (found == LOOKUP_HIT && (forced || early_refresh(c)))
 	{
 		/* run and store it again, under the generations just read */
 		tuplestore_clear(c->ts);

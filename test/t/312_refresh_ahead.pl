@@ -1,0 +1,103 @@
+# test/t/312_refresh_ahead.pl - refresh-ahead by the background worker
+#
+# An entry stored with cache_ext.refresh_ahead on and hit since is
+# recomputed by the worker shortly before its TTL ends, so that calls
+# after the original TTL still hit; a write to its table before the
+# refresh shows in the refreshed entry (the worker's miss reads the
+# generations before its snapshot, as every miss); a role that lost
+# SELECT: the refresh fails, the job is dropped and counted, nothing is
+# stored; SIGTERM to the worker: it exits and the postmaster starts it
+# again.
+
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+use CacheExt::Redis qw(cache_ext_node);
+
+my $redis = CacheExt::Redis->new;
+my $node = cache_ext_node('main', $redis);
+
+$node->safe_psql('postgres', q{
+CREATE ROLE app LOGIN;
+CREATE TABLE r (v int);
+INSERT INTO r SELECT generate_series(1, 100);
+CREATE TABLE s (v int);
+INSERT INTO s SELECT generate_series(1, 10);
+SELECT cache_track('r');
+SELECT cache_track('s');
+GRANT SELECT ON r, s TO app;
+});
+
+my $OPTS = q{cache_opts(ttl => '4 s')};
+my $Q1 = "SELECT * FROM cached_query_with($OPTS, 'SELECT sum(v) AS s FROM r') AS t(s bigint)";
+my $Q3 = "SELECT * FROM cached_query_with($OPTS, 'SELECT sum(v) AS s FROM s WHERE v > \$1', 2) AS t(s bigint)";
+
+sub stats
+{
+	my $row = $node->safe_psql('postgres',
+		'SELECT registered_now, refreshed, dropped, failed, worker_pid FROM cache_refresh_stats()');
+	my @f = split /\|/, $row;
+	return { now => $f[0], refreshed => $f[1], dropped => $f[2], failed => $f[3], pid => $f[4] };
+}
+
+# an entry on r and one (with a parameter) on s, stored and hit by app
+my $t0 = time();
+my $out = $node->safe_psql('postgres', join("\n",
+	'SET ROLE app;', 'SET cache_ext.refresh_ahead = on;',
+	"$Q1;", 'SELECT cache_status();', "$Q1;", 'SELECT cache_status();',
+	"$Q3;", 'SELECT cache_status();', "$Q3;", 'SELECT cache_status();'));
+is($out, join("\n", 5050, 'MISS', 5050, 'HIT', 52, 'MISS', 52, 'HIT'),
+	'stored and hit, with refresh-ahead on');
+my $st = stats();
+is($st->{now}, 2, 'both entries registered');
+ok($st->{pid}, 'the worker runs');
+
+# before the refresh window: a write to r, and app loses SELECT on s
+$node->safe_psql('postgres', 'UPDATE r SET v = v + 1 WHERE v = 1; REVOKE SELECT ON s FROM app');
+
+# past the original TTL
+sleep(4.6 - (time() - $t0)) if time() - $t0 < 4.6;
+$out = $node->safe_psql('postgres', join("\n",
+	'SET ROLE app;', "$Q1;", 'SELECT cache_status();'));
+is($out, "5051\nHIT", 'after the original TTL: a hit, with the data written before the refresh');
+$st = stats();
+cmp_ok($st->{refreshed}, '>=', 1, 'the worker refreshed the entry');
+is($st->{failed}, 1, 'the refresh of the role that lost SELECT failed, counted');
+is($st->{now}, 1, 'its job was dropped');
+# nothing stored for it: the same call by a role that may read s misses
+$out = $node->safe_psql('postgres', "$Q3; SELECT cache_status();");
+like($out, qr/^52\nMISS/, 'nothing was stored by the failed refresh');
+like(slurp_file($node->logfile), qr/cache_ext refresh: dropped a job whose call failed: permission denied for table s/,
+	'the failure is logged');
+
+# a second TTL: still refreshed while hit
+$out = $node->safe_psql('postgres', join("\n",
+	'SET ROLE app;', "$Q1;", 'SELECT cache_status();'));
+is($out, "5051\nHIT", 'hit again');
+
+# SIGTERM: the worker exits and comes back
+my $pid = $st->{pid};
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+my $newpid;
+for (1 .. 50)
+{
+	$newpid = stats()->{pid};
+	last if $newpid && $newpid != $pid;
+	sleep(0.1);
+}
+ok($newpid && $newpid != $pid, 'the worker is restarted after SIGTERM');
+sleep(3.5);
+$out = $node->safe_psql('postgres', join("\n",
+	'SET ROLE app;', "$Q1;", 'SELECT cache_status();'));
+is($out, "5051\nHIT", 'the restarted worker refreshes');
+unlike(slurp_file($node->logfile), qr/terminating any other active server processes|was terminated by signal/,
+	'no crash');
+
+$node->stop;
+$redis->stop;
+done_testing();
