@@ -164,9 +164,10 @@ put_string(StringInfo b, const char *s)
  * The session's settings that a worker must apply to compute the same
  * key: every setting a session may change and that is not at its built-in
  * default, as text that set_config_option takes back (integers in their
- * base unit, reals with every digit).  A superset of the keyed ones; the
- * worker checks that the settings digest comes out the same.  Secrets,
- * the role and transaction settings stay out.
+ * base unit, reals with every digit), each with whether a user or a
+ * superuser (or the configuration) set it.  A superset of the keyed ones;
+ * the worker checks that the settings digest comes out the same.
+ * Secrets, the role and transaction settings stay out.
  */
 static void
 put_settings(StringInfo b)
@@ -210,6 +211,8 @@ put_settings(StringInfo b)
 		}
 		put_string(b, conf->name);
 		put_string(b, v);
+		/* what set it: a user's value is applied with a user's rights */
+		pq_sendbyte(b, conf->scontext == PGC_USERSET ? 0 : 1);
 		n++;
 	}
 	n = pg_hton32(n);
@@ -266,10 +269,10 @@ build_payload(StringInfo b, const char *query, const CallParams *params,
 }
 
 /*
- * Start the worker of the database served, once per server run (the
- * postmaster restarts it after it exits; it exits at once if another one
- * runs).  Not started when there is no worker slot: tried again at the
- * next registration.
+ * Start the worker of the database served unless it runs or was started
+ * already.  It is not restarted by the postmaster: it exits when idle or
+ * on SIGTERM, and the next hit or registration of an entry starts it
+ * again.  Not started when there is no worker slot: tried again then too.
  */
 static void
 start_worker(void)
@@ -288,12 +291,12 @@ start_worker(void)
 	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	w.bgw_restart_time = 1;
+	w.bgw_restart_time = BGW_NEVER_RESTART;
 	strlcpy(w.bgw_library_name, "cache_ext", BGW_MAXLEN);
 	strlcpy(w.bgw_function_name, "RefreshWorkerMain", BGW_MAXLEN);
 	strlcpy(w.bgw_name, "cache_ext refresh", BGW_MAXLEN);
 	strlcpy(w.bgw_type, "cache_ext refresh", BGW_MAXLEN);
-	w.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+	w.bgw_main_arg = ObjectIdGetDatum(refresh_shared->dboid);
 	if (!RegisterDynamicBackgroundWorker(&w, NULL))
 	{
 		LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
@@ -319,7 +322,9 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 	initStringInfo(&b);
 	ok = build_payload(&b, query, params, opts);
 	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
-	if (!OidIsValid(refresh_shared->dboid))
+	/* one database at a time: the first to register into an idle registry */
+	if (pg_atomic_read_u32(&refresh_shared->nused) == 0 &&
+		refresh_shared->worker_pid == 0 && !refresh_shared->worker_registered)
 		refresh_shared->dboid = MyDatabaseId;
 	ok = ok && refresh_shared->dboid == MyDatabaseId && find_slot(hash) == NULL;
 	for (int i = 0; ok && i < REFRESH_SLOTS && s == NULL; i++)
@@ -365,6 +370,7 @@ RefreshNoteCall(const uint8 *hash, const char *query, const CallParams *params,
 				bool hit, bool stored)
 {
 	RefreshSlot *s;
+	bool start;
 
 	if (stored)
 	{
@@ -385,7 +391,10 @@ RefreshNoteCall(const uint8 *hash, const char *query, const CallParams *params,
 		s->ttl_ms = opts->ttl_ms;
 		pg_atomic_write_u32(&s->hits, 0);
 	}
+	start = s != NULL && !refresh_shared->worker_registered;
 	LWLockRelease(refresh_shared->lock);
+	if (start)
+		start_worker();
 	if (s == NULL && stored && cache_ext_refresh_ahead && !RecoveryInProgress())
 		register_entry(hash, query, params, opts, settings, queryid);
 }

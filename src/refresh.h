@@ -26,10 +26,11 @@
 
 #include "keys.h"
 
-#define REFRESH_SLOTS		64
-#define REFRESH_PAYLOAD		8192 /* query, settings, parameters, options */
-#define REFRESH_NAP_MS		500	 /* the worker's pass interval */
-#define REFRESH_MIN_LEAD_MS 2000 /* refresh at least this long before the end */
+#define REFRESH_SLOTS		 64
+#define REFRESH_PAYLOAD		 8192 /* query, settings, parameters, options */
+#define REFRESH_NAP_MS		 500  /* the worker's pass interval */
+#define REFRESH_IDLE_EXIT_MS 5000 /* the worker exits when idle this long */
+#define REFRESH_MIN_LEAD_MS	 2000 /* refresh at least this long before the end */
 
 typedef enum RefreshCounter
 {
@@ -60,8 +61,10 @@ typedef struct RefreshSlot
 typedef struct RefreshShared
 {
 	LWLock *lock;
-	Oid dboid;				/* the database served: the first to register */
-	bool worker_registered; /* the dynamic worker was registered */
+	Oid dboid;				/* the database served: the first to register
+							 * into an empty registry with no worker */
+	bool worker_registered; /* the dynamic worker was started, and has
+							 * not exited yet */
 	int worker_pid;			/* the running worker, 0 when none */
 	pg_atomic_uint32 nused;
 	pg_atomic_uint64 counters[RC_NCOUNTERS];

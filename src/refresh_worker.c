@@ -92,7 +92,9 @@ get_string(StringInfo b)
 
 /*
  * Apply the recorded settings for this transaction (GUC_ACTION_LOCAL:
- * undone at its end) and say whether the settings digest is the call's.
+ * undone at its end), under the call's role and with the rights of who
+ * set each (a placeholder a user set must not become a superuser's
+ * value), and say whether the settings digest is the call's.
  */
 static bool
 apply_settings(StringInfo b, const uint8 *digest)
@@ -104,8 +106,9 @@ apply_settings(StringInfo b, const uint8 *digest)
 	{
 		char *name = get_string(b);
 		char *value = get_string(b);
+		GucContext context = pq_getmsgbyte(b) ? PGC_SUSET : PGC_USERSET;
 
-		(void) set_config_option(name, value, PGC_SUSET, PGC_S_SESSION,
+		(void) set_config_option(name, value, context, PGC_S_SESSION,
 								 GUC_ACTION_LOCAL, true, ERROR, false);
 	}
 	settings_key(now);
@@ -179,13 +182,15 @@ refresh_job(RefreshSlot *job)
 	b.maxlen = job->len;
 	b.cursor = 0;
 	query = get_string(&b);
+	/* (an error below is rolled back with the user id: AbortTransaction) */
+	GetUserIdAndSecContext(&save_uid, &save_sec);
+	SetUserIdAndSecContext(job->roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	if (!apply_settings(&b, job->settings))
 	{
+		SetUserIdAndSecContext(save_uid, save_sec);
 		elog(LOG, "cache_ext refresh: dropped a job whose settings do not give the same key here");
 		return JOB_DROPPED;
 	}
-	GetUserIdAndSecContext(&save_uid, &save_sec);
-	SetUserIdAndSecContext(job->roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	read_call(&b, &params, &opts);
 	if (StatementTimeout > 0)
 		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
@@ -366,7 +371,10 @@ release_worker(int code, Datum arg)
 {
 	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
 	if (refresh_shared->worker_pid == MyProcPid)
+	{
 		refresh_shared->worker_pid = 0;
+		refresh_shared->worker_registered = false;
+	}
 	for (int i = 0; i < REFRESH_SLOTS; i++)
 		refresh_shared->slots[i].busy = false;
 	LWLockRelease(refresh_shared->lock);
@@ -375,22 +383,27 @@ release_worker(int code, Datum arg)
 PGDLLEXPORT void RefreshWorkerMain(Datum arg);
 
 /*
- * The worker: one per server (a second one exits at once, with 0 so that
- * it is not restarted), connected to the database served as the
+ * The worker: one per server (a second one, or one for a database no
+ * longer served, exits at once), connected to the database served as the
  * bootstrap superuser; each job runs under its own role.  Sleeps so that
- * its passes take at most cache_ext.refresh_budget of wall time; idle
- * while cache_ext.enabled is off (server-wide) or the server is a standby.
+ * its passes take at most cache_ext.refresh_budget of wall time; does
+ * nothing while cache_ext.enabled is off (server-wide) or the server is a
+ * standby; exits when the registry has been empty for
+ * REFRESH_IDLE_EXIT_MS, or on SIGTERM (FATAL, between two jobs or inside
+ * one, whose transaction is rolled back).
  */
 void
 RefreshWorkerMain(Datum arg)
 {
 	MemoryContext pass_cxt;
+	TimestampTz idle_since = GetCurrentTimestamp();
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
-	if (refresh_shared->worker_pid != 0)
+	if (refresh_shared->worker_pid != 0 ||
+		refresh_shared->dboid != DatumGetObjectId(arg))
 	{
 		LWLockRelease(refresh_shared->lock);
 		proc_exit(0);
@@ -410,6 +423,12 @@ RefreshWorkerMain(Datum arg)
 		long nap_ms = REFRESH_NAP_MS;
 		MemoryContext old;
 
+		/* idle: exit (0: not restarted), so as not to hold the database */
+		if (pg_atomic_read_u32(&refresh_shared->nused) != 0)
+			idle_since = start;
+		else if (TimestampDifferenceExceeds(idle_since, start, REFRESH_IDLE_EXIT_MS))
+			proc_exit(0);
+
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -421,6 +440,7 @@ RefreshWorkerMain(Datum arg)
 			refresh_pass();
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(pass_cxt);
+			pgstat_report_stat(false);
 		}
 		busy_ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
 		/* busy / (busy + nap) <= budget */

@@ -6,8 +6,9 @@
 # refresh shows in the refreshed entry (the worker's miss reads the
 # generations before its snapshot, as every miss); a role that lost
 # SELECT: the refresh fails, the job is dropped and counted, nothing is
-# stored; SIGTERM to the worker: it exits and the postmaster starts it
-# again.
+# stored; SIGTERM to the worker: it exits and is started
+# again at the next hit; the registry empty, the worker exits (so that it
+# does not hold the database).
 
 use strict;
 use warnings FATAL => 'all';
@@ -34,6 +35,9 @@ GRANT SELECT ON r, s TO app;
 });
 
 my $OPTS = q{cache_opts(ttl => '4 s')};
+# keyed settings (a planner one, search_path) and a custom one: the worker
+# must apply them to find the same key
+my $SETTINGS = q{SET work_mem = '7MB'; SET search_path = public, pg_catalog; SET app.tenant = 'a';};
 my $Q1 = "SELECT * FROM cached_query_with($OPTS, 'SELECT sum(v) AS s FROM r') AS t(s bigint)";
 my $Q3 = "SELECT * FROM cached_query_with($OPTS, 'SELECT sum(v) AS s FROM s WHERE v > \$1', 2) AS t(s bigint)";
 
@@ -48,7 +52,7 @@ sub stats
 # an entry on r and one (with a parameter) on s, stored and hit by app
 my $t0 = time();
 my $out = $node->safe_psql('postgres', join("\n",
-	'SET ROLE app;', 'SET cache_ext.refresh_ahead = on;',
+	'SET ROLE app;', $SETTINGS, 'SET cache_ext.refresh_ahead = on;',
 	"$Q1;", 'SELECT cache_status();', "$Q1;", 'SELECT cache_status();',
 	"$Q3;", 'SELECT cache_status();', "$Q3;", 'SELECT cache_status();'));
 is($out, join("\n", 5050, 'MISS', 5050, 'HIT', 52, 'MISS', 52, 'HIT'),
@@ -63,38 +67,56 @@ $node->safe_psql('postgres', 'UPDATE r SET v = v + 1 WHERE v = 1; REVOKE SELECT 
 # past the original TTL
 sleep(4.6 - (time() - $t0)) if time() - $t0 < 4.6;
 $out = $node->safe_psql('postgres', join("\n",
-	'SET ROLE app;', "$Q1;", 'SELECT cache_status();'));
+	'SET ROLE app;', $SETTINGS, "$Q1;", 'SELECT cache_status();'));
 is($out, "5051\nHIT", 'after the original TTL: a hit, with the data written before the refresh');
 $st = stats();
 cmp_ok($st->{refreshed}, '>=', 1, 'the worker refreshed the entry');
 is($st->{failed}, 1, 'the refresh of the role that lost SELECT failed, counted');
 is($st->{now}, 1, 'its job was dropped');
 # nothing stored for it: the same call by a role that may read s misses
-$out = $node->safe_psql('postgres', "$Q3; SELECT cache_status();");
+$out = $node->safe_psql('postgres', "$SETTINGS $Q3; SELECT cache_status();");
 like($out, qr/^52\nMISS/, 'nothing was stored by the failed refresh');
 like(slurp_file($node->logfile), qr/cache_ext refresh: dropped a job whose call failed: permission denied for table s/,
 	'the failure is logged');
 
 # a second TTL: still refreshed while hit
 $out = $node->safe_psql('postgres', join("\n",
-	'SET ROLE app;', "$Q1;", 'SELECT cache_status();'));
+	'SET ROLE app;', $SETTINGS, "$Q1;", 'SELECT cache_status();'));
 is($out, "5051\nHIT", 'hit again');
 
-# SIGTERM: the worker exits and comes back
+# SIGTERM: the worker exits; the next hit of a registered entry starts it
 my $pid = $st->{pid};
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
 my $newpid;
 for (1 .. 50)
 {
 	$newpid = stats()->{pid};
-	last if $newpid && $newpid != $pid;
+	last if !$newpid;
 	sleep(0.1);
 }
-ok($newpid && $newpid != $pid, 'the worker is restarted after SIGTERM');
+ok(!$newpid, 'the worker exits on SIGTERM');
+$out = $node->safe_psql('postgres', join("\n",
+	'SET ROLE app;', $SETTINGS, "$Q1;", 'SELECT cache_status();'));
+is($out, "5051\nHIT", 'hit while the worker is down');
+for (1 .. 50)
+{
+	$newpid = stats()->{pid};
+	last if $newpid;
+	sleep(0.1);
+}
+ok($newpid && $newpid != $pid, 'the hit started the worker again');
 sleep(3.5);
 $out = $node->safe_psql('postgres', join("\n",
-	'SET ROLE app;', "$Q1;", 'SELECT cache_status();'));
+	'SET ROLE app;', $SETTINGS, "$Q1;", 'SELECT cache_status();'));
 is($out, "5051\nHIT", 'the restarted worker refreshes');
+# idle: the entry is no longer hit, expires, and the worker exits
+for (1 .. 150)
+{
+	last if !stats()->{pid};
+	sleep(0.1);
+}
+$st = stats();
+ok(!$st->{pid} && $st->{now} == 0, 'registry empty: the worker exits');
 unlike(slurp_file($node->logfile), qr/terminating any other active server processes|was terminated by signal/,
 	'no crash');
 
