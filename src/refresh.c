@@ -278,14 +278,25 @@ static void
 start_worker(void)
 {
 	BackgroundWorker w;
+	TimestampTz now = GetCurrentTimestamp();
 
 	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
+
+	/*
+	 * Started but still not running after REFRESH_START_MS: the postmaster
+	 * could not start it (a failed fork is not retried).  Started again; a
+	 * second worker exits at once.
+	 */
+	if (refresh_shared->worker_registered && refresh_shared->worker_pid == 0 &&
+		TimestampDifferenceExceeds(refresh_shared->started_at, now, REFRESH_START_MS))
+		refresh_shared->worker_registered = false;
 	if (refresh_shared->worker_registered)
 	{
 		LWLockRelease(refresh_shared->lock);
 		return;
 	}
 	refresh_shared->worker_registered = true;
+	refresh_shared->started_at = now;
 	LWLockRelease(refresh_shared->lock);
 
 	memset(&w, 0, sizeof(w));
@@ -322,20 +333,22 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 	initStringInfo(&b);
 	ok = build_payload(&b, query, params, opts);
 	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
+	/* first the entries expired (of a dropped database, say) */
+	for (int i = 0; i < REFRESH_SLOTS; i++)
+	{
+		RefreshSlot *t = &refresh_shared->slots[i];
+
+		if (t->used && !t->busy && t->expires_at <= now)
+			free_slot(t);
+	}
 	/* one database at a time: the first to register into an idle registry */
 	if (pg_atomic_read_u32(&refresh_shared->nused) == 0 &&
 		refresh_shared->worker_pid == 0 && !refresh_shared->worker_registered)
 		refresh_shared->dboid = MyDatabaseId;
 	ok = ok && refresh_shared->dboid == MyDatabaseId && find_slot(hash) == NULL;
 	for (int i = 0; ok && i < REFRESH_SLOTS && s == NULL; i++)
-	{
-		RefreshSlot *t = &refresh_shared->slots[i];
-
-		if (t->used && !t->busy && t->expires_at <= now)
-			free_slot(t);
-		if (!t->used)
-			s = t;
-	}
+		if (!refresh_shared->slots[i].used)
+			s = &refresh_shared->slots[i];
 	if (s != NULL)
 	{
 		s->used = true;
@@ -391,7 +404,7 @@ RefreshNoteCall(const uint8 *hash, const char *query, const CallParams *params,
 		s->ttl_ms = opts->ttl_ms;
 		pg_atomic_write_u32(&s->hits, 0);
 	}
-	start = s != NULL && !refresh_shared->worker_registered;
+	start = s != NULL && refresh_shared->worker_pid == 0;
 	LWLockRelease(refresh_shared->lock);
 	if (start)
 		start_worker();

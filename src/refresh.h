@@ -27,10 +27,11 @@
 #include "keys.h"
 
 #define REFRESH_SLOTS		 64
-#define REFRESH_PAYLOAD		 8192 /* query, settings, parameters, options */
-#define REFRESH_NAP_MS		 500  /* the worker's pass interval */
-#define REFRESH_IDLE_EXIT_MS 5000 /* the worker exits when idle this long */
-#define REFRESH_MIN_LEAD_MS	 2000 /* refresh at least this long before the end */
+#define REFRESH_PAYLOAD		 8192  /* query, settings, parameters, options */
+#define REFRESH_NAP_MS		 500   /* the worker's pass interval */
+#define REFRESH_IDLE_EXIT_MS 2000  /* the worker exits when idle this long */
+#define REFRESH_MIN_LEAD_MS	 2000  /* refresh at least this long before the end */
+#define REFRESH_START_MS	 10000 /* not running this long after its start: it failed */
 
 typedef enum RefreshCounter
 {
@@ -66,6 +67,7 @@ typedef struct RefreshShared
 	bool worker_registered; /* the dynamic worker was started, and has
 							 * not exited yet */
 	int worker_pid;			/* the running worker, 0 when none */
+	TimestampTz started_at; /* when worker_registered was last set */
 	pg_atomic_uint32 nused;
 	pg_atomic_uint64 counters[RC_NCOUNTERS];
 	RefreshSlot slots[REFRESH_SLOTS];

@@ -336,14 +336,18 @@ due_jobs(Candidate *c)
 
 /*
  * One pass: refresh at most cache_ext.refresh_max_per_pass due entries,
- * hottest first; the others wait for the next pass or expire.
+ * hottest first; the others wait for the next pass or expire.  With run
+ * false (cache_ext.enabled off), only free the slots of expired entries.
  */
 static void
-refresh_pass(void)
+refresh_pass(bool run)
 {
 	Candidate c[REFRESH_SLOTS];
 	int n = due_jobs(c);
 	RefreshSlot *job = palloc(sizeof(RefreshSlot));
+
+	if (!run)
+		n = 0;
 
 	for (int i = 0; i < n && i < cache_ext_refresh_max_per_pass; i++)
 	{
@@ -434,10 +438,10 @@ RefreshWorkerMain(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		if (cache_ext_enabled && !RecoveryInProgress())
+		if (!RecoveryInProgress())
 		{
 			old = MemoryContextSwitchTo(pass_cxt);
-			refresh_pass();
+			refresh_pass(cache_ext_enabled);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(pass_cxt);
 			pgstat_report_stat(false);

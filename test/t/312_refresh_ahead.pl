@@ -109,6 +109,23 @@ sleep(3.5);
 $out = $node->safe_psql('postgres', join("\n",
 	'SET ROLE app;', $SETTINGS, "$Q1;", 'SELECT cache_status();'));
 is($out, "5051\nHIT", 'the restarted worker refreshes');
+# cache_ext.enabled off in the server's configuration: the worker does
+# nothing (a session that turns it on still registers and hits)
+$node->append_conf('postgresql.conf', 'cache_ext.enabled = off');
+$node->reload;
+my $before = stats()->{refreshed};
+my $Q4 = "SELECT * FROM cached_query_with($OPTS, 'SELECT count(*) AS n FROM r') AS t(n bigint)";
+$t0 = time();
+$out = $node->safe_psql('postgres', join("\n",
+	'SET ROLE app;', $SETTINGS, 'SET cache_ext.enabled = on;', 'SET cache_ext.refresh_ahead = on;',
+	"$Q4;", 'SELECT cache_status();', "$Q4;", 'SELECT cache_status();'));
+is($out, "100\nMISS\n100\nHIT", 'enabled off server-wide: a session with it on stores and hits');
+sleep(4.6 - (time() - $t0)) if time() - $t0 < 4.6;
+$out = $node->safe_psql('postgres', join("\n",
+	'SET ROLE app;', $SETTINGS, 'SET cache_ext.enabled = on;', "$Q4;", 'SELECT cache_status();'));
+is($out, "100\nMISS", 'enabled off server-wide: the worker refreshed nothing');
+is(stats()->{refreshed}, $before, 'enabled off server-wide: no refresh counted');
+
 # idle: the entry is no longer hit, expires, and the worker exits
 for (1 .. 150)
 {
