@@ -231,6 +231,7 @@ run_job(RefreshSlot *job)
 	{
 		r = refresh_job(job);
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt); /* (commit leaves TopMemoryContext) */
 	}
 	PG_CATCH();
 	{
