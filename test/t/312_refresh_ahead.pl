@@ -38,7 +38,8 @@ my $OPTS = q{cache_opts(ttl => '4 s')};
 # keyed settings (a planner one, search_path) and a custom one: the worker
 # must apply them to find the same key
 my $SETTINGS = q{SET work_mem = '7MB'; SET search_path = public, pg_catalog; SET app.tenant = 'a';};
-my $Q1 = "SELECT * FROM cached_query_with($OPTS, 'SELECT sum(v) AS s FROM r') AS t(s bigint)";
+# (parameters are recorded binary, with their types: two of them here)
+my $Q1 = "SELECT * FROM cached_query_with($OPTS, 'SELECT sum(v) AS s FROM r WHERE v > \$1 AND \$2 <> ''''', 0, 'x'::text) AS t(s bigint)";
 my $Q3 = "SELECT * FROM cached_query_with($OPTS, 'SELECT sum(v) AS s FROM s WHERE v > \$1', 2) AS t(s bigint)";
 
 sub stats
