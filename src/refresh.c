@@ -290,7 +290,9 @@ start_worker(void)
 	if (refresh_shared->worker_registered && refresh_shared->worker_pid == 0 &&
 		TimestampDifferenceExceeds(refresh_shared->started_at, now, REFRESH_START_MS))
 		refresh_shared->worker_registered = false;
-	if (refresh_shared->worker_registered)
+	/* running or starting; or a start failed less than a second ago */
+	if (refresh_shared->worker_registered ||
+		!TimestampDifferenceExceeds(refresh_shared->started_at, now, 1000))
 	{
 		LWLockRelease(refresh_shared->lock);
 		return;
