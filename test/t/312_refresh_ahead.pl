@@ -27,11 +27,14 @@ $node->safe_psql('postgres', q{
 CREATE ROLE app LOGIN;
 CREATE TABLE r (v int);
 INSERT INTO r SELECT generate_series(1, 100);
+CREATE TABLE u (v int);
+INSERT INTO u SELECT generate_series(1, 20);
+SELECT cache_track('u');
 CREATE TABLE s (v int);
 INSERT INTO s SELECT generate_series(1, 10);
 SELECT cache_track('r');
 SELECT cache_track('s');
-GRANT SELECT ON r, s TO app;
+GRANT SELECT ON r, s, u TO app;
 });
 
 my $OPTS = q{cache_opts(ttl => '4 s')};
@@ -40,6 +43,7 @@ my $OPTS = q{cache_opts(ttl => '4 s')};
 my $SETTINGS = q{SET work_mem = '7MB'; SET search_path = public, pg_catalog; SET app.tenant = 'a';};
 # (parameters are recorded binary, with their types: two of them here)
 my $Q1 = "SELECT * FROM cached_query_with($OPTS, 'SELECT sum(v) AS s FROM r WHERE v > \$1 AND \$2 <> ''''', 0, 'x'::text) AS t(s bigint)";
+my $Q2 = "SELECT * FROM cached_query_with($OPTS, 'SELECT sum(v) AS s FROM u') AS t(s bigint)";
 my $Q3 = "SELECT * FROM cached_query_with($OPTS, 'SELECT sum(v) AS s FROM s WHERE v > \$1', 2) AS t(s bigint)";
 
 sub stats
@@ -65,15 +69,27 @@ ok($st->{pid}, 'the worker runs');
 # before the refresh window: a write to r, and app loses SELECT on s
 $node->safe_psql('postgres', 'UPDATE r SET v = v + 1 WHERE v = 1; REVOKE SELECT ON s FROM app');
 
+# an entry that no write invalidates (the REVOKE bumped the database's
+# generation): only a forced refresh keeps it
+my $t2 = time();
+$out = $node->safe_psql('postgres', join("\n",
+	'SET ROLE app;', $SETTINGS, 'SET cache_ext.refresh_ahead = on;',
+	"$Q2;", 'SELECT cache_status();', "$Q2;", 'SELECT cache_status();'));
+like($out, qr/^210\nMISS\n210\nHIT(?: \(local\))?$/, 'a third entry stored and hit');
+
 # past the original TTL
 sleep(4.6 - (time() - $t0)) if time() - $t0 < 4.6;
 $out = $node->safe_psql('postgres', join("\n",
 	'SET ROLE app;', $SETTINGS, "$Q1;", 'SELECT cache_status();'));
 like($out, qr/^5051\nHIT(?: \(local\))?$/, 'after the original TTL: a hit, with the data written before the refresh');
+sleep(4.6 - (time() - $t2)) if time() - $t2 < 4.6;
+$out = $node->safe_psql('postgres', join("\n",
+	'SET ROLE app;', $SETTINGS, "$Q2;", 'SELECT cache_status();'));
+like($out, qr/^210\nHIT(?: \(local\))?$/, 'after the original TTL: a hit on an entry that was still valid (forced refresh)');
 $st = stats();
-cmp_ok($st->{refreshed}, '>=', 1, 'the worker refreshed the entry');
+cmp_ok($st->{refreshed}, '>=', 2, 'the worker refreshed both entries');
 is($st->{failed}, 1, 'the refresh of the role that lost SELECT failed, counted');
-is($st->{now}, 1, 'its job was dropped');
+is($st->{now}, 2, 'its job was dropped');
 # nothing stored for it: the same call by a role that may read s misses
 $out = $node->safe_psql('postgres', "$SETTINGS $Q3; SELECT cache_status();");
 like($out, qr/^52\nMISS/, 'nothing was stored by the failed refresh');
