@@ -46,6 +46,8 @@ OBJS = \
 	src/stats.o \
 	src/health.o \
 	src/warm.o \
+	src/refresh.o \
+	src/refresh_worker.o \
 	src/flight.o \
 	src/values.o \
 	src/value_format.o \

@@ -545,4 +545,18 @@ $$;
 COMMENT ON FUNCTION cache_warm_top(integer) IS
 'warm the n queries of this database that cache_query_stats ranks hottest (after a Redis flush or a restart); run it as the role and with the settings of the application';
 
+-- Refresh-ahead (cache_ext.refresh_ahead): the registry and the worker's
+-- counters; all NULL when cache_ext is not in shared_preload_libraries.
+CREATE FUNCTION cache_refresh_stats(OUT registered_now integer,
+                                    OUT registered bigint, OUT refused bigint,
+                                    OUT refreshed bigint, OUT dropped bigint,
+                                    OUT failed bigint, OUT expired bigint,
+                                    OUT dbid oid, OUT worker_pid integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'cache_refresh_stats'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+COMMENT ON FUNCTION cache_refresh_stats() IS
+'refresh-ahead: entries registered now, counters since the server started (registered, refused, refreshed by the worker, dropped, failed, hot entries that expired before their turn), the database served and the worker''s pid';
+
 -- (end of warming)

@@ -29,6 +29,7 @@
 #include "sessions.h"
 #include "entry_pack.h"
 #include "rules.h"
+#include "refresh.h"
 
 PG_MODULE_MAGIC;
 
@@ -49,6 +50,7 @@ cache_ext_shmem_request(void)
 	L1ShmemRequest();
 	FlightShmemRequest();
 	RulesShmemRequest();
+	RefreshShmemRequest();
 }
 
 static void
@@ -64,6 +66,7 @@ cache_ext_shmem_startup(void)
 	L1ShmemInit();
 	FlightShmemInit();
 	RulesShmemInit();
+	RefreshShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -82,6 +85,7 @@ _PG_init(void)
 	FlightDefineGucs();
 	SessionsDefineGucs();
 	ValuesDefineGucs();
+	RefreshDefineGucs();
 	SecretsLoad();
 
 	InvalInit(); /* defines the outbox's settings too */

@@ -90,6 +90,7 @@
 #include "call.h"
 #include "outcome.h"
 #include "policies.h"
+#include "refresh.h"
 #include "store/store.h"
 
 /* The status of the last call, or NULL when it erred (cache_status()). */
@@ -299,6 +300,9 @@ finish_call(Call *c)
 	if (status == CALL_BYPASS)
 		c->rec.reason = c->outcome.bypass.kind;
 	QueryStatsRecord(c->pq->queryid, c->query, &c->rec);
+	if (c->keyed) /* refresh-ahead: hits, stores, registration */
+		RefreshNoteCall(c->hash, c->query, c->params, c->opts, c->settings,
+						c->pq->queryid, status == CALL_HIT, c->rec.stored);
 
 	needed = status == CALL_HIT ? LOG_CALLS_ALL :
 		status == CALL_MISS		? LOG_CALLS_MISS :
@@ -445,7 +449,7 @@ l1_call(Call *c)
 	size_t len;
 	L1RowsResult rows;
 
-	if (!L1Usable(NULL))
+	if (!L1Usable(NULL) || RefreshForced())
 		return false;
 	c->l1 = true;
 	L1GenSlots(c->cs.keys, c->cs.n, &c->l1snap);
@@ -624,6 +628,7 @@ cached_call(Call *c, CachedPlan *cplan)
 	bool gens_ok;
 	LookupOutcome found;
 	StringInfoData keep;
+	bool forced = RefreshTakeForced(); /* the refresh-ahead worker's call */
 
 	FlightCallInit(&c->flight); /* here: a local hit never gets this far */
 	initStringInfo(&keep);
@@ -667,7 +672,7 @@ cached_call(Call *c, CachedPlan *cplan)
 		finish_call(c);
 		return NULL;
 	}
-	if (found == LOOKUP_HIT && early_refresh(c))
+	if (found == LOOKUP_HIT && (forced || early_refresh(c)))
 	{
 		/* run and store it again, under the generations just read */
 		tuplestore_clear(c->ts);

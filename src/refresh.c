@@ -1,0 +1,452 @@
+/*-------------------------------------------------------------------------
+ *
+ * refresh.c
+ *	  Refresh-ahead's registry: a call made with cache_ext.refresh_ahead on
+ *	  whose result was stored records what it takes to make the same call
+ *	  again (database, role, query text, parameters, options and the
+ *	  settings its key depends on); hits count how hot it is; the worker
+ *	  (refresh_worker.c) recomputes hot entries shortly before their TTL
+ *	  ends.  Also the settings and cache_refresh_stats().
+ *
+ * Shared state: refresh_shared (refresh.h says who writes what, under
+ * which lock).  Backend-local: the key of the last entry a call of this
+ * backend stored (for the worker's check that it stored the same key).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "libpq/pqformat.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/guc_tables.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "cache_ext.h"
+#include "call.h"
+#include "refresh.h"
+
+RefreshShared *refresh_shared = NULL;
+bool cache_ext_refresh_ahead = false;
+double cache_ext_refresh_budget = 0.1;
+int cache_ext_refresh_max_per_pass = 8;
+
+/* the key of the last entry this backend stored, if any */
+static bool last_stored_valid = false;
+static uint8 last_stored[CE_HASH_LEN];
+
+void
+RefreshDefineGucs(void)
+{
+	DefineCustomBoolVariable("cache_ext.refresh_ahead",
+							 "Register the results this session stores for refresh-ahead by the background worker.",
+							 "Needs cache_ext in shared_preload_libraries; serves one database per server run.",
+							 &cache_ext_refresh_ahead,
+							 false,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomRealVariable("cache_ext.refresh_budget",
+							 "Fraction of wall time the refresh-ahead worker may spend recomputing entries.",
+							 NULL,
+							 &cache_ext_refresh_budget,
+							 0.1, 0.001, 1.0,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("cache_ext.refresh_max_per_pass",
+							"Most entries the refresh-ahead worker recomputes in one pass (every 500 ms at most).",
+							NULL,
+							&cache_ext_refresh_max_per_pass,
+							8, 1, REFRESH_SLOTS,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+}
+
+void
+RefreshShmemRequest(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(RefreshShared)));
+	RequestNamedLWLockTranche("cache_ext refresh", 1);
+}
+
+/* Called with AddinShmemInitLock held. */
+void
+RefreshShmemInit(void)
+{
+	bool found;
+
+	refresh_shared = ShmemInitStruct("cache_ext refresh", sizeof(RefreshShared),
+									 &found);
+	if (found)
+		return;
+	memset(refresh_shared, 0, sizeof(RefreshShared));
+	refresh_shared->lock = &GetNamedLWLockTranche("cache_ext refresh")[0].lock;
+	pg_atomic_init_u32(&refresh_shared->nused, 0);
+	for (int i = 0; i < RC_NCOUNTERS; i++)
+		pg_atomic_init_u64(&refresh_shared->counters[i], 0);
+	for (int i = 0; i < REFRESH_SLOTS; i++)
+		pg_atomic_init_u32(&refresh_shared->slots[i].hits, 0);
+}
+
+void
+RefreshCount(RefreshCounter c)
+{
+	if (refresh_shared)
+		pg_atomic_fetch_add_u64(&refresh_shared->counters[c], 1);
+}
+
+/* The slot of the entry key hash, or NULL; the lock is held. */
+static RefreshSlot *
+find_slot(const uint8 *hash)
+{
+	for (int i = 0; i < REFRESH_SLOTS; i++)
+	{
+		RefreshSlot *s = &refresh_shared->slots[i];
+
+		if (s->used && memcmp(s->hash, hash, CE_HASH_LEN) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+/* Free a slot; the lock is held exclusively. */
+static void
+free_slot(RefreshSlot *s)
+{
+	s->used = false;
+	s->busy = false;
+	pg_atomic_fetch_sub_u32(&refresh_shared->nused, 1);
+}
+
+/* Drop the job of the entry key hash, if any (the worker, after a failure). */
+void
+RefreshFree(const uint8 *hash)
+{
+	RefreshSlot *s;
+
+	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
+	s = find_slot(hash);
+	if (s)
+		free_slot(s);
+	LWLockRelease(refresh_shared->lock);
+}
+
+/* The key of the last entry this backend stored, once; false when none. */
+bool
+RefreshLastStored(uint8 *hash)
+{
+	bool had = last_stored_valid;
+
+	if (had)
+		memcpy(hash, last_stored, CE_HASH_LEN);
+	last_stored_valid = false;
+	return had;
+}
+
+static void
+put_string(StringInfo b, const char *s)
+{
+	int len = strlen(s);
+
+	pq_sendint32(b, len);
+	pq_sendbytes(b, s, len);
+}
+
+/*
+ * The session's settings that a worker must apply to compute the same
+ * key: every setting a session may change and that is not at its built-in
+ * default, as text that set_config_option takes back (integers in their
+ * base unit, reals with every digit), each with whether a user or a
+ * superuser (or the configuration) set it.  A superset of the keyed ones;
+ * the worker checks that the settings digest comes out the same.
+ * Secrets, the role and transaction settings stay out.
+ */
+static void
+put_settings(StringInfo b)
+{
+	struct config_generic **vars = get_guc_variables();
+	int nvars = GetNumConfigOptions();
+	int countpos = b->len;
+	int n = 0;
+
+	pq_sendint32(b, 0);
+	for (int j = 0; j < nvars; j++)
+	{
+		struct config_generic *conf = vars[j];
+		char buf[64];
+		const char *v = buf;
+
+		if (conf->source == PGC_S_DEFAULT ||
+			(conf->context != PGC_USERSET && conf->context != PGC_SUSET) ||
+			(conf->flags & (GUC_SUPERUSER_ONLY | GUC_NO_RESET_ALL | GUC_NOT_WHILE_SEC_REST)) ||
+			strcmp(conf->name, "client_encoding") == 0)
+			continue;
+		switch (conf->vartype)
+		{
+			case PGC_BOOL:
+				v = *((struct config_bool *) conf)->variable ? "on" : "off";
+				break;
+			case PGC_INT:
+				snprintf(buf, sizeof(buf), "%d", *((struct config_int *) conf)->variable);
+				break;
+			case PGC_REAL:
+				snprintf(buf, sizeof(buf), "%.17g", *((struct config_real *) conf)->variable);
+				break;
+			case PGC_ENUM:
+				v = config_enum_lookup_by_value((struct config_enum *) conf,
+												*((struct config_enum *) conf)->variable);
+				break;
+			case PGC_STRING:
+				v = *((struct config_string *) conf)->variable;
+				v = v ? v : "";
+				break;
+		}
+		put_string(b, conf->name);
+		put_string(b, v);
+		/* what set it: a user's value is applied with a user's rights */
+		pq_sendbyte(b, conf->scontext == PGC_USERSET ? 0 : 1);
+		n++;
+	}
+	n = pg_hton32(n);
+	memcpy(b->data + countpos, &n, sizeof(n));
+}
+
+/*
+ * What the worker needs to make the call again, into b: the query, the
+ * settings, the parameters (binary, with their types) and the options.
+ * False when it cannot be recorded: a parameter type with no binary send
+ * and receive, or options naming depends_on (their results are keyed to
+ * the session).
+ */
+static bool
+build_payload(StringInfo b, const char *query, const CallParams *params,
+			  const CallOptions *opts)
+{
+	if (opts->has_depends_on)
+		return false;
+	put_string(b, query);
+	put_settings(b);
+	pq_sendint32(b, params->n);
+	for (int i = 0; i < params->n; i++)
+	{
+		Oid send = InvalidOid;
+		Oid recv = InvalidOid;
+		HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(params->types[i]));
+		bytea *bytes;
+
+		if (HeapTupleIsValid(tup))
+		{
+			send = ((Form_pg_type) GETSTRUCT(tup))->typsend;
+			recv = ((Form_pg_type) GETSTRUCT(tup))->typreceive;
+			ReleaseSysCache(tup);
+		}
+		if (!OidIsValid(send) || !OidIsValid(recv))
+			return false;
+		pq_sendint32(b, params->types[i]);
+		pq_sendbyte(b, params->nulls[i] ? 1 : 0);
+		if (params->nulls[i])
+			continue;
+		bytes = OidSendFunctionCall(send, params->values[i]);
+		pq_sendint32(b, VARSIZE_ANY_EXHDR(bytes));
+		pq_sendbytes(b, VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes));
+		if (b->len > REFRESH_PAYLOAD)
+			return false;
+	}
+	pq_sendint64(b, opts->ttl_ms);
+	put_string(b, opts->namespace ? opts->namespace : "");
+	pq_sendint32(b, opts->ntags);
+	for (int i = 0; i < opts->ntags; i++)
+		put_string(b, opts->tags[i]);
+	return b->len <= REFRESH_PAYLOAD;
+}
+
+/*
+ * Start the worker of the database served unless it runs or was started
+ * already.  It is not restarted by the postmaster: it exits when idle or
+ * on SIGTERM, and the next hit or registration of an entry starts it
+ * again.  Not started when there is no worker slot: tried again then too.
+ */
+static void
+start_worker(void)
+{
+	BackgroundWorker w;
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
+
+	/*
+	 * Started but still not running after REFRESH_START_MS: the postmaster
+	 * could not start it (a failed fork is not retried).  Started again; a
+	 * second worker exits at once.
+	 */
+	if (refresh_shared->worker_registered && refresh_shared->worker_pid == 0 &&
+		TimestampDifferenceExceeds(refresh_shared->started_at, now, REFRESH_START_MS))
+		refresh_shared->worker_registered = false;
+	/* running or starting; or a start failed less than a second ago */
+	if (refresh_shared->worker_registered ||
+		!TimestampDifferenceExceeds(refresh_shared->started_at, now, 1000))
+	{
+		LWLockRelease(refresh_shared->lock);
+		return;
+	}
+	refresh_shared->worker_registered = true;
+	refresh_shared->started_at = now;
+	LWLockRelease(refresh_shared->lock);
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(w.bgw_library_name, "cache_ext", BGW_MAXLEN);
+	strlcpy(w.bgw_function_name, "RefreshWorkerMain", BGW_MAXLEN);
+	strlcpy(w.bgw_name, "cache_ext refresh", BGW_MAXLEN);
+	strlcpy(w.bgw_type, "cache_ext refresh", BGW_MAXLEN);
+	w.bgw_main_arg = ObjectIdGetDatum(refresh_shared->dboid);
+	if (!RegisterDynamicBackgroundWorker(&w, NULL))
+	{
+		LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
+		refresh_shared->worker_registered = false;
+		LWLockRelease(refresh_shared->lock);
+	}
+}
+
+/*
+ * Register a stored entry (the lock is not held): refused when this is not
+ * the database served, the call cannot be recorded, or every slot holds an
+ * entry whose TTL has not ended (expired ones are reclaimed).
+ */
+static void
+register_entry(const uint8 *hash, const char *query, const CallParams *params,
+			   const CallOptions *opts, const uint8 *settings, uint64 queryid)
+{
+	StringInfoData b;
+	RefreshSlot *s = NULL;
+	TimestampTz now = GetCurrentTimestamp();
+	bool ok;
+
+	initStringInfo(&b);
+	ok = build_payload(&b, query, params, opts);
+	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
+	/* first the entries expired (of a dropped database, say) */
+	for (int i = 0; i < REFRESH_SLOTS; i++)
+	{
+		RefreshSlot *t = &refresh_shared->slots[i];
+
+		if (t->used && !t->busy && t->expires_at <= now)
+			free_slot(t);
+	}
+	/* one database at a time: the first to register into an idle registry */
+	if (pg_atomic_read_u32(&refresh_shared->nused) == 0 &&
+		refresh_shared->worker_pid == 0 && !refresh_shared->worker_registered)
+		refresh_shared->dboid = MyDatabaseId;
+	ok = ok && refresh_shared->dboid == MyDatabaseId && find_slot(hash) == NULL;
+	for (int i = 0; ok && i < REFRESH_SLOTS && s == NULL; i++)
+		if (!refresh_shared->slots[i].used)
+			s = &refresh_shared->slots[i];
+	if (s != NULL)
+	{
+		s->used = true;
+		s->busy = false;
+		memcpy(s->hash, hash, CE_HASH_LEN);
+		memcpy(s->settings, settings, CE_HASH_LEN);
+		s->roleid = GetUserId();
+		s->queryid = queryid;
+		s->ttl_ms = opts->ttl_ms;
+		s->expires_at = TimestampTzPlusMilliseconds(now, opts->ttl_ms);
+		pg_atomic_write_u32(&s->hits, 0);
+		s->len = b.len;
+		memcpy(s->payload, b.data, b.len);
+		pg_atomic_fetch_add_u32(&refresh_shared->nused, 1);
+	}
+	LWLockRelease(refresh_shared->lock);
+	pfree(b.data);
+	RefreshCount(s != NULL ? RC_REGISTERED : RC_REFUSED);
+	if (s != NULL)
+		start_worker();
+}
+
+/*
+ * From the end of every call (pipeline.c's finish_call): a hit counts
+ * for its registered entry; a stored result renews its registered entry's
+ * expiry and starts its hit count again (it is as fresh as a new entry),
+ * or registers it when this session asks for refresh-ahead.
+ */
+void
+RefreshNoteCall(const uint8 *hash, const char *query, const CallParams *params,
+				const CallOptions *opts, const uint8 *settings, uint64 queryid,
+				bool hit, bool stored)
+{
+	RefreshSlot *s;
+	bool start;
+
+	if (stored)
+	{
+		memcpy(last_stored, hash, CE_HASH_LEN);
+		last_stored_valid = true;
+	}
+	if (refresh_shared == NULL || (!hit && !stored) ||
+		(pg_atomic_read_u32(&refresh_shared->nused) == 0 &&
+		 !(stored && cache_ext_refresh_ahead)))
+		return;
+	LWLockAcquire(refresh_shared->lock, hit ? LW_SHARED : LW_EXCLUSIVE);
+	s = find_slot(hash);
+	if (s != NULL && hit)
+		pg_atomic_fetch_add_u32(&s->hits, 1);
+	else if (s != NULL)
+	{
+		s->expires_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), opts->ttl_ms);
+		s->ttl_ms = opts->ttl_ms;
+		pg_atomic_write_u32(&s->hits, 0);
+	}
+	start = s != NULL && refresh_shared->worker_pid == 0;
+	LWLockRelease(refresh_shared->lock);
+	if (start)
+		start_worker();
+	if (s == NULL && stored && cache_ext_refresh_ahead && !RecoveryInProgress())
+		register_entry(hash, query, params, opts, settings, queryid);
+}
+
+PG_FUNCTION_INFO_V1(cache_refresh_stats);
+
+/*
+ * cache_refresh_stats(): the registry's size, its counters, and the
+ * worker's pid (NULL when none runs); all NULL when not preloaded.
+ */
+Datum
+cache_refresh_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc desc;
+	Datum values[RC_NCOUNTERS + 3];
+	bool nulls[RC_NCOUNTERS + 3] = {0};
+	int pid = 0;
+	Oid dboid = InvalidOid;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (refresh_shared == NULL)
+	{
+		for (int i = 0; i < RC_NCOUNTERS + 3; i++)
+			nulls[i] = true;
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	}
+	LWLockAcquire(refresh_shared->lock, LW_SHARED);
+	pid = refresh_shared->worker_pid;
+	dboid = refresh_shared->dboid;
+	LWLockRelease(refresh_shared->lock);
+	values[0] = Int32GetDatum((int32) pg_atomic_read_u32(&refresh_shared->nused));
+	for (int i = 0; i < RC_NCOUNTERS; i++)
+		values[1 + i] = Int64GetDatum((int64) pg_atomic_read_u64(&refresh_shared->counters[i]));
+	values[RC_NCOUNTERS + 1] = ObjectIdGetDatum(dboid);
+	nulls[RC_NCOUNTERS + 1] = !OidIsValid(dboid);
+	values[RC_NCOUNTERS + 2] = Int32GetDatum(pid);
+	nulls[RC_NCOUNTERS + 2] = pid == 0;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
