@@ -54,7 +54,8 @@ SELECT cache_status();
 -- other constants, same shape: an entry of their own
 SELECT region, count(*), sum(amount) FROM rules_t WHERE region = 4 GROUP BY region;
 SELECT cache_status();
--- PREPARE / EXECUTE: the shape with a parameter
+-- PREPARE / EXECUTE: runs directly (prepared before it runs, its parse may
+-- differ from the text parsed now: review-rules2); rows as the direct statement
 PREPARE rules_q(int) AS SELECT region, count(*), sum(amount) FROM rules_t WHERE region = $1 GROUP BY region;
 EXECUTE rules_q(5);
 SELECT cache_status();
@@ -89,7 +90,7 @@ EXECUTE rules_q(5);
 SELECT cache_status();
 RESET cache_ext.enabled;
 
--- ---- cursors: batches in order; SCROLL and WITH HOLD run directly -------------
+-- ---- cursors run directly (their query is parsed and computed at DECLARE) ---
 SELECT id, amount FROM rules_t WHERE id < 20 ORDER BY id;
 SELECT cache_status();
 -- psql's FETCH_COUNT: a NO SCROLL cursor read in batches

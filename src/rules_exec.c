@@ -79,44 +79,26 @@ static planner_hook_type prev_planner = NULL;
 static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 
 /*
- * What the served text is re-parsed against (review-rules RR1-RR3): the
- * pipeline parses the statement's text again, now; the statement that
- * runs was parsed earlier (a prepared one, perhaps long before).  Served
- * only when the two parses cannot differ:
- * - the statement is the first of its query string: the ones after it
- *   were read before the ones before them ran (a SET of
- *   standard_conforming_strings in the same string);
- * - it was parsed just now, in this message, with no catalog change
- *   since (last_parse_*); or every parse of its text in this session was
- *   under the keyed settings of now (settings_key: TimeZone, DateStyle,
- *   ...) and no function, operator, type or schema anywhere, and no
- *   relation by this session, was created or changed since
- *   (catalog_epoch): a name the text would now resolve otherwise.
- * Backend-local.
+ * What the served text is re-parsed against (review-rules RR1-RR3, and
+ * review-rules2 RS1-RS8): the pipeline parses the statement's text again,
+ * now, and the statement that runs must mean the same.  That holds only
+ * for a statement parsed in the very message that runs it (the simple
+ * protocol): nothing can change between its parse and its execution.  A
+ * statement prepared earlier (PREPARE, a named or unnamed statement of the
+ * extended protocol, a cursor) may have been parsed under other settings,
+ * catalogs (casts, collations, enum labels, shadowing objects...) or
+ * role, and no list of what changes meaning is complete: it runs directly.
+ * Also served only: the first statement of its query string (the ones
+ * after it were read before the ones before them ran).
+ *
+ * last_parse_*: the last statement parsed at the top level, by the
+ * address of its query string (the message's) and its location.  The
+ * message buffer is reused, but a statement whose portal's text is that
+ * buffer is one exec_simple_query has just analysed.  Backend-local.
  */
-static uint64 catalog_epoch = 0;
 static int loading_rules = 0;
-
-/* How each statement text was parsed (a backend-local hash table). */
-typedef struct ParsedText
-{
-	uint64 key;				   /* hash of the text */
-	uint64 epoch;			   /* catalog_epoch at its parses */
-	uint8 digest[CE_HASH_LEN]; /* settings_key() at its parses */
-	bool ambiguous;			   /* parsed twice under different ones */
-} ParsedText;
-
-#define PARSED_TEXTS_MAX 4096
-static HTAB *parsed_texts = NULL;
-
-/*
- * The last statement parsed at the top level: one that runs right after
- * its parse, in the same message (simple protocol), is parsed as now
- * whatever happened before, if the catalogs did not change in between.
- */
 static const char *last_parse_src = NULL;
 static int last_parse_loc = -1;
-static uint64 last_parse_epoch = 0;
 
 /* utility statements, planning and execution this backend is inside */
 static int nesting = 0;
@@ -365,94 +347,27 @@ same_row_type(TupleDesc plan, TupleDesc rows)
 
 /*
  * Whether re-parsing qd's text now gives the statement that runs (see
- * catalog_epoch above); else why not.
+ * last_parse_src above); else why not.
  */
 static bool
 parsed_as_now(QueryDesc *qd, const char **why)
 {
 	const char *src = qd->sourceText;
 	int loc = qd->plannedstmt->stmt_location;
-	uint8 now[CE_HASH_LEN];
-	char *text;
-	ParsedText *rec = NULL;
 
 	if (src != NULL && loc > 0 && memchr(src, ';', Min((size_t) loc, strlen(src))))
 	{
 		*why = "not the first statement of its query string";
 		return false;
 	}
-	if (src != NULL && src == last_parse_src && loc == last_parse_loc &&
-		last_parse_epoch == catalog_epoch)
-		return true;
-	text = statement_text_of(src, loc, qd->plannedstmt->stmt_len);
-	if (text != NULL && parsed_texts != NULL)
+	if (src == NULL || src != last_parse_src || loc != last_parse_loc)
 	{
-		uint64 key = hash_bytes_extended((const unsigned char *) text,
-										 strlen(text), 0);
-
-		rec = hash_search(parsed_texts, &key, HASH_FIND, NULL);
-	}
-	settings_key(now);
-	if (rec == NULL || rec->ambiguous ||
-		memcmp(now, rec->digest, CE_HASH_LEN) != 0)
-	{
-		*why = "settings that change what a statement means changed since it was parsed";
+		*why = "a prepared statement or a cursor (parsed before it runs: only statements of the simple protocol are served)";
 		return false;
 	}
-	if (rec->epoch != catalog_epoch)
-	{
-		*why = "functions, operators, types, schemas or relations changed since the statement was parsed";
-		return false;
-	}
+	/* used once: a later allocation at that address is not this parse */
+	last_parse_src = NULL;
 	return true;
-}
-
-/* A catalog change that may make a name resolve otherwise: see above. */
-static void
-catalog_changed(Datum arg, int cacheid, uint32 hashvalue)
-{
-	catalog_epoch++;
-}
-
-/*
- * A statement other than a utility one was parsed: remember how, by its
- * text (as statement_text_of finds it at execution).  Full: forget all (an
- * unknown text runs directly).
- */
-static void
-note_parse(const char *src, int loc, int len)
-{
-	char *text = statement_text_of(src, loc, len);
-	uint64 key;
-	ParsedText *rec;
-	bool found;
-	uint8 d[CE_HASH_LEN];
-
-	if (text == NULL)
-		return;
-	if (parsed_texts == NULL || hash_get_num_entries(parsed_texts) >= PARSED_TEXTS_MAX)
-	{
-		HASHCTL ctl;
-
-		if (parsed_texts != NULL)
-			hash_destroy(parsed_texts);
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(ParsedText);
-		parsed_texts = hash_create("cache_ext parsed statements", 256, &ctl,
-								   HASH_ELEM | HASH_BLOBS);
-	}
-	key = hash_bytes_extended((const unsigned char *) text, strlen(text), 0);
-	settings_key(d);
-	rec = hash_search(parsed_texts, &key, HASH_ENTER, &found);
-	if (!found)
-	{
-		rec->epoch = catalog_epoch;
-		memcpy(rec->digest, d, CE_HASH_LEN);
-		rec->ambiguous = false;
-	}
-	else if (rec->epoch != catalog_epoch || memcmp(rec->digest, d, CE_HASH_LEN) != 0)
-		rec->ambiguous = true;
-	pfree(text);
 }
 
 /* A statement that runs directly: BYPASS for cache_status() and the rule. */
@@ -760,11 +675,12 @@ rules_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				   IsA(n, FetchStmt));
 	bool saved_execute = toplevel_execute;
 
-	/* a relation this session creates may shadow a name (RR3) */
-	if (IsA(n, CreateStmt) || IsA(n, ViewStmt) || IsA(n, CreateTableAsStmt) ||
-		IsA(n, AlterObjectSchemaStmt) || IsA(n, RenameStmt) ||
-		IsA(n, CreateForeignTableStmt))
-		catalog_epoch++;
+	/*
+	 * EXECUTE, DECLARE, FETCH and the rest run no statement parsed just
+	 * now: whatever runs under them was parsed before (parsed_as_now).
+	 */
+	last_parse_src = NULL;
+
 	if (nests)
 		nesting++;
 	else if (IsA(n, ExecuteStmt))
@@ -820,18 +736,11 @@ rules_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 {
 	if (prev_post_parse_analyze)
 		prev_post_parse_analyze(pstate, query, jstate);
-	/* (a cursor's query is analysed within its DECLARE) */
-	if ((query->commandType != CMD_UTILITY ||
-		 IsA(query->utilityStmt, DeclareCursorStmt)) &&
-		IsTransactionState() && loading_rules == 0)
+	if (query->commandType != CMD_UTILITY && IsTransactionState() &&
+		loading_rules == 0 && nesting == 0)
 	{
-		note_parse(pstate->p_sourcetext, query->stmt_location, query->stmt_len);
-		if (nesting == 0)
-		{
-			last_parse_src = pstate->p_sourcetext;
-			last_parse_loc = query->stmt_location;
-			last_parse_epoch = catalog_epoch;
-		}
+		last_parse_src = pstate->p_sourcetext;
+		last_parse_loc = query->stmt_location;
 	}
 	if (IsQueryIdEnabled() && query->utilityStmt != NULL &&
 		IsA(query->utilityStmt, DeclareCursorStmt))
@@ -866,8 +775,4 @@ RulesInit(void)
 	planner_hook = rules_planner;
 	prev_post_parse_analyze = post_parse_analyze_hook;
 	post_parse_analyze_hook = rules_post_parse_analyze;
-	CacheRegisterSyscacheCallback(PROCNAMEARGSNSP, catalog_changed, (Datum) 0);
-	CacheRegisterSyscacheCallback(OPERNAMENSP, catalog_changed, (Datum) 0);
-	CacheRegisterSyscacheCallback(TYPENAMENSP, catalog_changed, (Datum) 0);
-	CacheRegisterSyscacheCallback(NAMESPACENAME, catalog_changed, (Datum) 0);
 }

@@ -74,7 +74,10 @@ SELECT 1 / 0;
 SELECT 1 / 0;
 \endif
 };
-for my $mode (qw(extended prepared))
+# The simple protocol is served (parsed and run in one message); a
+# statement parsed before it runs (the extended protocol, prepared) runs
+# directly: its parse may differ from its text parsed now (review-rules2).
+for my $mode (qw(simple extended prepared))
 {
 	my ($h0, $m0) = rule_counts('by_region');
 	$node->pgbench("--no-vacuum --client=2 --transactions=150 -M $mode",
@@ -82,8 +85,16 @@ for my $mode (qw(extended prepared))
 		"pgbench -M $mode: the ruled statement returns the direct rows",
 		{ "300_compare_$mode" => $compare });
 	my ($h1, $m1) = rule_counts('by_region');
-	cmp_ok($h1 - $h0, '>=', 250, "pgbench -M $mode: served as hits after the first call of each value ("
-		  . ($h1 - $h0) . ' hits, ' . ($m1 - $m0) . ' misses)');
+	if ($mode eq 'simple')
+	{
+		cmp_ok($h1 - $h0, '>=', 250, "pgbench -M $mode: served as hits after the first call of each value ("
+			  . ($h1 - $h0) . ' hits, ' . ($m1 - $m0) . ' misses)');
+	}
+	else
+	{
+		is($h1 - $h0 + $m1 - $m0, 0, "pgbench -M $mode: runs directly, never served ("
+			  . ($h1 - $h0) . ' hits, ' . ($m1 - $m0) . ' misses)');
+	}
 }
 
 # ---- psql FETCH_COUNT: a NO SCROLL cursor, read 7 rows at a time ------------
@@ -97,7 +108,7 @@ for my $i (1 .. 2)
 	is($out, $all, "FETCH_COUNT 7 (run $i): the 40 rows in order");
 }
 my ($h1) = rule_counts('first');
-is($h1 - $h0, 1, 'FETCH_COUNT: the second run was a hit');
+is($h1 - $h0, 0, 'FETCH_COUNT: a cursor runs directly, never served');
 # Execute with a row limit, through a cursor in one transaction
 my $batches = $node->safe_psql('postgres', q{
 BEGIN;
@@ -105,7 +116,8 @@ DECLARE c NO SCROLL CURSOR FOR SELECT id, amount, label FROM rt WHERE id <= 40 O
 SELECT cache_status();
 FETCH 13 FROM c; FETCH 13 FROM c; FETCH 13 FROM c; FETCH 13 FROM c; FETCH 13 FROM c;
 COMMIT;});
-is(hit_norm($batches), "HIT\n$all", 'FETCH 13 at a time: the rows in order, once each');
+like($batches, qr/^BYPASS: a prepared statement or a cursor/, 'FETCH 13 at a time: a cursor runs directly');
+is(($batches =~ s/^BYPASS[^\n]*\n//r), $all, 'FETCH 13 at a time: the rows in order, once each');
 
 # ---- a write from another session invalidates: no stale read ----------------
 # Writers bump rt_ver and, once that commit has returned, record the value
@@ -123,7 +135,7 @@ SELECT 1 / 0;
 \endif
 };
 my ($vh0, $vm0) = rule_counts('version');
-$node->pgbench('--no-vacuum --client=4 --jobs=2 --time=4 -M prepared',
+$node->pgbench('--no-vacuum --client=4 --jobs=2 --time=4 -M simple',
 	0, [qr{processed: \d+}], [qr{^$}],
 	'readers and writers: no reader saw a version older than a committed one',
 	{ '300_writer@1' => $writer, '300_reader@6' => $reader });
@@ -198,9 +210,12 @@ my $cand = $node->safe_psql('postgres',
 like($cand, qr/^cacheable\|SELECT public\.cache_rule_create\('SELECT max\(amount\) AS top FROM rt WHERE region = \$1'\);$/,
 	'cache_candidates: a cacheable candidate and the call that creates its rule');
 my ($call) = $cand =~ /\|(.*)$/;
+# (the application's statements come with constants in the simple protocol,
+# the one served: the rule's shape takes a constant for $1)
+$call =~ s/\$1/3/;
 $node->safe_psql('postgres', $call);
-$node->pgbench('--no-vacuum --client=1 --transactions=20 -M prepared',
-	0, [qr{processed: 20/20}], [qr{^$}], 'pgbench: the same statement after the rule',
+$node->pgbench('--no-vacuum --client=1 --transactions=20 -M simple',
+	0, [qr{processed: 20/20}], [qr{^$}], 'pgbench: the same statement after the rule (simple protocol: served)',
 	{ '300_candidate_after' => $cand_script });
 is($node->safe_psql('postgres', q{SELECT hits + misses FROM cache_rules WHERE query LIKE 'SELECT max(amount) AS top%'}),
 	'20', 'the rule made from the candidate serves the statement');
