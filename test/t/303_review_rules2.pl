@@ -22,6 +22,10 @@
 #      in this session or another), a text already parsed is "ambiguous"
 #      forever: every later Parse/Bind of it runs directly (never served
 #      again in this session).
+# RS8  cache_ext takes about 35 of PostgreSQL's 64 syscache callback slots:
+#      a session that then uses postgres_fdw, text search and a foreign key
+#      (or uses them first, then a ruled SELECT) ends with FATAL "out of
+#      syscache_callback_list slots".
 
 use strict;
 use warnings FATAL => 'all';
@@ -171,6 +175,29 @@ $node->pgbench('--no-vacuum --client=1 --transactions=1 -M extended',
 my $b1 = $node->safe_psql('postgres', q{SELECT bypasses FROM cache_rules WHERE name = 'ev_before'});
 is($b1 - $b0, 0,
 	'RS7: statements Parsed (extended protocol) after a CREATE TEMP TABLE are still served');
+
+# ---- RS8: PostgreSQL's 64 syscache callback slots ---------------------------
+# cache_ext registers about 35 of them (stmtcache.c on the first call, the
+# rules at load): with the few that postgres_fdw, text search and foreign
+# keys register on first use, a session runs out and ends with FATAL.
+my ($host, $port) = ($node->host, $node->port);
+$node->safe_psql('postgres', qq{
+CREATE EXTENSION postgres_fdw;
+CREATE SERVER loop FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$host', port '$port', dbname 'postgres');
+CREATE USER MAPPING FOR CURRENT_USER SERVER loop;
+CREATE FOREIGN TABLE fev (id int, ts timestamptz) SERVER loop OPTIONS (table_name 'ev');
+CREATE TABLE pk (id int PRIMARY KEY);
+CREATE TABLE fk (id int REFERENCES pk);
+INSERT INTO pk VALUES (1);
+});
+my ($r8, $o8, $e8) = $node->psql('postgres', q{
+SELECT count(*) FROM ev WHERE ts < '2024-01-01 00:00';
+SELECT to_tsvector('english', 'running') @@ to_tsquery('english', 'run');
+BEGIN; INSERT INTO fk VALUES (1); ROLLBACK;
+SELECT count(*) FROM fev;
+});
+is($e8, '', 'RS8: a plain query of a foreign table after a ruled SELECT, text search and a foreign key check does not end the session');
+is($o8, "12\nt\n24", 'RS8: and returns its rows');
 
 $node->stop;
 done_testing();
