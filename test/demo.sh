@@ -133,15 +133,16 @@ EXECUTE direct(7);
 
 \echo
 \echo '--- 6. Without changing the application: a cache rule for the statement shape'
-\echo 'The application keeps sending its own SQL (here a prepared statement); the rule answers it from the cache,'
-\echo 'after PostgreSQL has checked the privileges of the statement itself.'
-SELECT cache_rule_create(:'qp', name => 'sales_by_region');
+\echo 'The application keeps sending its own SQL (here with a constant, region 12); the rule answers every statement'
+\echo 'of that shape, whatever its constants, from the cache, after PostgreSQL has checked its privileges.'
+\set qc 'SELECT region, count(*) AS n, sum(amount) AS total, avg(amount) AS avg, count(DISTINCT product) AS products, percentile_cont(0.5) WITHIN GROUP (ORDER BY amount) AS median FROM sales WHERE region = 12 GROUP BY region'
+SELECT cache_rule_create(:'qc', name => 'sales_by_region');
 \timing on
-EXECUTE direct(12);
+:qc;
 \timing off
 SELECT cache_status();
 \timing on
-EXECUTE direct(12);
+:qc;
 \timing off
 SELECT cache_status();
 SELECT name, hits, misses FROM cache_rules;
