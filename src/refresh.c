@@ -211,8 +211,12 @@ put_settings(StringInfo b)
 		}
 		put_string(b, conf->name);
 		put_string(b, v);
-		/* what set it: a user's value is applied with a user's rights */
-		pq_sendbyte(b, conf->scontext == PGC_USERSET ? 0 : 1);
+		/*
+		 * What set it: a user's value is applied with a user's rights; a
+		 * non-superuser's startup options (PGC_BACKEND) are a user's too,
+		 * or a placeholder from them would become a superuser's value.
+		 */
+		pq_sendbyte(b, (conf->scontext == PGC_USERSET || conf->scontext == PGC_BACKEND) ? 0 : 1);
 		n++;
 	}
 	n = pg_hton32(n);
