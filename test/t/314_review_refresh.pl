@@ -30,8 +30,7 @@ my $node = cache_ext_node('main', $redis);
 $node->safe_psql('postgres', q{
 CREATE ROLE app LOGIN;
 CREATE ROLE other LOGIN;
-CREATE DATABASE victim;
-GRANT ALL ON DATABASE victim TO app;
+CREATE DATABASE victim OWNER app;
 });
 $node->safe_psql('victim', q{
 CREATE EXTENSION cache_ext;
@@ -91,6 +90,40 @@ like($log, qr/cache_ext refresh: dropped a job/, 'B: the worker ran the job');
 unlike($log, qr/probe sees use_variable/,
 	'B: the worker does not give app\'s startup-packet placeholder superuser rights');
 
+# --- C: after registering, app makes its query slow and uncacheable (a
+# view it owns now calls pg_sleep): the worker still runs it, as a bypass,
+# for as long as the query takes (no bound but the recorded
+# statement_timeout, which app chooses), stalling every other refresh
+$node->safe_psql('victim', q{
+SET ROLE app;
+CREATE VIEW apps.w AS SELECT count(*) AS n FROM public.t;
+});
+{
+	local $ENV{PGUSER} = 'app';
+	my $q = q{SELECT * FROM cached_query_with(cache_opts(ttl => '4 s'), 'SELECT n FROM apps.w') AS x(n bigint);};
+	my $o = $node->safe_psql('victim', "SET cache_ext.refresh_ahead = on; $q SELECT cache_status(); $q SELECT cache_status();");
+	like($o, qr/^10\nMISS\n10\nHIT(?: \(local\))?$/, 'C: stored and hit by app');
+}
+$node->safe_psql('victim', q{
+SET ROLE app;
+CREATE OR REPLACE VIEW apps.w AS SELECT count(*) AS n FROM public.t, LATERAL (SELECT pg_sleep(60)) s;
+});
+my $sleeping = '';
+for (1 .. 50)
+{
+	$sleeping = $node->safe_psql('victim', q{SELECT pid FROM pg_stat_activity
+		WHERE backend_type = 'cache_ext refresh' AND wait_event = 'PgSleep'});
+	last if $sleeping ne '';
+	sleep(0.1);
+}
+is($sleeping, '', 'C: the worker does not run a call that can no longer be stored (here for 60 s)');
+$node->safe_psql('victim', "SELECT pg_terminate_backend($sleeping)") if $sleeping ne '';
+for (1 .. 50)
+{
+	last if !stats('victim')->{pid};
+	sleep(0.1);
+}
+
 # --- A: app fills the registry with one-hour entries it never hits
 my @calls = map {
 	"SELECT * FROM cached_query_with(cache_opts(ttl => '1 hour'), 'SELECT count(*) + $_ AS n FROM t') AS x(n bigint);"
@@ -109,11 +142,16 @@ $st = stats('victim');
 is($st->{refused}, $before,
 	'A: another role can still register (not locked out by one role for the TTL)');
 
-# past the idle exit the worker still holds victim: nothing is due, nothing hit
+# past the idle exit the worker still holds victim: nothing is due, nothing
+# hit; its owner cannot drop it, not even WITH (FORCE) (docs/warming.md's
+# way out): the worker is a superuser's process
 sleep(2.5);
-my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE victim');
-is($ret, 0, 'A: DROP DATABASE of the database served succeeds (worker does not hold it for the TTL)')
-	or diag($err);
+{
+	local $ENV{PGUSER} = 'app';
+	my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE victim WITH (FORCE)');
+	is($ret, 0, 'A: its owner can drop the database served WITH (FORCE) (worker does not hold it for the TTL)')
+		or diag($err);
+}
 
 $node->safe_psql('postgres', 'DROP DATABASE IF EXISTS victim WITH (FORCE)');
 $node->stop;
