@@ -13,6 +13,13 @@
 #    superuser" and applied by the worker with PGC_SUSET, so when the
 #    refreshed query loads the library that defines it as a SUSET
 #    variable, the user's value is taken (a normal backend rejects it).
+#    Fixed on this branch.
+# C. (C2) the worker runs a registered call that now bypasses (app made
+#    its view call pg_sleep), for as long as it takes.
+# D. (C4) a call inside a superuser's SECURITY DEFINER function without
+#    SET search_path is replayed as the superuser under app's recorded
+#    search_path after app lost EXECUTE on it: app's planted function
+#    runs as the superuser (ALTER ROLE app SUPERUSER).
 
 use strict;
 use warnings FATAL => 'all';
@@ -117,12 +124,51 @@ for (1 .. 50)
 	sleep(0.1);
 }
 is($sleeping, '', 'C: the worker does not run a call that can no longer be stored (here for 60 s)');
+# (terminating the worker is no remedy: the job stays registered and the
+# next worker, started by the next registration, runs it again; so the
+# view is made fast again once the worker is gone: it holds the view's lock)
 $node->safe_psql('victim', "SELECT pg_terminate_backend($sleeping)") if $sleeping ne '';
 for (1 .. 50)
 {
 	last if !stats('victim')->{pid};
 	sleep(0.1);
 }
+$node->safe_psql('victim', 'SET ROLE app; CREATE OR REPLACE VIEW apps.w AS SELECT count(*) AS n FROM public.t');
+
+# --- D: a call made inside a superuser's SECURITY DEFINER function (without
+# SET search_path) is registered under the superuser with app's session
+# settings; after app loses EXECUTE on it, app plants a function in its
+# schema, first in the recorded search_path: the worker runs it as the
+# superuser
+$node->safe_psql('victim', q{
+CREATE TABLE secret (v int);
+INSERT INTO secret SELECT generate_series(1, 10);
+SELECT cache_track('secret');
+CREATE FUNCTION public.lim() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 0';
+CREATE FUNCTION public.report() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS $f$
+SELECT n FROM cached_query_with(cache_opts(ttl => '4 s'),
+	'SELECT count(*) AS n FROM secret WHERE v > lim()') AS x(n bigint) $f$;
+});
+{
+	local $ENV{PGUSER} = 'app';
+	my $o = $node->safe_psql('victim', 'SET search_path = apps, public; SET cache_ext.refresh_ahead = on; SELECT report(); SELECT cache_status(); SELECT report(); SELECT cache_status();');
+	like($o, qr/^10\nMISS\n10\nHIT(?: \(local\))?$/, 'D: app stored and hit through the definer function');
+}
+$node->safe_psql('victim', q{
+REVOKE EXECUTE ON FUNCTION public.report() FROM PUBLIC;
+SET ROLE app;
+CREATE FUNCTION apps.lim() RETURNS int LANGUAGE plpgsql AS $f$
+BEGIN ALTER ROLE app SUPERUSER; RETURN 0; END $f$;
+});
+my $super = 'f';
+for (1 .. 60)
+{
+	$super = $node->safe_psql('victim', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'app'});
+	last if $super eq 't';
+	sleep(0.1);
+}
+is($super, 'f', 'D: app (no longer allowed to call the definer) is not made a superuser by the worker');
+$node->safe_psql('victim', 'ALTER ROLE app NOSUPERUSER; DROP FUNCTION apps.lim()');
 
 # --- A: app fills the registry with one-hour entries it never hits
 my @calls = map {
