@@ -211,8 +211,12 @@ put_settings(StringInfo b)
 		}
 		put_string(b, conf->name);
 		put_string(b, v);
-		/* what set it: a user's value is applied with a user's rights */
-		pq_sendbyte(b, conf->scontext == PGC_USERSET ? 0 : 1);
+		/*
+		 * What set it: a user's value is applied with a user's rights; a
+		 * non-superuser's startup options (PGC_BACKEND) are a user's too,
+		 * or a placeholder from them would become a superuser's value.
+		 */
+		pq_sendbyte(b, (conf->scontext == PGC_USERSET || conf->scontext == PGC_BACKEND) ? 0 : 1);
 		n++;
 	}
 	n = pg_hton32(n);
@@ -320,8 +324,9 @@ start_worker(void)
 
 /*
  * Register a stored entry (the lock is not held): refused when this is not
- * the database served, the call cannot be recorded, or every slot holds an
- * entry whose TTL has not ended (expired ones are reclaimed).
+ * the database served, the call runs under a role the session did not take
+ * itself, the call cannot be recorded, or every slot holds an entry whose
+ * TTL has not ended (expired ones are reclaimed).
  */
 static void
 register_entry(const uint8 *hash, const char *query, const CallParams *params,
@@ -333,7 +338,15 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 	bool ok;
 
 	initStringInfo(&b);
-	ok = build_payload(&b, query, params, opts);
+
+	/*
+	 * Not under a role the session did not take itself (a SECURITY DEFINER
+	 * function, a restricted operation): the worker would replay the
+	 * caller's settings (search_path) as that role, long after the caller
+	 * may call the function.
+	 */
+	ok = !InLocalUserIdChange() && !InSecurityRestrictedOperation() &&
+		build_payload(&b, query, params, opts);
 	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
 	/* first the entries expired (of a dropped database, say) */
 	for (int i = 0; i < REFRESH_SLOTS; i++)
