@@ -49,10 +49,10 @@ RefreshDefineGucs(void)
 {
 	DefineCustomBoolVariable("cache_ext.refresh_ahead",
 							 "Register the results this session stores for refresh-ahead by the background worker.",
-							 "Needs cache_ext in shared_preload_libraries; serves one database per server run.",
+							 "Superuser: a registered call runs again in the background worker, so registering is a trust decision (a wrapper function of a superuser can SET it). Needs cache_ext in shared_preload_libraries.",
 							 &cache_ext_refresh_ahead,
 							 false,
-							 PGC_USERSET, 0,
+							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomRealVariable("cache_ext.refresh_budget",
 							 "Fraction of wall time the refresh-ahead worker may spend recomputing entries.",

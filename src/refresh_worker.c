@@ -46,6 +46,9 @@
 #include "outcome.h"
 #include "refresh.h"
 
+/* the longest one refresh may run (review-refresh C): then it is dropped */
+#define REFRESH_JOB_MAX_MS 30000
+
 static bool refresh_forced = false;
 
 /* Whether the current call is a forced refresh (it skips the local tier). */
@@ -192,8 +195,10 @@ refresh_job(RefreshSlot *job)
 		return JOB_DROPPED;
 	}
 	read_call(&b, &params, &opts);
-	if (StatementTimeout > 0)
-		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+	/* each job is bounded, whatever the call's own statement_timeout */
+	enable_timeout_after(STATEMENT_TIMEOUT,
+						 StatementTimeout > 0 ? Min(StatementTimeout, REFRESH_JOB_MAX_MS) :
+												REFRESH_JOB_MAX_MS);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	ts = tuplestore_begin_heap(false, false, work_mem);
 	(void) RefreshLastStored(stored);

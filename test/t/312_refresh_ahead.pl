@@ -57,7 +57,7 @@ sub stats
 # an entry on r and one (with a parameter) on s, stored and hit by app
 my $t0 = time();
 my $out = $node->safe_psql('postgres', join("\n",
-	'SET ROLE app;', $SETTINGS, 'SET cache_ext.refresh_ahead = on;',
+	'SET cache_ext.refresh_ahead = on;', 'SET ROLE app;', $SETTINGS,
 	"$Q1;", 'SELECT cache_status();', "$Q1;", 'SELECT cache_status();',
 	"$Q3;", 'SELECT cache_status();', "$Q3;", 'SELECT cache_status();'));
 like($out, qr/^5050\nMISS\n5050\nHIT(?: \(local\))?\n52\nMISS\n52\nHIT(?: \(local\))?$/,
@@ -73,7 +73,7 @@ $node->safe_psql('postgres', 'UPDATE r SET v = v + 1 WHERE v = 1; REVOKE SELECT 
 # generation): only a forced refresh keeps it
 my $t2 = time();
 $out = $node->safe_psql('postgres', join("\n",
-	'SET ROLE app;', $SETTINGS, 'SET cache_ext.refresh_ahead = on;',
+	'SET cache_ext.refresh_ahead = on;', 'SET ROLE app;', $SETTINGS,
 	"$Q2;", 'SELECT cache_status();', "$Q2;", 'SELECT cache_status();'));
 like($out, qr/^210\nMISS\n210\nHIT(?: \(local\))?$/, 'a third entry stored and hit');
 
@@ -134,7 +134,7 @@ my $before = stats()->{refreshed};
 my $Q4 = "SELECT * FROM cached_query_with($OPTS, 'SELECT count(*) AS n FROM r') AS t(n bigint)";
 $t0 = time();
 $out = $node->safe_psql('postgres', join("\n",
-	'SET ROLE app;', $SETTINGS, 'SET cache_ext.enabled = on;', 'SET cache_ext.refresh_ahead = on;',
+	'SET cache_ext.refresh_ahead = on;', 'SET ROLE app;', $SETTINGS, 'SET cache_ext.enabled = on;',
 	"$Q4;", 'SELECT cache_status();', "$Q4;", 'SELECT cache_status();'));
 like($out, qr/^100\nMISS\n100\nHIT(?: \(local\))?$/, 'enabled off server-wide: a session with it on stores and hits');
 sleep(4.6 - (time() - $t0)) if time() - $t0 < 4.6;
