@@ -327,7 +327,7 @@ run_tap()
 		# hits are few and not their subject (Redis down, hung, hostile,
 		# recovering, TLS, ACLs, managed services, settings, leaks, the
 		# statistics under concurrency): verification would re-run little
-		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl 230_async_commit.pl 231_review13_async.pl 240_cluster_map.pl 241_sentinel.pl 242_review15_sentinel.pl 250_monitoring.pl 020_redis_down.pl 030_redis_hung.pl 040_leaks.pl 050_hostile_redis.pl 080_recovery.pl 091_query_stats_concurrency.pl 120_tls.pl 150_acl.pl 160_settings.pl 243_managed.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 292_review_compress.pl 300_rules.pl 302_review_rules.pl 303_review_rules2.pl 312_refresh_ahead.pl 314_review_refresh.pl} " in
+		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl 230_async_commit.pl 231_review13_async.pl 240_cluster_map.pl 241_sentinel.pl 242_review15_sentinel.pl 250_monitoring.pl 020_redis_down.pl 030_redis_hung.pl 040_leaks.pl 050_hostile_redis.pl 080_recovery.pl 091_query_stats_concurrency.pl 120_tls.pl 150_acl.pl 160_settings.pl 243_managed.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 292_review_compress.pl 300_rules.pl 302_review_rules.pl 303_review_rules2.pl 304_policies.pl 310_warming.pl 312_refresh_ahead.pl 314_review_refresh.pl} " in
 			*" $name "*) [ "$verify" != verify ] || { ce_note "verify: $name skipped (see CE_VERIFY_SKIP in run-tests.sh)"; continue; } ;;
 		esac
 		# a file that keeps the local tier off or sets it itself (it says
@@ -339,7 +339,7 @@ run_tap()
 		# the statistics under concurrency, values and sessions do not
 		# depend on the tier, and single flight starts only after a miss of
 		# the tier
-		case " ${CE_L1_SKIP:-091_query_stats_concurrency.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 302_review_rules.pl 303_review_rules2.pl} " in
+		case " ${CE_L1_SKIP:-091_query_stats_concurrency.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 302_review_rules.pl 303_review_rules2.pl 312_refresh_ahead.pl} " in
 			*" $name "*) [ "$label" != l1:tap ] || { ce_note "l1: $name skipped (see CE_L1_SKIP in run-tests.sh)"; continue; } ;;
 		esac
 		ce_log "TAP $name${verify:+ (cache_ext.verify_rate = 1)}"
