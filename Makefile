@@ -43,6 +43,7 @@ OBJS = \
 	src/rules_sql.o \
 	src/policies.o \
 	src/rules_exec.o \
+	src/meaning.o \
 	src/stats.o \
 	src/health.o \
 	src/warm.o \

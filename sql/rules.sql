@@ -54,8 +54,8 @@ SELECT cache_status();
 -- other constants, same shape: an entry of their own
 SELECT region, count(*), sum(amount) FROM rules_t WHERE region = 4 GROUP BY region;
 SELECT cache_status();
--- PREPARE / EXECUTE: runs directly (prepared before it runs, its parse may
--- differ from the text parsed now: review-rules2); rows as the direct statement
+-- PREPARE / EXECUTE: served when the text parsed now is the query the
+-- plan was made from (src/meaning.c); rows as the direct statement
 PREPARE rules_q(int) AS SELECT region, count(*), sum(amount) FROM rules_t WHERE region = $1 GROUP BY region;
 EXECUTE rules_q(5);
 SELECT cache_status();
@@ -63,8 +63,9 @@ EXECUTE rules_q(5);
 SELECT cache_status();
 EXECUTE rules_q(6);
 SELECT cache_status();
--- several statements in one query string: only the first is served (the
--- others were read before the statements before them ran: review-rules RR2)
+-- several statements in one query string: each is served when its text
+-- parsed now is what was planned (the others were read before the
+-- statements before them ran: review-rules RR2, and src/meaning.c)
 SELECT 1 AS one \; SELECT region, count(*) FROM rules_t WHERE region = 3 GROUP BY region \; SELECT region, count(*), sum(amount) FROM rules_t WHERE region = 3 GROUP BY region;
 SELECT cache_status();
 
@@ -90,7 +91,7 @@ EXECUTE rules_q(5);
 SELECT cache_status();
 RESET cache_ext.enabled;
 
--- ---- cursors run directly (their query is parsed and computed at DECLARE) ---
+-- ---- NO SCROLL cursors are served (their rows are computed at DECLARE) -------
 SELECT id, amount FROM rules_t WHERE id < 20 ORDER BY id;
 SELECT cache_status();
 -- psql's FETCH_COUNT: a NO SCROLL cursor read in batches

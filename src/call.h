@@ -74,6 +74,9 @@ typedef struct PreparedQuery
 									 * IMMUTABLE function PostgreSQL ran when
 									 * planning: valid for these settings only */
 	uint8 settings_hash[CE_HASH_LEN];
+	/* MeaningOfQuery of the query of plan generation meaning_generation */
+	uint8 meaning[CE_HASH_LEN];
+	int meaning_generation;
 	/* invalidation: whose generations stand for the relations it reads */
 	List *scope_relids; /* sorted, unique */
 	bool has_tracked;	/* some relation is tracked */
@@ -107,6 +110,12 @@ typedef struct CallOptions
 	char **tags;
 	bool has_depends_on; /* the call names what its functions read */
 	List *depends_on;	 /* relation OIDs */
+	/*
+	 * A rule's statement prepared before it runs: the meaning of the query
+	 * its plan was made from (meaning.c), which the parse of the call's
+	 * text must have; NULL for every other call.
+	 */
+	const uint8 *meaning;
 } CallOptions;
 
 /*
@@ -192,6 +201,7 @@ extern void all_settings_hash(uint8 *hash);
 extern PreparedQuery *get_prepared(const char *query, const CallParams *params,
 								   const uint8 *settings, bool *transient);
 extern void analyze_plan(PreparedQuery *pq, CachedPlan *cplan);
+extern void check_meaning(PreparedQuery *pq, CachedPlan *cplan, const uint8 *meaning);
 typedef Datum (*CallBodyFn)(void *arg, PreparedQuery **transient);
 extern Datum RunCall(CallBodyFn body, void *arg);
 extern void StmtCacheWatchRelation(Oid relid);

@@ -732,6 +732,9 @@ cached_query_call(text *query_text, const CallParams *params,
 
 	/* the generic plan: cheap once built, gives the analysis */
 	cplan = GetCachedPlan(c.pq->plansource, NULL, CurrentResourceOwner, NULL);
+	/* a rule's prepared statement: only if this parse is what it runs */
+	if (opts->meaning != NULL)
+		check_meaning(c.pq, cplan, opts->meaning);
 
 	/*
 	 * Disabled means exactly the direct statement: no analysis, no key, no

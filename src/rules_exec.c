@@ -66,6 +66,7 @@
 
 #include "cache_ext.h"
 #include "call.h"
+#include "meaning.h"
 #include "outcome.h"
 #include "rules.h"
 #include "subxact.h"
@@ -106,6 +107,18 @@ static int nesting = 0;
 /* inside a top-level EXECUTE (rules_utility): its statement may be served */
 static bool toplevel_execute = false;
 
+/*
+ * What this backend has run at the top level, counted: a utility statement
+ * but FETCH, any statement started or run.  A served statement's rows are
+ * computed when it starts; they are its rows while the settings and the
+ * role are those it started under.  Before its first rows are read, any
+ * activity (which may have changed them: SET, set_config() in a SELECT)
+ * makes the plan run instead.  Once it has been read in part, activity
+ * makes it compare every setting and the role with those of its first
+ * read, and raise if they differ.
+ */
+static uint64 activity = 0;
+
 /* A statement being served from a tuplestore. */
 typedef struct Served
 {
@@ -117,6 +130,12 @@ typedef struct Served
 	uint64 sent; /* rows sent so far */
 	bool done;	 /* every row was sent */
 	bool linked; /* in the list served */
+	/* what its rows were computed under (see activity above) */
+	uint64 activity;
+	bool have_settings; /* settings, userid, session_userid are set */
+	uint8 settings[CE_HASH_LEN];
+	Oid userid;
+	Oid session_userid;
 	MemoryContextCallback gone;
 } Served;
 
@@ -430,6 +449,8 @@ serve_start(QueryDesc *qd, RuleDef *rule)
 	const CallOutcome *o;
 	Served *s;
 	const char *why;
+	bool prepared;
+	uint8 meaning[CE_HASH_LEN];
 
 	/* what the pipeline would bypass too: the plan runs, streaming */
 	if (!cache_ext_enabled)
@@ -449,9 +470,15 @@ serve_start(QueryDesc *qd, RuleDef *rule)
 		run_directly(rule, QS_NOT_CACHEABLE, "FOR UPDATE/SHARE");
 		return;
 	}
-	if (!parsed_as_now(qd, &why))
+	/*
+	 * Not parsed by the message that runs it: served only when the parse
+	 * of its text now is the query its plan was made from (meaning.c).
+	 */
+	prepared = !parsed_as_now(qd, &why);
+	if (prepared && !PlanMeaningFind(qd->plannedstmt, meaning))
 	{
-		run_directly(rule, QS_NOT_CACHEABLE, why);
+		run_directly(rule, QS_NOT_CACHEABLE,
+					 "a statement whose plan was not made at the top level (the query it was planned from is not known)");
 		return;
 	}
 
@@ -468,6 +495,7 @@ serve_start(QueryDesc *qd, RuleDef *rule)
 	}
 	a.query = cstring_to_text(text);
 	RulesCallOptions(rule, &a.opts);
+	a.opts.meaning = prepared ? meaning : NULL;
 	/* in the portal's resource owner: its spill files outlive the call */
 	a.ts = tuplestore_begin_heap(false, false, work_mem);
 	a.rowtype = NULL;
@@ -507,6 +535,7 @@ serve_start(QueryDesc *qd, RuleDef *rule)
 	MemoryContextRegisterResetCallback(estate->es_query_cxt, &s->gone);
 	dlist_push_head(&served, &s->node);
 	s->linked = true;
+	s->activity = activity;
 	MemoryContextSwitchTo(old);
 
 	o = OutcomeLast();
@@ -574,10 +603,72 @@ serve_run(Served *s, QueryDesc *qd, ScanDirection direction, uint64 count)
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * Whether the rows of s are still what the statement would compute if it
+ * were read now (see activity above).
+ */
+static bool
+served_still_valid(Served *s)
+{
+	uint8 now[CE_HASH_LEN];
+
+	/* every row was sent: what is left to read (nothing) is the same */
+	if (s->activity == activity || s->done)
+		return true;
+	if (!s->have_settings)
+		return false;
+	all_settings_hash(now);
+	if (s->userid != GetUserId() || s->session_userid != GetSessionUserId() ||
+		memcmp(now, s->settings, CE_HASH_LEN) != 0)
+		return false;
+	s->activity = activity;
+	return true;
+}
+
+/* After a read that left rows: what later reads must still run under. */
+static void
+served_note_settings(Served *s)
+{
+	if (s->done || s->have_settings)
+		return;
+	all_settings_hash(s->settings);
+	s->userid = GetUserId();
+	s->session_userid = GetSessionUserId();
+	s->have_settings = true;
+}
+
+/*
+ * Stop serving s: before its first row, the plan (which ExecutorStart
+ * initialised) runs instead, as the statement would without its rule.
+ * After rows were sent, the rest cannot be the direct plan's: raise.
+ */
+static void
+unserve(Served *s)
+{
+	CallOutcome o;
+
+	if (s->have_settings || s->sent > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("settings or the role changed while a statement served by a cache rule was being read"),
+				 errdetail("Its rows were computed when it started; the rest would not be what the statement computes now."),
+				 errhint("Read the statement's rows before changing settings or the role, or drop its cache rule.")));
+	dlist_delete(&s->node);
+	s->linked = false;
+	tuplestore_end(s->ts);
+	memset(&o, 0, sizeof(o));
+	o.status = CALL_BYPASS;
+	o.bypass.kind = QS_NOT_CACHEABLE;
+	o.bypass.detail = "settings or the role changed between the start of the statement and its first fetch: it ran directly";
+	OutcomeSetLast(&o);
+}
+
 static void
 rules_executor_start(QueryDesc *qd, int eflags)
 {
 	RuleDef *rule;
+
+	activity++;
 
 	/* initial partition pruning may run functions: they nest */
 	nesting++;
@@ -604,11 +695,18 @@ rules_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
 {
 	Served *s = dlist_is_empty(&served) ? NULL : find_served(qd);
 
+	if (s != NULL && !served_still_valid(s))
+	{
+		unserve(s);
+		s = NULL;
+	}
 	if (s != NULL)
 	{
 		serve_run(s, qd, direction, count);
+		served_note_settings(s);
 		return;
 	}
+	activity++;
 	nesting++;
 	PG_TRY();
 	{
@@ -680,6 +778,8 @@ rules_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	 * now: whatever runs under them was parsed before (parsed_as_now).
 	 */
 	last_parse_src = NULL;
+	if (!IsA(n, FetchStmt))
+		activity++;
 
 	if (nests)
 		nesting++;
@@ -703,13 +803,47 @@ rules_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	PG_END_TRY();
 }
 
-/* Planning nests: a function the planner runs may open a cursor. */
+/*
+ * Whether a query being planned at the top level is a plain SELECT with a
+ * rule: its plan's meaning is recorded (meaning.c).
+ */
+static bool
+planning_rule_statement(Query *parse)
+{
+	RuleDef *volatile rule = NULL;
+
+	if (nesting != 0 || loading_rules > 0 || IsParallelWorker() ||
+		parse->commandType != CMD_SELECT || parse->utilityStmt != NULL ||
+		parse->queryId == 0 || parse->hasModifyingCTE)
+		return false;
+	loading_rules++;
+	PG_TRY();
+	{
+		rule = RulesMatch(parse->queryId);
+	}
+	PG_FINALLY();
+	{
+		loading_rules--;
+	}
+	PG_END_TRY();
+	return rule != NULL;
+}
+
+/*
+ * Planning nests: a function the planner runs may open a cursor.  The
+ * plan of a statement with a rule is recorded with the meaning of the
+ * query it was made from, taken before the planner changes the query.
+ */
 static PlannedStmt *
 rules_planner(Query *parse, const char *query_string, int cursorOptions,
 			  ParamListInfo boundParams)
 {
 	PlannedStmt *result;
+	bool record = planning_rule_statement(parse);
+	uint8 meaning[CE_HASH_LEN];
 
+	if (record)
+		MeaningOfQuery((Node *) parse, meaning);
 	nesting++;
 	PG_TRY();
 	{
@@ -723,6 +857,8 @@ rules_planner(Query *parse, const char *query_string, int cursorOptions,
 		nesting--;
 	}
 	PG_END_TRY();
+	if (record)
+		PlanMeaningRecord(result, meaning);
 	return result;
 }
 

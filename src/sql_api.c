@@ -141,6 +141,7 @@ parse_options(HeapTupleHeader opts, CallOptions *o)
 	o->tags = NULL;
 	o->has_depends_on = false;
 	o->depends_on = NIL;
+	o->meaning = NULL;
 	if (opts == NULL)
 		return;
 

@@ -73,6 +73,7 @@
 #include "invalidate.h"
 #include "keys.h"
 #include "call.h"
+#include "meaning.h"
 
 /* most prepared statements kept per backend; past that, all are dropped */
 #define MAX_PREPARED 1000
@@ -810,6 +811,7 @@ get_prepared(const char *query, const CallParams *params, const uint8 *settings,
 	pq->param_types = types_copy;
 	pq->queryid = key.text_hash;
 	pq->generation = -1;
+	pq->meaning_generation = -1;
 	pq->analysis_cxt = NULL;
 	strlcpy(pq->literal_problem, lw.problem ? lw.problem : "", sizeof(pq->literal_problem));
 	return pq;
@@ -885,6 +887,25 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 	definition_hash(pq, linitial_node(PlannedStmt, cplan->stmt_list));
 	statement_key(pq);
 	pq->generation = cplan->generation;
+}
+
+/*
+ * Raise unless the query of pq's plan cplan has the meaning meaning
+ * (meaning.c): a rule's statement prepared before it runs, which the
+ * parse of its text now must still be.
+ */
+void
+check_meaning(PreparedQuery *pq, CachedPlan *cplan, const uint8 *meaning)
+{
+	if (pq->meaning_generation != cplan->generation)
+	{
+		MeaningOfQuery((Node *) linitial(pq->plansource->query_list), pq->meaning);
+		pq->meaning_generation = cplan->generation;
+	}
+	if (memcmp(pq->meaning, meaning, CE_HASH_LEN) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the statement was prepared under other settings, objects or role than its text means now")));
 }
 
 /* The start of a call (cached_query or cache_explain); end_call ends it. */
