@@ -27,6 +27,10 @@
  *	4. ExecutorEnd frees the tuplestore.  The plan itself never runs.
  * The rows are computed whole at ExecutorStart (as DECLARE's snapshot
  * would see them); a statement read only partly still computes them all.
+ * A statement prepared before it runs is served only when its text parsed
+ * now means what its plan was made from (meaning.c); one whose settings or
+ * role change between its start and its reads is handled as 'activity'
+ * below says.
  *
  * State (backend-local, no locks): nesting (how deep in utility
  * statements, planning and execution this backend is: only level 0 is
@@ -82,15 +86,15 @@ static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 /*
  * What the served text is re-parsed against (review-rules RR1-RR3, and
  * review-rules2 RS1-RS8): the pipeline parses the statement's text again,
- * now, and the statement that runs must mean the same.  That holds only
- * for a statement parsed in the very message that runs it (the simple
- * protocol): nothing can change between its parse and its execution.  A
- * statement prepared earlier (PREPARE, a named or unnamed statement of the
- * extended protocol, a cursor) may have been parsed under other settings,
- * catalogs (casts, collations, enum labels, shadowing objects...) or
- * role, and no list of what changes meaning is complete: it runs directly.
- * Also served only: the first statement of its query string (the ones
- * after it were read before the ones before them ran).
+ * now, and the statement that runs must mean the same.  A statement parsed
+ * in the very message that runs it (the first statement of a simple-
+ * protocol query string) does: nothing can change in between.  Any other
+ * (PREPARE, a named or unnamed statement of the extended protocol, a
+ * cursor, a later statement of a query string) may have been parsed under
+ * other settings, catalogs (casts, collations, enum labels, shadowing
+ * objects...) or role: it is served only when the meaning of the query
+ * its plan was made from (recorded by the planner hook, meaning.c) is the
+ * meaning of the pipeline's parse, which the pipeline checks.
  *
  * last_parse_*: the last statement parsed at the top level, by the
  * address of its query string (the message's) and its location.  The
@@ -365,25 +369,20 @@ same_row_type(TupleDesc plan, TupleDesc rows)
 }
 
 /*
- * Whether re-parsing qd's text now gives the statement that runs (see
- * last_parse_src above); else why not.
+ * Whether re-parsing qd's text now gives the statement that runs, without
+ * comparing meanings: it was parsed by the message that runs it, as the
+ * first statement of its query string (see last_parse_src above).
  */
 static bool
-parsed_as_now(QueryDesc *qd, const char **why)
+parsed_as_now(QueryDesc *qd)
 {
 	const char *src = qd->sourceText;
 	int loc = qd->plannedstmt->stmt_location;
 
 	if (src != NULL && loc > 0 && memchr(src, ';', Min((size_t) loc, strlen(src))))
-	{
-		*why = "not the first statement of its query string";
 		return false;
-	}
 	if (src == NULL || src != last_parse_src || loc != last_parse_loc)
-	{
-		*why = "a prepared statement or a cursor (parsed before it runs: only statements of the simple protocol are served)";
 		return false;
-	}
 	/* used once: a later allocation at that address is not this parse */
 	last_parse_src = NULL;
 	return true;
@@ -448,7 +447,6 @@ serve_start(QueryDesc *qd, RuleDef *rule)
 	instr_time start;
 	const CallOutcome *o;
 	Served *s;
-	const char *why;
 	bool prepared;
 	uint8 meaning[CE_HASH_LEN];
 
@@ -474,7 +472,7 @@ serve_start(QueryDesc *qd, RuleDef *rule)
 	 * Not parsed by the message that runs it: served only when the parse
 	 * of its text now is the query its plan was made from (meaning.c).
 	 */
-	prepared = !parsed_as_now(qd, &why);
+	prepared = !parsed_as_now(qd);
 	if (prepared && !PlanMeaningFind(qd->plannedstmt, meaning))
 	{
 		run_directly(rule, QS_NOT_CACHEABLE,
