@@ -283,9 +283,9 @@ RulesCountersSlot(const char *name, bool reset)
 	return found;
 }
 
-/* Free the slot of this database's rule name (cache_rule_drop). */
-void
-RulesCountersFree(const char *name)
+/* Free the slot of this database's rule name now. */
+static void
+counters_free_now(const char *name)
 {
 	if (rules_shared == NULL)
 		return;
@@ -294,6 +294,99 @@ RulesCountersFree(const char *name)
 		if (slot_is(&rules_shared->slot[i], name))
 			rules_shared->slot[i].dbid = InvalidOid;
 	SpinLockRelease(&rules_shared->lock);
+}
+
+/*
+ * Counters of dropped rules, freed when the drop commits (review-rules
+ * RR7: a rolled-back drop keeps them).  Each with the transaction nesting
+ * level of its drop: a rolled-back savepoint forgets the drops under it.
+ * Backend-local, in TopMemoryContext.
+ */
+typedef struct PendingFree
+{
+	char name[NAMEDATALEN];
+	int level;
+} PendingFree;
+
+static List *pending_free = NIL;
+static bool free_callbacks = false;
+
+static void
+pending_free_xact(XactEvent event, void *arg)
+{
+	ListCell *lc;
+
+	if (pending_free == NIL)
+		return;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+		foreach(lc, pending_free)
+			counters_free_now(((PendingFree *) lfirst(lc))->name);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		list_free_deep(pending_free);
+		pending_free = NIL;
+	}
+}
+
+static void
+pending_free_subxact(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	int level = GetCurrentTransactionNestLevel();
+	ListCell *lc;
+
+	foreach(lc, pending_free)
+	{
+		PendingFree *p = (PendingFree *) lfirst(lc);
+
+		if (p->level < level)
+			continue;
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			pending_free = foreach_delete_current(pending_free, lc);
+			pfree(p);
+		}
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+			p->level = level - 1;
+	}
+}
+
+/*
+ * The counters of this database's rule name go when this transaction
+ * commits (cache_rule_drop); forget (keep = true, cache_rule_create of the
+ * same name again) a pending free.
+ */
+void
+RulesCountersFree(const char *name, bool keep)
+{
+	MemoryContext old;
+	PendingFree *p;
+	ListCell *lc;
+
+	foreach(lc, pending_free)
+	{
+		p = (PendingFree *) lfirst(lc);
+		if (strcmp(p->name, name) == 0)
+		{
+			pending_free = foreach_delete_current(pending_free, lc);
+			pfree(p);
+		}
+	}
+	if (keep)
+		return;
+	if (!free_callbacks)
+	{
+		RegisterXactCallback(pending_free_xact, NULL);
+		RegisterSubXactCallback(pending_free_subxact, NULL);
+		free_callbacks = true;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	p = palloc0(sizeof(PendingFree));
+	strlcpy(p->name, name, NAMEDATALEN);
+	p->level = GetCurrentTransactionNestLevel();
+	pending_free = lappend(pending_free, p);
+	MemoryContextSwitchTo(old);
 }
 
 /* Count one statement served under rule, which took us microseconds. */

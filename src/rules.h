@@ -40,7 +40,7 @@ extern Oid RulesTable(void);
 extern Oid ExtensionTable(const char *name); /* also for policies.c */
 extern bool RulesIsAdmin(void);
 extern int RulesCountersSlot(const char *name, bool reset);
-extern void RulesCountersFree(const char *name);
+extern void RulesCountersFree(const char *name, bool keep);
 extern int64 RulesTtlMs(const Interval *iv, bool strict);
 extern uint64 RulesTextQueryid(const char *text);
 

@@ -420,6 +420,7 @@ cache_rule_create(PG_FUNCTION_ARGS)
 									nsp, RULES_TABLE),
 						   9, types, values, nulls);
 	SPI_finish();
+	RulesCountersFree(name, true);
 	(void) RulesCountersSlot(name, true);
 	PG_RETURN_TEXT_P(cstring_to_text(name));
 }
@@ -463,7 +464,7 @@ cache_rule_drop(PG_FUNCTION_ARGS)
 						   psprintf("DELETE FROM %s.%s WHERE name = $1", nsp, RULES_TABLE),
 						   1, types, values, " ");
 	SPI_finish();
-	RulesCountersFree(name);
+	RulesCountersFree(name, false);
 	PG_RETURN_VOID();
 }
 
