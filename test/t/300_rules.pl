@@ -127,15 +127,19 @@ SELECT v FROM rt_ver \gset
 SELECT 1 / 0;
 \endif
 };
-my ($vh0, $vm0) = rule_counts('version');
-$node->pgbench('--no-vacuum --client=4 --jobs=2 --time=4 -M simple',
-	0, [qr{processed: \d+}], [qr{^$}],
-	'readers and writers: no reader saw a version older than a committed one',
-	{ '300_writer@1' => $writer, '300_reader@6' => $reader });
-my ($vh1, $vm1) = rule_counts('version');
-cmp_ok($vh1 - $vh0, '>', 50, 'the readers were served hits (' . ($vh1 - $vh0) . ' hits, '
-	  . ($vm1 - $vm0) . ' misses)');
-cmp_ok($vm1 - $vm0, '>', 10, 'and misses after writes');
+# (-M prepared: the readers' statements are prepared once, served by meaning)
+for my $mode (qw(simple prepared))
+{
+	my ($vh0, $vm0) = rule_counts('version');
+	$node->pgbench("--no-vacuum --client=4 --jobs=2 --time=3 -M $mode",
+		0, [qr{processed: \d+}], [qr{^$}],
+		"readers and writers (-M $mode): no reader saw a version older than a committed one",
+		{ "300_writer_${mode}\@1" => $writer, "300_reader_${mode}\@6" => $reader });
+	my ($vh1, $vm1) = rule_counts('version');
+	cmp_ok($vh1 - $vh0, '>', 50, "-M $mode: the readers were served hits (" . ($vh1 - $vh0) . ' hits, '
+		  . ($vm1 - $vm0) . ' misses)');
+	cmp_ok($vm1 - $vm0, '>', 10, "-M $mode: and misses after writes");
+}
 
 # ---- every write path invalidates the ruled statement -----------------------
 $node->safe_psql('postgres', q{
