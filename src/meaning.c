@@ -29,7 +29,9 @@
  * one; when that holds MAX_PLANS it becomes the older one and the older
  * one is dropped.  A plan found in the older one moves to the recent one,
  * so that a generic plan in use is never forgotten for the one-off plans
- * recorded since.  A plan not found runs directly.  No locks.
+ * recorded since.  A plan not found runs directly.  A third hash,
+ * found_plans, keeps the meanings found by plan address while the plan's
+ * memory lives (see FoundPlan).  No locks.
  *
  *-------------------------------------------------------------------------
  */
@@ -170,6 +172,67 @@ PlanMeaningRecord(PlannedStmt *stmt, const uint8 *meaning)
 	remember(key, meaning);
 }
 
+/*
+ * Meanings found, by the address of the plan: a plan never changes while
+ * the memory context holding it lives, and a callback on that context
+ * forgets the plan when it goes.  This spares the plan's text and hash on
+ * each execution of a cached plan.
+ */
+typedef struct FoundPlan
+{
+	PlannedStmt *stmt; /* the key */
+	uint8 meaning[CE_HASH_LEN];
+} FoundPlan;
+
+typedef struct FoundCallback
+{
+	MemoryContextCallback cb;
+	PlannedStmt *stmt;
+} FoundCallback;
+
+static HTAB *found_plans = NULL;
+
+static void
+forget_found(void *arg)
+{
+	FoundCallback *f = (FoundCallback *) arg;
+
+	if (found_plans != NULL)
+		hash_search(found_plans, &f->stmt, HASH_REMOVE, NULL);
+}
+
+static void
+note_found(PlannedStmt *stmt, const uint8 *meaning)
+{
+	MemoryContext cxt = GetMemoryChunkContext(stmt);
+	FoundPlan *e;
+	FoundCallback *f;
+	bool found;
+
+	if (found_plans == NULL)
+	{
+		HASHCTL ctl;
+
+		ctl.keysize = sizeof(PlannedStmt *);
+		ctl.entrysize = sizeof(FoundPlan);
+		ctl.hcxt = TopMemoryContext;
+		found_plans = hash_create("cache_ext found plan meanings", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	f = MemoryContextAlloc(cxt, sizeof(FoundCallback));
+	e = hash_search(found_plans, &stmt, HASH_ENTER, &found);
+	memcpy(e->meaning, meaning, CE_HASH_LEN);
+	if (found)
+	{
+		pfree(f);
+		return;
+	}
+	f->stmt = stmt;
+	f->cb.func = forget_found;
+	f->cb.arg = f;
+	MemoryContextRegisterResetCallback(cxt, &f->cb);
+}
+
 /* The meaning stmt was planned from, into meaning; false when unknown. */
 bool
 PlanMeaningFind(PlannedStmt *stmt, uint8 *meaning)
@@ -179,6 +242,16 @@ PlanMeaningFind(PlannedStmt *stmt, uint8 *meaning)
 
 	if (recent == NULL)
 		return false;
+	if (found_plans != NULL)
+	{
+		FoundPlan *f = hash_search(found_plans, &stmt, HASH_FIND, NULL);
+
+		if (f != NULL)
+		{
+			memcpy(meaning, f->meaning, CE_HASH_LEN);
+			return true;
+		}
+	}
 	plan_hash(stmt, key);
 	e = hash_search(recent, key, HASH_FIND, NULL);
 	if (e == NULL && older != NULL)
@@ -188,11 +261,13 @@ PlanMeaningFind(PlannedStmt *stmt, uint8 *meaning)
 		{
 			memcpy(meaning, e->meaning, CE_HASH_LEN);
 			remember(key, meaning);
+			note_found(stmt, meaning);
 			return true;
 		}
 	}
 	if (e == NULL)
 		return false;
 	memcpy(meaning, e->meaning, CE_HASH_LEN);
+	note_found(stmt, meaning);
 	return true;
 }
