@@ -44,6 +44,7 @@ OBJS = \
 	src/policies.o \
 	src/rules_exec.o \
 	src/meaning.o \
+	src/catalog_inval.o \
 	src/stats.o \
 	src/health.o \
 	src/warm.o \

@@ -78,6 +78,7 @@
 #include "inval_internal.h"
 #include "outbox.h"
 #include "keys.h"
+#include "catalog_inval.h"
 
 int cache_ext_untracked = UNTRACKED_ALLOW;
 int cache_ext_invalidation_timeout = 250;
@@ -90,7 +91,7 @@ InvalInit(void)
 	RegisterXactCallback(xact_callback, NULL);
 	RegisterSubXactCallback(subxact_callback, NULL);
 	RegisterResourceReleaseCallback(release_callback, NULL);
-	CacheRegisterRelcacheCallback(rel_infos_invalidate, (Datum) 0);
+	CatalogInvalOnRelcache(rel_infos_invalidate);
 	OutboxInit();
 	if (process_shared_preload_libraries_in_progress)
 		DdlHookInstall();

@@ -49,6 +49,7 @@
 #include "utils/timestamp.h"
 
 #include "cache_ext.h"
+#include "catalog_inval.h"
 #include "policies.h"
 #include "rules.h"
 #include "subxact.h"
@@ -231,7 +232,7 @@ PolicyTtlMs(List *relids, List *more_relids, Oid *by)
 
 	if (!callback_registered)
 	{
-		CacheRegisterRelcacheCallback(policies_relcache_callback, (Datum) 0);
+		CatalogInvalOnRelcache(policies_relcache_callback);
 		callback_registered = true;
 	}
 	if (by != NULL)

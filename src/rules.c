@@ -67,6 +67,7 @@
 #include "utils/timestamp.h"
 
 #include "cache_ext.h"
+#include "catalog_inval.h"
 #include "call.h"
 #include "inval_internal.h"
 #include "rules.h"
@@ -776,8 +777,8 @@ RulesMatch(uint64 queryid)
 
 	if (!callbacks_registered)
 	{
-		CacheRegisterRelcacheCallback(rules_relcache_callback, (Datum) 0);
-		CacheRegisterSyscacheCallback(RELNAMENSP, rules_syscache_callback, (Datum) 0);
+		CatalogInvalOnRelcache(rules_relcache_callback);
+		CatalogInvalOnSyscache(RELNAMENSP, rules_syscache_callback);
 		callbacks_registered = true;
 	}
 	if (queryid == 0)

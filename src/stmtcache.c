@@ -69,6 +69,7 @@
 #include "parser/analyze.h"
 
 #include "cache_ext.h"
+#include "catalog_inval.h"
 #include "entry.h"
 #include "invalidate.h"
 #include "keys.h"
@@ -165,8 +166,8 @@ register_callbacks(void)
 	if (callbacks_registered)
 		return;
 	for (int i = 0; i < lengthof(caches); i++)
-		CacheRegisterSyscacheCallback(caches[i], prepared_syscache_callback, (Datum) 0);
-	CacheRegisterRelcacheCallback(prepared_relcache_callback, (Datum) 0);
+		CatalogInvalOnSyscache(caches[i], prepared_syscache_callback);
+	CatalogInvalOnRelcache(prepared_relcache_callback);
 	callbacks_registered = true;
 }
 
