@@ -167,37 +167,20 @@ static void
 policies_load(void)
 {
 	uint64 seen = inval_count;
-	HASHCTL ctl;
-	ErrorData *edata;
 
-	if (policies_cxt == NULL)
-		policies_cxt = AllocSetContextCreate(CacheMemoryContext, "cache_ext policies",
-											 ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(policies_cxt);
+	if (policies_cxt != NULL)
+		MemoryContextReset(policies_cxt);
 	policies_hash = NULL;
 	any_partitioned = false;
 	policies_state = POLICIES_NONE;
 	policies_relid = ExtensionTable(POLICIES_TABLE);
 	if (!OidIsValid(policies_relid))
 		return;
-	ctl.keysize = sizeof(Oid);
-	ctl.entrysize = sizeof(PolicyEntry);
-	ctl.hcxt = policies_cxt;
-	policies_hash = hash_create("cache_ext policies", 16, &ctl,
-								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	edata = RunInSubtransaction(load_fn, &policies_relid);
-	if (edata != NULL)
-	{
-		ereport(WARNING,
-				(errcode(edata->sqlerrcode),
-				 errmsg("cache_ext: cache policies could not be loaded: %s", edata->message),
-				 errdetail("Calls keep their own TTL until %s changes.", POLICIES_TABLE)));
-		FreeErrorData(edata);
-		policies_hash = NULL;
+	if (!LoadTableHash(&policies_cxt, "cache_ext policies", &policies_hash,
+					   sizeof(Oid), sizeof(PolicyEntry), load_fn, &policies_relid,
+					   "cache policies",
+					   "Calls keep their own TTL until " POLICIES_TABLE " changes."))
 		return;
-	}
-	if (hash_get_num_entries(policies_hash) == 0)
-		policies_hash = NULL;
 	policies_state = POLICIES_LOADED;
 	/* changed while loading: load again at the next call */
 	if (seen != inval_count)

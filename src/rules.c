@@ -726,13 +726,9 @@ static void
 rules_load(void)
 {
 	uint64 seen = inval_count;
-	HASHCTL ctl;
-	ErrorData *edata;
 
-	if (rules_cxt == NULL)
-		rules_cxt = AllocSetContextCreate(CacheMemoryContext, "cache_ext rules",
-										  ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(rules_cxt);
+	if (rules_cxt != NULL)
+		MemoryContextReset(rules_cxt);
 	rules_hash = NULL;
 	rules_relids = NIL;
 	rules_incomplete = false;
@@ -741,25 +737,11 @@ rules_load(void)
 	rules_relid = RulesTable();
 	if (!OidIsValid(rules_relid))
 		return;
-	ctl.keysize = sizeof(uint64);
-	ctl.entrysize = sizeof(RuleById);
-	ctl.hcxt = rules_cxt;
-	rules_hash = hash_create("cache_ext rules", 16, &ctl,
-							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	edata = RunInSubtransaction(load_fn, NULL);
-	if (edata != NULL)
-	{
-		ereport(WARNING,
-				(errcode(edata->sqlerrcode),
-				 errmsg("cache_ext: cache rules could not be loaded: %s", edata->message),
-				 errdetail("Statements run without the rules until %s changes.", RULES_TABLE)));
-		FreeErrorData(edata);
-		rules_hash = NULL;
+	if (!LoadTableHash(&rules_cxt, "cache_ext rules", &rules_hash, sizeof(uint64),
+					   sizeof(RuleById), load_fn, NULL, "cache rules",
+					   "Statements run without the rules until " RULES_TABLE " changes."))
 		return;
-	}
-	if (hash_get_num_entries(rules_hash) == 0)
-		rules_hash = NULL;
-	else
+	if (rules_hash != NULL)
 		rules_state = RULES_LOADED;
 	/* changed while loading: load again at the next statement */
 	if (seen != inval_count)

@@ -25,4 +25,19 @@ typedef void (*SubxactFn)(void *arg);
  */
 extern ErrorData *RunInSubtransaction(SubxactFn fn, void *arg);
 
+/*
+ * Load an extension table into a fresh backend-local hash: *cxt (made under
+ * CacheMemoryContext, named name, the first time) is reset, *hash is a new
+ * hash of keysize and entrysize in it, and fn(arg) fills it in a
+ * subtransaction.  Returns true when fn completed; *hash is then NULL when
+ * it stayed empty.  When fn raised, a WARNING says what could not be loaded
+ * (with detail), *hash is NULL and false is returned.  Never raises but for
+ * a cancel.
+ */
+struct HTAB;
+extern bool LoadTableHash(MemoryContext *cxt, const char *name,
+						  struct HTAB **hash, Size keysize, Size entrysize,
+						  SubxactFn fn, void *arg, const char *what,
+						  const char *detail);
+
 #endif /* CACHE_EXT_SUBXACT_H */
