@@ -145,6 +145,11 @@ SELECT cache_status();
 :qc;
 \timing off
 SELECT cache_status();
+\echo 'The same statement prepared once and executed (as drivers and pools do): served too, once cache_ext'
+\echo 'has checked that its text means now what its plan was made from.'
+PREPARE app_stmt AS :qc;
+EXECUTE app_stmt;
+SELECT cache_status();
 SELECT name, hits, misses FROM cache_rules;
 
 \echo
