@@ -24,6 +24,7 @@
 #                  each figure is the median over the rounds
 #   BENCH_ROWS     rows in sales (default 1000000)
 #   BENCH_L1_SIZE  cache_ext.local_cache_size (default 0: off)
+#   BENCH_VARIANTS which of the four to run (default all, in that order)
 #   BENCH_SKIP_BUILD=1  use the installed extension as it is
 # With the defaults: 3 rounds x 8 runs x 5 s, about 2.5 minutes.
 set -euo pipefail
@@ -96,7 +97,7 @@ run() {
 	LAT[$name,$clients]+=" $(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")"
 }
 
-VARIANTS=(direct rule cached_query matview)
+read -r -a VARIANTS <<<"${BENCH_VARIANTS:-direct rule cached_query matview}"
 ce_log "pgbench -M ${BENCH_PROTOCOL:-prepared}, $BENCH_SECONDS s per run, $BENCH_REPEAT rounds (median)"
 for round in $(seq 1 "$BENCH_REPEAT"); do
 	for clients in 1 8; do
@@ -116,6 +117,7 @@ for v in "${VARIANTS[@]}"; do
 		"$(bench_median "${TPS[$v,8]}")" "$(bench_median "${LAT[$v,8]}")"
 done
 for c in 1 8; do
+	[ "${#VARIANTS[@]}" -eq 4 ] || break # the ratios need all four
 	r=$(bench_median "${TPS[rule,$c]}")
 	echo "  $c client(s): rule / direct $(bench_ratio "$r" "$(bench_median "${TPS[direct,$c]}")"), rule / cached_query $(bench_ratio "$r" "$(bench_median "${TPS[cached_query,$c]}")"), rule / matview $(bench_ratio "$r" "$(bench_median "${TPS[matview,$c]}")") (TPS)"
 done
