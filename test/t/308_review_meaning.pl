@@ -20,7 +20,16 @@
 # M4  the plan-meaning map forgets a prepared statement's generic plan
 #     after 4096 other plans of ruled statements (each simple-protocol
 #     statement with inline constants is one): that prepared statement
-#     is then never served again in the session.
+#     is then never served again in the session.  So is one whose generic
+#     plan was made before its rule existed (a pooled connection's
+#     statements, prepared before the DBA created the rule) or under
+#     EXPLAIN EXECUTE (nested).
+# M5  a served portal read in part raises 55000 after any setting
+#     changes, also one that changes no row (application_name), where
+#     the direct statement goes on.
+# M6  a cursor (Execute with a row limit) computes its rows whole at
+#     DECLARE (Bind): statement_timeout, which the direct statement meets
+#     per FETCH, cancels the DECLARE.
 
 use strict;
 use warnings FATAL => 'all';
@@ -202,6 +211,65 @@ SELECT cache_status();
 	my @o = split /\n/, hit_norm($out);
 	like($o[1], qr/^(MISS|HIT)$/, 'M4: a prepared statement is served');
 	is($o[-1], 'HIT', 'M4: after 4200 other ruled statements, the prepared statement is still served');
+
+	$out = $node->safe_psql('postgres', q{
+SET plan_cache_mode = force_generic_plan;
+PREPARE before_rule(int) AS SELECT region, id FROM pt WHERE id = $1;
+EXECUTE before_rule(1);
+SELECT cache_rule_create($q$SELECT region, id FROM pt WHERE id = 1$q$, name => 'm4b');
+EXECUTE before_rule(1);
+EXECUTE before_rule(1);
+SELECT cache_status();
+PREPARE explained(int) AS SELECT region, id FROM pt WHERE id = $1;
+EXPLAIN (COSTS OFF) EXECUTE explained(2);
+EXECUTE explained(2);
+EXECUTE explained(2);
+SELECT cache_status();
+});
+	@o = split /\n/, hit_norm($out);
+	is($o[4], 'HIT', 'M4: a statement prepared before its rule was created is served once the rule exists');
+	is($o[-1], 'HIT', 'M4: a statement whose generic plan EXPLAIN EXECUTE made is served');
+}
+
+# ---- M5: a setting that changes no row, between two reads of a portal ----------
+{
+	my %o;
+	for my $form ('ruled', 'direct')
+	{
+		my $and = $form eq 'direct' ? ' AND true' : '';
+		$o{$form} = steps(['Q', 'BEGIN'],
+			['P', 's', "SELECT id, ts::text AS t FROM pt WHERE id <= \$1$and ORDER BY id"],
+			['B', 'p', 's', [4]], ['E', 'p', 2], ['S'],
+			['Q', q{SET application_name = 'report'}],
+			['E', 'p', 0], ['S'], ['Q', 'COMMIT']);
+	}
+	like($o{direct}, qr/^4\|2024-01-01 04:00:00\+00\ncomplete$/m, 'M5: direct: the rest of the portal after SET application_name');
+	is($o{ruled}, $o{direct}, 'M5: the ruled portal read in two batches around SET application_name: the direct rows, no error');
+}
+
+# ---- M6: statement_timeout met by DECLARE, not by the direct FETCHes -------------
+$node->safe_psql('postgres', q{
+CREATE FUNCTION m6_slow(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+SELECT cache_rule_create($q$SELECT id, m6_slow(id) AS n FROM pt WHERE region = 3 ORDER BY id$q$, name => 'm6');
+CREATE OR REPLACE FUNCTION m6_slow(int) RETURNS int LANGUAGE plpgsql STABLE
+  AS $$BEGIN PERFORM pg_sleep(0.1); RETURN $1; END$$;
+});
+{
+	my %o;
+	for my $form ('ruled', 'direct')
+	{
+		my $and = $form eq 'direct' ? ' AND true' : '';
+		my ($rc, $out, $err) = $node->psql('postgres', qq{
+SET statement_timeout = '600ms';
+BEGIN;
+DECLARE c NO SCROLL CURSOR FOR SELECT id, m6_slow(id) AS n FROM pt WHERE region = 3$and ORDER BY id;
+FETCH 2 FROM c; FETCH 2 FROM c; FETCH 2 FROM c; FETCH 2 FROM c; FETCH 2 FROM c;
+COMMIT;
+});
+		$o{$form} = "$out\n$err";
+	}
+	like($o{direct}, qr/^47\|47$/m, 'M6: direct: ten rows, two per FETCH, each FETCH within statement_timeout');
+	is($o{ruled}, $o{direct}, 'M6: the ruled cursor: the same rows, no statement timeout at DECLARE');
 }
 
 done_testing();
