@@ -30,6 +30,9 @@
 # M6  a cursor (Execute with a row limit) computes its rows whole at
 #     DECLARE (Bind): statement_timeout, which the direct statement meets
 #     per FETCH, cancels the DECLARE.
+# M8  a portal unserved before its first read (the plan ran) still counts
+#     as a hit of its rule (cache_rules.hits, time_saved_ms), while
+#     cache_status() says BYPASS.
 
 use strict;
 use warnings FATAL => 'all';
@@ -270,6 +273,27 @@ COMMIT;
 	}
 	like($o{direct}, qr/^47\|47$/m, 'M6: direct: ten rows, two per FETCH, each FETCH within statement_timeout');
 	is($o{ruled}, $o{direct}, 'M6: the ruled cursor: the same rows, no statement timeout at DECLARE');
+}
+
+# ---- M8: an unserved portal counted as a hit ----------------------------------
+$node->safe_psql('postgres', q{
+SELECT cache_rule_create($q$SELECT id, ts::text AS t FROM pt WHERE id < 4 ORDER BY id$q$, name => 'm8');
+SELECT id, ts::text AS t FROM pt WHERE id < 4 ORDER BY id;
+});
+{
+	my $out = $node->safe_psql('postgres', q{
+SELECT hits + misses FROM cache_rules WHERE name = 'm8';
+BEGIN;
+DECLARE c NO SCROLL CURSOR FOR SELECT id, ts::text AS t FROM pt WHERE id < 4 ORDER BY id;
+SELECT 1;
+FETCH ALL FROM c;
+SELECT cache_status();
+COMMIT;
+SELECT hits + misses FROM cache_rules WHERE name = 'm8';
+});
+	my @o = split /\n/, $out;
+	like($o[5], qr/^BYPASS: settings or the role changed/, 'M8: the cursor ran its plan (BYPASS)');
+	is($o[6], $o[0], 'M8: and is not counted as a hit or miss of its rule');
 }
 
 done_testing();
