@@ -33,6 +33,10 @@
 # M8  a portal unserved before its first read (the plan ran) still counts
 #     as a hit of its rule (cache_rules.hits, time_saved_ms), while
 #     cache_status() says BYPASS.
+# M9  statement_text_of finds the wrong text: a DECLARE that is not the
+#     first statement of its query string ("BEGIN; DECLARE ...") and a
+#     PREPARE with a leading comment go to the pipeline whole and run
+#     directly ("the cached path failed").
 
 use strict;
 use warnings FATAL => 'all';
@@ -294,6 +298,21 @@ SELECT hits + misses FROM cache_rules WHERE name = 'm8';
 	my @o = split /\n/, $out;
 	like($o[5], qr/^BYPASS: settings or the role changed/, 'M8: the cursor ran its plan (BYPASS)');
 	is($o[6], $o[0], 'M8: and is not counted as a hit or miss of its rule');
+}
+
+# ---- M9: the statement's text not found -----------------------------------------
+{
+	my $out = $node->safe_psql('postgres', q{
+BEGIN \; DECLARE c NO SCROLL CURSOR FOR SELECT id, ts::text AS t FROM pt WHERE id < 4 ORDER BY id;
+SELECT cache_status();
+COMMIT;
+/* app: report */ PREPARE pc AS SELECT id, ts::text AS t FROM pt WHERE id < 4 ORDER BY id;
+EXECUTE pc;
+SELECT cache_status();
+});
+	my @o = split /\n/, hit_norm($out);
+	like($o[0], qr/^(HIT|MISS)$/, 'M9: a DECLARE after BEGIN in one query string is served');
+	like($o[-1], qr/^(HIT|MISS)$/, 'M9: EXECUTE of a PREPARE with a leading comment is served');
 }
 
 done_testing();
