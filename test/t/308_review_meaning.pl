@@ -30,6 +30,8 @@
 # M6  a cursor (Execute with a row limit) computes its rows whole at
 #     DECLARE (Bind): statement_timeout, which the direct statement meets
 #     per FETCH, cancels the DECLARE.
+# (M7, the cost of printing and hashing the whole plan at every
+#     execution, was measured with perf and has no block here.)
 # M8  a portal unserved before its first read (the plan ran) still counts
 #     as a hit of its rule (cache_rules.hits, time_saved_ms), while
 #     cache_status() says BYPASS.
