@@ -43,6 +43,7 @@ OBJS = \
 	src/rules_sql.o \
 	src/policies.o \
 	src/rules_exec.o \
+	src/rules_serve.o \
 	src/meaning.o \
 	src/catalog_inval.o \
 	src/stats.o \

@@ -116,6 +116,14 @@ typedef struct CallOptions
 	 * text must have; NULL for every other call.
 	 */
 	const uint8 *meaning;
+	/*
+	 * Look up only (a rule's statement that may be read later or in part):
+	 * a HIT fills ts; a MISS or BYPASS runs nothing, stores nothing and
+	 * counts nothing, and leaves its outcome (cache_status) for the caller.
+	 */
+	bool lookup_only;
+	/* run the query only to store it: a BYPASS runs nothing, as above */
+	bool fill_only;
 } CallOptions;
 
 /*
@@ -201,7 +209,8 @@ extern void all_settings_hash(uint8 *hash);
 extern PreparedQuery *get_prepared(const char *query, const CallParams *params,
 								   const uint8 *settings, bool *transient);
 extern void analyze_plan(PreparedQuery *pq, CachedPlan *cplan);
-extern void check_meaning(PreparedQuery *pq, CachedPlan *cplan, const uint8 *meaning);
+extern void check_meaning(PreparedQuery *pq, CachedPlan *cplan, const uint8 *meaning,
+						  const uint8 *settings);
 typedef Datum (*CallBodyFn)(void *arg, PreparedQuery **transient);
 extern Datum RunCall(CallBodyFn body, void *arg);
 extern void StmtCacheWatchRelation(Oid relid);

@@ -61,8 +61,10 @@ static const char *const location_fields[] = {
 
 /*
  * Remove the location fields' values from a nodeToString text, in place.
- * A field's name cannot occur inside a name or string of the tree: their
- * spaces are written escaped ("\ ").
+ * A name of the tree ending in " :location" (its spaces are written
+ * escaped, "\ :location") may be cut too, but what follows it is the next
+ * field's name, never digits, and the names are those of the same text in
+ * both parses: nothing that changes what the query does is removed.
  */
 static void
 strip_locations(char *s)
@@ -119,6 +121,26 @@ MeaningOfQuery(Node *query, uint8 *hash)
 	strip_locations(text);
 	hash_text("cache_ext query meaning v1", text, hash);
 	pfree(text);
+}
+
+/*
+ * A meaning planned under settings (settings_key's digest): the planner
+ * folds functions whose results depend on settings (float output under
+ * extra_float_digits) and parses the bodies of the SQL functions it
+ * inlines (their literals under TimeZone, DateStyle) with the settings of
+ * that moment, and PostgreSQL does not plan again when they change.
+ */
+void
+MeaningUnderSettings(const uint8 *meaning, const uint8 *settings, uint8 *out)
+{
+	StringInfoData m;
+
+	initStringInfo(&m);
+	KeyAddString(&m, "cache_ext meaning under settings v1");
+	KeyAddField(&m, meaning, CE_HASH_LEN);
+	KeyAddField(&m, settings, CE_HASH_LEN);
+	KeyHash(&m, out);
+	pfree(m.data);
 }
 
 static void

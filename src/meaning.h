@@ -15,6 +15,8 @@
 #include "cache_ext.h"
 
 extern void MeaningOfQuery(Node *query, uint8 *hash);
+extern void MeaningUnderSettings(const uint8 *meaning, const uint8 *settings,
+								 uint8 *out);
 extern void PlanMeaningRecord(PlannedStmt *stmt, const uint8 *meaning);
 extern bool PlanMeaningFind(PlannedStmt *stmt, uint8 *meaning);
 

@@ -54,6 +54,10 @@ typedef struct CallOutcome
 								 * ends (cache_ext.early_refresh) */
 	const char *text;		/* when set, cache_status() shows this
 								 * instead (application values, values.c) */
+	/* what the result's key holds beyond the statement and parameters */
+	bool keyed_every_setting; /* every setting, not only settings_key's */
+	bool keyed_role;		  /* the current role */
+	bool keyed_session_user;  /* the session user */
 } CallOutcome;
 
 /* cache_status()'s text for o, palloc'd in the current context */

@@ -320,6 +320,14 @@ finish_call(Call *c)
 static void
 bypass_call(Call *c, const CallReason *reason)
 {
+	if (c->opts->lookup_only || c->opts->fill_only)
+	{
+		/* nothing runs: the caller runs the statement's own plan */
+		c->outcome.status = CALL_BYPASS;
+		c->outcome.bypass = *reason;
+		OutcomeSetLast(&c->outcome);
+		return;
+	}
 	c->keyed = false;
 	c->rkey = NULL;
 	run_query(c->pq, c->params, c->ts, NULL);
@@ -539,6 +547,10 @@ key_and_local(Call *c)
 {
 	if (c->cs.untracked != NIL)
 		c->outcome.ttl_only = untracked_summary(c->cs.untracked);
+	/* (as entry_key keys them) */
+	c->outcome.keyed_every_setting = c->pq->deps.settings_dependent || c->cs.opted_in;
+	c->outcome.keyed_role = c->pq->deps.role_dependent || c->cs.opted_in;
+	c->outcome.keyed_session_user = c->pq->deps.session_user_dependent || c->cs.opted_in;
 	entry_key(c->params, c->opts, c->pq, &c->cs, c->hash);
 	c->keyed = true;
 	return l1_call(c);
@@ -672,7 +684,7 @@ cached_call(Call *c, CachedPlan *cplan)
 		finish_call(c);
 		return NULL;
 	}
-	if (found == LOOKUP_HIT && (forced || early_refresh(c)))
+	if (found == LOOKUP_HIT && !c->opts->lookup_only && (forced || early_refresh(c)))
 	{
 		/* run and store it again, under the generations just read */
 		tuplestore_clear(c->ts);
@@ -694,6 +706,15 @@ cached_call(Call *c, CachedPlan *cplan)
 		c->outcome.status = CALL_HIT;
 		c->rec.bytes_read = LookupLastEntryBytes();
 		finish_call(c);
+		return NULL;
+	}
+	if (c->opts->lookup_only)
+	{
+		/* nothing runs or is stored: waiters of this fill go on their own */
+		FlightEnd(&c->flight, false, false);
+		c->outcome.status = CALL_MISS;
+		c->outcome.invalidated = found == LOOKUP_STALE;
+		OutcomeSetLast(&c->outcome);
 		return NULL;
 	}
 	miss_call(c, found, &gens, gens_ok, corrupt);
@@ -732,9 +753,6 @@ cached_query_call(text *query_text, const CallParams *params,
 
 	/* the generic plan: cheap once built, gives the analysis */
 	cplan = GetCachedPlan(c.pq->plansource, NULL, CurrentResourceOwner, NULL);
-	/* a rule's prepared statement: only if this parse is what it runs */
-	if (opts->meaning != NULL)
-		check_meaning(c.pq, cplan, opts->meaning);
 
 	/*
 	 * Disabled means exactly the direct statement: no analysis, no key, no
@@ -751,6 +769,9 @@ cached_query_call(text *query_text, const CallParams *params,
 	}
 
 	analyze_plan(c.pq, cplan);
+	/* a rule's prepared statement: only if this parse is what it runs */
+	if (opts->meaning != NULL)
+		check_meaning(c.pq, cplan, opts->meaning, c.settings);
 	c.resultdesc = c.pq->resultdesc;
 	if (outdesc)
 		check_result_type(outdesc, c.resultdesc);

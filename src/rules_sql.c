@@ -26,6 +26,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/queryjumble.h"
@@ -300,6 +301,21 @@ rules_table_or_error(void)
 	return relid;
 }
 
+/*
+ * At commit, every backend's plans that read these relations are made
+ * again, as after ANALYZE: the plans of the new rule's statements that
+ * were made before it existed were not recorded (meaning.c), and would
+ * never be served.
+ */
+static void
+invalidate_plans_of(List *relids)
+{
+	ListCell *lc;
+
+	foreach(lc, relids)
+		CacheInvalidateRelcacheByRelid(lfirst_oid(lc));
+}
+
 PG_FUNCTION_INFO_V1(cache_rule_create);
 
 /*
@@ -422,6 +438,7 @@ cache_rule_create(PG_FUNCTION_ARGS)
 	SPI_finish();
 	RulesCountersFree(name, true);
 	(void) RulesCountersSlot(name, true);
+	invalidate_plans_of(a.relids);
 	PG_RETURN_TEXT_P(cstring_to_text(name));
 }
 

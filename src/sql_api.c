@@ -142,6 +142,8 @@ parse_options(HeapTupleHeader opts, CallOptions *o)
 	o->has_depends_on = false;
 	o->depends_on = NIL;
 	o->meaning = NULL;
+	o->lookup_only = false;
+	o->fill_only = false;
 	if (opts == NULL)
 		return;
 

@@ -891,19 +891,29 @@ analyze_plan(PreparedQuery *pq, CachedPlan *cplan)
 }
 
 /*
- * Raise unless the query of pq's plan cplan has the meaning meaning
- * (meaning.c): a rule's statement prepared before it runs, which the
- * parse of its text now must still be.
+ * Raise unless the query of pq's plan cplan, under the settings settings
+ * (settings_key), has the meaning meaning (meaning.c): a rule's statement
+ * prepared before it runs, which the parse of its text now must still be,
+ * planned under the same settings.  A plan holding what a function
+ * computed under the settings of its planning is never taken for another.
  */
 void
-check_meaning(PreparedQuery *pq, CachedPlan *cplan, const uint8 *meaning)
+check_meaning(PreparedQuery *pq, CachedPlan *cplan, const uint8 *meaning,
+			  const uint8 *settings)
 {
+	uint8 now[CE_HASH_LEN];
+
+	if (pq->settings_pinned || pq->plan_per_call)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the statement's plan may hold values a function computed under the settings of its planning")));
 	if (pq->meaning_generation != cplan->generation)
 	{
 		MeaningOfQuery((Node *) linitial(pq->plansource->query_list), pq->meaning);
 		pq->meaning_generation = cplan->generation;
 	}
-	if (memcmp(pq->meaning, meaning, CE_HASH_LEN) != 0)
+	MeaningUnderSettings(pq->meaning, settings, now);
+	if (memcmp(now, meaning, CE_HASH_LEN) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the statement was prepared under other settings, objects or role than its text means now")));

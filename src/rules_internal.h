@@ -1,0 +1,33 @@
+/*-------------------------------------------------------------------------
+ *
+ * rules_internal.h
+ *	  What rules_exec.c (the executor hooks) and rules_serve.c (serving a
+ *	  statement) share.  Nothing else includes it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHE_EXT_RULES_INTERNAL_H
+#define CACHE_EXT_RULES_INTERNAL_H
+
+#include "postgres.h"
+
+#include "executor/execdesc.h"
+
+#include "rules.h"
+
+/*
+ * How deep in utility statements, planning and execution this backend is
+ * (only level 0 is served), and what it has run at the top level, counted
+ * (utility statements but FETCH, every statement started or run): a
+ * pending MISS is filled at its first read only if nothing ran since its
+ * start.  Backend-local, rules_exec.c's.
+ */
+extern int RulesNesting;
+extern uint64 RulesActivity;
+
+/* rules_serve.c */
+extern void ServeStart(QueryDesc *qd, RuleDef *rule, bool prepared, char *text);
+extern bool ServeRun(QueryDesc *qd, ScanDirection direction, uint64 count);
+extern void ServeEnd(QueryDesc *qd);
+
+#endif /* CACHE_EXT_RULES_INTERNAL_H */
