@@ -417,6 +417,7 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 		memcpy(s->hash, hash, CE_HASH_LEN);
 		memcpy(s->settings, settings, CE_HASH_LEN);
 		s->roleid = GetUserId();
+		s->sessionid = GetSessionUserId();
 		s->queryid = queryid;
 		s->ttl_ms = opts->ttl_ms;
 		s->expires_at = TimestampTzPlusMilliseconds(now, opts->ttl_ms);

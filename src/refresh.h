@@ -54,6 +54,7 @@ typedef struct RefreshSlot
 	uint8 hash[CE_HASH_LEN];	 /* the entry key */
 	uint8 settings[CE_HASH_LEN]; /* settings_key() of the call */
 	Oid roleid;					 /* the call's current user */
+	Oid sessionid;				 /* its session user, who took roleid */
 	uint64 queryid;
 	int64 ttl_ms;
 	TimestampTz expires_at;

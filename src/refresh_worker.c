@@ -34,6 +34,7 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -163,9 +164,10 @@ read_call(StringInfo b, CallParams *p, CallOptions *o)
 
 /*
  * Make the job's call again, in the current transaction: its settings
- * (dropped when the digest differs), its role (dropped when it is gone),
- * then a forced cached_query call.  Refreshed only when it stored an
- * entry under the job's key.  Errors propagate (the caller counts them).
+ * (dropped when the digest differs), its role (dropped when it is gone or
+ * its session user can no longer take it), then a forced cached_query
+ * call.  Refreshed only when it stored an entry under the job's key.
+ * Errors propagate (the caller counts them).
  */
 static JobResult
 refresh_job(RefreshSlot *job)
@@ -185,6 +187,19 @@ refresh_job(RefreshSlot *job)
 
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->roleid)))
 		return JOB_DROPPED;
+
+	/*
+	 * A role the session took with SET ROLE: only while its session user
+	 * could still take it (is_member_of_role is SET ROLE's own test; a
+	 * superuser may take any).  Otherwise the worker would go on acting as
+	 * that role, with the session's search_path, for a session user that
+	 * lost it (TAP 316).
+	 */
+	if (!is_member_of_role(job->sessionid, job->roleid))
+	{
+		elog(LOG, "cache_ext refresh: dropped a job whose session user can no longer take its role");
+		return JOB_DROPPED;
+	}
 	b.data = job->payload;
 	b.len = job->len;
 	b.maxlen = job->len;

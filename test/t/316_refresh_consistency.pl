@@ -15,13 +15,19 @@
 # 2. privileges: roles opted in with ALTER ROLE ... SET
 #    cache_ext.refresh_ahead = on register an entry each through a wrapper
 #    function, and hit it; then one loses SELECT on the table (REVOKE),
-#    one loses the group role its SELECT came from (no table changes, so
-#    its entry stays valid in Redis), and one's row-level security view
+#    one loses the group role its SELECT came from (REVOKE group FROM
+#    role: a role change, which invalidates everything, as every way of
+#    losing a privilege does), and one's row-level security view
 #    shrinks (a write to the table its policy reads).  Their own calls
 #    must raise the permission error (never served from the entry); the
 #    worker's refreshes of the first two fail and are dropped, nothing is
 #    stored for them (past the original TTL the entry is gone); the third
 #    sees only its new rows, also from the entry the worker refreshed.
+#    And a session user that registered under a role it took with SET ROLE
+#    and is then removed from that role: the worker must no longer act as
+#    that role for it (0.7 refreshed it as the role, with the session's
+#    search_path, for as long as the entry stayed hot: what the session
+#    user could no longer do itself).
 
 use strict;
 use warnings FATAL => 'all';
@@ -109,6 +115,10 @@ CREATE ROLE rb LOGIN;
 CREATE ROLE rc LOGIN;
 CREATE ROLE readers NOLOGIN;
 GRANT readers TO rb;
+CREATE ROLE rd LOGIN;
+CREATE ROLE rdata NOLOGIN;
+GRANT rdata TO rd;
+ALTER ROLE rd SET cache_ext.refresh_ahead = on;
 ALTER ROLE ra SET cache_ext.refresh_ahead = on;
 ALTER ROLE rb SET cache_ext.refresh_ahead = on;
 ALTER ROLE rc SET cache_ext.refresh_ahead = on;
@@ -118,8 +128,14 @@ CREATE TABLE pb (v int);
 INSERT INTO pb SELECT generate_series(1, 20);
 SELECT cache_track('pa');
 SELECT cache_track('pb');
+CREATE TABLE pd (v int);
+INSERT INTO pd SELECT generate_series(1, 30);
+SELECT cache_track('pd');
 GRANT SELECT ON pa TO ra;
 GRANT SELECT ON pb TO readers;
+GRANT SELECT ON pd TO rdata;
+CREATE FUNCTION pd_sum() RETURNS bigint LANGUAGE sql AS $f$
+SELECT s FROM cached_query_with(cache_opts(ttl => '4 s'), 'SELECT sum(v) AS s FROM pd') AS t(s bigint) $f$;
 CREATE FUNCTION pa_sum() RETURNS bigint LANGUAGE sql AS $f$
 SELECT s FROM cached_query_with(cache_opts(ttl => '4 s'), 'SELECT sum(v) AS s FROM pa') AS t(s bigint) $f$;
 CREATE FUNCTION pb_sum() RETURNS bigint LANGUAGE sql AS $f$
@@ -151,17 +167,24 @@ my $s0 = time();
 my ($oa) = as_role('ra', 'SELECT pa_sum(); SELECT cache_status(); SELECT pa_sum(); SELECT cache_status();');
 my ($ob) = as_role('rb', 'SELECT pb_sum(); SELECT cache_status(); SELECT pb_sum(); SELECT cache_status();');
 my ($oc) = as_role('rc', 'SELECT docs_sum(); SELECT cache_status(); SELECT docs_sum(); SELECT cache_status();');
+my ($od0) = as_role('rd', 'SET ROLE rdata; SELECT pd_sum(); SELECT cache_status(); SELECT pd_sum(); SELECT cache_status();');
 like($oa, qr/^55\nMISS\n55\nHIT(?: \(local\))?$/, 'privileges: ra stored and hit its entry');
 like($ob, qr/^210\nMISS\n210\nHIT(?: \(local\))?$/, 'privileges: rb stored and hit its entry (SELECT through a group)');
 like($oc, qr/^110\nMISS\n110\nHIT(?: \(local\))?$/, 'privileges: rc stored and hit its entry (its rows only)');
+like($od0, qr/^465\nMISS\n465\nHIT(?: \(local\))?$/, 'privileges: rd stored and hit its entry as rdata (SET ROLE)');
 my $st = refresh_stats();
-is($st->{registered} - $before->{registered}, 3, 'privileges: the three entries are registered');
+is($st->{registered} - $before->{registered}, 4, 'privileges: the four entries are registered');
+# the key holds no role here (no row-level security): a superuser's same
+# call finds the same entries (so that its misses below say something)
+like($node->safe_psql('postgres', 'SELECT pa_sum(); SELECT cache_status(); SELECT pb_sum(); SELECT cache_status(); SELECT pd_sum(); SELECT cache_status();'),
+	qr/^55\nHIT[^\n]*\n210\nHIT[^\n]*\n465\nHIT(?: \(local\))?$/, 'privileges: a superuser\'s same calls hit the same entries');
 
 # before their refresh (2 s after the store): ra loses SELECT, rb its group,
-# rc group 2 (a write to the table its policy reads)
+# rd the role it took, rc group 2 (a write to the table its policy reads)
 $node->safe_psql('postgres', q{
 REVOKE SELECT ON pa FROM ra;
 REVOKE readers FROM rb;
+REVOKE rdata FROM rd;
 DELETE FROM acl WHERE rolname = 'rc' AND grp = 2;
 });
 my $logpos = -s $node->logfile;
@@ -169,8 +192,10 @@ my ($xa, $ea) = as_role('ra', 'SELECT pa_sum(); SELECT cache_status();');
 my ($xb, $eb) = as_role('rb', 'SELECT pb_sum(); SELECT cache_status();');
 like($ea, qr/permission denied for table pa/, 'privileges: ra\'s own call raises the permission error');
 like($eb, qr/permission denied for table pb/,
-	'privileges: rb\'s own call raises the permission error (its entry is still valid in Redis)');
+	'privileges: rb\'s own call raises the permission error (group revoked)');
 is($xa . $xb, '', 'privileges: nothing served to them');
+my (undef, $ed) = as_role('rd', 'SET ROLE rdata;');
+like($ed, qr/permission denied to set role "rdata"/, 'privileges: rd can no longer take rdata');
 my $s1 = time();
 my ($oc2) = as_role('rc', 'SELECT docs_sum(); SELECT cache_status(); SELECT docs_sum(); SELECT cache_status();');
 like($oc2, qr/^55\nMISS[^\n]*\n55\nHIT(?: \(local\))?$/,
@@ -183,14 +208,19 @@ for (1 .. 60)
 {
 	$log = substr(slurp_file($node->logfile), $logpos);
 	last if $log =~ /dropped a job whose call failed: permission denied for table pa/
-	  && $log =~ /dropped a job whose call failed: permission denied for table pb/;
+	  && $log =~ /dropped a job whose call failed: permission denied for table pb/
+	  && $log =~ /dropped a job whose session user can no longer take its role/;
 	sleep(0.1);
 }
 like($log, qr/dropped a job whose call failed: permission denied for table pa/,
 	'privileges: the refresh for ra failed on the permission check');
 like($log, qr/dropped a job whose call failed: permission denied for table pb/,
-	'privileges: the refresh for rb (group revoked, entry valid) failed on the permission check');
+	'privileges: the refresh for rb (group revoked) failed on the permission check');
+like($log, qr/dropped a job whose session user can no longer take its role/,
+	'privileges: the refresh for rd as rdata was dropped (rd is no longer a member)');
 $st = refresh_stats();
+note sprintf('privileges: worker: %d refreshed, %d dropped, %d failed, %d expired',
+	map { $st->{$_} - $before->{$_} } qw(refreshed dropped failed expired));
 cmp_ok($st->{failed} - $before->{failed}, '>=', 2, 'privileges: the failures are counted');
 
 # past the original TTL (4 s from the store): nothing was stored for ra and
@@ -199,8 +229,12 @@ cmp_ok($st->{failed} - $before->{failed}, '>=', 2, 'privileges: the failures are
 # would have expired) and holds its new rows
 my $left = 4.6 - (time() - $s0);
 sleep($left) if $left > 0;
-my $od = $node->safe_psql('postgres', 'SELECT pa_sum(); SELECT cache_status(); SELECT pb_sum(); SELECT cache_status();');
-like($od, qr/^55\nMISS[^\n]*\n210\nMISS/, 'privileges: no fresh result was stored for ra or rb after they lost SELECT');
+my $od = $node->safe_psql('postgres', 'SELECT pa_sum(); SELECT cache_status(); SELECT pb_sum(); SELECT cache_status(); SELECT pd_sum(); SELECT cache_status();');
+like($od, qr/^55\nMISS[^\n]*\n210\nMISS[^\n]*\n465\n/, 'privileges: the values');
+my @st = $od =~ /^(\w+)/mg;
+is($st[1], 'MISS', 'privileges: no fresh result was stored for ra after it lost SELECT');
+is($st[3], 'MISS', 'privileges: no fresh result was stored for rb after it lost its group');
+is($st[5], 'MISS', 'privileges: no fresh result was stored as rdata after rd lost it');
 $left = 4.6 - (time() - $s1);
 sleep($left) if $left > 0;
 my ($oc3) = as_role('rc', 'SELECT docs_sum(); SELECT cache_status();');
