@@ -275,8 +275,8 @@ build_payload(StringInfo b, const char *query, const CallParams *params,
 /*
  * Start the worker of the database served unless it runs or was started
  * already.  It is not restarted by the postmaster: it exits when idle or
- * on SIGTERM, and the next hit or registration of an entry starts it
- * again.  Not started when there is no worker slot: tried again then too.
+ * on SIGTERM, and the next hit of an entry due soon starts it again.  Not
+ * started when there is no worker slot: tried again then too.
  */
 static void
 start_worker(void)

@@ -450,7 +450,7 @@ PGDLLEXPORT void RefreshWorkerMain(Datum arg);
  * bootstrap superuser; each job runs under its own role.  Sleeps so that
  * its passes take at most cache_ext.refresh_budget of wall time; does
  * nothing while cache_ext.enabled is off (server-wide) or the server is a
- * standby; exits when the registry has been empty for
+ * standby; exits when no entry hit has been due soon (RefreshDueSoon) for
  * REFRESH_IDLE_EXIT_MS, or on SIGTERM (FATAL, between two jobs or inside
  * one, whose transaction is rolled back).
  */
