@@ -254,6 +254,7 @@ typedef struct Call
 	uint8 hash[CE_HASH_LEN];
 	CallOutcome outcome;
 	QueryStatsCall rec;
+	bool forced;	   /* the refresh-ahead worker's call (refresh_worker.c) */
 	bool l1;		   /* the local tier is in use for this call */
 	L1Snapshot l1snap; /* its counters, read before the L2 lookup */
 	FlightCall flight; /* single flight (flight.c) */
@@ -332,6 +333,23 @@ bypass_call(Call *c, const CallReason *reason)
 	c->rkey = NULL;
 	run_query(c->pq, c->params, c->ts, NULL);
 	/* after running: the query may call cached_query, whose status is its own */
+	c->outcome.status = CALL_BYPASS;
+	c->outcome.bypass = *reason;
+	finish_call(c);
+}
+
+/*
+ * The refresh-ahead worker's call that would bypass: a BYPASS for reason
+ * without running the query (review-refresh C).  The worker only stores;
+ * a registered call that can no longer be stored is dropped, not run, so
+ * that what it has become (a view now calling pg_sleep or a volatile
+ * function) does not run in the background with nobody waiting for it.
+ */
+static void
+skip_call(Call *c, const CallReason *reason)
+{
+	c->keyed = false;
+	c->rkey = NULL;
 	c->outcome.status = CALL_BYPASS;
 	c->outcome.bypass = *reason;
 	finish_call(c);
@@ -457,7 +475,7 @@ l1_call(Call *c)
 	size_t len;
 	L1RowsResult rows;
 
-	if (!L1Usable(NULL) || RefreshForced())
+	if (!L1Usable(NULL) || c->forced)
 		return false;
 	c->l1 = true;
 	L1GenSlots(c->cs.keys, c->cs.n, &c->l1snap);
@@ -640,7 +658,6 @@ cached_call(Call *c, CachedPlan *cplan)
 	bool gens_ok;
 	LookupOutcome found;
 	StringInfoData keep;
-	bool forced = RefreshTakeForced(); /* the refresh-ahead worker's call */
 
 	FlightCallInit(&c->flight); /* here: a local hit never gets this far */
 	initStringInfo(&keep);
@@ -674,6 +691,12 @@ cached_call(Call *c, CachedPlan *cplan)
 	 */
 	if (RecoveryInProgress())
 		gens_ok = false;
+	/* the worker runs a query only to store it */
+	if (c->forced && (!gens_ok || pq->codec_problem != NULL))
+	{
+		FlightEnd(&c->flight, false, false);
+		return MakeReason(QS_REDIS, "refresh-ahead: the result could not be stored");
+	}
 	if (found == LOOKUP_HIT && verify_this_hit(c) &&
 		!verify_hit(pq, c->params, c->ts, c->resultdesc, c->rkey, &c->cs))
 	{
@@ -684,7 +707,7 @@ cached_call(Call *c, CachedPlan *cplan)
 		finish_call(c);
 		return NULL;
 	}
-	if (found == LOOKUP_HIT && !c->opts->lookup_only && (forced || early_refresh(c)))
+	if (found == LOOKUP_HIT && !c->opts->lookup_only && (c->forced || early_refresh(c)))
 	{
 		/* run and store it again, under the generations just read */
 		tuplestore_clear(c->ts);
@@ -741,6 +764,8 @@ cached_query_call(text *query_text, const CallParams *params,
 	memset(&c, 0, sizeof(c));
 	INSTR_TIME_SET_CURRENT(c.start);
 	OutcomeClearLast(); /* an erroring call leaves no status */
+	/* taken first: the calls this one's query makes are normal calls */
+	c.forced = RefreshTakeForced();
 	c.query = text_to_cstring(query_text);
 	c.params = params;
 	c.opts = opts;
@@ -764,7 +789,10 @@ cached_query_call(text *query_text, const CallParams *params,
 		ReleaseCachedPlan(cplan, CurrentResourceOwner);
 		if (outdesc)
 			check_result_type(outdesc, c.resultdesc);
-		bypass_call(&c, MakeReason(QS_DISABLED, "disabled (cache_ext.enabled is off)"));
+		if (c.forced)
+			skip_call(&c, MakeReason(QS_DISABLED, "disabled (cache_ext.enabled is off)"));
+		else
+			bypass_call(&c, MakeReason(QS_DISABLED, "disabled (cache_ext.enabled is off)"));
 		return c.resultdesc;
 	}
 
@@ -819,7 +847,9 @@ cached_query_call(text *query_text, const CallParams *params,
 		why = cached_call(&c, cplan);
 	else
 		ReleaseCachedPlan(cplan, CurrentResourceOwner);
-	if (why != NULL)
+	if (why != NULL && c.forced)
+		skip_call(&c, why);
+	else if (why != NULL)
 		bypass_call(&c, why);
 	return c.resultdesc;
 }

@@ -275,8 +275,8 @@ build_payload(StringInfo b, const char *query, const CallParams *params,
 /*
  * Start the worker of the database served unless it runs or was started
  * already.  It is not restarted by the postmaster: it exits when idle or
- * on SIGTERM, and the next hit or registration of an entry starts it
- * again.  Not started when there is no worker slot: tried again then too.
+ * on SIGTERM, and the next hit of an entry due soon starts it again.  Not
+ * started when there is no worker slot: tried again then too.
  */
 static void
 start_worker(void)
@@ -323,10 +323,54 @@ start_worker(void)
 }
 
 /*
+ * The database served, when it no longer exists (dropped while entries of
+ * it were registered): free its slots, so that refresh-ahead is not off
+ * for every other database until their TTL ends.  Only while no worker
+ * runs (a worker connected to it stops the DROP).  The lock is not held.
+ */
+static void
+reclaim_dropped_database(void)
+{
+	Oid dboid;
+
+	LWLockAcquire(refresh_shared->lock, LW_SHARED);
+	dboid = refresh_shared->dboid;
+	LWLockRelease(refresh_shared->lock);
+	if (!OidIsValid(dboid) || dboid == MyDatabaseId ||
+		SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dboid)))
+		return;
+	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
+	if (refresh_shared->dboid == dboid && refresh_shared->worker_pid == 0 &&
+		!refresh_shared->worker_registered)
+	{
+		for (int i = 0; i < REFRESH_SLOTS; i++)
+			if (refresh_shared->slots[i].used)
+				free_slot(&refresh_shared->slots[i]);
+	}
+	LWLockRelease(refresh_shared->lock);
+}
+
+/* The slots the current user holds; the lock is held. */
+static int
+role_slots(void)
+{
+	Oid role = GetUserId();
+	int n = 0;
+
+	for (int i = 0; i < REFRESH_SLOTS; i++)
+		if (refresh_shared->slots[i].used && refresh_shared->slots[i].roleid == role)
+			n++;
+	return n;
+}
+
+/*
  * Register a stored entry (the lock is not held): refused when this is not
  * the database served, the call runs under a role the session did not take
- * itself, the call cannot be recorded, or every slot holds an entry whose
- * TTL has not ended (expired ones are reclaimed).
+ * itself, the call cannot be recorded, the role holds REFRESH_ROLE_SLOTS
+ * already (so that one role cannot refuse every other's registrations for
+ * the TTL of its entries: review-refresh A), or every slot holds an entry
+ * whose TTL has not ended (expired ones are reclaimed).  Does not start
+ * the worker: a hit of the entry does when it is due soon.
  */
 static void
 register_entry(const uint8 *hash, const char *query, const CallParams *params,
@@ -347,6 +391,7 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 	 */
 	ok = !InLocalUserIdChange() && !InSecurityRestrictedOperation() &&
 		build_payload(&b, query, params, opts);
+	reclaim_dropped_database();
 	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
 	/* first the entries expired (of a dropped database, say) */
 	for (int i = 0; i < REFRESH_SLOTS; i++)
@@ -360,7 +405,8 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 	if (pg_atomic_read_u32(&refresh_shared->nused) == 0 &&
 		refresh_shared->worker_pid == 0 && !refresh_shared->worker_registered)
 		refresh_shared->dboid = MyDatabaseId;
-	ok = ok && refresh_shared->dboid == MyDatabaseId && find_slot(hash) == NULL;
+	ok = ok && refresh_shared->dboid == MyDatabaseId && find_slot(hash) == NULL &&
+		role_slots() < REFRESH_ROLE_SLOTS;
 	for (int i = 0; ok && i < REFRESH_SLOTS && s == NULL; i++)
 		if (!refresh_shared->slots[i].used)
 			s = &refresh_shared->slots[i];
@@ -371,6 +417,7 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 		memcpy(s->hash, hash, CE_HASH_LEN);
 		memcpy(s->settings, settings, CE_HASH_LEN);
 		s->roleid = GetUserId();
+		s->sessionid = GetSessionUserId();
 		s->queryid = queryid;
 		s->ttl_ms = opts->ttl_ms;
 		s->expires_at = TimestampTzPlusMilliseconds(now, opts->ttl_ms);
@@ -382,13 +429,12 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 	LWLockRelease(refresh_shared->lock);
 	pfree(b.data);
 	RefreshCount(s != NULL ? RC_REGISTERED : RC_REFUSED);
-	if (s != NULL)
-		start_worker();
 }
 
 /*
  * From the end of every call (pipeline.c's finish_call): a hit counts
- * for its registered entry; a stored result renews its registered entry's
+ * for its registered entry, and starts the worker when none runs and the
+ * entry is due soon; a stored result renews its registered entry's
  * expiry and starts its hit count again (it is as fresh as a new entry),
  * or registers it when this session asks for refresh-ahead.
  */
@@ -419,7 +465,8 @@ RefreshNoteCall(const uint8 *hash, const char *query, const CallParams *params,
 		s->ttl_ms = opts->ttl_ms;
 		pg_atomic_write_u32(&s->hits, 0);
 	}
-	start = s != NULL && refresh_shared->worker_pid == 0;
+	start = s != NULL && hit && refresh_shared->worker_pid == 0 &&
+		RefreshDueSoon(s, GetCurrentTimestamp());
 	LWLockRelease(refresh_shared->lock);
 	if (start)
 		start_worker();

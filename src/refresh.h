@@ -33,10 +33,13 @@
 #define REFRESH_MIN_LEAD_MS	 2000  /* refresh at least this long before the end */
 #define REFRESH_START_MS	 10000 /* not running this long after its start: it failed */
 
+/* the most slots one role holds (review-refresh A) */
+#define REFRESH_ROLE_SLOTS (REFRESH_SLOTS / 2)
+
 typedef enum RefreshCounter
 {
 	RC_REGISTERED, /* entries put into the registry */
-	RC_REFUSED,	   /* not registered: full, too large, other database */
+	RC_REFUSED,	   /* not registered: full, quota, too large, other db */
 	RC_REFRESHED,  /* recomputed and stored by the worker */
 	RC_DROPPED,	   /* jobs dropped: bypass, not stored, role or settings gone */
 	RC_FAILED,	   /* jobs whose call raised an error (dropped too) */
@@ -51,6 +54,7 @@ typedef struct RefreshSlot
 	uint8 hash[CE_HASH_LEN];	 /* the entry key */
 	uint8 settings[CE_HASH_LEN]; /* settings_key() of the call */
 	Oid roleid;					 /* the call's current user */
+	Oid sessionid;				 /* its session user, who took roleid */
 	uint64 queryid;
 	int64 ttl_ms;
 	TimestampTz expires_at;
@@ -95,7 +99,7 @@ extern void RefreshFree(const uint8 *hash);
 extern bool RefreshLastStored(uint8 *hash);
 
 /* refresh_worker.c */
-extern bool RefreshForced(void);
+extern bool RefreshDueSoon(RefreshSlot *s, TimestampTz now);
 extern bool RefreshTakeForced(void);
 
 #endif /* CACHE_EXT_REFRESH_H */

@@ -17,7 +17,8 @@
  * invalidated meanwhile is stored with the new data or not at all.
  *
  * Shared state is refresh.c's (refresh.h).  Backend-local: whether the
- * next call is forced (refresh_forced), set and cleared around one call.
+ * next call is forced (refresh_forced), set and cleared around one call;
+ * in the worker, whether it connected (worker_connected).
  *
  *-------------------------------------------------------------------------
  */
@@ -33,6 +34,7 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -46,19 +48,21 @@
 #include "outcome.h"
 #include "refresh.h"
 
-/* the longest one refresh may run (review-refresh C): then it is dropped */
+/*
+ * The longest one refresh may run (review-refresh C), then it is dropped:
+ * ten times the query's mean miss time, between these bounds.
+ */
 #define REFRESH_JOB_MAX_MS 30000
+#define REFRESH_JOB_MIN_MS 5000
 
 static bool refresh_forced = false;
+static bool worker_connected = false; /* the worker connected to its database */
 
-/* Whether the current call is a forced refresh (it skips the local tier). */
-bool
-RefreshForced(void)
-{
-	return refresh_forced;
-}
-
-/* The same, once: the call's lookup takes it, so nested calls are normal. */
+/*
+ * Whether the next call is a forced refresh, once: the call takes it when
+ * it starts (so that the calls its query makes are normal); it then skips
+ * the local tier, runs its query only to store it, and recomputes a hit.
+ */
 bool
 RefreshTakeForced(void)
 {
@@ -160,9 +164,10 @@ read_call(StringInfo b, CallParams *p, CallOptions *o)
 
 /*
  * Make the job's call again, in the current transaction: its settings
- * (dropped when the digest differs), its role (dropped when it is gone),
- * then a forced cached_query call.  Refreshed only when it stored an
- * entry under the job's key.  Errors propagate (the caller counts them).
+ * (dropped when the digest differs), its role (dropped when it is gone or
+ * its session user can no longer take it), then a forced cached_query
+ * call.  Refreshed only when it stored an entry under the job's key.
+ * Errors propagate (the caller counts them).
  */
 static JobResult
 refresh_job(RefreshSlot *job)
@@ -177,9 +182,24 @@ refresh_job(RefreshSlot *job)
 	const CallOutcome *o;
 	uint8 stored[CE_HASH_LEN];
 	bool same;
+	double cost_ms;
+	int limit_ms;
 
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->roleid)))
 		return JOB_DROPPED;
+
+	/*
+	 * A role the session took with SET ROLE: only while its session user
+	 * could still take it (is_member_of_role is SET ROLE's own test; a
+	 * superuser may take any).  Otherwise the worker would go on acting as
+	 * that role, with the session's search_path, for a session user that
+	 * lost it (TAP 316).
+	 */
+	if (!is_member_of_role(job->sessionid, job->roleid))
+	{
+		elog(LOG, "cache_ext refresh: dropped a job whose session user can no longer take its role");
+		return JOB_DROPPED;
+	}
 	b.data = job->payload;
 	b.len = job->len;
 	b.maxlen = job->len;
@@ -196,9 +216,11 @@ refresh_job(RefreshSlot *job)
 	}
 	read_call(&b, &params, &opts);
 	/* each job is bounded, whatever the call's own statement_timeout */
+	if (!QueryStatsMeanMissMs(job->queryid, &cost_ms) || cost_ms <= 0)
+		cost_ms = REFRESH_JOB_MAX_MS;
+	limit_ms = (int) Min(Max(10.0 * cost_ms, REFRESH_JOB_MIN_MS), REFRESH_JOB_MAX_MS);
 	enable_timeout_after(STATEMENT_TIMEOUT,
-						 StatementTimeout > 0 ? Min(StatementTimeout, REFRESH_JOB_MAX_MS) :
-												REFRESH_JOB_MAX_MS);
+						 StatementTimeout > 0 ? Min(StatementTimeout, limit_ms) : limit_ms);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	ts = tuplestore_begin_heap(false, false, work_mem);
 	(void) RefreshLastStored(stored);
@@ -216,6 +238,9 @@ refresh_job(RefreshSlot *job)
 		return JOB_REFRESHED;
 	if (o != NULL && o->status == CALL_MISS && o->not_stored == NULL)
 		elog(LOG, "cache_ext refresh: dropped a job whose call stored another key");
+	else if (o != NULL)
+		elog(LOG, "cache_ext refresh: dropped a job whose call did not store: %s",
+			 OutcomeRender(o));
 	return JOB_DROPPED;
 }
 
@@ -294,15 +319,32 @@ lead_ms(int64 ttl_ms)
 }
 
 /*
+ * Whether the slot (read under the lock) is hot and due within
+ * REFRESH_IDLE_EXIT_MS: the worker stays for it, and a hit starts the
+ * worker for it.  An entry not hit since it was stored needs no worker,
+ * so that the worker does not hold its database for the TTL of entries
+ * nobody reads (review-refresh A).
+ */
+bool
+RefreshDueSoon(RefreshSlot *s, TimestampTz now)
+{
+	return s->used && pg_atomic_read_u32(&s->hits) > 0 &&
+		now >= s->expires_at - (lead_ms(s->ttl_ms) + REFRESH_IDLE_EXIT_MS) * 1000;
+}
+
+/*
  * Find the jobs due (hit since stored, TTL ending within the lead) and
  * free the slots of entries whose TTL has ended; into c, hottest first.
- * Returns their number.
+ * Returns their number; *soon says whether a job is due soon (one being
+ * run included).
  */
 static int
-due_jobs(Candidate *c)
+due_jobs(Candidate *c, bool *soon)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int n = 0;
+
+	*soon = false;
 
 	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < REFRESH_SLOTS; i++)
@@ -310,6 +352,7 @@ due_jobs(Candidate *c)
 		RefreshSlot *s = &refresh_shared->slots[i];
 		uint32 hits = pg_atomic_read_u32(&s->hits);
 
+		*soon = *soon || RefreshDueSoon(s, now);
 		if (!s->used || s->busy)
 			continue;
 		if (s->expires_at <= now)
@@ -344,12 +387,14 @@ due_jobs(Candidate *c)
  * One pass: refresh at most cache_ext.refresh_max_per_pass due entries,
  * hottest first; the others wait for the next pass or expire.  With run
  * false (cache_ext.enabled off), only free the slots of expired entries.
+ * Returns whether a job was due soon when it started.
  */
-static void
+static bool
 refresh_pass(bool run)
 {
 	Candidate c[REFRESH_SLOTS];
-	int n = due_jobs(c);
+	bool soon;
+	int n = due_jobs(c, &soon);
 	RefreshSlot *job = palloc(sizeof(RefreshSlot));
 
 	if (!run)
@@ -373,9 +418,14 @@ refresh_pass(bool run)
 			run_job(job);
 	}
 	pfree(job);
+	return soon;
 }
 
-/* on_shmem_exit: this worker no longer runs. */
+/*
+ * on_shmem_exit: this worker no longer runs.  Once it had connected, the
+ * next start is not delayed (start_worker waits a second after a start
+ * only so as not to retry a failing one at every hit).
+ */
 static void
 release_worker(int code, Datum arg)
 {
@@ -384,6 +434,8 @@ release_worker(int code, Datum arg)
 	{
 		refresh_shared->worker_pid = 0;
 		refresh_shared->worker_registered = false;
+		if (worker_connected)
+			refresh_shared->started_at = 0;
 	}
 	for (int i = 0; i < REFRESH_SLOTS; i++)
 		refresh_shared->slots[i].busy = false;
@@ -398,7 +450,7 @@ PGDLLEXPORT void RefreshWorkerMain(Datum arg);
  * bootstrap superuser; each job runs under its own role.  Sleeps so that
  * its passes take at most cache_ext.refresh_budget of wall time; does
  * nothing while cache_ext.enabled is off (server-wide) or the server is a
- * standby; exits when the registry has been empty for
+ * standby; exits when no entry hit has been due soon (RefreshDueSoon) for
  * REFRESH_IDLE_EXIT_MS, or on SIGTERM (FATAL, between two jobs or inside
  * one, whose transaction is rolled back).
  */
@@ -422,6 +474,7 @@ RefreshWorkerMain(Datum arg)
 	LWLockRelease(refresh_shared->lock);
 	on_shmem_exit(release_worker, (Datum) 0);
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
+	worker_connected = true;
 	pgstat_report_appname("cache_ext refresh");
 	pass_cxt = AllocSetContextCreate(TopMemoryContext, "cache_ext refresh worker",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -432,12 +485,7 @@ RefreshWorkerMain(Datum arg)
 		long busy_ms;
 		long nap_ms = REFRESH_NAP_MS;
 		MemoryContext old;
-
-		/* idle: exit (0: not restarted), so as not to hold the database */
-		if (pg_atomic_read_u32(&refresh_shared->nused) != 0)
-			idle_since = start;
-		else if (TimestampDifferenceExceeds(idle_since, start, REFRESH_IDLE_EXIT_MS))
-			proc_exit(0);
+		bool soon = false;
 
 		if (ConfigReloadPending)
 		{
@@ -447,11 +495,20 @@ RefreshWorkerMain(Datum arg)
 		if (!RecoveryInProgress())
 		{
 			old = MemoryContextSwitchTo(pass_cxt);
-			refresh_pass(cache_ext_enabled);
+			soon = refresh_pass(cache_ext_enabled);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(pass_cxt);
 			pgstat_report_stat(false);
 		}
+
+		/*
+		 * Nothing hot due soon: exit (0: not restarted), so as not to hold
+		 * the database; a hit of an entry due soon starts a worker again.
+		 */
+		if (soon)
+			idle_since = start;
+		else if (TimestampDifferenceExceeds(idle_since, start, REFRESH_IDLE_EXIT_MS))
+			proc_exit(0);
 		busy_ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
 		/* busy / (busy + nap) <= budget */
 		nap_ms = Max(nap_ms, (long) (busy_ms * (1.0 - cache_ext_refresh_budget) / cache_ext_refresh_budget));

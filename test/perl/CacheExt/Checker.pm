@@ -73,6 +73,11 @@ mix: how often readers run each query (weights).  big is the "all" query
 with a text column of pad bytes per row (large entries, slow to decode).
 session_setup => { reader => 'SET ...;', writer => ..., monitor => ... }: SQL
 each session of that role runs right after connecting.
+reader_sql => sub { my ($kind, $sql, @args) = @_; ... }: the statement a
+reader sends for a read of that kind instead of $sql (its cached_query
+call), for example a call of a function that wraps it; @args are the row
+id (row), the customer (csum) or the customers (cany); its output must be
+the same rows.
 
 Key mode: customers => N, per_customer => 4 (rows = N * per_customer),
 group_size => 4 (customers per IN / ANY list: groups of consecutive
@@ -109,6 +114,7 @@ sub new
 			: { row => 0.6, sum => 0.2, all => 0.2 }),
 		pad      => $p{pad} // 0,
 		session_setup => $p{session_setup} // {},
+		reader_sql => $p{reader_sql},
 		seed     => $p{seed} // (time() ^ $$),
 		sessions => [],
 		phase    => undef,
@@ -691,6 +697,8 @@ sub _reader_next
 		# only the length of the padding comes back
 		$sql = "SELECT id, value, length(pad) FROM cached_query('$q->{big}') AS t(id int, value bigint, pad text);";
 	}
+	$sql = $self->{reader_sql}->($kind, $sql, defined $id ? ($id) : @want)
+	  if $self->{reader_sql};
 	$sql .= "\n\\echo ce_chk_status\nSELECT cache_status();";
 	my $phase = $self->{phase};
 	my $start = now();
