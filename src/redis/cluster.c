@@ -21,6 +21,10 @@
  *	 CLUSTERDOWN	the call fails and opens the breaker.
  * Reads go to masters only (no READONLY): a replica answers MOVED.
  *
+ * Reply arrays are palloc'd, never on the stack: if an interrupt throws
+ * while they fill, client.c's error path frees what they hold after this
+ * file's frames are gone ("note" below).
+ *
  * State (backend-local, static, touched only by the backend itself): the
  * slot map (in TopMemoryContext, 344 kB, built into a spare copy and
  * swapped in only once it parsed), and the home slot, where pipelines
@@ -200,7 +204,7 @@ map_from(const RedisEndpoint *ep, const char *host, int port, bool from_url,
 {
 	RedisConn s = {.transport = {.sock = PGINVALID_SOCKET}};
 	RedisCommand cmds[3];
-	redisReply *replies[3] = {NULL, NULL, NULL};
+	redisReply **replies = palloc0(sizeof(redisReply *) * 3); /* note */
 	char *password = NULL;
 	char err[CLUSTER_ERR_LEN];
 	int n = 0;
@@ -327,7 +331,7 @@ connect_master(RedisConn *c, const RedisEndpoint *ep, int m,
 			   TimestampTz deadline, char *run_id)
 {
 	RedisCommand cmds[3];
-	redisReply *replies[3];
+	redisReply **replies = palloc0(sizeof(redisReply *) * 3); /* note */
 	char *password = NULL;
 	int n = 0;
 	bool ok;
@@ -493,9 +497,12 @@ ClusterCheckReplies(RedisConn *c, int n, RedisCommand *cmds, redisReply **replie
 	*moved = false;
 	*soft = false;
 	memset(&to, 0, sizeof(to));
-	strlcpy(host, c->addr, sizeof(host));
+	/* the host asked, for a redirect naming none: c->addr less its port */
+	strlcpy(host, c->addr[0] == '[' ? c->addr + 1 : c->addr, sizeof(host));
 	if (strrchr(host, ':'))
 		*strrchr(host, ':') = '\0';
+	if (c->addr[0] == '[' && strrchr(host, ']'))
+		*strrchr(host, ']') = '\0';
 	for (int i = 0; i < n && why == NULL; i++)
 	{
 		int slot = -1;
@@ -512,7 +519,7 @@ ClusterCheckReplies(RedisConn *c, int n, RedisCommand *cmds, redisReply **replie
 				break;
 			case CLUSTER_REDIRECT_ASK:
 				if (r.unknown_endpoint || (nask > 0 && (strcmp(r.host, to.host) != 0 || r.port != to.port)))
-					why = "a Redis Cluster node answered ASK to an unknown node";
+					why = "a Redis Cluster node answered ASK to an unknown node, or to two nodes";
 				to = r;
 				ask[nask++] = i;
 				break;

@@ -134,6 +134,17 @@ $node->safe_psql('d2', 'UPDATE kv SET v = 6 WHERE k = 1');
 is(call('d2'), "51\nMISS", 'second database: invalidated');
 is(call(), "1\nHIT", 'first database: still a hit');
 
+# values (a value and its namespace's generation) and a purge (SCAN on
+# the database's master, whose slot holds every entry)
+is($node->safe_psql('d2', q{SELECT cache_set('ns', 'k', '{"a": 1}'), cache_get('ns', 'k')}),
+	't|{"a": 1}', 'second database: cache_set, then cache_get');
+$node->safe_psql('d2', q{SELECT cache_delete_namespace('ns')});
+is($node->safe_psql('d2', q{SELECT cache_get('ns', 'k') IS NULL}), 't',
+	'second database: cache_delete_namespace invalidates');
+cmp_ok($node->safe_psql('d2', 'SELECT cache_purge()'), '>=', 1,
+	'second database: cache_purge deletes its entries');
+is(call('d2'), "51\nMISS", 'second database: a miss after the purge');
+
 note sprintf('sections 1-3: %.1f s', time() - $t0);
 
 # A call may miss or bypass (a slot on the move, a master down) but never
@@ -220,8 +231,8 @@ my ($rep6) = $rc->replicas_of($owner6);
 $rc->kill9($owner6);
 # committed while the master is down: the bump waits in the outbox
 $node->safe_psql('postgres', 'UPDATE kv SET v = 4 WHERE k = 1');
-my $depth = $node->safe_psql('postgres', 'SELECT pending_invalidations FROM cache_health()');
-cmp_ok($depth, '>', 0, "the invalidation is held while the master is down ($depth pending)");
+my $depth = $node->safe_psql('postgres', 'SELECT outbox_depth FROM cache_health()');
+cmp_ok($depth, '>', 0, "the invalidation is held in the outbox while the master is down ($depth keys)");
 my ($v6, $st6) = split /\n/, call();
 is($v6, 4, "master down: the new value ($st6)");
 # the replica takes over once the cluster sees the master fail
@@ -230,8 +241,8 @@ usleep(200_000) until time() > $deadline
   || (eval { $rc->role($rep6, $rep6) } // '') eq 'master';
 is($rc->role($rep6, $rep6), 'master', 'the replica was promoted');
 until_hit('postgres', 4, 'after the promotion');
-is($node->safe_psql('postgres', 'SELECT pending_invalidations FROM cache_health()'),
-	0, 'the outbox was delivered');
+is($node->safe_psql('postgres', 'SELECT outbox_depth, pending_invalidations FROM cache_health()'),
+	'0|0', 'the outbox was delivered');
 is($rep6->cli('EXISTS', (grep { /:g:t:/ } $rep6->cli('KEYS', "cache_ext:{$tag1}:g:t:*"))[0] // 'x'), 1,
 	'the table generation is on the new master');
 note sprintf('section 6: %.1f s', time() - $t6);
