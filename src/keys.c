@@ -584,6 +584,16 @@ KeyNamesStamp(void)
 					CeClusterUrl(cache_ext_redis_url) ? "*" : "");
 }
 
+/* Whether stamp is KeyNamesStamp()'s value now, with no allocation. */
+bool
+KeyNamesStampIs(const char *stamp)
+{
+	size_t n = strlen(cache_ext_key_prefix);
+
+	return strncmp(stamp, cache_ext_key_prefix, n) == 0 &&
+		strcmp(stamp + n, CeClusterUrl(cache_ext_redis_url) ? "*" : "") == 0;
+}
+
 /* The SCAN pattern matching every entry of this database. */
 char *
 KeyEntryPattern(void)

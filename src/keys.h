@@ -33,6 +33,7 @@ extern char *KeyEntryPattern(void);
 
 /* What names depend on besides the database: prefix and layout (cluster). */
 extern char *KeyNamesStamp(void);
+extern bool KeyNamesStampIs(const char *stamp);
 
 /* Sessions' keys (sessions.c): kind 's' a session, 'u' a user's index. */
 extern char *KeySessionName(char kind, const char *hex);

@@ -476,9 +476,7 @@ scope_names(PreparedQuery *pq)
 	ListCell *lc;
 	int i = 0;
 
-	char *stamp = KeyNamesStamp();
-
-	if (pq->names_prefix != NULL && strcmp(pq->names_prefix, stamp) == 0)
+	if (pq->names_prefix != NULL && KeyNamesStampIs(pq->names_prefix))
 		return;
 	pq->names_prefix = NULL;
 	old = MemoryContextSwitchTo(pq->analysis_cxt);
@@ -487,7 +485,7 @@ scope_names(PreparedQuery *pq)
 	pq->table_names = palloc(sizeof(char *) * Max(list_length(pq->scope_relids), 1));
 	foreach(lc, pq->scope_relids)
 		pq->table_names[i++] = KeyTableGenName(lfirst_oid(lc));
-	pq->names_prefix = pstrdup(stamp);
+	pq->names_prefix = KeyNamesStamp();
 	MemoryContextSwitchTo(old);
 }
 
