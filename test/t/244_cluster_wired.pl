@@ -20,6 +20,10 @@
 #      promoted: an UPDATE committed while it is down is kept in the
 #      outbox and delivered once the replica serves the slot; never a
 #      stale hit, then hits again
+#   7. the consistency checker (2 writers, 2 readers) while the first
+#      database's slot migrates key by key (ASK, TRYAGAIN, MOVED) and then
+#      while its new master is killed and its replica promoted: 0 stale
+#      reads, 0 failed statements
 
 use strict;
 use warnings FATAL => 'all';
@@ -31,6 +35,7 @@ use Time::HiRes qw(usleep time);
 
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::RedisCluster;
+use CacheExt::Checker;
 
 my $t0 = time();
 
@@ -246,6 +251,75 @@ is($node->safe_psql('postgres', 'SELECT outbox_depth, pending_invalidations FROM
 is($rep6->cli('EXISTS', (grep { /:g:t:/ } $rep6->cli('KEYS', "cache_ext:{$tag1}:g:t:*"))[0] // 'x'), 1,
 	'the table generation is on the new master');
 note sprintf('section 6: %.1f s', time() - $t6);
+
+# ---- 7. the checker across a migration and a failover -------------------------
+
+my $t7 = time();
+# the killed master comes back as its successor's replica (empty)
+$rc->restart($owner6);
+$rc->wait_ok;
+my $c = CacheExt::Checker->new(node => $node, writers => 2, readers => 2, rows => 6);
+note 'checker seed ' . $c->seed;
+$c->setup;
+my $S = 3;
+my ($from7, $to7);
+$c->run_phase('normal', $S);
+$c->run_phase('migration', $S, tail => $S, steps => [
+	{ at => 1, name => 'migrate half the keys', do => sub {
+		$from7 = $rc->node_for_slot($slot1);
+		# a master that has a replica, for the failover that follows
+		($to7) = grep {
+			my @r = $rc->replicas_of($_);
+			$_->port != $from7->port && @r
+		} $rc->masters;
+		$c->mark('migration_begin');
+		my $nkeys = $from7->cli('CLUSTER', 'COUNTKEYSINSLOT', $slot1);
+		$rc->migrate_slot($slot1, $from7, $to7, keys => int($nkeys / 2) || 1);
+	} },
+	{ after => 1, name => 'finish the migration', do => sub {
+		$rc->finish_migration($slot1, $from7, $to7);
+		$c->mark('migration_done');
+	} },
+]);
+my $killed7;
+$c->run_phase('failover', $S, tail => $S, steps => [
+	{ at => 1, name => 'kill -9 the master', do => sub {
+		$killed7 = $rc->node_for_slot($slot1);
+		$c->mark('kill');
+		$rc->kill9($killed7);
+	} },
+	{ after => 0, name => 'a replica is promoted', timeout => 30,
+	  until => sub {
+		my $n = eval { $rc->node_for_slot($slot1, ($rc->masters)[0]) };
+		return $n && $n->port != $killed7->port;
+	  },
+	  do => sub { $c->mark('promoted'); } },
+]);
+$c->run_phase('after', $S);
+$c->stop;
+
+my $r = $c->check;
+my @phases = qw(normal migration failover after);
+for my $ph (@phases)
+{
+	my $h = $r->{phases}{$ph};
+	note sprintf('%-10s reads %4d hits %4d misses %4d bypasses %4d commits %4d viol %d errs %d',
+		$ph, $h->{reads}, $h->{hits}, $h->{misses}, $h->{bypasses}, $h->{commits},
+		$h->{violations}, $h->{sql_errors_reader} + $h->{sql_errors_writer} + $h->{sql_errors_monitor});
+}
+my @viol = map { @{ $r->{violations}{$_} // [] } } @phases;
+diag "violation: $_" for @viol[ 0 .. ($#viol < 19 ? $#viol : 19) ];
+for my $e (($c->errors)[ 0 .. 9 ])
+{
+	last unless $e;
+	diag "SQL error ($e->{phase}, $e->{role}): $e->{sql}\n$e->{out}";
+}
+diag "failure: $_" for $c->failures;
+is(scalar($c->failures), 0, 'checker: every scripted step ran in time');
+is(scalar @viol, 0, 'checker: no stale read across the migration and the failover');
+is(scalar($c->errors), 0, 'checker: no failed statement');
+cmp_ok($r->{phases}{after}{hits}, '>', 0, 'checker: hits after the failover');
+note sprintf('section 7: %.1f s', time() - $t7);
 
 $rc->stop_all;
 note sprintf('total: %.1f s', time() - $t0);
