@@ -49,7 +49,14 @@ my $t0 = time();
 my $rc = CacheExt::RedisCluster->new(masters => 3, replicas => 1, node_timeout => 1500);
 my @masters = $rc->masters;
 my $seeds = ClusterSeeds->new(@masters[0, 1]);
+# sessions need a key; entries are then sealed too
+my $keyfile = PostgreSQL::Test::Utils::tempdir('secrets') . '/keys';
+open(my $kfh, '>', $keyfile) or die "$keyfile: $!";
+print $kfh ('5c' x 32) . "\n";
+close($kfh);
+chmod(0600, $keyfile);
 my $node = cache_ext_node('main', $seeds, extra_conf => join("\n",
+	"cache_ext.encryption_key_file = '$keyfile'",
 	"log_statement = 'none'",
 	"cache_ext.connect_timeout = '500ms'",
 	"cache_ext.command_timeout = '500ms'",
@@ -149,6 +156,17 @@ is($node->safe_psql('d2', q{SELECT cache_get('ns', 'k') IS NULL}), 't',
 cmp_ok($node->safe_psql('d2', 'SELECT cache_purge()'), '>=', 1,
 	'second database: cache_purge deletes its entries');
 is(call('d2'), "51\nMISS", 'second database: a miss after the purge');
+
+# sessions: create, compare-and-set and rotate are Lua scripts naming a
+# session and its user's index: one slot
+my $sid = $node->safe_psql('postgres', q{SELECT cache_session_create('u1', '{"n": 1}')});
+is($node->safe_psql('postgres', qq{SELECT cache_session_update('$sid', '{"n": 2}', 1)}), 2,
+	'sessions: compare-and-set through the cluster');
+my $sid2 = $node->safe_psql('postgres', qq{SELECT cache_session_rotate('$sid')});
+is($node->safe_psql('postgres', qq{SELECT cache_session_get('$sid2')->>'n', cache_session_get('$sid') IS NULL}),
+	'2|t', 'sessions: rotated (three keys in one script)');
+is($node->safe_psql('postgres', q{SELECT cache_session_destroy_all('u1')}), 1,
+	'sessions: the user\'s index');
 
 note sprintf('sections 1-3: %.1f s', time() - $t0);
 
