@@ -64,6 +64,7 @@ OBJS = \
 	src/redis/settings.o \
 	src/redis/text.o \
 	src/redis/resp.o \
+	src/redis/cluster.o \
 	src/redis/cluster_map.o \
 	src/redis/transport.o \
 	src/redis/tls.o \

@@ -63,8 +63,19 @@ SET cache_ext.redis_url = 'redis-sentinel://s1/my%20master';
 SET cache_ext.redis_url = 'redis-sentinel://s1/mymaster?db=x';
 SET cache_ext.redis_url = 'redis-sentinel://s1/mymaster?role=replica';
 SET cache_ext.redis_url = 'redis-sentinel://a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q/mymaster';
--- Redis Cluster is recognised, and refused for now
+-- Redis Cluster (0.8): seed nodes, no database number, no query
+SET cache_ext.redis_url = 'redis-cluster://n1:7000/0';
+SET cache_ext.redis_url = 'redis-cluster://n1:7000?db=1';
+SET cache_ext.redis_url = 'redis-cluster://n1:7000,';
+SET cache_ext.redis_url = 'rediss-cluster://n1,[::1]:7001/';
 SET cache_ext.redis_url = 'redis-cluster://n1:7000,n2:7001';
+-- each database's keys carry its hash tag: no braces in the prefix
+SET cache_ext.key_prefix = 'app{1}:';
+SET cache_ext.key_prefix = 'app1:';
+RESET cache_ext.redis_url;
+SET cache_ext.key_prefix = 'app{1}:';
+SET cache_ext.redis_url = 'redis-cluster://n1:7000';
+RESET cache_ext.key_prefix;
 SET cache_ext.redis_url = '';
 RESET cache_ext.redis_url;
 

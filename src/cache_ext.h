@@ -29,6 +29,19 @@ extern int cache_ext_retry_interval;	  /* ms */
 extern int cache_ext_redis_wait_replicas; /* WAIT after each bump */
 extern int cache_ext_max_entry_size;	  /* bytes */
 extern char *cache_ext_key_prefix;
+
+/*
+ * A Redis Cluster URL (redis-cluster://, rediss-cluster://): every key of a
+ * database then carries that database's hash tag (keys.c), so the key
+ * prefix may have at most CE_CLUSTER_PREFIX_MAX_LEN characters (keys.h's
+ * bound less the tag's braces) and no { or }.
+ */
+#define CE_CLUSTER_PREFIX_MAX_LEN 61
+static inline bool
+CeClusterUrl(const char *url)
+{
+	return url != NULL && (strncmp(url, "redis-cluster://", 16) == 0 || strncmp(url, "rediss-cluster://", 17) == 0);
+}
 extern int cache_ext_log_calls;
 extern int cache_ext_log_calls_level;
 extern double cache_ext_verify_rate;   /* fraction of hits re-run and compared */

@@ -376,13 +376,34 @@ database_scope(void)
 	return db_scope;
 }
 
+/*
+ * The database part of every key name of this database: its scope, as a
+ * hash tag with a Redis Cluster URL, so that all of a database's keys are
+ * in one slot, served by one master, and every pipeline and script of one
+ * call names one slot (docs/store.md, "Redis Cluster").  Without one,
+ * names stay as they were.
+ */
+static const char *
+db_part(void)
+{
+	static char tagged[2 + sizeof(db_scope)];
+
+	if (!CeClusterUrl(cache_ext_redis_url))
+		return database_scope();
+	snprintf(tagged, sizeof(tagged), "{%s}", database_scope());
+	return tagged;
+}
+
+StaticAssertDecl(CE_CLUSTER_PREFIX_MAX_LEN == KEY_PREFIX_MAX_LEN - 2,
+				 "the cluster bound leaves room for the tag's braces");
+
 char *
 KeyEntryName(const uint8 *hash)
 {
 	char hex[2 * CE_HASH_LEN + 1];
 
 	hex_encode_to(hash, CE_HASH_LEN, hex);
-	return psprintf("%s%s:e:%s", cache_ext_key_prefix, database_scope(), hex);
+	return psprintf("%s%s:e:%s", cache_ext_key_prefix, db_part(), hex);
 }
 
 /* the bound on the prefix keeps every generation key name in its slot */
@@ -419,26 +440,34 @@ KeyServerGenName(void)
 		hex_encode_to(hash, 8, server_scope);
 		pfree(m.data);
 	}
+	/*
+	 * With a Redis Cluster each database has its own copy, under its tag:
+	 * lookups read it with the database's generations (one slot), and
+	 * server-wide bumps reach every copy, since each database is an outbox
+	 * target of its own (outbox.c) and every target delivers them.
+	 */
+	if (CeClusterUrl(cache_ext_redis_url))
+		return psprintf("%s%ss%s:g", cache_ext_key_prefix, db_part(), server_scope);
 	return psprintf("%ss%s:g", cache_ext_key_prefix, server_scope);
 }
 
 char *
 KeyDatabaseGenName(void)
 {
-	return psprintf("%s%s:g", cache_ext_key_prefix, database_scope());
+	return psprintf("%s%s:g", cache_ext_key_prefix, db_part());
 }
 
 char *
 KeyTableGenName(Oid relid)
 {
-	return psprintf("%s%s:g:t:%u", cache_ext_key_prefix, database_scope(), relid);
+	return psprintf("%s%s:g:t:%u", cache_ext_key_prefix, db_part(), relid);
 }
 
 /* Table changes that key-level entries depend on too: TRUNCATE, DDL. */
 char *
 KeyTableDdlGenName(Oid relid)
 {
-	return psprintf("%s%s:g:td:%u", cache_ext_key_prefix, database_scope(), relid);
+	return psprintf("%s%s:g:td:%u", cache_ext_key_prefix, db_part(), relid);
 }
 
 /* One key value of a key-tracked table: hashed, keys hold no plaintext. */
@@ -456,7 +485,7 @@ KeyKeyGenName(Oid relid, const char *column, const StringInfo value)
 	KeyHash(&m, hash);
 	hex_encode_to(hash, 16, hex);
 	pfree(m.data);
-	return psprintf("%s%s:g:k:%u:%s", cache_ext_key_prefix, database_scope(), relid, hex);
+	return psprintf("%s%s:g:k:%u:%s", cache_ext_key_prefix, db_part(), relid, hex);
 }
 
 /* Tags are hashed: keys hold no plaintext. */
@@ -491,7 +520,7 @@ KeyTagGenNameFromDigest(const uint8 *digest)
 	char hex[2 * KEY_TAG_DIGEST_LEN + 1];
 
 	hex_encode_to(digest, KEY_TAG_DIGEST_LEN, hex);
-	return psprintf("%s%s:g:tag:%s", cache_ext_key_prefix, database_scope(), hex);
+	return psprintf("%s%s:g:tag:%s", cache_ext_key_prefix, db_part(), hex);
 }
 
 /*
@@ -512,7 +541,7 @@ KeyValueName(const char *ns, const char *key, uint8 *hash)
 	KeyHash(&m, hash);
 	hex_encode_to(hash, CE_HASH_LEN, hex);
 	pfree(m.data);
-	return psprintf("%s%s:v:%s", cache_ext_key_prefix, database_scope(), hex);
+	return psprintf("%s%s:v:%s", cache_ext_key_prefix, db_part(), hex);
 }
 
 /* A value namespace's generation: "<prefix><db>:g:ns:<32 hex>". */
@@ -529,7 +558,7 @@ KeyNamespaceGenName(const char *ns)
 	KeyHash(&m, hash);
 	hex_encode_to(hash, 16, hex);
 	pfree(m.data);
-	return psprintf("%s%s:g:ns:%s", cache_ext_key_prefix, database_scope(), hex);
+	return psprintf("%s%s:g:ns:%s", cache_ext_key_prefix, db_part(), hex);
 }
 
 /*
@@ -541,14 +570,35 @@ KeyNamespaceGenName(const char *ns)
 char *
 KeySessionName(char kind, const char *hex)
 {
-	return psprintf("%s%s:s%c:%s", cache_ext_key_prefix, database_scope(), kind, hex);
+	return psprintf("%s%s:s%c:%s", cache_ext_key_prefix, db_part(), kind, hex);
+}
+
+/*
+ * What key names depend on besides the database (palloc'd): the prefix,
+ * and "*" (which a prefix never holds) after it with a Redis Cluster URL.
+ */
+char *
+KeyNamesStamp(void)
+{
+	return psprintf("%s%s", cache_ext_key_prefix,
+					CeClusterUrl(cache_ext_redis_url) ? "*" : "");
+}
+
+/* Whether stamp is KeyNamesStamp()'s value now, with no allocation. */
+bool
+KeyNamesStampIs(const char *stamp)
+{
+	size_t n = strlen(cache_ext_key_prefix);
+
+	return strncmp(stamp, cache_ext_key_prefix, n) == 0 &&
+		strcmp(stamp + n, CeClusterUrl(cache_ext_redis_url) ? "*" : "") == 0;
 }
 
 /* The SCAN pattern matching every entry of this database. */
 char *
 KeyEntryPattern(void)
 {
-	return psprintf("%s%s:e:*", cache_ext_key_prefix, database_scope());
+	return psprintf("%s%s:e:*", cache_ext_key_prefix, db_part());
 }
 
 char *cache_ext_key_prefix = NULL;
@@ -572,6 +622,15 @@ check_key_prefix(char **newval, void **extra, GucSource source)
 			GUC_check_errdetail("The key prefix may contain only printable ASCII characters other than space, *, ?, [, ] and \\.");
 			return false;
 		}
+	}
+	/* the other order is checked by cache_ext.redis_url's check */
+	if (CeClusterUrl(cache_ext_redis_url) &&
+		(strpbrk(*newval, "{}") != NULL || strlen(*newval) > CE_CLUSTER_PREFIX_MAX_LEN))
+	{
+		GUC_check_errdetail("With a Redis Cluster URL the key prefix must have at most %d characters and no { or }: each database's keys carry its hash tag.",
+							CE_CLUSTER_PREFIX_MAX_LEN);
+		GUC_check_errhint("Use a prefix without braces, such as \"app1:\".");
+		return false;
 	}
 	return true;
 }

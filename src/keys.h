@@ -31,6 +31,10 @@ extern void KeyHash(const StringInfo material, uint8 *hash);
 extern char *KeyEntryName(const uint8 *hash);
 extern char *KeyEntryPattern(void);
 
+/* What names depend on besides the database: prefix and layout (cluster). */
+extern char *KeyNamesStamp(void);
+extern bool KeyNamesStampIs(const char *stamp);
+
 /* Sessions' keys (sessions.c): kind 's' a session, 'u' a user's index. */
 extern char *KeySessionName(char kind, const char *hex);
 

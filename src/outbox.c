@@ -367,6 +367,18 @@ target_key(int t, const char *suffix)
 }
 
 /*
+ * The store's home key (a Redis Cluster's keyless commands go to its
+ * slot): this backend's target's base, which carries its database's tag.
+ */
+static char *
+home_key(void)
+{
+	int ti = outbox_shared ? current_target() : -1;
+
+	return ti < 0 ? NULL : target_key(ti, "");
+}
+
+/*
  * Keys waiting for this backend's target, in the outbox or the commit
  * queue, +1 when it owes a server bump.
  */
@@ -904,6 +916,7 @@ OutboxInit(void)
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	StoreSetServerListener(on_redis_connect, current_identity);
+	StoreSetHomeKey(home_key);
 	if (process_shared_preload_libraries_in_progress)
 	{
 		register_worker("OutboxWorkerMain", "cache_ext outbox");

@@ -63,7 +63,7 @@ on_redis_connect(const char *run_id, const char *addr)
 	t = &outbox_shared->targets[ti];
 	if (run_id != NULL)
 		strlcpy(ident, run_id, sizeof(ident));
-	else if (strcmp(StoreMode(), "sentinel") == 0 && addr[0] != '\0')
+	else if (strcmp(StoreMode(), "single") != 0 && addr[0] != '\0')
 		snprintf(ident, sizeof(ident), "a%016llx",
 				 (unsigned long long) hash_bytes_extended((const unsigned char *) addr,
 														  strlen(addr), 0));

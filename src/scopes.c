@@ -465,9 +465,9 @@ add_key_scopes(CallScopes *cs, NarrowedScope *ns, const CallParams *params)
 /*
  * The generation key names of pq's scopes that are the same for every
  * call: the server's, the database's and each scope relation's whole-table
- * one.  Made once per analysis (in its memory) and key prefix (a prefix
- * changed since makes them again), since making them cost each call a few
- * psprintf.
+ * one.  Made once per analysis (in its memory) and key layout (a prefix or
+ * a Redis Cluster URL set since makes them again: KeyNamesStamp), since
+ * making them cost each call a few psprintf.
  */
 static void
 scope_names(PreparedQuery *pq)
@@ -476,8 +476,7 @@ scope_names(PreparedQuery *pq)
 	ListCell *lc;
 	int i = 0;
 
-	if (pq->names_prefix != NULL &&
-		strcmp(pq->names_prefix, cache_ext_key_prefix) == 0)
+	if (pq->names_prefix != NULL && KeyNamesStampIs(pq->names_prefix))
 		return;
 	pq->names_prefix = NULL;
 	old = MemoryContextSwitchTo(pq->analysis_cxt);
@@ -486,7 +485,7 @@ scope_names(PreparedQuery *pq)
 	pq->table_names = palloc(sizeof(char *) * Max(list_length(pq->scope_relids), 1));
 	foreach(lc, pq->scope_relids)
 		pq->table_names[i++] = KeyTableGenName(lfirst_oid(lc));
-	pq->names_prefix = pstrdup(cache_ext_key_prefix);
+	pq->names_prefix = KeyNamesStamp();
 	MemoryContextSwitchTo(old);
 }
 

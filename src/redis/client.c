@@ -486,6 +486,12 @@ static char new_run_id[RESP_RUN_ID_LEN];
 static char new_addr[REDIS_ADDR_LEN];
 static void (*connect_hook)(void) = NULL;
 
+/* Redis Cluster: the slot the pipeline being sent names (cluster.c) */
+static int cluster_slot = -1;
+
+/* the failure of the last attempt should not open the breaker (TRYAGAIN) */
+static bool soft_failure = false;
+
 /*
  * The reply to INFO server, sent with the first pipeline of a connection
  * (without Sentinel): note the server's run_id for the store to take.
@@ -688,6 +694,15 @@ connect_redis(int timeout_ms)
 	}
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	conn.sentinel = ep.nsentinels > 0;
+	conn.cluster = ep.nseeds > 0;
+	if (conn.cluster)
+	{
+		if (!ClusterConnect(&conn, &ep, cluster_slot, deadline, new_run_id))
+			return false;
+		strlcpy(new_addr, conn.addr, sizeof(new_addr));
+		new_connection = true;
+		return true;
+	}
 	if (conn.sentinel)
 	{
 		if (!SentinelConnect(&conn, &ep, deadline, new_run_id))
@@ -807,9 +822,18 @@ exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
 	volatile int extra = 0;
 
 	*moved = false;
+	*fresh_out = false;
 	/* a new URL, or new TLS settings, apply from the next call */
 	if (conn.connected && (strcmp(conn.url, cache_ext_redis_url) != 0 || TransportStale(&conn.transport)))
 		RedisDisconnect();
+	/* Redis Cluster: to the master of the slot the commands name */
+	if (RedisClusterMode())
+	{
+		if (!ClusterPipelineSlot(ncmds, cmds, &cluster_slot))
+			return false;
+		if (conn.connected && !ClusterServes(&conn, cluster_slot))
+			RedisDisconnect();
+	}
 
 	PG_TRY();
 	{
@@ -829,7 +853,8 @@ exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
 		{
 			RedisCommand *run = cmds;
 
-			if (fresh != conn.sentinel)
+			/* a cluster connection's INFO was in its handshake */
+			if (!conn.cluster && fresh != conn.sentinel)
 			{
 				extra = 1;
 				run = palloc(sizeof(RedisCommand) * (ncmds + 1));
@@ -846,6 +871,11 @@ exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
 													   timeout_ms));
 			if (ok && conn.sentinel)
 				*moved = moved_master(all, ncmds + extra, extra == 1);
+			if (ok && conn.cluster)
+				ok = ClusterCheckReplies(&conn, ncmds, cmds, all, max_reply_bytes,
+										 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																	 timeout_ms),
+										 moved, &soft_failure);
 			ok = ok && !*moved;
 			if (ok && extra)
 			{
@@ -877,6 +907,7 @@ exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 	bool moved;
 	bool ok;
 
+	soft_failure = false;
 	ok = exec_once(ncmds, cmds, replies, max_reply_bytes, timeout_ms,
 				   connect_ms, &fresh, &moved);
 
@@ -895,8 +926,16 @@ exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 	if (!ok && ((!fresh && last_kind == REDIS_FAIL_CLOSED) || moved))
 	{
 		RedisDisconnect();
+		soft_failure = false;
 		ok = exec_once(ncmds, cmds, replies, max_reply_bytes, timeout_ms,
 					   connect_ms, &fresh, &moved);
+	}
+	if (!ok && soft_failure)
+	{
+		/* the cluster is serving, the call could not be: no breaker */
+		RedisDisconnect();
+		failure_count++;
+		return false;
 	}
 	if (!ok)
 	{

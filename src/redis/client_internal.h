@@ -24,6 +24,7 @@ typedef struct RedisConn
 	char *url;				   /* malloc'd copy of the URL it was made for, or NULL */
 	bool sentinel;			   /* found through Sentinel: every
 									 * pipeline checks ROLE first */
+	bool cluster;			   /* a Redis Cluster master (cluster.c) */
 	char addr[REDIS_ADDR_LEN]; /* host:port, or the socket path */
 	RedisTransport transport;
 	redisReader *reader;
@@ -73,5 +74,38 @@ extern bool ClientErrorReply(const redisReply *r, const char *what);
  */
 extern bool SentinelConnect(RedisConn *c, RedisEndpoint *ep,
 							TimestampTz deadline, char *run_id);
+
+/*
+ * cluster.c: the slot the keys of cmds name into *slot (the home slot
+ * when they name none, -1 when there is none); false with the failure noted when they name keys of
+ * several slots.
+ */
+extern bool ClusterPipelineSlot(int n, const RedisCommand *cmds, int *slot);
+
+/* Whether c is connected to the master the slot map names for slot. */
+extern bool ClusterServes(const RedisConn *c, int slot);
+
+/*
+ * Fetch the slot map from ep's seeds (or the nodes known), then connect c
+ * to the master serving slot (any master for -1): AUTH, ROLE and INFO
+ * server in one round trip, accepted only when ROLE says master; run_id
+ * (RESP_RUN_ID_LEN) then holds INFO's run_id, "" when INFO was refused.
+ * False with the failure noted.
+ */
+extern bool ClusterConnect(RedisConn *c, const RedisEndpoint *ep, int slot,
+						   TimestampTz deadline, char *run_id);
+
+/*
+ * After a pipeline on c: act on its redirects.  ASK: the commands that got
+ * it run once more where it says (ASKING first), their replies replacing
+ * the errors.  True when replies[] can be used; else false with replies
+ * freed and the failure noted, *moved when the whole pipeline got MOVED
+ * (reconnect, with a new map, and retry once), *soft when the breaker
+ * should stay closed (TRYAGAIN).
+ */
+extern bool ClusterCheckReplies(RedisConn *c, int n, RedisCommand *cmds,
+								redisReply **replies,
+								size_t max_reply_bytes, TimestampTz deadline,
+								bool *moved, bool *soft);
 
 #endif /* CACHE_EXT_CLIENT_INTERNAL_H */

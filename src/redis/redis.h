@@ -72,6 +72,7 @@ typedef enum RedisEndpointKind
 } RedisEndpointKind;
 
 #define REDIS_MAX_SENTINELS 16
+#define REDIS_MAX_SEEDS		16
 
 /* "host:port" of a server, with its NUL (hosts are at most 255 bytes) */
 #define REDIS_ADDR_LEN 272
@@ -93,12 +94,17 @@ typedef struct RedisEndpoint
 	int sentinel_port[REDIS_MAX_SENTINELS];
 	char *master_name;	 /* the name the sentinels monitor */
 	char *sentinel_user; /* ?sentinel_user=: their ACL user, or NULL */
+
+	/* redis-cluster:// and rediss-cluster:// (nseeds > 0): seed nodes */
+	int nseeds;
+	char *seed_host[REDIS_MAX_SEEDS];
+	int seed_port[REDIS_MAX_SEEDS];
 } RedisEndpoint;
 
 /*
  * Parses url into *ep (palloc'd in the current context): redis://,
- * rediss://, unix://, redis-sentinel:// and rediss-sentinel:// (url.c has
- * the syntax).  Returns NULL on
+ * rediss://, unix://, redis-sentinel://, rediss-sentinel://,
+ * redis-cluster:// and rediss-cluster:// (url.c has the syntax).  Returns NULL on
  * success, or a palloc'd message describing the problem; the message never
  * contains the password.
  */
@@ -194,6 +200,15 @@ extern void RedisSetConnectHook(void (*hook)(void));
 
 /* Whether the URL in use is a Sentinel URL (cheap: no parsing). */
 extern bool RedisSentinelMode(void);
+
+/* Whether it is a Redis Cluster URL (cluster.c; cheap: no parsing). */
+extern bool RedisClusterMode(void);
+
+/*
+ * With a Redis Cluster: pipelines that name no key go to the master of
+ * key's slot (NULL: of any slot) until the next call.
+ */
+extern void RedisClusterSetHome(const char *key);
 extern void RedisFreeReplies(int n, redisReply **replies);
 extern void RedisDisconnect(void);
 

@@ -34,7 +34,17 @@ check_redis_url(char **newval, void **extra, GucSource source)
 	{
 		GUC_check_errmsg("invalid value for parameter \"cache_ext.redis_url\"");
 		GUC_check_errdetail("%s", err);
-		GUC_check_errhint("Use redis://[[user]:password@]host[:port][/db], unix:///path/to/redis.sock[?db=N] or redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/mastername[?db=N].");
+		GUC_check_errhint("Use redis://[[user]:password@]host[:port][/db], unix:///path/to/redis.sock[?db=N], redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/mastername[?db=N] or redis-cluster://[[user]:password@]host[:port][,host[:port]...].");
+		return false;
+	}
+	/* each database's keys carry its hash tag after the prefix (keys.c) */
+	if (ep.nseeds > 0 && cache_ext_key_prefix != NULL &&
+		(strpbrk(cache_ext_key_prefix, "{}") != NULL ||
+		 strlen(cache_ext_key_prefix) > CE_CLUSTER_PREFIX_MAX_LEN))
+	{
+		GUC_check_errmsg("a Redis Cluster URL needs a cache_ext.key_prefix without { or }, of at most %d characters",
+						 CE_CLUSTER_PREFIX_MAX_LEN);
+		GUC_check_errhint("Set cache_ext.key_prefix to a prefix without braces, such as \"app1:\", first.");
 		return false;
 	}
 	return true;
@@ -46,7 +56,7 @@ RedisDefineGucs(void)
 {
 	TransportDefineGucs();
 	DefineCustomStringVariable("cache_ext.redis_url",
-							   "Where the Redis server is: redis://[[user]:password@]host[:port][/db], unix:///path?db=N, or the sentinels that know it: redis-sentinel://host:26379,.../mastername.",
+							   "Where the Redis server is: redis://[[user]:password@]host[:port][/db], unix:///path?db=N, the sentinels that know it: redis-sentinel://host:26379,.../mastername, or nodes of a Redis Cluster: redis-cluster://host:port,....",
 							   "Only superusers can see or change it, since it may hold a password.",
 							   &cache_ext_redis_url,
 							   "",

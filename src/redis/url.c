@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * url.c
- *	  Parse cache_ext.redis_url: redis://, rediss://, unix:// and the
- *	  Sentinel forms.
+ *	  Parse cache_ext.redis_url: redis://, rediss://, unix://, the
+ *	  Sentinel forms and the Redis Cluster forms.
  *
  *	  redis://[[user]:password@]host[:port][/db]
  *	  rediss://... (TLS, same syntax)
@@ -10,12 +10,15 @@
  *	  redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/master
  *		  [?db=N][&sentinel_user=name]
  *	  rediss-sentinel://... (TLS to the sentinels and the data nodes)
+ *	  redis-cluster://[[user]:password@]host[:port][,host[:port]...]
+ *	  rediss-cluster://... (TLS to every node)
  *
  * In the Sentinel forms the hosts are sentinels (port 26379 by default),
  * the path is the name they monitor, and user and password are the data
  * nodes' (the sentinels' password is in cache_ext.sentinel_password_file).
- * The Redis Cluster forms (redis-cluster://, rediss-cluster://) are
- * recognised and refused: not supported yet.
+ * In the Cluster forms the hosts are seed nodes (port 6379 by default),
+ * any of which gives the slot map; there is no database number (a cluster
+ * has only database 0, so no SELECT) and no query.
  *
  * User, password and master name may be percent-encoded.  Messages never
  * repeat the password.
@@ -239,6 +242,36 @@ parse_sentinel(const char *rest, RedisEndpoint *ep)
 	return q ? parse_sentinel_query(q + 1, ep) : NULL;
 }
 
+/* The rest of a Cluster URL after its scheme and user info: the seeds. */
+static char *
+parse_cluster(const char *rest, RedisEndpoint *ep)
+{
+	char *err;
+
+	for (;;)
+	{
+		int i = ep->nseeds;
+
+		if (i == REDIS_MAX_SEEDS)
+			return psprintf("At most %d seed nodes may be listed.", REDIS_MAX_SEEDS);
+		ep->seed_port[i] = 6379;
+		err = parse_hostport(&rest, ",/?", &ep->seed_host[i], &ep->seed_port[i]);
+		if (err)
+			return err;
+		ep->nseeds++;
+		if (rest[0] != ',')
+			break;
+		rest++;
+	}
+	if (rest[0] == '/' && rest[1] != '\0')
+		return psprintf("A Redis Cluster has no database number: remove \"%s\" from the URL.", rest);
+	if (rest[0] == '/')
+		rest++;
+	if (rest[0] != '\0')
+		return psprintf("A Redis Cluster URL takes no query parameters: redis-cluster://host:port[,host:port...].");
+	return NULL;
+}
+
 char *
 RedisParseUrl(const char *url, RedisEndpoint *ep)
 {
@@ -275,9 +308,16 @@ RedisParseUrl(const char *url, RedisEndpoint *ep)
 	}
 	else if (strncmp(url, "redis-cluster://", 16) == 0 ||
 			 strncmp(url, "rediss-cluster://", 17) == 0)
-		return psprintf("Redis Cluster URLs are not supported yet: give one master's address, or use Sentinel.");
+	{
+		bool tls = url[5] == 's';
+
+		ep->kind = tls ? REDIS_EP_TLS : REDIS_EP_TCP;
+		rest = url + (tls ? 17 : 16);
+		err = parse_userinfo(&rest, ep);
+		return err ? err : parse_cluster(rest, ep);
+	}
 	else
-		return psprintf("The URL must start with redis://, rediss://, unix://, redis-sentinel:// or rediss-sentinel://.");
+		return psprintf("The URL must start with redis://, rediss://, unix://, redis-sentinel://, rediss-sentinel://, redis-cluster:// or rediss-cluster://.");
 
 	if (ep->kind == REDIS_EP_UNIX)
 	{

@@ -29,6 +29,7 @@
 
 static StoreServerListener server_listener = NULL;
 static StoreIdentityFn identity_fn = NULL;
+static StoreHomeKeyFn home_key_fn = NULL;
 
 StaticAssertDecl(STORE_ADDR_LEN == REDIS_ADDR_LEN, "store.h and redis.h agree");
 
@@ -81,6 +82,8 @@ StoreExec(int ncmds, RedisCommand *cmds, redisReply **replies,
 {
 	bool ok;
 
+	if (home_key_fn != NULL && RedisClusterMode())
+		RedisClusterSetHome(home_key_fn());
 	/* made before another process found a new master: not used again */
 	if (identity_fn != NULL && RedisConnected() && conn_identity != identity_fn())
 		RedisDisconnect();
@@ -708,7 +711,15 @@ StoreDropConnection(void)
 const char *
 StoreMode(void)
 {
-	return RedisSentinelMode() ? "sentinel" : "single";
+	return RedisSentinelMode() ? "sentinel" : RedisClusterMode() ? "cluster" :
+																   "single";
+}
+
+/* StoreSetHomeKey (store.h) */
+void
+StoreSetHomeKey(StoreHomeKeyFn fn)
+{
+	home_key_fn = fn;
 }
 
 /* StoreSetServerListener (store.h) */

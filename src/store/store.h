@@ -213,7 +213,7 @@ extern bool StoreUsable(const char **why);
 /* Drop this backend's connection: the next operation makes a new one. */
 extern void StoreDropConnection(void);
 
-/* How Redis is reached: "single" or "sentinel" (the URL's form). */
+/* How Redis is reached: "single", "sentinel" or "cluster" (the URL's form). */
 extern const char *StoreMode(void);
 
 /* The client's last failure, or "". */
@@ -231,6 +231,15 @@ extern const char *StoreLastError(void);
  * may come from the former master).
  */
 #define STORE_ADDR_LEN 272 /* REDIS_ADDR_LEN */
+/*
+ * With a Redis Cluster, commands that name no key (PING, INFO) go to the
+ * master of the slot of the key this function names (palloc'd, or NULL:
+ * any master): the outbox gives its target's base, which carries the
+ * database's hash tag, so that they reach the node its keys are on.
+ */
+typedef char *(*StoreHomeKeyFn)(void);
+extern void StoreSetHomeKey(StoreHomeKeyFn fn);
+
 typedef uint64 (*StoreServerListener)(const char *run_id, const char *addr);
 typedef uint64 (*StoreIdentityFn)(void);
 extern void StoreSetServerListener(StoreServerListener fn,
