@@ -57,7 +57,8 @@ ask_on(RedisConn *s, const RedisEndpoint *ep, TimestampTz deadline,
 	   char *host, int *port, char **password)
 {
 	RedisCommand cmds[2];
-	redisReply *replies[2] = {NULL, NULL};
+	/* not on the stack: a cancel mid-exchange frees what it holds later */
+	redisReply **replies = palloc0(sizeof(redisReply *) * 2);
 	int n = 0;
 	int got = 0;
 
@@ -151,7 +152,8 @@ connect_master(RedisConn *c, RedisEndpoint *ep, const char *host, int port,
 			   TimestampTz deadline, char *run_id)
 {
 	RedisCommand cmds[4];
-	redisReply *replies[4];
+	/* not on the stack: a cancel mid-exchange frees what it holds later */
+	redisReply **replies = palloc0(sizeof(redisReply *) * 4);
 	char *password = NULL;
 	int n = 0;
 	bool ok;
