@@ -30,6 +30,8 @@
  */
 #include "postgres.h"
 
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <sys/stat.h>
 
@@ -956,4 +958,14 @@ RedisFreeReplies(int n, redisReply **replies)
 			freeReplyObject(replies[i]);
 		replies[i] = NULL;
 	}
+}
+
+/* ClientIsNumericAddress (client_internal.h) */
+bool
+ClientIsNumericAddress(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, buf) == 1 ||
+		inet_pton(AF_INET6, host, buf) == 1;
 }

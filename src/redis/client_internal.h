@@ -65,6 +65,9 @@ extern bool ClientAuthCommand(RedisCommand *cmds, int *n, const char *user,
 /* A reply that is an error: note it as the failure of what (AUTH: auth). */
 extern bool ClientErrorReply(const redisReply *r, const char *what);
 
+/* An IPv4 or IPv6 address in text, which connecting does not resolve. */
+extern bool ClientIsNumericAddress(const char *host);
+
 /*
  * sentinel.c: ask the sentinels of ep for the master's address, connect c
  * to it (AUTH, SELECT, ROLE and INFO server in one round trip), and

@@ -154,16 +154,6 @@ RedisClusterSetHome(const char *key)
 	home_slot = key ? ClusterKeySlot(key, strlen(key)) : -1;
 }
 
-/* An IPv4 or IPv6 address in text, which connecting does not resolve. */
-static bool
-is_numeric_address(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, host, buf) == 1 ||
-		inet_pton(AF_INET6, host, buf) == 1;
-}
-
 /*
  * Open c to host:port with ep's kind and credentials and append AUTH (if
  * any) to cmds[*n]; *password is for the caller to wipe.  A host name a
@@ -178,7 +168,7 @@ open_node(RedisConn *c, const RedisEndpoint *ep, const char *host, int port,
 	RedisEndpoint nep = *ep;
 
 	*password = NULL;
-	if (!from_url && !cache_ext_sentinel_hostnames && !is_numeric_address(host))
+	if (!from_url && !cache_ext_sentinel_hostnames && !ClientIsNumericAddress(host))
 	{
 		ClientSetFailure(REDIS_FAIL_CONFIG,
 						 "a Redis Cluster node is announced as \"%s\", a host name, not an address (set cache_ext.sentinel_hostnames to resolve names)",

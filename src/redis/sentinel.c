@@ -38,16 +38,6 @@
 
 static int first = 0;
 
-/* An IPv4 or IPv6 address in text, which connecting does not resolve. */
-static bool
-is_numeric_address(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, host, buf) == 1 ||
-		inet_pton(AF_INET6, host, buf) == 1;
-}
-
 /*
  * ask_sentinel's exchange on the open connection s; *password receives
  * the AUTH password for the caller to wipe.
@@ -94,7 +84,7 @@ ask_on(RedisConn *s, const RedisEndpoint *ep, TimestampTz deadline,
 		ClientSetFailure(REDIS_FAIL_PROTOCOL,
 						 "sentinel %s gave an unexpected reply to SENTINEL get-master-addr-by-name",
 						 s->addr);
-	else if (!cache_ext_sentinel_hostnames && !is_numeric_address(host))
+	else if (!cache_ext_sentinel_hostnames && !ClientIsNumericAddress(host))
 	{
 		/* getaddrinfo() waits for the resolver without bound (review15 F4) */
 		ClientSetFailure(REDIS_FAIL_CONFIG,

@@ -172,12 +172,17 @@ def simple(c, sql):
             return lines
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def connection_args(ap):
+    """The options that say which server and session (also pgwire_steps.py)."""
     ap.add_argument("--socket", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--db", default="postgres")
     ap.add_argument("--user", required=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    connection_args(ap)
     ap.add_argument("--query", required=True)
     ap.add_argument("--param", action="append", default=[])
     ap.add_argument("--fetch", type=int, default=0)

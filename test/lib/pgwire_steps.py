@@ -35,7 +35,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pgwire import Conn, PgError, cstr, data_row, error_text  # noqa: E402
+from pgwire import Conn, PgError, connection_args, cstr, data_row, error_text  # noqa: E402
 
 
 def text_params(params):
@@ -79,10 +79,7 @@ def simple(c, sql, out):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--socket", required=True)
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--db", default="postgres")
-    ap.add_argument("--user", required=True)
+    connection_args(ap)
     ap.add_argument("steps", nargs="*")
     a = ap.parse_args()
     c = Conn(a.socket, a.port, a.db, a.user)
