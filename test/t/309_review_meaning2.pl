@@ -84,4 +84,75 @@ SELECT cache_rule_create($q$SELECT id FROM pt WHERE region = 3 ORDER BY id$q$, n
 	}
 }
 
+# ---- exploration -----------------------------------------------------------
+my $xid = 2000;
+sub both
+{
+	my ($name, $mk) = @_;
+	my %o;
+	for my $form ('ruled', 'direct')
+	{
+		my $and = $form eq 'direct' ? ' AND true' : '';
+		$o{$form} = $mk->($and, ++$xid);
+		$o{$form} =~ s/\n[^\n]*(HIT|MISS|BYPASS)[^\n]*//g;
+		# the row this form inserted is NEW; the other form's (inserted
+		# before the direct form ran) is not compared
+		my $own = $xid;
+		my $other = $form eq 'direct' ? $xid - 1 : -1;
+		$o{$form} =~ s/^$own$/NEW/mg;
+		$o{$form} =~ s/^$other\n//mg;
+		note("$name $form: " . join(' ', split /\n/, $o{$form}));
+	}
+	is($o{ruled}, $o{direct}, "$name: the ruled statement returns the direct rows");
+}
+both('S3', sub { my ($and, $id) = @_; steps(['Q', "SELECT id FROM pt WHERE region = 1 ORDER BY id"], ['Q', 'BEGIN'],
+	['Q', "DECLARE c NO SCROLL CURSOR FOR SELECT id FROM pt WHERE region = 1$and ORDER BY id"],
+	['Q', 'SAVEPOINT a'], ['Q', 'FETCH 2 c'], ['Q', 'ROLLBACK TO a'], ['Q', 'FETCH ALL c'],
+	['Q', 'SELECT cache_status()'], ['Q', 'COMMIT']) });
+both('S3c', sub { my ($and, $id) = @_; steps(['Q', "SELECT id FROM pt WHERE region = 1 ORDER BY id"], ['Q', 'BEGIN'],
+	['Q', "DECLARE c NO SCROLL CURSOR FOR SELECT id FROM pt WHERE region = 1$and ORDER BY id"],
+	['Q', 'SAVEPOINT a'], ['Q', 'FETCH 2 c'], ['Q', 'SELECT 1/0'], ['Q', 'ROLLBACK TO a'], ['Q', 'FETCH ALL c'],
+	['Q', 'SELECT cache_status()'], ['Q', 'COMMIT']) });
+both('S4', sub { my ($and, $id) = @_; steps(['Q', "SELECT id FROM pt WHERE region = 2 ORDER BY id"], ['Q', 'BEGIN'],
+	['P', 's', "SELECT id FROM pt WHERE region = 2$and ORDER BY id"],
+	['B', 'p1', 's', []], ['B', 'p2', 's', []], ['E', 'p1', 2], ['E', 'p2', 0], ['E', 'p1', 0], ['S'],
+	['Q', 'SELECT cache_status()'], ['Q', 'COMMIT']) });
+both('S6', sub { my ($and, $id) = @_; steps(['Q', "SELECT id FROM pt WHERE region = 1 ORDER BY id"], ['Q', 'BEGIN'],
+	['P', 's', "SELECT id FROM pt WHERE region = 1$and ORDER BY id"],
+	['B', 'p', 's', []], ['S'], ['X', "INSERT INTO pt VALUES ($id, 1, now())"], ['E', 'p', 0], ['S'],
+	['Q', 'SELECT cache_status()'], ['Q', 'COMMIT']) });
+# ---- N2: a pending MISS that another session filled in between ---------------
+both('N2', sub { my ($and, $id) = @_; steps(['Q', 'BEGIN'],
+	['Q', "DECLARE c NO SCROLL CURSOR FOR SELECT id FROM pt WHERE region = 5$and ORDER BY id"],
+	['X', "INSERT INTO pt VALUES ($id, 5, now())"],
+	['X', "SELECT id FROM pt WHERE region = 5 ORDER BY id"],
+	['X', "SELECT cache_status()"],
+	['Q', 'FETCH ALL c'], ['Q', 'SELECT cache_status()'], ['Q', 'COMMIT']) });
+
+# ---- N3: an inlined SQL function replaced between DECLARE and FETCH -------------
+$node->safe_psql('postgres', q{
+CREATE FUNCTION n3_f(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2';
+SELECT cache_rule_create($q$SELECT id, n3_f(id) AS n FROM pt WHERE region = 3 AND id < 20 ORDER BY id$q$, name => 'n3');
+});
+{
+	my %o;
+	my $k = 2;
+	for my $form ('ruled', 'direct')
+	{
+		my $and = $form eq 'direct' ? ' AND true' : '';
+		$k++;
+		$o{$form} = steps(['X', "CREATE OR REPLACE FUNCTION n3_f(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT \$1 * 2'"],
+			['Q', 'BEGIN'],
+			['Q', "DECLARE c NO SCROLL CURSOR FOR SELECT id, n3_f(id) AS n FROM pt WHERE region = 3 AND id < 20$and ORDER BY id"],
+			['X', "CREATE OR REPLACE FUNCTION n3_f(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT \$1 * $k'"],
+			# pg_relation_size('pg_class') by fast path: a new lock, so the
+			# invalidations are read; nothing runs in the executor
+			['F', 2325, ['pg_class']],
+			['Q', 'FETCH ALL c'], ['Q', 'SELECT cache_status()'], ['Q', 'COMMIT']);
+		note("N3 $form: " . join(' ', split /\n/, $o{$form}));
+	}
+	like($o{direct}, qr/^2\|4$/m, 'N3: the direct cursor computes with the body inlined when it was declared (2*2)');
+	like($o{ruled}, qr/^2\|4$/m, 'N3: the ruled cursor (a pending MISS) too, not the body replaced before its FETCH');
+}
+
 done_testing();
