@@ -155,4 +155,60 @@ SELECT cache_rule_create($q$SELECT id, n3_f(id) AS n FROM pt WHERE region = 3 AN
 	like($o{ruled}, qr/^2\|4$/m, 'N3: the ruled cursor (a pending MISS) too, not the body replaced before its FETCH');
 }
 
+# ---- N4: a HIT unserved before its first read is still a hit of the query stats -
+$node->safe_psql('postgres', q{
+SELECT cache_rule_create($q$SELECT id, ts::text AS t FROM pt WHERE region = 2 AND id < 30 ORDER BY id$q$, name => 'n4');
+});
+{
+	my $q = "SELECT id, ts::text AS t FROM pt WHERE region = 2 AND id < 30 ORDER BY id";
+	my $stats = "SELECT 'stats ' || coalesce(sum(hits), 0) FROM cache_query_stats "
+		. "WHERE queryid = (SELECT queryid FROM cache_rules WHERE name = 'n4')";
+	my $rule = "SELECT 'rule ' || hits FROM cache_rules WHERE name = 'n4'";
+	my $all = "SELECT 'all ' || hits FROM cache_stats";
+	my @before = (['Q', $stats], ['Q', $rule], ['Q', $all]);
+	my $out = steps(['Q', "SET TimeZone = 'UTC'"], ['Q', $q], ['Q', $q], @before,
+		['Q', 'BEGIN'], ['Q', "DECLARE c NO SCROLL CURSOR FOR $q"],
+		['Q', "SET TimeZone = 'Asia/Tokyo'"], ['Q', 'FETCH ALL c'], ['Q', 'SELECT cache_status()'], ['Q', 'COMMIT'],
+		@before);
+	note("N4: " . join(' ', grep { /^(stats|rule|all|HIT|MISS|BYPASS)/ } split /\n/, $out));
+	my @st = $out =~ /^stats (\d+)$/mg;
+	my @ru = $out =~ /^rule (\d+)$/mg;
+	my @al = $out =~ /^all (\d+)$/mg;
+	like($out, qr/^BYPASS/m, 'N4: the cursor ran its plan (cache_status BYPASS)');
+	like($out, qr/^1\d\|2024-01-01 \d\d:00:00\+09$/m, 'N4: with the rows of its plan (Asia/Tokyo)');
+	is($ru[1] - $ru[0], 0, 'N4: cache_rules counts no hit for it');
+	is($st[1] - $st[0], 0, 'N4: nor does cache_query_stats (it counted the lookup at DECLARE as a hit)');
+	is($al[1] - $al[0], 0, 'N4: nor cache_stats');
+}
+
+# ---- probes: spills, savepoints, errors mid-fill --------------------------------
+$node->safe_psql('postgres', q{
+CREATE TABLE bt (id int PRIMARY KEY, pad text NOT NULL);
+INSERT INTO bt SELECT i, repeat(md5(i::text), 8) FROM generate_series(1, 5000) i;
+SELECT cache_track('bt');
+SELECT cache_rule_create($q$SELECT id, pad, 100 / (id - 4990) AS q FROM bt WHERE id > 0 ORDER BY id$q$, name => 'cbig');
+});
+sub probe
+{
+	my ($name, @st) = @_;
+	my $out = steps(['Q', "SET work_mem = '64kB'"], @st);
+	$out =~ s/\|[0-9a-f]{256}\|/|pad|/g;
+	note("$name: " . join(' ', split /\n/, $out));
+	my $alive = $node->safe_psql('postgres', 'SELECT 1');
+	is($alive, '1', "$name: the server is up");
+	return $out;
+}
+my $big = "SELECT id, pad, 100 / (id - 4990) AS q FROM bt WHERE id > 0 ORDER BY id";
+my $bigw = "SELECT id, pad, 100 / (id - 4990) AS q FROM bt WHERE id > 4995 ORDER BY id";
+probe('Ca', ['Q', "$bigw"], ['Q', 'BEGIN'], ['Q', "DECLARE c NO SCROLL CURSOR FOR $bigw"], ['Q', 'SAVEPOINT a'],
+	['Q', 'FETCH 2 c'], ['Q', 'ROLLBACK TO a'], ['Q', 'FETCH 2 c'], ['Q', 'SELECT cache_status()'], ['Q', 'COMMIT']);
+probe('Cb', ['Q', 'BEGIN'], ['P', 's', $big], ['B', 'p', 's', []], ['E', 'p', 3], ['Q', 'SELECT cache_status()'],
+	['E', 'p', 3], ['S'], ['Q', 'ROLLBACK']);
+probe('Cc', ['Q', 'BEGIN'], ['Q', 'SAVEPOINT a'], ['Q', "DECLARE c NO SCROLL CURSOR FOR $bigw"], ['Q', 'FETCH 1 c'],
+	['Q', 'ROLLBACK TO a'], ['Q', 'FETCH 1 c'], ['Q', 'ROLLBACK']);
+probe('Cd', ['Q', 'BEGIN'], ['P', 's', $bigw], ['B', 'p', 's', []], ['E', 'p', 1], ['Q', 'SELECT 1/0'],
+	['S'], ['Q', 'ROLLBACK'], ['P', 's2', $bigw], ['B', 'p', 's2', []], ['E', 'p', 1], ['B', 'p', 's2', []], ['E', 'p', 0], ['S']);
+probe('Ce', ['P', 's', $bigw], ['B', 'p1', 's', []], ['B', 'p2', 's', []], ['E', 'p2', 1], ['C', 'p1'], ['E', 'p2', 0], ['S'],
+	['Q', 'SELECT cache_status()']);
+
 done_testing();
