@@ -181,6 +181,32 @@ SELECT cache_rule_create($q$SELECT id, ts::text AS t FROM pt WHERE region = 2 AN
 	is($al[1] - $al[0], 0, 'N4: nor cache_stats');
 }
 
+# ---- N5: a statement re-analysed at Bind counts as "parsed now": computed whole -
+$node->safe_psql('postgres', q{
+CREATE SEQUENCE n5_seq;
+CREATE FUNCTION n5_f(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2';
+SELECT cache_rule_create($q$SELECT id, n5_f(id) AS n FROM pt WHERE region = 2 AND id < 40 ORDER BY id$q$, name => 'n5');
+CREATE OR REPLACE FUNCTION n5_f(int) RETURNS int LANGUAGE sql VOLATILE AS $$SELECT nextval('n5_seq')::int$$;
+});
+{
+	my %calls;
+	for my $form ('ruled', 'direct')
+	{
+		my $and = $form eq 'direct' ? ' AND true' : '';
+		my $out = steps(['Q', "SELECT setval('n5_seq', 100)"],
+			['P', 's', "SELECT id, n5_f(id) AS n FROM pt WHERE region = 2 AND id < 40$and ORDER BY id"], ['S'],
+			# any invalidation of the plan: it is analysed again at Bind
+			['X', 'ALTER TABLE pt ALTER COLUMN ts SET STATISTICS -1'],
+			['B', 'p', 's', []], ['E', 'p', 2], ['S'],
+			['Q', 'SELECT cache_status()'],
+			['Q', "SELECT 'last ' || last_value FROM n5_seq"]);
+		note("N5 $form: " . join(' ', split /\n/, $out));
+		($calls{$form}) = $out =~ /^last (\d+)$/m;
+	}
+	is($calls{direct}, 102, 'N5: direct: Execute of 2 rows calls the volatile function twice');
+	is($calls{ruled}, $calls{direct}, 'N5: the ruled statement re-analysed at Bind calls it as often (not for every row at Bind)');
+}
+
 # ---- probes: spills, savepoints, errors mid-fill --------------------------------
 $node->safe_psql('postgres', q{
 CREATE TABLE bt (id int PRIMARY KEY, pad text NOT NULL);
