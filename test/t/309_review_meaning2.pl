@@ -181,6 +181,23 @@ SELECT cache_rule_create($q$SELECT id, ts::text AS t FROM pt WHERE region = 2 AN
 	is($al[1] - $al[0], 0, 'N4: nor cache_stats');
 }
 
+# ---- N6: every row sent, a setting changed, the last (empty) FETCH raises ---------
+{
+	my %o;
+	for my $form ('ruled', 'direct')
+	{
+		my $and = $form eq 'direct' ? ' AND true' : '';
+		my $q = "SELECT id, ts::text AS t FROM pt WHERE region = 2 AND id < 30$and ORDER BY id";
+		$o{$form} = steps(['Q', "SET TimeZone = 'UTC'"], ['Q', $q], ['Q', 'BEGIN'],
+			['Q', "DECLARE c NO SCROLL CURSOR FOR $q"], ['Q', 'FETCH 6 c'],
+			['Q', "SET TimeZone = 'Asia/Tokyo'"], ['Q', 'FETCH 6 c'], ['Q', "SELECT 'end'"], ['Q', 'COMMIT']);
+		$o{$form} =~ s/^.*\n//;    # the warming SELECT's rows are not compared
+		note("N6 $form: " . join(' ', split /\n/, $o{$form}));
+	}
+	unlike($o{direct}, qr/ERROR/, 'N6: direct: the FETCH after the last row returns no row, no error');
+	unlike($o{ruled}, qr/ERROR/, 'N6: the ruled cursor whose rows were all sent does not raise 55000 at that FETCH');
+}
+
 # ---- N5: a statement re-analysed at Bind counts as "parsed now": computed whole -
 $node->safe_psql('postgres', q{
 CREATE SEQUENCE n5_seq;
