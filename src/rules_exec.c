@@ -20,9 +20,9 @@
  *	3. ExecutorRun: rules_serve.c sends the rows, or the plan runs.
  *	4. ExecutorEnd frees what serving held.
  *
- * State (backend-local, no locks): RulesNesting, RulesActivity
- * (rules_internal.h), the last statement parsed at the top level
- * (last_parse_*), the place of the DECLARE being run (declare_*).
+ * State (backend-local, no locks): RulesNesting (rules_internal.h), the
+ * last statement parsed at the top level (last_parse_*), the place of the
+ * DECLARE being run (declare_*).
  *
  *-------------------------------------------------------------------------
  */
@@ -93,9 +93,8 @@ static int loading_rules = 0;
 static const char *last_parse_src = NULL;
 static int last_parse_loc = -1;
 
-/* rules_internal.h says what these two are */
+/* rules_internal.h says what it is */
 int RulesNesting = 0;
-uint64 RulesActivity = 0;
 
 /* inside a top-level EXECUTE (rules_utility): its statement may be served */
 static bool toplevel_execute = false;
@@ -302,8 +301,6 @@ rules_executor_start(QueryDesc *qd, int eflags)
 {
 	RuleDef *rule;
 
-	RulesActivity++;
-
 	/* initial partition pruning may run functions: they nest */
 	RulesNesting++;
 	PG_TRY();
@@ -326,7 +323,7 @@ rules_executor_start(QueryDesc *qd, int eflags)
 		char *text = statement_text(qd);
 
 		MemoryContextSwitchTo(old);
-		ServeStart(qd, rule, prepared, text);
+		ServeStart(qd, rule, prepared, declare_src != NULL, text);
 	}
 }
 
@@ -336,7 +333,6 @@ rules_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
 {
 	if (ServeRun(qd, direction, count))
 		return;
-	RulesActivity++;
 	RulesNesting++;
 	PG_TRY();
 	{
@@ -404,8 +400,6 @@ rules_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	 * now: whatever runs under them was parsed before (parsed_as_now).
 	 */
 	last_parse_src = NULL;
-	if (!IsA(n, FetchStmt))
-		RulesActivity++;
 
 	if (nests)
 		RulesNesting++;

@@ -17,16 +17,13 @@
 
 /*
  * How deep in utility statements, planning and execution this backend is
- * (only level 0 is served), and what it has run at the top level, counted
- * (utility statements but FETCH, every statement started or run): a
- * pending MISS is filled at its first read only if nothing ran since its
- * start.  Backend-local, rules_exec.c's.
+ * (only level 0 is served).  Backend-local, rules_exec.c's.
  */
 extern int RulesNesting;
-extern uint64 RulesActivity;
 
 /* rules_serve.c */
-extern void ServeStart(QueryDesc *qd, RuleDef *rule, bool prepared, char *text);
+extern void ServeStart(QueryDesc *qd, RuleDef *rule, bool prepared, bool cursor,
+					   char *text);
 extern bool ServeRun(QueryDesc *qd, ScanDirection direction, uint64 count);
 extern void ServeEnd(QueryDesc *qd);
 

@@ -14,18 +14,21 @@
  *	  later statements of a query string), which may be read later, in
  *	  part, in batches: at ExecutorStart the pipeline only looks it up,
  *	  after checking its text means what its plan was made from (meaning.c).
- *	  A HIT is served.  A BYPASS runs the plan, as without the rule.  A MISS
- *	  is filled at its first read when nothing ran in between: the pipeline
- *	  computes the whole result and stores it then (unless the read is of
- *	  some rows under a statement_timeout, or the pipeline would bypass:
- *	  then the plan runs).
+ *	  A HIT is served.  A MISS is computed whole and stored then, with a
+ *	  fresh snapshot (as the statement starting a moment later would see
+ *	  the data; never later, at a read: another session's commit in
+ *	  between would show, review-meaning2 N1), and served.  A BYPASS runs
+ *	  nothing: the plan runs, streaming, as without the rule.  A cursor
+ *	  (DECLARE) under a statement_timeout is only looked up: computing
+ *	  every row at DECLARE could exceed a timeout each FETCH of the plan's
+ *	  rows stays within (review-meaning M6); its MISS runs the plan.
  * The rows sent are valid while the settings of the result's key and (when
  * keyed) the role are those of the start: checked at every read.  Before
  * the first row is sent, a change makes the plan run; after, it raises.
  *
  * State (backend-local, no locks): the list of statements being served,
  * each in its executor state's memory, unlinked when that memory goes
- * (so also on errors).  RulesActivity and RulesNesting are rules_exec.c's.
+ * (so also on errors).  RulesNesting is rules_exec.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -72,17 +75,14 @@ typedef struct Served
 	EState *estate;
 	Tuplestorestate *ts;
 	TupleTableSlot *slot;
-	uint64 sent;  /* rows sent so far */
-	bool done;	  /* every row was sent */
-	bool linked;  /* in the list served */
-	bool pending; /* a MISS looked up: filled at the first read, or not */
-	bool counted; /* the rule's counters have it */
-	double us;	  /* time the start took */
-	RuleDef rule; /* a copy: the rules may load again before a read */
-	ServeArgs call;
-	/* what the first read must find unchanged to fill a pending MISS */
-	uint64 activity;
-	CommandId cid;
+	uint64 sent;	   /* rows sent so far */
+	bool done;		   /* every row was sent */
+	bool linked;	   /* in the list served */
+	bool counted;	   /* the rule's counters have it */
+	bool was_hit;	   /* cache_stats counted a hit at the start */
+	CallStatus status; /* the pipeline's outcome at the start */
+	double us;		   /* time the start took */
+	RuleDef rule;	   /* a copy: the rules may load again before a read */
 	/* what its rows are valid under (the result's key) */
 	uint8 settings[CE_HASH_LEN];
 	bool keyed_every_setting;
@@ -296,7 +296,7 @@ count_once(Served *s, CallStatus status)
  * prepared statement), or left to run directly, saying why.
  */
 void
-ServeStart(QueryDesc *qd, RuleDef *rule, bool prepared, char *text)
+ServeStart(QueryDesc *qd, RuleDef *rule, bool prepared, bool cursor, char *text)
 {
 	EState *estate = qd->estate;
 	MemoryContext old;
@@ -351,7 +351,9 @@ ServeStart(QueryDesc *qd, RuleDef *rule, bool prepared, char *text)
 			tags[i] = pstrdup(a.opts.tags[i]);
 		a.opts.tags = tags;
 		a.opts.meaning = a.meaning;
-		a.opts.lookup_only = true;
+		/* nothing runs for a BYPASS: the plan does */
+		a.opts.fill_only = true;
+		a.opts.lookup_only = cursor && StatementTimeout > 0;
 	}
 	/* in the portal's resource owner: its spill files outlive the call */
 	a.ts = tuplestore_begin_heap(false, false, work_mem);
@@ -359,11 +361,16 @@ ServeStart(QueryDesc *qd, RuleDef *rule, bool prepared, char *text)
 
 	why = call_pipeline(qd, &a);
 	o = OutcomeLast();
-	if (why == NULL && prepared && o != NULL && o->status == CALL_BYPASS)
+	if (why == NULL && prepared && o != NULL &&
+		(o->status == CALL_BYPASS || (o->status == CALL_MISS && a.opts.lookup_only)))
 	{
 		/* nothing ran: the plan runs, as without the rule */
 		tuplestore_end(a.ts);
-		RulesCount(rule, CALL_BYPASS, 0);
+		if (o->status == CALL_MISS)
+			run_directly(rule, QS_NOT_CACHEABLE,
+						 "a cursor not in the cache under a statement_timeout (computing every row at DECLARE could exceed it): it ran directly");
+		else
+			RulesCount(rule, CALL_BYPASS, 0);
 		return;
 	}
 	if (why != NULL)
@@ -385,12 +392,7 @@ ServeStart(QueryDesc *qd, RuleDef *rule, bool prepared, char *text)
 	dlist_push_head(&served, &s->node);
 	s->linked = true;
 	s->rule = *rule;
-	s->call = a;
-	if (prepared)
-		s->call.opts.meaning = s->call.meaning;
-	s->pending = prepared && o != NULL && o->status == CALL_MISS;
-	s->activity = RulesActivity;
-	s->cid = GetCurrentCommandId(false);
+	s->was_hit = o != NULL && o->status == CALL_HIT;
 	note_key_context(s, o);
 	MemoryContextSwitchTo(old);
 	{
@@ -401,8 +403,9 @@ ServeStart(QueryDesc *qd, RuleDef *rule, bool prepared, char *text)
 		s->us = INSTR_TIME_GET_MICROSEC(t);
 	}
 	/* a statement read at once is counted now; a prepared one when read */
+	s->status = o ? o->status : CALL_BYPASS;
 	if (!prepared)
-		count_once(s, o ? o->status : CALL_BYPASS);
+		count_once(s, s->status);
 }
 
 /*
@@ -424,35 +427,12 @@ unserve(Served *s, const char *why)
 	OutcomeSetLast(&o);
 	s->us = 0;
 	count_once(s, CALL_BYPASS);
-}
-
-/*
- * The first read of a pending MISS, when nothing ran since the start (no
- * statement, no write of this transaction, the same settings and role):
- * the pipeline computes the whole result and stores it now, and it is
- * served; else false (the plan runs).  Also false when the pipeline would
- * bypass (it then runs nothing), and for a read of some rows under a
- * statement_timeout: computing every row at the first fetch could exceed a
- * timeout that each fetch of the plan's rows stays within.
- */
-static bool
-fill_pending(Served *s, uint64 count)
-{
-	const CallOutcome *o;
-
-	if ((count != 0 && StatementTimeout > 0) || s->activity != RulesActivity ||
-		s->cid != GetCurrentCommandId(false) || !key_context_holds(s))
-		return false;
-	s->call.opts.lookup_only = false;
-	s->call.opts.fill_only = true;
-	if (call_pipeline(s->qd, &s->call) != NULL)
-		return false;
-	o = OutcomeLast();
-	if (o == NULL || o->status == CALL_BYPASS)
-		return false;
-	s->pending = false;
-	count_once(s, o->status);
-	return true;
+	/* the start counted a hit in cache_stats: it is a bypass (N4) */
+	if (s->was_hit)
+	{
+		CacheStatsAdd(CS_HITS, (uint64) -1);
+		CacheStatsAdd(CS_BYPASSES, 1);
+	}
 }
 
 /*
@@ -521,15 +501,9 @@ ServeRun(QueryDesc *qd, ScanDirection direction, uint64 count)
 
 	if (s == NULL)
 		return false;
-	if (s->pending)
-	{
-		if (!fill_pending(s, count))
-		{
-			unserve(s, "not found in the cache when it started, and not computed at its first fetch: it ran directly");
-			return false;
-		}
-	}
-	else if (!s->done && !key_context_holds(s))
+	/* every row sent: what is left to read (nothing) is the same (N6) */
+	if (!s->done && s->sent < (uint64) tuplestore_tuple_count(s->ts) &&
+		!key_context_holds(s))
 	{
 		if (s->sent > 0)
 			ereport(ERROR,
@@ -540,7 +514,7 @@ ServeRun(QueryDesc *qd, ScanDirection direction, uint64 count)
 		unserve(s, "settings or the role changed between the start of the statement and its first fetch: it ran directly");
 		return false;
 	}
-	count_once(s, CALL_HIT);
+	count_once(s, s->status);
 	send_rows(s, qd, direction, count);
 	return true;
 }
@@ -553,8 +527,7 @@ ServeEnd(QueryDesc *qd)
 
 	if (s == NULL)
 		return;
-	if (!s->pending)
-		count_once(s, CALL_HIT);
+	count_once(s, s->status);
 	dlist_delete(&s->node);
 	s->linked = false;
 	tuplestore_end(s->ts);
