@@ -454,18 +454,21 @@ tap_stop_all()
 }
 
 # run_tap PASS...: run the jobs of the passes given (tap, verify, l1) and
-# record them.  The files that take longest start first (in TAP_LONG's order,
-# from a full run's summary; the order only: a name missing from it is
-# harmless), so that the short ones fill in around them.
-TAP_LONG='tap:241_sentinel.pl tap:242_review15_sentinel.pl tap:231_review13_async.pl
-l1:tap:241_sentinel.pl l1:tap:070_consistency.pl tap:070_consistency.pl
-tap:230_async_commit.pl tap:240_cluster_map.pl tap:110_key_tracking.pl
-verify:tap:110_key_tracking.pl l1:tap:110_key_tracking.pl
-tap:091_query_stats_concurrency.pl verify:tap:060_write_paths.pl
-tap:312_refresh_ahead.pl tap:040_leaks.pl tap:292_review_compress.pl
-tap:310_warming.pl tap:060_write_paths.pl l1:tap:060_write_paths.pl
-tap:314_review_refresh.pl tap:280_single_flight.pl l1:tap:314_review_refresh.pl
-tap:250_monitoring.pl'
+# record them.  The files that take longest start first, in TAP_LONG's
+# order (from a full run's summary), so that the short ones fill in around
+# them; the passes of one file are kept apart in it, so that they do not
+# run side by side (060 twice at once, each spawning thousands of psql,
+# starved Redis on a loaded machine).  The order only: a name missing from
+# it is harmless.
+TAP_LONG='tap:241_sentinel.pl tap:242_review15_sentinel.pl
+l1:tap:070_consistency.pl l1:tap:241_sentinel.pl tap:070_consistency.pl
+tap:231_review13_async.pl tap:230_async_commit.pl tap:240_cluster_map.pl
+tap:110_key_tracking.pl verify:tap:060_write_paths.pl l1:tap:110_key_tracking.pl
+tap:091_query_stats_concurrency.pl verify:tap:110_key_tracking.pl
+tap:312_refresh_ahead.pl tap:060_write_paths.pl tap:040_leaks.pl
+tap:292_review_compress.pl tap:310_warming.pl l1:tap:060_write_paths.pl
+tap:314_review_refresh.pl tap:280_single_flight.pl tap:250_monitoring.pl
+l1:tap:314_review_refresh.pl'
 run_tap()
 {
 	local pass j slot pid rc next=0 nslots=${CE_TAP_JOBS:-2} order=() long=() rest=() key
