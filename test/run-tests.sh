@@ -30,8 +30,9 @@
 #   CE_SKIP_BUILD=1  use the extension already installed
 #   CE_LOG_DIR       copy the TAP logs (tmp_check/log) there, e.g. for CI artifacts
 #   CE_TAP_TIMEOUT   seconds per TAP file before it is killed (default 600)
-#   CE_VERIFY_SKIP   TAP files the verify pass skips (default: see run_tap)
-#   CE_L1_SKIP       TAP files the l1 pass skips (default: see run_tap)
+#   CE_TAP_JOBS      TAP files run at once, the three passes together (default 2)
+#   CE_VERIFY_SKIP   TAP files the verify pass skips (default: see tap_add_jobs)
+#   CE_L1_SKIP       TAP files the l1 pass skips (default: see tap_add_jobs)
 #   CE_FUZZ_TIMEOUT  seconds for test/fuzz/run.sh before it is killed (default 900)
 #   CE_FUZZ_SECONDS  passed to test/fuzz/run.sh as its time budget (default 60)
 #   CE_DIFF_TIMEOUT  seconds for test/diff/run.sh before it is killed (default 900)
@@ -150,7 +151,7 @@ cleanup_tap_tmp()
 		TAP_TMP=
 	fi
 }
-CE_CLEANUP_HOOKS+=(cleanup_tap_tmp)
+CE_CLEANUP_HOOKS+=(tap_stop_all cleanup_tap_tmp)
 
 # ---- dependencies and build --------------------------------------------------
 if [ "${CE_SKIP_DEPS:-0}" != 1 ]; then
@@ -281,14 +282,38 @@ fi
 # ---- TAP ---------------------------------------------------------------------
 # The TAP framework's servers run as the postgres OS user, who must be able to
 # write tmp_check/ next to the tests: so run from a private copy of the tree.
-run_tap()
+#
+# The tap, verify and l1 passes make one queue of (pass, file) jobs, run
+# CE_TAP_JOBS at a time (2 by default): most files spend most of their time
+# waiting (Sentinel's timers, failovers, timeouts, phases of a fixed length),
+# so that two at once on 2 cores take little more than half the time.  Each
+# slot has its own copy of the tree (its own tmp_check/ and logs) and its own
+# HOME and TMPDIR; every port a file uses comes from get_free_port(), whose
+# reservations (PG_TEST_PORT_DIR, shared by the slots) keep two files off
+# each other's ports.  A file's output is printed whole when it ends; the
+# summary keeps the order of the passes and files.
+
+TAP_JOB_PASS=()		# per job: tap, verify or l1
+TAP_JOB_REL=()		# per job: test/t/NNN_x.pl
+TAP_JOB_RESULT=()	# per job: "pass SECS" or "fail SECS" once it ended
+TAP_SLOT_PID=()		# per busy slot: the pid of its timeout(1)
+TAP_SLOT_JOB=()
+TAP_SLOT_START=()
+
+tap_label()
 {
-	local files=() f tree rel name start rc log verify= label=tap
-	case "${1:-}" in
-		verify) verify=verify; label=verify:tap ;;
-		l1) label=l1:tap ;;
+	case "$1" in
+		tap) echo tap ;;
+		*) echo "$1:tap" ;;
 	esac
-	local perl_lib=$CE_PGXS_TEST_DIR/perl
+}
+
+# tap_add_jobs [tap|verify|l1]: queue the files of one pass (TAP_TESTS, or
+# every test/t/*.pl), less those the pass skips.
+tap_add_jobs()
+{
+	local pass=$1 label files=() f rel name
+	label=$(tap_label "$pass")
 
 	if [ -n "${TAP_TESTS:-}" ]; then
 		for f in $TAP_TESTS; do
@@ -302,17 +327,6 @@ run_tap()
 			[ -e "$f" ] && files+=("test/t/${f##*/}")
 		done
 	fi
-	if [ ${#files[@]} -eq 0 ]; then
-		ce_note "no TAP tests to run"
-		return 0
-	fi
-
-	TAP_TMP=$(mktemp -d /tmp/cache_ext-tap.XXXXXX)
-	chmod 755 "$TAP_TMP"
-	tree=$TAP_TMP/tree
-	mkdir "$tree"
-	tar -C "$CE_ROOT" --exclude=./.git --exclude=./tmp_check -cf - . | tar -C "$tree" -xf -
-	chown -R postgres: "$TAP_TMP"
 
 	for rel in "${files[@]}"; do
 		name=${rel##*/}
@@ -328,11 +342,11 @@ run_tap()
 		# recovering, TLS, ACLs, managed services, settings, leaks, the
 		# statistics under concurrency): verification would re-run little
 		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl 230_async_commit.pl 231_review13_async.pl 240_cluster_map.pl 241_sentinel.pl 242_review15_sentinel.pl 250_monitoring.pl 020_redis_down.pl 030_redis_hung.pl 040_leaks.pl 050_hostile_redis.pl 080_recovery.pl 091_query_stats_concurrency.pl 120_tls.pl 150_acl.pl 160_settings.pl 243_managed.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 292_review_compress.pl 300_rules.pl 302_review_rules.pl 303_review_rules2.pl 304_policies.pl 310_warming.pl 312_refresh_ahead.pl 314_review_refresh.pl} " in
-			*" $name "*) [ "$verify" != verify ] || { ce_note "verify: $name skipped (see CE_VERIFY_SKIP in run-tests.sh)"; continue; } ;;
+			*" $name "*) [ "$pass" != verify ] || { ce_note "verify: $name skipped (see CE_VERIFY_SKIP in run-tests.sh)"; continue; } ;;
 		esac
 		# a file that keeps the local tier off or sets it itself (it says
 		# why) would only repeat the tap pass
-		if [ "$label" = l1:tap ] && grep -q '^delete \$ENV{CE_L1};' "$CE_ROOT/$rel"; then
+		if [ "$pass" = l1 ] && grep -q '^delete \$ENV{CE_L1};' "$CE_ROOT/$rel"; then
 			ce_note "l1: $name skipped (it ignores CE_L1: the tap pass runs it as it is)"
 			continue
 		fi
@@ -340,63 +354,208 @@ run_tap()
 		# depend on the tier, and single flight starts only after a miss of
 		# the tier
 		case " ${CE_L1_SKIP:-091_query_stats_concurrency.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 302_review_rules.pl 303_review_rules2.pl 312_refresh_ahead.pl} " in
-			*" $name "*) [ "$label" != l1:tap ] || { ce_note "l1: $name skipped (see CE_L1_SKIP in run-tests.sh)"; continue; } ;;
+			*" $name "*) [ "$pass" != l1 ] || { ce_note "l1: $name skipped (see CE_L1_SKIP in run-tests.sh)"; continue; } ;;
 		esac
-		ce_log "TAP $name${verify:+ (cache_ext.verify_rate = 1)}"
-		start=$SECONDS
-		rc=0
-		rm -rf "$tree/tmp_check/log"
-		run_bounded "${CE_TAP_TIMEOUT:-600}" runuser -u postgres -- env -C "$tree" \
-			CE_VERIFY_RATE="${verify:+1}" \
-			CE_L1="${CE_L1:-}" \
-			PATH="$CE_PG_BINDIR:/usr/local/bin:/usr/bin:/bin" \
-			HOME="$TAP_TMP" \
-			TMPDIR="$TAP_TMP" \
-			PG_REGRESS="$CE_PGXS_TEST_DIR/regress/pg_regress" \
-			TESTDIR="$tree" \
-			PG_TEST_TIMEOUT_DEFAULT="${PG_TEST_TIMEOUT_DEFAULT:-60}" \
-			prove -v -I "$perl_lib" -I test/perl "$rel" || rc=$?
-		# A test that was killed leaves its servers behind.
-		ce_kill_strays "$TAP_TMP"
-		if [ "$verify" = verify ] && [ -d "$tree/tmp_check/log" ] &&
-			grep -l 'a stored result differed from the direct result' "$tree"/tmp_check/log/*.log 2>/dev/null; then
-			ce_warn "$name: cache_ext.verify_rate found a hit that differed from the direct result"
-			grep -h -A2 'a stored result differed' "$tree"/tmp_check/log/*.log | head -n 40 || true
-			rc=1
+		TAP_JOB_PASS+=("$pass")
+		TAP_JOB_REL+=("$rel")
+	done
+}
+
+# tap_start SLOT JOB: start a job in SLOT's tree, in the background, under
+# timeout(1) (which leads its own process group: tap_stop_all kills it).
+tap_start()
+{
+	local slot=$1 j=$2 dir=$TAP_TMP/w$1 pass=${TAP_JOB_PASS[$2]} rel=${TAP_JOB_REL[$2]}
+	local l1=${CE_L1:-} verify= perl_lib=$CE_PGXS_TEST_DIR/perl
+	[ "$pass" != l1 ] || l1=${CE_L1:-64MB}
+	[ "$pass" != verify ] || verify=1
+
+	ce_note "$(tap_label "$pass"):${rel##*/} started (slot $slot)"
+	rm -rf "$dir/tree/tmp_check/log"
+	timeout --kill-after=30 "${CE_TAP_TIMEOUT:-600}" runuser -u postgres -- env -C "$dir/tree" \
+		CE_VERIFY_RATE="$verify" \
+		CE_L1="$l1" \
+		PATH="$CE_PG_BINDIR:/usr/local/bin:/usr/bin:/bin" \
+		HOME="$dir" \
+		TMPDIR="$dir" \
+		PG_TEST_PORT_DIR="$TAP_TMP/portlock" \
+		PG_REGRESS="$CE_PGXS_TEST_DIR/regress/pg_regress" \
+		TESTDIR="$dir/tree" \
+		PG_TEST_TIMEOUT_DEFAULT="${PG_TEST_TIMEOUT_DEFAULT:-60}" \
+		prove -v -I "$perl_lib" -I test/perl "$rel" >"$dir/out" 2>&1 &
+	TAP_SLOT_PID[$slot]=$!
+	TAP_SLOT_JOB[$slot]=$j
+	TAP_SLOT_START[$slot]=$SECONDS
+}
+
+# tap_finish SLOT RC: the job in SLOT ended with RC: stop what it left
+# running, print its output and, if it failed, the ends of its logs.
+tap_finish()
+{
+	local slot=$1 rc=$2 dir=$TAP_TMP/w$1 j=${TAP_SLOT_JOB[$1]} secs log
+	local pass=${TAP_JOB_PASS[$j]} name=${TAP_JOB_REL[$j]##*/} tree=$TAP_TMP/w$1/tree
+	secs=$((SECONDS - TAP_SLOT_START[slot]))
+	unset "TAP_SLOT_PID[$slot]"
+
+	# A test that was killed leaves its servers behind.
+	ce_kill_strays "$dir"
+	case "$pass" in
+		verify) ce_log "TAP $name (cache_ext.verify_rate = 1): ${secs}s" ;;
+		l1) ce_log "TAP $name (cache_ext.local_cache_size = ${CE_L1:-64MB}): ${secs}s" ;;
+		*) ce_log "TAP $name: ${secs}s" ;;
+	esac
+	[ "$rc" -ne 124 ] || ce_warn "killed after ${CE_TAP_TIMEOUT:-600}s: $name"
+	cat "$dir/out"
+	if [ "$pass" = verify ] && [ -d "$tree/tmp_check/log" ] &&
+		grep -l 'a stored result differed from the direct result' "$tree"/tmp_check/log/*.log 2>/dev/null; then
+		ce_warn "$name: cache_ext.verify_rate found a hit that differed from the direct result"
+		grep -h -A2 'a stored result differed' "$tree"/tmp_check/log/*.log | head -n 40 || true
+		rc=1
+	fi
+	if [ "$rc" -ne 0 ]; then
+		log=$tree/tmp_check/log/regress_log_${name%.pl}
+		if [ -f "$log" ]; then
+			echo "---- last 150 lines of $log ----"
+			tail -n 150 "$log"
 		fi
-		if [ "$rc" -eq 0 ]; then
-			record "$label:$name" pass $((SECONDS - start))
-		else
-			log=$tree/tmp_check/log/regress_log_${name%.pl}
-			if [ -f "$log" ]; then
-				echo "---- last 150 lines of $log ----"
-				tail -n 150 "$log"
-			fi
-			for log in "$tree"/tmp_check/log/"${name%.pl}"_*.log; do
-				[ -f "$log" ] || continue
-				echo "---- last 60 lines of server log ${log##*/} ----"
-				tail -n 60 "$log"
+		for log in "$tree"/tmp_check/log/"${name%.pl}"_*.log; do
+			[ -f "$log" ] || continue
+			echo "---- last 60 lines of server log ${log##*/} ----"
+			tail -n 60 "$log"
+		done
+	fi
+	if [ -n "${CE_LOG_DIR:-}" ] && [ -d "$tree/tmp_check/log" ]; then
+		# (the verify and l1 passes in subdirectories)
+		log=$CE_LOG_DIR
+		[ "$pass" = tap ] || log=$CE_LOG_DIR/$pass
+		mkdir -p "$log"
+		cp -a "$tree/tmp_check/log/." "$log/"
+	fi
+	if [ "$rc" -eq 0 ]; then
+		TAP_JOB_RESULT[$j]="pass $secs"
+	else
+		TAP_JOB_RESULT[$j]="fail $secs"
+	fi
+}
+
+# tap_stop_all: kill the jobs still running (on exit or interrupt).
+tap_stop_all()
+{
+	local pid
+	[ -n "${TAP_SLOT_PID[*]:-}" ] || return 0
+	for pid in "${TAP_SLOT_PID[@]}"; do
+		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+	done
+	sleep 2
+	for pid in "${TAP_SLOT_PID[@]}"; do
+		kill -KILL -- "-$pid" 2>/dev/null || true
+	done
+	TAP_SLOT_PID=()
+}
+
+# run_tap PASS...: run the jobs of the passes given (tap, verify, l1) and
+# record them.  The files that take longest start first, in TAP_LONG's
+# order (from a full run's summary), so that the short ones fill in around
+# them; the passes of one file are kept apart in it, so that they do not
+# run side by side (060 twice at once, each spawning thousands of psql,
+# starved Redis on a loaded machine).  The order only: a name missing from
+# it is harmless.
+TAP_LONG='tap:241_sentinel.pl tap:242_review15_sentinel.pl
+l1:tap:070_consistency.pl l1:tap:241_sentinel.pl tap:070_consistency.pl
+tap:231_review13_async.pl tap:230_async_commit.pl tap:240_cluster_map.pl
+tap:110_key_tracking.pl verify:tap:060_write_paths.pl l1:tap:110_key_tracking.pl
+tap:091_query_stats_concurrency.pl verify:tap:110_key_tracking.pl
+tap:312_refresh_ahead.pl tap:060_write_paths.pl tap:040_leaks.pl
+tap:292_review_compress.pl tap:310_warming.pl l1:tap:060_write_paths.pl
+tap:314_review_refresh.pl tap:280_single_flight.pl tap:250_monitoring.pl
+l1:tap:314_review_refresh.pl'
+# TAP_HEAVY: files that keep both cores busy by themselves (the consistency
+# checker's writers and readers at full speed; 060's thousands of psql) and,
+# for the Sentinel ones, fail over on their own when a server stalls for a
+# second: never two of them at once (on a loaded machine, l1:241 beside
+# l1:070 saw its sentinels fail over again after the test's failovers, and
+# two 060 starved their Redis past cache_ext's deadlines).  The other slots
+# take lighter files meanwhile.
+TAP_HEAVY='060_write_paths.pl 070_consistency.pl 241_sentinel.pl 242_review15_sentinel.pl'
+
+tap_heavy()
+{
+	case " $TAP_HEAVY " in
+		*" ${TAP_JOB_REL[$1]##*/} "*) return 0 ;;
+	esac
+	return 1
+}
+
+run_tap()
+{
+	local pass j slot s pid rc nslots=${CE_TAP_JOBS:-2} order=() long=() rest=() key
+	local heavy_busy k
+	local -A first=()
+
+	for pass in "$@"; do tap_add_jobs "$pass"; done
+	if [ ${#TAP_JOB_REL[@]} -eq 0 ]; then
+		ce_note "no TAP tests to run"
+		return 0
+	fi
+	[ "$nslots" -ge 1 ] 2>/dev/null || ce_die "CE_TAP_JOBS must be a positive number, not '$nslots'"
+
+	for j in "${!TAP_JOB_REL[@]}"; do
+		first["$(tap_label "${TAP_JOB_PASS[$j]}"):${TAP_JOB_REL[$j]##*/}"]=$j
+	done
+	for key in $TAP_LONG; do
+		[ -z "${first[$key]:-}" ] || { long+=("${first[$key]}"); unset "first[$key]"; }
+	done
+	for j in "${!TAP_JOB_REL[@]}"; do
+		key="$(tap_label "${TAP_JOB_PASS[$j]}"):${TAP_JOB_REL[$j]##*/}"
+		[ -z "${first[$key]:-}" ] || rest+=("$j")
+	done
+	# (the jobs not started yet, in the order they should start)
+	order=("${long[@]}" "${rest[@]}")
+
+	TAP_TMP=$(mktemp -d /tmp/cache_ext-tap.XXXXXX)
+	chmod 755 "$TAP_TMP"
+	mkdir "$TAP_TMP/portlock"
+	for slot in $(seq 1 "$nslots"); do
+		mkdir -p "$TAP_TMP/w$slot/tree"
+		tar -C "$CE_ROOT" --exclude=./.git --exclude=./tmp_check -cf - . | tar -C "$TAP_TMP/w$slot/tree" -xf -
+	done
+	chown -R postgres: "$TAP_TMP"
+	ce_log "TAP: ${#order[@]} files (${*}), $nslots at a time"
+
+	while [ ${#order[@]} -gt 0 ] || [ ${#TAP_SLOT_PID[@]} -gt 0 ]; do
+		for slot in $(seq 1 "$nslots"); do
+			[ -z "${TAP_SLOT_PID[$slot]:-}" ] || continue
+			heavy_busy=0
+			for s in "${!TAP_SLOT_PID[@]}"; do
+				if tap_heavy "${TAP_SLOT_JOB[$s]}"; then heavy_busy=1; fi
 			done
-			record "$label:$name" fail $((SECONDS - start))
-		fi
+			for k in "${!order[@]}"; do
+				if [ "$heavy_busy" = 0 ] || ! tap_heavy "${order[$k]}"; then
+					tap_start "$slot" "${order[$k]}"
+					unset "order[$k]"
+					break
+				fi
+			done
+		done
+		rc=0
+		wait -n -p pid "${TAP_SLOT_PID[@]}" || rc=$?
+		for slot in "${!TAP_SLOT_PID[@]}"; do
+			[ "${TAP_SLOT_PID[$slot]}" != "$pid" ] || tap_finish "$slot" "$rc"
+		done
 	done
 
-	if [ -n "${CE_LOG_DIR:-}" ] && [ -d "$tree/tmp_check/log" ]; then
-		mkdir -p "$CE_LOG_DIR"
-		cp -a "$tree/tmp_check/log/." "$CE_LOG_DIR/"
-		ce_note "TAP logs copied to $CE_LOG_DIR"
-	fi
+	for j in "${!TAP_JOB_REL[@]}"; do
+		record "$(tap_label "${TAP_JOB_PASS[$j]}"):${TAP_JOB_REL[$j]##*/}" ${TAP_JOB_RESULT[$j]:-fail 0}
+	done
 	cleanup_tap_tmp
 }
 
-if wanted tap; then
-	run_tap
-fi
-if wanted verify; then
-	run_tap verify
-fi
-if wanted l1; then
-	CE_L1=${CE_L1:-64MB} run_tap l1
+passes=()
+if wanted tap; then passes+=(tap); fi
+if wanted verify; then passes+=(verify); fi
+if wanted l1; then passes+=(l1); fi
+if [ ${#passes[@]} -gt 0 ]; then
+	run_tap "${passes[@]}"
 fi
 
 # ---- fuzz --------------------------------------------------------------------

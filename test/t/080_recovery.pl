@@ -135,8 +135,18 @@ call_is($node, $call, qr/^MISS \(invalidated\)$/, $after3, 'no stale hit after t
 is($redis->cli('CONFIG', 'SET', 'timeout', '1'), 'OK', 'Redis closes connections idle for 1 s');
 my $idle = CacheExt::Session->new($node, timeout => 30);
 call_is($idle, $call, qr/^(HIT|MISS)/, $after3, 'a session uses Redis');
-my $clients_before = () = $redis->cli('CLIENT', 'LIST') =~ /^id=/mg;
-sleep(3);    # setup: let Redis's idle timeout pass (not an assertion on time)
+my $list = $redis->cli('CLIENT', 'LIST');
+my $clients_before = () = $list =~ /^id=/mg;
+# setup: wait until Redis has closed every connection it had (the
+# session's among them; not the one that listed them), which it does once
+# they are idle for 1 s: at most 10 s (not an assertion on time)
+my @before_ids = map { /^id=(\d+) .* cmd=(\S+)/ && $2 ne 'client|list' ? $1 : () } split /\n/, $list;
+for (1 .. 100)
+{
+	$list = $redis->cli('CLIENT', 'LIST');
+	last unless grep { $list =~ /^id=$_ /m } @before_ids;
+	usleep(100_000);
+}
 my $clients_after = () = $redis->cli('CLIENT', 'LIST') =~ /^id=/mg;
 cmp_ok($clients_after, '<', $clients_before, 'Redis closed the idle connection');
 call_is($idle, $call, qr/^HIT$/, $after3, 'the next call reconnected at once: HIT');

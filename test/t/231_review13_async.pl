@@ -436,9 +436,15 @@ if (block('F7'))
 			'continue',
 			"shell kill -TERM $wpid",
 			'shell sleep 2',
+			# then stop again at the crash (bt shows it; detach delivers
+			# the SIGSEGV) or once the backend is ready for its next query
+			# (the commit done): a plain "continue" would wait for the
+			# idle backend until IPC::Run's timeout killed gdb, 60 s on
+			'delete',
+			'tbreak ReadyForQuery',
 			'continue',
 			'bt 6',
-			'continue',
+			'detach',
 			'quit', '');
 		close($fh);
 		my ($gout, $gerr) = ('', '');

@@ -391,6 +391,20 @@ $sn->stop;
 
 # ---- 5. a failover that really loses a bump; a target never told ----------------------
 
+# Sections 5 and 7 end by restarting the old master: the sentinels make it
+# a replica again, which takes them about 10 s, while the next section
+# sets up its servers; it waits for that (wait_rejoined) only before it
+# uses the group.
+my $rejoining;
+
+sub wait_rejoined
+{
+	return unless $rejoining;
+	wait_replica_retry($g, $rejoining, 90);
+	$rejoining = undef;
+	return;
+}
+
 # 241's lagged_promoted stops the promotable replica with SIGSTOP: what the
 # master sends it meanwhile waits in the socket buffers and is applied when
 # it resumes, so nothing is lost (checked below with a marker key).  Here the
@@ -482,7 +496,7 @@ $sn->stop;
 	$c5->quit;
 	$tn->stop;
 	$old->start;
-	wait_replica_retry($g, $old, 90);
+	$rejoining = $old;
 	$other->cli('CONFIG', 'SET', 'replica-priority', '100');
 }
 
@@ -492,6 +506,7 @@ $sn->stop;
 # only with CE_R15_LOST=1, to keep the suite within its time)
 if ($ENV{CE_R15_LOST} && !$ENV{CE_R15_SKIP_SPLIT})
 {
+	wait_rejoined();
 	my $ln = cache_ext_node('lost', $g, extra_conf => join("\n",
 		"max_connections = 40",
 		"log_statement = 'none'",
@@ -591,6 +606,7 @@ if ($ENV{CE_R15_LOST} && !$ENV{CE_R15_SKIP_SPLIT})
 	}
 	like($sw, qr/^0\nHIT/, 'standby test: the standby serves it');
 
+	wait_rejoined();
 	my $old = $g->master;
 	my ($lagger, $other) = grep { $_->port != $old->port } $g->nodes;
 	$other->cli('CONFIG', 'SET', 'replica-priority', '0');
@@ -627,7 +643,7 @@ if ($ENV{CE_R15_LOST} && !$ENV{CE_R15_SKIP_SPLIT})
 	$sb->stop;
 	$pn->stop;
 	$old->start;
-	wait_replica_retry($g, $old, 90);
+	$rejoining = $old;
 	$other->cli('CONFIG', 'SET', 'replica-priority', '100');
 }
 
@@ -689,6 +705,8 @@ if ($ENV{CE_R15_LOST} && !$ENV{CE_R15_SKIP_SPLIT})
 }
 
 # ---- 4. INFO refused: a master restarted at the same address -----------------------------
+
+wait_rejoined();
 
 # The data nodes' ACL user may not run INFO (a managed or locked-down
 # Redis): the master's identity is then a hash of its address.  The master
