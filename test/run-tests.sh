@@ -340,8 +340,12 @@ tap_add_jobs()
 		# directly); and, to keep the run under 25 minutes, the files whose
 		# hits are few and not their subject (Redis down, hung, hostile,
 		# recovering, TLS, ACLs, managed services, settings, leaks, the
-		# statistics under concurrency): verification would re-run little
-		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl 230_async_commit.pl 231_review13_async.pl 240_cluster_map.pl 241_sentinel.pl 242_review15_sentinel.pl 250_monitoring.pl 020_redis_down.pl 030_redis_hung.pl 040_leaks.pl 050_hostile_redis.pl 080_recovery.pl 091_query_stats_concurrency.pl 120_tls.pl 150_acl.pl 160_settings.pl 243_managed.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 292_review_compress.pl 300_rules.pl 302_review_rules.pl 303_review_rules2.pl 304_policies.pl 310_warming.pl 312_refresh_ahead.pl 314_review_refresh.pl} " in
+		# statistics under concurrency): verification would re-run little;
+		# 244 and 316 run the consistency checker while commits land (a hit
+		# may be older than a direct read a moment later, which verification
+		# counts; their checkers find 0 stale reads); 306, 308 and 309 test
+		# which statements a rule serves, not the hits' rows
+		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl 230_async_commit.pl 231_review13_async.pl 240_cluster_map.pl 241_sentinel.pl 242_review15_sentinel.pl 250_monitoring.pl 020_redis_down.pl 030_redis_hung.pl 040_leaks.pl 050_hostile_redis.pl 080_recovery.pl 091_query_stats_concurrency.pl 120_tls.pl 150_acl.pl 160_settings.pl 243_managed.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 292_review_compress.pl 300_rules.pl 302_review_rules.pl 303_review_rules2.pl 304_policies.pl 310_warming.pl 312_refresh_ahead.pl 314_review_refresh.pl 244_cluster_wired.pl 306_rules_protocols.pl 308_review_meaning.pl 309_review_meaning2.pl 316_refresh_consistency.pl} " in
 			*" $name "*) [ "$pass" != verify ] || { ce_note "verify: $name skipped (see CE_VERIFY_SKIP in run-tests.sh)"; continue; } ;;
 		esac
 		# a file that keeps the local tier off or sets it itself (it says
@@ -352,8 +356,10 @@ tap_add_jobs()
 		fi
 		# the statistics under concurrency, values and sessions do not
 		# depend on the tier, and single flight starts only after a miss of
-		# the tier
-		case " ${CE_L1_SKIP:-091_query_stats_concurrency.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 302_review_rules.pl 303_review_rules2.pl 312_refresh_ahead.pl} " in
+		# the tier; 244 tests the cluster client (Redis, not the tier); 306,
+		# 308 and 309 which statements a rule serves (300's l1 pass serves
+		# rules from the tier)
+		case " ${CE_L1_SKIP:-091_query_stats_concurrency.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 302_review_rules.pl 303_review_rules2.pl 312_refresh_ahead.pl 244_cluster_wired.pl 306_rules_protocols.pl 308_review_meaning.pl 309_review_meaning2.pl} " in
 			*" $name "*) [ "$pass" != l1 ] || { ce_note "l1: $name skipped (see CE_L1_SKIP in run-tests.sh)"; continue; } ;;
 		esac
 		TAP_JOB_PASS+=("$pass")
@@ -468,7 +474,8 @@ tap:091_query_stats_concurrency.pl verify:tap:110_key_tracking.pl
 tap:312_refresh_ahead.pl tap:060_write_paths.pl tap:040_leaks.pl
 tap:292_review_compress.pl tap:310_warming.pl l1:tap:060_write_paths.pl
 tap:314_review_refresh.pl tap:280_single_flight.pl tap:250_monitoring.pl
-l1:tap:314_review_refresh.pl'
+l1:tap:314_review_refresh.pl tap:244_cluster_wired.pl tap:316_refresh_consistency.pl
+l1:tap:316_refresh_consistency.pl tap:300_rules.pl'
 # TAP_HEAVY: files that keep both cores busy by themselves (the consistency
 # checker's writers and readers at full speed; 060's thousands of psql) and,
 # for the Sentinel ones, fail over on their own when a server stalls for a
@@ -476,7 +483,7 @@ l1:tap:314_review_refresh.pl'
 # l1:070 saw its sentinels fail over again after the test's failovers, and
 # two 060 starved their Redis past cache_ext's deadlines).  The other slots
 # take lighter files meanwhile.
-TAP_HEAVY='060_write_paths.pl 070_consistency.pl 241_sentinel.pl 242_review15_sentinel.pl'
+TAP_HEAVY='060_write_paths.pl 070_consistency.pl 241_sentinel.pl 242_review15_sentinel.pl 244_cluster_wired.pl 316_refresh_consistency.pl'
 
 tap_heavy()
 {
