@@ -52,6 +52,7 @@ use FindBin;
 use JSON::PP;
 
 use CacheExt::Redis qw(cache_ext_node);
+use CacheExt::Util qw(wire_steps);
 
 my $redis = CacheExt::Redis->new;
 my $node = cache_ext_node('review_meaning', $redis, extra_conf => 'cache_ext.default_ttl = 300');
@@ -67,16 +68,7 @@ SELECT cache_track('pt');
 # the messages of test/lib/pgwire_steps.py, one session; returns its output
 sub steps
 {
-	my (@steps) = @_;
-	my $json = JSON::PP->new->canonical;
-	my @cmd = ('python3', "$FindBin::Bin/../lib/pgwire_steps.py",
-		'--socket', $node->host, '--port', $node->port, '--user', $super,
-		map { $json->encode($_) } @steps);
-	my ($out, $err);
-	IPC::Run::run(\@cmd, '>', \$out, '2>', \$err);
-	diag($err) if $err;
-	chomp $out;
-	return $out;
+	return wire_steps($node, $super, @_);
 }
 
 sub hit_norm

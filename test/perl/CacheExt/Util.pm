@@ -6,6 +6,8 @@
 #   my $r = cache_call($session, $sql);         # in a CacheExt::Session
 #   my $s = cache_stats($node);                 # {hits => .., misses => .., ...}
 #   my $n = fd_count($pid);                     # open fds of a backend
+#   my $out = wire_steps($node, $user, ['Q', 'BEGIN'], ['P', 's', $sql], ...);
+#                                               # test/lib/pgwire_steps.py
 
 package CacheExt::Util;
 
@@ -16,6 +18,7 @@ use Carp;
 use POSIX ();
 use Exporter 'import';
 use JSON::PP;
+use IPC::Run ();
 use Time::HiRes qw(time);
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -23,7 +26,24 @@ use Test::More;
 our @EXPORT =
   qw(sql_literal cq direct_rows cache_call call_is cache_stats stats_delta fd_count
   sales_fixture);
-our @EXPORT_OK = qw(crc32c);
+our @EXPORT_OK = qw(crc32c wire_steps);
+
+# The output of test/lib/pgwire_steps.py running the protocol steps given
+# (JSON arrays, see that file) in one session of $user on $node.
+sub wire_steps
+{
+	my ($node, $user, @steps) = @_;
+	my $json = JSON::PP->new->canonical;
+	my $lib = __FILE__ =~ s{perl/CacheExt/Util\.pm$}{lib}r;
+	my @cmd = ('python3', "$lib/pgwire_steps.py",
+		'--socket', $node->host, '--port', $node->port, '--user', $user,
+		map { $json->encode($_) } @steps);
+	my ($out, $err);
+	IPC::Run::run(\@cmd, '>', \$out, '2>', \$err);
+	diag($err) if $err;
+	chomp $out;
+	return $out;
+}
 
 # The sales table the failure tests share, and their per-region query.
 our $SALES_Q = 'SELECT region, count(*), sum(amount) FROM sales WHERE region = $1 GROUP BY region';
