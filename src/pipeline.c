@@ -321,17 +321,11 @@ finish_call(Call *c)
 static void
 bypass_call(Call *c, const CallReason *reason)
 {
-	if (c->opts->lookup_only || c->opts->fill_only)
-	{
-		/* nothing runs: the caller runs the statement's own plan */
-		c->outcome.status = CALL_BYPASS;
-		c->outcome.bypass = *reason;
-		OutcomeSetLast(&c->outcome);
-		return;
-	}
 	c->keyed = false;
 	c->rkey = NULL;
-	run_query(c->pq, c->params, c->ts, NULL);
+	/* look up or fill only: nothing runs, the caller runs its own plan */
+	if (!c->opts->lookup_only && !c->opts->fill_only)
+		run_query(c->pq, c->params, c->ts, NULL);
 	/* after running: the query may call cached_query, whose status is its own */
 	c->outcome.status = CALL_BYPASS;
 	c->outcome.bypass = *reason;

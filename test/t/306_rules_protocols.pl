@@ -202,6 +202,23 @@ SELECT cache_status();
 	like($o[2], qr/^BYPASS: temporary table/, 'and is not served from the cache');
 }
 
+# own writes: a prepared statement runs its plan, counted as a bypass
+{
+	my $out = $node->safe_psql('postgres', qq{
+SELECT bypasses FROM cache_stats;
+PREPARE ow AS $CUTOFF;
+BEGIN;
+UPDATE pt SET label = label WHERE id = 1;
+EXECUTE ow;
+SELECT cache_status();
+ROLLBACK;
+SELECT bypasses FROM cache_stats;
+});
+	my @o = split /\n/, $out;
+	like($o[2], qr/^BYPASS: this transaction changed/, 'own writes: a prepared statement runs its plan');
+	cmp_ok($o[3], '>', $o[0], 'and cache_stats counts the bypass');
+}
+
 # ---- cursors: served; settings changed between fetches ----------------------
 {
 	my $out = $node->safe_psql('postgres', qq{
