@@ -11,6 +11,7 @@ OBJS = \
 	src/entry_format.o \
 	src/entry_frame.o \
 	src/entry_pack.o \
+	src/memory_keep.o \
 	src/invalidate.o \
 	src/tracking.o \
 	src/xactset.o \

@@ -86,6 +86,7 @@ _PG_init(void)
 	SessionsDefineGucs();
 	ValuesDefineGucs();
 	RefreshDefineGucs();
+	MemoryKeepDefineGucs();
 	SecretsLoad();
 
 	InvalInit(); /* defines the outbox's settings too */

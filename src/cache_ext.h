@@ -16,6 +16,7 @@
 
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "nodes/plannodes.h"
 #include "utils/timestamp.h"
 
@@ -49,13 +50,25 @@ extern double cache_ext_early_refresh; /* XFetch beta; 0: off */
 extern int cache_ext_max_ttl;		   /* seconds: ceiling of every entry's TTL */
 
 /* Each module defines its own settings (called from _PG_init). */
-extern void PipelineDefineGucs(void); /* pipeline.c */
-extern void StatsDefineGucs(void);	  /* stats.c */
-extern void EntryDefineGucs(void);	  /* entry.c */
-extern void KeysDefineGucs(void);	  /* keys.c */
-extern void InvalDefineGucs(void);	  /* invalidate.c */
-extern void RedisDefineGucs(void);	  /* redis/settings.c */
-extern void ValuesDefineGucs(void);	  /* values.c */
+
+/*
+ * The context of a setting read once at server start.  PostgreSQL ends
+ * the session (FATAL) when a library loaded after startup defines a
+ * PGC_POSTMASTER setting, so without shared_preload_libraries (CREATE
+ * EXTENSION, LOAD) such settings are defined as reloadable instead: each
+ * backend then reads them when it loads the library, and what needs
+ * shared memory stays off anyway.
+ */
+#define CE_PGC_POSTMASTER \
+	(process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP)
+extern void PipelineDefineGucs(void);	/* pipeline.c */
+extern void MemoryKeepDefineGucs(void); /* memory_keep.c */
+extern void StatsDefineGucs(void);		/* stats.c */
+extern void EntryDefineGucs(void);		/* entry.c */
+extern void KeysDefineGucs(void);		/* keys.c */
+extern void InvalDefineGucs(void);		/* invalidate.c */
+extern void RedisDefineGucs(void);		/* redis/settings.c */
+extern void ValuesDefineGucs(void);		/* values.c */
 
 /* cache_ext.log_calls: each level logs its kind and those below it */
 typedef enum LogCalls

@@ -579,6 +579,8 @@ typedef struct RowScratch
 	char *buf;
 	Size used;
 	Size size;
+	MemoryContext rowcxt; /* where a value that does not fit goes */
+	bool spilled;		  /* one did, this row: rowcxt needs a reset */
 } RowScratch;
 
 #define ROW_SCRATCH_SIZE 8192
@@ -589,7 +591,10 @@ scratch_alloc(RowScratch *s, Size n)
 	Size off = MAXALIGN(s->used);
 
 	if (off + n > s->size)
-		return palloc(n);
+	{
+		s->spilled = true;
+		return MemoryContextAlloc(s->rowcxt, n);
+	}
 	s->used = off + n;
 	return s->buf + off;
 }
@@ -723,18 +728,25 @@ decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
 	char *p = (char *) view->rows;
 	DecodeOutcome result = DV_OK;
 	RowScratch scratch;
+	bool resets = false;
 
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cache_ext decode",
 								   ALLOCSET_DEFAULT_SIZES);
+	/* only a type's own functions allocate; raw values go to scratch */
+	for (int i = 0; i < natts; i++)
+		resets |= codecs[i].codec == CE_CODEC_BINARY || codecs[i].codec == CE_CODEC_TEXTIO;
 	scratch.buf = palloc(ROW_SCRATCH_SIZE);
 	scratch.size = ROW_SCRATCH_SIZE;
+	scratch.rowcxt = rowcxt;
+	scratch.spilled = false;
 	for (uint32 r = 0; r < view->nrows && result == DV_OK; r++)
 	{
 		const uint8 *bitmap = (const uint8 *) p;
 
 		p += natts / 8 + 1;
 		scratch.used = 0;
-		MemoryContextSwitchTo(rowcxt);
+		if (resets)
+			MemoryContextSwitchTo(rowcxt);
 		for (int i = 0; i < natts; i++)
 		{
 			int width;
@@ -759,11 +771,13 @@ decode_rows(const CeEntryView *view, int natts, const EntryColumnCodec *codecs,
 				break;
 			p += vlen;
 		}
-		MemoryContextSwitchTo(oldcxt);
+		if (resets)
+			MemoryContextSwitchTo(oldcxt);
 		if (result == DV_OK)
 			tuplestore_putvalues(ts, desc, values, nulls);
-		/* cheap when nothing was allocated (the row's values were scratch) */
-		MemoryContextReset(rowcxt);
+		if (resets || scratch.spilled)
+			MemoryContextReset(rowcxt);
+		scratch.spilled = false;
 	}
 	MemoryContextDelete(rowcxt);
 	pfree(scratch.buf);

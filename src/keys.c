@@ -86,14 +86,14 @@ SecretsDefineGucs(void)
 							   "Read when the server starts. Without it (and without an encryption key), keys are plain SHA-256.",
 							   &secret_file,
 							   "",
-							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
+							   CE_PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 	DefineCustomStringVariable("cache_ext.encryption_key_file",
 							   "File holding AES-256 keys, 64 hex digits a line: the first encrypts, all decrypt.",
 							   "Read when the server starts. With it, every stored value is encrypted and authenticated (AES-256-GCM).",
 							   &encryption_key_file,
 							   "",
-							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
+							   CE_PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 }
 

@@ -52,6 +52,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "cache_ext.h"
 #include "keys.h"
 #include "l1.h"
 
@@ -149,7 +150,7 @@ L1DefineGucs(void)
 							"Takes effect at server start; needs cache_ext in shared_preload_libraries. Off on a hot standby.",
 							&cache_ext_local_cache_size,
 							0, 0, 16 * 1024 * 1024,
-							PGC_POSTMASTER, GUC_UNIT_KB,
+							CE_PGC_POSTMASTER, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("cache_ext.testing_skip_local_bump",

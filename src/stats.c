@@ -610,6 +610,6 @@ StatsDefineGucs(void)
 							NULL,
 							&cache_ext_query_stats_max,
 							1000, 100, 100000,
-							PGC_POSTMASTER, 0,
+							CE_PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
 }

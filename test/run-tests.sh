@@ -344,8 +344,9 @@ tap_add_jobs()
 		# 244 and 316 run the consistency checker while commits land (a hit
 		# may be older than a direct read a moment later, which verification
 		# counts; their checkers find 0 stale reads); 306, 308 and 309 test
-		# which statements a rule serves, not the hits' rows
-		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl 230_async_commit.pl 231_review13_async.pl 240_cluster_map.pl 241_sentinel.pl 242_review15_sentinel.pl 250_monitoring.pl 020_redis_down.pl 030_redis_hung.pl 040_leaks.pl 050_hostile_redis.pl 080_recovery.pl 091_query_stats_concurrency.pl 120_tls.pl 150_acl.pl 160_settings.pl 243_managed.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 292_review_compress.pl 300_rules.pl 302_review_rules.pl 303_review_rules2.pl 304_policies.pl 310_warming.pl 312_refresh_ahead.pl 314_review_refresh.pl 244_cluster_wired.pl 306_rules_protocols.pl 308_review_meaning.pl 309_review_meaning2.pl 316_refresh_consistency.pl} " in
+		# which statements a rule serves, not the hits' rows; 012 sets its own
+		# settings (no preload, no verify_rate)
+		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl 230_async_commit.pl 231_review13_async.pl 240_cluster_map.pl 241_sentinel.pl 242_review15_sentinel.pl 250_monitoring.pl 020_redis_down.pl 030_redis_hung.pl 040_leaks.pl 050_hostile_redis.pl 080_recovery.pl 091_query_stats_concurrency.pl 120_tls.pl 150_acl.pl 160_settings.pl 243_managed.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 292_review_compress.pl 300_rules.pl 302_review_rules.pl 303_review_rules2.pl 304_policies.pl 310_warming.pl 312_refresh_ahead.pl 314_review_refresh.pl 244_cluster_wired.pl 306_rules_protocols.pl 308_review_meaning.pl 309_review_meaning2.pl 316_refresh_consistency.pl 012_no_preload.pl} " in
 			*" $name "*) [ "$pass" != verify ] || { ce_note "verify: $name skipped (see CE_VERIFY_SKIP in run-tests.sh)"; continue; } ;;
 		esac
 		# a file that keeps the local tier off or sets it itself (it says

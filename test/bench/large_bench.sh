@@ -20,7 +20,17 @@
 #           the client too (10k rows only)
 # and the same for the direct query on the local table (a seq scan), with
 # the ratios hit / seq scan; issue 14's target is <= 1.5 for the 10k-row
-# decode.  Nothing here asserts a timing; the load average is printed.
+# decode.
+#
+# Then, for the small result only, the same count on three more servers
+# (count ms, lz4), next to the seq scan and the floor of any set-returning
+# function in FROM (a PL/pgSQL RETURN QUERY of the same table, which builds
+# the same tuplestore):
+#   l1      cache_ext.local_cache_size = 64MB: a HIT (local)
+#   l1/k0   the same with cache_ext.backend_memory_keep = 0 (glibc's
+#           defaults: every statement faults its tuplestore's pages in)
+#   l2/k0   the local tier off, backend_memory_keep = 0
+# Nothing here asserts a timing; the load average is printed.
 #
 #   BENCH_SMALL_ROWS  rows of the small result (default 10000)
 #   BENCH_BIG_ROWS    rows of the large result (default 1000000; 0 leaves
@@ -151,4 +161,62 @@ for s in "${sizes[@]}"; do
 	done
 done
 ce_note "target (issue 14): a 10k-row hit decodes in <= 1.5x the seq scan's time (count/scan of $BENCH_SMALL_ROWS rows)"
+
+# small_counts SERVER: loads t_small there, stores the lz4 entry and prints
+# "hit scan srf" (median count ms of a HIT, of the seq scan, of the
+# PL/pgSQL set-returning function over the same table)
+small_counts()
+{
+	local srv=$1 q="SELECT /* lz4 */ * FROM t_small" st
+	bench_psql "$srv" -v ON_ERROR_STOP=1 >/dev/null <<SQL
+CREATE EXTENSION IF NOT EXISTS cache_ext;
+CREATE TABLE t_small (id int, at timestamptz, amount numeric(12,2), label text);
+INSERT INTO t_small SELECT g, '2024-01-01'::timestamptz + g * interval '1 minute',
+       (g::bigint * 7919 % 100000) / 100.0, 'customer ' || (g % 5000) || ' region ' || (g % 50)
+  FROM generate_series(1, $BENCH_SMALL_ROWS) g;
+VACUUM ANALYZE t_small;
+SELECT cache_track('t_small');
+CREATE FUNCTION t_small_srf() RETURNS SETOF t_small LANGUAGE plpgsql
+  AS 'BEGIN RETURN QUERY SELECT * FROM t_small; END';
+SELECT count(*) FROM cached_query('$q') AS t($COLS);
+SQL
+	st=$(bench_psql "$srv" -At -c "SELECT count(*) FROM cached_query('$q') AS t($COLS)" -c "SELECT cache_status()" | tail -n 1)
+	[[ $st == HIT* ]] || ce_die "server $srv: the second call was '$st', not a HIT"
+	echo "$(time_ms_on "$srv" "SELECT count(*) FROM cached_query('$q') AS t($COLS);" 20) \
+$(time_ms_on "$srv" "SELECT count(*) FROM (SELECT * FROM t_small OFFSET 0) x;" 20) \
+$(time_ms_on "$srv" "SELECT count(*) FROM t_small_srf();" 20) $st"
+}
+
+# time_ms_on SERVER SQL N: time_ms on another server
+time_ms_on()
+{
+	local srv=$1 sql=$2 n=$3 script=''
+	for _ in $(seq "$n"); do script+="$sql"$'\n'; done
+	bench_median "$(bench_psql "$srv" -At -v ON_ERROR_STOP=1 <<SQL | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tr '\n' ' '
+\\timing on
+$script
+SQL
+)"
+}
+
+declare -A EXTRA=([l1]="cache_ext.local_cache_size = '64MB'"
+	[l1/k0]="cache_ext.local_cache_size = '64MB'
+cache_ext.backend_memory_keep = 0"
+	[l2/k0]="cache_ext.local_cache_size = 0
+cache_ext.backend_memory_keep = 0")
+ce_log "the small result on three more servers (count ms, lz4)"
+declare -A XOUT
+for v in l1 l1/k0 l2/k0; do
+	bench_start_pg "x${v//\//_}" "${EXTRA[$v]}
+cache_ext.max_entry_size = '512MB'
+cache_ext.default_ttl = 3600
+work_mem = '256MB'"
+	XOUT[$v]=$(small_counts "x${v//\//_}")
+done
+printf '  %-7s %-24s %10s %10s %10s %10s %9s\n' result server "hit ms" "scan ms" "srf ms" "hit/scan" "srf/scan"
+for v in l1 l1/k0 l2/k0; do
+	read -r hit scan srf st <<<"${XOUT[$v]}"
+	printf '  %-7s %-24s %10s %10s %10s %10s %9s\n' "$BENCH_SMALL_ROWS" "$v ($st)" "$hit" "$scan" "$srf" \
+		"$(bench_ratio "$hit" "$scan")" "$(bench_ratio "$srf" "$scan")"
+done
 ce_log "load average at the end: $(bench_load)"
