@@ -91,9 +91,16 @@ cache_track(PG_FUNCTION_ARGS)
 		keys = check_key_columns(relid, PG_GETARG_ARRAYTYPE_P(1));
 	if (get_rel_relkind(relid) == RELKIND_MATVIEW)
 	{
-		ereport(NOTICE,
-				(errmsg("materialized view \"%s\" needs no tracking", get_rel_name(relid)),
-				 errdetail("REFRESH MATERIALIZED VIEW and DDL invalidate the results that read it.")));
+		/* REFRESH and DDL are seen by the utility hook, preloaded only */
+		if (InvalShmemReady())
+			ereport(NOTICE,
+					(errmsg("materialized view \"%s\" needs no tracking", get_rel_name(relid)),
+					 errdetail("REFRESH MATERIALIZED VIEW and DDL invalidate the results that read it.")));
+		else
+			ereport(NOTICE,
+					(errmsg("materialized view \"%s\" is not tracked: cache_ext is not in shared_preload_libraries", get_rel_name(relid)),
+					 errdetail("Without the preload nothing sees REFRESH MATERIALIZED VIEW: results that read it are kept for their TTL only."),
+					 errhint("Add cache_ext to shared_preload_libraries.")));
 		PG_RETURN_VOID();
 	}
 	if (!OidIsValid(get_trigger_func()))

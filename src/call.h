@@ -141,6 +141,7 @@ typedef struct CallScopes
 	List *untracked;		   /* descriptions of what is not tracked */
 	const char *opaque_reason; /* functions with unseen reads, not opted in */
 	bool opted_in;			   /* ... opted in: role and settings are keyed */
+	bool has_tracked;		   /* the plan or depends_on names a tracked table */
 } CallScopes;
 
 /* The query's parameters as given by the caller. */

@@ -231,7 +231,7 @@ bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all)
 		   QS_UNTRACKED,
 		   psprintf("%s (cache_ext.untracked = bypass)",
 					(char *) linitial(cs->untracked)));
-	REASON(pq->has_tracked && !InvalShmemReady(), QS_NOT_PRELOADED,
+	REASON(cs->has_tracked && !InvalShmemReady(), QS_NOT_PRELOADED,
 		   "tracked tables are served from the cache only when cache_ext is in shared_preload_libraries");
 #undef REASON
 	return first;

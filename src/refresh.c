@@ -443,6 +443,7 @@ RefreshNoteCall(const uint8 *hash, const char *query, const CallParams *params,
 				const CallOptions *opts, const uint8 *settings, uint64 queryid,
 				bool hit, bool stored)
 {
+	static bool said_not_preloaded = false;
 	RefreshSlot *s;
 	bool start;
 
@@ -450,6 +451,16 @@ RefreshNoteCall(const uint8 *hash, const char *query, const CallParams *params,
 	{
 		memcpy(last_stored, hash, CE_HASH_LEN);
 		last_stored_valid = true;
+	}
+	if (refresh_shared == NULL && stored && cache_ext_refresh_ahead &&
+		!said_not_preloaded)
+	{
+		/* once per session: the setting would otherwise do nothing unseen */
+		said_not_preloaded = true;
+		ereport(NOTICE,
+				(errmsg("cache_ext.refresh_ahead has no effect: cache_ext is not in shared_preload_libraries"),
+				 errdetail("Refresh-ahead needs the background worker and the registry in shared memory."),
+				 errhint("Add cache_ext to shared_preload_libraries.")));
 	}
 	if (refresh_shared == NULL || (!hit && !stored) ||
 		(pg_atomic_read_u32(&refresh_shared->nused) == 0 &&

@@ -22,7 +22,8 @@
  * rules_incomplete and inval_count, touched only by this backend (the invalidation callbacks only mark it stale).  Shared:
  * RulesShared, the counters of up to RULES_MAX_COUNTED rules of all
  * databases, guarded by its spinlock (held only to find a slot or add to
- * it); without shared memory (not preloaded) each backend counts its own.
+ * it); without shared memory (not preloaded) each backend counts its own
+ * in a RulesShared of its own (counters()), through the same slots.
  *
  *-------------------------------------------------------------------------
  */
@@ -111,6 +112,26 @@ typedef struct RulesShared
 } RulesShared;
 
 static RulesShared *rules_shared = NULL;
+
+/*
+ * The counters: shared memory when preloaded, else this backend's own
+ * (static, so counting never allocates: it runs at the end of statements).
+ */
+static RulesShared *
+counters(void)
+{
+	static RulesShared own;
+	static bool own_ready = false;
+
+	if (rules_shared != NULL)
+		return rules_shared;
+	if (!own_ready)
+	{
+		SpinLockInit(&own.lock);
+		own_ready = true;
+	}
+	return &own;
+}
 
 typedef enum RulesState
 {
@@ -253,34 +274,33 @@ slot_is(const RuleCounters *c, const char *name)
 
 /*
  * The slot of this database's rule name: found, or claimed (zeroed) when
- * reset or absent; -1 when shared memory is missing or full.
+ * reset or absent; -1 when they are full.
  */
 int
 RulesCountersSlot(const char *name, bool reset)
 {
+	RulesShared *rs = counters();
 	int found = -1;
 
-	if (rules_shared == NULL)
-		return -1;
-	SpinLockAcquire(&rules_shared->lock);
+	SpinLockAcquire(&rs->lock);
 	for (int i = 0; i < RULES_MAX_COUNTED && found < 0; i++)
-		if (slot_is(&rules_shared->slot[i], name))
+		if (slot_is(&rs->slot[i], name))
 			found = i;
 	for (int i = 0; i < RULES_MAX_COUNTED && found < 0; i++)
-		if (!OidIsValid(rules_shared->slot[i].dbid))
+		if (!OidIsValid(rs->slot[i].dbid))
 		{
 			found = i;
 			reset = true;
 		}
 	if (found >= 0 && reset)
 	{
-		RuleCounters *c = &rules_shared->slot[found];
+		RuleCounters *c = &rs->slot[found];
 
 		memset(c, 0, sizeof(*c));
 		c->dbid = MyDatabaseId;
 		strlcpy(c->name, name, NAMEDATALEN);
 	}
-	SpinLockRelease(&rules_shared->lock);
+	SpinLockRelease(&rs->lock);
 	return found;
 }
 
@@ -288,13 +308,13 @@ RulesCountersSlot(const char *name, bool reset)
 static void
 counters_free_now(const char *name)
 {
-	if (rules_shared == NULL)
-		return;
-	SpinLockAcquire(&rules_shared->lock);
+	RulesShared *rs = counters();
+
+	SpinLockAcquire(&rs->lock);
 	for (int i = 0; i < RULES_MAX_COUNTED; i++)
-		if (slot_is(&rules_shared->slot[i], name))
-			rules_shared->slot[i].dbid = InvalidOid;
-	SpinLockRelease(&rules_shared->lock);
+		if (slot_is(&rs->slot[i], name))
+			rs->slot[i].dbid = InvalidOid;
+	SpinLockRelease(&rs->lock);
 }
 
 /*
@@ -394,23 +414,20 @@ RulesCountersFree(const char *name, bool keep)
 void
 RulesCount(RuleDef *rule, CallStatus status, double us)
 {
-	if (rule->slot >= 0 && rules_shared != NULL)
-	{
-		RuleCounters *c = &rules_shared->slot[rule->slot];
+	RulesShared *rs = counters();
+	RuleCounters *c;
 
-		SpinLockAcquire(&rules_shared->lock);
-		/* the slot may have been freed and reused since the rules loaded */
-		if (slot_is(c, rule->name))
-		{
-			c->n[status]++;
-			c->us[status] += us;
-		}
-		SpinLockRelease(&rules_shared->lock);
+	if (rule->slot < 0)
 		return;
+	c = &rs->slot[rule->slot];
+	SpinLockAcquire(&rs->lock);
+	/* the slot may have been freed and reused since the rules loaded */
+	if (slot_is(c, rule->name))
+	{
+		c->n[status]++;
+		c->us[status] += us;
 	}
-	rule->local[status]++;
-	if (status != CALL_BYPASS)
-		rule->local[3 + (status == CALL_MISS)] += (int64) us;
+	SpinLockRelease(&rs->lock);
 }
 
 /* ---- loading ------------------------------------------------------------- */
@@ -812,56 +829,34 @@ PG_FUNCTION_INFO_V1(cache_rules_stats);
 /*
  * cache_rules_stats(): the counters of this database's rules: name, hits,
  * misses, bypasses, and milliseconds spent on hits and misses.  From
- * shared memory when preloaded, else this backend's own.
+ * shared memory when preloaded, else this backend's own (counters()).
  */
 Datum
 cache_rules_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RulesShared *rs = counters();
+	RuleCounters *copy = palloc(sizeof(RuleCounters) * RULES_MAX_COUNTED);
 	Datum v[6];
 	bool n[6] = {false, false, false, false, false, false};
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (rules_shared != NULL)
+	/* this backend's own counters: its rules have slots once loaded */
+	if (rules_shared == NULL)
+		(void) RulesMatch(UINT64CONST(1));
+	SpinLockAcquire(&rs->lock);
+	memcpy(copy, rs->slot, sizeof(RuleCounters) * RULES_MAX_COUNTED);
+	SpinLockRelease(&rs->lock);
+	for (int i = 0; i < RULES_MAX_COUNTED; i++)
 	{
-		RuleCounters *copy = palloc(sizeof(RuleCounters) * RULES_MAX_COUNTED);
-
-		SpinLockAcquire(&rules_shared->lock);
-		memcpy(copy, rules_shared->slot, sizeof(RuleCounters) * RULES_MAX_COUNTED);
-		SpinLockRelease(&rules_shared->lock);
-		for (int i = 0; i < RULES_MAX_COUNTED; i++)
-		{
-			if (copy[i].dbid != MyDatabaseId)
-				continue;
-			v[0] = CStringGetTextDatum(copy[i].name);
-			for (int s = 0; s < 3; s++)
-				v[1 + s] = Int64GetDatum(copy[i].n[s]);
-			v[4] = Float8GetDatum(copy[i].us[CALL_HIT] / 1000.0);
-			v[5] = Float8GetDatum(copy[i].us[CALL_MISS] / 1000.0);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
-		}
-		return (Datum) 0;
-	}
-	(void) RulesMatch(UINT64CONST(1)); /* loads them */
-	if (rules_hash != NULL)
-	{
-		HASH_SEQ_STATUS seq;
-		RuleById *e;
-		List *seen = NIL;
-
-		hash_seq_init(&seq, rules_hash);
-		while ((e = hash_seq_search(&seq)) != NULL)
-		{
-			if (list_member_ptr(seen, e->rule))
-				continue;
-			seen = lappend(seen, e->rule);
-			v[0] = CStringGetTextDatum(e->rule->name);
-			for (int s = 0; s < 3; s++)
-				v[1 + s] = Int64GetDatum(e->rule->local[s]);
-			v[4] = Float8GetDatum(e->rule->local[3] / 1000.0);
-			v[5] = Float8GetDatum(e->rule->local[4] / 1000.0);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
-		}
+		if (copy[i].dbid != MyDatabaseId)
+			continue;
+		v[0] = CStringGetTextDatum(copy[i].name);
+		for (int s = 0; s < 3; s++)
+			v[1 + s] = Int64GetDatum(copy[i].n[s]);
+		v[4] = Float8GetDatum(copy[i].us[CALL_HIT] / 1000.0);
+		v[5] = Float8GetDatum(copy[i].us[CALL_MISS] / 1000.0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
 	return (Datum) 0;
 }

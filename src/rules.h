@@ -23,8 +23,7 @@ typedef struct RuleDef
 	int64 ttl_ms; /* -1: cache_ext.default_ttl */
 	int ntags;
 	char **tags;
-	int slot;		/* its counters in shared memory, or -1 */
-	int64 local[5]; /* counters when there is no shared memory */
+	int slot; /* its counters (rules.c counters()), or -1 */
 } RuleDef;
 
 /* rules.c */

@@ -35,6 +35,7 @@
 
 #include "cache_ext.h"
 #include "call.h"
+#include "outbox.h"
 #include "rules.h"
 #include "subxact.h"
 
@@ -379,6 +380,11 @@ cache_rule_create(PG_FUNCTION_ARGS)
 		ereport(NOTICE,
 				(errmsg("results of this rule are kept for their TTL only: %s", a.untracked),
 				 errhint("Track the tables with cache_track() to invalidate on change.")));
+	if (!InvalShmemReady())
+		ereport(NOTICE,
+				(errmsg("cache rules apply only in sessions that have loaded cache_ext"),
+				 errdetail("cache_ext is not in shared_preload_libraries: a session loads it at its first call of a cache_ext function and runs its statements without the rules until then, and statements that read tracked tables are not served from the cache."),
+				 errhint("Add cache_ext to shared_preload_libraries.")));
 	if (strcmp(shape, query) != 0)
 	{
 		ShapeIdArgs ia;

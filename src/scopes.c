@@ -524,6 +524,7 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 		r++;
 	}
 	cs->untracked = list_copy(pq->untracked);
+	cs->has_tracked = pq->has_tracked;
 
 	/*
 	 * Functions whose reads are unseen: the call names what they read, or
@@ -557,6 +558,7 @@ call_scopes(PreparedQuery *pq, const CallOptions *opts, CallScopes *cs,
 		cov = InvalRelationCoverage(relid, &scope, &why);
 		if (cov == REL_UNTRACKED)
 			cs->untracked = lappend(cs->untracked, untracked_label(relid, why));
+		cs->has_tracked |= cov == REL_TRACKED;
 		if (cov != REL_IGNORED)
 		{
 			add_scope(cs, KeyTableGenName(scope), NULL,

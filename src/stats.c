@@ -518,7 +518,14 @@ cache_query_stats(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (qs_hash == NULL)
+	{
+		/* an empty view would read as "no calls yet" */
+		ereport(NOTICE,
+				(errmsg("cache_query_stats is empty: cache_ext is not in shared_preload_libraries"),
+				 errdetail("The statistics per query are kept in shared memory."),
+				 errhint("Add cache_ext to shared_preload_libraries.")));
 		return (Datum) 0;
+	}
 
 	LWLockAcquire(qs_shared->lock, LW_SHARED);
 	hash_seq_init(&seq, qs_hash);
