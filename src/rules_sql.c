@@ -317,6 +317,25 @@ invalidate_plans_of(List *relids)
 		CacheInvalidateRelcacheByRelid(lfirst_oid(lc));
 }
 
+/*
+ * The NOTICEs of cache_rule_create about how the rule's statements will be
+ * served: for their TTL only when they read untracked relations (untracked:
+ * their names, or NULL); only in some sessions without the preload.
+ */
+static void
+say_how_served(const char *untracked)
+{
+	if (untracked != NULL)
+		ereport(NOTICE,
+				(errmsg("results of this rule are kept for their TTL only: %s", untracked),
+				 errhint("Track the tables with cache_track() to invalidate on change.")));
+	if (!InvalShmemReady())
+		ereport(NOTICE,
+				(errmsg("cache rules apply only in sessions that have loaded cache_ext"),
+				 errdetail("cache_ext is not in shared_preload_libraries: a session loads it at its first call of a cache_ext function and runs its statements without the rules until then, and statements that read tracked tables are not served from the cache."),
+				 errhint("Add cache_ext to shared_preload_libraries.")));
+}
+
 PG_FUNCTION_INFO_V1(cache_rule_create);
 
 /*
@@ -376,15 +395,7 @@ cache_rule_create(PG_FUNCTION_ARGS)
 				 errmsg("this statement cannot be cached: %s", a.refusal),
 				 errhint("cache_explain() on the statement gives every reason.")));
 	check_may_create(a.relids);
-	if (a.untracked != NULL)
-		ereport(NOTICE,
-				(errmsg("results of this rule are kept for their TTL only: %s", a.untracked),
-				 errhint("Track the tables with cache_track() to invalidate on change.")));
-	if (!InvalShmemReady())
-		ereport(NOTICE,
-				(errmsg("cache rules apply only in sessions that have loaded cache_ext"),
-				 errdetail("cache_ext is not in shared_preload_libraries: a session loads it at its first call of a cache_ext function and runs its statements without the rules until then, and statements that read tracked tables are not served from the cache."),
-				 errhint("Add cache_ext to shared_preload_libraries.")));
+	say_how_served(a.untracked);
 	if (strcmp(shape, query) != 0)
 	{
 		ShapeIdArgs ia;
