@@ -233,6 +233,9 @@ bypass_reasons(PreparedQuery *pq, CallScopes *cs, List **all)
 					(char *) linitial(cs->untracked)));
 	REASON(cs->has_tracked && !InvalShmemReady(), QS_NOT_PRELOADED,
 		   "tracked tables are served from the cache only when cache_ext is in shared_preload_libraries");
+	/* its lookups need the primary's watermark, read through the outbox */
+	REASON(!InvalShmemReady() && RecoveryInProgress(), QS_NOT_PRELOADED,
+		   "a hot standby serves hits only when cache_ext is in shared_preload_libraries");
 #undef REASON
 	return first;
 }

@@ -30,7 +30,7 @@ my $keyfile = PostgreSQL::Test::Utils::tempdir('secrets') . '/keys';
 PostgreSQL::Test::Utils::append_to_file($keyfile, ('5c' x 32) . "\n");
 chmod(0600, $keyfile);
 my $node = PostgreSQL::Test::Cluster->new('no_preload');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', join("\n",
 	"cache_ext.redis_url = '" . $redis->url . "'",
 	"cache_ext.default_ttl = 300",
@@ -195,7 +195,20 @@ SELECT cache_track('a');
 INSERT INTO a VALUES (1);
 SELECT count(*) FROM a}), "\n1", 'a session goes on after DROP EXTENSION elsewhere');
 
+# N12: a hot standby without the preload bypasses, saying why (it said
+# "pending invalidations (this server holds invalidations ...)")
+$node->backup('np_b');
+my $standby = PostgreSQL::Test::Cluster->new('np_standby');
+$standby->init_from_backup($node, 'np_b', has_streaming => 1);
+$standby->start;
+$node->wait_for_catchup($standby);
+$r = cache_call($standby, cq('SELECT count(*) FROM np_u WHERE id > 45', 'n bigint'));
+is($r->{rows}, '5', 'a standby: the direct rows');
+like($r->{status} // '', qr/^BYPASS: a hot standby serves hits only when cache_ext is in shared_preload_libraries$/,
+	'N12: a standby without the preload says why it bypasses');
+$standby->stop;
+
 $node->stop;
-unlike(slurp_file($node->logfile), qr/terminated by signal|PANIC|TRAP:/,
+unlike(slurp_file($node->logfile) . slurp_file($standby->logfile), qr/terminated by signal|PANIC|TRAP:/,
 	'no backend crashed');
 done_testing();
