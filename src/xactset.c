@@ -300,7 +300,7 @@ bump_at_commit(void)
 			ereport(WARNING,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("cache_ext could not deliver the invalidations of this transaction"),
-					 errdetail("cache_ext is not in shared_preload_libraries, so it cannot keep them for later.  Results that read tracked tables are not served in this configuration, but what this transaction invalidated with cache_invalidate() or cache_invalidate_tag() may be served until its TTL ends."),
+					 errdetail("cache_ext is not in shared_preload_libraries, so it cannot keep them for later.  Results that read tracked tables are not served in this configuration, but what this transaction invalidated with cache_invalidate(), cache_invalidate_tag() or cache_flush() may be served until its TTL ends."),
 					 errhint("Add cache_ext to shared_preload_libraries.")));
 		ok = true;
 	}

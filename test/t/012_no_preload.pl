@@ -160,7 +160,7 @@ like($err, qr/materialized view "np_mv" is not tracked: cache_ext is not in shar
 # N7: an undelivered invalidation names what may be served stale
 ($rc, $out, $err) = $node->psql('postgres',
 	q{SET cache_ext.redis_url = 'redis://127.0.0.1:1/0'; UPDATE np_t SET v = 'x' WHERE id = 3});
-like($err, qr/could not deliver the invalidations.*\n.*cache_invalidate_tag\(\) may be served until its TTL ends/,
+like($err, qr/could not deliver the invalidations.*\n.*cache_flush\(\) may be served until its TTL ends/,
 	'N7: an undelivered invalidation says what stays until its TTL');
 
 # ---- what works: values, sessions, a regular user, the upgrade path ----
