@@ -88,6 +88,16 @@ sub stats
 
 sub running { return scalar grep { $_->{pid} } values %{ workers() }; }
 
+# what the workers do, for a failure's diagnostics
+sub show_workers
+{
+	diag(explain(workers()));
+	diag($node->safe_psql('postgres', q{
+SELECT pid, datname, wait_event_type, wait_event, backend_start, now()
+  FROM pg_stat_activity WHERE backend_type = 'cache_ext refresh'}));
+	return;
+}
+
 # ---- 1. two databases, two workers at once ----------------------------------
 my $Q1 = q_ttl('4 s', 'SELECT sum(v) AS n FROM t');
 my $refreshed0 = stats()->{refreshed};
@@ -111,12 +121,12 @@ cmp_ok(stats()->{refreshed} - $refreshed0, '>=', 2, '1: both refreshes counted')
 
 # ---- 2. refresh_max_workers = 1: one after the other ------------------------
 $node->safe_psql('postgres', 'ALTER SYSTEM SET cache_ext.refresh_max_workers = 1; SELECT pg_reload_conf()');
-for (1 .. 100)
+for (1 .. 300)
 {
 	last if !running();
 	sleep(0.1);
 }
-is(running(), 0, '2: the workers of part 1 went idle and exited');
+is(running(), 0, '2: the workers of part 1 went idle and exited') or show_workers();
 my $Q2 = q_ttl('4 s', 'SELECT count(*) AS n FROM t WHERE v > 2');
 $refreshed0 = stats()->{refreshed};
 my $t1 = time();
@@ -163,12 +173,12 @@ $node->safe_psql('d1', join("\n", 'SET cache_ext.refresh_ahead = on;',
 	q_ttl('1 hour', 'SELECT count(*) + 100 AS n FROM t') . ';'));
 is(stats()->{refused}, $st->{refused}, '3: another database still registers');
 # (no worker: only a registration elsewhere can find the dropped database)
-for (1 .. 100)
+for (1 .. 300)
 {
 	last if !running();
 	sleep(0.1);
 }
-is(running(), 0, '3: no worker runs');
+is(running(), 0, '3: no worker runs') or show_workers();
 my $d3 = $node->safe_psql('postgres', q{SELECT oid FROM pg_database WHERE datname = 'd3'});
 $node->safe_psql('postgres', 'DROP DATABASE d3');
 is(workers()->{$d3}{registered}, 48, '3: the dropped database still holds its slots');
