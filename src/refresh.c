@@ -436,9 +436,10 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 /*
  * From the end of every call (pipeline.c's finish_call): a hit counts
  * for its registered entry, and starts this database's worker when none
- * runs, the entry is due soon and the cap allows (RefreshMayStart); a stored result renews its registered entry's
- * expiry and starts its hit count again (it is as fresh as a new entry),
- * or registers it when this session asks for refresh-ahead.
+ * runs, the entry is due soon and the cap allows (RefreshMayStart); a
+ * stored result renews its registered entry's expiry and starts its hit
+ * count again (it is as fresh as a new entry), or registers it when this
+ * session asks for refresh-ahead.
  */
 void
 RefreshNoteCall(const uint8 *hash, const char *query, const CallParams *params,
