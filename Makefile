@@ -52,6 +52,7 @@ OBJS = \
 	src/warm.o \
 	src/refresh.o \
 	src/refresh_worker.o \
+	src/refresh_sched.o \
 	src/flight.o \
 	src/values.o \
 	src/value_format.o \

@@ -5,8 +5,9 @@
  *	  whose result was stored records what it takes to make the same call
  *	  again (database, role, query text, parameters, options and the
  *	  settings its key depends on); hits count how hot it is; the worker
- *	  (refresh_worker.c) recomputes hot entries shortly before their TTL
- *	  ends.  Also the settings and cache_refresh_stats().
+ *	  of its database (refresh_worker.c, started by refresh_sched.c)
+ *	  recomputes hot entries shortly before their TTL ends.  Also the
+ *	  settings and cache_refresh_stats().
  *
  * Shared state: refresh_shared (refresh.h says who writes what, under
  * which lock).  Backend-local: the key of the last entry a call of this
@@ -39,6 +40,7 @@ RefreshShared *refresh_shared = NULL;
 bool cache_ext_refresh_ahead = false;
 double cache_ext_refresh_budget = 0.1;
 int cache_ext_refresh_max_per_pass = 8;
+int cache_ext_refresh_max_workers = 2;
 
 /* the key of the last entry this backend stored, if any */
 static bool last_stored_valid = false;
@@ -66,6 +68,18 @@ RefreshDefineGucs(void)
 							NULL,
 							&cache_ext_refresh_max_per_pass,
 							8, 1, REFRESH_SLOTS,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	/*
+	 * A reload, not a restart: the table of workers has room for every
+	 * database that can hold slots, and the cap is read at each start
+	 * (workers above a lowered cap end when idle or at their turn's end).
+	 */
+	DefineCustomIntVariable("cache_ext.refresh_max_workers",
+							"Most refresh-ahead workers (one per database) running at once.",
+							"Never more than max_worker_processes; databases beyond it take turns.",
+							&cache_ext_refresh_max_workers,
+							2, 1, REFRESH_SLOTS,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 }
@@ -103,7 +117,7 @@ RefreshCount(RefreshCounter c)
 		pg_atomic_fetch_add_u64(&refresh_shared->counters[c], 1);
 }
 
-/* The slot of the entry key hash, or NULL; the lock is held. */
+/* The slot of the entry key hash in this database, or NULL; lock held. */
 static RefreshSlot *
 find_slot(const uint8 *hash)
 {
@@ -111,7 +125,8 @@ find_slot(const uint8 *hash)
 	{
 		RefreshSlot *s = &refresh_shared->slots[i];
 
-		if (s->used && memcmp(s->hash, hash, CE_HASH_LEN) == 0)
+		if (s->used && s->dboid == MyDatabaseId &&
+			memcmp(s->hash, hash, CE_HASH_LEN) == 0)
 			return s;
 	}
 	return NULL;
@@ -273,79 +288,55 @@ build_payload(StringInfo b, const char *query, const CallParams *params,
 }
 
 /*
- * Start the worker of the database served unless it runs or was started
- * already.  It is not restarted by the postmaster: it exits when idle or
- * on SIGTERM, and the next hit of an entry due soon starts it again.  Not
- * started when there is no worker slot: tried again then too.
+ * Free the slots of every database that no longer exists (dropped while
+ * entries of it were registered), so that they do not hold registry
+ * slots until their TTL ends; never those of a database whose worker
+ * starts or runs (a worker connected to it stops the DROP; one starting
+ * finds it gone and exits).  Needs a transaction (the catalog is read);
+ * the lock is not held.
  */
-static void
-start_worker(void)
+void
+RefreshReclaimDropped(void)
 {
-	BackgroundWorker w;
-	TimestampTz now = GetCurrentTimestamp();
-
-	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
-
-	/*
-	 * Started but still not running after REFRESH_START_MS: the postmaster
-	 * could not start it (a failed fork is not retried).  Started again; a
-	 * second worker exits at once.
-	 */
-	if (refresh_shared->worker_registered && refresh_shared->worker_pid == 0 &&
-		TimestampDifferenceExceeds(refresh_shared->started_at, now, REFRESH_START_MS))
-		refresh_shared->worker_registered = false;
-	/* running or starting; or a start failed less than a second ago */
-	if (refresh_shared->worker_registered ||
-		!TimestampDifferenceExceeds(refresh_shared->started_at, now, 1000))
-	{
-		LWLockRelease(refresh_shared->lock);
-		return;
-	}
-	refresh_shared->worker_registered = true;
-	refresh_shared->started_at = now;
-	LWLockRelease(refresh_shared->lock);
-
-	memset(&w, 0, sizeof(w));
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	w.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(w.bgw_library_name, "cache_ext", BGW_MAXLEN);
-	strlcpy(w.bgw_function_name, "RefreshWorkerMain", BGW_MAXLEN);
-	strlcpy(w.bgw_name, "cache_ext refresh", BGW_MAXLEN);
-	strlcpy(w.bgw_type, "cache_ext refresh", BGW_MAXLEN);
-	w.bgw_main_arg = ObjectIdGetDatum(refresh_shared->dboid);
-	if (!RegisterDynamicBackgroundWorker(&w, NULL))
-	{
-		LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
-		refresh_shared->worker_registered = false;
-		LWLockRelease(refresh_shared->lock);
-	}
-}
-
-/*
- * The database served, when it no longer exists (dropped while entries of
- * it were registered): free its slots, so that refresh-ahead is not off
- * for every other database until their TTL ends.  Only while no worker
- * runs (a worker connected to it stops the DROP).  The lock is not held.
- */
-static void
-reclaim_dropped_database(void)
-{
-	Oid dboid;
+	Oid dbs[REFRESH_SLOTS];
+	int n = 0;
+	int gone = 0;
 
 	LWLockAcquire(refresh_shared->lock, LW_SHARED);
-	dboid = refresh_shared->dboid;
+	for (int i = 0; i < REFRESH_SLOTS; i++)
+	{
+		RefreshSlot *s = &refresh_shared->slots[i];
+		int j = 0;
+
+		if (!s->used || s->dboid == MyDatabaseId)
+			continue;
+		while (j < n && dbs[j] != s->dboid)
+			j++;
+		if (j == n)
+			dbs[n++] = s->dboid;
+	}
 	LWLockRelease(refresh_shared->lock);
-	if (!OidIsValid(dboid) || dboid == MyDatabaseId ||
-		SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dboid)))
+	for (int j = 0; j < n; j++)
+		if (!SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dbs[j])))
+			dbs[gone++] = dbs[j];
+	if (gone == 0)
 		return;
 	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
-	if (refresh_shared->dboid == dboid && refresh_shared->worker_pid == 0 &&
-		!refresh_shared->worker_registered)
+	for (int j = 0; j < gone; j++)
 	{
+		RefreshWorker *w = RefreshWorkerOf(dbs[j]);
+
+		if (w != NULL && (w->registered || w->pid != 0))
+			continue;
+		if (w != NULL)
+			w->dboid = InvalidOid;
 		for (int i = 0; i < REFRESH_SLOTS; i++)
-			if (refresh_shared->slots[i].used)
-				free_slot(&refresh_shared->slots[i]);
+		{
+			RefreshSlot *s = &refresh_shared->slots[i];
+
+			if (s->used && !s->busy && s->dboid == dbs[j])
+				free_slot(s);
+		}
 	}
 	LWLockRelease(refresh_shared->lock);
 }
@@ -363,14 +354,28 @@ role_slots(void)
 	return n;
 }
 
+/* The slots this database holds; the lock is held. */
+static int
+database_slots(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < REFRESH_SLOTS; i++)
+		if (refresh_shared->slots[i].used && refresh_shared->slots[i].dboid == MyDatabaseId)
+			n++;
+	return n;
+}
+
 /*
- * Register a stored entry (the lock is not held): refused when this is not
- * the database served, the call runs under a role the session did not take
- * itself, the call cannot be recorded, the role holds REFRESH_ROLE_SLOTS
- * already (so that one role cannot refuse every other's registrations for
- * the TTL of its entries: review-refresh A), or every slot holds an entry
- * whose TTL has not ended (expired ones are reclaimed).  Does not start
- * the worker: a hit of the entry does when it is due soon.
+ * Register a stored entry (the lock is not held): refused when the call
+ * runs under a role the session did not take itself, the call cannot be
+ * recorded, the role holds REFRESH_ROLE_SLOTS already (so that one role
+ * cannot refuse every other's registrations for the TTL of its entries:
+ * review-refresh A), this database holds REFRESH_DB_SLOTS (so that one
+ * database cannot refuse every other's), or every slot holds an entry
+ * whose TTL has not ended (expired ones and those of dropped databases
+ * are reclaimed).  Does not start the worker: a hit of the entry does
+ * when it is due soon.
  */
 static void
 register_entry(const uint8 *hash, const char *query, const CallParams *params,
@@ -391,7 +396,7 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 	 */
 	ok = !InLocalUserIdChange() && !InSecurityRestrictedOperation() &&
 		build_payload(&b, query, params, opts);
-	reclaim_dropped_database();
+	RefreshReclaimDropped();
 	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
 	/* first the entries expired (of a dropped database, say) */
 	for (int i = 0; i < REFRESH_SLOTS; i++)
@@ -401,12 +406,8 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 		if (t->used && !t->busy && t->expires_at <= now)
 			free_slot(t);
 	}
-	/* one database at a time: the first to register into an idle registry */
-	if (pg_atomic_read_u32(&refresh_shared->nused) == 0 &&
-		refresh_shared->worker_pid == 0 && !refresh_shared->worker_registered)
-		refresh_shared->dboid = MyDatabaseId;
-	ok = ok && refresh_shared->dboid == MyDatabaseId && find_slot(hash) == NULL &&
-		role_slots() < REFRESH_ROLE_SLOTS;
+	ok = ok && find_slot(hash) == NULL && role_slots() < REFRESH_ROLE_SLOTS &&
+		database_slots() < REFRESH_DB_SLOTS;
 	for (int i = 0; ok && i < REFRESH_SLOTS && s == NULL; i++)
 		if (!refresh_shared->slots[i].used)
 			s = &refresh_shared->slots[i];
@@ -414,6 +415,7 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 	{
 		s->used = true;
 		s->busy = false;
+		s->dboid = MyDatabaseId;
 		memcpy(s->hash, hash, CE_HASH_LEN);
 		memcpy(s->settings, settings, CE_HASH_LEN);
 		s->roleid = GetUserId();
@@ -433,10 +435,11 @@ register_entry(const uint8 *hash, const char *query, const CallParams *params,
 
 /*
  * From the end of every call (pipeline.c's finish_call): a hit counts
- * for its registered entry, and starts the worker when none runs and the
- * entry is due soon; a stored result renews its registered entry's
- * expiry and starts its hit count again (it is as fresh as a new entry),
- * or registers it when this session asks for refresh-ahead.
+ * for its registered entry, and starts this database's worker when none
+ * runs, the entry is due soon and the cap allows (RefreshMayStart); a
+ * stored result renews its registered entry's expiry and starts its hit
+ * count again (it is as fresh as a new entry), or registers it when this
+ * session asks for refresh-ahead.
  */
 void
 RefreshNoteCall(const uint8 *hash, const char *query, const CallParams *params,
@@ -446,6 +449,7 @@ RefreshNoteCall(const uint8 *hash, const char *query, const CallParams *params,
 	static bool said_not_preloaded = false;
 	RefreshSlot *s;
 	bool start;
+	TimestampTz now;
 
 	if (stored)
 	{
@@ -466,21 +470,23 @@ RefreshNoteCall(const uint8 *hash, const char *query, const CallParams *params,
 		(pg_atomic_read_u32(&refresh_shared->nused) == 0 &&
 		 !(stored && cache_ext_refresh_ahead)))
 		return;
+	now = GetCurrentTimestamp();
 	LWLockAcquire(refresh_shared->lock, hit ? LW_SHARED : LW_EXCLUSIVE);
 	s = find_slot(hash);
 	if (s != NULL && hit)
 		pg_atomic_fetch_add_u32(&s->hits, 1);
 	else if (s != NULL)
 	{
-		s->expires_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), opts->ttl_ms);
+		s->expires_at = TimestampTzPlusMilliseconds(now, opts->ttl_ms);
 		s->ttl_ms = opts->ttl_ms;
 		pg_atomic_write_u32(&s->hits, 0);
 	}
-	start = s != NULL && hit && refresh_shared->worker_pid == 0 &&
-		RefreshDueSoon(s, GetCurrentTimestamp());
+	/* (tested under the shared lock, so that hits at the cap stay cheap) */
+	start = s != NULL && hit && RefreshDueSoon(s, now) &&
+		RefreshMayStart(MyDatabaseId, now);
 	LWLockRelease(refresh_shared->lock);
 	if (start)
-		start_worker();
+		RefreshStartWorker(MyDatabaseId);
 	if (s == NULL && stored && cache_ext_refresh_ahead && !RecoveryInProgress())
 		register_entry(hash, query, params, opts, settings, queryid);
 }
@@ -488,8 +494,11 @@ RefreshNoteCall(const uint8 *hash, const char *query, const CallParams *params,
 PG_FUNCTION_INFO_V1(cache_refresh_stats);
 
 /*
- * cache_refresh_stats(): the registry's size, its counters, and the
- * worker's pid (NULL when none runs); all NULL when not preloaded.
+ * cache_refresh_stats(): the registry's size, its counters, the database
+ * served when only one has registered entries or a worker (NULL when
+ * none or several: cache_refresh_workers() lists them), and the pid of
+ * this database's worker (NULL when none runs for it); all NULL when not
+ * preloaded.
  */
 Datum
 cache_refresh_stats(PG_FUNCTION_ARGS)
@@ -499,6 +508,8 @@ cache_refresh_stats(PG_FUNCTION_ARGS)
 	bool nulls[RC_NCOUNTERS + 3] = {0};
 	int pid = 0;
 	Oid dboid = InvalidOid;
+	Oid dbs[REFRESH_SLOTS * 2];
+	int ndbs;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -509,9 +520,12 @@ cache_refresh_stats(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 	}
 	LWLockAcquire(refresh_shared->lock, LW_SHARED);
-	pid = refresh_shared->worker_pid;
-	dboid = refresh_shared->dboid;
+	ndbs = RefreshDatabases(dbs);
+	if (RefreshWorkerOf(MyDatabaseId) != NULL)
+		pid = RefreshWorkerOf(MyDatabaseId)->pid;
 	LWLockRelease(refresh_shared->lock);
+	if (ndbs == 1)
+		dboid = dbs[0];
 	values[0] = Int32GetDatum((int32) pg_atomic_read_u32(&refresh_shared->nused));
 	for (int i = 0; i < RC_NCOUNTERS; i++)
 		values[1 + i] = Int64GetDatum((int64) pg_atomic_read_u64(&refresh_shared->counters[i]));

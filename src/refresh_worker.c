@@ -2,11 +2,12 @@
  *
  * refresh_worker.c
  *	  Refresh-ahead's background worker ("cache_ext refresh", one per
- *	  server, connected to the database served): every pass it picks the
- *	  hottest registered entries (hits times mean miss cost) whose TTL
- *	  ends within the lead, and makes each call again through the normal
- *	  pipeline, forcing a recompute and store though the entry is still
- *	  there, under the recorded role, settings and parameters.
+ *	  database with hot entries, connected to it; refresh_sched.c says
+ *	  which run): every pass it picks the hottest registered entries of
+ *	  its database (hits times mean miss cost) whose TTL ends within the
+ *	  lead, and makes each call again through the normal pipeline,
+ *	  forcing a recompute and store though the entry is still there,
+ *	  under the recorded role, settings and parameters.
  *
  * A refresh is a cached_query call made by the same code as any other:
  * the same analysis, privilege checks, bypass rules and key, under the
@@ -292,6 +293,7 @@ run_job(RefreshSlot *job)
 		LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
 		for (int i = 0; i < REFRESH_SLOTS; i++)
 			if (refresh_shared->slots[i].used &&
+				refresh_shared->slots[i].dboid == MyDatabaseId &&
 				memcmp(refresh_shared->slots[i].hash, job->hash, CE_HASH_LEN) == 0)
 				refresh_shared->slots[i].busy = false;
 		LWLockRelease(refresh_shared->lock);
@@ -333,10 +335,11 @@ RefreshDueSoon(RefreshSlot *s, TimestampTz now)
 }
 
 /*
- * Find the jobs due (hit since stored, TTL ending within the lead) and
- * free the slots of entries whose TTL has ended; into c, hottest first.
- * Returns their number; *soon says whether a job is due soon (one being
- * run included).
+ * Find the jobs of this database due (hit since stored, TTL ending within
+ * the lead) and free the slots of entries whose TTL has ended (of every
+ * database: an entry hit counts as expired whoever sees it); into c,
+ * hottest first.  Returns their number; *soon says whether a job of this
+ * database is due soon (one being run included).
  */
 static int
 due_jobs(Candidate *c, bool *soon)
@@ -352,7 +355,8 @@ due_jobs(Candidate *c, bool *soon)
 		RefreshSlot *s = &refresh_shared->slots[i];
 		uint32 hits = pg_atomic_read_u32(&s->hits);
 
-		*soon = *soon || RefreshDueSoon(s, now);
+		if (s->dboid == MyDatabaseId)
+			*soon = *soon || RefreshDueSoon(s, now);
 		if (!s->used || s->busy)
 			continue;
 		if (s->expires_at <= now)
@@ -362,7 +366,8 @@ due_jobs(Candidate *c, bool *soon)
 			s->used = false;
 			pg_atomic_fetch_sub_u32(&refresh_shared->nused, 1);
 		}
-		else if (hits > 0 && now >= s->expires_at - lead_ms(s->ttl_ms) * 1000)
+		else if (hits > 0 && s->dboid == MyDatabaseId &&
+				 now >= s->expires_at - lead_ms(s->ttl_ms) * 1000)
 		{
 			c[n].slot = i;
 			c[n].score = hits;
@@ -421,60 +426,42 @@ refresh_pass(bool run)
 	return soon;
 }
 
-/*
- * on_shmem_exit: this worker no longer runs.  Once it had connected, the
- * next start is not delayed (start_worker waits a second after a start
- * only so as not to retry a failing one at every hit).
- */
+/* on_shmem_exit: this worker of database arg no longer runs. */
 static void
 release_worker(int code, Datum arg)
 {
-	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
-	if (refresh_shared->worker_pid == MyProcPid)
-	{
-		refresh_shared->worker_pid = 0;
-		refresh_shared->worker_registered = false;
-		if (worker_connected)
-			refresh_shared->started_at = 0;
-	}
-	for (int i = 0; i < REFRESH_SLOTS; i++)
-		refresh_shared->slots[i].busy = false;
-	LWLockRelease(refresh_shared->lock);
+	RefreshReleaseWorker(DatumGetObjectId(arg), worker_connected);
 }
 
 PGDLLEXPORT void RefreshWorkerMain(Datum arg);
 
 /*
- * The worker: one per server (a second one, or one for a database no
- * longer served, exits at once), connected to the database served as the
+ * The worker of database arg: one per database (a second one, or one
+ * whose start was given up, exits at once), connected to it as the
  * bootstrap superuser; each job runs under its own role.  Sleeps so that
  * its passes take at most cache_ext.refresh_budget of wall time; does
  * nothing while cache_ext.enabled is off (server-wide) or the server is a
- * standby; exits when no entry hit has been due soon (RefreshDueSoon) for
- * REFRESH_IDLE_EXIT_MS, or on SIGTERM (FATAL, between two jobs or inside
- * one, whose transaction is rolled back).
+ * standby.  Exits when no entry of its database hit has been due soon
+ * (RefreshDueSoon) for REFRESH_IDLE_EXIT_MS, or when it hands its place
+ * to a database that waits (RefreshSchedule), or on SIGTERM (FATAL,
+ * between two jobs or inside one, whose transaction is rolled back).
  */
 void
 RefreshWorkerMain(Datum arg)
 {
 	MemoryContext pass_cxt;
 	TimestampTz idle_since = GetCurrentTimestamp();
+	TimestampTz since;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
-	if (refresh_shared->worker_pid != 0 ||
-		refresh_shared->dboid != DatumGetObjectId(arg))
-	{
-		LWLockRelease(refresh_shared->lock);
+	if (!RefreshClaimWorker(DatumGetObjectId(arg)))
 		proc_exit(0);
-	}
-	refresh_shared->worker_pid = MyProcPid;
-	LWLockRelease(refresh_shared->lock);
-	on_shmem_exit(release_worker, (Datum) 0);
+	on_shmem_exit(release_worker, arg);
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
 	worker_connected = true;
+	since = GetCurrentTimestamp();
 	pgstat_report_appname("cache_ext refresh");
 	pass_cxt = AllocSetContextCreate(TopMemoryContext, "cache_ext refresh worker",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -498,16 +485,27 @@ RefreshWorkerMain(Datum arg)
 			soon = refresh_pass(cache_ext_enabled);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(pass_cxt);
+			/* (the catalog tells which databases were dropped) */
+			StartTransactionCommand();
+			RefreshReclaimDropped();
+			CommitTransactionCommand();
 			pgstat_report_stat(false);
 		}
 
 		/*
 		 * Nothing hot due soon: exit (0: not restarted), so as not to hold
-		 * the database; a hit of an entry due soon starts a worker again.
+		 * the database, and hand this place to a database that waits; a
+		 * hit of an entry due soon starts a worker again.  Or hand it over
+		 * now, when another database waits and it is its turn.
 		 */
 		if (soon)
 			idle_since = start;
 		else if (TimestampDifferenceExceeds(idle_since, start, REFRESH_IDLE_EXIT_MS))
+		{
+			(void) RefreshSchedule(since, true);
+			proc_exit(0);
+		}
+		if (RefreshSchedule(since, false))
 			proc_exit(0);
 		busy_ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
 		/* busy / (busy + nap) <= budget */
