@@ -70,6 +70,8 @@ write_pw('old-pw');
 
 my $node = cache_ext_node('main', $seeds, extra_conf => join("\n",
 	"log_statement = 'none'",
+	# every hit from Redis, also in the l1 pass: the client is under test
+	"cache_ext.local_cache_size = 0",
 	"cache_ext.tls_ca_file = '$pki->{ca_crt}'",
 	"cache_ext.tls_cert_file = '$pki->{client_crt}'",
 	"cache_ext.tls_key_file = '$pki->{client_key}'",
