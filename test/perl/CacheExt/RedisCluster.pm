@@ -23,6 +23,11 @@
 # --cluster-replicas R --cluster-yes and waits until every node says
 # cluster_state:ok and all agree on who serves which slot.  Which node is a
 # master is read back from the cluster (CLUSTER NODES), never assumed.
+#
+# With tls => $pki (CacheExt::TLS::make_pki) the nodes listen with TLS
+# only (--port 0 --tls-port P --tls-cluster yes --tls-replication yes) and
+# everything this module sends them goes over TLS: redis-cli with --tls,
+# raw() through openssl s_client.  With password => 'pw' they require it.
 
 package CacheExt::RedisCluster::Node;
 
@@ -32,18 +37,50 @@ use warnings FATAL => 'all';
 use PostgreSQL::Test::Cluster;
 
 use CacheExt::Redis;
+use CacheExt::TLS;
 use parent -norequire, 'CacheExt::Redis';
 
 # cluster-node-timeout (ms) of nodes being created (new() sets it)
 our $NODE_TIMEOUT = 2000;
 
+# With tls => { pki, server, auth_clients } among new()'s parameters the
+# node listens with TLS only, as a CacheExt::TLS server does, and speaks
+# TLS on the cluster bus, to its master and to MIGRATE's target, presenting
+# the PKI's client certificate there.
+sub start
+{
+	my $self = shift;
+	$self->{tls} //= $self->{params}{tls};
+	return $self->SUPER::start();
+}
+
+sub _listen_description
+{
+	my $self = shift;
+	return $self->{tls} ? CacheExt::TLS::_listen_description($self)
+	  : $self->SUPER::_listen_description();
+}
+
+sub _run_cli
+{
+	my $self = shift;
+	return $self->{tls} ? CacheExt::TLS::_run_cli($self, @_) : $self->SUPER::_run_cli(@_);
+}
+
 # The cluster options go where CacheExt::Redis puts the listening ones.
 sub _listen_args
 {
 	my $self = shift;
+	my $pki = $self->{tls} ? $self->{tls}{pki} : undef;
 	$self->{bus_port} //= PostgreSQL::Test::Cluster::get_free_port();
 	return (
-		$self->SUPER::_listen_args(),
+		($pki
+			? (CacheExt::TLS::_listen_args($self),
+				'--tls-cluster' => 'yes',
+				'--tls-replication' => 'yes',
+				'--tls-client-cert-file' => $pki->{client_crt},
+				'--tls-client-key-file' => $pki->{client_key})
+			: $self->SUPER::_listen_args()),
 		'--cluster-enabled' => 'yes',
 		'--cluster-config-file' => "$self->{dir}/nodes.conf",
 		'--cluster-port' => $self->{bus_port},
@@ -84,10 +121,16 @@ use CacheExt::Redis;
 
 =over
 
-=item CacheExt::RedisCluster->new(masters => 3, replicas => 1, node_timeout => 2000, name => 'rc')
+=item CacheExt::RedisCluster->new(masters => 3, replicas => 1, node_timeout => 2000, name => 'rc', tls => $pki, auth_clients => 'no', password => 'pw')
 
 Start masters * (1 + replicas) nodes, create the cluster, wait until it is
-ok on every node.
+ok on every node.  With tls => a CacheExt::TLS PKI, every node listens
+with TLS only (its 'ip' certificate; client certificates required with
+auth_clients => 'yes') and the cluster bus and replication use TLS; the
+module's redis-cli calls and raw() then speak TLS, verifying the nodes
+against the test CA and presenting the client certificate.  With password
+=> 'pw' every node requires it (requirepass, masterauth) and the module
+sends it; after a rotation, set each node's {params}{password}.
 
 =cut
 
@@ -97,18 +140,31 @@ sub new
 	my $nm = $p{masters} // 3;
 	my $nr = $p{replicas} // 1;
 	my $name = $p{name} // 'rc';
-	my $self = bless { nodes => [], name => $name }, $class;
+	my $self = bless { nodes => [], name => $name, pki => $p{tls} }, $class;
+	my @opt = (
+		($p{tls}
+			? (tls => { pki => $p{tls}, server => 'ip', auth_clients => $p{auth_clients} // 'no' })
+			: ()),
+		(defined $p{password}
+			? (password => $p{password},
+				extra_args => [ '--requirepass', $p{password}, '--masterauth', $p{password} ])
+			: ()));
 
 	for my $i (1 .. $nm * (1 + $nr))
 	{
 		# read by the node's first start, inside new()
 		local $CacheExt::RedisCluster::Node::NODE_TIMEOUT = $p{node_timeout} // 2000;
-		my $node = CacheExt::RedisCluster::Node->new(name => "${name}_$i", verbose => 0);
+		my $node = CacheExt::RedisCluster::Node->new(name => "${name}_$i", verbose => 0, @opt);
 		push @{ $self->{nodes} }, $node;
 	}
 	my ($out, $err) = ('', '');
 	my @cmd = ('redis-cli', '--cluster', 'create', map({ $_->address } @{ $self->{nodes} }),
-		'--cluster-replicas', $nr, '--cluster-yes');
+		'--cluster-replicas', $nr, '--cluster-yes',
+		($p{tls}
+			? ('--tls', '--cacert', $p{tls}{ca_crt}, '--cert', $p{tls}{client_crt},
+				'--key', $p{tls}{client_key})
+			: ()),
+		(defined $p{password} ? ('--no-auth-warning', '-a', $p{password}) : ()));
 	IPC::Run::run(\@cmd, '<', \'', '>', \$out, '2>', \$err,
 		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default))
 	  or croak "redis-cli --cluster create failed: $err$out";
@@ -370,8 +426,9 @@ sub _move_keys
 		my $n = defined $max ? $max - $moved : 100;
 		my @keys = $from->cli('CLUSTER', 'GETKEYSINSLOT', $slot, $n);
 		last unless @keys;
+		my $pw = $from->{params}{password};
 		my (undef, $r) = $self->raw($from, 'MIGRATE', '127.0.0.1', $to->port, '', 0, 5000,
-			'KEYS', @keys);
+			(defined $pw ? ('AUTH', $pw) : ()), 'KEYS', @keys);
 		croak "MIGRATE failed: " . _show($r)
 		  unless ref($r) eq 'HASH' && ($r->{status} // '') eq 'OK';
 		$moved += @keys;
@@ -453,7 +510,10 @@ replies: in list context (bytes, value) of the one reply, or a list of
 [bytes, value] for a pipeline.  bytes is the reply exactly as the node
 sent it; value its decoding: a string or integer as a Perl scalar, nil as
 undef, an array as an array ref, an error as { error => text }, a status
-as { status => text }.  Bounded by the default timeout.
+as { status => text }.  Bounded by the default timeout.  The node's
+password, if it has one, goes first (AUTH, its reply not returned).  Over
+TLS the bytes go through openssl s_client (this Perl has no TLS socket
+module), followed by QUIT so that the node closes the connection.
 
 =cut
 
@@ -467,16 +527,64 @@ sub raw
 sub raw_pipeline
 {
 	my ($self, $node, @cmds) = @_;
+	my $pw = $node->{params}{password};
+	unshift @cmds, [ 'AUTH', $pw ] if defined $pw;
+	my @replies = $self->{pki} ? $self->_tls_exchange($node, @cmds)
+	  : $self->_exchange($node, @cmds);
+	shift @replies if defined $pw;
+	return @replies;
+}
+
+sub _encode
+{
+	return join('', map {
+		my $c = $_;
+		'*' . scalar(@$c) . "\r\n" . join('', map { '$' . length($_) . "\r\n$_\r\n" } @$c)
+	} @_);
+}
+
+# The replies of @cmds, all of them, as [bytes, value], from $buf.
+sub _replies
+{
+	my ($node, $buf, $n) = @_;
+	my ($pos, @replies) = (0);
+	while (@replies < $n)
+	{
+		my ($v, $end) = _resp_parse(\$buf, $pos);
+		croak "incomplete reply from " . $node->address unless defined $end;
+		push @replies, [ substr($buf, $pos, $end - $pos), $v ];
+		$pos = $end;
+	}
+	return @replies;
+}
+
+sub _tls_exchange
+{
+	my ($self, $node, @cmds) = @_;
+	my $pki = $self->{pki};
+	my ($in, $out, $err) = (_encode(@cmds, ['QUIT']), '', '');
+	# -quiet implies -ign_eof: it reads until the node closes, after QUIT
+	IPC::Run::run([ 'openssl', 's_client', '-connect', '127.0.0.1:' . $node->port,
+			'-quiet', '-verify_return_error', '-CAfile', $pki->{ca_crt},
+			'-cert', $pki->{client_crt}, '-key', $pki->{client_key} ],
+		'<', \$in, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default))
+	  or croak "openssl s_client to " . $node->address . " failed: $err";
+	my @replies = _replies($node, $out, @cmds + 1);
+	pop @replies;
+	return @replies;
+}
+
+sub _exchange
+{
+	my ($self, $node, @cmds) = @_;
 	my $sock = IO::Socket::INET->new(
 		PeerAddr => '127.0.0.1',
 		PeerPort => $node->port,
 		Proto => 'tcp',
 		Timeout => 5) or croak "cannot connect to " . $node->address . ": $!";
 	binmode($sock);
-	my $out = join('', map {
-		my $c = $_;
-		'*' . scalar(@$c) . "\r\n" . join('', map { '$' . length($_) . "\r\n$_\r\n" } @$c)
-	} @cmds);
+	my $out = _encode(@cmds);
 	my $off = 0;
 	while ($off < length($out))
 	{

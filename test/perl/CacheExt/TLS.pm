@@ -193,7 +193,8 @@ sub _listen_description
 }
 
 # redis-cli over TLS, verifying the server against the test CA by its
-# certificate's name, and presenting the client certificate.
+# certificate's name, and presenting the client certificate (and the
+# password given to new(), if any, as CacheExt::Redis does).
 sub _run_cli
 {
 	my ($self, $timeout, @args) = @_;
@@ -205,6 +206,8 @@ sub _run_cli
 		'-p', $self->{port},
 		'--tls', '--cacert', $pki->{ca_crt},
 		'--cert', $pki->{client_crt}, '--key', $pki->{client_key},
+		(defined $self->{params}{password}
+			? ('--no-auth-warning', '-a', $self->{params}{password}) : ()),
 		@args);
 	my ($status, $h);
 	my $ok = eval {
