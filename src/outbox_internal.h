@@ -20,7 +20,7 @@
 #include "invalidate.h"
 #include "store/store.h"
 
-#define OUTBOX_TARGETS	8
+#define OUTBOX_TARGETS	32	/* a cluster URL takes one per database (0.8: 8) */
 #define OUTBOX_SIZE		512 /* keys kept per target */
 #define TARGET_URL_LEN	1024
 #define TARGET_BASE_LEN 128

@@ -23,6 +23,8 @@
 #      password file rewritten; the open connection keeps working, new
 #      connections (seeds asked for the map, the master) read the new
 #      password; a wrong one is an auth failure, a BYPASS
+#   7. twelve databases through the one cluster URL (each an outbox target:
+#      0.8 held 8): each misses, hits and is invalidated
 
 use strict;
 use warnings FATAL => 'all';
@@ -267,6 +269,41 @@ like($out, qr/^3\nBYPASS[^\n]*\nauth$/s, 'rotation: a wrong password is an auth 
 unlike($out, qr/wrong-pw|new-pw|old-pw/, 'rotation: no password in a message');
 $b->quit;
 note sprintf('section 6: %.1f s', time() - $t6);
+
+# ---- 7. more databases than 0.8's 8 outbox targets ----------------------------
+# With a cluster URL each database is an outbox target of its own; 0.8's
+# table held 8, so a ninth database failed closed (no hits, its bumps lost).
+# 0.9 holds OUTBOX_TARGETS = 32: twelve databases all hit and invalidate.
+my $t7 = time();
+write_pw('new-pw');
+$_->cli('CLIENT', 'KILL', 'TYPE', 'normal') for $rc->nodes;
+my @dbs = map { "m$_" } 3 .. 12;
+for my $db (@dbs)
+{
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, q{
+		CREATE EXTENSION cache_ext;
+		CREATE TABLE kv (k int PRIMARY KEY, v int);
+		INSERT INTO kv SELECT g, 0 FROM generate_series(1, 10) g;
+		SELECT cache_track('kv');
+	});
+}
+my %got;
+for my $db (@dbs)
+{
+	$got{$db} = join(' ', call($db), call($db));
+	$node->safe_psql($db, 'UPDATE kv SET v = 7 WHERE k = 1');
+	$got{$db} .= ' ' . call($db);
+}
+is(join(',', grep { $got{$_} ne "0
+MISS 0
+HIT 7
+MISS" } @dbs), '',
+	'twelve databases through one cluster URL: each misses, hits, and is invalidated')
+  or diag(explain(\%got));
+is($node->safe_psql('postgres', 'SELECT count(*) FROM cache_health() WHERE redis_mode = \'cluster\''), '1',
+	'cache_health still answers');
+note sprintf('section 7: %.1f s', time() - $t7);
 
 $node->stop;
 $rc->stop_all;
