@@ -36,6 +36,7 @@ use Time::HiRes qw(usleep time);
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::RedisCluster;
 use CacheExt::Checker;
+use CacheExt::Util ();
 
 my $t0 = time();
 
@@ -170,30 +171,8 @@ is($node->safe_psql('postgres', q{SELECT cache_session_destroy_all('u1')}), 1,
 
 note sprintf('sections 1-3: %.1f s', time() - $t0);
 
-# A call may miss or bypass (a slot on the move, a master down) but never
-# return a stale value; poll until it hits with the expected value.
-sub until_hit
-{
-	my ($db, $want, $what) = @_;
-	my $deadline = time() + 30;
-	my (@seen, $out);
-	while (time() < $deadline)
-	{
-		$out = call($db);
-		push @seen, $out =~ s/\n/ /r;
-		my ($v) = split /\n/, $out;
-		if ($v ne $want)
-		{
-			fail("$what: stale value $v, want $want");
-			return;
-		}
-		last if $out =~ /HIT$/;
-		usleep(100_000);
-	}
-	like($out, qr/^\Q$want\E\nHIT$/, "$what: the right value, then a hit")
-	  or diag explain \@seen;
-	return;
-}
+# until_hit: CacheExt::Util's, with this file's call()
+sub until_hit { return CacheExt::Util::until_hit(\&call, @_[0 .. 2], 30); }
 
 # ---- 4. migration of the first database's slot -------------------------------
 

@@ -39,6 +39,7 @@ use Time::HiRes qw(usleep time);
 use CacheExt::Redis qw(cache_ext_node);
 use CacheExt::RedisCluster;
 use CacheExt::TLS;
+use CacheExt::Util ();
 
 my $t0 = time();
 
@@ -194,30 +195,8 @@ is(call(), "1\nHIT", 'with the right settings again: a hit');
 
 # ---- 5. a slot migration over TLS (MOVED) ------------------------------------
 
-# A call may miss or bypass while the slot moves, never return a stale
-# value; poll until it hits with the expected value.
-sub until_hit
-{
-	my ($db, $want, $what) = @_;
-	my $deadline = time() + 20;
-	my (@seen, $o);
-	while (time() < $deadline)
-	{
-		$o = call($db);
-		push @seen, $o =~ s/\n/ /r;
-		my ($v) = split /\n/, $o;
-		if ($v ne $want)
-		{
-			fail("$what: stale value $v, want $want");
-			return;
-		}
-		last if $o =~ /HIT$/;
-		usleep(100_000);
-	}
-	like($o, qr/^\Q$want\E\nHIT$/, "$what: the right value, then a hit")
-	  or diag explain \@seen;
-	return;
-}
+# until_hit: CacheExt::Util's, with this file's call()
+sub until_hit { return CacheExt::Util::until_hit(\&call, @_[0 .. 2], 20); }
 
 my $t5 = time();
 my ($dest) = grep { $_->port != $owner1->port } $rc->masters;

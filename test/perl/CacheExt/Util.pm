@@ -8,6 +8,7 @@
 #   my $n = fd_count($pid);                     # open fds of a backend
 #   my $out = wire_steps($node, $user, ['Q', 'BEGIN'], ['P', 's', $sql], ...);
 #                                               # test/lib/pgwire_steps.py
+#   until_hit(\&call, $db, $want, $what, 20);    # poll: never stale, then HIT
 
 package CacheExt::Util;
 
@@ -26,7 +27,35 @@ use Test::More;
 our @EXPORT =
   qw(sql_literal cq direct_rows cache_call call_is cache_stats stats_delta fd_count
   sales_fixture);
-our @EXPORT_OK = qw(crc32c wire_steps);
+our @EXPORT_OK = qw(crc32c wire_steps until_hit);
+
+# until_hit(\&call, $db, $want, $what, $seconds): call $call->($db) (it
+# returns "value\nSTATUS") until it says HIT, for at most $seconds; every
+# value seen on the way must be $want (a call may miss or bypass while a
+# slot moves or a master is down, never return a stale value).  One test.
+sub until_hit
+{
+	my ($call, $db, $want, $what, $seconds) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $deadline = time() + ($seconds // 30);
+	my (@seen, $out);
+	while (time() < $deadline)
+	{
+		$out = $call->($db);
+		push @seen, $out =~ s/\n/ /r;
+		my ($v) = split /\n/, $out;
+		if ($v ne $want)
+		{
+			fail("$what: stale value $v, want $want");
+			return;
+		}
+		last if $out =~ /HIT$/;
+		Time::HiRes::usleep(100_000);
+	}
+	like($out, qr/^\Q$want\E\nHIT$/, "$what: the right value, then a hit")
+	  or diag explain \@seen;
+	return;
+}
 
 # The output of test/lib/pgwire_steps.py running the protocol steps given
 # (JSON arrays, see that file) in one session of $user on $node.
