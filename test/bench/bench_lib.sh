@@ -19,6 +19,12 @@
 #   bench_backend_pid NAME PATTERN
 #                         the PID of its backend whose application_name or
 #                         query matches (for perf)
+#   bench_pid_dir VAR NAME
+#                         sets VAR to a new temp dir for servers a benchmark
+#                         starts itself (a Redis replica, sentinels, cluster
+#                         nodes): at exit every process named by a *.pid
+#                         file below it is stopped by that PID, and the
+#                         dir removed
 #   bench_load            the load average (1, 5, 15 min) as one string
 #   bench_median VALUES   the median of whitespace-separated numbers
 #   bench_ratio A B       A / B with two decimals
@@ -94,6 +100,27 @@ bench_backend_pid()
 	bench_psql "$1" -At -c "SELECT pid FROM pg_stat_activity
 		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
 		  AND (application_name = '$2' OR query LIKE '%$2%') LIMIT 1"
+}
+
+bench_pid_dir()
+{
+	local dir
+	dir=$(mktemp -d "/tmp/cache_ext-$2.XXXXXX")
+	CE_CLEANUP_HOOKS+=("bench_stop_pid_dir '$dir'")
+	printf -v "$1" '%s' "$dir"
+}
+
+# bench_stop_pid_dir DIR: SIGTERM each *.pid's process below DIR, SIGKILL
+# what has not exited within 10 s, then remove DIR
+bench_stop_pid_dir()
+{
+	local f pid
+	while IFS= read -r f; do
+		pid=$(cat "$f")
+		kill "$pid" 2>/dev/null || true
+		ce_wait_pid_gone "$pid" 10 || kill -9 "$pid" 2>/dev/null || true
+	done < <(find "$1" -name '*.pid' 2>/dev/null)
+	rm -rf "$1"
 }
 
 bench_load()

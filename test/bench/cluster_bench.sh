@@ -64,18 +64,7 @@ bench_setup
 ce_log "load average at start: $(bench_load)"
 
 # ---- the cluster: three masters, stopped by PID at exit -------------------------
-CLUSTER_DIR=$(mktemp -d /tmp/cache_ext-cluster.XXXXXX)
-stop_cluster() {
-	local f pid
-	for f in "$CLUSTER_DIR"/*/redis.pid; do
-		[ -f "$f" ] || continue
-		pid=$(cat "$f")
-		kill "$pid" 2>/dev/null || true
-		ce_wait_pid_gone "$pid" 10 || kill -9 "$pid" 2>/dev/null || true
-	done
-	rm -rf "$CLUSTER_DIR"
-}
-CE_CLEANUP_HOOKS+=(stop_cluster)
+bench_pid_dir CLUSTER_DIR cluster
 
 NODES=()
 for i in 1 2 3; do

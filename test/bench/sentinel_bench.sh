@@ -38,18 +38,7 @@ BENCH_REPEAT=${BENCH_REPEAT:-3}
 bench_setup
 
 # ---- the replica and the sentinel (stopped by PID at exit) ----------------------
-EXTRA_DIR=$(mktemp -d /tmp/cache_ext-sentinel.XXXXXX)
-stop_extra() {
-	local f pid
-	for f in "$EXTRA_DIR"/*.pid; do
-		[ -f "$f" ] || continue
-		pid=$(cat "$f")
-		kill "$pid" 2>/dev/null || true
-		ce_wait_pid_gone "$pid" 10 || kill -9 "$pid" 2>/dev/null || true
-	done
-	rm -rf "$EXTRA_DIR"
-}
-CE_CLEANUP_HOOKS+=(stop_extra)
+bench_pid_dir EXTRA_DIR sentinel
 
 REPLICA_PORT=$(ce_free_port)
 redis-server --bind 127.0.0.1 --port "$REPLICA_PORT" --save '' --appendonly no \
