@@ -141,6 +141,40 @@ free_slot(RefreshSlot *s)
 	pg_atomic_fetch_sub_u32(&refresh_shared->nused, 1);
 }
 
+/*
+ * Free every slot of database dboid that no job is running, counted as
+ * dropped; the lock is held exclusively.  For a database whose worker
+ * could not connect to it (refresh_sched.c), and for a database just
+ * created, whose OID may be that of a dropped database whose slots were
+ * not reclaimed yet (CREATE DATABASE ... OID n, or OID wraparound): its
+ * roles' calls must not run in the new database (review-refreshdb B).
+ */
+void
+RefreshFreeDatabase(Oid dboid)
+{
+	for (int i = 0; i < REFRESH_SLOTS; i++)
+	{
+		RefreshSlot *s = &refresh_shared->slots[i];
+
+		if (s->used && !s->busy && s->dboid == dboid)
+		{
+			free_slot(s);
+			RefreshCount(RC_DROPPED);
+		}
+	}
+}
+
+/* From the utility hook after CREATE DATABASE (the lock is not held). */
+void
+RefreshDatabaseCreated(Oid dboid)
+{
+	if (refresh_shared == NULL || !OidIsValid(dboid))
+		return;
+	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
+	RefreshFreeDatabase(dboid);
+	LWLockRelease(refresh_shared->lock);
+}
+
 /* Drop the job of the entry key hash, if any (the worker, after a failure). */
 void
 RefreshFree(const uint8 *hash)

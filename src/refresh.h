@@ -118,6 +118,8 @@ extern void RefreshCount(RefreshCounter c);
 extern void RefreshFree(const uint8 *hash);
 extern bool RefreshLastStored(uint8 *hash);
 extern void RefreshReclaimDropped(void);
+extern void RefreshFreeDatabase(Oid dboid);
+extern void RefreshDatabaseCreated(Oid dboid);
 
 /* refresh_worker.c */
 extern bool RefreshDueSoon(RefreshSlot *s, TimestampTz now);

@@ -212,7 +212,12 @@ RefreshClaimWorker(Oid dboid)
  * This worker of dboid no longer runs; the lock is held exclusively.
  * Once it had connected, its entry is free (the next start is not
  * delayed: REFRESH_RETRY_MS is only for starts that fail); else it keeps
- * the time of its start.  The slots it was refreshing are no longer busy.
+ * the time of its start, and the database's slots are dropped: it was
+ * dropped or does not allow connections (ALTER DATABASE ...
+ * ALLOW_CONNECTIONS false, which its owner may do), and its hot slots
+ * would otherwise have a worker started and failing every
+ * REFRESH_RETRY_MS, taking other databases' turns, until they expire
+ * (review-refreshdb D).  The slots it was refreshing are no longer busy.
  */
 static void
 release_own(Oid dboid, bool connected)
@@ -228,6 +233,8 @@ release_own(Oid dboid, bool connected)
 		w->dboid = InvalidOid;
 		w->started_at = 0;
 	}
+	else
+		RefreshFreeDatabase(dboid);
 	for (int i = 0; i < REFRESH_SLOTS; i++)
 		if (refresh_shared->slots[i].dboid == dboid)
 			refresh_shared->slots[i].busy = false;
