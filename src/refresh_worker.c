@@ -417,8 +417,8 @@ drop_own_jobs(void)
 /*
  * One pass: refresh at most cache_ext.refresh_max_per_pass due entries,
  * hottest first; the others wait for the next pass or expire.  With run
- * false (cache_ext.enabled off), drop this database's jobs instead.
- * Returns whether a job was due soon when it started (false when not run).
+ * false (cache_ext.enabled off, or the budget's nap), only free the slots
+ * of expired entries.  Returns whether a job was due soon when it started.
  */
 static bool
 refresh_pass(bool run)
@@ -429,11 +429,7 @@ refresh_pass(bool run)
 	RefreshSlot *job = palloc(sizeof(RefreshSlot));
 
 	if (!run)
-	{
-		drop_own_jobs();
 		n = 0;
-		soon = false;
-	}
 
 	for (int i = 0; i < n && i < cache_ext_refresh_max_per_pass; i++)
 	{
@@ -491,6 +487,8 @@ RefreshWorkerMain(Datum arg)
 	MemoryContext pass_cxt;
 	TimestampTz idle_since = GetCurrentTimestamp();
 	TimestampTz since;
+	TimestampTz next_pass = 0; /* the budget: no pass runs jobs before it */
+	TimestampTz held = 0;	   /* next_pass, when it is a nap of the budget */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -508,6 +506,7 @@ RefreshWorkerMain(Datum arg)
 	for (;;)
 	{
 		TimestampTz start = GetCurrentTimestamp();
+		bool run = start >= next_pass;
 		long busy_ms;
 		long nap_ms = REFRESH_NAP_MS;
 		MemoryContext old;
@@ -520,8 +519,10 @@ RefreshWorkerMain(Datum arg)
 		}
 		if (!RecoveryInProgress())
 		{
+			if (!cache_ext_enabled)
+				drop_own_jobs();
 			old = MemoryContextSwitchTo(pass_cxt);
-			soon = refresh_pass(cache_ext_enabled);
+			soon = refresh_pass(run && cache_ext_enabled);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(pass_cxt);
 			/* (the catalog tells which databases were dropped) */
@@ -529,6 +530,15 @@ RefreshWorkerMain(Datum arg)
 			RefreshReclaimDropped();
 			CommitTransactionCommand();
 			pgstat_report_stat(false);
+		}
+
+		if (run)
+		{
+			busy_ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+			/* busy / (busy + nap) <= budget */
+			nap_ms = Max(nap_ms, (long) (busy_ms * (1.0 - cache_ext_refresh_budget) / cache_ext_refresh_budget));
+			next_pass = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), nap_ms);
+			held = nap_ms > REFRESH_NAP_MS ? next_pass : 0;
 		}
 
 		/*
@@ -542,14 +552,21 @@ RefreshWorkerMain(Datum arg)
 		else if (!cache_ext_enabled ||
 				 TimestampDifferenceExceeds(idle_since, start, REFRESH_IDLE_EXIT_MS))
 		{
-			(void) RefreshSchedule(since, true);
+			(void) RefreshSchedule(since, held, true);
 			proc_exit(0);
 		}
-		if (RefreshSchedule(since, false))
+		if (RefreshSchedule(since, held, false))
 			proc_exit(0);
-		busy_ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
-		/* busy / (busy + nap) <= budget */
-		nap_ms = Max(nap_ms, (long) (busy_ms * (1.0 - cache_ext_refresh_budget) / cache_ext_refresh_budget));
+
+		/*
+		 * The budget's nap is taken REFRESH_NAP_MS at a time, each followed
+		 * by a pass that runs nothing: so that the worker hands its place
+		 * over, or exits when idle, during a nap of minutes after a slow
+		 * pass, which held the turn of every database waiting at the cap
+		 * and its own database (review-refreshdb E).
+		 */
+		nap_ms = Min(REFRESH_NAP_MS,
+					 TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_pass));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 nap_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

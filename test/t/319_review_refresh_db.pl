@@ -15,6 +15,9 @@
 # D. A database whose worker cannot connect (its owner disallowed
 #    connections) has its entries dropped, not a worker started and
 #    failing every second until they expire.
+# E. With cache_ext.refresh_max_workers = 1, a worker napping for its
+#    budget after a slow pass hands its place to a database that waits
+#    (it held it for the whole nap, 9 times the pass).
 
 use strict;
 use warnings FATAL => 'all';
@@ -230,6 +233,42 @@ SELECT count(*) FROM pg_stat_activity
 	sleep(2.2);
 	is(log_count($re), 1, 'D: its start is not retried every second');
 	is(workers()->{rd}{registered} // 0, 0, "D: rd's entries are dropped");
+}
+
+# ---- E. a budget nap does not hold the turn ------------------------------------
+{
+	# (not ra: its worker's last pass waited for a lock, its budget holds it)
+	make_db('re');
+	$node->safe_psql('re', q{
+CREATE TABLE slow_t (v int);
+INSERT INTO slow_t SELECT generate_series(1, 20000);
+SELECT cache_track('slow_t');
+});
+	$node->safe_psql('postgres', 'ALTER SYSTEM SET cache_ext.refresh_max_workers = 1; SELECT pg_reload_conf()');
+	ok(wait_idle(), 'E: the workers went idle');
+	# a refresh of about a second: the budget (0.1) then naps 9 times that
+	my $X = q_ttl('4 s', 'SELECT count(*) AS n FROM slow_t a, slow_t b WHERE a.v <= 1000');
+	my $t0 = time();
+	register('re', $X);
+	$node->safe_psql('re', "$X;");
+	my $refreshed = $node->safe_psql('postgres', 'SELECT refreshed FROM cache_refresh_stats()');
+	for (1 .. 100)
+	{
+		last if $node->safe_psql('postgres', 'SELECT refreshed FROM cache_refresh_stats()') > $refreshed;
+		sleep(0.05);
+	}
+	my $t1 = time();
+	cmp_ok($t1 - $t0, '<', 6, "E: re's slow entry refreshed (its worker now naps)");
+	# rb waits for the only worker place from now on
+	sleep(0.5);
+	my $Y = q_ttl('4 s', 'SELECT count(*) + 19 AS n FROM t');
+	my $ty = time();
+	register('rb', $Y);
+	$node->safe_psql('rb', "$Y;");
+	sleep($ty + 4.4 - time()) if time() < $ty + 4.4;
+	like($node->safe_psql('rb', "$Y; SELECT cache_status();"), qr/^29\nHIT/,
+		"E: rb's entry was refreshed during re's worker's nap (handed over)");
+	$node->safe_psql('postgres', 'ALTER SYSTEM RESET cache_ext.refresh_max_workers; SELECT pg_reload_conf()');
 }
 
 unlike(slurp_file($node->logfile), qr/terminating any other active server processes|was terminated by signal/,
