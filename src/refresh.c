@@ -164,14 +164,24 @@ RefreshFreeDatabase(Oid dboid)
 	}
 }
 
-/* From the utility hook after CREATE DATABASE (the lock is not held). */
+/*
+ * From the utility hook after CREATE DATABASE (the lock is not held):
+ * RefreshFreeDatabase, and the dropped database's worker entry, unless a
+ * start of it is under way, is forgotten (its budget does not hold the
+ * new database).
+ */
 void
 RefreshDatabaseCreated(Oid dboid)
 {
+	RefreshWorker *w;
+
 	if (refresh_shared == NULL || !OidIsValid(dboid))
 		return;
 	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
 	RefreshFreeDatabase(dboid);
+	w = RefreshWorkerOf(dboid);
+	if (w != NULL && !w->registered && w->pid == 0)
+		w->dboid = InvalidOid;
 	LWLockRelease(refresh_shared->lock);
 }
 
