@@ -75,6 +75,7 @@
 #include "outbox.h"
 #include "keys.h"
 #include "inval_internal.h"
+#include "refresh.h"
 #include "subxact.h"
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
@@ -628,6 +629,9 @@ cache_ext_utility(PlannedStmt *pstmt, const char *queryString,
 	/* VACUUM and CLUSTER may have committed and started transactions */
 	if (!IsTransactionState())
 		return;
+	/* a new database's OID may be a dropped one's: not its refresh jobs */
+	if (IsA(pstmt->utilityStmt, CreatedbStmt))
+		RefreshDatabaseCreated(get_database_oid(((CreatedbStmt *) pstmt->utilityStmt)->dbname, true));
 	if (installed)
 	{
 		rewrite_effects(&e);

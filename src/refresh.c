@@ -141,6 +141,50 @@ free_slot(RefreshSlot *s)
 	pg_atomic_fetch_sub_u32(&refresh_shared->nused, 1);
 }
 
+/*
+ * Free every slot of database dboid that no job is running, counted as
+ * dropped; the lock is held exclusively.  For a database whose worker
+ * could not connect to it (refresh_sched.c), and for a database just
+ * created, whose OID may be that of a dropped database whose slots were
+ * not reclaimed yet (CREATE DATABASE ... OID n, or OID wraparound): its
+ * roles' calls must not run in the new database (review-refreshdb B).
+ */
+void
+RefreshFreeDatabase(Oid dboid)
+{
+	for (int i = 0; i < REFRESH_SLOTS; i++)
+	{
+		RefreshSlot *s = &refresh_shared->slots[i];
+
+		if (s->used && !s->busy && s->dboid == dboid)
+		{
+			free_slot(s);
+			RefreshCount(RC_DROPPED);
+		}
+	}
+}
+
+/*
+ * From the utility hook after CREATE DATABASE (the lock is not held):
+ * RefreshFreeDatabase, and the dropped database's worker entry, unless a
+ * start of it is under way, is forgotten (its budget does not hold the
+ * new database).
+ */
+void
+RefreshDatabaseCreated(Oid dboid)
+{
+	RefreshWorker *w;
+
+	if (refresh_shared == NULL || !OidIsValid(dboid))
+		return;
+	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
+	RefreshFreeDatabase(dboid);
+	w = RefreshWorkerOf(dboid);
+	if (w != NULL && !w->registered && w->pid == 0)
+		w->dboid = InvalidOid;
+	LWLockRelease(refresh_shared->lock);
+}
+
 /* Drop the job of the entry key hash, if any (the worker, after a failure). */
 void
 RefreshFree(const uint8 *hash)

@@ -73,8 +73,9 @@ typedef struct RefreshSlot
 /*
  * A database's worker (refresh_sched.c).  An entry is free when dboid is
  * invalid, and reused when its start failed more than REFRESH_RETRY_MS
- * ago.  registered is set from the start until the worker exits (or its
- * start failed); pid only while it runs, and implies registered.  At most
+ * ago, or its worker exited and its held_until has passed.  registered
+ * is set from the start until the worker exits (or its start failed);
+ * pid only while it runs, and implies registered.  At most
  * one entry per database.  An entry is taken only by a database with a
  * hot slot, so REFRESH_SLOTS of them are enough; when none is free, the
  * start waits as for the cap.
@@ -85,6 +86,7 @@ typedef struct RefreshWorker
 	bool registered;		/* started, and has not exited yet */
 	int pid;				/* the running worker, 0 when none */
 	TimestampTz started_at; /* its last start; 0 once one connected */
+	TimestampTz held_until; /* no start before: its last worker's nap */
 } RefreshWorker;
 
 typedef struct RefreshShared
@@ -118,6 +120,8 @@ extern void RefreshCount(RefreshCounter c);
 extern void RefreshFree(const uint8 *hash);
 extern bool RefreshLastStored(uint8 *hash);
 extern void RefreshReclaimDropped(void);
+extern void RefreshFreeDatabase(Oid dboid);
+extern void RefreshDatabaseCreated(Oid dboid);
 
 /* refresh_worker.c */
 extern bool RefreshDueSoon(RefreshSlot *s, TimestampTz now);
@@ -130,6 +134,7 @@ extern bool RefreshMayStart(Oid dboid, TimestampTz now);
 extern void RefreshStartWorker(Oid dboid);
 extern bool RefreshClaimWorker(Oid dboid);
 extern void RefreshReleaseWorker(Oid dboid, bool connected);
-extern bool RefreshSchedule(TimestampTz since, bool leaving);
+extern bool RefreshSchedule(TimestampTz since, TimestampTz held_until,
+							bool leaving);
 
 #endif /* CACHE_EXT_REFRESH_H */

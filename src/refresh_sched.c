@@ -82,7 +82,7 @@ free_entry(TimestampTz now)
 		RefreshWorker *w = &refresh_shared->workers[i];
 
 		if (!OidIsValid(w->dboid) || start_failed(w, now) ||
-			(!w->registered && w->pid == 0 &&
+			(!w->registered && w->pid == 0 && w->held_until <= now &&
 			 TimestampDifferenceExceeds(w->started_at, now, REFRESH_RETRY_MS)))
 			return w;
 	}
@@ -91,9 +91,10 @@ free_entry(TimestampTz now)
 
 /*
  * Whether dboid needs a worker started and may have one, cap aside: none
- * is starting or running for it, and its last start was at least
- * REFRESH_RETRY_MS ago (a failing start is not retried at every hit).
- * The lock is held, shared or exclusive.
+ * is starting or running for it, its last worker's budget nap is over
+ * (a worker that handed its place over, or exited, during it), and its
+ * last start was at least REFRESH_RETRY_MS ago (a failing start is not
+ * retried at every hit).  The lock is held, shared or exclusive.
  */
 static bool
 startable(Oid dboid, TimestampTz now)
@@ -102,7 +103,7 @@ startable(Oid dboid, TimestampTz now)
 
 	if (w == NULL)
 		return true;
-	if (w->registered && !start_failed(w, now))
+	if ((w->registered && !start_failed(w, now)) || w->held_until > now)
 		return false;
 	return TimestampDifferenceExceeds(w->started_at, now, REFRESH_RETRY_MS);
 }
@@ -137,6 +138,7 @@ claim_start(Oid dboid, TimestampTz now)
 	w->registered = true;
 	w->pid = 0;
 	w->started_at = now;
+	w->held_until = 0;
 	return w;
 }
 
@@ -211,11 +213,18 @@ RefreshClaimWorker(Oid dboid)
 /*
  * This worker of dboid no longer runs; the lock is held exclusively.
  * Once it had connected, its entry is free (the next start is not
- * delayed: REFRESH_RETRY_MS is only for starts that fail); else it keeps
- * the time of its start.  The slots it was refreshing are no longer busy.
+ * delayed: REFRESH_RETRY_MS is only for starts that fail), or, until
+ * held_until (the end of its budget nap), kept to delay the next
+ * start of dboid's worker to then (review-refreshdb E); else it keeps
+ * the time of its start, and the database's slots are dropped: it was
+ * dropped or does not allow connections (ALTER DATABASE ...
+ * ALLOW_CONNECTIONS false, which its owner may do), and its hot slots
+ * would otherwise have a worker started and failing every
+ * REFRESH_RETRY_MS, taking other databases' turns, until they expire
+ * (review-refreshdb D).  The slots it was refreshing are no longer busy.
  */
 static void
-release_own(Oid dboid, bool connected)
+release_own(Oid dboid, bool connected, TimestampTz held_until)
 {
 	RefreshWorker *w = RefreshWorkerOf(dboid);
 
@@ -225,9 +234,13 @@ release_own(Oid dboid, bool connected)
 	w->registered = false;
 	if (connected)
 	{
-		w->dboid = InvalidOid;
 		w->started_at = 0;
+		w->held_until = held_until;
+		if (held_until <= GetCurrentTimestamp())
+			w->dboid = InvalidOid;
 	}
+	else
+		RefreshFreeDatabase(dboid);
 	for (int i = 0; i < REFRESH_SLOTS; i++)
 		if (refresh_shared->slots[i].dboid == dboid)
 			refresh_shared->slots[i].busy = false;
@@ -238,7 +251,7 @@ void
 RefreshReleaseWorker(Oid dboid, bool connected)
 {
 	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
-	release_own(dboid, connected);
+	release_own(dboid, connected, 0);
 	LWLockRelease(refresh_shared->lock);
 }
 
@@ -281,8 +294,9 @@ due_soon_in(Oid dboid, TimestampTz now)
 
 /*
  * The worker of this database, after each pass (the lock is not held;
- * since: when it started).  When another database waits for a worker:
- * under the cap, its worker is started; at the cap, this worker hands its
+ * since: when it started; held_until: when its budget nap ends, or 0).
+ * When another database waits for a worker: under the cap, its worker
+ * is started; at the cap, this worker hands its
  * place over when nothing of its own database is due soon or its turn
  * (REFRESH_TURN_MS since it started) is over, so that databases take
  * turns.  With leaving (idle), it hands its place over to a database
@@ -290,7 +304,7 @@ due_soon_in(Oid dboid, TimestampTz now)
  * no longer holds its place).
  */
 bool
-RefreshSchedule(TimestampTz since, bool leaving)
+RefreshSchedule(TimestampTz since, TimestampTz held_until, bool leaving)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	RefreshWorker *w = NULL;
@@ -318,7 +332,7 @@ RefreshSchedule(TimestampTz since, bool leaving)
 			return false;
 		}
 	}
-	release_own(MyDatabaseId, true);
+	release_own(MyDatabaseId, true, held_until);
 	if (OidIsValid(next))
 		w = claim_start(next, now);
 	LWLockRelease(refresh_shared->lock);

@@ -85,6 +85,7 @@ typedef enum JobResult
 typedef struct Candidate
 {
 	int slot;
+	uint8 hash[CE_HASH_LEN]; /* its entry key, when it was found due */
 	double score;
 } Candidate;
 
@@ -370,6 +371,7 @@ due_jobs(Candidate *c, bool *soon)
 				 now >= s->expires_at - lead_ms(s->ttl_ms) * 1000)
 		{
 			c[n].slot = i;
+			memcpy(c[n].hash, s->hash, CE_HASH_LEN);
 			c[n].score = hits;
 			n++;
 		}
@@ -389,10 +391,34 @@ due_jobs(Candidate *c, bool *soon)
 }
 
 /*
+ * Free the slots of this database that no job is running (dropped):
+ * with cache_ext.enabled off the worker would hold the database and a
+ * worker slot doing nothing until they expired, up to a tenth of their
+ * TTL (review-refreshdb C).  The lock is not held.
+ */
+static void
+drop_own_jobs(void)
+{
+	LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < REFRESH_SLOTS; i++)
+	{
+		RefreshSlot *s = &refresh_shared->slots[i];
+
+		if (s->used && !s->busy && s->dboid == MyDatabaseId)
+		{
+			s->used = false;
+			pg_atomic_fetch_sub_u32(&refresh_shared->nused, 1);
+			RefreshCount(RC_DROPPED);
+		}
+	}
+	LWLockRelease(refresh_shared->lock);
+}
+
+/*
  * One pass: refresh at most cache_ext.refresh_max_per_pass due entries,
  * hottest first; the others wait for the next pass or expire.  With run
- * false (cache_ext.enabled off), only free the slots of expired entries.
- * Returns whether a job was due soon when it started.
+ * false (cache_ext.enabled off, or the budget's nap), only free the slots
+ * of expired entries.  Returns whether a job was due soon when it started.
  */
 static bool
 refresh_pass(bool run)
@@ -412,7 +438,15 @@ refresh_pass(bool run)
 
 		CHECK_FOR_INTERRUPTS();
 		LWLockAcquire(refresh_shared->lock, LW_EXCLUSIVE);
-		ok = s->used && !s->busy;
+
+		/*
+		 * Still the entry found due: while the jobs before it ran, its slot
+		 * may have expired and been taken by another database's
+		 * registration, whose call must never run here, as this database's
+		 * roles and catalog (review-refreshdb A).
+		 */
+		ok = s->used && !s->busy && s->dboid == MyDatabaseId &&
+			memcmp(s->hash, c[i].hash, CE_HASH_LEN) == 0;
 		if (ok)
 		{
 			s->busy = true;
@@ -440,9 +474,10 @@ PGDLLEXPORT void RefreshWorkerMain(Datum arg);
  * whose start was given up, exits at once), connected to it as the
  * bootstrap superuser; each job runs under its own role.  Sleeps so that
  * its passes take at most cache_ext.refresh_budget of wall time; does
- * nothing while cache_ext.enabled is off (server-wide) or the server is a
- * standby.  Exits when no entry of its database hit has been due soon
- * (RefreshDueSoon) for REFRESH_IDLE_EXIT_MS, or when it hands its place
+ * nothing while the server is a standby.  Exits when no entry of its
+ * database hit has been due soon (RefreshDueSoon) for
+ * REFRESH_IDLE_EXIT_MS, after a pass with cache_ext.enabled off (its
+ * database's jobs dropped, as set for it), or when it hands its place
  * to a database that waits (RefreshSchedule), or on SIGTERM (FATAL,
  * between two jobs or inside one, whose transaction is rolled back).
  */
@@ -452,6 +487,8 @@ RefreshWorkerMain(Datum arg)
 	MemoryContext pass_cxt;
 	TimestampTz idle_since = GetCurrentTimestamp();
 	TimestampTz since;
+	TimestampTz next_pass = 0; /* the budget: no pass runs jobs before it */
+	TimestampTz held = 0;	   /* next_pass, when it is a nap of the budget */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -469,6 +506,7 @@ RefreshWorkerMain(Datum arg)
 	for (;;)
 	{
 		TimestampTz start = GetCurrentTimestamp();
+		bool run = start >= next_pass;
 		long busy_ms;
 		long nap_ms = REFRESH_NAP_MS;
 		MemoryContext old;
@@ -481,8 +519,10 @@ RefreshWorkerMain(Datum arg)
 		}
 		if (!RecoveryInProgress())
 		{
+			if (!cache_ext_enabled)
+				drop_own_jobs();
 			old = MemoryContextSwitchTo(pass_cxt);
-			soon = refresh_pass(cache_ext_enabled);
+			soon = refresh_pass(run && cache_ext_enabled);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(pass_cxt);
 			/* (the catalog tells which databases were dropped) */
@@ -490,6 +530,15 @@ RefreshWorkerMain(Datum arg)
 			RefreshReclaimDropped();
 			CommitTransactionCommand();
 			pgstat_report_stat(false);
+		}
+
+		if (run)
+		{
+			busy_ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+			/* busy / (busy + nap) <= budget */
+			nap_ms = Max(nap_ms, (long) (busy_ms * (1.0 - cache_ext_refresh_budget) / cache_ext_refresh_budget));
+			next_pass = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), nap_ms);
+			held = nap_ms > REFRESH_NAP_MS ? next_pass : 0;
 		}
 
 		/*
@@ -500,16 +549,24 @@ RefreshWorkerMain(Datum arg)
 		 */
 		if (soon)
 			idle_since = start;
-		else if (TimestampDifferenceExceeds(idle_since, start, REFRESH_IDLE_EXIT_MS))
+		else if (!cache_ext_enabled ||
+				 TimestampDifferenceExceeds(idle_since, start, REFRESH_IDLE_EXIT_MS))
 		{
-			(void) RefreshSchedule(since, true);
+			(void) RefreshSchedule(since, held, true);
 			proc_exit(0);
 		}
-		if (RefreshSchedule(since, false))
+		if (RefreshSchedule(since, held, false))
 			proc_exit(0);
-		busy_ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
-		/* busy / (busy + nap) <= budget */
-		nap_ms = Max(nap_ms, (long) (busy_ms * (1.0 - cache_ext_refresh_budget) / cache_ext_refresh_budget));
+
+		/*
+		 * The budget's nap is taken REFRESH_NAP_MS at a time, each followed
+		 * by a pass that runs nothing: so that the worker hands its place
+		 * over, or exits when idle, during a nap of minutes after a slow
+		 * pass, which held the turn of every database waiting at the cap
+		 * and its own database (review-refreshdb E).
+		 */
+		nap_ms = Min(REFRESH_NAP_MS,
+					 TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_pass));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 nap_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
