@@ -4,7 +4,7 @@
  *	  Refresh-ahead's workers, one per database: which database gets a
  *	  worker, when, and for how long.  A hit of a registered entry due
  *	  soon starts its database's worker (refresh.c); at most
- *	  cache_ext.refresh_max_workers (and max_worker_processes) run at
+ *	  cache_ext.refresh_max_workers (and half of max_worker_processes) run at
  *	  once.  A database whose entries wait for a worker while that cap is
  *	  reached is handed one by a worker that goes idle or whose turn
  *	  (REFRESH_TURN_MS) is over; the waiting is not a queue: it is read
@@ -29,11 +29,16 @@
 #include "cache_ext.h"
 #include "refresh.h"
 
-/* The cap in effect: the setting, but never above max_worker_processes. */
+/*
+ * The cap in effect: the setting, but never above half of
+ * max_worker_processes (at least 1), so that refresh-ahead leaves the
+ * other half to parallel query, logical replication and other extensions
+ * whatever it is set to (review-refreshdb F).
+ */
 static int
 max_workers(void)
 {
-	return Min(cache_ext_refresh_max_workers, max_worker_processes);
+	return Min(cache_ext_refresh_max_workers, Max(max_worker_processes / 2, 1));
 }
 
 /*
