@@ -208,12 +208,32 @@ for my $ph (@phases)
 }
 ok($lost_marker, 'lagged_promoted: the promoted replica lacks a write the old master acknowledged (the phase loses bumps)');
 cmp_ok($P->{normal}{hits}, '>', 0, 'normal: hits');
-cmp_ok($P->{after}{hits}, '>', 0, 'after the failovers: hits again');
+# Under load the sentinels may fail over once more on their own (a master
+# that looked down to them a moment) during the short "after" phase: then
+# wait, bounded, for an agreed master and for a hit through it.
+my $hit = $P->{after}{hits} > 0;
+my $now;
+my $settle = time() + 40;
+while (time() < $settle)
+{
+	$now = $g->master;
+	if ($now)
+	{
+		last if $hit;
+		if ($node->safe_psql('postgres', "$q; SELECT cache_status()") =~ /\nHIT$/)
+		{
+			$hit = 1;
+			last;
+		}
+	}
+	usleep(200_000);
+}
+ok($hit, "after the failovers: hits again ($P->{after}{hits} in the phase)");
 
 my $h = $node->safe_psql('postgres', 'SELECT redis_master, failovers FROM cache_health()');
-my $now = $g->master;
 my ($hm, $hf) = split /\|/, $h;
-is($hm, '127.0.0.1:' . $now->port, 'cache_health names the current master');
+is($hm, '127.0.0.1:' . ($now ? $now->port : '(no master agreed)'),
+	'cache_health names the current master');
 # the sentinels may fail over again on their own (a master that looked
 # down to them a moment), so only a lower bound is known
 cmp_ok($hf, '>=', 1, "cache_health counts failovers ($hf seen, $failovers made by the test)");
