@@ -63,10 +63,12 @@ OBJS = \
 	src/store/store_sessions.o \
 	src/store/store_chunks.o \
 	src/redis/client.o \
+	src/redis/auth.o \
 	src/redis/settings.o \
 	src/redis/text.o \
 	src/redis/resp.o \
 	src/redis/cluster.o \
+	src/redis/cluster_side.o \
 	src/redis/cluster_map.o \
 	src/redis/transport.o \
 	src/redis/tls.o \

@@ -322,6 +322,7 @@ cache_purge(PG_FUNCTION_ARGS)
 
 	/* the local tier's first: it needs no Redis */
 	L1DeleteDatabase();
+	memset(&b, 0, sizeof(b));
 	strlcpy(b.cursor, "0", sizeof(b.cursor));
 	do
 	{
@@ -335,7 +336,7 @@ cache_purge(PG_FUNCTION_ARGS)
 						 errhint("The Redis user of cache_ext.redis_url needs +scan and +unlink on the key prefix.") :
 						 0));
 		deleted += b.deleted;
-	} while (strcmp(b.cursor, "0") != 0);
+	} while (!b.done);
 
 	PG_RETURN_INT64(deleted);
 }

@@ -397,12 +397,27 @@ db_part(void)
 StaticAssertDecl(CE_CLUSTER_PREFIX_MAX_LEN == KEY_PREFIX_MAX_LEN - 2,
 				 "the cluster bound leaves room for the tag's braces");
 
+/*
+ * An entry's key.  With a Redis Cluster URL its tag is the database's
+ * scope and one of KEY_ENTRY_BUCKETS buckets taken from the entry's hash,
+ * so that one database's entries spread over every master, while its
+ * generations stay in the database's slot: an entry's validity is
+ * decided by its generations alone (docs/store.md, "Spreading one
+ * database over the masters").  Its chunks carry the same tag.
+ */
+#define KEY_ENTRY_BUCKETS 1024
+
 char *
 KeyEntryName(const uint8 *hash)
 {
 	char hex[2 * CE_HASH_LEN + 1];
 
 	hex_encode_to(hash, CE_HASH_LEN, hex);
+	if (CeClusterUrl(cache_ext_redis_url))
+		return psprintf("%s{%s.%u}:e:%s", cache_ext_key_prefix,
+						database_scope(),
+						(((uint32) hash[0] << 8) | hash[1]) % KEY_ENTRY_BUCKETS,
+						hex);
 	return psprintf("%s%s:e:%s", cache_ext_key_prefix, db_part(), hex);
 }
 
@@ -598,6 +613,9 @@ KeyNamesStampIs(const char *stamp)
 char *
 KeyEntryPattern(void)
 {
+	/* "{<scope>*": the database's own tag (entries before 0.9) and its buckets */
+	if (CeClusterUrl(cache_ext_redis_url))
+		return psprintf("%s{%s*:e:*", cache_ext_key_prefix, database_scope());
 	return psprintf("%s%s:e:*", cache_ext_key_prefix, db_part());
 }
 

@@ -147,6 +147,8 @@ cleanup_tap_tmp()
 {
 	if [ -n "$TAP_TMP" ]; then
 		ce_kill_strays "$TAP_TMP"
+		# CE_KEEP_TAP_TMP=1: keep the trees and server logs to read after a failure
+		[ -z "${CE_KEEP_TAP_TMP:-}" ] || { ce_note "kept $TAP_TMP"; TAP_TMP=; return; }
 		rm -rf "$TAP_TMP"
 		TAP_TMP=
 	fi

@@ -33,7 +33,6 @@
 #include <arpa/inet.h>
 
 #include <ctype.h>
-#include <sys/stat.h>
 
 #include "common/hashfn.h"
 #include "lib/stringinfo.h"
@@ -236,6 +235,14 @@ RedisAbandon(const char *why)
 	failure_count++;
 }
 
+/* ClientSoftFailure (client_internal.h) */
+void
+ClientSoftFailure(RedisFailureKind kind, const char *why)
+{
+	set_failure(kind == REDIS_FAIL_NONE ? REDIS_FAIL_SERVER_ERROR : kind, why);
+	failure_count++;
+}
+
 /* RedisNoteFailure (redis.h) */
 void
 RedisNoteFailure(const char *why)
@@ -360,26 +367,15 @@ reader_error(redisReader *reader)
 	snprintf(last_error, sizeof(last_error), "invalid reply from Redis: %s", safe);
 }
 
-/*
- * Send the formatted commands in buf and read n replies.  Returns false
- * with last_kind and last_error set on failure; replies[] then holds
- * nothing.  Throws only through CHECK_FOR_INTERRUPTS(), in which case the
- * caller cleans up.
- */
-static bool
-exchange(RedisConn *c, const char *buf, size_t len, int n, redisReply **replies,
-		 size_t max_reply_bytes, TimestampTz deadline)
+/* ClientReceive (client_internal.h) */
+bool
+ClientReceive(RedisConn *c, int n, redisReply **replies,
+			  size_t max_reply_bytes, TimestampTz deadline)
 {
 	char err[200];
 	size_t received = 0;
 	char *chunk;
 	int got = 0;
-
-	if (!TransportSend(&c->transport, buf, len, deadline, err, sizeof(err)))
-	{
-		set_failure(c->transport.failure, err);
-		return false;
-	}
 
 	memset(replies, 0, n * sizeof(redisReply *));
 	inflight = replies;
@@ -434,6 +430,15 @@ exchange(RedisConn *c, const char *buf, size_t len, int n, redisReply **replies,
 	return true;
 }
 
+/* ClientDropInflight (client_internal.h) */
+void
+ClientDropInflight(void)
+{
+	if (inflight)
+		RedisFreeReplies(inflight_n, inflight);
+	inflight = NULL;
+}
+
 /* Append one command in RESP form to buf. */
 static bool
 format_command(StringInfo buf, const RedisCommand *cmd)
@@ -457,12 +462,12 @@ format_command(StringInfo buf, const RedisCommand *cmd)
 	return true;
 }
 
-/* ClientRun (client_internal.h) */
+/* ClientSend (client_internal.h) */
 bool
-ClientRun(RedisConn *c, int n, RedisCommand *cmds, redisReply **replies,
-		  size_t max_reply_bytes, TimestampTz deadline)
+ClientSend(RedisConn *c, int n, RedisCommand *cmds, TimestampTz deadline)
 {
 	StringInfoData buf;
+	char err[200];
 	bool ok = true;
 
 	initStringInfo(&buf);
@@ -470,13 +475,25 @@ ClientRun(RedisConn *c, int n, RedisCommand *cmds, redisReply **replies,
 		ok = format_command(&buf, &cmds[i]);
 	if (!ok)
 		set_failure(REDIS_FAIL_RESOURCES, "could not format a command");
-	else
-		ok = exchange(c, buf.data, buf.len, n, replies, max_reply_bytes,
-					  deadline);
+	else if (!TransportSend(&c->transport, buf.data, buf.len, deadline, err,
+							sizeof(err)))
+	{
+		set_failure(c->transport.failure, err);
+		ok = false;
+	}
 	/* it may have held a password */
 	explicit_bzero(buf.data, buf.len);
 	pfree(buf.data);
 	return ok;
+}
+
+/* ClientRun (client_internal.h) */
+bool
+ClientRun(RedisConn *c, int n, RedisCommand *cmds, redisReply **replies,
+		  size_t max_reply_bytes, TimestampTz deadline)
+{
+	return ClientSend(c, n, cmds, deadline) &&
+		ClientReceive(c, n, replies, max_reply_bytes, deadline);
 }
 
 /*
@@ -530,93 +547,6 @@ RedisSentinelMode(void)
 	return cache_ext_redis_url != NULL &&
 		(strncmp(cache_ext_redis_url, "redis-sentinel://", 17) == 0 ||
 		 strncmp(cache_ext_redis_url, "rediss-sentinel://", 18) == 0);
-}
-
-char *cache_ext_redis_password_file = NULL;
-
-/*
- * The first line of the password file named by setting (palloc'd), or
- * NULL with last_error set.  The file must be readable by the server's
- * user only.  It is read at every connection, so a rotated password
- * applies from the next one.
- */
-static char *
-read_password_file(const char *path, const char *setting)
-{
-	struct stat st;
-	FILE *f;
-	char line[1024];
-	size_t len;
-
-	last_kind = REDIS_FAIL_CONFIG; /* if it fails */
-	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-	{
-		snprintf(last_error, sizeof(last_error),
-				 "could not read %s: %s", setting,
-				 errno ? strerror(errno) : "not a regular file");
-		return NULL;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
-	{
-		snprintf(last_error, sizeof(last_error),
-				 "%s has group or world access; it must be readable by the server's user only",
-				 setting);
-		return NULL;
-	}
-	f = fopen(path, "r");
-	if (f == NULL || fgets(line, sizeof(line), f) == NULL)
-	{
-		snprintf(last_error, sizeof(last_error),
-				 "could not read %s: %s", setting,
-				 f ? "it is empty" : strerror(errno));
-		if (f)
-			fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	len = strcspn(line, "\r\n");
-	line[len] = '\0';
-	if (len == 0)
-	{
-		snprintf(last_error, sizeof(last_error),
-				 "could not read %s: its first line is empty", setting);
-		return NULL;
-	}
-	{
-		char *pw = pstrdup(line);
-
-		explicit_bzero(line, sizeof(line));
-		return pw;
-	}
-}
-
-/* ClientAuthCommand (client_internal.h) */
-bool
-ClientAuthCommand(RedisCommand *cmds, int *n, const char *user,
-				  const char *url_password, const char *password_file,
-				  const char *setting, char **password)
-{
-	char *pw = NULL;
-
-	*password = NULL;
-	/* a password in a file is never in a setting, so never in the log */
-	if (password_file && password_file[0])
-	{
-		pw = read_password_file(password_file, setting);
-		if (pw == NULL)
-			return false;
-	}
-	else if (url_password)
-		pw = pstrdup(url_password);
-	if (pw == NULL)
-		return true;
-	RedisCommandInit(&cmds[*n], "AUTH");
-	if (user)
-		RedisCommandArgStr(&cmds[*n], user);
-	RedisCommandArgStr(&cmds[*n], pw);
-	(*n)++;
-	*password = pw;
-	return true;
 }
 
 /* ClientErrorReply (client_internal.h) */
@@ -890,9 +820,7 @@ exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
 	}
 	PG_CATCH();
 	{
-		if (inflight)
-			RedisFreeReplies(inflight_n, inflight);
-		inflight = NULL;
+		ClientDropInflight();
 		RedisDisconnect();
 		PG_RE_THROW();
 	}
@@ -901,9 +829,25 @@ exec_once(int ncmds, RedisCommand *cmds, redisReply **replies,
 	return ok;
 }
 
+/*
+ * A call: with a Redis Cluster whose commands live on several masters,
+ * split by cluster_side.c; else on the backend's connection.
+ */
 static bool
 exec_pipeline(int ncmds, RedisCommand *cmds, redisReply **replies,
 			  size_t max_reply_bytes, int timeout_ms, int connect_ms)
+{
+	if (RedisClusterMode() && ClusterNeedsSides(ncmds, cmds))
+		return ClusterExecSpread(ncmds, cmds, replies, max_reply_bytes,
+								 timeout_ms, connect_ms);
+	return ClientExecHome(ncmds, cmds, replies, max_reply_bytes, timeout_ms,
+						  connect_ms);
+}
+
+/* ClientExecHome (client_internal.h) */
+bool
+ClientExecHome(int ncmds, RedisCommand *cmds, redisReply **replies,
+			   size_t max_reply_bytes, int timeout_ms, int connect_ms)
 {
 	bool fresh;
 	bool moved;

@@ -51,6 +51,28 @@ extern bool ClientRun(RedisConn *c, int n, RedisCommand *cmds,
 					  TimestampTz deadline);
 
 /*
+ * ClientRun in two steps, so that several connections can wait at once:
+ * send the n commands on c, then read their n replies.  ClientReceive
+ * throws only through CHECK_FOR_INTERRUPTS; the caller then calls
+ * ClientDropInflight, which frees the replies being read.
+ */
+extern bool ClientSend(RedisConn *c, int n, RedisCommand *cmds,
+					   TimestampTz deadline);
+extern bool ClientReceive(RedisConn *c, int n, redisReply **replies,
+						  size_t max_reply_bytes, TimestampTz deadline);
+extern void ClientDropInflight(void);
+
+/*
+ * A call on the backend's connection (its retry, breaker and identity):
+ * what RedisExec does when the call names one master.
+ */
+extern bool ClientExecHome(int ncmds, RedisCommand *cmds, redisReply **replies,
+						   size_t max_reply_bytes, int timeout_ms, int connect_ms);
+
+/* A failure that opens no breaker (a side node, a moved slot): noted, counted. */
+extern void ClientSoftFailure(RedisFailureKind kind, const char *why);
+
+/*
  * AUTH with user (or none) and the password: password_file's first line
  * when the setting is not empty, else the URL's password (or no AUTH).
  * Appends the command to cmds[*n]; the palloc'd password is returned
@@ -84,6 +106,31 @@ extern bool SentinelConnect(RedisConn *c, RedisEndpoint *ep,
  * several slots.
  */
 extern bool ClusterPipelineSlot(int n, const RedisCommand *cmds, int *slot);
+
+/*
+ * The slot of cmd's keys (-1: it names none, -2: keys of several slots);
+ * the home slot of a call (RedisClusterSetHome's, else the first keyed
+ * command's, -1 when none).
+ */
+extern int ClusterCommandSlot(const RedisCommand *cmd);
+extern int ClusterHomeSlot(int n, const RedisCommand *cmds);
+
+/* The slot map in use, NULL before the first; a new one from the seeds. */
+struct ClusterMap;
+extern const struct ClusterMap *ClusterMapInUse(void);
+extern bool ClusterRefreshMap(TimestampTz deadline);
+
+/* Connect c to node m of the map, with AUTH; false with the failure noted. */
+extern bool ClusterOpenMaster(RedisConn *c, int m, TimestampTz deadline);
+
+/*
+ * cluster_side.c: whether a call names keys off its home master; then run
+ * it split by master (RedisExec's contract); close the side connections.
+ */
+extern bool ClusterNeedsSides(int ncmds, const RedisCommand *cmds);
+extern bool ClusterExecSpread(int ncmds, RedisCommand *cmds, redisReply **replies,
+							  size_t max_reply_bytes, int timeout_ms, int connect_ms);
+extern void ClusterDropSides(void);
 
 /* Whether c is connected to the master the slot map names for slot. */
 extern bool ClusterServes(const RedisConn *c, int slot);

@@ -130,21 +130,72 @@ command_slot(const RedisCommand *cmd, int *slot)
 	return ok;
 }
 
+/* ClusterCommandSlot (client_internal.h) */
+int
+ClusterCommandSlot(const RedisCommand *cmd)
+{
+	int slot = -1;
+
+	return command_slot(cmd, &slot) ? slot : -2;
+}
+
+/* ClusterHomeSlot (client_internal.h) */
+int
+ClusterHomeSlot(int n, const RedisCommand *cmds)
+{
+	if (home_slot >= 0)
+		return home_slot;
+	for (int i = 0; i < n; i++)
+	{
+		int s = ClusterCommandSlot(&cmds[i]);
+
+		if (s >= 0)
+			return s;
+	}
+	return -1;
+}
+
 /* ClusterPipelineSlot (client_internal.h) */
 bool
 ClusterPipelineSlot(int n, const RedisCommand *cmds, int *slot)
 {
+	int home = -1;
+
 	*slot = -1;
 	for (int i = 0; i < n; i++)
-		if (!command_slot(&cmds[i], slot))
+	{
+		int s = ClusterCommandSlot(&cmds[i]);
+
+		if (s == -2)
 		{
 			ClientSetFailure(REDIS_FAIL_CONFIG,
-							 "the commands of one call name keys of several Redis Cluster hash slots");
+							 "a command of one call names keys of several Redis Cluster hash slots");
 			return false;
 		}
-	if (*slot < 0)
-		*slot = home_slot;
+		if (s < 0 || s == *slot)
+			continue;
+		if (*slot < 0)
+			*slot = s;
+		/* another slot of the same master (cluster_side.c routes them so) */
+		else if (map == NULL || ClusterMapMaster(map, s) < 0 ||
+				 ClusterMapMaster(map, s) != ClusterMapMaster(map, *slot))
+		{
+			ClientSetFailure(REDIS_FAIL_CONFIG,
+							 "the commands of one call name keys of several Redis Cluster masters");
+			return false;
+		}
+	}
+	home = ClusterHomeSlot(n, cmds);
+	if (*slot < 0 || (home >= 0 && map != NULL && ClusterMapMaster(map, home) == ClusterMapMaster(map, *slot)))
+		*slot = home;
 	return true;
+}
+
+/* ClusterMapInUse (client_internal.h) */
+const ClusterMap *
+ClusterMapInUse(void)
+{
+	return map;
 }
 
 /* RedisClusterSetHome (redis.h) */
@@ -393,6 +444,56 @@ ClusterConnect(RedisConn *c, const RedisEndpoint *ep, int slot,
 		return false;
 	}
 	return connect_master(c, ep, m, deadline, run_id);
+}
+
+/* ClusterRefreshMap (client_internal.h) */
+bool
+ClusterRefreshMap(TimestampTz deadline)
+{
+	RedisEndpoint ep;
+	char *perr = RedisParseUrl(cache_ext_redis_url, &ep);
+
+	if (perr != NULL || ep.nseeds == 0)
+	{
+		ClientSetFailure(REDIS_FAIL_CONFIG, "invalid cache_ext.redis_url: %s",
+						 perr ? perr : "not a Redis Cluster URL");
+		return false;
+	}
+	return fetch_map(&ep, deadline);
+}
+
+/* ClusterOpenMaster (client_internal.h) */
+bool
+ClusterOpenMaster(RedisConn *c, int m, TimestampTz deadline)
+{
+	RedisEndpoint ep;
+	RedisCommand cmds[1];
+	redisReply **replies = palloc0(sizeof(redisReply *)); /* note */
+	char *password = NULL;
+	int n = 0;
+	bool ok;
+
+	if (RedisParseUrl(cache_ext_redis_url, &ep) != NULL || map == NULL ||
+		m < 0 || m >= map->nnodes)
+	{
+		ClientSetFailure(REDIS_FAIL_CONFIG, "no Redis Cluster slot map to connect with");
+		return false;
+	}
+	if (!open_node(c, &ep, map->nodes[m].host, map->nodes[m].port, false,
+				   deadline, cmds, &n, &password))
+	{
+		ClientClose(c);
+		return false;
+	}
+	ok = n == 0 || ClientRun(c, n, cmds, replies, 65536, deadline);
+	if (password)
+		explicit_bzero(password, strlen(password));
+	if (ok && n > 0 && ClientErrorReply(replies[0], "AUTH"))
+		ok = false;
+	RedisFreeReplies(n, replies);
+	if (!ok)
+		ClientClose(c);
+	return ok;
 }
 
 /*

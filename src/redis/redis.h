@@ -209,6 +209,15 @@ extern bool RedisClusterMode(void);
  * key's slot (NULL: of any slot) until the next call.
  */
 extern void RedisClusterSetHome(const char *key);
+
+/*
+ * Redis Cluster: the addresses of the masters of a new slot map (at most
+ * max; -1 with the failure noted); a call on the master at addr, over a
+ * connection of its own (RedisExec's contract, but no breaker).
+ */
+extern int RedisClusterMasters(char (*addrs)[REDIS_ADDR_LEN], int max);
+extern bool RedisExecAt(const char *addr, int ncmds, RedisCommand *cmds,
+						redisReply **replies, size_t max_reply_bytes);
 extern void RedisFreeReplies(int n, redisReply **replies);
 extern void RedisDisconnect(void);
 

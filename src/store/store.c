@@ -508,6 +508,77 @@ StoreLeaseDelete(const char *key, int timeout_ms, bool *dropped)
 }
 
 /*
+ * One purge exchange: on the backend's connection, or with a Redis
+ * Cluster on the master being scanned.
+ */
+static bool
+purge_exec(StorePurgeBatch *b, int n, RedisCommand *cmds, redisReply **replies,
+		   size_t max_reply_bytes)
+{
+	bool ok;
+
+	if (b->nnodes == 0)
+		return StoreExec(n, cmds, replies, max_reply_bytes, STORE_DEFAULT_TIMEOUT);
+	ok = RedisExecAt(b->nodes[b->node], n, cmds, replies, max_reply_bytes);
+	if (ok)
+		CacheStatsAdd(CS_ROUND_TRIPS, 1);
+	count_failures();
+	return ok;
+}
+
+/*
+ * UNLINK the keys of a SCAN reply: one command (one slot per command in a
+ * cluster, so one each there), adding what was deleted to b.
+ */
+static StoreStatus
+purge_unlink(StorePurgeBatch *b, const redisReply *keys)
+{
+	RedisCommand *del = palloc(sizeof(RedisCommand) * keys->elements);
+	redisReply **dreply = palloc0(sizeof(redisReply *) * keys->elements); /* note */
+	volatile StoreStatus st = STORE_OK;
+	int ncmds = 0;
+
+	for (size_t i = 0; i < keys->elements; i++)
+	{
+		if (keys->element[i]->type != REDIS_REPLY_STRING)
+			continue;
+		if (ncmds == 0 || b->nnodes > 0)
+			RedisCommandInit(&del[ncmds++], "UNLINK");
+		RedisCommandArg(&del[ncmds - 1], keys->element[i]->str,
+						keys->element[i]->len);
+	}
+	if (ncmds == 0)
+		return STORE_OK;
+	if (!purge_exec(b, ncmds, del, dreply, 4096 + 64 * (size_t) ncmds))
+	{
+		b->problem = pstrdup(RedisLastError());
+		return STORE_UNAVAILABLE;
+	}
+	PG_TRY();
+	{
+		for (int c = 0; c < ncmds && st == STORE_OK; c++)
+		{
+			int64 got;
+
+			st = StoreReplyUnlinkCount(dreply[c], keys->elements, &got);
+			b->deleted += got;
+			b->unlink_failed = st != STORE_OK;
+			if (st == STORE_REFUSED)
+				b->problem = psprintf("Redis refused UNLINK: %s",
+									  StoreErrorText(dreply[c], 150));
+			else if (st != STORE_OK)
+				b->problem = "unexpected reply to UNLINK";
+		}
+	}
+	PG_FINALLY();
+	{
+		RedisFreeReplies(ncmds, dreply);
+	}
+	PG_END_TRY();
+	return st;
+}
+
+/*
  * StorePurge (store.h): SCAN cursor MATCH pattern COUNT 1000, then UNLINK
  * the keys it gave; never KEYS.
  */
@@ -515,9 +586,7 @@ StoreStatus
 StorePurge(const char *pattern, StorePurgeBatch *b)
 {
 	RedisCommand cmd;
-	RedisCommand del;
 	redisReply *reply = NULL;
-	redisReply *dreply[1] = {NULL};
 	const redisReply *keys;
 	const char *why;
 	volatile StoreStatus st = STORE_BAD_REPLY;
@@ -530,13 +599,25 @@ StorePurge(const char *pattern, StorePurgeBatch *b)
 		b->problem = why;
 		return STORE_UNAVAILABLE;
 	}
+	if (RedisClusterMode() && b->nnodes == 0)
+	{
+		b->nodes = palloc(sizeof(*b->nodes) * STORE_PURGE_NODES);
+		b->nnodes = RedisClusterMasters(b->nodes, STORE_PURGE_NODES);
+		count_failures();
+		if (b->nnodes <= 0)
+		{
+			b->nnodes = 0;
+			b->problem = pstrdup(RedisLastError());
+			return STORE_UNAVAILABLE;
+		}
+	}
 	RedisCommandInit(&cmd, "SCAN");
 	RedisCommandArgStr(&cmd, b->cursor);
 	RedisCommandArgStr(&cmd, "MATCH");
 	RedisCommandArgStr(&cmd, pattern);
 	RedisCommandArgStr(&cmd, "COUNT");
 	RedisCommandArgStr(&cmd, "1000");
-	if (!StoreExec(1, &cmd, &reply, 16 * 1024 * 1024, STORE_DEFAULT_TIMEOUT))
+	if (!purge_exec(b, 1, &cmd, &reply, 16 * 1024 * 1024))
 	{
 		b->problem = pstrdup(RedisLastError());
 		return STORE_UNAVAILABLE;
@@ -551,34 +632,16 @@ StorePurge(const char *pattern, StorePurgeBatch *b)
 		else if (st != STORE_OK)
 			b->problem = "unexpected reply to SCAN";
 		else if (keys->elements > 0)
-		{
-			RedisCommandInit(&del, "UNLINK");
-			for (size_t i = 0; i < keys->elements; i++)
-				if (keys->element[i]->type == REDIS_REPLY_STRING)
-					RedisCommandArg(&del, keys->element[i]->str, keys->element[i]->len);
-			if (!StoreExec(1, &del, dreply, 4096, STORE_DEFAULT_TIMEOUT))
-			{
-				st = STORE_UNAVAILABLE;
-				b->problem = pstrdup(RedisLastError());
-			}
-			else
-			{
-				st = StoreReplyUnlinkCount(dreply[0], keys->elements, &b->deleted);
-				b->unlink_failed = st != STORE_OK;
-				if (st == STORE_REFUSED)
-					b->problem = psprintf("Redis refused UNLINK: %s",
-										  StoreErrorText(dreply[0], 150));
-				else if (st != STORE_OK)
-					b->problem = "unexpected reply to UNLINK";
-			}
-		}
+			st = purge_unlink(b, keys);
 	}
 	PG_FINALLY();
 	{
 		RedisFreeReplies(1, &reply);
-		RedisFreeReplies(1, dreply);
 	}
 	PG_END_TRY();
+	/* a node scanned to its end: the next master, if any */
+	if (st == STORE_OK && strcmp(b->cursor, "0") == 0)
+		b->done = ++b->node >= b->nnodes;
 	return st;
 }
 

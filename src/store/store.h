@@ -169,15 +169,24 @@ extern StoreStatus StoreLeaseSet(const char *key, const char *token,
 extern StoreStatus StoreLeaseDelete(const char *key, int timeout_ms,
 									bool *dropped);
 
-/* One batch of cache_purge: SCAN from cursor, UNLINK what it found. */
-#define STORE_CURSOR_LEN 32
+/*
+ * One batch of cache_purge: SCAN from cursor, UNLINK what it found.  With
+ * a Redis Cluster, every master in turn (the masters of the map at the
+ * first batch).  Zero it, set cursor to "0", and call until done.
+ */
+#define STORE_CURSOR_LEN  32
+#define STORE_ADDR_LEN	  272 /* REDIS_ADDR_LEN */
+#define STORE_PURGE_NODES 64
 typedef struct StorePurgeBatch
 {
-	char cursor[STORE_CURSOR_LEN]; /* in: "0" at first; out: the
-											 * next, "0" when done */
+	char cursor[STORE_CURSOR_LEN]; /* the next SCAN cursor of the node */
 	int64 deleted;				   /* out: keys this batch deleted */
 	const char *problem;		   /* out, unless STORE_OK */
 	bool unlink_failed;			   /* out: UNLINK was refused (an ACL matter) */
+	bool done;					   /* out: every key was scanned */
+	int node;					   /* cluster: the master being scanned */
+	int nnodes;					   /* cluster: masters (0 before the first) */
+	char (*nodes)[STORE_ADDR_LEN]; /* cluster: their addresses */
 } StorePurgeBatch;
 
 extern StoreStatus StorePurge(const char *pattern, StorePurgeBatch *b);
@@ -230,7 +239,6 @@ extern const char *StoreLastError(void);
  * exchange during which the sequence moved counts as failed (its replies
  * may come from the former master).
  */
-#define STORE_ADDR_LEN 272 /* REDIS_ADDR_LEN */
 /*
  * With a Redis Cluster, commands that name no key (PING, INFO) go to the
  * master of the slot of the key this function names (palloc'd, or NULL:

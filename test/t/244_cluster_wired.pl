@@ -20,10 +20,15 @@
 #      promoted: an UPDATE committed while it is down is kept in the
 #      outbox and delivered once the replica serves the slot; never a
 #      stale hit, then hits again
+#  3b. one database's entries spread over every master (their own hash
+#      tags), its generations in its slot: 40 results, hits, cache_purge
+#      on every master
 #   7. the consistency checker (2 writers, 2 readers) while the first
 #      database's slot migrates key by key (ASK, TRYAGAIN, MOVED) and then
 #      while its new master is killed and its replica promoted: 0 stale
 #      reads, 0 failed statements
+#   8. a master holding entries (not the database's) killed: its entries
+#      bypass, naming it, the other masters' entries still hit
 
 use strict;
 use warnings FATAL => 'all';
@@ -120,9 +125,14 @@ sub db_keys
 	return @k;
 }
 my @keys = db_keys();
-my %tags = map { /^cache_ext:\{([0-9a-f]{16})\}/ ? ($1 => 1) : ('untagged' => 1) } @keys;
+my %tags = map { /^cache_ext:\{([0-9a-f]{16})(?:\.\d+)?\}/ ? ($1 => 1) : ('untagged' => 1) } @keys;
 is_deeply([ sort keys %tags ], [ (keys %tags)[0] =~ /^[0-9a-f]{16}$/ ? (keys %tags)[0] : 'x' ],
-	'every key of the database carries one hash tag') or diag explain \@keys;
+	'every key of the database carries its hash tag') or diag explain \@keys;
+# entries: the tag and a bucket (spread over the masters); the rest: the tag
+my @ekeys = grep { /:e:/ } @keys;
+ok(@ekeys && !(grep { !/^cache_ext:\{[0-9a-f]{16}\.\d{1,4}\}:e:[0-9a-f]+(:c:|$)/ } @ekeys)
+	  && !(grep { !/:e:/ && !/^cache_ext:\{[0-9a-f]{16}\}/ } @keys),
+	'an entry carries the tag and a bucket, every other key the tag alone') or diag explain \@keys;
 my ($tag1) = keys %tags;
 my $slot1 = $rc->keyslot("{$tag1}");
 my $owner1 = $rc->node_for_slot($slot1);
@@ -168,6 +178,46 @@ is($node->safe_psql('postgres', qq{SELECT cache_session_get('$sid2')->>'n', cach
 	'2|t', 'sessions: rotated (three keys in one script)');
 is($node->safe_psql('postgres', q{SELECT cache_session_destroy_all('u1')}), 1,
 	'sessions: the user\'s index');
+
+# ---- 3b. one database's entries spread over the masters ----------------------
+
+# 40 distinct results: their entries in buckets of their own, over every
+# master; a lookup reads the entry from its master and the generations
+# from the database's, in parallel
+my $qk = q{SELECT * FROM cached_query('SELECT v + $1 FROM kv WHERE k = 1', %d) AS t(s int)};
+sub callk
+{
+	my ($i) = @_;
+	my $out = $node->safe_psql('postgres', sprintf($qk, $i) . '; SELECT cache_status()');
+	$out =~ s/\n(MISS|BYPASS|HIT).*/\n$1/s;
+	return $out;
+}
+my $v1 = $node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 1');
+my @firsts = map { callk($_) } 1 .. 40;
+is(scalar(grep { $firsts[$_ - 1] eq ($v1 + $_) . "\nMISS" } 1 .. 40), 40, 'spread: 40 misses, right values');
+my @seconds = map { callk($_) } 1 .. 40;
+is(scalar(grep { $seconds[$_ - 1] eq ($v1 + $_) . "\nHIT" } 1 .. 40), 40, 'spread: then 40 hits')
+  or diag explain \@seconds;
+sub entries_by_master
+{
+	my %by;
+	for my $m ($rc->masters)
+	{
+		$by{ $m->port } = [ grep { /^cache_ext:\{\Q$tag1\E\.\d+\}:e:/ } $m->cli('KEYS', '*') ];
+	}
+	return \%by;
+}
+my $by = entries_by_master();
+my @holding = grep { @{ $by->{$_} } } keys %$by;
+is(scalar(@holding), 3, 'spread: every master holds entries of the one database')
+  or diag explain { map { $_ => scalar @{ $by->{$_} } } keys %$by };
+my $nentries = 0;
+$nentries += @{ $by->{$_} } for keys %$by;
+is($node->safe_psql('postgres', 'SELECT cache_purge()'), $nentries,
+	"spread: cache_purge deletes the entries of every master ($nentries)");
+$by = entries_by_master();
+is(scalar(map { @{ $by->{$_} } } keys %$by), 0, 'spread: no entry of the database is left');
+is(callk(1), ($v1 + 1) . "\nMISS", 'spread: a miss after the purge');
 
 note sprintf('sections 1-3: %.1f s', time() - $t0);
 
@@ -317,6 +367,30 @@ is(scalar @viol, 0, 'checker: no stale read across the migration and the failove
 is(scalar($c->errors), 0, 'checker: no failed statement');
 cmp_ok($r->{phases}{after}{hits}, '>', 0, 'checker: hits after the failover');
 note sprintf('section 7: %.1f s', time() - $t7);
+
+# ---- 8. a master holding entries down: BYPASS for them, others still hit -----
+
+my $t8 = time();
+my $v8 = $node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 1');
+callk($_) for 1 .. 40;
+my @before8 = map { callk($_) } 1 .. 40;
+is(scalar(grep { $before8[$_ - 1] eq ($v8 + $_) . "\nHIT" } 1 .. 40), 40, 'node down: 40 hits before');
+my $home8 = $rc->node_for_slot($slot1);
+my $by8 = entries_by_master();
+my ($down8) = grep { $_->port != $home8->port && @{ $by8->{ $_->port } } } $rc->masters;
+my %on_down = map { $_ => 1 } @{ $by8->{ $down8->port } };
+$rc->kill9($down8);
+my @during8 = map { callk($_) } 1 .. 40;
+is(scalar(grep { (split /\n/, $during8[$_ - 1])[0] != $v8 + $_ } 1 .. 40), 0,
+	'node down: every value right');
+cmp_ok(scalar(grep { /\nBYPASS$/ } @during8), '>=', 1, 'node down: the entries it held bypass');
+cmp_ok(scalar(grep { /\nHIT$/ } @during8), '>=', 40 - keys(%on_down) - 1,
+	'node down: the entries of the other masters still hit') or diag explain \@during8;
+like($node->safe_psql('postgres', sprintf($qk, 1) . '; SELECT cache_status()') . "\n" .
+	  join("\n", map { $node->safe_psql('postgres', sprintf($qk, $_) . '; SELECT cache_status()') } 1 .. 40),
+	qr/BYPASS: redis unavailable \(Redis Cluster node \Q@{[$down8->address]}\E/,
+	'node down: the reason names the node');
+note sprintf('section 8: %.1f s', time() - $t8);
 
 $rc->stop_all;
 note sprintf('total: %.1f s', time() - $t0);
