@@ -49,6 +49,7 @@ OBJS = \
 	src/catalog_inval.o \
 	src/stats.o \
 	src/health.o \
+	src/health_nodes.o \
 	src/warm.o \
 	src/refresh.o \
 	src/refresh_worker.o \

@@ -508,3 +508,64 @@ RedisExecAt(const char *addr, int ncmds, RedisCommand *cmds,
 		ClientClose(&g.side->c);
 	return ok;
 }
+
+/*
+ * RedisClusterNodes (redis.h): the nodes of a fresh slot map, each master
+ * asked PING over a side connection (timed; a failure marks it down as
+ * any side failure does).
+ */
+int
+RedisClusterNodes(RedisNodeInfo *out, int max)
+{
+	const ClusterMap *map;
+	int hm;
+	int n = 0;
+
+	if (!ClusterRefreshMap(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   cache_ext_connect_timeout)))
+		return -1;
+	if (!sides_ready)
+		sides_reset();
+	map = ClusterMapInUse();
+	hm = ClusterHomeSlot(0, NULL) >= 0 ? ClusterMapMaster(map, ClusterHomeSlot(0, NULL)) : -1;
+	for (int i = 0; i < map->nnodes && n < max; i++)
+	{
+		const ClusterNode *node = &map->nodes[i];
+		RedisNodeInfo *r = &out[n++];
+
+		memset(r, 0, sizeof(*r));
+		node_addr(r->addr, node);
+		r->master = node->master < 0;
+		r->online = node->online && !node->unknown_endpoint;
+		if (!r->master)
+			node_addr(r->master_addr, &map->nodes[node->master]);
+		for (int s = 0; s < CLUSTER_NSLOTS; s++)
+			r->slots += map->slot[s] == i;
+		r->used = i == hm ? "home" : NULL;
+		for (int k = 0; r->used == NULL && k < SIDE_MAX; k++)
+			if (strcmp(sides[k].addr, r->addr) == 0)
+				r->used = sides[k].down_until > GetCurrentTimestamp() ? "down" :
+					sides[k].c.connected							  ? "side" :
+																		NULL;
+	}
+	/* PING each master after the map was read: the sides may change map */
+	for (int i = 0; i < n; i++)
+	{
+		RedisCommand ping;
+		redisReply *reply = NULL;
+		TimestampTz t0 = GetCurrentTimestamp();
+
+		if (!out[i].master || !out[i].online)
+			continue;
+		RedisCommandInit(&ping, "PING");
+		out[i].pinged = RedisExecAt(out[i].addr, 1, &ping, &reply, 1024) &&
+			reply->type == REDIS_REPLY_STATUS;
+		if (out[i].pinged)
+			out[i].ping_ms = (double) (GetCurrentTimestamp() - t0) / 1000.0;
+		else
+			strlcpy(out[i].error, reply ? "unexpected reply to PING" : RedisLastError(),
+					sizeof(out[i].error));
+		RedisFreeReplies(1, &reply);
+	}
+	return n;
+}

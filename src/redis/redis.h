@@ -216,6 +216,27 @@ extern void RedisClusterSetHome(const char *key);
  * connection of its own (RedisExec's contract, but no breaker).
  */
 extern int RedisClusterMasters(char (*addrs)[REDIS_ADDR_LEN], int max);
+
+/* One node of a Redis Cluster, for cache_redis_nodes() (health_nodes.c). */
+typedef struct RedisNodeInfo
+{
+	char addr[REDIS_ADDR_LEN];
+	bool master;
+	char master_addr[REDIS_ADDR_LEN]; /* a replica's master */
+	int slots;						  /* slots it serves */
+	bool online;					  /* the map says so, and it is reachable */
+	const char *used;				  /* home (the home slot's master), side, down, NULL */
+	bool pinged;					  /* a master that answered PING */
+	double ping_ms;
+	char error[160]; /* why PING failed */
+} RedisNodeInfo;
+
+/*
+ * The nodes of a fresh slot map (at most max), each master asked PING;
+ * -1 with the failure noted.
+ */
+extern int RedisClusterNodes(RedisNodeInfo *out, int max);
+
 extern bool RedisExecAt(const char *addr, int ncmds, RedisCommand *cmds,
 						redisReply **replies, size_t max_reply_bytes);
 extern void RedisFreeReplies(int n, redisReply **replies);

@@ -794,3 +794,34 @@ StoreSetServerListener(StoreServerListener fn, StoreIdentityFn identity)
 	/* with Sentinel the listener hears of a master before it is used */
 	RedisSetConnectHook(tell_new_connection);
 }
+
+/* StoreClusterNodes (store.h) */
+int
+StoreClusterNodes(StoreNodeInfo *out, int max)
+{
+	RedisNodeInfo *r;
+	int n;
+
+	if (!RedisClusterMode())
+		return 0;
+	if (home_key_fn != NULL)
+		RedisClusterSetHome(home_key_fn());
+	r = palloc(sizeof(RedisNodeInfo) * max);
+	n = RedisClusterNodes(r, max);
+	count_failures();
+	for (int i = 0; i < n; i++)
+	{
+		memset(&out[i], 0, sizeof(StoreNodeInfo));
+		strlcpy(out[i].addr, r[i].addr, sizeof(out[i].addr));
+		out[i].master = r[i].master;
+		strlcpy(out[i].master_addr, r[i].master_addr, sizeof(out[i].master_addr));
+		out[i].slots = r[i].slots;
+		out[i].online = r[i].online;
+		out[i].used = r[i].used;
+		out[i].pinged = r[i].pinged;
+		out[i].ping_ms = r[i].ping_ms;
+		strlcpy(out[i].error, r[i].error, sizeof(out[i].error));
+	}
+	pfree(r);
+	return n;
+}

@@ -253,4 +253,25 @@ typedef uint64 (*StoreIdentityFn)(void);
 extern void StoreSetServerListener(StoreServerListener fn,
 								   StoreIdentityFn identity);
 
+/* One node of a Redis Cluster (StoreClusterNodes, for cache_redis_nodes). */
+typedef struct StoreNodeInfo
+{
+	char addr[STORE_ADDR_LEN];
+	bool master;
+	char master_addr[STORE_ADDR_LEN]; /* a replica's master */
+	int slots;						  /* slots it serves */
+	bool online;					  /* the map says so */
+	const char *used;				  /* by this backend: home, side, down, NULL */
+	bool pinged;					  /* a master that answered PING */
+	double ping_ms;
+	char error[160]; /* why PING failed */
+} StoreNodeInfo;
+
+/*
+ * The nodes of a fresh slot map (at most max), each online master asked
+ * PING; "home" is the master of this database's slot.  -1 when no map
+ * could be read (StoreLastError says why); 0 without a cluster URL.
+ */
+extern int StoreClusterNodes(StoreNodeInfo *out, int max);
+
 #endif /* CACHE_EXT_STORE_H */

@@ -54,7 +54,9 @@ my $t0 = time();
 
 my $rc = CacheExt::RedisCluster->new(masters => 3, replicas => 1, node_timeout => 1500);
 my @masters = $rc->masters;
-my $seeds = ClusterSeeds->new(@masters[0, 1]);
+# every node a seed: the later sections kill masters, and a new session
+# needs one live seed for its first slot map
+my $seeds = ClusterSeeds->new($rc->nodes);
 # sessions need a key; entries are then sealed too
 my $keyfile = PostgreSQL::Test::Utils::tempdir('secrets') . '/keys';
 open(my $kfh, '>', $keyfile) or die "$keyfile: $!";
@@ -219,6 +221,18 @@ $by = entries_by_master();
 is(scalar(map { @{ $by->{$_} } } keys %$by), 0, 'spread: no entry of the database is left');
 is(callk(1), ($v1 + 1) . "\nMISS", 'spread: a miss after the purge');
 
+# per node health: six nodes, three masters answering PING, 16384 slots,
+# the home master named
+my $nodes = $node->safe_psql('postgres', q{
+	SELECT count(*), count(*) FILTER (WHERE role = 'master' AND online AND ping_ms >= 0),
+	       sum(slots), string_agg(address, ',') FILTER (WHERE used = 'home'),
+	       count(*) FILTER (WHERE role = 'replica' AND master IS NOT NULL)
+	FROM cache_redis_nodes()});
+is($nodes, '6|3|16384|' . $rc->node_for_slot($slot1)->address . '|3',
+	'cache_redis_nodes: every node, the masters answer, the home master named');
+is($node->safe_psql('postgres', q{SET cache_ext.redis_url = 'redis://127.0.0.1:1'; SELECT count(*) FROM cache_redis_nodes()}),
+	'0', 'cache_redis_nodes: no rows without a cluster URL');
+
 note sprintf('sections 1-3: %.1f s', time() - $t0);
 
 # until_hit: CacheExt::Util's, with this file's call()
@@ -227,6 +241,8 @@ sub until_hit { return CacheExt::Util::until_hit(\&call, @_[0 .. 2], 30); }
 # ---- 4. migration of the first database's slot -------------------------------
 
 my $t4 = time();
+# 3b purged the entry: stored again, for the hit through ASK below
+until_hit('postgres', 1, 'before the migration');
 my ($dest) = grep { $_->port != $owner1->port } $rc->masters;
 $rc->migrate_slot($slot1, $owner1, $dest, keys => 3);
 for my $i (1 .. 3)
@@ -379,6 +395,12 @@ my $home8 = $rc->node_for_slot($slot1);
 my $by8 = entries_by_master();
 my ($down8) = grep { $_->port != $home8->port && @{ $by8->{ $_->port } } } $rc->masters;
 my %on_down = map { $_ => 1 } @{ $by8->{ $down8->port } };
+# the other slots stay served once the cluster marks the node failed (by
+# default a cluster with a slot uncovered answers CLUSTERDOWN for all)
+for my $n ($rc->nodes)
+{
+	eval { $n->cli('CONFIG', 'SET', 'cluster-require-full-coverage', 'no') };
+}
 $rc->kill9($down8);
 my @during8 = map { callk($_) } 1 .. 40;
 is(scalar(grep { (split /\n/, $during8[$_ - 1])[0] != $v8 + $_ } 1 .. 40), 0,
@@ -390,6 +412,8 @@ like($node->safe_psql('postgres', sprintf($qk, 1) . '; SELECT cache_status()') .
 	  join("\n", map { $node->safe_psql('postgres', sprintf($qk, $_) . '; SELECT cache_status()') } 1 .. 40),
 	qr/BYPASS: redis unavailable \(Redis Cluster node \Q@{[$down8->address]}\E/,
 	'node down: the reason names the node');
+my $nd = $node->safe_psql('postgres', sprintf(q{SELECT online FROM cache_redis_nodes() WHERE address = '%s'}, $down8->address));
+ok($nd eq '' || $nd eq 'f', "cache_redis_nodes: the node killed is not online ('$nd')");
 note sprintf('section 8: %.1f s', time() - $t8);
 
 $rc->stop_all;
