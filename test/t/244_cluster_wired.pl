@@ -327,6 +327,9 @@ $c->setup;
 my $S = 3;
 my ($from7, $to7);
 $c->run_phase('normal', $S);
+my $bych = entries_by_master();
+my $nch = grep { @{ $bych->{$_} } } keys %$bych;
+cmp_ok($nch, '>=', 2, "checker: the entries it reads live on several masters ($nch)");
 $c->run_phase('migration', $S, tail => $S, steps => [
 	{ at => 1, name => 'migrate half the keys', do => sub {
 		$from7 = $rc->node_for_slot($slot1);
