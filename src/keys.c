@@ -613,9 +613,9 @@ KeyNamesStampIs(const char *stamp)
 char *
 KeyEntryPattern(void)
 {
-	/* "{<scope>*": the database's own tag (entries before 0.9) and its buckets */
+	/* "{<scope>*}": the database's own tag (entries before 0.9) and its buckets */
 	if (CeClusterUrl(cache_ext_redis_url))
-		return psprintf("%s{%s*:e:*", cache_ext_key_prefix, database_scope());
+		return psprintf("%s{%s*}:e:*", cache_ext_key_prefix, database_scope());
 	return psprintf("%s%s:e:*", cache_ext_key_prefix, db_part());
 }
 

@@ -349,9 +349,10 @@ tap_add_jobs()
 		# which statements a rule serves, not the hits' rows; 012 sets its own
 		# settings (no preload, no verify_rate); 319 reviews 318 (timing);
 		# 245 tests the TLS cluster
-		# client (its hits are few and not its subject); 318 (like 312) times the
+		# client (its hits are few and not its subject); 246 (like 244) runs
+		# the checker through a cluster's migrations and failovers; 318 (like 312) times the
 		# refresh workers of several databases, whose hits are few
-		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl 230_async_commit.pl 231_review13_async.pl 240_cluster_map.pl 241_sentinel.pl 242_review15_sentinel.pl 250_monitoring.pl 020_redis_down.pl 030_redis_hung.pl 040_leaks.pl 050_hostile_redis.pl 080_recovery.pl 091_query_stats_concurrency.pl 120_tls.pl 150_acl.pl 160_settings.pl 243_managed.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 292_review_compress.pl 300_rules.pl 302_review_rules.pl 303_review_rules2.pl 304_policies.pl 310_warming.pl 312_refresh_ahead.pl 314_review_refresh.pl 244_cluster_wired.pl 306_rules_protocols.pl 308_review_meaning.pl 309_review_meaning2.pl 316_refresh_consistency.pl 012_no_preload.pl 318_refresh_databases.pl 245_cluster_tls.pl 319_review_refresh_db.pl} " in
+		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl 230_async_commit.pl 231_review13_async.pl 240_cluster_map.pl 241_sentinel.pl 242_review15_sentinel.pl 250_monitoring.pl 020_redis_down.pl 030_redis_hung.pl 040_leaks.pl 050_hostile_redis.pl 080_recovery.pl 091_query_stats_concurrency.pl 120_tls.pl 150_acl.pl 160_settings.pl 243_managed.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 292_review_compress.pl 300_rules.pl 302_review_rules.pl 303_review_rules2.pl 304_policies.pl 310_warming.pl 312_refresh_ahead.pl 314_review_refresh.pl 244_cluster_wired.pl 306_rules_protocols.pl 308_review_meaning.pl 309_review_meaning2.pl 316_refresh_consistency.pl 012_no_preload.pl 318_refresh_databases.pl 245_cluster_tls.pl 319_review_refresh_db.pl 246_review_spread.pl} " in
 			*" $name "*) [ "$pass" != verify ] || { ce_note "verify: $name skipped (see CE_VERIFY_SKIP in run-tests.sh)"; continue; } ;;
 		esac
 		# a file that keeps the local tier off or sets it itself (it says
@@ -365,9 +366,9 @@ tap_add_jobs()
 		# the tier; 244 tests the cluster client (Redis, not the tier); 306,
 		# 308 and 309 which statements a rule serves (300's l1 pass serves
 		# rules from the tier); 245 the TLS cluster client (it keeps the tier
-		# off); 318 and 319 schedule refresh workers (the tier adds
+		# off); 246 reviews the cluster client's spread entries; 318 and 319 schedule refresh workers (the tier adds
 		# nothing to it)
-		case " ${CE_L1_SKIP:-091_query_stats_concurrency.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 302_review_rules.pl 303_review_rules2.pl 312_refresh_ahead.pl 244_cluster_wired.pl 306_rules_protocols.pl 308_review_meaning.pl 309_review_meaning2.pl 318_refresh_databases.pl 245_cluster_tls.pl 319_review_refresh_db.pl} " in
+		case " ${CE_L1_SKIP:-091_query_stats_concurrency.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 302_review_rules.pl 303_review_rules2.pl 312_refresh_ahead.pl 244_cluster_wired.pl 306_rules_protocols.pl 308_review_meaning.pl 309_review_meaning2.pl 318_refresh_databases.pl 245_cluster_tls.pl 319_review_refresh_db.pl 246_review_spread.pl} " in
 			*" $name "*) [ "$pass" != l1 ] || { ce_note "l1: $name skipped (see CE_L1_SKIP in run-tests.sh)"; continue; } ;;
 		esac
 		TAP_JOB_PASS+=("$pass")
@@ -482,7 +483,7 @@ tap:091_query_stats_concurrency.pl verify:tap:110_key_tracking.pl
 tap:312_refresh_ahead.pl tap:318_refresh_databases.pl tap:319_review_refresh_db.pl tap:060_write_paths.pl tap:040_leaks.pl
 tap:292_review_compress.pl tap:310_warming.pl l1:tap:060_write_paths.pl
 tap:314_review_refresh.pl tap:280_single_flight.pl tap:250_monitoring.pl
-l1:tap:314_review_refresh.pl tap:244_cluster_wired.pl tap:316_refresh_consistency.pl
+l1:tap:314_review_refresh.pl tap:244_cluster_wired.pl tap:246_review_spread.pl tap:316_refresh_consistency.pl
 l1:tap:316_refresh_consistency.pl tap:300_rules.pl'
 # TAP_HEAVY: files that keep both cores busy by themselves (the consistency
 # checker's writers and readers at full speed; 060's thousands of psql) and,
@@ -491,7 +492,7 @@ l1:tap:316_refresh_consistency.pl tap:300_rules.pl'
 # l1:070 saw its sentinels fail over again after the test's failovers, and
 # two 060 starved their Redis past cache_ext's deadlines).  The other slots
 # take lighter files meanwhile.
-TAP_HEAVY='060_write_paths.pl 070_consistency.pl 241_sentinel.pl 242_review15_sentinel.pl 244_cluster_wired.pl 316_refresh_consistency.pl'
+TAP_HEAVY='060_write_paths.pl 070_consistency.pl 241_sentinel.pl 242_review15_sentinel.pl 244_cluster_wired.pl 246_review_spread.pl 316_refresh_consistency.pl'
 
 # TAP_ALONE: files whose Redis Sentinel fails over by itself when a server
 # stalls for a second (down-after 1 s): run with nothing beside them (the

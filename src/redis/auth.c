@@ -96,3 +96,39 @@ ClientAuthCommand(RedisCommand *cmds, int *n, const char *user,
 	*password = pw;
 	return true;
 }
+
+/*
+ * ClientMasterHandshake (client_internal.h).  The replies are palloc'd,
+ * never on the stack: a cancel mid-exchange frees what they hold later.
+ */
+bool
+ClientMasterHandshake(RedisConn *c, RedisCommand *cmds, int n, char *password,
+					  TimestampTz deadline, char *run_id, int *is_master,
+					  bool *role_refused)
+{
+	redisReply **replies = palloc0(sizeof(redisReply *) * (n + 2));
+	bool ok;
+
+	RedisCommandInit(&cmds[n++], "ROLE");
+	RedisCommandInit(&cmds[n], "INFO");
+	RedisCommandArgStr(&cmds[n++], "server");
+	ok = ClientRun(c, n, cmds, replies, 2 * 65536, deadline);
+	if (password)
+		explicit_bzero(password, strlen(password));
+	if (!ok)
+	{
+		ClientClose(c);
+		return false;
+	}
+	for (int i = 0; i < n - 2 && ok; i++)
+		if (ClientErrorReply(replies[i], cmds[i].argv[0]))
+			ok = false;
+	*is_master = ok ? RespRoleIsMaster(replies[n - 2]) : 0;
+	*role_refused = replies[n - 2]->type == REDIS_REPLY_ERROR;
+	if (ok && *is_master == 1)
+		(void) RespRunId(replies[n - 1], run_id);
+	RedisFreeReplies(n, replies);
+	if (!ok)
+		ClientClose(c);
+	return ok;
+}

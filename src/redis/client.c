@@ -286,6 +286,13 @@ fail(void)
 	}
 }
 
+/* ClientOpenBreaker (client_internal.h) */
+void
+ClientOpenBreaker(void)
+{
+	fail();
+}
+
 /*
  * The server answered, but is not serving (-LOADING, -NOAUTH, -MISCONF,
  * ...): treat it as a failure, so the breaker spares the next calls.

@@ -72,6 +72,9 @@ extern bool ClientExecHome(int ncmds, RedisCommand *cmds, redisReply **replies,
 /* A failure that opens no breaker (a side node, a moved slot): noted, counted. */
 extern void ClientSoftFailure(RedisFailureKind kind, const char *why);
 
+/* The failure noted last is an outage: drop the connection, open the breaker. */
+extern void ClientOpenBreaker(void);
+
 /*
  * AUTH with user (or none) and the password: password_file's first line
  * when the setting is not empty, else the URL's password (or no AUTH).
@@ -83,6 +86,20 @@ extern bool ClientAuthCommand(RedisCommand *cmds, int *n, const char *user,
 							  const char *url_password,
 							  const char *password_file, const char *setting,
 							  char **password);
+
+/*
+ * The handshake of a connection to a master: append ROLE and INFO server
+ * to the n commands in cmds (AUTH, SELECT; room for two more), run them on
+ * c, then wipe password (when not NULL).  False, with c closed and the
+ * failure noted, when the exchange failed or a command before ROLE was
+ * refused; else *is_master holds RespRoleIsMaster's answer,
+ * *role_refused whether ROLE was an error, and run_id (RESP_RUN_ID_LEN)
+ * INFO's run_id when it is the master.  The caller closes c when it is not.
+ */
+extern bool ClientMasterHandshake(RedisConn *c, RedisCommand *cmds, int n,
+								  char *password, TimestampTz deadline,
+								  char *run_id, int *is_master,
+								  bool *role_refused);
 
 /* A reply that is an error: note it as the failure of what (AUTH: auth). */
 extern bool ClientErrorReply(const redisReply *r, const char *what);
@@ -125,12 +142,11 @@ extern bool ClusterOpenMaster(RedisConn *c, int m, TimestampTz deadline);
 
 /*
  * cluster_side.c: whether a call names keys off its home master; then run
- * it split by master (RedisExec's contract); close the side connections.
+ * it split by master (RedisExec's contract).
  */
 extern bool ClusterNeedsSides(int ncmds, const RedisCommand *cmds);
 extern bool ClusterExecSpread(int ncmds, RedisCommand *cmds, redisReply **replies,
 							  size_t max_reply_bytes, int timeout_ms, int connect_ms);
-extern void ClusterDropSides(void);
 
 /* Whether c is connected to the master the slot map names for slot. */
 extern bool ClusterServes(const RedisConn *c, int slot);

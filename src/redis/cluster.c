@@ -372,10 +372,10 @@ connect_master(RedisConn *c, const RedisEndpoint *ep, int m,
 			   TimestampTz deadline, char *run_id)
 {
 	RedisCommand cmds[3];
-	redisReply **replies = palloc0(sizeof(redisReply *) * 3); /* note */
 	char *password = NULL;
 	int n = 0;
-	bool ok;
+	int is_master;
+	bool refused;
 
 	if (!open_node(c, ep, map->nodes[m].host, map->nodes[m].port, false,
 				   deadline, cmds, &n, &password))
@@ -383,32 +383,18 @@ connect_master(RedisConn *c, const RedisEndpoint *ep, int m,
 		ClientClose(c);
 		return false;
 	}
-	RedisCommandInit(&cmds[n++], "ROLE");
-	RedisCommandInit(&cmds[n], "INFO");
-	RedisCommandArgStr(&cmds[n++], "server");
-	ok = ClientRun(c, n, cmds, replies, 2 * 65536, deadline);
-	if (password)
-		explicit_bzero(password, strlen(password));
-	if (!ok)
-	{
-		ClientClose(c);
+	if (!ClientMasterHandshake(c, cmds, n, password, deadline, run_id,
+							   &is_master, &refused))
 		return false;
-	}
-	if (n == 3 && ClientErrorReply(replies[0], "AUTH"))
-		ok = false;
-	else if (RespRoleIsMaster(replies[n - 2]) != 1)
+	if (is_master != 1)
 	{
 		ClientSetFailure(REDIS_FAIL_SERVER_ERROR,
 						 "%s, a master in the Redis Cluster slot map, is not one (any more)",
 						 c->addr);
-		ok = false;
-	}
-	else
-		(void) RespRunId(replies[n - 1], run_id);
-	RedisFreeReplies(n, replies);
-	if (!ok)
 		ClientClose(c);
-	return ok;
+		return false;
+	}
+	return true;
 }
 
 /* ClusterConnect (client_internal.h) */

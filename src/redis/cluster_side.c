@@ -85,6 +85,21 @@ sides_reset(void)
 	sides_ready = true;
 }
 
+/* A new URL (or the first call): nothing of the old cluster is used. */
+static void
+sides_check_url(void)
+{
+	uint32 url = hash_bytes((const unsigned char *) cache_ext_redis_url,
+							strlen(cache_ext_redis_url));
+
+	if (!sides_ready || url != sides_url)
+	{
+		sides_reset();
+		sides_url = url;
+		map_stale = true;
+	}
+}
+
 static void
 node_addr(char *out, const ClusterNode *node)
 {
@@ -156,20 +171,16 @@ route(int n, RedisCommand *cmds, int *dest, SideGroup *groups, int *ngroups,
 	const ClusterMap *map = ClusterMapInUse();
 	int home = ClusterHomeSlot(n, cmds);
 	int hm;
-	uint32 url = hash_bytes((const unsigned char *) cache_ext_redis_url,
-							strlen(cache_ext_redis_url));
 
-	/* a new URL: nothing of the old cluster is used */
-	if (!sides_ready || url != sides_url)
-	{
-		sides_reset();
-		sides_url = url;
-		map_stale = true;
-	}
+	sides_check_url();
 	if (map == NULL || map_stale)
 	{
+		/* no node gave a map: the cluster is out, not a side */
 		if (!ClusterRefreshMap(deadline))
+		{
+			ClientOpenBreaker();
 			return false;
+		}
 		map_stale = false;
 		map = ClusterMapInUse();
 	}
@@ -370,8 +381,18 @@ ClusterExecSpread(int ncmds, RedisCommand *cmds, redisReply **replies,
 		for (int g = 0; g < ngroups && ok; g++)
 			ok = send_group(&groups[g], ClusterMapInUse(), deadline);
 		if (ok && nhome > 0)
+		{
 			ok = ClientExecHome(nhome, hcmds, hreplies, max_reply_bytes,
 								timeout_ms, connect_ms);
+
+			/*
+			 * The home group has bounds of its own (a new connection, a
+			 * retry): a side's reply, waiting since, gets a command's time
+			 * from now, so that a slow home never fails a healthy side.
+			 */
+			deadline = Max(deadline,
+						   TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms));
+		}
 		if (!ok)
 			close_unread(groups, ngroups);
 		else
@@ -431,13 +452,6 @@ ClusterNeedsSides(int ncmds, const RedisCommand *cmds)
 	return false;
 }
 
-/* ClusterDropSides (client_internal.h) */
-void
-ClusterDropSides(void)
-{
-	for (int i = 0; sides_ready && i < SIDE_MAX; i++)
-		ClientClose(&sides[i].c);
-}
 
 /* RedisClusterMasters (redis.h) */
 int
@@ -450,9 +464,25 @@ RedisClusterMasters(char (*addrs)[REDIS_ADDR_LEN], int max)
 													   cache_ext_connect_timeout)))
 		return -1;
 	map = ClusterMapInUse();
-	for (int i = 0; i < map->nnodes && n < max; i++)
-		if (map->nodes[i].master < 0 && !map->nodes[i].unknown_endpoint)
-			node_addr(addrs[n++], &map->nodes[i]);
+	for (int i = 0; i < map->nnodes; i++)
+	{
+		bool serves = false;
+
+		if (map->nodes[i].master >= 0 || map->nodes[i].unknown_endpoint)
+			continue;
+		for (int s = 0; s < CLUSTER_NSLOTS && !serves; s++)
+			serves = map->slot[s] == i;
+		/* a failed master whose slots a replica took holds nothing served */
+		if (!serves && !map->nodes[i].online)
+			continue;
+		if (n == max)
+		{
+			ClientSoftFailure(REDIS_FAIL_SERVER_ERROR,
+							  psprintf("the Redis Cluster has more than %d masters", max));
+			return -1;
+		}
+		node_addr(addrs[n++], &map->nodes[i]);
+	}
 	return n;
 }
 
@@ -468,8 +498,7 @@ RedisExecAt(const char *addr, int ncmds, RedisCommand *cmds,
 	int m = -1;
 	bool ok;
 
-	if (!sides_ready)
-		sides_reset();
+	sides_check_url();
 	for (int i = 0; map != NULL && i < map->nnodes && m < 0; i++)
 	{
 		char a[REDIS_ADDR_LEN];
@@ -524,8 +553,7 @@ RedisClusterNodes(RedisNodeInfo *out, int max)
 	if (!ClusterRefreshMap(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   cache_ext_connect_timeout)))
 		return -1;
-	if (!sides_ready)
-		sides_reset();
+	sides_check_url();
 	map = ClusterMapInUse();
 	hm = ClusterHomeSlot(0, NULL) >= 0 ? ClusterMapMaster(map, ClusterHomeSlot(0, NULL)) : -1;
 	for (int i = 0; i < map->nnodes && n < max; i++)

@@ -142,11 +142,10 @@ connect_master(RedisConn *c, RedisEndpoint *ep, const char *host, int port,
 			   TimestampTz deadline, char *run_id)
 {
 	RedisCommand cmds[4];
-	/* not on the stack: a cancel mid-exchange frees what it holds later */
-	redisReply **replies = palloc0(sizeof(redisReply *) * 4);
 	char *password = NULL;
 	int n = 0;
-	bool ok;
+	int is_master;
+	bool refused;
 
 	ep->host = pstrdup(host);
 	ep->port = port;
@@ -164,37 +163,22 @@ connect_master(RedisConn *c, RedisEndpoint *ep, const char *host, int port,
 		RedisCommandArgStr(&cmds[n], psprintf("%d", ep->db));
 		n++;
 	}
-	RedisCommandInit(&cmds[n++], "ROLE");
-	RedisCommandInit(&cmds[n], "INFO");
-	RedisCommandArgStr(&cmds[n++], "server");
-	ok = ClientRun(c, n, cmds, replies, 2 * 65536, deadline);
-	if (password)
-		explicit_bzero(password, strlen(password));
-	if (!ok)
-	{
-		ClientClose(c);
+	if (!ClientMasterHandshake(c, cmds, n, password, deadline, run_id,
+							   &is_master, &refused))
 		return false;
-	}
-	for (int i = 0; i < n - 2 && ok; i++)
-		if (ClientErrorReply(replies[i], cmds[i].argv[0]))
-			ok = false;
-	if (ok && RespRoleIsMaster(replies[n - 2]) != 1)
+	if (is_master != 1)
 	{
 		/* a refused ROLE cannot prove it is the master: fail closed */
 		ClientSetFailure(REDIS_FAIL_SERVER_ERROR,
 						 "%s, named by the sentinels as master \"%s\", %s",
 						 c->addr, ep->master_name,
-						 replies[n - 2]->type == REDIS_REPLY_ERROR ?
+						 refused ?
 							 "refused ROLE, so it cannot be shown to be the master" :
 							 "is not the master (yet)");
-		ok = false;
-	}
-	if (ok)
-		(void) RespRunId(replies[n - 1], run_id);
-	RedisFreeReplies(n, replies);
-	if (!ok)
 		ClientClose(c);
-	return ok;
+		return false;
+	}
+	return true;
 }
 
 /* Wait ms (not past deadline), interruptibly; false when deadline passed. */

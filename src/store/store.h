@@ -175,8 +175,8 @@ extern StoreStatus StoreLeaseDelete(const char *key, int timeout_ms,
  * first batch).  Zero it, set cursor to "0", and call until done.
  */
 #define STORE_CURSOR_LEN  32
-#define STORE_ADDR_LEN	  272 /* REDIS_ADDR_LEN */
-#define STORE_PURGE_NODES 64
+#define STORE_ADDR_LEN	  272  /* REDIS_ADDR_LEN */
+#define STORE_PURGE_NODES 1024 /* CLUSTER_MAX_NODES */
 typedef struct StorePurgeBatch
 {
 	char cursor[STORE_CURSOR_LEN]; /* the next SCAN cursor of the node */

@@ -404,6 +404,11 @@ for my $n ($rc->nodes)
 {
 	eval { $n->cli('CONFIG', 'SET', 'cluster-require-full-coverage', 'no') };
 }
+# and the node's slots stay down (no replica promoted while the calls run)
+for my $r ($rc->replicas_of($down8))
+{
+	eval { $r->cli('CONFIG', 'SET', 'cluster-replica-no-failover', 'yes') };
+}
 $rc->kill9($down8);
 my @during8 = map { callk($_) } 1 .. 40;
 is(scalar(grep { (split /\n/, $during8[$_ - 1])[0] != $v8 + $_ } 1 .. 40), 0,
