@@ -1,4 +1,4 @@
--- ALTER EXTENSION UPDATE from 0.1 keeps working objects and adds 0.2's to 0.9's.
+-- ALTER EXTENSION UPDATE from 0.1 keeps working objects and adds 0.2's to 0.10's.
 -- (earlier tests left tracked tables: their triggers go too)
 SET client_min_messages = warning;
 DROP EXTENSION cache_ext CASCADE;

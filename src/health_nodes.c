@@ -2,7 +2,7 @@
  *
  * health_nodes.c
  *	  cache_redis_nodes(): the health of each node of a Redis Cluster, for
- *	  people and dashboards (0.9, issue 13; docs/observability.md).  A
+ *	  people and dashboards (0.10, issue 13; docs/observability.md).  A
  *	  fresh slot map is read and each master that the map says is online
  *	  is asked PING over this backend's connection to it.  No state.
  *

@@ -398,7 +398,8 @@ StaticAssertDecl(CE_CLUSTER_PREFIX_MAX_LEN == KEY_PREFIX_MAX_LEN - 2,
 				 "the cluster bound leaves room for the tag's braces");
 
 /*
- * An entry's key.  With a Redis Cluster URL its tag is the database's
+ * An entry's key.  With a Redis Cluster URL (and
+ * cache_ext.cluster_spread_entries, the default) its tag is the database's
  * scope and one of KEY_ENTRY_BUCKETS buckets taken from the entry's hash,
  * so that one database's entries spread over every master, while its
  * generations stay in the database's slot: an entry's validity is
@@ -407,13 +408,16 @@ StaticAssertDecl(CE_CLUSTER_PREFIX_MAX_LEN == KEY_PREFIX_MAX_LEN - 2,
  */
 #define KEY_ENTRY_BUCKETS 1024
 
+/* cache_ext.cluster_spread_entries (off: entries in the database's slot) */
+static bool cluster_spread_entries = true;
+
 char *
 KeyEntryName(const uint8 *hash)
 {
 	char hex[2 * CE_HASH_LEN + 1];
 
 	hex_encode_to(hash, CE_HASH_LEN, hex);
-	if (CeClusterUrl(cache_ext_redis_url))
+	if (cluster_spread_entries && CeClusterUrl(cache_ext_redis_url))
 		return psprintf("%s{%s.%u}:e:%s", cache_ext_key_prefix,
 						database_scope(),
 						(((uint32) hash[0] << 8) | hash[1]) % KEY_ENTRY_BUCKETS,
@@ -613,7 +617,7 @@ KeyNamesStampIs(const char *stamp)
 char *
 KeyEntryPattern(void)
 {
-	/* "{<scope>*}": the database's own tag (entries before 0.9) and its buckets */
+	/* "{<scope>*}": the database's own tag (entries before 0.10) and its buckets */
 	if (CeClusterUrl(cache_ext_redis_url))
 		return psprintf("%s{%s*}:e:*", cache_ext_key_prefix, database_scope());
 	return psprintf("%s%s:e:*", cache_ext_key_prefix, db_part());
@@ -653,7 +657,7 @@ check_key_prefix(char **newval, void **extra, GucSource source)
 	return true;
 }
 
-/* cache_ext.key_prefix. */
+/* cache_ext.key_prefix, cache_ext.cluster_spread_entries. */
 void
 KeysDefineGucs(void)
 {
@@ -664,4 +668,11 @@ KeysDefineGucs(void)
 							   "cache_ext:",
 							   PGC_SUSET, 0,
 							   check_key_prefix, NULL, NULL);
+	DefineCustomBoolVariable("cache_ext.cluster_spread_entries",
+							 "With a Redis Cluster URL, spreads each database's entries over every master.",
+							 "Off keeps them in the database's hash slot: one master per lookup, less capacity.",
+							 &cluster_spread_entries,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 }

@@ -3,7 +3,7 @@
  * auth.c
  *	  The password a connection sends (AUTH): from a password file, read
  *	  at every connection so that a rotated password applies from the next
- *	  one, or from the URL.  Split from client.c (0.9).  No state.
+ *	  one, or from the URL.  Split from client.c (0.10).  No state.
  *
  *-------------------------------------------------------------------------
  */

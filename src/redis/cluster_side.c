@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * cluster_side.c
- *	  Redis Cluster: calls whose commands live on several masters (0.9,
+ *	  Redis Cluster: calls whose commands live on several masters (0.10,
  *	  docs/store.md, "Spreading one database over the masters").
  *
  * A database's generation keys (and everything else it keeps) carry the

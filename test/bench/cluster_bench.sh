@@ -25,9 +25,9 @@
 #            them).  Before every run: VACUUM branches and tellers,
 #            TRUNCATE history, CHECKPOINT, outside the measured window.
 # It prints per-hit round trips (cache_stats), which master of the cluster
-# serves the database (one database's keys share one hash slot, so its
-# traffic goes to one master: the cluster spreads databases, not one
-# database's load), the medians of TPS, latency and (1 client) the
+# serves the database's generations (its hash slot) and how many of the
+# 100 entries each master holds (0.10: entries spread over the masters, a
+# lookup reads its entry and its generations in parallel), the medians of TPS, latency and (1 client) the
 # backend's CPU time per transaction, the commands Redis processed per
 # transaction and the connections it accepted (a client that reconnected
 # would show there), the ratios cluster/single and tracked/untracked, and
@@ -103,11 +103,16 @@ bench_start_pg cluster "cache_ext.local_cache_size = 0
 cache_ext.default_ttl = 3600
 cache_ext.redis_url = 'redis-cluster://${NODES[0]},${NODES[1]}'"
 
-QUERY="SELECT k, sum(v) FROM facts GROUP BY k"
+# 100 results (one parameter), so that with the cluster their entries
+# spread over the masters (0.10): about two lookups in three read their
+# entry from another master than their generations' (in parallel)
+QUERY='SELECT k, sum(v) + $1 FROM facts GROUP BY k'
+NRESULTS=100
 bench_dir=$(mktemp -d)
 chmod 755 "$bench_dir"
 CE_CLEANUP_HOOKS+=("rm -rf '$bench_dir'")
-echo "SELECT * FROM cached_query('$QUERY') AS t(k int, s bigint);" >"$bench_dir/hit.sql"
+printf '\\set id random(1, %d)\nSELECT * FROM cached_query(%s, CAST(:id AS int)) AS t(k int, s bigint);\n' \
+	"$NRESULTS" "'$QUERY'" >"$bench_dir/hit.sql"
 
 q() {
 	local srv=$1
@@ -122,12 +127,19 @@ for srv in $SERVERS; do
 		-c "ANALYZE facts" -c "SELECT cache_track('facts')" >/dev/null
 	# shellcheck disable=SC2046
 	pgbench $(bench_target "$srv") -i -q -s "$BENCH_SCALE" 2>&1 | tail -n 1 | sed 's/^/    /'
-	# the first call delivers the server-wide bump a new cluster starts with
-	q "$srv" -c "SELECT count(*) FROM cached_query('$QUERY') AS t(k int, s bigint)" >/dev/null
-	got=$(q "$srv" -c "SELECT count(*) FROM cached_query('$QUERY') AS t(k int, s bigint)" \
+	# the first calls deliver the server-wide bump a new cluster starts
+	# with, then store the results
+	for pass in 1 2; do
+		q "$srv" -c "SELECT count(*) FROM generate_series(1, $NRESULTS) i,
+			LATERAL cached_query('$QUERY', i::int) AS t(k int, s bigint)" >/dev/null
+	done
+	got=$(q "$srv" -c "SELECT count(*) FROM cached_query('$QUERY', $NRESULTS) AS t(k int, s bigint)" \
 		-c "SELECT cache_status()" | tail -1)
 	[ "$got" = HIT ] || ce_die "server $srv: the warm call is '$got', not a HIT"
 	ce_note "server $srv: $(q "$srv" -F ' ' -c "SELECT 'mode', redis_mode, 'master', redis_master FROM cache_health()")"
+done
+for n in "${NODES[@]}"; do
+	ce_note "cluster master $n holds $(redis-cli -h 127.0.0.1 -p "${n#*:}" --scan --pattern '*}:e:*' | wc -l) entries"
 done
 
 # tracked or untracked: the four pgbench tables
@@ -303,8 +315,8 @@ done
 echo "  us CPU: the backend's CPU time per transaction (1 client only: /proc/PID/schedstat over the"
 echo "  middle of each run), less sensitive to other load than TPS; cmds/xact: commands the server's"
 echo "  Redis processed (INFO stats, all its masters) per pgbench transaction; conns: connections it"
-echo "  accepted during the runs, summed over the rounds (a backend of the cluster server opens two:"
-echo "  one to a seed for the slot map, one to its database's master)"
+echo "  accepted during the runs, summed over the rounds (a backend of the cluster server opens one"
+echo "  to a seed for the slot map, one to its database's master, one to each other master it reads)"
 ce_log "ratios (same run)"
 for c in $CLIENTS; do
 	echo "  hits, $c client(s): cluster/single TPS $(bench_ratio "$(med "hits:cluster:$c")" "$(med "hits:single:$c")"), latency $(bench_ratio "$(medl "hits:cluster:$c")" "$(medl "hits:single:$c")")$([ "$c" = 1 ] && echo ", backend CPU $(bench_ratio "$(medc "hits:cluster:$c")" "$(medc "hits:single:$c")")")"

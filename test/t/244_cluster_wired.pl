@@ -22,7 +22,8 @@
 #      stale hit, then hits again
 #  3b. one database's entries spread over every master (their own hash
 #      tags), its generations in its slot: 40 results, hits, cache_purge
-#      on every master
+#      on every master; cache_ext.cluster_spread_entries = off keeps them
+#      in the database's slot
 #   7. the consistency checker (2 writers, 2 readers) while the first
 #      database's slot migrates key by key (ASK, TRYAGAIN, MOVED) and then
 #      while its new master is killed and its replica promoted: 0 stale
@@ -220,6 +221,17 @@ is($node->safe_psql('postgres', 'SELECT cache_purge()'), $nentries,
 $by = entries_by_master();
 is(scalar(map { @{ $by->{$_} } } keys %$by), 0, 'spread: no entry of the database is left');
 is(callk(1), ($v1 + 1) . "\nMISS", 'spread: a miss after the purge');
+
+# cache_ext.cluster_spread_entries = off: entries in the database's slot
+$node->safe_psql('postgres', 'ALTER SYSTEM SET cache_ext.cluster_spread_entries = off; SELECT pg_reload_conf()');
+$node->poll_query_until('postgres', 'SHOW cache_ext.cluster_spread_entries', 'off');
+my @home_calls = map { callk($_) } (101 .. 110, 101 .. 110);
+is(scalar(grep { /\nHIT$/ } @home_calls[ 10 .. 19 ]), 10, 'not spread: hits');
+my $home3b = $rc->node_for_slot($slot1);
+is(scalar(grep { /^cache_ext:\{\Q$tag1\E\}:e:/ } $home3b->cli('KEYS', '*')), 10,
+	'not spread: the ten entries are in the database\'s slot, on its master');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET cache_ext.cluster_spread_entries; SELECT pg_reload_conf()');
+$node->poll_query_until('postgres', 'SHOW cache_ext.cluster_spread_entries', 'on');
 
 # per node health: six nodes, three masters answering PING, 16384 slots,
 # the home master named
