@@ -377,7 +377,7 @@ reader_error(redisReader *reader)
 /* ClientReceive (client_internal.h) */
 bool
 ClientReceive(RedisConn *c, int n, redisReply **replies,
-			  size_t max_reply_bytes, TimestampTz deadline)
+			  size_t max_reply_bytes, TimestampTz deadline, bool ready)
 {
 	char err[200];
 	size_t received = 0;
@@ -406,8 +406,9 @@ ClientReceive(RedisConn *c, int n, redisReply **replies,
 			replies[got++] = (redisReply *) reply;
 			continue;
 		}
-		r = TransportRecv(&c->transport, chunk, RECV_CHUNK, received == 0,
-						  deadline, err, sizeof(err));
+		/* the first read waits, unless the reply is likely there already */
+		r = TransportRecv(&c->transport, chunk, RECV_CHUNK,
+						  received == 0 && !ready, deadline, err, sizeof(err));
 		if (r < 0)
 		{
 			set_failure(c->transport.failure, err);
@@ -500,7 +501,7 @@ ClientRun(RedisConn *c, int n, RedisCommand *cmds, redisReply **replies,
 		  size_t max_reply_bytes, TimestampTz deadline)
 {
 	return ClientSend(c, n, cmds, deadline) &&
-		ClientReceive(c, n, replies, max_reply_bytes, deadline);
+		ClientReceive(c, n, replies, max_reply_bytes, deadline, false);
 }
 
 /*

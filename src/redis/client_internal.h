@@ -52,14 +52,16 @@ extern bool ClientRun(RedisConn *c, int n, RedisCommand *cmds,
 
 /*
  * ClientRun in two steps, so that several connections can wait at once:
- * send the n commands on c, then read their n replies.  ClientReceive
- * throws only through CHECK_FOR_INTERRUPTS; the caller then calls
- * ClientDropInflight, which frees the replies being read.
+ * send the n commands on c, then read their n replies (ready: the reply
+ * is likely there already, so the first read tries before it waits).
+ * ClientReceive throws only through CHECK_FOR_INTERRUPTS; the caller then
+ * calls ClientDropInflight, which frees the replies being read.
  */
 extern bool ClientSend(RedisConn *c, int n, RedisCommand *cmds,
 					   TimestampTz deadline);
 extern bool ClientReceive(RedisConn *c, int n, redisReply **replies,
-						  size_t max_reply_bytes, TimestampTz deadline);
+						  size_t max_reply_bytes, TimestampTz deadline,
+						  bool ready);
 extern void ClientDropInflight(void);
 
 /*

@@ -67,7 +67,8 @@ typedef struct SideGroup
 	int *idx;			/* the commands' indexes in the call */
 	RedisCommand *cmds; /* copies; argv point into the caller's */
 	redisReply **replies;
-	bool fresh; /* its connection was made for this call */
+	bool fresh;	   /* its connection was made for this call */
+	bool home_ran; /* a home group ran since it was sent: read at once */
 	bool sent;
 } SideGroup;
 
@@ -307,7 +308,8 @@ receive_group(SideGroup *g, size_t max_reply_bytes, TimestampTz deadline)
 
 	g->sent = false;
 	ok = s->c.connected &&
-		ClientReceive(&s->c, g->n, g->replies, max_reply_bytes, deadline);
+		ClientReceive(&s->c, g->n, g->replies, max_reply_bytes, deadline,
+					  g->home_ran);
 	if (!ok && !g->fresh && RedisLastFailureKind() == REDIS_FAIL_CLOSED)
 	{
 		ClientClose(&s->c);
@@ -392,6 +394,8 @@ ClusterExecSpread(int ncmds, RedisCommand *cmds, redisReply **replies,
 			 */
 			deadline = Max(deadline,
 						   TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms));
+			for (int g = 0; g < ngroups; g++)
+				groups[g].home_ran = true;
 		}
 		if (!ok)
 			close_unread(groups, ngroups);
