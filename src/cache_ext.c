@@ -79,6 +79,7 @@ _PG_init(void)
 	EntryDefineGucs();
 	EntryPackDefineGucs();
 	InvalDefineGucs();
+	CommitQueueDefineGucs();
 	StatsDefineGucs();
 	SecretsDefineGucs();
 	L1DefineGucs();

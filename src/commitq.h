@@ -18,6 +18,9 @@
 extern bool cache_ext_async_commit;
 /* cache_ext.watermark_interval, ms */
 extern int cache_ext_watermark_interval;
+/* cache_ext.commit_queue_delay, ms */
+extern int cache_ext_commit_queue_delay;
+extern void CommitQueueDefineGucs(void);
 
 extern void CommitQueueShmemRequest(void);
 extern void CommitQueueShmemInit(void); /* with AddinShmemInitLock held */
@@ -36,7 +39,7 @@ extern int CommitQueueWaitBudget(void);
 extern bool CommitQueueWaitDelivered(char *const *keys, int n, int timeout_ms);
 
 /* The worker: deliver what is queued and publish the watermark. */
-extern void CommitQueueDeliver(bool force);
+extern int CommitQueueDeliver(bool force);
 extern bool CommitQueueStandbysConnected(void);
 
 /* Hot standby: the watermark key of its target (NULL: none) ... */

@@ -10,7 +10,9 @@
 #              pgbench_branches, pgbench_tellers and pgbench_history: every
 #              commit now queues its generation bumps, which the commit
 #              queue's worker sends to Redis (one MSET for every commit it
-#              finds queued, over TCP on 127.0.0.1); with
+#              finds queued, over TCP on 127.0.0.1; after each it lets
+#              commits gather for cache_ext.commit_queue_delay, 1 ms, which
+#              CE_PG_EXTRA_CONF can set, 0 to compare); with
 #              CE_PG_EXTRA_CONF='cache_ext.async_invalidation = off' each
 #              commit sends its own MSET before COMMIT returns, as in 0.4
 # Tracking is switched with cache_track()/cache_untrack() between runs, which

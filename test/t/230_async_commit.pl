@@ -7,7 +7,9 @@
 # What is checked here, each part able to fail:
 #   1. a commit returns while Redis is hung, the bump is sent afterwards;
 #   2. the call right after a commit, in another session, is never the old
-#      hit (200 rounds);
+#      hit (200 rounds); 2b. (0.9) with cache_ext.commit_queue_delay, a
+#      burst of commits goes out in few MSETs, and a reader that waits for
+#      a bump ends the gathering (it does not wait for the delay);
 #   3. with the bump stuck, a reader of that table waits at most
 #      invalidation_timeout and bypasses with the reason; a reader of
 #      another table does not wait for it;
@@ -165,6 +167,54 @@ for my $i (1 .. 200)
 is($bad_miss, 0, '2: 200 commits: each next call in another session is MISS (invalidated) with the new row');
 is($bad_hit, 0, '2: and the call after it is a HIT of the new row');
 diag($first_bad) if defined $first_bad;
+
+# ---- 2b. commits gather (0.9), a waiting reader ends the gathering ------------
+# With cache_ext.commit_queue_delay at 100 ms, the worker waits 100 ms after
+# each MSET that carried keys, and commits queued meanwhile do not wake it.
+# (i) a burst of commits with no reader goes out in few MSETs; (ii) a reader
+# right after each commit sees the new row and does not wait for the
+# gathering to end (it wakes the worker): without that wake-up each read
+# would wait up to 100 ms.
+$primary->safe_psql('postgres',
+	"ALTER SYSTEM SET cache_ext.commit_queue_delay = '100ms'; SELECT pg_reload_conf()");
+ok(wait_until(sub { $primary->safe_psql('postgres', 'SHOW cache_ext.commit_queue_delay') eq '100ms' }, 10),
+	'2b: commit_queue_delay is 100ms');
+sub mset_calls
+{
+	my $info = $redis->cli('INFO', 'commandstats');
+	return $info =~ /cmdstat_mset:calls=(\d+)/ ? $1 : 0;
+}
+# an MSET that carries keys starts the gathering
+$w->query_ok("UPDATE t SET v = v + 1 WHERE id = 1");
+sleep(0.01);
+my $m0 = mset_calls();
+my $t0 = time();
+$w->query_ok("UPDATE t SET v = v + 1 WHERE id = 1") for 1 .. 20;
+my $burst = time() - $t0;
+ok(wait_until(sub { cache_stats($primary)->{pending_invalidations} == 0
+	  && (cache_call($r, $call_t)->{status} // '') =~ /^(HIT|MISS)/ }, 10),
+	'2b: the burst is delivered');
+my $msets = mset_calls() - $m0;
+note sprintf('2b: 20 commits in %.3f s went out in %d MSET calls', $burst, $msets);
+# one MSET per gathering begun (100 ms each) and the last; one per commit
+# without it
+cmp_ok($msets, '<=', 3 + int($burst / 0.1),
+	'2b: the burst went out in about one MSET per 100 ms, not one per commit');
+my ($bad2b, $waited) = (0, 0);
+for my $i (1 .. 30)
+{
+	my $val = 5000 + $i;
+	$w->query_ok("UPDATE t SET v = $val WHERE id = 1");
+	$c = cache_call($r, $call_t);
+	$bad2b++ if ($c->{status} // '') !~ /^MISS \(invalidated/ || $c->{rows} ne $val;
+	$waited += $c->{elapsed};
+}
+is($bad2b, 0, '2b: 30 commits, each next call is MISS (invalidated) with the new row');
+note sprintf('2b: those 30 calls took %.3f s in all', $waited);
+cmp_ok($waited, '<', 1.5,
+	'2b: the readers did not wait for the gathering to end (30 x 100 ms without the wake-up)');
+$primary->safe_psql('postgres',
+	'ALTER SYSTEM RESET cache_ext.commit_queue_delay; SELECT pg_reload_conf()');
 
 # ---- 3. a stuck bump: bounded wait, only for readers of that table -----------
 cache_call($r2, $call_u);
