@@ -26,6 +26,10 @@
  *	   (commit_lsn: the insert position then, a lower bound of its commit
  *	   record's) until its keys are queued or sent.
  *
+ * After an MSET that carried keys the worker lets commits gather for
+ * cache_ext.commit_queue_delay; meanwhile commits do not wake it, and a
+ * reader that has to wait for a bump does (gathering, readers below).
+ *
  * A full queue, a missing worker or no target falls back to the round trip
  * at commit (xactset.c), as before.  The queue dies with shared memory; a
  * crash already bumps the server generation at the next start, and a
