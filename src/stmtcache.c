@@ -667,7 +667,8 @@ prepared_matches(const PreparedQuery *pq, const char *query,
 				 const CallParams *params)
 {
 	return pq->nparams == params->n &&
-		memcmp(pq->param_types, params->types, sizeof(Oid) * params->n) == 0 &&
+		(params->n == 0 ||
+		 memcmp(pq->param_types, params->types, sizeof(Oid) * params->n) == 0) &&
 		strcmp(pq->query, query) == 0;
 }
 
@@ -791,7 +792,8 @@ get_prepared(const char *query, const CallParams *params, const uint8 *settings,
 	/* before the entry exists: an entry in the hash is always complete */
 	query_copy = MemoryContextStrdup(prepared_cxt, query);
 	types_copy = MemoryContextAlloc(prepared_cxt, sizeof(Oid) * Max(params->n, 1));
-	memcpy(types_copy, params->types, sizeof(Oid) * params->n);
+	if (params->n > 0)
+		memcpy(types_copy, params->types, sizeof(Oid) * params->n);
 
 	if (lw.problem != NULL || prepared_stale || make_transient)
 	{

@@ -131,6 +131,8 @@ warm_in_subxact(text *query, const CallOptions *opts)
 	CallParams none = {0};
 	char *status = NULL;
 
+	/* as every caller makes them: types never NULL (memcpy of 0 bytes) */
+	none.types = palloc0(sizeof(Oid));
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
