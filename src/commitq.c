@@ -268,10 +268,12 @@ conn_settings_hash_cached(void)
 			(now[i] == NULL || strcmp(seen[i], now[i]) == 0);
 	if (same)
 		return h;
+	h = 0; /* an error below leaves nothing to match */
 	for (int i = 0; i < lengthof(now); i++)
 	{
 		if (seen[i] != NULL)
 			pfree(seen[i]);
+		seen[i] = NULL;
 		seen[i] = now[i] ? MemoryContextStrdup(TopMemoryContext, now[i]) : NULL;
 	}
 	seen_verify = cache_ext_tls_verify;
@@ -292,6 +294,7 @@ CommitQueuePush(char **keys, int n)
 	int ti;
 	uint32 *idx;
 	bool ok;
+	bool filling;
 	Latch *l;
 
 	if (n == 0)
@@ -337,25 +340,38 @@ CommitQueuePush(char **keys, int n)
 		commitq->count += n;
 		commitq->queued[ti] += n;
 	}
+	/* a queue a quarter full (or full) is sent now, gathering or not */
+	filling = !ok || commitq->count > CQ_CAPACITY / 4;
 	LWLockRelease(commitq->lock);
 
 	if (!ok)
 		for (int i = 0; i < n; i++)
 			pg_atomic_fetch_sub_u32(&commitq->inflight[idx[i]], 1);
 	pfree(idx);
-	if (!ok)
-		return false;
 	/*
 	 * No wake-up while the worker gathers: it sends the queue when that
 	 * ends (it cleared the flag before it reads the queue, we read the
-	 * flag after our keys are in it).  Read the latch once: a worker
-	 * exiting meanwhile leaves a stale but valid latch.
+	 * flag after our keys are in it), unless the queue is filling.  Read
+	 * the latch once: a worker exiting meanwhile leaves a stale but valid
+	 * latch.
 	 */
 	pg_memory_barrier();
 	l = commitq->worker_latch;
-	if (l != NULL && pg_atomic_read_u32(&commitq->gathering) == 0)
+	if (l != NULL && (filling || pg_atomic_read_u32(&commitq->gathering) == 0))
 		SetLatch(l);
-	return true;
+	return ok;
+}
+
+/* Whether the queue is more than a quarter full: the worker then sends at once. */
+static bool
+queue_filling(void)
+{
+	bool filling;
+
+	LWLockAcquire(commitq->lock, LW_SHARED);
+	filling = commitq->count > CQ_CAPACITY / 4;
+	LWLockRelease(commitq->lock);
+	return filling;
 }
 
 /* Keys queued for target ti (cache_stats, cache_health: not the hit path). */
@@ -851,6 +867,7 @@ CommitQueueWorkerMain(Datum arg)
 	pg_atomic_write_u64(&commitq->worker_conn, conn_settings_hash());
 	/* a predecessor that died while gathering: commits wake this one */
 	pg_atomic_write_u32(&commitq->gathering, 0);
+	pg_write_barrier(); /* the flag before the latch that commits read */
 	commitq->worker_latch = MyLatch;
 
 	for (;;)
@@ -892,7 +909,9 @@ CommitQueueWorkerMain(Datum arg)
 			ResetLatch(MyLatch);
 			pg_atomic_write_u32(&commitq->gathering, 1);
 			pg_memory_barrier();
-			if (pg_atomic_read_u32(&commitq->readers) == 0)
+			/* a signal that came before the reset, a filling queue: no wait */
+			if (pg_atomic_read_u32(&commitq->readers) == 0 && !queue_filling() &&
+				!ShutdownRequestPending && !ConfigReloadPending)
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 								 cache_ext_commit_queue_delay, PG_WAIT_EXTENSION);
 			pg_atomic_write_u32(&commitq->gathering, 0);
