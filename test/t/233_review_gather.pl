@@ -1,4 +1,4 @@
-# test/t/232_review_gather.pl - review of 0.9's gathering commit queue
+# test/t/233_review_gather.pl - review of 0.9's gathering commit queue
 #
 # Adversarial review of 008e38b (cache_ext.commit_queue_delay: after an MSET
 # that carried keys the commit queue's worker lets commits gather, commits
