@@ -350,7 +350,7 @@ tap_add_jobs()
 		# settings (no preload, no verify_rate); 319 reviews 318 (timing);
 		# 245 tests the TLS cluster
 		# client (its hits are few and not its subject); 246 (like 244) runs
-		# the checker through a cluster's migrations and failovers; 232
+		# the checker through a cluster's migrations and failovers; 233
 		# counts Redis clients and MSETs while commits gather (timing); 318 (like 312) times the
 		# refresh workers of several databases, whose hits are few
 		case " ${CE_VERIFY_SKIP:-070_consistency.pl 170_verify.pl 230_async_commit.pl 231_review13_async.pl 240_cluster_map.pl 241_sentinel.pl 242_review15_sentinel.pl 250_monitoring.pl 020_redis_down.pl 030_redis_hung.pl 040_leaks.pl 050_hostile_redis.pl 080_recovery.pl 091_query_stats_concurrency.pl 120_tls.pl 150_acl.pl 160_settings.pl 243_managed.pl 260_values.pl 262_review15b.pl 270_sessions.pl 280_single_flight.pl 282_review_flight.pl 292_review_compress.pl 300_rules.pl 302_review_rules.pl 303_review_rules2.pl 304_policies.pl 310_warming.pl 312_refresh_ahead.pl 314_review_refresh.pl 244_cluster_wired.pl 306_rules_protocols.pl 308_review_meaning.pl 309_review_meaning2.pl 316_refresh_consistency.pl 012_no_preload.pl 318_refresh_databases.pl 245_cluster_tls.pl 319_review_refresh_db.pl 246_review_spread.pl 233_review_gather.pl} " in
