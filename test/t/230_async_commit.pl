@@ -86,18 +86,8 @@ my $call_t = q{SELECT * FROM cached_query('SELECT v FROM t') AS x(v int)};
 my $call_u = q{SELECT * FROM cached_query('SELECT w FROM u') AS x(w int)};
 sub v_now { return $primary->safe_psql('postgres', 'SELECT v FROM t'); }
 
-# Poll $cond (bounded by $secs); true when it held.
-sub wait_until
-{
-	my ($cond, $secs) = @_;
-	my $deadline = time() + $secs;
-	while (time() < $deadline)
-	{
-		return 1 if $cond->();
-		sleep(0.02);
-	}
-	return $cond->() ? 1 : 0;
-}
+# wait_until: CacheExt::Util's
+sub wait_until { return CacheExt::Util::wait_until(@_); }
 
 # The commit queue worker's pid (it sends the queued bumps): it has no database connection, so it is not in
 # pg_stat_activity; the postmaster's child whose title names it.

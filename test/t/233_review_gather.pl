@@ -57,17 +57,8 @@ SELECT cache_track('t');
 });
 my $call_t = q{SELECT * FROM cached_query('SELECT v FROM t') AS x(v int)};
 
-sub wait_until
-{
-	my ($cond, $secs) = @_;
-	my $deadline = time() + $secs;
-	while (time() < $deadline)
-	{
-		return 1 if $cond->();
-		sleep(0.02);
-	}
-	return $cond->() ? 1 : 0;
-}
+# wait_until: CacheExt::Util's
+sub wait_until { return CacheExt::Util::wait_until(@_); }
 
 sub set_delay
 {

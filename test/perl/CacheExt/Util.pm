@@ -27,7 +27,7 @@ use Test::More;
 our @EXPORT =
   qw(sql_literal cq direct_rows cache_call call_is cache_stats stats_delta fd_count
   sales_fixture);
-our @EXPORT_OK = qw(crc32c wire_steps until_hit);
+our @EXPORT_OK = qw(crc32c wire_steps until_hit wait_until);
 
 # until_hit(\&call, $db, $want, $what, $seconds): call $call->($db) (it
 # returns "value\nSTATUS") until it says HIT, for at most $seconds; every
@@ -55,6 +55,21 @@ sub until_hit
 	like($out, qr/^\Q$want\E\nHIT$/, "$what: the right value, then a hit")
 	  or diag explain \@seen;
 	return;
+}
+
+# wait_until(\&cond, $seconds, $poll_seconds): true as soon as $cond->()
+# is, polling every $poll_seconds (default 0.02) for at most $seconds; at
+# the end $cond gets one last chance.
+sub wait_until
+{
+	my ($cond, $secs, $poll) = @_;
+	my $deadline = Time::HiRes::time() + $secs;
+	while (Time::HiRes::time() < $deadline)
+	{
+		return 1 if $cond->();
+		Time::HiRes::usleep(int(($poll // 0.02) * 1_000_000));
+	}
+	return $cond->() ? 1 : 0;
 }
 
 # The output of test/lib/pgwire_steps.py running the protocol steps given
