@@ -139,6 +139,9 @@ struct ClusterMap;
 extern const struct ClusterMap *ClusterMapInUse(void);
 extern bool ClusterRefreshMap(TimestampTz deadline);
 
+/* "host:port" ("[host]:port" for IPv6) into out (REDIS_ADDR_LEN). */
+extern void ClusterNodeAddr(char *out, const char *host, int port);
+
 /* Connect c to node m of the map, with AUTH; false with the failure noted. */
 extern bool ClusterOpenMaster(RedisConn *c, int m, TimestampTz deadline);
 

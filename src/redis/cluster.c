@@ -337,8 +337,9 @@ master_of(int slot)
 	return -1;
 }
 
-static void
-format_addr(char *out, const char *host, int port)
+/* ClusterNodeAddr (client_internal.h) */
+void
+ClusterNodeAddr(char *out, const char *host, int port)
 {
 	if (strchr(host, ':') != NULL)
 		snprintf(out, REDIS_ADDR_LEN, "[%s]:%d", host, port);
@@ -358,7 +359,7 @@ ClusterServes(const RedisConn *c, int slot)
 	m = ClusterMapMaster(map, slot);
 	if (m < 0)
 		return false;
-	format_addr(addr, map->nodes[m].host, map->nodes[m].port);
+	ClusterNodeAddr(addr, map->nodes[m].host, map->nodes[m].port);
 	return strcmp(addr, c->addr) == 0;
 }
 

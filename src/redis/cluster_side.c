@@ -104,10 +104,22 @@ sides_check_url(void)
 static void
 node_addr(char *out, const ClusterNode *node)
 {
-	if (strchr(node->host, ':') != NULL)
-		snprintf(out, REDIS_ADDR_LEN, "[%s]:%d", node->host, node->port);
-	else
-		snprintf(out, REDIS_ADDR_LEN, "%s:%d", node->host, node->port);
+	ClusterNodeAddr(out, node->host, node->port);
+}
+
+/* The index in map of the node at addr, or -1. */
+static int
+node_at(const ClusterMap *map, const char *addr)
+{
+	for (int i = 0; map != NULL && i < map->nnodes; i++)
+	{
+		char a[REDIS_ADDR_LEN];
+
+		node_addr(a, &map->nodes[i]);
+		if (strcmp(a, addr) == 0)
+			return i;
+	}
+	return -1;
 }
 
 /* The side of node m of the map: the one kept for it, or a free one. */
@@ -234,16 +246,8 @@ route(int n, RedisCommand *cmds, int *dest, SideGroup *groups, int *ngroups,
 static bool
 open_side(Side *s, const ClusterMap *map, TimestampTz deadline)
 {
-	int m = -1;
+	int m = node_at(map, s->addr);
 
-	for (int i = 0; i < map->nnodes && m < 0; i++)
-	{
-		char addr[REDIS_ADDR_LEN];
-
-		node_addr(addr, &map->nodes[i]);
-		if (strcmp(addr, s->addr) == 0)
-			m = i;
-	}
 	if (m < 0)
 	{
 		ClientSoftFailure(REDIS_FAIL_SERVER_ERROR, "not in the slot map any more");
@@ -499,18 +503,11 @@ RedisExecAt(const char *addr, int ncmds, RedisCommand *cmds,
 													   cache_ext_command_timeout);
 	const ClusterMap *map = ClusterMapInUse();
 	SideGroup g;
-	int m = -1;
+	int m;
 	bool ok;
 
 	sides_check_url();
-	for (int i = 0; map != NULL && i < map->nnodes && m < 0; i++)
-	{
-		char a[REDIS_ADDR_LEN];
-
-		node_addr(a, &map->nodes[i]);
-		if (strcmp(a, addr) == 0)
-			m = i;
-	}
+	m = node_at(map, addr);
 	if (m < 0)
 	{
 		ClientSoftFailure(REDIS_FAIL_SERVER_ERROR,
